@@ -1,0 +1,210 @@
+/**
+ * Plain-data types of the EventFold: event ids, the user's event specification, deltas,
+ * snapshots and diffs. Everything here is immutable data with no behaviour, so the codec and
+ * the runtime can depend on it without depending on the fold's implementation.
+ *
+ * @module
+ */
+
+/**
+ * A participant of the cluster, identified by a string (in the runtime: the libp2p peer id in
+ * its canonical base58 form).
+ */
+export type Participant = string
+
+/**
+ * The totally ordered identity of an event: ordered by `counter`, then by `participant`.
+ *
+ * The special value {@link BOTTOM} (`counter` 0, `participant` "") sorts before every real
+ * event; real events always have `counter >= 1`. Counters are Lamport-style: a participant's
+ * next event takes one more than the largest counter it has seen, so ids are unique per
+ * participant.
+ */
+export interface EventId {
+  /** Lamport counter, `>= 1` for real events, `0` only for {@link BOTTOM}. */
+  readonly counter: number
+  /** The participant that created the event; `""` only for {@link BOTTOM}. */
+  readonly participant: Participant
+}
+
+/** The event id before every other event. */
+export const BOTTOM: EventId = Object.freeze({ counter: 0, participant: '' })
+
+/** Whether `id` is {@link BOTTOM}. */
+export function isBottom (id: EventId): boolean {
+  return id.counter === 0
+}
+
+/** Compares two event ids: negative if `a < b`, 0 if equal, positive if `a > b`. */
+export function compareEventIds (a: EventId, b: EventId): number {
+  if (a.counter !== b.counter) return a.counter < b.counter ? -1 : 1
+  if (a.participant === b.participant) return 0
+  return a.participant < b.participant ? -1 : 1
+}
+
+/** A stable string form of an event id, usable as a map key: `"counter:participant"`. */
+export function eventIdKey (id: EventId): string {
+  return `${id.counter}:${id.participant}`
+}
+
+/**
+ * The result of applying a user event to a state: either an output with the new state, or a
+ * system error with an output (the event then changes nothing, and its output is reported
+ * once every participant has seen the same failure).
+ */
+export type ApplyResult<S, O> =
+  | { readonly ok: true, readonly output: O, readonly state: S }
+  | { readonly ok: false, readonly output: O }
+
+/**
+ * The user's event specification: what an event does to the shared state.
+ *
+ * Rules the fold relies on:
+ * 1. `apply`, `join` and `unjoin` are deterministic and total: the same arguments give the
+ *    same result on every peer, and they may be called more than once for the same event
+ *    (once for the projection, again when the event folds into the infimum, again when a late
+ *    event forces the projection to be recomputed).
+ * 2. They must not mutate the state they are given: they return a new state, which may share
+ *    unchanged parts with the old one. The infimum and the projection share state objects, so
+ *    a mutation would corrupt the settled value. Pass `freezeStates: true` in
+ *    {@link EventFoldOptions} during development to turn violations into `TypeError`s.
+ *
+ * @typeParam E - the user's event type
+ * @typeParam S - the state the events fold into
+ * @typeParam O - the output an event produces
+ */
+export interface EventSpec<E, S, O> {
+  /** The state of a fresh cluster. */
+  init: () => S
+  /** Applies one event. Must be deterministic and must not mutate `state`. */
+  apply: (event: E, state: S) => ApplyResult<S, O>
+  /**
+   * Called when `participant` joins the cluster (its Join folds).
+   * @default the state unchanged
+   */
+  join?: (participant: Participant, state: S) => S
+  /**
+   * Called when `participant` leaves or is ejected (its UnJoin folds).
+   * @default the state unchanged
+   */
+  unjoin?: (participant: Participant, state: S) => S
+}
+
+/** Options of an EventFold that are not part of its replicated value. */
+export interface EventFoldOptions {
+  /**
+   * Deep-freeze every state returned by `init`, `apply`, `join` and `unjoin`, so that an
+   * event spec that mutates its input state fails loudly with a `TypeError` instead of
+   * silently corrupting the infimum. Costs time proportional to the new parts of each state.
+   * @default false
+   */
+  freezeStates?: boolean
+}
+
+/**
+ * One change in the fold's total order.
+ * - `event`: a user event.
+ * - `join` / `unjoin`: a participant enters or leaves.
+ * - `error`: a user event whose `apply` failed here; it folds (changing nothing) once every
+ *   participant has acknowledged the failure (`errorAcks`).
+ */
+export type Delta<E, O> =
+  | { readonly kind: 'event', readonly event: E }
+  | { readonly kind: 'join', readonly participant: Participant }
+  | { readonly kind: 'unjoin', readonly participant: Participant }
+  | { readonly kind: 'error', readonly output: O, readonly errorAcks: readonly Participant[] }
+
+/**
+ * A summary of every event folded into an infimum: how many folded and a 53-bit hash chain
+ * over their ids in order. Two replicas whose infima have the same id but different digests
+ * have diverged; a diff carries the sender's digest so the receiver can prove it holds every
+ * event the sender folded (see "the late joiner" in docs/ARCHITECTURE.md).
+ */
+export interface InfimumDigest {
+  /** Number of events folded since the fold was created. */
+  readonly count: number
+  /** Hash chain over the folded event ids, an integer in [0, 2^53). */
+  readonly hash: number
+}
+
+/** The settled part of a fold: everything at or below `id` is identical on every replica. */
+export interface InfimumSnapshot<S> {
+  /** The id of the last event folded into the infimum. */
+  readonly id: EventId
+  /** Digest of every event folded so far. */
+  readonly digest: InfimumDigest
+  /** The participants after the last folded event, sorted. */
+  readonly participants: readonly Participant[]
+  /** The state after the last folded event. */
+  readonly state: S
+}
+
+/** An outstanding event with the participants that have acknowledged it (sorted). */
+export interface OutstandingEvent<E, O> {
+  /** The event's id. */
+  readonly id: EventId
+  /** What the event does. */
+  readonly delta: Delta<E, O>
+  /** Participants known to have acknowledged the event, sorted. */
+  readonly acks: readonly Participant[]
+}
+
+/** A whole EventFold as plain data: what a full merge sends and what storage persists. */
+export interface EventFoldSnapshot<E, S, O> {
+  /** The cluster's name; folds of different origins never merge. */
+  readonly origin: string
+  /** The settled value. */
+  readonly infimum: InfimumSnapshot<S>
+  /** Outstanding events in ascending id order. */
+  readonly events: ReadonlyArray<OutstandingEvent<E, O>>
+}
+
+/**
+ * An outstanding event inside a {@link Diff}. `delta` is left out when the diff's target has
+ * already acknowledged the event (it must hold the body already).
+ */
+export interface DiffEvent<E, O> {
+  /** The event's id. */
+  readonly id: EventId
+  /** The event body, or `undefined` when the target already has it. */
+  readonly delta: Delta<E, O> | undefined
+  /** Participants known to have acknowledged the event, sorted. */
+  readonly acks: readonly Participant[]
+}
+
+/**
+ * What one replica sends another that already shares its infimum's history: its outstanding
+ * events (bodies the target acknowledged left out) and its infimum id and digest, which act
+ * as an acknowledgement by everyone of every event up to that id.
+ */
+export interface Diff<E, O> {
+  /** The cluster's name. */
+  readonly origin: string
+  /** The sender's infimum id. */
+  readonly infimumId: EventId
+  /** The sender's infimum digest. */
+  readonly infimumDigest: InfimumDigest
+  /** The sender's outstanding events in ascending id order. */
+  readonly events: ReadonlyArray<DiffEvent<E, O>>
+}
+
+/** A consistent output: the output an event produced when it folded into the infimum. */
+export interface ConsistentOutput<O> {
+  /** The event that folded. */
+  readonly id: EventId
+  /** Its output, identical on every replica. */
+  readonly output: O
+}
+
+/**
+ * What every update of a fold reports.
+ */
+export interface UpdateResult<O> {
+  /** Outputs of the events this update folded into the infimum, in id order. */
+  readonly outputs: ReadonlyArray<ConsistentOutput<O>>
+  /**
+   * Whether the fold changed in a way other replicas should learn about (new events, new
+   * acknowledgements or a moved infimum).
+   */
+  readonly propagate: boolean
+}
