@@ -1,0 +1,561 @@
+/**
+ * Binary encodings of the EventFold's plain data ({@link EventFoldSnapshot}, {@link Diff},
+ * {@link EventId}) for the wire and for storage. User events, states and outputs are written
+ * by the application's codecs ({@link FoldCodecs}); this module owns only the frame around
+ * them. Encodings are deterministic and canonical (a value has exactly one valid encoding),
+ * and decoding validates every structural invariant the fold relies on, so a fold never sees
+ * an unsorted ack list or an event below its infimum from a malformed message.
+ *
+ * ## Byte layout, format version 1
+ *
+ * Primitives:
+ * - `u8`: one byte.
+ * - `varuint`: unsigned LEB128, 7 bits per byte, low group first; at most 8 bytes, value at
+ *   most 2^53 - 1, no overlong form (the last byte of a multi-byte varuint is never 0).
+ * - `string`: `varuint` byte length, then UTF-8 (valid, no lone surrogates; a leading BOM is
+ *   data).
+ * - `E`, `S`, `O`: a user event, state or output, written by the matching {@link Codec},
+ *   not length-prefixed.
+ *
+ * Header, at the start of every top-level encoding:
+ * ```
+ * 0x4C 0x47 0x4E   magic "LGN"
+ * u8 version       1
+ * u8 kind          1 = EventFold, 2 = Diff, 3 = EventId;
+ *                  4..15 reserved for this module, 16..255 reserved for runtime wire messages
+ * ```
+ * Decoding checks magic (`bad-magic`), version (`bad-version`) and kind (`bad-kind`), and
+ * that no byte follows the value (`trailing-bytes`).
+ *
+ * Participant table. Peer ids are long and repeat in every event id and ack list, so an
+ * EventFold or Diff message lists each distinct participant once and then refers to it by
+ * index (`pidx`, a `varuint` index into the table):
+ * ```
+ * varuint n        then n × string, strictly ascending by UTF-16 code units
+ * ```
+ * Every entry must be referenced at least once by the message (`invalid` otherwise), so the
+ * table is a function of the value. Because the table is sorted, comparing indexes compares
+ * participants.
+ *
+ * Participant set (infimum participants, acks, error acks), sorted and unique by construction:
+ * ```
+ * varuint n        then, if n > 0: pidx of the first, and for each next one
+ *                  varuint (index - previous index - 1)
+ * ```
+ *
+ * Event id, indexed form (inside EventFold and Diff):
+ * ```
+ * varuint counter  0 means BOTTOM (counter 0, participant ""), and nothing follows
+ * pidx participant only when counter >= 1
+ * ```
+ * Event id, standalone form (kind 3, and {@link writeEventId}): the same, with the participant
+ * as a `string` instead of a `pidx`.
+ *
+ * Event list: ids strictly ascend and all exceed the infimum id, so each id is written
+ * relative to the one before (the infimum id for the first):
+ * ```
+ * varuint n        then n × event:
+ *   varuint counter - previous counter    (>= 0; when 0, pidx must exceed the previous pidx)
+ *   pidx participant
+ *   u8 delta tag   1 = event: E
+ *                  2 = join: pidx
+ *                  3 = unjoin: pidx
+ *                  4 = error: O, participant set (errorAcks)
+ *                  0 = body left out (Diff only)
+ *   participant set acks
+ * ```
+ * Counters must be safe integers >= 1.
+ *
+ * EventFold (kind 1):
+ * ```
+ * header · string origin · participant table · indexed event id (infimum.id) ·
+ * varuint digest.count · varuint digest.hash · participant set (infimum.participants) ·
+ * S infimum.state · event list
+ * ```
+ * Diff (kind 2):
+ * ```
+ * header · string origin · participant table · indexed event id (infimumId) ·
+ * varuint digest.count · varuint digest.hash · event list (tag 0 allowed)
+ * ```
+ * EventId (kind 3):
+ * ```
+ * header · standalone event id
+ * ```
+ *
+ * @module
+ */
+import { Reader, Writer } from './buffer.js'
+import { DEFAULT_DECODE_LIMITS, decodeWithin, resolveDecodeLimits, type Codec, type DecodeLimits } from './codec.js'
+import { DecodeError, EncodeError } from './errors.js'
+import {
+  BOTTOM,
+  compareEventIds,
+  type Delta,
+  type Diff,
+  type DiffEvent,
+  type EventFoldSnapshot,
+  type EventId,
+  type InfimumDigest,
+  type OutstandingEvent,
+  type Participant
+} from '../eventfold/types.js'
+
+/** The codecs of a fold's user types. */
+export interface FoldCodecs<E, S, O> {
+  /** Codec of user events. */
+  readonly event: Codec<E>
+  /** Codec of the folded state. */
+  readonly state: Codec<S>
+  /** Codec of event outputs. */
+  readonly output: Codec<O>
+}
+
+/** The magic bytes every top-level encoding starts with: ASCII "LGN". */
+export const MAGIC: Uint8Array = Uint8Array.of(0x4c, 0x47, 0x4e)
+
+/** The format version this build writes and reads. */
+export const FORMAT_VERSION = 1
+
+/** Kinds of top-level encodings (the header's kind byte). */
+export const MessageKind = Object.freeze({
+  /** An {@link EventFoldSnapshot}. */
+  eventFold: 1,
+  /** A {@link Diff}. */
+  diff: 2,
+  /** A standalone {@link EventId}. */
+  eventId: 3
+})
+
+/** The first kind byte reserved for runtime wire messages; kinds 16..255 are theirs. */
+export const FIRST_WIRE_KIND = 16
+
+const DELTA_OMITTED = 0
+const DELTA_EVENT = 1
+const DELTA_JOIN = 2
+const DELTA_UNJOIN = 3
+const DELTA_ERROR = 4
+
+/** Smallest encoded event: counter step, pidx, delta tag, empty ack set. */
+const MIN_EVENT_BYTES = 4
+
+/** Writes the 5-byte header: magic, {@link FORMAT_VERSION}, `kind`. */
+export function writeHeader (w: Writer, kind: number): void {
+  w.writeRaw(MAGIC)
+  w.writeUint8(FORMAT_VERSION)
+  w.writeUint8(kind)
+}
+
+/**
+ * Reads a header and returns its kind byte. Throws `bad-magic` or `bad-version`; the caller
+ * checks the kind.
+ */
+export function readHeader (r: Reader): number {
+  for (let i = 0; i < MAGIC.length; i++) {
+    if (r.readUint8() !== MAGIC[i]) throw new DecodeError('bad-magic', 'input does not start with the "LGN" magic bytes')
+  }
+  const version = r.readUint8()
+  if (version !== FORMAT_VERSION) throw new DecodeError('bad-version', `format version ${version}, expected ${FORMAT_VERSION}`)
+  return r.readUint8()
+}
+
+function expectKind (r: Reader, kind: number): void {
+  const actual = readHeader(r)
+  if (actual !== kind) throw new DecodeError('bad-kind', `message kind ${actual}, expected ${kind}`)
+}
+
+function checkEventIdForEncoding (id: EventId): void {
+  if (id.counter === 0) {
+    if (id.participant !== '') throw new EncodeError(`event id with counter 0 must be BOTTOM, got participant ${JSON.stringify(id.participant)}`)
+  } else if (!(Number.isSafeInteger(id.counter) && id.counter >= 1)) {
+    throw new EncodeError(`event id counter must be a safe integer >= 1, got ${String(id.counter)}`)
+  }
+}
+
+/** Writes an event id in standalone form: varuint counter, then the participant unless BOTTOM. */
+export function writeEventId (w: Writer, id: EventId): void {
+  checkEventIdForEncoding(id)
+  w.writeVarUint(id.counter)
+  if (id.counter !== 0) w.writeString(id.participant)
+}
+
+/** Reads an event id written by {@link writeEventId}. */
+export function readEventId (r: Reader, limits: DecodeLimits = DEFAULT_DECODE_LIMITS): EventId {
+  const counter = r.readVarUint()
+  if (counter === 0) return BOTTOM
+  return { counter, participant: r.readString(limits.maxStringBytes) }
+}
+
+/**
+ * The encoding side of a participant table: collects participants, then writes the table
+ * and refers to participants by index. Exported so runtime wire messages can share the
+ * layout.
+ */
+export class ParticipantTableWriter {
+  private readonly names = new Set<Participant>()
+  private index: Map<Participant, number> | undefined
+
+  /** Adds a participant; call for every participant the message will write, before {@link write}. */
+  add (participant: Participant): void {
+    this.names.add(participant)
+  }
+
+  /** Adds every participant of a list. */
+  addAll (participants: readonly Participant[]): void {
+    for (let i = 0; i < participants.length; i++) this.names.add(participants[i] as Participant)
+  }
+
+  /** Adds the participant of an event id, unless it is BOTTOM. */
+  addEventId (id: EventId): void {
+    if (id.counter !== 0) this.names.add(id.participant)
+  }
+
+  /** Writes the table (sorted); no participant may be added afterwards. */
+  write (w: Writer): void {
+    const sorted = [...this.names].sort()
+    this.index = new Map(sorted.map((name, i) => [name, i]))
+    w.writeVarUint(sorted.length)
+    for (const name of sorted) w.writeString(name)
+  }
+
+  /** Index of a participant in the written table. */
+  indexOf (participant: Participant): number {
+    const i = this.index?.get(participant)
+    if (i === undefined) throw new EncodeError(`participant ${JSON.stringify(participant)} is not in the table`)
+    return i
+  }
+
+  /** Writes a participant as its table index. */
+  writeParticipant (w: Writer, participant: Participant): void {
+    w.writeVarUint(this.indexOf(participant))
+  }
+
+  /** Writes an event id in indexed form. */
+  writeEventId (w: Writer, id: EventId): void {
+    checkEventIdForEncoding(id)
+    w.writeVarUint(id.counter)
+    if (id.counter !== 0) this.writeParticipant(w, id.participant)
+  }
+
+  /** Writes a participant set; throws {@link EncodeError} unless it is sorted and unique. */
+  writeSet (w: Writer, participants: readonly Participant[]): void {
+    w.writeVarUint(participants.length)
+    let previous = -1
+    for (let i = 0; i < participants.length; i++) {
+      const index = this.indexOf(participants[i] as Participant)
+      if (index <= previous) throw new EncodeError(`participant list not sorted and unique at ${JSON.stringify(participants[i])}`)
+      w.writeVarUint(index - previous - 1)
+      previous = index
+    }
+  }
+}
+
+/**
+ * The decoding side of a participant table: reads the table, resolves indexes, and checks at
+ * the end that every entry was used (so the table is canonical).
+ */
+export class ParticipantTableReader {
+  private readonly used: Uint8Array
+  private usedCount = 0
+
+  private constructor (private readonly names: readonly Participant[]) {
+    this.used = new Uint8Array(names.length)
+  }
+
+  /** Reads a table; its strings must be strictly ascending. */
+  static read (r: Reader, limits: DecodeLimits): ParticipantTableReader {
+    const n = r.readCount(limits.maxItems, 1, 'participant table')
+    const names: Participant[] = []
+    for (let i = 0; i < n; i++) {
+      const name = r.readString(limits.maxStringBytes)
+      if (i > 0 && !((names[i - 1] as string) < name)) {
+        throw new DecodeError('invalid', 'participant table not strictly ascending')
+      }
+      names.push(name)
+    }
+    return new ParticipantTableReader(names)
+  }
+
+  /** The table's participants, ascending. */
+  get participants (): readonly Participant[] {
+    return this.names
+  }
+
+  /** Reads a participant index, checks it and marks it used. */
+  readIndex (r: Reader): number {
+    const i = r.readVarUint()
+    this.use(i)
+    return i
+  }
+
+  private use (i: number): void {
+    if (i >= this.names.length) throw new DecodeError('invalid', `participant index ${i} outside a table of ${this.names.length}`)
+    if (this.used[i] === 0) {
+      this.used[i] = 1
+      this.usedCount++
+    }
+  }
+
+  /** Reads a participant written as a table index. */
+  readParticipant (r: Reader): Participant {
+    return this.names[this.readIndex(r)] as Participant
+  }
+
+  /** Reads an event id in indexed form. */
+  readEventId (r: Reader): EventId {
+    const counter = r.readVarUint()
+    if (counter === 0) return BOTTOM
+    return { counter, participant: this.readParticipant(r) }
+  }
+
+  /** Reads a participant set (sorted and unique by construction). */
+  readSet (r: Reader, limits: DecodeLimits): Participant[] {
+    const n = r.readCount(limits.maxItems, 1, 'participant set')
+    const set: Participant[] = []
+    let index = -1
+    for (let i = 0; i < n; i++) {
+      index += r.readVarUint() + 1
+      this.use(index)
+      set.push(this.names[index] as Participant)
+    }
+    return set
+  }
+
+  /** Throws `invalid` if an entry of the table was never referenced. */
+  expectAllUsed (): void {
+    if (this.usedCount !== this.names.length) {
+      throw new DecodeError('invalid', `${this.names.length - this.usedCount} participant table entries are never used`)
+    }
+  }
+}
+
+interface EncodableEvent<E, O> {
+  readonly id: EventId
+  readonly delta: Delta<E, O> | undefined
+  readonly acks: readonly Participant[]
+}
+
+function collectEvents<E, O> (table: ParticipantTableWriter, events: ReadonlyArray<EncodableEvent<E, O>>): void {
+  for (let i = 0; i < events.length; i++) {
+    const event = events[i] as EncodableEvent<E, O>
+    table.addEventId(event.id)
+    table.addAll(event.acks)
+    const delta = event.delta
+    if (delta === undefined) continue
+    if (delta.kind === 'join' || delta.kind === 'unjoin') table.add(delta.participant)
+    else if (delta.kind === 'error') table.addAll(delta.errorAcks)
+  }
+}
+
+function writeDigest (w: Writer, digest: InfimumDigest): void {
+  w.writeVarUint(digest.count)
+  w.writeVarUint(digest.hash)
+}
+
+function readDigest (r: Reader): InfimumDigest {
+  const count = r.readVarUint()
+  const hash = r.readVarUint()
+  return { count, hash }
+}
+
+function writeEvents<E, S, O> (
+  w: Writer,
+  table: ParticipantTableWriter,
+  codecs: FoldCodecs<E, S, O>,
+  infimumId: EventId,
+  events: ReadonlyArray<EncodableEvent<E, O>>,
+  allowOmitted: boolean
+): void {
+  w.writeVarUint(events.length)
+  let previous = infimumId
+  for (let i = 0; i < events.length; i++) {
+    const event = events[i] as EncodableEvent<E, O>
+    const id = event.id
+    checkEventIdForEncoding(id)
+    if (compareEventIds(previous, id) >= 0) {
+      throw new EncodeError(`event ${id.counter}:${id.participant} is not above the one before it (infimum or previous event)`)
+    }
+    w.writeVarUint(id.counter - previous.counter)
+    table.writeParticipant(w, id.participant)
+    const delta = event.delta
+    if (delta === undefined) {
+      if (!allowOmitted) throw new EncodeError('an EventFold event must have a delta')
+      w.writeUint8(DELTA_OMITTED)
+    } else {
+      switch (delta.kind) {
+        case 'event':
+          w.writeUint8(DELTA_EVENT)
+          codecs.event.encode(delta.event, w)
+          break
+        case 'join':
+          w.writeUint8(DELTA_JOIN)
+          table.writeParticipant(w, delta.participant)
+          break
+        case 'unjoin':
+          w.writeUint8(DELTA_UNJOIN)
+          table.writeParticipant(w, delta.participant)
+          break
+        case 'error':
+          w.writeUint8(DELTA_ERROR)
+          codecs.output.encode(delta.output, w)
+          table.writeSet(w, delta.errorAcks)
+          break
+        default:
+          throw new EncodeError(`unknown delta kind ${String((delta as { kind: unknown }).kind)}`)
+      }
+    }
+    table.writeSet(w, event.acks)
+    previous = id
+  }
+}
+
+function readEvents<E, S, O> (
+  r: Reader,
+  table: ParticipantTableReader,
+  codecs: FoldCodecs<E, S, O>,
+  limits: DecodeLimits,
+  infimumId: EventId,
+  allowOmitted: boolean
+): Array<DiffEvent<E, O>> {
+  const n = r.readCount(limits.maxItems, MIN_EVENT_BYTES, 'event list')
+  const events: Array<DiffEvent<E, O>> = []
+  let previousCounter = infimumId.counter
+  // BOTTOM has no index; -1 sorts below every participant, as "" does.
+  let previousIndex = infimumId.counter === 0 ? -1 : table.participants.indexOf(infimumId.participant)
+  for (let i = 0; i < n; i++) {
+    const step = r.readVarUint()
+    const counter = previousCounter + step
+    const index = table.readIndex(r)
+    if (!Number.isSafeInteger(counter) || counter < 1) throw new DecodeError('invalid', `event counter ${counter} is not a safe integer >= 1`)
+    if (step === 0 && index <= previousIndex) {
+      throw new DecodeError('invalid', `event ids not strictly ascending above the infimum at event ${i}`)
+    }
+    const id: EventId = { counter, participant: table.participants[index] as Participant }
+    const tag = r.readUint8()
+    let delta: Delta<E, O> | undefined
+    switch (tag) {
+      case DELTA_EVENT:
+        delta = { kind: 'event', event: codecs.event.decode(r, limits) }
+        break
+      case DELTA_JOIN:
+        delta = { kind: 'join', participant: table.readParticipant(r) }
+        break
+      case DELTA_UNJOIN:
+        delta = { kind: 'unjoin', participant: table.readParticipant(r) }
+        break
+      case DELTA_ERROR: {
+        const output = codecs.output.decode(r, limits)
+        delta = { kind: 'error', output, errorAcks: table.readSet(r, limits) }
+        break
+      }
+      case DELTA_OMITTED:
+        // Only a diff may leave a body out; an EventFold carries every one.
+        if (!allowOmitted) throw new DecodeError('bad-tag', `delta tag 0 (body left out) in an EventFold at offset ${r.offset - 1}`)
+        delta = undefined
+        break
+      default:
+        throw new DecodeError('bad-tag', `unknown delta tag ${tag} at offset ${r.offset - 1}`)
+    }
+    events.push({ id, delta, acks: table.readSet(r, limits) })
+    previousCounter = counter
+    previousIndex = index
+  }
+  return events
+}
+
+/** Encodes an event id on its own (kind 3). Throws {@link EncodeError} for an invalid id. */
+export function encodeEventId (id: EventId): Uint8Array {
+  const w = new Writer(32)
+  writeHeader(w, MessageKind.eventId)
+  writeEventId(w, id)
+  return w.finish()
+}
+
+/** Decodes bytes from {@link encodeEventId}. Throws only {@link DecodeError}. */
+export function decodeEventId (bytes: Uint8Array, limits?: Partial<DecodeLimits>): EventId {
+  const resolved = resolveDecodeLimits(limits)
+  return decodeWithin(bytes, resolved, (r) => {
+    expectKind(r, MessageKind.eventId)
+    return readEventId(r, resolved)
+  })
+}
+
+/**
+ * Encodes a whole fold (kind 1). Deterministic: equal snapshots give equal bytes.
+ * @throws {@link EncodeError} if the snapshot breaks an invariant (events not strictly
+ * ascending above the infimum, unsorted ack or participant lists, bad counters) or a user
+ * codec rejects a value
+ */
+export function encodeEventFold<E, S, O> (snapshot: EventFoldSnapshot<E, S, O>, codecs: FoldCodecs<E, S, O>): Uint8Array {
+  const { infimum, events } = snapshot
+  const table = new ParticipantTableWriter()
+  table.addEventId(infimum.id)
+  table.addAll(infimum.participants)
+  collectEvents(table, events)
+  const w = new Writer(1024)
+  writeHeader(w, MessageKind.eventFold)
+  w.writeString(snapshot.origin)
+  table.write(w)
+  table.writeEventId(w, infimum.id)
+  writeDigest(w, infimum.digest)
+  table.writeSet(w, infimum.participants)
+  codecs.state.encode(infimum.state, w)
+  writeEvents(w, table, codecs, infimum.id, events, false)
+  return w.finish()
+}
+
+/**
+ * Decodes bytes from {@link encodeEventFold}, validating every invariant of the snapshot.
+ * Throws only {@link DecodeError}.
+ */
+export function decodeEventFold<E, S, O> (
+  bytes: Uint8Array,
+  codecs: FoldCodecs<E, S, O>,
+  limits?: Partial<DecodeLimits>
+): EventFoldSnapshot<E, S, O> {
+  const resolved = resolveDecodeLimits(limits)
+  return decodeWithin(bytes, resolved, (r) => {
+    expectKind(r, MessageKind.eventFold)
+    const origin = r.readString(resolved.maxStringBytes)
+    const table = ParticipantTableReader.read(r, resolved)
+    const id = table.readEventId(r)
+    const digest = readDigest(r)
+    const participants = table.readSet(r, resolved)
+    const state = codecs.state.decode(r, resolved)
+    const events = readEvents(r, table, codecs, resolved, id, false) as Array<OutstandingEvent<E, O>>
+    table.expectAllUsed()
+    return { origin, infimum: { id, digest, participants, state }, events }
+  })
+}
+
+/**
+ * Encodes a diff (kind 2). Deterministic.
+ * @throws {@link EncodeError} if the diff breaks an invariant or a user codec rejects a value
+ */
+export function encodeDiff<E, S, O> (diff: Diff<E, O>, codecs: FoldCodecs<E, S, O>): Uint8Array {
+  const table = new ParticipantTableWriter()
+  table.addEventId(diff.infimumId)
+  collectEvents(table, diff.events)
+  const w = new Writer(1024)
+  writeHeader(w, MessageKind.diff)
+  w.writeString(diff.origin)
+  table.write(w)
+  table.writeEventId(w, diff.infimumId)
+  writeDigest(w, diff.infimumDigest)
+  writeEvents(w, table, codecs, diff.infimumId, diff.events, true)
+  return w.finish()
+}
+
+/** Decodes bytes from {@link encodeDiff}, validating its invariants. Throws only {@link DecodeError}. */
+export function decodeDiff<E, S, O> (bytes: Uint8Array, codecs: FoldCodecs<E, S, O>, limits?: Partial<DecodeLimits>): Diff<E, O> {
+  const resolved = resolveDecodeLimits(limits)
+  return decodeWithin(bytes, resolved, (r) => {
+    expectKind(r, MessageKind.diff)
+    const origin = r.readString(resolved.maxStringBytes)
+    const table = ParticipantTableReader.read(r, resolved)
+    const infimumId = table.readEventId(r)
+    const infimumDigest = readDigest(r)
+    const events = readEvents(r, table, codecs, resolved, infimumId, true)
+    table.expectAllUsed()
+    return { origin, infimumId, infimumDigest, events }
+  })
+}

@@ -1,0 +1,647 @@
+/**
+ * Specification of the binary codec: exact round trips, deterministic and canonical bytes,
+ * bounded decoding that throws nothing but DecodeError, and golden vectors that pin format
+ * version 1.
+ */
+import { test, describe } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import fc from 'fast-check'
+import {
+  DecodeError,
+  EncodeError,
+  Reader,
+  Writer,
+  jsonCodec,
+  encodeWith,
+  decodeWith,
+  encodeEventId,
+  decodeEventId,
+  encodeEventFold,
+  decodeEventFold,
+  encodeDiff,
+  decodeDiff,
+  writeHeader,
+  MessageKind,
+  DEFAULT_DECODE_LIMITS,
+  type Codec,
+  type DecodeErrorCode,
+  type FoldCodecs,
+  type JsonValue
+} from '../src/codec/index.js'
+import {
+  BOTTOM,
+  compareEventIds,
+  eventIdKey,
+  type Delta,
+  type Diff,
+  type DiffEvent,
+  type EventFoldSnapshot,
+  type EventId,
+  type OutstandingEvent
+} from '../src/eventfold/types.js'
+import { propertyParameters } from './support/property.js'
+import { goldenDiffs, goldenEventFolds, goldenEventIds, goldenJson } from './fixtures/codec-golden-values.js'
+
+type Snapshot = EventFoldSnapshot<JsonValue, JsonValue, JsonValue>
+type JsonDiff = Diff<JsonValue, JsonValue>
+
+const codecs: FoldCodecs<JsonValue, JsonValue, JsonValue> = { event: jsonCodec, state: jsonCodec, output: jsonCodec }
+
+const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex')
+const fromHex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'hex'))
+
+/** Runs `decode`; fails the test if it throws anything but a DecodeError. */
+function decodeOutcome<T> (decode: () => T): { ok: true, value: T } | { ok: false, code: DecodeErrorCode } {
+  try {
+    return { ok: true, value: decode() }
+  } catch (err) {
+    if (!(err instanceof DecodeError)) assert.fail(`decoder threw a non-DecodeError: ${String(err)}`)
+    assert.equal(err.name, 'DecodeError')
+    return { ok: false, code: err.code }
+  }
+}
+
+function expectDecodeError (code: DecodeErrorCode, decode: () => unknown): void {
+  const outcome = decodeOutcome(decode)
+  assert.equal(outcome.ok, false, 'decode should have failed')
+  if (!outcome.ok) assert.equal(outcome.code, code)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arbitraries
+
+/** fc.record, but always with Object.prototype: decoded values are plain objects, and deepStrictEqual compares prototypes. */
+function record<T> (model: { [K in keyof T]: fc.Arbitrary<T[K]> }): fc.Arbitrary<T> {
+  return fc.record(model, { noNullPrototype: true })
+}
+
+const stringArb = fc.oneof(
+  fc.string(),
+  fc.string({ unit: 'grapheme', maxLength: 20 }),
+  fc.string({ unit: 'binary', maxLength: 20 }),
+  // Long enough to leave the writer's short-string path and shrink a reserved length prefix.
+  fc.string({ unit: 'binary', minLength: 40, maxLength: 120 }),
+  fc.constantFrom('\uFEFFbom', 'é', '🌍', '\u0000', 'a'.repeat(43), 'é'.repeat(64))
+)
+
+const keyArb = fc.oneof(stringArb, fc.constantFrom('__proto__', 'constructor', 'toString', '', '10', '9', 'a', 'b'))
+
+const leafArb: fc.Arbitrary<JsonValue> = fc.oneof(
+  fc.constant(null),
+  fc.boolean(),
+  fc.integer(),
+  fc.maxSafeInteger(),
+  fc.double(),
+  fc.constantFrom(-0, Number.NaN, Infinity, -Infinity, 2 ** 53, -(2 ** 53), Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER, 0.1, 63, 64, -64, -65),
+  stringArb,
+  fc.bigInt(),
+  fc.bigInt({ min: -(2n ** 300n), max: 2n ** 300n }),
+  fc.uint8Array({ maxLength: 40 })
+)
+
+const jsonArb: fc.Arbitrary<JsonValue> = fc.letrec<{ value: JsonValue, array: JsonValue, object: JsonValue }>((tie) => ({
+  value: fc.oneof({ depthSize: 'small', withCrossShrink: true }, leafArb, tie('array'), tie('object')),
+  array: fc.array(tie('value'), { maxLength: 5 }),
+  object: fc.dictionary(keyArb, tie('value'), { maxKeys: 5, noNullPrototype: true })
+})).value
+
+const participantArb = fc.oneof(
+  fc.constantFrom('12D3KooWAlice', '12D3KooWBob', 'carol', 'Ω-dave', 'e'),
+  fc.string({ minLength: 1, maxLength: 8 })
+)
+
+const counterArb = fc.oneof(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 1000 }), fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }))
+
+function uniqueSortedEvents<T extends { id: EventId }> (events: T[], infimumId: EventId): T[] {
+  const byKey = new Map<string, T>()
+  for (const event of events) byKey.set(eventIdKey(event.id), event)
+  return [...byKey.values()]
+    .filter((event) => compareEventIds(event.id, infimumId) > 0)
+    .sort((a, b) => compareEventIds(a.id, b.id))
+}
+
+interface FoldParts {
+  pool: string[]
+  subset: fc.Arbitrary<string[]>
+  id: fc.Arbitrary<EventId>
+  infimumId: fc.Arbitrary<EventId>
+  delta: fc.Arbitrary<Delta<JsonValue, JsonValue>>
+}
+
+function foldParts (poolArb: fc.Arbitrary<string[]>): fc.Arbitrary<FoldParts> {
+  return poolArb.map((pool) => {
+    const sorted = [...pool].sort()
+    const subset = fc.subarray(sorted)
+    const member = fc.constantFrom(...sorted)
+    const id = record({ counter: counterArb, participant: member })
+    const delta = fc.oneof(
+      record({ kind: fc.constant('event' as const), event: jsonArb }),
+      record({ kind: fc.constant('join' as const), participant: member }),
+      record({ kind: fc.constant('unjoin' as const), participant: member }),
+      record({ kind: fc.constant('error' as const), output: jsonArb, errorAcks: subset })
+    )
+    return { pool: sorted, subset, id, infimumId: fc.oneof(fc.constant(BOTTOM), id), delta }
+  })
+}
+
+const poolArb = fc.uniqueArray(participantArb, { minLength: 1, maxLength: 6 })
+const digestArb = record({ count: fc.maxSafeNat(), hash: fc.maxSafeNat() })
+
+const snapshotArb: fc.Arbitrary<Snapshot> = foldParts(poolArb).chain((parts) =>
+  record({
+    origin: stringArb,
+    infimumId: parts.infimumId,
+    digest: digestArb,
+    participants: parts.subset,
+    state: jsonArb,
+    events: fc.array(record({ id: parts.id, delta: parts.delta, acks: parts.subset }), { maxLength: 10 })
+  }).map(({ origin, infimumId, digest, participants, state, events }): Snapshot => ({
+    origin,
+    infimum: { id: infimumId, digest, participants, state },
+    events: uniqueSortedEvents(events, infimumId) as Array<OutstandingEvent<JsonValue, JsonValue>>
+  }))
+)
+
+const diffArb: fc.Arbitrary<JsonDiff> = foldParts(poolArb).chain((parts) =>
+  record({
+    origin: stringArb,
+    infimumId: parts.infimumId,
+    infimumDigest: digestArb,
+    events: fc.array(record({ id: parts.id, delta: fc.option(parts.delta, { nil: undefined }), acks: parts.subset }), { maxLength: 10 })
+  }).map(({ origin, infimumId, infimumDigest, events }): JsonDiff => ({
+    origin,
+    infimumId,
+    infimumDigest,
+    events: uniqueSortedEvents(events, infimumId) as Array<DiffEvent<JsonValue, JsonValue>>
+  }))
+)
+
+const eventIdArb: fc.Arbitrary<EventId> = fc.oneof(
+  fc.constant(BOTTOM),
+  record({ counter: counterArb, participant: participantArb })
+)
+
+/** One edit of a byte string; positions are taken modulo the length. */
+type Mutation =
+  | { op: 'flip', at: number, bit: number }
+  | { op: 'set', at: number, byte: number }
+  | { op: 'insert', at: number, byte: number }
+  | { op: 'delete', at: number }
+  | { op: 'truncate', at: number }
+
+const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
+  record({ op: fc.constant('flip' as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
+  record({ op: fc.constant('set' as const), at: fc.nat(), byte: fc.constantFrom(0, 1, 0x7f, 0x80, 0xff, 2, 3, 4) }),
+  record({ op: fc.constant('insert' as const), at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }) }),
+  record({ op: fc.constant('delete' as const), at: fc.nat() }),
+  record({ op: fc.constant('truncate' as const), at: fc.nat() })
+)
+
+function mutate (input: Uint8Array, mutations: readonly Mutation[]): Uint8Array {
+  let bytes = Array.from(input)
+  for (const m of mutations) {
+    const at = bytes.length === 0 ? 0 : m.at % bytes.length
+    switch (m.op) {
+      case 'flip': if (bytes.length > 0) bytes[at] = (bytes[at] as number) ^ (1 << m.bit); break
+      case 'set': if (bytes.length > 0) bytes[at] = m.byte; break
+      case 'insert': bytes.splice(at, 0, m.byte); break
+      case 'delete': bytes.splice(at, 1); break
+      case 'truncate': bytes = bytes.slice(0, at); break
+    }
+  }
+  return Uint8Array.from(bytes)
+}
+
+const headerOf = (kind: number): Uint8Array => {
+  const w = new Writer()
+  writeHeader(w, kind)
+  return w.finish()
+}
+
+/**
+ * Each decoder with its encoder, for the robustness properties: whatever the bytes, decode
+ * throws only DecodeError, and bytes it accepts re-encode to themselves (canonical form).
+ */
+const decoders: Array<{ name: string, valid: fc.Arbitrary<Uint8Array>, header: Uint8Array, roundTrip: (bytes: Uint8Array) => Uint8Array }> = [
+  {
+    name: 'jsonCodec',
+    valid: jsonArb.map((v) => encodeWith(jsonCodec, v)),
+    header: new Uint8Array(0),
+    roundTrip: (bytes) => encodeWith(jsonCodec, decodeWith(jsonCodec, bytes))
+  },
+  {
+    name: 'EventId',
+    valid: eventIdArb.map(encodeEventId),
+    header: headerOf(MessageKind.eventId),
+    roundTrip: (bytes) => encodeEventId(decodeEventId(bytes))
+  },
+  {
+    name: 'EventFold',
+    valid: snapshotArb.map((s) => encodeEventFold(s, codecs)),
+    header: headerOf(MessageKind.eventFold),
+    roundTrip: (bytes) => encodeEventFold(decodeEventFold(bytes, codecs), codecs)
+  },
+  {
+    name: 'Diff',
+    valid: diffArb.map((d) => encodeDiff(d, codecs)),
+    header: headerOf(MessageKind.diff),
+    roundTrip: (bytes) => encodeDiff(decodeDiff(bytes, codecs), codecs)
+  }
+]
+
+function checkRobust (roundTrip: (bytes: Uint8Array) => Uint8Array, bytes: Uint8Array): void {
+  const outcome = decodeOutcome(() => roundTrip(bytes))
+  if (outcome.ok) assert.equal(hex(outcome.value), hex(bytes), 'accepted bytes must be the canonical encoding of their value')
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe('Writer and Reader', () => {
+  test('varuints round-trip at every 7-bit boundary up to 2^53 - 1', () => {
+    const values = [0, 1, 127, 128, 255, 16383, 16384, 2 ** 21, 2 ** 28 - 1, 2 ** 31, 2 ** 32, 2 ** 35, 2 ** 49, 2 ** 52, Number.MAX_SAFE_INTEGER]
+    const w = new Writer(1)
+    for (const v of values) w.writeVarUint(v)
+    const r = new Reader(w.finish())
+    for (const v of values) assert.equal(r.readVarUint(), v)
+    r.expectEnd()
+  })
+
+  test('any safe integer round-trips as a zigzag varint, and any non-negative one as a varuint', () => {
+    fc.assert(fc.property(fc.maxSafeInteger(), fc.maxSafeNat(), (i, n) => {
+      const w = new Writer(1)
+      w.writeVarInt(i)
+      w.writeVarUint(n)
+      const r = new Reader(w.finish())
+      assert.equal(r.readVarInt(), i)
+      assert.equal(r.readVarUint(), n)
+      r.expectEnd()
+    }), propertyParameters('varint round trip', 500))
+  })
+
+  test('zigzag maps 0, -1, 1, -2 to 0, 1, 2, 3 like protobuf sint64', () => {
+    const w = new Writer()
+    for (const n of [0, -1, 1, -2, -64, 63, 64]) w.writeVarInt(n)
+    assert.equal(hex(w.finish()), '00010203' + '7f' + '7e' + '8001')
+  })
+
+  test('writing a number a varint cannot carry exactly is an EncodeError', () => {
+    const w = new Writer()
+    for (const bad of [-1, 1.5, 2 ** 53, Number.NaN, Infinity]) assert.throws(() => w.writeVarUint(bad), EncodeError)
+    for (const bad of [2 ** 53, -(2 ** 53), 0.5]) assert.throws(() => w.writeVarInt(bad), EncodeError)
+    assert.throws(() => w.writeUint8(256), EncodeError)
+  })
+
+  test('a varuint above 2^53 - 1, longer than 8 bytes, or overlong is rejected', () => {
+    expectDecodeError('invalid', () => new Reader(fromHex('80808080808080 10'.replace(' ', ''))).readVarUint())
+    expectDecodeError('invalid', () => new Reader(fromHex('ffffffffffffffff01')).readVarUint())
+    expectDecodeError('invalid', () => new Reader(fromHex('ffffffffffffffffffff01')).readVarUint())
+    expectDecodeError('invalid', () => new Reader(fromHex('8000')).readVarUint())
+    expectDecodeError('truncated', () => new Reader(fromHex('80')).readVarUint())
+    expectDecodeError('truncated', () => new Reader(new Uint8Array(0)).readUint8())
+  })
+
+  test('every NaN is written as the canonical NaN, and only that NaN is read', () => {
+    const w = new Writer()
+    w.writeFloat64(-Number.NaN)
+    w.writeFloat64(0 / 0)
+    assert.equal(hex(w.finish()), '000000000000f87f'.repeat(2))
+    expectDecodeError('invalid', () => new Reader(fromHex('010000000000f87f')).readFloat64())
+    expectDecodeError('invalid', () => new Reader(fromHex('000000000000f8ff')).readFloat64())
+  })
+
+  test('a string with a lone surrogate cannot be encoded (UTF-8 would corrupt it)', () => {
+    assert.throws(() => new Writer().writeString('\uD800'), EncodeError)
+    assert.throws(() => new Writer().writeString('x'.repeat(50) + '\uDC00'), EncodeError)
+  })
+
+  test('invalid UTF-8 is a DecodeError, and a leading BOM is kept', () => {
+    expectDecodeError('invalid', () => new Reader(fromHex('02c328')).readString())
+    expectDecodeError('invalid', () => new Reader(fromHex('02c0af')).readString())
+    const w = new Writer()
+    w.writeString('\uFEFFx')
+    assert.equal(new Reader(w.finish()).readString(), '\uFEFFx')
+  })
+
+  test('a length beyond the limit is a limit error, beyond the input a truncation', () => {
+    expectDecodeError('limit', () => new Reader(fromHex('0a616263')).readString(5))
+    expectDecodeError('truncated', () => new Reader(fromHex('0a616263')).readString())
+    expectDecodeError('truncated', () => new Reader(fromHex('0a616263')).readBytes())
+  })
+
+  test('strings of any length round-trip through the one-byte and multi-byte length paths', () => {
+    const anyString = fc.oneof(fc.string({ unit: 'binary', maxLength: 300 }), fc.string({ unit: 'grapheme-ascii', maxLength: 300 }), fc.string({ unit: 'binary', maxLength: 3 }))
+    fc.assert(fc.property(fc.array(anyString, { maxLength: 30 }), (strings) => {
+      // A tiny initial capacity makes the buffer grow in the middle of string writes.
+      const w = new Writer(1)
+      for (const s of strings) w.writeString(s)
+      const r = new Reader(w.finish())
+      for (const s of strings) assert.equal(r.readString(), s)
+      r.expectEnd()
+    }), propertyParameters('string round trip', 300))
+  })
+
+  test('a non-ASCII string written when the buffer is nearly full keeps its bytes', () => {
+    // Regression: the length prefix used to be written with a capacity check that could grow
+    // the buffer and lose the UTF-8 bytes already encoded past the write position.
+    for (let filler = 0; filler < 40; filler++) {
+      const w = new Writer(16)
+      w.writeRaw(new Uint8Array(filler))
+      w.writeString('ꡪ')
+      const r = new Reader(w.finish())
+      r.readRaw(filler)
+      assert.equal(r.readString(), 'ꡪ')
+    }
+  })
+
+  test('byte strings are read as copies, not views of the input', () => {
+    const input = fromHex('03010203')
+    const bytes = new Reader(input).readBytes()
+    input[1] = 9
+    assert.deepEqual(bytes, Uint8Array.of(1, 2, 3))
+  })
+})
+
+describe('jsonCodec', () => {
+  test('any JSON-like value round-trips exactly', () => {
+    fc.assert(fc.property(jsonArb, (value) => {
+      assert.deepStrictEqual(decodeWith(jsonCodec, encodeWith(jsonCodec, value)), value)
+    }), propertyParameters('jsonCodec round trip', 300))
+  })
+
+  test('-0, NaN, infinities, bigints and unsafe integers round-trip exactly', () => {
+    const values: JsonValue[] = [-0, Number.NaN, Infinity, -Infinity, 2 ** 53, -(2 ** 60), 1e308, 5e-324, 0n, -1n, 2n ** 64n, -(2n ** 521n - 1n)]
+    for (const value of values) assert.deepStrictEqual(decodeWith(jsonCodec, encodeWith(jsonCodec, value)), value)
+    assert.ok(Object.is(decodeWith(jsonCodec, encodeWith(jsonCodec, -0)), -0))
+  })
+
+  test('a Uint8Array inside an object survives a round trip as a Uint8Array', () => {
+    const value = { a: { b: [Uint8Array.of(1, 2, 3)] } }
+    const decoded = decodeWith(jsonCodec, encodeWith(jsonCodec, value)) as { a: { b: Uint8Array[] } }
+    assert.ok(decoded.a.b[0] instanceof Uint8Array)
+    assert.deepStrictEqual(decoded, value)
+  })
+
+  test('unicode strings and keys round-trip, including a BOM and astral characters', () => {
+    const value = { '🌍': 'héllo', '\uFEFF': '\uFEFFstart', ['Ω'.repeat(50)]: 'é'.repeat(100) }
+    assert.deepStrictEqual(decodeWith(jsonCodec, encodeWith(jsonCodec, value)), value)
+  })
+
+  test('a "__proto__" key stays an own property and does not change the prototype', () => {
+    const value = JSON.parse('{"__proto__": {"polluted": true}, "x": 1}') as JsonValue
+    const decoded = decodeWith(jsonCodec, encodeWith(jsonCodec, value)) as Record<string, JsonValue>
+    assert.equal(Object.getPrototypeOf(decoded), Object.prototype)
+    assert.deepStrictEqual(Object.keys(decoded), ['__proto__', 'x'])
+    assert.deepStrictEqual(decoded, value)
+  })
+
+  test('object key insertion order does not change the bytes', () => {
+    fc.assert(fc.property(fc.dictionary(keyArb, jsonArb, { maxKeys: 8, noNullPrototype: true }), (dict) => {
+      const reversed: Record<string, JsonValue> = {}
+      for (const key of Object.keys(dict).reverse()) {
+        Object.defineProperty(reversed, key, { value: dict[key], enumerable: true, writable: true, configurable: true })
+      }
+      assert.equal(hex(encodeWith(jsonCodec, reversed)), hex(encodeWith(jsonCodec, dict)))
+    }), propertyParameters('jsonCodec key order', 200))
+  })
+
+  test('values outside JsonValue are an EncodeError', () => {
+    class Point { x = 1 }
+    const cyclic: Record<string, unknown> = {}
+    cyclic.self = cyclic
+    const bad: unknown[] = [() => 1, Symbol('s'), undefined, new Map(), new Set(), new Date(0), new Point(), new Int8Array(2), { a: undefined }, [1, , 3], cyclic, '\uDBFF']
+    for (const value of bad) {
+      assert.throws(() => encodeWith(jsonCodec, value as JsonValue), (err: unknown) => err instanceof EncodeError && err.name === 'EncodeError' && err instanceof TypeError)
+    }
+  })
+
+  test('a null-prototype object encodes like a plain one', () => {
+    const bare = Object.assign(Object.create(null) as Record<string, JsonValue>, { a: 1 })
+    assert.equal(hex(encodeWith(jsonCodec, bare)), hex(encodeWith(jsonCodec, { a: 1 })))
+  })
+
+  test('non-canonical encodings are rejected', () => {
+    expectDecodeError('invalid', () => decodeWith(jsonCodec, fromHex('04000000000000f03f'))) // 1 as a float64
+    expectDecodeError('invalid', () => decodeWith(jsonCodec, fromHex('038000'))) // overlong varint
+    expectDecodeError('invalid', () => decodeWith(jsonCodec, fromHex('080201620300016103 00'.replace(' ', '')))) // keys b, a
+    expectDecodeError('invalid', () => decodeWith(jsonCodec, fromHex('08020161030001610300'))) // duplicate key
+    expectDecodeError('invalid', () => decodeWith(jsonCodec, fromHex('09020001'))) // bigint leading zero
+    expectDecodeError('invalid', () => decodeWith(jsonCodec, fromHex('0a00'))) // -0n
+    expectDecodeError('bad-tag', () => decodeWith(jsonCodec, fromHex('0b')))
+    expectDecodeError('trailing-bytes', () => decodeWith(jsonCodec, fromHex('0000')))
+  })
+})
+
+describe('limits', () => {
+  const nested = (depth: number): JsonValue => {
+    let value: JsonValue = 0
+    for (let i = 0; i < depth; i++) value = i % 2 === 0 ? [value] : { k: value }
+    return value
+  }
+
+  test('nesting deeper than maxDepth is a limit error; maxDepth itself decodes', () => {
+    const max = DEFAULT_DECODE_LIMITS.maxDepth
+    assert.deepStrictEqual(decodeWith(jsonCodec, encodeWith(jsonCodec, nested(max))), nested(max))
+    expectDecodeError('limit', () => decodeWith(jsonCodec, encodeWith(jsonCodec, nested(max + 1))))
+    expectDecodeError('limit', () => decodeWith(jsonCodec, encodeWith(jsonCodec, nested(5)), { maxDepth: 4 }))
+    assert.doesNotThrow(() => decodeWith(jsonCodec, encodeWith(jsonCodec, nested(200)), { maxDepth: 200 }))
+  })
+
+  test('a huge declared string, byte string or bigint length is a limit error before any allocation', () => {
+    const huge = (tag: number): Uint8Array => {
+      const w = new Writer()
+      w.writeUint8(tag)
+      w.writeVarUint(2 ** 40)
+      return w.finish()
+    }
+    for (const tag of [5, 6, 9, 10]) expectDecodeError('limit', () => decodeWith(jsonCodec, huge(tag)))
+    expectDecodeError('limit', () => decodeWith(jsonCodec, encodeWith(jsonCodec, 'x'.repeat(100)), { maxStringBytes: 99 }))
+  })
+
+  test('too many items in a collection is a limit error; a plausible count beyond the input is a truncation', () => {
+    const w = new Writer()
+    w.writeUint8(7)
+    w.writeVarUint(2_000_000)
+    expectDecodeError('limit', () => decodeWith(jsonCodec, w.finish()))
+    expectDecodeError('limit', () => decodeWith(jsonCodec, encodeWith(jsonCodec, [1, 2, 3, 4]), { maxItems: 3 }))
+    expectDecodeError('limit', () => decodeWith(jsonCodec, encodeWith(jsonCodec, { a: 1, b: 2 }), { maxItems: 1 }))
+    expectDecodeError('truncated', () => decodeWith(jsonCodec, fromHex('07e807')))
+    const fold = encodeEventFold(goldenEventFolds['eventFold.small'] as Snapshot, codecs)
+    expectDecodeError('limit', () => decodeEventFold(fold, codecs, { maxItems: 3 }))
+  })
+
+  test('a limit given as undefined keeps its default instead of switching the bound off', () => {
+    expectDecodeError('limit', () => decodeWith(jsonCodec, encodeWith(jsonCodec, nested(65)), { maxDepth: undefined }))
+  })
+
+  test('an input larger than maxBytes is a limit error', () => {
+    const bytes = encodeWith(jsonCodec, 'x'.repeat(100))
+    expectDecodeError('limit', () => decodeWith(jsonCodec, bytes, { maxBytes: 50 }))
+    const fold = encodeEventFold(goldenEventFolds['eventFold.small'] as Snapshot, codecs)
+    expectDecodeError('limit', () => decodeEventFold(fold, codecs, { maxBytes: fold.length - 1 }))
+  })
+})
+
+describe('event ids', () => {
+  test('any event id, including BOTTOM, round-trips', () => {
+    fc.assert(fc.property(eventIdArb, (id) => {
+      assert.deepStrictEqual(decodeEventId(encodeEventId(id)), id)
+    }), propertyParameters('EventId round trip', 300))
+  })
+
+  test('an id with counter 0 that is not BOTTOM, or a non-integer counter, cannot be encoded', () => {
+    assert.throws(() => encodeEventId({ counter: 0, participant: 'a' }), EncodeError)
+    assert.throws(() => encodeEventId({ counter: 1.5, participant: 'a' }), EncodeError)
+    assert.throws(() => encodeEventId({ counter: -1, participant: 'a' }), EncodeError)
+  })
+
+  test('the header is checked: magic, version, kind', () => {
+    const bytes = encodeEventId({ counter: 1, participant: 'a' })
+    expectDecodeError('bad-magic', () => decodeEventId(mutate(bytes, [{ op: 'set', at: 0, byte: 0 }])))
+    expectDecodeError('bad-version', () => decodeEventId(mutate(bytes, [{ op: 'set', at: 3, byte: 2 }])))
+    expectDecodeError('bad-kind', () => decodeEventId(mutate(bytes, [{ op: 'set', at: 4, byte: 1 }])))
+    expectDecodeError('truncated', () => decodeEventId(bytes.subarray(0, 2)))
+    expectDecodeError('trailing-bytes', () => decodeEventId(Uint8Array.of(...bytes, 0)))
+  })
+})
+
+describe('EventFold snapshots', () => {
+  test('any snapshot round-trips exactly', () => {
+    fc.assert(fc.property(snapshotArb, (snapshot) => {
+      assert.deepStrictEqual(decodeEventFold(encodeEventFold(snapshot, codecs), codecs), snapshot)
+    }), propertyParameters('EventFold round trip', 200))
+  })
+
+  test('encoding is deterministic: equal snapshots give equal bytes', () => {
+    fc.assert(fc.property(snapshotArb, (snapshot) => {
+      const bytes = encodeEventFold(snapshot, codecs)
+      const copy = structuredClone(snapshot)
+      assert.equal(hex(encodeEventFold(copy, codecs)), hex(bytes))
+      assert.equal(hex(encodeEventFold(decodeEventFold(bytes, codecs), codecs)), hex(bytes))
+    }), propertyParameters('EventFold determinism', 100))
+  })
+
+  test('a snapshot that breaks an invariant cannot be encoded', () => {
+    const good = goldenEventFolds['eventFold.small'] as Snapshot
+    const events = good.events
+    assert.throws(() => encodeEventFold({ ...good, events: [...events].reverse() }, codecs), EncodeError)
+    assert.throws(() => encodeEventFold({ ...good, infimum: { ...good.infimum, id: { counter: 9, participant: 'z' } } }, codecs), EncodeError)
+    assert.throws(() => encodeEventFold({ ...good, infimum: { ...good.infimum, participants: ['b', 'a'] } }, codecs), EncodeError)
+    assert.throws(() => encodeEventFold({ ...good, infimum: { ...good.infimum, digest: { count: 0, hash: 2 ** 53 } } }, codecs), EncodeError)
+    assert.throws(() => encodeEventFold({ ...good, events: [{ ...events[0]!, acks: ['x', 'x'] }] }, codecs), EncodeError)
+  })
+
+  test('a decoded snapshot with events out of order, below the infimum or with bad indexes is invalid', () => {
+    // Hand-built: header, origin "", table ["a","b"], infimum (1,"a"), digest 0/0, no participants, state null.
+    const prefix = '4c474e010100' + '0201610162' + '0100' + '0000' + '00' + '00'
+    const event = (step: string, pidx: string): string => step + pidx + '0200' + '00' // join "a", no acks
+    const fold = (events: string[]): Uint8Array => fromHex(prefix + '0' + events.length.toString(16) + events.join(''))
+    assert.equal(decodeEventFold(fold([event('00', '01')]), codecs).events.length, 1) // (1,b) > (1,a): fine
+    expectDecodeError('invalid', () => decodeEventFold(fold([event('00', '00')]), codecs)) // (1,a) = infimum
+    expectDecodeError('invalid', () => decodeEventFold(fold([event('01', '01'), event('00', '00')]), codecs)) // (2,b) then (2,a)
+    expectDecodeError('invalid', () => decodeEventFold(fold([event('01', '05')]), codecs)) // index out of range
+    expectDecodeError('invalid', () => decodeEventFold(fromHex(prefix + '00'), codecs)) // "b" never used
+    expectDecodeError('bad-tag', () => decodeEventFold(fold(['01' + '01' + '00' + '00']), codecs)) // omitted body
+    expectDecodeError('invalid', () => decodeEventFold(fromHex('4c474e010100' + '0201620161' + '0100' + '0000' + '00' + '00' + '00'), codecs)) // unsorted table
+  })
+
+  test('an event counter that overflows the safe range is invalid', () => {
+    const w = new Writer()
+    writeHeader(w, MessageKind.eventFold)
+    w.writeString('')
+    w.writeVarUint(1); w.writeString('a')
+    w.writeVarUint(Number.MAX_SAFE_INTEGER); w.writeVarUint(0) // infimum (2^53 - 1, "a")
+    w.writeVarUint(0); w.writeVarUint(0); w.writeVarUint(0); w.writeUint8(0) // digest, participants, state null
+    w.writeVarUint(1); w.writeVarUint(1); w.writeVarUint(0); w.writeUint8(2); w.writeVarUint(0); w.writeVarUint(0)
+    expectDecodeError('invalid', () => decodeEventFold(w.finish(), codecs))
+  })
+
+  test('anything a user codec throws while decoding becomes a DecodeError with code invalid', () => {
+    const failing: Codec<JsonValue> = {
+      encode: (value, w) => jsonCodec.encode(value, w),
+      decode: () => { throw new RangeError('user codec failed') }
+    }
+    const bytes = encodeEventFold(goldenEventFolds['eventFold.small'] as Snapshot, codecs)
+    assert.throws(() => decodeEventFold(bytes, { ...codecs, state: failing }), (err: unknown) =>
+      err instanceof DecodeError && err.code === 'invalid' && err.cause instanceof RangeError)
+  })
+})
+
+describe('Diffs', () => {
+  test('any diff, with bodies left out or not, round-trips exactly', () => {
+    fc.assert(fc.property(diffArb, (diff) => {
+      assert.deepStrictEqual(decodeDiff(encodeDiff(diff, codecs), codecs), diff)
+    }), propertyParameters('Diff round trip', 200))
+  })
+
+  test('a diff whose events are not above its infimum cannot be encoded', () => {
+    const good = goldenDiffs['diff.omitted-body'] as JsonDiff
+    assert.throws(() => encodeDiff({ ...good, infimumId: { counter: 100, participant: 'z' } }, codecs), EncodeError)
+  })
+})
+
+describe('robustness: decoders throw only DecodeError', () => {
+  for (const { name, valid, header, roundTrip } of decoders) {
+    test(`${name}: random bytes never throw anything but DecodeError`, () => {
+      fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), fc.boolean(), (random, withHeader) => {
+        checkRobust(roundTrip, withHeader ? Uint8Array.of(...header, ...random) : random)
+      }), propertyParameters(`${name} random bytes`, 1000))
+    })
+
+    test(`${name}: mutated valid encodings never throw anything but DecodeError, and accepted ones are canonical`, () => {
+      fc.assert(fc.property(valid, fc.array(mutationArb, { minLength: 1, maxLength: 4 }), (bytes, mutations) => {
+        checkRobust(roundTrip, mutate(bytes, mutations))
+      }), propertyParameters(`${name} mutations`, 1000))
+    })
+  }
+
+  test('a user codec that reads past its value is caught by the frame checks', () => {
+    const greedy: Codec<JsonValue> = { encode: (v, w) => jsonCodec.encode(v, w), decode: (r) => r.readRaw(r.remaining) }
+    const bytes = encodeEventFold(goldenEventFolds['eventFold.small'] as Snapshot, codecs)
+    const outcome = decodeOutcome(() => decodeEventFold(bytes, { ...codecs, state: greedy }))
+    assert.equal(outcome.ok, false)
+  })
+})
+
+describe('golden vectors (format version 1)', () => {
+  const fixture = JSON.parse(readFileSync(new URL('./fixtures/codec-golden.json', import.meta.url), 'utf8')) as {
+    formatVersion: number
+    vectors: Record<string, string>
+  }
+  const vector = (name: string): string => {
+    const stored = fixture.vectors[name]
+    assert.ok(stored !== undefined, `no golden vector for ${name}`)
+    return stored
+  }
+
+  test('the fixture covers exactly the golden values', () => {
+    const names = [goldenEventIds, goldenEventFolds, goldenDiffs, goldenJson].flatMap((group) => Object.keys(group)).sort()
+    assert.deepStrictEqual(Object.keys(fixture.vectors).sort(), names)
+    assert.equal(fixture.formatVersion, 1)
+  })
+
+  for (const [name, id] of Object.entries(goldenEventIds)) {
+    test(`${name} encodes to its pinned bytes and back`, () => {
+      assert.equal(hex(encodeEventId(id)), vector(name))
+      assert.deepStrictEqual(decodeEventId(fromHex(vector(name))), id)
+    })
+  }
+  for (const [name, snapshot] of Object.entries(goldenEventFolds)) {
+    test(`${name} encodes to its pinned bytes and back`, () => {
+      assert.equal(hex(encodeEventFold(snapshot, codecs)), vector(name))
+      assert.deepStrictEqual(decodeEventFold(fromHex(vector(name)), codecs), snapshot)
+    })
+  }
+  for (const [name, diff] of Object.entries(goldenDiffs)) {
+    test(`${name} encodes to its pinned bytes and back`, () => {
+      assert.equal(hex(encodeDiff(diff, codecs)), vector(name))
+      assert.deepStrictEqual(decodeDiff(fromHex(vector(name)), codecs), diff)
+    })
+  }
+  for (const [name, value] of Object.entries(goldenJson)) {
+    test(`${name} encodes to its pinned bytes and back`, () => {
+      assert.equal(hex(encodeWith(jsonCodec, value)), vector(name))
+      assert.deepStrictEqual(decodeWith(jsonCodec, fromHex(vector(name))), value)
+    })
+  }
+})
