@@ -58,8 +58,22 @@ export interface MembershipResult<O> extends UpdateResult<O> {
 
 /** The outcome of a merge: the update it made, or why it was refused (nothing changed). */
 export type MergeResult<O> =
-  | ({ readonly ok: true } & UpdateResult<O>)
-  | { readonly ok: false, readonly error: MergeError }
+  | ({
+    /** The merge was made. */
+    readonly ok: true
+    /**
+     * Whether this replica acknowledged something it had not before: the only news of its
+     * own a merge creates, which is all a runtime that sends every replica's messages to
+     * every other replica needs to pass on.
+     */
+    readonly acknowledged: boolean
+  } & UpdateResult<O>)
+  | {
+    /** The merge was refused; the fold is unchanged. */
+    readonly ok: false
+    /** Why it was refused. */
+    readonly error: MergeError
+  }
 
 /** An outstanding event as the fold holds it: the id is flattened and acks are a bitmask. */
 interface Entry<E, O> {
@@ -339,6 +353,14 @@ export class EventFold<E, S, O> {
    * participant may never roll back what it acknowledged.
    */
   acknowledge (participant: Participant = this.self): UpdateResult<O> {
+    let changed = this.addAcks(participant)
+    const outputs: Array<ConsistentOutput<O>> = []
+    if (this.reduce(undefined, outputs)) changed = true
+    return { outputs, propagate: changed }
+  }
+
+  /** Adds `participant` to every outstanding ack and error-ack set; returns whether any grew. */
+  private addAcks (participant: Participant): boolean {
     const bit = this.peerBits[this.intern(participant)]!
     let changed = false
     for (let i = this.head; i < this.entries.length; i++) {
@@ -347,9 +369,14 @@ export class EventFold<E, S, O> {
       const d = e.delta
       if (d.kind === 'error' && (d.errorAcks & bit) === 0n) { d.errorAcks |= bit; changed = true }
     }
-    const outputs: Array<ConsistentOutput<O>> = []
+    return changed
+  }
+
+  /** The end of every merge: this replica acknowledges, then folds what it can. */
+  private finishMerge (changed: boolean, outputs: Array<ConsistentOutput<O>>): MergeResult<O> {
+    const acknowledged = this.addAcks(this.self)
     if (this.reduce(undefined, outputs)) changed = true
-    return { outputs, propagate: changed }
+    return { ok: true, outputs, propagate: changed || acknowledged, acknowledged }
   }
 
   // ---------------------------------------------------------------------------------------
@@ -419,8 +446,7 @@ export class EventFold<E, S, O> {
     }
     const outputs: Array<ConsistentOutput<O>> = []
     if (this.reduce(infOrder > 0 ? remoteInf : undefined, outputs)) changed = true
-    const ack = this.acknowledge()
-    return { ok: true, outputs: outputs.concat(ack.outputs), propagate: changed || ack.propagate }
+    return this.finishMerge(changed, outputs)
   }
 
   /**
@@ -443,8 +469,7 @@ export class EventFold<E, S, O> {
     }
     const outputs: Array<ConsistentOutput<O>> = []
     if (this.reduce(undefined, outputs)) changed = true
-    const ack = this.acknowledge()
-    return { ok: true, outputs: outputs.concat(ack.outputs), propagate: changed || ack.propagate }
+    return this.finishMerge(changed, outputs)
   }
 
   // ---------------------------------------------------------------------------------------

@@ -129,11 +129,14 @@ export interface TransportNode {
   /** Addresses other nodes can dial, each ending in `/p2p/<peerId>`. */
   multiaddrs(): string[]
   /**
-   * Connects to `addr` (which must end in `/p2p/<peerId>`) and resolves with
-   * the remote peer id. Rejects with `PeerUnreachableError` on failure,
-   * `AbortError` if the signal fired.
+   * Connects to `addr` and resolves with the remote peer id. `addr` is either a
+   * multiaddr ending in `/p2p/<peerId>`, or a bare peer id, dialled at the
+   * addresses the peer store learnt for it. Rejects with
+   * `PeerUnreachableError` on failure, `AbortError` if the signal fired.
    */
   dial(addr: string, options?: DialOptions): Promise<string>
+  /** The addresses the peer store knows for `peer` (empty when none). */
+  peerAddresses(peer: string): Promise<string[]>
   /** Closes every connection to `peer`. */
   hangUp(peer: string): Promise<void>
   /** Peers with at least one open connection. */
@@ -340,7 +343,8 @@ class Libp2pTransportNode implements TransportNode {
   async dial (addr: string, options: DialOptions = {}): Promise<string> {
     let target
     try {
-      target = multiaddr(addr)
+      // A bare peer id dials through the peer store (addresses learnt by identify).
+      target = addr.startsWith('/') ? multiaddr(addr) : toPeerId(addr)
     } catch (err) {
       throw new PeerUnreachableError(`invalid multiaddr ${JSON.stringify(addr)}`, addr, { cause: err })
     }
@@ -365,6 +369,15 @@ class Libp2pTransportNode implements TransportNode {
     } finally {
       clearTimeout(timer)
       signal?.removeEventListener('abort', onAbort)
+    }
+  }
+
+  async peerAddresses (peer: string): Promise<string[]> {
+    try {
+      const known = await this.#node.peerStore.get(toPeerId(peer))
+      return known.addresses.map(a => a.multiaddr.toString())
+    } catch {
+      return [] // unknown peer or invalid id: nothing to offer
     }
   }
 

@@ -1,0 +1,821 @@
+/**
+ * One Legion peer: the EventFold of this participant, wired to libp2p and to storage.
+ *
+ * Every external event (a local apply, a merged diff, a join) mutates the fold at once; one
+ * `flush` per tick then decides what leaves the process. Its invariants:
+ * 1. Nothing this peer acknowledged leaves it before it is persisted: a flush saves the fold
+ *    first and only then publishes; answers to sync and join requests wait for the save
+ *    that covers them.
+ * 2. Everything applied in one tick travels in one gossip message (batching).
+ * 3. A gossip message carries every outstanding event id with its acknowledgements, and the
+ *    body only of events this peer has not published before. A receiver missing a body, or
+ *    missing events below the sender's infimum, learns it from the merge error and pulls a
+ *    sync from the sender over a direct stream; periodic pulls from a random participant
+ *    repair anything else that was lost.
+ * 4. Messages from peers that are not (projected) participants are dropped and counted: an
+ *    ejected peer is fenced as soon as its UnJoin is known here.
+ *
+ * @module
+ */
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { logger } from '@libp2p/logger'
+import type { PrivateKey } from '@libp2p/interface'
+import { createTransportNode, type TransportNode, AbortError } from '../transport/index.js'
+import { EventFold } from '../eventfold/event-fold.js'
+import { compareEventIds, eventIdKey, type ConsistentOutput, type EventFoldSnapshot, type EventId, type Participant, type UpdateResult } from '../eventfold/types.js'
+import { DEFAULT_DECODE_LIMITS, type DecodeLimits, encodeWith, decodeWith } from '../codec/codec.js'
+import { jsonCodec } from '../codec/json.js'
+import { MessageKind, decodeDiff, decodeEventFold, encodeDiff, encodeEventFold, type FoldCodecs } from '../codec/eventfold.js'
+import { WireKind, decodeWireMessage, encodeWireMessage, peekKind, type EncodedOutput, type RefusalCode } from '../codec/wire.js'
+import { DecodeError } from '../codec/errors.js'
+import type { PeerStorage } from '../storage/storage.js'
+import { ConsistencyTimeoutError, JoinError, NotParticipantError, RecoverError, StoppedError } from './errors.js'
+import type {
+  ClusterState, Dissemination, DivergentPeer, Legion, LegionCounters, LegionOptions, LegionStats, WaitOptions
+} from './options.js'
+import { protocolIds, type ProtocolIds } from './protocols.js'
+import { RateLimiter } from './rate-limiter.js'
+
+const log = logger('legion:runtime')
+
+const DEFAULT_CONSISTENT_TIMEOUT_MS = 30_000
+const DEFAULT_CALL_TIMEOUT_MS = 10_000
+const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+interface Pending<O> {
+  readonly resolve: (output: O) => void
+  readonly reject: (err: Error) => void
+  readonly cleanup: () => void
+}
+
+/**
+ * Starts a Legion peer and resolves once it is a participant (new, joined or recovered).
+ *
+ * @example
+ * ```ts
+ * const spec = partitionTableSpec(64)
+ * const a = await startLegion({ cluster: 'demo', spec, startup: { mode: 'new' } })
+ * const b = await startLegion({ cluster: 'demo', spec, startup: { mode: 'join', peers: a.multiaddrs() } })
+ * await b.applyConsistent({ type: 'rebalance' })
+ * console.log(b.readState().infimum)
+ * await b.stop(); await a.stop()
+ * ```
+ */
+export async function startLegion<E, S, O> (options: LegionOptions<E, S, O>): Promise<Legion<E, S, O>> {
+  const runtime = new LegionRuntime(options)
+  try {
+    await runtime.start()
+  } catch (err) {
+    await runtime.stop({ leave: false }).catch(() => {})
+    throw err
+  }
+  return runtime
+}
+
+class LegionRuntime<E, S, O> implements Legion<E, S, O> {
+  readonly clusterName: string
+  private readonly options: LegionOptions<E, S, O>
+  private readonly codecs: FoldCodecs<E, S, O>
+  private readonly storage: PeerStorage | undefined
+  private readonly limits: DecodeLimits
+  private readonly protocols: ProtocolIds
+  private readonly intervalMs: number
+  private readonly mode: 'push' | 'periodic'
+  private readonly forwardOutputs: boolean
+  private readonly directFanout: number
+  private readonly freezeStates: boolean
+  private readonly maxMessageBytes: number
+
+  private node!: TransportNode
+  private fold: EventFold<E, S, O> | undefined
+  private privateKey!: PrivateKey
+  private stopped = false
+
+  // Versions: bumped by every change worth propagating; saved/published once handled.
+  private version = 0
+  private savedVersion = 0
+  private notifiedVersion = 0
+  private flushScheduled = false
+  private flushing: Promise<void> | undefined
+  private readonly saveWaiters: Array<{ version: number, resolve: () => void }> = []
+
+  private readonly pending = new Map<string, Pending<O>>()
+  private readonly publishedBodies = new Set<string>()
+  private readonly outputsToForward = new Map<Participant, EncodedOutput[]>()
+  private readonly syncing = new Set<Participant>()
+  private readonly listeners = new Set<(state: ClusterState<S>) => void>()
+  private readonly progress = new Map<Participant, { key: string, since: number }>()
+  private readonly fullSyncLimiter = new RateLimiter(20, 10)
+  private readonly joinLimiter = new RateLimiter(5, 5)
+  private participantsCache: { version: number, set: ReadonlySet<Participant> } | undefined
+  private timer: ReturnType<typeof setInterval> | undefined
+  private readonly unsubscribes: Array<() => void> = []
+  private readonly counters: LegionCounters = {
+    eventsApplied: 0,
+    eventsFolded: 0,
+    diffMerges: 0,
+    fullMerges: 0,
+    mergeRefusals: 0,
+    syncsRequested: 0,
+    syncsServed: 0,
+    outputsForwarded: 0,
+    droppedUndecodable: 0,
+    droppedWrongCluster: 0,
+    droppedNonParticipant: 0,
+    droppedRateLimited: 0,
+    droppedFrames: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    messagesIn: 0,
+    messagesOut: 0
+  }
+
+  constructor (options: LegionOptions<E, S, O>) {
+    this.options = options
+    this.clusterName = options.cluster
+    // Without codecs the types must be JSON-like; the cast states that contract.
+    this.codecs = options.codecs ?? ({ event: jsonCodec, state: jsonCodec, output: jsonCodec } as unknown as FoldCodecs<E, S, O>)
+    this.storage = options.storage
+    this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
+    this.limits = { ...DEFAULT_DECODE_LIMITS, maxBytes: this.maxMessageBytes }
+    this.protocols = protocolIds(options.cluster)
+    this.intervalMs = options.propagation?.intervalMs ?? 1000
+    this.mode = options.propagation?.mode ?? 'push'
+    this.forwardOutputs = options.propagation?.forwardOutputs ?? true
+    this.directFanout = options.propagation?.directFanout ?? 16
+    this.freezeStates = options.freezeStates ?? process.env.NODE_ENV !== 'production'
+  }
+
+  get self (): Participant {
+    return this.node.peerId
+  }
+
+  // -----------------------------------------------------------------------------------------
+  // Start-up
+
+  async start (): Promise<void> {
+    const startup = this.options.startup
+    let recovered: EventFoldSnapshot<E, S, O> | undefined
+    if (startup.mode === 'recover') {
+      const record = await this.loadRecord()
+      try {
+        this.privateKey = privateKeyFromProtobuf(record.privateKey)
+        recovered = decodeEventFold(record.fold, this.codecs)
+      } catch (err) {
+        throw new RecoverError(`the saved state is unreadable: ${(err as Error).message}`, { cause: err })
+      }
+      if (this.options.privateKey !== undefined && !this.options.privateKey.equals(this.privateKey)) {
+        throw new RecoverError('the private key given differs from the one saved with this state')
+      }
+    } else {
+      this.privateKey = this.options.privateKey ?? await generateKeyPair('Ed25519')
+    }
+
+    this.node = await createTransportNode({
+      transport: this.options.transport ?? 'tcp',
+      ...(this.options.listen !== undefined ? { listen: this.options.listen } : {}),
+      privateKey: this.privateKey,
+      maxFrameBytes: this.maxMessageBytes,
+      logPrefix: 'legion'
+    })
+    await this.registerHandlers()
+
+    if (startup.mode === 'new') {
+      this.fold = EventFold.create(this.clusterName, this.self, this.options.spec, { freezeStates: this.freezeStates })
+      this.changed()
+    } else if (startup.mode === 'recover') {
+      this.fold = EventFold.fromSnapshot(recovered!, this.self, this.options.spec, { freezeStates: this.freezeStates })
+      this.afterUpdate(this.fold.acknowledge())
+      this.changed()
+      for (const addr of startup.peers ?? []) await this.node.dial(addr, { timeoutMs: this.options.joinTimeoutMs ?? 10_000 }).catch(err => { log('recover: cannot dial %s: %s', addr, err) })
+    } else {
+      await this.join(startup.peers)
+    }
+    await this.persisted(this.version)
+    this.timer = setInterval(() => { this.tick() }, this.intervalMs)
+    // Pull a sync from everyone we are connected to, so a recovered peer catches up at once.
+    for (const peer of this.node.connectedPeers()) void this.requestSync(peer, false)
+  }
+
+  private async loadRecord (): Promise<{ privateKey: Uint8Array, fold: Uint8Array }> {
+    if (this.storage === undefined) throw new RecoverError('recover needs the storage the peer saved to')
+    let record
+    try {
+      record = await this.storage.load()
+    } catch (err) {
+      throw new RecoverError(`cannot read the saved state: ${(err as Error).message}`, { cause: err })
+    }
+    if (record === undefined) throw new RecoverError('nothing was saved in this storage')
+    if (record.cluster !== this.clusterName) {
+      throw new RecoverError(`the saved state belongs to cluster ${JSON.stringify(record.cluster)}, not ${JSON.stringify(this.clusterName)}`)
+    }
+    return record
+  }
+
+  private async join (peers: readonly string[]): Promise<void> {
+    const attempts = new Map<string, string>()
+    const timeoutMs = this.options.joinTimeoutMs ?? 10_000
+    for (const addr of peers) {
+      try {
+        const sponsor = await this.node.dial(addr, { timeoutMs })
+        const request = encodeWireMessage({ kind: 'joinRequest', origin: this.clusterName, addresses: this.node.multiaddrs() })
+        const answer = decodeWireMessage(await this.node.request(sponsor, this.protocols.join, request, { timeoutMs }), this.limits)
+        if (answer.kind === 'refusal') { attempts.set(addr, `refused (${answer.code}): ${answer.message}`); continue }
+        if (answer.kind !== 'joinAccepted') { attempts.set(addr, `unexpected answer ${answer.kind}`); continue }
+        const snapshot = decodeEventFold(answer.fold, this.codecs, this.limits)
+        if (snapshot.origin !== this.clusterName) { attempts.set(addr, `sponsor is in cluster ${snapshot.origin}`); continue }
+        this.fold = EventFold.fromSnapshot(snapshot, this.self, this.options.spec, { freezeStates: this.freezeStates })
+        this.afterUpdate(this.fold.acknowledge())
+        this.changed()
+        // Connect to everyone the sponsor knows, so gossip and direct streams reach them.
+        for (const p of answer.peers) {
+          if (p.id === this.self || p.addresses.length === 0) continue
+          void this.dialAny(p.addresses)
+        }
+        return
+      } catch (err) {
+        attempts.set(addr, err instanceof Error ? `${err.name}: ${err.message}` : String(err))
+      }
+    }
+    throw new JoinError(attempts)
+  }
+
+  private async dialAny (addresses: readonly string[]): Promise<void> {
+    for (const a of addresses) {
+      try { await this.node.dial(a, { timeoutMs: 5000 }); return } catch { /* try the next address */ }
+    }
+  }
+
+  private async registerHandlers (): Promise<void> {
+    const p = this.protocols
+    this.unsubscribes.push(this.node.subscribe(p.topic, (from, data) => { this.onGossip(from, data) }))
+    await this.node.handle(p.sync, async (from, payload) => await this.onSyncRequest(from, payload))
+    await this.node.handle(p.join, async (from, payload) => await this.onJoinRequest(from, payload))
+    await this.node.handle(p.push, async (from, payload) => await this.onPush(from, payload))
+    await this.node.handle(p.delta, (from, payload) => { this.onGossip(from, payload); return undefined })
+    await this.node.handle(p.outputs, (from, payload) => { this.onOutputs(from, payload); return undefined })
+    await this.node.handle(p.call, async (from, payload) => {
+      this.countIn(payload)
+      if (!this.isParticipant(from)) { this.counters.droppedNonParticipant++; throw new NotParticipantError(from, 'is not a participant: call refused') }
+      if (this.options.onCall === undefined) throw new Error('this peer takes no calls')
+      return await this.options.onCall(from, payload)
+    })
+    await this.node.handle(p.cast, (from, payload) => {
+      this.countIn(payload)
+      if (!this.isParticipant(from)) { this.counters.droppedNonParticipant++; log('dropped a cast from non-participant %s', from); return undefined }
+      try { this.options.onCast?.(from, payload) } catch (err) { log.error('cast handler threw: %s', err) }
+      return undefined
+    })
+  }
+
+  // -----------------------------------------------------------------------------------------
+  // Shared state
+
+  applyFast (event: E): O {
+    const fold = this.requireFold()
+    const r = fold.event(event)
+    this.counters.eventsApplied++
+    this.afterUpdate(r)
+    return r.output
+  }
+
+  async applyConsistent (event: E, options: WaitOptions = {}): Promise<O> {
+    const fold = this.requireFold()
+    const { signal } = options
+    if (signal?.aborted === true) throw new AbortError(undefined, { cause: signal.reason })
+    const timeoutMs = options.timeoutMs ?? DEFAULT_CONSISTENT_TIMEOUT_MS
+    const r = fold.event(event)
+    this.counters.eventsApplied++
+    const key = eventIdKey(r.id)
+    const promise = new Promise<O>((resolve, reject) => {
+      const timer = setTimeout(() => { settle(); reject(new ConsistencyTimeoutError(r.id, timeoutMs)) }, timeoutMs)
+      const onAbort = (): void => { settle(); reject(new AbortError(undefined, { cause: signal?.reason })) }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      const settle = (): void => {
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+        this.pending.delete(key)
+      }
+      this.pending.set(key, {
+        resolve: (o) => { settle(); resolve(o) },
+        reject: (e) => { settle(); reject(e) },
+        cleanup: settle
+      })
+    })
+    this.afterUpdate(r) // may resolve at once: with one participant the event folds immediately
+    return await promise
+  }
+
+  readState (): ClusterState<S> {
+    const fold = this.requireFold()
+    return {
+      projected: fold.projectedValue(),
+      infimum: fold.infimumValue(),
+      infimumId: fold.infimumId(),
+      participants: fold.infimumParticipants(),
+      projectedParticipants: fold.projectedParticipants(),
+      outstanding: fold.outstandingCount
+    }
+  }
+
+  subscribe (listener: (state: ClusterState<S>) => void): () => void {
+    this.listeners.add(listener)
+    return () => { this.listeners.delete(listener) }
+  }
+
+  changes (options: { signal?: AbortSignal } = {}): AsyncIterableIterator<ClusterState<S>> {
+    let latest: ClusterState<S> | undefined
+    let wake: (() => void) | undefined
+    let done = this.stopped || options.signal?.aborted === true
+    const finish = (): void => { done = true; unsubscribe(); wake?.() }
+    const unsubscribe = this.subscribe(state => { latest = state; wake?.() })
+    this.stopListeners.add(finish)
+    options.signal?.addEventListener('abort', finish, { once: true })
+    const iterator: AsyncIterableIterator<ClusterState<S>> = {
+      next: async () => {
+        while (latest === undefined && !done) await new Promise<void>(resolve => { wake = resolve })
+        wake = undefined
+        if (latest === undefined) return { done: true, value: undefined }
+        const value = latest
+        latest = undefined
+        return { done: false, value }
+      },
+      return: async () => { finish(); this.stopListeners.delete(finish); return { done: true, value: undefined } },
+      [Symbol.asyncIterator]: () => iterator
+    }
+    return iterator
+  }
+
+  private readonly stopListeners = new Set<() => void>()
+
+  // -----------------------------------------------------------------------------------------
+  // Messaging
+
+  async cast (peer: Participant, payload: Uint8Array): Promise<void> {
+    this.requireRunning()
+    this.countOut(payload)
+    await this.node.send(peer, this.protocols.cast, payload)
+  }
+
+  async call (peer: Participant, payload: Uint8Array, options: WaitOptions = {}): Promise<Uint8Array> {
+    this.requireRunning()
+    this.countOut(payload)
+    const reply = await this.node.request(peer, this.protocols.call, payload, {
+      timeoutMs: options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
+      ...(options.signal !== undefined ? { signal: options.signal } : {})
+    })
+    this.countIn(reply)
+    return reply
+  }
+
+  async broadcast (payload: Uint8Array): Promise<void> {
+    await Promise.all(this.others().map(async peer => {
+      await this.cast(peer, payload).catch(err => { log('broadcast to %s failed: %s', peer, err) })
+    }))
+  }
+
+  async broadcall (payload: Uint8Array, options: WaitOptions = {}): Promise<Map<Participant, Uint8Array | undefined>> {
+    const peers = this.others()
+    const replies = await Promise.all(peers.map(async peer => await this.call(peer, payload, options).catch(() => undefined)))
+    return new Map(peers.map((peer, i) => [peer, replies[i]]))
+  }
+
+  private others (): Participant[] {
+    return this.requireFold().projectedParticipants().filter(p => p !== this.self)
+  }
+
+  // -----------------------------------------------------------------------------------------
+  // Membership
+
+  async eject (peer: Participant, options: WaitOptions = {}): Promise<Dissemination> {
+    const fold = this.requireFold()
+    if (peer === this.self) throw new NotParticipantError(peer, 'is this peer: use stop() to leave')
+    if (!fold.projectedParticipants().includes(peer)) throw new NotParticipantError(peer)
+    this.afterUpdate(fold.disassociate(peer))
+    const result = await this.disseminate(options)
+    void this.node.hangUp(peer).catch(() => {})
+    return result
+  }
+
+  /** Persists, then pushes this peer's fold to every other participant and waits for their answers. */
+  private async disseminate (options: WaitOptions): Promise<Dissemination> {
+    await this.persisted(this.version)
+    const fold = this.requireFold()
+    const targets = fold.projectedParticipants().filter(p => p !== this.self)
+    const timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS
+    const results = await Promise.all(targets.map(async peer => {
+      try {
+        const diff = fold.diffFor(peer)
+        const payload = diff !== undefined ? encodeDiff(diff, this.codecs) : encodeEventFold(fold.snapshot(), this.codecs)
+        this.countOut(payload)
+        const answer = await this.node.request(peer, this.protocols.push, payload, {
+          timeoutMs, ...(options.signal !== undefined ? { signal: options.signal } : {})
+        })
+        return decodeWireMessage(answer, this.limits).kind === 'ack'
+      } catch (err) {
+        log('push to %s failed: %s', peer, err)
+        return false
+      }
+    }))
+    return {
+      reached: targets.filter((_, i) => results[i] === true),
+      unreachable: targets.filter((_, i) => results[i] !== true)
+    }
+  }
+
+  // -----------------------------------------------------------------------------------------
+  // Updates and flushing
+
+  /** Records the effects of an update: consistent outputs, and whether to propagate. */
+  private afterUpdate (r: UpdateResult<O>): void {
+    for (const o of r.outputs) this.onConsistent(o)
+    if (r.propagate) this.changed()
+  }
+
+  private changed (): void {
+    this.version++
+    this.scheduleFlush()
+  }
+
+  private onConsistent (o: ConsistentOutput<O>): void {
+    this.counters.eventsFolded++
+    const creator = o.id.participant
+    if (creator === this.self) {
+      this.pending.get(eventIdKey(o.id))?.resolve(o.output)
+    } else if (this.forwardOutputs) {
+      let list = this.outputsToForward.get(creator)
+      if (list === undefined) { list = []; this.outputsToForward.set(creator, list) }
+      list.push({ id: o.id, value: encodeWith(this.codecs.output, o.output) })
+    }
+  }
+
+  private scheduleFlush (): void {
+    if (this.flushScheduled || this.stopped) return
+    this.flushScheduled = true
+    // setImmediate, not a microtask: everything applied in this tick (and the I/O callbacks
+    // already queued) joins the same batch.
+    setImmediate(() => { void this.runFlush() })
+  }
+
+  private async runFlush (): Promise<void> {
+    this.flushScheduled = false
+    if (this.flushing !== undefined) { await this.flushing; if (this.version > this.savedVersion) this.scheduleFlush(); return }
+    this.flushing = this.flush().catch(err => { log.error('flush failed: %s', err) }).finally(() => { this.flushing = undefined })
+    await this.flushing
+  }
+
+  /** Saves, then publishes, forwards outputs and notifies: see the module's invariants. */
+  private async flush (): Promise<void> {
+    const fold = this.fold
+    if (fold === undefined) return
+    const version = this.version
+    const gossip = version > this.savedVersion && this.mode === 'push' ? this.gossipPayload(fold) : undefined
+    const outputs = [...this.outputsToForward]
+    this.outputsToForward.clear()
+    if (this.storage !== undefined && version > this.savedVersion) {
+      await this.storage.save({ cluster: this.clusterName, privateKey: privateKeyToProtobuf(this.privateKey), fold: encodeEventFold(fold.snapshot(), this.codecs) })
+    }
+    if (version > this.savedVersion) this.savedVersion = version
+    for (let i = this.saveWaiters.length - 1; i >= 0; i--) {
+      const w = this.saveWaiters[i]!
+      if (w.version <= this.savedVersion) { this.saveWaiters.splice(i, 1); w.resolve() }
+    }
+    if (this.stopped) return
+    if (gossip !== undefined) this.propagate(fold, gossip)
+    for (const [creator, list] of outputs) {
+      const payload = encodeWireMessage({ kind: 'outputs', origin: this.clusterName, outputs: list })
+      this.counters.outputsForwarded += list.length
+      this.countOut(payload)
+      void this.node.send(creator, this.protocols.outputs, payload).catch(err => { log('forwarding outputs to %s failed: %s', creator, err) })
+    }
+    if (this.notifiedVersion < version && this.listeners.size > 0) {
+      this.notifiedVersion = version
+      const state = this.readState()
+      for (const l of this.listeners) {
+        try { l(state) } catch (err) { log.error('change listener threw: %s', err) }
+      }
+    }
+    if (this.version > this.savedVersion) this.scheduleFlush()
+  }
+
+  /** Every outstanding id with its acks; bodies only where not published before (invariant 3). */
+  private gossipPayload (fold: EventFold<E, S, O>): Uint8Array {
+    const events = fold.outstandingEvents().map(e => {
+      const key = eventIdKey(e.id)
+      const known = this.publishedBodies.has(key) && e.delta.kind !== 'error'
+      if (!known) this.publishedBodies.add(key)
+      return known ? { id: e.id, delta: undefined, acks: e.acks } : e
+    })
+    // Forget bodies that have folded: the set tracks outstanding events only.
+    if (this.publishedBodies.size > events.length * 2 + 64) {
+      const live = new Set(events.map(e => eventIdKey(e.id)))
+      for (const k of this.publishedBodies) if (!live.has(k)) this.publishedBodies.delete(k)
+    }
+    return encodeDiff({ origin: this.clusterName, infimumId: fold.infimumId(), infimumDigest: fold.infimumDigest(), events }, this.codecs)
+  }
+
+  /** Sends a batch to every other participant: directly in small clusters, by gossip in large ones. */
+  private propagate (fold: EventFold<E, S, O>, payload: Uint8Array): void {
+    const others = fold.projectedParticipants().filter(p => p !== this.self)
+    if (others.length === 0) return
+    if (others.length < this.directFanout) {
+      for (const peer of others) {
+        this.countOut(payload)
+        this.node.send(peer, this.protocols.delta, payload).catch(err => { log('delta to %s failed: %s', peer, err) })
+      }
+      return
+    }
+    this.countOut(payload)
+    this.node.publish(this.protocols.topic, payload).catch(err => { log('publish failed: %s', err) })
+  }
+
+  /** Resolves once everything up to `version` is saved. */
+  private async persisted (version: number): Promise<void> {
+    if (this.savedVersion >= version) return
+    await new Promise<void>(resolve => {
+      this.saveWaiters.push({ version, resolve })
+      this.scheduleFlush()
+    })
+  }
+
+  // -----------------------------------------------------------------------------------------
+  // Incoming
+
+  private isParticipant (peer: Participant): boolean {
+    const fold = this.fold
+    if (fold === undefined) return false
+    if (this.participantsCache?.version !== this.version) {
+      this.participantsCache = { version: this.version, set: new Set(fold.projectedParticipants()) }
+    }
+    return this.participantsCache.set.has(peer)
+  }
+
+  private onGossip (from: Participant, data: Uint8Array): void {
+    this.countIn(data)
+    const fold = this.fold
+    if (fold === undefined || this.stopped) return
+    if (!this.isParticipant(from)) { this.counters.droppedNonParticipant++; log('dropped gossip from non-participant %s', from); return }
+    let diff
+    try {
+      diff = decodeDiff(data, this.codecs, this.limits)
+    } catch (err) {
+      this.counters.droppedUndecodable++
+      log('dropped undecodable gossip from %s: %s', from, err)
+      return
+    }
+    this.mergeDiffFrom(from, diff)
+  }
+
+  private mergeDiffFrom (from: Participant, diff: ReturnType<typeof decodeDiff<E, S, O>>): boolean {
+    const fold = this.requireFold()
+    if (diff.origin !== this.clusterName) { this.counters.droppedWrongCluster++; log('dropped a diff of cluster %s from %s', diff.origin, from); return false }
+    const r = fold.mergeDiff(diff)
+    if (!r.ok) {
+      this.counters.mergeRefusals++
+      log('diff from %s refused (%s): pulling a sync', from, r.error.name)
+      void this.requestSync(from, r.error.name !== 'DiffTooSparseError' || (r.error as { reason?: string }).reason === 'digest')
+      return false
+    }
+    this.counters.diffMerges++
+    // The sender sent its news to everyone; ours is only what we acknowledged.
+    this.afterUpdate({ outputs: r.outputs, propagate: r.acknowledged })
+    if (fold.isBlockedOnError() && compareEventIds(diff.infimumId, fold.infimumId()) > 0) void this.requestSync(from, true)
+    return true
+  }
+
+  private mergeFullFrom (from: Participant, bytes: Uint8Array): void {
+    const snapshot = decodeEventFold(bytes, this.codecs, this.limits)
+    if (snapshot.origin !== this.clusterName) { this.counters.droppedWrongCluster++; return }
+    const r = this.requireFold().mergeFull(snapshot)
+    if (!r.ok) return
+    this.counters.fullMerges++
+    this.afterUpdate({ outputs: r.outputs, propagate: r.acknowledged })
+    log('merged the whole fold of %s', from)
+  }
+
+  /** Pulls `peer`'s diff for us (or its whole fold) and merges it; one request per peer at a time. */
+  private async requestSync (peer: Participant, full: boolean): Promise<void> {
+    if (this.stopped || this.syncing.has(peer)) return
+    this.syncing.add(peer)
+    this.counters.syncsRequested++
+    let retryFull = false
+    try {
+      const request = encodeWireMessage({ kind: 'syncRequest', origin: this.clusterName, full })
+      this.countOut(request)
+      const answer = await this.node.request(peer, this.protocols.sync, request, { timeoutMs: DEFAULT_CALL_TIMEOUT_MS })
+      this.countIn(answer)
+      if (this.stopped) return
+      const kind = peekKind(answer)
+      if (kind === MessageKind.diff) retryFull = !full && !this.mergeDiffFrom(peer, decodeDiff(answer, this.codecs, this.limits))
+      else if (kind === MessageKind.eventFold) this.mergeFullFrom(peer, answer)
+      else if (kind === WireKind.refusal) log('sync refused by %s: %o', peer, decodeWireMessage(answer, this.limits))
+      else this.counters.droppedUndecodable++
+    } catch (err) {
+      if (err instanceof DecodeError) this.counters.droppedUndecodable++
+      log('sync with %s failed: %s', peer, err)
+    } finally {
+      this.syncing.delete(peer)
+    }
+    if (retryFull) await this.requestSync(peer, true)
+  }
+
+  private refuse (code: RefusalCode, message: string): Uint8Array {
+    return encodeWireMessage({ kind: 'refusal', code, message })
+  }
+
+  private async onSyncRequest (from: Participant, payload: Uint8Array): Promise<Uint8Array> {
+    this.countIn(payload)
+    const fold = this.fold
+    if (fold === undefined || this.stopped) return this.refuse('stopping', 'not ready')
+    let request
+    try { request = decodeWireMessage(payload, this.limits) } catch { this.counters.droppedUndecodable++; return this.refuse('bad-request', 'undecodable') }
+    if (request.kind !== 'syncRequest') return this.refuse('bad-request', 'expected a sync request')
+    if (request.origin !== this.clusterName) { this.counters.droppedWrongCluster++; return this.refuse('wrong-cluster', `this is cluster ${this.clusterName}`) }
+    if (!this.isParticipant(from)) { this.counters.droppedNonParticipant++; return this.refuse('not-participant', 'you are not a participant') }
+    const diff = request.full ? undefined : fold.diffFor(from)
+    if (diff === undefined && !this.fullSyncLimiter.take(from)) { this.counters.droppedRateLimited++; return this.refuse('rate-limited', 'too many full syncs') }
+    // Encode now, answer once everything it shows is saved (invariant 1).
+    const answer = diff !== undefined ? encodeDiff(diff, this.codecs) : encodeEventFold(fold.snapshot(), this.codecs)
+    await this.persisted(this.version)
+    this.counters.syncsServed++
+    this.countOut(answer)
+    return answer
+  }
+
+  private async onPush (from: Participant, payload: Uint8Array): Promise<Uint8Array> {
+    this.countIn(payload)
+    if (this.fold === undefined || this.stopped) return this.refuse('stopping', 'not ready')
+    if (!this.isParticipant(from)) { this.counters.droppedNonParticipant++; return this.refuse('not-participant', 'you are not a participant') }
+    try {
+      const kind = peekKind(payload)
+      if (kind === MessageKind.diff) {
+        this.mergeDiffFrom(from, decodeDiff(payload, this.codecs, this.limits))
+      } else if (kind === MessageKind.eventFold) {
+        if (!this.fullSyncLimiter.take(from)) { this.counters.droppedRateLimited++; return this.refuse('rate-limited', 'too many full pushes') }
+        this.mergeFullFrom(from, payload)
+      } else {
+        return this.refuse('bad-request', 'expected a diff or a fold')
+      }
+    } catch (err) {
+      this.counters.droppedUndecodable++
+      log('undecodable push from %s: %s', from, err)
+      return this.refuse('bad-request', 'undecodable')
+    }
+    await this.persisted(this.version)
+    return encodeWireMessage({ kind: 'ack' })
+  }
+
+  private async onJoinRequest (from: Participant, payload: Uint8Array): Promise<Uint8Array> {
+    this.countIn(payload)
+    const fold = this.fold
+    if (fold === undefined || this.stopped) return this.refuse('stopping', 'not ready')
+    if (!this.joinLimiter.take(from)) { this.counters.droppedRateLimited++; return this.refuse('rate-limited', 'too many joins') }
+    let request
+    try { request = decodeWireMessage(payload, this.limits) } catch { this.counters.droppedUndecodable++; return this.refuse('bad-request', 'undecodable') }
+    if (request.kind !== 'joinRequest') return this.refuse('bad-request', 'expected a join request')
+    if (request.origin !== this.clusterName) { this.counters.droppedWrongCluster++; return this.refuse('wrong-cluster', `this is cluster ${this.clusterName}`) }
+    // An earlier incarnation with the same id leaves first, so a restarted peer rejoins cleanly.
+    this.afterUpdate(fold.disassociate(from))
+    this.afterUpdate(fold.participate(from))
+    const foldBytes = encodeEventFold(fold.snapshot(), this.codecs)
+    const peers = await Promise.all(fold.projectedParticipants().filter(p => p !== from).map(async id => ({
+      id,
+      addresses: id === this.self ? this.node.multiaddrs() : await this.node.peerAddresses(id)
+    })))
+    await this.persisted(this.version)
+    log('admitted %s', from)
+    return encodeWireMessage({ kind: 'joinAccepted', fold: foldBytes, peers })
+  }
+
+  private onOutputs (from: Participant, payload: Uint8Array): void {
+    this.countIn(payload)
+    if (this.stopped || !this.isParticipant(from)) { this.counters.droppedNonParticipant++; return }
+    let message
+    try { message = decodeWireMessage(payload, this.limits) } catch { this.counters.droppedUndecodable++; return }
+    if (message.kind !== 'outputs') { this.counters.droppedUndecodable++; return }
+    if (message.origin !== this.clusterName) { this.counters.droppedWrongCluster++; return }
+    for (const o of message.outputs) {
+      if (o.id.participant !== this.self) continue
+      const pending = this.pending.get(eventIdKey(o.id))
+      if (pending === undefined) continue
+      try {
+        pending.resolve(decodeWith(this.codecs.output, o.value, this.limits))
+      } catch (err) {
+        this.counters.droppedUndecodable++
+        log('undecodable output from %s: %s', from, err)
+      }
+    }
+  }
+
+  // -----------------------------------------------------------------------------------------
+  // Periodic work
+
+  private tick (): void {
+    const fold = this.fold
+    if (fold === undefined || this.stopped) return
+    const others = fold.projectedParticipants().filter(p => p !== this.self)
+    const connected = new Set(this.node.connectedPeers())
+    for (const p of others) if (!connected.has(p)) void this.node.dial(p, { timeoutMs: this.intervalMs }).catch(() => {})
+    const reachable = others.filter(p => connected.has(p))
+    if (reachable.length > 0) {
+      const peer = reachable[Math.floor(Math.random() * reachable.length)]!
+      if (this.mode === 'periodic') void this.pushTo(peer)
+      else if (fold.outstandingCount > 0) {
+        // Anti-entropy: re-announce acknowledgements and pull from someone, to repair losses.
+        this.propagate(fold, this.gossipPayload(fold))
+        void this.requestSync(peer, false)
+      }
+    }
+    this.trackProgress()
+  }
+
+  /** om-legion's propagation: send our diff (or whole fold) to one peer. */
+  private async pushTo (peer: Participant): Promise<void> {
+    const fold = this.requireFold()
+    await this.persisted(this.version)
+    const diff = fold.diffFor(peer)
+    const payload = diff !== undefined ? encodeDiff(diff, this.codecs) : encodeEventFold(fold.snapshot(), this.codecs)
+    this.countOut(payload)
+    await this.node.request(peer, this.protocols.push, payload, { timeoutMs: this.intervalMs * 5 }).catch(err => { log('push to %s failed: %s', peer, err) })
+  }
+
+  private trackProgress (): Map<Participant, EventId> {
+    const divergent = this.requireFold().divergent()
+    const now = Date.now()
+    for (const [peer, id] of divergent) {
+      const key = eventIdKey(id)
+      const seen = this.progress.get(peer)
+      if (seen === undefined || seen.key !== key) this.progress.set(peer, { key, since: now })
+    }
+    for (const peer of this.progress.keys()) if (!divergent.has(peer)) this.progress.delete(peer)
+    return divergent
+  }
+
+  stats (): LegionStats {
+    const fold = this.requireFold()
+    const divergent = this.trackProgress()
+    const now = Date.now()
+    const list: DivergentPeer[] = [...divergent].map(([peer, id]) => ({
+      peer, latestAcknowledged: id, sinceProgressMs: now - (this.progress.get(peer)?.since ?? now)
+    }))
+    const t = this.node.stats()
+    return {
+      self: this.self,
+      participants: fold.infimumParticipants().length,
+      outstanding: fold.outstandingCount,
+      infimumId: fold.infimumId(),
+      divergent: list,
+      counters: { ...this.counters, droppedFrames: t.channel.droppedFrames }
+    }
+  }
+
+  private countIn (bytes: Uint8Array): void {
+    this.counters.messagesIn++
+    this.counters.bytesIn += bytes.length
+  }
+
+  private countOut (bytes: Uint8Array): void {
+    this.counters.messagesOut++
+    this.counters.bytesOut += bytes.length
+  }
+
+  // -----------------------------------------------------------------------------------------
+  // Stopping
+
+  multiaddrs (): string[] {
+    return this.node.multiaddrs()
+  }
+
+  async stop (options: { leave?: boolean, timeoutMs?: number } = {}): Promise<void> {
+    if (this.stopped) return
+    const fold = this.fold
+    if (options.leave !== false && fold !== undefined && fold.projectedParticipants().length > 1) {
+      this.afterUpdate(fold.disassociate(this.self))
+      await this.disseminate({ timeoutMs: options.timeoutMs ?? 5000 }).catch(err => { log('leaving: %s', err) })
+    }
+    this.stopped = true
+    if (this.timer !== undefined) clearInterval(this.timer)
+    for (const u of this.unsubscribes) u()
+    for (const p of [...this.pending.values()]) p.reject(new StoppedError())
+    for (const f of [...this.stopListeners]) f()
+    this.listeners.clear()
+    await this.flushing
+    if (this.storage !== undefined && this.fold !== undefined && this.version > this.savedVersion) {
+      await this.storage.save({ cluster: this.clusterName, privateKey: privateKeyToProtobuf(this.privateKey), fold: encodeEventFold(this.fold.snapshot(), this.codecs) }).catch(err => { log.error('final save failed: %s', err) })
+    }
+    for (const w of this.saveWaiters.splice(0)) w.resolve()
+    if (this.node !== undefined) await this.node.stop() // undefined when start-up failed early
+    await this.storage?.close()
+  }
+
+  private requireRunning (): void {
+    if (this.stopped) throw new StoppedError()
+  }
+
+  private requireFold (): EventFold<E, S, O> {
+    this.requireRunning()
+    if (this.fold === undefined) throw new StoppedError('the peer is not a participant yet')
+    return this.fold
+  }
+}
+
