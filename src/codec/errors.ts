@@ -35,6 +35,7 @@ export type DecodeErrorCode =
  * error may come from another copy of the package.
  */
 export class DecodeError extends Error {
+  /** Always `'DecodeError'`, so `err.name` identifies the error across package copies. */
   override readonly name = 'DecodeError'
   /** Why the decode failed. */
   readonly code: DecodeErrorCode
@@ -56,6 +57,7 @@ export class DecodeError extends Error {
  * `TypeError` because it always means the caller passed a value of the wrong type.
  */
 export class EncodeError extends TypeError {
+  /** Always `'EncodeError'`, so `err.name` identifies the error across package copies. */
   override readonly name = 'EncodeError'
 }
 

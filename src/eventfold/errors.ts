@@ -17,6 +17,7 @@ export abstract class MergeError extends Error {
 
 /** The two folds belong to different clusters. Never mergeable; drop the message. */
 export class DifferentOriginsError extends MergeError {
+  /** Always `'DifferentOriginsError'`, so `err.name` identifies the error across package copies. */
   override readonly name = 'DifferentOriginsError'
   readonly needsFullMerge = false
   /** The local fold's origin. */
@@ -35,6 +36,7 @@ export class DifferentOriginsError extends MergeError {
  * receiver has never seen. Remedy: a full merge.
  */
 export class DiffTooNewError extends MergeError {
+  /** Always `'DiffTooNewError'`, so `err.name` identifies the error across package copies. */
   override readonly name = 'DiffTooNewError'
   readonly needsFullMerge = true
   /** The diff's infimum id. */
@@ -54,6 +56,7 @@ export class DiffTooNewError extends MergeError {
  * sender's infimum would not reproduce the sender's infimum digest. Remedy: a full merge.
  */
 export class DiffTooSparseError extends MergeError {
+  /** Always `'DiffTooSparseError'`, so `err.name` identifies the error across package copies. */
   override readonly name = 'DiffTooSparseError'
   readonly needsFullMerge = true
   /** `missing-body`: an omitted body is unknown here; `digest`: the infimum histories differ. */

@@ -53,8 +53,20 @@ export function eventIdKey (id: EventId): string {
  * once every participant has seen the same failure).
  */
 export type ApplyResult<S, O> =
-  | { readonly ok: true, readonly output: O, readonly state: S }
-  | { readonly ok: false, readonly output: O }
+  | {
+    /** The event applied. */
+    readonly ok: true
+    /** What the event produced. */
+    readonly output: O
+    /** The state after the event. */
+    readonly state: S
+  }
+  | {
+    /** The event failed: a system error, which leaves the state unchanged. */
+    readonly ok: false
+    /** What the failure reports. */
+    readonly output: O
+  }
 
 /**
  * The user's event specification: what an event does to the shared state.
@@ -109,10 +121,32 @@ export interface EventFoldOptions {
  *   participant has acknowledged the failure (`errorAcks`).
  */
 export type Delta<E, O> =
-  | { readonly kind: 'event', readonly event: E }
-  | { readonly kind: 'join', readonly participant: Participant }
-  | { readonly kind: 'unjoin', readonly participant: Participant }
-  | { readonly kind: 'error', readonly output: O, readonly errorAcks: readonly Participant[] }
+  | {
+    /** A user event. */
+    readonly kind: 'event'
+    /** The event. */
+    readonly event: E
+  }
+  | {
+    /** A participant enters. */
+    readonly kind: 'join'
+    /** The joining participant. */
+    readonly participant: Participant
+  }
+  | {
+    /** A participant leaves or is ejected. */
+    readonly kind: 'unjoin'
+    /** The departing participant. */
+    readonly participant: Participant
+  }
+  | {
+    /** A user event whose `apply` failed. */
+    readonly kind: 'error'
+    /** The failure's output. */
+    readonly output: O
+    /** Participants known to have seen the failure, sorted. */
+    readonly errorAcks: readonly Participant[]
+  }
 
 /**
  * A summary of every event folded into an infimum: how many folded and a 53-bit hash chain

@@ -89,9 +89,24 @@ export interface PartitionTable {
  * ```
  */
 export type PartitionTableEvent =
-  | { readonly type: 'configure', readonly partitions: number }
-  | { readonly type: 'move', readonly partition: number, readonly to: Participant }
-  | { readonly type: 'rebalance' }
+  | {
+    /** Resize the table. */
+    readonly type: 'configure'
+    /** The new partition count. */
+    readonly partitions: number
+  }
+  | {
+    /** Reassign one partition by hand. */
+    readonly type: 'move'
+    /** The partition to reassign. */
+    readonly partition: number
+    /** Its new owner, a current participant. */
+    readonly to: Participant
+  }
+  | {
+    /** Restore balance after manual moves. */
+    readonly type: 'rebalance'
+  }
 
 /**
  * What a partition table event did. `moved` counts partitions whose owner changed (including
@@ -104,15 +119,36 @@ export type PartitionTableEvent =
  * ```
  */
 export type PartitionTableOutput =
-  | { readonly type: 'configured', readonly partitions: number, readonly moved: number }
   | {
+    /** A `configure` event applied. */
+    readonly type: 'configured'
+    /** The partition count now. */
+    readonly partitions: number
+    /** Partitions whose owner changed. */
+    readonly moved: number
+  }
+  | {
+    /** A `move` event applied. */
     readonly type: 'moved'
+    /** The partition moved. */
     readonly partition: number
+    /** Its previous owner (`null` if it had none). */
     readonly from: Participant | null
+    /** Its new owner. */
     readonly to: Participant
   }
-  | { readonly type: 'rebalanced', readonly moved: number }
-  | { readonly type: 'error', readonly message: string }
+  | {
+    /** A `rebalance` event applied. */
+    readonly type: 'rebalanced'
+    /** Partitions whose owner changed. */
+    readonly moved: number
+  }
+  | {
+    /** The event was invalid: a system error. */
+    readonly type: 'error'
+    /** Why, for humans. */
+    readonly message: string
+  }
 
 /**
  * The event specification of a partition table with `partitions` partitions initially.
