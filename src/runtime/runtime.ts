@@ -91,10 +91,13 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
   private privateKey!: PrivateKey
   private stopped = false
 
-  // Versions: bumped by every change worth propagating; saved/published once handled.
+  // `version` counts every change of the fold (each is saved and shown to subscribers);
+  // `news` says whether any of them is this peer's own news (events or memberships it made,
+  // acknowledgements it gave), the only thing it needs to send: see invariant 3.
   private version = 0
   private savedVersion = 0
   private notifiedVersion = 0
+  private news = false
   private flushScheduled = false
   private flushing: Promise<void> | undefined
   private readonly saveWaiters: Array<{ version: number, resolve: () => void }> = []
@@ -426,10 +429,15 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
   // -----------------------------------------------------------------------------------------
   // Updates and flushing
 
-  /** Records the effects of an update: consistent outputs, and whether to propagate. */
-  private afterUpdate (r: UpdateResult<O>): void {
+  /**
+   * Records the effects of an update: its consistent outputs, a change to save and show if
+   * the fold changed, and whether that change is news of our own to send (by default: local
+   * updates always are; merges pass what they acknowledged).
+   */
+  private afterUpdate (r: UpdateResult<O>, news: boolean = r.propagate): void {
     for (const o of r.outputs) this.onConsistent(o)
-    if (r.propagate) this.changed()
+    if (news) this.news = true
+    if (r.propagate || news) this.changed()
   }
 
   private changed (): void {
@@ -459,7 +467,7 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
 
   private async runFlush (): Promise<void> {
     this.flushScheduled = false
-    if (this.flushing !== undefined) { await this.flushing; if (this.version > this.savedVersion) this.scheduleFlush(); return }
+    if (this.flushing !== undefined) { await this.flushing; if (this.needsFlush()) this.scheduleFlush(); return }
     this.flushing = this.flush().catch(err => { log.error('flush failed: %s', err) }).finally(() => { this.flushing = undefined })
     await this.flushing
   }
@@ -469,7 +477,8 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
     const fold = this.fold
     if (fold === undefined) return
     const version = this.version
-    const gossip = version > this.savedVersion && this.mode === 'push' ? this.gossipPayload(fold) : undefined
+    const gossip = this.news && this.mode === 'push' ? this.gossipPayload(fold) : undefined
+    this.news = false
     const outputs = [...this.outputsToForward]
     this.outputsToForward.clear()
     if (this.storage !== undefined && version > this.savedVersion) {
@@ -488,14 +497,18 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
       this.countOut(payload)
       void this.node.send(creator, this.protocols.outputs, payload).catch(err => { log('forwarding outputs to %s failed: %s', creator, err) })
     }
-    if (this.notifiedVersion < version && this.listeners.size > 0) {
+    if (this.notifiedVersion < version) {
       this.notifiedVersion = version
-      const state = this.readState()
+      const state = this.listeners.size > 0 ? this.readState() : undefined
       for (const l of this.listeners) {
-        try { l(state) } catch (err) { log.error('change listener threw: %s', err) }
+        try { l(state!) } catch (err) { log.error('change listener threw: %s', err) }
       }
     }
-    if (this.version > this.savedVersion) this.scheduleFlush()
+    if (this.needsFlush()) this.scheduleFlush()
+  }
+
+  private needsFlush (): boolean {
+    return this.news || this.version > this.savedVersion || this.version > this.notifiedVersion
   }
 
   /** Every outstanding id with its acks; bodies only where not published before (invariant 3). */
@@ -578,7 +591,7 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
     }
     this.counters.diffMerges++
     // The sender sent its news to everyone; ours is only what we acknowledged.
-    this.afterUpdate({ outputs: r.outputs, propagate: r.acknowledged })
+    this.afterUpdate(r, r.acknowledged)
     if (fold.isBlockedOnError() && compareEventIds(diff.infimumId, fold.infimumId()) > 0) void this.requestSync(from, true)
     return true
   }
@@ -589,7 +602,7 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
     const r = this.requireFold().mergeFull(snapshot)
     if (!r.ok) return
     this.counters.fullMerges++
-    this.afterUpdate({ outputs: r.outputs, propagate: r.acknowledged })
+    this.afterUpdate(r, r.acknowledged)
     log('merged the whole fold of %s', from)
   }
 

@@ -1,0 +1,267 @@
+/**
+ * Integration tests of the runtime: real libp2p peers over TCP on 127.0.0.1, in one process.
+ * (Peers in separate OS processes are in runtime-processes.test.ts.)
+ */
+import { test, describe, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { startLegion } from '../src/runtime/runtime.js'
+import type { Legion, LegionOptions } from '../src/runtime/options.js'
+import type { EventSpec } from '../src/eventfold/types.js'
+import { createTransportNode } from '../src/transport/index.js'
+import { protocolIds } from '../src/runtime/protocols.js'
+import { encodeWireMessage } from '../src/codec/wire.js'
+import { memoryStorage } from '../src/storage/index.js'
+import { converged, startCluster, stopAll, until } from './support/cluster.js'
+
+/** State: event names in fold order. Output: the event's position in that order. */
+interface Log { readonly log: readonly string[] }
+const logSpec: EventSpec<string, Log, number> = {
+  init: () => ({ log: [] }),
+  apply: (e, s) => e === 'fail' ? { ok: false, output: -1 } : { ok: true, output: s.log.length, state: { log: [...s.log, e] } }
+}
+const base: Omit<LegionOptions<string, Log, number>, 'startup'> = { cluster: 'runtime-test', spec: logSpec }
+type Peer = Legion<string, Log, number>
+
+const everyone: Peer[] = []
+after(async () => { await stopAll(everyone) })
+async function cluster (n: number, options: Partial<LegionOptions<string, Log, number>> = {}): Promise<Peer[]> {
+  const peers = await startCluster(n, { ...base, ...options })
+  everyone.push(...peers)
+  return peers
+}
+
+describe('joining', () => {
+  test('peers that join through one another all see the same participants', async () => {
+    const peers = await cluster(3)
+    await until(peers, () => peers.every(p => p.readState().participants.length === 3), 'three participants everywhere')
+    const ids = peers.map(p => p.self).sort()
+    for (const p of peers) assert.deepEqual(p.readState().participants, ids)
+    assert.equal(peers[0]!.clusterName, 'runtime-test')
+    await stopAll(peers)
+  })
+
+  test('a join to a peer of another cluster is refused with a typed error', async () => {
+    const [a] = await cluster(1)
+    await assert.rejects(startLegion({ ...base, cluster: 'other', startup: { mode: 'join', peers: a!.multiaddrs() }, joinTimeoutMs: 2000 }), { name: 'JoinError' })
+    await stopAll([a!])
+  })
+})
+
+describe('shared state', () => {
+  test('concurrent applyFast from every peer converges to one infimum holding every event once', async () => {
+    const peers = await cluster(3)
+    const names: string[] = []
+    for (let round = 0; round < 20; round++) {
+      peers.forEach((p, i) => { const n = `e${round}-${i}`; names.push(n); p.applyFast(n) })
+    }
+    await until(peers, () => converged(peers), 'the peers converge', 15_000)
+    const log = peers[0]!.readState().infimum.log
+    assert.deepEqual([...log].sort(), [...names].sort())
+    await stopAll(peers)
+  })
+
+  test('applyConsistent resolves with the output the event has in the settled order, at every peer', async () => {
+    const peers = await cluster(3)
+    const results = await Promise.all(peers.flatMap((p, i) => [0, 1, 2, 3].map(async k => {
+      const name = `c${i}-${k}`
+      return { name, output: await p.applyConsistent(name, { timeoutMs: 10_000 }) }
+    })))
+    await until(peers, () => converged(peers), 'the peers converge')
+    const log = peers[0]!.readState().infimum.log
+    for (const r of results) assert.equal(log[r.output], r.name, `${r.name} resolved with position ${r.output}`)
+    await stopAll(peers)
+  })
+
+  test('applyFast returns the projected output at once', async () => {
+    const [a, b] = await cluster(2)
+    assert.equal(a!.applyFast('x'), 0)
+    assert.equal(a!.applyFast('y'), 1)
+    assert.deepEqual(a!.readState().projected.log, ['x', 'y'])
+    await until([a!, b!], () => b!.readState().infimum.log.length === 2, 'b folds both events')
+    await stopAll([a!, b!])
+  })
+
+  test('changes() yields the state after changes and ends when the peer stops', async () => {
+    const [a] = await cluster(1)
+    const seen: number[] = []
+    const reading = (async () => { for await (const s of a!.changes()) { seen.push(s.infimum.log.length); if (s.infimum.log.length === 3) break } })()
+    a!.applyFast('1'); await a!.applyConsistent('2'); a!.applyFast('3')
+    await reading
+    assert.equal(seen.at(-1), 3)
+    const it = a!.changes()
+    const ended = it.next()
+    await a!.stop()
+    assert.deepEqual(await ended, { done: true, value: undefined })
+  })
+
+  test('applyConsistent times out with a typed error when a participant is silent, and the event stays applied', async () => {
+    const peers = await cluster(2)
+    await until(peers, () => peers.every(p => p.readState().participants.length === 2), 'both participate')
+    await peers[1]!.stop({ leave: false })
+    await assert.rejects(peers[0]!.applyConsistent('waits', { timeoutMs: 300 }), (err: Error) => {
+      assert.equal(err.name, 'ConsistencyTimeoutError')
+      return true
+    })
+    assert.ok(peers[0]!.readState().projected.log.includes('waits'))
+    const controller = new AbortController()
+    const aborted = peers[0]!.applyConsistent('aborted', { signal: controller.signal })
+    controller.abort()
+    await assert.rejects(aborted, { name: 'AbortError' })
+    await stopAll(peers)
+  })
+
+  test('ejecting a stopped peer unblocks pending applyConsistent', async () => {
+    const peers = await cluster(3)
+    await until(peers, () => peers.every(p => p.readState().participants.length === 3), 'three participate')
+    const [a, b, c] = peers as [Peer, Peer, Peer]
+    await c.stop({ leave: false })
+    const pending = a.applyConsistent('after-crash', { timeoutMs: 10_000 })
+    const dissemination = await a.eject(c.self)
+    assert.deepEqual(dissemination.reached, [b.self])
+    assert.equal(typeof await pending, 'number')
+    await until([a, b], () => converged([a, b]), 'a and b converge')
+    assert.deepEqual(a.readState().participants, [a.self, b.self].sort())
+    await stopAll(peers)
+  })
+
+  test('a peer that stops gracefully leaves the cluster', async () => {
+    const peers = await cluster(3)
+    await until(peers, () => peers.every(p => p.readState().participants.length === 3), 'three participate')
+    await peers[2]!.stop()
+    await until(peers.slice(0, 2), () => peers.slice(0, 2).every(p => p.readState().participants.length === 2), 'two remain')
+    assert.equal(typeof await peers[0]!.applyConsistent('after-leave', { timeoutMs: 5000 }), 'number')
+    await stopAll(peers)
+  })
+
+  test('a restarted peer with the same private key rejoins and the cluster converges', async () => {
+    const key = await generateKeyPair('Ed25519')
+    const [a, b] = await cluster(2)
+    const c1 = await startLegion({ ...base, privateKey: key, startup: { mode: 'join', peers: a!.multiaddrs() } })
+    everyone.push(c1)
+    await c1.applyConsistent('before-restart', { timeoutMs: 5000 })
+    await c1.stop({ leave: false })
+    const c2 = await startLegion({ ...base, privateKey: key, startup: { mode: 'join', peers: b!.multiaddrs() } })
+    everyone.push(c2)
+    assert.equal(c2.self, c1.self)
+    assert.equal(typeof await c2.applyConsistent('after-restart', { timeoutMs: 10_000 }), 'number')
+    await until([a!, b!, c2], () => converged([a!, b!, c2]), 'the three converge')
+    const log = a!.readState().infimum.log
+    assert.ok(log.includes('before-restart') && log.includes('after-restart'))
+    assert.equal(a!.readState().participants.length, 3)
+    await stopAll([a!, b!, c2])
+  })
+
+  test('a peer recovers from its storage as the same participant', async () => {
+    const storage = memoryStorage()
+    const reopened = (): ReturnType<typeof memoryStorage> => memoryStorage({ store: storage.store })
+    const [a] = await cluster(1)
+    const b1 = await startLegion({ ...base, storage, startup: { mode: 'join', peers: a!.multiaddrs() } })
+    everyone.push(b1)
+    await b1.applyConsistent('saved', { timeoutMs: 5000 })
+    await b1.stop({ leave: false })
+    const b2 = await startLegion({ ...base, storage: reopened(), startup: { mode: 'recover', peers: a!.multiaddrs() } })
+    everyone.push(b2)
+    assert.equal(b2.self, b1.self)
+    assert.ok(b2.readState().infimum.log.includes('saved'))
+    assert.equal(typeof await b2.applyConsistent('recovered', { timeoutMs: 10_000 }), 'number')
+    await assert.rejects(startLegion({ ...base, cluster: 'elsewhere', storage: reopened(), startup: { mode: 'recover' } }), { name: 'RecoverError' })
+    await assert.rejects(startLegion({ ...base, storage: memoryStorage(), startup: { mode: 'recover' } }), { name: 'RecoverError' })
+    await stopAll([a!, b2])
+  })
+})
+
+describe('messaging', () => {
+  test('call, cast, broadcast and broadcall reach the other participants', async () => {
+    const casts: Array<{ to: number, from: string, text: string }> = []
+    const peers: Peer[] = []
+    const first = await startLegion({
+      ...base,
+      startup: { mode: 'new' },
+      onCall: (_from, p) => new TextEncoder().encode(`0:${new TextDecoder().decode(p)}`),
+      onCast: (from, p) => { casts.push({ to: 0, from, text: new TextDecoder().decode(p) }) }
+    })
+    peers.push(first)
+    for (let i = 1; i < 3; i++) {
+      peers.push(await startLegion({
+        ...base,
+        startup: { mode: 'join', peers: first.multiaddrs() },
+        onCall: async (_from, p) => {
+          const text = new TextDecoder().decode(p)
+          if (text === 'throw') throw new Error(`peer ${i} refuses`)
+          if (text === 'slow' && i === 2) await new Promise(resolve => setTimeout(resolve, 2000))
+          return new TextEncoder().encode(`${i}:${text}`)
+        },
+        onCast: (from, p) => { casts.push({ to: i, from, text: new TextDecoder().decode(p) }) }
+      }))
+    }
+    everyone.push(...peers)
+    await until(peers, () => peers.every(p => p.readState().projectedParticipants.length === 3), 'three participate')
+    const [a, b, c] = peers as [Peer, Peer, Peer]
+    const enc = (s: string): Uint8Array => new TextEncoder().encode(s)
+    const dec = (b?: Uint8Array): string | undefined => b === undefined ? undefined : new TextDecoder().decode(b)
+
+    assert.equal(dec(await a.call(b.self, enc('hi'))), '1:hi')
+    await assert.rejects(a.call(b.self, enc('throw')), (err: Error) => err.name === 'RemoteError' && err.message.includes('peer 1 refuses'))
+    await assert.rejects(a.call(c.self, enc('slow'), { timeoutMs: 200 }), { name: 'TimeoutError' })
+
+    const replies = await a.broadcall(enc('slow'), { timeoutMs: 500 })
+    assert.deepEqual([...replies.keys()].sort(), [b.self, c.self].sort())
+    assert.equal(dec(replies.get(b.self)), '1:slow')
+    assert.equal(replies.get(c.self), undefined, 'the slow peer did not answer in time')
+
+    await a.cast(b.self, enc('one'))
+    await a.broadcast(enc('all'))
+    await until(peers, () => casts.length === 3, 'three casts arrive')
+    assert.deepEqual(casts.map(x => `${x.to}:${x.text}`).sort(), ['1:all', '1:one', '2:all'])
+    assert.ok(casts.every(x => x.from === a.self))
+    await stopAll(peers)
+  })
+})
+
+describe('hostile input', () => {
+  test('garbage from a raw libp2p peer, participant or not, is dropped and counted without harm', async () => {
+    const key = await generateKeyPair('Ed25519')
+    const [a] = await cluster(1)
+    const insider = await startLegion({ ...base, privateKey: key, startup: { mode: 'join', peers: a!.multiaddrs() } })
+    everyone.push(insider)
+    await insider.applyConsistent('legit', { timeoutMs: 5000 })
+    await insider.stop({ leave: false })
+    const before = a!.readState()
+    const ids = protocolIds('runtime-test')
+
+    // A stranger: not a participant, so everything it sends is fenced.
+    const stranger = await createTransportNode()
+    // The insider's key on a raw node: a participant, so its garbage reaches the decoders.
+    const forger = await createTransportNode({ privateKey: key })
+    try {
+      for (const raw of [stranger, forger]) {
+        const target = await raw.dial(a!.multiaddrs()[0]!)
+        const garbage = [new Uint8Array(0), Uint8Array.of(1, 2, 3), new TextEncoder().encode('LGN\x01\x02 garbage'), encodeWireMessage({ kind: 'syncRequest', origin: 'other-cluster', full: true })]
+        for (const bytes of garbage) {
+          await raw.send(target, ids.delta, bytes)
+          await raw.send(target, ids.outputs, bytes)
+          const syncAnswer = await raw.request(target, ids.sync, bytes, { timeoutMs: 2000 })
+          assert.ok(syncAnswer.length > 0)
+          await raw.request(target, ids.push, bytes, { timeoutMs: 2000 })
+          await raw.request(target, ids.join, bytes, { timeoutMs: 2000 }).catch(() => {})
+        }
+      }
+      // Every frame was sent on ordered streams before the last answered request, so the
+      // counters are final here.
+      const c = a!.stats().counters
+      assert.ok(c.droppedNonParticipant >= 8, `stranger's messages fenced: ${c.droppedNonParticipant}`)
+      assert.ok(c.droppedUndecodable >= 6, `forger's garbage counted: ${c.droppedUndecodable}`)
+      assert.ok(c.droppedWrongCluster >= 1, `wrong cluster counted: ${c.droppedWrongCluster}`)
+      const after = a!.readState()
+      assert.deepEqual(after.infimum, before.infimum)
+      assert.ok(before.infimum.log.includes('legit'))
+      assert.equal(await a!.applyConsistent('still-works', { timeoutMs: 300 }).then(() => 'ok').catch((e: Error) => e.name), 'ConsistencyTimeoutError', 'the insider is a silent participant until ejected')
+    } finally {
+      await Promise.all([stranger.stop(), forger.stop()])
+    }
+    await a!.eject(insider.self)
+    assert.equal(typeof await a!.applyConsistent('after-eject', { timeoutMs: 5000 }), 'number')
+    await stopAll([a!])
+  })
+})
