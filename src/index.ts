@@ -1,15 +1,32 @@
 /**
  * Legion: clusters of identical Node.js processes that share one replicated state, an
  * **EventFold** (an event-sourced CRDT in which totally ordered events fold into a settled
- * *infimum* once every participant has acknowledged them), exchanged over libp2p.
+ * *infimum* once every participant has acknowledged them), exchanged over libp2p, plus
+ * `cast` / `call` / `broadcast` / `broadcall` messaging between the peers.
  *
- * This entry point exports the public contract only: the EventFold and its data types, the
- * binary codec through which applications serialise their own events, states and outputs, and
- * the built-in partition table event spec. The peer runtime (start-up, propagation over
- * libp2p, messaging) is in progress and will be exported here.
+ * This entry point exports the public contract: {@link startLegion} and the {@link Legion}
+ * handle it returns, storage adapters, the EventFold itself and its data types, the binary
+ * codec through which applications serialise their events, states and outputs, and the
+ * built-in partition table event spec.
  *
  * @example
- * Two replicas of a counter: `b` joins through `a`, adds an event, and a diff carries it back.
+ * Two peers on loopback share a partition table; `b` joins through `a`.
+ * ```ts
+ * import { startLegion, partitionTableSpec, formatPartitionTable } from 'legion'
+ *
+ * const spec = partitionTableSpec(16)
+ * const a = await startLegion({ cluster: 'demo', spec, startup: { mode: 'new' } })
+ * const b = await startLegion({ cluster: 'demo', spec, startup: { mode: 'join', peers: a.multiaddrs() } })
+ *
+ * await b.applyConsistent({ type: 'rebalance' })        // resolves once both acknowledged it
+ * console.log(formatPartitionTable(b.readState().infimum)) // 8 partitions each
+ *
+ * await b.stop()   // leaves the cluster gracefully
+ * await a.stop()
+ * ```
+ *
+ * @example
+ * The EventFold on its own, without a network: two replicas of a counter.
  * ```ts
  * import { EventFold, type EventSpec } from 'legion'
  *
@@ -17,24 +34,65 @@
  *   init: () => 0,
  *   apply: (n, total) => ({ ok: true, output: total + n, state: total + n })
  * }
- *
- * // a founds the cluster and admits b; b starts from a's whole fold and acknowledges it.
  * const a = EventFold.create('my-cluster', 'a', counter)
  * a.participate('b')
  * const b = EventFold.fromSnapshot(a.snapshot(), 'b', counter)
  * b.acknowledge()                 // b's Join folds on b
- * a.mergeFull(b.snapshot())       // ... and on a, which adopts b's infimum
- *
- * // b adds an event: its projected output is immediate, it folds once a acknowledges it.
- * b.event(5).output               // 5
+ * a.mergeFull(b.snapshot())       // ... and on a
+ * b.event(5).output               // 5, at once (projected)
  * a.mergeDiff(b.diffFor('a')!)    // a acknowledges: the event folds on a
- * b.mergeDiff(a.diffFor('b')!)    // a's infimum tells b everyone has it: it folds on b
- * a.infimumValue()                // 5
+ * b.mergeDiff(a.diffFor('b')!)    // a's infimum tells b everyone has it
  * b.infimumValue()                // 5
  * ```
  *
  * @packageDocumentation
  */
+
+// ---------------------------------------------------------------------------------------------
+// The runtime: one peer of a cluster. (Importing it loads the transport, which applies the
+// Promise.withResolvers polyfill Node 20 needs before libp2p loads.)
+// ---------------------------------------------------------------------------------------------
+
+export { startLegion } from './runtime/runtime.js'
+export type {
+  Legion,
+  LegionOptions,
+  StartupMode,
+  PropagationOptions,
+  CallHandler,
+  CastHandler,
+  ClusterState,
+  LegionStats,
+  LegionCounters,
+  DivergentPeer,
+  WaitOptions,
+  Dissemination
+} from './runtime/options.js'
+export { ConsistencyTimeoutError, StoppedError, JoinError, RecoverError, NotParticipantError } from './runtime/errors.js'
+export { RemoteError, TimeoutError, AbortError, PeerUnreachableError, FrameTooLargeError } from './transport/errors.js'
+
+// ---------------------------------------------------------------------------------------------
+// Storage: where a peer persists its fold and its private key.
+// ---------------------------------------------------------------------------------------------
+
+export {
+  memoryStorage,
+  MemoryStore,
+  lmdbStorage,
+  openPeerStorageFor,
+  StorageCorruptError,
+  StorageClosedError,
+  WrongClusterError,
+  ForeignDirectoryError,
+  StorageInUseError,
+  type PeerStorage,
+  type PeerRecord,
+  type ClusterPeerStorage,
+  type MemoryStorage,
+  type MemoryStorageOptions,
+  type LmdbStorageOptions,
+  type StorageCorruptReason
+} from './storage/index.js'
 
 // ---------------------------------------------------------------------------------------------
 // The EventFold: the replicated state and its plain-data forms.
@@ -113,9 +171,3 @@ export {
   type PartitionTableEvent,
   type PartitionTableOutput
 } from './partitions/partition-table.js'
-
-// ---------------------------------------------------------------------------------------------
-// RUNTIME EXPORTS GO HERE (src/runtime/, in progress): the Runtime handle, its start-up
-// options and errors. The runtime module must import src/transport first, since that applies
-// the Promise.withResolvers polyfill before libp2p loads.
-// ---------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import type { EventId } from '../eventfold/types.js'
  * `changes()`), unless its creator is ejected first.
  */
 export class ConsistencyTimeoutError extends Error {
+  /** Always `'ConsistencyTimeoutError'`, so callers can test it across package copies. */
   override readonly name = 'ConsistencyTimeoutError'
   /** The event that did not fold in time. */
   readonly eventId: EventId
@@ -24,6 +25,7 @@ export class ConsistencyTimeoutError extends Error {
 
 /** The runtime is stopping or stopped; nothing more is accepted. */
 export class StoppedError extends Error {
+  /** Always `'StoppedError'`, so callers can test it across package copies. */
   override readonly name = 'StoppedError'
   constructor (message = 'the Legion runtime is stopped') {
     super(message)
@@ -32,6 +34,7 @@ export class StoppedError extends Error {
 
 /** A join was refused or failed with every peer that was tried. */
 export class JoinError extends Error {
+  /** Always `'JoinError'`, so callers can test it across package copies. */
   override readonly name = 'JoinError'
   /** Why each peer that was tried failed, by multiaddr. */
   readonly attempts: ReadonlyMap<string, string>
@@ -43,6 +46,7 @@ export class JoinError extends Error {
 
 /** Recovery is impossible: nothing was saved, or what was saved cannot be used. */
 export class RecoverError extends Error {
+  /** Always `'RecoverError'`, so callers can test it across package copies. */
   override readonly name = 'RecoverError'
   constructor (message: string, options?: ErrorOptions) {
     super(message, options)
@@ -51,6 +55,7 @@ export class RecoverError extends Error {
 
 /** The peer named is not a participant of the cluster (as this peer sees it). */
 export class NotParticipantError extends Error {
+  /** Always `'NotParticipantError'`, so callers can test it across package copies. */
   override readonly name = 'NotParticipantError'
   /** The peer id. */
   readonly peer: string

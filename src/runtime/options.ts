@@ -18,9 +18,22 @@ import type { PeerStorage } from '../storage/storage.js'
  *   reconnects through `peers`.
  */
 export type StartupMode =
-  | { readonly mode: 'new' }
-  | { readonly mode: 'join', readonly peers: readonly string[] }
-  | { readonly mode: 'recover', readonly peers?: readonly string[] }
+  | {
+    /** Found a new cluster. */
+    readonly mode: 'new'
+  }
+  | {
+    /** Join an existing cluster. */
+    readonly mode: 'join'
+    /** Multiaddrs of existing peers (ending in `/p2p/<peerId>`), tried in order. */
+    readonly peers: readonly string[]
+  }
+  | {
+    /** Resume from storage as the same participant. */
+    readonly mode: 'recover'
+    /** Multiaddrs of peers to reconnect through. */
+    readonly peers?: readonly string[]
+  }
 
 /** Handler of incoming `call`s: returns the reply bytes. A thrown error reaches the caller as a `RemoteError`. */
 export type CallHandler = (from: Participant, payload: Uint8Array) => Promise<Uint8Array> | Uint8Array

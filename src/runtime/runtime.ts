@@ -17,6 +17,8 @@
  *
  * @module
  */
+// First: applies the Promise.withResolvers polyfill before anything from libp2p loads.
+import '../transport/polyfill.js'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { logger } from '@libp2p/logger'
 import type { PrivateKey } from '@libp2p/interface'
