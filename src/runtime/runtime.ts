@@ -497,7 +497,7 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
       const payload = encodeWireMessage({ kind: 'outputs', origin: this.clusterName, outputs: list })
       this.counters.outputsForwarded += list.length
       this.countOut(payload)
-      void this.node.send(creator, this.protocols.outputs, payload).catch(err => { log('forwarding outputs to %s failed: %s', creator, err) })
+      void this.sendOneWay(creator, this.protocols.outputs, payload)
     }
     if (this.notifiedVersion < version) {
       this.notifiedVersion = version
@@ -536,12 +536,31 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
     if (others.length < this.directFanout) {
       for (const peer of others) {
         this.countOut(payload)
-        this.node.send(peer, this.protocols.delta, payload).catch(err => { log('delta to %s failed: %s', peer, err) })
+        void this.sendOneWay(peer, this.protocols.delta, payload)
       }
       return
     }
     this.countOut(payload)
     this.node.publish(this.protocols.topic, payload).catch(err => { log('publish failed: %s', err) })
+  }
+
+  /**
+   * Sends a one-way message, dialling the peer first (through the peer store) if we are not
+   * connected yet: right after joins, a peer may learn of a participant before it has a
+   * connection to it. Failures are logged; anti-entropy repairs what is lost.
+   */
+  private async sendOneWay (peer: Participant, protocol: string, payload: Uint8Array): Promise<void> {
+    try {
+      await this.node.send(peer, protocol, payload)
+    } catch (first) {
+      if (this.stopped) return
+      try {
+        await this.node.dial(peer, { timeoutMs: this.intervalMs })
+        await this.node.send(peer, protocol, payload)
+      } catch (err) {
+        log('sending to %s failed: %s (first try: %s)', peer, err, first)
+      }
+    }
   }
 
   /** Resolves once everything up to `version` is saved. */
