@@ -171,6 +171,49 @@ describe('shared state', () => {
   })
 })
 
+describe('propagation and observability', () => {
+  test('with gossipsub fan-out (directFanout below the cluster size) the peers converge too', async () => {
+    const peers = await cluster(3, { propagation: { directFanout: 1, intervalMs: 200 } })
+    await until(peers, () => peers.every(p => p.readState().participants.length === 3), 'three participate')
+    peers.forEach((p, i) => { p.applyFast(`g${i}`) })
+    const out = await peers[0]!.applyConsistent('g-consistent', { timeoutMs: 10_000 })
+    await until(peers, () => converged(peers), 'the peers converge by gossip', 15_000)
+    assert.equal(peers[1]!.readState().infimum.log[out], 'g-consistent')
+    await stopAll(peers)
+  })
+
+  test('stats() names a silent participant as divergent and counts what was exchanged', async () => {
+    const peers = await cluster(2)
+    await until(peers, () => peers.every(p => p.readState().participants.length === 2), 'both participate')
+    const [a, b] = peers as [Peer, Peer]
+    await a.applyConsistent('both-saw-this', { timeoutMs: 5000 })
+    await b.stop({ leave: false })
+    a.applyFast('b-never-sees-this')
+    const stats = a.stats()
+    assert.equal(stats.self, a.self)
+    assert.equal(stats.outstanding, 1)
+    assert.deepEqual(stats.divergent.map(d => d.peer), [b.self])
+    assert.ok(stats.divergent[0]!.sinceProgressMs >= 0)
+    assert.ok(stats.counters.eventsApplied >= 2 && stats.counters.diffMerges >= 1)
+    assert.ok(stats.counters.bytesOut > 0 && stats.counters.messagesIn > 0)
+    await stopAll(peers)
+  })
+
+  test('stop() leaves no timers, sockets or handles behind', async () => {
+    const before = new Set(process.getActiveResourcesInfo().map((r, i) => `${r}#${i}`))
+    const countBefore = process.getActiveResourcesInfo().length
+    const peers = await startCluster(2, base)
+    await peers[1]!.applyConsistent('x', { timeoutMs: 5000 })
+    assert.ok(process.getActiveResourcesInfo().length > countBefore, 'running peers hold resources')
+    await peers[1]!.stop()
+    await peers[0]!.stop()
+    // Closing sockets completes on the next turns of the event loop; wait for that, bounded.
+    const deadline = Date.now() + 5000
+    while (process.getActiveResourcesInfo().length > countBefore && Date.now() < deadline) await new Promise(resolve => setImmediate(resolve))
+    assert.ok(process.getActiveResourcesInfo().length <= countBefore, `left behind: ${process.getActiveResourcesInfo().join(', ')} (before: ${[...before].join(', ')})`)
+  })
+})
+
 describe('messaging', () => {
   test('call, cast, broadcast and broadcall reach the other participants', async () => {
     const casts: Array<{ to: number, from: string, text: string }> = []
