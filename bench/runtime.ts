@@ -1,0 +1,312 @@
+/**
+ * Runtime benchmark: Legion peers as separate OS processes on TCP loopback (127.0.0.1, port 0),
+ * driven by this parent over stdin/stdout JSON lines (bench/runtime-peer.ts). Every latency is
+ * set against the baseline measured in the same run between the same processes: a plain
+ * transport request on a reused stream (`createTransportNode` request/handle, echo handler, a
+ * second libp2p node in each peer process), `raw_rtt_ms`.
+ *
+ * Scenarios (a fresh cluster each; a tiny counter spec with the JSON codec; NODE_ENV=production
+ * in the peers unless set, so states are not deep-frozen):
+ * - 3 peers, no storage: raw RTT, sequential applyConsistent latency, throughput;
+ * - 3 peers, memoryStorage, then lmdbStorage in a temp dir: latency and throughput;
+ * - 5 peers, no storage: raw RTT, applyConsistent latency, call and broadcall latency.
+ * Beside wall-clock figures it reports the CPU time all peer processes spent per event.
+ *
+ * Run: npm run bench:runtime [-- --quick]        (about 2 minutes; --quick: smaller counts)
+ * Env: LEGION_BENCH_CPU_PROF=<dir>   profile every peer (--cpu-prof, one folder per peer);
+ *      LEGION_BENCH_ONLY=3p-none,... run only these scenarios (3p-none, 3p-memory, 3p-lmdb, 5p-none);
+ *      LEGION_BENCH_PROPAGATION='{"forwardOutputs":false}'   override the peers' propagation options;
+ *      LEGION_BENCH_DEBUG=1           print per-peer CPU and counters.
+ * Prints the machine and a table; a full default run writes bench/results/runtime.json as rows
+ * { metric, value, unit, baseline_ratio?, goal? } (baseline_ratio: the figure over raw_rtt_ms).
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+
+const QUICK = process.argv.includes('--quick')
+const LATENCY_WARMUP = QUICK ? 50 : 200
+const LATENCY_COUNT = QUICK ? 100 : 500
+const RAW_COUNT = QUICK ? 500 : 2000
+const THROUGHPUT_WAVE = 2000
+const THROUGHPUT_PER_PEER = QUICK ? 4000 : 20_000
+const THROUGHPUT_WARMUP_PER_PEER = QUICK ? 2000 : 4000
+/** The whole run gives up after this. */
+const OVERALL_DEADLINE = Date.now() + (QUICK ? 4 : 15) * 60_000
+/** One measuring command gives up after this (the worker stops its loops first). */
+const COMMAND_MS = 120_000
+const CPU_PROF_DIR = process.env.LEGION_BENCH_CPU_PROF
+/** Comma-separated scenario labels to run (e.g. `3p-none,5p-none`); all when unset. */
+const ONLY = process.env.LEGION_BENCH_ONLY?.split(',')
+/** Propagation options given to every peer, as JSON (e.g. `{"forwardOutputs":false}`); defaults when unset. */
+const PROPAGATION = process.env.LEGION_BENCH_PROPAGATION !== undefined ? JSON.parse(process.env.LEGION_BENCH_PROPAGATION) as Record<string, unknown> : undefined
+
+type StorageKind = 'none' | 'memory' | 'lmdb'
+interface Row { metric: string, value: number, unit: string, baseline_ratio?: number, goal?: string }
+interface Latency { n: number, p50: number, p99: number, mean: number, max: number }
+type Reply = Record<string, unknown>
+
+/** Where lmdbStorage peers keep their data; removed on every exit path. */
+const DATA_ROOT = mkdtempSync(join(tmpdir(), 'legion-bench-'))
+const children = new Set<ChildProcess>()
+function killChildren (): void {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  rmSync(DATA_ROOT, { recursive: true, force: true })
+}
+process.on('exit', killChildren)
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => { killChildren(); process.exit(130) })
+}
+
+function remaining (): number {
+  return OVERALL_DEADLINE - Date.now()
+}
+
+/** One peer process and its command/reply line protocol. */
+class Peer {
+  readonly #child: ChildProcess
+  readonly #pending = new Map<number, { resolve: (r: Reply) => void, reject: (e: Error) => void, timer: NodeJS.Timeout }>()
+  #nextId = 1
+  #exited: Error | undefined
+
+  constructor (readonly name: string) {
+    const script = fileURLToPath(new URL('./runtime-peer.ts', import.meta.url))
+    const flags = CPU_PROF_DIR !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}/${name}`] : []
+    this.#child = spawn(process.execPath, [...flags, '--import', 'tsx', script], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+      env: { ...process.env, NODE_ENV: process.env.NODE_ENV ?? 'production' }
+    })
+    children.add(this.#child)
+    createInterface({ input: this.#child.stdout! }).on('line', line => {
+      let message: Reply
+      try { message = JSON.parse(line) as Reply } catch { process.stderr.write(`[${name}] ${line}\n`); return }
+      const pending = this.#pending.get(Number(message.id))
+      if (pending === undefined) return
+      this.#pending.delete(Number(message.id))
+      clearTimeout(pending.timer)
+      if (message.ok === true) pending.resolve(message)
+      else pending.reject(new Error(`${name}: ${String(message.error)}`))
+    })
+    this.#child.on('exit', (code, signal) => {
+      children.delete(this.#child)
+      this.#exited = new Error(`${name} exited (${signal ?? code})`)
+      for (const p of this.#pending.values()) { clearTimeout(p.timer); p.reject(this.#exited) }
+      this.#pending.clear()
+    })
+  }
+
+  /** Sends a command; the worker gets `timeoutMs` for its own loops, the parent waits a little longer. */
+  async send (cmd: string, args: Record<string, unknown> = {}, timeoutMs = COMMAND_MS): Promise<Reply> {
+    if (this.#exited !== undefined) throw this.#exited
+    const budget = Math.max(1000, Math.min(timeoutMs, remaining()))
+    const id = this.#nextId++
+    return await new Promise<Reply>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id)
+        reject(new Error(`${this.name}: no reply to ${cmd} within ${budget + 10_000} ms`))
+      }, budget + 10_000)
+      this.#pending.set(id, { resolve, reject, timer })
+      this.#child.stdin!.write(JSON.stringify({ id, cmd, timeoutMs: budget, ...args }) + '\n')
+    })
+  }
+
+  /** Asks the worker to stop; kills it if it does not exit in time. */
+  async stop (): Promise<void> {
+    if (this.#exited !== undefined) return
+    const exited = new Promise<void>(resolve => { this.#child.once('exit', () => { resolve() }) })
+    await this.send('stop', {}, 10_000).catch(() => {})
+    const timer = setTimeout(() => { this.#child.kill('SIGKILL') }, 5_000)
+    await exited
+    clearTimeout(timer)
+  }
+}
+
+/** Starts `n` peer processes: the first founds the cluster, the others join through it one by one. */
+async function startCluster (peers: Peer[], storage: StorageKind, label: string): Promise<Reply[]> {
+  const cluster = `bench-${label}`
+  const common = { cluster, storage, dataRoot: DATA_ROOT, ...(PROPAGATION !== undefined ? { propagation: PROPAGATION } : {}) }
+  const first = await peers[0]!.send('start', { ...common, startup: { mode: 'new' } }, 60_000)
+  const starts = [first]
+  for (const p of peers.slice(1)) starts.push(await p.send('start', { ...common, startup: { mode: 'join', peers: first.addrs } }, 60_000))
+  await Promise.all(peers.map(async p => await p.send('waitParticipants', { n: peers.length }, 30_000)))
+  return starts
+}
+
+async function stopAll (peers: Peer[]): Promise<void> {
+  await Promise.all(peers.map(async p => { await p.stop() }))
+}
+
+/** Connects peer `a`'s raw transport node to `b`'s and measures the echo RTT from `a`. */
+async function rawRtt (peers: Peer[], bStart: Reply): Promise<Latency & { cpuMsPerRequest: number }> {
+  const a = peers[0]!
+  const target = (await a.send('dialRaw', { addr: (bStart.rawAddrs as string[])[0] })).peer as string
+  await a.send('latency', { op: 'raw', target, warmup: 1000, count: 0 })
+  const { result, cpuMs } = await withCpu(peers, async () => await a.send('latency', { op: 'raw', target, warmup: 0, count: RAW_COUNT }) as unknown as Latency)
+  return { ...result, cpuMsPerRequest: cpuMs / result.n }
+}
+
+/** CPU time (user + system) all peer processes have used so far, in milliseconds. */
+async function cpuMs (peers: Peer[]): Promise<number> {
+  const replies = await Promise.all(peers.map(async p => await p.send('cpu', {}, 10_000)))
+  if (process.env.LEGION_BENCH_DEBUG !== undefined) console.error('    cpu user/system per peer:', replies.map(r => `${Number(r.userMs).toFixed(0)}/${Number(r.systemMs).toFixed(0)}`).join(' '))
+  return replies.reduce((s, r) => s + Number(r.cpuMs), 0)
+}
+
+/** Runs `phase` and returns its result with the CPU time every peer process spent meanwhile. */
+async function withCpu<T> (peers: Peer[], phase: () => Promise<T>): Promise<{ result: T, cpuMs: number }> {
+  const before = await cpuMs(peers)
+  const result = await phase()
+  return { result, cpuMs: await cpuMs(peers) - before }
+}
+
+/**
+ * Every peer runs `perPeer` applyConsistent calls in waves of `wave` concurrent ones, all peers
+ * at once; completions per second over the wall time of the slowest.
+ */
+async function throughput (peers: Peer[], perPeer: number): Promise<{ perSecond: number, completed: number, failed: number, cpuMs: number, firstError?: string }> {
+  const { result: { seconds, results }, cpuMs } = await withCpu(peers, async () => {
+    const start = performance.now()
+    const results = await Promise.all(peers.map(async p => await p.send('throughput', { total: perPeer, wave: THROUGHPUT_WAVE, opTimeoutMs: 60_000 })))
+    return { seconds: (performance.now() - start) / 1000, results }
+  })
+  const completed = results.reduce((s, r) => s + Number(r.completed), 0)
+  const failed = results.reduce((s, r) => s + Number(r.failed), 0)
+  const firstError = results.find(r => r.firstError !== undefined)?.firstError as string | undefined
+  return { perSecond: completed / seconds, completed, failed, cpuMs, ...(firstError !== undefined ? { firstError } : {}) }
+}
+
+/** Sequential applyConsistent latency from peer 0, with the CPU all peers spent per event. */
+async function consistentLatency (peers: Peer[]): Promise<Latency & { cpuMsPerEvent: number }> {
+  await peers[0]!.send('latency', { op: 'consistent', warmup: LATENCY_WARMUP, count: 0 })
+  const measured = await withCpu(peers, async () =>
+    await peers[0]!.send('latency', { op: 'consistent', warmup: 0, count: LATENCY_COUNT }) as unknown as Latency)
+  if (measured.result.n < LATENCY_COUNT) notes.push(`applyConsistent latency: only ${measured.result.n} of ${LATENCY_COUNT} samples before the deadline`)
+  return { ...measured.result, cpuMsPerEvent: measured.cpuMs / measured.result.n }
+}
+
+const rows: Row[] = []
+const notes: string[] = []
+function row (metric: string, value: number, unit: string, extra: Omit<Row, 'metric' | 'value' | 'unit'> = {}): void {
+  rows.push({ metric, value: Number(value.toPrecision(6)), unit, ...extra })
+  console.error(`  ${metric} = ${value.toFixed(3)} ${unit}`)
+}
+function ratio (x: number, base: number): number {
+  return Number((x / base).toPrecision(4))
+}
+
+/**
+ * Throughput rows: completions/s, and the CPU all peers spent per event, which the load of
+ * other work on the host does not move much; `cores / cpu per event` is the ceiling this
+ * machine could reach with the peers alone on it.
+ */
+async function throughputRows (peers: Peer[], suffix: string): Promise<void> {
+  await throughput(peers, THROUGHPUT_WARMUP_PER_PEER)
+  const t = await throughput(peers, THROUGHPUT_PER_PEER)
+  if (t.failed > 0) notes.push(`${suffix}: ${t.failed} applyConsistent failed (${t.firstError})`)
+  const cpuUsPerEvent = t.cpuMs * 1000 / t.completed
+  if (process.env.LEGION_BENCH_DEBUG !== undefined) {
+    for (const p of peers) {
+      const c = (await p.send('stats', {}, 10_000)).counters as Record<string, number>
+      console.error(`    ${p.name}: ${JSON.stringify(c)}`)
+    }
+  }
+  row(`apply_consistent_throughput_per_s_${suffix}`, t.perSecond, 'events/s', { goal: '>= 20000' })
+  row(`apply_consistent_throughput_cpu_us_per_event_${suffix}`, cpuUsPerEvent, 'us (all peers)')
+  row(`apply_consistent_throughput_cpu_ceiling_per_s_${suffix}`, cpus().length * 1e6 / cpuUsPerEvent, 'events/s')
+}
+
+/** Runs one scenario on a fresh cluster, always stopping its processes. */
+async function scenario (n: number, storage: StorageKind, body: (peers: Peer[], starts: Reply[]) => Promise<void>): Promise<void> {
+  const label = `${n}p-${storage}`
+  if (ONLY !== undefined && !ONLY.includes(label)) return
+  if (remaining() < 30_000) { notes.push(`skipped ${n} peers / ${storage}: overall deadline`); return }
+  console.error(`scenario: ${n} peers, storage ${storage}`)
+  const peers = Array.from({ length: n }, (_, i) => new Peer(`${label}-peer${i}`))
+  try {
+    await body(peers, await startCluster(peers, storage, label))
+  } catch (err) {
+    notes.push(`${n} peers / ${storage} failed: ${err instanceof Error ? err.message : String(err)}`)
+    console.error(`  failed: ${String(err)}`)
+  } finally {
+    await stopAll(peers)
+  }
+}
+
+async function main (): Promise<void> {
+  const cpu = cpus()
+  const machine = { cpu: cpu[0]?.model ?? 'unknown', cores: cpu.length, node: process.version, memGiB: Math.round(totalmem() / 2 ** 30) }
+  console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memGiB} GiB, node ${machine.node}${QUICK ? ' (quick run)' : ''}`)
+  // Other work on the host moves every figure here: record how busy it was.
+  row('host_load_average_1m_at_start', loadavg()[0]!, 'runnable tasks')
+
+  let rtt3 = NaN
+  await scenario(3, 'none', async (peers, starts) => {
+    const raw = await rawRtt(peers, starts[1]!)
+    rtt3 = raw.p50
+    row('raw_rtt_ms', raw.p50, 'ms', { baseline_ratio: 1 })
+    row('raw_rtt_p99_ms', raw.p99, 'ms', { baseline_ratio: ratio(raw.p99, rtt3) })
+    row('raw_rtt_cpu_ms_per_request_3_peers', raw.cpuMsPerRequest, 'ms (all peers)')
+    const lat = await consistentLatency(peers)
+    row('apply_consistent_p50_ms_3_peers', lat.p50, 'ms', { baseline_ratio: ratio(lat.p50, rtt3), goal: '<= 3 x raw_rtt_ms' })
+    row('apply_consistent_p99_ms_3_peers', lat.p99, 'ms', { baseline_ratio: ratio(lat.p99, rtt3) })
+    row('apply_consistent_p50_over_rtt_3_peers', lat.p50 / rtt3, 'ratio', { goal: '<= 3' })
+    row('apply_consistent_sequential_cpu_ms_per_event_3_peers', lat.cpuMsPerEvent, 'ms (all peers)')
+    await throughputRows(peers, '3_peers')
+  })
+
+  for (const storage of ['memory', 'lmdb'] as const) {
+    await scenario(3, storage, async (peers) => {
+      const lat = await consistentLatency(peers)
+      row(`apply_consistent_p50_ms_3_peers_${storage}_storage`, lat.p50, 'ms', { baseline_ratio: ratio(lat.p50, rtt3) })
+      row(`apply_consistent_p99_ms_3_peers_${storage}_storage`, lat.p99, 'ms', { baseline_ratio: ratio(lat.p99, rtt3) })
+      await throughputRows(peers, `3_peers_${storage}_storage`)
+    })
+  }
+
+  await scenario(5, 'none', async (peers, starts) => {
+    const raw = await rawRtt(peers, starts[1]!)
+    const rtt5 = raw.p50
+    row('raw_rtt_ms_5_peers', raw.p50, 'ms', { baseline_ratio: 1 })
+    const lat = await consistentLatency(peers)
+    row('apply_consistent_p50_ms_5_peers', lat.p50, 'ms', { baseline_ratio: ratio(lat.p50, rtt5), goal: '<= 3 x raw_rtt_ms' })
+    row('apply_consistent_p99_ms_5_peers', lat.p99, 'ms', { baseline_ratio: ratio(lat.p99, rtt5) })
+    row('apply_consistent_p50_over_rtt_5_peers', lat.p50 / rtt5, 'ratio', { goal: '<= 3' })
+    row('apply_consistent_sequential_cpu_ms_per_event_5_peers', lat.cpuMsPerEvent, 'ms (all peers)')
+    const target = starts[1]!.self as string
+    const call = await peers[0]!.send('latency', { op: 'call', target, warmup: 200, count: RAW_COUNT }) as unknown as Latency
+    row('call_p50_ms_5_peers', call.p50, 'ms', { baseline_ratio: ratio(call.p50, rtt5) })
+    row('call_p99_ms_5_peers', call.p99, 'ms', { baseline_ratio: ratio(call.p99, rtt5) })
+    const bc = await peers[0]!.send('latency', { op: 'broadcall', warmup: 100, count: LATENCY_COUNT }) as unknown as Latency
+    row('broadcall_p50_ms_5_peers', bc.p50, 'ms', { baseline_ratio: ratio(bc.p50, rtt5) })
+    row('broadcall_p99_ms_5_peers', bc.p99, 'ms', { baseline_ratio: ratio(bc.p99, rtt5) })
+  })
+
+  row('host_load_average_1m_at_end', loadavg()[0]!, 'runnable tasks')
+  console.table(rows.map(r => ({ metric: r.metric, value: r.value, unit: r.unit, 'x raw_rtt': r.baseline_ratio ?? '', goal: r.goal ?? '' })))
+  for (const n of notes) console.log(`note: ${n}`)
+  if (ONLY !== undefined || PROPAGATION !== undefined || QUICK) {
+    console.log('partial, quick or non-default run: bench/results/runtime.json left as it was')
+  } else {
+    await mkdir(new URL('./results/', import.meta.url), { recursive: true })
+    await writeFile(new URL('./results/runtime.json', import.meta.url), JSON.stringify(rows, null, 2) + '\n')
+    console.log('wrote bench/results/runtime.json')
+  }
+  if (notes.some(n => n.includes('failed'))) process.exitCode = 1
+}
+
+const watchdog = setTimeout(() => {
+  console.error('overall deadline passed: killing the peers')
+  killChildren()
+  process.exit(2)
+}, remaining() + 30_000)
+watchdog.unref()
+
+main().catch(err => {
+  console.error(err)
+  killChildren()
+  process.exitCode = 1
+})
