@@ -12,6 +12,7 @@ import { tcp } from '@libp2p/tcp'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
+import { connect } from 'node:net'
 import { createTransportNode } from '../src/transport/node.js'
 import type { TransportNode, TransportNodeOptions } from '../src/transport/node.js'
 import type { Libp2p } from '@libp2p/interface'
@@ -360,9 +361,11 @@ describe('channel: closing streams', () => {
       await server!.handle(HOLD, gate.handler)
       const pending = Array.from({ length: 5 }, async () => await client!.request(server!.peerId, HOLD, text('x'), { timeoutMs: 60_000 }))
       await within(gate.arrived(5), 5_000, 'requests to arrive')
+      // watch the rejections before hanging up: they may come before hangUp resolves
+      const rejections = Promise.all(pending.map(async p => await rejection(p, 5_000)))
       const started = performance.now()
       await server!.hangUp(client!.peerId)
-      const errors = await Promise.all(pending.map(async p => await rejection(p, 5_000)))
+      const errors = await rejections
       assert.ok(errors.every(e => e.name === 'PeerUnreachableError'), errors.map(e => e.name).join())
       assert.ok(performance.now() - started < 5_000)
       gate.waiting.forEach(w => { w.release(new Uint8Array()) })
@@ -525,6 +528,105 @@ describe('memory transport', () => {
       assert.equal(await within(got, 5_000, 'delivery'), 'over memory')
     } finally {
       await stopAll([a, b])
+    }
+  })
+})
+
+/**
+ * Resolves once `predicate` holds, checking every few milliseconds, or rejects
+ * after `ms`. Only for counters, which have no event to wait on.
+ */
+async function eventually (predicate: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!predicate()) {
+    if (Date.now() > deadline) assert.fail(`deadline of ${ms} ms passed waiting until ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 5))
+  }
+}
+
+describe('cluster secret and allow-list', () => {
+  const secret = (): Uint8Array => crypto.getRandomValues(new Uint8Array(32))
+
+  for (const transport of ['tcp', 'memory'] as const) {
+    test(`${transport}: nodes sharing the cluster secret talk; a node with another secret or none is refused both ways and counted`, async () => {
+      const key = secret()
+      const [a, b, other, plain] = await Promise.all([
+        createTransportNode({ transport, clusterSecret: key }),
+        createTransportNode({ transport, clusterSecret: key.slice() }),
+        createTransportNode({ transport, clusterSecret: secret() }),
+        createTransportNode({ transport })
+      ])
+      try {
+        await a.handle(ECHO, async (_f, p) => p)
+        assert.equal(await b.dial(a.multiaddrs()[0]!), a.peerId)
+        assert.equal(str(await b.request(a.peerId, ECHO, text('member'))), 'member')
+        // pnet does not authenticate the secret itself: with the wrong one, the
+        // negotiation reads garbage and fails at once or waits for bytes that never
+        // come, so a dial fails fast or at its timeout, at random
+        for (const stranger of [other, plain]) {
+          assert.equal((await rejection(stranger.dial(a.multiaddrs()[0]!, { timeoutMs: 1_000 }))).name, 'PeerUnreachableError')
+        }
+        assert.equal((await rejection(a.dial(plain.multiaddrs()[0]!, { timeoutMs: 1_000 }))).name, 'PeerUnreachableError')
+        await eventually(() => a.stats().connections.failedHandshakes >= 2, 5_000, 'a counts both strangers')
+        const stats = a.stats().connections
+        assert.equal(stats.refused, stats.failedHandshakes)
+        assert.equal(stats.deniedPeers, 0)
+        assert.deepEqual(a.connectedPeers(), [b.peerId])
+        await eventually(() => plain.stats().connections.failedHandshakes >= 1, 5_000, 'plain counts a as a failed handshake')
+      } finally {
+        await stopAll([a, b, other, plain])
+      }
+    })
+  }
+
+  test('a client that does not speak libp2p is counted as a failed handshake', async () => {
+    const node = await tcpNode({ clusterSecret: secret() })
+    try {
+      const [ip, tcpPort] = multiaddr(node.multiaddrs()[0]!).getComponents()
+      const socket = connect(Number(tcpPort!.value), ip!.value)
+      socket.on('error', () => {})
+      // Deciphered with the secret, the bytes are noise: the negotiation either fails at once
+      // or waits for more, so the client hangs up rather than wait for the node's verdict.
+      await new Promise<void>(resolve => { socket.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(4)), () => { resolve() }) })
+      socket.destroy()
+      await eventually(() => node.stats().connections.failedHandshakes === 1, 5_000, 'the refusal is counted')
+    } finally {
+      await node.stop()
+    }
+  })
+
+  test('a cluster secret that is not 32 bytes is refused before anything starts', async () => {
+    const before = process.getActiveResourcesInfo().length
+    await assert.rejects(tcpNode({ clusterSecret: new Uint8Array(16) }), RangeError)
+    assert.ok(process.getActiveResourcesInfo().length <= before)
+  })
+
+  test('the allow-list refuses other peers in both directions and counts them; listed peers connect', async () => {
+    const [allowed, stranger] = await Promise.all([tcpNode(), tcpNode()])
+    const gated = await tcpNode({ allowPeers: [allowed.peerId] })
+    const throwing = await tcpNode({ allowPeers: () => { throw new Error('broken predicate') } })
+    try {
+      await gated.handle(ECHO, async (_f, p) => p)
+      assert.equal(await allowed.dial(gated.multiaddrs()[0]!), gated.peerId)
+      assert.equal(str(await allowed.request(gated.peerId, ECHO, text('listed'))), 'listed')
+
+      // Noise completes on the dialler's side before the gated node sees the proven
+      // peer id, so the dial may resolve; the connection is closed right after.
+      const gone = new Promise<string>(resolve => { stranger.onPeerDisconnected(resolve) })
+      const dialled = await stranger.dial(gated.multiaddrs()[0]!, { timeoutMs: 3_000 }).then(() => true, () => false)
+      if (dialled) assert.equal(await within(gone, 5_000, 'the refused connection to close'), gated.peerId)
+      assert.equal((await rejection(stranger.request(gated.peerId, ECHO, text('unlisted')))).name, 'PeerUnreachableError')
+      assert.equal((await rejection(gated.dial(stranger.multiaddrs()[0]!, { timeoutMs: 3_000 }))).name, 'PeerUnreachableError')
+      const stats = gated.stats().connections
+      assert.ok(stats.deniedPeers >= 2, `denied: ${stats.deniedPeers}`)
+      assert.ok(stats.refused >= 1, `refused: ${stats.refused}`)
+      assert.deepEqual(gated.connectedPeers(), [allowed.peerId])
+
+      // a predicate that throws denies (fail closed)
+      assert.equal((await rejection(throwing.dial(allowed.multiaddrs()[0]!, { timeoutMs: 3_000 }))).name, 'PeerUnreachableError')
+      assert.equal(throwing.stats().connections.deniedPeers, 1)
+    } finally {
+      await stopAll([allowed, stranger, gated, throwing])
     }
   })
 })

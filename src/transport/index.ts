@@ -22,6 +22,8 @@
 export { promiseWithResolversPolyfilled } from './polyfill.js'
 export { createTransportNode } from './node.js'
 export type { TransportNode, TransportNodeOptions, TransportStats, DialOptions } from './node.js'
+export { createConnectionGuard, swarmKeyFromSecret, CLUSTER_SECRET_BYTES } from './security.js'
+export type { AllowPeers, ConnectionGuard, ConnectionStats } from './security.js'
 export { createChannel } from './channel.js'
 export type {
   Channel,

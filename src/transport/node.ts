@@ -5,7 +5,8 @@
  * transport, Noise, Yamux, identify, ping, gossipsub) with limits chosen for
  * clusters of many processes on one host, and returns a {@link TransportNode}:
  * connections, topic gossip (`gossip.ts`) and request/response channels
- * (`channel.ts`). It knows nothing about what the bytes mean.
+ * (`channel.ts`), optionally closed to outsiders by a cluster secret and an
+ * allow-list (`security.ts`). It knows nothing about what the bytes mean.
  *
  * @module
  */
@@ -21,6 +22,7 @@ import { logger } from '@libp2p/logger'
 import { memory } from '@libp2p/memory'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { ping } from '@libp2p/ping'
+import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
@@ -28,13 +30,19 @@ import { setImmediate as yieldToEventLoop, setTimeout as delay } from 'node:time
 import { createChannel } from './channel.js'
 import { AbortError, isAborted, PeerUnreachableError } from './errors.js'
 import { createGossip } from './gossip.js'
+import { createConnectionGuard, swarmKeyFromSecret } from './security.js'
 import type { Channel, ChannelHandler, ChannelInit, ChannelStats, HandleOptions, RequestOptions, SendOptions } from './channel.js'
 import type { Gossip, GossipHandler, GossipSigning, GossipStats, WaitForTopicPeersOptions } from './gossip.js'
+import type { AllowPeers, ConnectionGuard, ConnectionStats } from './security.js'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
 import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
 import type { Ping } from '@libp2p/ping'
 import type { ServiceFactoryMap } from 'libp2p'
+
+const DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
+/** Room for what a gossip RPC adds around the data: signature, key, topic, sequence number, control. */
+const GOSSIP_RPC_OVERHEAD_BYTES = 64 * 1024
 
 /** Options of {@link createTransportNode}; every field is optional. */
 export interface TransportNodeOptions extends ChannelInit {
@@ -94,6 +102,27 @@ export interface TransportNodeOptions extends ChannelInit {
    * @default none (`legion:transport`, ...)
    */
   logPrefix?: string
+  /**
+   * The cluster secret: 32 bytes every node of the cluster shares. With it the
+   * node runs a libp2p private network (`@libp2p/pnet`): every connection is
+   * encrypted with the secret before Noise starts, so a node without the same
+   * secret cannot complete a connection in either direction. Such failures
+   * are counted in `connections.failedHandshakes`. Keep it secret like a
+   * password; all nodes must use the same one (or all none).
+   *
+   * @default none: any libp2p node may connect
+   */
+  clusterSecret?: Uint8Array
+  /**
+   * Peers allowed to connect, checked by a connection gater once Noise has
+   * proven the remote peer id, for inbound and outbound connections and
+   * before dials: a list of peer id strings, or a predicate (which must be
+   * fast and must not throw; a throw denies). Refusals are counted in
+   * `connections.deniedPeers`.
+   *
+   * @default none: every peer is allowed
+   */
+  allowPeers?: AllowPeers
 }
 
 /** Counters of a transport node. */
@@ -104,6 +133,8 @@ export interface TransportStats {
   gossip: GossipStats
   /** Peers with at least one open connection. */
   connectedPeers: number
+  /** Connections refused (cluster secret, allow-list). */
+  connections: ConnectionStats
 }
 
 /** Options of {@link TransportNode.dial}. */
@@ -193,6 +224,9 @@ export async function createTransportNode (options: TransportNodeOptions = {}): 
     : [`/memory/legion-${randomHex(12)}`])
   const privateKey = options.privateKey ?? await generateKeyPair('Ed25519')
   const signing = options.gossipSigning ?? 'strict-sign'
+  // validated before anything starts
+  const swarmKey = options.clusterSecret !== undefined ? swarmKeyFromSecret(options.clusterSecret) : undefined
+  const guard = createConnectionGuard(options.allowPeers)
 
   const services: ServiceFactoryMap<Services> = {
     identify: identify(),
@@ -209,7 +243,11 @@ export async function createTransportNode (options: TransportNodeOptions = {}): 
       globalSignaturePolicy: signing === 'strict-sign' ? StrictSign : StrictNoSign,
       // every node of a local cluster has the same IP; the default colocation
       // penalty would graylist peers once more than 10 share 127.0.0.1
-      scoreParams: { IPColocationFactorWeight: 0 }
+      scoreParams: { IPColocationFactorWeight: 0 },
+      // one gossip RPC carries one message (our data plus signature, key and
+      // topic) or control traffic; refuse RPCs far above the frame limit
+      // before decoding them (gossipsub's own default is a fixed 4 MiB)
+      maxInboundDataLength: (options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES) + GOSSIP_RPC_OVERHEAD_BYTES
     })
   }
 
@@ -218,6 +256,8 @@ export async function createTransportNode (options: TransportNodeOptions = {}): 
     addresses: { listen },
     transports: [transport === 'tcp' ? tcp() : memory()],
     connectionEncrypters: [noise()],
+    ...(swarmKey !== undefined ? { connectionProtector: preSharedKey({ psk: swarmKey }) } : {}),
+    connectionGater: guard.gater,
     streamMuxers: [yamux({
       // protocols (identify, gossipsub, channels) open streams right after a
       // connection is up; more than the default 10 resets the connection
@@ -246,12 +286,13 @@ export async function createTransportNode (options: TransportNodeOptions = {}): 
     channel = createChannel({ libp2p: node, log: logger(`legion:channel${suffix}`) }, options)
   } catch (err) {
     // invalid channel options: do not leave a started node behind
+    guard.stop()
     await node.stop()
     throw err
   }
   const gossip = createGossip({ pubsub: node.services.pubsub, peerId, log: logger(`legion:gossip${suffix}`) }, { signing })
   log('started %s on %s', peerId, node.getMultiaddrs().map(ma => ma.toString()).join(', '))
-  return new Libp2pTransportNode(node, channel, gossip, log)
+  return new Libp2pTransportNode(node, channel, gossip, guard, log)
 }
 
 /**
@@ -324,14 +365,16 @@ class Libp2pTransportNode implements TransportNode {
   readonly #node: Libp2p<Services>
   readonly #channel: Channel
   readonly #gossip: Gossip
+  readonly #guard: ConnectionGuard
   readonly #log: ReturnType<typeof logger>
   readonly #peerListeners = new Set<{ event: 'peer:connect' | 'peer:disconnect', fn: (evt: CustomEvent<PeerId>) => void }>()
   #stopping: Promise<void> | undefined
 
-  constructor (node: Libp2p<Services>, channel: Channel, gossip: Gossip, log: ReturnType<typeof logger>) {
+  constructor (node: Libp2p<Services>, channel: Channel, gossip: Gossip, guard: ConnectionGuard, log: ReturnType<typeof logger>) {
     this.#node = node
     this.#channel = channel
     this.#gossip = gossip
+    this.#guard = guard
     this.#log = log
     this.peerId = node.peerId.toString()
   }
@@ -437,7 +480,8 @@ class Libp2pTransportNode implements TransportNode {
     return {
       channel: this.#channel.stats(),
       gossip: this.#gossip.stats(),
-      connectedPeers: this.#node.getPeers().length
+      connectedPeers: this.#node.getPeers().length,
+      connections: this.#guard.stats()
     }
   }
 
@@ -452,6 +496,7 @@ class Libp2pTransportNode implements TransportNode {
     }
     this.#peerListeners.clear()
     this.#gossip.stop()
+    this.#guard.stop()
     await this.#channel.stop()
     await stopGossipsub(this.#node.services.pubsub)
     await this.#node.stop()
