@@ -59,6 +59,8 @@ export type {
   LegionOptions,
   StartupMode,
   PropagationOptions,
+  FailureDetectionOptions,
+  AutoEjectOptions,
   CallHandler,
   CastHandler,
   ClusterState,
@@ -68,7 +70,7 @@ export type {
   WaitOptions,
   Dissemination
 } from './runtime/options.js'
-export { ConsistencyTimeoutError, StoppedError, JoinError, RecoverError, NotParticipantError } from './runtime/errors.js'
+export { ConsistencyTimeoutError, StoppedError, JoinError, RecoverError, NotParticipantError, EjectedError } from './runtime/errors.js'
 export { RemoteError, TimeoutError, AbortError, PeerUnreachableError, FrameTooLargeError } from './transport/errors.js'
 
 // ---------------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ import {
   type OutstandingEvent
 } from '../src/eventfold/types.js'
 import { propertyParameters } from './support/property.js'
+import { WireKind, decodeWireMessage, encodeWireMessage } from '../src/codec/wire.js'
 import { goldenDiffs, goldenEventFolds, goldenEventIds, goldenJson } from './fixtures/codec-golden-values.js'
 
 type Snapshot = EventFoldSnapshot<JsonValue, JsonValue, JsonValue>
@@ -644,4 +645,15 @@ describe('golden vectors (format version 1)', () => {
       assert.deepStrictEqual(decodeWith(jsonCodec, fromHex(vector(name))), value)
     })
   }
+})
+
+describe('wire messages', () => {
+  test('a heartbeat is kind 22: origin, then the suspects as a list of strings, and round-trips', () => {
+    const heartbeat = { kind: 'heartbeat' as const, origin: 'c', suspects: ['p1', 'p2'] }
+    const bytes = encodeWireMessage(heartbeat)
+    assert.deepEqual([...bytes], [0x4c, 0x47, 0x4e, 1, WireKind.heartbeat, 1, 0x63, 2, 2, 0x70, 0x31, 2, 0x70, 0x32])
+    assert.deepEqual(decodeWireMessage(bytes), heartbeat)
+    assert.deepEqual(decodeWireMessage(encodeWireMessage({ kind: 'heartbeat', origin: 'c', suspects: [] })), { kind: 'heartbeat', origin: 'c', suspects: [] })
+    assert.throws(() => decodeWireMessage(bytes.subarray(0, bytes.length - 1)), { name: 'DecodeError' })
+  })
 })

@@ -11,7 +11,7 @@ import type { EventSpec } from '../src/eventfold/types.js'
 import { createTransportNode } from '../src/transport/index.js'
 import { protocolIds } from '../src/runtime/protocols.js'
 import { encodeWireMessage } from '../src/codec/wire.js'
-import { memoryStorage } from '../src/storage/index.js'
+import { memoryStorage, type PeerStorage } from '../src/storage/index.js'
 import { converged, startCluster, stopAll, until } from './support/cluster.js'
 
 /** State: event names in fold order. Output: the event's position in that order. */
@@ -182,6 +182,30 @@ describe('propagation and observability', () => {
     await stopAll(peers)
   })
 
+  test('no acknowledgement leaves a peer before it is saved, not even in the periodic re-announcement', async (t) => {
+    const inner = memoryStorage()
+    let gate: Promise<void> = Promise.resolve()
+    let open = (): void => {}
+    const storage: PeerStorage = { load: async () => await inner.load(), close: async () => { await inner.close() }, save: async (r) => { await gate; await inner.save(r) } }
+    const options = { propagation: { intervalMs: 50 }, failureDetection: { autoEject: false as const } }
+    const [b, c] = await cluster(2, options)
+    const a = await startLegion({ ...base, ...options, storage, startup: { mode: 'join', peers: b!.multiaddrs() } })
+    everyone.push(a)
+    await until([a, b!, c!], () => [a, b!, c!].every(p => p.readState().participants.length === 3), 'three participate')
+    // c falls silent, so b's event stays outstanding and a keeps re-announcing its acknowledgements.
+    await c!.stop({ leave: false })
+    gate = new Promise(resolve => { open = resolve })
+    t.after(() => { open() }) // whatever happens, a's save must not stay held up (stop() waits for it)
+    b!.applyFast('from-b')
+    await until([a], () => a.readState().projected.log.includes('from-b'), 'a merges (and acknowledges) b\'s event')
+    const syncs = a.stats().counters.syncsRequested
+    await until([a], () => a.stats().counters.syncsRequested >= syncs + 3, 'three anti-entropy rounds on a while its save is held up')
+    assert.ok(b!.stats().divergent.some(d => d.peer === a.self), 'a\'s acknowledgement reached b before a saved it')
+    open()
+    await until([b!], () => !b!.stats().divergent.some(d => d.peer === a.self), 'a\'s acknowledgement reaches b once saved')
+    await stopAll([a, b!, c!])
+  })
+
   test('stats() names a silent participant as divergent and counts what was exchanged', async () => {
     const peers = await cluster(2)
     await until(peers, () => peers.every(p => p.readState().participants.length === 2), 'both participate')
@@ -211,6 +235,96 @@ describe('propagation and observability', () => {
     const deadline = Date.now() + 5000
     while (process.getActiveResourcesInfo().length > countBefore && Date.now() < deadline) await new Promise(resolve => setImmediate(resolve))
     assert.ok(process.getActiveResourcesInfo().length <= countBefore, `left behind: ${process.getActiveResourcesInfo().join(', ')} (before: ${[...before].join(', ')})`)
+  })
+})
+
+describe('failure detection', () => {
+  // Fast settings, so that suspicion takes 300 ms instead of 3 s.
+  const fast = { failureDetection: { heartbeatIntervalMs: 100, suspectAfterMs: 300 }, propagation: { intervalMs: 200 } }
+
+  /** Starts `n` peers that each refuse the peers in their own `blocked` set (a partition switch). */
+  async function blockable (n: number, options: Partial<LegionOptions<string, Log, number>> = {}): Promise<Array<{ peer: Peer, blocked: Set<string> }>> {
+    const out: Array<{ peer: Peer, blocked: Set<string> }> = []
+    for (let i = 0; i < n; i++) {
+      const blocked = new Set<string>()
+      const startup = i === 0 ? { mode: 'new' as const } : { mode: 'join' as const, peers: out[0]!.peer.multiaddrs() }
+      const peer = await startLegion({ ...base, ...fast, ...options, startup, allowPeers: p => !blocked.has(p) })
+      everyone.push(peer)
+      out.push({ peer, blocked })
+    }
+    return out
+  }
+  const participants = (p: Peer): string[] => [...p.readState().participants]
+
+  test('a participant that a majority suspects is ejected automatically, which unblocks pending applyConsistent', async () => {
+    const peers = await cluster(3, fast)
+    await until(peers, () => peers.every(p => p.readState().participants.length === 3), 'three participate')
+    const [a, b, c] = peers as [Peer, Peer, Peer]
+    await c.stop({ leave: false })
+    const output = await a.applyConsistent('after-crash', { timeoutMs: 10_000 })
+    assert.deepEqual(participants(a), [a.self, b.self].sort())
+    assert.equal(a.readState().infimum.log[output], 'after-crash')
+    assert.equal(a.stats().counters.autoEjections + b.stats().counters.autoEjections >= 1, true)
+    await stopAll(peers)
+  })
+
+  test('the survivor of two participants suspects the other but never ejects it', async () => {
+    const peers = await cluster(2, fast)
+    await until(peers, () => peers.every(p => p.readState().participants.length === 2), 'both participate')
+    const [a, b] = peers as [Peer, Peer]
+    await b.stop({ leave: false })
+    await until([a], () => a.stats().suspected.includes(b.self), 'a suspects b')
+    const sent = a.stats().counters.heartbeatsSent
+    await until([a], () => a.stats().counters.heartbeatsSent >= sent + 10, 'ten more heartbeat rounds')
+    assert.deepEqual(participants(a), [a.self, b.self].sort(), '1 of 2 is no majority: only eject() removes b')
+    assert.equal(a.stats().counters.autoEjections, 0)
+    await a.eject(b.self)
+    assert.deepEqual(participants(a), [a.self])
+    await stopAll(peers)
+  })
+
+  test('an ejected peer that is still alive rejoins: its pending applyConsistent rejects with EjectedError, later ones resolve', async () => {
+    const peers = await blockable(3)
+    const [a, b, c] = peers.map(p => p.peer) as [Peer, Peer, Peer]
+    await until([a, b, c], () => [a, b, c].every(p => p.readState().participants.length === 3), 'three participate')
+    const cut = (on: boolean): void => {
+      for (const [x, others] of [[c, [a, b]], [a, [c]], [b, [c]]] as const) {
+        const set = peers.find(p => p.peer === x)!.blocked
+        for (const o of others) { if (on) set.add(o.self); else set.delete(o.self) }
+      }
+    }
+    cut(true)
+    const stranded = c.applyConsistent('stranded', { timeoutMs: 20_000 }).then(() => 'resolved', (err: Error) => err.name)
+    await until([a, b], () => participants(a).length === 2 && participants(b).length === 2, 'a and b eject c')
+    assert.deepEqual(participants(c), [a.self, b.self, c.self].sort(), 'c, cut off, knows nothing yet')
+    assert.equal(c.stats().membership, 'participant')
+    cut(false)
+    assert.equal(await stranded, 'EjectedError')
+    await until([a, b, c], () => [a, b, c].every(p => p.readState().participants.length === 3), 'c rejoins')
+    assert.equal(c.stats().counters.rejoins, 1)
+    const output = await c.applyConsistent('after-rejoin', { timeoutMs: 10_000 })
+    await until([a, b, c], () => converged([a, b, c]), 'the three converge')
+    const log = a.readState().infimum.log
+    assert.equal(log[output], 'after-rejoin')
+    assert.ok(!log.includes('stranded'), 'an event only the ejected peer held is not in the shared log')
+    await stopAll([a, b, c])
+  })
+
+  test('with rejoin off, an ejected peer stays out and refuses new events with EjectedError', async () => {
+    const peers = await blockable(3, { failureDetection: { ...fast.failureDetection, rejoin: false } })
+    const [a, b, c] = peers.map(p => p.peer) as [Peer, Peer, Peer]
+    await until([a, b, c], () => [a, b, c].every(p => p.readState().participants.length === 3), 'three participate')
+    peers[2]!.blocked.add(a.self).add(b.self)
+    peers[0]!.blocked.add(c.self)
+    peers[1]!.blocked.add(c.self)
+    await until([a, b], () => participants(a).length === 2 && participants(b).length === 2, 'a and b eject c')
+    for (const p of peers) p.blocked.clear()
+    await until([c], () => c.stats().membership === 'ejected', 'c learns it was ejected')
+    assert.throws(() => c.applyFast('refused'), { name: 'EjectedError' })
+    await assert.rejects(c.applyConsistent('refused'), { name: 'EjectedError' })
+    assert.equal(c.stats().counters.rejoins, 0)
+    assert.deepEqual(participants(a), [a.self, b.self].sort())
+    await stopAll([a, b, c])
   })
 })
 

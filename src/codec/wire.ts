@@ -14,6 +14,7 @@
  * - Outputs (20): `str origin`, `list<output>` where `output` = `varuint counter`,
  *   `str participant`, `bytes value` (the output in the application's output codec).
  * - Ack (21): no fields.
+ * - Heartbeat (22): `str origin`, `list<str> suspects` (participants the sender suspects).
  *
  * @module
  */
@@ -36,7 +37,9 @@ export const WireKind = Object.freeze({
   /** Consistent outputs sent to the peer that created the events. */
   outputs: 20,
   /** An empty positive answer. */
-  ack: 21
+  ack: 21,
+  /** "I am alive", with the participants the sender currently suspects (failure detection). */
+  heartbeat: 22
 })
 
 /** Reasons a peer refuses a request, carried by a {@link Refusal}. */
@@ -58,9 +61,11 @@ export interface EncodedOutput { readonly id: EventId, readonly value: Uint8Arra
 export interface Outputs { readonly kind: 'outputs', readonly origin: string, readonly outputs: readonly EncodedOutput[] }
 /** An empty positive answer. */
 export interface Ack { readonly kind: 'ack' }
+/** A liveness signal carrying the participants the sender suspects of having failed. */
+export interface Heartbeat { readonly kind: 'heartbeat', readonly origin: string, readonly suspects: readonly string[] }
 
 /** Every runtime wire message. */
-export type WireMessage = SyncRequest | JoinRequest | JoinAccepted | Refusal | Outputs | Ack
+export type WireMessage = SyncRequest | JoinRequest | JoinAccepted | Refusal | Outputs | Ack | Heartbeat
 
 const REFUSAL_CODES: ReadonlySet<string> = new Set(['wrong-cluster', 'not-participant', 'rate-limited', 'stopping', 'bad-request'])
 const MAX_ADDRESSES = 64
@@ -101,6 +106,12 @@ export function encodeWireMessage (m: WireMessage): Uint8Array {
       break
     case 'ack':
       writeHeader(w, WireKind.ack)
+      break
+    case 'heartbeat':
+      writeHeader(w, WireKind.heartbeat)
+      w.writeString(m.origin)
+      w.writeVarUint(m.suspects.length)
+      for (const p of m.suspects) w.writeString(p)
       break
   }
   return w.finish()
@@ -153,6 +164,13 @@ export function decodeWireMessage (bytes: Uint8Array, limits: DecodeLimits = DEF
       }
       case WireKind.ack:
         return { kind: 'ack' }
+      case WireKind.heartbeat: {
+        const origin = r.readString(limits.maxStringBytes)
+        const n = r.readCount(limits.maxItems, 1, 'suspects')
+        const suspects: string[] = []
+        for (let i = 0; i < n; i++) suspects.push(r.readString(MAX_ID_BYTES))
+        return { kind: 'heartbeat', origin, suspects }
+      }
       default:
         throw new DecodeError('bad-kind', `message kind ${kind} is not a wire message`)
     }

@@ -64,3 +64,30 @@ export class NotParticipantError extends Error {
     this.peer = peer
   }
 }
+
+/**
+ * This peer was ejected from the cluster: a majority of the participants suspected it of
+ * having failed (or someone called `eject`), while it was in fact alive, typically on the
+ * losing side of a network partition.
+ *
+ * - Every `applyConsistent` still pending when the peer finds out rejects with this error
+ *   (`eventId` set). Its outcome is **unknown**: the event may have folded in the cluster
+ *   before the ejection (if another participant held it by then), or it may be lost. Read
+ *   the state after the rejoin to find out; re-apply only events that are safe to apply
+ *   twice.
+ * - `applyFast`, `applyConsistent` and `eject` throw it (`eventId` undefined) while the peer
+ *   knows it is ejected and has not rejoined yet (with `failureDetection.rejoin: false`,
+ *   until it stops).
+ */
+export class EjectedError extends Error {
+  /** Always `'EjectedError'`, so callers can test it across package copies. */
+  override readonly name = 'EjectedError'
+  /** The pending event whose outcome is unknown, if this error settles an `applyConsistent`. */
+  readonly eventId: EventId | undefined
+  constructor (eventId?: EventId) {
+    super(eventId !== undefined
+      ? `this peer was ejected before event ${eventId.counter}:${eventId.participant} folded here; it may or may not have folded in the cluster`
+      : 'this peer was ejected from the cluster and has not rejoined')
+    this.eventId = eventId
+  }
+}

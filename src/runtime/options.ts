@@ -72,6 +72,63 @@ export interface PropagationOptions {
   forwardOutputs?: boolean
 }
 
+/**
+ * Automatic ejection of participants a majority suspects. See {@link FailureDetectionOptions.autoEject}.
+ */
+export interface AutoEjectOptions {
+  /**
+   * Of the participants that suspect a peer, the one with the smallest id ejects it at once;
+   * any other waits this long, and ejects only if the peer is still ejectable then (the first
+   * one may have failed too). Concurrent ejections are harmless, only redundant.
+   * @default 2 × `heartbeatIntervalMs`
+   */
+  backupDelayMs?: number
+  /**
+   * How long an automatic ejection waits for the other participants to merge the UnJoin
+   * (as {@link Legion.eject}'s `timeoutMs`).
+   * @default 10000
+   */
+  timeoutMs?: number
+}
+
+/**
+ * How peers notice silent participants, eject them, and come back after being ejected.
+ * The rules are in docs/ARCHITECTURE.md, "Failure detection and automatic ejection".
+ */
+export interface FailureDetectionOptions {
+  /**
+   * Every this many milliseconds a peer sends a heartbeat to every other participant,
+   * listing the participants it suspects, and re-evaluates its own suspicions.
+   * @default 1000
+   */
+  heartbeatIntervalMs?: number
+  /**
+   * A participant this peer has heard nothing from (no heartbeat, diff, sync, answer or any
+   * other message) for longer than this is *suspected* (compare Akka's acceptable heartbeat
+   * pause). Long enough for the peer's last messages to have drained, which ejection
+   * assumes; raise it for peers that pause for long (GC, overload).
+   * @default 3000
+   */
+  suspectAfterMs?: number
+  /**
+   * Eject a participant once a strict majority of the infimum participants (this peer
+   * included) suspects it; `false`: never eject automatically (call {@link Legion.eject}).
+   * A minority never ejects anyone, so a partition cannot split the cluster in two; with
+   * two participants a majority is both, so the survivor of a pair never ejects the other.
+   * @default {} (on)
+   */
+  autoEject?: false | AutoEjectOptions
+  /**
+   * When this peer learns that it was ejected while alive (a participant refuses its
+   * heartbeat as a non-participant after having acknowledged its Join, or its own UnJoin
+   * reaches it), ask a reachable participant to admit it again, with the same peer id, as a
+   * fresh participant. Its pending `applyConsistent` calls reject with `EjectedError` either
+   * way. `false`: stay out; `applyFast` and `applyConsistent` then throw `EjectedError`.
+   * @default true
+   */
+  rejoin?: boolean
+}
+
 /** Options of {@link startLegion}. */
 export interface LegionOptions<E, S, O> {
   /** The cluster's name: peers of different clusters never exchange state. */
@@ -121,6 +178,12 @@ export interface LegionOptions<E, S, O> {
   /** Propagation settings. */
   propagation?: PropagationOptions
   /**
+   * Failure detection (heartbeats, suspicion), automatic ejection by a majority, and
+   * rejoining after an ejection.
+   * @default heartbeats every second, suspicion after 3 s, automatic ejection and rejoin on
+   */
+  failureDetection?: FailureDetectionOptions
+  /**
    * Deep-freeze states so that an event spec that mutates its input fails loudly.
    * @default true unless NODE_ENV is 'production'
    */
@@ -135,6 +198,30 @@ export interface LegionOptions<E, S, O> {
    * @default 10000
    */
   joinTimeoutMs?: number
+  /**
+   * The cluster secret: 32 random bytes shared by every peer of the cluster (generate them
+   * once, e.g. `crypto.getRandomValues(new Uint8Array(32))`, and distribute them like a
+   * password). The peer then runs a libp2p private network: a process without the same
+   * secret cannot complete a connection to it, so it cannot join, gossip or send anything.
+   * Its attempts are counted in {@link LegionCounters.refusedConnections}; a joiner without
+   * the right secret fails with `JoinError`. Every peer of a cluster must use the same
+   * secret, or all none. See docs/PROTOCOL.md, "Security".
+   * @default none: any libp2p node that knows an address may connect (and join)
+   */
+  clusterSecret?: Uint8Array
+  /**
+   * Peer ids allowed to connect, as a list or a predicate, enforced on every connection
+   * (both directions) once Noise has proven the remote peer id. Every peer that will join
+   * must be allowed by every participant, so a predicate backed by a list the application
+   * updates suits a cluster that grows. A predicate must be fast and must not throw (a
+   * throw denies). Refusals are counted in {@link LegionCounters.refusedConnections}.
+   * A predicate may change its answer: the runtime applies it to every message too, so a peer
+   * it starts to deny is cut off at once (its messages and answers are dropped, counted in
+   * {@link LegionCounters.droppedDenied}, and the runtime sends it nothing of its own) and its connections are
+   * closed within one heartbeat interval. The partition test uses this as its switch.
+   * @default none: every peer id is allowed
+   */
+  allowPeers?: readonly string[] | ((peerId: string) => boolean)
 }
 
 /** A snapshot of the shared state as this peer sees it. */
@@ -181,16 +268,32 @@ export interface LegionCounters {
   syncsServed: number
   /** Consistent outputs sent to their events' creators. */
   outputsForwarded: number
-  /** Messages dropped because they could not be decoded. */
+  /** Messages dropped because they could not be decoded as what their protocol expects. */
   droppedUndecodable: number
   /** Messages dropped because they belong to another cluster. */
   droppedWrongCluster: number
   /** Messages dropped because their sender is not a participant. */
   droppedNonParticipant: number
+  /** Messages dropped, and requests refused, because `allowPeers` no longer allows their sender. */
+  droppedDenied: number
+  /** Heartbeats this peer sent. */
+  heartbeatsSent: number
+  /** Participants this peer ejected because a majority suspected them. */
+  autoEjections: number
+  /** Times this peer found that it had been ejected. */
+  timesEjected: number
+  /** Times this peer was admitted again after an ejection. */
+  rejoins: number
   /** Requests refused by the per-peer rate limit. */
   droppedRateLimited: number
   /** Frames dropped by the transport (oversized or malformed). */
   droppedFrames: number
+  /**
+   * Inbound connections refused by the transport: handshakes that never completed (a peer
+   * without the {@link LegionOptions.clusterSecret}, or not speaking libp2p) and peers
+   * denied by {@link LegionOptions.allowPeers}.
+   */
+  refusedConnections: number
   /** Bytes received (streams and gossip). */
   bytesIn: number
   /** Bytes sent (streams and gossip). */
@@ -213,6 +316,13 @@ export interface LegionStats {
   readonly infimumId: EventId
   /** Peers that have not acknowledged the newest event. */
   readonly divergent: readonly DivergentPeer[]
+  /** Participants this peer suspects (silent for longer than `suspectAfterMs`), sorted. */
+  readonly suspected: readonly Participant[]
+  /**
+   * `participant`, or `ejected` between learning of its ejection and being admitted again
+   * (for good with `failureDetection.rejoin: false`).
+   */
+  readonly membership: 'participant' | 'ejected'
   /** Counters since start. */
   readonly counters: Readonly<LegionCounters>
 }
@@ -249,14 +359,17 @@ export interface Legion<E, S, O> {
   multiaddrs(): string[]
   /**
    * Applies an event and returns its output on the projected value at once. The output may
-   * differ from the consistent one if an earlier event is still on its way.
+   * differ from the consistent one if an earlier event is still on its way. Throws
+   * `EjectedError` while this peer knows it was ejected and is not admitted again yet.
    */
   applyFast(event: E): O
   /**
    * Applies an event and resolves with its output once it has folded into the infimum, that
    * is once every current participant has acknowledged it. Rejects with
    * `ConsistencyTimeoutError` (default timeout: 30 s) or `AbortError`; the event then stays
-   * applied and may still fold later.
+   * applied and may still fold later. Rejects with `EjectedError` if this peer learns that it
+   * was ejected before the event folded here: the event's outcome is then unknown (see
+   * `EjectedError`).
    */
   applyConsistent(event: E, options?: WaitOptions): Promise<O>
   /** The state as this peer sees it now. */

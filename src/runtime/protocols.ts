@@ -24,6 +24,8 @@ export interface ProtocolIds {
   readonly call: string
   /** One-way: user casts and broadcasts. */
   readonly cast: string
+  /** Request/response: heartbeat with the sender's suspicions, answered by an ack or a refusal. */
+  readonly heartbeat: string
 }
 
 /** The wire protocol version every id ends with. */
@@ -40,6 +42,7 @@ export function protocolIds (cluster: string): ProtocolIds {
     push: `${base}/push/${PROTOCOL_VERSION}`,
     outputs: `${base}/outputs/${PROTOCOL_VERSION}`,
     call: `${base}/call/${PROTOCOL_VERSION}`,
-    cast: `${base}/cast/${PROTOCOL_VERSION}`
+    cast: `${base}/cast/${PROTOCOL_VERSION}`,
+    heartbeat: `${base}/heartbeat/${PROTOCOL_VERSION}`
   }
 }

@@ -13,7 +13,15 @@
  *    sync from the sender over a direct stream; periodic pulls from a random participant
  *    repair anything else that was lost.
  * 4. Messages from peers that are not (projected) participants are dropped and counted: an
- *    ejected peer is fenced as soon as its UnJoin is known here.
+ *    ejected peer is fenced as soon as its UnJoin is known here. Answers to our own requests
+ *    are fenced the same way, and dropped if the fold they were asked for has been replaced
+ *    by a rejoin meanwhile (`epoch`).
+ * 5. Failure detection (`failure-detector.ts`): anything accepted from a participant counts
+ *    as hearing from it; every heartbeat tick sends each other participant a heartbeat with
+ *    this peer's suspects, and ejects a participant only when a strict majority of the
+ *    infimum participants suspects it. A `not-participant` refusal of a heartbeat means this
+ *    peer was ejected only if the refuser had acknowledged its latest Join before the
+ *    heartbeat left (`joinWitnesses`); otherwise the refuser may simply not know the Join yet.
  *
  * @module
  */
@@ -31,9 +39,10 @@ import { MessageKind, decodeDiff, decodeEventFold, encodeDiff, encodeEventFold, 
 import { WireKind, decodeWireMessage, encodeWireMessage, peekKind, type EncodedOutput, type RefusalCode } from '../codec/wire.js'
 import { DecodeError } from '../codec/errors.js'
 import type { PeerStorage } from '../storage/storage.js'
-import { ConsistencyTimeoutError, JoinError, NotParticipantError, RecoverError, StoppedError } from './errors.js'
+import { ConsistencyTimeoutError, EjectedError, JoinError, NotParticipantError, RecoverError, StoppedError } from './errors.js'
+import { FailureDetector } from './failure-detector.js'
 import type {
-  ClusterState, Dissemination, DivergentPeer, Legion, LegionCounters, LegionOptions, LegionStats, WaitOptions
+  AutoEjectOptions, ClusterState, Dissemination, DivergentPeer, Legion, LegionCounters, LegionOptions, LegionStats, WaitOptions
 } from './options.js'
 import { protocolIds, type ProtocolIds } from './protocols.js'
 import { RateLimiter } from './rate-limiter.js'
@@ -45,6 +54,7 @@ const DEFAULT_CALL_TIMEOUT_MS = 10_000
 const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 interface Pending<O> {
+  readonly id: EventId
   readonly resolve: (output: O) => void
   readonly reject: (err: Error) => void
   readonly cleanup: () => void
@@ -87,6 +97,10 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
   private readonly directFanout: number
   private readonly freezeStates: boolean
   private readonly maxMessageBytes: number
+  private readonly heartbeatIntervalMs: number
+  private readonly autoEject: Required<AutoEjectOptions> | false
+  private readonly rejoinWhenEjected: boolean
+  private readonly allowPeers: ((peer: Participant) => boolean) | undefined
 
   private node!: TransportNode
   private fold: EventFold<E, S, O> | undefined
@@ -114,6 +128,25 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
   private readonly joinLimiter = new RateLimiter(5, 5)
   private participantsCache: { version: number, set: ReadonlySet<Participant> } | undefined
   private timer: ReturnType<typeof setInterval> | undefined
+  private heartbeatTimer: ReturnType<typeof setInterval> | undefined
+
+  // Failure detection and membership of this peer (invariant 5).
+  private detector!: FailureDetector
+  private readonly suspectAfterMs: number
+  private readonly heartbeatsInFlight = new Set<Participant>()
+  private readonly ejecting = new Set<Participant>()
+  /** Outstanding Joins already seen: each vouches once that its peer was alive. */
+  private seenJoins = new Set<string>()
+  /** Peers known to have merged this peer's latest Join: all of them once it folded. */
+  private joinWitnesses: ReadonlySet<Participant> | 'all' = new Set()
+  /** This peer knows it was ejected and has not been admitted again. */
+  private ejected = false
+  private rejoining: Promise<void> | undefined
+  /** Participants that refused this peer as a non-participant: who can admit it again. */
+  private readonly sponsors = new Set<Participant>()
+  /** Incremented when a rejoin replaces the fold: answers to requests made before are dropped. */
+  private epoch = 0
+  private leaving = false
   private readonly unsubscribes: Array<() => void> = []
   private readonly counters: LegionCounters = {
     eventsApplied: 0,
@@ -127,8 +160,14 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
     droppedUndecodable: 0,
     droppedWrongCluster: 0,
     droppedNonParticipant: 0,
+    droppedDenied: 0,
+    heartbeatsSent: 0,
+    autoEjections: 0,
+    timesEjected: 0,
+    rejoins: 0,
     droppedRateLimited: 0,
     droppedFrames: 0,
+    refusedConnections: 0,
     bytesIn: 0,
     bytesOut: 0,
     messagesIn: 0,
@@ -149,6 +188,16 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
     this.forwardOutputs = options.propagation?.forwardOutputs ?? true
     this.directFanout = options.propagation?.directFanout ?? 16
     this.freezeStates = options.freezeStates ?? process.env.NODE_ENV !== 'production'
+    const fd = options.failureDetection ?? {}
+    this.heartbeatIntervalMs = fd.heartbeatIntervalMs ?? 1000
+    this.suspectAfterMs = fd.suspectAfterMs ?? 3000
+    this.autoEject = fd.autoEject === false
+      ? false
+      : { backupDelayMs: fd.autoEject?.backupDelayMs ?? 2 * this.heartbeatIntervalMs, timeoutMs: fd.autoEject?.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS }
+    this.rejoinWhenEjected = fd.rejoin ?? true
+    const allow = options.allowPeers
+    if (typeof allow === 'function') this.allowPeers = allow
+    else if (allow !== undefined) { const set = new Set(allow); this.allowPeers = peer => set.has(peer) }
   }
 
   get self (): Participant {
@@ -181,7 +230,13 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
       ...(this.options.listen !== undefined ? { listen: this.options.listen } : {}),
       privateKey: this.privateKey,
       maxFrameBytes: this.maxMessageBytes,
-      logPrefix: 'legion'
+      logPrefix: 'legion',
+      ...(this.options.clusterSecret !== undefined ? { clusterSecret: this.options.clusterSecret } : {}),
+      ...(this.options.allowPeers !== undefined ? { allowPeers: this.options.allowPeers } : {})
+    })
+    this.detector = new FailureDetector(this.self, {
+      suspectAfterMs: this.suspectAfterMs,
+      backupDelayMs: this.autoEject === false ? 0 : this.autoEject.backupDelayMs
     })
     await this.registerHandlers()
 
@@ -198,8 +253,11 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
     }
     await this.persisted(this.version)
     this.timer = setInterval(() => { this.tick() }, this.intervalMs)
-    // Pull a sync from everyone we are connected to, so a recovered peer catches up at once.
+    this.heartbeatTimer = setInterval(() => { this.heartbeatTick() }, this.heartbeatIntervalMs)
+    // Pull a sync from everyone we are connected to, so a recovered peer catches up at once,
+    // and tell them we are here (a recovered peer also learns at once if it was ejected).
     for (const peer of this.node.connectedPeers()) void this.requestSync(peer, false)
+    this.heartbeatTick()
   }
 
   private async loadRecord (): Promise<{ privateKey: Uint8Array, fold: Uint8Array }> {
@@ -253,31 +311,57 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
 
   private async registerHandlers (): Promise<void> {
     const p = this.protocols
-    this.unsubscribes.push(this.node.subscribe(p.topic, (from, data) => { this.onGossip(from, data) }))
-    await this.node.handle(p.sync, async (from, payload) => await this.onSyncRequest(from, payload))
-    await this.node.handle(p.join, async (from, payload) => await this.onJoinRequest(from, payload))
-    await this.node.handle(p.push, async (from, payload) => await this.onPush(from, payload))
-    await this.node.handle(p.delta, (from, payload) => { this.onGossip(from, payload); return undefined })
-    await this.node.handle(p.outputs, (from, payload) => { this.onOutputs(from, payload); return undefined })
+    // Every message passes `admit` first: counted, refused if `allowPeers` no longer allows
+    // its sender, and otherwise evidence that the sender is alive (invariant 5).
+    const denied = (): never => { throw new Error('this peer does not accept messages from you (allowPeers)') }
+    this.unsubscribes.push(this.node.subscribe(p.topic, (from, data) => { if (this.admit(from, data)) this.onGossip(from, data) }))
+    await this.node.handle(p.sync, async (from, payload) => this.admit(from, payload) ? await this.onSyncRequest(from, payload) : denied())
+    await this.node.handle(p.join, async (from, payload) => this.admit(from, payload) ? await this.onJoinRequest(from, payload) : denied())
+    await this.node.handle(p.push, async (from, payload) => this.admit(from, payload) ? await this.onPush(from, payload) : denied())
+    await this.node.handle(p.heartbeat, (from, payload) => this.admit(from, payload) ? this.onHeartbeat(from, payload) : denied())
+    await this.node.handle(p.delta, (from, payload) => { if (this.admit(from, payload)) this.onGossip(from, payload); return undefined })
+    await this.node.handle(p.outputs, (from, payload) => { if (this.admit(from, payload)) this.onOutputs(from, payload); return undefined })
     await this.node.handle(p.call, async (from, payload) => {
-      this.countIn(payload)
+      if (!this.admit(from, payload)) denied()
       if (!this.isParticipant(from)) { this.counters.droppedNonParticipant++; throw new NotParticipantError(from, 'is not a participant: call refused') }
       if (this.options.onCall === undefined) throw new Error('this peer takes no calls')
       return await this.options.onCall(from, payload)
     })
     await this.node.handle(p.cast, (from, payload) => {
-      this.countIn(payload)
+      if (!this.admit(from, payload)) return undefined
       if (!this.isParticipant(from)) { this.counters.droppedNonParticipant++; log('dropped a cast from non-participant %s', from); return undefined }
       try { this.options.onCast?.(from, payload) } catch (err) { log.error('cast handler threw: %s', err) }
       return undefined
     })
   }
 
+  /**
+   * Counts an incoming message and decides whether to look at it: not if `allowPeers` no
+   * longer allows the sender (its connections are then closed). An admitted message is
+   * evidence that its sender is alive.
+   */
+  private admit (from: Participant, payload: Uint8Array): boolean {
+    this.countIn(payload)
+    if (!this.allows(from)) {
+      this.counters.droppedDenied++
+      void this.node.hangUp(from).catch(() => {})
+      return false
+    }
+    this.detector.heard(from, performance.now())
+    return true
+  }
+
+  /** Whether `allowPeers` (which may change its answer over time) allows `peer`. A throw denies. */
+  private allows (peer: Participant): boolean {
+    if (this.allowPeers === undefined) return true
+    try { return this.allowPeers(peer) === true } catch { return false }
+  }
+
   // -----------------------------------------------------------------------------------------
   // Shared state
 
   applyFast (event: E): O {
-    const fold = this.requireFold()
+    const fold = this.requireMember()
     const r = fold.event(event)
     this.counters.eventsApplied++
     this.afterUpdate(r)
@@ -285,7 +369,7 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
   }
 
   async applyConsistent (event: E, options: WaitOptions = {}): Promise<O> {
-    const fold = this.requireFold()
+    const fold = this.requireMember()
     const { signal } = options
     if (signal?.aborted === true) throw new AbortError(undefined, { cause: signal.reason })
     const timeoutMs = options.timeoutMs ?? DEFAULT_CONSISTENT_TIMEOUT_MS
@@ -302,6 +386,7 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
         this.pending.delete(key)
       }
       this.pending.set(key, {
+        id: r.id,
         resolve: (o) => { settle(); resolve(o) },
         reject: (e) => { settle(); reject(e) },
         cleanup: settle
@@ -393,7 +478,7 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
   // Membership
 
   async eject (peer: Participant, options: WaitOptions = {}): Promise<Dissemination> {
-    const fold = this.requireFold()
+    const fold = this.requireMember()
     if (peer === this.self) throw new NotParticipantError(peer, 'is this peer: use stop() to leave')
     if (!fold.projectedParticipants().includes(peer)) throw new NotParticipantError(peer)
     this.afterUpdate(fold.disassociate(peer))
@@ -404,18 +489,25 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
 
   /** Persists, then pushes this peer's fold to every other participant and waits for their answers. */
   private async disseminate (options: WaitOptions): Promise<Dissemination> {
-    await this.persisted(this.version)
     const fold = this.requireFold()
     const targets = fold.projectedParticipants().filter(p => p !== this.self)
     const timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS
-    const results = await Promise.all(targets.map(async peer => {
+    // Encode now, send once everything the payloads show is saved (invariant 1).
+    let whole: Uint8Array | undefined
+    const payloads = targets.map(peer => {
+      const diff = fold.diffFor(peer)
+      return diff !== undefined ? encodeDiff(diff, this.codecs) : (whole ??= encodeEventFold(fold.snapshot(), this.codecs))
+    })
+    await this.persisted(this.version)
+    const results = await Promise.all(targets.map(async (peer, i) => {
+      if (!this.allows(peer)) return false
       try {
-        const diff = fold.diffFor(peer)
-        const payload = diff !== undefined ? encodeDiff(diff, this.codecs) : encodeEventFold(fold.snapshot(), this.codecs)
+        const payload = payloads[i]!
         this.countOut(payload)
         const answer = await this.node.request(peer, this.protocols.push, payload, {
           timeoutMs, ...(options.signal !== undefined ? { signal: options.signal } : {})
         })
+        this.detector.heard(peer, performance.now())
         return decodeWireMessage(answer, this.limits).kind === 'ack'
       } catch (err) {
         log('push to %s failed: %s', peer, err)
@@ -478,8 +570,10 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
   private async flush (): Promise<void> {
     const fold = this.fold
     if (fold === undefined) return
+    // Our own UnJoin reached us (without a later Join): we were ejected.
+    if (!this.ejected && !this.leaving && !this.stopped && !this.isParticipant(this.self)) this.onEjected('its own UnJoin reached it')
     const version = this.version
-    const gossip = this.news && this.mode === 'push' ? this.gossipPayload(fold) : undefined
+    const gossip = this.news && this.mode === 'push' && !this.ejected ? this.gossipPayload(fold) : undefined
     this.news = false
     const outputs = [...this.outputsToForward]
     this.outputsToForward.clear()
@@ -492,6 +586,9 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
       if (w.version <= this.savedVersion) { this.saveWaiters.splice(i, 1); w.resolve() }
     }
     if (this.stopped) return
+    // A rejoin replaced the fold during the save: what was computed above belongs to the old
+    // membership and must not reach the cluster (invariant 4).
+    if (fold !== this.fold) { this.scheduleFlush(); return }
     if (gossip !== undefined) this.propagate(fold, gossip)
     for (const [creator, list] of outputs) {
       const payload = encodeWireMessage({ kind: 'outputs', origin: this.clusterName, outputs: list })
@@ -550,6 +647,7 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
    * connection to it. Failures are logged; anti-entropy repairs what is lost.
    */
   private async sendOneWay (peer: Participant, protocol: string, payload: Uint8Array): Promise<void> {
+    if (!this.allows(peer)) return
     try {
       await this.node.send(peer, protocol, payload)
     } catch (first) {
@@ -585,7 +683,6 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
   }
 
   private onGossip (from: Participant, data: Uint8Array): void {
-    this.countIn(data)
     const fold = this.fold
     if (fold === undefined || this.stopped) return
     if (!this.isParticipant(from)) { this.counters.droppedNonParticipant++; log('dropped gossip from non-participant %s', from); return }
@@ -629,21 +726,28 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
 
   /** Pulls `peer`'s diff for us (or its whole fold) and merges it; one request per peer at a time. */
   private async requestSync (peer: Participant, full: boolean): Promise<void> {
-    if (this.stopped || this.syncing.has(peer)) return
+    if (this.stopped || this.ejected || this.syncing.has(peer) || !this.allows(peer)) return
     this.syncing.add(peer)
     this.counters.syncsRequested++
     let retryFull = false
+    const epoch = this.epoch
+    const witnessed = this.witnessedMyJoin(peer)
     try {
       const request = encodeWireMessage({ kind: 'syncRequest', origin: this.clusterName, full })
       this.countOut(request)
       const answer = await this.node.request(peer, this.protocols.sync, request, { timeoutMs: DEFAULT_CALL_TIMEOUT_MS })
-      this.countIn(answer)
-      if (this.stopped) return
+      if (!this.admitAnswer(peer, answer, epoch)) return
       const kind = peekKind(answer)
       if (kind === MessageKind.diff) retryFull = !full && !this.mergeDiffFrom(peer, decodeDiff(answer, this.codecs, this.limits))
       else if (kind === MessageKind.eventFold) this.mergeFullFrom(peer, answer)
-      else if (kind === WireKind.refusal) log('sync refused by %s: %o', peer, decodeWireMessage(answer, this.limits))
-      else this.counters.droppedUndecodable++
+      else if (kind === WireKind.refusal) {
+        const refusal = decodeWireMessage(answer, this.limits)
+        log('sync refused by %s: %o', peer, refusal)
+        if (refusal.kind === 'refusal' && refusal.code === 'not-participant' && witnessed) {
+          this.sponsors.add(peer)
+          this.onEjected(`${peer} refused a sync: not a participant`)
+        }
+      } else this.counters.droppedUndecodable++
     } catch (err) {
       if (err instanceof DecodeError) this.counters.droppedUndecodable++
       log('sync with %s failed: %s', peer, err)
@@ -653,17 +757,30 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
     if (retryFull) await this.requestSync(peer, true)
   }
 
+  /**
+   * Whether to look at `answer`, the answer of `peer` to a request made at `epoch`: not if
+   * this peer stopped, rejoined since (the answer is about the old membership), or no longer
+   * accepts `peer` (not allowed, or not a participant: invariant 4). An admitted answer is
+   * evidence that `peer` is alive.
+   */
+  private admitAnswer (peer: Participant, answer: Uint8Array, epoch: number): boolean {
+    this.countIn(answer)
+    if (this.stopped || epoch !== this.epoch || !this.allows(peer)) return false
+    if (!this.isParticipant(peer)) { this.counters.droppedNonParticipant++; return false }
+    this.detector.heard(peer, performance.now())
+    return true
+  }
+
   private refuse (code: RefusalCode, message: string): Uint8Array {
     return encodeWireMessage({ kind: 'refusal', code, message })
   }
 
   private async onSyncRequest (from: Participant, payload: Uint8Array): Promise<Uint8Array> {
-    this.countIn(payload)
     const fold = this.fold
     if (fold === undefined || this.stopped) return this.refuse('stopping', 'not ready')
     let request
     try { request = decodeWireMessage(payload, this.limits) } catch { this.counters.droppedUndecodable++; return this.refuse('bad-request', 'undecodable') }
-    if (request.kind !== 'syncRequest') return this.refuse('bad-request', 'expected a sync request')
+    if (request.kind !== 'syncRequest') { this.counters.droppedUndecodable++; return this.refuse('bad-request', 'expected a sync request') }
     if (request.origin !== this.clusterName) { this.counters.droppedWrongCluster++; return this.refuse('wrong-cluster', `this is cluster ${this.clusterName}`) }
     if (!this.isParticipant(from)) { this.counters.droppedNonParticipant++; return this.refuse('not-participant', 'you are not a participant') }
     const diff = request.full ? undefined : fold.diffFor(from)
@@ -677,17 +794,21 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
   }
 
   private async onPush (from: Participant, payload: Uint8Array): Promise<Uint8Array> {
-    this.countIn(payload)
     if (this.fold === undefined || this.stopped) return this.refuse('stopping', 'not ready')
     if (!this.isParticipant(from)) { this.counters.droppedNonParticipant++; return this.refuse('not-participant', 'you are not a participant') }
     try {
       const kind = peekKind(payload)
       if (kind === MessageKind.diff) {
-        this.mergeDiffFrom(from, decodeDiff(payload, this.codecs, this.limits))
+        const diff = decodeDiff(payload, this.codecs, this.limits)
+        if (diff.origin !== this.clusterName) { this.counters.droppedWrongCluster++; return this.refuse('wrong-cluster', `this is cluster ${this.clusterName}`) }
+        this.mergeDiffFrom(from, diff)
       } else if (kind === MessageKind.eventFold) {
         if (!this.fullSyncLimiter.take(from)) { this.counters.droppedRateLimited++; return this.refuse('rate-limited', 'too many full pushes') }
+        const snapshot = decodeEventFold(payload, this.codecs, this.limits)
+        if (snapshot.origin !== this.clusterName) { this.counters.droppedWrongCluster++; return this.refuse('wrong-cluster', `this is cluster ${this.clusterName}`) }
         this.mergeFullFrom(from, payload)
       } else {
+        this.counters.droppedUndecodable++
         return this.refuse('bad-request', 'expected a diff or a fold')
       }
     } catch (err) {
@@ -700,13 +821,13 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
   }
 
   private async onJoinRequest (from: Participant, payload: Uint8Array): Promise<Uint8Array> {
-    this.countIn(payload)
     const fold = this.fold
-    if (fold === undefined || this.stopped) return this.refuse('stopping', 'not ready')
+    // An ejected peer's fold is stale: admitting someone into it would only strand them there.
+    if (fold === undefined || this.stopped || this.ejected) return this.refuse('stopping', 'not ready')
     if (!this.joinLimiter.take(from)) { this.counters.droppedRateLimited++; return this.refuse('rate-limited', 'too many joins') }
     let request
     try { request = decodeWireMessage(payload, this.limits) } catch { this.counters.droppedUndecodable++; return this.refuse('bad-request', 'undecodable') }
-    if (request.kind !== 'joinRequest') return this.refuse('bad-request', 'expected a join request')
+    if (request.kind !== 'joinRequest') { this.counters.droppedUndecodable++; return this.refuse('bad-request', 'expected a join request') }
     if (request.origin !== this.clusterName) { this.counters.droppedWrongCluster++; return this.refuse('wrong-cluster', `this is cluster ${this.clusterName}`) }
     // An earlier incarnation with the same id leaves first, so a restarted peer rejoins cleanly.
     this.afterUpdate(fold.disassociate(from))
@@ -722,7 +843,6 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
   }
 
   private onOutputs (from: Participant, payload: Uint8Array): void {
-    this.countIn(payload)
     if (this.stopped || !this.isParticipant(from)) { this.counters.droppedNonParticipant++; return }
     let message
     try { message = decodeWireMessage(payload, this.limits) } catch { this.counters.droppedUndecodable++; return }
@@ -742,12 +862,192 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
   }
 
   // -----------------------------------------------------------------------------------------
+  // Failure detection, automatic ejection, rejoin (invariant 5)
+
+  /**
+   * Every `heartbeatIntervalMs`: closes connections `allowPeers` no longer allows, updates
+   * suspicions, sends each other participant a heartbeat with this peer's suspects, and
+   * ejects whom a majority suspects. An ejected peer that wants to rejoin keeps sending
+   * heartbeats (their refusals name participants that can admit it again) and retries.
+   */
+  private heartbeatTick (): void {
+    const fold = this.fold
+    if (fold === undefined || this.stopped) return
+    for (const p of this.node.connectedPeers()) if (!this.allows(p)) void this.node.hangUp(p).catch(() => {})
+    if (this.ejected && !this.rejoinWhenEjected) return // out for good: nothing to detect or ask
+    const now = performance.now() // monotonic: a wall-clock jump must not make everyone suspect
+    const projected = fold.projectedParticipants()
+    this.detector.watch(projected, now)
+    this.scanJoins(fold, now)
+    const suspects = this.detector.suspects(now)
+    const payload = encodeWireMessage({ kind: 'heartbeat', origin: this.clusterName, suspects })
+    for (const peer of projected) if (peer !== this.self && this.allows(peer)) void this.sendHeartbeat(peer, payload)
+    if (this.ejected) { void this.rejoin(); return }
+    if (this.autoEject !== false) {
+      for (const peer of this.detector.toEject(fold.infimumParticipants(), projected, now)) void this.ejectSuspect(peer)
+    }
+  }
+
+  /**
+   * Reads the outstanding Joins: a Join not seen before vouches that its peer was alive a
+   * moment ago (its sponsor just heard from it), so a peer restarted under the same id is not
+   * ejected on its earlier self's silence; and this peer's own latest Join tells which
+   * participants have merged it (`joinWitnesses`): all of them once it has folded.
+   */
+  private scanJoins (fold: EventFold<E, S, O>, now: number): void {
+    const seen = new Set<string>()
+    let mine: readonly Participant[] | undefined
+    for (const e of fold.outstandingEvents()) {
+      if (e.delta.kind !== 'join') continue
+      const key = eventIdKey(e.id)
+      seen.add(key)
+      if (!this.seenJoins.has(key)) this.detector.heard(e.delta.participant, now)
+      if (e.delta.participant === this.self) mine = e.acks
+    }
+    this.seenJoins = seen
+    this.joinWitnesses = mine !== undefined ? new Set(mine) : fold.infimumParticipants().includes(this.self) ? 'all' : new Set()
+  }
+
+  /** Whether `peer` is known to have merged this peer's latest Join (so its refusal means an ejection). */
+  private witnessedMyJoin (peer: Participant): boolean {
+    return this.joinWitnesses === 'all' || this.joinWitnesses.has(peer)
+  }
+
+  private async sendHeartbeat (peer: Participant, payload: Uint8Array): Promise<void> {
+    if (this.heartbeatsInFlight.has(peer)) return
+    this.heartbeatsInFlight.add(peer)
+    const epoch = this.epoch
+    const witnessed = this.witnessedMyJoin(peer)
+    try {
+      this.counters.heartbeatsSent++
+      this.countOut(payload)
+      const answer = await this.node.request(peer, this.protocols.heartbeat, payload, { timeoutMs: this.suspectAfterMs })
+      if (!this.admitAnswer(peer, answer, epoch)) return
+      const m = decodeWireMessage(answer, this.limits)
+      if (m.kind === 'refusal' && m.code === 'not-participant') {
+        if (!witnessed) { log('%s does not know this peer as a participant (yet)', peer); return }
+        this.sponsors.add(peer)
+        this.onEjected(`${peer} refused its heartbeat: not a participant`)
+      }
+    } catch (err) {
+      if (err instanceof DecodeError) this.counters.droppedUndecodable++
+      log('heartbeat to %s failed: %s', peer, err)
+    } finally {
+      this.heartbeatsInFlight.delete(peer)
+    }
+  }
+
+  private onHeartbeat (from: Participant, payload: Uint8Array): Uint8Array {
+    const fold = this.fold
+    // An ejected peer's view of the membership is stale: it gives no verdict on anyone.
+    if (fold === undefined || this.stopped || this.ejected) return this.refuse('stopping', 'not ready')
+    let message
+    try { message = decodeWireMessage(payload, this.limits) } catch { this.counters.droppedUndecodable++; return this.refuse('bad-request', 'undecodable') }
+    if (message.kind !== 'heartbeat') return this.refuse('bad-request', 'expected a heartbeat')
+    if (message.origin !== this.clusterName) { this.counters.droppedWrongCluster++; return this.refuse('wrong-cluster', `this is cluster ${this.clusterName}`) }
+    if (!this.isParticipant(from)) { this.counters.droppedNonParticipant++; return this.refuse('not-participant', 'you are not a participant') }
+    this.detector.report(from, message.suspects, performance.now())
+    return encodeWireMessage({ kind: 'ack' })
+  }
+
+  /** Ejects a participant a majority suspects; failures are logged (the next tick may retry). */
+  private async ejectSuspect (peer: Participant): Promise<void> {
+    if (this.ejecting.has(peer) || this.autoEject === false) return
+    this.ejecting.add(peer)
+    try {
+      log('ejecting %s: a majority of the participants suspects it', peer)
+      const fold = this.requireMember()
+      if (!fold.projectedParticipants().includes(peer)) return
+      const done = this.eject(peer, { timeoutMs: this.autoEject.timeoutMs })
+      this.counters.autoEjections++
+      await done
+    } catch (err) {
+      log('automatic ejection of %s failed: %s', peer, err)
+    } finally {
+      this.ejecting.delete(peer)
+    }
+  }
+
+  /**
+   * This peer learnt that it is no longer a participant. Pending `applyConsistent` calls
+   * reject with `EjectedError` (their outcome is unknown: see the error), and the peer
+   * rejoins if configured to.
+   */
+  private onEjected (reason: string): void {
+    if (this.ejected || this.stopped || this.leaving) return
+    this.ejected = true
+    this.counters.timesEjected++
+    log('this peer was ejected (%s)', reason)
+    for (const p of [...this.pending.values()]) p.reject(new EjectedError(p.id))
+    void this.rejoin()
+  }
+
+  /** Asks to be admitted again (one attempt at a time); the next heartbeat tick retries. */
+  private async rejoin (): Promise<void> {
+    if (!this.rejoinWhenEjected || this.rejoining !== undefined || this.stopped) return
+    this.rejoining = this.tryRejoin().finally(() => { this.rejoining = undefined })
+    await this.rejoining
+  }
+
+  /**
+   * Sends a join request to a participant of the membership that ejected this peer: one that
+   * refused it as a non-participant, or, when its own UnJoin reached it, a participant of its
+   * own fold. Never a peer that still counts it in (it may be on the same losing side).
+   */
+  private async tryRejoin (): Promise<void> {
+    const fold = this.requireFold()
+    const candidates = [...this.sponsors]
+    if (!fold.projectedParticipants().includes(this.self)) candidates.push(...fold.projectedParticipants())
+    const timeoutMs = this.options.joinTimeoutMs ?? 10_000
+    for (const sponsor of new Set(candidates)) {
+      if (this.stopped || !this.ejected) return
+      if (sponsor === this.self || !this.allows(sponsor)) continue
+      try {
+        await this.node.dial(sponsor, { timeoutMs: this.heartbeatIntervalMs })
+        const request = encodeWireMessage({ kind: 'joinRequest', origin: this.clusterName, addresses: this.node.multiaddrs() })
+        this.countOut(request)
+        const bytes = await this.node.request(sponsor, this.protocols.join, request, { timeoutMs })
+        this.countIn(bytes)
+        if (this.stopped || !this.ejected || !this.allows(sponsor)) return
+        const answer = decodeWireMessage(bytes, this.limits)
+        if (answer.kind !== 'joinAccepted') { log('rejoin through %s refused: %o', sponsor, answer); continue }
+        const snapshot = decodeEventFold(answer.fold, this.codecs, this.limits)
+        if (snapshot.origin !== this.clusterName) continue
+        this.adopt(snapshot)
+        for (const p of answer.peers) if (p.id !== this.self && p.addresses.length > 0) void this.dialAny(p.addresses)
+        log('rejoined through %s', sponsor)
+        return
+      } catch (err) {
+        log('rejoin through %s failed: %s', sponsor, err)
+      }
+    }
+  }
+
+  /** Replaces the fold by the one a sponsor admitted this peer with: a new membership. */
+  private adopt (snapshot: EventFoldSnapshot<E, S, O>): void {
+    this.epoch++
+    this.fold = EventFold.fromSnapshot(snapshot, this.self, this.options.spec, { freezeStates: this.freezeStates })
+    this.participantsCache = undefined
+    this.ejected = false
+    this.sponsors.clear()
+    this.publishedBodies.clear()
+    this.outputsToForward.clear()
+    this.progress.clear()
+    this.detector.reset()
+    this.seenJoins = new Set()
+    this.joinWitnesses = new Set()
+    this.counters.rejoins++
+    this.afterUpdate(this.fold.acknowledge())
+    this.changed()
+  }
+
+  // -----------------------------------------------------------------------------------------
   // Periodic work
 
   private tick (): void {
     const fold = this.fold
-    if (fold === undefined || this.stopped) return
-    const others = fold.projectedParticipants().filter(p => p !== this.self)
+    if (fold === undefined || this.stopped || this.ejected) return
+    const others = fold.projectedParticipants().filter(p => p !== this.self && this.allows(p))
     const connected = new Set(this.node.connectedPeers())
     for (const p of others) if (!connected.has(p)) void this.node.dial(p, { timeoutMs: this.intervalMs }).catch(() => {})
     const reachable = others.filter(p => connected.has(p))
@@ -756,7 +1056,9 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
       if (this.mode === 'periodic') void this.pushTo(peer)
       else if (fold.outstandingCount > 0) {
         // Anti-entropy: re-announce acknowledgements and pull from someone, to repair losses.
-        this.propagate(fold, this.gossipPayload(fold))
+        // The re-announcement goes through a flush, so it leaves only once saved (invariant 1).
+        this.news = true
+        this.scheduleFlush()
         void this.requestSync(peer, false)
       }
     }
@@ -766,9 +1068,12 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
   /** om-legion's propagation: send our diff (or whole fold) to one peer. */
   private async pushTo (peer: Participant): Promise<void> {
     const fold = this.requireFold()
-    await this.persisted(this.version)
+    const epoch = this.epoch
+    // Encode now, send once everything it shows is saved (invariant 1).
     const diff = fold.diffFor(peer)
     const payload = diff !== undefined ? encodeDiff(diff, this.codecs) : encodeEventFold(fold.snapshot(), this.codecs)
+    await this.persisted(this.version)
+    if (this.stopped || epoch !== this.epoch || !this.allows(peer)) return
     this.countOut(payload)
     await this.node.request(peer, this.protocols.push, payload, { timeoutMs: this.intervalMs * 5 }).catch(err => { log('push to %s failed: %s', peer, err) })
   }
@@ -799,7 +1104,9 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
       outstanding: fold.outstandingCount,
       infimumId: fold.infimumId(),
       divergent: list,
-      counters: { ...this.counters, droppedFrames: t.channel.droppedFrames }
+      suspected: this.detector.suspects(performance.now()),
+      membership: this.ejected ? 'ejected' : 'participant',
+      counters: { ...this.counters, droppedFrames: t.channel.droppedFrames, refusedConnections: t.connections.refused }
     }
   }
 
@@ -823,12 +1130,14 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
   async stop (options: { leave?: boolean, timeoutMs?: number } = {}): Promise<void> {
     if (this.stopped) return
     const fold = this.fold
-    if (options.leave !== false && fold !== undefined && fold.projectedParticipants().length > 1) {
+    if (options.leave !== false && fold !== undefined && !this.ejected && fold.projectedParticipants().length > 1) {
+      this.leaving = true
       this.afterUpdate(fold.disassociate(this.self))
       await this.disseminate({ timeoutMs: options.timeoutMs ?? 5000 }).catch(err => { log('leaving: %s', err) })
     }
     this.stopped = true
     if (this.timer !== undefined) clearInterval(this.timer)
+    if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer)
     for (const u of this.unsubscribes) u()
     for (const p of [...this.pending.values()]) p.reject(new StoppedError())
     for (const f of [...this.stopListeners]) f()
@@ -850,6 +1159,13 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
     this.requireRunning()
     if (this.fold === undefined) throw new StoppedError('the peer is not a participant yet')
     return this.fold
+  }
+
+  /** The fold, for changes that must reach the cluster: refused while this peer knows it is ejected. */
+  private requireMember (): EventFold<E, S, O> {
+    const fold = this.requireFold()
+    if (this.ejected) throw new EjectedError()
+    return fold
   }
 }
 

@@ -1,0 +1,121 @@
+/**
+ * The failure detector of one peer: who it has not heard from for too long (its suspicions),
+ * what the other participants report suspecting, and which participants a strict majority
+ * suspects and this peer should therefore eject. A pure state machine: it does no I/O and
+ * reads no clock (every method takes `now`); the runtime feeds it what arrives and asks it
+ * what to do on each heartbeat tick.
+ *
+ * Rules (docs/ARCHITECTURE.md, "Failure detection and automatic ejection"):
+ * 1. A watched peer is *suspected* once nothing has been heard from it for more than
+ *    `suspectAfterMs`. Anything counts as hearing from it: a heartbeat, a diff, a sync, an
+ *    answer to one of our requests, a Join of it that some sponsor just created.
+ * 2. A peer's report (the suspects listed in its last heartbeat) counts only while that peer
+ *    is not suspected itself, so a silent peer's old opinion does not count.
+ * 3. A participant X is *ejectable* when this peer suspects it and the voters suspecting it
+ *    (this peer, plus every unsuspected voter whose report names X) are a strict majority of
+ *    the voters (the infimum participants, X included). A peer that is not a voter itself
+ *    never ejects.
+ * 4. Of the voters suspecting X, the one with the smallest id ejects at once; the others only
+ *    if X is still ejectable `backupDelayMs` later (the first one may have failed). Extra
+ *    ejections are harmless: a second UnJoin of the same peer folds as a no-op.
+ *
+ * @module
+ */
+import type { Participant } from '../eventfold/types.js'
+
+/** Settings of a {@link FailureDetector}. */
+export interface FailureDetectorSettings {
+  /** Silence after which a peer is suspected, in milliseconds. */
+  readonly suspectAfterMs: number
+  /** How long a voter that is not the designated ejector waits before ejecting, in milliseconds. */
+  readonly backupDelayMs: number
+}
+
+/** Suspicion and quorum bookkeeping of one peer. See the module comment for the rules. */
+export class FailureDetector {
+  private readonly lastHeard = new Map<Participant, number>()
+  private readonly reports = new Map<Participant, ReadonlySet<Participant>>()
+  private readonly ejectableSince = new Map<Participant, number>()
+
+  constructor (readonly self: Participant, private readonly settings: FailureDetectorSettings) {}
+
+  /**
+   * Sets the peers to watch (every other projected participant): a newcomer starts as heard
+   * `now`, a peer no longer listed is forgotten with its report.
+   */
+  watch (peers: Iterable<Participant>, now: number): void {
+    const keep = new Set<Participant>()
+    for (const p of peers) {
+      if (p === this.self) continue
+      keep.add(p)
+      if (!this.lastHeard.has(p)) this.lastHeard.set(p, now)
+    }
+    for (const p of [...this.lastHeard.keys()]) {
+      if (!keep.has(p)) { this.lastHeard.delete(p); this.reports.delete(p); this.ejectableSince.delete(p) }
+    }
+  }
+
+  /** Forgets everything (a new incarnation of this peer's membership). */
+  reset (): void {
+    this.lastHeard.clear()
+    this.reports.clear()
+    this.ejectableSince.clear()
+  }
+
+  /** Records that `peer` was heard from. Peers not watched are ignored. */
+  heard (peer: Participant, now: number): void {
+    const last = this.lastHeard.get(peer)
+    if (last !== undefined && last < now) this.lastHeard.set(peer, now)
+  }
+
+  /** Records the suspects `peer` reported in its latest heartbeat (replacing its earlier report). */
+  report (peer: Participant, suspects: readonly Participant[], now: number): void {
+    if (!this.lastHeard.has(peer)) return
+    this.heard(peer, now)
+    this.reports.set(peer, new Set(suspects))
+  }
+
+  /** Whether `peer` is watched and has been silent for more than `suspectAfterMs`. */
+  isSuspected (peer: Participant, now: number): boolean {
+    const last = this.lastHeard.get(peer)
+    return last !== undefined && now - last > this.settings.suspectAfterMs
+  }
+
+  /** The watched peers this peer suspects, sorted. */
+  suspects (now: number): Participant[] {
+    return [...this.lastHeard.keys()].filter(p => this.isSuspected(p, now)).sort()
+  }
+
+  /** Milliseconds since `peer` was last heard from, or `undefined` if it is not watched. */
+  silenceOf (peer: Participant, now: number): number | undefined {
+    const last = this.lastHeard.get(peer)
+    return last === undefined ? undefined : now - last
+  }
+
+  /** The voters that count as suspecting `peer` now (rule 3), sorted. */
+  suspecting (peer: Participant, voters: readonly Participant[], now: number): Participant[] {
+    if (!this.isSuspected(peer, now)) return []
+    return voters.filter(v => v === this.self ||
+      (v !== peer && this.lastHeard.has(v) && !this.isSuspected(v, now) && this.reports.get(v)?.has(peer) === true)).sort()
+  }
+
+  /**
+   * The participants this peer should eject now (rules 3 and 4). `voters`: the infimum
+   * participants; `candidates`: the projected participants (a participant already ejected
+   * here is not a candidate).
+   */
+  toEject (voters: readonly Participant[], candidates: readonly Participant[], now: number): Participant[] {
+    const result: Participant[] = []
+    const isVoter = voters.includes(this.self)
+    for (const x of candidates) {
+      if (x === this.self) continue
+      const suspecting = isVoter ? this.suspecting(x, voters, now) : []
+      if (suspecting.length * 2 <= voters.length) { this.ejectableSince.delete(x); continue }
+      const since = this.ejectableSince.get(x) ?? now
+      this.ejectableSince.set(x, since)
+      if (suspecting[0] === this.self || now - since >= this.settings.backupDelayMs) result.push(x)
+    }
+    for (const x of [...this.ejectableSince.keys()]) if (!candidates.includes(x)) this.ejectableSince.delete(x)
+    return result
+  }
+}

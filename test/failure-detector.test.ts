@@ -1,0 +1,111 @@
+/**
+ * Specification of the failure detector's rules (src/runtime/failure-detector.ts): suspicion
+ * after silence, reports, the strict-majority quorum, the designated ejector. Pure: time is a
+ * number passed in.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { FailureDetector } from '../src/runtime/failure-detector.js'
+
+const settings = { suspectAfterMs: 3000, backupDelayMs: 2000 }
+const five = ['a', 'b', 'c', 'd', 'e']
+
+/** Detector of `self`, watching the other four of five from time 0. */
+function detector (self: string): FailureDetector {
+  const fd = new FailureDetector(self, settings)
+  fd.watch(five, 0)
+  return fd
+}
+
+test('a peer is suspected only once it has been silent for longer than suspectAfterMs', () => {
+  const fd = detector('a')
+  assert.deepEqual(fd.suspects(3000), [])
+  assert.deepEqual(fd.suspects(3001), ['b', 'c', 'd', 'e'])
+  fd.heard('c', 2500)
+  assert.deepEqual(fd.suspects(5000), ['b', 'd', 'e'])
+  assert.equal(fd.silenceOf('c', 5000), 2500)
+  assert.equal(fd.isSuspected('a', 10_000), false, 'a peer never suspects itself')
+})
+
+test('a newly watched peer starts as just heard, and an unwatched one is forgotten', () => {
+  const fd = detector('a')
+  fd.watch(['a', 'b', 'c', 'd', 'e', 'f'], 5000)
+  assert.deepEqual(fd.suspects(6000), ['b', 'c', 'd', 'e'])
+  fd.watch(['a', 'f'], 6000)
+  assert.deepEqual(fd.suspects(8000), [], 'f was first heard at 5000')
+  fd.heard('b', 9000) // not watched: ignored
+  assert.equal(fd.silenceOf('b', 9000), undefined)
+})
+
+test('a strict majority of the voters, counting this peer, must suspect a participant before it is ejected', () => {
+  const fd = detector('c')
+  const t = 4000
+  fd.heard('d', t); fd.heard('e', t)
+  // c alone suspects a and b: 1 of 5.
+  assert.deepEqual(fd.toEject(five, five, t), [])
+  fd.report('d', ['a', 'b'], t)
+  // c and d: 2 of 5, still not a majority.
+  assert.deepEqual(fd.toEject(five, five, t), [])
+  fd.report('e', ['a'], t)
+  // a: c, d, e = 3 of 5; b: c, d = 2 of 5.
+  assert.deepEqual(fd.suspecting('a', five, t), ['c', 'd', 'e'])
+  assert.deepEqual(fd.toEject(five, five, t), ['a'])
+})
+
+test('the minority side of a partition never reaches a quorum', () => {
+  const fd = detector('a')
+  fd.heard('b', 10_000)
+  fd.report('b', ['c', 'd', 'e'], 10_000)
+  assert.deepEqual(fd.suspects(10_000), ['c', 'd', 'e'])
+  assert.deepEqual(fd.toEject(five, five, 10_000), [], 'a and b are 2 of 5')
+  assert.deepEqual(fd.toEject(five, five, 60_000), [])
+})
+
+test('with two participants the survivor can never eject the other', () => {
+  const fd = new FailureDetector('a', settings)
+  fd.watch(['a', 'b'], 0)
+  assert.deepEqual(fd.suspects(60_000), ['b'])
+  assert.deepEqual(fd.toEject(['a', 'b'], ['a', 'b'], 60_000), [], '1 of 2 is not a strict majority')
+})
+
+test('the report of a peer that is itself suspected does not count', () => {
+  const fd = detector('c')
+  fd.report('d', ['a'], 0)
+  fd.report('e', ['a'], 3500)
+  // d's report is 4 s old: d is suspected, its opinion is stale.
+  assert.deepEqual(fd.suspecting('a', five, 4000), ['c', 'e'])
+  assert.deepEqual(fd.toEject(five, five, 4000), [])
+})
+
+test('a later report replaces the earlier one', () => {
+  const fd = detector('c')
+  fd.report('d', ['a'], 3500)
+  fd.report('e', ['a'], 3500)
+  assert.deepEqual(fd.toEject(five, five, 4000), ['a'])
+  fd.report('e', [], 4100)
+  assert.deepEqual(fd.suspecting('a', five, 4200), ['c', 'd'])
+})
+
+test('the suspecting voter with the smallest id ejects at once; the others only after backupDelayMs', () => {
+  const fd = detector('d')
+  for (const p of ['c', 'e']) fd.report(p, ['a'], 3500)
+  assert.deepEqual(fd.toEject(five, five, 4000), [], 'c is the designated ejector')
+  assert.deepEqual(fd.toEject(five, five, 5999), [])
+  for (const p of ['c', 'e']) fd.report(p, ['a'], 5500)
+  assert.deepEqual(fd.toEject(five, five, 6000), ['a'], 'c has not ejected a in time: d does')
+})
+
+test('a participant that is not a voter (its Join has not folded) ejects nobody', () => {
+  const fd = new FailureDetector('f', settings)
+  fd.watch([...five, 'f'], 0)
+  for (const p of ['b', 'c', 'd']) fd.report(p, ['a'], 3500)
+  assert.deepEqual(fd.toEject(five, [...five, 'f'], 4000), [])
+})
+
+test('hearing from a suspect clears the suspicion and the pending ejection', () => {
+  const fd = detector('d')
+  for (const p of ['c', 'e']) fd.report(p, ['a'], 3500)
+  assert.deepEqual(fd.toEject(five, five, 4000), [])
+  fd.heard('a', 4500)
+  assert.deepEqual(fd.toEject(five, five, 7000), [])
+})
