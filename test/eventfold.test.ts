@@ -75,6 +75,14 @@ describe('event', () => {
     assert.equal(e2.id.participant, 'b')
   })
 
+  test('observeCounter raises the counter so a replaced fold never reuses an id', () => {
+    const { a } = twoPeers()
+    const before = a.event('x').id.counter
+    const fresh = EventFold.fromSnapshot(EventFold.create('c', 'a', logSpec, options).snapshot(), 'a', logSpec, options)
+    fresh.observeCounter(a.maxKnownCounter)
+    assert.ok(fresh.event('y').id.counter > before)
+  })
+
   test('with two participants an event stays outstanding until the other acknowledges it', () => {
     const { a, b } = twoPeers()
     const r = a.event('x')

@@ -289,6 +289,16 @@ export class EventFold<E, S, O> {
     return this.maxCounter
   }
 
+  /**
+   * Raises this replica's Lamport counter to at least `counter`, so its next events take
+   * larger ids. A participant that replaces its fold (a rejoin) calls it with the counter of
+   * the fold it had, so it never reuses an id it already gave an event that may still be
+   * travelling.
+   */
+  observeCounter (counter: number): void {
+    this.observe(counter)
+  }
+
   /** The outstanding events in ascending id order, as plain data. */
   outstandingEvents (): Array<OutstandingEvent<E, O>> {
     const cache = new Map<bigint, Participant[]>()

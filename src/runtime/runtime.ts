@@ -1026,7 +1026,10 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
   /** Replaces the fold by the one a sponsor admitted this peer with: a new membership. */
   private adopt (snapshot: EventFoldSnapshot<E, S, O>): void {
     this.epoch++
+    const previousCounter = this.fold?.maxKnownCounter ?? 0
     this.fold = EventFold.fromSnapshot(snapshot, this.self, this.options.spec, { freezeStates: this.freezeStates })
+    // Never reuse an id of the previous membership: its events may still be travelling.
+    this.fold.observeCounter(previousCounter)
     this.participantsCache = undefined
     this.ejected = false
     this.sponsors.clear()
