@@ -717,12 +717,9 @@ export class EventFold<E, S, O> {
       needed &= ~standIn
       if (!covered && (e.acks & needed) !== needed) break
 
-      if (d.kind === 'join') {
-        this.infMask |= this.peerBits[d.peer]!
-        if (this.spec.join !== undefined) this.infState = this.frozen(this.spec.join(this.peers[d.peer]!, this.infState))
-      } else if (d.kind === 'unjoin') {
-        this.infMask &= ~this.peerBits[d.peer]!
-        if (this.spec.unjoin !== undefined) this.infState = this.frozen(this.spec.unjoin(this.peers[d.peer]!, this.infState))
+      if (d.kind === 'join' || d.kind === 'unjoin') {
+        this.infMask = this.membershipMask(d, this.infMask)
+        this.infState = this.membershipState(d, this.infState)
       } else if (d.kind === 'error') {
         if (!covered && (d.errorAcks & needed) !== needed) break
         outputs.push({ id: { counter: e.counter, participant: e.participant }, output: d.output })
@@ -763,8 +760,7 @@ export class EventFold<E, S, O> {
       const e = this.entries[i]!
       if ((mask & this.peerBits[e.creator]!) === 0n) continue
       const d = e.delta
-      if (d.kind === 'join') mask |= this.peerBits[d.peer]!
-      else if (d.kind === 'unjoin') mask &= ~this.peerBits[d.peer]!
+      if (d.kind === 'join' || d.kind === 'unjoin') mask = this.membershipMask(d, mask)
       count++
       hash = chainHash(hash, e.counter, this.digestHash(e))
     }
@@ -807,18 +803,27 @@ export class EventFold<E, S, O> {
     this.tailResult = undefined
     if ((this.projMask & this.peerBits[e.creator]!) === 0n) return // a renegade: reduce will drop it
     const d = e.delta
-    if (d.kind === 'join') {
-      this.projMask |= this.peerBits[d.peer]!
-      if (this.spec.join !== undefined) this.projState = this.frozen(this.spec.join(this.peers[d.peer]!, this.projState))
-    } else if (d.kind === 'unjoin') {
-      this.projMask &= ~this.peerBits[d.peer]!
-      if (this.spec.unjoin !== undefined) this.projState = this.frozen(this.spec.unjoin(this.peers[d.peer]!, this.projState))
+    if (d.kind === 'join' || d.kind === 'unjoin') {
+      this.projMask = this.membershipMask(d, this.projMask)
+      this.projState = this.membershipState(d, this.projState)
     } else if (d.kind === 'event') {
       const r = this.spec.apply(d.event, this.projState)
       if (r.ok) this.projState = this.frozen(r.state)
       this.tailEntry = e
       this.tailResult = { ok: r.ok, output: r.output }
     }
+  }
+
+  /** The participant mask after a Join or UnJoin. */
+  private membershipMask (d: { readonly kind: 'join' | 'unjoin', readonly peer: number }, mask: bigint): bigint {
+    const bit = this.peerBits[d.peer]!
+    return d.kind === 'join' ? mask | bit : mask & ~bit
+  }
+
+  /** The state after a Join or UnJoin: the spec's hook, if it has one. */
+  private membershipState (d: { readonly kind: 'join' | 'unjoin', readonly peer: number }, state: S): S {
+    const hook = d.kind === 'join' ? this.spec.join : this.spec.unjoin
+    return hook === undefined ? state : this.frozen(hook(this.peers[d.peer]!, state))
   }
 
   private frozen<T> (value: T): T {
