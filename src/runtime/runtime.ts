@@ -4,11 +4,14 @@
  * Every external event (a local apply, a merged diff, a join) mutates the fold at once; one
  * `flush` per tick then decides what leaves the process. Its invariants:
  * 1. Nothing this peer acknowledged leaves it before it is persisted: a flush saves the fold
- *    first and only then publishes; answers to sync and join requests wait for the save
+ *    first and only then sends; answers to sync, push and join requests wait for the save
  *    that covers them.
- * 2. Everything applied in one tick travels in one gossip message (batching).
- * 3. A gossip message carries every outstanding event id with its acknowledgements, and the
- *    body only of events this peer has not published before. A receiver missing a body, or
+ * 2. Everything applied in one tick travels in one batch: one Diff, sent directly to each
+ *    participant in small clusters (below `directFanout`) or published once on gossipsub.
+ *    A batch goes out only when this peer has news of its own (events or memberships it
+ *    made, acknowledgements it gave): each peer's own batches already reach everyone.
+ * 3. A batch carries every outstanding event id with its acknowledgements, and the
+ *    body only of events this peer has not sent before. A receiver missing a body, or
  *    missing events below the sender's infimum, learns it from the merge error and pulls a
  *    sync from the sender over a direct stream; periodic pulls from a random participant
  *    repair anything else that was lost.
