@@ -51,6 +51,8 @@ export interface PeerEnv {
   failureDetection?: FailureDetectionOptions
   /** Report states without the logs (see `ReportedState`). */
   summary?: boolean
+  /** The replicated state: the append-only log (default), or `ranges` of bounded size (see `peer-process.ts`). */
+  spec?: 'log' | 'ranges'
 }
 
 /** Conditions being waited for; every line from any child, and every exit, re-evaluates them. */
@@ -72,7 +74,7 @@ export class PeerProcess {
   private readonly replies = new Map<number, Reply>()
 
   constructor (readonly name: string, readonly env: PeerEnv) {
-    const options = { intervalMs: env.intervalMs, failureDetection: env.failureDetection, summary: env.summary }
+    const options = { intervalMs: env.intervalMs, failureDetection: env.failureDetection, summary: env.summary, spec: env.spec }
     this.child = spawn(process.execPath, ['--import', 'tsx', childScript], {
       cwd: root,
       stdio: ['pipe', 'pipe', 'inherit'],
