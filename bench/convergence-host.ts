@@ -1,0 +1,113 @@
+/**
+ * A host process of bench/convergence.ts: it runs benchmark peers ({@link BenchNode}s, keyed by
+ * slot) and answers the parent's commands, one JSON object per line on stdin, one JSON reply per
+ * line on stdout: `{ id, cmd, slot?, ...args }` in, `{ id, ok: true, ...result }` or
+ * `{ id, ok: false, error }` out. Nothing else goes to stdout.
+ *
+ * In `process` mode each peer has its own host (TCP loopback); in `memory` mode one host runs
+ * the whole cluster on the memory transport. Either way the parent only orchestrates, so its
+ * deadlines hold even when a host's event loop is saturated (an overloaded in-process cluster
+ * can starve timers for tens of seconds): the parent stops waiting, reports the run as not
+ * converged, and kills the host.
+ *
+ * The host samples its memory every 50 ms (peaks since the last `resetMem`, relative to the
+ * process before any peer started) and exits after `exit` or when stdin closes.
+ */
+import '../src/transport/polyfill.js'
+import { createInterface } from 'node:readline'
+import { now, startBootstrapped, startNode, type BenchNode, type NodeConfig } from './convergence-node.js'
+import type { StartupMode } from '../src/runtime/options.js'
+
+interface Command { id: number, cmd: string, slot?: number, [key: string]: unknown }
+
+const nodes = new Map<number, BenchNode>()
+const gc = (globalThis as { gc?: () => void }).gc
+gc?.()
+const base = process.memoryUsage()
+let peakHeap = 0
+let peakRss = 0
+function sampleMem (): void {
+  const m = process.memoryUsage()
+  peakHeap = Math.max(peakHeap, m.heapUsed - base.heapUsed)
+  peakRss = Math.max(peakRss, m.rss - base.rss)
+}
+setInterval(sampleMem, 50).unref()
+
+function cpuMs (): number {
+  const u = process.cpuUsage()
+  return (u.user + u.system) / 1000
+}
+
+function node (c: Command): BenchNode {
+  const n = nodes.get(Number(c.slot))
+  if (n === undefined) throw new Error(`no peer in slot ${String(c.slot)}`)
+  return n
+}
+
+function started (n: BenchNode): Record<string, unknown> {
+  return { peer: n.id, addrs: n.addrs() }
+}
+
+async function handle (c: Command): Promise<Record<string, unknown>> {
+  switch (c.cmd) {
+    case 'start': {
+      const config = c.config as NodeConfig
+      const n = await startNode(config, c.startup as StartupMode)
+      nodes.set(config.slot, n)
+      return started(n)
+    }
+    case 'bootstrap': {
+      const configs = c.configs as NodeConfig[]
+      const list = await startBootstrapped(configs)
+      list.forEach((n, i) => nodes.set(configs[i]!.slot, n))
+      return { peers: list.map(started) }
+    }
+    case 'emit': node(c).emit(Number(c.count)); return {}
+    case 'emitMany': {
+      // A burst: every peer of this host creates its events in the same tick.
+      for (const [slot, count] of Object.entries(c.counts as Record<string, number>)) nodes.get(Number(slot))?.emit(count)
+      return { at: now() }
+    }
+    case 'steady': return { ...await node(c).steady(Number(c.ratePerS), Number(c.durationMs)) }
+    case 'stopSteady': node(c).stopSteady(); return {}
+    case 'connect': await node(c).connect(c.peers as Array<{ id: string, addr: string }>); return {}
+    case 'disconnect': node(c).disconnect(String(c.peer)); return {}
+    case 'statusAll': return { statuses: [...nodes].map(([slot, n]) => ({ slot, ...n.status() })) }
+    case 'counters': return { counters: node(c).counters() }
+    case 'seenCount': return { count: node(c).seenCount(Number(c.of)) }
+    case 'lastEventAt': return { at: node(c).lastEventAt() }
+    case 'results': return { created: node(c).created(), arrivals: node(c).arrivals() }
+    case 'stop': {
+      const n = node(c)
+      nodes.delete(Number(c.slot))
+      await n.stop(c.leave === true).catch(() => {})
+      return {}
+    }
+    case 'cpu': return { cpuMs: cpuMs() }
+    case 'gc': gc?.(); return {}
+    case 'resetMem': sampleMem(); peakHeap = 0; peakRss = 0; sampleMem(); return {}
+    case 'mem': sampleMem(); return { peakHeap, peakRss }
+    case 'exit':
+      await Promise.all([...nodes.values()].map(async n => { await n.stop(false).catch(() => {}) }))
+      nodes.clear()
+      return {}
+    default:
+      throw new Error(`unknown command ${c.cmd}`)
+  }
+}
+
+const lines = createInterface({ input: process.stdin })
+lines.on('line', line => {
+  let c: Command
+  try { c = JSON.parse(line) as Command } catch { return }
+  handle(c).then(
+    result => {
+      process.stdout.write(JSON.stringify({ id: c.id, ok: true, ...result }) + '\n')
+      if (c.cmd === 'exit') process.exit(0)
+    },
+    (err: unknown) => { process.stdout.write(JSON.stringify({ id: c.id, ok: false, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) }) + '\n') }
+  )
+})
+lines.on('close', () => {
+  void Promise.all([...nodes.values()].map(async n => { await n.stop(false).catch(() => {}) })).finally(() => process.exit(0))
+})
