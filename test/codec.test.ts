@@ -1,7 +1,7 @@
 /**
  * Specification of the binary codec: exact round trips, deterministic and canonical bytes,
  * bounded decoding that throws nothing but DecodeError, and golden vectors that pin format
- * version 1.
+ * version 2.
  */
 import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
@@ -499,7 +499,8 @@ describe('event ids', () => {
   test('the header is checked: magic, version, kind', () => {
     const bytes = encodeEventId({ counter: 1, participant: 'a' })
     expectDecodeError('bad-magic', () => decodeEventId(mutate(bytes, [{ op: 'set', at: 0, byte: 0 }])))
-    expectDecodeError('bad-version', () => decodeEventId(mutate(bytes, [{ op: 'set', at: 3, byte: 2 }])))
+    expectDecodeError('bad-version', () => decodeEventId(mutate(bytes, [{ op: 'set', at: 3, byte: 1 }]))) // version 1 is no longer read
+    expectDecodeError('bad-version', () => decodeEventId(mutate(bytes, [{ op: 'set', at: 3, byte: 3 }])))
     expectDecodeError('bad-kind', () => decodeEventId(mutate(bytes, [{ op: 'set', at: 4, byte: 1 }])))
     expectDecodeError('truncated', () => decodeEventId(bytes.subarray(0, 2)))
     expectDecodeError('trailing-bytes', () => decodeEventId(Uint8Array.of(...bytes, 0)))
@@ -534,7 +535,7 @@ describe('EventFold snapshots', () => {
 
   test('a decoded snapshot with events out of order, below the infimum or with bad indexes is invalid', () => {
     // Hand-built: header, origin "", table ["a","b"], infimum (1,"a"), digest 0/0, no participants, state null.
-    const prefix = '4c474e010100' + '0201610162' + '0100' + '0000' + '00' + '00'
+    const prefix = '4c474e020100' + '0201610162' + '0100' + '0000' + '00' + '00'
     const event = (step: string, pidx: string): string => step + pidx + '0200' + '00' // join "a", no acks
     const fold = (events: string[]): Uint8Array => fromHex(prefix + '0' + events.length.toString(16) + events.join(''))
     assert.equal(decodeEventFold(fold([event('00', '01')]), codecs).events.length, 1) // (1,b) > (1,a): fine
@@ -543,7 +544,18 @@ describe('EventFold snapshots', () => {
     expectDecodeError('invalid', () => decodeEventFold(fold([event('01', '05')]), codecs)) // index out of range
     expectDecodeError('invalid', () => decodeEventFold(fromHex(prefix + '00'), codecs)) // "b" never used
     expectDecodeError('bad-tag', () => decodeEventFold(fold(['01' + '01' + '00' + '00']), codecs)) // omitted body
-    expectDecodeError('invalid', () => decodeEventFold(fromHex('4c474e010100' + '0201620161' + '0100' + '0000' + '00' + '00' + '00'), codecs)) // unsorted table
+    expectDecodeError('invalid', () => decodeEventFold(fromHex('4c474e020100' + '0201620161' + '0100' + '0000' + '00' + '00' + '00'), codecs)) // unsorted table
+  })
+
+  test('a participant set is written as its complement exactly when it holds more than half the table', () => {
+    // Header, origin "", table ["a","b","c"], infimum (1,"c"), digest 0/0, then the participant set, state null, no events.
+    const fold = (set: string): Uint8Array => fromHex('4c474e020100' + '03016101620163' + '0102' + '0000' + set + '00' + '00')
+    assert.deepStrictEqual(decodeEventFold(fold('01'), codecs).infimum.participants, ['a', 'b', 'c']) // complement of nothing
+    assert.deepStrictEqual(decodeEventFold(fold('0302'), codecs).infimum.participants, ['a', 'b']) // all but "c"
+    assert.equal(hex(encodeEventFold(decodeEventFold(fold('0302'), codecs), codecs)), hex(fold('0302')))
+    expectDecodeError('invalid', () => decodeEventFold(fold('06000000'), codecs)) // all three listed: must be a complement
+    expectDecodeError('invalid', () => decodeEventFold(fold('050001'), codecs)) // complement leaving one of three: must be a list
+    expectDecodeError('invalid', () => decodeEventFold(fold('0303'), codecs)) // missing index outside the table
   })
 
   test('an event counter that overflows the safe range is invalid', () => {
@@ -604,7 +616,7 @@ describe('robustness: decoders throw only DecodeError', () => {
   })
 })
 
-describe('golden vectors (format version 1)', () => {
+describe('golden vectors (format version 2)', () => {
   const fixture = JSON.parse(readFileSync(new URL('./fixtures/codec-golden.json', import.meta.url), 'utf8')) as {
     formatVersion: number
     vectors: Record<string, string>
@@ -618,7 +630,7 @@ describe('golden vectors (format version 1)', () => {
   test('the fixture covers exactly the golden values', () => {
     const names = [goldenEventIds, goldenEventFolds, goldenDiffs, goldenJson].flatMap((group) => Object.keys(group)).sort()
     assert.deepStrictEqual(Object.keys(fixture.vectors).sort(), names)
-    assert.equal(fixture.formatVersion, 1)
+    assert.equal(fixture.formatVersion, 2)
   })
 
   for (const [name, id] of Object.entries(goldenEventIds)) {
@@ -651,7 +663,7 @@ describe('wire messages', () => {
   test('a heartbeat is kind 22: origin, then the suspects as a list of strings, and round-trips', () => {
     const heartbeat = { kind: 'heartbeat' as const, origin: 'c', suspects: ['p1', 'p2'] }
     const bytes = encodeWireMessage(heartbeat)
-    assert.deepEqual([...bytes], [0x4c, 0x47, 0x4e, 1, WireKind.heartbeat, 1, 0x63, 2, 2, 0x70, 0x31, 2, 0x70, 0x32])
+    assert.deepEqual([...bytes], [0x4c, 0x47, 0x4e, 2, WireKind.heartbeat, 1, 0x63, 2, 2, 0x70, 0x31, 2, 0x70, 0x32])
     assert.deepEqual(decodeWireMessage(bytes), heartbeat)
     assert.deepEqual(decodeWireMessage(encodeWireMessage({ kind: 'heartbeat', origin: 'c', suspects: [] })), { kind: 'heartbeat', origin: 'c', suspects: [] })
     assert.throws(() => decodeWireMessage(bytes.subarray(0, bytes.length - 1)), { name: 'DecodeError' })

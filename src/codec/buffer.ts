@@ -230,6 +230,11 @@ export class Reader {
     return this.pos
   }
 
+  /** The bytes read since offset `start` (a view, not a copy). */
+  bytesFrom (start: number): Uint8Array {
+    return this.bytes.subarray(start, this.pos)
+  }
+
   /** Number of bytes left to read. */
   get remaining (): number {
     return this.bytes.length - this.pos

@@ -6,7 +6,7 @@
  * and decoding validates every structural invariant the fold relies on, so a fold never sees
  * an unsorted ack list or an event below its infimum from a malformed message.
  *
- * ## Byte layout, format version 1
+ * ## Byte layout, format version 2
  *
  * Primitives:
  * - `u8`: one byte.
@@ -20,7 +20,7 @@
  * Header, at the start of every top-level encoding:
  * ```
  * 0x4C 0x47 0x4E   magic "LGN"
- * u8 version       1
+ * u8 version       2
  * u8 kind          1 = EventFold, 2 = Diff, 3 = EventId;
  *                  4..15 reserved for this module, 16..255 reserved for runtime wire messages
  * ```
@@ -37,9 +37,12 @@
  * table is a function of the value. Because the table is sorted, comparing indexes compares
  * participants.
  *
- * Participant set (infimum participants, acks, error acks), sorted and unique by construction:
+ * Participant set (infimum participants, acks, error acks), sorted and unique by construction.
+ * Acks are mostly complete, so a set holding more than half the table lists who is missing
+ * instead (the complement); which form is used follows from the set, so it stays canonical:
  * ```
- * varuint n        then, if n > 0: pidx of the first, and for each next one
+ * varuint h        n = floor(h / 2) listed indexes; h odd: they are the missing ones
+ *                  then, if n > 0: pidx of the first, and for each next one
  *                  varuint (index - previous index - 1)
  * ```
  *
@@ -114,7 +117,7 @@ export interface FoldCodecs<E, S, O> {
 export const MAGIC: Uint8Array = Uint8Array.of(0x4c, 0x47, 0x4e)
 
 /** The format version this build writes and reads. */
-export const FORMAT_VERSION = 1
+export const FORMAT_VERSION = 2
 
 /** Kinds of top-level encodings (the header's kind byte). */
 export const MessageKind = Object.freeze({
@@ -185,6 +188,13 @@ export function readEventId (r: Reader, limits: DecodeLimits = DEFAULT_DECODE_LI
   return { counter, participant: r.readString(limits.maxStringBytes) }
 }
 
+/** A string with one char per byte, to use encoded bytes as a map key. */
+function bytesKey (bytes: Uint8Array): string {
+  let key = ''
+  for (let i = 0; i < bytes.length; i += 4096) key += String.fromCharCode(...bytes.subarray(i, i + 4096))
+  return key
+}
+
 /**
  * The encoding side of a participant table: collects participants, then writes the table
  * and refers to participants by index. Exported so runtime wire messages can share the
@@ -193,6 +203,7 @@ export function readEventId (r: Reader, limits: DecodeLimits = DEFAULT_DECODE_LI
 export class ParticipantTableWriter {
   private readonly names = new Set<Participant>()
   private index: Map<Participant, number> | undefined
+  private readonly sets = new Map<readonly Participant[], Uint8Array>()
 
   /** Adds a participant; call for every participant the message will write, before {@link write}. */
   add (participant: Participant): void {
@@ -236,16 +247,48 @@ export class ParticipantTableWriter {
     if (id.counter !== 0) this.writeParticipant(w, id.participant)
   }
 
-  /** Writes a participant set; throws {@link EncodeError} unless it is sorted and unique. */
+  /**
+   * Writes a participant set; throws {@link EncodeError} unless it is sorted and unique. The
+   * same array object is encoded once per message and copied after that: folds hand out one
+   * array per distinct ack set.
+   */
   writeSet (w: Writer, participants: readonly Participant[]): void {
-    w.writeVarUint(participants.length)
+    let bytes = this.sets.get(participants)
+    if (bytes === undefined) {
+      bytes = this.encodeSet(participants)
+      this.sets.set(participants, bytes)
+    }
+    w.writeRaw(bytes)
+  }
+
+  private encodeSet (participants: readonly Participant[]): Uint8Array {
+    const size = this.index?.size ?? 0
+    const members: number[] = []
     let previous = -1
     for (let i = 0; i < participants.length; i++) {
       const index = this.indexOf(participants[i] as Participant)
       if (index <= previous) throw new EncodeError(`participant list not sorted and unique at ${JSON.stringify(participants[i])}`)
+      members.push(index)
+      previous = index
+    }
+    // More than half the table: list who is missing instead (acks are mostly complete).
+    const complement = members.length * 2 > size
+    let listed = members
+    if (complement) {
+      listed = []
+      for (let i = 0, j = 0; i < size; i++) {
+        if (members[j] === i) j++
+        else listed.push(i)
+      }
+    }
+    const w = new Writer(8 + listed.length)
+    w.writeVarUint(listed.length * 2 + (complement ? 1 : 0))
+    previous = -1
+    for (const index of listed) {
       w.writeVarUint(index - previous - 1)
       previous = index
     }
+    return w.finish()
   }
 }
 
@@ -256,6 +299,7 @@ export class ParticipantTableWriter {
 export class ParticipantTableReader {
   private readonly used: Uint8Array
   private usedCount = 0
+  private readonly sets = new Map<string, Participant[]>()
 
   private constructor (private readonly names: readonly Participant[]) {
     this.used = new Uint8Array(names.length)
@@ -307,16 +351,41 @@ export class ParticipantTableReader {
     return { counter, participant: this.readParticipant(r) }
   }
 
-  /** Reads a participant set (sorted and unique by construction). */
+  /**
+   * Reads a participant set (sorted and unique by construction). Equal encodings within one
+   * message decode to the same array object, which callers must not mutate.
+   */
   readSet (r: Reader, limits: DecodeLimits): Participant[] {
-    const n = r.readCount(limits.maxItems, 1, 'participant set')
-    const set: Participant[] = []
+    const start = r.offset
+    const size = this.names.length
+    const header = r.readVarUint()
+    const complement = header % 2 === 1
+    const n = (header - (header % 2)) / 2
+    if (n > size || n > limits.maxItems) throw new DecodeError('invalid', `a participant set lists ${n} of a table of ${size}`)
+    const listed: number[] = []
     let index = -1
     for (let i = 0; i < n; i++) {
       index += r.readVarUint() + 1
-      this.use(index)
-      set.push(this.names[index] as Participant)
+      if (index >= size) throw new DecodeError('invalid', `participant index ${index} outside a table of ${size}`)
+      listed.push(index)
     }
+    const members = complement ? size - n : n
+    // Canonical: the complement form exactly when the set holds more than half the table.
+    if (complement !== (members * 2 > size)) throw new DecodeError('invalid', 'participant set not in its canonical form')
+    const key = bytesKey(r.bytesFrom(start))
+    const known = this.sets.get(key)
+    if (known !== undefined) return known
+    const set: Participant[] = []
+    if (complement) {
+      for (let i = 0, j = 0; i < size; i++) {
+        if (listed[j] === i) { j++; continue }
+        this.use(i)
+        set.push(this.names[i] as Participant)
+      }
+    } else {
+      for (const i of listed) { this.use(i); set.push(this.names[i] as Participant) }
+    }
+    this.sets.set(key, set)
     return set
   }
 

@@ -142,6 +142,8 @@ export class EventFold<E, S, O> {
   // Pending UnJoins: the outstanding UnJoin entries, and the mask of the peers they name.
   private readonly unjoins = new Set<Entry<E, O>>()
   private unjoinMask = 0n
+  /** Masks of participant lists already converted (see `listToMask`). */
+  private readonly masks = new WeakMap<readonly Participant[], bigint>()
 
   // Projection cache.
   private projValid = true
@@ -513,8 +515,13 @@ export class EventFold<E, S, O> {
   }
 
   private listToMask (list: readonly Participant[]): bigint {
-    let mask = 0n
+    // Decoders hand out one array per distinct set in a message, and an interned
+    // participant keeps its bit for good, so a list's mask can be remembered.
+    let mask = this.masks.get(list)
+    if (mask !== undefined) return mask
+    mask = 0n
     for (const p of list) mask |= this.peerBits[this.intern(p)]!
+    this.masks.set(list, mask)
     return mask
   }
 
