@@ -287,7 +287,7 @@ class LegionNode implements BenchNode {
       transport: config.transport,
       freezeStates: false,
       joinTimeoutMs: 30_000,
-      propagation: { mode: config.system === 'om-legion' ? 'periodic' : 'push', intervalMs: config.intervalMs },
+      propagation: { mode: config.system === 'om-legion' ? 'periodic' : 'push', intervalMs: config.intervalMs, ...(process.env.LEGION_BENCH_DIRECT_FANOUT !== undefined ? { directFanout: Number(process.env.LEGION_BENCH_DIRECT_FANOUT) } : {}) },
       ...(config.failureDetection === true ? {} : { failureDetection: { heartbeatIntervalMs: 3_600_000, suspectAfterMs: 7_200_000, autoEject: false } }),
       ...(bootstrap !== undefined ? { storage, privateKey: bootstrap.privateKey, listen: [bootstrap.listen] } : {})
     })

@@ -189,7 +189,7 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
     this.intervalMs = options.propagation?.intervalMs ?? 1000
     this.mode = options.propagation?.mode ?? 'push'
     this.forwardOutputs = options.propagation?.forwardOutputs ?? true
-    this.directFanout = options.propagation?.directFanout ?? 16
+    this.directFanout = options.propagation?.directFanout ?? 64
     this.freezeStates = options.freezeStates ?? process.env.NODE_ENV !== 'production'
     const fd = options.failureDetection ?? {}
     this.heartbeatIntervalMs = fd.heartbeatIntervalMs ?? 1000
