@@ -35,7 +35,9 @@
  *      LEGION_BENCH_PROCESS_SIZES=3 (empty: none), LEGION_BENCH_SYSTEMS=legion,automerge,
  *      LEGION_BENCH_WORKLOADS=burst, LEGION_BENCH_K=10000, LEGION_BENCH_DEADLINE_MS,
  *      LEGION_BENCH_HEAVY_WORKLOADS (workloads of Legion clusters of 64 in-process peers; default
- *      burst), LEGION_BENCH_FAILURE_DETECTION=1, LEGION_BENCH_OUT=<file>.
+ *      burst), LEGION_BENCH_FAILURE_DETECTION=1, LEGION_BENCH_OUT=<file>,
+ *      LEGION_BENCH_CPU_PROF=<dir> (profile every host; written when it exits normally),
+ *      LEGION_BENCH_DIRECT_FANOUT (Legion's `directFanout`; default its own, 64).
  * Writes rows { metric, value, unit, cluster_size, workload, system, mode, converged,
  * ratio_vs_om_legion?, ratio_vs_automerge?, goal? } to bench/results/convergence.json (full) or
  * bench/results/convergence-quick.json (quick).
@@ -100,6 +102,8 @@ export const AUTOMERGE_MESH_MAX = 16
 export const AUTOMERGE_DEGREE = 6
 const OUT = env.LEGION_BENCH_OUT ?? `bench/results/convergence${FULL ? '' : '-quick'}.json`
 
+/** Profile every host process (--cpu-prof; written when the host exits normally). */
+const CPU_PROF_DIR = env.LEGION_BENCH_CPU_PROF
 /** Keep Legion's default failure detection (heartbeats, automatic ejection); off unless set. */
 const FAILURE_DETECTION = env.LEGION_BENCH_FAILURE_DETECTION === '1'
 
@@ -109,13 +113,18 @@ const FAILURE_DETECTION = env.LEGION_BENCH_FAILURE_DETECTION === '1'
 let done = 0
 let total = 0
 let label = ''
+let lastPrinted = { line: '', at: 0 }
+/** Redraws the bar on a terminal; elsewhere prints a line when the step changes, and at most every 10 s while it lasts. */
 function progress (text?: string): void {
   if (text !== undefined) label = text
   const width = 20
   const filled = total === 0 ? 0 : Math.round(width * done / total)
   const line = `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${done}/${total} ${label}`
-  if (process.stderr.isTTY) process.stderr.write(`\r\x1b[2K${line}`)
-  else process.stderr.write(line + '\n')
+  if (process.stderr.isTTY) { process.stderr.write(`\r\x1b[2K${line}`); return }
+  const step = line.replace(/ \(.*$/, '')
+  if (step === lastPrinted.line && Date.now() - lastPrinted.at < 10_000) return
+  lastPrinted = { line: step, at: Date.now() }
+  process.stderr.write(line + '\n')
 }
 function note (text: string): void {
   if (process.stderr.isTTY) process.stderr.write('\r\x1b[2K')
@@ -145,7 +154,8 @@ class Host {
 
   constructor (readonly name: string) {
     const script = fileURLToPath(new URL('./convergence-host.ts', import.meta.url))
-    this.#child = spawn(process.execPath, ['--expose-gc', '--max-old-space-size=4096', '--import', 'tsx', script], {
+    const prof = CPU_PROF_DIR !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}/${name}`] : []
+    this.#child = spawn(process.execPath, [...prof, '--expose-gc', '--max-old-space-size=4096', '--import', 'tsx', script], {
       stdio: ['pipe', 'pipe', 'inherit'],
       env: { ...process.env, NODE_ENV: process.env.NODE_ENV ?? 'production' }
     })
@@ -568,7 +578,7 @@ async function runWorkload (c: Cluster, workload: Workload, tag: string): Promis
     reachP50: NaN, reachP99: NaN, reachMax: NaN, unreached: NaN, bytesOut: NaN, messagesOut: NaN, bytesIn: NaN, cpuMs: NaN, heapPerPeer: NaN, rssPerPeer: NaN
   }
   // The other figures; a host still too busy to answer within a few seconds leaves them out.
-  const quickMs = check.ok ? 60_000 : 5_000
+  const quickMs = check.ok ? 60_000 : 20_000
   try {
     const cpuAfter = await hostsCpu(c.hosts, quickMs)
     let cpuMs = 0
@@ -677,14 +687,15 @@ function record (r: RunResult, system: SystemName, mode: Mode, n: number, worklo
   }
 }
 
+/** Ratios to each baseline, only between runs that both converged (a lower bound over a lower bound says nothing). */
 function addRatios (): void {
   const key = (r: Row, system: string): string => `${r.metric}|${r.cluster_size}|${r.workload}|${system}|${r.mode}`
   const byKey = new Map(rows.map(r => [key(r, r.system), r]))
   for (const r of rows) {
-    if (r.value === null) continue
+    if (r.value === null || r.converged === false) continue
     for (const [base, field] of [['om-legion', 'ratio_vs_om_legion'], ['automerge', 'ratio_vs_automerge']] as const) {
-      const b = byKey.get(key(r, base))?.value
-      if (b !== undefined && b !== null && b > 0) r[field] = Number((r.value / b).toPrecision(4))
+      const b = byKey.get(key(r, base))
+      if (b?.value !== undefined && b.value !== null && b.value > 0 && b.converged !== false) r[field] = Number((r.value / b.value).toPrecision(4))
     }
   }
 }
