@@ -1,7 +1,7 @@
 /**
  * Specification of the binary codec: exact round trips, deterministic and canonical bytes,
  * bounded decoding that throws nothing but DecodeError, and golden vectors that pin format
- * version 2.
+ * version 3.
  */
 import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
@@ -27,7 +27,10 @@ import {
   type Codec,
   type DecodeErrorCode,
   type FoldCodecs,
-  type JsonValue
+  type JsonValue,
+  FINGERPRINT_BYTES,
+  varUintSize,
+  type DiffContext
 } from '../src/codec/index.js'
 import {
   BOTTOM,
@@ -499,8 +502,8 @@ describe('event ids', () => {
   test('the header is checked: magic, version, kind', () => {
     const bytes = encodeEventId({ counter: 1, participant: 'a' })
     expectDecodeError('bad-magic', () => decodeEventId(mutate(bytes, [{ op: 'set', at: 0, byte: 0 }])))
-    expectDecodeError('bad-version', () => decodeEventId(mutate(bytes, [{ op: 'set', at: 3, byte: 1 }]))) // version 1 is no longer read
-    expectDecodeError('bad-version', () => decodeEventId(mutate(bytes, [{ op: 'set', at: 3, byte: 3 }])))
+    expectDecodeError('bad-version', () => decodeEventId(mutate(bytes, [{ op: 'set', at: 3, byte: 2 }]))) // version 2 is no longer read
+    expectDecodeError('bad-version', () => decodeEventId(mutate(bytes, [{ op: 'set', at: 3, byte: 4 }])))
     expectDecodeError('bad-kind', () => decodeEventId(mutate(bytes, [{ op: 'set', at: 4, byte: 1 }])))
     expectDecodeError('truncated', () => decodeEventId(bytes.subarray(0, 2)))
     expectDecodeError('trailing-bytes', () => decodeEventId(Uint8Array.of(...bytes, 0)))
@@ -535,7 +538,7 @@ describe('EventFold snapshots', () => {
 
   test('a decoded snapshot with events out of order, below the infimum or with bad indexes is invalid', () => {
     // Hand-built: header, origin "", table ["a","b"], infimum (1,"a"), digest 0/0, no participants, state null.
-    const prefix = '4c474e020100' + '0201610162' + '0100' + '0000' + '00' + '00'
+    const prefix = '4c474e030100' + '0201610162' + '00' + '0100' + '0000' + '00' + '00'
     const event = (step: string, pidx: string): string => step + pidx + '0200' + '00' // join "a", no acks
     const fold = (events: string[]): Uint8Array => fromHex(prefix + '0' + events.length.toString(16) + events.join(''))
     assert.equal(decodeEventFold(fold([event('00', '01')]), codecs).events.length, 1) // (1,b) > (1,a): fine
@@ -544,12 +547,12 @@ describe('EventFold snapshots', () => {
     expectDecodeError('invalid', () => decodeEventFold(fold([event('01', '05')]), codecs)) // index out of range
     expectDecodeError('invalid', () => decodeEventFold(fromHex(prefix + '00'), codecs)) // "b" never used
     expectDecodeError('bad-tag', () => decodeEventFold(fold(['01' + '01' + '00' + '00']), codecs)) // omitted body
-    expectDecodeError('invalid', () => decodeEventFold(fromHex('4c474e020100' + '0201620161' + '0100' + '0000' + '00' + '00' + '00'), codecs)) // unsorted table
+    expectDecodeError('invalid', () => decodeEventFold(fromHex('4c474e030100' + '0201620161' + '00' + '0100' + '0000' + '00' + '00' + '00'), codecs)) // unsorted table
   })
 
   test('a participant set is written as its complement exactly when it holds more than half the table', () => {
     // Header, origin "", table ["a","b","c"], infimum (1,"c"), digest 0/0, then the participant set, state null, no events.
-    const fold = (set: string): Uint8Array => fromHex('4c474e020100' + '03016101620163' + '0102' + '0000' + set + '00' + '00')
+    const fold = (set: string): Uint8Array => fromHex('4c474e030100' + '03016101620163' + '00' + '0102' + '0000' + set + '00' + '00')
     assert.deepStrictEqual(decodeEventFold(fold('01'), codecs).infimum.participants, ['a', 'b', 'c']) // complement of nothing
     assert.deepStrictEqual(decodeEventFold(fold('0302'), codecs).infimum.participants, ['a', 'b']) // all but "c"
     assert.equal(hex(encodeEventFold(decodeEventFold(fold('0302'), codecs), codecs)), hex(fold('0302')))
@@ -562,7 +565,7 @@ describe('EventFold snapshots', () => {
     const w = new Writer()
     writeHeader(w, MessageKind.eventFold)
     w.writeString('')
-    w.writeVarUint(1); w.writeString('a')
+    w.writeVarUint(1); w.writeString('a'); w.writeVarUint(0)
     w.writeVarUint(Number.MAX_SAFE_INTEGER); w.writeVarUint(0) // infimum (2^53 - 1, "a")
     w.writeVarUint(0); w.writeVarUint(0); w.writeVarUint(0); w.writeUint8(0) // digest, participants, state null
     w.writeVarUint(1); w.writeVarUint(1); w.writeVarUint(0); w.writeUint8(2); w.writeVarUint(0); w.writeVarUint(0)
@@ -585,6 +588,56 @@ describe('Diffs', () => {
     fc.assert(fc.property(diffArb, (diff) => {
       assert.deepStrictEqual(decodeDiff(encodeDiff(diff, codecs), codecs), diff)
     }), propertyParameters('Diff round trip', 200))
+  })
+
+  test('any diff round-trips with any of its participants named by fingerprint', () => {
+    // A toy fingerprint (the runtime uses truncated SHA-256): unique for these short names.
+    const fp = (p: string): Uint8Array => { const b = new Uint8Array(FINGERPRINT_BYTES); b.set(new TextEncoder().encode(p).subarray(0, FINGERPRINT_BYTES)); return b }
+    fc.assert(fc.property(diffArb, fc.func(fc.boolean()), (diff, pick) => {
+      const known = new Map<string, string>()
+      const names: DiffContext = {
+        fingerprint: (p) => { if (!pick(p) || new TextEncoder().encode(p).length > FINGERPRINT_BYTES) return undefined; known.set(hex(fp(p)), p); return fp(p) },
+        resolve: (f) => known.get(hex(f))
+      }
+      const bytes = encodeDiff(diff, codecs, names)
+      assert.deepStrictEqual(decodeDiff(bytes, codecs, undefined, names), diff)
+      if (known.size > 0) {
+        assert.ok(bytes.length < encodeDiff(diff, codecs).length || [...known.values()].every(p => p.length <= FINGERPRINT_BYTES))
+        expectDecodeError('unknown-participant', () => decodeDiff(bytes, codecs))
+      }
+    }), propertyParameters('Diff round trip with fingerprints', 200))
+  })
+
+  test('an implied origin is left out of the bytes and read back, and only that origin', () => {
+    fc.assert(fc.property(diffArb, fc.boolean(), (diff, same) => {
+      const context: DiffContext = { origin: same ? diff.origin : diff.origin + 'x' }
+      if (diff.origin === '' && !same) {
+        assert.throws(() => encodeDiff(diff, codecs, context), EncodeError)
+        return
+      }
+      const bytes = encodeDiff(diff, codecs, context)
+      assert.deepStrictEqual(decodeDiff(bytes, codecs, undefined, context), diff)
+      if (same) {
+        const originBytes = new TextEncoder().encode(diff.origin).length
+        assert.equal(bytes.length, encodeDiff(diff, codecs).length - originBytes - varUintSize(originBytes) + 1)
+        assert.equal(decodeDiff(bytes, codecs).origin, '') // without the context: the empty origin it says
+      }
+    }), propertyParameters('Diff round trip with an implied origin', 200))
+  })
+
+  test('fingerprints must be well formed, and name no participant twice', () => {
+    const good = goldenDiffs['diff.omitted-body'] as JsonDiff
+    const fp = (byte: number): Uint8Array => new Uint8Array(FINGERPRINT_BYTES).fill(byte)
+    assert.throws(() => encodeDiff(good, codecs, { fingerprint: () => new Uint8Array(3) }), EncodeError)
+    assert.throws(() => encodeDiff(good, codecs, { fingerprint: () => fp(1) }), EncodeError) // two participants, one fingerprint
+    // Header, origin "", table: "a" in full, then a fingerprint; infimum BOTTOM, digest 0/0, one Join of (1, fp) for "a".
+    const diff = (fps: string): Uint8Array => fromHex('4c474e030200' + '010161' + fps + '00' + '0000' + '01' + '01' + '01' + '02' + '00' + '00')
+    const one = '01' + '07'.repeat(FINGERPRINT_BYTES)
+    const names = (name: string): DiffContext => ({ resolve: (f) => f[0] === 7 ? name : undefined })
+    assert.deepStrictEqual(decodeDiff(diff(one), codecs, undefined, names('b')).events[0]!.id, { counter: 1, participant: 'b' })
+    expectDecodeError('unknown-participant', () => decodeDiff(diff(one), codecs))
+    expectDecodeError('invalid', () => decodeDiff(diff(one), codecs, undefined, names('a'))) // "a" twice
+    expectDecodeError('invalid', () => decodeDiff(diff('02' + '07'.repeat(FINGERPRINT_BYTES) + '07'.repeat(FINGERPRINT_BYTES)), codecs, undefined, names('b'))) // not ascending
   })
 
   test('a diff whose events are not above its infimum cannot be encoded', () => {
@@ -616,7 +669,7 @@ describe('robustness: decoders throw only DecodeError', () => {
   })
 })
 
-describe('golden vectors (format version 2)', () => {
+describe('golden vectors (format version 3)', () => {
   const fixture = JSON.parse(readFileSync(new URL('./fixtures/codec-golden.json', import.meta.url), 'utf8')) as {
     formatVersion: number
     vectors: Record<string, string>
@@ -630,7 +683,7 @@ describe('golden vectors (format version 2)', () => {
   test('the fixture covers exactly the golden values', () => {
     const names = [goldenEventIds, goldenEventFolds, goldenDiffs, goldenJson].flatMap((group) => Object.keys(group)).sort()
     assert.deepStrictEqual(Object.keys(fixture.vectors).sort(), names)
-    assert.equal(fixture.formatVersion, 2)
+    assert.equal(fixture.formatVersion, 3)
   })
 
   for (const [name, id] of Object.entries(goldenEventIds)) {
@@ -663,7 +716,7 @@ describe('wire messages', () => {
   test('a heartbeat is kind 22: origin, then the suspects as a list of strings, and round-trips', () => {
     const heartbeat = { kind: 'heartbeat' as const, origin: 'c', suspects: ['p1', 'p2'] }
     const bytes = encodeWireMessage(heartbeat)
-    assert.deepEqual([...bytes], [0x4c, 0x47, 0x4e, 2, WireKind.heartbeat, 1, 0x63, 2, 2, 0x70, 0x31, 2, 0x70, 0x32])
+    assert.deepEqual([...bytes], [0x4c, 0x47, 0x4e, 3, WireKind.heartbeat, 1, 0x63, 2, 2, 0x70, 0x31, 2, 0x70, 0x32])
     assert.deepEqual(decodeWireMessage(bytes), heartbeat)
     assert.deepEqual(decodeWireMessage(encodeWireMessage({ kind: 'heartbeat', origin: 'c', suspects: [] })), { kind: 'heartbeat', origin: 'c', suspects: [] })
     assert.throws(() => decodeWireMessage(bytes.subarray(0, bytes.length - 1)), { name: 'DecodeError' })

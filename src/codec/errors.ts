@@ -19,6 +19,8 @@
  * - `invalid`: structurally readable but not a valid value (unsorted acks, non-canonical
  *   number, invalid UTF-8, or any error thrown by a user codec).
  * - `trailing-bytes`: bytes remain after the value.
+ * - `unknown-participant`: the message names a participant by a fingerprint the decoder
+ *   cannot resolve (format 3); the same data in full would decode.
  */
 export type DecodeErrorCode =
   | 'truncated'
@@ -29,6 +31,7 @@ export type DecodeErrorCode =
   | 'bad-tag'
   | 'invalid'
   | 'trailing-bytes'
+  | 'unknown-participant'
 
 /**
  * The only error a decode function throws. Test with `err.name === 'DecodeError'` when the

@@ -6,7 +6,7 @@
  * and decoding validates every structural invariant the fold relies on, so a fold never sees
  * an unsorted ack list or an event below its infimum from a malformed message.
  *
- * ## Byte layout, format version 2
+ * ## Byte layout, format version 3
  *
  * Primitives:
  * - `u8`: one byte.
@@ -20,7 +20,7 @@
  * Header, at the start of every top-level encoding:
  * ```
  * 0x4C 0x47 0x4E   magic "LGN"
- * u8 version       2
+ * u8 version       3
  * u8 kind          1 = EventFold, 2 = Diff, 3 = EventId;
  *                  4..15 reserved for this module, 16..255 reserved for runtime wire messages
  * ```
@@ -29,13 +29,18 @@
  *
  * Participant table. Peer ids are long and repeat in every event id and ack list, so an
  * EventFold or Diff message lists each distinct participant once and then refers to it by
- * index (`pidx`, a `varuint` index into the table):
+ * index (`pidx`, a `varuint` index into the table). A sender may name participants the
+ * receiver surely knows by an 8-byte fingerprint instead of in full
+ * ({@link DiffContext}); the table is the union of both lists, sorted by name:
  * ```
  * varuint n        then n × string, strictly ascending by UTF-16 code units
+ * varuint k        then k × 8-byte fingerprint, strictly ascending bytewise
  * ```
- * Every entry must be referenced at least once by the message (`invalid` otherwise), so the
- * table is a function of the value. Because the table is sorted, comparing indexes compares
- * participants.
+ * A fingerprint the decoder cannot resolve is `unknown-participant` (the receiver should ask
+ * for the same data in full); one that resolves to a name also listed in full is `invalid`.
+ * Every entry must be referenced at least once by the message (`invalid` otherwise), so
+ * given which names are fingerprinted the table is a function of the value. Because the
+ * table is sorted, comparing indexes compares participants.
  *
  * Participant set (infimum participants, acks, error acks), sorted and unique by construction.
  * Acks are mostly complete, so a set holding more than half the table lists who is missing
@@ -117,7 +122,29 @@ export interface FoldCodecs<E, S, O> {
 export const MAGIC: Uint8Array = Uint8Array.of(0x4c, 0x47, 0x4e)
 
 /** The format version this build writes and reads. */
-export const FORMAT_VERSION = 2
+export const FORMAT_VERSION = 3
+
+/** Bytes of a participant fingerprint in a participant table. */
+export const FINGERPRINT_BYTES = 8
+
+/**
+ * What the sender and the receiver of a Diff already share, so the Diff need not spell it
+ * out: the participants the receiver knows (the sender fingerprints them, the receiver
+ * resolves; the codec only carries the bytes, and choosing a hash nobody can collide on
+ * purpose, such as a truncated SHA-256, is the caller's business), and the origin (when the
+ * channel itself names the cluster).
+ */
+export interface DiffContext {
+  /**
+   * The origin both sides assume: a Diff from this origin is written with an empty origin,
+   * and an empty origin reads back as this one.
+   */
+  readonly origin?: string
+  /** The {@link FINGERPRINT_BYTES}-byte fingerprint to write for `participant`, or `undefined` to write it in full. */
+  readonly fingerprint?: (participant: Participant) => Uint8Array | undefined
+  /** The participant a fingerprint stands for, or `undefined` if it is unknown here. */
+  readonly resolve?: (fingerprint: Uint8Array) => Participant | undefined
+}
 
 /** Kinds of top-level encodings (the header's kind byte). */
 export const MessageKind = Object.freeze({
@@ -188,6 +215,12 @@ export function readEventId (r: Reader, limits: DecodeLimits = DEFAULT_DECODE_LI
   return { counter, participant: r.readString(limits.maxStringBytes) }
 }
 
+function compareBytes (a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length)
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i]! - b[i]!
+  return a.length - b.length
+}
+
 /** A string with one char per byte, to use encoded bytes as a map key. */
 function bytesKey (bytes: Uint8Array): string {
   let key = ''
@@ -220,12 +253,29 @@ export class ParticipantTableWriter {
     if (id.counter !== 0) this.names.add(id.participant)
   }
 
-  /** Writes the table (sorted); no participant may be added afterwards. */
-  write (w: Writer): void {
+  /**
+   * Writes the table (sorted), naming participants by fingerprint where `names` gives one;
+   * no participant may be added afterwards.
+   */
+  write (w: Writer, names?: DiffContext): void {
     const sorted = [...this.names].sort()
     this.index = new Map(sorted.map((name, i) => [name, i]))
-    w.writeVarUint(sorted.length)
-    for (const name of sorted) w.writeString(name)
+    const full: Participant[] = []
+    const short: Uint8Array[] = []
+    for (const name of sorted) {
+      const fp = names?.fingerprint?.(name)
+      if (fp === undefined) { full.push(name); continue }
+      if (fp.length !== FINGERPRINT_BYTES) throw new EncodeError(`a fingerprint must have ${FINGERPRINT_BYTES} bytes`)
+      short.push(fp)
+    }
+    w.writeVarUint(full.length)
+    for (const name of full) w.writeString(name)
+    short.sort(compareBytes)
+    w.writeVarUint(short.length)
+    for (let i = 0; i < short.length; i++) {
+      if (i > 0 && compareBytes(short[i - 1]!, short[i]!) === 0) throw new EncodeError('two participants share a fingerprint')
+      w.writeRaw(short[i]!)
+    }
   }
 
   /** Index of a participant in the written table. */
@@ -305,18 +355,31 @@ export class ParticipantTableReader {
     this.used = new Uint8Array(names.length)
   }
 
-  /** Reads a table; its strings must be strictly ascending. */
-  static read (r: Reader, limits: DecodeLimits): ParticipantTableReader {
+  /** Reads a table; its strings and its fingerprints must each be strictly ascending. */
+  static read (r: Reader, limits: DecodeLimits, names?: DiffContext): ParticipantTableReader {
     const n = r.readCount(limits.maxItems, 1, 'participant table')
-    const names: Participant[] = []
+    const full: Participant[] = []
     for (let i = 0; i < n; i++) {
       const name = r.readString(limits.maxStringBytes)
-      if (i > 0 && !((names[i - 1] as string) < name)) {
+      if (i > 0 && !((full[i - 1] as string) < name)) {
         throw new DecodeError('invalid', 'participant table not strictly ascending')
       }
-      names.push(name)
+      full.push(name)
     }
-    return new ParticipantTableReader(names)
+    const k = r.readCount(limits.maxItems - n, FINGERPRINT_BYTES, 'participant fingerprints')
+    if (k === 0) return new ParticipantTableReader(full)
+    const all = new Set(full)
+    let previous: Uint8Array | undefined
+    for (let i = 0; i < k; i++) {
+      const fp = r.readRaw(FINGERPRINT_BYTES)
+      if (previous !== undefined && compareBytes(previous, fp) >= 0) throw new DecodeError('invalid', 'participant fingerprints not strictly ascending')
+      previous = fp
+      const name = names?.resolve?.(fp)
+      if (name === undefined) throw new DecodeError('unknown-participant', 'a participant named by a fingerprint unknown here')
+      if (all.has(name)) throw new DecodeError('invalid', 'a participant is in the table twice')
+      all.add(name)
+    }
+    return new ParticipantTableReader([...all].sort())
   }
 
   /** The table's participants, ascending. */
@@ -597,30 +660,37 @@ export function decodeEventFold<E, S, O> (
 }
 
 /**
- * Encodes a diff (kind 2). Deterministic.
- * @throws {@link EncodeError} if the diff breaks an invariant or a user codec rejects a value
+ * Encodes a diff (kind 2). Deterministic, given the context (`names`): which participants
+ * it fingerprints, and which origin it implies.
+ * @throws {@link EncodeError} if the diff breaks an invariant, a user codec rejects a value,
+ * or two participants share a fingerprint
  */
-export function encodeDiff<E, S, O> (diff: Diff<E, O>, codecs: FoldCodecs<E, S, O>): Uint8Array {
+export function encodeDiff<E, S, O> (diff: Diff<E, O>, codecs: FoldCodecs<E, S, O>, names?: DiffContext): Uint8Array {
   const table = new ParticipantTableWriter()
   table.addEventId(diff.infimumId)
   collectEvents(table, diff.events)
   const w = new Writer(1024)
   writeHeader(w, MessageKind.diff)
-  w.writeString(diff.origin)
-  table.write(w)
+  if (names?.origin !== undefined && diff.origin === '' && names.origin !== '') throw new EncodeError('an empty origin cannot be told from the implied one')
+  w.writeString(names?.origin !== undefined && diff.origin === names.origin ? '' : diff.origin)
+  table.write(w, names)
   table.writeEventId(w, diff.infimumId)
   writeDigest(w, diff.infimumDigest)
   writeEvents(w, table, codecs, diff.infimumId, diff.events, true)
   return w.finish()
 }
 
-/** Decodes bytes from {@link encodeDiff}, validating its invariants. Throws only {@link DecodeError}. */
-export function decodeDiff<E, S, O> (bytes: Uint8Array, codecs: FoldCodecs<E, S, O>, limits?: Partial<DecodeLimits>): Diff<E, O> {
+/**
+ * Decodes bytes from {@link encodeDiff}, validating its invariants; `names` resolves
+ * fingerprinted participants and supplies an implied origin. Throws only {@link DecodeError}.
+ */
+export function decodeDiff<E, S, O> (bytes: Uint8Array, codecs: FoldCodecs<E, S, O>, limits?: Partial<DecodeLimits>, names?: DiffContext): Diff<E, O> {
   const resolved = resolveDecodeLimits(limits)
   return decodeWithin(bytes, resolved, (r) => {
     expectKind(r, MessageKind.diff)
-    const origin = r.readString(resolved.maxStringBytes)
-    const table = ParticipantTableReader.read(r, resolved)
+    const written = r.readString(resolved.maxStringBytes)
+    const origin = written === '' && names?.origin !== undefined ? names.origin : written
+    const table = ParticipantTableReader.read(r, resolved, names)
     const infimumId = table.readEventId(r)
     const infimumDigest = readDigest(r)
     const events = readEvents(r, table, codecs, resolved, infimumId, true)

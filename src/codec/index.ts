@@ -26,6 +26,8 @@ export {
   type FoldCodecs,
   MAGIC,
   FORMAT_VERSION,
+  FINGERPRINT_BYTES,
+  type DiffContext,
   MessageKind,
   FIRST_WIRE_KIND,
   writeHeader,

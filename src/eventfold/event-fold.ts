@@ -221,6 +221,15 @@ export class EventFold<E, S, O> {
     return this.infDigest
   }
 
+  /**
+   * Every participant this replica has seen (creators, acknowledgers, joined and departed
+   * members), in the order it first saw them. The array only grows, and is shared: do not
+   * modify it.
+   */
+  knownParticipants (): readonly Participant[] {
+    return this.peers
+  }
+
   /** The participants as of the infimum, sorted. */
   infimumParticipants (): Participant[] {
     return this.maskToList(this.infMask)

@@ -35,10 +35,10 @@ import { logger } from '@libp2p/logger'
 import type { PrivateKey } from '@libp2p/interface'
 import { createTransportNode, type TransportNode, AbortError } from '../transport/index.js'
 import { EventFold } from '../eventfold/event-fold.js'
-import { compareEventIds, eventIdKey, type ConsistentOutput, type EventFoldSnapshot, type EventId, type Participant, type UpdateResult } from '../eventfold/types.js'
+import { compareEventIds, eventIdKey, type ConsistentOutput, type Diff, type EventFoldSnapshot, type EventId, type Participant, type UpdateResult } from '../eventfold/types.js'
 import { DEFAULT_DECODE_LIMITS, type DecodeLimits, encodeWith, decodeWith } from '../codec/codec.js'
 import { jsonCodec } from '../codec/json.js'
-import { MessageKind, decodeDiff, decodeEventFold, encodeDiff, encodeEventFold, type FoldCodecs } from '../codec/eventfold.js'
+import { MessageKind, decodeDiff, decodeEventFold, encodeDiff, encodeEventFold, type FoldCodecs, type DiffContext } from '../codec/eventfold.js'
 import { WireKind, decodeWireMessage, encodeWireMessage, peekKind, type EncodedOutput, type RefusalCode } from '../codec/wire.js'
 import { DecodeError } from '../codec/errors.js'
 import type { PeerStorage } from '../storage/storage.js'
@@ -49,6 +49,7 @@ import type {
 } from './options.js'
 import { protocolIds, type ProtocolIds } from './protocols.js'
 import { RateLimiter } from './rate-limiter.js'
+import { ParticipantFingerprints } from './participant-names.js'
 
 const log = logger('legion:runtime')
 
@@ -123,6 +124,7 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
 
   private readonly pending = new Map<string, Pending<O>>()
   private readonly publishedBodies = new Set<string>()
+  private readonly fingerprints = new ParticipantFingerprints()
   private readonly outputsToForward = new Map<Participant, EncodedOutput[]>()
   private readonly syncing = new Set<Participant>()
   private readonly listeners = new Set<(state: ClusterState<S>) => void>()
@@ -626,7 +628,17 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
       const live = new Set(events.map(e => eventIdKey(e.id)))
       for (const k of this.publishedBodies) if (!live.has(k)) this.publishedBodies.delete(k)
     }
-    return encodeDiff({ origin: this.clusterName, infimumId: fold.infimumId(), infimumDigest: fold.infimumDigest(), events }, this.codecs)
+    return encodeDiff({ origin: this.clusterName, infimumId: fold.infimumId(), infimumDigest: fold.infimumDigest(), events }, this.codecs, this.sendingNames(fold))
+  }
+
+  /** The context of a pushed diff: the infimum participants by fingerprint, the origin implied. */
+  private sendingNames (fold: EventFold<E, S, O>): DiffContext {
+    return this.fingerprints.sending(this.clusterName, new Set(fold.infimumParticipants()))
+  }
+
+  /** Decodes a pushed diff; a participant named by a fingerprint unknown here throws `unknown-participant`. */
+  private decodePushed (fold: EventFold<E, S, O>, bytes: Uint8Array): Diff<E, O> {
+    return decodeDiff(bytes, this.codecs, this.limits, this.fingerprints.receiving(this.clusterName, fold.knownParticipants()))
   }
 
   /** Sends a batch to every other participant: directly in small clusters, by gossip in large ones. */
@@ -691,10 +703,12 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
     if (!this.isParticipant(from)) { this.counters.droppedNonParticipant++; log('dropped gossip from non-participant %s', from); return }
     let diff
     try {
-      diff = decodeDiff(data, this.codecs, this.limits)
+      diff = this.decodePushed(fold, data)
     } catch (err) {
       this.counters.droppedUndecodable++
       log('dropped undecodable gossip from %s: %s', from, err)
+      // Well formed, but naming someone this fold has not seen yet: a sync names everyone.
+      if (err instanceof DecodeError && err.code === 'unknown-participant') void this.requestSync(from, false)
       return
     }
     this.mergeDiffFrom(from, diff)
@@ -802,7 +816,7 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
     try {
       const kind = peekKind(payload)
       if (kind === MessageKind.diff) {
-        const diff = decodeDiff(payload, this.codecs, this.limits)
+        const diff = this.decodePushed(this.fold, payload)
         if (diff.origin !== this.clusterName) { this.counters.droppedWrongCluster++; return this.refuse('wrong-cluster', `this is cluster ${this.clusterName}`) }
         this.mergeDiffFrom(from, diff)
       } else if (kind === MessageKind.eventFold) {
@@ -817,6 +831,7 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
     } catch (err) {
       this.counters.droppedUndecodable++
       log('undecodable push from %s: %s', from, err)
+      if (err instanceof DecodeError && err.code === 'unknown-participant') void this.requestSync(from, false)
       return this.refuse('bad-request', 'undecodable')
     }
     await this.persisted(this.version)
@@ -1077,7 +1092,7 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
     const epoch = this.epoch
     // Encode now, send once everything it shows is saved (invariant 1).
     const diff = fold.diffFor(peer)
-    const payload = diff !== undefined ? encodeDiff(diff, this.codecs) : encodeEventFold(fold.snapshot(), this.codecs)
+    const payload = diff !== undefined ? encodeDiff(diff, this.codecs, this.sendingNames(fold)) : encodeEventFold(fold.snapshot(), this.codecs)
     await this.persisted(this.version)
     if (this.stopped || epoch !== this.epoch || !this.allows(peer)) return
     this.countOut(payload)
