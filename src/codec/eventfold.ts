@@ -85,6 +85,7 @@
  * header · string origin · participant table · indexed event id (infimumId) ·
  * varuint digest.count · varuint digest.hash · event list (tag 0 allowed)
  * ```
+ * An empty origin stands for the one the {@link DiffContext} implies, when it implies one.
  * EventId (kind 3):
  * ```
  * header · standalone event id
@@ -254,16 +255,16 @@ export class ParticipantTableWriter {
   }
 
   /**
-   * Writes the table (sorted), naming participants by fingerprint where `names` gives one;
+   * Writes the table (sorted), naming participants by fingerprint where `context` gives one;
    * no participant may be added afterwards.
    */
-  write (w: Writer, names?: DiffContext): void {
+  write (w: Writer, context?: DiffContext): void {
     const sorted = [...this.names].sort()
     this.index = new Map(sorted.map((name, i) => [name, i]))
     const full: Participant[] = []
     const short: Uint8Array[] = []
     for (const name of sorted) {
-      const fp = names?.fingerprint?.(name)
+      const fp = context?.fingerprint?.(name)
       if (fp === undefined) { full.push(name); continue }
       if (fp.length !== FINGERPRINT_BYTES) throw new EncodeError(`a fingerprint must have ${FINGERPRINT_BYTES} bytes`)
       short.push(fp)
@@ -356,7 +357,7 @@ export class ParticipantTableReader {
   }
 
   /** Reads a table; its strings and its fingerprints must each be strictly ascending. */
-  static read (r: Reader, limits: DecodeLimits, names?: DiffContext): ParticipantTableReader {
+  static read (r: Reader, limits: DecodeLimits, context?: DiffContext): ParticipantTableReader {
     const n = r.readCount(limits.maxItems, 1, 'participant table')
     const full: Participant[] = []
     for (let i = 0; i < n; i++) {
@@ -374,7 +375,7 @@ export class ParticipantTableReader {
       const fp = r.readRaw(FINGERPRINT_BYTES)
       if (previous !== undefined && compareBytes(previous, fp) >= 0) throw new DecodeError('invalid', 'participant fingerprints not strictly ascending')
       previous = fp
-      const name = names?.resolve?.(fp)
+      const name = context?.resolve?.(fp)
       if (name === undefined) throw new DecodeError('unknown-participant', 'a participant named by a fingerprint unknown here')
       if (all.has(name)) throw new DecodeError('invalid', 'a participant is in the table twice')
       all.add(name)
@@ -660,20 +661,20 @@ export function decodeEventFold<E, S, O> (
 }
 
 /**
- * Encodes a diff (kind 2). Deterministic, given the context (`names`): which participants
+ * Encodes a diff (kind 2). Deterministic, given the `context`: which participants
  * it fingerprints, and which origin it implies.
  * @throws {@link EncodeError} if the diff breaks an invariant, a user codec rejects a value,
  * or two participants share a fingerprint
  */
-export function encodeDiff<E, S, O> (diff: Diff<E, O>, codecs: FoldCodecs<E, S, O>, names?: DiffContext): Uint8Array {
+export function encodeDiff<E, S, O> (diff: Diff<E, O>, codecs: FoldCodecs<E, S, O>, context?: DiffContext): Uint8Array {
   const table = new ParticipantTableWriter()
   table.addEventId(diff.infimumId)
   collectEvents(table, diff.events)
   const w = new Writer(1024)
   writeHeader(w, MessageKind.diff)
-  if (names?.origin !== undefined && diff.origin === '' && names.origin !== '') throw new EncodeError('an empty origin cannot be told from the implied one')
-  w.writeString(names?.origin !== undefined && diff.origin === names.origin ? '' : diff.origin)
-  table.write(w, names)
+  if (context?.origin !== undefined && diff.origin === '' && context.origin !== '') throw new EncodeError('an empty origin cannot be told from the implied one')
+  w.writeString(context?.origin !== undefined && diff.origin === context.origin ? '' : diff.origin)
+  table.write(w, context)
   table.writeEventId(w, diff.infimumId)
   writeDigest(w, diff.infimumDigest)
   writeEvents(w, table, codecs, diff.infimumId, diff.events, true)
@@ -681,16 +682,16 @@ export function encodeDiff<E, S, O> (diff: Diff<E, O>, codecs: FoldCodecs<E, S, 
 }
 
 /**
- * Decodes bytes from {@link encodeDiff}, validating its invariants; `names` resolves
+ * Decodes bytes from {@link encodeDiff}, validating its invariants; `context` resolves
  * fingerprinted participants and supplies an implied origin. Throws only {@link DecodeError}.
  */
-export function decodeDiff<E, S, O> (bytes: Uint8Array, codecs: FoldCodecs<E, S, O>, limits?: Partial<DecodeLimits>, names?: DiffContext): Diff<E, O> {
+export function decodeDiff<E, S, O> (bytes: Uint8Array, codecs: FoldCodecs<E, S, O>, limits?: Partial<DecodeLimits>, context?: DiffContext): Diff<E, O> {
   const resolved = resolveDecodeLimits(limits)
   return decodeWithin(bytes, resolved, (r) => {
     expectKind(r, MessageKind.diff)
     const written = r.readString(resolved.maxStringBytes)
-    const origin = written === '' && names?.origin !== undefined ? names.origin : written
-    const table = ParticipantTableReader.read(r, resolved, names)
+    const origin = written === '' && context?.origin !== undefined ? context.origin : written
+    const table = ParticipantTableReader.read(r, resolved, context)
     const infimumId = table.readEventId(r)
     const infimumDigest = readDigest(r)
     const events = readEvents(r, table, codecs, resolved, infimumId, true)

@@ -628,11 +628,11 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
       const live = new Set(events.map(e => eventIdKey(e.id)))
       for (const k of this.publishedBodies) if (!live.has(k)) this.publishedBodies.delete(k)
     }
-    return encodeDiff({ origin: this.clusterName, infimumId: fold.infimumId(), infimumDigest: fold.infimumDigest(), events }, this.codecs, this.sendingNames(fold))
+    return encodeDiff({ origin: this.clusterName, infimumId: fold.infimumId(), infimumDigest: fold.infimumDigest(), events }, this.codecs, this.sendingContext(fold))
   }
 
   /** The context of a pushed diff: the infimum participants by fingerprint, the origin implied. */
-  private sendingNames (fold: EventFold<E, S, O>): DiffContext {
+  private sendingContext (fold: EventFold<E, S, O>): DiffContext {
     return this.fingerprints.sending(this.clusterName, new Set(fold.infimumParticipants()))
   }
 
@@ -1092,7 +1092,7 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
     const epoch = this.epoch
     // Encode now, send once everything it shows is saved (invariant 1).
     const diff = fold.diffFor(peer)
-    const payload = diff !== undefined ? encodeDiff(diff, this.codecs, this.sendingNames(fold)) : encodeEventFold(fold.snapshot(), this.codecs)
+    const payload = diff !== undefined ? encodeDiff(diff, this.codecs, this.sendingContext(fold)) : encodeEventFold(fold.snapshot(), this.codecs)
     await this.persisted(this.version)
     if (this.stopped || epoch !== this.epoch || !this.allows(peer)) return
     this.countOut(payload)
