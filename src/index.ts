@@ -153,6 +153,8 @@ export {
   decodeEventFold,
   encodeDiff,
   decodeDiff,
+  FINGERPRINT_BYTES,
+  type DiffContext,
   type FoldCodecs
 } from './codec/eventfold.js'
 
