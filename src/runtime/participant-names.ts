@@ -1,12 +1,14 @@
 /**
  * Participant fingerprints, and the implied origin, for the Diffs participants push to each
- * other (codec format 3, {@link DiffContext}). The cluster name is in every protocol id and
- * topic, so a pushed Diff leaves its origin out. A peer id is about 52 bytes and a Diff names every participant
- * its acknowledgement sets mention, so in small clusters under steady load the participant
- * table was most of every message. A sender now names by fingerprint the participants every
- * receiver knows (the infimum participants: each of them acknowledged their Joins), and a
- * receiver resolves fingerprints against every participant its fold has seen; one it cannot
- * resolve makes it pull a sync, whose answer names everyone in full.
+ * other (codec format 3, {@link DiffContext}).
+ *
+ * A peer id is about 52 bytes, and a Diff names every participant its acknowledgement sets
+ * mention, so in small clusters under steady load the participant table was most of every
+ * message. A sender now names by fingerprint the participants every receiver knows (its
+ * infimum participants: every participant acknowledged their Joins), and a receiver
+ * resolves fingerprints against every participant its fold has seen; one it cannot resolve
+ * makes it pull a sync, whose answer names everyone in full. The cluster name is in every
+ * protocol id and topic, so a pushed Diff leaves its origin out too.
  *
  * The fingerprint is the first 8 bytes of SHA-256 over the peer id's UTF-8: choosing a key
  * whose id collides with a participant's costs about 2^64 hashes.
@@ -41,9 +43,9 @@ export class ParticipantFingerprints {
   }
 
   /**
-   * Names for reading a message, resolving fingerprints against `known` (every participant
-   * the fold has seen; it only grows while the fold lives). A fingerprint two known
-   * participants share resolves to neither.
+   * The context for reading a message over a channel that names cluster `origin`, resolving
+   * fingerprints against `known` (every participant the fold has seen; it only grows while
+   * the fold lives). A fingerprint two known participants share resolves to neither.
    */
   receiving (origin: string, known: readonly Participant[]): DiffContext {
     let r = this.resolved
