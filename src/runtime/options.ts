@@ -68,11 +68,9 @@ export interface PropagationOptions {
    */
   directFanout?: number
   /**
-   * Send the consistent output of every event this peer folds to the event's creator, once
-   * per `intervalMs` (one message per creator), so that `applyConsistent` there still
-   * resolves if the creator skipped the event through a full merge. A creator otherwise
-   * folds its events itself, so the outputs wait for the tick rather than costing a message
-   * per event.
+   * Send the consistent output of every event this peer folds to the event's creator, so
+   * `applyConsistent` there resolves as early as possible even if the creator skipped the
+   * event through a full merge.
    * @default true
    */
   forwardOutputs?: boolean

@@ -571,7 +571,7 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
     await this.flushing
   }
 
-  /** Saves, then publishes and notifies: see the module's invariants. */
+  /** Saves, then publishes, forwards outputs and notifies: see the module's invariants. */
   private async flush (): Promise<void> {
     const fold = this.fold
     if (fold === undefined) return
@@ -580,6 +580,8 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
     const version = this.version
     const gossip = this.news && this.mode === 'push' && !this.ejected ? this.gossipPayload(fold) : undefined
     this.news = false
+    const outputs = [...this.outputsToForward]
+    this.outputsToForward.clear()
     if (this.storage !== undefined && version > this.savedVersion) {
       await this.storage.save({ cluster: this.clusterName, privateKey: privateKeyToProtobuf(this.privateKey), fold: encodeEventFold(fold.snapshot(), this.codecs) })
     }
@@ -593,6 +595,12 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
     // membership and must not reach the cluster (invariant 4).
     if (fold !== this.fold) { this.scheduleFlush(); return }
     if (gossip !== undefined) this.propagate(fold, gossip)
+    for (const [creator, list] of outputs) {
+      const payload = encodeWireMessage({ kind: 'outputs', origin: this.clusterName, outputs: list })
+      this.counters.outputsForwarded += list.length
+      this.countOut(payload)
+      void this.sendOneWay(creator, this.protocols.outputs, payload)
+    }
     if (this.notifiedVersion < version) {
       this.notifiedVersion = version
       const state = this.listeners.size > 0 ? this.readState() : undefined
@@ -1076,28 +1084,6 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
       }
     }
     this.trackProgress()
-    void this.sendOutputs()
-  }
-
-  /**
-   * Sends the creators the outputs of their events this peer folded since the last tick, one
-   * message per creator, once everything they show is saved (invariant 1). Once a tick, not
-   * once a flush: a creator nearly always folds its events itself, at the same time as
-   * everyone else; the outputs matter only if it skipped one through a full merge.
-   */
-  private async sendOutputs (): Promise<void> {
-    if (this.outputsToForward.size === 0) return
-    const batches = [...this.outputsToForward]
-    this.outputsToForward.clear()
-    const epoch = this.epoch
-    await this.persisted(this.version)
-    if (this.stopped || epoch !== this.epoch) return
-    for (const [creator, list] of batches) {
-      const payload = encodeWireMessage({ kind: 'outputs', origin: this.clusterName, outputs: list })
-      this.counters.outputsForwarded += list.length
-      this.countOut(payload)
-      void this.sendOneWay(creator, this.protocols.outputs, payload)
-    }
   }
 
   /** om-legion's propagation: send our diff (or whole fold) to one peer. */
