@@ -43,10 +43,8 @@
  * bench/results/convergence-quick.json (quick).
  */
 import '../src/transport/polyfill.js'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, totalmem } from 'node:os'
-import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
@@ -54,6 +52,7 @@ import {
   type NodeConfig, type NodeCounters, type NodeStatus, type SystemName
 } from './convergence-node.js'
 import type { StartupMode } from '../src/runtime/options.js'
+import { CommandProcess, killChildren, type Reply } from './command-process.js'
 
 // -------------------------------------------------------------------------------------------
 // Settings
@@ -145,56 +144,20 @@ const notes: string[] = []
 // -------------------------------------------------------------------------------------------
 // Hosts (child processes running peers) and the peers in them
 
-const children = new Set<ChildProcess>()
-function killChildren (): void {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-}
 process.on('exit', killChildren)
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => { killChildren(); process.exit(130) })
 
-type Reply = Record<string, unknown>
-
 /** A host process (bench/convergence-host.ts) and its line protocol. */
 class Host {
-  readonly #child: ChildProcess
-  readonly #pending = new Map<number, { resolve: (r: Reply) => void, reject: (e: Error) => void, timer: NodeJS.Timeout }>()
-  #nextId = 1
-  #exited: Error | undefined
+  readonly #process: CommandProcess
 
   constructor (readonly name: string) {
     const script = fileURLToPath(new URL('./convergence-host.ts', import.meta.url))
-    const prof = CPU_PROF_DIR !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}/${name}`] : []
-    this.#child = spawn(process.execPath, [...prof, '--expose-gc', '--max-old-space-size=4096', '--import', 'tsx', script], {
-      stdio: ['pipe', 'pipe', 'inherit'],
-      env: { ...process.env, NODE_ENV: process.env.NODE_ENV ?? 'production' }
-    })
-    children.add(this.#child)
-    createInterface({ input: this.#child.stdout! }).on('line', line => {
-      let message: Reply
-      try { message = JSON.parse(line) as Reply } catch { process.stderr.write(`[${name}] ${line}\n`); return }
-      const pending = this.#pending.get(Number(message.id))
-      if (pending === undefined) return
-      this.#pending.delete(Number(message.id))
-      clearTimeout(pending.timer)
-      if (message.ok === true) pending.resolve(message)
-      else pending.reject(new Error(`${name}: ${String(message.error)}`))
-    })
-    this.#child.on('exit', (code, sig) => {
-      children.delete(this.#child)
-      this.#exited = new Error(`${name} exited (${sig ?? code})`)
-      for (const p of this.#pending.values()) { clearTimeout(p.timer); p.reject(this.#exited) }
-      this.#pending.clear()
-    })
+    this.#process = new CommandProcess(name, script, ['--expose-gc', '--max-old-space-size=4096'], CPU_PROF_DIR)
   }
 
   async send (cmd: string, args: Record<string, unknown> = {}, timeoutMs = 30_000): Promise<Reply> {
-    if (this.#exited !== undefined) throw this.#exited
-    const id = this.#nextId++
-    return await new Promise<Reply>((resolve, reject) => {
-      const timer = setTimeout(() => { this.#pending.delete(id); reject(new Error(`${this.name}: no reply to ${cmd} within ${timeoutMs} ms`)) }, timeoutMs)
-      this.#pending.set(id, { resolve, reject, timer })
-      this.#child.stdin!.write(JSON.stringify({ id, cmd, ...args }) + '\n')
-    })
+    return await this.#process.send(cmd, args, timeoutMs)
   }
 
   async cpuMs (timeoutMs = 30_000): Promise<number> { return Number((await this.send('cpu', {}, timeoutMs)).cpuMs) }
@@ -205,16 +168,11 @@ class Host {
 
   /** Stops every peer and exits; kills the process if that takes too long. */
   async exit (): Promise<void> {
-    if (this.#exited !== undefined) return
-    const exited = new Promise<void>(resolve => { this.#child.once('exit', () => { resolve() }) })
-    const timer = setTimeout(() => { this.#child.kill('SIGKILL') }, 20_000)
-    await this.send('exit', {}, 20_000).catch(() => {})
-    await exited
-    clearTimeout(timer)
+    await this.#process.exitWith('exit', 20_000, 20_000)
   }
 
   kill (): void {
-    if (this.#exited === undefined) this.#child.kill('SIGKILL')
+    this.#process.kill()
   }
 }
 

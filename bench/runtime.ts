@@ -20,13 +20,12 @@
  * Prints the machine and a table; a full default run writes bench/results/runtime.json as rows
  * { metric, value, unit, baseline_ratio?, goal? } (baseline_ratio: the figure over raw_rtt_ms).
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { CommandProcess, killChildren, type Reply } from './command-process.js'
 
 const QUICK = process.argv.includes('--quick')
 const LATENCY_WARMUP = QUICK ? 50 : 200
@@ -48,18 +47,12 @@ const PROPAGATION = process.env.LEGION_BENCH_PROPAGATION !== undefined ? JSON.pa
 type StorageKind = 'none' | 'memory' | 'lmdb'
 interface Row { metric: string, value: number, unit: string, baseline_ratio?: number, goal?: string }
 interface Latency { n: number, p50: number, p99: number, mean: number, max: number }
-type Reply = Record<string, unknown>
 
 /** Where lmdbStorage peers keep their data; removed on every exit path. */
 const DATA_ROOT = mkdtempSync(join(tmpdir(), 'legion-bench-'))
-const children = new Set<ChildProcess>()
-function killChildren (): void {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-  rmSync(DATA_ROOT, { recursive: true, force: true })
-}
-process.on('exit', killChildren)
+process.on('exit', () => { killChildren(); rmSync(DATA_ROOT, { recursive: true, force: true }) })
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => { killChildren(); process.exit(130) })
+  process.on(signal, () => { process.exit(130) })
 }
 
 function remaining (): number {
@@ -68,60 +61,22 @@ function remaining (): number {
 
 /** One peer process and its command/reply line protocol. */
 class Peer {
-  readonly #child: ChildProcess
-  readonly #pending = new Map<number, { resolve: (r: Reply) => void, reject: (e: Error) => void, timer: NodeJS.Timeout }>()
-  #nextId = 1
-  #exited: Error | undefined
+  readonly #process: CommandProcess
 
   constructor (readonly name: string) {
     const script = fileURLToPath(new URL('./runtime-peer.ts', import.meta.url))
-    const flags = CPU_PROF_DIR !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}/${name}`] : []
-    this.#child = spawn(process.execPath, [...flags, '--import', 'tsx', script], {
-      stdio: ['pipe', 'pipe', 'inherit'],
-      env: { ...process.env, NODE_ENV: process.env.NODE_ENV ?? 'production' }
-    })
-    children.add(this.#child)
-    createInterface({ input: this.#child.stdout! }).on('line', line => {
-      let message: Reply
-      try { message = JSON.parse(line) as Reply } catch { process.stderr.write(`[${name}] ${line}\n`); return }
-      const pending = this.#pending.get(Number(message.id))
-      if (pending === undefined) return
-      this.#pending.delete(Number(message.id))
-      clearTimeout(pending.timer)
-      if (message.ok === true) pending.resolve(message)
-      else pending.reject(new Error(`${name}: ${String(message.error)}`))
-    })
-    this.#child.on('exit', (code, signal) => {
-      children.delete(this.#child)
-      this.#exited = new Error(`${name} exited (${signal ?? code})`)
-      for (const p of this.#pending.values()) { clearTimeout(p.timer); p.reject(this.#exited) }
-      this.#pending.clear()
-    })
+    this.#process = new CommandProcess(name, script, [], CPU_PROF_DIR)
   }
 
   /** Sends a command; the worker gets `timeoutMs` for its own loops, the parent waits a little longer. */
   async send (cmd: string, args: Record<string, unknown> = {}, timeoutMs = COMMAND_MS): Promise<Reply> {
-    if (this.#exited !== undefined) throw this.#exited
     const budget = Math.max(1000, Math.min(timeoutMs, remaining()))
-    const id = this.#nextId++
-    return await new Promise<Reply>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(id)
-        reject(new Error(`${this.name}: no reply to ${cmd} within ${budget + 10_000} ms`))
-      }, budget + 10_000)
-      this.#pending.set(id, { resolve, reject, timer })
-      this.#child.stdin!.write(JSON.stringify({ id, cmd, timeoutMs: budget, ...args }) + '\n')
-    })
+    return await this.#process.send(cmd, { timeoutMs: budget, ...args }, budget + 10_000)
   }
 
   /** Asks the worker to stop; kills it if it does not exit in time. */
   async stop (): Promise<void> {
-    if (this.#exited !== undefined) return
-    const exited = new Promise<void>(resolve => { this.#child.once('exit', () => { resolve() }) })
-    await this.send('stop', {}, 10_000).catch(() => {})
-    const timer = setTimeout(() => { this.#child.kill('SIGKILL') }, 5_000)
-    await exited
-    clearTimeout(timer)
+    await this.#process.exitWith('stop', 10_000, 15_000)
   }
 }
 
