@@ -115,6 +115,9 @@ export {
   type EventId,
   type EventSpec,
   type EventFoldOptions,
+  type EventSignatures,
+  type SignedDelta,
+  type MergeOptions,
   type ApplyResult,
   type Delta,
   type InfimumDigest,
@@ -127,7 +130,7 @@ export {
   type UpdateResult
 } from './eventfold/types.js'
 export { EMPTY_DIGEST } from './eventfold/digest.js'
-export { MergeError, DifferentOriginsError, DiffTooNewError, DiffTooSparseError } from './eventfold/errors.js'
+export { MergeError, DifferentOriginsError, DiffTooNewError, DiffTooSparseError, ForgedEventError } from './eventfold/errors.js'
 
 // ---------------------------------------------------------------------------------------------
 // The codec: how folds, diffs and user values become bytes. Writer and Reader are public
@@ -154,6 +157,8 @@ export {
   encodeDiff,
   decodeDiff,
   FINGERPRINT_BYTES,
+  MAX_SIGNATURE_BYTES,
+  encodeSignedEvent,
   type DiffContext,
   type FoldCodecs
 } from './codec/eventfold.js'

@@ -1,7 +1,7 @@
 /**
  * Specification of the binary codec: exact round trips, deterministic and canonical bytes,
  * bounded decoding that throws nothing but DecodeError, and golden vectors that pin format
- * version 3.
+ * version 4.
  */
 import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
@@ -29,6 +29,8 @@ import {
   type FoldCodecs,
   type JsonValue,
   FINGERPRINT_BYTES,
+  MAX_SIGNATURE_BYTES,
+  encodeSignedEvent,
   varUintSize,
   type DiffContext
 } from '../src/codec/index.js'
@@ -150,6 +152,15 @@ function foldParts (poolArb: fc.Arbitrary<string[]>): fc.Arbitrary<FoldParts> {
 }
 
 const poolArb = fc.uniqueArray(participantArb, { minLength: 1, maxLength: 6 })
+/** A creator's signature, or none; only bodies that carry the event keep one (see `signedOnly`). */
+const signatureArb = fc.option(fc.uint8Array({ maxLength: MAX_SIGNATURE_BYTES }), { nil: undefined })
+
+/** Drops the signatures a codec does not carry: of left-out bodies and errors, and absent ones. */
+function signedOnly<T extends { readonly delta: Delta<JsonValue, JsonValue> | undefined, readonly signature: Uint8Array | undefined }> (event: T): T {
+  if (event.signature !== undefined && event.delta !== undefined && event.delta.kind !== 'error') return event
+  const { signature: _, ...rest } = event
+  return rest as T
+}
 const digestArb = record({ count: fc.maxSafeNat(), hash: fc.maxSafeNat() })
 
 const snapshotArb: fc.Arbitrary<Snapshot> = foldParts(poolArb).chain((parts) =>
@@ -159,11 +170,11 @@ const snapshotArb: fc.Arbitrary<Snapshot> = foldParts(poolArb).chain((parts) =>
     digest: digestArb,
     participants: parts.subset,
     state: jsonArb,
-    events: fc.array(record({ id: parts.id, delta: parts.delta, acks: parts.subset }), { maxLength: 10 })
+    events: fc.array(record({ id: parts.id, delta: parts.delta, acks: parts.subset, signature: signatureArb }), { maxLength: 10 })
   }).map(({ origin, infimumId, digest, participants, state, events }): Snapshot => ({
     origin,
     infimum: { id: infimumId, digest, participants, state },
-    events: uniqueSortedEvents(events, infimumId) as Array<OutstandingEvent<JsonValue, JsonValue>>
+    events: uniqueSortedEvents(events.map(signedOnly), infimumId) as Array<OutstandingEvent<JsonValue, JsonValue>>
   }))
 )
 
@@ -172,12 +183,12 @@ const diffArb: fc.Arbitrary<JsonDiff> = foldParts(poolArb).chain((parts) =>
     origin: stringArb,
     infimumId: parts.infimumId,
     infimumDigest: digestArb,
-    events: fc.array(record({ id: parts.id, delta: fc.option(parts.delta, { nil: undefined }), acks: parts.subset }), { maxLength: 10 })
+    events: fc.array(record({ id: parts.id, delta: fc.option(parts.delta, { nil: undefined }), acks: parts.subset, signature: signatureArb }), { maxLength: 10 })
   }).map(({ origin, infimumId, infimumDigest, events }): JsonDiff => ({
     origin,
     infimumId,
     infimumDigest,
-    events: uniqueSortedEvents(events, infimumId) as Array<DiffEvent<JsonValue, JsonValue>>
+    events: uniqueSortedEvents(events.map(signedOnly), infimumId) as Array<DiffEvent<JsonValue, JsonValue>>
   }))
 )
 
@@ -502,8 +513,8 @@ describe('event ids', () => {
   test('the header is checked: magic, version, kind', () => {
     const bytes = encodeEventId({ counter: 1, participant: 'a' })
     expectDecodeError('bad-magic', () => decodeEventId(mutate(bytes, [{ op: 'set', at: 0, byte: 0 }])))
-    expectDecodeError('bad-version', () => decodeEventId(mutate(bytes, [{ op: 'set', at: 3, byte: 2 }]))) // version 2 is no longer read
-    expectDecodeError('bad-version', () => decodeEventId(mutate(bytes, [{ op: 'set', at: 3, byte: 4 }])))
+    expectDecodeError('bad-version', () => decodeEventId(mutate(bytes, [{ op: 'set', at: 3, byte: 3 }]))) // version 3 is no longer read
+    expectDecodeError('bad-version', () => decodeEventId(mutate(bytes, [{ op: 'set', at: 3, byte: 5 }])))
     expectDecodeError('bad-kind', () => decodeEventId(mutate(bytes, [{ op: 'set', at: 4, byte: 1 }])))
     expectDecodeError('truncated', () => decodeEventId(bytes.subarray(0, 2)))
     expectDecodeError('trailing-bytes', () => decodeEventId(Uint8Array.of(...bytes, 0)))
@@ -538,7 +549,7 @@ describe('EventFold snapshots', () => {
 
   test('a decoded snapshot with events out of order, below the infimum or with bad indexes is invalid', () => {
     // Hand-built: header, origin "", table ["a","b"], infimum (1,"a"), digest 0/0, no participants, state null.
-    const prefix = '4c474e030100' + '0201610162' + '00' + '0100' + '0000' + '00' + '00'
+    const prefix = '4c474e040100' + '0201610162' + '00' + '0100' + '0000' + '00' + '00'
     const event = (step: string, pidx: string): string => step + pidx + '0200' + '00' // join "a", no acks
     const fold = (events: string[]): Uint8Array => fromHex(prefix + '0' + events.length.toString(16) + events.join(''))
     assert.equal(decodeEventFold(fold([event('00', '01')]), codecs).events.length, 1) // (1,b) > (1,a): fine
@@ -547,12 +558,12 @@ describe('EventFold snapshots', () => {
     expectDecodeError('invalid', () => decodeEventFold(fold([event('01', '05')]), codecs)) // index out of range
     expectDecodeError('invalid', () => decodeEventFold(fromHex(prefix + '00'), codecs)) // "b" never used
     expectDecodeError('bad-tag', () => decodeEventFold(fold(['01' + '01' + '00' + '00']), codecs)) // omitted body
-    expectDecodeError('invalid', () => decodeEventFold(fromHex('4c474e030100' + '0201620161' + '00' + '0100' + '0000' + '00' + '00' + '00'), codecs)) // unsorted table
+    expectDecodeError('invalid', () => decodeEventFold(fromHex('4c474e040100' + '0201620161' + '00' + '0100' + '0000' + '00' + '00' + '00'), codecs)) // unsorted table
   })
 
   test('a participant set is written as its complement exactly when it holds more than half the table', () => {
     // Header, origin "", table ["a","b","c"], infimum (1,"c"), digest 0/0, then the participant set, state null, no events.
-    const fold = (set: string): Uint8Array => fromHex('4c474e030100' + '03016101620163' + '00' + '0102' + '0000' + set + '00' + '00')
+    const fold = (set: string): Uint8Array => fromHex('4c474e040100' + '03016101620163' + '00' + '0102' + '0000' + set + '00' + '00')
     assert.deepStrictEqual(decodeEventFold(fold('01'), codecs).infimum.participants, ['a', 'b', 'c']) // complement of nothing
     assert.deepStrictEqual(decodeEventFold(fold('0302'), codecs).infimum.participants, ['a', 'b']) // all but "c"
     assert.equal(hex(encodeEventFold(decodeEventFold(fold('0302'), codecs), codecs)), hex(fold('0302')))
@@ -580,6 +591,42 @@ describe('EventFold snapshots', () => {
     const bytes = encodeEventFold(goldenEventFolds['eventFold.small'] as Snapshot, codecs)
     assert.throws(() => decodeEventFold(bytes, { ...codecs, state: failing }), (err: unknown) =>
       err instanceof DecodeError && err.code === 'invalid' && err.cause instanceof RangeError)
+  })
+})
+
+describe('Signatures', () => {
+  const golden = goldenDiffs['diff.signed'] as JsonDiff
+  const signed = golden.events[1]!
+
+  test('a signature longer than MAX_SIGNATURE_BYTES is refused both ways', () => {
+    const long = { ...golden, events: [{ ...signed, signature: new Uint8Array(MAX_SIGNATURE_BYTES + 1) }] }
+    assert.throws(() => encodeDiff(long, codecs), EncodeError)
+    // Hand-edit the 64-byte signature's length prefix (0x40) of the golden diff to 129 (0x81 0x01).
+    const bytes = encodeDiff({ ...golden, events: [signed] }, codecs)
+    const at = bytes.indexOf(0x40)
+    const forged = Uint8Array.of(...bytes.subarray(0, at), 0x81, 0x01, ...new Uint8Array(129), ...bytes.subarray(at + 65))
+    expectDecodeError('limit', () => decodeDiff(forged, codecs))
+  })
+
+  test('an error carries no signature, and a left-out body none either', () => {
+    const error = { ...golden.events[3]!, signature: Uint8Array.of(1) }
+    const omitted = { ...signed, delta: undefined }
+    const decoded = decodeDiff(encodeDiff({ ...golden, events: [omitted, error] }, codecs), codecs)
+    assert.deepStrictEqual(decoded.events.map(e => e.signature), [undefined, undefined])
+  })
+
+  test('what a creator signs names the cluster, the event id and the body, and nothing else', () => {
+    const id = signed.id
+    const body = { kind: 'event' as const, event: 7 }
+    const base = hex(encodeSignedEvent('demo', id, body, codecs))
+    assert.equal(hex(encodeSignedEvent('demo', { ...id }, { kind: 'event', event: 7 }, codecs)), base) // deterministic
+    assert.notEqual(hex(encodeSignedEvent('other', id, body, codecs)), base)
+    assert.notEqual(hex(encodeSignedEvent('demo', { ...id, counter: id.counter + 1 }, body, codecs)), base)
+    assert.notEqual(hex(encodeSignedEvent('demo', { ...id, participant: 'x' }, body, codecs)), base)
+    assert.notEqual(hex(encodeSignedEvent('demo', id, { kind: 'event', event: 8 }, codecs)), base)
+    assert.notEqual(hex(encodeSignedEvent('demo', id, { kind: 'join', participant: 'x' }, codecs)), hex(encodeSignedEvent('demo', id, { kind: 'unjoin', participant: 'x' }, codecs)))
+    // Version byte 0: the layout is not tied to the format version of folds and diffs.
+    assert.equal(base.slice(0, 10), '4c474e0004')
   })
 })
 
@@ -631,7 +678,7 @@ describe('Diffs', () => {
     assert.throws(() => encodeDiff(good, codecs, { fingerprint: () => new Uint8Array(3) }), EncodeError)
     assert.throws(() => encodeDiff(good, codecs, { fingerprint: () => fp(1) }), EncodeError) // two participants, one fingerprint
     // Header, origin "", table: "a" in full, then a fingerprint; infimum BOTTOM, digest 0/0, one Join of (1, fp) for "a".
-    const diff = (fps: string): Uint8Array => fromHex('4c474e030200' + '010161' + fps + '00' + '0000' + '01' + '01' + '01' + '02' + '00' + '00')
+    const diff = (fps: string): Uint8Array => fromHex('4c474e040200' + '010161' + fps + '00' + '0000' + '01' + '01' + '01' + '02' + '00' + '00')
     const one = '01' + '07'.repeat(FINGERPRINT_BYTES)
     const names = (name: string): DiffContext => ({ resolve: (f) => f[0] === 7 ? name : undefined })
     assert.deepStrictEqual(decodeDiff(diff(one), codecs, undefined, names('b')).events[0]!.id, { counter: 1, participant: 'b' })
@@ -669,7 +716,7 @@ describe('robustness: decoders throw only DecodeError', () => {
   })
 })
 
-describe('golden vectors (format version 3)', () => {
+describe('golden vectors (format version 4)', () => {
   const fixture = JSON.parse(readFileSync(new URL('./fixtures/codec-golden.json', import.meta.url), 'utf8')) as {
     formatVersion: number
     vectors: Record<string, string>
@@ -683,7 +730,7 @@ describe('golden vectors (format version 3)', () => {
   test('the fixture covers exactly the golden values', () => {
     const names = [goldenEventIds, goldenEventFolds, goldenDiffs, goldenJson].flatMap((group) => Object.keys(group)).sort()
     assert.deepStrictEqual(Object.keys(fixture.vectors).sort(), names)
-    assert.equal(fixture.formatVersion, 3)
+    assert.equal(fixture.formatVersion, 4)
   })
 
   for (const [name, id] of Object.entries(goldenEventIds)) {
@@ -716,7 +763,7 @@ describe('wire messages', () => {
   test('a heartbeat is kind 22: origin, then the suspects as a list of strings, and round-trips', () => {
     const heartbeat = { kind: 'heartbeat' as const, origin: 'c', suspects: ['p1', 'p2'] }
     const bytes = encodeWireMessage(heartbeat)
-    assert.deepEqual([...bytes], [0x4c, 0x47, 0x4e, 3, WireKind.heartbeat, 1, 0x63, 2, 2, 0x70, 0x31, 2, 0x70, 0x32])
+    assert.deepEqual([...bytes], [0x4c, 0x47, 0x4e, 4, WireKind.heartbeat, 1, 0x63, 2, 2, 0x70, 0x31, 2, 0x70, 0x32])
     assert.deepEqual(decodeWireMessage(bytes), heartbeat)
     assert.deepEqual(decodeWireMessage(encodeWireMessage({ kind: 'heartbeat', origin: 'c', suspects: [] })), { kind: 'heartbeat', origin: 'c', suspects: [] })
     assert.throws(() => decodeWireMessage(bytes.subarray(0, bytes.length - 1)), { name: 'DecodeError' })

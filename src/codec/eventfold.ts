@@ -70,8 +70,11 @@
  *                  3 = unjoin: pidx
  *                  4 = error: O, participant set (errorAcks)
  *                  0 = body left out (Diff only)
+ *                  tag + 16 (17, 18, 19) = the same body, signed: bytes signature, then the body
  *   participant set acks
  * ```
+ * A signature is at most {@link MAX_SIGNATURE_BYTES} bytes; what it signs is
+ * {@link encodeSignedEvent}'s encoding.
  * Counters must be safe integers >= 1.
  *
  * EventFold (kind 1):
@@ -106,7 +109,8 @@ import {
   type EventId,
   type InfimumDigest,
   type OutstandingEvent,
-  type Participant
+  type Participant,
+  type SignedDelta
 } from '../eventfold/types.js'
 
 /** The codecs of a fold's user types. */
@@ -123,7 +127,7 @@ export interface FoldCodecs<E, S, O> {
 export const MAGIC: Uint8Array = Uint8Array.of(0x4c, 0x47, 0x4e)
 
 /** The format version this build writes and reads. */
-export const FORMAT_VERSION = 3
+export const FORMAT_VERSION = 4
 
 /** Bytes of a participant fingerprint in a participant table. */
 export const FINGERPRINT_BYTES = 8
@@ -165,6 +169,14 @@ const DELTA_EVENT = 1
 const DELTA_JOIN = 2
 const DELTA_UNJOIN = 3
 const DELTA_ERROR = 4
+/** Added to the tag of a body that carries its creator's signature. */
+const DELTA_SIGNED = 16
+
+/** Largest signature a body may carry (an Ed25519 signature is 64 bytes). */
+export const MAX_SIGNATURE_BYTES = 128
+
+/** The kind byte of {@link encodeSignedEvent}'s encoding; never sent on its own. */
+const SIGNED_EVENT_KIND = 4
 
 /** Smallest encoded event: counter step, pidx, delta tag, empty ack set. */
 const MIN_EVENT_BYTES = 4
@@ -465,6 +477,7 @@ interface EncodableEvent<E, O> {
   readonly id: EventId
   readonly delta: Delta<E, O> | undefined
   readonly acks: readonly Participant[]
+  readonly signature?: Uint8Array | undefined
 }
 
 function collectEvents<E, O> (table: ParticipantTableWriter, events: ReadonlyArray<EncodableEvent<E, O>>): void {
@@ -514,17 +527,26 @@ function writeEvents<E, S, O> (
       if (!allowOmitted) throw new EncodeError('an EventFold event must have a delta')
       w.writeUint8(DELTA_OMITTED)
     } else {
+      // An error does not carry the event, so it carries no signature either.
+      const signature = delta.kind === 'error' ? undefined : event.signature
+      const signed = signature === undefined ? 0 : DELTA_SIGNED
+      if (signature !== undefined) {
+        if (signature.length > MAX_SIGNATURE_BYTES) throw new EncodeError(`a signature of ${signature.length} bytes exceeds ${MAX_SIGNATURE_BYTES}`)
+      }
       switch (delta.kind) {
         case 'event':
-          w.writeUint8(DELTA_EVENT)
+          w.writeUint8(DELTA_EVENT + signed)
+          if (signature !== undefined) w.writeBytes(signature)
           codecs.event.encode(delta.event, w)
           break
         case 'join':
-          w.writeUint8(DELTA_JOIN)
+          w.writeUint8(DELTA_JOIN + signed)
+          if (signature !== undefined) w.writeBytes(signature)
           table.writeParticipant(w, delta.participant)
           break
         case 'unjoin':
-          w.writeUint8(DELTA_UNJOIN)
+          w.writeUint8(DELTA_UNJOIN + signed)
+          if (signature !== undefined) w.writeBytes(signature)
           table.writeParticipant(w, delta.participant)
           break
         case 'error':
@@ -563,7 +585,12 @@ function readEvents<E, S, O> (
       throw new DecodeError('invalid', `event ids not strictly ascending above the infimum at event ${i}`)
     }
     const id: EventId = { counter, participant: table.participants[index] as Participant }
-    const tag = r.readUint8()
+    let tag = r.readUint8()
+    let signature: Uint8Array | undefined
+    if (tag > DELTA_SIGNED && tag <= DELTA_SIGNED + DELTA_UNJOIN) {
+      signature = r.readBytes(MAX_SIGNATURE_BYTES)
+      tag -= DELTA_SIGNED
+    }
     let delta: Delta<E, O> | undefined
     switch (tag) {
       case DELTA_EVENT:
@@ -588,11 +615,46 @@ function readEvents<E, S, O> (
       default:
         throw new DecodeError('bad-tag', `unknown delta tag ${tag} at offset ${r.offset - 1}`)
     }
-    events.push({ id, delta, acks: table.readSet(r, limits) })
+    const acks = table.readSet(r, limits)
+    events.push(signature === undefined ? { id, delta, acks } : { id, delta, acks, signature })
     previousCounter = counter
     previousIndex = index
   }
   return events
+}
+
+/**
+ * The bytes a creator signs for one of its events (see `EventSignatures` in the core):
+ * ```
+ * MAGIC · u8 0 · u8 4 · string origin · standalone event id · u8 delta tag (1-3) · body
+ * ```
+ * The body is written as in an event list, with every participant spelled out. Version byte
+ * 0 keeps signatures valid across format versions as long as this layout stays. The origin
+ * binds the signature to one cluster, the id to one place in its order.
+ * @throws {@link EncodeError} if the id is invalid or the user codec rejects the event
+ */
+export function encodeSignedEvent<E, S, O> (origin: string, id: EventId, delta: SignedDelta<E, O>, codecs: FoldCodecs<E, S, O>): Uint8Array {
+  const w = new Writer(64)
+  w.writeRaw(MAGIC)
+  w.writeUint8(0)
+  w.writeUint8(SIGNED_EVENT_KIND)
+  w.writeString(origin)
+  writeEventId(w, id)
+  switch (delta.kind) {
+    case 'event':
+      w.writeUint8(DELTA_EVENT)
+      codecs.event.encode(delta.event, w)
+      break
+    case 'join':
+      w.writeUint8(DELTA_JOIN)
+      w.writeString(delta.participant)
+      break
+    case 'unjoin':
+      w.writeUint8(DELTA_UNJOIN)
+      w.writeString(delta.participant)
+      break
+  }
+  return w.finish()
 }
 
 /** Encodes an event id on its own (kind 3). Throws {@link EncodeError} for an invalid id. */

@@ -27,6 +27,8 @@ export {
   MAGIC,
   FORMAT_VERSION,
   FINGERPRINT_BYTES,
+  MAX_SIGNATURE_BYTES,
+  encodeSignedEvent,
   type DiffContext,
   MessageKind,
   FIRST_WIRE_KIND,

@@ -71,3 +71,21 @@ export class DiffTooSparseError extends MergeError {
     this.eventId = eventId
   }
 }
+
+/**
+ * An event body's signature is missing or is not its creator's: someone tried to create an
+ * event in another participant's name (or corrupted one on the way). Nothing was merged.
+ * Remedy: none from this sender; drop the message. An honest replica never sends one, so
+ * asking the same sender again would only repeat it.
+ */
+export class ForgedEventError extends MergeError {
+  /** Always `'ForgedEventError'`, so `err.name` identifies the error across package copies. */
+  override readonly name = 'ForgedEventError'
+  readonly needsFullMerge = false
+  /** The event whose signature did not check. */
+  readonly eventId: EventId
+  constructor (eventId: EventId) {
+    super(`event ${eventId.counter}:${eventId.participant} is not signed by its creator`)
+    this.eventId = eventId
+  }
+}

@@ -19,7 +19,7 @@
  * @module
  */
 import { EMPTY_DIGEST, ERROR_MARK, chainHash, participantHash, sameDigest } from './digest.js'
-import { DiffTooNewError, DiffTooSparseError, DifferentOriginsError, type MergeError } from './errors.js'
+import { DiffTooNewError, DiffTooSparseError, DifferentOriginsError, ForgedEventError, type MergeError } from './errors.js'
 import {
   BOTTOM,
   compareEventIds,
@@ -30,10 +30,13 @@ import {
   type EventFoldOptions,
   type EventFoldSnapshot,
   type EventId,
+  type EventSignatures,
   type EventSpec,
   type InfimumDigest,
+  type MergeOptions,
   type OutstandingEvent,
   type Participant,
+  type SignedDelta,
   type UpdateResult
 } from './types.js'
 
@@ -84,6 +87,8 @@ interface Entry<E, O> {
   readonly creator: number
   delta: InternalDelta<E, O>
   acks: bigint
+  /** The creator's signature of the body; meaningless once the event became an error. */
+  readonly signature: Uint8Array | undefined
 }
 
 type InternalDelta<E, O> =
@@ -120,6 +125,7 @@ export class EventFold<E, S, O> {
   readonly self: Participant
   private readonly spec: EventSpec<E, S, O>
   private readonly freeze: boolean
+  private readonly signatures: EventSignatures<E, O> | undefined
 
   // Participant table: index -> id, id -> index, index -> single-bit mask, index -> hash.
   private readonly peers: Participant[] = []
@@ -153,11 +159,12 @@ export class EventFold<E, S, O> {
   private tailEntry: Entry<E, O> | undefined
   private tailResult: { ok: boolean, output: O } | undefined
 
-  private constructor (origin: string, self: Participant, spec: EventSpec<E, S, O>, options: EventFoldOptions,
+  private constructor (origin: string, self: Participant, spec: EventSpec<E, S, O>, options: EventFoldOptions<E, O>,
     infId: EventId, infDigest: InfimumDigest, participants: Iterable<Participant>, infState: S) {
     this.origin = origin
     this.spec = spec
     this.freeze = options.freezeStates === true
+    this.signatures = options.signatures
     this.selfIndex = this.intern(self)
     this.self = this.peers[this.selfIndex]!
     this.infId = infId.counter === 0 ? BOTTOM : { counter: infId.counter, participant: this.peers[this.intern(infId.participant)]! }
@@ -175,7 +182,7 @@ export class EventFold<E, S, O> {
    * Creates the fold of a new cluster whose only participant is `self`. The `join` hook runs
    * once for `self`, so the first participant is in the state like every later one.
    */
-  static create<E, S, O> (origin: string, self: Participant, spec: EventSpec<E, S, O>, options: EventFoldOptions = {}): EventFold<E, S, O> {
+  static create<E, S, O> (origin: string, self: Participant, spec: EventSpec<E, S, O>, options: EventFoldOptions<E, O> = {}): EventFold<E, S, O> {
     const init = spec.init()
     const state = spec.join !== undefined ? spec.join(self, init) : init
     return new EventFold(origin, self, spec, options, BOTTOM, EMPTY_DIGEST, [self], state)
@@ -186,12 +193,12 @@ export class EventFold<E, S, O> {
    * joining). Does not acknowledge anything: a joining peer calls {@link acknowledge} (or
    * merges) once it has persisted the result.
    */
-  static fromSnapshot<E, S, O> (snapshot: EventFoldSnapshot<E, S, O>, self: Participant, spec: EventSpec<E, S, O>, options: EventFoldOptions = {}): EventFold<E, S, O> {
+  static fromSnapshot<E, S, O> (snapshot: EventFoldSnapshot<E, S, O>, self: Participant, spec: EventSpec<E, S, O>, options: EventFoldOptions<E, O> = {}): EventFold<E, S, O> {
     const inf = snapshot.infimum
     const fold = new EventFold(snapshot.origin, self, spec, options, inf.id, inf.digest, inf.participants, inf.state)
     for (const e of snapshot.events) {
       if (compareEventIds(e.id, inf.id) <= 0) continue
-      fold.insertEntry(fold.entryFrom(e.id, e.delta, e.acks))
+      fold.insertEntry(fold.entryFrom(e.id, e.delta, e.acks, e.signature))
     }
     fold.projValid = false
     return fold
@@ -233,6 +240,16 @@ export class EventFold<E, S, O> {
   /** The participants as of the infimum, sorted. */
   infimumParticipants (): Participant[] {
     return this.maskToList(this.infMask)
+  }
+
+  /**
+   * Whether this replica's own Join has folded (it is a participant of its infimum). From then
+   * on every event that can fold needs its acknowledgement, so it holds every one of them and
+   * never needs another replica's settled state: it can merge first-hand
+   * ({@link MergeOptions.from}).
+   */
+  hasJoined (): boolean {
+    return (this.infMask & this.peerBits[this.selfIndex]!) !== 0n
   }
 
   /** The participants once every outstanding Join and UnJoin has taken effect, sorted. */
@@ -316,7 +333,7 @@ export class EventFold<E, S, O> {
     const out: Array<OutstandingEvent<E, O>> = []
     for (let i = this.head; i < this.entries.length; i++) {
       const e = this.entries[i]!
-      out.push({ id: { counter: e.counter, participant: e.participant }, delta: this.externalDelta(e.delta, cache), acks: this.cachedList(e.acks, cache) })
+      out.push(this.withSignature(e, { id: { counter: e.counter, participant: e.participant }, delta: this.externalDelta(e.delta, cache), acks: this.cachedList(e.acks, cache) }))
     }
     return out
   }
@@ -418,32 +435,41 @@ export class EventFold<E, S, O> {
       const e = this.entries[i]!
       // Errors always travel: their acknowledgement sets are news even to a peer that has the event.
       const omit = (e.acks & bit) !== 0n && e.delta.kind !== 'error'
-      events.push({
-        id: { counter: e.counter, participant: e.participant },
-        delta: omit ? undefined : this.externalDelta(e.delta, cache),
-        acks: this.cachedList(e.acks, cache)
-      })
+      const id = { counter: e.counter, participant: e.participant }
+      const acks = this.cachedList(e.acks, cache)
+      events.push(omit ? { id, delta: undefined, acks } : this.withSignature(e, { id, delta: this.externalDelta(e.delta, cache), acks }))
     }
     return { origin: this.origin, infimumId: this.infId, infimumDigest: this.infDigest, events }
   }
 
   /**
    * Merges a diff from another replica, then acknowledges. Refused, with nothing changed,
-   * when the origins differ, when the diff omits a body unknown here, when its infimum is an
-   * event not held here, or when folding up to its infimum would not reproduce its digest.
-   * The last three call for a full merge.
+   * when the origins differ, when a body unknown here is left out (or, first-hand, is an
+   * error), when a body's signature does not check, when its infimum is an event not held
+   * here, or when folding up to its infimum would not reproduce its digest. Refusals other
+   * than the origin and a forgery call for a full merge.
    *
    * Events at or below the diff's infimum fold without waiting for acknowledgements: the
    * sender's infimum proves everyone acknowledged them. If one of them fails to apply here
    * although the sender applied it, the fold blocks ({@link isBlockedOnError}) until a full
-   * merge from a peer that folded it.
+   * merge from a peer that folded it. A first-hand merge ({@link MergeOptions.from}) takes
+   * the sender's infimum as the sender's acknowledgement only.
    */
-  mergeDiff (diff: Diff<E, O>): MergeResult<O> {
+  mergeDiff (diff: Diff<E, O>, options: MergeOptions = {}): MergeResult<O> {
     if (diff.origin !== this.origin) return { ok: false, error: new DifferentOriginsError(this.origin, diff.origin) }
+    const believed = this.believed(options.from)
     // Validate everything before the first change, so a refused diff changes nothing.
-    for (const de of diff.events) {
-      if (de.delta !== undefined || compareEventIds(de.id, this.infId) <= 0 || compareEventIds(de.id, diff.infimumId) <= 0) continue
-      if (this.find(de.id.counter, de.id.participant) < 0) return { ok: false, error: new DiffTooSparseError('missing-body', de.id) }
+    const events = diff.events
+    const bodies = new Array<Delta<E, O> | undefined>(events.length)
+    for (let i = 0; i < events.length; i++) {
+      const de = events[i]!
+      if (compareEventIds(de.id, this.infId) <= 0 || compareEventIds(de.id, diff.infimumId) <= 0) continue
+      // Of an event held here, only an error's acknowledgements matter, and they are news.
+      if (this.find(de.id.counter, de.id.participant) >= 0) { bodies[i] = de.delta; continue }
+      const body = this.acceptBody(de, believed)
+      if (body instanceof ForgedEventError) return { ok: false, error: body }
+      if (body === undefined) return { ok: false, error: new DiffTooSparseError('missing-body', de.id) }
+      bodies[i] = body
     }
     const remoteInf = diff.infimumId
     const infOrder = compareEventIds(remoteInf, this.infId)
@@ -460,13 +486,20 @@ export class EventFold<E, S, O> {
 
     let changed = false
     this.observe(remoteInf.counter)
-    for (const de of diff.events) {
+    for (let i = 0; i < events.length; i++) {
+      const de = events[i]!
       // Events at or below either infimum are settled; the digest check covered the rest.
       if (compareEventIds(de.id, this.infId) <= 0 || compareEventIds(de.id, remoteInf) <= 0) continue
-      if (this.mergeEvent(de.id, de.delta, de.acks)) changed = true
+      if (this.mergeEvent(de, bodies[i], believed)) changed = true
     }
     const outputs: Array<ConsistentOutput<O>> = []
-    if (this.reduce(infOrder > 0 ? remoteInf : undefined, outputs)) changed = true
+    let universal = infOrder > 0 ? remoteInf : undefined
+    if (believed !== undefined && universal !== undefined) {
+      // First-hand: the sender folded these, so it acknowledged them; that is all it proves.
+      if (this.acknowledgeUpTo(universal, believed)) changed = true
+      universal = undefined
+    }
+    if (this.reduce(universal, outputs)) changed = true
     return this.finishMerge(changed, outputs)
   }
 
@@ -474,19 +507,41 @@ export class EventFold<E, S, O> {
    * Merges another replica's whole fold, then acknowledges. Takes the greater infimum (by id,
    * then by digest, so replicas that somehow diverged at the same id still converge on one),
    * drops local events it covers, and merges the outstanding events. Refused only when the
-   * origins differ.
+   * origins differ or a body's signature does not check.
+   *
+   * A first-hand merge ({@link MergeOptions.from}) never takes the other infimum: it only
+   * counts it as the sender's acknowledgement of the events up to it.
    */
-  mergeFull (other: EventFoldSnapshot<E, S, O>): MergeResult<O> {
+  mergeFull (other: EventFoldSnapshot<E, S, O>, options: MergeOptions = {}): MergeResult<O> {
     if (other.origin !== this.origin) return { ok: false, error: new DifferentOriginsError(this.origin, other.origin) }
-    let changed = false
+    const believed = this.believed(options.from)
     const inf = other.infimum
-    if (this.remoteInfimumWins(inf.id, inf.digest)) {
+    const adopt = believed === undefined && this.remoteInfimumWins(inf.id, inf.digest)
+    const floor = adopt ? inf.id : this.infId
+    // Validate before the first change. A body unknown here that cannot be believed (a
+    // first-hand error) is skipped rather than refused: the rest of the fold is still news.
+    const events = other.events
+    const bodies = new Array<Delta<E, O> | undefined>(events.length)
+    for (let i = 0; i < events.length; i++) {
+      const e = events[i]!
+      if (compareEventIds(e.id, floor) <= 0) continue
+      if (this.find(e.id.counter, e.id.participant) >= 0) { bodies[i] = e.delta; continue }
+      const body = this.acceptBody(e, believed)
+      if (body instanceof ForgedEventError) return { ok: false, error: body }
+      bodies[i] = body
+    }
+    let changed = false
+    if (adopt) {
       this.adoptInfimum(inf.id, inf.digest, inf.participants, inf.state)
       changed = true
+    } else if (believed !== undefined && compareEventIds(inf.id, this.infId) > 0) {
+      if (this.acknowledgeUpTo(inf.id, believed)) changed = true
     }
-    for (const e of other.events) {
+    for (let i = 0; i < events.length; i++) {
+      const e = events[i]!
       if (compareEventIds(e.id, this.infId) <= 0) continue
-      if (this.mergeEvent(e.id, e.delta, e.acks)) changed = true
+      if (bodies[i] === undefined && this.find(e.id.counter, e.id.participant) < 0) continue
+      if (this.mergeEvent(e, bodies[i], believed)) changed = true
     }
     const outputs: Array<ConsistentOutput<O>> = []
     if (this.reduce(undefined, outputs)) changed = true
@@ -552,15 +607,22 @@ export class EventFold<E, S, O> {
     }
   }
 
-  private entryFrom (id: EventId, delta: Delta<E, O>, acks: readonly Participant[]): Entry<E, O> {
+  private entryFrom (id: EventId, delta: Delta<E, O>, acks: readonly Participant[], signature: Uint8Array | undefined): Entry<E, O> {
     const creator = this.intern(id.participant)
     this.observe(id.counter)
-    return { counter: id.counter, participant: this.peers[creator]!, creator, delta: this.internalDelta(delta), acks: this.listToMask(acks) }
+    return { counter: id.counter, participant: this.peers[creator]!, creator, delta: this.internalDelta(delta), acks: this.listToMask(acks), signature }
   }
 
+  /** A new entry created by this replica, signed if the fold signs. */
   private newEntry (delta: InternalDelta<E, O>): Entry<E, O> {
     this.maxCounter += 1
-    return { counter: this.maxCounter, participant: this.self, creator: this.selfIndex, delta, acks: this.peerBits[this.selfIndex]! }
+    const counter = this.maxCounter
+    let signature: Uint8Array | undefined
+    if (this.signatures !== undefined && delta.kind !== 'error') {
+      const external = this.externalDelta(delta, new Map()) as SignedDelta<E, O>
+      signature = this.signatures.sign({ counter, participant: this.self }, external)
+    }
+    return { counter, participant: this.self, creator: this.selfIndex, delta, acks: this.peerBits[this.selfIndex]!, signature }
   }
 
   private membership (delta: InternalDelta<E, O>): MembershipResult<O> {
@@ -609,32 +671,87 @@ export class EventFold<E, S, O> {
     this.countUnjoin(entry, 1)
   }
 
-  /** Merges one remote event into the outstanding events; returns whether anything changed. */
-  private mergeEvent (id: EventId, delta: Delta<E, O> | undefined, acks: readonly Participant[]): boolean {
+  /**
+   * The acknowledgements a merge may take: everyone's (`undefined`), or, first-hand, only
+   * the sender's (no one's if the sender is not known here).
+   */
+  private believed (from: Participant | undefined): bigint | undefined {
+    if (from === undefined) return undefined
+    const index = this.peerIndex.get(from)
+    return index === undefined ? 0n : this.peerBits[index]!
+  }
+
+  /**
+   * The checked body of a remote event not held here: the body if it can be believed,
+   * `undefined` if it is missing or cannot be (a first-hand error: it does not carry the
+   * event, so nothing proves the creator made it), or a {@link ForgedEventError} if its
+   * signature does not check.
+   */
+  private acceptBody (de: DiffEvent<E, O>, believed: bigint | undefined): Delta<E, O> | ForgedEventError | undefined {
+    const delta = de.delta
+    if (delta === undefined) return undefined
+    if (delta.kind === 'error') return believed === undefined ? delta : undefined
+    const signatures = this.signatures
+    if (signatures === undefined) return delta
+    return de.signature !== undefined && signatures.verify(de.id, delta, de.signature) ? delta : new ForgedEventError(de.id)
+  }
+
+  /** Adds `bits` to the ack (and failure-ack) sets of every outstanding event up to `upTo`. */
+  private acknowledgeUpTo (upTo: EventId, bits: bigint): boolean {
+    let changed = false
+    for (let i = this.head; i < this.entries.length; i++) {
+      const e = this.entries[i]!
+      if (compareEventIds(e, upTo) > 0) break
+      if ((e.acks & bits) !== bits) { e.acks |= bits; changed = true }
+      const d = e.delta
+      if (d.kind === 'error' && (d.errorAcks & bits) !== bits) { d.errorAcks |= bits; changed = true }
+    }
+    return changed
+  }
+
+  /**
+   * Merges one remote event, whose checked body is `body` (see `acceptBody`), into the
+   * outstanding events; returns whether anything changed. `believed`, if given, masks the
+   * remote acknowledgements and keeps a remote failure from turning a local event into an
+   * error (see {@link MergeOptions.from}).
+   */
+  private mergeEvent (remote: DiffEvent<E, O>, body: Delta<E, O> | undefined, believed: bigint | undefined): boolean {
+    const id = remote.id
     const at = this.find(id.counter, id.participant)
     if (at < 0) {
       // Validation guaranteed a body for every event unknown here.
-      this.insertEntry(this.entryFrom(id, delta!, acks))
+      const entry = this.entryFrom(id, body!, remote.acks, remote.signature)
+      if (believed !== undefined) entry.acks &= believed
+      this.insertEntry(entry)
       return true
     }
     const local = this.entries[at]!
     let changed = false
-    const remoteAcks = this.listToMask(acks)
+    let remoteAcks = this.listToMask(remote.acks)
+    if (believed !== undefined) remoteAcks &= believed
     if ((local.acks | remoteAcks) !== local.acks) { local.acks |= remoteAcks; changed = true }
-    if (delta?.kind === 'error') {
-      const errorAcks = this.listToMask(delta.errorAcks)
+    if (body?.kind === 'error') {
+      let errorAcks = this.listToMask(body.errorAcks)
+      if (believed !== undefined) errorAcks &= believed
       const ld = local.delta
       if (ld.kind === 'error') {
         if ((ld.errorAcks | errorAcks) !== ld.errorAcks) { ld.errorAcks |= errorAcks; changed = true }
-      } else if (ld.kind === 'event') {
+      } else if (ld.kind === 'event' && believed === undefined) {
         // A failure anywhere makes the event a failure everywhere: the only outcome every
-        // replica can agree on without knowing who else succeeded.
-        local.delta = { kind: 'error', output: delta.output, errorAcks }
+        // replica can agree on without knowing who else succeeded. First-hand, a failure is
+        // not taken on another's word: with a deterministic spec this replica's own fold
+        // fails the event too, and then counts the sender's acknowledgement of it.
+        local.delta = { kind: 'error', output: body.output, errorAcks }
         this.projValid = false
         changed = true
       }
     }
     return changed
+  }
+
+  /** `out` with the entry's signature, if the entry carries a signed body. */
+  private withSignature<T extends { readonly delta: Delta<E, O> | undefined }> (e: Entry<E, O>, out: T): T & { readonly signature?: Uint8Array } {
+    return e.signature === undefined || e.delta.kind === 'error' ? out : { ...out, signature: e.signature }
   }
 
   private countUnjoin (entry: Entry<E, O>, by: 1 | -1): void {

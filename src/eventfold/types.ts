@@ -102,8 +102,48 @@ export interface EventSpec<E, S, O> {
   unjoin?: (participant: Participant, state: S) => S
 }
 
+/**
+ * How a fold signs the events it creates and checks the signatures of events it receives,
+ * so that no participant can create an event in another's name, even by relaying it.
+ *
+ * The fold stays pure: these are deterministic functions the runtime supplies (Ed25519 over
+ * the encoding the protocol defines). Only bodies that carry the event are signed: user
+ * events, Joins and UnJoins. An error carries only the failed event's output, so it cannot
+ * be checked; see {@link MergeOptions.from} for how errors are believed.
+ */
+export interface EventSignatures<E, O> {
+  /** The creator's signature of a new event this replica creates (`id.participant` is itself). */
+  sign: (id: EventId, delta: SignedDelta<E, O>) => Uint8Array
+  /** Whether `signature` is `id.participant`'s signature of this event. */
+  verify: (id: EventId, delta: SignedDelta<E, O>, signature: Uint8Array) => boolean
+}
+
+/** The deltas that carry a signature: every kind but `error`. */
+export type SignedDelta<E, O> = Exclude<Delta<E, O>, { readonly kind: 'error' }>
+
+/** Options of a merge. */
+export interface MergeOptions {
+  /**
+   * The authenticated sender of what is merged. When given, the merge is **first-hand**: it
+   * believes the sender only about the sender. Only the sender's acknowledgements are taken;
+   * the sender's infimum counts as the sender's acknowledgement of every event up to it (not
+   * as everyone's); a whole fold's infimum is not adopted; an error is taken only as the
+   * sender's acknowledgement of a failure this replica already saw, never as news that an
+   * event failed; and event bodies are taken only if their signatures check (when the fold
+   * has {@link EventFoldOptions.signatures}). A participant then cannot acknowledge, fold or
+   * fail anything in another's name.
+   *
+   * This needs every participant's own messages to reach every other participant, as push
+   * propagation does, and a replica whose own Join has folded ({@link EventFold.hasJoined}):
+   * before that, a joining replica may lack events the others folded without it, and must
+   * take the settled state from them on trust.
+   * @default undefined: the merge believes everything it is given (as the Haskell library does)
+   */
+  from?: Participant
+}
+
 /** Options of an EventFold that are not part of its replicated value. */
-export interface EventFoldOptions {
+export interface EventFoldOptions<E = unknown, O = unknown> {
   /**
    * Deep-freeze every state returned by `init`, `apply`, `join` and `unjoin`, so that an
    * event spec that mutates its input state fails loudly with a `TypeError` instead of
@@ -111,6 +151,12 @@ export interface EventFoldOptions {
    * @default false
    */
   freezeStates?: boolean
+  /**
+   * Signs the events this replica creates and checks the signatures of events it receives:
+   * an event body whose signature is missing or wrong is refused ({@link ForgedEventError}).
+   * @default undefined: events are neither signed nor checked
+   */
+  signatures?: EventSignatures<E, O>
 }
 
 /**
@@ -181,6 +227,8 @@ export interface OutstandingEvent<E, O> {
   readonly delta: Delta<E, O>
   /** Participants known to have acknowledged the event, sorted. */
   readonly acks: readonly Participant[]
+  /** The creator's signature of the event (see {@link EventSignatures}), if it has one. */
+  readonly signature?: Uint8Array | undefined
 }
 
 /** A whole EventFold as plain data: what a full merge sends and what storage persists. */
@@ -204,6 +252,8 @@ export interface DiffEvent<E, O> {
   readonly delta: Delta<E, O> | undefined
   /** Participants known to have acknowledged the event, sorted. */
   readonly acks: readonly Participant[]
+  /** The creator's signature of the body (see {@link EventSignatures}), sent with the body. */
+  readonly signature?: Uint8Array | undefined
 }
 
 /**

@@ -278,6 +278,11 @@ export interface LegionCounters {
   droppedWrongCluster: number
   /** Messages dropped because their sender is not a participant. */
   droppedNonParticipant: number
+  /**
+   * Diffs and folds dropped because an event in them was not signed by its creator: a
+   * participant tried to create or alter an event in another's name.
+   */
+  droppedForged: number
   /** Messages dropped, and requests refused, because `allowPeers` no longer allows their sender. */
   droppedDenied: number
   /** Heartbeats this peer sent. */

@@ -29,7 +29,7 @@ export interface ProtocolIds {
 }
 
 /** The wire protocol version every id ends with. */
-export const PROTOCOL_VERSION = '3.0.0'
+export const PROTOCOL_VERSION = '4.0.0'
 
 /** Builds the ids of cluster `cluster` (percent-encoded, so any name is a valid path segment). */
 export function protocolIds (cluster: string): ProtocolIds {

@@ -35,12 +35,14 @@ import { logger } from '@libp2p/logger'
 import type { PrivateKey } from '@libp2p/interface'
 import { createTransportNode, type TransportNode, AbortError } from '../transport/index.js'
 import { EventFold } from '../eventfold/event-fold.js'
-import { compareEventIds, eventIdKey, type ConsistentOutput, type Diff, type EventFoldSnapshot, type EventId, type Participant, type UpdateResult } from '../eventfold/types.js'
+import { eventSignatures } from './event-signatures.js'
+import { compareEventIds, eventIdKey, type ConsistentOutput, type Diff, type EventFoldOptions, type EventFoldSnapshot, type EventId, type MergeOptions, type Participant, type UpdateResult } from '../eventfold/types.js'
 import { DEFAULT_DECODE_LIMITS, type DecodeLimits, encodeWith, decodeWith } from '../codec/codec.js'
 import { jsonCodec } from '../codec/json.js'
 import { MessageKind, decodeDiff, decodeEventFold, encodeDiff, encodeEventFold, type FoldCodecs, type DiffContext } from '../codec/eventfold.js'
 import { WireKind, decodeWireMessage, encodeWireMessage, peekKind, type EncodedOutput, type RefusalCode } from '../codec/wire.js'
 import { DecodeError } from '../codec/errors.js'
+import { ForgedEventError } from '../eventfold/errors.js'
 import type { PeerStorage } from '../storage/storage.js'
 import { ConsistencyTimeoutError, EjectedError, JoinError, NotParticipantError, RecoverError, StoppedError } from './errors.js'
 import { FailureDetector } from './failure-detector.js'
@@ -109,6 +111,8 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
   private node!: TransportNode
   private fold: EventFold<E, S, O> | undefined
   private privateKey!: PrivateKey
+  /** How every fold of this peer is made: signing its events and checking everyone's. */
+  private foldOptions!: EventFoldOptions<E, O>
   private stopped = false
 
   // `version` counts every change of the fold (each is saved and shown to subscribers);
@@ -152,6 +156,8 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
   /** Incremented when a rejoin replaces the fold: answers to requests made before are dropped. */
   private epoch = 0
   private leaving = false
+  /** A participant's diff showed it waiting for events we folded: re-announce at the next tick. */
+  private peersBehind = false
   private readonly unsubscribes: Array<() => void> = []
   private readonly counters: LegionCounters = {
     eventsApplied: 0,
@@ -165,6 +171,7 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
     droppedUndecodable: 0,
     droppedWrongCluster: 0,
     droppedNonParticipant: 0,
+    droppedForged: 0,
     droppedDenied: 0,
     heartbeatsSent: 0,
     autoEjections: 0,
@@ -230,6 +237,12 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
       this.privateKey = this.options.privateKey ?? await generateKeyPair('Ed25519')
     }
 
+    try {
+      this.foldOptions = { freezeStates: this.freezeStates, signatures: eventSignatures(this.clusterName, this.privateKey, this.codecs) }
+    } catch (err) {
+      throw new TypeError(`privateKey: ${(err as Error).message}`, { cause: err })
+    }
+
     this.node = await createTransportNode({
       transport: this.options.transport ?? 'tcp',
       ...(this.options.listen !== undefined ? { listen: this.options.listen } : {}),
@@ -246,10 +259,10 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
     await this.registerHandlers()
 
     if (startup.mode === 'new') {
-      this.fold = EventFold.create(this.clusterName, this.self, this.options.spec, { freezeStates: this.freezeStates })
+      this.fold = EventFold.create(this.clusterName, this.self, this.options.spec, this.foldOptions)
       this.changed()
     } else if (startup.mode === 'recover') {
-      this.fold = EventFold.fromSnapshot(recovered!, this.self, this.options.spec, { freezeStates: this.freezeStates })
+      this.fold = EventFold.fromSnapshot(recovered!, this.self, this.options.spec, this.foldOptions)
       this.afterUpdate(this.fold.acknowledge())
       this.changed()
       for (const addr of startup.peers ?? []) await this.node.dial(addr, { timeoutMs: this.options.joinTimeoutMs ?? 10_000 }).catch(err => { log('recover: cannot dial %s: %s', addr, err) })
@@ -292,7 +305,7 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
         if (answer.kind !== 'joinAccepted') { attempts.set(addr, `unexpected answer ${answer.kind}`); continue }
         const snapshot = decodeEventFold(answer.fold, this.codecs, this.limits)
         if (snapshot.origin !== this.clusterName) { attempts.set(addr, `sponsor is in cluster ${snapshot.origin}`); continue }
-        this.fold = EventFold.fromSnapshot(snapshot, this.self, this.options.spec, { freezeStates: this.freezeStates })
+        this.fold = EventFold.fromSnapshot(snapshot, this.self, this.options.spec, this.foldOptions)
         this.afterUpdate(this.fold.acknowledge())
         this.changed()
         // Connect to everyone the sponsor knows, so gossip and direct streams reach them.
@@ -717,14 +730,18 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
   private mergeDiffFrom (from: Participant, diff: ReturnType<typeof decodeDiff<E, S, O>>): boolean {
     const fold = this.requireFold()
     if (diff.origin !== this.clusterName) { this.counters.droppedWrongCluster++; log('dropped a diff of cluster %s from %s', diff.origin, from); return false }
-    const r = fold.mergeDiff(diff)
+    const r = fold.mergeDiff(diff, this.mergeOptions(fold, from))
     if (!r.ok) {
+      if (r.error instanceof ForgedEventError) { this.counters.droppedForged++; log('dropped a diff from %s: %s', from, r.error.message); return true }
       this.counters.mergeRefusals++
       log('diff from %s refused (%s): pulling a sync', from, r.error.name)
       void this.requestSync(from, r.error.name !== 'DiffTooSparseError' || (r.error as { reason?: string }).reason === 'digest')
       return false
     }
     this.counters.diffMerges++
+    // The sender still waits for events we folded: it missed acknowledgements of ours, which
+    // only we may give it (first-hand). Our next tick re-announces them.
+    if (diff.events.length > 0 && compareEventIds(diff.infimumId, fold.infimumId()) < 0) this.peersBehind = true
     // The sender sent its news to everyone; ours is only what we acknowledged.
     this.afterUpdate(r, r.acknowledged)
     if (fold.isBlockedOnError() && compareEventIds(diff.infimumId, fold.infimumId()) > 0) void this.requestSync(from, true)
@@ -734,11 +751,31 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
   private mergeFullFrom (from: Participant, bytes: Uint8Array): void {
     const snapshot = decodeEventFold(bytes, this.codecs, this.limits)
     if (snapshot.origin !== this.clusterName) { this.counters.droppedWrongCluster++; return }
-    const r = this.requireFold().mergeFull(snapshot)
-    if (!r.ok) return
+    const fold = this.requireFold()
+    const options = this.mergeOptions(fold, from)
+    const r = fold.mergeFull(snapshot, options)
+    if (!r.ok) {
+      if (r.error instanceof ForgedEventError) { this.counters.droppedForged++; log('dropped the fold of %s: %s', from, r.error.message) }
+      return
+    }
     this.counters.fullMerges++
     this.afterUpdate(r, r.acknowledged)
     log('merged the whole fold of %s', from)
+    // First-hand, a fold settled past ours without us proves that our UnJoin folded there
+    // (ours has folded our Join, so theirs did too): we were ejected. It is the sender's word,
+    // but a participant may eject anyone openly anyway (an UnJoin in its own name).
+    if (options.from !== undefined && compareEventIds(snapshot.infimum.id, fold.infimumId()) > 0 && !snapshot.infimum.participants.includes(this.self)) {
+      this.onEjected(`${from}'s settled state no longer lists it`)
+    }
+  }
+
+  /**
+   * How to merge what `from` sent: first-hand once this peer's Join has folded, in push mode
+   * (where every participant's own messages reach every other); see {@link MergeOptions.from}.
+   * Periodic mode relays acknowledgements, as om-legion does, so it must believe them.
+   */
+  private mergeOptions (fold: EventFold<E, S, O>, from: Participant): MergeOptions {
+    return this.mode === 'push' && fold.hasJoined() ? { from } : {}
   }
 
   /** Pulls `peer`'s diff for us (or its whole fold) and merges it; one request per peer at a time. */
@@ -1045,7 +1082,7 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
   private adopt (snapshot: EventFoldSnapshot<E, S, O>): void {
     this.epoch++
     const previousCounter = this.fold?.maxKnownCounter ?? 0
-    this.fold = EventFold.fromSnapshot(snapshot, this.self, this.options.spec, { freezeStates: this.freezeStates })
+    this.fold = EventFold.fromSnapshot(snapshot, this.self, this.options.spec, this.foldOptions)
     // Never reuse an id of the previous membership: its events may still be travelling.
     this.fold.observeCounter(previousCounter)
     this.participantsCache = undefined
@@ -1075,12 +1112,13 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
     if (reachable.length > 0) {
       const peer = reachable[Math.floor(Math.random() * reachable.length)]!
       if (this.mode === 'periodic') void this.pushTo(peer)
-      else if (fold.outstandingCount > 0) {
+      else if (fold.outstandingCount > 0 || this.peersBehind) {
         // Anti-entropy: re-announce acknowledgements and pull from someone, to repair losses.
         // The re-announcement goes through a flush, so it leaves only once saved (invariant 1).
+        this.peersBehind = false
         this.news = true
         this.scheduleFlush()
-        void this.requestSync(peer, false)
+        if (fold.outstandingCount > 0) void this.requestSync(peer, false)
       }
     }
     this.trackProgress()
