@@ -19,3 +19,13 @@ test('replicas converge on one infimum, projection and participant set once the 
     propertyParameters('eventfold convergence', 300)
   )
 })
+
+test('first-hand merges converge the same way: believing each replica only about itself loses nothing', () => {
+  fc.assert(
+    fc.property(
+      fc.record({ seed: fc.integer(), peers: fc.integer({ min: 2, max: 7 }), steps: fc.integer({ min: 10, max: 300 }) }),
+      plan => { runSimulation({ ...plan, firstHand: true }) }
+    ),
+    propertyParameters('eventfold convergence, first-hand', 300)
+  )
+})

@@ -4,9 +4,10 @@
  */
 import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import {
-  BOTTOM, EventFold, type EventSpec, DiffTooNewError, DiffTooSparseError, DifferentOriginsError,
-  type Diff, type MergeResult, compareEventIds
+  BOTTOM, EventFold, type EventSpec, DiffTooNewError, DiffTooSparseError, DifferentOriginsError, ForgedEventError,
+  type Diff, type EventId, type EventSignatures, type MergeResult, type SignedDelta, compareEventIds
 } from '../src/eventfold/index.js'
 
 /** State: the events applied, in order, and who joined. Event 'fail' is a system error. */
@@ -373,5 +374,123 @@ describe('immutability', () => {
     const f = EventFold.create('c', 'a', spec, { freezeStates: true })
     assert.equal(f.event(7).output, 7)
     void spec
+  })
+})
+
+describe('first-hand merges and signatures', () => {
+  // A toy signature: a keyed hash with a secret per participant. Real folds use Ed25519
+  // (runtime/event-signatures.ts); what is tested here is that the fold obeys the verdict.
+  const secrets = new Map([['a', 'sa'], ['b', 'sb'], ['c', 'sc']])
+  const digestOf = (p: string, id: EventId, delta: SignedDelta<string, string>): Uint8Array =>
+    createHash('sha256').update(`${secrets.get(p) ?? 'none'}|${id.counter}|${id.participant}|${JSON.stringify(delta)}`).digest()
+  const signatures: EventSignatures<string, string> = {
+    sign: (id, delta) => digestOf(id.participant, id, delta),
+    verify: (id, delta, signature) => Buffer.from(digestOf(id.participant, id, delta)).equals(signature)
+  }
+  const signed = { ...options, signatures }
+
+  /** a, b and c, all joined, all signing. */
+  function threePeers (): Record<'a' | 'b' | 'c', EventFold<string, Log, string>> {
+    const a = EventFold.create('c', 'a', logSpec, signed)
+    a.participate('b')
+    a.participate('c')
+    const b = EventFold.fromSnapshot(a.snapshot(), 'b', logSpec, signed)
+    const c = EventFold.fromSnapshot(a.snapshot(), 'c', logSpec, signed)
+    assert.equal(b.hasJoined(), false, 'a joiner has not joined until its Join folds')
+    b.acknowledge()
+    c.acknowledge()
+    for (let round = 0; round < 3; round++) for (const [x, y] of [[b, a], [c, a], [a, b], [a, c]] as const) sync(x, y)
+    for (const f of [a, b, c]) {
+      assert.deepEqual(f.infimumParticipants(), ['a', 'b', 'c'])
+      assert.equal(f.hasJoined(), true)
+    }
+    return { a, b, c }
+  }
+
+  test('first-hand, a diff gives only its sender\'s acknowledgements', () => {
+    const { a, b } = threePeers()
+    const x = a.event('x')
+    const forged: Diff<string, string> = { ...b.diffFor('a')!, events: [{ id: x.id, delta: undefined, acks: ['a', 'b', 'c'] }] }
+    ok(a.mergeDiff(forged, { from: 'b' }))
+    assert.equal(a.outstandingCount, 1, 'folded on an acknowledgement forged for c')
+    assert.deepEqual(a.outstandingEvents()[0]!.acks, ['a', 'b'])
+    ok(a.mergeDiff(forged)) // control: believing everything, it folds
+    assert.equal(a.outstandingCount, 0)
+  })
+
+  test('first-hand, a remote infimum is its sender\'s acknowledgement only; a whole fold\'s is not adopted', () => {
+    const { a, b, c } = threePeers()
+    const x = a.event('x')
+    sync(a, b)
+    b.acknowledge('c') // b folds x on c's behalf in its own replica
+    assert.deepEqual(b.infimumId(), x.id)
+    ok(a.mergeDiff(b.diffFor('a')!, { from: 'b' }))
+    assert.equal(a.outstandingCount, 1)
+    ok(a.mergeFull({ ...b.snapshot(), infimum: { ...b.snapshot().infimum, state: { applied: ['bogus'], members: [] } } }, { from: 'b' }))
+    assert.equal(a.outstandingCount, 1)
+    assert.deepEqual(a.infimumValue().applied, [])
+    // c's own word completes it.
+    sync(a, c)
+    ok(a.mergeDiff(c.diffFor('a')!, { from: 'c' }))
+    assert.deepEqual(a.infimumId(), x.id)
+    assert.deepEqual(a.infimumValue().applied, ['x'])
+  })
+
+  test('first-hand, a failure reported by another does not turn a local event into an error', () => {
+    const { a, b } = threePeers()
+    const x = a.event('x')
+    const diff: Diff<string, string> = { ...b.diffFor('a')!, events: [{ id: x.id, delta: { kind: 'error', output: 'no', errorAcks: ['b'] }, acks: ['b'] }] }
+    ok(a.mergeDiff(diff, { from: 'b' }))
+    assert.deepEqual(a.projectedValue().applied, ['x'])
+    ok(a.mergeDiff(diff)) // control
+    assert.deepEqual(a.projectedValue().applied, [])
+  })
+
+  test('a body whose signature does not check is refused with nothing changed; a relayed signed body is taken', () => {
+    const { a, c } = threePeers()
+    const y = c.event('y')
+    const relayed = c.diffFor('a')!
+    const event = relayed.events[0]!
+    assert.ok(event.signature !== undefined)
+    const attempts: Array<Diff<string, string>> = [
+      { ...relayed, events: [{ ...event, signature: undefined }] },
+      { ...relayed, events: [{ ...event, delta: { kind: 'event', event: 'z' } }] },
+      { ...relayed, events: [{ ...event, signature: digestOf('b', y.id, { kind: 'event', event: 'y' }) }] }
+    ]
+    const before = JSON.stringify(a.snapshot())
+    for (const diff of attempts) {
+      for (const r of [a.mergeDiff(diff, { from: 'b' }), a.mergeFull({ ...a.snapshot(), events: diff.events.map(e => ({ ...e, delta: e.delta! })) }, { from: 'b' })]) {
+        assert.equal(r.ok, false)
+        if (!r.ok) assert.ok(r.error instanceof ForgedEventError)
+      }
+      assert.equal(JSON.stringify(a.snapshot()), before)
+    }
+    ok(a.mergeDiff(relayed, { from: 'b' })) // c's event relayed by b, as a sync answer would
+    assert.deepEqual(a.projectedValue().applied, ['y'])
+    assert.deepEqual(a.outstandingEvents()[0]!.acks, ['a']) // ...but none of c's acknowledgements
+  })
+
+  test('first-hand, an error for an event not held here cannot be believed: a diff is too sparse, a fold skips it', () => {
+    const { a, b } = threePeers()
+    const lone: Diff<string, string> = { ...b.diffFor('a')!, events: [{ id: { counter: 50, participant: 'c' }, delta: { kind: 'error', output: 'no', errorAcks: ['a', 'b', 'c'] }, acks: ['a', 'b', 'c'] }] }
+    const r = a.mergeDiff(lone, { from: 'b' })
+    assert.ok(!r.ok && r.error instanceof DiffTooSparseError)
+    ok(a.mergeFull({ ...a.snapshot(), events: lone.events.map(e => ({ ...e, delta: e.delta! })) }, { from: 'b' }))
+    assert.equal(a.outstandingCount, 0)
+  })
+
+  test('first-hand, a whole fold settled on a history this replica does not share reports divergence and takes nothing settled', () => {
+    const { a, b } = threePeers()
+    const settled = a.infimumId()
+    const y = b.event('y') // never reaches a
+    b.acknowledge('a')
+    b.acknowledge('c')
+    assert.deepEqual(b.infimumId(), y.id)
+    const r = a.mergeFull(b.snapshot(), { from: 'b' })
+    assert.ok(r.ok && r.diverged)
+    assert.deepEqual(a.infimumId(), settled)
+    assert.deepEqual(a.infimumValue().applied, [])
+    const same = ok(a.mergeFull(a.snapshot(), { from: 'b' })) as { diverged?: boolean }
+    assert.equal(same.diverged, false)
   })
 })

@@ -1,6 +1,7 @@
 /**
  * Who may take part in a cluster: the cluster secret (a libp2p private network) and the
- * allow-list of peer ids, seen from the runtime. Real peers over TCP on 127.0.0.1.
+ * allow-list of peer ids, seen from the runtime; and what a participant may not do in another
+ * participant's name. Real peers over TCP on 127.0.0.1.
  * (The transport-level behaviour is in transport.test.ts, hostile frames in fuzz.test.ts.)
  */
 import { test, describe, after } from 'node:test'
@@ -11,11 +12,19 @@ import { startLegion } from '../src/runtime/runtime.js'
 import type { Legion, LegionOptions } from '../src/runtime/options.js'
 import type { EventSpec } from '../src/eventfold/types.js'
 import { stopAll } from './support/cluster.js'
+import { EventFold } from '../src/eventfold/event-fold.js'
+import type { Diff, EventFoldSnapshot, EventSignatures } from '../src/eventfold/types.js'
+import { eventSignatures } from '../src/runtime/event-signatures.js'
+import { protocolIds } from '../src/runtime/protocols.js'
+import { createTransportNode } from '../src/transport/index.js'
+import { decodeEventFold, encodeDiff, encodeEventFold, jsonCodec, type FoldCodecs } from '../src/codec/index.js'
+import { encodeWireMessage } from '../src/codec/wire.js'
 
 const countSpec: EventSpec<number, number, number> = {
   init: () => 0,
   apply: (e, s) => ({ ok: true, output: s + e, state: s + e })
 }
+const countCodecs = { event: jsonCodec, state: jsonCodec, output: jsonCodec } as unknown as FoldCodecs<number, number, number>
 const base: Omit<LegionOptions<number, number, number>, 'startup'> = { cluster: 'security-test', spec: countSpec, joinTimeoutMs: 1_500 }
 type Peer = Legion<number, number, number>
 
@@ -80,5 +89,91 @@ describe('allow-list', () => {
     const c = await start({ privateKey: kc, allowPeers: [...members], startup: { mode: 'join', peers: a.multiaddrs() } })
     assert.equal(await c.applyConsistent(3, { timeoutMs: 10_000 }), 5)
     await stopAll([a, b, c])
+  })
+})
+
+describe('forgery', () => {
+  /**
+   * A participant's key on a raw libp2p node (it passes every fence) sends crafted diffs and
+   * folds to a peer `a`. A third participant, `n`, is stopped without leaving, so nothing it
+   * could acknowledge is real; automatic ejection is off so that it stays a participant.
+   * Each forgery is followed by a wait until `a` has handled the message (a merge or a drop
+   * counted), then `a`'s state is checked.
+   */
+  test('a participant cannot create, acknowledge, fold or fail events in another participant\'s name', async () => {
+    const options = { failureDetection: { autoEject: false as const } }
+    const a = await start({ ...options, startup: { mode: 'new' } })
+    const nKey = await generateKeyPair('Ed25519')
+    const insiderKey = await generateKeyPair('Ed25519')
+    const n = await start({ ...options, privateKey: nKey, startup: { mode: 'join', peers: a.multiaddrs() } })
+    const insider = await start({ ...options, privateKey: insiderKey, startup: { mode: 'join', peers: a.multiaddrs() } })
+    await insider.applyConsistent(0, { timeoutMs: 10_000 })
+    await n.applyConsistent(0, { timeoutMs: 10_000 })
+    await eventually(() => a.readState().outstanding === 0 && a.readState().participants.length === 3, 10_000, 'both joins folded at a')
+    await n.stop({ leave: false })
+    await insider.stop({ leave: false })
+
+    const ids = protocolIds('security-test')
+    const forger = await createTransportNode({ privateKey: insiderKey, logPrefix: 'forger' })
+    after(async () => { await forger.stop() })
+    await forger.dial(a.multiaddrs()[0]!)
+    const self = forger.peerId
+    const nId = peerIdFromPrivateKey(nKey).toString()
+    const signedBy = (key: typeof nKey): EventSignatures<number, number> => eventSignatures('security-test', key, countCodecs)
+    const fetch = async (): Promise<EventFoldSnapshot<number, number, number>> =>
+      decodeEventFold(await forger.request(a.self, ids.sync, encodeWireMessage({ kind: 'syncRequest', origin: 'security-test', full: true })), countCodecs)
+    let handled = 0
+    const counted = (): number => { const c = a.stats().counters; return c.diffMerges + c.fullMerges + c.droppedForged }
+    const deliver = async (diff: Diff<number, number>): Promise<void> => {
+      handled = counted()
+      await forger.send(a.self, ids.delta, encodeDiff(diff, countCodecs))
+      await eventually(() => counted() > handled, 5_000, 'a handled the forged diff')
+    }
+
+    // a's event E: it needs a's, the insider's and n's acknowledgements; n is gone.
+    a.applyFast(1)
+    const snapshot = await fetch()
+    const e = snapshot.events.find(x => x.delta.kind === 'event')!
+    const base = { origin: 'security-test', infimumId: snapshot.infimum.id, infimumDigest: snapshot.infimum.digest }
+
+    // 1. Acknowledging E for n.
+    await deliver({ ...base, events: [{ id: e.id, delta: undefined, acks: [a.self, self, nId].sort() }] })
+    assert.equal(a.readState().outstanding, 1, 'E folded on an acknowledgement forged for n')
+
+    // 2. An infimum past E, with the right digest (the insider folds E in its own replica,
+    // acknowledging for n there): a takes it as the insider's acknowledgement only.
+    const replica = EventFold.fromSnapshot(snapshot, self, countSpec, { signatures: signedBy(insiderKey) })
+    replica.acknowledge()
+    replica.acknowledge(nId)
+    assert.deepStrictEqual(replica.infimumId(), e.id)
+    await deliver({ origin: 'security-test', infimumId: replica.infimumId(), infimumDigest: replica.infimumDigest(), events: [] })
+    assert.equal(a.readState().outstanding, 1, 'E folded on a forged infimum')
+
+    // 3. A whole fold settled past E, with a settled value of its choosing: not adopted.
+    handled = counted()
+    const bogus = { ...replica.snapshot(), infimum: { ...replica.snapshot().infimum, state: 1_000 } }
+    await forger.request(a.self, ids.push, encodeEventFold(bogus, countCodecs))
+    await eventually(() => counted() > handled, 5_000, 'a handled the forged fold')
+    assert.deepStrictEqual(a.readState().infimumId, snapshot.infimum.id, 'a adopted a forged settled state')
+    assert.equal(a.readState().infimum, 0)
+
+    // 4. E failed, says the insider: a does not turn it into an error (it would vanish from the projection).
+    await deliver({ ...base, events: [{ id: e.id, delta: { kind: 'error', output: -1, errorAcks: [self] }, acks: [self] }] })
+    assert.equal(a.readState().projected, 1, 'E became an error on the insider\'s word')
+
+    // 5. Events in n's name: unsigned, signed by the insider, or signed by n for another body.
+    const forged = { id: { counter: replica.maxKnownCounter + 1, participant: nId }, delta: { kind: 'event' as const, event: 100 }, acks: [nId] }
+    const dropped = a.stats().counters.droppedForged
+    await deliver({ ...base, events: [forged] })
+    await deliver({ ...base, events: [{ ...forged, signature: signedBy(insiderKey).sign(forged.id, forged.delta) }] })
+    await deliver({ ...base, events: [{ ...forged, signature: signedBy(nKey).sign(forged.id, { kind: 'event', event: 99 }) }] })
+    assert.equal(a.stats().counters.droppedForged, dropped + 3)
+    assert.equal(a.readState().projected, 1, 'a took an event forged in n\'s name')
+
+    // Control: n's own signed event, relayed by the insider (as repairs do), is taken.
+    await deliver({ ...base, events: [{ ...forged, signature: signedBy(nKey).sign(forged.id, forged.delta) }] })
+    assert.equal(a.readState().projected, 101, 'a refused a correctly signed relayed event')
+    assert.equal(a.stats().counters.droppedForged, dropped + 3)
+    assert.equal(a.readState().outstanding, 2)
   })
 })

@@ -70,6 +70,15 @@ export type MergeResult<O> =
      * every other replica needs to pass on.
      */
     readonly acknowledged: boolean
+    /**
+     * A first-hand full merge only ({@link MergeOptions.from}): the sender's infimum is ahead
+     * of this replica's and its history differs (this replica does not hold that infimum
+     * event, or folding up to it would not reproduce its digest). The settled state was not
+     * taken. Among honest replicas this happens when this one was ejected, or when replicas
+     * folded past an ejected peer's event that reached only some of them (see
+     * `standInMask`); the runtime then rejoins once two participants show it.
+     */
+    readonly diverged: boolean
   } & UpdateResult<O>)
   | {
     /** The merge was refused; the fold is unchanged. */
@@ -411,10 +420,10 @@ export class EventFold<E, S, O> {
   }
 
   /** The end of every merge: this replica acknowledges, then folds what it can. */
-  private finishMerge (changed: boolean, outputs: Array<ConsistentOutput<O>>): MergeResult<O> {
+  private finishMerge (changed: boolean, outputs: Array<ConsistentOutput<O>>, diverged = false): MergeResult<O> {
     const acknowledged = this.addAcks(this.self)
     if (this.reduce(undefined, outputs)) changed = true
-    return { ok: true, outputs, propagate: changed || acknowledged, acknowledged }
+    return { ok: true, outputs, propagate: changed || acknowledged, acknowledged, diverged }
   }
 
   // ---------------------------------------------------------------------------------------
@@ -531,11 +540,13 @@ export class EventFold<E, S, O> {
       bodies[i] = body
     }
     let changed = false
+    let diverged = false
     if (adopt) {
       this.adoptInfimum(inf.id, inf.digest, inf.participants, inf.state)
       changed = true
     } else if (believed !== undefined && compareEventIds(inf.id, this.infId) > 0) {
-      if (this.acknowledgeUpTo(inf.id, believed)) changed = true
+      if (!this.sameHistoryUpTo(inf.id, inf.digest)) diverged = true
+      else if (this.acknowledgeUpTo(inf.id, believed)) changed = true
     }
     for (let i = 0; i < events.length; i++) {
       const e = events[i]!
@@ -545,7 +556,7 @@ export class EventFold<E, S, O> {
     }
     const outputs: Array<ConsistentOutput<O>> = []
     if (this.reduce(undefined, outputs)) changed = true
-    return this.finishMerge(changed, outputs)
+    return this.finishMerge(changed, outputs, diverged)
   }
 
   // ---------------------------------------------------------------------------------------
@@ -694,6 +705,16 @@ export class EventFold<E, S, O> {
     const signatures = this.signatures
     if (signatures === undefined) return delta
     return de.signature !== undefined && signatures.verify(de.id, delta, de.signature) ? delta : new ForgedEventError(de.id)
+  }
+
+  /**
+   * Whether `id`, ahead of the infimum, is an outstanding event here and folding up to it
+   * would reproduce `digest`: the sender of that infimum folded the same events as this
+   * replica holds up to there, so it acknowledged each of them.
+   */
+  private sameHistoryUpTo (id: EventId, digest: InfimumDigest): boolean {
+    const at = this.find(id.counter, id.participant)
+    return at >= 0 && sameDigest(this.simulateDigest(at), digest)
   }
 
   /** Adds `bits` to the ack (and failure-ack) sets of every outstanding event up to `upTo`. */

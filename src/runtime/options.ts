@@ -283,6 +283,11 @@ export interface LegionCounters {
    * participant tried to create or alter an event in another's name.
    */
   droppedForged: number
+  /**
+   * Times this peer found that participants had settled on a history it does not share, and
+   * rejoined (see `MergeResult.diverged`). Also counted in `timesEjected`.
+   */
+  divergences: number
   /** Messages dropped, and requests refused, because `allowPeers` no longer allows their sender. */
   droppedDenied: number
   /** Heartbeats this peer sent. */

@@ -156,6 +156,8 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
   /** Incremented when a rejoin replaces the fold: answers to requests made before are dropped. */
   private epoch = 0
   private leaving = false
+  /** Participants whose whole fold showed a settled history this peer does not share. */
+  private readonly divergedFrom = new Set<Participant>()
   /** A participant's diff showed it waiting for events we folded: re-announce at the next tick. */
   private peersBehind = false
   private readonly unsubscribes: Array<() => void> = []
@@ -172,6 +174,7 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
     droppedWrongCluster: 0,
     droppedNonParticipant: 0,
     droppedForged: 0,
+    divergences: 0,
     droppedDenied: 0,
     heartbeatsSent: 0,
     autoEjections: 0,
@@ -761,11 +764,25 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
     this.counters.fullMerges++
     this.afterUpdate(r, r.acknowledged)
     log('merged the whole fold of %s', from)
+    if (!r.diverged) { this.divergedFrom.delete(from); return }
     // First-hand, a fold settled past ours without us proves that our UnJoin folded there
     // (ours has folded our Join, so theirs did too): we were ejected. It is the sender's word,
     // but a participant may eject anyone openly anyway (an UnJoin in its own name).
-    if (options.from !== undefined && compareEventIds(snapshot.infimum.id, fold.infimumId()) > 0 && !snapshot.infimum.participants.includes(this.self)) {
+    if (!snapshot.infimum.participants.includes(this.self)) {
       this.onEjected(`${from}'s settled state no longer lists it`)
+      return
+    }
+    // Settled past us on a history we do not share: the ejected-peer race of `standInMask`
+    // (or a lie). This peer cannot take a settled state on one participant's word, so it
+    // waits until two (or the only other one) show it, then rejoins through them, taking the
+    // state as a joiner does.
+    this.divergedFrom.add(from)
+    const others = fold.infimumParticipants().filter(p => p !== this.self).length
+    if (this.divergedFrom.size >= Math.min(2, others)) {
+      for (const p of this.divergedFrom) this.sponsors.add(p)
+      this.divergedFrom.clear()
+      this.counters.divergences++
+      this.onEjected('participants settled on a history it does not share')
     }
   }
 

@@ -33,7 +33,7 @@ type Message =
   | { readonly from: string, readonly to: string, readonly kind: 'full', readonly snapshot: EventFoldSnapshot<SimEvent, SimState, string> }
   | { readonly from: string, readonly to: string, readonly kind: 'want-full' }
 
-interface Replica { readonly id: string, readonly fold: Fold, status: 'live' | 'ejected' }
+interface Replica { readonly id: string, fold: Fold, status: 'live' | 'ejected', readonly diverged: Set<string> }
 
 /** Parameters of one simulated run. */
 export interface SimulationPlan {
@@ -42,6 +42,13 @@ export interface SimulationPlan {
   readonly peers: number
   /** Random steps before the network is allowed to go quiet. */
   readonly steps: number
+  /**
+   * Merge first-hand (`MergeOptions.from`) once a replica's Join has folded, as the runtime
+   * does in push mode. Every message here is a replica's own diff or fold, sent all-to-all
+   * in the quiet phase, which is what first-hand merging needs.
+   * @default false
+   */
+  readonly firstHand?: boolean
 }
 
 /** What a run observed, for reporting. */
@@ -125,7 +132,8 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
       trace(`  msg ${m.kind}: inf=${m.kind === 'full' ? eventIdKey(m.snapshot.infimum.id) : m.kind === 'diff' ? eventIdKey(m.diff.infimumId) : ''} events=${evs.map(e => eventIdKey(e.id) + '[' + (e.delta?.kind ?? '-') + ':' + e.acks.join('') + ']').join(' ')}`)
     }
     traceStep = `${m.kind} ${m.from}->${m.to}`
-    const r = m.kind === 'diff' ? to.fold.mergeDiff(m.diff) : to.fold.mergeFull(m.snapshot)
+    const options = plan.firstHand === true && to.fold.hasJoined() ? { from: m.from } : {}
+    const r = m.kind === 'diff' ? to.fold.mergeDiff(m.diff, options) : to.fold.mergeFull(m.snapshot, options)
     trace(`${m.kind} ${m.from}->${m.to}: ${r.ok ? 'ok ' + r.outputs.map(o => eventIdKey(o.id) + '=' + o.output).join(',') : r.error.name} inf=${eventIdKey(to.fold.infimumId())} out=${to.fold.outstandingCount} parts=${to.fold.infimumParticipants().join(',')} log=${to.fold.infimumValue().log.join(',')}`)
     if (m.kind === 'full') fullMerges++
     if (!r.ok) {
@@ -136,14 +144,37 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
     }
     record(r.outputs)
     checkMonotone(to)
+    if (r.diverged) rejoinIfDiverged(to, m.from)
+    else to.diverged.delete(m.from)
     // Blocked on a failure the sender has folded past: only its full fold can unblock us.
     if (m.kind === 'diff' && to.fold.isBlockedOnError() && compareEventIds(m.diff.infimumId, to.fold.infimumId()) > 0) {
       network.push({ from: to.id, to: m.from, kind: 'want-full' })
     }
   }
 
+  // The runtime's answer to a first-hand full merge that shows a settled history this
+  // replica does not share: once two participants (or the only other one) have shown it,
+  // rejoin through one of them as a fresh joiner (the sponsor first removes the old self).
+  const rejoinIfDiverged = (r: Replica, sender: string): void => {
+    r.diverged.add(sender)
+    const others = r.fold.infimumParticipants().filter(p => p !== r.id).length
+    if (r.diverged.size < Math.min(2, others)) return
+    const sponsor = replicas.get(sender)
+    if (sponsor === undefined || sponsor.status !== 'live') return
+    r.diverged.clear()
+    rejoined.add(r.id)
+    record(sponsor.fold.disassociate(r.id).outputs)
+    record(sponsor.fold.participate(r.id).outputs)
+    r.fold = EventFold.fromSnapshot(sponsor.fold.snapshot(), r.id, simSpec, { freezeStates: true })
+    record(r.fold.acknowledge().outputs)
+    checkMonotone(r)
+    trace(`rejoin ${r.id} via ${sponsor.id} after diverging`)
+  }
+  /** Replicas that rejoined after diverging: their outstanding events may be lost, as in an ejection. */
+  const rejoined = new Set<string>()
+
   // The founder.
-  const founder: Replica = { id: names[0]!, fold: EventFold.create('sim', names[0]!, simSpec, { freezeStates: true }), status: 'live' }
+  const founder: Replica = { id: names[0]!, fold: EventFold.create('sim', names[0]!, simSpec, { freezeStates: true }), status: 'live', diverged: new Set() }
   replicas.set(founder.id, founder)
   let nextJoiner = 1
 
@@ -182,7 +213,7 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
         record(j.outputs)
         trace(`join ${id} via ${sponsor.id} id=${eventIdKey(j.id)}`)
         const fold = EventFold.fromSnapshot(sponsor.fold.snapshot(), id, simSpec, { freezeStates: true })
-        const joiner: Replica = { id, fold, status: 'live' }
+        const joiner: Replica = { id, fold, status: 'live', diverged: new Set() }
         replicas.set(id, joiner)
         record(fold.acknowledge().outputs)
         checkMonotone(joiner)
@@ -303,7 +334,7 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
   const survivorIds = new Set(expectedMembers)
   for (const c of created) {
     const out = consistent.get(c.key)
-    if (survivorIds.has(c.creator) && !lostJoins.has(c.creator)) assert.ok(out !== undefined, `event ${c.name} of surviving ${c.creator} never folded`)
+    if (survivorIds.has(c.creator) && !lostJoins.has(c.creator) && !rejoined.has(c.creator)) assert.ok(out !== undefined, `event ${c.name} of surviving ${c.creator} never folded`)
     if (out !== undefined && !out.startsWith('failed:')) {
       assert.equal(finalLog.filter(n => n === c.name).length, 1, `event ${c.name} folded but is not in the final state once`)
     }
