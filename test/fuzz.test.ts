@@ -18,9 +18,10 @@
  *   and after;
  * - in every phase, the drop counters grow by at least the number of frames predicted to be
  *   rejected-and-counted, and every frame reached a handler (`messagesIn`);
- * - the open phase (the participant sends valid-but-mutated frames too): a participant is
- *   trusted with the state (events are not individually signed, docs/PROTOCOL.md
- *   "Security"), so the state may change; what must hold is that the fold keeps its origin,
+ * - the open phase (the participant sends valid-but-mutated frames too): the participant's
+ *   own events are signed with its key, so a mutation that keeps a frame valid may change
+ *   the state in the participant's own name (a mutation of a signed body is dropped as
+ *   forged, counted in `droppedForged`); what must hold is that the fold keeps its origin,
  *   every answer is well-formed, no handler throws, and once the fake participant is ejected
  *   the peer still settles `applyConsistent`;
  * - an oversized frame (over `maxMessageBytes`) is refused and counted, on a stream and on
@@ -40,6 +41,7 @@ import type { EventSpec } from '../src/eventfold/types.js'
 import { EventFold } from '../src/eventfold/event-fold.js'
 import { createTransportNode, type TransportNode } from '../src/transport/index.js'
 import { protocolIds } from '../src/runtime/protocols.js'
+import { eventSignatures } from '../src/runtime/event-signatures.js'
 import {
   DEFAULT_DECODE_LIMITS, DecodeError, MessageKind, decodeDiff, decodeEventFold, encodeDiff, encodeEventFold, encodeWith, jsonCodec,
   type Codec, type DecodeLimits, type FoldCodecs
@@ -206,7 +208,7 @@ after(async () => {
   await Promise.all(raws.map(async r => { await r.stop() }))
 })
 
-const DROPPED: ReadonlyArray<keyof LegionCounters> = ['droppedUndecodable', 'droppedWrongCluster', 'droppedNonParticipant', 'droppedRateLimited', 'droppedFrames']
+const DROPPED: ReadonlyArray<keyof LegionCounters> = ['droppedUndecodable', 'droppedWrongCluster', 'droppedNonParticipant', 'droppedForged', 'droppedRateLimited', 'droppedFrames']
 const dropped = (c: LegionCounters): number => DROPPED.reduce((n, k) => n + c[k], 0)
 
 /** Resolves once `predicate` holds, checking every few milliseconds; counters have no event. */
@@ -260,7 +262,7 @@ test(`garbage and mutated frames on every protocol never crash a peer, never cha
   const buildSeeds = (foldBytes: Uint8Array): Record<'diff' | 'fold' | 'wire', Uint8Array[]> => {
     const snapshot = decodeEventFold(foldBytes, codecs, LIMITS)
     assert.equal(snapshot.origin, CLUSTER)
-    const replica = EventFold.fromSnapshot(snapshot, forger.peerId, spec)
+    const replica = EventFold.fromSnapshot(snapshot, forger.peerId, spec, { signatures: eventSignatures(CLUSTER, key, codecs) })
     replica.acknowledge()
     generation++
     replica.event(`forged-${generation}`)
