@@ -119,7 +119,10 @@ export interface EventSignatures<E, O> {
 }
 
 /** The deltas that carry a signature: every kind but `error`. */
-export type SignedDelta<E, O> = Exclude<Delta<E, O>, { readonly kind: 'error' }>
+export type SignedDelta<E, O> = Exclude<Delta<E, O>, {
+  /** An error: it does not carry the event, so it cannot carry the creator's signature. */
+  readonly kind: 'error'
+}>
 
 /** Options of a merge. */
 export interface MergeOptions {
