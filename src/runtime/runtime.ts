@@ -735,6 +735,7 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
     if (diff.origin !== this.clusterName) { this.counters.droppedWrongCluster++; log('dropped a diff of cluster %s from %s', diff.origin, from); return false }
     const r = fold.mergeDiff(diff, this.mergeOptions(fold, from))
     if (!r.ok) {
+      // No sync, and no retry in full: an honest peer never sends a forged body, so asking again would repeat it.
       if (r.error instanceof ForgedEventError) { this.counters.droppedForged++; log('dropped a diff from %s: %s', from, r.error.message); return true }
       this.counters.mergeRefusals++
       log('diff from %s refused (%s): pulling a sync', from, r.error.name)
