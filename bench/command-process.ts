@@ -81,3 +81,27 @@ export class CommandProcess {
     clearTimeout(timer)
   }
 }
+
+/**
+ * The child side of the protocol: reads commands from stdin, answers each with `handle`'s
+ * result (or its error), exits after answering `exitCommand`, and runs `onClose` (then exits)
+ * when stdin closes, that is when the parent is gone.
+ */
+export function serveCommands<C extends { readonly id: unknown, readonly cmd: string }> (
+  handle: (command: C) => Promise<Record<string, unknown>>, exitCommand: string, onClose: () => Promise<unknown>
+): void {
+  const write = (message: Record<string, unknown>): void => { process.stdout.write(JSON.stringify(message) + '\n') }
+  const lines = createInterface({ input: process.stdin })
+  lines.on('line', line => {
+    let c: C
+    try { c = JSON.parse(line) as C } catch { return }
+    handle(c).then(
+      result => {
+        write({ id: c.id, ok: true, ...result })
+        if (c.cmd === exitCommand) process.exit(0)
+      },
+      (err: unknown) => { write({ id: c.id, ok: false, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) }) }
+    )
+  })
+  lines.on('close', () => { void onClose().finally(() => process.exit(0)) })
+}

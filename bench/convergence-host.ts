@@ -14,7 +14,7 @@
  * process before any peer started) and exits after `exit` or when stdin closes.
  */
 import '../src/transport/polyfill.js'
-import { createInterface } from 'node:readline'
+import { serveCommands } from './command-process.js'
 import { now, startBootstrapped, startNode, type BenchNode, type NodeConfig } from './convergence-node.js'
 import type { StartupMode } from '../src/runtime/options.js'
 
@@ -96,18 +96,4 @@ async function handle (c: Command): Promise<Record<string, unknown>> {
   }
 }
 
-const lines = createInterface({ input: process.stdin })
-lines.on('line', line => {
-  let c: Command
-  try { c = JSON.parse(line) as Command } catch { return }
-  handle(c).then(
-    result => {
-      process.stdout.write(JSON.stringify({ id: c.id, ok: true, ...result }) + '\n')
-      if (c.cmd === 'exit') process.exit(0)
-    },
-    (err: unknown) => { process.stdout.write(JSON.stringify({ id: c.id, ok: false, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) }) + '\n') }
-  )
-})
-lines.on('close', () => {
-  void Promise.all([...nodes.values()].map(async n => { await n.stop(false).catch(() => {}) })).finally(() => process.exit(0))
-})
+serveCommands(handle, 'exit', async () => await Promise.all([...nodes.values()].map(async n => { await n.stop(false).catch(() => {}) })))

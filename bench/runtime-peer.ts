@@ -11,12 +11,12 @@
 import '../src/transport/polyfill.js'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { createTransportNode, type TransportNode } from '../src/transport/index.js'
 import { startLegion } from '../src/runtime/runtime.js'
 import { lmdbStorage, memoryStorage, type PeerStorage } from '../src/storage/index.js'
 import type { EventSpec } from '../src/eventfold/types.js'
 import type { Legion, PropagationOptions, StartupMode } from '../src/runtime/options.js'
+import { serveCommands } from './command-process.js'
 
 /** A counter: each event adds its value, the output is the new total. */
 const counter: EventSpec<number, number, number> = {
@@ -38,10 +38,6 @@ interface Command {
 let legion: Legion<number, number, number> | undefined
 let raw: TransportNode | undefined
 let dataDir: string | undefined
-
-function reply (message: Record<string, unknown>): void {
-  process.stdout.write(JSON.stringify(message) + '\n')
-}
 
 function summary (samples: number[]): { n: number, p50: number, p99: number, mean: number, max: number } {
   const sorted = [...samples].sort((a, b) => a - b)
@@ -179,16 +175,4 @@ async function shutdown (): Promise<void> {
   await stopping
 }
 
-const lines = createInterface({ input: process.stdin })
-lines.on('line', line => {
-  let c: Command
-  try { c = JSON.parse(line) as Command } catch { return }
-  handle(c).then(
-    result => {
-      reply({ id: c.id, ok: true, ...result })
-      if (c.cmd === 'stop') process.exit(0)
-    },
-    (err: unknown) => { reply({ id: c.id, ok: false, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) }) }
-  )
-})
-lines.on('close', () => { void shutdown().finally(() => process.exit(0)) })
+serveCommands(handle, 'stop', shutdown)
