@@ -37,7 +37,7 @@ import { createHash } from 'node:crypto'
 import type { PrivateKey } from '@libp2p/interface'
 import { startLegion } from '../src/runtime/runtime.js'
 import type { Legion, LegionCounters } from '../src/runtime/options.js'
-import type { EventSpec } from '../src/eventfold/types.js'
+import { compareEventIds, type EventFoldSnapshot, type EventSpec } from '../src/eventfold/types.js'
 import { EventFold } from '../src/eventfold/event-fold.js'
 import { createTransportNode, type TransportNode } from '../src/transport/index.js'
 import { protocolIds } from '../src/runtime/protocols.js'
@@ -259,10 +259,14 @@ test(`garbage and mutated frames on every protocol never crash a peer, never cha
   // few events of its own. Rebuilt after every batch of the open phase, so that the
   // participant keeps up with the peer and the peer's events fold.
   let generation = 0
+  const signatures = eventSignatures(CLUSTER, key, codecs)
+  /** The peer's fold when the seeds were last built: its infimum only moves on from there. */
+  let peerFold: EventFoldSnapshot<string, Log, number> | undefined
   const buildSeeds = (foldBytes: Uint8Array): Record<'diff' | 'fold' | 'wire', Uint8Array[]> => {
     const snapshot = decodeEventFold(foldBytes, codecs, LIMITS)
     assert.equal(snapshot.origin, CLUSTER)
-    const replica = EventFold.fromSnapshot(snapshot, forger.peerId, spec, { signatures: eventSignatures(CLUSTER, key, codecs) })
+    peerFold = snapshot
+    const replica = EventFold.fromSnapshot(snapshot, forger.peerId, spec, { signatures })
     replica.acknowledge()
     generation++
     replica.event(`forged-${generation}`)
@@ -314,11 +318,25 @@ test(`garbage and mutated frames on every protocol never crash a peer, never cha
   const unmodelled = Object.entries(ids).filter(([name]) => !modelled.has(name)).map(([, id]) => id as string)
   if (unmodelled.length > 0) t.diagnostic(`not modelled, driven unjudged in the open phase: ${unmodelled.join(', ')}`)
   let unjudged = 0
-  /** Whether a valid diff or fold removes the peer: an UnJoin of it, or an infimum without it. */
+  /**
+   * Whether a valid diff or fold removes the peer: an UnJoin of it, an infimum without it, or
+   * a fold settled past it on a history it does not share. The participant is the peer's only
+   * other one, so its word alone makes the peer rejoin (through the participant, which as a
+   * raw node never admits it). Judged against the peer's fold at the last rebuild: within a
+   * batch the peer can only fold further and take the participant's events, whose ids come
+   * after every event of that fold, so a frame that does not diverge there does not later.
+   */
   const removesPeer = (protocol: Protocol, bytes: Uint8Array): boolean => {
     if (protocol !== 'topic' && protocol !== 'delta' && protocol !== 'push') return false
     const message = peekKind(bytes) === MessageKind.eventFold ? decodeEventFold(bytes, codecs, LIMITS) : decodeDiff(bytes, codecs, LIMITS)
-    if ('infimum' in message && !message.infimum.participants.includes(a.self)) return true
+    if ('infimum' in message) {
+      if (!message.infimum.participants.includes(a.self)) return true
+      if (peerFold !== undefined && compareEventIds(message.infimum.id, peerFold.infimum.id) > 0) {
+        const mirror = EventFold.fromSnapshot(peerFold, a.self, spec, { signatures })
+        const merged = mirror.mergeFull(message, { from: forger.peerId })
+        if (merged.ok && merged.diverged) return true
+      }
+    }
     return message.events.some(e => e.delta?.kind === 'unjoin' && e.delta.participant === a.self)
   }
   let selfEjections = 0
