@@ -33,7 +33,7 @@ function prng (seed: number): () => number {
 
 const delay = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
-test('peers killed with SIGKILL and recovered from durable storage rejoin the cluster and lose no acknowledged event', { timeout: 90_000 }, async (t) => {
+test('peers killed with SIGKILL and recovered from durable storage rejoin the cluster and lose no acknowledged event', { timeout: 180_000 }, async (t) => {
   const seed = process.env.LEGION_SEED !== undefined && process.env.LEGION_SEED !== '' ? Number(process.env.LEGION_SEED) : (Math.random() * 0x7fffffff) | 0
   t.diagnostic(`seed=${seed}`)
   const random = prng(seed)

@@ -239,8 +239,10 @@ describe('propagation and observability', () => {
 })
 
 describe('failure detection', () => {
-  // Fast settings, so that suspicion takes 300 ms instead of 3 s.
-  const fast = { failureDetection: { heartbeatIntervalMs: 100, suspectAfterMs: 300 }, propagation: { intervalMs: 200 } }
+  // Fast settings, so that suspicion takes 1 s instead of 3 s. Not faster: on a loaded
+  // machine, an event loop stalled past a 300 ms pause got a joining peer ejected before the
+  // test began (and, with rejoin off, kept out for good).
+  const fast = { failureDetection: { heartbeatIntervalMs: 100, suspectAfterMs: 1000 }, propagation: { intervalMs: 200 } }
 
   /** Starts `n` peers that each refuse the peers in their own `blocked` set (a partition switch). */
   async function blockable (n: number, options: Partial<LegionOptions<string, Log, number>> = {}): Promise<Array<{ peer: Peer, blocked: Set<string> }>> {
