@@ -313,6 +313,18 @@ describe('failure detection', () => {
     await stopAll([a, b, c])
   })
 
+  test('an event reaches a participant its creator cannot reach, through another (relay or sync)', async () => {
+    const peers = await blockable(3)
+    const [a, b, c] = peers.map(p => p.peer) as [Peer, Peer, Peer]
+    await until([a, b, c], () => [a, b, c].every(p => p.readState().participants.length === 3), 'three participate')
+    peers[0]!.blocked.add(c.self)
+    peers[2]!.blocked.add(a.self)
+    a.applyFast('around')
+    await until([c], () => c.readState().projected.log.includes('around'), 'c holds a\'s event')
+    assert.deepEqual(participants(c), [a.self, b.self, c.self].sort(), 'one suspicion each way is no majority')
+    await stopAll([a, b, c])
+  })
+
   test('with rejoin off, an ejected peer stays out and refuses new events with EjectedError', async () => {
     const peers = await blockable(3, { failureDetection: { ...fast.failureDetection, rejoin: false } })
     const [a, b, c] = peers.map(p => p.peer) as [Peer, Peer, Peer]

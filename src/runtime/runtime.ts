@@ -11,7 +11,8 @@
  *    A batch goes out only when this peer has news of its own (events or memberships it
  *    made, acknowledgements it gave): each peer's own batches already reach everyone.
  * 3. A batch carries every outstanding event id with its acknowledgements, and the
- *    body only of events this peer has not sent before. A receiver missing a body, or
+ *    body only of events this peer has not sent before: its own at once, another's (a relay)
+ *    only once the event has waited here an interval for someone. A receiver missing a body, or
  *    missing events below the sender's infimum, learns it from the merge error and pulls a
  *    sync from the sender over a direct stream; periodic pulls from a random participant
  *    repair anything else that was lost.
@@ -128,6 +129,8 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
 
   private readonly pending = new Map<string, Pending<O>>()
   private readonly publishedBodies = new Set<string>()
+  /** When this peer first gossiped each outstanding event of another's (`performance.now()`). */
+  private readonly heldSince = new Map<string, number>()
   private readonly fingerprints = new ParticipantFingerprints()
   private readonly outputsToForward = new Map<Participant, EncodedOutput[]>()
   private readonly syncing = new Set<Participant>()
@@ -631,18 +634,39 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
     return this.news || this.version > this.savedVersion || this.version > this.notifiedVersion
   }
 
-  /** Every outstanding id with its acks; bodies only where not published before (invariant 3). */
+  /**
+   * Every outstanding id with its acks, and bodies as invariant 3 says: each once, this
+   * peer's own at once, another's only after it has been outstanding here for an interval
+   * with someone's acknowledgement still missing. Its creator sent it to everyone already,
+   * so relaying it at once mostly repeats what receivers hold (a signed body is about 70
+   * bytes); waiting an interval keeps the relay for whoever missed it.
+   */
   private gossipPayload (fold: EventFold<E, S, O>): Uint8Array {
+    const now = performance.now()
+    let projected: Participant[] | undefined
     const events = fold.outstandingEvents().map(e => {
+      if (e.delta.kind === 'error') return e
       const key = eventIdKey(e.id)
-      const known = this.publishedBodies.has(key) && e.delta.kind !== 'error'
-      if (!known) this.publishedBodies.add(key)
-      return known ? { id: e.id, delta: undefined, acks: e.acks } : e
+      let send = false
+      if (!this.publishedBodies.has(key)) {
+        if (e.id.participant === this.self) send = true
+        else {
+          const since = this.heldSince.get(key)
+          if (since === undefined) this.heldSince.set(key, now)
+          else if (now - since >= this.intervalMs) {
+            projected ??= fold.projectedParticipants()
+            send = projected.some(p => !e.acks.includes(p))
+          }
+        }
+      }
+      if (send) this.publishedBodies.add(key)
+      return send ? e : { id: e.id, delta: undefined, acks: e.acks }
     })
-    // Forget bodies that have folded: the set tracks outstanding events only.
-    if (this.publishedBodies.size > events.length * 2 + 64) {
+    // Forget events that have folded: both maps track outstanding events only.
+    if (this.publishedBodies.size + this.heldSince.size > events.length * 2 + 64) {
       const live = new Set(events.map(e => eventIdKey(e.id)))
       for (const k of this.publishedBodies) if (!live.has(k)) this.publishedBodies.delete(k)
+      for (const k of this.heldSince.keys()) if (!live.has(k)) this.heldSince.delete(k)
     }
     return encodeDiff({ origin: this.clusterName, infimumId: fold.infimumId(), infimumDigest: fold.infimumDigest(), events }, this.codecs, this.sendingContext(fold))
   }
@@ -1107,6 +1131,7 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
     this.ejected = false
     this.sponsors.clear()
     this.publishedBodies.clear()
+    this.heldSince.clear()
     this.outputsToForward.clear()
     this.progress.clear()
     this.detector.reset()
