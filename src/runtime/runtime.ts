@@ -662,8 +662,9 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
       if (send) this.publishedBodies.add(key)
       return send ? e : { id: e.id, delta: undefined, acks: e.acks }
     })
-    // Forget events that have folded: both maps track outstanding events only.
-    if (this.publishedBodies.size + this.heldSince.size > events.length * 2 + 64) {
+    // Forget events that have folded: both track outstanding events only (an event can be in
+    // both, so the slack is twice the old one's).
+    if (this.publishedBodies.size + this.heldSince.size > events.length * 4 + 64) {
       const live = new Set(events.map(e => eventIdKey(e.id)))
       for (const k of this.publishedBodies) if (!live.has(k)) this.publishedBodies.delete(k)
       for (const k of this.heldSince.keys()) if (!live.has(k)) this.heldSince.delete(k)
