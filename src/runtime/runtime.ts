@@ -777,8 +777,7 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
     return true
   }
 
-  private mergeFullFrom (from: Participant, bytes: Uint8Array): void {
-    const snapshot = decodeEventFold(bytes, this.codecs, this.limits)
+  private mergeFullFrom (from: Participant, snapshot: EventFoldSnapshot<E, S, O>): void {
     if (snapshot.origin !== this.clusterName) { this.counters.droppedWrongCluster++; return }
     const fold = this.requireFold()
     const options = this.mergeOptions(fold, from)
@@ -836,7 +835,7 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
       if (!this.admitAnswer(peer, answer, epoch)) return
       const kind = peekKind(answer)
       if (kind === MessageKind.diff) retryFull = !full && !this.mergeDiffFrom(peer, decodeDiff(answer, this.codecs, this.limits))
-      else if (kind === MessageKind.eventFold) this.mergeFullFrom(peer, answer)
+      else if (kind === MessageKind.eventFold) this.mergeFullFrom(peer, decodeEventFold(answer, this.codecs, this.limits))
       else if (kind === WireKind.refusal) {
         const refusal = decodeWireMessage(answer, this.limits)
         log('sync refused by %s: %o', peer, refusal)
@@ -903,7 +902,7 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
         if (!this.fullSyncLimiter.take(from)) { this.counters.droppedRateLimited++; return this.refuse('rate-limited', 'too many full pushes') }
         const snapshot = decodeEventFold(payload, this.codecs, this.limits)
         if (snapshot.origin !== this.clusterName) { this.counters.droppedWrongCluster++; return this.refuse('wrong-cluster', `this is cluster ${this.clusterName}`) }
-        this.mergeFullFrom(from, payload)
+        this.mergeFullFrom(from, snapshot)
       } else {
         this.counters.droppedUndecodable++
         return this.refuse('bad-request', 'expected a diff or a fold')
