@@ -16,7 +16,7 @@
 import '../src/transport/polyfill.js'
 import { serveCommands } from './command-process.js'
 import { now, startBootstrapped, startNode, type BenchNode, type NodeConfig } from './convergence-node.js'
-import type { StartupMode } from '../src/runtime/options.js'
+import type { StartupMode } from '../src/peer/options.js'
 
 interface Command { id: number, cmd: string, slot?: number, [key: string]: unknown }
 

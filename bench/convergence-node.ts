@@ -32,7 +32,7 @@ import { jsonCodec } from '../src/codec/json.js'
 import { memoryStorage } from '../src/storage/memory.js'
 import { eventIdKey, type EventSpec, type Participant } from '../src/eventfold/types.js'
 import { partitionTableSpec, type PartitionTable } from '../src/partitions/partition-table.js'
-import type { ClusterState, Legion, StartupMode } from '../src/runtime/options.js'
+import type { ClusterState, Legion, StartupMode } from '../src/peer/options.js'
 
 export type SystemName = 'legion' | 'om-legion' | 'automerge'
 export const SYSTEMS: readonly SystemName[] = ['legion', 'om-legion', 'automerge']

@@ -51,7 +51,7 @@ import {
   SYSTEMS, automergeBase, now,
   type NodeConfig, type NodeCounters, type NodeStatus, type SystemName
 } from './convergence-node.js'
-import type { StartupMode } from '../src/runtime/options.js'
+import type { StartupMode } from '../src/peer/options.js'
 import { CommandProcess, killChildren, type Reply } from './command-process.js'
 
 // -------------------------------------------------------------------------------------------

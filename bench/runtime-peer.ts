@@ -15,7 +15,7 @@ import { createTransportNode, type TransportNode } from '../src/transport/index.
 import { startLegion } from '../src/runtime/runtime.js'
 import { lmdbStorage, memoryStorage, type PeerStorage } from '../src/storage/index.js'
 import type { EventSpec } from '../src/eventfold/types.js'
-import type { Legion, PropagationOptions, StartupMode } from '../src/runtime/options.js'
+import type { Legion, PropagationOptions, StartupMode } from '../src/peer/options.js'
 import { serveCommands } from './command-process.js'
 
 /** A counter: each event adds its value, the output is the new total. */

@@ -69,8 +69,8 @@ export type {
   DivergentPeer,
   WaitOptions,
   Dissemination
-} from './runtime/options.js'
-export { ConsistencyTimeoutError, StoppedError, JoinError, RecoverError, NotParticipantError, EjectedError } from './runtime/errors.js'
+} from './peer/options.js'
+export { ConsistencyTimeoutError, StoppedError, JoinError, RecoverError, NotParticipantError, EjectedError } from './peer/errors.js'
 export { RemoteError, TimeoutError, AbortError, PeerUnreachableError, FrameTooLargeError } from './transport/errors.js'
 
 // ---------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { FailureDetector } from '../src/runtime/failure-detector.js'
+import { FailureDetector } from '../src/peer/membership/failure-detector.js'
 
 const settings = { suspectAfterMs: 3000, backupDelayMs: 2000 }
 const five = ['a', 'b', 'c', 'd', 'e']

@@ -36,12 +36,12 @@ import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { createHash } from 'node:crypto'
 import type { PrivateKey } from '@libp2p/interface'
 import { startLegion } from '../src/runtime/runtime.js'
-import type { Legion, LegionCounters } from '../src/runtime/options.js'
+import type { Legion, LegionCounters } from '../src/peer/options.js'
 import { compareEventIds, type EventFoldSnapshot, type EventSpec } from '../src/eventfold/types.js'
 import { EventFold } from '../src/eventfold/event-fold.js'
 import { createTransportNode, type TransportNode } from '../src/transport/index.js'
 import { protocolIds } from '../src/runtime/protocols.js'
-import { eventSignatures } from '../src/runtime/event-signatures.js'
+import { eventSignatures } from '../src/peer/event-signatures.js'
 import {
   DEFAULT_DECODE_LIMITS, DecodeError, MessageKind, decodeDiff, decodeEventFold, encodeDiff, encodeEventFold, encodeWith, jsonCodec,
   type Codec, type DecodeLimits, type FoldCodecs

@@ -5,7 +5,7 @@
 import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { ParticipantFingerprints } from '../src/runtime/participant-names.js'
+import { ParticipantFingerprints } from '../src/peer/group/participant-names.js'
 import { decodeDiff, encodeDiff, FINGERPRINT_BYTES } from '../src/codec/index.js'
 import { jsonCodec } from '../src/codec/json.js'
 

@@ -36,7 +36,7 @@ import { logger } from '@libp2p/logger'
 import type { PrivateKey } from '@libp2p/interface'
 import { createTransportNode, type TransportNode, AbortError } from '../transport/index.js'
 import { EventFold } from '../eventfold/event-fold.js'
-import { eventSignatures } from './event-signatures.js'
+import { eventSignatures } from '../peer/event-signatures.js'
 import { compareEventIds, eventIdKey, type ConsistentOutput, type Diff, type EventFoldOptions, type EventFoldSnapshot, type EventId, type MergeOptions, type Participant, type UpdateResult } from '../eventfold/types.js'
 import { DEFAULT_DECODE_LIMITS, type DecodeLimits, encodeWith, decodeWith } from '../codec/codec.js'
 import { jsonCodec } from '../codec/json.js'
@@ -45,14 +45,14 @@ import { WireKind, decodeWireMessage, encodeWireMessage, peekKind, type EncodedO
 import { DecodeError } from '../codec/errors.js'
 import { ForgedEventError } from '../eventfold/errors.js'
 import type { PeerStorage } from '../storage/storage.js'
-import { ConsistencyTimeoutError, EjectedError, JoinError, NotParticipantError, RecoverError, StoppedError } from './errors.js'
-import { FailureDetector } from './failure-detector.js'
+import { ConsistencyTimeoutError, EjectedError, JoinError, NotParticipantError, RecoverError, StoppedError } from '../peer/errors.js'
+import { FailureDetector } from '../peer/membership/failure-detector.js'
 import type {
   AutoEjectOptions, ClusterState, Dissemination, DivergentPeer, Legion, LegionCounters, LegionOptions, LegionStats, WaitOptions
-} from './options.js'
+} from '../peer/options.js'
 import { protocolIds, type ProtocolIds } from './protocols.js'
-import { RateLimiter } from './rate-limiter.js'
-import { ParticipantFingerprints } from './participant-names.js'
+import { RateLimiter } from '../peer/rate-limiter.js'
+import { ParticipantFingerprints } from '../peer/group/participant-names.js'
 
 const log = logger('legion:runtime')
 

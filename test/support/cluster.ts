@@ -3,7 +3,7 @@
  * condition across them, woken by their change notifications, with a deadline.
  */
 import { startLegion } from '../../src/runtime/runtime.js'
-import type { Legion, LegionOptions } from '../../src/runtime/options.js'
+import type { Legion, LegionOptions } from '../../src/peer/options.js'
 
 /** Starts a new cluster of `n` peers, each joining through the first. */
 export async function startCluster<E, S, O> (n: number, base: Omit<LegionOptions<E, S, O>, 'startup'>): Promise<Array<Legion<E, S, O>>> {

@@ -44,7 +44,7 @@ import { privateKeyFromProtobuf } from '@libp2p/crypto/keys'
 import { startLegion } from '../../src/runtime/runtime.js'
 import { eventIdKey, type EventSpec } from '../../src/index.js'
 import { lmdbStorage } from '../../src/storage/lmdb.js'
-import type { ClusterState, FailureDetectionOptions, StartupMode } from '../../src/runtime/options.js'
+import type { ClusterState, FailureDetectionOptions, StartupMode } from '../../src/peer/options.js'
 import type { TransportStats } from '../../src/transport/node.js'
 
 /** An append-only log: the output of an event is the index at which it was appended. */

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import type { FailureDetectionOptions } from '../../src/runtime/options.js'
+import type { FailureDetectionOptions } from '../../src/peer/options.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const childScript = fileURLToPath(new URL('./peer-process.ts', import.meta.url))

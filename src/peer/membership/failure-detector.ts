@@ -21,7 +21,7 @@
  *
  * @module
  */
-import type { Participant } from '../eventfold/types.js'
+import type { Participant } from '../../eventfold/types.js'
 
 /** Settings of a {@link FailureDetector}. */
 export interface FailureDetectorSettings {

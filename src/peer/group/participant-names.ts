@@ -16,8 +16,8 @@
  * @module
  */
 import { createHash } from 'node:crypto'
-import { FINGERPRINT_BYTES, type DiffContext } from '../codec/eventfold.js'
-import type { Participant } from '../eventfold/types.js'
+import { FINGERPRINT_BYTES, type DiffContext } from '../../codec/eventfold.js'
+import type { Participant } from '../../eventfold/types.js'
 
 /** Computes, caches and resolves participant fingerprints for one peer. */
 export class ParticipantFingerprints {

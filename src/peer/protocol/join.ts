@@ -1,0 +1,65 @@
+/**
+ * The `join` protocol (request/response): a peer asks a participant (its sponsor) to admit it.
+ *
+ * JoinRequest (kind 17): `list<str> addresses` (where the asker listens).
+ * JoinAccepted (kind 18): `list<group>`, `group` = `str id`, `bytes fold` (an EventFold, kind
+ * 1: the sponsor's whole fold of each group the asker was admitted to, the cluster's own
+ * group `""` first); then `list<peer>`, `peer` = `str id`, `list<str> addresses` (every other
+ * participant the sponsor knows an address of).
+ * A join may also be answered by a Refusal.
+ *
+ * @module
+ */
+import type { DecodeLimits } from '../../codec/codec.js'
+import type { GroupPayload } from './fold-batch.js'
+import { PeerMessageKind, decodeMessage, encodeMessage, readAddresses, readGroupId, readList, readPeerId, writeList, writeStrings, type Refusal } from './message.js'
+
+/** Protocol name. */
+export const JOIN_PROTOCOL = 'join'
+
+/** A peer and where it listens. */
+export interface PeerAddresses {
+  /** The peer id. */
+  readonly id: string
+  /** Its multiaddrs. */
+  readonly addresses: readonly string[]
+}
+
+/** The sponsor's answer. */
+export interface JoinAccepted {
+  /** Discriminant. */
+  readonly kind: 'joinAccepted'
+  /** The whole fold of every group the asker was admitted to. */
+  readonly groups: readonly GroupPayload[]
+  /** Other participants and their addresses. */
+  readonly peers: readonly PeerAddresses[]
+}
+
+/** Encodes a join request. */
+export function encodeJoinRequest (addresses: readonly string[]): Uint8Array {
+  return encodeMessage(PeerMessageKind.joinRequest, w => { writeStrings(w, addresses) })
+}
+
+/** Decodes a join request: the asker's addresses. Throws only `DecodeError`. */
+export function decodeJoinRequest (bytes: Uint8Array, limits: DecodeLimits): string[] {
+  return decodeMessage(bytes, limits, PeerMessageKind.joinRequest, readAddresses)
+}
+
+/** Encodes an admission. */
+export function encodeJoinAccepted (groups: readonly GroupPayload[], peers: readonly PeerAddresses[]): Uint8Array {
+  let size = 64
+  for (const g of groups) size += g.payload.length + g.group.length + 8
+  return encodeMessage(PeerMessageKind.joinAccepted, w => {
+    writeList(w, groups, (w, g) => { w.writeString(g.group); w.writeBytes(g.payload) })
+    writeList(w, peers, (w, p) => { w.writeString(p.id); writeStrings(w, p.addresses) })
+  }, size)
+}
+
+/** Decodes the answer to a join. Throws only `DecodeError`. */
+export function decodeJoinAnswer (bytes: Uint8Array, limits: DecodeLimits): JoinAccepted | Refusal {
+  return decodeMessage(bytes, limits, PeerMessageKind.joinAccepted, (r): JoinAccepted => ({
+    kind: 'joinAccepted',
+    groups: readList(r, limits, 2, 'groups', r => ({ group: readGroupId(r), payload: r.readBytes(limits.maxBytes) })),
+    peers: readList(r, limits, 2, 'peers', r => ({ id: readPeerId(r), addresses: readAddresses(r) }))
+  }), true)
+}

@@ -1,0 +1,147 @@
+/**
+ * What every peer protocol shares: its protocol id, the frame of a message (the codec's
+ * header, then fields), the {@link Refusal} any request may be answered with, and the
+ * bounded readers for the values several protocols carry (group ids, peer ids, addresses).
+ * Each protocol module (`fold-batch.ts`, `sync.ts`, `push.ts`, `join.ts`, `heartbeat.ts`,
+ * `outputs.ts`) owns its own message kinds and `write`/`read` pairs; kinds are unique across
+ * them so that bytes sent on the wrong protocol fail to decode instead of being misread.
+ *
+ * @module
+ */
+import { decodeWithin, type DecodeLimits } from '../../codec/codec.js'
+import { Writer, type Reader } from '../../codec/buffer.js'
+import { DecodeError } from '../../codec/errors.js'
+import { readHeader, writeHeader } from '../../codec/eventfold.js'
+
+/** The version every peer protocol id ends with. */
+export const PROTOCOL_VERSION = '5.0.0'
+
+/** The protocol id of `name` in `cluster` (percent-encoded, so any cluster name is one path segment). */
+export function protocolId (cluster: string, name: string, version: string = PROTOCOL_VERSION): string {
+  return `/legion/${encodeURIComponent(cluster)}/${name}/${version}`
+}
+
+/** Message kinds of the peer protocols (the codec reserves 16..255 for them). */
+export const PeerMessageKind = Object.freeze({
+  joinRequest: 17,
+  joinAccepted: 18,
+  refusal: 19,
+  outputs: 20,
+  heartbeat: 22,
+  foldBatch: 23,
+  syncRequest: 24,
+  syncAnswer: 25,
+  foldPush: 26,
+  pushAnswer: 27,
+  heartbeatAnswer: 28
+})
+
+/** Why a peer refuses a request (or one group of a request). */
+export type RefusalCode =
+  | 'not-participant'
+  | 'rate-limited'
+  | 'stopping'
+  | 'bad-request'
+  | 'unknown-group'
+  | 'not-ready'
+
+const REFUSAL_CODES: ReadonlySet<string> = new Set<RefusalCode>(['not-participant', 'rate-limited', 'stopping', 'bad-request', 'unknown-group', 'not-ready'])
+
+/** A typed refusal of a request. */
+export interface Refusal {
+  /** Discriminant. */
+  readonly kind: 'refusal'
+  /** Why. */
+  readonly code: RefusalCode
+  /** Details, for people. */
+  readonly message: string
+}
+
+/** Longest group id, in UTF-8 bytes. */
+export const MAX_GROUP_ID_BYTES = 128
+/** Longest peer id accepted off the wire, in bytes. */
+export const MAX_PEER_ID_BYTES = 256
+/** Most addresses per peer. */
+export const MAX_ADDRESSES = 64
+/** Longest multiaddr, in bytes. */
+export const MAX_ADDRESS_BYTES = 1024
+const MAX_MESSAGE_TEXT = 4096
+
+/** Encodes one message: the header with `kind`, then what `write` writes. */
+export function encodeMessage (kind: number, write: (w: Writer) => void, sizeHint = 64): Uint8Array {
+  const w = new Writer(sizeHint)
+  writeHeader(w, kind)
+  write(w)
+  return w.finish()
+}
+
+/**
+ * Decodes one message of `kind` (or a {@link Refusal}, when `refusalAllowed`), bounded by
+ * `limits`. Throws only `DecodeError`.
+ */
+export function decodeMessage<T> (bytes: Uint8Array, limits: DecodeLimits, kind: number, read: (r: Reader) => T, refusalAllowed: true): T | Refusal
+export function decodeMessage<T> (bytes: Uint8Array, limits: DecodeLimits, kind: number, read: (r: Reader) => T, refusalAllowed?: false): T
+export function decodeMessage<T> (bytes: Uint8Array, limits: DecodeLimits, kind: number, read: (r: Reader) => T, refusalAllowed = false): T | Refusal {
+  return decodeWithin(bytes, limits, (r) => {
+    const actual = readHeader(r)
+    if (actual === kind) return read(r)
+    if (refusalAllowed && actual === PeerMessageKind.refusal) return readRefusal(r)
+    throw new DecodeError('bad-kind', `message kind ${actual}, expected ${kind}`)
+  })
+}
+
+/** Encodes a refusal. */
+export function encodeRefusal (code: RefusalCode, message: string): Uint8Array {
+  return encodeMessage(PeerMessageKind.refusal, w => { w.writeString(code); w.writeString(message.slice(0, 1024)) })
+}
+
+function readRefusal (r: Reader): Refusal {
+  return { kind: 'refusal', code: readRefusalCode(r), message: r.readString(MAX_MESSAGE_TEXT) }
+}
+
+/** Reads a refusal code, refusing unknown ones. */
+export function readRefusalCode (r: Reader): RefusalCode {
+  const code = r.readString(64)
+  if (!REFUSAL_CODES.has(code)) throw new DecodeError('invalid', `unknown refusal code ${JSON.stringify(code)}`)
+  return code as RefusalCode
+}
+
+/** Reads a group id ('' is the cluster's own group). */
+export function readGroupId (r: Reader): string {
+  return r.readString(MAX_GROUP_ID_BYTES)
+}
+
+/** Reads a peer id. */
+export function readPeerId (r: Reader): string {
+  const id = r.readString(MAX_PEER_ID_BYTES)
+  if (id === '') throw new DecodeError('invalid', 'empty peer id')
+  return id
+}
+
+/** Writes a list of strings. */
+export function writeStrings (w: Writer, xs: readonly string[]): void {
+  w.writeVarUint(xs.length)
+  for (const x of xs) w.writeString(x)
+}
+
+/** Reads a list of multiaddrs. */
+export function readAddresses (r: Reader): string[] {
+  const n = r.readCount(MAX_ADDRESSES, 1, 'addresses')
+  const out: string[] = []
+  for (let i = 0; i < n; i++) out.push(r.readString(MAX_ADDRESS_BYTES))
+  return out
+}
+
+/** Writes a list of items with `write`. */
+export function writeList<T> (w: Writer, items: readonly T[], write: (w: Writer, item: T) => void): void {
+  w.writeVarUint(items.length)
+  for (const item of items) write(w, item)
+}
+
+/** Reads a list of at most `limits.maxItems` items, each at least `minItemBytes` long. */
+export function readList<T> (r: Reader, limits: DecodeLimits, minItemBytes: number, what: string, read: (r: Reader) => T): T[] {
+  const n = r.readCount(limits.maxItems, minItemBytes, what)
+  const out: T[] = []
+  for (let i = 0; i < n; i++) out.push(read(r))
+  return out
+}
