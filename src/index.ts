@@ -53,7 +53,7 @@
 // Promise.withResolvers polyfill Node 20 needs before libp2p loads.)
 // ---------------------------------------------------------------------------------------------
 
-export { startLegion } from './runtime/runtime.js'
+export { startLegion } from './peer/start.js'
 export type {
   Legion,
   LegionOptions,

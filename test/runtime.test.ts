@@ -5,12 +5,15 @@
 import { test, describe, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { startLegion } from '../src/runtime/runtime.js'
+import { startLegion } from '../src/peer/start.js'
 import type { Legion, LegionOptions } from '../src/peer/options.js'
 import type { EventSpec } from '../src/eventfold/types.js'
 import { createTransportNode } from '../src/transport/index.js'
-import { protocolIds } from '../src/runtime/protocols.js'
-import { encodeWireMessage } from '../src/codec/wire.js'
+import { batchOf, protocolIds } from './support/wire.js'
+import { encodeDiff } from '../src/codec/eventfold.js'
+import { jsonCodec } from '../src/codec/json.js'
+import { BOTTOM } from '../src/eventfold/types.js'
+import { EMPTY_DIGEST } from '../src/eventfold/digest.js'
 import { memoryStorage, type PeerStorage } from '../src/storage/index.js'
 import { converged, startCluster, stopAll, until } from './support/cluster.js'
 
@@ -22,6 +25,7 @@ const logSpec: EventSpec<string, Log, number> = {
 }
 const base: Omit<LegionOptions<string, Log, number>, 'startup'> = { cluster: 'runtime-test', spec: logSpec }
 type Peer = Legion<string, Log, number>
+const jsonCodecs = { event: jsonCodec, state: jsonCodec, output: jsonCodec }
 
 const everyone: Peer[] = []
 after(async () => { await stopAll(everyone) })
@@ -379,8 +383,11 @@ describe('messaging', () => {
 
     const replies = await a.broadcall(enc('slow'), { timeoutMs: 500 })
     assert.deepEqual([...replies.keys()].sort(), [b.self, c.self].sort())
-    assert.equal(dec(replies.get(b.self)), '1:slow')
-    assert.equal(replies.get(c.self), undefined, 'the slow peer did not answer in time')
+    const fromB = replies.get(b.self)
+    assert.equal(fromB?.kind === 'reply' ? dec(fromB.value) : fromB?.kind, '1:slow')
+    assert.equal(replies.get(c.self)?.kind, 'timeout', 'the slow peer did not answer in time')
+    const thrown = await a.broadcall(enc('throw'), { timeoutMs: 2000 })
+    assert.ok([...thrown.values()].every(r => r.kind === 'remote-error' && r.error.name === 'RemoteError'), 'a handler that throws is a remote error, not a timeout')
 
     await a.cast(b.self, enc('one'))
     await a.broadcast(enc('all'))
@@ -409,9 +416,10 @@ describe('hostile input', () => {
     try {
       for (const raw of [stranger, forger]) {
         const target = await raw.dial(a!.multiaddrs()[0]!)
-        const garbage = [new Uint8Array(0), Uint8Array.of(1, 2, 3), new TextEncoder().encode('LGN\x01\x02 garbage'), encodeWireMessage({ kind: 'syncRequest', origin: 'other-cluster', full: true })]
+        const otherCluster = batchOf(encodeDiff({ origin: 'other-cluster', infimumId: BOTTOM, infimumDigest: EMPTY_DIGEST, events: [] }, jsonCodecs))
+        const garbage = [new Uint8Array(0), Uint8Array.of(1, 2, 3), new TextEncoder().encode('LGN\x01\x02 garbage'), otherCluster]
         for (const bytes of garbage) {
-          await raw.send(target, ids.delta, bytes)
+          await raw.send(target, ids.fold, bytes)
           await raw.send(target, ids.outputs, bytes)
           const syncAnswer = await raw.request(target, ids.sync, bytes, { timeoutMs: 2000 })
           assert.ok(syncAnswer.length > 0)

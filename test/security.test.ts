@@ -8,17 +8,16 @@ import { test, describe, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { startLegion } from '../src/runtime/runtime.js'
+import { startLegion } from '../src/peer/start.js'
 import type { Legion, LegionOptions } from '../src/peer/options.js'
 import type { EventSpec } from '../src/eventfold/types.js'
 import { stopAll } from './support/cluster.js'
 import { EventFold } from '../src/eventfold/event-fold.js'
 import type { Diff, EventFoldSnapshot, EventSignatures } from '../src/eventfold/types.js'
 import { eventSignatures } from '../src/peer/event-signatures.js'
-import { protocolIds } from '../src/runtime/protocols.js'
+import { batchOf, protocolIds, pushOf, syncPayload, syncRequest } from './support/wire.js'
 import { createTransportNode } from '../src/transport/index.js'
 import { decodeEventFold, encodeDiff, encodeEventFold, jsonCodec, type FoldCodecs } from '../src/codec/index.js'
-import { encodeWireMessage } from '../src/codec/wire.js'
 
 const countSpec: EventSpec<number, number, number> = {
   init: () => 0,
@@ -121,12 +120,12 @@ describe('forgery', () => {
     const nId = peerIdFromPrivateKey(nKey).toString()
     const signedBy = (key: typeof nKey): EventSignatures<number, number> => eventSignatures('security-test', key, countCodecs)
     const fetch = async (): Promise<EventFoldSnapshot<number, number, number>> =>
-      decodeEventFold(await forger.request(a.self, ids.sync, encodeWireMessage({ kind: 'syncRequest', origin: 'security-test', full: true })), countCodecs)
+      decodeEventFold(syncPayload(await forger.request(a.self, ids.sync, syncRequest()))!, countCodecs)
     let handled = 0
     const counted = (): number => { const c = a.stats().counters; return c.diffMerges + c.fullMerges + c.droppedForged }
     const deliver = async (diff: Diff<number, number>): Promise<void> => {
       handled = counted()
-      await forger.send(a.self, ids.delta, encodeDiff(diff, countCodecs))
+      await forger.send(a.self, ids.fold, batchOf(encodeDiff(diff, countCodecs)))
       await eventually(() => counted() > handled, 5_000, 'a handled the forged diff')
     }
 
@@ -152,7 +151,7 @@ describe('forgery', () => {
     // 3. A whole fold settled past E, with a settled value of its choosing: not adopted.
     handled = counted()
     const bogus = { ...replica.snapshot(), infimum: { ...replica.snapshot().infimum, state: 1_000 } }
-    await forger.request(a.self, ids.push, encodeEventFold(bogus, countCodecs))
+    await forger.request(a.self, ids.push, pushOf(encodeEventFold(bogus, countCodecs)))
     await eventually(() => counted() > handled, 5_000, 'a handled the forged fold')
     assert.deepStrictEqual(a.readState().infimumId, snapshot.infimum.id, 'a adopted a forged settled state')
     assert.equal(a.readState().infimum, 0)

@@ -201,6 +201,14 @@ export function readHeader (r: Reader): number {
   return r.readUint8()
 }
 
+/**
+ * The kind byte of any Legion encoding (EventFold, Diff or a peer protocol message), after
+ * checking the magic and version. Throws {@link DecodeError}.
+ */
+export function peekKind (bytes: Uint8Array): number {
+  return decodeWithin(bytes.subarray(0, 5), DEFAULT_DECODE_LIMITS, readHeader)
+}
+
 function expectKind (r: Reader, kind: number): void {
   const actual = readHeader(r)
   if (actual !== kind) throw new DecodeError('bad-kind', `message kind ${actual}, expected ${kind}`)

@@ -91,3 +91,94 @@ export class EjectedError extends Error {
     this.eventId = eventId
   }
 }
+
+/**
+ * `startup: { mode: 'new' }` found a peer saved in the storage given. Founding a new cluster
+ * would discard that peer's identity and state for good, so it is refused: recover it
+ * (`mode: 'recover'` or `'auto'`), use another storage, or pass `overwrite: true`.
+ */
+export class ExistingStateError extends Error {
+  /** Always `'ExistingStateError'`. */
+  override readonly name = 'ExistingStateError'
+  /** The cluster the saved peer belongs to. */
+  readonly savedCluster: string
+  constructor (savedCluster: string) {
+    super(`the storage already holds a peer of cluster ${JSON.stringify(savedCluster)}: recover it (startup mode 'recover' or 'auto'), use another storage, or pass startup.overwrite: true to discard it`)
+    this.savedCluster = savedCluster
+  }
+}
+
+/** The called peer has no handler for the channel called (or takes no calls at all). */
+export class NoHandlerError extends Error {
+  /** Always `'NoHandlerError'`. */
+  override readonly name = 'NoHandlerError'
+  /** The peer called. */
+  readonly peer: string
+  /** The channel called (`""`: the default byte channel). */
+  readonly channel: string
+  constructor (peer: string, channel: string, message: string) {
+    super(`${peer}: ${message}`)
+    this.peer = peer
+    this.channel = channel
+  }
+}
+
+/**
+ * A call handler returned something its channel cannot carry back: not a `Uint8Array` on the
+ * byte channel, or a value the channel's reply codec cannot encode (or the caller's decode).
+ */
+export class BadReplyError extends Error {
+  /** Always `'BadReplyError'`. */
+  override readonly name = 'BadReplyError'
+  /** The peer whose handler replied. */
+  readonly peer: string
+  /** The channel. */
+  readonly channel: string
+  constructor (peer: string, channel: string, message: string) {
+    super(`the reply of ${peer} on channel ${JSON.stringify(channel)} is unusable: ${message}`)
+    this.peer = peer
+    this.channel = channel
+  }
+}
+
+/** No group of this id is defined on this peer. */
+export class UnknownGroupError extends Error {
+  /** Always `'UnknownGroupError'`. */
+  override readonly name = 'UnknownGroupError'
+  /** The group id. */
+  readonly group: string
+  constructor (group: string) {
+    super(`no group ${JSON.stringify(group)} is defined on this peer`)
+    this.group = group
+  }
+}
+
+/**
+ * This peer does not hold the group's state (yet): it is not one of the group's participants,
+ * or it was just added and the state has not arrived.
+ */
+export class GroupNotReadyError extends Error {
+  /** Always `'GroupNotReadyError'`. */
+  override readonly name = 'GroupNotReadyError'
+  /** The group id. */
+  readonly group: string
+  constructor (group: string, message = 'this peer does not hold its state (yet)') {
+    super(`group ${JSON.stringify(group)}: ${message}`)
+    this.group = group
+  }
+}
+
+/** A sponsor refused to admit this peer (it answered with a refusal instead of its state). */
+export class JoinRefusedError extends Error {
+  /** Always `'JoinRefusedError'`. */
+  override readonly name = 'JoinRefusedError'
+  /** The sponsor. */
+  readonly sponsor: string
+  /** The refusal's code. */
+  readonly code: string
+  constructor (sponsor: string, code: string, message: string) {
+    super(`${sponsor} refused (${code}): ${message}`)
+    this.sponsor = sponsor
+    this.code = code
+  }
+}

@@ -8,19 +8,33 @@ import type { PrivateKey } from '@libp2p/interface'
 import type { FoldCodecs } from '../codec/eventfold.js'
 import type { EventId, EventSpec, Participant } from '../eventfold/types.js'
 import type { PeerStorage } from '../storage/storage.js'
+import type { BroadcallResult, ChannelHandle, MessageChannel, MessageContext } from './messaging.js'
+import type { SelfHealth, StuckPeer } from './membership/heartbeats.js'
+import type { ServiceInstances, ServiceMap } from './services.js'
 
 /**
  * How a peer starts:
- * - `new`: the only participant of a fresh cluster.
+ * - `new`: the only participant of a fresh cluster. Refused with `ExistingStateError` when
+ *   `storage` already holds a peer, unless `overwrite` says to replace it (that discards the
+ *   saved state and identity for good).
  * - `join`: asks an existing peer (the first of `peers` that answers) to admit it. A peer that
  *   restarts with the same private key joins the same way and replaces its earlier self.
  * - `recover`: resumes as the participant it was, from what it saved in `storage`, then
  *   reconnects through `peers`.
+ * - `auto`: what a service restarted by its supervisor wants: `recover` when `storage` holds a
+ *   peer of this cluster, otherwise `join` through `peers`, or, with `found: true` and no peer
+ *   answering, `new`.
  */
 export type StartupMode =
   | {
     /** Found a new cluster. */
     readonly mode: 'new'
+    /**
+     * Replace whatever `storage` holds (another peer's identity and state, even of another
+     * cluster). Without it, a storage that holds a peer is refused.
+     * @default false
+     */
+    readonly overwrite?: boolean
   }
   | {
     /** Join an existing cluster. */
@@ -34,11 +48,27 @@ export type StartupMode =
     /** Multiaddrs of peers to reconnect through. */
     readonly peers?: readonly string[]
   }
+  | {
+    /** Recover if `storage` holds this peer, else join (or found). */
+    readonly mode: 'auto'
+    /** Multiaddrs of peers to join (or reconnect) through. */
+    readonly peers?: readonly string[]
+    /**
+     * When nothing is saved and no peer of `peers` admits this one, found a new cluster
+     * instead of failing with `JoinError`. Only one peer of a cluster should say so.
+     * @default false
+     */
+    readonly found?: boolean
+  }
 
-/** Handler of incoming `call`s: returns the reply bytes. A thrown error reaches the caller as a `RemoteError`. */
-export type CallHandler = (from: Participant, payload: Uint8Array) => Promise<Uint8Array> | Uint8Array
-/** Handler of incoming `cast`s and `broadcast`s. */
-export type CastHandler = (from: Participant, payload: Uint8Array) => void
+/**
+ * Handler of incoming `call`s on the default byte channel: returns the reply bytes. A thrown
+ * error reaches the caller as a `RemoteError`; a reply that is not a `Uint8Array` as a
+ * `BadReplyError`. `context` says who called (this peer itself for a call to itself).
+ */
+export type CallHandler = (from: Participant, payload: Uint8Array, context: MessageContext) => Promise<Uint8Array> | Uint8Array
+/** Handler of incoming `cast`s and `broadcast`s on the default byte channel. A throw is logged. */
+export type CastHandler = (from: Participant, payload: Uint8Array, context: MessageContext) => void
 
 /** How state changes travel. */
 export interface PropagationOptions {
@@ -88,6 +118,12 @@ export interface AutoEjectOptions {
    */
   backupDelayMs?: number
   /**
+   * Count *stuck* participants (alive, but not acknowledging for `stuckAfterMs`) as suspected
+   * for ejection, like silent ones. `false`: report them in `stats().stuck` only.
+   * @default true
+   */
+  stuck?: boolean
+  /**
    * How long an automatic ejection waits for the other participants to merge the UnJoin
    * (as {@link Legion.eject}'s `timeoutMs`).
    * @default 10000
@@ -115,6 +151,16 @@ export interface FailureDetectionOptions {
    */
   suspectAfterMs?: number
   /**
+   * A participant that is behind in some group (it has not acknowledged the newest event there)
+   * and whose acknowledgements there have not moved for this long is *stuck*: it holds the
+   * fold back while answering heartbeats (it cannot decode what it is sent, or an event failed
+   * only there). Stuck participants are reported in `stats().stuck` and, unless
+   * `autoEject.stuck` is false, count as suspected for automatic ejection. A peer that others
+   * report stuck says why in its log and in `stats().health`.
+   * @default 10000
+   */
+  stuckAfterMs?: number
+  /**
    * Eject a participant once a strict majority of the infimum participants (this peer
    * included) suspects it; `false`: never eject automatically (call {@link Legion.eject}).
    * A minority never ejects anyone, so a partition cannot split the cluster in two; with
@@ -133,17 +179,63 @@ export interface FailureDetectionOptions {
   rejoin?: boolean
 }
 
-/** Options of {@link startLegion}. */
-export interface LegionOptions<E, S, O> {
+/**
+ * Options of `startLegion`: {@link LegionBaseOptions} and the codecs. `codecs` may be left out
+ * only when the event, state and output types are all JSON values ({@link IsJson}), which the
+ * default `jsonCodec` can carry; otherwise the types require them, so a `Map` or a class in the
+ * state fails to compile instead of failing when a second peer joins.
+ *
+ * @typeParam E - event type
+ * @typeParam S - state type
+ * @typeParam O - output type
+ * @typeParam Sv - the services, by name
+ */
+export type LegionOptions<E, S, O, Sv extends ServiceMap = Record<never, never>> = LegionBaseOptions<E, S, O, Sv> & CodecsOption<E, S, O>
+
+/** The `codecs` option: optional for JSON types, required otherwise (see {@link LegionOptions}). */
+export type CodecsOption<E, S, O> = [IsJson<E>, IsJson<S>, IsJson<O>] extends [true, true, true]
+  ? {
+      /**
+       * How events, states and outputs travel and persist.
+       * @default jsonCodec for all three
+       */
+      codecs?: FoldCodecs<E, S, O>
+    }
+  : {
+      /** How events, states and outputs travel and persist (required: the types are not all JSON values). */
+      codecs: FoldCodecs<E, S, O>
+    }
+
+/**
+ * `true` when values of `T` are JSON values `jsonCodec` can carry: strings, finite or not
+ * numbers, booleans, null, arrays and plain objects of them (optional properties must be
+ * left out, not set to `undefined`). `false` for `undefined`, functions, bigints, symbols,
+ * `Date`, `Map`, `Set`, typed arrays and the like, anywhere inside.
+ */
+export type IsJson<T> = false extends JsonCheck<T, []> ? false : true
+
+type JsonCheck<T, D extends unknown[]> =
+  D['length'] extends 12 ? true
+    : T extends string | number | boolean | null ? true
+      : T extends undefined | bigint | symbol | ((...args: never[]) => unknown) ? false
+        : T extends Date | RegExp | Map<unknown, unknown> | Set<unknown> | ArrayBufferView | ArrayBuffer | Promise<unknown> ? false
+          : T extends ReadonlyArray<infer U> ? JsonCheck<U, [...D, 0]>
+            : T extends object ? true | { [K in keyof T]-?: JsonCheck<T[K], [...D, 0]> }[keyof T]
+              : false
+
+/** Options of `startLegion` other than `codecs` (see {@link LegionOptions}). */
+export interface LegionBaseOptions<E, S, O, Sv extends ServiceMap = Record<never, never>> {
   /** The cluster's name: peers of different clusters never exchange state. */
   cluster: string
   /** What events do to the shared state. */
   spec: EventSpec<E, S, O>
   /**
-   * How events, states and outputs travel and persist.
-   * @default the JSON-like {@link jsonCodec} for all three (only sound for JSON-like types)
+   * Services to run on this peer (built before it joins, started once it has, stopped in
+   * reverse order before it leaves), by the name `Legion.services` gives them under. Every
+   * peer of a cluster runs the same services. See `defineService` and docs/SERVICES.md.
+   * @default none
    */
-  codecs?: FoldCodecs<E, S, O>
+  services?: Sv
   /** New cluster, join, or recover. */
   startup: StartupMode
   /**
@@ -316,27 +408,38 @@ export interface LegionCounters {
   messagesIn: number
   /** Messages sent (streams and gossip). */
   messagesOut: number
+  /** Group messages dropped because no group of their id is defined here. */
+  droppedUnknownGroup: number
 }
 
 /** What {@link Legion.stats} reports. */
 export interface LegionStats {
   /** This peer. */
   readonly self: Participant
-  /** Infimum participants. */
+  /** Infimum participants of the cluster's group. */
   readonly participants: number
-  /** Events not yet folded. */
+  /** Events of the cluster's group not yet folded. */
   readonly outstanding: number
-  /** The infimum id. */
+  /** The infimum id of the cluster's group. */
   readonly infimumId: EventId
-  /** Peers that have not acknowledged the newest event. */
+  /** Participants that have not acknowledged the newest event of the cluster's group. */
   readonly divergent: readonly DivergentPeer[]
-  /** Participants this peer suspects (silent for longer than `suspectAfterMs`), sorted. */
+  /** Participants this peer suspects of silence (nothing heard for longer than `suspectAfterMs`), sorted. */
   readonly suspected: readonly Participant[]
+  /**
+   * Participants this peer finds stuck: behind in some group with no progress for
+   * `stuckAfterMs` while alive, with since when and, if they said, why.
+   */
+  readonly stuck: readonly StuckPeer[]
+  /** Whether others report this peer as holding the fold back, and why it thinks so. */
+  readonly health: SelfHealth
   /**
    * `participant`, or `ejected` between learning of its ejection and being admitted again
    * (for good with `failureDetection.rejoin: false`).
    */
   readonly membership: 'participant' | 'ejected'
+  /** The groups this peer defines: how many, how many it holds, their outstanding events. */
+  readonly groups: { readonly defined: number, readonly held: number, readonly outstanding: number }
   /** Counters since start. */
   readonly counters: Readonly<LegionCounters>
 }
@@ -363,12 +466,15 @@ export interface Dissemination {
  * @typeParam E - event type
  * @typeParam S - state type
  * @typeParam O - output type
+ * @typeParam Sv - the services it runs, by name
  */
-export interface Legion<E, S, O> {
+export interface Legion<E, S, O, Sv extends ServiceMap = Record<never, never>> {
   /** This peer's participant id (its libp2p peer id). */
   readonly self: Participant
   /** The cluster's name. */
   readonly clusterName: string
+  /** The services this peer runs, by the names given in `options.services`. */
+  readonly services: ServiceInstances<Sv>
   /** Where other peers can reach this one. */
   multiaddrs(): string[]
   /**
@@ -395,27 +501,34 @@ export interface Legion<E, S, O> {
    * intermediate one. Ends when the runtime stops or `signal` fires.
    */
   changes(options?: { signal?: AbortSignal }): AsyncIterableIterator<ClusterState<S>>
-  /** Sends bytes to a peer without waiting for an answer. */
+  /** Sends bytes to a peer (this one included) without waiting for an answer. */
   cast(peer: Participant, payload: Uint8Array): Promise<void>
-  /** Sends bytes to a peer and resolves with its reply (default timeout: 10 s). */
+  /**
+   * Sends bytes to a peer (this one included: dispatched locally) and resolves with its
+   * reply (default timeout: 10 s). Rejects with `RemoteError` (the handler threw),
+   * `NoHandlerError`, `BadReplyError`, `TimeoutError`, `AbortError` or `PeerUnreachableError`.
+   */
   call(peer: Participant, payload: Uint8Array, options?: WaitOptions): Promise<Uint8Array>
   /** Sends bytes to every other participant without waiting for answers. */
   broadcast(payload: Uint8Array): Promise<void>
   /**
-   * Calls every other participant; resolves with each one's reply, or `undefined` for those
-   * that did not answer in time (default timeout: 10 s).
+   * Calls every other participant; resolves with what each one did: replied, failed in its
+   * handler, timed out, or could not be reached (default timeout: 10 s).
    */
-  broadcall(payload: Uint8Array, options?: WaitOptions): Promise<Map<Participant, Uint8Array | undefined>>
+  broadcall(payload: Uint8Array, options?: WaitOptions): Promise<Map<Participant, BroadcallResult<Uint8Array>>>
+  /** Typed messaging on a named channel (see `messageChannel`). */
+  channel<Req, Rep>(channel: MessageChannel<Req, Rep>): ChannelHandle<Req, Rep>
   /**
-   * Removes `peer` from the cluster on its behalf (an UnJoin acknowledged for it), and
-   * resolves once that has been merged by every reachable participant.
+   * Removes `peer` from the cluster on its behalf (an UnJoin acknowledged for it, in every
+   * group it takes part in), and resolves once that has been merged by every reachable
+   * participant.
    */
   eject(peer: Participant, options?: WaitOptions): Promise<Dissemination>
-  /** Counters and divergence. */
+  /** Counters, divergence, suspicion and health. */
   stats(): LegionStats
   /**
-   * Leaves the cluster (unless `leave: false`) and closes everything. Pending
-   * `applyConsistent` calls reject with `StoppedError`.
+   * Stops the services (in reverse order), leaves the cluster (unless `leave: false`) and
+   * closes everything. Pending `applyConsistent` calls reject with `StoppedError`.
    */
   stop(options?: { leave?: boolean, timeoutMs?: number }): Promise<void>
 }

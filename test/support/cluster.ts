@@ -2,14 +2,15 @@
  * Helpers for runtime tests: start in-process Legion peers over TCP loopback and wait for a
  * condition across them, woken by their change notifications, with a deadline.
  */
-import { startLegion } from '../../src/runtime/runtime.js'
+import { startLegion } from '../../src/peer/start.js'
 import type { Legion, LegionOptions } from '../../src/peer/options.js'
 
 /** Starts a new cluster of `n` peers, each joining through the first. */
 export async function startCluster<E, S, O> (n: number, base: Omit<LegionOptions<E, S, O>, 'startup'>): Promise<Array<Legion<E, S, O>>> {
-  const first = await startLegion({ ...base, startup: { mode: 'new' } })
+  // The options type decides on codecs from E, S, O, which a generic helper cannot: cast.
+  const first = await startLegion({ ...base, startup: { mode: 'new' } } as LegionOptions<E, S, O>)
   const peers = [first]
-  for (let i = 1; i < n; i++) peers.push(await startLegion({ ...base, startup: { mode: 'join', peers: first.multiaddrs() } }))
+  for (let i = 1; i < n; i++) peers.push(await startLegion({ ...base, startup: { mode: 'join', peers: first.multiaddrs() } } as LegionOptions<E, S, O>))
   return peers
 }
 

@@ -7,10 +7,13 @@
  *
  * Rules (docs/ARCHITECTURE.md, "Failure detection and automatic ejection"):
  * 1. A watched peer is *suspected* once nothing has been heard from it for more than
- *    `suspectAfterMs`. Anything counts as hearing from it: a heartbeat, a diff, a sync, an
+ *    `suspectAfterMs` (it is *silent*), or once the peer's progress tracker says it has held
+ *    the fold back for too long (it is *stuck*: alive, but not acknowledging; see
+ *    `progress.ts`). Anything counts as hearing from it: a heartbeat, a diff, a sync, an
  *    answer to one of our requests, a Join of it that some sponsor just created.
  * 2. A peer's report (the suspects listed in its last heartbeat) counts only while that peer
- *    is not suspected itself, so a silent peer's old opinion does not count.
+ *    is not silent itself, so a silent peer's old opinion does not count (a stuck peer still
+ *    hears, so its opinion counts).
  * 3. A participant X is *ejectable* when this peer suspects it and the voters suspecting it
  *    (this peer, plus every unsuspected voter whose report names X) are a strict majority of
  *    the voters (the infimum participants, X included). A peer that is not a voter itself
@@ -36,6 +39,7 @@ export class FailureDetector {
   private readonly lastHeard = new Map<Participant, number>()
   private readonly reports = new Map<Participant, ReadonlySet<Participant>>()
   private readonly ejectableSince = new Map<Participant, number>()
+  private stuck: ReadonlySet<Participant> = new Set()
 
   constructor (readonly self: Participant, private readonly settings: FailureDetectorSettings) {}
 
@@ -60,6 +64,12 @@ export class FailureDetector {
     this.lastHeard.clear()
     this.reports.clear()
     this.ejectableSince.clear()
+    this.stuck = new Set()
+  }
+
+  /** Sets the participants this peer finds stuck (replacing the earlier set). */
+  setStuck (peers: ReadonlySet<Participant>): void {
+    this.stuck = peers
   }
 
   /** Records that `peer` was heard from. Peers not watched are ignored. */
@@ -76,9 +86,14 @@ export class FailureDetector {
   }
 
   /** Whether `peer` is watched and has been silent for more than `suspectAfterMs`. */
-  isSuspected (peer: Participant, now: number): boolean {
+  isSilent (peer: Participant, now: number): boolean {
     const last = this.lastHeard.get(peer)
     return last !== undefined && now - last > this.settings.suspectAfterMs
+  }
+
+  /** Whether `peer` is watched and silent or stuck. */
+  isSuspected (peer: Participant, now: number): boolean {
+    return this.isSilent(peer, now) || (this.lastHeard.has(peer) && this.stuck.has(peer))
   }
 
   /** The watched peers this peer suspects, sorted. */
@@ -96,7 +111,7 @@ export class FailureDetector {
   suspecting (peer: Participant, voters: readonly Participant[], now: number): Participant[] {
     if (!this.isSuspected(peer, now)) return []
     return voters.filter(v => v === this.self ||
-      (v !== peer && this.lastHeard.has(v) && !this.isSuspected(v, now) && this.reports.get(v)?.has(peer) === true)).sort()
+      (v !== peer && this.lastHeard.has(v) && !this.isSilent(v, now) && this.reports.get(v)?.has(peer) === true)).sort()
   }
 
   /**

@@ -1,0 +1,112 @@
+/**
+ * The flush: the one place that decides what leaves the peer after its state changed (every
+ * external event — a local apply, a merge, a join — mutates a group replica at once and asks
+ * for a flush; the flush runs once at the end of the tick). Its invariants:
+ *
+ * 1. Nothing this peer acknowledged leaves it before it is persisted: the flush prepares what
+ *    to send, saves every changed replica (the persistence gate), and only then sends.
+ * 2. Everything applied in one tick travels in one batch per receiving peer (propagation).
+ * 3. A batch goes out only when this peer has news of its own (events or memberships it made,
+ *    acknowledgements it gave): each peer's own batches already reach everyone.
+ * 4. What was computed from one incarnation never reaches the cluster once a rejoin replaced
+ *    it: the flush checks the incarnation after the save and starts over if it changed.
+ * 5. Subscribers of a group are told once per flush, after the save, of the latest state.
+ *
+ * @module
+ */
+import type { Logger } from '@libp2p/interface'
+import type { Clock } from './clock.js'
+import type { Incarnation, Lifecycle, SomeReplica } from './lifecycle.js'
+import type { OutputForwarding } from './outputs.js'
+import type { PersistenceGate } from './persistence.js'
+import type { Propagation } from './propagation.js'
+
+/** What the flush needs. */
+export interface FlushComponents {
+  /** Time (the flush runs deferred to the end of the tick). */
+  readonly clock: Clock
+  /** The peer's lifecycle. */
+  readonly lifecycle: Lifecycle
+  /** The save-before-send gate. */
+  readonly persistence: PersistenceGate
+  /** Batches and fan-out. */
+  readonly propagation: Propagation
+  /** Outputs for other creators. */
+  readonly outputs: OutputForwarding
+  /** Tells a group's subscribers of its state. */
+  readonly notify: (replica: SomeReplica) => void
+  /** Membership's look at the cluster's group before anything is sent (was this peer ejected?). */
+  readonly inspect: (incarnation: Incarnation) => void
+  /** The flush's logger. */
+  readonly log: Logger
+}
+
+/** Runs the flush; see the module comment. */
+export class Flusher {
+  private scheduled = false
+  private running: Promise<void> | undefined
+
+  constructor (private readonly components: FlushComponents) {}
+
+  /** Asks for a flush at the end of this tick (once, however often it is asked). */
+  schedule (): void {
+    if (this.scheduled || this.components.lifecycle.stopped) return
+    this.scheduled = true
+    // Deferred, not a microtask: everything applied in this tick (and the I/O callbacks
+    // already queued) joins the same batch.
+    this.components.clock.defer(() => { void this.run() })
+  }
+
+  /** Resolves once no flush is running. */
+  async idle (): Promise<void> {
+    while (this.running !== undefined) await this.running
+  }
+
+  private async run (): Promise<void> {
+    this.scheduled = false
+    if (this.running !== undefined) {
+      await this.running
+      this.schedule()
+      return
+    }
+    this.running = this.flush().catch(err => { this.components.log.error('flush failed: %s', err) }).finally(() => { this.running = undefined })
+    await this.running
+  }
+
+  private async flush (): Promise<void> {
+    const c = this.components
+    let incarnation = c.lifecycle.incarnation
+    if (incarnation === undefined) return
+    c.inspect(incarnation)
+    incarnation = c.lifecycle.incarnation
+    if (incarnation === undefined) return
+    const phase = c.lifecycle.phase.kind
+    const batches = phase === 'member' || phase === 'leaving' ? c.propagation.prepare(incarnation) : clearNews(incarnation)
+    const owed = c.outputs.take(incarnation)
+    const versions = new Map<SomeReplica, number>()
+    for (const r of incarnation.groups.values()) versions.set(r, r.version)
+    await c.persistence.save(incarnation.groups.values())
+    if (c.lifecycle.stopped) return
+    if (c.lifecycle.incarnation !== incarnation) { this.schedule(); return }
+    if (batches !== undefined) c.propagation.send(batches)
+    c.outputs.send(owed)
+    for (const [r, version] of versions) {
+      if (r.notifiedVersion < version && r.fold !== undefined) {
+        r.notifiedVersion = version
+        c.notify(r)
+      }
+    }
+    if (this.owes(incarnation)) this.schedule()
+  }
+
+  private owes (incarnation: Incarnation): boolean {
+    if (this.components.persistence.owes(incarnation.groups.values())) return true
+    for (const r of incarnation.groups.values()) if (r.fold !== undefined && (r.news || r.version > r.notifiedVersion)) return true
+    return false
+  }
+}
+
+function clearNews (incarnation: Incarnation): undefined {
+  for (const r of incarnation.groups.values()) r.news = false
+  return undefined
+}

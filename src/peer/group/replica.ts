@@ -1,0 +1,368 @@
+/**
+ * One incarnation of one replicated group on this peer: its EventFold and everything that
+ * belongs to that fold and to nothing else — the change counters the persistence gate and the
+ * flush read (`version`, `savedVersion`, `notifiedVersion`, `news`), the callers waiting in
+ * `applyConsistent`, the relay bookkeeping, the outputs owed to other creators, the syncs in
+ * flight, and the first-hand divergence evidence. A rejoin replaces the replica whole, so
+ * nothing of an old membership survives into a new one by accident.
+ *
+ * Pure with respect to I/O: it never sends or saves. It reports what a merge found (a refusal
+ * that calls for a sync, a forgery, a divergence) for the parts that do I/O to act on, and
+ * calls `changed` so the peer's flush runs at the end of the tick.
+ *
+ * @module
+ */
+import type { Logger } from '@libp2p/interface'
+import { EventFold } from '../../eventfold/event-fold.js'
+import { ForgedEventError } from '../../eventfold/errors.js'
+import { compareEventIds, eventIdKey, type ConsistentOutput, type Diff, type EventFoldOptions, type EventFoldSnapshot, type EventId, type MergeOptions, type Participant, type UpdateResult } from '../../eventfold/types.js'
+import { encodeWith } from '../../codec/codec.js'
+import { decodeDiff, encodeDiff, encodeEventFold, type DiffContext } from '../../codec/eventfold.js'
+import type { DecodeLimits } from '../../codec/codec.js'
+import type { Clock } from '../clock.js'
+import { ConsistencyTimeoutError, EjectedError } from '../errors.js'
+import { AbortError } from '../../transport/errors.js'
+import type { ClusterState, LegionCounters, WaitOptions } from '../options.js'
+import type { EncodedOutput } from '../protocol/outputs.js'
+import type { GroupDefinition } from './definition.js'
+import { ParticipantFingerprints } from './participant-names.js'
+import { RelayPolicy } from './relay-policy.js'
+
+/** What a replica needs from the peer. */
+export interface ReplicaComponents {
+  /** This peer. */
+  readonly self: Participant
+  /** Time, for `applyConsistent` timeouts and relay delays. */
+  readonly clock: Clock
+  /** The peer's counters. */
+  readonly counters: LegionCounters
+  /** The group's logger. */
+  readonly log: Logger
+  /** Signing and freezing of this peer's folds of a group. */
+  readonly foldOptions: <E, S, O>(definition: GroupDefinition<E, S, O>) => EventFoldOptions<E, O>
+  /** Called after every change: the peer flushes at the end of the tick. */
+  readonly changed: () => void
+  /** Decode limits of messages. */
+  readonly limits: DecodeLimits
+}
+
+/** Settings shared by every replica of a peer. */
+export interface ReplicaSettings {
+  /** Merge first-hand once this replica's Join has folded (push propagation). */
+  readonly firstHand: boolean
+  /** Send the consistent outputs of others' events to their creators. */
+  readonly forwardOutputs: boolean
+  /** How long another's event waits here before this peer relays its body. */
+  readonly relayAfterMs: number
+  /** Default `applyConsistent` timeout. */
+  readonly consistentTimeoutMs: number
+}
+
+/** What a merge from a peer found, for the parts that act on it. */
+export type MergeOutcome =
+  | { readonly kind: 'merged', readonly acknowledged: boolean }
+  /** Refused as too new or too sparse: pull a sync from the sender (`full`: the whole fold). */
+  | { readonly kind: 'refused', readonly full: boolean, readonly reason: string }
+  /** A body's signature did not check: dropped, nothing asked again (an honest peer never sends one). */
+  | { readonly kind: 'forged', readonly reason: string }
+  /** The message is of another origin. */
+  | { readonly kind: 'wrong-origin' }
+  /**
+   * First-hand: the sender's fold settled past this one on a history this replica does not
+   * share. `ejected`: the settled participants no longer include this peer.
+   */
+  | { readonly kind: 'diverged', readonly ejected: boolean }
+
+interface Pending<O> {
+  readonly id: EventId
+  readonly resolve: (output: O) => void
+  readonly reject: (err: Error) => void
+}
+
+/** One incarnation of one group; see the module comment. */
+export class GroupReplica<E, S, O> {
+  /** Counts every change of the fold (each is saved and shown to subscribers). */
+  version = 0
+  /** The newest version the persistence gate has saved. */
+  savedVersion = 0
+  /** The newest version subscribers were shown. */
+  notifiedVersion = 0
+  /** Whether a change is this peer's own news (events or memberships it made, acknowledgements it gave). */
+  news = false
+  /** A participant's diff showed it waiting for events this replica folded: re-announce at the next tick. */
+  peersBehind = false
+  /** Participants a sync is in flight with (one at a time per participant). */
+  readonly syncing = new Set<Participant>()
+  /** Participants whose whole fold showed a settled history this replica does not share. */
+  readonly divergedFrom = new Set<Participant>()
+  private foldValue: EventFold<E, S, O> | undefined
+  private readonly pending = new Map<string, Pending<O>>()
+  private readonly outputsToForward = new Map<Participant, EncodedOutput[]>()
+  private readonly relay: RelayPolicy<E, O>
+  private readonly fingerprints = new ParticipantFingerprints()
+  private participantsCache: { version: number, set: ReadonlySet<Participant> } | undefined
+
+  constructor (
+    readonly definition: GroupDefinition<E, S, O>,
+    private readonly components: ReplicaComponents,
+    private readonly settings: ReplicaSettings,
+    fold?: EventFold<E, S, O>
+  ) {
+    this.relay = new RelayPolicy(components.self, settings.relayAfterMs)
+    if (fold !== undefined) this.install(fold)
+  }
+
+  /** The group's id. */
+  get id (): string {
+    return this.definition.id
+  }
+
+  /** The fold, once this peer holds the group's state (`undefined` while it waits for it). */
+  get fold (): EventFold<E, S, O> | undefined {
+    return this.foldValue
+  }
+
+  /** A new fold of this group whose only participant is this peer. */
+  static founded<E, S, O> (definition: GroupDefinition<E, S, O>, components: ReplicaComponents, settings: ReplicaSettings): GroupReplica<E, S, O> {
+    const fold = EventFold.create(definition.origin, components.self, definition.spec, components.foldOptions(definition))
+    return new GroupReplica(definition, components, settings, fold)
+  }
+
+  /** A fold of this group from a snapshot (storage, a sponsor, a participant's push), acknowledged by this peer. */
+  static fromSnapshot<E, S, O> (definition: GroupDefinition<E, S, O>, components: ReplicaComponents, settings: ReplicaSettings, snapshot: EventFoldSnapshot<E, S, O>, previousCounter = 0): GroupReplica<E, S, O> {
+    const replica = new GroupReplica(definition, components, settings)
+    replica.adopt(snapshot, previousCounter)
+    return replica
+  }
+
+  /**
+   * Takes a whole fold as this peer's own (a joiner's, or a waiting member's first state):
+   * trusting, since before its Join folds this peer may lack events that folded without it.
+   * `previousCounter`: never reuse an id below it (a rejoining peer's old events may still travel).
+   */
+  adopt (snapshot: EventFoldSnapshot<E, S, O>, previousCounter = 0): void {
+    const d = this.definition
+    const fold = EventFold.fromSnapshot(snapshot, this.components.self, d.spec, this.components.foldOptions(d))
+    fold.observeCounter(previousCounter)
+    this.install(fold)
+    this.afterUpdate(fold.acknowledge())
+  }
+
+  private install (fold: EventFold<E, S, O>): void {
+    this.foldValue = fold
+    this.participantsCache = undefined
+    this.changed()
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Local updates
+
+  /** Applies an event on the projection; see `Legion.applyFast`. */
+  applyFast (fold: EventFold<E, S, O>, event: E): O {
+    const r = fold.event(event)
+    this.components.counters.eventsApplied++
+    this.afterUpdate(r)
+    return r.output
+  }
+
+  /** Applies an event and waits for it to fold; see `Legion.applyConsistent`. */
+  async applyConsistent (fold: EventFold<E, S, O>, event: E, options: WaitOptions = {}): Promise<O> {
+    const { signal } = options
+    if (signal?.aborted === true) throw new AbortError(undefined, { cause: signal.reason })
+    const timeoutMs = options.timeoutMs ?? this.settings.consistentTimeoutMs
+    const r = fold.event(event)
+    this.components.counters.eventsApplied++
+    const key = eventIdKey(r.id)
+    const clock = this.components.clock
+    const promise = new Promise<O>((resolve, reject) => {
+      const timer = clock.setTimeout(() => { settle(); reject(new ConsistencyTimeoutError(r.id, timeoutMs)) }, timeoutMs)
+      const onAbort = (): void => { settle(); reject(new AbortError(undefined, { cause: signal?.reason })) }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      const settle = (): void => {
+        clock.clearTimer(timer)
+        signal?.removeEventListener('abort', onAbort)
+        this.pending.delete(key)
+      }
+      this.pending.set(key, {
+        id: r.id,
+        resolve: (o) => { settle(); resolve(o) },
+        reject: (e) => { settle(); reject(e) }
+      })
+    })
+    this.afterUpdate(r) // may resolve at once: with one participant the event folds immediately
+    return await promise
+  }
+
+  /** Rejects every pending `applyConsistent` (an ejection or a stop): `make` builds each error. */
+  rejectPending (make: (id: EventId) => Error): void {
+    for (const p of [...this.pending.values()]) p.reject(make(p.id))
+  }
+
+  /** Rejects every pending `applyConsistent` with `EjectedError`: their outcome is unknown. */
+  rejectEjected (): void {
+    this.rejectPending(id => new EjectedError(id))
+  }
+
+  /**
+   * Records the effects of an update: its consistent outputs, a change to save and show if
+   * the fold changed, and whether that change is news of this peer's own to send (local
+   * updates always are; merges pass what they acknowledged).
+   */
+  afterUpdate (r: UpdateResult<O>, news: boolean = r.propagate): void {
+    for (const o of r.outputs) this.onConsistent(o)
+    if (news) this.news = true
+    if (r.propagate || news) this.changed()
+  }
+
+  /** Counts a change: saved, shown and (if news) sent at the end of the tick. */
+  changed (): void {
+    this.version++
+    this.components.changed()
+  }
+
+  private onConsistent (o: ConsistentOutput<O>): void {
+    this.components.counters.eventsFolded++
+    const creator = o.id.participant
+    if (creator === this.components.self) {
+      this.pending.get(eventIdKey(o.id))?.resolve(o.output)
+    } else if (this.settings.forwardOutputs) {
+      let list = this.outputsToForward.get(creator)
+      if (list === undefined) { list = []; this.outputsToForward.set(creator, list) }
+      list.push({ id: o.id, value: encodeWith(this.definition.codecs.output, o.output) })
+    }
+  }
+
+  /** Resolves a pending `applyConsistent` of this peer with an output another peer forwarded. */
+  resolveForwarded (id: EventId, output: O): boolean {
+    const pending = this.pending.get(eventIdKey(id))
+    if (pending === undefined) return false
+    pending.resolve(output)
+    return true
+  }
+
+  /** Whether a forwarded output is awaited for `id`. */
+  awaits (id: EventId): boolean {
+    return this.pending.has(eventIdKey(id))
+  }
+
+  /** Takes the outputs owed to other creators since the last call. */
+  takeOutputs (): Map<Participant, EncodedOutput[]> {
+    const out = new Map(this.outputsToForward)
+    this.outputsToForward.clear()
+    return out
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Reading
+
+  /** Whether `peer` is a projected participant of this group. */
+  isParticipant (peer: Participant): boolean {
+    const fold = this.foldValue
+    if (fold === undefined) return false
+    if (this.participantsCache?.version !== this.version) {
+      this.participantsCache = { version: this.version, set: new Set(fold.projectedParticipants()) }
+    }
+    return this.participantsCache.set.has(peer)
+  }
+
+  /** The other projected participants. */
+  others (): Participant[] {
+    const self = this.components.self
+    return this.foldValue?.projectedParticipants().filter(p => p !== self) ?? []
+  }
+
+  /** The state as this replica sees it. */
+  readState (fold: EventFold<E, S, O>): ClusterState<S> {
+    return {
+      projected: fold.projectedValue(),
+      infimum: fold.infimumValue(),
+      infimumId: fold.infimumId(),
+      participants: fold.infimumParticipants(),
+      projectedParticipants: fold.projectedParticipants(),
+      outstanding: fold.outstandingCount
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Exchange
+
+  /**
+   * This peer's news as a pushed Diff (participants every receiver knows by fingerprint, the
+   * origin implied): every outstanding id with its acknowledgements, bodies as the relay
+   * policy says.
+   */
+  batchPayload (fold: EventFold<E, S, O>): Uint8Array {
+    const events = this.relay.select(fold.outstandingEvents(), () => fold.projectedParticipants(), this.components.clock.now())
+    const diff: Diff<E, O> = { origin: this.definition.origin, infimumId: fold.infimumId(), infimumDigest: fold.infimumDigest(), events }
+    return encodeDiff(diff, this.definition.codecs, this.sendingContext(fold))
+  }
+
+  /** The diff for `peer` in full form (sync answers, pushes), or the whole fold when a diff is not enough. */
+  payloadFor (fold: EventFold<E, S, O>, peer: Participant, full = false): { kind: 'diff' | 'fold', bytes: Uint8Array } {
+    const diff = full ? undefined : fold.diffFor(peer)
+    return diff !== undefined
+      ? { kind: 'diff', bytes: encodeDiff(diff, this.definition.codecs) }
+      : { kind: 'fold', bytes: encodeEventFold(fold.snapshot(), this.definition.codecs) }
+  }
+
+  /** The whole fold, encoded. */
+  encodedFold (fold: EventFold<E, S, O>): Uint8Array {
+    return encodeEventFold(fold.snapshot(), this.definition.codecs)
+  }
+
+  private sendingContext (fold: EventFold<E, S, O>): DiffContext {
+    return this.fingerprints.sending(this.definition.origin, new Set(fold.infimumParticipants()))
+  }
+
+  /** Decodes a pushed Diff; a participant named by a fingerprint unknown here throws `unknown-participant`. */
+  decodePushed (fold: EventFold<E, S, O>, bytes: Uint8Array): Diff<E, O> {
+    return decodeDiff(bytes, this.definition.codecs, this.components.limits, this.fingerprints.receiving(this.definition.origin, fold.knownParticipants()))
+  }
+
+  /**
+   * How to merge what `from` sent: first-hand once this replica's Join has folded, in push
+   * mode (where every participant's own messages reach every other); see `MergeOptions.from`.
+   */
+  private mergeOptions (fold: EventFold<E, S, O>, from: Participant): MergeOptions {
+    return this.settings.firstHand && fold.hasJoined() ? { from } : {}
+  }
+
+  /** Merges a diff `from` sent. */
+  mergeDiff (fold: EventFold<E, S, O>, from: Participant, diff: Diff<E, O>): MergeOutcome {
+    const counters = this.components.counters
+    if (diff.origin !== this.definition.origin) { counters.droppedWrongCluster++; return { kind: 'wrong-origin' } }
+    const r = fold.mergeDiff(diff, this.mergeOptions(fold, from))
+    if (!r.ok) {
+      if (r.error instanceof ForgedEventError) { counters.droppedForged++; return { kind: 'forged', reason: r.error.message } }
+      counters.mergeRefusals++
+      const sparse = r.error.name === 'DiffTooSparseError' && (r.error as { reason?: string }).reason !== 'digest'
+      return { kind: 'refused', full: !sparse, reason: r.error.name }
+    }
+    counters.diffMerges++
+    // The sender still waits for events we folded: it missed acknowledgements of ours, which
+    // only we may give it (first-hand). Our next tick re-announces them.
+    if (diff.events.length > 0 && compareEventIds(diff.infimumId, fold.infimumId()) < 0) this.peersBehind = true
+    // The sender sent its news to everyone; ours is only what we acknowledged.
+    this.afterUpdate(r, r.acknowledged)
+    if (fold.isBlockedOnError() && compareEventIds(diff.infimumId, fold.infimumId()) > 0) return { kind: 'refused', full: true, reason: 'blocked on an error the sender folded' }
+    return { kind: 'merged', acknowledged: r.acknowledged }
+  }
+
+  /**
+   * Merges a whole fold `from` sent. A first-hand divergence is counted here; deciding what
+   * it means (two participants, or the only other one, must show it) is membership's.
+   */
+  mergeFull (fold: EventFold<E, S, O>, from: Participant, snapshot: EventFoldSnapshot<E, S, O>): MergeOutcome {
+    const counters = this.components.counters
+    if (snapshot.origin !== this.definition.origin) { counters.droppedWrongCluster++; return { kind: 'wrong-origin' } }
+    const r = fold.mergeFull(snapshot, this.mergeOptions(fold, from))
+    if (!r.ok) {
+      if (r.error instanceof ForgedEventError) { counters.droppedForged++; return { kind: 'forged', reason: r.error.message } }
+      return { kind: 'wrong-origin' }
+    }
+    counters.fullMerges++
+    this.afterUpdate(r, r.acknowledged)
+    if (!r.diverged) { this.divergedFrom.delete(from); return { kind: 'merged', acknowledged: r.acknowledged } }
+    return { kind: 'diverged', ejected: !snapshot.infimum.participants.includes(this.components.self) }
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * Merging what other peers send into this peer's group replicas: the pushed Diffs of a batch,
+ * and the diffs or whole folds of sync answers and pushes. Each group's part of a message is
+ * fenced on its own (the sender must be a participant of that group) and merged on its own;
+ * what a merge finds is turned into action: a refused diff pulls a sync from the sender, a
+ * first-hand divergence goes to membership, a forgery is dropped and logged.
+ *
+ * @module
+ */
+import type { Logger } from '@libp2p/interface'
+import { decodeDiff, decodeEventFold } from '../codec/eventfold.js'
+import { DecodeError } from '../codec/errors.js'
+import type { DecodeLimits } from '../codec/codec.js'
+import type { Participant } from '../eventfold/types.js'
+import type { MergeOutcome } from './group/replica.js'
+import type { Incarnation, SomeReplica } from './lifecycle.js'
+import type { LegionCounters } from './options.js'
+import type { GroupPayload } from './protocol/fold-batch.js'
+
+/** What intake needs. */
+export interface IntakeComponents {
+  /** This peer. */
+  readonly self: Participant
+  /** The peer's counters. */
+  readonly counters: LegionCounters
+  /** Message limits. */
+  readonly limits: DecodeLimits
+  /** Pulls a sync of `group` from `peer`. */
+  readonly requestSync: (peer: Participant, group: string, full: boolean) => void
+  /** A first-hand merge from `from` showed a settled history this replica does not share. */
+  readonly diverged: (replica: SomeReplica, from: Participant, ejected: boolean) => void
+  /** Intake's logger. */
+  readonly log: Logger
+}
+
+/** Merges what peers send; see the module comment. */
+export class Intake {
+  constructor (private readonly components: IntakeComponents) {}
+
+  /** The pushed Diffs of a batch from `from`. */
+  batch (incarnation: Incarnation, from: Participant, entries: readonly GroupPayload[]): void {
+    const c = this.components
+    for (const { group, payload } of entries) {
+      const replica = incarnation.groups.get(group)
+      const fold = replica?.fold
+      if (replica === undefined) { c.counters.droppedUnknownGroup++; continue }
+      if (fold === undefined) { c.requestSync(from, group, true); continue } // waiting for this group's state
+      if (!replica.isParticipant(from)) { c.counters.droppedNonParticipant++; continue }
+      let diff
+      try {
+        diff = replica.decodePushed(fold, payload)
+      } catch (err) {
+        c.counters.droppedUndecodable++
+        c.log('dropped an undecodable diff of group %s from %s: %s', label(group), from, err)
+        // Well formed, but naming someone this fold has not seen yet: a sync names everyone.
+        if (err instanceof DecodeError && err.code === 'unknown-participant') c.requestSync(from, group, false)
+        continue
+      }
+      this.react(replica, from, replica.mergeDiff(fold, from, diff))
+    }
+  }
+
+  /**
+   * One group's diff or whole fold, in full form (a sync answer or a push), from `from`.
+   * Returns what the merge found, or `undefined` if nothing was merged (not a participant,
+   * undecodable).
+   */
+  full (replica: SomeReplica, from: Participant, kind: 'diff' | 'fold', bytes: Uint8Array): MergeOutcome | undefined {
+    const c = this.components
+    const fold = replica.fold
+    if (fold === undefined || !replica.isParticipant(from)) { c.counters.droppedNonParticipant++; return undefined }
+    let outcome: MergeOutcome
+    try {
+      outcome = kind === 'diff'
+        ? replica.mergeDiff(fold, from, decodeDiff(bytes, replica.definition.codecs, c.limits))
+        : replica.mergeFull(fold, from, decodeEventFold(bytes, replica.definition.codecs, c.limits))
+    } catch (err) {
+      c.counters.droppedUndecodable++
+      c.log('dropped an undecodable %s of group %s from %s: %s', kind, label(replica.id), from, err)
+      return undefined
+    }
+    this.react(replica, from, outcome)
+    return outcome
+  }
+
+  /**
+   * Takes a whole fold `from` sent for a group this peer waits to hold (a managed group it was
+   * just added to): only if it names this peer as a participant (or a pending Join of it) and
+   * `from` as a settled one. Trusting, like a joiner's first state. Returns whether it did.
+   */
+  adopt (replica: SomeReplica, from: Participant, bytes: Uint8Array): boolean {
+    const c = this.components
+    let snapshot
+    try {
+      snapshot = decodeEventFold(bytes, replica.definition.codecs, c.limits)
+    } catch (err) {
+      c.counters.droppedUndecodable++
+      c.log('dropped an undecodable fold of group %s from %s: %s', label(replica.id), from, err)
+      return false
+    }
+    if (snapshot.origin !== replica.definition.origin) { c.counters.droppedWrongCluster++; return false }
+    const self = c.self
+    const admitted = snapshot.infimum.participants.includes(self) ||
+      snapshot.events.some(e => e.delta.kind === 'join' && e.delta.participant === self)
+    if (!admitted || !snapshot.infimum.participants.includes(from)) { c.counters.droppedNonParticipant++; return false }
+    replica.adopt(snapshot)
+    c.log('took the state of group %s from %s', label(replica.id), from)
+    return true
+  }
+
+  private react (replica: SomeReplica, from: Participant, outcome: MergeOutcome): void {
+    const c = this.components
+    switch (outcome.kind) {
+      case 'merged':
+      case 'wrong-origin':
+        return
+      case 'refused':
+        c.log('a diff of group %s from %s was refused (%s): pulling a sync', label(replica.id), from, outcome.reason)
+        c.requestSync(from, replica.id, outcome.full)
+        return
+      case 'forged':
+        // No sync and no retry: an honest peer never sends a forged body, so asking again would repeat it.
+        c.log('dropped a message of group %s from %s: %s', label(replica.id), from, outcome.reason)
+        return
+      case 'diverged':
+        c.diverged(replica, from, outcome.ejected)
+    }
+  }
+}
+
+/** A group id for logs: the cluster's own group is `''`. */
+export function label (group: string): string {
+  return group === '' ? '(cluster)' : group
+}

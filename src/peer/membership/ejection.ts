@@ -1,0 +1,192 @@
+/**
+ * Leaving the cluster, in both directions: ejecting a participant (by hand, or because a
+ * majority suspects it), leaving gracefully on `stop()`, and learning that this peer itself
+ * was ejected.
+ *
+ * - **Eject** records the peer's UnJoin in the cluster's group and in every other group it
+ *   takes part in (its UnJoin stands in for its acknowledgements there too, so no group waits
+ *   for it), then pushes those changes to every other participant and waits for them to merge.
+ * - **Learning of one's own ejection**: this peer's UnJoin reached it; a participant that had
+ *   merged its Join refused it as a non-participant; or, merging first-hand, two participants
+ *   (or the only other one) showed it a settled history it does not share. It then rejects
+ *   every pending `applyConsistent` with `EjectedError` and, if configured to, rejoins.
+ *
+ * @module
+ */
+import type { Logger } from '@libp2p/interface'
+import type { Participant } from '../../eventfold/types.js'
+import { NotParticipantError } from '../errors.js'
+import type { Incarnation, Lifecycle, SomeReplica } from '../lifecycle.js'
+import type { Network } from '../network.js'
+import type { Dissemination, LegionCounters, WaitOptions } from '../options.js'
+import type { Push } from '../push.js'
+import { DEFAULT_CALL_TIMEOUT_MS } from '../config.js'
+import { label } from '../intake.js'
+
+/** What ejection needs. */
+export interface EjectionComponents {
+  /** This peer. */
+  readonly self: Participant
+  /** The peer's lifecycle. */
+  readonly lifecycle: Lifecycle
+  /** The network. */
+  readonly network: Network
+  /** Pushes changes and waits for their merge. */
+  readonly push: Push
+  /** Whether `allowPeers` allows a peer now. */
+  readonly allows: (peer: Participant) => boolean
+  /** Asks to be admitted again (membership's join part). */
+  readonly rejoin: () => void
+  /** The peer's counters. */
+  readonly counters: LegionCounters
+  /** The part's logger. */
+  readonly log: Logger
+}
+
+/** Ejections, leaving, and learning of one's own ejection; see the module comment. */
+export class Ejection {
+  private readonly ejecting = new Set<Participant>()
+
+  constructor (private readonly components: EjectionComponents) {}
+
+  /**
+   * Removes `peer` from the cluster: its UnJoin in every group it takes part in, pushed to
+   * every other participant. Resolves once they merged it (or could not be reached in time).
+   */
+  async eject (peer: Participant, options: WaitOptions = {}): Promise<Dissemination> {
+    const incarnation = this.memberIncarnation()
+    const cluster = incarnation.groups.get('')!
+    if (peer === this.components.self) throw new NotParticipantError(peer, 'is this peer: use stop() to leave')
+    if (!cluster.isParticipant(peer)) throw new NotParticipantError(peer)
+    const touched = this.unjoinEverywhere(incarnation, peer)
+    const result = await this.disseminate(incarnation, touched, options)
+    void this.components.network.hangUp(peer).catch(() => {})
+    return result
+  }
+
+  /** Ejects a participant a majority suspects (at most one ejection of a peer at a time). */
+  async ejectSuspect (peer: Participant, timeoutMs: number): Promise<void> {
+    if (this.ejecting.has(peer)) return
+    this.ejecting.add(peer)
+    try {
+      this.components.log('ejecting %s: a majority of the participants suspects it', peer)
+      const incarnation = this.components.lifecycle.incarnation
+      if (incarnation?.groups.get('')?.isParticipant(peer) !== true) return
+      const done = this.eject(peer, { timeoutMs })
+      this.components.counters.autoEjections++
+      await done
+    } catch (err) {
+      this.components.log('automatic ejection of %s failed: %s', peer, err)
+    } finally {
+      this.ejecting.delete(peer)
+    }
+  }
+
+  /** `stop()` leaves: this peer's UnJoin everywhere, pushed to the others, waited for. */
+  async leave (timeoutMs: number): Promise<void> {
+    const c = this.components
+    const phase = c.lifecycle.phase
+    if (phase.kind !== 'member') return
+    const incarnation = phase.incarnation
+    if (incarnation.groups.get('')!.others().length === 0) return
+    c.lifecycle.beginLeaving()
+    const touched = this.unjoinEverywhere(incarnation, c.self)
+    await this.disseminate(incarnation, touched, { timeoutMs }).catch(err => { c.log('leaving: %s', err) })
+  }
+
+  /** Records `peer`'s UnJoin in every group of `incarnation` it takes part in. */
+  private unjoinEverywhere (incarnation: Incarnation, peer: Participant): SomeReplica[] {
+    const touched: SomeReplica[] = []
+    for (const replica of incarnation.groups.values()) {
+      const fold = replica.fold
+      if (fold === undefined || !replica.isParticipant(peer)) continue
+      replica.afterUpdate(fold.disassociate(peer))
+      touched.push(replica)
+    }
+    return touched
+  }
+
+  /**
+   * Pushes the changes of `touched` to every other participant of the cluster (each gets
+   * the groups it takes part in) and waits for their answers.
+   */
+  async disseminate (incarnation: Incarnation, touched: readonly SomeReplica[], options: WaitOptions): Promise<Dissemination> {
+    const c = this.components
+    const cluster = incarnation.groups.get('')!
+    const targets = cluster.others()
+    const timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS
+    const results = await Promise.all(targets.map(async peer => {
+      if (!c.allows(peer)) return false
+      try {
+        const entries = await c.push.payloadsFor(peer, touched.filter(r => r.isParticipant(peer) || r === cluster))
+        if (entries.length === 0) return true
+        const merged = await c.push.push(peer, incarnation.epoch, entries, { timeoutMs, ...(options.signal !== undefined ? { signal: options.signal } : {}) })
+        return merged.some(m => m.group === '' && m.merged) || !entries.some(e => e.group === '')
+      } catch (err) {
+        c.log('push to %s failed: %s', peer, err)
+        return false
+      }
+    }))
+    return {
+      reached: targets.filter((_, i) => results[i] === true),
+      unreachable: targets.filter((_, i) => results[i] !== true)
+    }
+  }
+
+  /**
+   * Before a flush sends anything: this peer's own UnJoin reached it (without a later Join),
+   * so it was ejected.
+   */
+  inspect (incarnation: Incarnation): void {
+    const cluster = incarnation.groups.get('')
+    if (this.components.lifecycle.phase.kind === 'member' && cluster?.fold !== undefined && !cluster.isParticipant(this.components.self)) {
+      this.ejected('its own UnJoin reached it')
+    }
+  }
+
+  /** `peer`, which had merged this peer's latest Join, refused it as a non-participant. */
+  refusedAsNonParticipant (peer: Participant, what: string): void {
+    this.components.lifecycle.addSponsor(peer)
+    this.ejected(`${peer} refused ${what}: not a participant`, [peer])
+  }
+
+  /**
+   * A first-hand merge of `replica` from `from` showed a settled history this peer does not
+   * share. A settled state without this peer proves it was ejected (the sender's word, but a
+   * participant may eject anyone openly anyway). Otherwise it is the ejected-peer race of
+   * `standInMask` (or a lie): this peer cannot take a settled state on one participant's
+   * word, so it waits until two (or the only other one) show it, then rejoins through them.
+   */
+  diverged (replica: SomeReplica, from: Participant, ejected: boolean): void {
+    const c = this.components
+    if (ejected && replica.id === '') { this.ejected(`${from}'s settled state no longer lists it`, [from]); return }
+    replica.divergedFrom.add(from)
+    const others = replica.fold?.infimumParticipants().filter(p => p !== c.self).length ?? 0
+    if (replica.divergedFrom.size < Math.min(2, others)) return
+    const sponsors = [...replica.divergedFrom]
+    replica.divergedFrom.clear()
+    c.counters.divergences++
+    c.log('participants settled group %s on a history this peer does not share: rejoining', label(replica.id))
+    this.ejected('participants settled on a history it does not share', sponsors)
+  }
+
+  /**
+   * This peer learnt that it is no longer a participant. Pending `applyConsistent` calls
+   * reject with `EjectedError` (their outcome is unknown: see the error), and the peer
+   * rejoins if configured to.
+   */
+  ejected (reason: string, sponsors: Participant[] = []): void {
+    const c = this.components
+    if (!c.lifecycle.becomeEjected(reason, sponsors)) return
+    c.counters.timesEjected++
+    c.log('this peer was ejected (%s)', reason)
+    for (const replica of c.lifecycle.incarnation?.groups.values() ?? []) replica.rejectEjected()
+    c.rejoin()
+  }
+
+  private memberIncarnation (): Incarnation {
+    const phase = this.components.lifecycle.phase
+    if (phase.kind === 'member') return phase.incarnation
+    throw new NotParticipantError(this.components.self, phase.kind === 'ejected' ? 'was ejected and has not rejoined' : 'is not a participant now')
+  }
+}

@@ -1,0 +1,287 @@
+/**
+ * Liveness and progress: every `heartbeatIntervalMs` a peer sends each other participant a
+ * heartbeat with whom it suspects (silent, or stuck holding the fold back) and whether it knows
+ * itself to be stuck, and asks the failure detector whom to eject. Heartbeat answers carry
+ * the addresses of the participants the sender suspects, when the answering peer knows them:
+ * two peers that joined through different sponsors at the same moment learn of each other's
+ * addresses this way.
+ *
+ * What a tick does (docs/ARCHITECTURE.md, "Failure detection and automatic ejection"):
+ * 1. closes connections `allowPeers` no longer allows;
+ * 2. watches the cluster's projected participants, reads the outstanding Joins (a Join not seen
+ *    before vouches that its peer was alive; this peer's own latest Join says who merged it);
+ * 3. observes, in every group with outstanding events, who is behind and since when (stuck
+ *    participants count as suspected for ejection, unless configured otherwise);
+ * 4. sends the heartbeats; an ejected peer keeps sending them (their refusals name
+ *    participants that can admit it again) and retries its rejoin;
+ * 5. ejects whom a strict majority suspects.
+ *
+ * @module
+ */
+import type { Logger } from '@libp2p/interface'
+import type { DecodeLimits } from '../../codec/codec.js'
+import { eventIdKey, type Participant } from '../../eventfold/types.js'
+import type { Clock } from '../clock.js'
+import type { Inbound } from '../inbound.js'
+import type { Incarnation, Lifecycle } from '../lifecycle.js'
+import type { Network } from '../network.js'
+import type { LegionCounters } from '../options.js'
+import { HEARTBEAT_PROTOCOL, decodeHeartbeat, decodeHeartbeatAnswer, encodeHeartbeat, encodeHeartbeatAnswer, type Heartbeat, type Suspicion } from '../protocol/heartbeat.js'
+import type { PeerAddresses } from '../protocol/join.js'
+import { label } from '../intake.js'
+import { FailureDetector } from './failure-detector.js'
+import { ProgressTracker, type HeldBack } from './progress.js'
+
+/** What heartbeats need. */
+export interface HeartbeatComponents {
+  /** This peer. */
+  readonly self: Participant
+  /** The network. */
+  readonly network: Network
+  /** The admission pipeline. */
+  readonly inbound: Inbound
+  /** The peer's lifecycle. */
+  readonly lifecycle: Lifecycle
+  /** Whether `allowPeers` allows a peer now. */
+  readonly allows: (peer: Participant) => boolean
+  /** Ejects a suspect (at most one ejection per peer at a time). */
+  readonly ejectSuspect: (peer: Participant) => void
+  /** `peer`, which had merged this peer's latest Join, refused it as a non-participant. */
+  readonly refusedAsNonParticipant: (peer: Participant, what: string) => void
+  /** Asks to be admitted again. */
+  readonly rejoin: () => void
+  /** Dials the first address that answers. */
+  readonly dialAny: (addresses: readonly string[]) => Promise<boolean>
+  /** Why this peer may be holding the fold back, if it can tell. */
+  readonly diagnose: (incarnation: Incarnation) => string
+  /** Time. */
+  readonly clock: Clock
+  /** The peer's counters. */
+  readonly counters: LegionCounters
+  /** Message limits. */
+  readonly limits: DecodeLimits
+  /** The part's logger. */
+  readonly log: Logger
+}
+
+/** Settings of failure detection. */
+export interface HeartbeatSettings {
+  /** Period of heartbeats. */
+  readonly heartbeatIntervalMs: number
+  /** Silence after which a participant is suspected. */
+  readonly suspectAfterMs: number
+  /** Time without progress after which a participant behind is stuck. */
+  readonly stuckAfterMs: number
+  /** Automatic ejection: off, or how (and whether stuck participants count). */
+  readonly autoEject: false | { readonly backupDelayMs: number, readonly stuck: boolean }
+  /** Whether an ejected peer rejoins. */
+  readonly rejoin: boolean
+}
+
+/** What this peer knows of its own progress. */
+export type SelfHealth =
+  | { readonly kind: 'ok' }
+  | { readonly kind: 'stuck', readonly reason: string, readonly reportedBy: readonly Participant[] }
+
+/** A participant this peer finds stuck. */
+export interface StuckPeer extends HeldBack {
+  /** The participant. */
+  readonly peer: Participant
+  /** Why, as the participant itself says in its heartbeats (when it knows). */
+  readonly reason: string | undefined
+}
+
+/** Heartbeats, suspicion, stuck participants and automatic ejection; see the module comment. */
+export class Heartbeats {
+  readonly detector: FailureDetector
+  private readonly progress = new ProgressTracker()
+  private readonly inFlight = new Set<Participant>()
+  /** Per participant: whether its latest heartbeat named this peer stuck, and its own stuck reason. */
+  private readonly heardStatus = new Map<Participant, { namesMeStuck: boolean, ownReason: string | undefined }>()
+  private health: SelfHealth = { kind: 'ok' }
+  private stuck: ReadonlySet<Participant> = new Set()
+
+  constructor (private readonly components: HeartbeatComponents, private readonly settings: HeartbeatSettings) {
+    this.detector = new FailureDetector(components.self, {
+      suspectAfterMs: settings.suspectAfterMs,
+      backupDelayMs: settings.autoEject === false ? 0 : settings.autoEject.backupDelayMs
+    })
+  }
+
+  /** Registers the protocol. */
+  async start (): Promise<void> {
+    await this.components.inbound.request(HEARTBEAT_PROTOCOL, 'members', decodeHeartbeat, async (from, h) => await this.answer(from, h))
+  }
+
+  /** Records that `peer` was heard from. */
+  heard (peer: Participant): void {
+    this.detector.heard(peer, this.components.clock.now())
+  }
+
+  /** A new incarnation: what was known of the old membership no longer applies. */
+  reset (): void {
+    this.detector.reset()
+    this.progress.reset()
+    this.heardStatus.clear()
+    this.health = { kind: 'ok' }
+    this.stuck = new Set()
+  }
+
+  /** Whether `peer` had merged this peer's latest Join (so its refusal means an ejection). */
+  witnessedMyJoin (peer: Participant): boolean {
+    const w = this.components.lifecycle.incarnation?.joinWitnesses
+    return w === 'all' || w?.has(peer) === true
+  }
+
+  /** One heartbeat tick; see the module comment. */
+  tick (): void {
+    const c = this.components
+    const phase = c.lifecycle.phase
+    if (phase.kind !== 'member' && phase.kind !== 'ejected') return
+    for (const p of c.network.connectedPeers()) if (!c.allows(p)) void c.network.hangUp(p).catch(() => {})
+    if (phase.kind === 'ejected' && !this.settings.rejoin) return // out for good: nothing to detect or ask
+    const incarnation = phase.incarnation
+    const cluster = incarnation.groups.get('')?.fold
+    if (cluster === undefined) return
+    const now = c.clock.now() // monotonic: a wall-clock jump must not make everyone suspect
+    const projected = cluster.projectedParticipants()
+    this.detector.watch(projected, now)
+    this.scanJoins(incarnation, now)
+    this.observeProgress(incarnation, now)
+    const members = new Set(projected)
+    const silent = this.detector.suspects(now).filter(p => this.detector.isSilent(p, now))
+    const suspects: Suspicion[] = [
+      ...silent.map(peer => ({ peer, reason: 'silent' as const })),
+      ...[...this.stuck].filter(p => members.has(p) && !silent.includes(p)).map(peer => ({ peer, reason: 'stuck' as const }))
+    ]
+    this.updateHealth(incarnation)
+    const payload = encodeHeartbeat({ suspects, stuck: this.health.kind === 'stuck' ? this.health.reason : undefined })
+    for (const peer of projected) if (peer !== c.self && c.allows(peer)) void this.send(peer, payload, incarnation.epoch)
+    if (phase.kind === 'ejected') { c.rejoin(); return }
+    if (this.settings.autoEject !== false) {
+      for (const peer of this.detector.toEject(cluster.infimumParticipants(), projected, now)) c.ejectSuspect(peer)
+    }
+  }
+
+  /**
+   * Reads the outstanding Joins of the cluster's group: a Join not seen before vouches that
+   * its peer was alive a moment ago (its sponsor just heard from it), so a peer restarted
+   * under the same id is not ejected on its earlier self's silence; and this peer's own
+   * latest Join tells which participants have merged it: all of them once it has folded.
+   */
+  private scanJoins (incarnation: Incarnation, now: number): void {
+    const fold = incarnation.groups.get('')!.fold!
+    const seen = new Set<string>()
+    let mine: readonly Participant[] | undefined
+    for (const e of fold.outstandingEvents()) {
+      if (e.delta.kind !== 'join') continue
+      const key = eventIdKey(e.id)
+      seen.add(key)
+      if (!incarnation.seenJoins.has(key)) this.detector.heard(e.delta.participant, now)
+      if (e.delta.participant === this.components.self) mine = e.acks
+    }
+    incarnation.seenJoins = seen
+    incarnation.joinWitnesses = mine !== undefined ? new Set(mine) : fold.infimumParticipants().includes(this.components.self) ? 'all' : new Set()
+  }
+
+  private observeProgress (incarnation: Incarnation, now: number): void {
+    this.progress.beginRound()
+    for (const replica of incarnation.groups.values()) {
+      const fold = replica.fold
+      if (fold === undefined || fold.outstandingCount === 0) continue
+      const behind = fold.divergent()
+      behind.delete(this.components.self)
+      this.progress.observe(replica.id, behind, now)
+    }
+    this.progress.endRound()
+    this.stuck = this.progress.stuck(now, this.settings.stuckAfterMs)
+    const autoEject = this.settings.autoEject
+    this.detector.setStuck(autoEject !== false && autoEject.stuck ? this.stuck : new Set())
+  }
+
+  /** This peer is stuck if a participant's latest heartbeat says so; it then says why. */
+  private updateHealth (incarnation: Incarnation): void {
+    const reportedBy = [...this.heardStatus].filter(([, s]) => s.namesMeStuck).map(([p]) => p).sort()
+    if (reportedBy.length === 0) { this.health = { kind: 'ok' }; return }
+    const reason = this.components.diagnose(incarnation)
+    if (this.health.kind !== 'stuck' || this.health.reason !== reason) this.components.log.error('%s report(s) this peer holds the fold back: %s', reportedBy.join(', '), reason)
+    this.health = { kind: 'stuck', reason, reportedBy }
+  }
+
+  private async send (peer: Participant, payload: Uint8Array, epoch: number): Promise<void> {
+    const c = this.components
+    if (this.inFlight.has(peer)) return
+    this.inFlight.add(peer)
+    const witnessed = this.witnessedMyJoin(peer)
+    try {
+      c.counters.heartbeatsSent++
+      c.inbound.countOut(payload)
+      const answer = await c.network.request(peer, c.inbound.protocol(HEARTBEAT_PROTOCOL), payload, { timeoutMs: this.settings.suspectAfterMs })
+      if (!c.inbound.admitAnswer(peer, answer, epoch)) return
+      const m = decodeHeartbeatAnswer(answer, c.limits)
+      if (!Array.isArray(m)) {
+        if (m.code !== 'not-participant') return
+        if (!witnessed) { c.log('%s does not know this peer as a participant (yet)', peer); return }
+        c.refusedAsNonParticipant(peer, 'its heartbeat')
+        return
+      }
+      const connected = new Set(c.network.connectedPeers())
+      for (const p of m) if (p.id !== c.self && !connected.has(p.id) && c.allows(p.id)) void c.dialAny(p.addresses)
+    } catch (err) {
+      c.log('heartbeat to %s failed: %s', peer, err)
+    } finally {
+      this.inFlight.delete(peer)
+    }
+  }
+
+  private async answer (from: Participant, h: Heartbeat): Promise<Uint8Array> {
+    const c = this.components
+    // An ejected peer's view of the membership is stale: it gives no verdict on anyone.
+    if (c.lifecycle.phase.kind !== 'member') return encodeHeartbeatAnswer([])
+    const autoEject = this.settings.autoEject
+    const counted = h.suspects.filter(s => s.reason === 'silent' || (autoEject !== false && autoEject.stuck)).map(s => s.peer)
+    this.detector.report(from, counted, c.clock.now())
+    this.heardStatus.set(from, { namesMeStuck: h.suspects.some(s => s.peer === c.self && s.reason === 'stuck'), ownReason: h.stuck })
+    const addresses: PeerAddresses[] = []
+    for (const s of h.suspects.slice(0, 64)) {
+      if (s.peer === from || s.peer === c.self) continue
+      const known = await c.network.peerAddresses(s.peer).catch(() => [])
+      if (known.length > 0) addresses.push({ id: s.peer, addresses: known })
+    }
+    return encodeHeartbeatAnswer(addresses)
+  }
+
+  /** Participants this peer suspects of silence now, among the cluster's projected participants. */
+  suspected (): Participant[] {
+    const now = this.components.clock.now()
+    const members = new Set(this.components.lifecycle.incarnation?.groups.get('')?.others() ?? [])
+    return this.detector.suspects(now).filter(p => members.has(p) && this.detector.isSilent(p, now))
+  }
+
+  /** Participants this peer finds stuck, with how long and (if they said) why. */
+  stuckPeers (): StuckPeer[] {
+    const now = this.components.clock.now()
+    const members = new Set(this.components.lifecycle.incarnation?.groups.get('')?.others() ?? [])
+    const held = this.progress.heldBack(now)
+    return [...this.stuck].filter(p => members.has(p)).sort().map(peer => ({
+      peer,
+      ...held.get(peer)!,
+      reason: this.heardStatus.get(peer)?.ownReason
+    }))
+  }
+
+  /** Each participant behind somewhere, with how long its acknowledgements have not moved. */
+  heldBack (): Map<Participant, HeldBack> {
+    return this.progress.heldBack(this.components.clock.now())
+  }
+
+  /** What this peer knows of its own progress. */
+  selfHealth (): SelfHealth {
+    return this.health
+  }
+}
+
+/** A short description of where a group is blocked, for logs. */
+export function blockedAt (group: string, counter: number, participant: Participant): string {
+  return `group ${label(group)}: blocked at event ${counter}:${participant}`
+}

@@ -1,0 +1,249 @@
+/**
+ * Becoming a participant, and making others ones.
+ *
+ * - **Joining** (start-up, and rejoining after an ejection): ask a participant (the sponsor)
+ *   to admit this peer; its answer holds the whole fold of the cluster's group and of every
+ *   cluster-wide group, and the addresses of the other participants. A rejoin keeps each
+ *   group's Lamport counter, so no id of the previous membership is ever reused, and backs off
+ *   (with jitter) after every rejoin that did not last, so a peer that keeps getting ejected
+ *   (say, one side of a broken link) does not churn the cluster.
+ * - **Sponsoring**: an earlier incarnation of the asker leaves every group first (UnJoin), so
+ *   a restarted peer rejoins cleanly; then the asker joins the cluster's group and every
+ *   cluster-wide group (Join); the answer is sent once all of that is saved.
+ *
+ * @module
+ */
+import type { Logger } from '@libp2p/interface'
+import type { DecodeLimits } from '../../codec/codec.js'
+import type { Participant } from '../../eventfold/types.js'
+import type { Clock, Random } from '../clock.js'
+import { JoinError, JoinRefusedError } from '../errors.js'
+import { Refused, type Inbound } from '../inbound.js'
+import type { Incarnation, Lifecycle, SomeReplica } from '../lifecycle.js'
+import type { Network } from '../network.js'
+import type { LegionCounters } from '../options.js'
+import type { PersistenceGate } from '../persistence.js'
+import type { GroupPayload } from '../protocol/fold-batch.js'
+import { JOIN_PROTOCOL, decodeJoinAnswer, decodeJoinRequest, encodeJoinAccepted, encodeJoinRequest, type PeerAddresses } from '../protocol/join.js'
+import { RateLimiter } from '../rate-limiter.js'
+import type { GroupRegistry } from '../group/groups.js'
+
+/** What joining and sponsoring need. */
+export interface JoinComponents {
+  /** This peer. */
+  readonly self: Participant
+  /** The network. */
+  readonly network: Network
+  /** The admission pipeline. */
+  readonly inbound: Inbound
+  /** The peer's lifecycle. */
+  readonly lifecycle: Lifecycle
+  /** Every group definition; builds replicas. */
+  readonly groups: GroupRegistry
+  /** The save-before-send gate. */
+  readonly persistence: PersistenceGate
+  /** Whether `allowPeers` allows a peer now. */
+  readonly allows: (peer: Participant) => boolean
+  /** A new incarnation became current: reset what belongs to the old one. */
+  readonly incarnationChanged: () => void
+  /** Time. */
+  readonly clock: Clock
+  /** Chance (the rejoin backoff's jitter). */
+  readonly random: Random
+  /** The peer's counters. */
+  readonly counters: LegionCounters
+  /** Message limits. */
+  readonly limits: DecodeLimits
+  /** The part's logger. */
+  readonly log: Logger
+}
+
+/** Settings of joining. */
+export interface JoinSettings {
+  /** How long a join waits for an answer, per peer tried. */
+  readonly joinTimeoutMs: number
+  /** Whether an ejected peer asks to be admitted again. */
+  readonly rejoin: boolean
+  /** The shortest wait before a rejoin after one that did not last. */
+  readonly rejoinBackoffMs: number
+}
+
+const MAX_REJOIN_BACKOFF_MS = 60_000
+
+/** Joining, rejoining and sponsoring; see the module comment. */
+export class Joining {
+  private readonly joinLimiter: RateLimiter
+  private rejoining: Promise<void> | undefined
+  /** Rejoins that did not last in a row, and the earliest time of the next attempt. */
+  private backoff = { failures: 0, notBefore: 0, admittedAt: 0 }
+
+  constructor (private readonly components: JoinComponents, private readonly settings: JoinSettings) {
+    this.joinLimiter = new RateLimiter(5, 5, () => components.clock.now())
+  }
+
+  /** Registers the protocol. */
+  async start (): Promise<void> {
+    await this.components.inbound.request(JOIN_PROTOCOL, 'anyone', decodeJoinRequest, async (from, addresses) => await this.sponsor(from, addresses))
+  }
+
+  /**
+   * Joins through the first of `addresses` that admits this peer, makes the new incarnation
+   * current and returns it.
+   * @throws JoinError with why each address failed
+   */
+  async join (addresses: readonly string[]): Promise<Incarnation> {
+    const c = this.components
+    const attempts = new Map<string, string>()
+    const timeoutMs = this.settings.joinTimeoutMs
+    for (const addr of addresses) {
+      try {
+        const sponsor = await c.network.dial(addr, { timeoutMs })
+        const incarnation = await this.askToJoin(sponsor, timeoutMs, undefined)
+        if (incarnation === undefined) { attempts.set(addr, 'the answer came after this peer stopped'); continue }
+        return incarnation
+      } catch (err) {
+        attempts.set(addr, describeJoinFailure(err))
+      }
+    }
+    throw new JoinError(attempts)
+  }
+
+  /**
+   * Asks `sponsor` to admit this peer; on success the new incarnation is current. Returns
+   * `undefined` if this peer stopped (or was admitted by another) meanwhile.
+   */
+  private async askToJoin (sponsor: Participant, timeoutMs: number, previous: Incarnation | undefined): Promise<Incarnation | undefined> {
+    const c = this.components
+    const request = encodeJoinRequest(c.network.multiaddrs())
+    c.inbound.countOut(request)
+    const bytes = await c.network.request(sponsor, c.inbound.protocol(JOIN_PROTOCOL), request, { timeoutMs })
+    c.inbound.countIn(bytes)
+    const answer = decodeJoinAnswer(bytes, c.limits)
+    if (answer.kind === 'refusal') throw new JoinRefusedError(sponsor, answer.code, answer.message)
+    if (c.lifecycle.stopped || (previous !== undefined && c.lifecycle.phase.kind !== 'ejected')) return undefined
+    const incarnation = this.incarnationFrom(answer.groups, previous)
+    c.lifecycle.becomeMember(incarnation)
+    this.components.incarnationChanged()
+    for (const p of answer.peers) if (p.id !== c.self && p.addresses.length > 0) void this.dialAny(p.addresses)
+    return incarnation
+  }
+
+  /**
+   * A new incarnation from a sponsor's folds: every defined group it sent, and a waiting
+   * replica for every other defined group (a managed group this peer may be added to again).
+   */
+  private incarnationFrom (payloads: readonly GroupPayload[], previous: Incarnation | undefined): Incarnation {
+    const c = this.components
+    if (!payloads.some(p => p.group === '')) throw new Error('the sponsor sent no fold of the cluster\'s group')
+    const incarnation = c.lifecycle.newIncarnation()
+    for (const { group, payload } of payloads) {
+      const definition = c.groups.definition(group)
+      if (definition === undefined) { c.log('the sponsor sent group %s, which this peer does not define: ignored', group); continue }
+      const counter = previous?.groups.get(group)?.fold?.maxKnownCounter ?? 0
+      incarnation.groups.set(group, c.groups.fromBytes(definition, payload, counter))
+    }
+    for (const definition of c.groups.all()) {
+      if (incarnation.groups.has(definition.id)) continue
+      if (definition.membership === 'cluster') c.log.error('the sponsor does not hold cluster-wide group %s: every peer of a cluster must define the same cluster-wide groups', definition.id)
+      incarnation.groups.set(definition.id, c.groups.waiting(definition))
+    }
+    return incarnation
+  }
+
+  /** Asks to be admitted again (one attempt at a time, backing off); the heartbeat tick retries. */
+  rejoin (): void {
+    if (!this.settings.rejoin || this.rejoining !== undefined || this.components.lifecycle.stopped) return
+    if (this.components.clock.now() < this.backoff.notBefore) return
+    this.rejoining = this.tryRejoin().finally(() => { this.rejoining = undefined })
+  }
+
+  /**
+   * Sends a join request to a participant of the membership that ejected this peer: one that
+   * refused it as a non-participant, or, when its own UnJoin reached it, a participant of its
+   * own fold. Never a peer that still counts it in (it may be on the same losing side).
+   */
+  private async tryRejoin (): Promise<void> {
+    const c = this.components
+    const phase = c.lifecycle.phase
+    if (phase.kind !== 'ejected') return
+    const previous = phase.incarnation
+    const candidates = [...phase.sponsors]
+    const cluster = previous.groups.get('')
+    if (cluster !== undefined && !cluster.isParticipant(c.self)) candidates.push(...cluster.others())
+    for (const sponsor of new Set(candidates)) {
+      if (c.lifecycle.phase.kind !== 'ejected') return
+      if (sponsor === c.self || !c.allows(sponsor)) continue
+      try {
+        await c.network.dial(sponsor, { timeoutMs: this.settings.joinTimeoutMs })
+        if (await this.askToJoin(sponsor, this.settings.joinTimeoutMs, previous) === undefined) return
+        c.counters.rejoins++
+        this.noteRejoined()
+        c.log('rejoined through %s', sponsor)
+        return
+      } catch (err) {
+        c.log('rejoin through %s failed: %s', sponsor, err)
+      }
+    }
+  }
+
+  /** A rejoin that follows a short membership backs off further; one after a long one starts over. */
+  private noteRejoined (): void {
+    const now = this.components.clock.now()
+    const lasted = now - this.backoff.admittedAt
+    this.backoff.failures = this.backoff.admittedAt > 0 && lasted < MAX_REJOIN_BACKOFF_MS ? this.backoff.failures + 1 : 0
+    this.backoff.admittedAt = now
+    const base = Math.min(MAX_REJOIN_BACKOFF_MS, this.settings.rejoinBackoffMs * 2 ** this.backoff.failures)
+    this.backoff.notBefore = this.backoff.failures === 0 ? 0 : now + base * (0.5 + this.components.random.next() / 2)
+  }
+
+  /** The join handler: see the module comment. */
+  private async sponsor (from: Participant, addresses: readonly string[]): Promise<Uint8Array> {
+    const c = this.components
+    const phase = c.lifecycle.phase
+    // An ejected peer's fold is stale: admitting someone into it would only strand them there.
+    if (phase.kind !== 'member') throw new Refused('not-ready', 'this peer is not a participant now')
+    if (!this.joinLimiter.take(from)) { c.counters.droppedRateLimited++; throw new Refused('rate-limited', 'too many joins') }
+    const incarnation = phase.incarnation
+    const admitted: SomeReplica[] = []
+    for (const replica of incarnation.groups.values()) {
+      const fold = replica.fold
+      if (fold === undefined) continue
+      const follows = replica.id === '' || replica.definition.membership === 'cluster'
+      // An earlier incarnation with the same id leaves first, so a restarted peer rejoins cleanly.
+      if (follows || replica.isParticipant(from)) replica.afterUpdate(fold.disassociate(from))
+      if (!follows) continue
+      replica.afterUpdate(fold.participate(from))
+      admitted.push(replica)
+    }
+    const cluster = incarnation.groups.get('')!
+    const groups = admitted.map(r => ({ group: r.id, payload: r.encodedFold(r.fold!) }))
+    groups.sort((a, b) => a.group < b.group ? -1 : a.group > b.group ? 1 : 0)
+    const versions = admitted.map(r => r.version)
+    const peers: PeerAddresses[] = await Promise.all(cluster.others().filter(p => p !== from).map(async id => ({ id, addresses: await c.network.peerAddresses(id) })))
+    peers.push({ id: c.self, addresses: c.network.multiaddrs() })
+    if (addresses.length > 0) void this.dialAny(addresses)
+    await Promise.all(admitted.map(async (r, i) => { await c.persistence.persisted(r, versions[i]) }))
+    if (c.lifecycle.incarnation !== incarnation) throw new Refused('not-ready', 'this peer rejoined meanwhile')
+    c.log('admitted %s', from)
+    return encodeJoinAccepted(groups, peers)
+  }
+
+  /** Dials the first address that answers. */
+  async dialAny (addresses: readonly string[]): Promise<boolean> {
+    for (const a of addresses) {
+      try { await this.components.network.dial(a, { timeoutMs: 5000 }); return true } catch { /* try the next address */ }
+    }
+    return false
+  }
+}
+
+/** Why a join through one address failed, for `JoinError.attempts`. */
+function describeJoinFailure (err: unknown): string {
+  if (!(err instanceof Error)) return String(err)
+  const cause = (err as { cause?: unknown }).cause
+  const text = `${err.message} ${cause instanceof Error ? `${cause.name} ${cause.message}` : ''}`
+  if (/negotiate|UnsupportedProtocol|protocol selection/i.test(text)) {
+    return 'this peer is not a member of this cluster (it does not speak its join protocol: another cluster, another Legion version, or not a Legion peer)'
+  }
+  return `${err.name}: ${err.message}`
+}

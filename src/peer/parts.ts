@@ -1,0 +1,242 @@
+/**
+ * The wiring of a peer's parts: each is built with the narrow components it declares, and the
+ * few cycles between them (a merge may pull a sync, a sync answer may show an ejection, an
+ * ejection rejoins) are closed by late-bound callbacks, so no part holds another's internals.
+ *
+ * ```
+ *  inbound ──► propagation ─┐        flush ──► persistence ──► PeerStore
+ *     │        sync / push ─┼─► intake ──► group replicas ◄── group handles ◄── services
+ *     │        outputs     ─┘      │
+ *     ├──► membership (join, ejection, heartbeats ─► failure detector, progress)
+ *     └──► messaging (call / cast channels)          observe (stats, metrics)
+ * ```
+ *
+ * @module
+ */
+import type { Logger, PrivateKey } from '@libp2p/interface'
+import type { DecodeLimits } from '../codec/codec.js'
+import type { EventFoldOptions, Participant } from '../eventfold/types.js'
+import type { TransportStats } from '../transport/node.js'
+import type { Clock, Random } from './clock.js'
+import type { PeerConfig } from './config.js'
+import { Flusher } from './flush.js'
+import type { GroupDefinition } from './group/definition.js'
+import { GroupRegistry } from './group/groups.js'
+import { Inbound } from './inbound.js'
+import { Intake } from './intake.js'
+import type { Lifecycle, SomeReplica } from './lifecycle.js'
+import type { LoggerFactory } from './log.js'
+import { Ejection } from './membership/ejection.js'
+import { Heartbeats } from './membership/heartbeats.js'
+import { Joining } from './membership/join.js'
+import { Messaging } from './messaging.js'
+import type { Metrics } from './metrics.js'
+import type { Network } from './network.js'
+import { Observer } from './observe.js'
+import type { Dissemination, LegionCounters, WaitOptions } from './options.js'
+import { OutputForwarding } from './outputs.js'
+import { PersistenceGate, type PeerIdentity, type PeerStore } from './persistence.js'
+import { Propagation } from './propagation.js'
+import { Push } from './push.js'
+import { Sync } from './sync.js'
+
+/** What the parts are built from: the peer's settings and its shared, long-lived things. */
+export interface PartInputs {
+  readonly config: PeerConfig<unknown, unknown, unknown>
+  readonly self: Participant
+  readonly privateKey: PrivateKey
+  readonly network: Network
+  readonly lifecycle: Lifecycle
+  readonly clock: Clock
+  readonly random: Random
+  readonly counters: LegionCounters
+  readonly limits: DecodeLimits
+  readonly metrics: Metrics
+  readonly store: PeerStore | undefined
+  readonly identity: () => PeerIdentity
+  readonly foldOptions: <E, S, O>(definition: GroupDefinition<E, S, O>) => EventFoldOptions<E, O>
+  readonly transportStats: () => TransportStats
+  readonly loggers: LoggerFactory
+}
+
+/** The parts of a peer. */
+export interface Parts {
+  readonly log: Logger
+  readonly inbound: Inbound
+  readonly persistence: PersistenceGate
+  readonly flusher: Flusher
+  readonly groups: GroupRegistry
+  readonly intake: Intake
+  readonly sync: Sync
+  readonly push: Push
+  readonly propagation: Propagation
+  readonly outputs: OutputForwarding
+  readonly ejection: Ejection
+  readonly joining: Joining
+  readonly heartbeats: Heartbeats
+  readonly messaging: Messaging
+  readonly observer: Observer
+}
+
+/** Builds and wires the parts; see the module comment. */
+export function buildParts (inputs: PartInputs): Parts {
+  const { config, self, network, lifecycle, clock, random, counters, limits, loggers } = inputs
+  const log = loggers('peer')
+  const allows = (peer: Participant): boolean => {
+    const allow = config.allowPeers
+    if (allow === undefined) return true
+    try { return allow(peer) === true } catch { return false }
+  }
+  const isMember = (peer: Participant): boolean => lifecycle.incarnation?.groups.get('')?.isParticipant(peer) === true
+  const schedule = (): void => { flusher.schedule() }
+  const now = (): number => clock.now()
+
+  const inbound = new Inbound({ cluster: config.cluster, network, lifecycle, counters, limits, allows, heard: p => { heartbeats.heard(p) }, isMember, log: loggers('inbound') })
+  const persistence = new PersistenceGate({ store: inputs.store, identity: inputs.identity, schedule, log: loggers('persistence') })
+  const groups = new GroupRegistry({
+    cluster: config.cluster,
+    self: () => self,
+    lifecycle,
+    clock,
+    counters,
+    limits,
+    foldOptions: inputs.foldOptions,
+    schedule,
+    log: (group) => loggers(group === '' ? 'cluster' : `group:${group}`),
+    membershipChange: async (replica, kind, peer, options) => await membershipChange(replica, kind, peer, options)
+  }, {
+    firstHand: config.mode === 'push',
+    forwardOutputs: config.forwardOutputs,
+    relayAfterMs: config.intervalMs,
+    consistentTimeoutMs: 30_000
+  })
+  const intake = new Intake({
+    self,
+    counters,
+    limits,
+    requestSync: (peer, group, full) => { sync.request(peer, [{ group, full }]) },
+    diverged: (replica, from, ejected) => { ejection.diverged(replica, from, ejected) },
+    log: loggers('intake')
+  })
+  const sync = new Sync({
+    network,
+    inbound,
+    lifecycle,
+    intake,
+    persistence,
+    allows,
+    witnessedMyJoin: p => heartbeats.witnessedMyJoin(p),
+    refusedAsNonParticipant: (p, what) => { ejection.refusedAsNonParticipant(p, what) },
+    counters,
+    limits,
+    log: loggers('sync'),
+    now
+  })
+  const push = new Push({ network, inbound, lifecycle, intake, persistence, allows, counters, limits, log: loggers('push'), now })
+  const propagation = new Propagation({
+    self,
+    network,
+    inbound,
+    lifecycle,
+    intake,
+    persistence,
+    requestSync: (peer, wants) => { sync.request(peer, wants) },
+    push,
+    schedule,
+    allows,
+    clock,
+    random,
+    log: loggers('propagation')
+  }, { mode: config.mode, intervalMs: config.intervalMs, directFanout: config.directFanout })
+  const outputs = new OutputForwarding({
+    self,
+    inbound,
+    lifecycle,
+    sendOneWay: (peer, protocol, payload) => { propagation.sendOneWay(peer, protocol, payload) },
+    counters,
+    limits,
+    log: loggers('outputs')
+  })
+  const ejection = new Ejection({ self, lifecycle, network, push, allows, rejoin: () => { joining.rejoin() }, counters, log: loggers('membership') })
+  const joining = new Joining({
+    self,
+    network,
+    inbound,
+    lifecycle,
+    groups,
+    persistence,
+    allows,
+    incarnationChanged: () => { heartbeats.reset(); flusher.schedule() },
+    clock,
+    random,
+    counters,
+    limits,
+    log: loggers('membership')
+  }, { joinTimeoutMs: config.joinTimeoutMs, rejoin: config.rejoin, rejoinBackoffMs: config.heartbeatIntervalMs })
+  const autoEject = config.autoEject
+  const heartbeats: Heartbeats = new Heartbeats({
+    self,
+    network,
+    inbound,
+    lifecycle,
+    allows,
+    ejectSuspect: (peer) => { if (autoEject !== false) void ejection.ejectSuspect(peer, autoEject.timeoutMs) },
+    refusedAsNonParticipant: (p, what) => { ejection.refusedAsNonParticipant(p, what) },
+    rejoin: () => { joining.rejoin() },
+    dialAny: async (addresses) => await joining.dialAny(addresses),
+    diagnose: (incarnation): string => observer.diagnose(incarnation),
+    clock,
+    counters,
+    limits,
+    log: loggers('membership')
+  }, {
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    suspectAfterMs: config.suspectAfterMs,
+    stuckAfterMs: config.stuckAfterMs,
+    autoEject: autoEject === false ? false : { backupDelayMs: autoEject.backupDelayMs, stuck: autoEject.stuck },
+    rejoin: config.rejoin
+  })
+  const flusher = new Flusher({
+    clock,
+    lifecycle,
+    persistence,
+    propagation,
+    outputs,
+    notify: (replica) => { groups.notify(replica) },
+    inspect: (incarnation) => { ejection.inspect(incarnation) },
+    log: loggers('flush')
+  })
+  const messaging = new Messaging({
+    self,
+    network,
+    inbound,
+    lifecycle,
+    others: () => lifecycle.incarnation?.groups.get('')?.others() ?? [],
+    limits,
+    log: loggers('messaging')
+  })
+  const observer: Observer = new Observer({ self, lifecycle, groups, heartbeats, counters, transportStats: inputs.transportStats, metrics: inputs.metrics })
+
+  /** A managed group's owner adds or removes a participant, and tells the cluster. */
+  async function membershipChange (replica: SomeReplica, kind: 'join' | 'unjoin', peer: Participant, options: WaitOptions): Promise<Dissemination> {
+    const incarnation = lifecycle.incarnation!
+    const fold = replica.fold!
+    if (kind === 'unjoin') {
+      if (!replica.isParticipant(peer)) return { reached: [], unreachable: [] }
+      replica.afterUpdate(fold.disassociate(peer))
+      return await ejection.disseminate(incarnation, [replica], options)
+    }
+    if (!replica.isParticipant(peer)) replica.afterUpdate(fold.participate(peer))
+    if (peer === self) return { reached: [self], unreachable: [] }
+    try {
+      const entries = await push.payloadsFor(peer, [replica])
+      const results = await push.push(peer, incarnation.epoch, entries, options)
+      return results.some(r => r.merged) ? { reached: [peer], unreachable: [] } : { reached: [], unreachable: [peer] }
+    } catch (err) {
+      log('giving %s the state of group %s failed: %s (it will pull it when it asks)', peer, replica.id, err)
+      return { reached: [], unreachable: [peer] }
+    }
+  }
+
+  return { log, inbound, persistence, flusher, groups, intake, sync, push, propagation, outputs, ejection, joining, heartbeats, messaging, observer }
+}

@@ -1,0 +1,123 @@
+/**
+ * The save-before-send gate: nothing a peer acknowledged leaves it before it is durable. Every
+ * change of a group replica bumps its `version`; the flush saves every replica that is ahead
+ * of what was saved in one batch, and only then sends. Answers to requests (syncs, pushes,
+ * joins) are computed at once and sent only once {@link PersistenceGate.persisted} says the
+ * version they show is saved.
+ *
+ * What is saved, and how, is the {@link PeerStore}'s business: the gate only decides when.
+ *
+ * @module
+ */
+import type { Logger } from '@libp2p/interface'
+import type { SomeReplica } from './lifecycle.js'
+
+/** The identity a peer saves with its groups: its cluster and private key. */
+export interface PeerIdentity {
+  /** The cluster's name. */
+  readonly cluster: string
+  /** The libp2p private key, protobuf-encoded. */
+  readonly privateKey: Uint8Array
+}
+
+/** What a peer found in its storage. */
+export interface StoredPeer extends PeerIdentity {
+  /** Every group's saved fold (encoded EventFold), by group id. */
+  readonly groups: ReadonlyMap<string, Uint8Array>
+}
+
+/**
+ * Where a peer keeps its identity and its groups. Implementations save what changed; a saved
+ * batch is atomic and durable (it survives kill -9 whole or not at all).
+ */
+export interface PeerStore {
+  /** The saved peer, or `undefined` when nothing was ever saved. */
+  load(): Promise<StoredPeer | undefined>
+  /**
+   * Saves the identity and the current state of `replicas` (each holding a fold), and forgets
+   * the groups in `dropped`, in one atomic, durable batch.
+   */
+  save(identity: PeerIdentity, replicas: readonly SomeReplica[], dropped: readonly string[]): Promise<void>
+  /** Releases the storage. */
+  close(): Promise<void>
+}
+
+/** What the gate needs. */
+export interface PersistenceComponents {
+  /** Where to save; none: nothing is kept, versions count as saved at once. */
+  readonly store: PeerStore | undefined
+  /** The identity saved with every batch. */
+  readonly identity: () => PeerIdentity
+  /** Asks for a flush (which calls {@link PersistenceGate.save}). */
+  readonly schedule: () => void
+  /** The gate's logger. */
+  readonly log: Logger
+}
+
+/** The save-before-send gate; see the module comment. */
+export class PersistenceGate {
+  private readonly waiters = new Map<SomeReplica, Array<{ version: number, resolve: () => void }>>()
+  private readonly dropped = new Set<string>()
+
+  constructor (private readonly components: PersistenceComponents) {}
+
+  /** Forgets group `id` at the next save (a managed group this peer left). */
+  drop (id: string): void {
+    this.dropped.add(id)
+    this.components.schedule()
+  }
+
+  /**
+   * Saves every replica of `replicas` that changed since its last save (and the groups
+   * dropped since), then marks them saved and wakes whoever waited for those versions.
+   * Versions are read before the save starts: a change made while saving waits for the next.
+   */
+  async save (replicas: Iterable<SomeReplica>): Promise<void> {
+    const changed: SomeReplica[] = []
+    const versions: number[] = []
+    for (const r of replicas) {
+      if (r.version > r.savedVersion && r.fold !== undefined) { changed.push(r); versions.push(r.version) }
+    }
+    const dropped = [...this.dropped]
+    this.dropped.clear()
+    const store = this.components.store
+    if (store !== undefined && (changed.length > 0 || dropped.length > 0)) {
+      await store.save(this.components.identity(), changed, dropped)
+    }
+    changed.forEach((r, i) => { if (versions[i]! > r.savedVersion) r.savedVersion = versions[i]! })
+    for (const r of changed) this.wake(r)
+  }
+
+  /** Resolves once `replica` is saved up to `version` (at once if it is). */
+  async persisted (replica: SomeReplica, version: number = replica.version): Promise<void> {
+    if (replica.savedVersion >= version) return
+    await new Promise<void>(resolve => {
+      let list = this.waiters.get(replica)
+      if (list === undefined) { list = []; this.waiters.set(replica, list) }
+      list.push({ version, resolve })
+      this.components.schedule()
+    })
+  }
+
+  /** Whether a save is owed: a replica ahead of its saved version, or a dropped group. */
+  owes (replicas: Iterable<SomeReplica>): boolean {
+    if (this.dropped.size > 0) return true
+    for (const r of replicas) if (r.version > r.savedVersion && r.fold !== undefined) return true
+    return false
+  }
+
+  private wake (replica: SomeReplica): void {
+    const list = this.waiters.get(replica)
+    if (list === undefined) return
+    const keep = list.filter(w => w.version > replica.savedVersion)
+    for (const w of list) if (w.version <= replica.savedVersion) w.resolve()
+    if (keep.length === 0) this.waiters.delete(replica)
+    else this.waiters.set(replica, keep)
+  }
+
+  /** Releases every waiter (the peer stops; nothing more will be sent anyway). */
+  releaseAll (): void {
+    for (const list of this.waiters.values()) for (const w of list) w.resolve()
+    this.waiters.clear()
+  }
+}

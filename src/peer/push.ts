@@ -1,0 +1,139 @@
+/**
+ * Pushing state and waiting for it to be merged: ejections and a leaving peer disseminate the
+ * UnJoins they made, a group owner gives a new member the group's whole fold, and the
+ * `periodic` propagation mode sends each interval. Serving merges each group's part on its own
+ * and answers, per group, whether it merged, once what it merged is saved.
+ *
+ * @module
+ */
+import type { Logger } from '@libp2p/interface'
+import type { DecodeLimits } from '../codec/codec.js'
+import { MessageKind, peekKind } from '../codec/eventfold.js'
+import type { Participant } from '../eventfold/types.js'
+import { DEFAULT_CALL_TIMEOUT_MS } from './config.js'
+import { Refused, type Inbound } from './inbound.js'
+import type { Intake } from './intake.js'
+import type { Incarnation, Lifecycle, SomeReplica } from './lifecycle.js'
+import type { Network } from './network.js'
+import type { LegionCounters, WaitOptions } from './options.js'
+import type { PersistenceGate } from './persistence.js'
+import type { GroupPayload } from './protocol/fold-batch.js'
+import { PUSH_PROTOCOL, decodeFoldPush, decodePushAnswer, encodeFoldPush, encodePushAnswer, type PushResult } from './protocol/push.js'
+import { RateLimiter } from './rate-limiter.js'
+
+/** What push needs. */
+export interface PushComponents {
+  /** The network. */
+  readonly network: Network
+  /** The admission pipeline. */
+  readonly inbound: Inbound
+  /** The peer's lifecycle. */
+  readonly lifecycle: Lifecycle
+  /** Merges what is pushed. */
+  readonly intake: Intake
+  /** The save-before-send gate. */
+  readonly persistence: PersistenceGate
+  /** Whether `allowPeers` allows a peer now. */
+  readonly allows: (peer: Participant) => boolean
+  /** The peer's counters. */
+  readonly counters: LegionCounters
+  /** Message limits. */
+  readonly limits: DecodeLimits
+  /** The part's logger. */
+  readonly log: Logger
+  /** Clock for the rate limiter, in milliseconds. */
+  readonly now: () => number
+}
+
+/** Pushes and serves pushes; see the module comment. */
+export class Push {
+  private readonly fullPushLimiter: RateLimiter
+
+  constructor (private readonly components: PushComponents) {
+    this.fullPushLimiter = new RateLimiter(20, 10, components.now)
+  }
+
+  /** Registers the protocol. */
+  async start (): Promise<void> {
+    await this.components.inbound.request(PUSH_PROTOCOL, 'members', decodeFoldPush, async (from, entries) => await this.serve(from, entries))
+  }
+
+  /**
+   * The payloads of `replicas` for `peer` (a diff each, or the whole fold where a diff is not
+   * enough), once what they show is saved.
+   */
+  async payloadsFor (peer: Participant, replicas: readonly SomeReplica[]): Promise<GroupPayload[]> {
+    const entries: GroupPayload[] = []
+    const shown: Array<{ replica: SomeReplica, version: number }> = []
+    for (const replica of replicas) {
+      const fold = replica.fold
+      if (fold === undefined) continue
+      entries.push({ group: replica.id, payload: replica.payloadFor(fold, peer).bytes })
+      shown.push({ replica, version: replica.version })
+    }
+    await Promise.all(shown.map(async s => { await this.components.persistence.persisted(s.replica, s.version) }))
+    return entries
+  }
+
+  /**
+   * Pushes `entries` to `peer` and resolves with what it merged, or rejects (timeout,
+   * unreachable, refused as a whole, or the incarnation changed meanwhile).
+   */
+  async push (peer: Participant, epoch: number, entries: readonly GroupPayload[], options: WaitOptions = {}): Promise<PushResult[]> {
+    const c = this.components
+    if (!c.allows(peer)) throw new Error(`${peer} is not allowed (allowPeers)`)
+    const payload = encodeFoldPush(entries)
+    c.inbound.countOut(payload)
+    const answer = await c.network.request(peer, c.inbound.protocol(PUSH_PROTOCOL), payload, {
+      timeoutMs: options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
+      ...(options.signal !== undefined ? { signal: options.signal } : {})
+    })
+    if (!c.inbound.admitAnswer(peer, answer, epoch, 'anyone')) throw new Error('the answer came too late (this peer rejoined or stopped)')
+    const results = decodePushAnswer(answer, c.limits)
+    if (!Array.isArray(results)) throw new Error(`refused (${results.code}): ${results.message}`)
+    return results
+  }
+
+  /** om-legion's periodic propagation: every group `peer` takes part in, diff or whole fold. */
+  async pushAll (peer: Participant, incarnation: Incarnation): Promise<void> {
+    const replicas = [...incarnation.groups.values()].filter(r => r.isParticipant(peer))
+    try {
+      const entries = await this.payloadsFor(peer, replicas)
+      if (this.components.lifecycle.incarnation !== incarnation || entries.length === 0) return
+      await this.push(peer, incarnation.epoch, entries, { timeoutMs: DEFAULT_CALL_TIMEOUT_MS })
+    } catch (err) {
+      this.components.log('push to %s failed: %s', peer, err)
+    }
+  }
+
+  private async serve (from: Participant, entries: readonly GroupPayload[]): Promise<Uint8Array> {
+    const c = this.components
+    const incarnation = c.lifecycle.incarnation
+    if (incarnation === undefined) throw new Refused('not-ready', 'not a participant yet')
+    const results: PushResult[] = []
+    const touched: SomeReplica[] = []
+    for (const { group, payload } of entries) {
+      const replica = incarnation.groups.get(group)
+      if (replica === undefined) { c.counters.droppedUnknownGroup++; results.push({ group, merged: false, code: 'unknown-group' }); continue }
+      let kind: number
+      try { kind = peekKind(payload) } catch { kind = -1 }
+      if (kind !== MessageKind.diff && kind !== MessageKind.eventFold) {
+        c.counters.droppedUndecodable++
+        results.push({ group, merged: false, code: 'bad-request' })
+        continue
+      }
+      if (kind === MessageKind.eventFold && !this.fullPushLimiter.take(from)) {
+        c.counters.droppedRateLimited++
+        results.push({ group, merged: false, code: 'rate-limited' })
+        continue
+      }
+      const merged = replica.fold === undefined
+        ? kind === MessageKind.eventFold && c.intake.adopt(replica, from, payload)
+        : c.intake.full(replica, from, kind === MessageKind.diff ? 'diff' : 'fold', payload) !== undefined
+      results.push(merged ? { group, merged: true } : { group, merged: false, code: 'not-participant' })
+      if (merged) touched.push(replica)
+    }
+    await Promise.all(touched.map(async r => { await c.persistence.persisted(r) }))
+    return encodePushAnswer(results)
+  }
+}

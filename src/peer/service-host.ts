@@ -1,0 +1,123 @@
+/**
+ * Runs a peer's services: builds each one with exactly the components it declared (and no
+ * others, checked at run time too), starts them in declaration order once the peer is a
+ * participant, and stops them in reverse order before it leaves. A service that fails to
+ * start fails the peer's start-up; one that fails to stop is logged and the others still stop.
+ *
+ * @module
+ */
+import type { Participant } from '../eventfold/types.js'
+import { checkGroupId } from './group/definition.js'
+import type { Group, GroupOptions } from './group/groups.js'
+import type { LoggerFactory } from './log.js'
+import { messageChannel } from './messaging.js'
+import type { PartInputs, Parts } from './parts.js'
+import { GroupNotReadyError } from './errors.js'
+import type { MembershipView, ServiceComponents, ServiceDefinition, ServiceInstance, ServiceInstances, ServiceMap } from './services.js'
+
+/** The services of one peer; see the module comment. */
+export class ServiceHost<Sv extends ServiceMap> {
+  readonly instances: ServiceInstances<Sv>
+  private readonly order: Array<{ name: string, instance: ServiceInstance }> = []
+  private started: Array<{ name: string, instance: ServiceInstance }> = []
+
+  constructor (services: Sv, private readonly context: { parts: Parts, inputs: PartInputs, loggers: LoggerFactory }) {
+    if (typeof services !== 'object' || services === null) throw new TypeError('options.services must be an object of defineService() results')
+    const instances: Record<string, ServiceInstance> = {}
+    const names = new Set<string>()
+    for (const [key, definition] of Object.entries(services)) {
+      const d = definition as Partial<ServiceDefinition<ServiceInstance>>
+      if (typeof d?.create !== 'function' || typeof d.name !== 'string' || !Array.isArray(d.needs)) throw new TypeError(`options.services.${key} must come from defineService()`)
+      if (names.has(d.name)) throw new TypeError(`two services are named ${JSON.stringify(d.name)}`)
+      names.add(d.name)
+      const all = this.components(d.name)
+      const given: Partial<ServiceComponents> = {}
+      for (const need of d.needs as ReadonlyArray<keyof ServiceComponents>) {
+        if (!(need in all)) throw new TypeError(`service ${d.name} needs ${String(need)}, which no peer offers`)
+        Object.defineProperty(given, need, { value: all[need], enumerable: true })
+      }
+      const instance = d.create(given as ServiceComponents)
+      instances[key] = instance
+      this.order.push({ name: d.name, instance })
+    }
+    this.instances = instances as ServiceInstances<Sv>
+  }
+
+  /** Starts every service in declaration order. */
+  async start (): Promise<void> {
+    for (const s of this.order) {
+      await s.instance.start?.()
+      this.started.push(s)
+    }
+  }
+
+  /** Stops the started services in reverse order; failures are logged. */
+  async stop (): Promise<void> {
+    const started = this.started
+    this.started = []
+    for (const s of started.reverse()) {
+      try {
+        await s.instance.stop?.()
+      } catch (err) {
+        this.context.parts.log.error('service %s failed to stop: %s', s.name, err)
+      }
+    }
+  }
+
+  private components (name: string): ServiceComponents {
+    const { parts, inputs, loggers } = this.context
+    const lifecycle = inputs.lifecycle
+    const prefix = `${name}/`
+    const attach = <E, S, O>(group: Group<E, S, O>): Group<E, S, O> => {
+      const incarnation = lifecycle.incarnation
+      if (incarnation === undefined || incarnation.groups.has(group.id)) return group
+      const definition = parts.groups.definition(group.id)!
+      const stored = parts.groups.takeStored(group.id)
+      incarnation.groups.set(group.id, stored !== undefined ? parts.groups.fromBytes(definition, stored) : parts.groups.waiting(definition))
+      parts.flusher.schedule()
+      return group
+    }
+    const membership: MembershipView = {
+      members: () => lifecycle.incarnation?.groups.get('')?.fold?.projectedParticipants() ?? [],
+      settledMembers: () => lifecycle.incarnation?.groups.get('')?.fold?.infimumParticipants() ?? [],
+      isMember: () => lifecycle.phase.kind === 'member',
+      subscribe: (listener) => parts.groups.handle('')!.subscribe(() => { listener() })
+    }
+    return {
+      self: inputs.self,
+      cluster: inputs.config.cluster,
+      log: loggers(name),
+      clock: inputs.clock,
+      random: inputs.random,
+      metrics: inputs.metrics.scoped(name.replace(/-/g, '_')),
+      membership,
+      groups: {
+        clusterWide: <E, S, O>(id: string, options: GroupOptions<E, S, O>) => attach(parts.groups.define(prefix + checkGroupId(id), 'cluster', options)),
+        managed: <E, S, O>(id: string, options: GroupOptions<E, S, O>) => attach(parts.groups.define(prefix + checkGroupId(id), 'managed', options)),
+        found: (id: string) => {
+          const incarnation = lifecycle.incarnation
+          const definition = parts.groups.definition(prefix + id)
+          if (incarnation === undefined || definition === undefined) throw new GroupNotReadyError(prefix + id, 'not defined, or this peer is not a participant yet')
+          if (incarnation.groups.get(definition.id)?.fold !== undefined) return
+          incarnation.groups.set(definition.id, parts.groups.found(definition))
+          parts.flusher.schedule()
+        },
+        drop: (id: string) => {
+          const incarnation = lifecycle.incarnation
+          const replica = incarnation?.groups.get(prefix + id)
+          if (incarnation === undefined || replica === undefined) return
+          const definition = replica.definition
+          incarnation.groups.set(definition.id, parts.groups.waiting(definition))
+          parts.persistence.drop(definition.id)
+        }
+      },
+      messaging: {
+        channel: (channelName, codecs) => parts.messaging.channel(messageChannel({ name: prefix + channelName, ...codecs })),
+        open: (channel) => parts.messaging.channel(messageChannel({ ...channel, name: prefix + channel.name }))
+      }
+    }
+  }
+}
+
+/** The peer id of a participant, for services that print it. */
+export type { Participant }
