@@ -57,6 +57,10 @@ export { startLegion } from './peer/start.js'
 export type {
   Legion,
   LegionOptions,
+  LegionBaseOptions,
+  CodecsOption,
+  IsJson,
+  JsonCheck,
   StartupMode,
   PropagationOptions,
   FailureDetectionOptions,
@@ -70,8 +74,57 @@ export type {
   WaitOptions,
   Dissemination
 } from './peer/options.js'
-export { ConsistencyTimeoutError, StoppedError, JoinError, RecoverError, NotParticipantError, EjectedError } from './peer/errors.js'
+export type { StuckPeer, SelfHealth } from './peer/membership/heartbeats.js'
+export type { HeldBack } from './peer/membership/progress.js'
+export {
+  ConsistencyTimeoutError,
+  StoppedError,
+  JoinError,
+  JoinRefusedError,
+  RecoverError,
+  NotParticipantError,
+  EjectedError,
+  ExistingStateError,
+  NoHandlerError,
+  BadReplyError,
+  UnknownGroupError,
+  GroupNotReadyError
+} from './peer/errors.js'
 export { RemoteError, TimeoutError, AbortError, PeerUnreachableError, FrameTooLargeError } from './transport/errors.js'
+
+// ---------------------------------------------------------------------------------------------
+// Typed messaging between peers, on named channels.
+// ---------------------------------------------------------------------------------------------
+
+export {
+  messageChannel,
+  type MessageChannel,
+  type MessageContext,
+  type ChannelHandle,
+  type ChannelCallHandler,
+  type ChannelCastHandler,
+  type BroadcallResult
+} from './peer/messaging.js'
+
+// ---------------------------------------------------------------------------------------------
+// Services: layers that plug into a peer and host replicated groups of their own.
+// ---------------------------------------------------------------------------------------------
+
+export {
+  defineService,
+  type ServiceDefinition,
+  type ServiceComponents,
+  type ServiceInstance,
+  type ServiceMap,
+  type ServiceInstances,
+  type MembershipView,
+  type ServiceGroups,
+  type ServiceMessaging
+} from './peer/services.js'
+export type { Group, GroupOptions } from './peer/group/groups.js'
+export type { GroupMembership } from './peer/group/definition.js'
+export type { Metrics } from './peer/metrics.js'
+export type { Clock, Random, TimerHandle } from './peer/clock.js'
 
 // ---------------------------------------------------------------------------------------------
 // Storage: where a peer persists its fold and its private key.

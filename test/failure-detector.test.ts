@@ -1,5 +1,5 @@
 /**
- * Specification of the failure detector's rules (src/runtime/failure-detector.ts): suspicion
+ * Specification of the failure detector's rules (src/peer/membership/failure-detector.ts): suspicion
  * after silence, reports, the strict-majority quorum, the designated ejector. Pure: time is a
  * number passed in.
  */
@@ -108,4 +108,55 @@ test('hearing from a suspect clears the suspicion and the pending ejection', () 
   assert.deepEqual(fd.toEject(five, five, 4000), [])
   fd.heard('a', 4500)
   assert.deepEqual(fd.toEject(five, five, 7000), [])
+})
+
+/** Everyone in `five` heard by `fd` at `now`. */
+function hearAll (fd: FailureDetector, now: number): void {
+  for (const p of five) fd.heard(p, now)
+}
+
+test('a stuck participant counts as suspected, but its own reports still count (it hears fine)', () => {
+  const fd = detector('a')
+  hearAll(fd, 1000)
+  fd.setStuck(new Set(['b']))
+  assert.equal(fd.isSuspected('b', 1500), true)
+  assert.equal(fd.isSilent('b', 1500), false)
+  fd.report('b', ['e'], 1500)
+  fd.report('c', ['e'], 1500)
+  for (const p of ['b', 'c']) fd.heard(p, 4500)
+  // e silent at a since 1000, reported by b (stuck, but not silent) and c: 3 of 5.
+  assert.deepEqual(fd.suspecting('e', five, 4500), ['a', 'b', 'c'])
+})
+
+test('a link broken between two live voters that a majority hears ejects the larger id, once it lasted suspectAfterMs', () => {
+  const fd = detector('a')
+  hearAll(fd, 0)
+  // c and e cannot reach each other; both reach everyone else.
+  fd.report('c', ['e'], 100)
+  fd.report('e', ['c'], 100)
+  for (const t of [1000, 2000, 3000]) { hearAll(fd, t); assert.deepEqual(fd.toEject(five, five, t), [], `nothing yet at ${t}`) }
+  hearAll(fd, 4000)
+  fd.report('c', ['e'], 4000)
+  assert.deepEqual(fd.toEject(five, five, 4000), ['e'], 'a is the smallest voter that is neither end: it ejects e at once')
+  const d = detector('d')
+  for (const t of [0, 4000, 5000]) {
+    hearAll(d, t)
+    d.report('c', ['e'], t)
+    assert.deepEqual(d.toEject(five, five, t), t < 5000 ? [] : ['e'], t < 5000 ? `d waits for a at ${t}` : 'd backs a up after suspectAfterMs + backupDelayMs')
+  }
+})
+
+test('a minority side of a partition sees no broken link: it does not hear a majority', () => {
+  const fd = detector('a')
+  hearAll(fd, 0)
+  // {a, b} | {c, d, e}: a hears only b, which reports c, d, e silent.
+  for (const t of [1000, 2000, 5000, 9000]) { fd.heard('b', t); fd.report('b', ['c', 'd', 'e'], t) }
+  assert.deepEqual(fd.toEject(five, five, 9000), [], 'two of five never eject anyone')
+  assert.deepEqual(fd.brokenLinks(five, 9000), [])
+})
+
+test('an end of a broken link never ejects the other on its own', () => {
+  const fd = detector('c')
+  for (const t of [0, 2000, 4000, 8000]) { for (const p of ['a', 'b', 'd']) fd.heard(p, t); fd.heard('e', t); fd.report('e', ['c'], t) }
+  assert.deepEqual(fd.toEject(five, five, 8000), [])
 })

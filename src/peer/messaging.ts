@@ -65,10 +65,28 @@ export type ChannelCastHandler<Req> = (message: Req, context: MessageContext) =>
  * it could not answer), a timeout, or that it could not be reached.
  */
 export type BroadcallResult<T> =
-  | { readonly kind: 'reply', readonly value: T }
-  | { readonly kind: 'remote-error', readonly error: RemoteError | NoHandlerError | BadReplyError }
-  | { readonly kind: 'timeout' }
-  | { readonly kind: 'unreachable', readonly error: Error }
+  | {
+    /** It replied. */
+    readonly kind: 'reply'
+    /** The reply. */
+    readonly value: T
+  }
+  | {
+    /** Its handler threw, it has no handler, or its reply was unusable. */
+    readonly kind: 'remote-error'
+    /** Which, with the remote's message. */
+    readonly error: RemoteError | NoHandlerError | BadReplyError
+  }
+  | {
+    /** No answer within the timeout. */
+    readonly kind: 'timeout'
+  }
+  | {
+    /** It could not be reached. */
+    readonly kind: 'unreachable'
+    /** Why. */
+    readonly error: Error
+  }
 
 /** Typed messaging on one channel, obtained from `Legion.channel`. */
 export interface ChannelHandle<Req, Rep> {

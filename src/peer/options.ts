@@ -214,7 +214,8 @@ export type CodecsOption<E, S, O> = [IsJson<E>, IsJson<S>, IsJson<O>] extends [t
  */
 export type IsJson<T> = false extends JsonCheck<T, []> ? false : true
 
-type JsonCheck<T, D extends unknown[]> =
+/** The check behind {@link IsJson}: a union holding `false` when some part of `T` is not a JSON value (`D` bounds the depth). */
+export type JsonCheck<T, D extends unknown[]> =
   D['length'] extends 12 ? true
     : T extends string | number | boolean | null ? true
       : T extends undefined | bigint | symbol | ((...args: never[]) => unknown) ? false
@@ -396,8 +397,8 @@ export interface LegionCounters {
   droppedFrames: number
   /**
    * Inbound connections refused by the transport: handshakes that never completed (a peer
-   * without the {@link LegionOptions.clusterSecret}, or not speaking libp2p) and peers
-   * denied by {@link LegionOptions.allowPeers}.
+   * without the {@link LegionBaseOptions.clusterSecret}, or not speaking libp2p) and peers
+   * denied by {@link LegionBaseOptions.allowPeers}.
    */
   refusedConnections: number
   /** Bytes received (streams and gossip). */
@@ -439,7 +440,14 @@ export interface LegionStats {
    */
   readonly membership: 'participant' | 'ejected'
   /** The groups this peer defines: how many, how many it holds, their outstanding events. */
-  readonly groups: { readonly defined: number, readonly held: number, readonly outstanding: number }
+  readonly groups: {
+    /** Groups defined on this peer (the cluster's own included). */
+    readonly defined: number
+    /** Groups whose state this peer holds. */
+    readonly held: number
+    /** Outstanding events over every group held. */
+    readonly outstanding: number
+  }
   /** Counters since start. */
   readonly counters: Readonly<LegionCounters>
 }

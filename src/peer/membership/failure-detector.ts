@@ -21,6 +21,14 @@
  * 4. Of the voters suspecting X, the one with the smallest id ejects at once; the others only
  *    if X is still ejectable `backupDelayMs` later (the first one may have failed). Extra
  *    ejections are harmless: a second UnJoin of the same peer folds as a no-op.
+ * 5. A *broken link*: voters V and X that this peer hears (neither is silent here), where V's
+ *    report names X silent (or X's names V), while a strict majority of the voters are heard
+ *    here. Both are alive and reach the rest, but not each other, so neither can acknowledge
+ *    the other's events first-hand and the fold stalls; no majority ever suspects either. A
+ *    link broken for `suspectAfterMs` makes every voter that sees it (and is neither end)
+ *    eject the end with the larger id, the same one everywhere; the smallest-id such voter
+ *    at once, the others after `backupDelayMs`. A real partition never looks like this: a
+ *    voter on the minority side does not hear a majority.
  *
  * @module
  */
@@ -39,6 +47,7 @@ export class FailureDetector {
   private readonly lastHeard = new Map<Participant, number>()
   private readonly reports = new Map<Participant, ReadonlySet<Participant>>()
   private readonly ejectableSince = new Map<Participant, number>()
+  private readonly brokenSince = new Map<string, number>()
   private stuck: ReadonlySet<Participant> = new Set()
 
   constructor (readonly self: Participant, private readonly settings: FailureDetectorSettings) {}
@@ -131,6 +140,48 @@ export class FailureDetector {
       if (suspecting[0] === this.self || now - since >= this.settings.backupDelayMs) result.push(x)
     }
     for (const x of [...this.ejectableSince.keys()]) if (!candidates.includes(x)) this.ejectableSince.delete(x)
+    for (const x of this.brokenLinkVictims(voters, candidates, now)) if (!result.includes(x)) result.push(x)
     return result
+  }
+
+  /**
+   * The broken links this peer sees (rule 5), as pairs `[smaller, larger]` with the voters
+   * that see each, and since when it has seen them.
+   */
+  brokenLinks (voters: readonly Participant[], now: number): Array<{ readonly ends: readonly [Participant, Participant], readonly since: number }> {
+    const heard = voters.filter(v => v === this.self || (this.lastHeard.has(v) && !this.isSilent(v, now)))
+    const seen = new Set<string>()
+    const out: Array<{ ends: [Participant, Participant], since: number }> = []
+    if (heard.length * 2 <= voters.length) { this.brokenSince.clear(); return out }
+    for (const v of heard) {
+      if (v === this.self) continue
+      for (const x of this.reports.get(v) ?? []) {
+        if (x === this.self || x === v || !heard.includes(x)) continue
+        const ends: [Participant, Participant] = v < x ? [v, x] : [x, v]
+        const key = `${ends[0]}\n${ends[1]}`
+        if (seen.has(key)) continue
+        seen.add(key)
+        const since = this.brokenSince.get(key) ?? now
+        this.brokenSince.set(key, since)
+        out.push({ ends, since })
+      }
+    }
+    for (const key of [...this.brokenSince.keys()]) if (!seen.has(key)) this.brokenSince.delete(key)
+    return out
+  }
+
+  /** Who this peer ejects for broken links now (rule 5). */
+  private brokenLinkVictims (voters: readonly Participant[], candidates: readonly Participant[], now: number): Participant[] {
+    if (!voters.includes(this.self)) return []
+    const out: Participant[] = []
+    for (const { ends, since } of this.brokenLinks(voters, now)) {
+      if (ends.includes(this.self) || now - since < this.settings.suspectAfterMs) continue
+      const victim = ends[1]
+      if (!candidates.includes(victim)) continue
+      // The smallest-id voter that sees the link and is neither end ejects at once.
+      const first = voters.find(v => !ends.includes(v) && (v === this.self || (this.lastHeard.has(v) && !this.isSilent(v, now))))
+      if (first === this.self || now - since >= this.settings.suspectAfterMs + this.settings.backupDelayMs) out.push(victim)
+    }
+    return out
   }
 }

@@ -80,8 +80,18 @@ export interface HeartbeatSettings {
 
 /** What this peer knows of its own progress. */
 export type SelfHealth =
-  | { readonly kind: 'ok' }
-  | { readonly kind: 'stuck', readonly reason: string, readonly reportedBy: readonly Participant[] }
+  | {
+    /** No participant reports this peer as stuck. */
+    readonly kind: 'ok'
+  }
+  | {
+    /** Participants report this peer as holding the fold back. */
+    readonly kind: 'stuck'
+    /** Why, as far as this peer can tell. */
+    readonly reason: string
+    /** The participants whose latest heartbeat reported it. */
+    readonly reportedBy: readonly Participant[]
+  }
 
 /** A participant this peer finds stuck. */
 export interface StuckPeer extends HeldBack {

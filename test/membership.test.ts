@@ -1,0 +1,157 @@
+/**
+ * Membership on stubs: whole peers over the in-memory network with a manual clock, so that
+ * suspicion, stuck participants, ejection, broken links and address exchange are specified
+ * with deterministic time and no sockets (test/support/fake-network.ts).
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { startPeer } from '../src/peer/start.js'
+import type { Legion, LegionOptions } from '../src/peer/options.js'
+import type { EventSpec } from '../src/eventfold/types.js'
+import type { Codec } from '../src/codec/codec.js'
+import { jsonCodec } from '../src/codec/json.js'
+import { DecodeError } from '../src/codec/errors.js'
+import { FakeNetwork, ManualClock, seededRandom, settleTurns } from './support/fake-network.js'
+
+interface Log { readonly log: readonly string[] }
+const spec: EventSpec<string, Log, number> = {
+  init: () => ({ log: [] }),
+  apply: (e, s) => ({ ok: true, output: s.log.length, state: { log: [...s.log, e] } })
+}
+type Peer = Legion<string, Log, number>
+
+/** A cluster on one fake network and one manual clock. */
+class Sim {
+  readonly clock = new ManualClock()
+  readonly net = new FakeNetwork(this.clock)
+  readonly peers: Peer[] = []
+  private seed = 1
+
+  constructor (private readonly extra: Partial<LegionOptions<string, Log, number>> = {}) {}
+
+  async start (startup: LegionOptions<string, Log, number>['startup'], extra: Partial<LegionOptions<string, Log, number>> = {}): Promise<Peer> {
+    const peer = await startPeer<string, Log, number, Record<never, never>>({
+      cluster: 'membership',
+      spec,
+      startup,
+      propagation: { intervalMs: 1000 },
+      failureDetection: { heartbeatIntervalMs: 1000, suspectAfterMs: 3000, stuckAfterMs: 5000 },
+      ...this.extra,
+      ...extra
+    }, { network: async key => await this.net.node(key), clock: this.clock, random: seededRandom(this.seed++) })
+    this.peers.push(peer)
+    return peer
+  }
+
+  /** Founds a cluster of `n` peers, each joining through the first. */
+  async cluster (n: number): Promise<Peer[]> {
+    const first = await this.start({ mode: 'new' })
+    for (let i = 1; i < n; i++) await this.start({ mode: 'join', peers: first.multiaddrs() })
+    await this.until(() => this.peers.every(p => p.readState().participants.length === n), `${n} participants everywhere`)
+    return [...this.peers]
+  }
+
+  /** Advances the clock until `predicate` holds, at most `maxMs` of simulated time. */
+  async until (predicate: () => boolean, what: string, maxMs = 60_000): Promise<number> {
+    const start = this.clock.now()
+    await settleTurns()
+    while (!predicate()) {
+      if (this.clock.now() - start >= maxMs) throw new Error(`not true after ${maxMs} simulated ms: ${what}`)
+      await this.clock.advance(250)
+    }
+    return this.clock.now() - start
+  }
+
+  /** Advances the clock until `promise` settles (at most `maxMs` simulated), and returns its value. */
+  async settle<T> (promise: Promise<T>, what: string, maxMs = 60_000): Promise<T> {
+    let done = false
+    const watched = promise.finally(() => { done = true })
+    watched.catch(() => {})
+    await this.until(() => done, what, maxMs)
+    return await watched
+  }
+
+  async stop (): Promise<void> {
+    await Promise.all(this.peers.map(async p => { await p.stop({ leave: false }).catch(() => {}) }))
+  }
+}
+
+test('a participant that goes silent is suspected after suspectAfterMs and ejected by the majority', async () => {
+  const sim = new Sim()
+  const [a, b, c] = await sim.cluster(3) as [Peer, Peer, Peer]
+  sim.net.crash(c.self)
+  const took = await sim.until(() => a.readState().participants.length === 2 && b.readState().participants.length === 2, 'c is ejected')
+  assert.ok(took > 3000, `ejected after ${took} simulated ms, not before suspectAfterMs`)
+  assert.deepEqual(a.stats().suspected, [], 'an ejected peer is no longer listed as suspected')
+  assert.equal(a.stats().counters.autoEjections + b.stats().counters.autoEjections >= 1, true)
+  await sim.stop()
+})
+
+test('a participant that answers heartbeats but cannot decode what it is sent is reported stuck, says why, and is ejected', async () => {
+  // c's event codec refuses 'poison': it cannot merge batches that carry it, so it never
+  // acknowledges, while it keeps answering heartbeats.
+  const picky: Codec<string> = {
+    encode: (v, w) => { jsonCodec.encode(v, w) },
+    decode: (r, limits) => { const v = jsonCodec.decode(r, limits); if (v === 'poison') throw new DecodeError('invalid', 'this version does not know poison'); return v as string }
+  }
+  const sim = new Sim()
+  const [a, b] = await sim.cluster(2) as [Peer, Peer]
+  const c = await sim.start({ mode: 'join', peers: a.multiaddrs() }, { codecs: { event: picky, state: jsonCodec as unknown as Codec<Log>, output: jsonCodec as unknown as Codec<number> } })
+  await sim.until(() => [a, b, c].every(p => p.readState().participants.length === 3), 'three participants')
+  const pending = a.applyConsistent('poison', { timeoutMs: 120_000 })
+  await sim.until(() => a.stats().stuck.some(s => s.peer === c.self), 'a finds c stuck')
+  const stuck = a.stats().stuck.find(s => s.peer === c.self)!
+  assert.ok(stuck.sinceProgressMs >= 5000, `stuck for ${stuck.sinceProgressMs} ms`)
+  await sim.until(() => c.stats().health.kind === 'stuck', 'c learns that it is stuck')
+  const health = c.stats().health
+  assert.ok(health.kind === 'stuck' && /could not decode/.test(health.reason), `c says why: ${JSON.stringify(health)}`)
+  assert.equal(await sim.settle(pending, 'the event folds'), 0, 'once c is ejected, the event folds')
+  assert.ok(c.stats().counters.timesEjected >= 1, 'c was ejected')
+  // c rejoins and takes the settled state (its state codec reads it; only events carry poison).
+  await sim.until(() => c.stats().membership === 'participant' && c.readState().infimum.log.includes('poison'), 'c rejoins')
+  await sim.stop()
+})
+
+test('with autoEject.stuck off, a stuck participant is reported but not ejected', async () => {
+  const sim = new Sim({ failureDetection: { heartbeatIntervalMs: 1000, suspectAfterMs: 3000, stuckAfterMs: 5000, autoEject: { stuck: false } } })
+  const [a, b, c] = await sim.cluster(3) as [Peer, Peer, Peer]
+  // c's acknowledgements are lost (every fold message it sends), its heartbeats are not.
+  sim.net.dropProtocols(c.self, ['fold', 'sync', 'push', 'outputs'])
+  void a.applyConsistent('x', { timeoutMs: 120_000 }).catch(() => {})
+  await sim.until(() => a.stats().stuck.some(s => s.peer === c.self) && b.stats().stuck.some(s => s.peer === c.self), 'a and b find c stuck')
+  await sim.until(() => a.stats().stuck.find(s => s.peer === c.self)?.reason !== undefined, 'c says, in its heartbeats, why it thinks it is stuck')
+  assert.equal(c.stats().health.kind, 'stuck')
+  await sim.clock.advance(10_000)
+  assert.equal(a.readState().projectedParticipants.length, 3, 'nobody ejected c')
+  await sim.stop()
+})
+
+test('two peers that join at the same moment through different sponsors find each other and the fold keeps settling', async () => {
+  const sim = new Sim()
+  const [a, b] = await sim.cluster(3) as [Peer, Peer, Peer]
+  const [x, y] = await Promise.all([
+    sim.start({ mode: 'join', peers: a.multiaddrs() }),
+    sim.start({ mode: 'join', peers: b.multiaddrs() })
+  ])
+  await sim.until(() => sim.peers.every(p => p.readState().participants.length === 5), 'five participants everywhere')
+  const outputs = await sim.settle(Promise.all([x!.applyConsistent('from-x', { timeoutMs: 60_000 }), y!.applyConsistent('from-y', { timeoutMs: 60_000 })]), 'both events fold')
+  assert.deepEqual([...outputs].sort(), [0, 1])
+  await sim.until(() => sim.peers.every(p => p.readState().outstanding === 0 && p.readState().infimum.log.length === 2), 'every peer folded both events')
+  assert.ok(sim.peers.every(p => p.stats().counters.timesEjected === 0), 'nobody was ejected')
+  await sim.stop()
+})
+
+test('a link broken between two of five participants does not stall the fold: the larger id is ejected, and may rejoin once it heals', async () => {
+  const sim = new Sim()
+  const peers = await sim.cluster(5)
+  const [p, q] = [...peers].sort((u, v) => u.self < v.self ? -1 : 1).slice(3) as [Peer, Peer]
+  sim.net.cutLink(p.self, q.self)
+  const others = peers.filter(x => x !== p && x !== q)
+  const folded = others[0]!.applyConsistent('across-the-break', { timeoutMs: 120_000 })
+  await sim.until(() => others.every(o => !o.readState().projectedParticipants.includes(q.self)), 'the larger end of the broken link is ejected')
+  assert.equal(typeof await sim.settle(folded, 'the event folds'), 'number', 'the fold settles without it')
+  assert.ok(others.every(o => o.readState().projectedParticipants.includes(p.self)), 'the smaller end stays')
+  sim.net.heal()
+  await sim.until(() => peers.every(x => x.readState().participants.length === 5 && x.stats().membership === 'participant'), 'it rejoins once the link heals')
+  await sim.stop()
+})

@@ -1,0 +1,231 @@
+/**
+ * Test support: a manual clock and an in-memory network, so that whole peers run in one
+ * process with no sockets and no real time. Timers fire only when the test advances the
+ * clock; messages are delivered on the next turns of the event loop (`settle()` waits until
+ * nothing is in flight). Links can be cut in one or both directions, and a peer can be
+ * crashed (it neither sends nor receives anything again).
+ *
+ * The network mimics what the peer relies on in libp2p: a request or a send to a peer that is
+ * not connected fails with `PeerUnreachableError`; dialling a bare peer id works only once its
+ * address is known (both ends of a connection learn each other's addresses, as libp2p's
+ * identify does); a protocol nobody handles fails to negotiate.
+ */
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import type { PrivateKey } from '@libp2p/interface'
+import type { Clock, Random, TimerHandle } from '../../src/peer/clock.js'
+import type { Network } from '../../src/peer/network.js'
+import { PeerUnreachableError, RemoteError, TimeoutError } from '../../src/transport/errors.js'
+import type { ChannelHandler } from '../../src/transport/channel.js'
+import type { GossipHandler } from '../../src/transport/gossip.js'
+
+/** A clock whose time moves only when the test says so. */
+export class ManualClock implements Clock {
+  private time = 0
+  private nextId = 1
+  private readonly timers = new Map<number, { at: number, fn: () => void, every: number | undefined }>()
+
+  now (): number { return this.time }
+  wallNow (): number { return 1_700_000_000_000 + this.time }
+  setTimeout (fn: () => void, ms: number): TimerHandle { return this.add(fn, ms, undefined) }
+  setInterval (fn: () => void, ms: number): TimerHandle { return this.add(fn, ms, ms) }
+  clearTimer (handle: TimerHandle): void { this.timers.delete(handle as unknown as number) }
+  defer (fn: () => void): void { setImmediate(fn) }
+
+  private add (fn: () => void, ms: number, every: number | undefined): TimerHandle {
+    const id = this.nextId++
+    this.timers.set(id, { at: this.time + Math.max(0, ms), fn, every })
+    return id as unknown as TimerHandle
+  }
+
+  /**
+   * Moves time forward by `ms`, firing due timers in time order, and lets the event loop run
+   * after each (so what a timer starts happens before the next one fires).
+   */
+  async advance (ms: number, step = 50): Promise<void> {
+    const end = this.time + ms
+    while (this.time < end) {
+      const next = Math.min(end, this.time + step)
+      for (;;) {
+        let due: [number, { at: number, fn: () => void, every: number | undefined }] | undefined
+        for (const t of this.timers) if (t[1].at <= next && (due === undefined || t[1].at < due[1].at)) due = t
+        if (due === undefined) break
+        const [id, timer] = due
+        this.time = Math.max(this.time, timer.at)
+        if (timer.every !== undefined) timer.at += timer.every
+        else this.timers.delete(id)
+        timer.fn()
+        await settleTurns(20)
+      }
+      this.time = next
+      await settleTurns(20)
+    }
+  }
+}
+
+/** A seeded source of randomness (mulberry32). */
+export function seededRandom (seed: number): Random {
+  let a = seed >>> 0
+  return {
+    next: () => {
+      a = (a + 0x6d2b79f5) >>> 0
+      let t = a
+      t = Math.imul(t ^ (t >>> 15), t | 1)
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+    }
+  }
+}
+
+/** Lets the event loop turn `n` times (message deliveries and flushes run in between). */
+export async function settleTurns (n = 50): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise(resolve => setImmediate(resolve))
+}
+
+/** A fake node: the {@link Network} a peer uses, plus `stop`. */
+export type FakeNode = Network & { stop(): Promise<void> }
+
+/** The in-memory network; see the module comment. */
+export class FakeNetwork {
+  private readonly nodes = new Map<string, NodeState>()
+  private readonly cut = new Set<string>()
+  private readonly crashed = new Set<string>()
+  private readonly muted = new Map<string, Set<string>>()
+  /** Messages delivered, by protocol name (the part after the cluster). */
+  readonly delivered = new Map<string, number>()
+
+  constructor (private readonly clock: Clock) {}
+
+  /** Creates the node of the peer with `privateKey` (for `PeerInternals.network`). */
+  async node (privateKey: PrivateKey): Promise<FakeNode> {
+    const id = peerIdFromPrivateKey(privateKey).toString()
+    const state: NodeState = { id, handlers: new Map(), topics: new Map(), connected: new Set(), known: new Set(), stopped: false }
+    this.nodes.set(id, state)
+    const net = this
+    const addressOf = (peer: string): string => `/memory/fake/p2p/${peer}`
+    return {
+      peerId: id,
+      multiaddrs: () => [addressOf(id)],
+      async dial (addr: string) {
+        const target = addr.includes('/p2p/') ? addr.slice(addr.lastIndexOf('/p2p/') + 5) : addr
+        if (!addr.includes('/p2p/') && !state.known.has(target) && !state.connected.has(target)) throw new PeerUnreachableError(`no address known for ${target}`, target)
+        const other = net.nodes.get(target)
+        if (other === undefined || other.stopped || net.crashed.has(target) || net.isCut(id, target) || net.isCut(target, id)) throw new PeerUnreachableError(`cannot reach ${target}`, target)
+        state.connected.add(target); state.known.add(target)
+        other.connected.add(id); other.known.add(id)
+        return target
+      },
+      peerAddresses: async (peer: string) => state.known.has(peer) ? [addressOf(peer)] : [],
+      async hangUp (peer: string) {
+        state.connected.delete(peer)
+        net.nodes.get(peer)?.connected.delete(id)
+      },
+      connectedPeers: () => [...state.connected].filter(p => !net.crashed.has(p) && net.nodes.get(p)?.stopped !== true),
+      subscribe (topic: string, handler: GossipHandler) {
+        state.topics.set(topic, handler)
+        return () => { state.topics.delete(topic) }
+      },
+      async publish (topic: string, data: Uint8Array) {
+        let n = 0
+        for (const peer of state.connected) if (net.deliverable(id, peer)) { n++; net.later(() => { net.nodes.get(peer)?.topics.get(topic)?.(id, data) }) }
+        return n
+      },
+      async handle (protocol: string, handler: ChannelHandler) { state.handlers.set(protocol, handler) },
+      async request (peer: string, protocol: string, payload: Uint8Array, options: { timeoutMs?: number } = {}) {
+        const target = net.route(state, peer, protocol)
+        net.count(protocol)
+        // A muted sender's requests are lost, and so are a muted receiver's answers.
+        const lost = net.isMuted(id, protocol) || net.isMuted(peer, protocol)
+        return await new Promise<Uint8Array>((resolve, reject) => {
+          const timeoutMs = options.timeoutMs ?? 10_000
+          const timer = net.clock.setTimeout(() => { reject(new TimeoutError(`no answer within ${timeoutMs} ms`, timeoutMs)) }, timeoutMs)
+          net.later(() => {
+            if (lost || !net.deliverable(id, peer)) return // lost: the timer rejects
+            Promise.resolve().then(async () => await target(id, payload)).then(answer => {
+              net.later(() => {
+                if (!net.deliverable(peer, id)) return
+                net.clock.clearTimer(timer)
+                resolve(answer ?? new Uint8Array(0))
+              })
+            }, err => {
+              net.clock.clearTimer(timer)
+              reject(new RemoteError(err instanceof Error ? err.message : String(err), peer, protocol))
+            })
+          })
+        })
+      },
+      async send (peer: string, protocol: string, payload: Uint8Array) {
+        const target = net.route(state, peer, protocol)
+        net.count(protocol)
+        if (net.isMuted(id, protocol)) return
+        net.later(() => { if (net.deliverable(id, peer)) void Promise.resolve().then(async () => await target(id, payload)).catch(() => {}) })
+      },
+      async stop () {
+        state.stopped = true
+        for (const p of state.connected) net.nodes.get(p)?.connected.delete(id)
+        state.connected.clear()
+      }
+    }
+  }
+
+  /** Cuts the link from `a` to `b` (both directions unless `oneWay`). */
+  cutLink (a: string, b: string, oneWay = false): void {
+    this.cut.add(`${a}>${b}`)
+    if (!oneWay) this.cut.add(`${b}>${a}`)
+  }
+
+  /**
+   * Drops everything `from` sends on the protocols named (e.g. `fold`, `sync`), its answers
+   * included, from now on.
+   */
+  dropProtocols (from: string, names: readonly string[]): void {
+    this.muted.set(from, new Set(names))
+  }
+
+  private isMuted (from: string, protocol: string): boolean {
+    return this.muted.get(from)?.has(protocol.split('/')[3] ?? '') === true
+  }
+
+  /** Heals every cut link. */
+  heal (): void {
+    this.cut.clear()
+  }
+
+  /** The peer `id` crashes: it neither sends nor receives anything again. */
+  crash (id: string): void {
+    this.crashed.add(id)
+  }
+
+  private isCut (from: string, to: string): boolean {
+    return this.cut.has(`${from}>${to}`)
+  }
+
+  private deliverable (from: string, to: string): boolean {
+    return !this.crashed.has(from) && !this.crashed.has(to) && !this.isCut(from, to) && this.nodes.get(to)?.stopped !== true && this.nodes.get(from)?.stopped !== true
+  }
+
+  private route (state: NodeState, peer: string, protocol: string): ChannelHandler {
+    if (this.crashed.has(state.id) || state.stopped) throw new PeerUnreachableError('this node is down', peer)
+    if (!state.connected.has(peer)) throw new PeerUnreachableError(`not connected to ${peer}`, peer)
+    const handler = this.nodes.get(peer)?.handlers.get(protocol)
+    if (handler === undefined) throw new PeerUnreachableError(`cannot open ${protocol} to ${peer}: could not negotiate ${protocol}`, peer)
+    return handler
+  }
+
+  private count (protocol: string): void {
+    const name = protocol.split('/')[3] ?? protocol
+    this.delivered.set(name, (this.delivered.get(name) ?? 0) + 1)
+  }
+
+  private later (fn: () => void): void {
+    setImmediate(fn)
+  }
+}
+
+interface NodeState {
+  readonly id: string
+  readonly handlers: Map<string, ChannelHandler>
+  readonly topics: Map<string, GossipHandler>
+  readonly connected: Set<string>
+  readonly known: Set<string>
+  stopped: boolean
+}
