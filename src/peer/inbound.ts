@@ -120,7 +120,12 @@ export class Inbound {
     await c.network.handle(this.protocol(name), async (from, payload) => {
       if (!this.admit(from, payload)) throw new Error('this peer does not accept messages from you (allowPeers)')
       let answer: Uint8Array
-      if (c.lifecycle.stopped) answer = encodeRefusal('stopping', 'this peer is stopping')
+      const phase = c.lifecycle.phase.kind
+      if (phase === 'stopped') answer = encodeRefusal('stopping', 'this peer is stopping')
+      // A peer that is not a participant itself (starting, or ejected) has no view of the
+      // membership to judge anyone by: it must not say "you are not a participant", which
+      // the asker would take as news of its own ejection.
+      else if (fence === 'members' && phase !== 'member' && phase !== 'leaving') answer = encodeRefusal('not-ready', 'this peer is not a participant now')
       else if (fence === 'members' && !c.isMember(from)) {
         c.counters.droppedNonParticipant++
         answer = encodeRefusal('not-participant', 'you are not a participant')

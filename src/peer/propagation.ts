@@ -7,10 +7,10 @@
  *   whatever the number of groups. Cluster-wide groups of clusters with at least
  *   `directFanout` participants are published once on the fold topic instead (gossipsub fans
  *   them out); managed groups are always sent directly (they have few participants).
- * - **Anti-entropy.** Every `intervalMs`, each group with outstanding events (or with a
- *   participant that showed it missed acknowledgements of ours) re-announces its news and pulls
- *   a sync from a random participant of the group; the pulls are grouped per peer. A quiet group
- *   costs nothing on the wire.
+ * - **Anti-entropy.** Every `intervalMs`, each group with outstanding events re-announces its
+ *   acknowledgements and pulls a sync from a random participant of the group; a participant
+ *   whose diff showed it missed acknowledgements of ours gets them again, alone. Pulls and
+ *   re-announcements are grouped per peer. A quiet group costs nothing on the wire.
  * - **Periodic mode** (om-legion's own strategy, kept as a baseline): nothing is pushed; every
  *   `intervalMs` the peer pushes its diff (or whole fold) of every group to one random
  *   participant.
@@ -187,24 +187,47 @@ export class Propagation {
       return
     }
     const wants = new Map<Participant, SyncWant[]>()
+    const behind = new Map<Participant, SomeReplica[]>()
     let announce = false
     for (const replica of incarnation.groups.values()) {
       const fold = replica.fold
       if (fold === undefined) continue
-      const outstanding = fold.outstandingCount > 0
-      if (!outstanding && !replica.peersBehind) continue
-      // Re-announce acknowledgements, through a flush so they leave only once saved.
-      replica.peersBehind = false
+      if (fold.outstandingCount === 0) {
+        for (const peer of replica.behind) append(behind, peer, replica)
+        replica.behind.clear()
+        continue
+      }
+      // Re-announce acknowledgements to everyone, through a flush so they leave only once saved.
+      replica.behind.clear()
       replica.news = true
       announce = true
-      const peers = outstanding ? reachable(replica) : []
-      if (peers.length === 0) continue
-      const peer = pick(c.random, peers)
-      let list = wants.get(peer)
-      if (list === undefined) { list = []; wants.set(peer, list) }
-      list.push({ group: replica.id, full: false })
+      const peers = reachable(replica)
+      if (peers.length > 0) append(wants, pick(c.random, peers), { group: replica.id, full: false })
     }
     if (announce) c.schedule()
     for (const [peer, list] of wants) c.requestSync(peer, list)
+    if (behind.size > 0) void this.reannounce(incarnation, behind)
   }
+
+  /** Sends each peer that is behind the current diffs of its groups, once they are saved. */
+  private async reannounce (incarnation: Incarnation, behind: Map<Participant, SomeReplica[]>): Promise<void> {
+    const c = this.components
+    const replicas = new Set([...behind.values()].flat())
+    const payloads = new Map<SomeReplica, Uint8Array>()
+    for (const r of replicas) payloads.set(r, r.batchPayload(r.fold!))
+    await Promise.all([...replicas].map(async r => { await c.persistence.persisted(r) }))
+    if (c.lifecycle.incarnation !== incarnation) return
+    const protocol = c.inbound.protocol(FOLD_PROTOCOL)
+    for (const [peer, list] of behind) {
+      const payload = encodeFoldBatch(list.map(r => ({ group: r.id, payload: payloads.get(r)! })))
+      c.inbound.countOut(payload)
+      this.sendOneWay(peer, protocol, payload)
+    }
+  }
+}
+
+function append<K, V> (map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key)
+  if (list === undefined) map.set(key, [value])
+  else list.push(value)
 }

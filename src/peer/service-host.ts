@@ -23,10 +23,10 @@ export class ServiceHost<Sv extends ServiceMap> {
 
   constructor (services: Sv, private readonly context: { parts: Parts, inputs: PartInputs, loggers: LoggerFactory }) {
     if (typeof services !== 'object' || services === null) throw new TypeError('options.services must be an object of defineService() results')
-    const instances: Record<string, ServiceInstance> = {}
+    const instances: Record<string, object> = {}
     const names = new Set<string>()
     for (const [key, definition] of Object.entries(services)) {
-      const d = definition as Partial<ServiceDefinition<ServiceInstance>>
+      const d = definition as Partial<ServiceDefinition<object>>
       if (typeof d?.create !== 'function' || typeof d.name !== 'string' || !Array.isArray(d.needs)) throw new TypeError(`options.services.${key} must come from defineService()`)
       if (names.has(d.name)) throw new TypeError(`two services are named ${JSON.stringify(d.name)}`)
       names.add(d.name)
@@ -36,7 +36,7 @@ export class ServiceHost<Sv extends ServiceMap> {
         if (!(need in all)) throw new TypeError(`service ${d.name} needs ${String(need)}, which no peer offers`)
         Object.defineProperty(given, need, { value: all[need], enumerable: true })
       }
-      const instance = d.create(given as ServiceComponents)
+      const instance = d.create(given as ServiceComponents) as ServiceInstance
       instances[key] = instance
       this.order.push({ name: d.name, instance })
     }

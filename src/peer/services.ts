@@ -79,7 +79,7 @@ export interface ServiceComponents {
   readonly messaging: ServiceMessaging
 }
 
-/** What a service factory returns: anything, with optional lifecycle hooks. */
+/** The optional lifecycle hooks of what a service factory returns (it may return any object). */
 export interface ServiceInstance {
   /** Called once the peer is a participant (after founding, joining or recovering), in declaration order. */
   start?(): void | Promise<void>
@@ -88,7 +88,7 @@ export interface ServiceInstance {
 }
 
 /** A declared service: see {@link defineService}. */
-export interface ServiceDefinition<T extends ServiceInstance, K extends keyof ServiceComponents = keyof ServiceComponents> {
+export interface ServiceDefinition<T extends object, K extends keyof ServiceComponents = keyof ServiceComponents> {
   /** The service's name: lower-case letters, digits and dashes; namespaces everything it creates. */
   readonly name: string
   /** The components it receives. */
@@ -117,7 +117,7 @@ const SERVICE_NAME = /^[a-z][a-z0-9-]{0,31}$/
  * ```
  * @throws TypeError when the name or the needs are invalid
  */
-export function defineService<T extends ServiceInstance, K extends keyof ServiceComponents> (definition: ServiceDefinition<T, K>): ServiceDefinition<T, K> {
+export function defineService<T extends object, K extends keyof ServiceComponents> (definition: ServiceDefinition<T, K>): ServiceDefinition<T, K> {
   if (typeof definition !== 'object' || definition === null) throw new TypeError('defineService needs { name, needs, create }')
   if (typeof definition.name !== 'string' || !SERVICE_NAME.test(definition.name)) throw new TypeError(`a service name must match ${String(SERVICE_NAME)}, got ${JSON.stringify(definition.name)}`)
   if (!Array.isArray(definition.needs)) throw new TypeError(`service ${definition.name}: needs must be an array of component names`)
@@ -126,7 +126,7 @@ export function defineService<T extends ServiceInstance, K extends keyof Service
 }
 
 /** The services of `startLegion`'s options, by the name the application uses for them. */
-export type ServiceMap = Record<string, ServiceDefinition<ServiceInstance, keyof ServiceComponents>>
+export type ServiceMap = Record<string, ServiceDefinition<object, keyof ServiceComponents>>
 
 /** The instances of a {@link ServiceMap}, by the same names. */
 export type ServiceInstances<M extends ServiceMap> = { readonly [K in keyof M]: ReturnType<M[K]['create']> }

@@ -99,6 +99,10 @@ export class FakeNetwork {
   async node (privateKey: PrivateKey): Promise<FakeNode> {
     const id = peerIdFromPrivateKey(privateKey).toString()
     const state: NodeState = { id, handlers: new Map(), topics: new Map(), connected: new Set(), known: new Set(), stopped: false }
+    // A node created under the id of a crashed one is that peer restarted.
+    const earlier = this.nodes.get(id)
+    if (earlier !== undefined) { earlier.stopped = true; for (const p of earlier.connected) this.nodes.get(p)?.connected.delete(id) }
+    this.crashed.delete(id)
     this.nodes.set(id, state)
     const net = this
     const addressOf = (peer: string): string => `/memory/fake/p2p/${peer}`

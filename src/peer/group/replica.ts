@@ -89,8 +89,12 @@ export class GroupReplica<E, S, O> {
   notifiedVersion = 0
   /** Whether a change is this peer's own news (events or memberships it made, acknowledgements it gave). */
   news = false
-  /** A participant's diff showed it waiting for events this replica folded: re-announce at the next tick. */
-  peersBehind = false
+  /**
+   * Participants whose diff showed them waiting for events this replica folded: they missed
+   * acknowledgements of this peer's, which only this peer may give them (first-hand). The next
+   * anti-entropy tick re-announces to them (and only them).
+   */
+  readonly behind = new Set<Participant>()
   /** Participants a sync is in flight with (one at a time per participant). */
   readonly syncing = new Set<Participant>()
   /** Participants whose whole fold showed a settled history this replica does not share. */
@@ -341,7 +345,7 @@ export class GroupReplica<E, S, O> {
     counters.diffMerges++
     // The sender still waits for events we folded: it missed acknowledgements of ours, which
     // only we may give it (first-hand). Our next tick re-announces them.
-    if (diff.events.length > 0 && compareEventIds(diff.infimumId, fold.infimumId()) < 0) this.peersBehind = true
+    if (diff.events.length > 0 && compareEventIds(diff.infimumId, fold.infimumId()) < 0) this.behind.add(from)
     // The sender sent its news to everyone; ours is only what we acknowledged.
     this.afterUpdate(r, r.acknowledged)
     if (fold.isBlockedOnError() && compareEventIds(diff.infimumId, fold.infimumId()) > 0) return { kind: 'refused', full: true, reason: 'blocked on an error the sender folded' }

@@ -135,14 +135,26 @@ export class Ejection {
 
   /**
    * Before a flush sends anything: this peer's own UnJoin reached it (without a later Join),
-   * so it was ejected.
+   * so it was ejected; and a peer that left the cluster leaves every group this peer holds
+   * (whoever ejected it may not hold them all). Every holder records that UnJoin; the fold
+   * dedups it by meaning, so concurrent ones only cost a message.
    */
   inspect (incarnation: Incarnation): void {
     const cluster = incarnation.groups.get('')
-    if (this.components.lifecycle.phase.kind === 'member' && cluster?.fold !== undefined && !cluster.isParticipant(this.components.self)) {
-      this.ejected('its own UnJoin reached it')
+    if (this.components.lifecycle.phase.kind !== 'member' || cluster?.fold === undefined) return
+    if (!cluster.isParticipant(this.components.self)) { this.ejected('its own UnJoin reached it'); return }
+    if (cluster.version === this.checkedAt.version && incarnation === this.checkedAt.incarnation) return
+    this.checkedAt = { incarnation, version: cluster.version }
+    for (const replica of incarnation.groups.values()) {
+      const fold = replica.fold
+      if (fold === undefined || replica === cluster) continue
+      for (const peer of replica.others()) {
+        if (!cluster.isParticipant(peer)) replica.afterUpdate(fold.disassociate(peer))
+      }
     }
   }
+
+  private checkedAt: { incarnation: Incarnation | undefined, version: number } = { incarnation: undefined, version: -1 }
 
   /** `peer`, which had merged this peer's latest Join, refused it as a non-participant. */
   refusedAsNonParticipant (peer: Participant, what: string): void {
