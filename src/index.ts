@@ -59,8 +59,6 @@ export type {
   LegionOptions,
   LegionBaseOptions,
   CodecsOption,
-  IsJson,
-  JsonCheck,
   StartupMode,
   PropagationOptions,
   FailureDetectionOptions,
@@ -200,7 +198,7 @@ export {
 } from './codec/codec.js'
 export { DecodeError, EncodeError, type DecodeErrorCode } from './codec/errors.js'
 export { Writer, Reader } from './codec/buffer.js'
-export { jsonCodec, type JsonValue, type JsonArray, type JsonObject } from './codec/json.js'
+export { jsonCodec, jsonCodecFor, type JsonValue, type JsonArray, type JsonObject, type IsJson, type JsonCheck, type OptionalKeys } from './codec/json.js'
 export {
   FORMAT_VERSION,
   encodeEventId,

@@ -226,3 +226,39 @@ export const jsonCodec: Codec<JsonValue> = Object.freeze({
     return decodeValue(r, limits, 0)
   }
 })
+
+/**
+ * `true` when every value of `T` is a {@link JsonValue} that {@link jsonCodec} can carry:
+ * strings, numbers, booleans, null, bigints, `Uint8Array`s, and arrays and plain objects of
+ * them (optional properties must be left out, not set to `undefined`). `false` for
+ * `undefined`, functions, symbols, `Date`, `Map`, `Set`, other typed arrays and the like,
+ * anywhere inside. Interfaces count like type literals (no index signature is needed).
+ */
+export type IsJson<T> = false extends JsonCheck<T, []> ? false : true
+
+/** The check behind {@link IsJson}: a union holding `false` when some part of `T` is not a JSON value (`D` bounds the depth). */
+export type JsonCheck<T, D extends unknown[]> =
+  D['length'] extends 12 ? true
+    : T extends string | number | boolean | null | bigint | Uint8Array ? true
+      : T extends undefined | symbol | ((...args: never[]) => unknown) ? false
+        : T extends Date | RegExp | Map<unknown, unknown> | Set<unknown> | ArrayBufferView | ArrayBuffer | Promise<unknown> ? false
+          : T extends ReadonlyArray<infer U> ? JsonCheck<U, [...D, 0]>
+            : T extends object ? true | { [K in keyof T]-?: JsonCheck<K extends OptionalKeys<T> ? Exclude<T[K], undefined> : T[K], [...D, 0]> }[keyof T]
+              : false
+
+/** The keys of `T` whose properties are optional (they may be left out). */
+export type OptionalKeys<T> = { [K in keyof T]-?: Record<never, never> extends Pick<T, K> ? K : never }[keyof T]
+
+/**
+ * {@link jsonCodec}, typed for `T`. Compiles only when `T` is a JSON type ({@link IsJson}).
+ *
+ * @example
+ * ```ts
+ * interface Vote { readonly room: string, readonly count: number }
+ * const votes = messageChannel({ name: 'votes', request: jsonCodecFor<Vote>(), reply: jsonCodecFor<boolean>() })
+ * ```
+ */
+export function jsonCodecFor<T> (...notJson: IsJson<T> extends true ? [] : [never]): Codec<T> {
+  void notJson
+  return jsonCodec as unknown as Codec<T>
+}

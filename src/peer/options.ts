@@ -6,6 +6,7 @@
  */
 import type { PrivateKey } from '@libp2p/interface'
 import type { FoldCodecs } from '../codec/eventfold.js'
+import type { IsJson } from '../codec/json.js'
 import type { EventId, EventSpec, Participant } from '../eventfold/types.js'
 import type { PeerStorage } from '../storage/storage.js'
 import type { BroadcallResult, ChannelHandle, MessageChannel, MessageContext } from './messaging.js'
@@ -205,24 +206,6 @@ export type CodecsOption<E, S, O> = [IsJson<E>, IsJson<S>, IsJson<O>] extends [t
       /** How events, states and outputs travel and persist (required: the types are not all JSON values). */
       codecs: FoldCodecs<E, S, O>
     }
-
-/**
- * `true` when values of `T` are JSON values `jsonCodec` can carry: strings, finite or not
- * numbers, booleans, null, arrays and plain objects of them (optional properties must be
- * left out, not set to `undefined`). `false` for `undefined`, functions, bigints, symbols,
- * `Date`, `Map`, `Set`, typed arrays and the like, anywhere inside.
- */
-export type IsJson<T> = false extends JsonCheck<T, []> ? false : true
-
-/** The check behind {@link IsJson}: a union holding `false` when some part of `T` is not a JSON value (`D` bounds the depth). */
-export type JsonCheck<T, D extends unknown[]> =
-  D['length'] extends 12 ? true
-    : T extends string | number | boolean | null ? true
-      : T extends undefined | bigint | symbol | ((...args: never[]) => unknown) ? false
-        : T extends Date | RegExp | Map<unknown, unknown> | Set<unknown> | ArrayBufferView | ArrayBuffer | Promise<unknown> ? false
-          : T extends ReadonlyArray<infer U> ? JsonCheck<U, [...D, 0]>
-            : T extends object ? true | { [K in keyof T]-?: JsonCheck<T[K], [...D, 0]> }[keyof T]
-              : false
 
 /** Options of `startLegion` other than `codecs` (see {@link LegionOptions}). */
 export interface LegionBaseOptions<E, S, O, Sv extends ServiceMap = Record<never, never>> {
