@@ -156,7 +156,11 @@ export function frameValue (key: Uint8Array, value: Uint8Array): Uint8Array {
   const out = new Uint8Array(FRAME_HEADER + value.length)
   out[0] = VALUE_FRAME_FORMAT
   out.set(value, FRAME_HEADER)
-  new DataView(out.buffer).setUint32(1, checksum(key, out))
+  const sum = checksum(key, out)
+  out[1] = sum >>> 24
+  out[2] = (sum >>> 16) & 0xff
+  out[3] = (sum >>> 8) & 0xff
+  out[4] = sum & 0xff
   return out
 }
 
@@ -173,7 +177,7 @@ export function openFrame (key: Uint8Array, stored: Uint8Array): Uint8Array {
   if (stored[0] !== VALUE_FRAME_FORMAT) {
     throw new StorageCorruptError('unknown-version', `a stored value has frame format ${String(stored[0])}; this build reads format ${VALUE_FRAME_FORMAT}`)
   }
-  const found = new DataView(stored.buffer, stored.byteOffset, FRAME_HEADER).getUint32(1)
+  const found = ((stored[1]! << 24) | (stored[2]! << 16) | (stored[3]! << 8) | stored[4]!) >>> 0
   if (found !== checksum(key, stored)) throw new StorageCorruptError('checksum', 'a stored value does not match its checksum')
   // Copied into a plain array: lmdb hands out Buffers (whose slice() is a view), some of them reused.
   return new Uint8Array(stored.subarray(FRAME_HEADER, stored.length))
