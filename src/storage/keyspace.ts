@@ -90,12 +90,12 @@ class Keyspace {
   }
 
   get (key: Uint8Array): Uint8Array | undefined {
-    this.#ensureOpen()
+    this.ensureOpen()
     return this.#driver.get(key)
   }
 
   page (query: DriverPageQuery): KeyValueEntry[] {
-    this.#ensureOpen()
+    this.ensureOpen()
     return this.#driver.page(query)
   }
 
@@ -114,8 +114,9 @@ class Keyspace {
     return written
   }
 
+  /** Throws {@link StorageClosedError} once `close` was called. */
   ensureOpen (): void {
-    this.#ensureOpen()
+    if (this.#lifecycle.phase !== 'open') throw new StorageClosedError()
   }
 
   close (): Promise<void> {
@@ -128,10 +129,6 @@ class Keyspace {
     })()
     this.#lifecycle = { phase: 'closing', closed }
     return closed
-  }
-
-  #ensureOpen (): void {
-    if (this.#lifecycle.phase !== 'open') throw new StorageClosedError()
   }
 }
 
