@@ -125,7 +125,8 @@ export type { Metrics } from './peer/metrics.js'
 export type { Clock, Random, TimerHandle } from './peer/clock.js'
 
 // ---------------------------------------------------------------------------------------------
-// Storage: where a peer persists its fold and its private key.
+// Storage: where a peer persists its fold and its private key (PeerStorage, used by the runtime
+// today), and the namespaced key-value store that replaces it for peers hosting many folds.
 // ---------------------------------------------------------------------------------------------
 
 export {
@@ -144,7 +145,29 @@ export {
   type MemoryStorage,
   type MemoryStorageOptions,
   type LmdbStorageOptions,
-  type StorageCorruptReason
+  type StorageCorruptReason,
+  memoryKeyValueStore,
+  MemoryKeyValueData,
+  lmdbKeyValueStore,
+  LegacyLayoutError,
+  readLegacyPeerRecord,
+  legacyPeerRecordOperations,
+  LEGACY_PEER_RECORD_NAMESPACE,
+  tupleKey,
+  readTupleKey,
+  KeyDecodeError,
+  KEY_VALUE_LIMITS,
+  isValidNamespaceName,
+  type KeyValueStore,
+  type KeyValueView,
+  type KeyValueEntry,
+  type KeyValueOperation,
+  type KeyBounds,
+  type KeyRange,
+  type KeyPart,
+  type MemoryKeyValueStore,
+  type MemoryKeyValueStoreOptions,
+  type LmdbKeyValueStoreOptions
 } from './storage/index.js'
 
 // ---------------------------------------------------------------------------------------------

@@ -3,7 +3,12 @@
  * one record (cluster, private key, encoded fold) per directory, so a restarted peer resumes
  * as the same participant with the state it last saved. It knows nothing of what the bytes
  * mean; it guarantees only that a resolved save survives a crash and that damage is reported,
- * never returned. Depends on the storage contract, its record format and `lmdb` only.
+ * never returned. Depends on the storage contract, its record format, the data directory
+ * discipline (`data-directory.ts`) and `lmdb` only.
+ *
+ * This is the format the runtime uses today. Its successor, layout 2 (a key-value store, in
+ * `lmdb-key-value.ts`), converts a layout-1 directory when it opens one; this adapter refuses a
+ * directory already converted (`StorageCorruptError`, reason `unknown-version`).
  *
  * Directory layout (layout version 1):
  * ```
@@ -21,21 +26,32 @@
  *
  * @module
  */
-import { closeSync, fsyncSync, openSync } from 'node:fs'
-import { mkdir, open as openFile, readdir, readFile, rename, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { open } from 'lmdb'
 import type { RootDatabase } from 'lmdb'
+import {
+  asCorruptError,
+  checkDatabaseFile,
+  claimDirectory,
+  inspectDirectory,
+  MARKER,
+  MARKER_TEMP,
+  openEnvironment,
+  releaseDirectory,
+  syncDirectory,
+  writeMarker
+} from './data-directory.js'
 import { decodePeerRecord, encodePeerRecord } from './record-format.js'
 import { StorageClosedError, StorageCorruptError } from './storage.js'
 import type { PeerRecord, PeerStorage } from './storage.js'
 
+export { ForeignDirectoryError, StorageInUseError } from './data-directory.js'
+
 /** Names of the files in a data directory; see the module comment. */
 export const LMDB_LAYOUT = {
   /** The marker file that says a directory holds Legion peer storage. */
-  marker: 'LEGION-PEER',
+  marker: MARKER,
   /** The marker being written (renamed to `marker` once synced). */
-  markerTemp: 'LEGION-PEER.tmp',
+  markerTemp: MARKER_TEMP,
   /** The LMDB environment file. */
   database: 'peer.mdb',
   /** LMDB's lock file, next to the environment file. */
@@ -45,52 +61,6 @@ export const LMDB_LAYOUT = {
   /** The layout version the marker carries. */
   version: 1
 } as const
-
-const MARKER_TITLE = 'legion-peer-storage'
-const MARKER_TEXT = `${MARKER_TITLE}\nlayout ${LMDB_LAYOUT.version}\n`
-/** LMDB's meta-page magic, 0xBEEFC0DE, at the end of the page header (24 bytes in LMDB 1.x, 16 in 0.9). */
-const LMDB_MAGIC = 0xbeefc0de
-const LMDB_MAGIC_OFFSETS = [24, 16]
-
-/** Directories with an open storage in this process (resolved paths). */
-const openDirectories = new Set<string>()
-
-/**
- * The directory is neither empty nor marked as Legion peer storage, so it was not opened and
- * nothing was created in it.
- */
-export class ForeignDirectoryError extends Error {
-  /** Always `'ForeignDirectoryError'`. */
-  override readonly name = 'ForeignDirectoryError'
-  /** The directory that was refused. */
-  readonly directory: string
-
-  /**
-   * @param directory - the directory that was refused
-   * @param message - why, for humans
-   */
-  constructor (directory: string, message: string) {
-    super(message)
-    this.directory = directory
-  }
-}
-
-/**
- * The directory already has an open storage in this process: two peers writing one record would
- * silently replace each other's state. (Other processes are not detected.)
- */
-export class StorageInUseError extends Error {
-  /** Always `'StorageInUseError'`. */
-  override readonly name = 'StorageInUseError'
-  /** The directory already open. */
-  readonly directory: string
-
-  /** @param directory - the directory already open */
-  constructor (directory: string) {
-    super(`storage in ${directory} is already open in this process`)
-    this.directory = directory
-  }
-}
 
 /** Options of {@link lmdbStorage}. */
 export interface LmdbStorageOptions {
@@ -132,17 +102,16 @@ export interface LmdbStorageOptions {
  */
 export async function lmdbStorage (directory: string, options: LmdbStorageOptions = {}): Promise<PeerStorage> {
   const dir = resolve(directory)
-  if (openDirectories.has(dir)) throw new StorageInUseError(dir)
-  openDirectories.add(dir)
+  claimDirectory(dir)
   let db: RootDatabase<Uint8Array, string>
   try {
     await prepareDirectory(dir, options.create ?? true)
     await checkDatabaseFile(join(dir, LMDB_LAYOUT.database))
-    db = openEnvironment(join(dir, LMDB_LAYOUT.database))
+    db = openEnvironment<string>(join(dir, LMDB_LAYOUT.database))
     // The environment file may have just been created: make its directory entry durable too.
     syncDirectory(dir)
   } catch (err) {
-    openDirectories.delete(dir)
+    releaseDirectory(dir)
     throw err
   }
 
@@ -184,7 +153,7 @@ export async function lmdbStorage (directory: string, options: LmdbStorageOption
           await Promise.allSettled([...inFlight])
           await db.close()
         } finally {
-          openDirectories.delete(dir)
+          releaseDirectory(dir)
         }
       })()
       return closing
@@ -192,117 +161,15 @@ export async function lmdbStorage (directory: string, options: LmdbStorageOption
   }
 }
 
-function openEnvironment (path: string): RootDatabase<Uint8Array, string> {
-  try {
-    return open<Uint8Array, string>({
-      path,
-      noSubdir: true,
-      encoding: 'binary',
-      // Durability: every commit is synced before its promise resolves (see lmdbStorage).
-      noSync: false,
-      noMetaSync: false,
-      overlappingSync: false,
-      commitDelay: 0,
-      maxDbs: 1
-    })
-  } catch (cause) {
-    throw asCorruptError(cause) ?? cause
-  }
-}
-
 /**
- * Makes sure `dir` is ours: has the marker (of a layout we read), or is absent/empty and then
- * gets one. Creates nothing in a directory that fails the check.
+ * Makes sure `dir` is ours: has the marker of layout 1, or is absent/empty and then gets one.
+ * Creates nothing in a directory that fails the check.
  */
 async function prepareDirectory (dir: string, create: boolean): Promise<void> {
-  let entries: string[]
-  try {
-    entries = await readdir(dir)
-  } catch (err) {
-    if (!isNotFound(err) || !create) throw err
-    await mkdir(dir, { recursive: true })
-    entries = []
+  const found = await inspectDirectory(dir, create)
+  if (found === 'empty') {
+    await writeMarker(dir, LMDB_LAYOUT.version)
+  } else if (found.layout !== String(LMDB_LAYOUT.version)) {
+    throw new StorageCorruptError('unknown-version', `${dir} has storage layout ${found.layout}; this adapter reads layout ${LMDB_LAYOUT.version} (open layout 2 with lmdbKeyValueStore)`)
   }
-  if (entries.includes(LMDB_LAYOUT.marker)) {
-    await checkMarker(dir)
-    return
-  }
-  const foreign = entries.filter(name => name !== LMDB_LAYOUT.markerTemp)
-  if (foreign.length > 0) {
-    throw new ForeignDirectoryError(dir, `${dir} is not Legion peer storage (no ${LMDB_LAYOUT.marker} marker) and is not empty: found ${foreign.slice(0, 5).join(', ')}`)
-  }
-  if (!create) throw new ForeignDirectoryError(dir, `${dir} has no ${LMDB_LAYOUT.marker} marker and create is false`)
-  // Write, sync, rename, sync the directory: the marker is either absent or complete.
-  const temp = join(dir, LMDB_LAYOUT.markerTemp)
-  const handle = await openFile(temp, 'w')
-  try {
-    await handle.writeFile(MARKER_TEXT)
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-  await rename(temp, join(dir, LMDB_LAYOUT.marker))
-  syncDirectory(dir)
-}
-
-async function checkMarker (dir: string): Promise<void> {
-  const text = await readFile(join(dir, LMDB_LAYOUT.marker), 'utf8')
-  const [title, layout] = text.split('\n')
-  if (title !== MARKER_TITLE) {
-    throw new ForeignDirectoryError(dir, `${join(dir, LMDB_LAYOUT.marker)} is not a Legion marker`)
-  }
-  if (layout !== `layout ${LMDB_LAYOUT.version}`) {
-    throw new StorageCorruptError('unknown-version', `${dir} has storage ${String(layout)}; this build reads layout ${LMDB_LAYOUT.version}`)
-  }
-}
-
-/**
- * LMDB trusts its file: opening one that is not an LMDB environment can crash the process
- * (segfault) instead of throwing. So before opening, check that an existing, non-empty file
- * starts with an LMDB meta page. (An empty file is one whose creation was interrupted; LMDB
- * initialises it.)
- */
-async function checkDatabaseFile (path: string): Promise<void> {
-  let size: number
-  try {
-    size = (await stat(path)).size
-  } catch (err) {
-    if (isNotFound(err)) return
-    throw err
-  }
-  if (size === 0) return
-  const handle = await openFile(path, 'r')
-  try {
-    const head = new Uint8Array(32)
-    const { bytesRead } = await handle.read(head, 0, head.length, 0)
-    const view = new DataView(head.buffer, 0, bytesRead)
-    const isLmdb = LMDB_MAGIC_OFFSETS.some(offset => offset + 4 <= bytesRead && view.getUint32(offset, true) === LMDB_MAGIC)
-    if (!isLmdb) {
-      throw new StorageCorruptError(bytesRead < 28 ? 'truncated' : 'bad-magic', `${path} is not an LMDB environment file`)
-    }
-  } finally {
-    await handle.close()
-  }
-}
-
-/** fsync a directory, so entries created or renamed in it survive power loss. */
-function syncDirectory (dir: string): void {
-  const fd = openSync(dir, 'r')
-  try {
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
-  }
-}
-
-/** LMDB's own corruption reports, as a {@link StorageCorruptError}; undefined for other errors. */
-function asCorruptError (cause: unknown): StorageCorruptError | undefined {
-  const message = cause instanceof Error ? cause.message : String(cause)
-  if (/MDB_VERSION_MISMATCH/.test(message)) return new StorageCorruptError('unknown-version', `LMDB: ${message}`, { cause })
-  if (/MDB_INVALID|MDB_CORRUPTED|MDB_PAGE_NOTFOUND|MDB_BAD_/.test(message)) return new StorageCorruptError('invalid', `LMDB: ${message}`, { cause })
-  return undefined
-}
-
-function isNotFound (err: unknown): boolean {
-  return err instanceof Error && (err as NodeJS.ErrnoException).code === 'ENOENT'
 }
