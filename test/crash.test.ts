@@ -9,7 +9,10 @@
  *   (recovered as it was, or ejected meanwhile and rejoined);
  * - at the end every peer converges on one log, and every `applyConsistent` that resolved
  *   anywhere (including on a peer that was killed later) is in it exactly once, at the index
- *   it resolved with.
+ *   it resolved with;
+ * - the same holds for each of two more groups of every peer (cluster-wide groups of a
+ *   service, with load of their own), saved beside the cluster's group: every group keeps the
+ *   save-before-send rule across SIGKILL.
  * The schedule comes from a seed, printed before the run; replay it with
  * `LEGION_SEED=<seed> node --import tsx --test test/crash.test.ts`.
  */
@@ -40,10 +43,13 @@ test('peers killed with SIGKILL and recovered from durable storage rejoin the cl
   const dirs = await Promise.all([0, 1, 2].map(async () => await mkdtemp(join(tmpdir(), 'legion-crash-'))))
   t.after(async () => { await Promise.all(dirs.map(async d => { await rm(d, { recursive: true, force: true }) })) })
 
-  const current = await startCluster(t, 3, i => ({ storage: dirs[i]!, summary: true }))
+  const groups = ['g0', 'g1']
+  const current = await startCluster(t, 3, i => ({ storage: dirs[i]!, summary: true, groups: groups.length }))
   const names = current.map(p => p.name)
   const load = new Load({ timeoutMs: 3000, paceMs: 25 })
   names.forEach((name, i) => { load.add(name, () => current[i]!) })
+  const groupLoads = groups.map(group => new Load({ timeoutMs: 3000, paceMs: 60, group }))
+  for (const l of groupLoads) names.forEach((name, i) => { l.add(name, () => current[i]!) })
   const began = Date.now()
   await waitFor(() => names.every(n => load.count(n, began, 'resolved') >= 3) || undefined, 'every peer to fold 3 events of its own')
 
@@ -63,7 +69,8 @@ test('peers killed with SIGKILL and recovered from durable storage rejoin the cl
       cluster: victim.env.cluster,
       storage: dirs[i]!,
       recover: others.map(p => p.address),
-      summary: true
+      summary: true,
+      groups: groups.length
     }).ready()
     assert.equal(restarted.self, victim.self, 'recovered under the same peer id')
     current[i] = restarted
@@ -76,7 +83,7 @@ test('peers killed with SIGKILL and recovered from durable storage rejoin the cl
     crashes.push({ victim: victim.name, downMs: Math.round(downMs), recoveredMs: backAt - killedAt, ejected })
   }
 
-  await load.stop()
+  await Promise.all([load.stop(), ...groupLoads.map(async l => { await l.stop() })])
   await converged(current, 'after the last crash, load stopped')
   const logs = await Promise.all(current.map(async p => (await p.command<{ infimum: string[] }>('readState')).infimum))
   for (const [i, l] of logs.entries()) assert.deepEqual(l, logs[0], `${names[i]}'s log`)
@@ -87,6 +94,21 @@ test('peers killed with SIGKILL and recovered from durable storage rejoin the cl
   const failures = new Map<string, number>()
   for (const c of load.calls) if (c.error !== undefined) failures.set(c.error, (failures.get(c.error) ?? 0) + 1)
   assert.deepEqual([...failures.keys()].filter(k => !['ConsistencyTimeoutError', 'EjectedError', 'PeerExited'].includes(k)), [], 'no other failure')
+
+  for (const [g, group] of groups.entries()) {
+    // The children report only the cluster's group on their own: poll the others, bounded.
+    let groupLog: string[] | undefined
+    for (let tries = 0; groupLog === undefined; tries++) {
+      if (tries === 200) assert.fail(`group ${group} did not converge within 20 s`)
+      const states = await Promise.all(current.map(async p => await p.command<{ infimum: string[], outstanding: number }>('readState', { group })))
+      if (states.every(x => x.outstanding === 0 && JSON.stringify(x.infimum) === JSON.stringify(states[0]!.infimum))) groupLog = states[0]!.infimum
+      else await delay(100)
+    }
+    assert.equal(new Set(groupLog).size, groupLog.length, `no event folded twice in ${group}`)
+    const groupResolved = groupLoads[g]!.resolved()
+    for (const call of groupResolved) assert.equal(groupLog[call.output!], call.event, `${group}: ${call.event} resolved with index ${call.output}`)
+    t.diagnostic(`group ${group}: ${groupLoads[g]!.calls.length} applyConsistent, ${groupResolved.length} resolved and checked in a log of ${groupLog.length}`)
+  }
 
   t.diagnostic(`crashes: ${crashes.map(c => `${c.victim} down ${c.downMs} ms, participant again after ${c.recoveredMs} ms${c.ejected ? ' (ejected, rejoined)' : ''}`).join('; ')}`)
   t.diagnostic(`events: ${load.calls.length} applyConsistent, ${resolved.length} resolved and checked in a log of ${log.length}; failures: ${JSON.stringify(Object.fromEntries(failures))}`)

@@ -90,7 +90,7 @@ export function resolveConfig<E, S, O> (options: LegionOptions<E, S, O, never>):
   if (typeof allow === 'function') allowPeers = allow
   else if (Array.isArray(allow) && allow.every(p => typeof p === 'string')) { const set = new Set<string>(allow); allowPeers = peer => set.has(peer) } else if (allow !== undefined) throw new TypeError('options.allowPeers must be an array of peer ids or a predicate')
   if (o.clusterSecret !== undefined && !(o.clusterSecret instanceof Uint8Array)) throw new TypeError('options.clusterSecret must be a Uint8Array of 32 bytes')
-  if (o.storage !== undefined && (typeof o.storage !== 'object' || o.storage === null)) throw new TypeError('options.storage must be a storage adapter (memoryStorage(), lmdbStorage(dir))')
+  if (o.storage !== undefined && (typeof o.storage !== 'object' || o.storage === null || !(('batch' in o.storage && 'namespace' in o.storage) || ('load' in o.storage && 'save' in o.storage)))) throw new TypeError('options.storage must be a storage adapter (lmdbKeyValueStore(dir), memoryKeyValueStore(), or a PeerStorage)')
   if (o.freezeStates !== undefined && typeof o.freezeStates !== 'boolean') throw new TypeError('options.freezeStates must be a boolean')
   return {
     cluster,

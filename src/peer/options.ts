@@ -9,6 +9,7 @@ import type { FoldCodecs } from '../codec/eventfold.js'
 import type { IsJson } from '../codec/json.js'
 import type { EventId, EventSpec, Participant } from '../eventfold/types.js'
 import type { PeerStorage } from '../storage/storage.js'
+import type { KeyValueStore } from '../storage/key-value.js'
 import type { BroadcallResult, ChannelHandle, MessageChannel, MessageContext } from './messaging.js'
 import type { SelfHealth, StuckPeer } from './membership/heartbeats.js'
 import type { ServiceInstances, ServiceMap } from './services.js'
@@ -223,12 +224,15 @@ export interface LegionBaseOptions<E, S, O, Sv extends ServiceMap = Record<never
   /** New cluster, join, or recover. */
   startup: StartupMode
   /**
-   * Where the peer persists its fold and private key. Everything the peer acknowledges is
-   * saved before it leaves the process. Without storage the peer keeps nothing and cannot
-   * recover.
+   * Where the peer persists its identity (private key) and its groups. Everything the peer
+   * acknowledges is saved before it leaves the process. A {@link KeyValueStore}
+   * (`lmdbKeyValueStore(dir)`, `memoryKeyValueStore()`) saves only what changed; a
+   * single-record {@link PeerStorage} (`lmdbStorage`, `memoryStorage`) rewrites everything on
+   * every save and suits small states only. The peer closes the storage when it stops.
+   * Without storage the peer keeps nothing and cannot recover.
    * @default none
    */
-  storage?: PeerStorage
+  storage?: KeyValueStore | PeerStorage
   /**
    * Multiaddrs to listen on.
    * @default ['/ip4/127.0.0.1/tcp/0'] (tcp) or a unique memory address (memory)

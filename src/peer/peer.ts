@@ -31,6 +31,7 @@ import type { Network } from './network.js'
 import type { ClusterState, Dissemination, Legion, LegionCounters, LegionOptions, LegionStats, WaitOptions } from './options.js'
 import { buildParts, type PartInputs, type Parts } from './parts.js'
 import type { PeerStore, StoredPeer } from './persistence.js'
+import { keyValuePeerStore } from './kv-peer-store.js'
 import { recordPeerStore } from './record-store.js'
 import { ServiceHost } from './service-host.js'
 import type { ServiceInstances, ServiceMap } from './services.js'
@@ -76,7 +77,10 @@ export class Peer<E, S, O, Sv extends ServiceMap> implements Legion<E, S, O, Sv>
     this.clock = internals.clock ?? systemClock
     this.random = internals.random ?? systemRandom
     this.limits = { ...DEFAULT_DECODE_LIMITS, maxBytes: config.maxMessageBytes }
-    this.store = options.storage !== undefined ? recordPeerStore(options.storage, this.limits) : undefined
+    const storage = options.storage
+    this.store = storage === undefined
+      ? undefined
+      : 'batch' in storage && 'namespace' in storage ? keyValuePeerStore(storage) : recordPeerStore(storage, this.limits)
   }
 
   get self (): Participant {
@@ -166,10 +170,10 @@ export class Peer<E, S, O, Sv extends ServiceMap> implements Legion<E, S, O, Sv>
     if (mode === 'recover') {
       groups.keepStored(stored!.groups)
       for (const definition of groups.all()) {
-        const bytes = stored!.groups.get(definition.id)
-        if (bytes === undefined && definition.id === CLUSTER_GROUP) throw new RecoverError('the saved state holds no fold of the cluster\'s group')
+        const saved = stored!.groups.get(definition.id)
+        if (saved === undefined && definition.id === CLUSTER_GROUP) throw new RecoverError('the saved state holds no fold of the cluster\'s group')
         try {
-          incarnation.groups.set(definition.id, bytes !== undefined ? groups.fromBytes(definition, bytes) : groups.waiting(definition))
+          incarnation.groups.set(definition.id, saved !== undefined ? groups.fromStored(definition, saved) : groups.waiting(definition))
         } catch (err) {
           throw new RecoverError(`the saved state of group ${JSON.stringify(definition.id)} is unreadable: ${(err as Error).message}`, { cause: err })
         }

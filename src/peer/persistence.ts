@@ -20,10 +20,19 @@ export interface PeerIdentity {
   readonly privateKey: Uint8Array
 }
 
+/**
+ * One group as storage holds it: a whole encoded EventFold (single-record storage), or the
+ * records a key-value store keeps (the infimum as an EventFold with no events, and each
+ * outstanding event as a Diff holding it alone). Only the group's own codecs can read either.
+ */
+export type StoredGroup =
+  | { readonly kind: 'fold', readonly bytes: Uint8Array }
+  | { readonly kind: 'records', readonly infimum: Uint8Array, readonly events: readonly Uint8Array[] }
+
 /** What a peer found in its storage. */
 export interface StoredPeer extends PeerIdentity {
-  /** Every group's saved fold (encoded EventFold), by group id. */
-  readonly groups: ReadonlyMap<string, Uint8Array>
+  /** Every group's saved state, by group id. */
+  readonly groups: ReadonlyMap<string, StoredGroup>
 }
 
 /**

@@ -23,7 +23,7 @@ export function recordPeerStore (storage: PeerStorage, limits: DecodeLimits): Pe
       folds.clear()
       if (peekKind(record.fold) === MessageKind.eventFold) folds.set('', record.fold)
       else for (const { group, payload } of decodeFoldBatch(record.fold, limits)) folds.set(group, payload)
-      return { cluster: record.cluster, privateKey: record.privateKey, groups: new Map(folds) }
+      return { cluster: record.cluster, privateKey: record.privateKey, groups: new Map([...folds].map(([id, bytes]) => [id, { kind: 'fold' as const, bytes }])) }
     },
     async save (identity: PeerIdentity, replicas: readonly SomeReplica[], dropped: readonly string[]): Promise<void> {
       for (const r of replicas) if (r.fold !== undefined) folds.set(r.id, r.encodedFold(r.fold))

@@ -73,7 +73,7 @@ export class ServiceHost<Sv extends ServiceMap> {
       if (incarnation === undefined || incarnation.groups.has(group.id)) return group
       const definition = parts.groups.definition(group.id)!
       const stored = parts.groups.takeStored(group.id)
-      incarnation.groups.set(group.id, stored !== undefined ? parts.groups.fromBytes(definition, stored) : parts.groups.waiting(definition))
+      incarnation.groups.set(group.id, stored !== undefined ? parts.groups.fromStored(definition, stored) : parts.groups.waiting(definition))
       parts.flusher.schedule()
       return group
     }

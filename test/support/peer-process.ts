@@ -43,7 +43,8 @@ import { runInNewContext } from 'node:vm'
 import { privateKeyFromProtobuf } from '@libp2p/crypto/keys'
 import { startLegion } from '../../src/peer/start.js'
 import { eventIdKey, type EventSpec } from '../../src/index.js'
-import { lmdbStorage } from '../../src/storage/lmdb.js'
+import { lmdbKeyValueStore } from '../../src/storage/index.js'
+import { defineService } from '../../src/peer/services.js'
 import type { ClusterState, FailureDetectionOptions, StartupMode } from '../../src/peer/options.js'
 import type { TransportStats } from '../../src/transport/node.js'
 
@@ -86,20 +87,36 @@ const join = process.env.LEGION_JOIN
 const recover = process.env.LEGION_RECOVER
 const key = process.env.LEGION_PRIVATE_KEY
 const storageDir = process.env.LEGION_STORAGE
-const options = JSON.parse(process.env.LEGION_OPTIONS ?? '{}') as { intervalMs?: number, failureDetection?: FailureDetectionOptions, summary?: boolean, spec?: 'log' | 'ranges' }
+const options = JSON.parse(process.env.LEGION_OPTIONS ?? '{}') as { intervalMs?: number, failureDetection?: FailureDetectionOptions, summary?: boolean, spec?: 'log' | 'ranges', groups?: number }
 const startup: StartupMode = recover !== undefined
   ? { mode: 'recover', peers: JSON.parse(recover) as string[] }
   : join !== undefined ? { mode: 'join', peers: [join] } : { mode: 'new' }
 let blocked: ReadonlySet<string> = new Set()
 
 type State = string[] | Ranges
-const legion = await startLegion<string, State, number>({
+/** `groups: n`: a service with n cluster-wide groups `mirror/g0`... holding logs too. */
+const mirror = defineService({
+  name: 'mirror',
+  needs: ['groups'],
+  create: ({ groups }) => {
+    const all = new Map(Array.from({ length: options.groups ?? 0 }, (_, i) => [`g${i}`, groups.clusterWide(`g${i}`, { spec: logSpec })]))
+    return {
+      group: (name: string) => {
+        const g = all.get(name)
+        if (g === undefined) throw new Error(`no group ${name}`)
+        return g
+      }
+    }
+  }
+})
+const legion = await startLegion({
+  services: { mirror },
   cluster: process.env.LEGION_CLUSTER ?? 'processes-test',
   spec: (options.spec === 'ranges' ? rangesSpec : logSpec) as EventSpec<string, State, number>,
   startup,
   listen: ['/ip4/127.0.0.1/tcp/0'],
   ...(key !== undefined ? { privateKey: privateKeyFromProtobuf(Buffer.from(key, 'hex')) } : {}),
-  ...(storageDir !== undefined ? { storage: await lmdbStorage(storageDir) } : {}),
+  ...(storageDir !== undefined ? { storage: await lmdbKeyValueStore(storageDir) } : {}),
   ...(options.failureDetection !== undefined ? { failureDetection: options.failureDetection } : {}),
   allowPeers: peer => !blocked.has(peer),
   onCall: (_from, payload) => payload,
@@ -148,7 +165,7 @@ function memory (): unknown {
   for (const r of process.getActiveResourcesInfo()) resources[r] = (resources[r] ?? 0) + 1
   const internals = process as unknown as { _getActiveHandles: () => unknown[], _getActiveRequests: () => unknown[] }
   // The transport node is private to the runtime; the soak test peeks at its stream counts.
-  const transport = (legion as unknown as { node?: { stats?: () => TransportStats } }).node?.stats?.()
+  const transport = (legion as unknown as { network?: { stats?: () => TransportStats } }).network?.stats?.()
   return {
     heapUsedRaw: raw,
     heapUsed: m.heapUsed,
@@ -170,15 +187,17 @@ function memory (): unknown {
 async function run (command: string, args: Record<string, unknown>): Promise<unknown> {
   switch (command) {
     case 'applyFast': return legion.applyFast(args.event as string)
-    case 'applyConsistent': return await legion.applyConsistent(args.event as string, { timeoutMs: args.timeoutMs as number | undefined })
-    case 'readState': return legion.readState()
+    case 'applyConsistent': return args.group !== undefined
+      ? await legion.services.mirror.group(args.group as string).applyConsistent(args.event as string, { timeoutMs: args.timeoutMs as number | undefined })
+      : await legion.applyConsistent(args.event as string, { timeoutMs: args.timeoutMs as number | undefined })
+    case 'readState': return args.group !== undefined ? legion.services.mirror.group(args.group as string).readState() : legion.readState()
     case 'stats': return legion.stats()
     case 'memory': return memory()
     case 'heapSnapshot': return writeHeapSnapshot(args.path as string)
     case 'call': return new TextDecoder().decode(await legion.call(args.peer as string, new TextEncoder().encode(args.payload as string), { timeoutMs: args.timeoutMs as number | undefined }))
     case 'broadcall': {
       const replies = await legion.broadcall(new TextEncoder().encode(args.payload as string), { timeoutMs: args.timeoutMs as number | undefined })
-      const answered = [...replies.values()].filter(r => r !== undefined).length
+      const answered = [...replies.values()].filter(r => r.kind === 'reply').length
       return { answered, missing: replies.size - answered }
     }
     case 'eject': return await legion.eject(args.peer as string)

@@ -53,6 +53,8 @@ export interface PeerEnv {
   summary?: boolean
   /** The replicated state: the append-only log (default), or `ranges` of bounded size (see `peer-process.ts`). */
   spec?: 'log' | 'ranges'
+  /** Cluster-wide groups `g0`.. of a `mirror` service, each an append-only log too. */
+  groups?: number
 }
 
 /** Conditions being waited for; every line from any child, and every exit, re-evaluates them. */
@@ -74,7 +76,7 @@ export class PeerProcess {
   private readonly replies = new Map<number, Reply>()
 
   constructor (readonly name: string, readonly env: PeerEnv) {
-    const options = { intervalMs: env.intervalMs, failureDetection: env.failureDetection, summary: env.summary, spec: env.spec }
+    const options = { intervalMs: env.intervalMs, failureDetection: env.failureDetection, summary: env.summary, spec: env.spec, groups: env.groups }
     this.child = spawn(process.execPath, ['--import', 'tsx', childScript], {
       cwd: root,
       stdio: ['pipe', 'pipe', 'inherit'],
@@ -234,7 +236,7 @@ export class Load {
   private running = true
   private readonly loops: Array<Promise<void>> = []
 
-  constructor (private readonly options: { timeoutMs: number, paceMs: number }) {}
+  constructor (private readonly options: { timeoutMs: number, paceMs: number, group?: string }) {}
 
   /** Starts a loop for the peer whose current process `current()` returns. */
   add (name: string, current: () => PeerProcess): void {
@@ -245,10 +247,10 @@ export class Load {
     for (let i = 1; this.running; i++) {
       // A killed peer: wait (bounded) for its replacement to be up.
       const p = await waitFor(() => { const q = current(); return q.exit === undefined && q.self !== '' ? q : undefined }, `${name} to be up`, 2 * WAIT_MS)
-      const call: LoadCall = { peer: name, event: `${name}-${i}`, sentAt: Date.now() }
+      const call: LoadCall = { peer: name, event: `${name}-${this.options.group ?? ''}${i}`, sentAt: Date.now() }
       this.calls.push(call)
       try {
-        call.output = await p.reply<number>(p.send('applyConsistent', { event: call.event, timeoutMs: this.options.timeoutMs }), this.options.timeoutMs + WAIT_MS)
+        call.output = await p.reply<number>(p.send('applyConsistent', { event: call.event, timeoutMs: this.options.timeoutMs, ...(this.options.group !== undefined ? { group: this.options.group } : {}) }), this.options.timeoutMs + WAIT_MS)
       } catch (err) {
         call.error = (err as Error).message.split(':')[0]
       }

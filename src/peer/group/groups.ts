@@ -11,12 +11,13 @@
  */
 import type { Logger } from '@libp2p/interface'
 import type { DecodeLimits } from '../../codec/codec.js'
-import { decodeEventFold, type FoldCodecs } from '../../codec/eventfold.js'
+import { decodeDiff, decodeEventFold, type FoldCodecs } from '../../codec/eventfold.js'
 import { jsonCodec } from '../../codec/json.js'
-import type { EventFoldOptions, EventSpec, Participant } from '../../eventfold/types.js'
+import { compareEventIds, type EventFoldOptions, type EventFoldSnapshot, type EventSpec, type OutstandingEvent, type Participant } from '../../eventfold/types.js'
 import type { Clock } from '../clock.js'
 import { EjectedError, GroupNotReadyError, StoppedError, UnknownGroupError } from '../errors.js'
 import type { Incarnation, Lifecycle, SomeReplica } from '../lifecycle.js'
+import type { StoredGroup } from '../persistence.js'
 import type { ClusterState, Dissemination, LegionCounters, WaitOptions } from '../options.js'
 import { CLUSTER_GROUP, checkGroupId, groupOrigin, type GroupDefinition, type GroupMembership } from './definition.js'
 import { GroupReplica, type ReplicaSettings } from './replica.js'
@@ -93,8 +94,8 @@ export interface GroupsComponents {
 export class GroupRegistry {
   private readonly definitions = new Map<string, GroupDefinition<unknown, unknown, unknown>>()
   private readonly handles = new Map<string, GroupHandle<unknown, unknown, unknown>>()
-  /** Saved folds of groups not defined (yet): a service defines its managed groups when it starts. */
-  private readonly stored = new Map<string, Uint8Array>()
+  /** Saved groups not defined (yet): a service defines its managed groups when it starts. */
+  private readonly stored = new Map<string, StoredGroup>()
 
   constructor (private readonly components: GroupsComponents, private readonly settings: ReplicaSettings) {}
 
@@ -162,16 +163,34 @@ export class GroupRegistry {
     return GroupReplica.fromSnapshot(definition, this.replicaComponents(definition.id), this.settings, snapshot, previousCounter)
   }
 
-  /** Keeps saved folds of groups that are not defined yet, for when they are. */
-  keepStored (folds: ReadonlyMap<string, Uint8Array>): void {
-    for (const [id, bytes] of folds) if (!this.definitions.has(id)) this.stored.set(id, bytes)
+  /**
+   * A replica of `definition` from what storage holds of it, acknowledged by this peer.
+   * @throws DecodeError (or TypeError) when the stored bytes are not a fold of this group
+   */
+  fromStored (definition: GroupDefinition<unknown, unknown, unknown>, stored: StoredGroup): SomeReplica {
+    if (stored.kind === 'fold') return this.fromBytes(definition, stored.bytes)
+    const limits = this.components.limits
+    const base = decodeEventFold(stored.infimum, definition.codecs, limits)
+    if (base.origin !== definition.origin) throw new TypeError(`the stored group is of origin ${JSON.stringify(base.origin)}, not group ${JSON.stringify(definition.id)}`)
+    const events = stored.events.map(bytes => {
+      const e = decodeDiff(bytes, definition.codecs, limits).events[0]
+      if (e?.delta === undefined) throw new TypeError('an event record without its body')
+      return e as OutstandingEvent<unknown, unknown>
+    }).sort((a, b) => compareEventIds(a.id, b.id))
+    const snapshot: EventFoldSnapshot<unknown, unknown, unknown> = { ...base, events }
+    return GroupReplica.fromSnapshot(definition, this.replicaComponents(definition.id), this.settings, snapshot)
   }
 
-  /** Takes the saved fold of group `id`, if one was kept. */
-  takeStored (id: string): Uint8Array | undefined {
-    const bytes = this.stored.get(id)
+  /** Keeps saved groups that are not defined yet, for when they are. */
+  keepStored (groups: ReadonlyMap<string, StoredGroup>): void {
+    for (const [id, group] of groups) if (!this.definitions.has(id)) this.stored.set(id, group)
+  }
+
+  /** Takes the saved state of group `id`, if one was kept. */
+  takeStored (id: string): StoredGroup | undefined {
+    const group = this.stored.get(id)
     this.stored.delete(id)
-    return bytes
+    return group
   }
 
   private replicaComponents (id: string): ConstructorParameters<typeof GroupReplica>[1] {

@@ -1,0 +1,135 @@
+/**
+ * A peer's persistence over the key-value store: every group recovered, each save writing only
+ * what changed, nothing acknowledged leaving before it is saved (per group), and data
+ * directories of the previous format (one record per peer) taken over on recover.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { generateKeyPair, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { startPeer } from '../src/peer/start.js'
+import type { Legion } from '../src/peer/options.js'
+import type { EventSpec } from '../src/eventfold/types.js'
+import { EventFold } from '../src/eventfold/event-fold.js'
+import { encodeEventFold } from '../src/codec/eventfold.js'
+import { jsonCodec } from '../src/codec/json.js'
+import { defineService } from '../src/peer/services.js'
+import { lmdbKeyValueStore, lmdbStorage, memoryKeyValueStore, type KeyValueOperation, type KeyValueStore } from '../src/storage/index.js'
+import { FakeNetwork, ManualClock, seededRandom, settleTurns } from './support/fake-network.js'
+
+const logSpec: EventSpec<string, string[], number> = { init: () => [], apply: (e, s) => ({ ok: true, output: s.length, state: [...s, e] }) }
+const notes = defineService({
+  name: 'notes',
+  needs: ['groups'],
+  create: ({ groups }) => ({ book: groups.clusterWide('book', { spec: logSpec }) })
+})
+type Peer = Legion<string, string[], number, { notes: typeof notes }>
+
+function world (): { start: (startup: Parameters<typeof startPeer>[0]['startup'], storage?: KeyValueStore) => Promise<Peer>, stop: () => Promise<void>, clock: ManualClock } {
+  const clock = new ManualClock()
+  const net = new FakeNetwork(clock)
+  const peers: Peer[] = []
+  let seed = 1
+  return {
+    clock,
+    start: async (startup, storage) => {
+      const p = await startPeer({ cluster: 'storage-test', spec: logSpec, services: { notes }, startup, ...(storage !== undefined ? { storage } : {}) }, { network: async k => await net.node(k), clock, random: seededRandom(seed++) })
+      peers.push(p)
+      return p
+    },
+    stop: async () => { await Promise.all(peers.map(async p => { await p.stop({ leave: false }).catch(() => {}) })) }
+  }
+}
+
+/** A key-value store that records every batch, and can hold them until released. */
+function recording (inner: KeyValueStore): KeyValueStore & { batches: KeyValueOperation[][], hold: () => () => void } {
+  const batches: KeyValueOperation[][] = []
+  let gate: Promise<void> = Promise.resolve()
+  return Object.assign(Object.create(inner) as KeyValueStore, {
+    batches,
+    batch: async (ops: readonly KeyValueOperation[]) => { batches.push([...ops]); await gate; await inner.batch(ops) },
+    namespace: (name: string) => inner.namespace(name),
+    get: async (key: Uint8Array) => await inner.get(key),
+    range: (range?: Parameters<KeyValueStore['range']>[0]) => inner.range(range),
+    close: async () => { await inner.close() },
+    hold: () => { let open = (): void => {}; gate = new Promise(resolve => { open = resolve }); return open }
+  })
+}
+
+test('a peer recovers every group it holds from its key-value store, as the same participant', async () => {
+  const w = world()
+  const a = await w.start({ mode: 'new' })
+  const store = memoryKeyValueStore()
+  const b = await w.start({ mode: 'join', peers: a.multiaddrs() }, store)
+  await b.applyConsistent('cluster-note', { timeoutMs: 5000 })
+  await b.services.notes.book.applyConsistent('book-note', { timeoutMs: 5000 })
+  await b.stop({ leave: false })
+  const again = await w.start({ mode: 'recover', peers: a.multiaddrs() }, memoryKeyValueStore({ data: store.data }))
+  assert.equal(again.self, b.self)
+  assert.deepEqual(again.readState().infimum, ['cluster-note'])
+  assert.deepEqual(again.services.notes.book.readState().infimum, ['book-note'])
+  await w.stop()
+})
+
+test('a save writes what changed (one event, its group\'s infimum), not the fold it belongs to', async () => {
+  const w = world()
+  const store = recording(memoryKeyValueStore())
+  const a = await w.start({ mode: 'new' }, store)
+  for (let i = 0; i < 300; i++) await a.services.notes.book.applyConsistent(`note-${i}`)
+  store.batches.length = 0
+  await a.services.notes.book.applyConsistent('one-more')
+  await settleTurns() // the save runs at the end of the tick
+  const ops = store.batches.flat()
+  assert.ok(ops.length > 0 && ops.length <= 3, `${ops.length} operations: ${JSON.stringify(ops.map(o => [o.type, o.namespace]))}`)
+  assert.ok(ops.every(o => o.namespace === 'groups'), 'only the group that changed is written')
+  await w.stop()
+})
+
+test('no acknowledgement of a group leaves the peer before the batch holding it is saved', async () => {
+  const w = world()
+  const a = await w.start({ mode: 'new' })
+  const store = recording(memoryKeyValueStore())
+  const b = await w.start({ mode: 'join', peers: a.multiaddrs() }, store)
+  await w.clock.advance(2000)
+  const open = store.hold()
+  const pending = a.services.notes.book.applyConsistent('needs-b', { timeoutMs: 60_000 })
+  await w.clock.advance(3000) // b merges and acknowledges; several anti-entropy rounds pass
+  assert.ok(b.services.notes.book.readState().projected.includes('needs-b'), 'b merged the event')
+  assert.equal(a.services.notes.book.readState().outstanding, 1, 'b\'s acknowledgement left before b saved it')
+  open()
+  let folded = false
+  void pending.then(() => { folded = true })
+  for (let i = 0; i < 40 && !folded; i++) await w.clock.advance(250)
+  assert.equal(folded, true, 'the acknowledgement leaves once saved')
+  await w.stop()
+})
+
+test('a data directory of the single-record format is taken over on recover: same identity, same state', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'legion-migrate-'))
+  try {
+    // What the previous version of Legion saved: one record holding a bare EventFold.
+    const key = await generateKeyPair('Ed25519')
+    const self = peerIdFromPrivateKey(key).toString()
+    const fold = EventFold.create('storage-test', self, logSpec)
+    fold.event('written-by-the-old-format')
+    const codecs = { event: jsonCodec, state: jsonCodec, output: jsonCodec } as never
+    const old = await lmdbStorage(dir)
+    await old.save({ cluster: 'storage-test', privateKey: privateKeyToProtobuf(key), fold: encodeEventFold(fold.snapshot(), codecs) })
+    await old.close()
+
+    const w = world()
+    const peer = await w.start({ mode: 'recover' }, await lmdbKeyValueStore(dir))
+    assert.equal(peer.self, self)
+    assert.deepEqual(peer.readState().infimum, ['written-by-the-old-format'])
+    await peer.applyConsistent('written-by-the-new-one')
+    await peer.stop({ leave: false })
+    const reopened = await w.start({ mode: 'recover' }, await lmdbKeyValueStore(dir))
+    assert.deepEqual(reopened.readState().infimum, ['written-by-the-old-format', 'written-by-the-new-one'])
+    await w.stop()
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+})
