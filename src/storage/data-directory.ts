@@ -17,11 +17,11 @@ import { join } from 'node:path'
 import { open } from 'lmdb'
 import type { RootDatabase } from 'lmdb'
 import { StorageCorruptError } from './storage.js'
+import { ForeignDirectoryError, StorageInUseError } from './directory-errors.js'
 
-/** The marker file that says a directory holds Legion peer storage. */
-export const MARKER = 'LEGION-PEER'
-/** The marker being written (renamed to {@link MARKER} once synced). */
-export const MARKER_TEMP = 'LEGION-PEER.tmp'
+import { MARKER, MARKER_TEMP } from './directory-layout.js'
+
+export { MARKER, MARKER_TEMP }
 const MARKER_TITLE = 'legion-peer-storage'
 
 /** LMDB's meta-page magic, 0xBEEFC0DE, at the end of the page header (24 bytes in LMDB 1.x, 16 in 0.9). */
@@ -31,42 +31,7 @@ const LMDB_MAGIC_OFFSETS = [24, 16]
 /** Directories with an open storage in this process (resolved paths), whichever the adapter. */
 const openDirectories = new Set<string>()
 
-/**
- * The directory is neither empty nor marked as Legion peer storage, so it was not opened and
- * nothing was created in it.
- */
-export class ForeignDirectoryError extends Error {
-  /** Always `'ForeignDirectoryError'`. */
-  override readonly name = 'ForeignDirectoryError'
-  /** The directory that was refused. */
-  readonly directory: string
-
-  /**
-   * @param directory - the directory that was refused
-   * @param message - why, for humans
-   */
-  constructor (directory: string, message: string) {
-    super(message)
-    this.directory = directory
-  }
-}
-
-/**
- * The directory already has an open storage in this process (through either LMDB adapter): two
- * writers would silently replace each other's state. (Other processes are not detected.)
- */
-export class StorageInUseError extends Error {
-  /** Always `'StorageInUseError'`. */
-  override readonly name = 'StorageInUseError'
-  /** The directory already open. */
-  readonly directory: string
-
-  /** @param directory - the directory already open */
-  constructor (directory: string) {
-    super(`storage in ${directory} is already open in this process`)
-    this.directory = directory
-  }
-}
+export { ForeignDirectoryError, StorageInUseError }
 
 /**
  * Marks `dir` (a resolved path) as open in this process.

@@ -37,7 +37,7 @@ export { memoryStorage, MemoryStore } from './memory.js'
 export type { MemoryStorage, MemoryStorageOptions } from './memory.js'
 export { lmdbStorage } from './lmdb.js'
 export type { LmdbStorageOptions } from './lmdb.js'
-export { ForeignDirectoryError, StorageInUseError } from './data-directory.js'
+export { ForeignDirectoryError, StorageInUseError } from './directory-errors.js'
 export { encodePeerRecord, decodePeerRecord, RECORD_FORMAT_VERSION } from './record-format.js'
 
 export type { KeyBounds, KeyRange, KeyValueEntry, KeyValueOperation, KeyValueStore, KeyValueView } from './key-value.js'

@@ -25,25 +25,14 @@
  * @module
  */
 import type { RootDatabase } from 'lmdb'
+import { LMDB_KEY_VALUE_LAYOUT } from './directory-layout.js'
 import { crc32cFinish, crc32cStart, crc32cUpdate } from './crc32c.js'
 import { asCorruptError, MARKER, MARKER_TEMP } from './data-directory.js'
 import type { KeyValueEntry } from './key-value.js'
 import type { DriverOperation, DriverPageQuery, KeyValueDriver } from './keyspace.js'
 import { StorageCorruptError } from './storage.js'
 
-/** Names of the files in a layout-2 data directory (see `lmdb-key-value.ts`). */
-export const LMDB_KEY_VALUE_LAYOUT = {
-  /** The marker file that says a directory holds Legion peer storage. */
-  marker: MARKER,
-  /** The marker being written (renamed to `marker` once synced). */
-  markerTemp: MARKER_TEMP,
-  /** The LMDB environment file. */
-  database: 'store.mdb',
-  /** LMDB's lock file, next to the environment file. */
-  lock: 'store.mdb-lock',
-  /** The layout version the marker carries. */
-  version: 2
-} as const
+export { LMDB_KEY_VALUE_LAYOUT }
 
 /** The frame format {@link frameValue} writes and the only one {@link openFrame} reads. */
 export const VALUE_FRAME_FORMAT = 1

@@ -47,7 +47,7 @@ import type { MigrationStep } from './layout-migration.js'
 import { LMDB_KEY_VALUE_LAYOUT, lmdbDriver } from './lmdb-driver.js'
 import { StorageCorruptError } from './storage.js'
 
-export { LMDB_KEY_VALUE_LAYOUT } from './lmdb-driver.js'
+export { LMDB_KEY_VALUE_LAYOUT } from './directory-layout.js'
 
 /**
  * The directory holds an older layout and the caller asked not to convert it

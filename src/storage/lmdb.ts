@@ -44,7 +44,7 @@ import { decodePeerRecord, encodePeerRecord } from './record-format.js'
 import { StorageClosedError, StorageCorruptError } from './storage.js'
 import type { PeerRecord, PeerStorage } from './storage.js'
 
-export { ForeignDirectoryError, StorageInUseError } from './data-directory.js'
+export { ForeignDirectoryError, StorageInUseError } from './directory-errors.js'
 
 /** Names of the files in a data directory; see the module comment. */
 export const LMDB_LAYOUT = {
