@@ -148,6 +148,7 @@ export {
 export { DecodeError, EncodeError, type DecodeErrorCode } from './codec/errors.js'
 export { Writer, Reader } from './codec/buffer.js'
 export { jsonCodec, type JsonValue, type JsonArray, type JsonObject } from './codec/json.js'
+export { checkedJsonCodec } from './codec/checked-json.js'
 export {
   FORMAT_VERSION,
   encodeEventId,
@@ -180,3 +181,84 @@ export {
   type PartitionTableEvent,
   type PartitionTableOutput
 } from './partitions/partition-table.js'
+
+// ---------------------------------------------------------------------------------------------
+// Supervision: servers as pure step functions, an event loop over a bounded queue, and
+// OTP-style supervisor trees with backoff, on one process. Independent of the runtime.
+// ---------------------------------------------------------------------------------------------
+
+export {
+  systemClock,
+  ManualClock,
+  defineServer,
+  serverRef,
+  isAbnormalExit,
+  worker,
+  supervisor,
+  DEFAULT_WORKER_SHUTDOWN_MS,
+  decideRestart,
+  backoffDelay,
+  EMPTY_HISTORY,
+  isAlive,
+  startSupervision,
+  memoryStateStore,
+  MemoryStateStore,
+  fileStateStore,
+  MAX_FILE_STATE_KEY_BYTES,
+  supervisionHttpHandler,
+  UnknownServerError,
+  QueueFullError,
+  CallTimeoutError,
+  CallAbortedError,
+  ServerCrashedError,
+  ServerExitedError,
+  ServerStoppedError,
+  SupervisionStoppedError,
+  BadInputError,
+  BadOutputError,
+  ChildStartError,
+  DuplicateChildError,
+  UnknownChildError,
+  type Clock,
+  type Timer,
+  type ServerSpec,
+  type InitContext,
+  type TerminateContext,
+  type StepResult,
+  type ServerCodecs,
+  type ServerPersistence,
+  type ExitReason,
+  type ServerRef,
+  type ServerTypes,
+  type WorkerSpec,
+  type SupervisorSpec,
+  type ChildSpec,
+  type ChildOptions,
+  type SupervisorOptions,
+  type SupervisorFlags,
+  type BackoffOptions,
+  type ResolvedBackoff,
+  type RestartType,
+  type Shutdown,
+  type Strategy,
+  type AutoShutdown,
+  type RestartDecision,
+  type RestartHistory,
+  type ChildExit,
+  type PolicyChild,
+  type PolicyOutcome,
+  type ChildStatus,
+  type ChildInfo,
+  type ChildCounts,
+  type SupervisorInfo,
+  type SupervisionEvent,
+  type SupervisionTree,
+  type SupervisionOptions,
+  type CallOptions,
+  type CastOptions,
+  type TreeStatus,
+  type SupervisionStats,
+  type LoopCounters,
+  type StateStore,
+  type SupervisionHttpOptions
+} from './supervision/index.js'
