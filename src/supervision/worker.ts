@@ -277,10 +277,10 @@ export class WorkerRunner implements ChildRunner, ServerHost {
 
 /** A step result must be a plain `{ state, output }`, never a promise (steps are synchronous). */
 function checkStepResult (result: unknown): asserts result is StepResult<unknown, unknown> {
+  if (typeof result === 'object' && result !== null && typeof (result as { then?: unknown }).then === 'function') {
+    throw new TypeError('step must be synchronous; it returned a promise')
+  }
   if (typeof result !== 'object' || result === null || !('state' in result)) {
     throw new TypeError('step must return { state, output }')
-  }
-  if (typeof (result as { then?: unknown }).then === 'function') {
-    throw new TypeError('step must be synchronous; it returned a promise')
   }
 }
