@@ -23,7 +23,9 @@ export {
 } from './restart-policy.js'
 export {
   isAlive,
-  type ChildStatus, type ChildInfo, type ChildCounts, type SupervisorInfo, type SupervisionEvent
+  type ChildStatus, type ChildInfo, type ChildCounts, type SupervisorInfo, type SupervisedChildInfo, type SupervisionEvent,
+  type ChildEventFields, type ChildStartEvent, type ChildStopEvent, type ServerCrashEvent, type RestartDecidedEvent,
+  type CallbackFailedEvent
 } from './lifecycle.js'
 export {
   startSupervision,

@@ -23,12 +23,60 @@ import type { ExitReason } from './server.js'
  * - `stopped`: not running and no restart planned; `reason` is `undefined` before the first start.
  */
 export type ChildStatus =
-  | { readonly kind: 'starting', readonly incarnation: number, readonly since: number }
-  | { readonly kind: 'running', readonly incarnation: number, readonly since: number }
-  | { readonly kind: 'stopping', readonly incarnation: number, readonly since: number, readonly reason: ExitReason }
-  | { readonly kind: 'down', readonly incarnation: number, readonly reason: ExitReason }
-  | { readonly kind: 'restarting', readonly incarnation: number, readonly attempt: number, readonly delayMs: number, readonly restartAt: number }
-  | { readonly kind: 'stopped', readonly incarnation: number, readonly reason: ExitReason | undefined }
+  | {
+    /** `init` (or starting the children) is running. */
+    readonly kind: 'starting'
+    /** Which start this is. */
+    readonly incarnation: number
+    /** When it began. */
+    readonly since: number
+  }
+  | {
+    /** Serving requests, or supervising. */
+    readonly kind: 'running'
+    /** Which start this is. */
+    readonly incarnation: number
+    /** When it finished starting. */
+    readonly since: number
+  }
+  | {
+    /** `terminate` (or stopping the children) is running. */
+    readonly kind: 'stopping'
+    /** The incarnation stopping. */
+    readonly incarnation: number
+    /** When it began. */
+    readonly since: number
+    /** Why it stops. */
+    readonly reason: ExitReason
+  }
+  | {
+    /** Exited; its supervisor has not decided yet. */
+    readonly kind: 'down'
+    /** The incarnation that exited. */
+    readonly incarnation: number
+    /** Why. */
+    readonly reason: ExitReason
+  }
+  | {
+    /** Waiting out its restart backoff. */
+    readonly kind: 'restarting'
+    /** The incarnation that exited last. */
+    readonly incarnation: number
+    /** The backoff count used for the delay. */
+    readonly attempt: number
+    /** The delay, in milliseconds. */
+    readonly delayMs: number
+    /** When the restart is due. */
+    readonly restartAt: number
+  }
+  | {
+    /** Not running, and no restart planned. */
+    readonly kind: 'stopped'
+    /** The incarnation that ran last (0 if none). */
+    readonly incarnation: number
+    /** Why it stopped; `undefined` before the first start. */
+    readonly reason: ExitReason | undefined
+  }
 
 /** Whether a child in `status` is alive: starting, running or stopping. */
 export function isAlive (status: ChildStatus): boolean {
@@ -74,26 +122,84 @@ export interface SupervisorInfo {
   /** Restarts it counted inside its intensity window. */
   readonly recentRestarts: number
   /** Its children, in declaration order; supervisors with their own subtrees. */
-  readonly children: ReadonlyArray<ChildInfo & { readonly subtree?: SupervisorInfo }>
+  readonly children: readonly SupervisedChildInfo[]
 }
 
-/**
- * What a tree reports, in the order it happens. `supervisor` is the id of the child's supervisor
- * (`undefined` for the root); `at` is the tree's clock.
- * - `starting` / `started`: a child begins and finishes starting;
- * - `crashed`: a worker's `step` or `init` threw (`input`: the input, for a step);
- * - `terminating`: a child is being stopped for `reason` (its `terminate` runs next);
- * - `exited`: a child is down, for `reason`;
- * - `decided`: a supervisor's restart decision for an exit (the plain value a replicated layer
- *   could fold);
- * - `callback-failed`: a worker's `terminate` or the save of its state failed (`error`); the
- *   exit goes on, and nothing is saved.
- */
-export type SupervisionEvent =
-  | { readonly type: 'starting', readonly at: number, readonly supervisor: string | undefined, readonly child: string, readonly kind: 'worker' | 'supervisor', readonly incarnation: number }
-  | { readonly type: 'started', readonly at: number, readonly supervisor: string | undefined, readonly child: string, readonly kind: 'worker' | 'supervisor', readonly incarnation: number }
-  | { readonly type: 'crashed', readonly at: number, readonly supervisor: string | undefined, readonly child: string, readonly incarnation: number, readonly phase: 'init' | 'step', readonly error: unknown, readonly input?: unknown }
-  | { readonly type: 'terminating', readonly at: number, readonly supervisor: string | undefined, readonly child: string, readonly kind: 'worker' | 'supervisor', readonly incarnation: number, readonly reason: ExitReason }
-  | { readonly type: 'exited', readonly at: number, readonly supervisor: string | undefined, readonly child: string, readonly kind: 'worker' | 'supervisor', readonly incarnation: number, readonly reason: ExitReason }
-  | { readonly type: 'decided', readonly at: number, readonly supervisor: string, readonly exit: ChildExit, readonly decision: RestartDecision }
-  | { readonly type: 'callback-failed', readonly at: number, readonly child: string | undefined, readonly callback: 'terminate' | 'save', readonly error: unknown }
+/** A child in {@link SupervisorInfo}: its {@link ChildInfo}, and for a supervisor its subtree. */
+export interface SupervisedChildInfo extends ChildInfo {
+  /** The child supervisor's own subtree (absent for workers). */
+  readonly subtree?: SupervisorInfo
+}
+
+/** The fields of every event about one child. */
+export interface ChildEventFields {
+  /** When, on the tree's clock. */
+  readonly at: number
+  /** The id of the child's supervisor (`undefined` for the root). */
+  readonly supervisor: string | undefined
+  /** The child's id. */
+  readonly child: string
+  /** Which start of the child the event is about. */
+  readonly incarnation: number
+}
+
+/** A child begins (`starting`) or finishes (`started`) starting. */
+export interface ChildStartEvent extends ChildEventFields {
+  /** Which of the two. */
+  readonly type: 'starting' | 'started'
+  /** Worker or supervisor. */
+  readonly kind: 'worker' | 'supervisor'
+}
+
+/** A child is being stopped for `reason` (`terminating`; its `terminate` runs next), or is down (`exited`). */
+export interface ChildStopEvent extends ChildEventFields {
+  /** Which of the two. */
+  readonly type: 'terminating' | 'exited'
+  /** Worker or supervisor. */
+  readonly kind: 'worker' | 'supervisor'
+  /** Why it stops (for `exited`: the final reason, e.g. `killed` if `terminate` overran). */
+  readonly reason: ExitReason
+}
+
+/** A worker's `step` or `init` threw. */
+export interface ServerCrashEvent extends ChildEventFields {
+  /** Always `'crashed'`. */
+  readonly type: 'crashed'
+  /** Which callback threw. */
+  readonly phase: 'init' | 'step'
+  /** What it threw. */
+  readonly error: unknown
+  /** The input that crashed the step (absent for `init`): the candidate for quarantine. */
+  readonly input?: unknown
+}
+
+/** A supervisor's restart decision for one exit: the plain value a replicated layer could fold. */
+export interface RestartDecidedEvent {
+  /** Always `'decided'`. */
+  readonly type: 'decided'
+  /** When, on the tree's clock. */
+  readonly at: number
+  /** The supervisor that decided. */
+  readonly supervisor: string
+  /** The exit it decided on, with the time and jitter the decision used. */
+  readonly exit: ChildExit
+  /** What it decided. */
+  readonly decision: RestartDecision
+}
+
+/** A worker's `terminate`, or the save of its state, failed; the exit goes on and nothing is saved. */
+export interface CallbackFailedEvent {
+  /** Always `'callback-failed'`. */
+  readonly type: 'callback-failed'
+  /** When, on the tree's clock. */
+  readonly at: number
+  /** The worker. */
+  readonly child: string
+  /** What failed. */
+  readonly callback: 'terminate' | 'save'
+  /** What it threw. */
+  readonly error: unknown
+}
+
+/** What a tree reports, in the order it happens (through `SupervisionOptions.onEvent`). */
+export type SupervisionEvent = ChildStartEvent | ChildStopEvent | ServerCrashEvent | RestartDecidedEvent | CallbackFailedEvent

@@ -81,17 +81,36 @@ export interface ChildExit {
  *   intensity was exceeded, `shutdown` for an auto_shutdown.
  */
 export type RestartDecision =
-  | { readonly kind: 'keep-stopped', readonly child: string, readonly remove: boolean }
   | {
-    readonly kind: 'restart'
+    /** Leave the child stopped. */
+    readonly kind: 'keep-stopped'
+    /** The child that exited. */
     readonly child: string
+    /** Whether to remove it (a temporary child). */
+    readonly remove: boolean
+  }
+  | {
+    /** Restart a group of children. */
+    readonly kind: 'restart'
+    /** The child that exited. */
+    readonly child: string
+    /** Children to stop first, in this order. */
     readonly stop: readonly string[]
+    /** Temporary children of the group, to remove. */
     readonly remove: readonly string[]
+    /** Children to start, in this order, after `delayMs`. */
     readonly start: readonly string[]
+    /** The backoff delay, in milliseconds (0 without backoff). */
     readonly delayMs: number
+    /** The exited child's backoff count used for the delay. */
     readonly attempt: number
   }
-  | { readonly kind: 'shut-down', readonly reason: ExitReason }
+  | {
+    /** Stop every child and exit. */
+    readonly kind: 'shut-down'
+    /** The supervisor's exit reason: `gave-up` or `shutdown`. */
+    readonly reason: ExitReason
+  }
 
 /** The outcome of {@link decideRestart}. */
 export interface PolicyOutcome {

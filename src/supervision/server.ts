@@ -125,11 +125,36 @@ export interface ServerSpec<I, S, O> {
  *   `periodMs`; it stopped its children and itself. Abnormal, so its own supervisor reacts.
  */
 export type ExitReason =
-  | { readonly kind: 'normal' }
-  | { readonly kind: 'shutdown' }
-  | { readonly kind: 'killed' }
-  | { readonly kind: 'crashed', readonly phase: 'init' | 'step', readonly error: unknown, readonly input?: unknown }
-  | { readonly kind: 'gave-up', readonly restarts: number, readonly periodMs: number }
+  | {
+    /** The server's step asked to stop. */
+    readonly kind: 'normal'
+  }
+  | {
+    /** Stopped by its supervisor or the tree, or an auto_shutdown. */
+    readonly kind: 'shutdown'
+  }
+  | {
+    /** Stopped without a finished `terminate`. */
+    readonly kind: 'killed'
+  }
+  | {
+    /** `init` or `step` threw. */
+    readonly kind: 'crashed'
+    /** Which of the two. */
+    readonly phase: 'init' | 'step'
+    /** What it threw. */
+    readonly error: unknown
+    /** For a step: the input that crashed it. */
+    readonly input?: unknown
+  }
+  | {
+    /** A supervisor exceeded its restart intensity. */
+    readonly kind: 'gave-up'
+    /** Restarts counted in the window, the one that exceeded the intensity included. */
+    readonly restarts: number
+    /** The window, in milliseconds. */
+    readonly periodMs: number
+  }
 
 /** Whether `reason` is abnormal, the condition under which a `transient` child is restarted. */
 export function isAbnormalExit (reason: ExitReason): boolean {

@@ -80,9 +80,20 @@ export type CastOptions = CallOptions
 
 /** Where a tree is: running, stopping, or stopped for `reason`. */
 export type TreeStatus =
-  | { readonly kind: 'running' }
-  | { readonly kind: 'stopping' }
-  | { readonly kind: 'stopped', readonly reason: ExitReason }
+  | {
+    /** Serving. */
+    readonly kind: 'running'
+  }
+  | {
+    /** `stop` was called; refusing new requests. */
+    readonly kind: 'stopping'
+  }
+  | {
+    /** Everything is stopped. */
+    readonly kind: 'stopped'
+    /** The root's exit reason: `shutdown` after `stop`, `gave-up` if the root gave up. */
+    readonly reason: ExitReason
+  }
 
 /** Counters and gauges of a tree. */
 export interface SupervisionStats extends Readonly<LoopCounters> {
