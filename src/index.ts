@@ -6,8 +6,9 @@
  *
  * This entry point exports the public contract: {@link startLegion} and the {@link Legion}
  * handle it returns, storage adapters, the EventFold itself and its data types, the binary
- * codec through which applications serialise their events, states and outputs, and the
- * built-in partition table event spec.
+ * codec through which applications serialise their events, states and outputs, the
+ * built-in partition table event spec, and supervised state machines on one process
+ * ({@link startSupervision}: servers as pure step functions under OTP-style supervisor trees).
  *
  * @example
  * Two peers on loopback share a partition table; `b` joins through `a`.
@@ -43,6 +44,26 @@
  * a.mergeDiff(b.diffFor('a')!)    // a acknowledges: the event folds on a
  * b.mergeDiff(a.diffFor('b')!)    // a's infimum tells b everyone has it
  * b.infimumValue()                // 5
+ * ```
+ *
+ * @example
+ * A supervised server: a counter that crashes on a negative input and is restarted.
+ * ```ts
+ * import { defineServer, startSupervision, supervisor, worker } from 'legion'
+ *
+ * const counter = defineServer<number, number, number>({
+ *   init: () => 0,
+ *   step: (n, total) => {
+ *     if (n < 0) throw new RangeError('negative')
+ *     return { state: total + n, output: total + n }
+ *   }
+ * })
+ * const c = worker('counter', counter)
+ * const tree = await startSupervision(supervisor('root', {}, [c]))
+ * await tree.call(c, 5)                            // 5
+ * await tree.call(c, -1).catch((e) => e.name)      // 'ServerCrashedError'
+ * await tree.call(c, 1)                            // 1: the restarted counter starts over
+ * await tree.stop()
  * ```
  *
  * @packageDocumentation
