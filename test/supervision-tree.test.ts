@@ -6,7 +6,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import {
-  ChildStartError, ManualClock, ServerStoppedError, startSupervision, supervisor, SupervisionStoppedError,
+  ChildStartError, ManualClock, ServerStoppedError, StartTimeoutError, startSupervision, supervisor, SupervisionStoppedError,
   UnknownServerError, worker, type SupervisionEvent, type SupervisionOptions, type SupervisorSpec
 } from '../src/supervision/index.js'
 import { gate, stub, track, until } from './support/supervision-stubs.js'
@@ -275,4 +275,22 @@ test('a listener that throws, and a step that returns a promise or no state, dis
   await until(clock, () => tree.whichChildren()[0]!.status.kind === 'running', 'restarted')
   assert.equal(await tree.call('odd', 'fine'), 0)
   await tree.stop()
+})
+
+test('an init that overruns its startTimeoutMs fails the start with StartTimeoutError', T, async () => {
+  const clock = new ManualClock()
+  const log: string[] = []
+  const hanging = stub(log, { initGate: () => new Promise<void>(() => {}) })
+  const starting = track(startSupervision(supervisor('root', {}, [worker('a', stub(log)), worker('b', hanging, { startTimeoutMs: 1000 })]), { clock }))
+  await clock.advance(999)
+  assert.equal(starting.state(), 'pending')
+  await clock.advance(1)
+  await until(clock, () => starting.state() === 'rejected', 'start failed')
+  const err = starting.error()
+  assert.ok(err instanceof ChildStartError)
+  assert.equal(err.child, 'b')
+  assert.ok(err.cause instanceof StartTimeoutError)
+  assert.equal(err.cause.timeoutMs, 1000)
+  assert.deepEqual(log, ['start a', 'start b', 'stop a shutdown'])
+  assert.throws(() => worker('c', hanging, { startTimeoutMs: 0 }), /options\.startTimeoutMs/)
 })

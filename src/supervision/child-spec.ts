@@ -66,6 +66,17 @@ export interface ChildOptions {
   readonly significant?: boolean
 }
 
+/** Options of {@link worker}: a child's options, and a bound on its start. */
+export interface WorkerOptions extends ChildOptions {
+  /**
+   * The longest `init` (with the load of saved state) may take, in milliseconds; past it the
+   * start fails with `StartTimeoutError` and counts as a crash. The abandoned `init` is not
+   * cancelled: if it finishes later, what it made is dropped without `terminate`.
+   * @default undefined (no limit, as OTP's default start timeout `infinity`)
+   */
+  readonly startTimeoutMs?: number
+}
+
 /**
  * Exponential restart backoff with jitter (after Akka's `restartWithBackoff`). Restart number
  * `n` of a child (counted from 0) waits `min(maxMs, minMs * factor^n) * (1 + randomFactor * r)`
@@ -169,6 +180,8 @@ export interface WorkerSpec<I = unknown, O = unknown> extends ServerRef<I, O> {
   readonly shutdown: Shutdown
   /** See {@link ChildOptions.significant}. */
   readonly significant: boolean
+  /** See {@link WorkerOptions.startTimeoutMs}; `undefined`: no limit. */
+  readonly startTimeoutMs: number | undefined
 }
 
 /** A supervisor child (or the root of a tree). Made by {@link supervisor}. */
@@ -199,15 +212,20 @@ export const DEFAULT_WORKER_SHUTDOWN_MS = 5000
  * A worker child running `server` under the name `id` (unique in the tree: calls address it).
  * @throws TypeError naming the argument or option that is wrong
  */
-export function worker<I, S, O> (id: string, server: ServerSpec<I, S, O>, options: ChildOptions = {}): WorkerSpec<I, O> {
+export function worker<I, S, O> (id: string, server: ServerSpec<I, S, O>, options: WorkerOptions = {}): WorkerSpec<I, O> {
   checkId(id, 'worker')
   checkServerSpec(server, 'worker: server')
   const common = checkChildOptions(options, 'worker', DEFAULT_WORKER_SHUTDOWN_MS)
+  const startTimeoutMs = options.startTimeoutMs
+  if (startTimeoutMs !== undefined && (typeof startTimeoutMs !== 'number' || !(startTimeoutMs > 0) || startTimeoutMs === Infinity)) {
+    throw new TypeError('worker: options.startTimeoutMs must be a finite number of milliseconds > 0')
+  }
   return Object.freeze({
     kind: 'worker',
     id,
     server: server as unknown as ServerSpec<unknown, unknown, unknown>,
-    ...common
+    ...common,
+    startTimeoutMs
   })
 }
 

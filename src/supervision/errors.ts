@@ -174,6 +174,21 @@ export class ChildStartError extends Error {
   }
 }
 
+/** A worker's `init` (with the load of its saved state) did not finish within its `startTimeoutMs`. */
+export class StartTimeoutError extends Error {
+  /** Always `'StartTimeoutError'`. */
+  override readonly name = 'StartTimeoutError'
+  /** The worker. */
+  readonly child: string
+  /** The limit that passed, in milliseconds. */
+  readonly timeoutMs: number
+  constructor (child: string, timeoutMs: number) {
+    super(`init of ${JSON.stringify(child)} did not finish within ${timeoutMs} ms; abandoned`)
+    this.child = child
+    this.timeoutMs = timeoutMs
+  }
+}
+
 /** `startChild` was given an id that is already used somewhere in the tree. */
 export class DuplicateChildError extends Error {
   /** Always `'DuplicateChildError'`. */

@@ -13,7 +13,7 @@ export {
 } from './server.js'
 export {
   worker, supervisor, DEFAULT_WORKER_SHUTDOWN_MS,
-  type WorkerSpec, type SupervisorSpec, type ChildSpec, type ChildOptions, type SupervisorOptions,
+  type WorkerSpec, type SupervisorSpec, type ChildSpec, type ChildOptions, type WorkerOptions, type SupervisorOptions,
   type SupervisorFlags, type BackoffOptions, type ResolvedBackoff, type RestartType, type Shutdown,
   type Strategy, type AutoShutdown
 } from './child-spec.js'
@@ -38,5 +38,5 @@ export { supervisionHttpHandler, type SupervisionHttpOptions } from './http.js'
 export {
   UnknownServerError, QueueFullError, CallTimeoutError, CallAbortedError, ServerCrashedError,
   ServerExitedError, ServerStoppedError, SupervisionStoppedError, BadInputError, BadOutputError,
-  ChildStartError, DuplicateChildError, UnknownChildError
+  ChildStartError, StartTimeoutError, DuplicateChildError, UnknownChildError
 } from './errors.js'

@@ -13,7 +13,7 @@
 import { logger } from '@libp2p/logger'
 import { decodeWith, encodeWith } from '../codec/codec.js'
 import type { WorkerSpec } from './child-spec.js'
-import { ChildStartError, ServerStoppedError } from './errors.js'
+import { ChildStartError, ServerStoppedError, StartTimeoutError } from './errors.js'
 import type { Admission, ServerHost, StepOutcome } from './event-loop.js'
 import type { ChildStatus } from './lifecycle.js'
 import { raceDeadline, shutdownDeadline, type ChildRunner, type ExitListener, type RunnerContext } from './runner.js'
@@ -203,19 +203,23 @@ export class WorkerRunner implements ChildRunner, ServerHost {
 
   // ---- Internals ---------------------------------------------------------------------------
 
-  /** Loads saved state, then runs `init`; never rejects. */
+  /** Loads saved state, then runs `init`, within `startTimeoutMs` if set; never rejects. */
   async #init (incarnation: number): Promise<InitOutcome> {
-    try {
+    const work = (async () => {
       let restored: unknown
       const persistence = this.#server.persistence
       if (persistence !== undefined) {
         const bytes = await this.#ctx.store.load(persistence.key ?? this.id)
         if (bytes !== undefined) restored = decodeWith(stateCodecOf(persistence), bytes)
       }
-      const state = await this.#server.init({ name: this.id, incarnation, restored })
-      return { ok: true, state }
-    } catch (error) {
-      return { ok: false, error }
+      return await this.#server.init({ name: this.id, incarnation, restored })
+    })()
+    const limit = this.#spec.startTimeoutMs
+    const outcome = await raceDeadline(this.#ctx.clock, work, limit === undefined ? Infinity : this.#ctx.clock.now() + limit)
+    switch (outcome.kind) {
+      case 'done': return { ok: true, state: outcome.value }
+      case 'failed': return { ok: false, error: outcome.error }
+      case 'overran': return { ok: false, error: new StartTimeoutError(this.id, limit ?? 0) }
     }
   }
 
