@@ -294,3 +294,22 @@ test('an init that overruns its startTimeoutMs fails the start with StartTimeout
   assert.deepEqual(log, ['start a', 'start b', 'stop a shutdown'])
   assert.throws(() => worker('c', hanging, { startTimeoutMs: 0 }), /options\.startTimeoutMs/)
 })
+
+test('a child that exits while its later siblings are still starting is restarted once the start completes', T, async () => {
+  const clock = new ManualClock()
+  const log: string[] = []
+  const held = gate()
+  const { tree } = await start(supervisor('root', { strategy: 'one_for_all', intensity: 5 }, [
+    worker('x', stub(log)),
+    supervisor('s', { intensity: 5 }, [worker('a', stub(log)), worker('b', stub(log, { initGate: (i) => i === 2 ? held.promise : undefined }))])
+  ]), { clock })
+  await assert.rejects(tree.call('x', 'crash')) // one_for_all: x and s (a, b) restart
+  await until(clock, () => tree.whichChildren('s')[1]!.status.kind === 'starting', 'b held in its second init')
+  assert.equal(tree.whichChildren()[1]!.status.kind, 'starting', 's is still starting')
+  await assert.rejects(tree.call('a', 'crash'))
+  await until(clock, () => tree.whichChildren('s')[0]!.status.kind === 'down', 'a down, its decision waiting')
+  held.open()
+  await until(clock, () => tree.whichChildren('s')[0]!.status.kind === 'running' && tree.whichChildren('s')[0]!.status.incarnation === 3, 'a restarted')
+  assert.equal(await tree.call('a', 'x'), 'x:1')
+  await tree.stop()
+})

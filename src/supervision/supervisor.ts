@@ -67,6 +67,8 @@ export class SupervisorRunner implements ChildRunner {
   #history: RestartHistory = EMPTY_HISTORY
   readonly #pending = new Set<PendingRestart>()
   #ops: Promise<void> = Promise.resolve()
+  /** Settles when the latest start has finished, however it ended. */
+  #startRun: Promise<void> = Promise.resolve()
 
   constructor (spec: SupervisorSpec, parentId: string | undefined, ctx: RunnerContext, onExit: ExitListener) {
     this.id = spec.id
@@ -86,7 +88,13 @@ export class SupervisorRunner implements ChildRunner {
     return p.kind === 'stopping' ? { kind: p.kind, incarnation: p.incarnation, since: p.since, reason: p.reason } : p
   }
 
-  async start (): Promise<void> {
+  start (): Promise<void> {
+    const run = this.#start()
+    this.#startRun = run.then(() => {}, () => {})
+    return run
+  }
+
+  async #start (): Promise<void> {
     const incarnation = this.#phase.incarnation + 1
     this.#phase = { kind: 'starting', incarnation, since: this.#ctx.clock.now() }
     this.#emit('starting', incarnation)
@@ -256,6 +264,9 @@ export class SupervisorRunner implements ChildRunner {
   }
 
   async #decide (id: string, incarnation: number): Promise<void> {
+    // A child that started early can exit while its later siblings still start: as OTP's exit
+    // signals wait in a starting supervisor's mailbox, the decision waits for the start.
+    if (this.#phase.kind === 'starting') await this.#startRun
     if (this.#phase.kind !== 'running') return
     const slot = this.#slot(id)
     if (slot === undefined || slot.runner.incarnation !== incarnation) return
