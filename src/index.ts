@@ -6,8 +6,9 @@
  *
  * This entry point exports the public contract: {@link startLegion} and the {@link Legion}
  * handle it returns, storage adapters, the EventFold itself and its data types, the binary
- * codec through which applications serialise their events, states and outputs, and the
- * built-in partition table event spec.
+ * codec through which applications serialise their events, states and outputs, the
+ * built-in partition table event spec, and supervised state machines on one process
+ * ({@link startSupervision}: servers as pure step functions under OTP-style supervisor trees).
  *
  * @example
  * Two peers on loopback share a partition table; `b` joins through `a`.
@@ -43,6 +44,26 @@
  * a.mergeDiff(b.diffFor('a')!)    // a acknowledges: the event folds on a
  * b.mergeDiff(a.diffFor('b')!)    // a's infimum tells b everyone has it
  * b.infimumValue()                // 5
+ * ```
+ *
+ * @example
+ * A supervised server: a counter that crashes on a negative input and is restarted.
+ * ```ts
+ * import { defineServer, startSupervision, supervisor, worker } from 'legion'
+ *
+ * const counter = defineServer<number, number, number>({
+ *   init: () => 0,
+ *   step: (n, total) => {
+ *     if (n < 0) throw new RangeError('negative')
+ *     return { state: total + n, output: total + n }
+ *   }
+ * })
+ * const c = worker('counter', counter)
+ * const tree = await startSupervision(supervisor('root', {}, [c]))
+ * await tree.call(c, 5)                            // 5
+ * await tree.call(c, -1).catch((e) => e.name)      // 'ServerCrashedError'
+ * await tree.call(c, 1)                            // 1: the restarted counter starts over
+ * await tree.stop()
  * ```
  *
  * @packageDocumentation
@@ -122,7 +143,7 @@ export {
 export type { Group, GroupOptions } from './peer/group/groups.js'
 export type { GroupMembership } from './peer/group/definition.js'
 export type { Metrics } from './peer/metrics.js'
-export type { Clock, Random, TimerHandle } from './peer/clock.js'
+export type { PeerClock, Random } from './peer/clock.js'
 
 // ---------------------------------------------------------------------------------------------
 // Storage: where a peer persists its fold and its private key (PeerStorage, used by the runtime
@@ -222,6 +243,7 @@ export {
 export { DecodeError, EncodeError, type DecodeErrorCode } from './codec/errors.js'
 export { Writer, Reader } from './codec/buffer.js'
 export { jsonCodec, jsonCodecFor, type JsonValue, type JsonArray, type JsonObject, type IsJson, type JsonCheck, type OptionalKeys } from './codec/json.js'
+export { checkedJsonCodec } from './codec/checked-json.js'
 export {
   FORMAT_VERSION,
   encodeEventId,
@@ -254,3 +276,93 @@ export {
   type PartitionTableEvent,
   type PartitionTableOutput
 } from './partitions/partition-table.js'
+
+// ---------------------------------------------------------------------------------------------
+// Supervision: servers as pure step functions, an event loop over a bounded queue, and
+// OTP-style supervisor trees with backoff, on one process. Independent of the runtime.
+// ---------------------------------------------------------------------------------------------
+
+export {
+  systemClock,
+  ManualClock,
+  defineServer,
+  serverRef,
+  isAbnormalExit,
+  worker,
+  supervisor,
+  DEFAULT_WORKER_SHUTDOWN_MS,
+  decideRestart,
+  backoffDelay,
+  EMPTY_HISTORY,
+  isAlive,
+  startSupervision,
+  memoryStateStore,
+  MemoryStateStore,
+  fileStateStore,
+  MAX_FILE_STATE_KEY_BYTES,
+  supervisionHttpHandler,
+  UnknownServerError,
+  QueueFullError,
+  CallTimeoutError,
+  CallAbortedError,
+  ServerCrashedError,
+  ServerExitedError,
+  ServerStoppedError,
+  SupervisionStoppedError,
+  BadInputError,
+  BadOutputError,
+  ChildStartError,
+  StartTimeoutError,
+  DuplicateChildError,
+  UnknownChildError,
+  type Clock,
+  type Timer,
+  type ServerSpec,
+  type InitContext,
+  type TerminateContext,
+  type StepResult,
+  type ServerCodecs,
+  type ServerPersistence,
+  type ExitReason,
+  type ServerRef,
+  type ServerTypes,
+  type WorkerSpec,
+  type SupervisorSpec,
+  type ChildSpec,
+  type ChildOptions,
+  type WorkerOptions,
+  type SupervisorOptions,
+  type SupervisorFlags,
+  type BackoffOptions,
+  type ResolvedBackoff,
+  type RestartType,
+  type Shutdown,
+  type Strategy,
+  type AutoShutdown,
+  type RestartDecision,
+  type RestartHistory,
+  type ChildExit,
+  type PolicyChild,
+  type PolicyOutcome,
+  type ChildStatus,
+  type ChildInfo,
+  type ChildCounts,
+  type SupervisorInfo,
+  type SupervisionEvent,
+  type SupervisedChildInfo,
+  type ChildEventFields,
+  type ChildStartEvent,
+  type ChildStopEvent,
+  type ServerCrashEvent,
+  type RestartDecidedEvent,
+  type CallbackFailedEvent,
+  type SupervisionTree,
+  type SupervisionOptions,
+  type CallOptions,
+  type CastOptions,
+  type TreeStatus,
+  type SupervisionStats,
+  type LoopCounters,
+  type StateStore,
+  type SupervisionHttpOptions
+} from './supervision/index.js'

@@ -1,39 +1,27 @@
 /**
- * Time and chance, injected. Every part of a peer that waits, times out, schedules work or
- * picks a random participant does it through a {@link Clock} and a {@link Random}, never
- * through `setTimeout`, `performance.now()` or `Math.random()` directly, so that the logic can
- * run under a test's manual clock with no sockets and no sleeps. {@link systemClock} and
- * {@link systemRandom} are what a real peer uses.
+ * Time and chance for a peer, injected (see `src/time/clock.ts` for why). A peer needs a
+ * little more than the shared {@link Clock}: periodic timers (anti-entropy, heartbeats), the
+ * end of the current tick (the flush, so everything applied in one tick travels in one batch),
+ * and wall time for what is shown to people. {@link systemPeerClock} and {@link systemRandom}
+ * are what a real peer uses.
  *
  * @module
  */
+import { systemClock, type Clock, type Timer } from '../time/clock.js'
 
-/** A timer started by a {@link Clock}; pass it back to cancel it. */
-export interface TimerHandle {
-  /** Brand: a handle is opaque. */
-  readonly __timer: unique symbol
-}
+export type { Clock, Timer }
 
-/** The peer's view of time. */
-export interface Clock {
-  /**
-   * Monotonic milliseconds, for every duration the peer measures (suspicion, stuck peers,
-   * relay delays): a wall-clock jump must not make anyone suspect anyone.
-   */
-  now(): number
+/** The peer's view of time: the shared {@link Clock}, plus what a peer needs besides. */
+export interface PeerClock extends Clock {
   /** Milliseconds since the Unix epoch, only for what is shown to people. */
   wallNow(): number
-  /** Runs `fn` once after `ms` milliseconds. */
-  setTimeout(fn: () => void, ms: number): TimerHandle
-  /** Cancels a timer from {@link setTimeout} or {@link setInterval}; unknown handles are ignored. */
-  clearTimer(handle: TimerHandle): void
-  /** Runs `fn` every `ms` milliseconds until cleared. */
-  setInterval(fn: () => void, ms: number): TimerHandle
+  /** Calls `callback` every `ms` milliseconds until the timer is cancelled. */
+  every(ms: number, callback: () => void): Timer
   /**
-   * Runs `fn` after the I/O callbacks already queued: the end of the current tick, so that
-   * everything applied in one tick travels in one batch.
+   * Runs `callback` after the I/O callbacks already queued: the end of the current tick, so
+   * that everything applied in one tick travels in one batch.
    */
-  defer(fn: () => void): void
+  defer(callback: () => void): void
 }
 
 /** A source of uniform random numbers. */
@@ -48,13 +36,15 @@ export function pick<T> (random: Random, items: readonly T[]): T {
 }
 
 /** The clock of a real peer: `performance.now()`, `Date.now()`, Node's timers and `setImmediate`. */
-export const systemClock: Clock = Object.freeze({
-  now: () => performance.now(),
+export const systemPeerClock: PeerClock = Object.freeze({
+  now: systemClock.now,
+  setTimer: systemClock.setTimer,
   wallNow: () => Date.now(),
-  setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms) as unknown as TimerHandle,
-  clearTimer: (handle: TimerHandle) => { clearTimeout(handle as unknown as ReturnType<typeof setTimeout>) },
-  setInterval: (fn: () => void, ms: number) => setInterval(fn, ms) as unknown as TimerHandle,
-  defer: (fn: () => void) => { setImmediate(fn) }
+  every (ms: number, callback: () => void): Timer {
+    const handle = setInterval(callback, ms)
+    return { cancel: () => { clearInterval(handle) } }
+  },
+  defer: (callback: () => void) => { setImmediate(callback) }
 })
 
 /** `Math.random()`. */

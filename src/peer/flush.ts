@@ -15,7 +15,7 @@
  * @module
  */
 import type { Logger } from '@libp2p/interface'
-import type { Clock } from './clock.js'
+import type { PeerClock } from './clock.js'
 import type { Incarnation, Lifecycle, SomeReplica } from './lifecycle.js'
 import type { OutputForwarding } from './outputs.js'
 import type { PersistenceGate } from './persistence.js'
@@ -24,7 +24,7 @@ import type { Propagation } from './propagation.js'
 /** What the flush needs. */
 export interface FlushComponents {
   /** Time (the flush runs deferred to the end of the tick). */
-  readonly clock: Clock
+  readonly clock: PeerClock
   /** The peer's lifecycle. */
   readonly lifecycle: Lifecycle
   /** The save-before-send gate. */

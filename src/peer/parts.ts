@@ -17,7 +17,7 @@ import type { Logger, PrivateKey } from '@libp2p/interface'
 import type { DecodeLimits } from '../codec/codec.js'
 import type { EventFoldOptions, Participant } from '../eventfold/types.js'
 import type { TransportStats } from '../transport/node.js'
-import type { Clock, Random } from './clock.js'
+import type { PeerClock, Random } from './clock.js'
 import type { PeerConfig } from './config.js'
 import { Flusher } from './flush.js'
 import type { GroupDefinition } from './group/definition.js'
@@ -47,7 +47,7 @@ export interface PartInputs {
   readonly privateKey: PrivateKey
   readonly network: Network
   readonly lifecycle: Lifecycle
-  readonly clock: Clock
+  readonly clock: PeerClock
   readonly random: Random
   readonly counters: LegionCounters
   readonly limits: DecodeLimits

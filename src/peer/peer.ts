@@ -17,7 +17,7 @@ import { createTransportNode, type TransportNode } from '../transport/index.js'
 import type { DecodeLimits } from '../codec/codec.js'
 import { DEFAULT_DECODE_LIMITS } from '../codec/codec.js'
 import type { EventFoldOptions, Participant } from '../eventfold/types.js'
-import { systemClock, systemRandom, type Clock, type Random, type TimerHandle } from './clock.js'
+import { systemPeerClock, systemRandom, type PeerClock, type Random, type Timer } from './clock.js'
 import { DEFAULT_CONSISTENT_TIMEOUT_MS, type PeerConfig } from './config.js'
 import { ExistingStateError, JoinError, RecoverError, StoppedError } from './errors.js'
 import { eventSignatures } from './event-signatures.js'
@@ -41,7 +41,7 @@ export interface PeerInternals {
   /** Builds the network once the peer's key is known. */
   readonly network?: (privateKey: PrivateKey) => Promise<Network & { stop(): Promise<void>, stats?: TransportNode['stats'] }>
   /** The clock. */
-  readonly clock?: Clock
+  readonly clock?: PeerClock
   /** Randomness. */
   readonly random?: Random
 }
@@ -56,7 +56,7 @@ const NO_TRANSPORT_STATS: ReturnType<TransportNode['stats']> = {
 /** One running peer; see the module comment. */
 export class Peer<E, S, O, Sv extends ServiceMap> implements Legion<E, S, O, Sv> {
   readonly clusterName: string
-  private readonly clock: Clock
+  private readonly clock: PeerClock
   private readonly random: Random
   private readonly lifecycle = new Lifecycle()
   private readonly limits: DecodeLimits
@@ -69,12 +69,12 @@ export class Peer<E, S, O, Sv extends ServiceMap> implements Legion<E, S, O, Sv>
   private parts!: Parts
   private root!: Group<E, S, O>
   private serviceHost!: ServiceHost<Sv>
-  private timers: TimerHandle[] = []
+  private timers: Timer[] = []
   private stopping: Promise<void> | undefined
 
   constructor (private readonly config: PeerConfig<E, S, O>, private readonly options: LegionOptions<E, S, O, Sv>, private readonly internals: PeerInternals = {}) {
     this.clusterName = config.cluster
-    this.clock = internals.clock ?? systemClock
+    this.clock = internals.clock ?? systemPeerClock
     this.random = internals.random ?? systemRandom
     this.limits = { ...DEFAULT_DECODE_LIMITS, maxBytes: config.maxMessageBytes }
     const storage = options.storage
@@ -119,8 +119,8 @@ export class Peer<E, S, O, Sv extends ServiceMap> implements Legion<E, S, O, Sv>
     await this.registerProtocols()
     await this.becomeParticipant(mode, stored)
     await Promise.all(replicas(this.lifecycle.incarnation).map(async r => { await this.parts.persistence.persisted(r) }))
-    this.timers.push(this.clock.setInterval(() => { this.parts.propagation.tick() }, config.intervalMs))
-    this.timers.push(this.clock.setInterval(() => { this.parts.heartbeats.tick() }, config.heartbeatIntervalMs))
+    this.timers.push(this.clock.every(config.intervalMs, () => { this.parts.propagation.tick() }))
+    this.timers.push(this.clock.every(config.heartbeatIntervalMs, () => { this.parts.heartbeats.tick() }))
     // Pull from everyone connected, so a recovered peer catches up at once, and say hello (a
     // recovered peer also learns at once if it was ejected meanwhile).
     const incarnation = this.lifecycle.incarnation!
@@ -297,7 +297,7 @@ export class Peer<E, S, O, Sv extends ServiceMap> implements Legion<E, S, O, Sv>
       await this.serviceHost?.stop()
       if (options.leave !== false) await p.ejection.leave(options.timeoutMs ?? 5000)
     }
-    for (const t of this.timers) this.clock.clearTimer(t)
+    for (const t of this.timers) t.cancel()
     this.timers = []
     const incarnation = this.lifecycle.incarnation
     for (const r of replicas(incarnation)) r.rejectPending(() => new StoppedError())

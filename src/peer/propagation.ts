@@ -19,7 +19,7 @@
  */
 import type { Logger } from '@libp2p/interface'
 import type { Participant } from '../eventfold/types.js'
-import { pick, type Clock, type Random } from './clock.js'
+import { pick, type PeerClock, type Random } from './clock.js'
 import type { Inbound } from './inbound.js'
 import type { Intake } from './intake.js'
 import type { Incarnation, Lifecycle, SomeReplica } from './lifecycle.js'
@@ -62,7 +62,7 @@ export interface PropagationComponents {
   /** Whether `allowPeers` allows a peer now. */
   readonly allows: (peer: Participant) => boolean
   /** Time. */
-  readonly clock: Clock
+  readonly clock: PeerClock
   /** Chance. */
   readonly random: Random
   /** The part's logger. */

@@ -16,7 +16,7 @@
 import type { Logger } from '@libp2p/interface'
 import type { Codec } from '../codec/codec.js'
 import type { Participant } from '../eventfold/types.js'
-import type { Clock, Random } from './clock.js'
+import type { PeerClock, Random } from './clock.js'
 import type { Group, GroupOptions } from './group/groups.js'
 import type { ChannelHandle, MessageChannel } from './messaging.js'
 import type { Metrics } from './metrics.js'
@@ -66,7 +66,7 @@ export interface ServiceComponents {
   /** The service's logger (`legion:<service>`, the peer's short id in every line). */
   readonly log: Logger
   /** Time. */
-  readonly clock: Clock
+  readonly clock: PeerClock
   /** Chance. */
   readonly random: Random
   /** The service's metrics (`legion_<service>_...`). */

@@ -12,29 +12,28 @@
  */
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
-import type { Clock, Random, TimerHandle } from '../../src/peer/clock.js'
+import type { PeerClock, Random, Timer } from '../../src/peer/clock.js'
 import type { Network } from '../../src/peer/network.js'
 import { PeerUnreachableError, RemoteError, TimeoutError } from '../../src/transport/errors.js'
 import type { ChannelHandler } from '../../src/transport/channel.js'
 import type { GossipHandler } from '../../src/transport/gossip.js'
 
 /** A clock whose time moves only when the test says so. */
-export class ManualClock implements Clock {
+export class ManualClock implements PeerClock {
   private time = 0
   private nextId = 1
   private readonly timers = new Map<number, { at: number, fn: () => void, every: number | undefined }>()
 
   now (): number { return this.time }
   wallNow (): number { return 1_700_000_000_000 + this.time }
-  setTimeout (fn: () => void, ms: number): TimerHandle { return this.add(fn, ms, undefined) }
-  setInterval (fn: () => void, ms: number): TimerHandle { return this.add(fn, ms, ms) }
-  clearTimer (handle: TimerHandle): void { this.timers.delete(handle as unknown as number) }
+  setTimer (ms: number, fn: () => void): Timer { return this.add(fn, ms, undefined) }
+  every (ms: number, fn: () => void): Timer { return this.add(fn, ms, ms) }
   defer (fn: () => void): void { setImmediate(fn) }
 
-  private add (fn: () => void, ms: number, every: number | undefined): TimerHandle {
+  private add (fn: () => void, ms: number, every: number | undefined): Timer {
     const id = this.nextId++
     this.timers.set(id, { at: this.time + Math.max(0, ms), fn, every })
-    return id as unknown as TimerHandle
+    return { cancel: () => { this.timers.delete(id) } }
   }
 
   /**
@@ -93,7 +92,7 @@ export class FakeNetwork {
   /** Messages delivered, by protocol name (the part after the cluster). */
   readonly delivered = new Map<string, number>()
 
-  constructor (private readonly clock: Clock) {}
+  constructor (private readonly clock: PeerClock) {}
 
   /** Creates the node of the peer with `privateKey` (for `PeerInternals.network`). */
   async node (privateKey: PrivateKey): Promise<FakeNode> {
@@ -141,17 +140,17 @@ export class FakeNetwork {
         const lost = net.isMuted(id, protocol) || net.isMuted(peer, protocol)
         return await new Promise<Uint8Array>((resolve, reject) => {
           const timeoutMs = options.timeoutMs ?? 10_000
-          const timer = net.clock.setTimeout(() => { reject(new TimeoutError(`no answer within ${timeoutMs} ms`, timeoutMs)) }, timeoutMs)
+          const timer = net.clock.setTimer(timeoutMs, () => { reject(new TimeoutError(`no answer within ${timeoutMs} ms`, timeoutMs)) })
           net.later(() => {
             if (lost || !net.deliverable(id, peer)) return // lost: the timer rejects
             Promise.resolve().then(async () => await target(id, payload)).then(answer => {
               net.later(() => {
                 if (!net.deliverable(peer, id)) return
-                net.clock.clearTimer(timer)
+                timer.cancel()
                 resolve(answer ?? new Uint8Array(0))
               })
             }, err => {
-              net.clock.clearTimer(timer)
+              timer.cancel()
               reject(new RemoteError(err instanceof Error ? err.message : String(err), peer, protocol))
             })
           })

@@ -14,7 +14,7 @@ import type { DecodeLimits } from '../../codec/codec.js'
 import { decodeDiff, decodeEventFold, type FoldCodecs } from '../../codec/eventfold.js'
 import { jsonCodec } from '../../codec/json.js'
 import { compareEventIds, type EventFoldOptions, type EventFoldSnapshot, type EventSpec, type OutstandingEvent, type Participant } from '../../eventfold/types.js'
-import type { Clock } from '../clock.js'
+import type { PeerClock } from '../clock.js'
 import { EjectedError, GroupNotReadyError, StoppedError, UnknownGroupError } from '../errors.js'
 import type { Incarnation, Lifecycle, SomeReplica } from '../lifecycle.js'
 import type { StoredGroup } from '../persistence.js'
@@ -75,7 +75,7 @@ export interface GroupsComponents {
   /** The peer's lifecycle. */
   readonly lifecycle: Lifecycle
   /** Time. */
-  readonly clock: Clock
+  readonly clock: PeerClock
   /** The peer's counters. */
   readonly counters: LegionCounters
   /** Message limits. */

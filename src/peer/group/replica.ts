@@ -19,7 +19,7 @@ import { compareEventIds, eventIdKey, type ConsistentOutput, type Diff, type Eve
 import { encodeWith } from '../../codec/codec.js'
 import { decodeDiff, encodeDiff, encodeEventFold, type DiffContext } from '../../codec/eventfold.js'
 import type { DecodeLimits } from '../../codec/codec.js'
-import type { Clock } from '../clock.js'
+import type { PeerClock } from '../clock.js'
 import { ConsistencyTimeoutError, EjectedError } from '../errors.js'
 import { AbortError } from '../../transport/errors.js'
 import type { ClusterState, LegionCounters, WaitOptions } from '../options.js'
@@ -33,7 +33,7 @@ export interface ReplicaComponents {
   /** This peer. */
   readonly self: Participant
   /** Time, for `applyConsistent` timeouts and relay delays. */
-  readonly clock: Clock
+  readonly clock: PeerClock
   /** The peer's counters. */
   readonly counters: LegionCounters
   /** The group's logger. */
@@ -179,11 +179,11 @@ export class GroupReplica<E, S, O> {
     const key = eventIdKey(r.id)
     const clock = this.components.clock
     const promise = new Promise<O>((resolve, reject) => {
-      const timer = clock.setTimeout(() => { settle(); reject(new ConsistencyTimeoutError(r.id, timeoutMs)) }, timeoutMs)
+      const timer = clock.setTimer(timeoutMs, () => { settle(); reject(new ConsistencyTimeoutError(r.id, timeoutMs)) })
       const onAbort = (): void => { settle(); reject(new AbortError(undefined, { cause: signal?.reason })) }
       signal?.addEventListener('abort', onAbort, { once: true })
       const settle = (): void => {
-        clock.clearTimer(timer)
+        timer.cancel()
         signal?.removeEventListener('abort', onAbort)
         this.pending.delete(key)
       }

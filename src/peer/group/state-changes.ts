@@ -8,7 +8,7 @@
  */
 import type { Logger } from '@libp2p/interface'
 import { AbortError, TimeoutError } from '../../transport/errors.js'
-import type { Clock } from '../clock.js'
+import type { PeerClock } from '../clock.js'
 import type { Lifecycle } from '../lifecycle.js'
 import type { ClusterState, WaitOptions } from '../options.js'
 import { StoppedError } from '../errors.js'
@@ -18,7 +18,7 @@ export class StateChanges<S> {
   private readonly listeners = new Set<(state: ClusterState<S>) => void>()
   private readonly wakers = new Set<() => void>()
 
-  constructor (private readonly lifecycle: Lifecycle, private readonly clock: Clock, private readonly log: Logger) {}
+  constructor (private readonly lifecycle: Lifecycle, private readonly clock: PeerClock, private readonly log: Logger) {}
 
   /** Whether anyone listens (so the state is worth reading). */
   watched (): boolean {
@@ -75,10 +75,10 @@ export class StateChanges<S> {
     await new Promise<void>((resolve, reject) => {
       const check = (): void => { if (predicate()) { cleanup(); resolve() } }
       const onAbort = (): void => { cleanup(); reject(new AbortError(undefined, { cause: options.signal?.reason })) }
-      const timer = this.clock.setTimeout(() => { cleanup(); reject(new TimeoutError(`${what}: not ready within ${timeoutMs} ms`, timeoutMs)) }, timeoutMs)
+      const timer = this.clock.setTimer(timeoutMs, () => { cleanup(); reject(new TimeoutError(`${what}: not ready within ${timeoutMs} ms`, timeoutMs)) })
       const unStop = this.lifecycle.onStop(() => { cleanup(); reject(new StoppedError()) })
       const cleanup = (): void => {
-        this.clock.clearTimer(timer)
+        timer.cancel()
         unStop()
         this.wakers.delete(check)
         options.signal?.removeEventListener('abort', onAbort)

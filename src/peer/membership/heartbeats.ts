@@ -21,7 +21,7 @@
 import type { Logger } from '@libp2p/interface'
 import type { DecodeLimits } from '../../codec/codec.js'
 import { eventIdKey, type Participant } from '../../eventfold/types.js'
-import type { Clock } from '../clock.js'
+import type { PeerClock } from '../clock.js'
 import type { Inbound } from '../inbound.js'
 import type { Incarnation, Lifecycle } from '../lifecycle.js'
 import type { Network } from '../network.js'
@@ -55,7 +55,7 @@ export interface HeartbeatComponents {
   /** Why this peer may be holding the fold back, if it can tell. */
   readonly diagnose: (incarnation: Incarnation) => string
   /** Time. */
-  readonly clock: Clock
+  readonly clock: PeerClock
   /** The peer's counters. */
   readonly counters: LegionCounters
   /** Message limits. */

@@ -16,7 +16,7 @@
 import type { Logger } from '@libp2p/interface'
 import type { DecodeLimits } from '../../codec/codec.js'
 import type { Participant } from '../../eventfold/types.js'
-import type { Clock, Random } from '../clock.js'
+import type { PeerClock, Random } from '../clock.js'
 import { JoinError, JoinRefusedError } from '../errors.js'
 import { Refused, type Inbound } from '../inbound.js'
 import type { Incarnation, Lifecycle, SomeReplica } from '../lifecycle.js'
@@ -47,7 +47,7 @@ export interface JoinComponents {
   /** A new incarnation became current: reset what belongs to the old one. */
   readonly incarnationChanged: () => void
   /** Time. */
-  readonly clock: Clock
+  readonly clock: PeerClock
   /** Chance (the rejoin backoff's jitter). */
   readonly random: Random
   /** The peer's counters. */
