@@ -14,7 +14,7 @@ import type { EventSpec } from '../src/eventfold/types.js'
 import { stopAll } from './support/cluster.js'
 import { EventFold } from '../src/eventfold/event-fold.js'
 import type { Diff, EventFoldSnapshot, EventSignatures } from '../src/eventfold/types.js'
-import { eventSignatures } from '../src/peer/event-signatures.js'
+import { eventSignatures, peerSigner } from '../src/peer/event-signatures.js'
 import { batchOf, protocolIds, pushOf, syncPayload, syncRequest } from './support/wire.js'
 import { createTransportNode } from '../src/transport/index.js'
 import { decodeEventFold, encodeDiff, encodeEventFold, jsonCodec, type FoldCodecs } from '../src/codec/index.js'
@@ -118,7 +118,7 @@ describe('forgery', () => {
     await forger.dial(a.multiaddrs()[0]!)
     const self = forger.peerId
     const nId = peerIdFromPrivateKey(nKey).toString()
-    const signedBy = (key: typeof nKey): EventSignatures<number, number> => eventSignatures('security-test', key, countCodecs)
+    const signedBy = (key: typeof nKey): EventSignatures<number, number> => eventSignatures('security-test', peerSigner(key), countCodecs)
     const fetch = async (): Promise<EventFoldSnapshot<number, number, number>> =>
       decodeEventFold(syncPayload(await forger.request(a.self, ids.sync, syncRequest()))!, countCodecs)
     let handled = 0

@@ -88,7 +88,7 @@ export function buildParts (inputs: PartInputs): Parts {
     try { return allow(peer) === true } catch { return false }
   }
   const isMember = (peer: Participant): boolean => lifecycle.incarnation?.groups.get('')?.isParticipant(peer) === true
-  const schedule = (): void => { flusher.schedule() }
+  const schedule = (replica?: SomeReplica): void => { flusher.schedule(replica) }
   const now = (): number => clock.now()
 
   const inbound = new Inbound({ cluster: config.cluster, network, lifecycle, counters, limits, allows, heard: p => { heartbeats.heard(p) }, isMember, log: loggers('inbound') })
@@ -142,7 +142,6 @@ export function buildParts (inputs: PartInputs): Parts {
     persistence,
     requestSync: (peer, wants) => { sync.request(peer, wants) },
     push,
-    schedule,
     allows,
     clock,
     random,

@@ -20,7 +20,7 @@ import type { EventFoldOptions, Participant } from '../eventfold/types.js'
 import { systemPeerClock, systemRandom, type PeerClock, type Random, type Timer } from './clock.js'
 import { DEFAULT_CONSISTENT_TIMEOUT_MS, type PeerConfig } from './config.js'
 import { ExistingStateError, JoinError, RecoverError, StoppedError } from './errors.js'
-import { eventSignatures } from './event-signatures.js'
+import { eventSignatures, peerSigner, type PeerSigner } from './event-signatures.js'
 import { CLUSTER_GROUP, type GroupDefinition } from './group/definition.js'
 import type { Group } from './group/groups.js'
 import { Lifecycle, type Incarnation, type SomeReplica } from './lifecycle.js'
@@ -211,8 +211,11 @@ export class Peer<E, S, O, Sv extends ServiceMap> implements Legion<E, S, O, Sv>
   }
 
   private foldOptions<A, B, C> (definition: GroupDefinition<A, B, C>): EventFoldOptions<A, C> {
-    return { freezeStates: this.config.freezeStates, signatures: eventSignatures(definition.origin, this.privateKey, definition.codecs) }
+    this.signer ??= peerSigner(this.privateKey)
+    return { freezeStates: this.config.freezeStates, signatures: eventSignatures(definition.origin, this.signer, definition.codecs) }
   }
+
+  private signer: PeerSigner | undefined
 
   private async registerProtocols (): Promise<void> {
     const p = this.parts

@@ -82,8 +82,8 @@ export interface GroupsComponents {
   readonly limits: DecodeLimits
   /** Signing and freezing of this peer's folds of a group. */
   readonly foldOptions: <E, S, O>(definition: GroupDefinition<E, S, O>) => EventFoldOptions<E, O>
-  /** Asks for a flush. */
-  readonly schedule: () => void
+  /** Asks for a flush of `replica` (or of nothing in particular). */
+  readonly schedule: (replica?: SomeReplica) => void
   /** A logger per group. */
   readonly log: (group: string) => Logger
   /** Adds or removes a participant of a managed group and disseminates it. */
@@ -201,7 +201,7 @@ export class GroupRegistry {
       counters: c.counters,
       log: c.log(id),
       foldOptions: c.foldOptions,
-      changed: c.schedule,
+      changed: (replica) => { c.schedule(replica) },
       limits: c.limits
     }
   }

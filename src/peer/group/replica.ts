@@ -40,8 +40,8 @@ export interface ReplicaComponents {
   readonly log: Logger
   /** Signing and freezing of this peer's folds of a group. */
   readonly foldOptions: <E, S, O>(definition: GroupDefinition<E, S, O>) => EventFoldOptions<E, O>
-  /** Called after every change: the peer flushes at the end of the tick. */
-  readonly changed: () => void
+  /** Called after every change (and announcement) of this replica: the peer flushes it at the end of the tick. */
+  readonly changed: (replica: GroupReplica<unknown, unknown, unknown>) => void
   /** Decode limits of messages. */
   readonly limits: DecodeLimits
 }
@@ -221,7 +221,13 @@ export class GroupReplica<E, S, O> {
   /** Counts a change: saved, shown and (if news) sent at the end of the tick. */
   changed (): void {
     this.version++
-    this.components.changed()
+    this.components.changed(this as GroupReplica<unknown, unknown, unknown>)
+  }
+
+  /** Re-announces this replica's acknowledgements at the end of the tick (anti-entropy), changing nothing. */
+  announce (): void {
+    this.news = true
+    this.components.changed(this as GroupReplica<unknown, unknown, unknown>)
   }
 
   private onConsistent (o: ConsistentOutput<O>): void {
