@@ -27,15 +27,17 @@ import type { Inbound } from './inbound.js'
 import type { Lifecycle } from './lifecycle.js'
 import type { Network } from './network.js'
 import type { WaitOptions } from './options.js'
-import { PeerMessageKind, decodeMessage, encodeMessage } from './protocol/message.js'
+import { PeerMessageKind, decodeMessage, encodeMessage, type Refusal } from './protocol/message.js'
 
 /** Protocol names. */
 export const CALL_PROTOCOL = 'call'
 /** Protocol names. */
 export const CAST_PROTOCOL = 'cast'
 
-const KIND_MESSAGE = PeerMessageKind.heartbeatAnswer + 1
-const KIND_REPLY = KIND_MESSAGE + 1
+/** Message kind of a Call or Cast frame. */
+export const KIND_MESSAGE = PeerMessageKind.heartbeatAnswer + 1
+/** Message kind of a CallReply. */
+export const KIND_REPLY = KIND_MESSAGE + 1
 
 /** What a message handler is told besides the message. */
 export interface MessageContext {
@@ -123,7 +125,8 @@ export interface MessagingComponents {
 type RawCallHandler = (body: Uint8Array, context: MessageContext) => Promise<Uint8Array> | Uint8Array
 type RawCastHandler = (body: Uint8Array, context: MessageContext) => void
 
-type Reply =
+/** What a call's handler did: the decoded CallReply. */
+export type Reply =
   | { readonly status: 'replied', readonly body: Uint8Array }
   | { readonly status: 'threw' | 'no-handler' | 'bad-reply', readonly message: string }
 
@@ -198,7 +201,7 @@ export class Messaging {
       ...(options.signal !== undefined ? { signal: options.signal } : {})
     })
     c.inbound.admit(peer, answer)
-    const reply = decodeMessage(answer, c.limits, KIND_REPLY, readReply, true)
+    const reply = decodeReply(answer, c.limits)
     if ('kind' in reply) throw new RemoteError(`refused (${reply.code}): ${reply.message}`, peer, CALL_PROTOCOL)
     return fromReply(reply, peer, channel)
   }
@@ -304,15 +307,18 @@ function describe (value: unknown): string {
   return `a ${typeof value}`
 }
 
-function encodeFrame (channel: string, body: Uint8Array): Uint8Array {
+/** Encodes a Call or Cast frame. */
+export function encodeFrame (channel: string, body: Uint8Array): Uint8Array {
   return encodeMessage(KIND_MESSAGE, w => { w.writeString(channel); w.writeBytes(body) }, body.length + channel.length + 16)
 }
 
-function decodeFrame (bytes: Uint8Array, limits: DecodeLimits): { channel: string, body: Uint8Array } {
+/** Decodes a Call or Cast frame. Throws only `DecodeError`. */
+export function decodeFrame (bytes: Uint8Array, limits: DecodeLimits): { channel: string, body: Uint8Array } {
   return decodeMessage(bytes, limits, KIND_MESSAGE, r => ({ channel: r.readString(256), body: r.readBytes(limits.maxBytes) }))
 }
 
-function encodeReply (reply: Reply): Uint8Array {
+/** Encodes a CallReply. */
+export function encodeReply (reply: Reply): Uint8Array {
   return encodeMessage(KIND_REPLY, w => {
     switch (reply.status) {
       case 'replied': w.writeUint8(0); w.writeBytes(reply.body); return
@@ -322,6 +328,11 @@ function encodeReply (reply: Reply): Uint8Array {
     }
     w.writeString(reply.message.slice(0, 4096))
   })
+}
+
+/** Decodes the answer to a call: a CallReply, or a Refusal. Throws only `DecodeError`. */
+export function decodeReply (bytes: Uint8Array, limits: DecodeLimits): Reply | Refusal {
+  return decodeMessage(bytes, limits, KIND_REPLY, readReply, true)
 }
 
 function readReply (r: Reader): Reply {
