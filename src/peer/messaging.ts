@@ -27,7 +27,7 @@ import type { Inbound } from './inbound.js'
 import type { Lifecycle } from './lifecycle.js'
 import type { Network } from './network.js'
 import type { WaitOptions } from './options.js'
-import { PeerMessageKind, decodeMessage, encodeMessage, type Refusal } from './protocol/message.js'
+import { PeerMessageKind, clipText, decodeMessage, encodeMessage, type Refusal } from './protocol/message.js'
 
 /** Protocol names. */
 export const CALL_PROTOCOL = 'call'
@@ -38,6 +38,8 @@ export const CAST_PROTOCOL = 'cast'
 export const KIND_MESSAGE = PeerMessageKind.heartbeatAnswer + 1
 /** Message kind of a CallReply. */
 export const KIND_REPLY = KIND_MESSAGE + 1
+/** Longest error message of a CallReply, in UTF-8 bytes (a longer one is cut). */
+const MAX_REPLY_TEXT = 16 * 1024
 
 /** What a message handler is told besides the message. */
 export interface MessageContext {
@@ -326,7 +328,7 @@ export function encodeReply (reply: Reply): Uint8Array {
       case 'no-handler': w.writeUint8(2); break
       case 'bad-reply': w.writeUint8(3); break
     }
-    w.writeString(reply.message.slice(0, 4096))
+    w.writeString(clipText(reply.message, MAX_REPLY_TEXT))
   })
 }
 
@@ -338,7 +340,7 @@ export function decodeReply (bytes: Uint8Array, limits: DecodeLimits): Reply | R
 function readReply (r: Reader): Reply {
   const status = r.readUint8()
   if (status === 0) return { status: 'replied', body: r.readBytes() }
-  const message = r.readString(16 * 1024)
+  const message = r.readString(MAX_REPLY_TEXT)
   if (status === 1) return { status: 'threw', message }
   if (status === 2) return { status: 'no-handler', message }
   if (status === 3) return { status: 'bad-reply', message }
