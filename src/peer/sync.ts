@@ -121,7 +121,12 @@ export class Sync {
     const results: SyncResult[] = []
     const shown: Array<{ replica: SomeReplica, version: number }> = []
     let full = false
+    // Each group once, however often it is asked for: a request of a million wants of one
+    // group would otherwise make this peer encode its fold a million times.
+    const asked = new Set<string>()
     for (const want of wants) {
+      if (asked.has(want.group)) continue
+      asked.add(want.group)
       const replica = incarnation.groups.get(want.group)
       const fold = replica?.fold
       if (replica === undefined || fold === undefined) { results.push({ group: want.group, kind: 'refused', code: 'unknown-group' }); continue }

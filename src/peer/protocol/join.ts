@@ -12,7 +12,7 @@
  */
 import type { DecodeLimits } from '../../codec/codec.js'
 import type { GroupPayload } from './fold-batch.js'
-import { PeerMessageKind, decodeMessage, encodeMessage, readAddresses, readGroupId, readList, readPeerId, writeList, writeStrings, type Refusal } from './message.js'
+import { PeerMessageKind, decodeMessage, encodeMessage, readAddresses, readGroupId, readList, readPeerId, writeAddresses, writeList, type Refusal } from './message.js'
 
 /** Protocol name. */
 export const JOIN_PROTOCOL = 'join'
@@ -37,7 +37,7 @@ export interface JoinAccepted {
 
 /** Encodes a join request. */
 export function encodeJoinRequest (addresses: readonly string[]): Uint8Array {
-  return encodeMessage(PeerMessageKind.joinRequest, w => { writeStrings(w, addresses) })
+  return encodeMessage(PeerMessageKind.joinRequest, w => { writeAddresses(w, addresses) })
 }
 
 /** Decodes a join request: the asker's addresses. Throws only `DecodeError`. */
@@ -51,7 +51,7 @@ export function encodeJoinAccepted (groups: readonly GroupPayload[], peers: read
   for (const g of groups) size += g.payload.length + g.group.length + 8
   return encodeMessage(PeerMessageKind.joinAccepted, w => {
     writeList(w, groups, (w, g) => { w.writeString(g.group); w.writeBytes(g.payload) })
-    writeList(w, peers, (w, p) => { w.writeString(p.id); writeStrings(w, p.addresses) })
+    writeList(w, peers, (w, p) => { w.writeString(p.id); writeAddresses(w, p.addresses) })
   }, size)
 }
 
