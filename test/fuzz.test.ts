@@ -52,7 +52,7 @@ import { defineService } from '../src/peer/services.js'
 import type { Group } from '../src/peer/group/groups.js'
 import { groupOrigin } from '../src/peer/group/definition.js'
 import { ParticipantFingerprints } from '../src/peer/group/participant-names.js'
-import { eventSignatures } from '../src/peer/event-signatures.js'
+import { eventSignatures, peerSigner } from '../src/peer/event-signatures.js'
 import { PeerMessageKind, type Refusal, type RefusalCode } from '../src/peer/protocol/message.js'
 import { decodeFoldBatch, encodeFoldBatch, type GroupPayload } from '../src/peer/protocol/fold-batch.js'
 import { decodeFoldPush, decodePushAnswer, encodeFoldPush } from '../src/peer/protocol/push.js'
@@ -302,7 +302,7 @@ class Mirror {
   }
 
   signatures (group: string): EventSignatures<string, number> {
-    return eventSignatures(originOf(group), this.key, codecs)
+    return eventSignatures(originOf(group), peerSigner(this.key), codecs)
   }
 
   /** Takes the groups as fetched. */

@@ -231,7 +231,7 @@ describe('what a participant asks of a peer', () => {
     assert.equal(a.readState().projected, 1)
 
     // Control: the participant's own signed event is merged.
-    const replica = EventFold.fromSnapshot(snapshot, forger.peerId, countSpec, { signatures: eventSignatures('security-test', key, countCodecs) })
+    const replica = EventFold.fromSnapshot(snapshot, forger.peerId, countSpec, { signatures: eventSignatures('security-test', peerSigner(key), countCodecs) })
     replica.event(41)
     const own = { origin: 'security-test', infimumId: replica.infimumId(), infimumDigest: replica.infimumDigest(), events: replica.outstandingEvents() }
     assert.deepEqual(await push(encodeDiff(own, countCodecs)), [{ group: '', merged: true }])
