@@ -26,7 +26,7 @@ const countSpec: EventSpec<number, number, number> = {
   apply: (e, s) => ({ ok: true, output: s + e, state: s + e })
 }
 const countCodecs = { event: jsonCodec, state: jsonCodec, output: jsonCodec } as unknown as FoldCodecs<number, number, number>
-const base: Omit<LegionOptions<number, number, number>, 'startup'> = { cluster: 'security-test', spec: countSpec, joinTimeoutMs: 1_500 }
+const base: Omit<LegionOptions<number, number, number>, 'startup'> = { cluster: 'security-test', spec: countSpec, joinTimeoutMs: 10_000 }
 type Peer = Legion<number, number, number>
 
 const everyone: Peer[] = []

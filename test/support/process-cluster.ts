@@ -226,7 +226,7 @@ export async function startCluster (t: { after: (fn: () => void) => void }, size
   const joiners = await Promise.all(Array.from({ length: size - 1 }, async (_, i) =>
     await new PeerProcess(String.fromCharCode(66 + i), { ...env(i + 1), cluster, join: founder.address }).ready()))
   const peers = [founder, ...joiners]
-  await converged(peers, 'after the joins')
+  await converged(peers, 'after the joins', () => true, START_MS)
   return peers
 }
 

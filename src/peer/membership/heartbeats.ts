@@ -250,7 +250,7 @@ export class Heartbeats {
     if (c.lifecycle.phase.kind !== 'member') return encodeHeartbeatAnswer([])
     const autoEject = this.settings.autoEject
     const counted = h.suspects.filter(s => s.reason === 'silent' || (autoEject !== false && autoEject.stuck)).map(s => s.peer)
-    this.detector.report(from, counted, c.clock.now())
+    this.detector.report(from, counted, c.clock.now(), h.suspects.filter(s => s.reason === 'silent').map(s => s.peer))
     this.heardStatus.set(from, { namesMeStuck: h.suspects.some(s => s.peer === c.self && s.reason === 'stuck'), ownReason: h.stuck })
     const addresses: PeerAddresses[] = []
     for (const s of h.suspects.slice(0, 64)) {
