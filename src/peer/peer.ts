@@ -13,6 +13,7 @@
  */
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { createTransportNode, type TransportNode } from '../transport/index.js'
 import type { DecodeLimits } from '../codec/codec.js'
 import { DEFAULT_DECODE_LIMITS } from '../codec/codec.js'
@@ -110,8 +111,8 @@ export class Peer<E, S, O, Sv extends ServiceMap> implements Legion<E, S, O, Sv>
       this.privateKey = config.privateKey ?? await generateKeyPair('Ed25519')
     }
     if (this.privateKey.type !== 'Ed25519') throw new TypeError(`options.privateKey: events are signed with Ed25519; the key is ${this.privateKey.type}`)
+    this.loggers = peerLoggers(peerIdFromPrivateKey(this.privateKey).toString())
     this.network = this.internals.network !== undefined ? await this.internals.network(this.privateKey) : await this.createNetwork()
-    this.loggers = peerLoggers(this.network.peerId)
     const inputs = this.partInputs()
     this.parts = buildParts(inputs)
     this.root = this.parts.groups.define(CLUSTER_GROUP, 'cluster', { spec: config.spec, codecs: config.codecs })
@@ -148,6 +149,7 @@ export class Peer<E, S, O, Sv extends ServiceMap> implements Legion<E, S, O, Sv>
       ...(c.listen !== undefined ? { listen: c.listen } : {}),
       privateKey: this.privateKey,
       maxFrameBytes: c.maxMessageBytes,
+      loggers: this.loggers,
       ...(c.clusterSecret !== undefined ? { clusterSecret: c.clusterSecret } : {}),
       ...(c.allowPeersOption !== undefined ? { allowPeers: c.allowPeersOption } : {})
     })
