@@ -90,7 +90,9 @@ export class Flusher {
     const replicas = [...this.dirty].filter(r => incarnation.groups.get(r.id) === r)
     this.dirty.clear()
     const phase = c.lifecycle.phase.kind
-    const batches = phase === 'member' || phase === 'leaving' ? c.propagation.prepare(replicas) : clearNews(replicas)
+    // A leaving peer's UnJoins travel in its pushes, which wait for their merge: a batch sent
+    // ahead would make every receiver refuse those pushes (the sender is no longer a participant).
+    const batches = phase === 'member' ? c.propagation.prepare(replicas) : clearNews(replicas)
     const owed = c.outputs.take(replicas)
     const versions = new Map<SomeReplica, number>()
     for (const r of replicas) versions.set(r, r.version)

@@ -309,7 +309,16 @@ export class GroupReplica<E, S, O> {
 
   /** The diff for `peer` in full form (sync answers, pushes), or the whole fold when a diff is not enough. */
   payloadFor (fold: EventFold<E, S, O>, peer: Participant, full = false): { kind: 'diff' | 'fold', bytes: Uint8Array } {
-    const diff = full ? undefined : fold.diffFor(peer)
+    return this.encodePlan(fold, this.plan(fold, peer, full))
+  }
+
+  /** What `peer` needs: a diff (computed, not yet encoded), or the whole fold (`undefined`). */
+  plan (fold: EventFold<E, S, O>, peer: Participant, full = false): Diff<E, O> | undefined {
+    return full ? undefined : fold.diffFor(peer)
+  }
+
+  /** Encodes what {@link plan} decided. */
+  encodePlan (fold: EventFold<E, S, O>, diff: Diff<E, O> | undefined): { kind: 'diff' | 'fold', bytes: Uint8Array } {
     return diff !== undefined
       ? { kind: 'diff', bytes: encodeDiff(diff, this.definition.codecs) }
       : { kind: 'fold', bytes: encodeEventFold(fold.snapshot(), this.definition.codecs) }

@@ -4,8 +4,8 @@
  * JoinRequest (kind 17): `list<str> addresses` (where the asker listens).
  * JoinAccepted (kind 18): `list<group>`, `group` = `str id`, `bytes fold` (an EventFold, kind
  * 1: the sponsor's whole fold of each group the asker was admitted to, the cluster's own
- * group `""` first); then `list<peer>`, `peer` = `str id`, `list<str> addresses` (every other
- * participant the sponsor knows an address of).
+ * group `""` first); then `list<peer>`, `peer` = `str id`, `list<str> addresses` (every
+ * other participant, with the addresses the sponsor knows, possibly none, then the sponsor).
  * A join may also be answered by a Refusal.
  *
  * @module
