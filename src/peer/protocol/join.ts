@@ -11,8 +11,8 @@
  * @module
  */
 import type { DecodeLimits } from '../../codec/codec.js'
-import type { GroupPayload } from './fold-batch.js'
-import { PeerMessageKind, decodeMessage, encodeMessage, readAddresses, readGroupId, readList, readPeerId, writeAddresses, writeList, type Refusal } from './message.js'
+import { readGroupPayloads, writeGroupPayloads, type GroupPayload } from './fold-batch.js'
+import { PeerMessageKind, decodeMessage, encodeMessage, readAddresses, readList, readPeerId, writeAddresses, writeList, type Refusal } from './message.js'
 
 /** Protocol name. */
 export const JOIN_PROTOCOL = 'join'
@@ -50,7 +50,7 @@ export function encodeJoinAccepted (groups: readonly GroupPayload[], peers: read
   let size = 64
   for (const g of groups) size += g.payload.length + g.group.length + 8
   return encodeMessage(PeerMessageKind.joinAccepted, w => {
-    writeList(w, groups, (w, g) => { w.writeString(g.group); w.writeBytes(g.payload) })
+    writeGroupPayloads(w, groups)
     writeList(w, peers, (w, p) => { w.writeString(p.id); writeAddresses(w, p.addresses) })
   }, size)
 }
@@ -59,7 +59,7 @@ export function encodeJoinAccepted (groups: readonly GroupPayload[], peers: read
 export function decodeJoinAnswer (bytes: Uint8Array, limits: DecodeLimits): JoinAccepted | Refusal {
   return decodeMessage(bytes, limits, PeerMessageKind.joinAccepted, (r): JoinAccepted => ({
     kind: 'joinAccepted',
-    groups: readList(r, limits, 2, 'groups', r => ({ group: readGroupId(r), payload: r.readBytes(limits.maxBytes) })),
+    groups: readGroupPayloads(r, limits),
     peers: readList(r, limits, 2, 'peers', r => ({ id: readPeerId(r), addresses: readAddresses(r) }))
   }), true)
 }
