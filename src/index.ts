@@ -93,7 +93,7 @@ export type {
   WaitOptions,
   Dissemination
 } from './peer/options.js'
-export type { StuckPeer, SelfHealth } from './peer/membership/heartbeats.js'
+export type { StuckPeer, SelfHealth, PeerSilence } from './peer/membership/heartbeats.js'
 export type { HeldBack } from './peer/membership/progress.js'
 export {
   ConsistencyTimeoutError,
