@@ -84,6 +84,12 @@ export interface AdminOptions {
    * @default 10000
    */
   readonly mutationTimeoutMs?: number
+  /**
+   * Called with {@link AdminEndpoint.url} as soon as the port is open, before the peer has
+   * joined (so a program can print where to look while a join is under way). A throw is logged.
+   * @default none
+   */
+  readonly onListening?: (url: string) => void
 }
 
 /** What `peer.services.<name>` is for the admin service. */
@@ -176,6 +182,11 @@ class AdminService implements AdminEndpoint {
     const a = server.address() as AddressInfo
     this.address = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`
     this.log('admin endpoint at %s', this.address)
+    try {
+      this.settings.onListening?.(this.address)
+    } catch (err) {
+      this.log.error('onListening threw: %s', err)
+    }
   }
 
   start (): void {
@@ -272,6 +283,7 @@ interface Settings {
   readonly observeIntervalMs: number
   readonly maxBodyBytes: number
   readonly mutationTimeoutMs: number
+  readonly onListening: ((url: string) => void) | undefined
 }
 
 function checkOptions (options: AdminOptions): Settings {
@@ -283,6 +295,7 @@ function checkOptions (options: AdminOptions): Settings {
   if (typeof host !== 'string' || host === '') throw new TypeError('admin: options.host must be a host name or address')
   const port = o.port ?? 0
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TypeError('admin: options.port must be an integer in [0, 65535]')
+  if (o.onListening !== undefined && typeof o.onListening !== 'function') throw new TypeError('admin: options.onListening must be a function')
   const allowMutations = o.allowMutations ?? false
   if (typeof allowMutations !== 'boolean') throw new TypeError('admin: options.allowMutations must be a boolean')
   if (o.token !== undefined && (typeof o.token !== 'string' || o.token.length < 16)) throw new TypeError('admin: options.token must be a string of at least 16 characters')
@@ -304,7 +317,8 @@ function checkOptions (options: AdminOptions): Settings {
     recentChanges: positive(o.recentChanges, 200, 'recentChanges'),
     observeIntervalMs: positive(o.observeIntervalMs, 1000, 'observeIntervalMs'),
     maxBodyBytes: positive(o.maxBodyBytes, 65536, 'maxBodyBytes'),
-    mutationTimeoutMs: positive(o.mutationTimeoutMs, 10_000, 'mutationTimeoutMs')
+    mutationTimeoutMs: positive(o.mutationTimeoutMs, 10_000, 'mutationTimeoutMs'),
+    onListening: o.onListening
   }
 }
 
