@@ -20,7 +20,7 @@ h2 { font-size: 16px; margin: 20px 0 8px; }
 code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; }
 .muted { color: var(--muted); }
 .badge { display: inline-block; padding: 0 8px; border-radius: 10px; font-size: 12px; font-weight: 600; color: #fff; background: var(--muted); }
-.badge.alive, .badge.ready, .badge.running { background: var(--ok); }
+.badge.alive, .badge.ready, .badge.running, .badge.member { background: var(--ok); }
 .badge.joining, .badge.leaving, .badge.restarting, .badge.starting { background: var(--warn); }
 .badge.suspected, .badge.stuck, .badge.not-ready, .badge.down, .badge.ejected, .badge.stopped { background: var(--bad); }
 table { border-collapse: collapse; }
