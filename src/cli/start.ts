@@ -91,6 +91,8 @@ export async function startCommand (o: StartOptions, out: (line: string) => void
   }
   bar.update(3, 'running')
   bar.stop()
+  // Signals are handled before anything is printed: whoever reads the output may signal at once.
+  const running = runUntilStopped(peer)
   const adminUrl = (peer.services as { admin?: { url: string | undefined } }).admin?.url
   if (o.json === true) {
     out(JSON.stringify({ self: peer.self, cluster: peer.clusterName, multiaddrs: peer.multiaddrs(), admin: adminUrl ?? null }))
@@ -101,7 +103,7 @@ export async function startCommand (o: StartOptions, out: (line: string) => void
     out(`  another peer joins with: legion start --cluster ${shellWord(peer.clusterName)} --join ${peer.multiaddrs()[0] ?? '<address>'}`)
     out('  Ctrl-C leaves the cluster and stops')
   }
-  return await runUntilStopped(peer)
+  return await running
 }
 
 /** Waits for a signal (then leaves) or for the peer to stop on its own (an operator's leave). */
