@@ -1,7 +1,8 @@
 /**
  * One peer process of bench/runtime.ts. It runs a Legion peer (a tiny counter spec with the
  * default JSON codec) and, beside it, a plain transport node with an echo handler that serves
- * as the baseline of the same processes. The parent drives it with one JSON command per line
+ * as the baseline of the same processes; with `admin: true` it also runs the admin endpoint
+ * (for the cost of scraping its metrics). The parent drives it with one JSON command per line
  * on stdin and reads one JSON reply per line on stdout: `{ id, cmd, ...args }` in,
  * `{ id, ok: true, ...result }` or `{ id, ok: false, error }` out. Nothing else is written to
  * stdout. The process exits after `stop`, or when stdin closes (the parent died).
@@ -13,6 +14,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createTransportNode, type TransportNode } from '../src/transport/index.js'
 import { startLegion } from '../src/peer/start.js'
+import { admin } from '../src/admin/service.js'
 import { lmdbKeyValueStore, memoryKeyValueStore, type KeyValueStore } from '../src/storage/index.js'
 import { defineService } from '../src/peer/services.js'
 import type { Group } from '../src/peer/group/groups.js'
@@ -119,7 +121,7 @@ async function handle (c: Command): Promise<Record<string, unknown>> {
   switch (c.cmd) {
     case 'start': {
       const storage = await openStorage(c.storage as StorageKind, String(c.dataRoot))
-      const services = { bench: benchGroups(Number(c.groups ?? 0)) }
+      const services = { bench: benchGroups(Number(c.groups ?? 0)), ...(c.admin === true ? { admin: admin() } : {}) }
       const started = await startLegion({
         services,
         cluster: String(c.cluster),
@@ -133,7 +135,8 @@ async function handle (c: Command): Promise<Record<string, unknown>> {
       legion = started as unknown as Legion<number, number, number>
       raw = await createTransportNode({ gossipsub: false, logPrefix: 'bench-raw' })
       await raw.handle(ECHO, (_from, payload) => payload)
-      return { self: legion.self, addrs: legion.multiaddrs(), rawPeer: raw.peerId, rawAddrs: raw.multiaddrs() }
+      const adminUrl = (legion.services as { admin?: { url: string | undefined } }).admin?.url
+      return { self: legion.self, addrs: legion.multiaddrs(), rawPeer: raw.peerId, rawAddrs: raw.multiaddrs(), ...(adminUrl !== undefined ? { adminUrl } : {}) }
     }
     case 'dialRaw': {
       if (raw === undefined) throw new Error('not started')

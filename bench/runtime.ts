@@ -9,7 +9,10 @@
  * in the peers unless set, so states are not deep-frozen):
  * - 3 peers, no storage: raw RTT, sequential applyConsistent latency, throughput;
  * - 3 peers, memoryStorage, then lmdbStorage in a temp dir: latency and throughput;
- * - 5 peers, no storage: raw RTT, applyConsistent latency, call and broadcall latency.
+ * - 5 peers, no storage: raw RTT, applyConsistent latency, call and broadcall latency;
+ * - 3 peers with the admin endpoint: what a Prometheus scrape of `/metrics` costs a peer (CPU
+ *   per scrape, answer time idle and under load), and throughput and sequential latency with
+ *   and without every peer scraped once a second, alternated in the same run (A, B, A, B).
  * Beside wall-clock figures it reports the CPU time all peer processes spent per event.
  *
  * - groups: 3 peers with 0, then 1,000 cluster-wide groups of a service: heap and bytes sent per
@@ -21,7 +24,7 @@
  *      checkout (e.g. the commit before a change, with its own node_modules), in the same run,
  *      and report each figure as a ratio to it (rows ending in `_baseline`, `_over_baseline`);
  *      LEGION_BENCH_CPU_PROF=<dir>   profile every peer (--cpu-prof, one folder per peer);
- *      LEGION_BENCH_ONLY=3p-none,... run only these scenarios (3p-none, 3p-memory, 3p-lmdb, 5p-none, groups);
+ *      LEGION_BENCH_ONLY=3p-none,... run only these scenarios (3p-none, 3p-memory, 3p-lmdb, 5p-none, 3p-admin, groups);
  *      LEGION_BENCH_PROPAGATION='{"forwardOutputs":false}'   override the peers' propagation options;
  *      LEGION_BENCH_DEBUG=1           print per-peer CPU and counters.
  * Prints the machine and a table; a full default run writes bench/results/runtime.json as rows
@@ -91,9 +94,9 @@ class Peer {
 }
 
 /** Starts `n` peer processes: the first founds the cluster, the others join through it one by one. */
-async function startCluster (peers: Peer[], storage: StorageKind, label: string, groups = 0): Promise<Reply[]> {
+async function startCluster (peers: Peer[], storage: StorageKind, label: string, extra: Record<string, unknown> = {}): Promise<Reply[]> {
   const cluster = `bench-${label}`
-  const common = { cluster, storage, dataRoot: DATA_ROOT, groups, ...(PROPAGATION !== undefined ? { propagation: PROPAGATION } : {}) }
+  const common = { cluster, storage, dataRoot: DATA_ROOT, ...extra, ...(PROPAGATION !== undefined ? { propagation: PROPAGATION } : {}) }
   const first = await peers[0]!.send('start', { ...common, startup: { mode: 'new' } }, 60_000)
   const starts = [first]
   for (const p of peers.slice(1)) starts.push(await p.send('start', { ...common, startup: { mode: 'join', peers: first.addrs } }, 60_000))
@@ -154,6 +157,93 @@ async function consistentLatency (peers: Peer[], group?: number): Promise<Latenc
   return { ...measured.result, cpuMsPerEvent: measured.cpuMs / measured.result.n }
 }
 
+/**
+ * A Prometheus stand-in: GETs `/metrics` of every peer once every `intervalMs` (all peers at
+ * once, as one Prometheus scraping each target), and records how long each answer took.
+ */
+class Scraper {
+  readonly durations: number[] = []
+  bytes = 0
+  failures = 0
+  #timer: NodeJS.Timeout | undefined
+  #inFlight: Array<Promise<void>> = []
+
+  constructor (private readonly urls: readonly string[], private readonly intervalMs: number) {}
+
+  start (): void {
+    const tick = (): void => { for (const url of this.urls) this.#inFlight.push(this.scrape(url)) }
+    tick()
+    this.#timer = setInterval(tick, this.intervalMs)
+  }
+
+  async scrape (url: string): Promise<void> {
+    const began = performance.now()
+    try {
+      const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(10_000) })
+      const text = await res.text()
+      if (res.status !== 200) throw new Error(`status ${res.status}`)
+      this.durations.push(performance.now() - began)
+      this.bytes = text.length
+    } catch {
+      this.failures++
+    }
+  }
+
+  async stop (): Promise<void> {
+    clearInterval(this.#timer)
+    await Promise.all(this.#inFlight)
+  }
+}
+
+function percentile (sorted: readonly number[], q: number): number {
+  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
+}
+
+/**
+ * What scraping costs: the CPU a peer spends per scrape (many scrapes back to back on an idle
+ * peer), the answer time idle and under full load, and throughput and sequential
+ * applyConsistent latency without and with every peer scraped once a second, alternated.
+ */
+async function scrapeCost (peers: Peer[], urls: string[]): Promise<void> {
+  const count = QUICK ? 100 : 300
+  const one = new Scraper([urls[0]!], 1000)
+  for (let i = 0; i < 20; i++) await one.scrape(urls[0]!) // warm-up
+  one.durations.length = 0
+  const before = Number((await peers[0]!.send('cpu', {}, 10_000)).cpuMs)
+  for (let i = 0; i < count; i++) await one.scrape(urls[0]!)
+  const cpu = Number((await peers[0]!.send('cpu', {}, 10_000)).cpuMs) - before
+  const idle = [...one.durations].sort((x, y) => x - y)
+  row('metrics_scrape_cpu_us_per_scrape', cpu * 1000 / count, 'us (the scraped peer)')
+  row('metrics_scrape_ms_p50_idle', percentile(idle, 0.5), 'ms')
+  row('metrics_scrape_bytes', one.bytes, 'bytes')
+
+  const runs: Record<'without' | 'with', Array<{ perSecond: number, cpuUsPerEvent: number, p50: number }>> = { without: [], with: [] }
+  const loaded: number[] = []
+  let failures = 0
+  await throughput(peers, THROUGHPUT_WARMUP_PER_PEER)
+  for (const mode of ['without', 'with', 'without', 'with'] as const) {
+    const scraper = mode === 'with' ? new Scraper(urls, 1000) : undefined
+    scraper?.start()
+    const t = await throughput(peers, THROUGHPUT_PER_PEER)
+    const lat = await consistentLatency(peers)
+    await scraper?.stop()
+    if (scraper !== undefined) { loaded.push(...scraper.durations); failures += scraper.failures }
+    if (t.failed > 0) notes.push(`scrape cost (${mode}): ${t.failed} applyConsistent failed (${t.firstError})`)
+    runs[mode].push({ perSecond: t.perSecond, cpuUsPerEvent: t.cpuMs * 1000 / t.completed, p50: lat.p50 })
+  }
+  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
+  for (const mode of ['without', 'with'] as const) {
+    row(`apply_consistent_throughput_per_s_3_peers_${mode}_scrape`, mean(runs[mode].map(r => r.perSecond)), 'events/s')
+    row(`apply_consistent_throughput_cpu_us_per_event_3_peers_${mode}_scrape`, mean(runs[mode].map(r => r.cpuUsPerEvent)), 'us (all peers)')
+    row(`apply_consistent_p50_ms_3_peers_${mode}_scrape`, mean(runs[mode].map(r => r.p50)), 'ms')
+  }
+  const busy = loaded.sort((x, y) => x - y)
+  row('metrics_scrapes_under_load', busy.length, 'scrapes')
+  row('metrics_scrape_ms_p50_under_load', percentile(busy, 0.5), 'ms')
+  row('metrics_scrape_ms_p99_under_load', percentile(busy, 0.99), 'ms')
+  if (failures > 0) notes.push(`scrape cost: ${failures} scrapes failed`)
+}
+
 const rows: Row[] = []
 const notes: string[] = []
 function row (metric: string, value: number, unit: string, extra: Omit<Row, 'metric' | 'value' | 'unit'> = {}): void {
@@ -189,7 +279,7 @@ async function throughputRows (peers: Peer[], suffix: string): Promise<void> {
  * Runs one scenario on a fresh cluster, always stopping its processes; with `baseline`, the
  * peers are the baseline checkout's.
  */
-async function scenario (n: number, storage: StorageKind, body: (peers: Peer[], starts: Reply[]) => Promise<void>, options: { baseline?: string, groups?: number, label?: string } = {}): Promise<void> {
+async function scenario (n: number, storage: StorageKind, body: (peers: Peer[], starts: Reply[]) => Promise<void>, options: { baseline?: string, label?: string, start?: Record<string, unknown> } = {}): Promise<void> {
   const label = options.label ?? `${n}p-${storage}`
   if (ONLY !== undefined && !ONLY.includes(label)) return
   if (remaining() < 30_000) { notes.push(`skipped ${label}: overall deadline`); return }
@@ -197,7 +287,7 @@ async function scenario (n: number, storage: StorageKind, body: (peers: Peer[], 
   const script = options.baseline !== undefined ? join(options.baseline, 'bench', 'runtime-peer.ts') : SCRIPT
   const peers = Array.from({ length: n }, (_, i) => new Peer(`${label}-peer${i}`, script))
   try {
-    await body(peers, await startCluster(peers, storage, label, options.groups))
+    await body(peers, await startCluster(peers, storage, label, options.start))
   } catch (err) {
     notes.push(`${n} peers / ${storage} failed: ${err instanceof Error ? err.message : String(err)}`)
     console.error(`  failed: ${String(err)}`)
@@ -269,6 +359,8 @@ async function main (): Promise<void> {
 
   await groupScenarios()
 
+  await scenario(3, 'none', async (peers, starts) => { await scrapeCost(peers, starts.map(s => String(s.adminUrl))) }, { label: '3p-admin', start: { admin: true } })
+
   row('host_load_average_1m_at_end', loadavg()[0]!, 'runnable tasks')
   console.table(rows.map(r => ({ metric: r.metric, value: r.value, unit: r.unit, ratio: r.baseline_ratio ?? '', to: r.baseline ?? '', goal: r.goal ?? '' })))
   for (const n of notes) console.log(`note: ${n}`)
@@ -329,7 +421,7 @@ async function groupScenarios (): Promise<void> {
     row('apply_consistent_p50_ms_3_peers_in_a_group', group.p50, 'ms', { baseline_ratio: ratio(group.p50, cluster.p50), baseline: 'the cluster group, same cluster' })
     row('apply_consistent_sequential_cpu_ms_per_event_3_peers_in_a_group', group.cpuMsPerEvent, 'ms (all peers)', { baseline_ratio: ratio(group.cpuMsPerEvent, cluster.cpuMsPerEvent), baseline: 'the cluster group, same cluster' })
     row('apply_consistent_sequential_cpu_ms_per_event_3_peers_cluster_group_beside_1000', cluster.cpuMsPerEvent, 'ms (all peers)')
-  }, { label: 'groups', groups: GROUPS })
+  }, { label: 'groups', start: { groups: GROUPS } })
 }
 
 const watchdog = setTimeout(() => {

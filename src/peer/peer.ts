@@ -17,7 +17,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { createTransportNode, type TransportNode } from '../transport/index.js'
 import type { DecodeLimits } from '../codec/codec.js'
 import { DEFAULT_DECODE_LIMITS } from '../codec/codec.js'
-import type { EventFoldOptions, Participant } from '../eventfold/types.js'
+import type { EventFoldOptions, EventSpec, Participant } from '../eventfold/types.js'
 import { systemPeerClock, systemRandom, type PeerClock, type Random, type Timer } from './clock.js'
 import { DEFAULT_CONSISTENT_TIMEOUT_MS, type PeerConfig } from './config.js'
 import { ExistingStateError, JoinError, RecoverError, StoppedError } from './errors.js'
@@ -116,8 +116,20 @@ export class Peer<E, S, O, Sv extends ServiceMap> implements Legion<E, S, O, Sv>
     const inputs = this.partInputs()
     this.parts = buildParts(inputs)
     this.root = this.parts.groups.define(CLUSTER_GROUP, 'cluster', { spec: config.spec, codecs: config.codecs })
-    this.serviceHost = new ServiceHost<Sv>(this.options.services ?? ({} as Sv), { parts: this.parts, inputs, loggers: this.loggers })
+    this.serviceHost = new ServiceHost<Sv>(this.options.services ?? ({} as Sv), {
+      parts: this.parts,
+      inputs,
+      loggers: this.loggers,
+      operator: {
+        multiaddrs: () => this.multiaddrs(),
+        stats: () => this.stats(),
+        clusterSpec: config.spec as EventSpec<unknown, unknown, unknown>,
+        eject: async (peer, options) => await this.eject(peer, options),
+        stop: async (options) => { await this.stop(options) }
+      }
+    })
     await this.registerProtocols()
+    await this.serviceHost.prepare()
     await this.becomeParticipant(mode, stored)
     await Promise.all(replicas(this.lifecycle.incarnation).map(async r => { await this.parts.persistence.persisted(r) }))
     this.timers.push(this.clock.every(config.intervalMs, () => { this.parts.propagation.tick() }))
