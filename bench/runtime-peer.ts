@@ -19,7 +19,7 @@ import { lmdbKeyValueStore, memoryKeyValueStore, type KeyValueStore } from '../s
 import { defineService } from '../src/peer/services.js'
 import type { Group } from '../src/peer/group/groups.js'
 import type { EventSpec } from '../src/eventfold/types.js'
-import type { Legion, PropagationOptions, StartupMode } from '../src/peer/options.js'
+import type { FailureDetectionOptions, Legion, PropagationOptions, StartupMode } from '../src/peer/options.js'
 import { serveCommands } from './command-process.js'
 
 /** A counter: each event adds its value, the output is the new total. */
@@ -129,6 +129,7 @@ async function handle (c: Command): Promise<Record<string, unknown>> {
         startup: c.startup as StartupMode,
         onCall: (_from, payload) => payload, // echo: `call` against the raw transport request
         ...(c.propagation !== undefined ? { propagation: c.propagation as PropagationOptions } : {}),
+        ...(c.failureDetection !== undefined ? { failureDetection: c.failureDetection as FailureDetectionOptions } : {}),
         ...(storage !== undefined ? { storage } : {})
       })
       benchGroupHandles = started.services.bench.groups

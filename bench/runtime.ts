@@ -26,6 +26,8 @@
  *      LEGION_BENCH_CPU_PROF=<dir>   profile every peer (--cpu-prof, one folder per peer);
  *      LEGION_BENCH_ONLY=3p-none,... run only these scenarios (3p-none, 3p-memory, 3p-lmdb, 5p-none, 3p-admin, groups);
  *      LEGION_BENCH_PROPAGATION='{"forwardOutputs":false}'   override the peers' propagation options;
+ *      LEGION_BENCH_FAILURE_DETECTION='{"suspectAfterMs":60000}'   override their failure detection
+ *      (on a loaded machine, so that starved peers do not eject each other mid-measurement);
  *      LEGION_BENCH_DEBUG=1           print per-peer CPU and counters.
  * Prints the machine and a table; a full default run writes bench/results/runtime.json as rows
  * { metric, value, unit, baseline_ratio?, goal? } (baseline_ratio: the figure over raw_rtt_ms).
@@ -51,6 +53,11 @@ const COMMAND_MS = 120_000
 const CPU_PROF_DIR = process.env.LEGION_BENCH_CPU_PROF
 /** Comma-separated scenario labels to run (e.g. `3p-none,5p-none`); all when unset. */
 const ONLY = process.env.LEGION_BENCH_ONLY?.split(',')
+/**
+ * Failure detection options given to every peer, as JSON (e.g. `{"suspectAfterMs":60000}`, so
+ * that on a loaded machine a starved peer is not ejected mid-measurement); defaults when unset.
+ */
+const FAILURE_DETECTION = process.env.LEGION_BENCH_FAILURE_DETECTION !== undefined ? JSON.parse(process.env.LEGION_BENCH_FAILURE_DETECTION) as Record<string, unknown> : undefined
 /** Propagation options given to every peer, as JSON (e.g. `{"forwardOutputs":false}`); defaults when unset. */
 const PROPAGATION = process.env.LEGION_BENCH_PROPAGATION !== undefined ? JSON.parse(process.env.LEGION_BENCH_PROPAGATION) as Record<string, unknown> : undefined
 
@@ -96,7 +103,7 @@ class Peer {
 /** Starts `n` peer processes: the first founds the cluster, the others join through it one by one. */
 async function startCluster (peers: Peer[], storage: StorageKind, label: string, extra: Record<string, unknown> = {}): Promise<Reply[]> {
   const cluster = `bench-${label}`
-  const common = { cluster, storage, dataRoot: DATA_ROOT, ...extra, ...(PROPAGATION !== undefined ? { propagation: PROPAGATION } : {}) }
+  const common = { cluster, storage, dataRoot: DATA_ROOT, ...extra, ...(PROPAGATION !== undefined ? { propagation: PROPAGATION } : {}), ...(FAILURE_DETECTION !== undefined ? { failureDetection: FAILURE_DETECTION } : {}) }
   const first = await peers[0]!.send('start', { ...common, startup: { mode: 'new' } }, 60_000)
   const starts = [first]
   for (const p of peers.slice(1)) starts.push(await p.send('start', { ...common, startup: { mode: 'join', peers: first.addrs } }, 60_000))
