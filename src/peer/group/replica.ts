@@ -12,7 +12,6 @@
  *
  * @module
  */
-import type { Logger } from '@libp2p/interface'
 import { EventFold } from '../../eventfold/event-fold.js'
 import { ForgedEventError } from '../../eventfold/errors.js'
 import { compareEventIds, eventIdKey, type ConsistentOutput, type Diff, type EventFoldOptions, type EventFoldSnapshot, type EventId, type MergeOptions, type Participant, type UpdateResult } from '../../eventfold/types.js'
@@ -36,8 +35,6 @@ export interface ReplicaComponents {
   readonly clock: PeerClock
   /** The peer's counters. */
   readonly counters: LegionCounters
-  /** The group's logger. */
-  readonly log: Logger
   /** Signing and freezing of this peer's folds of a group. */
   readonly foldOptions: <E, S, O>(definition: GroupDefinition<E, S, O>) => EventFoldOptions<E, O>
   /** Called after every change (and announcement) of this replica: the peer flushes it at the end of the tick. */
