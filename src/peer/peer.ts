@@ -45,6 +45,11 @@ export interface PeerInternals {
   readonly clock?: PeerClock
   /** Randomness. */
   readonly random?: Random
+  /**
+   * Benchmarks only: neither sign nor check events, to measure what signatures cost. Every
+   * peer of such a cluster must say so (a signing peer refuses unsigned bodies as forged).
+   */
+  readonly unsignedEvents?: boolean
 }
 
 const NO_TRANSPORT_STATS: ReturnType<TransportNode['stats']> = {
@@ -226,6 +231,7 @@ export class Peer<E, S, O, Sv extends ServiceMap> implements Legion<E, S, O, Sv>
 
   private foldOptions<A, B, C> (definition: GroupDefinition<A, B, C>): EventFoldOptions<A, C> {
     this.signer ??= peerSigner(this.privateKey)
+    if (this.internals.unsignedEvents === true) return { freezeStates: this.config.freezeStates }
     return { freezeStates: this.config.freezeStates, signatures: eventSignatures(definition.origin, this.signer, definition.codecs) }
   }
 
