@@ -6,6 +6,7 @@
  * produced, no infimum moved backwards and nothing is left outstanding.
  */
 import { test } from 'node:test'
+import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { propertyParameters } from './support/property.js'
 import { runSimulation } from './support/fold-simulation.js'
@@ -28,4 +29,15 @@ test('first-hand merges converge the same way: believing each replica only about
     ),
     propertyParameters('eventfold convergence, first-hand', 300)
   )
+})
+
+test('regression (issue 11, item 1): first-hand, a replica blocked on an error takes the infimum of a peer that folded it and a later event that fails', () => {
+  // Found by LEGION_SEED=1859982090 in the property above. p0, p1 and p3 hold 15:p0 as an
+  // error lacking p4's acknowledgement of the failure, and 15:p1 as an event their folds have
+  // not reached, which fails. p4, with everyone else's pending UnJoin standing in, folded both
+  // as errors; its infimum is the only way its acknowledgement reaches them first-hand. The
+  // digest check predicted 15:p1 as a success, took p4's infimum for a different history,
+  // and the fold stopped there for good.
+  const report = runSimulation({ seed: 1311075958, peers: 6, steps: 94, firstHand: true })
+  assert.ok(report.finalInfimumCount > 40, 'the fold went on past the failures')
 })

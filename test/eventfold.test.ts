@@ -479,6 +479,47 @@ describe('first-hand merges and signatures', () => {
     assert.equal(a.outstandingCount, 0)
   })
 
+  /** `to` merges what `from` would send it, first-hand, with a full merge when a diff will not do. */
+  function pass (from: EventFold<string, Log, string>, to: EventFold<string, Log, string>): MergeResult<string> {
+    const diff = from.diffFor(to.self)
+    const r = diff === undefined ? undefined : to.mergeDiff(diff, { from: from.self })
+    return r === undefined || (!r.ok && r.error.needsFullMerge) ? to.mergeFull(from.snapshot(), { from: from.self }) : r
+  }
+
+  test('first-hand, an infimum past an event that will fail here is the same history: the digest check predicts the failure', () => {
+    // Issue 11, item 1 in miniature. c rejoins through a while a failure is outstanding, so
+    // c's new replica holds fail1 as an error that still lacks b's acknowledgement and fail2
+    // as an event its fold has not reached. b, with c's pending UnJoin standing in for c,
+    // folds both as errors. b's infimum is the only way b's acknowledgement of fail1 reaches
+    // c first-hand; it must not be mistaken for a different history because fail2 has not
+    // failed here yet.
+    const { a, b, c } = threePeers()
+    b.event('fail1')
+    b.event('fail2')
+    for (const [x, y] of [[b, a], [b, c], [a, b], [c, b], [a, c], [c, a]] as const) ok(pass(x, y))
+    for (const f of [a, b, c]) assert.equal(f.isBlockedOnError(), true)
+    a.disassociate('c')
+    a.participate('c')
+    const c2 = EventFold.fromSnapshot(a.snapshot(), 'c', logSpec, signed)
+    c2.acknowledge()
+    assert.deepEqual(c2.outstandingEvents().map(e => e.delta.kind), ['error', 'event', 'unjoin', 'join'])
+    ok(pass(a, b))
+    ok(pass(b, a))
+    ok(pass(a, b))
+    assert.deepEqual(b.outstandingEvents().map(e => e.delta.kind), ['join'], 'b folded both failures and the UnJoin')
+    const r = pass(b, c2)
+    assert.ok(r.ok)
+    assert.equal(r.diverged, false, 'the same history was taken for a different one')
+    assert.deepEqual(r.outputs.map(o => o.output), ['error:fail1'], 'b\'s infimum acknowledged fail1\'s failure')
+    assert.equal(c2.isBlockedOnError(), true, 'fail2 failed here in turn, and waits for the others\' word on it')
+    for (let round = 0; round < 3; round++) for (const [x, y] of [[a, b], [b, a], [a, c2], [c2, a], [b, c2], [c2, b]] as const) ok(pass(x, y))
+    for (const f of [a, b, c2]) {
+      assert.equal(f.outstandingCount, 0)
+      assert.deepEqual(f.infimumDigest(), a.infimumDigest())
+      assert.deepEqual(f.infimumValue(), a.infimumValue())
+    }
+  })
+
   test('first-hand, a whole fold settled on a history this replica does not share reports divergence and takes nothing settled', () => {
     const { a, b } = threePeers()
     const settled = a.infimumId()

@@ -98,6 +98,12 @@ interface Entry<E, O> {
   acks: bigint
   /** The creator's signature of the body; meaningless once the event became an error. */
   readonly signature: Uint8Array | undefined
+  /**
+   * Whether `apply` failed on this user event when the projection last applied it. Folding
+   * takes the same steps as the projection, so while the projection is valid this says how
+   * the event will fold here before the fold reaches it (see `simulateDigest`).
+   */
+  projectedFailure: boolean
 }
 
 type InternalDelta<E, O> =
@@ -372,6 +378,7 @@ export class EventFold<E, S, O> {
     if (r.ok) this.projState = this.frozen(r.state)
     this.tailEntry = entry
     this.tailResult = { ok: r.ok, output: r.output }
+    entry.projectedFailure = !r.ok
     this.entries.push(entry)
     const outputs: Array<ConsistentOutput<O>> = []
     this.reduce(undefined, outputs)
@@ -621,7 +628,7 @@ export class EventFold<E, S, O> {
   private entryFrom (id: EventId, delta: Delta<E, O>, acks: readonly Participant[], signature: Uint8Array | undefined): Entry<E, O> {
     const creator = this.intern(id.participant)
     this.observe(id.counter)
-    return { counter: id.counter, participant: this.peers[creator]!, creator, delta: this.internalDelta(delta), acks: this.listToMask(acks), signature }
+    return { counter: id.counter, participant: this.peers[creator]!, creator, delta: this.internalDelta(delta), acks: this.listToMask(acks), signature, projectedFailure: false }
   }
 
   /** A new entry created by this replica, signed if the fold signs. */
@@ -633,7 +640,7 @@ export class EventFold<E, S, O> {
       const external = this.externalDelta(delta, new Map()) as SignedDelta<E, O>
       signature = this.signatures.sign({ counter, participant: this.self }, external)
     }
-    return { counter, participant: this.self, creator: this.selfIndex, delta, acks: this.peerBits[this.selfIndex]!, signature }
+    return { counter, participant: this.self, creator: this.selfIndex, delta, acks: this.peerBits[this.selfIndex]!, signature, projectedFailure: false }
   }
 
   private membership (delta: InternalDelta<E, O>): MembershipResult<O> {
@@ -906,8 +913,19 @@ export class EventFold<E, S, O> {
     return r.ok ? { ok: true, output: r.output, state: this.frozen(r.state) } : r
   }
 
-  /** The digest the infimum would have after folding every outstanding event up to `at`. */
+  /**
+   * The digest the infimum would have after folding every outstanding event up to `at`.
+   *
+   * A user event the fold has not reached yet is still an `event` entry even if its `apply`
+   * fails here; folding will turn it into an error, and the digest will carry
+   * {@link ERROR_MARK} for it. The projection has already applied it to the state folding
+   * will, so the outcome there is how it will fold. Predicting a success instead made a
+   * replica blocked on an earlier error take the infimum of a peer that folded both for a
+   * different history; first-hand, that infimum is the only way the peer's acknowledgement
+   * of the earlier error arrives, so the fold stopped for good (issue 11, item 1).
+   */
   private simulateDigest (at: number): InfimumDigest {
+    this.ensureProjection()
     let mask = this.infMask
     let { count, hash } = this.infDigest
     for (let i = this.head; i <= at; i++) {
@@ -916,7 +934,9 @@ export class EventFold<E, S, O> {
       const d = e.delta
       if (d.kind === 'join' || d.kind === 'unjoin') mask = this.membershipMask(d, mask)
       count++
-      hash = chainHash(hash, e.counter, this.digestHash(e))
+      const failed = d.kind === 'error' || (d.kind === 'event' && e.projectedFailure)
+      const h = this.peerHashes[e.creator]!
+      hash = chainHash(hash, e.counter, failed ? (h ^ ERROR_MARK) >>> 0 : h)
     }
     return { count, hash }
   }
@@ -963,6 +983,7 @@ export class EventFold<E, S, O> {
     } else if (d.kind === 'event') {
       const r = this.spec.apply(d.event, this.projState)
       if (r.ok) this.projState = this.frozen(r.state)
+      e.projectedFailure = !r.ok
       this.tailEntry = e
       this.tailResult = { ok: r.ok, output: r.output }
     }
