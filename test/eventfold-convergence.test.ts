@@ -1,9 +1,11 @@
 /**
  * Convergence properties of the EventFold: 2-7 simulated participants exchanging diffs and
  * full merges over a network that reorders, duplicates and drops messages, with concurrent
- * events, joins racing events, ejections, renegades and system errors. Once quiet, every
- * replica agrees on everything, every event's consistent output is the same wherever it was
- * produced, no infimum moved backwards and nothing is left outstanding.
+ * events, joins racing events, ejections, renegades and system errors, and (in the throwing
+ * variants) one replica running other code whose hooks throw. Once quiet, every replica
+ * agrees on everything, every event's consistent output is the same wherever it was produced
+ * (with throwing hooks: on the replicas that were never shown to be on the wrong side), no
+ * infimum moved backwards and nothing is left outstanding.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -29,6 +31,35 @@ test('first-hand merges converge the same way: believing each replica only about
     ),
     propertyParameters('eventfold convergence, first-hand', 300)
   )
+})
+
+test('with one replica whose apply, join and unjoin throw, the others converge and it finds out and rejoins (first-hand)', () => {
+  fc.assert(
+    fc.property(
+      fc.record({ seed: fc.integer(), peers: fc.integer({ min: 2, max: 7 }), steps: fc.integer({ min: 10, max: 300 }) }),
+      plan => { runSimulation({ ...plan, firstHand: true, throwing: true }) }
+    ),
+    propertyParameters('eventfold convergence, first-hand, throwing hooks', 300)
+  )
+})
+
+test('with one replica whose apply, join and unjoin throw, trusting merges converge on the others\' state', () => {
+  fc.assert(
+    fc.property(
+      fc.record({ seed: fc.integer(), peers: fc.integer({ min: 2, max: 7 }), steps: fc.integer({ min: 10, max: 300 }) }),
+      plan => { runSimulation({ ...plan, throwing: true }) }
+    ),
+    propertyParameters('eventfold convergence, throwing hooks', 300)
+  )
+})
+
+test('the throwing simulation does exercise throws, and rejoins on the thrower\'s own word', () => {
+  // Guards the two properties above against testing nothing: seed 1 with 4 peers.
+  const firstHand = runSimulation({ seed: 1, peers: 4, steps: 200, firstHand: true, throwing: true })
+  assert.ok(firstHand.thrown >= 5, `only ${firstHand.thrown} throws`)
+  assert.ok(firstHand.rejoinsOnThrow >= 1, 'the thrower never rejoined on its own word')
+  const trusting = runSimulation({ seed: 1, peers: 4, steps: 200, throwing: true })
+  assert.ok(trusting.thrown >= 5, `only ${trusting.thrown} throws`)
 })
 
 test('regression (issue 11, item 1): first-hand, a replica blocked on an error takes the infimum of a peer that folded it and a later event that fails', () => {

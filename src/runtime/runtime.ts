@@ -389,7 +389,9 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
     const r = fold.event(event)
     this.counters.eventsApplied++
     this.afterUpdate(r)
-    return r.output
+    // The fold survived the throw (the event becomes a failure); the caller still sees it.
+    if (r.outcome.status === 'threw') throw r.outcome.error
+    return r.outcome.output
   }
 
   async applyConsistent (event: E, options: WaitOptions = {}): Promise<O> {
@@ -399,6 +401,10 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
     const timeoutMs = options.timeoutMs ?? DEFAULT_CONSISTENT_TIMEOUT_MS
     const r = fold.event(event)
     this.counters.eventsApplied++
+    if (r.outcome.status === 'threw') {
+      this.afterUpdate(r)
+      throw r.outcome.error
+    }
     const key = eventIdKey(r.id)
     const promise = new Promise<O>((resolve, reject) => {
       const timer = setTimeout(() => { settle(); reject(new ConsistencyTimeoutError(r.id, timeoutMs)) }, timeoutMs)
@@ -553,6 +559,7 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
    * updates always are; merges pass what they acknowledged).
    */
   private afterUpdate (r: UpdateResult<O>, news: boolean = r.propagate): void {
+    for (const t of r.thrown) log('the %s hook threw for %s: %s', t.hook, eventIdKey(t.id), t.message)
     for (const o of r.outputs) this.onConsistent(o)
     if (news) this.news = true
     if (r.propagate || news) this.changed()
@@ -565,6 +572,8 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
 
   private onConsistent (o: ConsistentOutput<O>): void {
     this.counters.eventsFolded++
+    // A failure whose apply threw has no output to resolve with or to forward.
+    if (o.thrown !== undefined) return
     const creator = o.id.participant
     if (creator === this.self) {
       this.pending.get(eventIdKey(o.id))?.resolve(o.output)
@@ -799,15 +808,17 @@ class LegionRuntime<E, S, O> implements Legion<E, S, O> {
     }
     // Settled past us on a history we do not share: the ejected-peer race of `standInMask`
     // (or a lie). This peer cannot take a settled state on one participant's word, so it
-    // waits until two (or the only other one) show it, then rejoins through them, taking the
-    // state as a joiner does.
+    // waits until two (or the only other one) of the participants that stay show it, then
+    // rejoins through them, taking the state as a joiner does. One whose UnJoin is pending
+    // never will. When the difference is this peer's own hooks that threw (`threwHere`), one
+    // word is enough: its hooks cannot compute the settled state anyway.
     this.divergedFrom.add(from)
-    const others = fold.infimumParticipants().filter(p => p !== this.self).length
-    if (this.divergedFrom.size >= Math.min(2, others)) {
+    const others = fold.projectedParticipants().filter(p => p !== this.self).length
+    if (r.threwHere || this.divergedFrom.size >= Math.min(2, others)) {
       for (const p of this.divergedFrom) this.sponsors.add(p)
       this.divergedFrom.clear()
       this.counters.divergences++
-      this.onEjected('participants settled on a history it does not share')
+      this.onEjected(r.threwHere ? `its own hooks threw where ${from}'s ran` : 'participants settled on a history it does not share')
     }
   }
 
