@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import {
   BOTTOM, EventFold, type EventSpec, DiffTooNewError, DiffTooSparseError, DifferentOriginsError, ForgedEventError,
-  type Diff, type EventId, type EventSignatures, type MergeResult, type SignedDelta, compareEventIds
+  type Delta, type Diff, type EventId, type EventSignatures, type MergeResult, type SignedDelta, compareEventIds
 } from '../src/eventfold/index.js'
 
 /** State: the events applied, in order, and who joined. Event 'fail' is a system error. */
@@ -404,6 +404,35 @@ describe('hooks that throw', () => {
     assert.equal(seen.diverged, true)
     assert.equal(seen.threwHere, false)
     assert.deepEqual(a.infimumValue().applied, ['q2'], 'nothing settled was taken')
+  })
+})
+
+describe('late events before an Error', () => {
+  test('an Error folds with the output apply gives on the state it folds on, even if an earlier event arrived after it became one', () => {
+    // A failure whose output depends on the state. c learns of b's failing event, with a
+    // relayed word that a and b acknowledged it (c trusts it: say it has not joined yet), and
+    // turns it into an Error. a's event, ordered before it, arrives only then.
+    const spec: EventSpec<string, Log, string> = {
+      ...logSpec,
+      apply: (e, s) => e.startsWith('fail') ? { ok: false, output: `error:${e} after ${s.applied.length}` } : logSpec.apply(e, s)
+    }
+    const a = EventFold.create('c', 'a', spec, options)
+    a.participate('b')
+    a.participate('c')
+    const b = EventFold.fromSnapshot(a.snapshot(), 'b', spec, options)
+    const c = EventFold.fromSnapshot(a.snapshot(), 'c', spec, options)
+    for (const f of [a, b, c]) { f.acknowledge('a'); f.acknowledge('b'); f.acknowledge('c') }
+    const x = a.event('x')
+    const fail = b.event('fail')
+    assert.ok(compareEventIds(x.id, fail.id) < 0, 'a\'s event is ordered first')
+    const relayed = (id: EventId, delta: Delta<string, string>): Diff<string, string> =>
+      ({ origin: 'c', infimumId: c.infimumId(), infimumDigest: c.infimumDigest(), events: [{ id, delta, acks: ['a', 'b'] }] })
+    ok(c.mergeDiff(relayed(fail.id, { kind: 'event', event: 'fail' })))
+    assert.equal(c.isBlockedOnError(), true, 'c failed it on the state it had')
+    ok(c.mergeDiff(relayed(x.id, { kind: 'event', event: 'x' })))
+    const r = ok(c.mergeDiff(relayed(fail.id, { kind: 'error', output: 'whatever b said', errorAcks: ['a', 'b'] })))
+    assert.deepEqual(r.outputs.map(o => o.output), ['error:fail after 1'])
+    assert.deepEqual(c.infimumValue().applied, ['x'])
   })
 })
 

@@ -77,7 +77,16 @@ type InternalDelta<E, O> =
   | { readonly kind: 'event', readonly event: E }
   | { readonly kind: 'join', readonly peer: number }
   | { readonly kind: 'unjoin', readonly peer: number }
-  | { readonly kind: 'error', readonly failure: Failure<O>, errorAcks: bigint }
+  | {
+    readonly kind: 'error'
+    readonly failure: Failure<O>
+    errorAcks: bigint
+    /**
+     * The event, when this replica held it before it became an error. Never sent: it lets the
+     * fold compute the failure's output again on the state it folds on (`foldedFailure`).
+     */
+    readonly source?: { readonly event: E }
+  }
 
 /** The failure an `apply` outcome that did not succeed stands for. */
 function failureOf<S, O> (r: Exclude<ApplyOutcome<S, O>, { kind: 'applied' }>): Failure<O> {
@@ -799,7 +808,7 @@ export class EventFold<E, S, O> {
         // The output is this replica's own when its projection fails the event too: the
         // sender's state may be off (a hook that threw there earlier), this one's is not.
         const own = this.projValid ? local.projectedFailure : undefined
-        local.delta = { kind: 'error', failure: own !== undefined && own.thrown === undefined ? own : remoteFailure(body), errorAcks }
+        local.delta = { kind: 'error', failure: own !== undefined && own.thrown === undefined ? own : remoteFailure(body), errorAcks, source: { event: ld.event } }
         this.projValid = false
         changed = true
       }
@@ -918,12 +927,12 @@ export class EventFold<E, S, O> {
         if (m.kind === 'threw') { hookThrew = true; this.reportThrow(e, d.kind, m) }
       } else if (d.kind === 'error') {
         if (!covered && (d.errorAcks & needed) !== needed) break
-        outputs.push(failedOutput({ counter: e.counter, participant: e.participant }, d.failure))
+        outputs.push(failedOutput({ counter: e.counter, participant: e.participant }, this.foldedFailure(e, d)))
       } else {
         const r = this.applyForFold(e, d.event)
         if (r.kind !== 'applied') {
           if (r.kind === 'threw') this.reportThrow(e, 'apply', r)
-          e.delta = { kind: 'error', failure: failureOf(r), errorAcks: this.peerBits[this.selfIndex]! }
+          e.delta = { kind: 'error', failure: failureOf(r), errorAcks: this.peerBits[this.selfIndex]!, source: { event: d.event } }
           changed = true
           if (covered) break
           continue // re-examine it as an error: with one participant it folds at once
@@ -937,6 +946,22 @@ export class EventFold<E, S, O> {
       if (d.kind === 'join' || d.kind === 'unjoin') standIn = this.standInMask()
     }
     return changed
+  }
+
+  /**
+   * The failure an Error folds with. It became an error before the fold reached it, and an
+   * event ordered before it may have arrived since (an ejected peer's, or one that a trusting
+   * joiner learnt of late), so the output stored then may not be what `apply` gives on the
+   * state it folds on: where this replica holds the event, it is computed again. An event
+   * that no longer fails still folds as the failure every participant acknowledged; the
+   * digests then tell the replicas apart, as for any other difference of outcome.
+   */
+  private foldedFailure (e: Entry<E, O>, d: Extract<InternalDelta<E, O>, { kind: 'error' }>): Failure<O> {
+    if (d.source === undefined) return d.failure
+    const r = this.hooks.apply(d.source.event, this.infState)
+    if (r.kind === 'applied') return d.failure
+    if (r.kind === 'threw') this.reportThrow(e, 'apply', r)
+    return failureOf(r)
   }
 
   /**
