@@ -159,7 +159,8 @@ export interface EventFoldOptions<E = unknown, O = unknown> {
   /**
    * Deep-freeze every state returned by `init`, `apply`, `join` and `unjoin`, so that an
    * event spec that mutates its input state fails loudly with a `TypeError` instead of
-   * silently corrupting the infimum. Costs time proportional to the new parts of each state.
+   * silently corrupting the infimum (thrown inside a hook, it is handled and reported like
+   * any throw: see {@link EventSpec}). Costs time proportional to the new parts of each state.
    * @default false
    */
   freezeStates?: boolean
