@@ -83,3 +83,15 @@ test('regression: first-hand, an Error folds with the output of the state it fol
     runSimulation({ ...plan, firstHand: true })
   }
 })
+
+test('regression: an Error\'s output computed again is stored too, so a replica that only received the Error agrees', () => {
+  // Found by the 10,000-run search (seeds 1, 3, 7, 8, 1859982090) against a version that
+  // computed the output again only when folding: the replica that held the event reported
+  // the fresh output, a joiner that had received the Error in a snapshot the stale one.
+  for (const plan of [
+    { seed: 1833865757, peers: 6, steps: 292 }, { seed: -1329079791, peers: 5, steps: 232 }, { seed: 752382698, peers: 6, steps: 124 },
+    { seed: 1624845814, peers: 4, steps: 253 }, { seed: 363571252, peers: 7, steps: 224 }
+  ]) {
+    runSimulation({ ...plan, firstHand: true })
+  }
+})

@@ -79,7 +79,7 @@ type InternalDelta<E, O> =
   | { readonly kind: 'unjoin', readonly peer: number }
   | {
     readonly kind: 'error'
-    readonly failure: Failure<O>
+    failure: Failure<O>
     errorAcks: bigint
     /**
      * The event, when this replica held it before it became an error. Never sent: it lets the
@@ -927,7 +927,7 @@ export class EventFold<E, S, O> {
         if (m.kind === 'threw') { hookThrew = true; this.reportThrow(e, d.kind, m) }
       } else if (d.kind === 'error') {
         if (!covered && (d.errorAcks & needed) !== needed) break
-        outputs.push(failedOutput({ counter: e.counter, participant: e.participant }, this.foldedFailure(e, d)))
+        outputs.push(failedOutput({ counter: e.counter, participant: e.participant }, this.foldedFailure(e, d, this.infState)))
       } else {
         const r = this.applyForFold(e, d.event)
         if (r.kind !== 'applied') {
@@ -949,19 +949,23 @@ export class EventFold<E, S, O> {
   }
 
   /**
-   * The failure an Error folds with. It became an error before the fold reached it, and an
+   * The failure of an Error on `state` (the state before it, as the projection or the fold
+   * has it), which it also stores. It became an error before the fold reached it, and an
    * event ordered before it may have arrived since (an ejected peer's, or one that a trusting
-   * joiner learnt of late), so the output stored then may not be what `apply` gives on the
-   * state it folds on: where this replica holds the event, it is computed again. An event
-   * that no longer fails still folds as the failure every participant acknowledged; the
-   * digests then tell the replicas apart, as for any other difference of outcome.
+   * joiner learnt of late), so the output stored then may not be what `apply` gives now:
+   * where this replica holds the event, it is computed again, whenever the projection is
+   * recomputed and when it folds. Storing it matters as much as folding with it: replicas
+   * that received the Error without the event (a joiner's snapshot) fold with what was sent.
+   * An event that no longer fails still folds as the failure every participant acknowledged;
+   * the digests then tell the replicas apart, as for any other difference of outcome.
    */
-  private foldedFailure (e: Entry<E, O>, d: Extract<InternalDelta<E, O>, { kind: 'error' }>): Failure<O> {
+  private foldedFailure (e: Entry<E, O>, d: Extract<InternalDelta<E, O>, { kind: 'error' }>, state: S): Failure<O> {
     if (d.source === undefined) return d.failure
-    const r = this.hooks.apply(d.source.event, this.infState)
+    const r = this.hooks.apply(d.source.event, state)
     if (r.kind === 'applied') return d.failure
     if (r.kind === 'threw') this.reportThrow(e, 'apply', r)
-    return failureOf(r)
+    d.failure = failureOf(r)
+    return d.failure
   }
 
   /**
@@ -1055,6 +1059,8 @@ export class EventFold<E, S, O> {
       }
     } else if (d.kind === 'event') {
       this.projectApplied(e, this.hooks.apply(d.event, this.projState))
+    } else if (d.source !== undefined) {
+      d.failure = this.foldedFailure(e, d, this.projState)
     }
   }
 
