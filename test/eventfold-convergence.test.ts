@@ -95,3 +95,14 @@ test('regression: an Error\'s output computed again is stored too, so a replica 
     runSimulation({ ...plan, firstHand: true })
   }
 })
+
+test('the known limit: a replica that folded an ejected sponsor\'s event relayed by its joiner reports outputs the others overrule, then rejoins', () => {
+  // Found by the 10,000-run search (seed 8). p3 joins through p2 and at once ejects it
+  // (crash-stop), then relays p2's last events to p1 after p0, p4 and p5 folded past them:
+  // the second case of "Ejection: assumptions and known limits" in docs/ARCHITECTURE.md. p1
+  // folds them, reports outputs on that state, finds its history settled differently
+  // elsewhere and rejoins. The replicas that never diverged agree on every output.
+  const report = runSimulation({ seed: -1730014324, peers: 6, steps: 182, firstHand: true })
+  assert.ok(report.rejoins >= 1)
+  assert.ok(report.overruledOutputs > 0)
+})
