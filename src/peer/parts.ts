@@ -119,7 +119,7 @@ export function buildParts (inputs: PartInputs): Parts {
     counters,
     limits,
     requestSync: (peer, group, full) => { sync.request(peer, [{ group, full }]) },
-    diverged: (replica, from, ejected) => { ejection.diverged(replica, from, ejected) },
+    diverged: (replica, from, ejected, threwHere) => { ejection.diverged(replica, from, ejected, threwHere) },
     log: loggers('intake')
   })
   const sync = new Sync({

@@ -205,6 +205,7 @@ export class GroupRegistry {
       clock: c.clock,
       counters: c.counters,
       foldOptions: c.foldOptions,
+      log: c.log,
       changed: (replica) => { c.schedule(replica) },
       limits: c.limits
     }
