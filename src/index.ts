@@ -242,8 +242,15 @@ export {
   type InfimumSnapshot,
   type OutstandingEvent,
   type EventFoldSnapshot,
-  type DiffEvent,
   type Diff,
+  type Acknowledgement,
+  type VersionEntry,
+  type FailureReport,
+  type LogRun,
+  type RunEvent,
+  type LogBase,
+  type LogPosition,
+  type CreatorLog,
   type ConsistentOutput,
   type HookName,
   type ThrownHook,
@@ -265,7 +272,7 @@ export {
   type Codec,
   type DecodeLimits
 } from './codec/codec.js'
-export { DecodeError, EncodeError, type DecodeErrorCode } from './codec/errors.js'
+export { DecodeError, EncodeError, LegacyFoldError, type DecodeErrorCode } from './codec/errors.js'
 export { Writer, Reader } from './codec/buffer.js'
 export { jsonCodec, jsonCodecFor, type JsonValue, type JsonArray, type JsonObject, type IsJson, type JsonCheck, type OptionalKeys } from './codec/json.js'
 export { checkedJsonCodec } from './codec/checked-json.js'
@@ -280,10 +287,13 @@ export {
   decodeDiff,
   FINGERPRINT_BYTES,
   MAX_SIGNATURE_BYTES,
-  encodeSignedEvent,
+  MAX_HASH_BYTES,
+  encodeLogLink,
+  encodeLogHead,
   type DiffContext,
   type FoldCodecs
 } from './codec/eventfold.js'
+export { migrateEventFold } from './codec/legacy.js'
 
 // ---------------------------------------------------------------------------------------------
 // The partition table: a built-in event spec that assigns partitions to participants.

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import {
   BOTTOM, EventFold, type EventSpec, DiffTooNewError, DiffTooSparseError, DifferentOriginsError, ForgedEventError,
-  type Delta, type Diff, type EventId, type EventSignatures, type MergeResult, type SignedDelta, compareEventIds
+  type Acknowledgement, type Diff, type EventId, type EventSignatures, type FailureReport, type MergeResult, type Participant, compareEventIds
 } from '../src/eventfold/index.js'
 
 /** State: the events applied, in order, and who joined. Event 'fail' is a system error. */
@@ -36,6 +36,18 @@ function twoPeers (): { a: EventFold<string, Log, string>, b: EventFold<string, 
   ok(a.mergeFull(b.snapshot()))
   assert.deepEqual(a.infimumParticipants(), ['a', 'b'])
   return { a, b }
+}
+
+/**
+ * `from`'s diff for `to` with `from`'s acknowledgement claiming more: that it holds `to`'s log
+ * as `to` holds it now (what `from` would say once `to`'s events reached it), and `failures`.
+ */
+function claiming (from: EventFold<string, Log, string>, to: EventFold<string, Log, string>, failures: Array<FailureReport<string>> = []): Diff<string, string> {
+  const diff = from.diffFor(to.self)!
+  const own = diff.acknowledgements[0]!
+  const holds = [...own.holds.filter(h => h.participant !== to.self), { participant: to.self, since: to.log, seq: to.held(to.self) }]
+  holds.sort((x, y) => x.participant < y.participant ? -1 : x.participant > y.participant ? 1 : x.since - y.since)
+  return { ...diff, acknowledgements: [{ ...own, holds, failures }] }
 }
 
 function sync (from: EventFold<string, Log, string>, to: EventFold<string, Log, string>): void {
@@ -262,11 +274,11 @@ describe('hooks that throw', () => {
   test('a thrown failure reported by another replica does not turn a local event into one, even trusting', () => {
     const { a, b } = twoPeers()
     const x = a.event('x')
-    ok(a.mergeDiff({ ...b.diffFor('a')!, events: [{ id: x.id, delta: { kind: 'error', thrown: 'Error: not here', errorAcks: ['b'] }, acks: ['b'] }] }))
+    ok(a.mergeDiff(claiming(b, a, [{ id: x.id, thrown: 'Error: not here' }])))
     assert.deepEqual(a.infimumValue().applied, ['x'], 'acknowledged by both, it folded as it applies here')
     // A returned failure still is "a failure anywhere is a failure everywhere" when trusting.
     const y = a.event('y')
-    ok(a.mergeDiff({ ...b.diffFor('a')!, events: [{ id: y.id, delta: { kind: 'error', output: 'no', errorAcks: ['b'] }, acks: ['b'] }] }))
+    ok(a.mergeDiff(claiming(b, a, [{ id: y.id, output: 'no' }])))
     assert.deepEqual(a.infimumValue().applied, ['x'])
     assert.equal(a.outstandingCount, 0)
   })
@@ -408,10 +420,12 @@ describe('hooks that throw', () => {
 })
 
 describe('late events before an Error', () => {
-  test('an Error folds with the output apply gives on the state it folds on, even if an earlier event arrived after it became one', () => {
-    // A failure whose output depends on the state. c learns of b's failing event, with a
-    // relayed word that a and b acknowledged it (c trusts it: say it has not joined yet), and
-    // turns it into an Error. a's event, ordered before it, arrives only then.
+  test('an event is not folded, nor found to fail, on the word of a participant whose own earlier event is still on its way', () => {
+    // The loss the first try at routing acknowledgements to creators showed (docs/ARCHITECTURE.md,
+    // "Why acknowledgements used to go to everyone"): a creates x, then acknowledges b's later
+    // event; c learns of that acknowledgement before x reaches it. Folding on it, c would go
+    // past x, drop it as below its infimum when it comes, and diverge from a and b. Here the
+    // event also fails on a state that depends on x: c must fold it on the state with x.
     const spec: EventSpec<string, Log, string> = {
       ...logSpec,
       apply: (e, s) => e.startsWith('fail') ? { ok: false, output: `error:${e} after ${s.applied.length}` } : logSpec.apply(e, s)
@@ -425,14 +439,73 @@ describe('late events before an Error', () => {
     const x = a.event('x')
     const fail = b.event('fail')
     assert.ok(compareEventIds(x.id, fail.id) < 0, 'a\'s event is ordered first')
-    const relayed = (id: EventId, delta: Delta<string, string>): Diff<string, string> =>
-      ({ origin: 'c', infimumId: c.infimumId(), infimumDigest: c.infimumDigest(), events: [{ id, delta, acks: ['a', 'b'] }] })
-    ok(c.mergeDiff(relayed(fail.id, { kind: 'event', event: 'fail' })))
-    assert.equal(c.isBlockedOnError(), true, 'c failed it on the state it had')
-    ok(c.mergeDiff(relayed(x.id, { kind: 'event', event: 'x' })))
-    const r = ok(c.mergeDiff(relayed(fail.id, { kind: 'error', output: 'whatever b said', errorAcks: ['a', 'b'] })))
-    assert.deepEqual(r.outputs.map(o => o.output), ['error:fail after 1'])
-    assert.deepEqual(c.infimumValue().applied, ['x'])
+    ok(a.mergeDiff(b.diffFor('a')!)) // a now holds fail: its acknowledgement says so, and that it holds x
+    const relayed: Diff<string, string> = { origin: 'c', acknowledgements: [b.acknowledgement(), a.acknowledgement()], runs: b.diffFor('c')!.runs }
+    ok(c.mergeDiff(relayed))
+    assert.equal(c.isBlockedOnError(), false, 'a\'s acknowledgement waits: c does not hold a\'s log as far as a did')
+    assert.equal(c.infimumValue().applied.length, 0)
+    ok(c.mergeDiff(a.diffFor('c')!))
+    assert.equal(c.isBlockedOnError(), false, 'now a\'s word counts, but x still waits for b\'s')
+    const outputs: string[] = []
+    const record = (r: MergeResult<string>): void => { for (const o of ok(r).outputs) outputs.push(`${o.id.participant}:${o.output ?? o.thrown ?? ''}`) }
+    for (let round = 0; round < 3; round++) {
+      for (const [f, t] of [[a, b], [b, a], [a, c], [c, a], [b, c], [c, b]] as const) {
+        const diff = f.diffFor(t.self)!
+        const r = t.mergeDiff(diff)
+        if (t === c) record(r)
+      }
+    }
+    assert.deepEqual(outputs, ['a:x@0', 'b:error:fail after 1'], 'c folds x, then the failure on the state x left')
+    for (const f of [a, b, c]) {
+      assert.equal(f.outstandingCount, 0)
+      assert.deepEqual(f.infimumValue().applied, ['x'])
+      assert.deepEqual(f.infimumDigest(), a.infimumDigest())
+    }
+  })
+})
+
+describe('acknowledgements as version vectors', () => {
+  test('regression (the first try at routing acknowledgements to creators): a replica never folds an event on the word of a participant whose earlier event it lacks', () => {
+    // docs/ARCHITECTURE.md, "How data flows": participant A creates e, then acknowledges C's
+    // later event f; C learns that everyone acknowledged f and tells X; X folds f before A's
+    // own message with e reaches it, and then drops e as below its infimum: lost. With
+    // per-creator logs, A's acknowledgement says how far A's own log goes, and X takes it only
+    // once it holds A's log that far.
+    const a = EventFold.create('c', 'a', logSpec, options)
+    for (const p of ['c', 'x']) a.participate(p)
+    const c = EventFold.fromSnapshot(a.snapshot(), 'c', logSpec, options)
+    const x = EventFold.fromSnapshot(a.snapshot(), 'x', logSpec, options)
+    for (const f of [a, c, x]) for (const p of ['a', 'c', 'x']) f.acknowledge(p)
+    const e = a.event('e') // its batch to x is lost
+    ok(c.mergeDiff(a.diffFor('c')!)) // ...but it reaches c
+    const f = c.event('f')
+    assert.ok(compareEventIds(e.id, f.id) < 0, 'e is ordered before f')
+    ok(a.mergeDiff(c.diffFor('a')!, { from: 'c' })) // a acknowledges f, with e in its own log
+    ok(x.mergeDiff({ origin: 'c', acknowledgements: [c.acknowledgement()], runs: c.diffFor('x', { relay: false })!.runs.filter(r => r.creator === 'c') }, { from: 'c' }))
+    ok(c.mergeDiff(x.diffFor('c')!, { from: 'x' }))
+    ok(c.mergeDiff(a.diffFor('c')!, { from: 'a' }))
+    assert.deepEqual(c.outstandingEvents().find(o => o.id.counter === f.id.counter)!.acks, ['a', 'c', 'x'], 'everyone acknowledged f')
+    assert.deepEqual(c.infimumValue().applied, [], 'c cannot fold: e, before f, waits for x')
+    // C tells X that everyone acknowledged f: its own acknowledgement, and A's, relayed (trusting, so X believes the relay).
+    const told: Diff<string, string> = { origin: 'c', acknowledgements: [c.acknowledgement(), a.acknowledgement()], runs: [] }
+    ok(x.mergeDiff(told))
+    assert.deepEqual(x.infimumValue().applied, [], 'x folds nothing: A\'s acknowledgement waits until x holds A\'s log as far as A did')
+    assert.equal(x.outstandingCount, 1)
+    assert.deepEqual(new Set(x.aheadOfThis()), new Set(['a', 'c']), 'x knows whom to ask for what it lacks')
+    ok(x.mergeDiff(a.diffFor('x')!, { from: 'a' })) // e arrives at last
+    assert.deepEqual(x.infimumValue().applied, ['e', 'f'], 'e folds, then f: nothing lost')
+    ok(c.mergeDiff(x.diffFor('c')!, { from: 'x' }))
+    assert.deepEqual(c.infimumValue(), x.infimumValue())
+    assert.deepEqual(c.infimumDigest(), x.infimumDigest())
+  })
+
+  test('an acknowledgement costs one number per log, however many events are outstanding', () => {
+    const { a, b } = twoPeers()
+    for (let i = 0; i < 50; i++) b.event(`y${i}`)
+    ok(a.mergeDiff(b.diffFor('a')!))
+    const ack = a.acknowledgement()
+    assert.deepEqual(ack.holds.map(h => h.participant), ['a', 'b'])
+    assert.deepEqual(ack.holds.find(h => h.participant === 'b')!.seq, b.held('b'))
   })
 })
 
@@ -444,14 +517,17 @@ describe('diffs', () => {
     assert.equal(a.diffFor('nobody'), undefined)
   })
 
-  test('a diff leaves out bodies the peer acknowledged, and never errors', () => {
+  test('a diff carries only the runs of logs the peer\'s acknowledgement does not show it holding', () => {
     const { a, b } = twoPeers()
     a.event('x')
-    a.acknowledge('b')
+    sync(a, b)
     b.event('y')
     sync(b, a)
+    const z = a.event('z')
     const diff = a.diffFor('b')!
-    assert.ok(diff.events.every(e => e.delta === undefined))
+    assert.deepEqual(diff.runs.map(r => ({ creator: r.creator, first: r.first, events: r.events.map(e => e.counter) })), [{ creator: 'a', first: a.held('a'), events: [z.id.counter] }])
+    assert.deepEqual(diff.acknowledgements.map(k => k.participant), ['a', 'b'], 'its own acknowledgement first, then those it relays')
+    assert.equal(a.diffFor('b', { relay: false })!.acknowledgements.length, 1)
   })
 
   test('a diff from another origin is refused and changes nothing', () => {
@@ -466,15 +542,19 @@ describe('diffs', () => {
     assert.ok(!f.ok && f.error.name === 'DifferentOriginsError')
   })
 
-  test('a diff omitting a body unknown here is too sparse and changes nothing', () => {
+  test('a diff whose run of its sender\'s log skips events not held here is too sparse and changes nothing', () => {
     const { a, b } = twoPeers()
-    b.event('y')
+    b.event('y1')
+    b.event('y2')
     const diff = b.diffFor('a')!
-    const sparse: Diff<string, string> = { ...diff, events: diff.events.map(e => ({ ...e, delta: undefined })) }
+    const run = diff.runs[0]!
+    const skipping: Diff<string, string> = { ...diff, runs: [{ ...run, first: run.first + 1, events: run.events.slice(1) }] }
     const before = a.snapshot()
-    const r = a.mergeDiff(sparse)
+    const r = a.mergeDiff(skipping)
     assert.ok(!r.ok && r.error instanceof DiffTooSparseError && r.error.reason === 'missing-body')
     assert.deepEqual(a.snapshot(), before)
+    ok(a.mergeDiff(diff))
+    assert.equal(a.held('b'), 2)
   })
 
   test('a diff whose infimum is an event not held here is too new and changes nothing', () => {
@@ -497,9 +577,9 @@ describe('diffs', () => {
     sync(b, a) // a has y acknowledged by both and folds it
     assert.deepEqual(a.infimumId(), y.id)
     assert.equal(b.outstandingCount, 1)
-    // a's diff carries no events, only its infimum: b folds y on that word alone.
+    // a's diff carries no events, only its acknowledgement: b folds y on that word alone.
     const diff = a.diffFor('b')!
-    assert.equal(diff.events.length, 0)
+    assert.equal(diff.runs.length, 0)
     const r = ok(b.mergeDiff(diff))
     assert.deepEqual(r.outputs.map(o => o.id), [y.id])
     assert.deepEqual(b.infimumId(), a.infimumId())
@@ -604,24 +684,25 @@ describe('immutability', () => {
 })
 
 describe('first-hand merges and signatures', () => {
-  // A toy signature: a keyed hash with a secret per participant. Real folds use Ed25519
-  // (runtime/event-signatures.ts); what is tested here is that the fold obeys the verdict.
+  // A toy signature: a keyed hash with a secret per participant. Real folds use SHA-256 chains
+  // and Ed25519 (peer/event-signatures.ts); what is tested here is that the fold obeys the verdict.
   const secrets = new Map([['a', 'sa'], ['b', 'sb'], ['c', 'sc']])
-  const digestOf = (p: string, id: EventId, delta: SignedDelta<string, string>): Uint8Array =>
-    createHash('sha256').update(`${secrets.get(p) ?? 'none'}|${id.counter}|${id.participant}|${JSON.stringify(delta)}`).digest()
-  const signatures: EventSignatures<string, string> = {
-    sign: (id, delta) => digestOf(id.participant, id, delta),
-    verify: (id, delta, signature) => Buffer.from(digestOf(id.participant, id, delta)).equals(signature)
-  }
-  const signed = { ...options, signatures }
+  const keyed = (p: string, since: number, seq: number, head: Uint8Array): Uint8Array =>
+    createHash('sha256').update(`${secrets.get(p) ?? 'none'}|${since}|${seq}|`).update(head).digest()
+  const signaturesOf = (self: Participant): EventSignatures<string, string> => ({
+    chain: (previous, id, delta) => createHash('sha256').update(previous).update(`|${id.counter}|${id.participant}|${JSON.stringify(delta)}`).digest(),
+    sign: (since, seq, head) => keyed(self, since, seq, head),
+    verify: (creator, since, seq, head, signature) => Buffer.from(keyed(creator, since, seq, head)).equals(signature)
+  })
+  const signed = (self: Participant): typeof options & { signatures: EventSignatures<string, string> } => ({ ...options, signatures: signaturesOf(self) })
 
   /** a, b and c, all joined, all signing. */
   function threePeers (): Record<'a' | 'b' | 'c', EventFold<string, Log, string>> {
-    const a = EventFold.create('c', 'a', logSpec, signed)
+    const a = EventFold.create('c', 'a', logSpec, signed('a'))
     a.participate('b')
     a.participate('c')
-    const b = EventFold.fromSnapshot(a.snapshot(), 'b', logSpec, signed)
-    const c = EventFold.fromSnapshot(a.snapshot(), 'c', logSpec, signed)
+    const b = EventFold.fromSnapshot(a.snapshot(), 'b', logSpec, signed('b'))
+    const c = EventFold.fromSnapshot(a.snapshot(), 'c', logSpec, signed('c'))
     assert.equal(b.hasJoined(), false, 'a joiner has not joined until its Join folds')
     b.acknowledge()
     c.acknowledge()
@@ -633,13 +714,15 @@ describe('first-hand merges and signatures', () => {
     return { a, b, c }
   }
 
-  test('first-hand, a diff gives only its sender\'s acknowledgements', () => {
-    const { a, b } = threePeers()
+  test('first-hand, a diff gives only its sender\'s acknowledgement, not those it relays', () => {
+    const { a, b, c } = threePeers()
     const x = a.event('x')
-    const forged: Diff<string, string> = { ...b.diffFor('a')!, events: [{ id: x.id, delta: undefined, acks: ['a', 'b', 'c'] }] }
+    const forgedForC: Acknowledgement<string> = { ...c.acknowledgement(), holds: claiming(c, a).acknowledgements[0]!.holds }
+    const forged: Diff<string, string> = { ...claiming(b, a), acknowledgements: [claiming(b, a).acknowledgements[0]!, forgedForC] }
     ok(a.mergeDiff(forged, { from: 'b' }))
     assert.equal(a.outstandingCount, 1, 'folded on an acknowledgement forged for c')
     assert.deepEqual(a.outstandingEvents()[0]!.acks, ['a', 'b'])
+    assert.deepEqual(a.outstandingEvents()[0]!.id, x.id)
     ok(a.mergeDiff(forged)) // control: believing everything, it folds
     assert.equal(a.outstandingCount, 0)
   })
@@ -665,44 +748,51 @@ describe('first-hand merges and signatures', () => {
   test('first-hand, a failure reported by another does not turn a local event into an error', () => {
     const { a, b } = threePeers()
     const x = a.event('x')
-    const diff: Diff<string, string> = { ...b.diffFor('a')!, events: [{ id: x.id, delta: { kind: 'error', output: 'no', errorAcks: ['b'] }, acks: ['b'] }] }
+    const diff = claiming(b, a, [{ id: x.id, output: 'no' }])
     ok(a.mergeDiff(diff, { from: 'b' }))
     assert.deepEqual(a.projectedValue().applied, ['x'])
     ok(a.mergeDiff(diff)) // control
     assert.deepEqual(a.projectedValue().applied, [])
   })
 
-  test('a body whose signature does not check is refused with nothing changed; a relayed signed body is taken', () => {
+  test('a run that does not chain to its creator\'s signed head is refused with nothing changed; a relayed signed run is taken', () => {
     const { a, c } = threePeers()
-    const y = c.event('y')
+    c.event('y')
     const relayed = c.diffFor('a')!
-    const event = relayed.events[0]!
-    assert.ok(event.signature !== undefined)
+    const run = relayed.runs[0]!
+    assert.ok(run.signature !== undefined, 'one signature for the run, however many events it carries')
     const attempts: Array<Diff<string, string>> = [
-      { ...relayed, events: [{ ...event, signature: undefined }] },
-      { ...relayed, events: [{ ...event, delta: { kind: 'event', event: 'z' } }] },
-      { ...relayed, events: [{ ...event, signature: digestOf('b', y.id, { kind: 'event', event: 'y' }) }] }
+      { ...relayed, runs: [{ ...run, signature: undefined }] },
+      { ...relayed, runs: [{ ...run, events: [{ ...run.events[0]!, delta: { kind: 'event', event: 'z' } }] }] },
+      { ...relayed, runs: [{ ...run, signature: keyed('b', run.since, run.first, new Uint8Array(32)) }] }
     ]
     const before = JSON.stringify(a.snapshot())
     for (const diff of attempts) {
-      for (const r of [a.mergeDiff(diff, { from: 'b' }), a.mergeFull({ ...a.snapshot(), events: diff.events.map(e => ({ ...e, delta: e.delta! })) }, { from: 'b' })]) {
-        assert.equal(r.ok, false)
-        if (!r.ok) assert.ok(r.error instanceof ForgedEventError)
-      }
+      const r = a.mergeDiff(diff, { from: 'b' })
+      assert.equal(r.ok, false)
+      if (!r.ok) assert.ok(r.error instanceof ForgedEventError)
       assert.equal(JSON.stringify(a.snapshot()), before)
     }
-    ok(a.mergeDiff(relayed, { from: 'b' })) // c's event relayed by b, as a sync answer would
+    const snapshot = c.snapshot()
+    const log = snapshot.logs.find(l => l.participant === 'c')!
+    const tampered = { ...snapshot, logs: snapshot.logs.map(l => l === log ? { ...l, signature: keyed('b', l.since, l.seq, l.hash) } : l) }
+    const full = a.mergeFull(tampered, { from: 'b' })
+    assert.ok(!full.ok && full.error instanceof ForgedEventError, 'a whole fold\'s runs are checked the same way')
+    ok(a.mergeDiff(relayed, { from: 'b' })) // c's run relayed by b, as a sync answer would
     assert.deepEqual(a.projectedValue().applied, ['y'])
-    assert.deepEqual(a.outstandingEvents()[0]!.acks, ['a']) // ...but none of c's acknowledgements
+    assert.deepEqual(a.outstandingEvents()[0]!.acks, ['a', 'c'], 'its creator holds it; nobody else\'s word was taken')
   })
 
-  test('first-hand, an error for an event not held here cannot be believed: a diff is too sparse, a fold skips it', () => {
+  test('first-hand, a failure reported for an event not held here changes nothing; a whole fold gives the event, not its failure', () => {
     const { a, b } = threePeers()
-    const lone: Diff<string, string> = { ...b.diffFor('a')!, events: [{ id: { counter: 50, participant: 'c' }, delta: { kind: 'error', output: 'no', errorAcks: ['a', 'b', 'c'] }, acks: ['a', 'b', 'c'] }] }
-    const r = a.mergeDiff(lone, { from: 'b' })
-    assert.ok(!r.ok && r.error instanceof DiffTooSparseError)
-    ok(a.mergeFull({ ...a.snapshot(), events: lone.events.map(e => ({ ...e, delta: e.delta! })) }, { from: 'b' }))
+    const fail = b.event('fail')
+    const failed = b.snapshot() // b holds fail as an event; make a fold that calls it failed
+    const asError = { ...failed, events: failed.events.map(e => ({ ...e, delta: { kind: 'error' as const, event: 'fail', output: 'no', errorAcks: ['a', 'b', 'c'] } })) }
+    const onlyWord: Diff<string, string> = { origin: 'c', acknowledgements: [{ ...b.acknowledgement(), holds: [], failures: [{ id: fail.id, output: 'no' }] }], runs: [] }
+    ok(a.mergeDiff(onlyWord, { from: 'b' }))
     assert.equal(a.outstandingCount, 0)
+    ok(a.mergeFull(asError, { from: 'b' }))
+    assert.deepEqual(a.outstandingEvents().map(e => e.delta.kind), ['event'])
   })
 
   /** `to` merges what `from` would send it, first-hand, with a full merge when a diff will not do. */
@@ -726,7 +816,7 @@ describe('first-hand merges and signatures', () => {
     for (const f of [a, b, c]) assert.equal(f.isBlockedOnError(), true)
     a.disassociate('c')
     a.participate('c')
-    const c2 = EventFold.fromSnapshot(a.snapshot(), 'c', logSpec, signed)
+    const c2 = EventFold.fromSnapshot(a.snapshot(), 'c', logSpec, signed('c'))
     c2.acknowledge()
     assert.deepEqual(c2.outstandingEvents().map(e => e.delta.kind), ['error', 'event', 'unjoin', 'join'])
     ok(pass(a, b))

@@ -74,3 +74,25 @@ export function toDecodeError (err: unknown): DecodeError {
   const message = err instanceof Error ? err.message : String(err)
   return new DecodeError('invalid', `decode failed: ${message}`, { cause: err })
 }
+
+/**
+ * A fold stored in format 4 or 5 still has outstanding events, which cannot be migrated to
+ * format 6: those formats give events no positions in their creators' logs, and no replica
+ * can assign ones every other replica would agree on. A fold with nothing outstanding
+ * migrates. Remedy: recover the peer with the Legion version that wrote it until its groups
+ * have settled (`stats()` shows nothing outstanding), or start it afresh (`startup.mode`
+ * `new` or `join`, with `overwrite`).
+ */
+export class LegacyFoldError extends Error {
+  /** Always `'LegacyFoldError'`, so `err.name` identifies the error across package copies. */
+  override readonly name = 'LegacyFoldError'
+  /** The format version the fold was stored in. */
+  readonly version: number
+  /** How many events were outstanding in it. */
+  readonly outstanding: number
+  constructor (version: number, outstanding: number) {
+    super(`a fold stored in format ${version} has ${outstanding} outstanding event(s), which format 6 cannot take over: recover it with the Legion version that wrote it until it has settled, or start afresh`)
+    this.version = version
+    this.outstanding = outstanding
+  }
+}

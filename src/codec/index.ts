@@ -19,7 +19,7 @@
  */
 export type { Codec, DecodeLimits } from './codec.js'
 export { DEFAULT_DECODE_LIMITS, resolveDecodeLimits, encodeWith, decodeWith, decodeWithin } from './codec.js'
-export { DecodeError, EncodeError, type DecodeErrorCode } from './errors.js'
+export { DecodeError, EncodeError, LegacyFoldError, type DecodeErrorCode } from './errors.js'
 export { Reader, Writer, varUintSize } from './buffer.js'
 export { jsonCodec, MAX_ENCODE_DEPTH, type JsonValue, type JsonArray, type JsonObject } from './json.js'
 export {
@@ -29,7 +29,14 @@ export {
   OLDEST_READABLE_FORMAT_VERSION,
   FINGERPRINT_BYTES,
   MAX_SIGNATURE_BYTES,
-  encodeSignedEvent,
+  MAX_HASH_BYTES,
+  encodeLogLink,
+  encodeLogHead,
+  encodeStoredEvent,
+  decodeStoredEvent,
+  encodeStoredLog,
+  decodeStoredLog,
+  peekVersion,
   type DiffContext,
   MessageKind,
   FIRST_WIRE_KIND,
@@ -46,3 +53,4 @@ export {
   ParticipantTableWriter,
   ParticipantTableReader
 } from './eventfold.js'
+export { migrateEventFold, decodeLegacyEventFold, decodeLegacyDiff, type LegacyDelta, type LegacyEvent, type LegacyEventFoldSnapshot, type LegacyDiff } from './legacy.js'

@@ -51,9 +51,11 @@ export class DiffTooNewError extends MergeError {
 }
 
 /**
- * The diff leaves out something the receiver does not have: an event body it never received,
- * or (reason `digest`) events below the sender's infimum, detected because folding up to the
- * sender's infimum would not reproduce the sender's infimum digest. Remedy: a full merge.
+ * The diff leaves out something the receiver does not have: events of a creator's log before
+ * the run it carries (reason `missing-body`; remedy: a sync, whose diff starts where the
+ * receiver's acknowledgement says it stands), or (reason `digest`) events below the sender's
+ * infimum, detected because folding up to the sender's infimum would not reproduce the
+ * sender's infimum digest (remedy: a full merge).
  */
 export class DiffTooSparseError extends MergeError {
   /** Always `'DiffTooSparseError'`, so `err.name` identifies the error across package copies. */
@@ -65,7 +67,7 @@ export class DiffTooSparseError extends MergeError {
   readonly eventId: EventId
   constructor (reason: 'missing-body' | 'digest', eventId: EventId) {
     super(reason === 'missing-body'
-      ? `diff omits the body of event ${eventId.counter}:${eventId.participant}, which is unknown locally`
+      ? `diff skips events of ${eventId.participant}'s log before ${eventId.counter}:${eventId.participant}, which are not held locally`
       : `folding up to ${eventId.counter}:${eventId.participant} would not reproduce the sender's infimum digest`)
     this.reason = reason
     this.eventId = eventId
@@ -73,8 +75,9 @@ export class DiffTooSparseError extends MergeError {
 }
 
 /**
- * An event body's signature is missing or is not its creator's: someone tried to create an
- * event in another participant's name (or corrupted one on the way). Nothing was merged.
+ * A run of a creator's log does not chain to a head its creator signed (or carries no
+ * signature): someone tried to create an event in another participant's name (or corrupted
+ * one on the way). Nothing was merged.
  * Remedy: none from this sender; drop the message. An honest replica never sends one, so
  * asking the same sender again would only repeat it.
  */
@@ -82,10 +85,10 @@ export class ForgedEventError extends MergeError {
   /** Always `'ForgedEventError'`, so `err.name` identifies the error across package copies. */
   override readonly name = 'ForgedEventError'
   readonly needsFullMerge = false
-  /** The event whose signature did not check. */
+  /** The last event of the run that did not check. */
   readonly eventId: EventId
   constructor (eventId: EventId) {
-    super(`event ${eventId.counter}:${eventId.participant} is not signed by its creator`)
+    super(`events of ${eventId.participant}'s log up to ${eventId.counter}:${eventId.participant} are not signed by their creator`)
     this.eventId = eventId
   }
 }

@@ -1,105 +1,48 @@
 /**
  * The EventFold: an event-sourced CRDT whose events are totally ordered and folded into a
  * settled base value (the infimum) once every participant has acknowledged them. Semantics
- * follow the Haskell crdt-event-fold library, with one deliberate fix: an infimum digest that
- * keeps a late joiner from folding on a peer's word without holding the same events.
+ * follow the Haskell crdt-event-fold library, with two deliberate changes: an infimum digest
+ * that keeps a late joiner from folding on a peer's word without holding the same events, and
+ * per-participant logs with version-vector acknowledgements, so that an acknowledgement costs
+ * O(participants) whatever is outstanding and need not travel with the events it covers.
  *
  * Pure: no I/O, no timers, no clocks, no randomness. One instance is one participant's replica
  * and is updated in place; a merge that fails changes nothing. Total with respect to the
  * user's spec: every hook call goes through hooks.ts, so a hook that throws becomes data (a
  * failure, a digest mark, a {@link ThrownHook} report) and never escapes a method.
  *
- * Representation (chosen so the common operations cost O(1) amortised):
- * - Participants are interned into a per-replica table; acknowledgement sets are bigint
- *   bitmasks over that table.
- * - Outstanding events live in one array sorted by id, with a moving head index: a new local
- *   event appends, folding pops from the front, a late remote event is spliced in.
- * - The projected value is cached. An event appended after every other one is applied to the
- *   cache; anything else (an event inserted in the middle, an adopted remote infimum, an event
- *   turned into an error) marks the cache stale and it is recomputed on the next read.
+ * This class is the public face; the state and its concerns live in core.ts (state),
+ * projection.ts, folding.ts, acknowledgements.ts, logs.ts and merge.ts.
  *
  * @module
  */
-import { EMPTY_DIGEST, ERROR_MARK, HOOK_THREW_MARK, extendDigest, participantHash, relateHistories, type HistoryRelation } from './digest.js'
-import { DiffTooNewError, DiffTooSparseError, DifferentOriginsError, ForgedEventError, type MergeError } from './errors.js'
-import { GuardedSpec, type ApplyOutcome } from './hooks.js'
+import { aheadOfThis, externalAck, heldBefore } from './acknowledgements.js'
+import { NO_HASH, FoldCore, type Entry, type InternalDelta, type LogState } from './core.js'
+import { EMPTY_DIGEST } from './digest.js'
+import { acknowledgeAll, reduce } from './folding.js'
+import { GuardedSpec } from './hooks.js'
+import { headSignature, insertEntry, runsFrom } from './logs.js'
+import { acknowledgementOf, allParticipantsMask, diffFor, mergeDiff, mergeFull } from './merge.js'
+import { ensureProjection, projectApplied, projectEntry } from './projection.js'
 import type { EventResult, MembershipResult, MergeResult, ProjectedOutcome } from './results.js'
 import {
   BOTTOM,
   compareEventIds,
+  type Acknowledgement,
   type ConsistentOutput,
-  type Delta,
+  type CreatorLog,
   type Diff,
-  type DiffEvent,
   type EventFoldOptions,
   type EventFoldSnapshot,
   type EventId,
-  type EventSignatures,
   type EventSpec,
-  type HookName,
   type InfimumDigest,
+  type LogRun,
   type MergeOptions,
   type OutstandingEvent,
   type Participant,
-  type SignedDelta,
-  type ThrownHook,
   type UpdateResult
 } from './types.js'
-
-/** An outstanding event as the fold holds it: the id is flattened and acks are a bitmask. */
-interface Entry<E, O> {
-  readonly counter: number
-  /** Interned participant id of the event's creator. */
-  readonly participant: Participant
-  /** Index of `participant` in the replica's participant table. */
-  readonly creator: number
-  delta: InternalDelta<E, O>
-  acks: bigint
-  /** The creator's signature of the body; meaningless once the event became an error. */
-  readonly signature: Uint8Array | undefined
-  /**
-   * How the projection last found this entry, if not a plain success: for a user event, the
-   * failure `apply` returned or threw; for a Join or UnJoin, that its hook threw. Folding
-   * takes the same steps as the projection, so while the projection is valid this says how
-   * the entry will fold here, before the fold reaches it (see `simulateDigest`).
-   */
-  projectedFailure: Failure<O> | undefined
-  /** Whether a hook that threw for this entry has been reported (each is reported once). */
-  reported: boolean
-}
-
-/** A failure's payload: a returned failure's output, or a description of what was thrown. */
-type Failure<O> =
-  | { readonly output: O, readonly thrown?: undefined }
-  | { readonly thrown: string, readonly output?: undefined }
-
-type InternalDelta<E, O> =
-  | { readonly kind: 'event', readonly event: E }
-  | { readonly kind: 'join', readonly peer: number }
-  | { readonly kind: 'unjoin', readonly peer: number }
-  | {
-    readonly kind: 'error'
-    failure: Failure<O>
-    errorAcks: bigint
-    /**
-     * The event, when this replica held it before it became an error. Never sent: it lets the
-     * fold compute the failure's output again on the state it folds on (`foldedFailure`).
-     */
-    readonly source?: { readonly event: E }
-  }
-
-/** The failure an `apply` outcome that did not succeed stands for. */
-function failureOf<S, O> (r: Exclude<ApplyOutcome<S, O>, { kind: 'applied' }>): Failure<O> {
-  return r.kind === 'failed' ? { output: r.output } : { thrown: r.message }
-}
-
-/** The consistent output of an event that folded as a failure. */
-function failedOutput<O> (id: EventId, f: Failure<O>): ConsistentOutput<O> {
-  return f.thrown !== undefined ? { id, thrown: f.thrown } : { id, output: f.output }
-}
-
-/** Compacting the outstanding array only past this many popped slots keeps pops O(1) amortised. */
-const COMPACT_AFTER = 1024
 
 /**
  * One participant's replica of an EventFold.
@@ -124,62 +67,12 @@ export class EventFold<E, S, O> {
   readonly origin: string
   /** The participant this replica belongs to. */
   readonly self: Participant
-  private readonly hooks: GuardedSpec<E, S, O>
-  private readonly signatures: EventSignatures<E, O> | undefined
-  /** Hooks that threw since the last update returned, reported by the next one. */
-  private thrownSince: ThrownHook[] = []
+  private readonly core: FoldCore<E, S, O>
 
-  // Participant table: index -> id, id -> index, index -> single-bit mask, index -> hash.
-  private readonly peers: Participant[] = []
-  private readonly peerIndex = new Map<Participant, number>()
-  private readonly peerBits: bigint[] = []
-  private readonly peerHashes: number[] = []
-  private readonly selfIndex: number
-
-  // The infimum.
-  private infId: EventId
-  private infDigest: InfimumDigest
-  private infMask: bigint
-  private infState: S
-
-  // Outstanding events, sorted by id, live in entries[head..].
-  private entries: Array<Entry<E, O>> = []
-  private head = 0
-  private maxCounter: number
-
-  // Pending UnJoins: the outstanding UnJoin entries, and the mask of the peers they name.
-  private readonly unjoins = new Set<Entry<E, O>>()
-  private unjoinMask = 0n
-  /** Masks of participant lists already converted (see `listToMask`). */
-  private readonly masks = new WeakMap<readonly Participant[], bigint>()
-
-  // Projection cache.
-  private projValid = true
-  private projState: S
-  private projMask: bigint
-  /**
-   * The last outstanding entry, if it is a user event the projection applied last, and its
-   * output when that succeeded (its failure is the entry's `projectedFailure`).
-   */
-  private tailEntry: Entry<E, O> | undefined
-  private tailApplied: { readonly output: O } | undefined
-
-  private constructor (origin: string, self: Participant, hooks: GuardedSpec<E, S, O>, options: EventFoldOptions<E, O>,
-    infId: EventId, infDigest: InfimumDigest, participants: Iterable<Participant>, infState: S) {
-    this.origin = origin
-    this.hooks = hooks
-    this.signatures = options.signatures
-    this.selfIndex = this.intern(self)
-    this.self = this.peers[this.selfIndex]!
-    this.infId = infId.counter === 0 ? BOTTOM : { counter: infId.counter, participant: this.peers[this.intern(infId.participant)]! }
-    this.infDigest = infDigest
-    let mask = 0n
-    for (const p of participants) mask |= this.peerBits[this.intern(p)]!
-    this.infMask = mask
-    this.infState = hooks.frozen(infState)
-    this.maxCounter = infId.counter
-    this.projState = this.infState
-    this.projMask = mask
+  private constructor (core: FoldCore<E, S, O>) {
+    this.core = core
+    this.origin = core.origin
+    this.self = core.self
   }
 
   /**
@@ -191,25 +84,64 @@ export class EventFold<E, S, O> {
   static create<E, S, O> (origin: string, self: Participant, spec: EventSpec<E, S, O>, options: EventFoldOptions<E, O> = {}): EventFold<E, S, O> {
     const hooks = new GuardedSpec(spec, options.freezeStates === true)
     const joined = hooks.membership('join', self, spec.init())
-    const fold = new EventFold(origin, self, hooks, options, BOTTOM, EMPTY_DIGEST, [self], joined.state)
-    if (joined.kind === 'threw') fold.thrownSince.push({ id: BOTTOM, hook: 'join', error: joined.error, message: joined.message })
-    return fold
+    const core = new FoldCore(origin, self, hooks, options.signatures, BOTTOM, EMPTY_DIGEST, [self], joined.state)
+    if (joined.kind === 'threw') core.thrownSince.push({ id: BOTTOM, hook: 'join', error: joined.error, message: joined.message })
+    return new EventFold(core)
   }
 
   /**
    * Rebuilds a replica from a snapshot (a persisted fold, or the full state received when
    * joining). Does not acknowledge anything: a joining peer calls {@link acknowledge} (or
    * merges) once it has persisted the result.
+   * @throws TypeError if an outstanding event is not where its creator's log says (a
+   * snapshot no fold would write)
    */
   static fromSnapshot<E, S, O> (snapshot: EventFoldSnapshot<E, S, O>, self: Participant, spec: EventSpec<E, S, O>, options: EventFoldOptions<E, O> = {}): EventFold<E, S, O> {
     const inf = snapshot.infimum
-    const fold = new EventFold(snapshot.origin, self, new GuardedSpec(spec, options.freezeStates === true), options, inf.id, inf.digest, inf.participants, inf.state)
-    for (const e of snapshot.events) {
-      if (compareEventIds(e.id, inf.id) <= 0) continue
-      fold.insertEntry(fold.entryFrom(e.id, e.delta, e.acks, e.signature))
+    const core = new FoldCore(snapshot.origin, self, new GuardedSpec(spec, options.freezeStates === true), options.signatures, inf.id, inf.digest, inf.participants, inf.state)
+    const counts = new Map<string, number>()
+    for (const e of snapshot.events) counts.set(`${e.since}:${e.id.participant}`, (counts.get(`${e.since}:${e.id.participant}`) ?? 0) + 1)
+    for (const l of snapshot.logs) {
+      const log = core.log(core.table.intern(l.participant), l.since)
+      const outstanding = counts.get(`${l.since}:${l.participant}`) ?? 0
+      log.seq = l.seq
+      log.hash = l.hash
+      log.signature = l.signature
+      log.verified = false
+      log.baseSeq = l.seq - outstanding
+      log.baseHash = outstanding === 0 ? l.hash : l.base?.hash ?? NO_HASH
+      log.baseCounter = outstanding === 0 ? 0 : l.base?.counter ?? 0
     }
-    fold.projValid = false
-    return fold
+    const chained = new Map<LogState, Uint8Array>()
+    for (const e of snapshot.events) {
+      const creator = core.table.intern(e.id.participant)
+      const log = core.logs.get(creator)?.get(e.since)
+      if (log === undefined || e.seq <= log.baseSeq || e.seq > log.seq) throw new TypeError(`event ${e.id.counter}:${e.id.participant} is outside its creator's log`)
+      const delta = core.internalDelta(e.delta)
+      const hash = core.chain(chained.get(log) ?? log.baseHash, e.id, core.loggedDelta(delta))
+      chained.set(log, hash)
+      core.observe(e.id.counter)
+      const standIn = e.standIn !== undefined && e.standIn.length > 0 ? new Map(e.standIn.map(p => [p.since, p.seq])) : undefined
+      const entry: Entry<E, O> = {
+        counter: e.id.counter, participant: core.table.name(creator), creator, since: e.since, seq: e.seq, hash, delta,
+        acks: core.table.mask(e.acks), standIn, projectedFailure: undefined, reported: false
+      }
+      if (compareEventIds(e.id, core.infId) <= 0) {
+        log.baseSeq = e.seq
+        log.baseHash = hash
+        log.baseCounter = e.id.counter
+        continue
+      }
+      insertEntry(core, entry)
+    }
+    for (const [log, hash] of chained) {
+      if (core.signatures !== undefined && !equalBytes(hash, log.hash)) throw new TypeError(`the events of a log (since ${log.since}) do not chain to its head`)
+    }
+    // A new fold writes a new log (see `CreatorLog`): its events before may have gone where
+    // this one will never know.
+    core.ownLog = undefined
+    core.projValid = false
+    return new EventFold(core)
   }
 
   // ---------------------------------------------------------------------------------------
@@ -217,23 +149,23 @@ export class EventFold<E, S, O> {
 
   /** The projected value: the infimum with every outstanding event applied in id order. */
   projectedValue (): S {
-    this.ensureProjection()
-    return this.projState
+    ensureProjection(this.core)
+    return this.core.projState
   }
 
   /** The settled value, identical on every replica at the same infimum id. */
   infimumValue (): S {
-    return this.infState
+    return this.core.infState
   }
 
   /** The id of the last event folded into the infimum ({@link BOTTOM} if none). */
   infimumId (): EventId {
-    return this.infId
+    return this.core.infId
   }
 
   /** The digest of every event folded into the infimum. */
   infimumDigest (): InfimumDigest {
-    return this.infDigest
+    return this.core.infDigest
   }
 
   /**
@@ -242,12 +174,12 @@ export class EventFold<E, S, O> {
    * modify it.
    */
   knownParticipants (): readonly Participant[] {
-    return this.peers
+    return this.core.table.names
   }
 
   /** The participants as of the infimum, sorted. */
   infimumParticipants (): Participant[] {
-    return this.maskToList(this.infMask)
+    return this.core.table.list(this.core.infMask)
   }
 
   /**
@@ -257,13 +189,13 @@ export class EventFold<E, S, O> {
    * ({@link MergeOptions.from}).
    */
   hasJoined (): boolean {
-    return (this.infMask & this.peerBits[this.selfIndex]!) !== 0n
+    return (this.core.infMask & this.core.selfBit) !== 0n
   }
 
   /** The participants once every outstanding Join and UnJoin has taken effect, sorted. */
   projectedParticipants (): Participant[] {
-    this.ensureProjection()
-    return this.maskToList(this.projMask)
+    ensureProjection(this.core)
+    return this.core.table.list(this.core.projMask)
   }
 
   /**
@@ -271,12 +203,7 @@ export class EventFold<E, S, O> {
    * the infimum participants plus every outstanding Join, sorted.
    */
   allParticipants (): Participant[] {
-    let mask = this.infMask
-    for (let i = this.head; i < this.entries.length; i++) {
-      const d = this.entries[i]!.delta
-      if (d.kind === 'join') mask |= this.peerBits[d.peer]!
-    }
-    return this.maskToList(mask)
+    return this.core.table.list(allParticipantsMask(this.core))
   }
 
   /**
@@ -285,16 +212,17 @@ export class EventFold<E, S, O> {
    * outstanding.
    */
   divergent (): Map<Participant, EventId> {
+    const core = this.core
     const result = new Map<Participant, EventId>()
-    const n = this.entries.length
-    if (n === this.head) return result
-    const newest = this.entries[n - 1]!
+    const n = core.entries.length
+    if (n === core.head) return result
+    const newest = core.entries[n - 1]!
     for (const p of this.allParticipants()) {
-      const bit = this.peerBits[this.peerIndex.get(p)!]!
+      const bit = core.table.bit(core.table.indexOf(p)!)
       if ((newest.acks & bit) !== 0n) continue
-      let latest = this.infId
-      for (let i = n - 2; i >= this.head; i--) {
-        const e = this.entries[i]!
+      let latest = core.infId
+      for (let i = n - 2; i >= core.head; i--) {
+        const e = core.entries[i]!
         if ((e.acks & bit) !== 0n) { latest = { counter: e.counter, participant: e.participant }; break }
       }
       result.set(p, latest)
@@ -312,17 +240,18 @@ export class EventFold<E, S, O> {
    * participant to acknowledge the failure, or for a full merge from a peer that folded it.
    */
   isBlockedOnError (): boolean {
-    return this.head < this.entries.length && this.entries[this.head]!.delta.kind === 'error'
+    const core = this.core
+    return core.head < core.entries.length && core.entries[core.head]!.delta.kind === 'error'
   }
 
   /** Number of outstanding (not yet folded) events. */
   get outstandingCount (): number {
-    return this.entries.length - this.head
+    return this.core.entries.length - this.core.head
   }
 
   /** The largest event id counter this replica has seen. */
   get maxKnownCounter (): number {
-    return this.maxCounter
+    return this.core.maxCounter
   }
 
   /**
@@ -332,25 +261,105 @@ export class EventFold<E, S, O> {
    * travelling.
    */
   observeCounter (counter: number): void {
-    this.observe(counter)
+    this.core.observe(counter)
+  }
+
+  /**
+   * How many of `participant`'s events this replica holds, from the first, in its log `since`
+   * (by default the one it writes now, as far as this replica knows: see {@link CreatorLog}).
+   */
+  held (participant: Participant, since?: number): number {
+    const core = this.core
+    const i = core.table.indexOf(participant)
+    if (i === undefined) return 0
+    if (since !== undefined) return core.held(i, since)
+    if (i === core.selfIndex) return core.ownLog?.seq ?? 0
+    const log = core.latest.get(i)?.log ?? Math.max(-1, ...(core.logs.get(i)?.keys() ?? []))
+    return core.held(i, log)
+  }
+
+  /** The log this replica writes now (its `since`), or 0 before its first event in this fold. */
+  get log (): number {
+    return this.core.ownLog?.since ?? 0
+  }
+
+  /**
+   * Goes on writing the newest of this replica's own logs the fold holds, instead of starting a
+   * new one at its next event. For a fold recovered from this replica's own storage: it holds
+   * every event of its own it ever sent, so nobody can hold more of that log, and its own
+   * outstanding events there stay covered by its acknowledgements (which a new log would not
+   * do). Not for a fold received from another replica (a join), whose copy of this replica's
+   * log may be shorter than what this replica sent before.
+   */
+  resumeLog (): void {
+    const core = this.core
+    let newest: LogState | undefined
+    for (const log of core.logs.get(core.selfIndex)?.values() ?? []) if (newest === undefined || log.since > newest.since) newest = log
+    if (newest !== undefined && newest.seq > 0) core.ownLog = newest
+  }
+
+  /** This replica's acknowledgement: its version vector, its infimum, the failures it saw. */
+  acknowledgement (): Acknowledgement<O> {
+    return acknowledgementOf(this.core)
+  }
+
+  /** The newest acknowledgement of `participant` this replica has taken, if any. */
+  acknowledgementOf (participant: Participant): Acknowledgement<O> | undefined {
+    const i = this.core.table.indexOf(participant)
+    const a = i === undefined ? undefined : this.core.latest.get(i)
+    return a === undefined ? undefined : externalAck(this.core, a)
+  }
+
+  /**
+   * The participants whose acknowledgements show events this replica does not hold, the one
+   * ahead by the most first: a sync from one of them repairs what it missed.
+   */
+  aheadOfThis (): Participant[] {
+    return aheadOfThis(this.core)
+  }
+
+  /**
+   * The events of `creator`'s log `since` this replica holds outstanding from position `from` on, as
+   * one run ending at the held head (with the creator's signature of it; this replica signs
+   * its own head here if it has not yet), or `undefined` if there are none.
+   */
+  run (creator: Participant, since: number, from: number): LogRun<E, O> | undefined {
+    const i = this.core.table.indexOf(creator)
+    if (i === undefined) return undefined
+    return runsFrom(this.core, (c, s) => c === i && s === since ? from : Number.POSITIVE_INFINITY)[0]
   }
 
   /** The outstanding events in ascending id order, as plain data. */
   outstandingEvents (): Array<OutstandingEvent<E, O>> {
+    const core = this.core
     const cache = new Map<bigint, Participant[]>()
     const out: Array<OutstandingEvent<E, O>> = []
-    for (let i = this.head; i < this.entries.length; i++) {
-      const e = this.entries[i]!
-      out.push(this.withSignature(e, { id: { counter: e.counter, participant: e.participant }, delta: this.externalDelta(e.delta, cache), acks: this.cachedList(e.acks, cache) }))
+    for (let i = core.head; i < core.entries.length; i++) {
+      const e = core.entries[i]!
+      const event = { id: { counter: e.counter, participant: e.participant }, since: e.since, seq: e.seq, delta: core.externalDelta(e.delta, cache), acks: core.table.cachedList(e.acks, cache) }
+      const standIn = e.standIn === undefined ? [] : [...e.standIn].map(([since, seq]) => ({ since, seq })).sort((a, b) => a.since - b.since)
+      out.push(standIn.length > 0 ? { ...event, standIn } : event)
     }
     return out
   }
 
   /** The whole fold as plain data, for a full merge or for storage. Shares state objects. */
   snapshot (): EventFoldSnapshot<E, S, O> {
+    const core = this.core
+    const logs: CreatorLog[] = []
+    for (const [i, byLog] of core.logs) {
+      for (const log of byLog.values()) {
+        if (log.seq === 0) continue
+        const signature = headSignature(core, i, log)
+        const base = log.baseSeq < log.seq && log.baseSeq > 0 ? { base: { counter: log.baseCounter, hash: log.baseHash } } : {}
+        logs.push({ participant: core.table.name(i), since: log.since, seq: log.seq, hash: log.hash, ...(signature !== undefined ? { signature } : {}), ...base })
+      }
+    }
+    logs.sort((a, b) => a.participant < b.participant ? -1 : a.participant > b.participant ? 1 : a.since - b.since)
     return {
       origin: this.origin,
-      infimum: { id: this.infId, digest: this.infDigest, participants: this.infimumParticipants(), state: this.infState },
+      infimum: { id: core.infId, digest: core.infDigest, participants: this.infimumParticipants(), state: core.infState },
+      logs,
       events: this.outstandingEvents()
     }
   }
@@ -359,28 +368,29 @@ export class EventFold<E, S, O> {
   // Local updates
 
   /**
-   * Adds a user event created by this replica, with the next id, acknowledged by this
-   * replica. Returns the event's projected output at once, and the consistent outputs of
-   * anything that folded (with a single participant, the event itself).
+   * Adds a user event created by this replica, with the next id and the next position in its
+   * log, acknowledged by this replica. Returns the event's projected output at once, and the
+   * consistent outputs of anything that folded (with a single participant, the event itself).
    */
   event (event: E): EventResult<O> {
+    const core = this.core
     const entry = this.newEntry({ kind: 'event', event })
     // A new local event always has the largest id, so it extends the projection.
-    this.ensureProjection()
-    const r = this.hooks.apply(event, this.projState)
-    this.projectApplied(entry, r)
-    this.entries.push(entry)
+    ensureProjection(core)
+    const r = core.hooks.apply(event, core.projState)
+    projectApplied(core, entry, r)
+    core.entries.push(entry)
     const outputs: Array<ConsistentOutput<O>> = []
-    this.reduce(undefined, outputs)
+    reduce(core, undefined, outputs)
     const outcome: ProjectedOutcome<O> = r.kind === 'threw'
       ? { status: 'threw', error: r.error, message: r.message }
       : { status: r.kind, output: r.output }
-    return { id: { counter: entry.counter, participant: entry.participant }, outcome, outputs, propagate: true, thrown: this.takeThrown() }
+    return { id: { counter: entry.counter, participant: entry.participant }, outcome, outputs, propagate: true, thrown: core.takeThrown() }
   }
 
   /** Adds a Join for `peer`, acknowledged by this replica. */
   participate (peer: Participant): MembershipResult<O> {
-    return this.membership({ kind: 'join', peer: this.intern(peer) })
+    return this.membership({ kind: 'join', peer: this.core.table.intern(peer) })
   }
 
   /**
@@ -389,7 +399,7 @@ export class EventFold<E, S, O> {
    * peer's acknowledgements, so the peer cannot block the fold.
    */
   disassociate (peer: Participant): MembershipResult<O> {
-    return this.membership({ kind: 'unjoin', peer: this.intern(peer) })
+    return this.membership({ kind: 'unjoin', peer: this.core.table.intern(peer) })
   }
 
   /**
@@ -400,45 +410,42 @@ export class EventFold<E, S, O> {
    * participant may never roll back what it acknowledged.
    */
   acknowledge (participant: Participant = this.self): UpdateResult<O> {
-    let changed = this.addAcks(participant)
+    const core = this.core
+    let changed = acknowledgeAll(core, core.table.bit(core.table.intern(participant)))
     const outputs: Array<ConsistentOutput<O>> = []
-    if (this.reduce(undefined, outputs)) changed = true
-    return { outputs, propagate: changed, thrown: this.takeThrown() }
+    if (reduce(core, undefined, outputs)) changed = true
+    return { outputs, propagate: changed, thrown: core.takeThrown() }
   }
 
-  /** Adds `participant` to every outstanding ack and error-ack set; returns whether any grew. */
-  private addAcks (participant: Participant): boolean {
-    const bit = this.peerBits[this.intern(participant)]!
-    let changed = false
-    for (let i = this.head; i < this.entries.length; i++) {
-      const e = this.entries[i]!
-      if ((e.acks & bit) === 0n) { e.acks |= bit; changed = true }
-      const d = e.delta
-      if (d.kind === 'error' && (d.errorAcks & bit) === 0n) { d.errorAcks |= bit; changed = true }
+  private newEntry (delta: InternalDelta<E, O>): Entry<E, O> {
+    const core = this.core
+    core.maxCounter += 1
+    const counter = core.maxCounter
+    core.ownLog ??= core.log(core.selfIndex, counter)
+    const log = core.ownLog
+    const seq = log.seq + 1
+    const hash = core.chain(log.hash, { counter, participant: core.self }, core.loggedDelta(delta))
+    log.seq = seq
+    log.hash = hash
+    log.signature = undefined // signed once per batch, when it is sent (logs.ts, `headSignature`)
+    return { counter, participant: core.self, creator: core.selfIndex, since: log.since, seq, hash, delta, acks: core.selfBit, standIn: undefined, projectedFailure: undefined, reported: false }
+  }
+
+  private membership (delta: InternalDelta<E, O>): MembershipResult<O> {
+    const core = this.core
+    const entry = this.newEntry(delta)
+    ensureProjection(core)
+    core.entries.push(entry)
+    if (delta.kind === 'unjoin') {
+      entry.acks |= core.table.bit(delta.peer)
+      const standIn = heldBefore(core, delta.peer, core.entries.length - 1)
+      if (standIn.size > 0) entry.standIn = standIn
     }
-    return changed
-  }
-
-  /** The end of every merge: this replica acknowledges, then folds what it can. */
-  private finishMerge (changed: boolean, outputs: Array<ConsistentOutput<O>>, diverged = false, threwHere = false): MergeResult<O> {
-    const acknowledged = this.addAcks(this.self)
-    if (this.reduce(undefined, outputs)) changed = true
-    return { ok: true, outputs, propagate: changed || acknowledged, acknowledged, diverged, threwHere, thrown: this.takeThrown() }
-  }
-
-  /** The hooks that threw since the last update, handed to the caller once. */
-  private takeThrown (): ThrownHook[] {
-    if (this.thrownSince.length === 0) return []
-    const thrown = this.thrownSince
-    this.thrownSince = []
-    return thrown
-  }
-
-  /** Reports, once per entry, that one of its hooks threw. */
-  private reportThrow (e: Entry<E, O>, hook: HookName, r: { readonly error: unknown, readonly message: string }): void {
-    if (e.reported) return
-    e.reported = true
-    this.thrownSince.push({ id: { counter: e.counter, participant: e.participant }, hook, error: r.error, message: r.message })
+    core.countUnjoin(entry, 1)
+    projectEntry(core, entry)
+    const outputs: Array<ConsistentOutput<O>> = []
+    reduce(core, undefined, outputs)
+    return { id: { counter: entry.counter, participant: entry.participant }, outputs, propagate: true, thrown: core.takeThrown() }
   }
 
   // ---------------------------------------------------------------------------------------
@@ -446,647 +453,54 @@ export class EventFold<E, S, O> {
 
   /**
    * The diff to send `peer`, or `undefined` when `peer` needs the full fold instead: its Join
-   * has not yet folded into the infimum, or an UnJoin for it is pending.
+   * has not yet folded into the infimum, or an UnJoin for it is pending. It carries this
+   * replica's acknowledgement (first), unless `relay` is false those it holds of others too,
+   * and the events of every log it holds outstanding past what `peer` last acknowledged.
    */
-  diffFor (peer: Participant): Diff<E, O> | undefined {
-    const index = this.peerIndex.get(peer)
-    if (index === undefined) return undefined
-    const bit = this.peerBits[index]!
-    if ((this.infMask & bit) === 0n || (this.unjoinMask & bit) !== 0n) return undefined
-    const cache = new Map<bigint, Participant[]>()
-    const events: Array<DiffEvent<E, O>> = []
-    for (let i = this.head; i < this.entries.length; i++) {
-      const e = this.entries[i]!
-      // Errors always travel: their acknowledgement sets are news even to a peer that has the event.
-      const omit = (e.acks & bit) !== 0n && e.delta.kind !== 'error'
-      const id = { counter: e.counter, participant: e.participant }
-      const acks = this.cachedList(e.acks, cache)
-      events.push(omit ? { id, delta: undefined, acks } : this.withSignature(e, { id, delta: this.externalDelta(e.delta, cache), acks }))
-    }
-    return { origin: this.origin, infimumId: this.infId, infimumDigest: this.infDigest, events }
+  diffFor (peer: Participant, options: { readonly relay?: boolean } = {}): Diff<E, O> | undefined {
+    return diffFor(this.core, peer, options.relay !== false)
   }
 
   /**
    * Merges a diff from another replica, then acknowledges. Refused, with nothing changed,
-   * when the origins differ, when a body unknown here is left out (or, first-hand, is an
-   * error), when a body's signature does not check, when its infimum is an event not held
-   * here, or when folding up to its infimum would not reproduce its digest. Refusals other
-   * than the origin and a forgery call for a full merge.
+   * when the origins differ, when a run of a creator's log starts past what is held here
+   * (`DiffTooSparseError`, `missing-body`: the events in between are missing), when a run does
+   * not chain to a head its creator signed (`ForgedEventError`), when the sender's infimum is
+   * an event not held here (`DiffTooNewError`), or when folding up to it would not reproduce
+   * its digest (`DiffTooSparseError`, `digest`). Refusals other than the origin and a forgery
+   * call for a sync.
    *
-   * Events at or below the diff's infimum fold without waiting for acknowledgements: the
-   * sender's infimum proves everyone acknowledged them. If one of them fails to apply here
-   * although the sender applied it, the fold blocks ({@link isBlockedOnError}) until a full
-   * merge from a peer that folded it. A first-hand merge ({@link MergeOptions.from}) takes
-   * the sender's infimum as the sender's acknowledgement only.
+   * Trusting, events at or below the sender's infimum fold without waiting for
+   * acknowledgements: it proves everyone acknowledged them. If one of them fails to apply
+   * here although the sender applied it, the fold blocks ({@link isBlockedOnError}) until a
+   * full merge from a peer that folded it. A first-hand merge ({@link MergeOptions.from})
+   * takes only the sender's acknowledgement.
    */
   mergeDiff (diff: Diff<E, O>, options: MergeOptions = {}): MergeResult<O> {
-    if (diff.origin !== this.origin) return { ok: false, error: new DifferentOriginsError(this.origin, diff.origin) }
-    const believed = this.believed(options.from)
-    // Validate everything before the first change, so a refused diff changes nothing.
-    const events = diff.events
-    const bodies = new Array<Delta<E, O> | undefined>(events.length)
-    for (let i = 0; i < events.length; i++) {
-      const de = events[i]!
-      if (compareEventIds(de.id, this.infId) <= 0 || compareEventIds(de.id, diff.infimumId) <= 0) continue
-      // Of an event held here, only an error's acknowledgements matter, and they are news.
-      if (this.find(de.id.counter, de.id.participant) >= 0) { bodies[i] = de.delta; continue }
-      const body = this.acceptBody(de, believed)
-      if (body instanceof ForgedEventError) return { ok: false, error: body }
-      if (body === undefined) return { ok: false, error: new DiffTooSparseError('missing-body', de.id) }
-      bodies[i] = body
-    }
-    const remoteInf = diff.infimumId
-    const infOrder = compareEventIds(remoteInf, this.infId)
-    const relation = this.relationTo(remoteInf, diff.infimumDigest)
-    if (relation === 'missing') return { ok: false, error: new DiffTooNewError(remoteInf, this.infId) }
-    // The sender's infimum is as good as a matching one when it differs only by the sender's
-    // own hooks that threw: it still folded exactly these events, so everyone acknowledged them.
-    if (relation === 'different' || relation === 'threw-here') return { ok: false, error: new DiffTooSparseError('digest', remoteInf) }
-
-    let changed = false
-    this.observe(remoteInf.counter)
-    for (let i = 0; i < events.length; i++) {
-      const de = events[i]!
-      // Events at or below either infimum are settled; the digest check covered the rest.
-      if (compareEventIds(de.id, this.infId) <= 0 || compareEventIds(de.id, remoteInf) <= 0) continue
-      if (this.mergeEvent(de, bodies[i], believed)) changed = true
-    }
-    const outputs: Array<ConsistentOutput<O>> = []
-    let universal = infOrder > 0 ? remoteInf : undefined
-    if (believed !== undefined && universal !== undefined) {
-      // First-hand: the sender folded these, so it acknowledged them; that is all it proves.
-      if (this.acknowledgeUpTo(universal, believed)) changed = true
-      universal = undefined
-    }
-    if (this.reduce(universal, outputs)) changed = true
-    return this.finishMerge(changed, outputs)
+    return mergeDiff(this.core, diff, options)
   }
 
   /**
    * Merges another replica's whole fold, then acknowledges. Takes the greater infimum (by id,
    * then by digest, so replicas that somehow diverged at the same id still converge on one),
-   * drops local events it covers, and merges the outstanding events. Refused only when the
-   * origins differ or a body's signature does not check. Hooks that threw settle which
-   * infimum is greater ({@link InfimumDigest.throws}): one whose history differs from this
-   * replica's because the sender's hooks threw is never taken (its events fold here instead,
-   * acknowledged by everyone as it proves), and one that differs because this replica's own
-   * hooks threw always is.
+   * drops local events it covers, and merges the logs it continues. Refused only when the
+   * origins differ or a run does not chain to its creator's signed head. Hooks that threw
+   * settle which infimum is greater ({@link InfimumDigest.throws}): one whose history differs
+   * from this replica's because the sender's hooks threw is never taken (its events fold here
+   * instead, acknowledged by everyone as it proves), and one that differs because this
+   * replica's own hooks threw always is.
    *
    * A first-hand merge ({@link MergeOptions.from}) never takes the other infimum: it only
-   * counts it as the sender's acknowledgement of the events up to it, when this replica holds
-   * the same history (but for the sender's throws), and reports `diverged` otherwise.
+   * counts the sender's acknowledgement (its logs, its infimum) when this replica holds the
+   * same history (but for the sender's throws), and reports `diverged` otherwise.
    */
   mergeFull (other: EventFoldSnapshot<E, S, O>, options: MergeOptions = {}): MergeResult<O> {
-    if (other.origin !== this.origin) return { ok: false, error: new DifferentOriginsError(this.origin, other.origin) }
-    const believed = this.believed(options.from)
-    const inf = other.infimum
-    const relation = this.relationTo(inf.id, inf.digest)
-    const adopt = believed === undefined && (relation === 'missing' || relation === 'threw-here' ||
-      (compareEventIds(inf.id, this.infId) > 0 ? relation === 'same' || relation === 'different' : relation === 'different' && this.remoteDigestWins(inf.digest)))
-    const floor = adopt ? inf.id : this.infId
-    // Validate before the first change. A body unknown here that cannot be believed (a
-    // first-hand error) is skipped rather than refused: the rest of the fold is still news.
-    const events = other.events
-    const bodies = new Array<Delta<E, O> | undefined>(events.length)
-    for (let i = 0; i < events.length; i++) {
-      const e = events[i]!
-      if (compareEventIds(e.id, floor) <= 0) continue
-      if (this.find(e.id.counter, e.id.participant) >= 0) { bodies[i] = e.delta; continue }
-      const body = this.acceptBody(e, believed)
-      if (body instanceof ForgedEventError) return { ok: false, error: body }
-      bodies[i] = body
-    }
-    let changed = false
-    let universal: EventId | undefined
-    if (adopt) {
-      this.adoptInfimum(inf.id, inf.digest, inf.participants, inf.state)
-      changed = true
-    } else if (compareEventIds(inf.id, this.infId) > 0 && (relation === 'same' || relation === 'threw-there')) {
-      // Ahead, on this replica's history: first-hand, the sender acknowledged what it folded;
-      // trusting (only when the sender's hooks threw), everyone did.
-      if (believed === undefined) universal = inf.id
-      else if (this.acknowledgeUpTo(inf.id, believed)) changed = true
-    }
-    // First-hand, a settled history this replica does not share (ahead or at the same id) is
-    // divergence; trusting, the greater infimum was taken instead. A diverged sender's
-    // acknowledgements are not taken (its bodies are): they were given in that other history,
-    // and would let this replica fold on past the difference, as a refused diff would not.
-    const diverged = believed !== undefined && (relation === 'missing' || relation === 'different' || relation === 'threw-here')
-    const acksBelieved = diverged ? 0n : believed
-    for (let i = 0; i < events.length; i++) {
-      const e = events[i]!
-      if (compareEventIds(e.id, this.infId) <= 0) continue
-      if (bodies[i] === undefined && this.find(e.id.counter, e.id.participant) < 0) continue
-      if (this.mergeEvent(e, bodies[i], acksBelieved)) changed = true
-    }
-    const outputs: Array<ConsistentOutput<O>> = []
-    if (this.reduce(universal, outputs)) changed = true
-    return this.finishMerge(changed, outputs, diverged, diverged && relation === 'threw-here')
+    return mergeFull(this.core, other, options)
   }
-
-  /**
-   * How the history settled up to `id`, whose digest is `digest`, relates to this replica's:
-   * compared with the infimum at the same id, or with what folding up to `id` would give
-   * when `id` is ahead; `missing` when `id` is ahead and not held here, `behind` when it is
-   * below the infimum (nothing to compare).
-   */
-  private relationTo (id: EventId, digest: InfimumDigest): HistoryRelation | 'missing' | 'behind' {
-    const order = compareEventIds(id, this.infId)
-    if (order < 0) return 'behind'
-    if (order === 0) return relateHistories(this.infDigest, digest)
-    const at = this.find(id.counter, id.participant)
-    return at < 0 ? 'missing' : relateHistories(this.simulateDigest(at), digest)
-  }
-
-  // ---------------------------------------------------------------------------------------
-  // Internals
-
-  private intern (p: Participant): number {
-    let i = this.peerIndex.get(p)
-    if (i === undefined) {
-      i = this.peers.length
-      this.peers.push(p)
-      this.peerIndex.set(p, i)
-      this.peerBits.push(1n << BigInt(i))
-      this.peerHashes.push(participantHash(p))
-    }
-    return i
-  }
-
-  private maskToList (mask: bigint): Participant[] {
-    const out: Participant[] = []
-    for (let i = 0; mask !== 0n && i < this.peers.length; i++) {
-      const bit = this.peerBits[i]!
-      if ((mask & bit) !== 0n) { out.push(this.peers[i]!); mask &= ~bit }
-    }
-    return out.sort()
-  }
-
-  private cachedList (mask: bigint, cache: Map<bigint, Participant[]>): Participant[] {
-    let list = cache.get(mask)
-    if (list === undefined) { list = this.maskToList(mask); cache.set(mask, list) }
-    return list
-  }
-
-  private listToMask (list: readonly Participant[]): bigint {
-    // Decoders hand out one array per distinct set in a message, and an interned
-    // participant keeps its bit for good, so a list's mask can be remembered.
-    let mask = this.masks.get(list)
-    if (mask !== undefined) return mask
-    mask = 0n
-    for (const p of list) mask |= this.peerBits[this.intern(p)]!
-    this.masks.set(list, mask)
-    return mask
-  }
-
-  private externalDelta (d: InternalDelta<E, O>, cache: Map<bigint, Participant[]>): Delta<E, O> {
-    switch (d.kind) {
-      case 'event': return d
-      case 'join': return { kind: 'join', participant: this.peers[d.peer]! }
-      case 'unjoin': return { kind: 'unjoin', participant: this.peers[d.peer]! }
-      case 'error': {
-        const errorAcks = this.cachedList(d.errorAcks, cache)
-        return d.failure.thrown !== undefined ? { kind: 'error', thrown: d.failure.thrown, errorAcks } : { kind: 'error', output: d.failure.output, errorAcks }
-      }
-    }
-  }
-
-  private internalDelta (d: Delta<E, O>): InternalDelta<E, O> {
-    switch (d.kind) {
-      case 'event': return d
-      case 'join': return { kind: 'join', peer: this.intern(d.participant) }
-      case 'unjoin': return { kind: 'unjoin', peer: this.intern(d.participant) }
-      case 'error': return { kind: 'error', failure: remoteFailure(d), errorAcks: this.listToMask(d.errorAcks) }
-    }
-  }
-
-  private entryFrom (id: EventId, delta: Delta<E, O>, acks: readonly Participant[], signature: Uint8Array | undefined): Entry<E, O> {
-    const creator = this.intern(id.participant)
-    this.observe(id.counter)
-    return { counter: id.counter, participant: this.peers[creator]!, creator, delta: this.internalDelta(delta), acks: this.listToMask(acks), signature, projectedFailure: undefined, reported: false }
-  }
-
-  /** A new entry created by this replica, signed if the fold signs. */
-  private newEntry (delta: InternalDelta<E, O>): Entry<E, O> {
-    this.maxCounter += 1
-    const counter = this.maxCounter
-    let signature: Uint8Array | undefined
-    if (this.signatures !== undefined && delta.kind !== 'error') {
-      const external = this.externalDelta(delta, new Map()) as SignedDelta<E, O>
-      signature = this.signatures.sign({ counter, participant: this.self }, external)
-    }
-    return { counter, participant: this.self, creator: this.selfIndex, delta, acks: this.peerBits[this.selfIndex]!, signature, projectedFailure: undefined, reported: false }
-  }
-
-  private membership (delta: InternalDelta<E, O>): MembershipResult<O> {
-    const entry = this.newEntry(delta)
-    if (delta.kind === 'unjoin') entry.acks |= this.peerBits[delta.peer]!
-    this.ensureProjection()
-    this.entries.push(entry)
-    this.countUnjoin(entry, 1)
-    this.projectEntry(entry)
-    const outputs: Array<ConsistentOutput<O>> = []
-    this.reduce(undefined, outputs)
-    return { id: { counter: entry.counter, participant: entry.participant }, outputs, propagate: true, thrown: this.takeThrown() }
-  }
-
-  private observe (counter: number): void {
-    if (counter > this.maxCounter) this.maxCounter = counter
-  }
-
-  /** Binary search in the outstanding events: the index of the id, or -(insertion point) - 1. */
-  private find (counter: number, participant: Participant): number {
-    let lo = this.head
-    let hi = this.entries.length - 1
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1
-      const e = this.entries[mid]!
-      const c = e.counter !== counter ? (e.counter < counter ? -1 : 1) : (e.participant === participant ? 0 : (e.participant < participant ? -1 : 1))
-      if (c === 0) return mid
-      if (c < 0) lo = mid + 1
-      else hi = mid - 1
-    }
-    return -lo - 1
-  }
-
-  /** Inserts a new entry at its place in id order; keeps the projection cache when it is last. */
-  private insertEntry (entry: Entry<E, O>): void {
-    const at = this.find(entry.counter, entry.participant)
-    if (at >= 0) throw new Error('EventFold invariant: duplicate event id')
-    const pos = -at - 1
-    if (pos === this.entries.length) {
-      this.entries.push(entry)
-      this.projectEntry(entry)
-    } else {
-      this.entries.splice(pos, 0, entry)
-      this.projValid = false
-    }
-    this.countUnjoin(entry, 1)
-  }
-
-  /**
-   * The acknowledgements a merge may take: everyone's (`undefined`), or, first-hand, only
-   * the sender's (no one's if the sender is not known here).
-   */
-  private believed (from: Participant | undefined): bigint | undefined {
-    if (from === undefined) return undefined
-    const index = this.peerIndex.get(from)
-    return index === undefined ? 0n : this.peerBits[index]!
-  }
-
-  /**
-   * The checked body of a remote event not held here: the body if it can be believed,
-   * `undefined` if it is missing or cannot be (a first-hand error: it does not carry the
-   * event, so nothing proves the creator made it), or a {@link ForgedEventError} if its
-   * signature does not check.
-   */
-  private acceptBody (de: DiffEvent<E, O>, believed: bigint | undefined): Delta<E, O> | ForgedEventError | undefined {
-    const delta = de.delta
-    if (delta === undefined) return undefined
-    if (delta.kind === 'error') return believed === undefined ? delta : undefined
-    const signatures = this.signatures
-    if (signatures === undefined) return delta
-    return de.signature !== undefined && signatures.verify(de.id, delta, de.signature) ? delta : new ForgedEventError(de.id)
-  }
-
-  /**
-   * Adds `bits` to the ack (and failure-ack) sets of every outstanding event up to `upTo`: a
-   * peer whose infimum is `upTo`, on the same history as this replica's, acknowledged each of
-   * those events as it folded it, and each of their failures. (A user event that has not
-   * failed here yet gets that acknowledgement from the peer's next message, once it has: an
-   * event ordered before it may still arrive and change how it goes here.)
-   */
-  private acknowledgeUpTo (upTo: EventId, bits: bigint): boolean {
-    let changed = false
-    for (let i = this.head; i < this.entries.length; i++) {
-      const e = this.entries[i]!
-      if (compareEventIds(e, upTo) > 0) break
-      if ((e.acks & bits) !== bits) { e.acks |= bits; changed = true }
-      const d = e.delta
-      if (d.kind === 'error' && (d.errorAcks & bits) !== bits) { d.errorAcks |= bits; changed = true }
-    }
-    return changed
-  }
-
-  /**
-   * Merges one remote event, whose checked body is `body` (see `acceptBody`), into the
-   * outstanding events; returns whether anything changed. `believed`, if given, masks the
-   * remote acknowledgements and keeps a remote failure from turning a local event into an
-   * error (see {@link MergeOptions.from}).
-   */
-  private mergeEvent (remote: DiffEvent<E, O>, body: Delta<E, O> | undefined, believed: bigint | undefined): boolean {
-    const id = remote.id
-    const at = this.find(id.counter, id.participant)
-    if (at < 0) {
-      // Validation guaranteed a body for every event unknown here.
-      const entry = this.entryFrom(id, body!, remote.acks, remote.signature)
-      if (believed !== undefined) entry.acks &= believed
-      this.insertEntry(entry)
-      return true
-    }
-    const local = this.entries[at]!
-    let changed = false
-    let remoteAcks = this.listToMask(remote.acks)
-    if (believed !== undefined) remoteAcks &= believed
-    if ((local.acks | remoteAcks) !== local.acks) { local.acks |= remoteAcks; changed = true }
-    if (body?.kind === 'error') {
-      let errorAcks = this.listToMask(body.errorAcks)
-      if (believed !== undefined) errorAcks &= believed
-      const ld = local.delta
-      if (ld.kind === 'error') {
-        if ((ld.errorAcks | errorAcks) !== ld.errorAcks) { ld.errorAcks |= errorAcks; changed = true }
-      } else if (ld.kind === 'event' && believed === undefined && body.thrown === undefined) {
-        // A failure anywhere makes the event a failure everywhere: the only outcome every
-        // replica can agree on without knowing who else succeeded. First-hand, a failure is
-        // not taken on another's word: with a deterministic spec this replica's own fold
-        // fails the event too, and then counts the sender's acknowledgement of it. Nor is a
-        // failure whose `apply` threw, even trusting: it is the sender's own trouble (other
-        // code, a bug that depends on more than the event and the state), not a verdict on
-        // the event; replicas whose `apply` runs fold it, and the sender, outvoted by their
-        // infima, takes their state (see `relateHistories`). Believing it would let a replica
-        // that folded the event before the news arrived report another consistent output.
-        // The output is this replica's own when its projection fails the event too: the
-        // sender's state may be off (a hook that threw there earlier), this one's is not.
-        const own = this.projValid ? local.projectedFailure : undefined
-        local.delta = { kind: 'error', failure: own !== undefined && own.thrown === undefined ? own : remoteFailure(body), errorAcks, source: { event: ld.event } }
-        this.projValid = false
-        changed = true
-      }
-    }
-    return changed
-  }
-
-  /** `out` with the entry's signature, if the entry carries a signed body. */
-  private withSignature<T extends { readonly delta: Delta<E, O> | undefined }> (e: Entry<E, O>, out: T): T & { readonly signature?: Uint8Array } {
-    return e.signature === undefined || e.delta.kind === 'error' ? out : { ...out, signature: e.signature }
-  }
-
-  private countUnjoin (entry: Entry<E, O>, by: 1 | -1): void {
-    if (entry.delta.kind !== 'unjoin') return
-    if (by > 0) this.unjoins.add(entry)
-    else this.unjoins.delete(entry)
-    let mask = 0n
-    for (const u of this.unjoins) mask |= this.peerBits[(u.delta as { peer: number }).peer]!
-    this.unjoinMask = mask
-  }
-
-  /**
-   * The participants whose pending UnJoin may stand in for their acknowledgements: those
-   * whose UnJoin every remaining participant has acknowledged.
-   *
-   * Why not every pending UnJoin at once (as the Haskell library does): an ejected peer's
-   * own events may still be travelling to some participants and not to others. A replica
-   * that let the UnJoin stand in at once could fold past such an event that it never
-   * received, while a replica that received it folds it: they diverge. Once every remaining
-   * participant has acknowledged the UnJoin, each of them has sent along every event of the
-   * ejected peer it held (an acknowledgement travels with the sender's outstanding events),
-   * so every such event is held here. What this cannot cover is an event of the ejected peer
-   * that reaches a participant only after that participant acknowledged the UnJoin: the
-   * runtime fences ejected peers so that their late messages are dropped (see "Ejection" in
-   * docs/ARCHITECTURE.md).
-   */
-  private standInMask (): bigint {
-    if (this.unjoins.size === 0) return 0n
-    const remaining = this.infMask & ~this.unjoinMask
-    let mask = 0n
-    for (const u of this.unjoins) {
-      if ((u.acks & remaining) === remaining) mask |= this.peerBits[(u.delta as { peer: number }).peer]!
-    }
-    return mask
-  }
-
-  private popHead (): void {
-    const e = this.entries[this.head]!
-    this.countUnjoin(e, -1)
-    if (this.tailEntry === e) { this.tailEntry = undefined; this.tailApplied = undefined }
-    this.head++
-    if (this.head === this.entries.length) {
-      this.entries = []
-      this.head = 0
-    } else if (this.head > COMPACT_AFTER && this.head * 2 > this.entries.length) {
-      this.entries = this.entries.slice(this.head)
-      this.head = 0
-    }
-  }
-
-  /**
-   * Makes `e` the infimum; `hookThrew`: it is a Join or UnJoin whose hook threw here. That is
-   * the one throw the digest records as this replica's own: a failure whose `apply` threw
-   * folds only once every participant has failed it too (or said so, trusting), so it is
-   * everyone's outcome and marks the digest like a returned failure.
-   */
-  private foldInto (e: Entry<E, O>, hookThrew: boolean): void {
-    this.infId = { counter: e.counter, participant: e.participant }
-    const mark = e.delta.kind === 'error' ? ERROR_MARK : hookThrew ? HOOK_THREW_MARK : 0
-    this.infDigest = extendDigest(this.infDigest, e.counter, this.peerHashes[e.creator]!, mark, hookThrew)
-  }
-
-  /**
-   * Folds outstanding events into the infimum while the smallest one may fold. Events up to
-   * `universal` (a remote infimum id) count as acknowledged by everyone. Appends the outputs
-   * of folded events to `outputs`; returns whether the fold changed.
-   *
-   * Invariants:
-   * 1. An event at or below the infimum id, or from a creator that is not a participant at
-   *    that point (a renegade), is dropped without effect.
-   * 2. Otherwise it folds only when every infimum participant (and, for a Join, the joining
-   *    peer) has acknowledged it, or when it is covered by `universal`. A participant whose
-   *    pending UnJoin every remaining participant has acknowledged counts as having
-   *    acknowledged (see `standInMask`).
-   * 3. An event whose `apply` fails becomes an error, acknowledged by this replica; an error
-   *    folds (leaving the state unchanged, reporting its output) once every participant
-   *    has acknowledged the failure, or when `universal` covers it (the caller has checked
-   *    the remote digest, which records that the remote folded it as an error too). An event
-   *    that fails here although `universal` covers it was applied successfully by the remote:
-   *    folding stops, and only a full merge from a peer that folded it can unblock it.
-   * 4. The projection cache stays valid: folding applies the same steps, in the same order,
-   *    that the projection already applied.
-   */
-  private reduce (universal: EventId | undefined, outputs: Array<ConsistentOutput<O>>): boolean {
-    let changed = false
-    let standIn = this.standInMask()
-    while (this.head < this.entries.length) {
-      const e = this.entries[this.head]!
-      if (compareEventIds(e, this.infId) <= 0 || (this.infMask & this.peerBits[e.creator]!) === 0n) {
-        this.popHead()
-        changed = true
-        continue
-      }
-      const covered = universal !== undefined && compareEventIds(e, universal) <= 0
-      let needed = this.infMask
-      const d = e.delta
-      if (d.kind === 'join') needed |= this.peerBits[d.peer]!
-      needed &= ~standIn
-      if (!covered && (e.acks & needed) !== needed) break
-
-      let hookThrew = false
-      if (d.kind === 'join' || d.kind === 'unjoin') {
-        this.infMask = this.membershipMask(d, this.infMask)
-        const m = this.hooks.membership(d.kind, this.peers[d.peer]!, this.infState)
-        this.infState = m.state
-        if (m.kind === 'threw') { hookThrew = true; this.reportThrow(e, d.kind, m) }
-      } else if (d.kind === 'error') {
-        if (!covered && (d.errorAcks & needed) !== needed) break
-        outputs.push(failedOutput({ counter: e.counter, participant: e.participant }, this.foldedFailure(e, d, this.infState)))
-      } else {
-        const r = this.applyForFold(e, d.event)
-        if (r.kind !== 'applied') {
-          if (r.kind === 'threw') this.reportThrow(e, 'apply', r)
-          e.delta = { kind: 'error', failure: failureOf(r), errorAcks: this.peerBits[this.selfIndex]!, source: { event: d.event } }
-          changed = true
-          if (covered) break
-          continue // re-examine it as an error: with one participant it folds at once
-        }
-        this.infState = r.state
-        outputs.push({ id: { counter: e.counter, participant: e.participant }, output: r.output })
-      }
-      this.foldInto(e, hookThrew)
-      this.popHead()
-      changed = true
-      if (d.kind === 'join' || d.kind === 'unjoin') standIn = this.standInMask()
-    }
-    return changed
-  }
-
-  /**
-   * The failure of an Error on `state` (the state before it, as the projection or the fold
-   * has it), which it also stores. It became an error before the fold reached it, and an
-   * event ordered before it may have arrived since (an ejected peer's, or one that a trusting
-   * joiner learnt of late), so the output stored then may not be what `apply` gives now:
-   * where this replica holds the event, it is computed again, whenever the projection is
-   * recomputed and when it folds. Storing it matters as much as folding with it: replicas
-   * that received the Error without the event (a joiner's snapshot) fold with what was sent.
-   * An event that no longer fails still folds as the failure every participant acknowledged;
-   * the digests then tell the replicas apart, as for any other difference of outcome.
-   */
-  private foldedFailure (e: Entry<E, O>, d: Extract<InternalDelta<E, O>, { kind: 'error' }>, state: S): Failure<O> {
-    if (d.source === undefined) return d.failure
-    const r = this.hooks.apply(d.source.event, state)
-    if (r.kind === 'applied') return d.failure
-    if (r.kind === 'threw') this.reportThrow(e, 'apply', r)
-    d.failure = failureOf(r)
-    return d.failure
-  }
-
-  /**
-   * Applies an event for folding, reusing the projection's result when it is the only
-   * outstanding one. A reused throw is reported already; it comes back as a failure.
-   */
-  private applyForFold (e: Entry<E, O>, event: E): ApplyOutcome<S, O> {
-    if (this.projValid && this.tailEntry === e && this.head === this.entries.length - 1) {
-      // Folding the only outstanding event: the projection already computed this exact step.
-      const f = e.projectedFailure
-      if (f === undefined && this.tailApplied !== undefined) return { kind: 'applied', output: this.tailApplied.output, state: this.projState }
-      if (f !== undefined && f.thrown === undefined) return { kind: 'failed', output: f.output }
-    }
-    return this.hooks.apply(event, this.infState)
-  }
-
-  /**
-   * The digest the infimum would have after folding every outstanding event up to `at`.
-   *
-   * A user event that has not reached the front of the fold yet is still an `event` entry,
-   * even if its `apply` fails here; folding will turn it into an error, and the digest will
-   * carry {@link ERROR_MARK} for it. The projection has already applied it to the same state
-   * folding will, so its outcome there is how it will fold. Predicting it as a success would
-   * make a replica blocked on an earlier error refuse, as a different history, the infimum of
-   * a peer that folded both: first-hand, that infimum is the only way the peer's
-   * acknowledgement of the earlier error arrives, so the fold would stall for good.
-   */
-  private simulateDigest (at: number): InfimumDigest {
-    this.ensureProjection()
-    let mask = this.infMask
-    let digest = this.infDigest
-    for (let i = this.head; i <= at; i++) {
-      const e = this.entries[i]!
-      if ((mask & this.peerBits[e.creator]!) === 0n) continue
-      const d = e.delta
-      if (d.kind === 'join' || d.kind === 'unjoin') mask = this.membershipMask(d, mask)
-      // A failure that threw here and has not folded is this replica's own until it does (if
-      // every participant fails it, it folds as everyone's): a peer that applied the event
-      // shows this one the odd one out (see `relateHistories`).
-      const failure = d.kind === 'error' ? d.failure : e.projectedFailure
-      const mark = failure === undefined ? 0 : d.kind === 'join' || d.kind === 'unjoin' ? HOOK_THREW_MARK : ERROR_MARK
-      digest = extendDigest(digest, e.counter, this.peerHashes[e.creator]!, mark, failure?.thrown !== undefined)
-    }
-    return digest
-  }
-
-  /** Of two different histories settled at the same id, whether the remote one is the greater. */
-  private remoteDigestWins (digest: InfimumDigest): boolean {
-    if (digest.count !== this.infDigest.count) return digest.count > this.infDigest.count
-    return digest.hash > this.infDigest.hash
-  }
-
-  private adoptInfimum (id: EventId, digest: InfimumDigest, participants: readonly Participant[], state: S): void {
-    this.infId = { counter: id.counter, participant: this.peers[this.intern(id.participant)]! }
-    this.infDigest = digest
-    this.infMask = this.listToMask(participants)
-    this.infState = this.hooks.frozen(state)
-    this.observe(id.counter)
-    while (this.head < this.entries.length && compareEventIds(this.entries[this.head]!, this.infId) <= 0) this.popHead()
-    this.projValid = false
-  }
-
-  // Projection -----------------------------------------------------------------------------
-
-  private ensureProjection (): void {
-    if (this.projValid) return
-    this.projState = this.infState
-    this.projMask = this.infMask
-    this.tailEntry = undefined
-    this.tailApplied = undefined
-    this.projValid = true
-    for (let i = this.head; i < this.entries.length; i++) this.projectEntry(this.entries[i]!)
-  }
-
-  /** Applies one entry, known to be the last outstanding one, to a valid projection. */
-  private projectEntry (e: Entry<E, O>): void {
-    if (!this.projValid) return
-    this.tailEntry = undefined
-    this.tailApplied = undefined
-    if ((this.projMask & this.peerBits[e.creator]!) === 0n) return // a renegade: reduce will drop it
-    const d = e.delta
-    if (d.kind === 'join' || d.kind === 'unjoin') {
-      this.projMask = this.membershipMask(d, this.projMask)
-      const m = this.hooks.membership(d.kind, this.peers[d.peer]!, this.projState)
-      this.projState = m.state
-      if (m.kind === 'threw') {
-        e.projectedFailure = { thrown: m.message }
-        this.reportThrow(e, d.kind, m)
-      } else {
-        e.projectedFailure = undefined
-      }
-    } else if (d.kind === 'event') {
-      this.projectApplied(e, this.hooks.apply(d.event, this.projState))
-    } else if (d.source !== undefined) {
-      d.failure = this.foldedFailure(e, d, this.projState)
-    }
-  }
-
-  /** Records `apply`'s outcome for the user event `e`, the last one the projection applies. */
-  private projectApplied (e: Entry<E, O>, r: ApplyOutcome<S, O>): void {
-    this.tailEntry = e
-    if (r.kind === 'applied') {
-      this.projState = r.state
-      e.projectedFailure = undefined
-      this.tailApplied = { output: r.output }
-      return
-    }
-    e.projectedFailure = failureOf(r)
-    this.tailApplied = undefined
-    if (r.kind === 'threw') this.reportThrow(e, 'apply', r)
-  }
-
-  /** The participant mask after a Join or UnJoin. */
-  private membershipMask (d: { readonly kind: 'join' | 'unjoin', readonly peer: number }, mask: bigint): bigint {
-    const bit = this.peerBits[d.peer]!
-    return d.kind === 'join' ? mask | bit : mask & ~bit
-  }
-
 }
 
-/** The failure a remote error body carries. */
-function remoteFailure<E, O> (d: Extract<Delta<E, O>, { kind: 'error' }>): Failure<O> {
-  return d.thrown !== undefined ? { thrown: d.thrown } : { output: d.output }
+function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
 }

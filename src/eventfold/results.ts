@@ -6,7 +6,7 @@
  * @module
  */
 import type { MergeError } from './errors.js'
-import type { EventId, ThrownHook, UpdateResult } from './types.js'
+import type { EventId, Participant, ThrownHook, UpdateResult } from './types.js'
 
 /**
  * How a new event went on the projected value: immediate and possibly inconsistent (an
@@ -60,6 +60,15 @@ export type MergeResult<O> =
      * every other replica needs to pass on.
      */
     readonly acknowledged: boolean
+    /**
+     * Who should be sent this replica's acknowledgement now rather than at the next
+     * anti-entropy round, because they may be waiting for it to fold events of their own:
+     * the creators of the events this merge added and of the outstanding events ordered
+     * after the first of them (an earlier event arriving late may be what holds theirs back),
+     * or every other participant when this replica now acknowledges a new failure (a failure
+     * folds only once every participant has seen it). Never this replica.
+     */
+    readonly notify: readonly Participant[]
     /**
      * A first-hand full merge only (`MergeOptions.from`): the sender's infimum is ahead
      * of this replica's, or at the same id, and its history differs (this replica does not

@@ -112,24 +112,38 @@ export interface EventSpec<E, S, O> {
 }
 
 /**
- * How a fold signs the events it creates and checks the signatures of events it receives,
- * so that no participant can create an event in another's name, even by relaying it.
+ * How a fold authenticates the logs of its participants, so that no participant can create an
+ * event in another's name, even by relaying it, at the cost of one signature per batch rather
+ * than one per event.
  *
- * The fold stays pure: these are deterministic functions the runtime supplies (Ed25519 over
- * the encoding the protocol defines). Only bodies that carry the event are signed: user
- * events, Joins and UnJoins. An error carries only the failed event's output, so it cannot
- * be checked; see {@link MergeOptions.from} for how errors are believed.
+ * Every participant's events form its own append-only log, linked by a hash chain: the hash
+ * after an event is {@link chain} of the hash before it (empty before the first) and the
+ * event. A creator signs the **head** of its log (how many events, the hash after the last)
+ * once per batch it sends, and every receiver checks, for each run of a creator's events it
+ * takes, that the chain from the hash it holds through the run ends at a head the creator
+ * signed. A relayed body is therefore as good as one from its creator: it is linked to a
+ * signed head.
+ *
+ * The fold stays pure: these are deterministic functions the runtime supplies (SHA-256 and
+ * Ed25519 over the encodings the protocol defines, bound to the fold's origin). Without them
+ * a fold neither hashes nor signs, and believes every body it is given.
  */
 export interface EventSignatures<E, O> {
-  /** The creator's signature of a new event this replica creates (`id.participant` is itself). */
-  sign: (id: EventId, delta: SignedDelta<E, O>) => Uint8Array
-  /** Whether `signature` is `id.participant`'s signature of this event. */
-  verify: (id: EventId, delta: SignedDelta<E, O>, signature: Uint8Array) => boolean
+  /** The chain hash after `previous` (empty before a log's first event) extended by one event. */
+  chain: (previous: Uint8Array, id: EventId, delta: SignedDelta<E, O>) => Uint8Array
+  /** This replica's signature of the head of its own log `since`: `seq` events, the last ending at `head`. */
+  sign: (since: number, seq: number, head: Uint8Array) => Uint8Array
+  /** Whether `signature` is `creator`'s signature of the head of its log `since`. */
+  verify: (creator: Participant, since: number, seq: number, head: Uint8Array, signature: Uint8Array) => boolean
 }
 
-/** The deltas that carry a signature: every kind but `error`. */
+/**
+ * The deltas a creator's log holds, and so what its hash chain covers: every kind but
+ * `error` (a failure is an outcome a replica finds when folding, not something a creator
+ * writes; an error keeps the event it failed, which stays in the log).
+ */
 export type SignedDelta<E, O> = Exclude<Delta<E, O>, {
-  /** An error: it does not carry the event, so it cannot carry the creator's signature. */
+  /** An error: an outcome found while folding, not an entry of a log. */
   readonly kind: 'error'
 }>
 
@@ -137,16 +151,17 @@ export type SignedDelta<E, O> = Exclude<Delta<E, O>, {
 export interface MergeOptions {
   /**
    * The authenticated sender of what is merged. When given, the merge is **first-hand**: it
-   * believes the sender only about the sender. Only the sender's acknowledgements are taken;
-   * the sender's infimum counts as the sender's acknowledgement of every event up to it (not
-   * as everyone's); a whole fold's infimum is not adopted; an error is taken only as the
-   * sender's acknowledgement of a failure this replica already saw, never as news that an
-   * event failed; and event bodies are taken only if their signatures check (when the fold
-   * has {@link EventFoldOptions.signatures}). A participant then cannot acknowledge, fold or
-   * fail anything in another's name.
+   * believes the sender only about the sender. Only the sender's acknowledgement (its version
+   * vector, its infimum, the failures it acknowledges) is taken, never one it relays for
+   * another participant; a whole fold's infimum is not adopted; a failure is taken only as
+   * the sender's acknowledgement of a failure this replica already saw, never as news that an
+   * event failed. Event bodies are taken from anyone, but only as runs of their creators'
+   * logs that end at a head the creator signed (when the fold has
+   * {@link EventFoldOptions.signatures}). A participant then cannot create, acknowledge, fold
+   * or fail anything in another's name.
    *
-   * This needs every participant's own messages to reach every other participant, as push
-   * propagation does, and a replica whose own Join has folded ({@link EventFold.hasJoined}):
+   * This needs every participant's own acknowledgements to reach every other participant, as
+   * push propagation does, and a replica whose own Join has folded ({@link EventFold.hasJoined}):
    * before that, a joining replica may lack events the others folded without it, and must
    * take the settled state from them on trust.
    * @default undefined: the merge believes everything it is given (as the Haskell library does)
@@ -165,9 +180,10 @@ export interface EventFoldOptions<E = unknown, O = unknown> {
    */
   freezeStates?: boolean
   /**
-   * Signs the events this replica creates and checks the signatures of events it receives:
-   * an event body whose signature is missing or wrong is refused ({@link ForgedEventError}).
-   * @default undefined: events are neither signed nor checked
+   * Hash-chains every participant's log, signs the head of this replica's own and checks
+   * every run of events it receives against its creator's signed head: a run that does not
+   * check is refused ({@link ForgedEventError}).
+   * @default undefined: logs are neither hashed, signed nor checked
    */
   signatures?: EventSignatures<E, O>
 }
@@ -203,6 +219,8 @@ export type Delta<E, O> =
   | {
     /** A user event whose `apply` returned a failure. */
     readonly kind: 'error'
+    /** The event that failed: it stays in its creator's log, which its hash chain covers. */
+    readonly event: E
     /** The failure's output. */
     readonly output: O
     /** Never set on a returned failure. */
@@ -213,6 +231,8 @@ export type Delta<E, O> =
   | {
     /** A user event whose `apply` threw. */
     readonly kind: 'error'
+    /** The event that failed: it stays in its creator's log, which its hash chain covers. */
+    readonly event: E
     /** A description of what `apply` threw (see {@link ThrownHook.message}); there is no output. */
     readonly thrown: string
     /** Never set on a thrown failure. */
@@ -261,12 +281,68 @@ export interface InfimumSnapshot<S> {
 export interface OutstandingEvent<E, O> {
   /** The event's id. */
   readonly id: EventId
-  /** What the event does. */
+  /** The creator's log it belongs to (see {@link CreatorLog.since}). */
+  readonly since: number
+  /** Its position in that log: the log's first event is 1. */
+  readonly seq: number
+  /** What the event does (an error keeps the event that failed). */
   readonly delta: Delta<E, O>
   /** Participants known to have acknowledged the event, sorted. */
   readonly acks: readonly Participant[]
-  /** The creator's signature of the event (see {@link EventSignatures}), if it has one. */
+  /**
+   * An UnJoin only: how much of each of the departing participant's logs, up to its last event
+   * ordered before the UnJoin, the participants that acknowledged the UnJoin held. The UnJoin
+   * stands in for the departing participant only on a replica that holds at least that much of
+   * it (see the stand-in rule, docs/ARCHITECTURE.md). Left out when empty.
+   * @default []
+   */
+  readonly standIn?: readonly LogPosition[]
+}
+
+/** A position in one of a participant's logs: its first `seq` events of log `since`. */
+export interface LogPosition {
+  /** The log (see {@link CreatorLog.since}). */
+  readonly since: number
+  /** How many of its events, from the first (`>= 1`). */
+  readonly seq: number
+}
+
+/**
+ * One of a participant's logs as a replica holds it: how many of its events (`seq`, a count),
+ * the hash chain after the last one, and the participant's signature of that head, which lets
+ * the replica relay the events to others.
+ *
+ * A participant writes one log at a time. It starts a new one in each new fold it holds (it
+ * joins, rejoins or recovers) and whenever one of its own events leaves its fold without
+ * folding (a renegade's, or one an adopted infimum passed): whoever held less of the old log
+ * then never waits for events that nobody will send. A log is named by `since`, the Lamport
+ * counter of its first event.
+ */
+export interface CreatorLog {
+  /** The participant whose events these are. */
+  readonly participant: Participant
+  /** Which of its logs: the counter of the log's first event. */
+  readonly since: number
+  /** How many of its events the replica holds (all of them, from the first). */
+  readonly seq: number
+  /** The chain hash after the last one; empty when the fold does not hash. */
+  readonly hash: Uint8Array
+  /** The participant's signature of this head, if the replica has it. */
   readonly signature?: Uint8Array | undefined
+  /**
+   * The last event of the log before its outstanding ones, when it has outstanding ones that
+   * are not its first (the events before them folded or were dropped): a receiver chains the
+   * outstanding ones from there.
+   */
+  readonly base?: LogBase | undefined
+}
+
+/** The last event before a run of a log: its counter and the chain hash after it. */
+export interface LogBase {
+  /** Its Lamport counter (the creator is the log's). */
+  readonly counter: number
+  /** The chain hash after it. */
+  readonly hash: Uint8Array
 }
 
 /** A whole EventFold as plain data: what a full merge sends and what storage persists. */
@@ -275,39 +351,130 @@ export interface EventFoldSnapshot<E, S, O> {
   readonly origin: string
   /** The settled value. */
   readonly infimum: InfimumSnapshot<S>
-  /** Outstanding events in ascending id order. */
+  /** Every log the replica holds events of, sorted by participant, then log. */
+  readonly logs: readonly CreatorLog[]
+  /**
+   * Outstanding events in ascending id order. Each log's are the last ones of the log: their
+   * `seq`s run without a gap up to its {@link CreatorLog.seq}.
+   */
   readonly events: ReadonlyArray<OutstandingEvent<E, O>>
 }
 
+/** A participant's position in another participant's log: it holds that log's first `seq` events. */
+export interface VersionEntry {
+  /** The creator of the log. */
+  readonly participant: Participant
+  /** Which of its logs. */
+  readonly since: number
+  /** How many of its events are held, from the first (`>= 1`). */
+  readonly seq: number
+}
+
+/** A failure a participant acknowledges: the event that failed there, and how. */
+export type FailureReport<O> =
+  | {
+    /** The event. */
+    readonly id: EventId
+    /** Its failure's output. */
+    readonly output: O
+    /** Never set with an output. */
+    readonly thrown?: undefined
+  }
+  | {
+    /** The event. */
+    readonly id: EventId
+    /** What its `apply` threw, described. */
+    readonly thrown: string
+    /** Never set on a thrown failure. */
+    readonly output?: undefined
+  }
+
 /**
- * An outstanding event inside a {@link Diff}. `delta` is left out when the diff's target has
- * already acknowledged the event (it must hold the body already).
+ * What a participant acknowledges, as a version vector: it holds every event of each listed
+ * creator up to `seq` (and so has acknowledged them: holding an event is acknowledging it),
+ * it has folded up to `infimumId`, and it has seen the listed events fail. O(participants)
+ * numbers however many events are outstanding, and monotone: a newer acknowledgement of the
+ * same participant never says less.
  */
-export interface DiffEvent<E, O> {
-  /** The event's id. */
-  readonly id: EventId
-  /** The event body, or `undefined` when the target already has it. */
-  readonly delta: Delta<E, O> | undefined
-  /** Participants known to have acknowledged the event, sorted. */
-  readonly acks: readonly Participant[]
-  /** The creator's signature of the body (see {@link EventSignatures}), sent with the body. */
+export interface Acknowledgement<O> {
+  /** Who acknowledges. */
+  readonly participant: Participant
+  /** Its infimum id. */
+  readonly infimumId: EventId
+  /** Its infimum digest. */
+  readonly infimumDigest: InfimumDigest
+  /** Its own Join has folded there (it merges first-hand, and never skips an event of its own). */
+  readonly joined: boolean
+  /** The log it writes now (its `since`; 0 before its first event there). */
+  readonly log: number
+  /**
+   * The position in that log of its last own event that has not folded there (0: none). A
+   * replica takes this acknowledgement only once it holds that log up to there: its sender's
+   * own events that may still fold are all there (see docs/ARCHITECTURE.md, "Acknowledgements
+   * as version vectors").
+   */
+  readonly unsettled: number
+  /**
+   * What it holds of each log that still matters there (those with events outstanding there,
+   * and the one each participant writes now), sorted by participant, then log; a log not
+   * listed is held up to 0.
+   */
+  readonly holds: readonly VersionEntry[]
+  /** The outstanding events that failed there, by id; it acknowledges each failure. */
+  readonly failures: ReadonlyArray<FailureReport<O>>
+  /**
+   * For each UnJoin outstanding there (by id), how much of each of the departing
+   * participant's logs it holds up to its last event ordered before the UnJoin (left out when
+   * none is outstanding there), sorted by UnJoin, then log. A replica lets the UnJoin stand in for the departing
+   * participant only once it holds that much too (the stand-in rule): events of the
+   * departing participant ordered after its UnJoin (renegades) do not count, so nobody waits
+   * for one that was dropped everywhere.
+   */
+  readonly departing: ReadonlyArray<{ readonly unjoin: EventId, readonly since: number, readonly seq: number }>
+}
+
+/** One event of a {@link LogRun}. */
+export interface RunEvent<E, O> {
+  /** Its Lamport counter (the id's participant is the run's creator). */
+  readonly counter: number
+  /** What it does. */
+  readonly delta: SignedDelta<E, O>
+}
+
+/** Consecutive events of one creator's log, with the creator's signature of the head they end at. */
+export interface LogRun<E, O> {
+  /** Whose log. */
+  readonly creator: Participant
+  /** Which of its logs. */
+  readonly since: number
+  /** The position of the first event in the log (`>= 1`). */
+  readonly first: number
+  /** The events, in log order (their counters ascend). */
+  readonly events: ReadonlyArray<RunEvent<E, O>>
+  /** The creator's signature of its log's head after the last event, if the fold signs. */
   readonly signature?: Uint8Array | undefined
+  /**
+   * The last event before the run, when the sender holds none of the events before the run
+   * any more (they folded or were dropped there) and the receiver may hold less. A receiver
+   * takes the run over a gap only when that event is at or below its infimum (or the infimum
+   * it is adopting): every event in the gap has a lower id still, so none can fold there.
+   */
+  readonly base?: LogBase | undefined
 }
 
 /**
- * What one replica sends another that already shares its infimum's history: its outstanding
- * events (bodies the target acknowledged left out) and its infimum id and digest, which act
- * as an acknowledgement by everyone of every event up to that id.
+ * What one replica sends another: acknowledgements (the sender's first; a trusting receiver
+ * also takes those it relays for others) and runs of logs the receiver may not hold yet. The
+ * sender's infimum (in its acknowledgement) is proof of what it folded: the receiver checks,
+ * with the infimum digest, that it holds the same events before counting on it.
  */
 export interface Diff<E, O> {
   /** The cluster's name. */
   readonly origin: string
-  /** The sender's infimum id. */
-  readonly infimumId: EventId
-  /** The sender's infimum digest. */
-  readonly infimumDigest: InfimumDigest
-  /** The sender's outstanding events in ascending id order. */
-  readonly events: ReadonlyArray<DiffEvent<E, O>>
+  /** Acknowledgements: the sender's first, then others it relays, sorted by participant. */
+  readonly acknowledgements: ReadonlyArray<Acknowledgement<O>>
+  /** Runs of events, at most one per log, sorted by creator, then log. */
+  readonly runs: ReadonlyArray<LogRun<E, O>>
 }
 
 /**

@@ -7,7 +7,8 @@
  *    to send, saves every changed replica (the persistence gate), and only then sends.
  * 2. Everything applied in one tick travels in one batch per receiving peer (propagation).
  * 3. A batch goes out only when this peer has news of its own (events or memberships it made,
- *    acknowledgements it gave): each peer's own batches already reach everyone.
+ *    which go to everyone; acknowledgements it gave, which go to the creators that may be
+ *    waiting for them, and to everyone at the anti-entropy round).
  * 4. What was computed from one incarnation never reaches the cluster once a rejoin replaced
  *    it: the flush checks the incarnation after the save and starts over if it changed.
  * 5. Subscribers of a group are told once per flush, after the save, of the latest state.
@@ -113,6 +114,6 @@ export class Flusher {
 }
 
 function clearNews (replicas: readonly SomeReplica[]): undefined {
-  for (const r of replicas) r.news = false
+  for (const r of replicas) r.clearNews()
   return undefined
 }

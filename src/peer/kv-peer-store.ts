@@ -5,14 +5,19 @@
  * Layout (keys are `tupleKey`s):
  * - namespace `identity`, key `("peer")`: the cluster's name and the private key.
  * - namespace `groups`, per group id `g` (`""` is the cluster's own group):
- *   - `(g, "i")`: the infimum (an EventFold with no events: id, digest, participants, state),
- *     rewritten when it moved;
- *   - `(g, "e", counter, participant)`: one outstanding event (a Diff holding it alone: body,
- *     signature, acknowledgements), written when it is new or its acknowledgements grew,
+ *   - `(g, "i")`: the infimum (an EventFold with no events and no logs: id, digest,
+ *     participants, state), rewritten when it moved;
+ *   - `(g, "l", participant, since)`: one log of one participant (codec kind 6: how many of its
+ *     events are held, the chain hash, the signed head, the base), written when it grew or its
+ *     base moved;
+ *   - `(g, "e", counter, participant)`: one outstanding event (codec kind 5: its log and
+ *     position, body, acknowledgements), written when it is new or its acknowledgements grew,
  *     deleted once it folded (or was dropped).
  *
- * So a save costs the events that changed plus, when the infimum moved, the settled state
- * (see docs/BENCHMARKS.md for what that costs against the fold's size).
+ * So a save costs the events and logs that changed plus, when the infimum moved, the settled
+ * state (see docs/BENCHMARKS.md for what that costs against the fold's size). Records of codec
+ * formats 4 and 5 (no logs) are read by `GroupRegistry.fromStored`, which migrates a group that
+ * had nothing outstanding and refuses one that had (`LegacyFoldError`).
  *
  * A data directory of the single-record format (storage layout 1) is converted by the LMDB
  * adapter into a legacy record; it is read as the cluster's group alone, and the first save
@@ -21,9 +26,8 @@
  * @module
  */
 import { Reader, Writer } from '../codec/buffer.js'
-import { encodeDiff, encodeEventFold } from '../codec/eventfold.js'
-import { BOTTOM, eventIdKey, type Diff, type OutstandingEvent } from '../eventfold/types.js'
-import { EMPTY_DIGEST } from '../eventfold/digest.js'
+import { encodeEventFold, encodeStoredEvent, encodeStoredLog } from '../codec/eventfold.js'
+import { eventIdKey, type CreatorLog, type OutstandingEvent } from '../eventfold/types.js'
 import type { KeyValueOperation, KeyValueStore } from '../storage/key-value.js'
 import { LEGACY_PEER_RECORD_NAMESPACE, readLegacyPeerRecord } from '../storage/legacy-peer-record.js'
 import { readTupleKey, tupleKey } from '../storage/tuple-key.js'
@@ -35,9 +39,10 @@ const IDENTITY = 'identity'
 const GROUPS = 'groups'
 const IDENTITY_FORMAT = 1
 
-/** What was last saved of one group: the infimum's key and each event's acknowledgements. */
+/** What was last saved of one group: the infimum's key, each log's, and each event's acknowledgements. */
 interface SavedGroup {
   infimum: string
+  logs: Map<string, string>
   events: Map<string, string>
 }
 
@@ -67,32 +72,43 @@ export function keyValuePeerStore (store: KeyValueStore): PeerStore {
       const next = new Map<string, SavedGroup>()
       for (const id of dropped) {
         ops.push({ type: 'delete-range', namespace: GROUPS, range: { prefix: tupleKey(id) } })
-        next.set(id, { infimum: '', events: new Map() })
+        next.set(id, { infimum: '', logs: new Map(), events: new Map() })
       }
       for (const replica of replicas) {
         const fold = replica.fold
         if (fold === undefined) continue
         const id = replica.id
-        const before = saved.get(id) ?? { infimum: '', events: new Map<string, string>() }
-        const after: SavedGroup = { infimum: before.infimum, events: new Map() }
+        const before = saved.get(id) ?? { infimum: '', logs: new Map<string, string>(), events: new Map<string, string>() }
+        const after: SavedGroup = { infimum: before.infimum, logs: new Map(), events: new Map() }
+        const snapshot = fold.snapshot()
         const infimumKey = `${eventIdKey(fold.infimumId())}/${fold.infimumDigest().count}`
         if (infimumKey !== before.infimum) {
-          const snapshot = fold.snapshot()
-          ops.push({ type: 'put', namespace: GROUPS, key: tupleKey(id, 'i'), value: encodeEventFold({ ...snapshot, events: [] }, replica.definition.codecs) })
+          ops.push({ type: 'put', namespace: GROUPS, key: tupleKey(id, 'i'), value: encodeEventFold({ ...snapshot, logs: [], events: [] }, replica.definition.codecs) })
           after.infimum = infimumKey
         }
-        for (const e of fold.outstandingEvents()) {
+        for (const l of snapshot.logs) {
+          const key = `${l.since}:${l.participant}`
+          const state = logState(l)
+          after.logs.set(key, state)
+          if (before.logs.get(key) === state) continue
+          ops.push({ type: 'put', namespace: GROUPS, key: tupleKey(id, 'l', l.participant, l.since), value: encodeStoredLog({ ...l, base: l.base ?? { counter: 0, hash: l.hash } }) })
+        }
+        for (const e of snapshot.events) {
           const key = eventIdKey(e.id)
           const state = ackState(e)
           after.events.set(key, state)
           if (before.events.get(key) === state) continue
-          const diff: Diff<unknown, unknown> = { origin: replica.definition.origin, infimumId: BOTTOM, infimumDigest: EMPTY_DIGEST, events: [e] }
-          ops.push({ type: 'put', namespace: GROUPS, key: eventKey(id, e), value: encodeDiff(diff, replica.definition.codecs) })
+          ops.push({ type: 'put', namespace: GROUPS, key: eventKey(id, e), value: encodeStoredEvent(e, replica.definition.codecs) })
         }
         for (const [key] of before.events) {
           if (after.events.has(key)) continue
           const colon = key.indexOf(':')
           ops.push({ type: 'delete', namespace: GROUPS, key: tupleKey(id, 'e', Number(key.slice(0, colon)), key.slice(colon + 1)) })
+        }
+        for (const [key] of before.logs) {
+          if (after.logs.has(key)) continue
+          const colon = key.indexOf(':')
+          ops.push({ type: 'delete', namespace: GROUPS, key: tupleKey(id, 'l', key.slice(colon + 1), Number(key.slice(0, colon))) })
         }
         next.set(id, after)
       }
@@ -116,35 +132,46 @@ function eventKey (group: string, e: OutstandingEvent<unknown, unknown>): Uint8A
   return tupleKey(group, 'e', e.id.counter, e.id.participant)
 }
 
-/** What must be rewritten when it changes: acknowledgements, and a failure's acknowledgements. */
+/** What must be rewritten when it changes: acknowledgements, a failure's, and stand-in positions. */
 function ackState (e: OutstandingEvent<unknown, unknown>): string {
   const d = e.delta
-  return d.kind === 'error' ? `${e.acks.join(',')}!${d.errorAcks.join(',')}` : e.acks.join(',')
+  const standIn = (e.standIn ?? []).map(p => `${p.since}.${p.seq}`).join(',')
+  return `${e.since}.${e.seq}|${e.acks.join(',')}|${d.kind === 'error' ? d.errorAcks.join(',') : ''}|${standIn}`
+}
+
+/** What must be rewritten when it changes: the head, its signature, and the base. */
+function logState (l: CreatorLog): string {
+  return `${l.seq}|${l.signature === undefined ? 0 : 1}|${l.base?.counter ?? 0}`
 }
 
 async function loadGroups (store: KeyValueStore, saved: Map<string, SavedGroup>): Promise<Map<string, StoredGroup>> {
   const infima = new Map<string, Uint8Array>()
   const events = new Map<string, Array<{ key: string, bytes: Uint8Array }>>()
+  const logs = new Map<string, Array<{ key: string, bytes: Uint8Array }>>()
+  const add = (map: Map<string, Array<{ key: string, bytes: Uint8Array }>>, group: string, key: string, bytes: Uint8Array): void => {
+    let list = map.get(group)
+    if (list === undefined) { list = []; map.set(group, list) }
+    list.push({ key, bytes })
+  }
   for await (const { key, value } of store.namespace(GROUPS).range()) {
     const parts = readTupleKey(key)
     const group = parts[0]
     if (typeof group !== 'string') throw new StorageCorruptError('invalid', 'a group record without a group id')
     if (parts[1] === 'i') infima.set(group, value)
-    else if (parts[1] === 'e' && typeof parts[2] === 'number' && typeof parts[3] === 'string') {
-      let list = events.get(group)
-      if (list === undefined) { list = []; events.set(group, list) }
-      list.push({ key: `${parts[2]}:${parts[3]}`, bytes: value })
-    } else throw new StorageCorruptError('invalid', `an unknown group record ${JSON.stringify(parts.slice(1).map(String))}`)
+    else if (parts[1] === 'e' && typeof parts[2] === 'number' && typeof parts[3] === 'string') add(events, group, `${parts[2]}:${parts[3]}`, value)
+    else if (parts[1] === 'l' && typeof parts[2] === 'string' && typeof parts[3] === 'number') add(logs, group, `${parts[3]}:${parts[2]}`, value)
+    else throw new StorageCorruptError('invalid', `an unknown group record ${JSON.stringify(parts.slice(1).map(String))}`)
   }
   const out = new Map<string, StoredGroup>()
   for (const [group, infimum] of infima) {
-    const list = events.get(group) ?? []
-    out.set(group, { kind: 'records', infimum, events: list.map(e => e.bytes) })
+    const eventList = events.get(group) ?? []
+    const logList = logs.get(group) ?? []
+    out.set(group, { kind: 'records', infimum, events: eventList.map(e => e.bytes), logs: logList.map(l => l.bytes) })
     // What is stored is known by key; its contents are compared afresh at the first save
     // (which rewrites the group's records once).
-    saved.set(group, { infimum: '', events: new Map(list.map(e => [e.key, ''])) })
+    saved.set(group, { infimum: '', logs: new Map(logList.map(l => [l.key, ''])), events: new Map(eventList.map(e => [e.key, ''])) })
   }
-  for (const group of events.keys()) if (!infima.has(group)) throw new StorageCorruptError('invalid', `group ${JSON.stringify(group)} has event records but no infimum record`)
+  for (const group of [...events.keys(), ...logs.keys()]) if (!infima.has(group)) throw new StorageCorruptError('invalid', `group ${JSON.stringify(group)} has event or log records but no infimum record`)
   return out
 }
 

@@ -111,7 +111,6 @@ export function buildParts (inputs: PartInputs): Parts {
   }, {
     firstHand: config.mode === 'push',
     forwardOutputs: config.forwardOutputs,
-    relayAfterMs: config.intervalMs,
     consistentTimeoutMs: 30_000
   })
   const intake = new Intake({

@@ -232,7 +232,7 @@ export class Peer<E, S, O, Sv extends ServiceMap> implements Legion<E, S, O, Sv>
   private foldOptions<A, B, C> (definition: GroupDefinition<A, B, C>): EventFoldOptions<A, C> {
     this.signer ??= peerSigner(this.privateKey)
     if (this.internals.unsignedEvents === true) return { freezeStates: this.config.freezeStates }
-    return { freezeStates: this.config.freezeStates, signatures: eventSignatures(definition.origin, this.signer, definition.codecs) }
+    return { freezeStates: this.config.freezeStates, signatures: eventSignatures(definition.origin, this.self, this.signer, definition.codecs) }
   }
 
   private signer: PeerSigner | undefined

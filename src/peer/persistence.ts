@@ -27,7 +27,7 @@ export interface PeerIdentity {
  */
 export type StoredGroup =
   | { readonly kind: 'fold', readonly bytes: Uint8Array }
-  | { readonly kind: 'records', readonly infimum: Uint8Array, readonly events: readonly Uint8Array[] }
+  | { readonly kind: 'records', readonly infimum: Uint8Array, readonly events: readonly Uint8Array[], readonly logs: readonly Uint8Array[] }
 
 /** What a peer found in its storage. */
 export interface StoredPeer extends PeerIdentity {

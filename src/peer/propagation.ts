@@ -1,16 +1,23 @@
 /**
  * How news leaves a peer and how losses are repaired.
  *
- * - **Batches.** At each flush, every group replica with news of this peer's own contributes
- *   one pushed Diff (every outstanding id with its acknowledgements, bodies as the relay policy
- *   says); the Diffs are grouped per receiving peer, so a peer gets one message per flush
- *   whatever the number of groups. Cluster-wide groups of clusters with at least
- *   `directFanout` participants are published once on the fold topic instead (gossipsub fans
- *   them out); managed groups are always sent directly (they have few participants).
+ * - **Batches, and who gets what** (acknowledgement routing; docs/ARCHITECTURE.md). At each
+ *   flush, a group replica this peer made events or memberships in contributes one pushed
+ *   Diff to every other participant: its acknowledgement (a version vector) and the events of
+ *   its own log not sent before, under one signature. A replica that only took others' events
+ *   contributes its acknowledgement alone, and only to the creators of those events (and of
+ *   the events ordered after them: `MergeResult.notify`), who may be waiting for it to fold
+ *   them. So an event costs `2(n-1)` frames, not `(n-1) + (n-1)²`; the creator folds it after
+ *   one round trip, and every other participant once the acknowledgements reach it in the next
+ *   anti-entropy round. The Diffs are grouped per receiving peer, so a peer gets one message
+ *   per flush whatever the number of groups. Batches to everyone of cluster-wide groups of
+ *   clusters with at least `directFanout` participants are published once on the fold topic
+ *   instead (gossipsub fans them out); managed groups are always sent directly.
  * - **Anti-entropy.** Every `intervalMs`, each group with outstanding events re-announces its
- *   acknowledgements and pulls a sync from a random participant of the group; a participant
- *   whose diff showed it missed acknowledgements of ours gets them again, alone. Pulls and
- *   re-announcements are grouped per peer. A quiet group costs nothing on the wire.
+ *   acknowledgement to everyone, and pulls a sync from a participant whose acknowledgement
+ *   shows events this peer does not hold (a lost batch); a participant whose acknowledgement
+ *   showed it missed ours gets ours again, alone. Pulls and re-announcements are grouped per
+ *   peer. A quiet group costs nothing on the wire.
  * - **Periodic mode** (om-legion's own strategy, kept as a baseline): nothing is pushed; every
  *   `intervalMs` the peer pushes its diff (or whole fold) of every group to one random
  *   participant.
@@ -98,26 +105,32 @@ export class Propagation {
   }
 
   /**
-   * The batches of this flush: each replica with news contributes its Diff to each of its
-   * other participants. Clears the news it takes. `undefined` in periodic mode (nothing is
-   * pushed) or when nobody needs anything.
+   * The batches of this flush: each replica that owes everyone a batch contributes its Diff to
+   * each of its other participants; one that owes only its acknowledgement, to those it owes
+   * it. Clears what it takes. `undefined` in periodic mode (nothing is pushed) or when nobody
+   * needs anything.
    */
   prepare (replicas: readonly SomeReplica[]): PreparedBatches | undefined {
     const withNews = replicas.filter(r => r.news && r.fold !== undefined)
-    for (const r of withNews) r.news = false
+    const owed = withNews.map(r => ({ replica: r, broadcast: r.broadcast, to: [...r.ackTo] }))
+    for (const r of withNews) r.clearNews()
     if (this.settings.mode !== 'push' || withNews.length === 0) return undefined
     const direct = new Map<Participant, GroupPayload[]>()
     const gossip: GroupPayload[] = []
-    for (const replica of withNews) {
+    for (const { replica, broadcast, to } of owed) {
       const others = replica.others()
       if (others.length === 0) continue
-      const entry = { group: replica.id, payload: replica.batchPayload(replica.fold!) }
-      if (replica.definition.membership === 'cluster' && others.length >= this.settings.directFanout) { gossip.push(entry); continue }
-      for (const peer of others) {
-        let list = direct.get(peer)
-        if (list === undefined) { list = []; direct.set(peer, list) }
-        list.push(entry)
+      if (broadcast) {
+        const entry = { group: replica.id, payload: replica.broadcastPayload(replica.fold!) }
+        if (replica.definition.membership === 'cluster' && others.length >= this.settings.directFanout) { gossip.push(entry); continue }
+        for (const peer of others) append(direct, peer, entry)
+        continue
       }
+      const participants = new Set(others)
+      const recipients = to.filter(p => participants.has(p))
+      if (recipients.length === 0) continue
+      const entry = { group: replica.id, payload: replica.acknowledgementPayload(replica.fold!) }
+      for (const peer of recipients) append(direct, peer, entry)
     }
     return { direct, gossip }
   }
@@ -194,22 +207,24 @@ export class Propagation {
         replica.behind.clear()
         continue
       }
-      // Re-announce acknowledgements to everyone, through a flush so they leave only once saved.
+      // Re-announce the acknowledgement to everyone, through a flush so it leaves only once saved.
       replica.behind.clear()
       replica.announce()
-      const peers = reachable(replica)
-      if (peers.length > 0) append(wants, pick(c.random, peers), { group: replica.id, full: false })
+      // A lost batch shows as an acknowledgement holding events this peer does not hold.
+      const peers = new Set(reachable(replica))
+      const ahead = fold.aheadOfThis().find(p => peers.has(p))
+      if (ahead !== undefined) append(wants, ahead, { group: replica.id, full: false })
     }
     for (const [peer, list] of wants) c.requestSync(peer, list)
     if (behind.size > 0) void this.reannounce(incarnation, behind)
   }
 
-  /** Sends each peer that is behind the current diffs of its groups, once they are saved. */
+  /** Sends each peer that is behind this peer's acknowledgement in its groups, once it is saved. */
   private async reannounce (incarnation: Incarnation, behind: Map<Participant, SomeReplica[]>): Promise<void> {
     const c = this.components
     const replicas = new Set([...behind.values()].flat())
     const payloads = new Map<SomeReplica, Uint8Array>()
-    for (const r of replicas) payloads.set(r, r.batchPayload(r.fold!))
+    for (const r of replicas) payloads.set(r, r.acknowledgementPayload(r.fold!))
     await Promise.all([...replicas].map(async r => { await c.persistence.persisted(r) }))
     if (c.lifecycle.incarnation !== incarnation) return
     const protocol = c.inbound.protocol(FOLD_PROTOCOL)

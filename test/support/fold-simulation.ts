@@ -107,6 +107,11 @@ export interface SimulationReport {
   readonly overruledOutputs: number
 }
 
+/** The infimum a diff's sender reports (BOTTOM for a diff without acknowledgements). */
+function senderInfimum (diff: Diff<SimEvent, string>): { counter: number, participant: string } {
+  return diff.acknowledgements[0]?.infimumId ?? { counter: 0, participant: '' }
+}
+
 function mulberry32 (seed: number): () => number {
   let a = seed >>> 0
   return () => {
@@ -217,11 +222,16 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
       return
     }
     if (process.env.LEGION_SIM_TRACE === '1') {
-      const evs = m.kind === 'diff' ? m.diff.events : m.kind === 'full' ? m.snapshot.events : []
+      const evs = m.kind === 'full' ? m.snapshot.events : []
       // Each event as id[kind:acks], an error as id[error/errorAcks:acks].
       const body = (d: { readonly kind: string, readonly errorAcks?: readonly string[] } | undefined): string => d === undefined ? '-' : d.errorAcks !== undefined ? `error/${d.errorAcks.join('')}` : d.kind
-      trace(`  before ${m.to}: inf=${eventIdKey(to.fold.infimumId())} events=${to.fold.outstandingEvents().map(e => eventIdKey(e.id) + '[' + body(e.delta) + ':' + e.acks.join('') + ']').join(' ')}`)
-      trace(`  msg ${m.kind}: inf=${m.kind === 'full' ? eventIdKey(m.snapshot.infimum.id) : m.kind === 'diff' ? eventIdKey(m.diff.infimumId) : ''} events=${evs.map(e => eventIdKey(e.id) + '[' + body(e.delta) + ':' + e.acks.join('') + ']').join(' ')}`)
+      const heldNow = to.fold.snapshot().logs.map(l => `${l.participant}/${l.since}=${l.seq}`).join(',')
+      const logs = m.kind === 'full' ? m.snapshot.logs.map(l => `${l.participant}/${l.since}=${l.seq}`).join(',') : ''
+      trace(`  held ${m.to}: ${heldNow} | snapshot logs: ${logs}`)
+      trace(`  before ${m.to}: inf=${eventIdKey(to.fold.infimumId())} events=${to.fold.outstandingEvents().map(e => eventIdKey(e.id) + '/' + e.since + '.' + e.seq + '[' + body(e.delta) + ':' + e.acks.join('') + ']').join(' ')}`)
+      const runs = m.kind === 'diff' ? m.diff.runs.map(r => `${r.creator}/${r.since}@${r.first}x${r.events.length}${r.base !== undefined ? '+base' : ''}`).join(' ') : ''
+      const acks = m.kind === 'diff' ? m.diff.acknowledgements.map(a => `${a.participant}/${a.log}{${a.holds.map(h => h.participant + '/' + h.since + '=' + h.seq).join(',')}}@${eventIdKey(a.infimumId)}`).join(' ') : ''
+      trace(`  msg ${m.kind}: inf=${m.kind === 'full' ? eventIdKey(m.snapshot.infimum.id) : m.kind === 'diff' ? eventIdKey(senderInfimum(m.diff)) : ''} events=${evs.map(e => eventIdKey(e.id) + '[' + body(e.delta) + ':' + e.acks.join('') + ']').join(' ')} runs=${runs} acks=${acks}`)
     }
     traceStep = `${m.kind} ${m.from}->${m.to}`
     const trusting = !to.fold.hasJoined()
@@ -240,7 +250,7 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
     if (r.diverged) rejoinIfDiverged(to, m.from, r.threwHere)
     else to.diverged.delete(m.from)
     // Blocked on a failure the sender has folded past: only its full fold can unblock us.
-    if (m.kind === 'diff' && to.fold.isBlockedOnError() && compareEventIds(m.diff.infimumId, to.fold.infimumId()) > 0) {
+    if (m.kind === 'diff' && to.fold.isBlockedOnError() && compareEventIds(senderInfimum(m.diff), to.fold.infimumId()) > 0) {
       network.push({ from: to.id, to: m.from, kind: 'want-full' })
     }
   }

@@ -11,9 +11,11 @@
  */
 import type { Logger } from '@libp2p/interface'
 import type { DecodeLimits } from '../../codec/codec.js'
-import { decodeDiff, decodeEventFold, type FoldCodecs } from '../../codec/eventfold.js'
+import { decodeEventFold, decodeStoredEvent, decodeStoredLog, peekVersion, FORMAT_VERSION, type FoldCodecs } from '../../codec/eventfold.js'
+import { decodeLegacyEventFold, migrateEventFold } from '../../codec/legacy.js'
+import { LegacyFoldError } from '../../codec/errors.js'
 import { jsonCodec } from '../../codec/json.js'
-import { compareEventIds, type EventFoldOptions, type EventFoldSnapshot, type EventSpec, type OutstandingEvent, type Participant } from '../../eventfold/types.js'
+import { compareEventIds, type EventFoldOptions, type EventFoldSnapshot, type EventSpec, type Participant } from '../../eventfold/types.js'
 import type { PeerClock } from '../clock.js'
 import { EjectedError, GroupNotReadyError, StoppedError, UnknownGroupError } from '../errors.js'
 import type { Incarnation, Lifecycle, SomeReplica } from '../lifecycle.js'
@@ -159,7 +161,7 @@ export class GroupRegistry {
   }
 
   /**
-   * A replica of `definition` from an encoded fold, acknowledged by this peer.
+   * A replica of `definition` from an encoded fold (a sponsor's answer), acknowledged by this peer.
    * @throws DecodeError when the bytes are not a fold of this group
    */
   fromBytes (definition: GroupDefinition<unknown, unknown, unknown>, bytes: Uint8Array, previousCounter = 0): SomeReplica {
@@ -169,21 +171,31 @@ export class GroupRegistry {
   }
 
   /**
-   * A replica of `definition` from what storage holds of it, acknowledged by this peer.
-   * @throws DecodeError (or TypeError) when the stored bytes are not a fold of this group
+   * A replica of `definition` from what this peer's storage holds of it, acknowledged by this
+   * peer, which goes on writing its own log. A fold stored in format 4 or 5 is migrated when
+   * nothing was outstanding in it.
+   * @throws DecodeError (or TypeError) when the stored bytes are not a fold of this group;
+   * LegacyFoldError for a fold of format 4 or 5 with outstanding events
    */
   fromStored (definition: GroupDefinition<unknown, unknown, unknown>, stored: StoredGroup): SomeReplica {
-    if (stored.kind === 'fold') return this.fromBytes(definition, stored.bytes)
     const limits = this.components.limits
-    const base = decodeEventFold(stored.infimum, definition.codecs, limits)
-    if (base.origin !== definition.origin) throw new TypeError(`the stored group is of origin ${JSON.stringify(base.origin)}, not group ${JSON.stringify(definition.id)}`)
-    const events = stored.events.map(bytes => {
-      const e = decodeDiff(bytes, definition.codecs, limits).events[0]
-      if (e?.delta === undefined) throw new TypeError('an event record without its body')
-      return e as OutstandingEvent<unknown, unknown>
-    }).sort((a, b) => compareEventIds(a.id, b.id))
-    const snapshot: EventFoldSnapshot<unknown, unknown, unknown> = { ...base, events }
-    return GroupReplica.fromSnapshot(definition, this.replicaComponents(definition.id), this.settings, snapshot)
+    let snapshot: EventFoldSnapshot<unknown, unknown, unknown>
+    if (stored.kind === 'fold') {
+      snapshot = migrateEventFold(stored.bytes, definition.codecs, limits)
+    } else if (peekVersion(stored.infimum) !== FORMAT_VERSION) {
+      // Format 4 or 5 kept each outstanding event in a record of its own.
+      const legacy = decodeLegacyEventFold(stored.infimum, definition.codecs, limits)
+      if (stored.events.length > 0) throw new LegacyFoldError(peekVersion(stored.infimum), stored.events.length)
+      snapshot = { origin: legacy.origin, infimum: legacy.infimum, logs: [], events: [] }
+    } else {
+      const base = decodeEventFold(stored.infimum, definition.codecs, limits)
+      const events = stored.events.map(bytes => decodeStoredEvent(bytes, definition.codecs, limits)).sort((a, b) => compareEventIds(a.id, b.id))
+      const logs = stored.logs.map(bytes => decodeStoredLog(bytes, limits))
+      logs.sort((a, b) => a.participant < b.participant ? -1 : a.participant > b.participant ? 1 : a.since - b.since)
+      snapshot = { ...base, logs, events }
+    }
+    if (snapshot.origin !== definition.origin) throw new TypeError(`the stored group is of origin ${JSON.stringify(snapshot.origin)}, not group ${JSON.stringify(definition.id)}`)
+    return GroupReplica.fromSnapshot(definition, this.replicaComponents(definition.id), this.settings, snapshot, 0, true)
   }
 
   /** Keeps saved groups that are not defined yet, for when they are. */

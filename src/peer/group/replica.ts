@@ -1,9 +1,9 @@
 /**
  * One incarnation of one replicated group on this peer: its EventFold and everything that
  * belongs to that fold and to nothing else — the change counters the persistence gate and the
- * flush read (`version`, `savedVersion`, `notifiedVersion`, `news`), the callers waiting in
- * `applyConsistent`, the relay bookkeeping, the outputs owed to other creators, the syncs in
- * flight, and the first-hand divergence evidence. A rejoin replaces the replica whole, so
+ * flush read (`version`, `savedVersion`, `notifiedVersion`), what this peer owes the others
+ * (`broadcast`, `ackTo`), the callers waiting in `applyConsistent`, the outputs owed to other
+ * creators, the syncs in flight, and the first-hand divergence evidence. A rejoin replaces the replica whole, so
  * nothing of an old membership survives into a new one by accident.
  *
  * Pure with respect to I/O: it never sends or saves. It reports what a merge found (a refusal
@@ -16,6 +16,7 @@ import type { Logger } from '@libp2p/interface'
 import { EventFold } from '../../eventfold/event-fold.js'
 import { ForgedEventError } from '../../eventfold/errors.js'
 import { compareEventIds, eventIdKey, type ConsistentOutput, type Diff, type EventFoldOptions, type EventFoldSnapshot, type EventId, type MergeOptions, type Participant, type UpdateResult } from '../../eventfold/types.js'
+import type { MergeResult } from '../../eventfold/results.js'
 import { encodeWith } from '../../codec/codec.js'
 import { decodeDiff, encodeDiff, encodeEventFold, type DiffContext } from '../../codec/eventfold.js'
 import type { DecodeLimits } from '../../codec/codec.js'
@@ -26,7 +27,6 @@ import type { ClusterState, LegionCounters, WaitOptions } from '../options.js'
 import type { EncodedOutput } from '../protocol/outputs.js'
 import type { GroupDefinition } from './definition.js'
 import { ParticipantFingerprints } from './participant-names.js'
-import { RelayPolicy } from './relay-policy.js'
 
 /** What a replica needs from the peer. */
 export interface ReplicaComponents {
@@ -50,10 +50,8 @@ export interface ReplicaComponents {
 export interface ReplicaSettings {
   /** Merge first-hand once this replica's Join has folded (push propagation). */
   readonly firstHand: boolean
-  /** Send the consistent outputs of others' events to their creators. */
+  /** Send the consistent outputs of others' events to their creators (those that may skip them). */
   readonly forwardOutputs: boolean
-  /** How long another's event waits here before this peer relays its body. */
-  readonly relayAfterMs: number
   /** Default `applyConsistent` timeout. */
   readonly consistentTimeoutMs: number
 }
@@ -87,8 +85,20 @@ export class GroupReplica<E, S, O> {
   savedVersion = 0
   /** The newest version subscribers were shown. */
   notifiedVersion = 0
-  /** Whether a change is this peer's own news (events or memberships it made, acknowledgements it gave). */
-  news = false
+  /**
+   * This peer owes every other participant a batch: it made events or memberships (they go to
+   * everyone with its acknowledgement), acknowledged a new failure, or an anti-entropy round
+   * re-announces its acknowledgement.
+   */
+  broadcast = false
+  /**
+   * Participants this peer owes its acknowledgement now (`MergeResult.notify`: the creators of
+   * events it just took, who may be waiting for it to fold them); the others hear of it at
+   * the next anti-entropy round.
+   */
+  readonly ackTo = new Set<Participant>()
+  /** How far this peer's own log has gone out in batches: its log (`since`) and position. */
+  private sent = { since: 0, seq: 0 }
   /**
    * Participants whose diff showed them waiting for events this replica folded: they missed
    * acknowledgements of this peer's, which only this peer may give them (first-hand). The next
@@ -102,7 +112,6 @@ export class GroupReplica<E, S, O> {
   private foldValue: EventFold<E, S, O> | undefined
   private readonly pending = new Map<string, Pending<O>>()
   private readonly outputsToForward = new Map<Participant, EncodedOutput[]>()
-  private readonly relay: RelayPolicy<E, O>
   private readonly fingerprints = new ParticipantFingerprints()
   private participantsCache: { version: number, set: ReadonlySet<Participant> } | undefined
 
@@ -112,8 +121,18 @@ export class GroupReplica<E, S, O> {
     private readonly settings: ReplicaSettings,
     fold?: EventFold<E, S, O>
   ) {
-    this.relay = new RelayPolicy(components.self, settings.relayAfterMs)
     if (fold !== undefined) this.install(fold)
+  }
+
+  /** Whether this peer owes anyone anything of this group at the next flush. */
+  get news (): boolean {
+    return this.broadcast || this.ackTo.size > 0
+  }
+
+  /** Forgets what this peer owes (a flush took it, or this peer may not send now). */
+  clearNews (): void {
+    this.broadcast = false
+    this.ackTo.clear()
   }
 
   /** The group's id. */
@@ -132,10 +151,13 @@ export class GroupReplica<E, S, O> {
     return new GroupReplica(definition, components, settings, fold)
   }
 
-  /** A fold of this group from a snapshot (storage, a sponsor, a participant's push), acknowledged by this peer. */
-  static fromSnapshot<E, S, O> (definition: GroupDefinition<E, S, O>, components: ReplicaComponents, settings: ReplicaSettings, snapshot: EventFoldSnapshot<E, S, O>, previousCounter = 0): GroupReplica<E, S, O> {
+  /**
+   * A fold of this group from a snapshot (a sponsor, a participant's push; `recovered`: this
+   * peer's own storage, whose log it goes on writing), acknowledged by this peer.
+   */
+  static fromSnapshot<E, S, O> (definition: GroupDefinition<E, S, O>, components: ReplicaComponents, settings: ReplicaSettings, snapshot: EventFoldSnapshot<E, S, O>, previousCounter = 0, recovered = false): GroupReplica<E, S, O> {
     const replica = new GroupReplica(definition, components, settings)
-    replica.adopt(snapshot, previousCounter)
+    replica.adopt(snapshot, previousCounter, recovered)
     return replica
   }
 
@@ -143,13 +165,18 @@ export class GroupReplica<E, S, O> {
    * Takes a whole fold as this peer's own (a joiner's, or a waiting member's first state):
    * trusting, since before its Join folds this peer may lack events that folded without it.
    * `previousCounter`: never reuse an id below it (a rejoining peer's old events may still travel).
+   * `recovered`: the fold is this peer's own, from its storage: it goes on writing its log.
    */
-  adopt (snapshot: EventFoldSnapshot<E, S, O>, previousCounter = 0): void {
+  adopt (snapshot: EventFoldSnapshot<E, S, O>, previousCounter = 0, recovered = false): void {
     const d = this.definition
     const fold = EventFold.fromSnapshot(snapshot, this.components.self, d.spec, this.components.foldOptions(d))
     fold.observeCounter(previousCounter)
+    if (recovered) fold.resumeLog()
     this.install(fold)
-    this.afterUpdate(fold.acknowledge())
+    // Everyone hears of it: what this peer holds now, and its own events (a sync fills in
+    // whatever of them a receiver lacks).
+    this.sent = { since: 0, seq: 0 }
+    this.afterUpdate(fold.acknowledge(), true)
   }
 
   private install (fold: EventFold<E, S, O>): void {
@@ -214,17 +241,24 @@ export class GroupReplica<E, S, O> {
 
   /**
    * Records the effects of an update: its consistent outputs, a change to save and show if
-   * the fold changed, and whether that change is news of this peer's own to send (local
-   * updates always are; merges pass what they acknowledged).
+   * the fold changed, and whether that change is news for everyone (`broadcast`: local
+   * updates always are). What a merge owes is added by the merge (`notify`).
    */
-  afterUpdate (r: UpdateResult<O>, news: boolean = r.propagate): void {
+  afterUpdate (r: UpdateResult<O>, broadcast: boolean = r.propagate): void {
     for (const t of r.thrown) {
       this.components.counters.hookErrors++
       this.components.log.error('group %s: the %s hook threw on event %d:%s: %s', this.id === '' ? '(cluster)' : this.id, t.hook, t.id.counter, t.id.participant, t.message)
     }
     for (const o of r.outputs) this.onConsistent(o)
-    if (news) this.news = true
-    if (r.propagate || news) this.changed()
+    if (broadcast) this.broadcast = true
+    if (r.propagate || broadcast) this.changed()
+  }
+
+  /** The effects of a merge: {@link afterUpdate}, and this peer's acknowledgement owed to those it notifies. */
+  private afterMerge (r: Extract<MergeResult<O>, { ok: true }>): void {
+    for (const p of r.notify) this.ackTo.add(p)
+    this.afterUpdate(r, false)
+    if (r.notify.length > 0) this.changed()
   }
 
   /** Counts a change: saved, shown and (if news) sent at the end of the tick. */
@@ -233,9 +267,9 @@ export class GroupReplica<E, S, O> {
     this.components.changed(this as GroupReplica<unknown, unknown, unknown>)
   }
 
-  /** Re-announces this replica's acknowledgements at the end of the tick (anti-entropy), changing nothing. */
+  /** Re-announces this replica's acknowledgement to everyone at the end of the tick (anti-entropy), changing nothing. */
   announce (): void {
-    this.news = true
+    this.broadcast = true
     this.components.changed(this as GroupReplica<unknown, unknown, unknown>)
   }
 
@@ -246,11 +280,22 @@ export class GroupReplica<E, S, O> {
       const pending = this.pending.get(eventIdKey(o.id))
       if (o.thrown !== undefined) pending?.reject(new EventApplyError(o.id, o.thrown))
       else pending?.resolve(o.output)
-    } else if (this.settings.forwardOutputs) {
+    } else if (this.settings.forwardOutputs && this.mayMiss(creator)) {
       let list = this.outputsToForward.get(creator)
       if (list === undefined) { list = []; this.outputsToForward.set(creator, list) }
       list.push(o.thrown !== undefined ? { id: o.id, thrown: o.thrown } : { id: o.id, value: encodeWith(this.definition.codecs.output, o.output) })
     }
+  }
+
+  /**
+   * Whether `creator` may not learn the outcome of its own event by folding it itself: only a
+   * replica whose Join has not folded (it merges trusting, and may take a settled state past
+   * its own event) or one this peer knows nothing of. A joined creator folds every event of its
+   * own itself (every fold needs its acknowledgement, and its acknowledgements go to it), so a
+   * forwarded output would arrive after its own.
+   */
+  private mayMiss (creator: Participant): boolean {
+    return this.foldValue?.acknowledgementOf(creator)?.joined !== true
   }
 
   /** Settles a pending `applyConsistent` of this peer with an outcome another peer forwarded. */
@@ -309,13 +354,23 @@ export class GroupReplica<E, S, O> {
   // Exchange
 
   /**
-   * This peer's news as a pushed Diff (participants every receiver knows by fingerprint, the
-   * origin implied): every outstanding id with its acknowledgements, bodies as the relay
-   * policy says.
+   * This peer's batch for every other participant, as a pushed Diff (participants every
+   * receiver knows by fingerprint, the origin implied): its acknowledgement, and the events of
+   * its own log it has not sent in a batch before (its signature of the log's head with them).
+   * A receiver that missed an earlier batch finds a gap in this peer's log and pulls a sync.
    */
-  batchPayload (fold: EventFold<E, S, O>): Uint8Array {
-    const events = this.relay.select(fold.outstandingEvents(), () => fold.projectedParticipants(), this.components.clock.now())
-    const diff: Diff<E, O> = { origin: this.definition.origin, infimumId: fold.infimumId(), infimumDigest: fold.infimumDigest(), events }
+  broadcastPayload (fold: EventFold<E, S, O>): Uint8Array {
+    const log = fold.log
+    const from = log === this.sent.since ? this.sent.seq + 1 : 1
+    const run = log === 0 ? undefined : fold.run(this.components.self, log, from)
+    this.sent = { since: log, seq: fold.held(this.components.self, log) }
+    const diff: Diff<E, O> = { origin: this.definition.origin, acknowledgements: [fold.acknowledgement()], runs: run === undefined ? [] : [run] }
+    return encodeDiff(diff, this.definition.codecs, this.sendingContext(fold))
+  }
+
+  /** This peer's acknowledgement alone, as a pushed Diff: what the creators it notifies are owed. */
+  acknowledgementPayload (fold: EventFold<E, S, O>): Uint8Array {
+    const diff: Diff<E, O> = { origin: this.definition.origin, acknowledgements: [fold.acknowledgement()], runs: [] }
     return encodeDiff(diff, this.definition.codecs, this.sendingContext(fold))
   }
 
@@ -370,12 +425,12 @@ export class GroupReplica<E, S, O> {
       return { kind: 'refused', full: !sparse, reason: r.error.name }
     }
     counters.diffMerges++
+    const senderInfimum = diff.acknowledgements[0]?.infimumId
     // The sender still waits for events we folded: it missed acknowledgements of ours, which
     // only we may give it (first-hand). Our next tick re-announces them.
-    if (diff.events.length > 0 && compareEventIds(diff.infimumId, fold.infimumId()) < 0) this.behind.add(from)
-    // The sender sent its news to everyone; ours is only what we acknowledged.
-    this.afterUpdate(r, r.acknowledged)
-    if (fold.isBlockedOnError() && compareEventIds(diff.infimumId, fold.infimumId()) > 0) return { kind: 'refused', full: true, reason: 'blocked on an error the sender folded' }
+    if (senderInfimum !== undefined && compareEventIds(senderInfimum, fold.infimumId()) < 0) this.behind.add(from)
+    this.afterMerge(r)
+    if (senderInfimum !== undefined && fold.isBlockedOnError() && compareEventIds(senderInfimum, fold.infimumId()) > 0) return { kind: 'refused', full: true, reason: 'blocked on an error the sender folded' }
     return { kind: 'merged', acknowledged: r.acknowledged }
   }
 
@@ -392,7 +447,7 @@ export class GroupReplica<E, S, O> {
       return { kind: 'wrong-origin' }
     }
     counters.fullMerges++
-    this.afterUpdate(r, r.acknowledged)
+    this.afterMerge(r)
     if (!r.diverged) { this.divergedFrom.delete(from); return { kind: 'merged', acknowledged: r.acknowledged } }
     return { kind: 'diverged', ejected: !snapshot.infimum.participants.includes(this.components.self), threwHere: r.threwHere }
   }

@@ -1,0 +1,284 @@
+/**
+ * Acknowledgements as version vectors. A participant's acknowledgement says how much of each
+ * log it holds (holding an event is acknowledging it), what it folded and which failures it
+ * saw; this module turns one into the per-event acknowledgement masks that folding reads, and
+ * builds this replica's own.
+ *
+ * **The rule that makes routing safe** (why an acknowledgement need not travel with the
+ * events it covers): an acknowledgement of participant P is taken only by a replica that holds
+ * at least as much of the log P writes as P did when it made it. Every event P created before it
+ * acknowledged an event f is in that log, at a smaller position (or in an earlier log of P's,
+ * whose events P no longer holds unfolded), and every event P creates afterwards has a larger id
+ * than f (its Lamport counter exceeds f's). So a replica that folds f on P's word holds every
+ * event of P that is ordered before f and may still fold: it can never fold past one of P's
+ * events that is still on its way, and then drop it as below its infimum (the loss that
+ * sending acknowledgements only to creators showed before logs existed, docs/ARCHITECTURE.md).
+ * An acknowledgement that cannot be taken yet waits (one per participant, the newest) until
+ * the replica holds enough of its sender's log.
+ *
+ * @module
+ */
+import type { Ack, Entry, FoldCore } from './core.js'
+import { covers, failureOfReport } from './core.js'
+import { acknowledgeUpTo, relationTo } from './folding.js'
+import { compareEventIds, type Acknowledgement, type EventId, type FailureReport, type Participant, type VersionEntry } from './types.js'
+
+function sortHolds (holds: VersionEntry[]): VersionEntry[] {
+  return holds.sort((x, y) => x.participant < y.participant ? -1 : x.participant > y.participant ? 1 : x.since - y.since)
+}
+
+/** An acknowledgement with its participants interned. */
+export function internAck<E, S, O> (core: FoldCore<E, S, O>, a: Acknowledgement<O>): Ack<O> {
+  const holds = new Map<number, Map<number, number>>()
+  let total = 0
+  for (const h of a.holds) {
+    const p = core.table.intern(h.participant)
+    let logs = holds.get(p)
+    if (logs === undefined) { logs = new Map(); holds.set(p, logs) }
+    logs.set(h.since, h.seq)
+    total += h.seq
+  }
+  const departing = new Map<string, Map<number, number>>()
+  for (const d of a.departing) {
+    const key = `${d.unjoin.counter}:${d.unjoin.participant}`
+    let logs = departing.get(key)
+    if (logs === undefined) { logs = new Map(); departing.set(key, logs) }
+    logs.set(d.since, d.seq)
+  }
+  return { p: core.table.intern(a.participant), infId: a.infimumId, infDigest: a.infimumDigest, joined: a.joined, log: a.log, unsettled: a.unsettled, holds, failures: a.failures, departing, total }
+}
+
+/** The plain form of an interned acknowledgement (to relay it). */
+export function externalAck<E, S, O> (core: FoldCore<E, S, O>, a: Ack<O>): Acknowledgement<O> {
+  const holds: VersionEntry[] = []
+  for (const [p, logs] of a.holds) for (const [since, seq] of logs) holds.push({ participant: core.table.name(p), since, seq })
+  const departing: Array<{ unjoin: EventId, since: number, seq: number }> = []
+  for (const [key, logs] of a.departing) {
+    const colon = key.indexOf(':')
+    const unjoin = { counter: Number(key.slice(0, colon)), participant: key.slice(colon + 1) }
+    for (const [since, seq] of logs) departing.push({ unjoin, since, seq })
+  }
+  departing.sort((x, y) => compareEventIds(x.unjoin, y.unjoin) || x.since - y.since)
+  return { participant: core.table.name(a.p), infimumId: a.infId, infimumDigest: a.infDigest, joined: a.joined, log: a.log, unsettled: a.unsettled, holds: sortHolds(holds), failures: a.failures, departing }
+}
+
+/**
+ * This replica's own acknowledgement: the logs that still matter here (those with outstanding
+ * events, and the one each participant that is, was during an outstanding event, or is about
+ * to become one writes now, as far as this replica knows), its infimum, the failures it
+ * acknowledges, and what it holds of departing participants' logs before their UnJoins.
+ */
+export function ownAcknowledgement<E, S, O> (core: FoldCore<E, S, O>, allParticipants: bigint, current: ReadonlyMap<number, number>): Acknowledgement<O> {
+  const relevant = allParticipants | core.selfBit
+  const listed = new Map<number, Set<number>>()
+  const list = (p: number, since: number): void => {
+    let logs = listed.get(p)
+    if (logs === undefined) { logs = new Set(); listed.set(p, logs) }
+    logs.add(since)
+  }
+  const failures: Array<FailureReport<O>> = []
+  const departing: Array<{ unjoin: EventId, since: number, seq: number }> = []
+  const log = core.ownLog?.since ?? 0
+  let unsettled = 0
+  for (let i = core.head; i < core.entries.length; i++) {
+    const e = core.entries[i]!
+    if (e.creator === core.selfIndex && e.since === log && e.seq > unsettled) unsettled = e.seq
+    list(e.creator, e.since)
+    const d = e.delta
+    if (d.kind === 'error') {
+      const id = { counter: e.counter, participant: e.participant }
+      failures.push(d.failure.thrown !== undefined ? { id, thrown: d.failure.thrown } : { id, output: d.failure.output })
+    } else if (d.kind === 'unjoin') {
+      for (const [since, seq] of heldBefore(core, d.peer, i)) departing.push({ unjoin: { counter: e.counter, participant: e.participant }, since, seq })
+    }
+  }
+  for (const [p, since] of current) if ((relevant & core.table.bit(p)) !== 0n) list(p, since)
+  const holds: VersionEntry[] = []
+  for (const [p, logs] of listed) {
+    for (const since of logs) {
+      const seq = core.held(p, since)
+      if (seq > 0) holds.push({ participant: core.table.name(p), since, seq })
+    }
+  }
+  const joined = (core.infMask & core.selfBit) !== 0n
+  return { participant: core.self, infimumId: core.infId, infimumDigest: core.infDigest, joined, log, unsettled, holds: sortHolds(holds), failures, departing }
+}
+
+/**
+ * For each of `peer`'s logs, the position of its last outstanding event ordered before the
+ * entry at `index`: how much of a departing participant's logs matters for its UnJoin there.
+ * Events of it that folded needed every remaining participant's acknowledgement, so every
+ * remaining participant holds them; events after the UnJoin are renegades.
+ */
+export function heldBefore<E, S, O> (core: FoldCore<E, S, O>, peer: number, index: number): Map<number, number> {
+  const out = new Map<number, number>()
+  for (let i = core.head; i < index; i++) {
+    const e = core.entries[i]!
+    if (e.creator === peer) out.set(e.since, e.seq)
+  }
+  return out
+}
+
+/** How much of its own log a replica must hold to take an acknowledgement (see the module comment). */
+function ownPart<O> (a: Ack<O>): number {
+  return a.log === 0 ? 0 : a.unsettled
+}
+
+/**
+ * Takes an acknowledgement of another participant, or keeps it for later when this replica
+ * does not hold enough of its sender's log (see the module comment). `trusting`: a failure it
+ * reports turns a held event into one (a failure anywhere is a failure everywhere, the only
+ * outcome replicas can agree on without knowing who else succeeded); first-hand, it only
+ * counts as the sender's acknowledgement of a failure this replica found itself. Returns
+ * whether the fold changed.
+ */
+export function takeAck<E, S, O> (core: FoldCore<E, S, O>, a: Ack<O>, trusting: boolean): boolean {
+  if (a.p === core.selfIndex) return false
+  if (ownPart(a) > core.held(a.p, a.log)) {
+    const waiting = core.pending.get(a.p)
+    if (waiting === undefined || waiting.total <= a.total) core.pending.set(a.p, a)
+    // Its infimum says what it folded, and is checked against this replica's own history:
+    // that part holds whatever its sender's log.
+    return takeInfimum(core, a)
+  }
+  const known = core.latest.get(a.p)
+  if (known === undefined || known.total <= a.total) core.latest.set(a.p, a)
+  const waiting = core.pending.get(a.p)
+  if (waiting !== undefined && waiting.total <= a.total) core.pending.delete(a.p)
+  return applyAck(core, a, trusting)
+}
+
+/** Takes the waiting acknowledgements that the logs this replica now holds make takeable. */
+export function takeWaiting<E, S, O> (core: FoldCore<E, S, O>, trusting: boolean): boolean {
+  let changed = false
+  for (const [p, a] of [...core.pending]) {
+    if (ownPart(a) > core.held(p, a.log)) continue
+    core.pending.delete(p)
+    if (takeAck(core, a, trusting)) changed = true
+  }
+  return changed
+}
+
+/** Raises `standIn` to the positions `departing` lists for UnJoin `e`; returns the map (new if it was undefined) and whether it grew. */
+function raiseStandIn<E, O> (e: Entry<E, O>, departing: ReadonlyMap<string, ReadonlyMap<number, number>>): boolean {
+  const positions = departing.get(`${e.counter}:${e.participant}`)
+  if (positions === undefined) return false
+  let changed = false
+  for (const [since, seq] of positions) {
+    e.standIn ??= new Map()
+    if ((e.standIn.get(since) ?? 0) < seq) { e.standIn.set(since, seq); changed = true }
+  }
+  return changed
+}
+
+function applyAck<E, S, O> (core: FoldCore<E, S, O>, a: Ack<O>, trusting: boolean): boolean {
+  const bit = core.table.bit(a.p)
+  let changed = false
+  for (let i = core.head; i < core.entries.length; i++) {
+    const e = core.entries[i]!
+    if (!covers(a.holds, e)) continue
+    if ((e.acks & bit) === 0n) { e.acks |= bit; changed = true }
+    if (e.delta.kind === 'unjoin' && raiseStandIn(e, a.departing)) changed = true
+  }
+  for (const f of a.failures) {
+    const at = core.find(f.id.counter, f.id.participant)
+    if (at >= 0 && takeFailure(core, core.entries[at]!, f, bit, trusting)) changed = true
+  }
+  if (takeInfimum(core, a)) changed = true
+  return changed
+}
+
+/**
+ * An infimum ahead, on this replica's history, says the participant folded (and so
+ * acknowledged, failures included) everything up to it. The vector mostly covers that
+ * already (not the logs that no longer matter there, nor failures), so the digest is checked
+ * only when it would tell something new. Safe whether or not this replica holds its sender's
+ * log: the digest proves this replica holds every event up to that infimum, with the same
+ * outcomes.
+ */
+function takeInfimum<E, S, O> (core: FoldCore<E, S, O>, a: Ack<O>): boolean {
+  const bit = core.table.bit(a.p)
+  if (compareEventIds(a.infId, core.infId) <= 0 || !missesAck(core, a.infId, bit)) return false
+  const relation = relationTo(core, a.infId, a.infDigest)
+  return (relation === 'same' || relation === 'threw-there') && acknowledgeUpTo(core, a.infId, bit)
+}
+
+function missesAck<E, S, O> (core: FoldCore<E, S, O>, upTo: EventId, bit: bigint): boolean {
+  for (let i = core.head; i < core.entries.length; i++) {
+    const e = core.entries[i]!
+    if (compareEventIds(e, upTo) > 0) return false
+    if ((e.acks & bit) === 0n || (e.delta.kind === 'error' && (e.delta.errorAcks & bit) === 0n)) return true
+  }
+  return false
+}
+
+/**
+ * A participant (`bits`) reports that `e` failed there. Returns whether anything changed.
+ * Trusting, a returned failure turns a held event into an error; a thrown one never does
+ * (see below).
+ */
+export function takeFailure<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>, f: { readonly output?: O, readonly thrown?: string }, bits: bigint, trusting: boolean): boolean {
+  const d = e.delta
+  if (d.kind === 'error') {
+    if ((d.errorAcks & bits) === bits) return false
+    d.errorAcks |= bits
+    return true
+  }
+  if (d.kind !== 'event' || !trusting || f.thrown !== undefined) return false
+  // A failure anywhere makes the event a failure everywhere: the only outcome every replica
+  // can agree on without knowing who else succeeded. First-hand, a failure is not taken on
+  // another's word: with a deterministic spec this replica's own fold fails the event too, and
+  // then counts the sender's acknowledgement of it. Nor is a failure whose `apply` threw, even
+  // trusting: it is the sender's own trouble (other code, a bug that depends on more than the
+  // event and the state), not a verdict on the event; replicas whose `apply` runs fold it, and
+  // the sender, outvoted by their infima, takes their state (see `relateHistories`).
+  // Believing it would let a replica that folded the event before the news arrived report
+  // another consistent output. The output is this replica's own when its projection fails the
+  // event too: the sender's state may be off (a hook that threw there earlier), this one's is not.
+  const own = core.projValid ? e.projectedFailure : undefined
+  e.delta = { kind: 'error', failure: own !== undefined && own.thrown === undefined ? own : failureOfReport(f), errorAcks: bits, source: { event: d.event } }
+  core.projValid = false
+  return true
+}
+
+/** Sets the acknowledgement masks a new entry starts with, from what is known of everyone's vectors. */
+export function initialAcks<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>): void {
+  for (const a of core.latest.values()) {
+    if (!covers(a.holds, e)) continue
+    e.acks |= core.table.bit(a.p)
+    if (e.delta.kind === 'unjoin') raiseStandIn(e, a.departing)
+  }
+}
+
+/**
+ * The participants this replica's acknowledgement should reach now (see `MergeResult.notify`):
+ * the creators of the outstanding events from index `from` on, or, when `everyone`, every
+ * participant there may be. Never this replica.
+ */
+export function notifyList<E, S, O> (core: FoldCore<E, S, O>, from: number, everyone: boolean, allParticipants: () => bigint): Participant[] {
+  let mask = 0n
+  if (everyone) mask = allParticipants()
+  else for (let i = Math.max(from, core.head); i < core.entries.length; i++) mask |= core.table.bit(core.entries[i]!.creator)
+  return core.table.list(mask & ~core.selfBit)
+}
+
+/**
+ * The participants whose acknowledgements show events this replica does not hold (a sync
+ * from one of them repairs it), the one ahead by the most first.
+ */
+export function aheadOfThis<E, S, O> (core: FoldCore<E, S, O>): Participant[] {
+  const ahead = new Map<number, number>()
+  for (const known of [core.latest, core.pending]) {
+    for (const a of known.values()) {
+      let missing = 0
+      for (const [c, logs] of a.holds) {
+        for (const [since, seq] of logs) {
+          const held = core.held(c, since)
+          if (seq > held) missing += seq - held
+        }
+      }
+      if (missing > (ahead.get(a.p) ?? 0)) ahead.set(a.p, missing)
+    }
+  }
+  return [...ahead].sort((x, y) => y[1] - x[1]).map(([p]) => core.table.name(p))
+}

@@ -1,0 +1,331 @@
+/**
+ * The state of one replica, shared by the modules that work on it: the participant table, the
+ * infimum, the outstanding events, each participant's log, what others acknowledged, and the
+ * projection cache. {@link EventFold} is the public face; projection.ts, folding.ts,
+ * acknowledgements.ts and merge.ts each own one concern over this state. Nothing here is
+ * exported from the package.
+ *
+ * Representation (chosen so the common operations cost O(1) amortised):
+ * - Outstanding events live in one array sorted by id, with a moving head index: a new local
+ *   event appends, folding pops from the front, a late remote event is spliced in.
+ * - Each participant's log is a count of its events (`seq`) and the hash chain after the last
+ *   one; its outstanding events are the last ones of its log, without a gap (events leave the
+ *   outstanding array only from the front, in id order, which is each log's order too).
+ * - Acknowledgements arrive as version vectors and are kept per event as bitmasks over the
+ *   participant table, which is what folding reads.
+ *
+ * @module
+ */
+import type { GuardedSpec } from './hooks.js'
+import { ParticipantTable } from './participants.js'
+import {
+  BOTTOM,
+  type Delta,
+  type EventId,
+  type EventSignatures,
+  type FailureReport,
+  type InfimumDigest,
+  type Participant,
+  type SignedDelta,
+  type ThrownHook
+} from './types.js'
+
+/** A failure's payload: a returned failure's output, or a description of what was thrown. */
+export type Failure<O> =
+  | { readonly output: O, readonly thrown?: undefined }
+  | { readonly thrown: string, readonly output?: undefined }
+
+/** A delta as the fold holds it: participants by index; an error keeps the event that failed. */
+export type InternalDelta<E, O> =
+  | { readonly kind: 'event', readonly event: E }
+  | { readonly kind: 'join', readonly peer: number }
+  | { readonly kind: 'unjoin', readonly peer: number }
+  | {
+    readonly kind: 'error'
+    failure: Failure<O>
+    errorAcks: bigint
+    /** The event: its log holds it, and `apply` runs again on the state it folds on (`foldedFailure`). */
+    readonly source: { readonly event: E }
+  }
+
+/** An outstanding event as the fold holds it: the id is flattened and acks are a bitmask. */
+export interface Entry<E, O> {
+  readonly counter: number
+  /** Interned participant id of the event's creator. */
+  readonly participant: Participant
+  /** Index of `participant` in the replica's participant table. */
+  readonly creator: number
+  /** The creator's log it belongs to (the counter of that log's first event). */
+  since: number
+  /** Position in that log (its first event is 1). */
+  seq: number
+  /** The creator's chain hash after this event (empty when the fold does not hash). */
+  hash: Uint8Array
+  delta: InternalDelta<E, O>
+  acks: bigint
+  /** An UnJoin only: how much of each of the leaver's logs its acknowledgers held (see `standInMask`). */
+  standIn: Map<number, number> | undefined
+  /**
+   * How the projection last found this entry, if not a plain success: for a user event, the
+   * failure `apply` returned or threw; for a Join or UnJoin, that its hook threw. Folding
+   * takes the same steps as the projection, so while the projection is valid this says how
+   * the entry will fold here, before the fold reaches it (see `simulateDigest`).
+   */
+  projectedFailure: Failure<O> | undefined
+  /** Whether a hook that threw for this entry has been reported (each is reported once). */
+  reported: boolean
+}
+
+/** One of a participant's logs as this replica holds it. */
+export interface LogState {
+  /** Which of the participant's logs (the counter of its first event). */
+  readonly since: number
+  /** How many of its events this replica holds, from the first. */
+  seq: number
+  /** The chain hash after event `seq`. */
+  hash: Uint8Array
+  /** The participant's signature of that head, if this replica has it. */
+  signature: Uint8Array | undefined
+  /** Whether `signature` was checked (one taken from a snapshot is checked before it is relayed). */
+  verified: boolean
+  /** Events up to here have left the outstanding array (folded or dropped)... */
+  baseSeq: number
+  /** ...and this is the chain hash after the last of them... */
+  baseHash: Uint8Array
+  /** ...and its counter (0 before the first). */
+  baseCounter: number
+}
+
+/** An acknowledgement of another participant, with participants by index. */
+export interface Ack<O> {
+  readonly p: number
+  readonly infId: EventId
+  readonly infDigest: InfimumDigest
+  readonly joined: boolean
+  /** The log its sender writes now (0: none yet). */
+  readonly log: number
+  /** The position there of its sender's last own event not folded there (0: none). */
+  readonly unsettled: number
+  /** Creator index to log to how many of its events are held. */
+  readonly holds: ReadonlyMap<number, ReadonlyMap<number, number>>
+  readonly failures: ReadonlyArray<FailureReport<O>>
+  /** `"counter:participant"` of an UnJoin to each of the leaver's logs and the position held of it before the UnJoin. */
+  readonly departing: ReadonlyMap<string, ReadonlyMap<number, number>>
+  /** The sum of `holds`: newer acknowledgements of a participant never hold less. */
+  readonly total: number
+}
+
+const EMPTY_HASH: Uint8Array = new Uint8Array(0)
+
+/** Compacting the outstanding array only past this many popped slots keeps pops O(1) amortised. */
+const COMPACT_AFTER = 1024
+
+/** The state of one replica; see the module comment. */
+export class FoldCore<E, S, O> {
+  readonly selfIndex: number
+  readonly self: Participant
+  readonly table = new ParticipantTable()
+  /** Hooks that threw since the last update returned, reported by the next one. */
+  thrownSince: ThrownHook[] = []
+  /** How many events became failures while folding here (each changes this replica's acknowledgement). */
+  failuresFound = 0
+
+  // The infimum.
+  infId: EventId
+  infDigest: InfimumDigest
+  infMask: bigint
+  infState: S
+
+  // Outstanding events, sorted by id, live in entries[head..].
+  entries: Array<Entry<E, O>> = []
+  head = 0
+  maxCounter: number
+
+  // Pending UnJoins: the outstanding UnJoin entries, and the mask of the peers they name.
+  readonly unjoins = new Set<Entry<E, O>>()
+  unjoinMask = 0n
+
+  /** Each participant's logs, by index, then log (a log none of whose events are held is absent). */
+  readonly logs = new Map<number, Map<number, LogState>>()
+  /** The log this replica writes now; `undefined`: its next event starts a new one. */
+  ownLog: LogState | undefined
+  /** The newest acknowledgement of each other participant that this replica could take. */
+  readonly latest = new Map<number, Ack<O>>()
+  /** A newer one it could not take yet: it holds events of its sender not held here. */
+  readonly pending = new Map<number, Ack<O>>()
+
+  // Projection cache.
+  projValid = true
+  projState: S
+  projMask: bigint
+  /**
+   * The last outstanding entry, if it is a user event the projection applied last, and its
+   * output when that succeeded (its failure is the entry's `projectedFailure`).
+   */
+  tailEntry: Entry<E, O> | undefined
+  tailApplied: { readonly output: O } | undefined
+
+  constructor (
+    readonly origin: string,
+    self: Participant,
+    readonly hooks: GuardedSpec<E, S, O>,
+    readonly signatures: EventSignatures<E, O> | undefined,
+    infId: EventId,
+    infDigest: InfimumDigest,
+    participants: Iterable<Participant>,
+    infState: S
+  ) {
+    this.selfIndex = this.table.intern(self)
+    this.self = this.table.name(this.selfIndex)
+    this.infId = infId.counter === 0 ? BOTTOM : { counter: infId.counter, participant: this.table.name(this.table.intern(infId.participant)) }
+    this.infDigest = infDigest
+    let mask = 0n
+    for (const p of participants) mask |= this.table.bit(this.table.intern(p))
+    this.infMask = mask
+    this.infState = hooks.frozen(infState)
+    this.maxCounter = infId.counter
+    this.projState = this.infState
+    this.projMask = mask
+  }
+
+  get selfBit (): bigint {
+    return this.table.bit(this.selfIndex)
+  }
+
+  observe (counter: number): void {
+    if (counter > this.maxCounter) this.maxCounter = counter
+  }
+
+  /** Log `since` of participant `i`, created empty if this replica holds none of its events. */
+  log (i: number, since: number): LogState {
+    let logs = this.logs.get(i)
+    if (logs === undefined) { logs = new Map(); this.logs.set(i, logs) }
+    let log = logs.get(since)
+    if (log === undefined) {
+      log = { since, seq: 0, hash: EMPTY_HASH, signature: undefined, verified: true, baseSeq: 0, baseHash: EMPTY_HASH, baseCounter: 0 }
+      logs.set(since, log)
+    }
+    return log
+  }
+
+  /** How many of the events of participant `i`'s log `since` this replica holds. */
+  held (i: number, since: number): number {
+    return this.logs.get(i)?.get(since)?.seq ?? 0
+  }
+
+  /** Extends participant `i`'s chain by one event; the empty hash when the fold does not hash. */
+  chain (previous: Uint8Array, id: EventId, delta: SignedDelta<E, O>): Uint8Array {
+    return this.signatures === undefined ? EMPTY_HASH : this.signatures.chain(previous, id, delta)
+  }
+
+  /** Binary search in the outstanding events: the index of the id, or -(insertion point) - 1. */
+  find (counter: number, participant: Participant): number {
+    let lo = this.head
+    let hi = this.entries.length - 1
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1
+      const e = this.entries[mid]!
+      const c = e.counter !== counter ? (e.counter < counter ? -1 : 1) : (e.participant === participant ? 0 : (e.participant < participant ? -1 : 1))
+      if (c === 0) return mid
+      if (c < 0) lo = mid + 1
+      else hi = mid - 1
+    }
+    return -lo - 1
+  }
+
+  countUnjoin (entry: Entry<E, O>, by: 1 | -1): void {
+    if (entry.delta.kind !== 'unjoin') return
+    if (by > 0) this.unjoins.add(entry)
+    else this.unjoins.delete(entry)
+    let mask = 0n
+    for (const u of this.unjoins) mask |= this.table.bit((u.delta as { peer: number }).peer)
+    this.unjoinMask = mask
+  }
+
+  /**
+   * Removes the front entry (`folded`: into the infimum; otherwise dropped); its log's base
+   * moves past it.
+   */
+  popHead (folded: boolean): void {
+    const e = this.entries[this.head]!
+    this.countUnjoin(e, -1)
+    if (this.tailEntry === e) { this.tailEntry = undefined; this.tailApplied = undefined }
+    const log = this.log(e.creator, e.since)
+    if (e.seq > log.baseSeq) { log.baseSeq = e.seq; log.baseHash = e.hash; log.baseCounter = e.counter }
+    void folded
+    this.head++
+    if (this.head === this.entries.length) {
+      this.entries = []
+      this.head = 0
+    } else if (this.head > COMPACT_AFTER && this.head * 2 > this.entries.length) {
+      this.entries = this.entries.slice(this.head)
+      this.head = 0
+    }
+  }
+
+  /** The participant mask after a Join or UnJoin. */
+  membershipMask (d: { readonly kind: 'join' | 'unjoin', readonly peer: number }, mask: bigint): bigint {
+    const bit = this.table.bit(d.peer)
+    return d.kind === 'join' ? mask | bit : mask & ~bit
+  }
+
+  /** Reports, once per entry, that one of its hooks threw. */
+  reportThrow (e: Entry<E, O>, hook: ThrownHook['hook'], r: { readonly error: unknown, readonly message: string }): void {
+    if (e.reported) return
+    e.reported = true
+    this.thrownSince.push({ id: { counter: e.counter, participant: e.participant }, hook, error: r.error, message: r.message })
+  }
+
+  /** The hooks that threw since the last update, handed to the caller once. */
+  takeThrown (): ThrownHook[] {
+    if (this.thrownSince.length === 0) return []
+    const thrown = this.thrownSince
+    this.thrownSince = []
+    return thrown
+  }
+
+  externalDelta (d: InternalDelta<E, O>, cache: Map<bigint, Participant[]>): Delta<E, O> {
+    switch (d.kind) {
+      case 'event': return d
+      case 'join': return { kind: 'join', participant: this.table.name(d.peer) }
+      case 'unjoin': return { kind: 'unjoin', participant: this.table.name(d.peer) }
+      case 'error': {
+        const errorAcks = this.table.cachedList(d.errorAcks, cache)
+        const event = d.source.event
+        return d.failure.thrown !== undefined ? { kind: 'error', event, thrown: d.failure.thrown, errorAcks } : { kind: 'error', event, output: d.failure.output, errorAcks }
+      }
+    }
+  }
+
+  /** The body a log holds for an entry: the event itself, also when it became an error here. */
+  loggedDelta (d: InternalDelta<E, O>): SignedDelta<E, O> {
+    switch (d.kind) {
+      case 'event': return d
+      case 'join': return { kind: 'join', participant: this.table.name(d.peer) }
+      case 'unjoin': return { kind: 'unjoin', participant: this.table.name(d.peer) }
+      case 'error': return { kind: 'event', event: d.source.event }
+    }
+  }
+
+  internalDelta (d: Delta<E, O>): InternalDelta<E, O> {
+    switch (d.kind) {
+      case 'event': return d
+      case 'join': return { kind: 'join', peer: this.table.intern(d.participant) }
+      case 'unjoin': return { kind: 'unjoin', peer: this.table.intern(d.participant) }
+      case 'error': return { kind: 'error', failure: failureOfReport(d), errorAcks: this.table.mask(d.errorAcks), source: { event: d.event } }
+    }
+  }
+}
+
+/** Whether `holds` (an acknowledgement's vector) covers event `e`. */
+export function covers<E, O> (holds: ReadonlyMap<number, ReadonlyMap<number, number>>, e: Entry<E, O>): boolean {
+  return (holds.get(e.creator)?.get(e.since) ?? 0) >= e.seq
+}
+
+/** The failure an error delta or a failure report carries. */
+export function failureOfReport<O> (d: { readonly output?: O, readonly thrown?: string }): Failure<O> {
+  return d.thrown !== undefined ? { thrown: d.thrown } : { output: d.output as O }
+}
+
+/** The empty hash: before a log's first event, or of a fold that does not hash. */
+export const NO_HASH = EMPTY_HASH

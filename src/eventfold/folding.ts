@@ -1,0 +1,247 @@
+/**
+ * Folding outstanding events into the infimum (`reduce`), the stand-in rule for departing
+ * participants, and what the infimum digest is for: predicting the digest folding would give,
+ * relating a remote history to this one, adopting a remote infimum. Pure functions over a
+ * replica's {@link FoldCore}.
+ *
+ * @module
+ */
+import { ERROR_MARK, HOOK_THREW_MARK, extendDigest, relateHistories, type HistoryRelation } from './digest.js'
+import type { ApplyOutcome } from './hooks.js'
+import type { Entry, FoldCore } from './core.js'
+import { ensureProjection, failureOf, foldedFailure } from './projection.js'
+import { compareEventIds, type ConsistentOutput, type EventId, type InfimumDigest, type Participant } from './types.js'
+
+/**
+ * The participants whose pending UnJoin may stand in for their acknowledgements: those
+ * whose UnJoin every remaining participant has acknowledged, on a replica that holds at least
+ * as much of the departing participant's log as any of those acknowledgers did.
+ *
+ * Why not every pending UnJoin at once (as the Haskell library does): an ejected peer's own
+ * events may still be travelling to some participants and not to others. A replica that let
+ * the UnJoin stand in at once could fold past such an event that it never received, while a
+ * replica that received it folds it: they diverge. Once every remaining participant has
+ * acknowledged the UnJoin, and this replica holds every event of the departing participant
+ * that any of them held when it did (`standInSeq`, from their version vectors), every such
+ * event that can fold anywhere is held here. What this cannot cover is an event of the
+ * ejected peer that reaches a participant only after that participant acknowledged the
+ * UnJoin: the runtime fences ejected peers so that their late messages are dropped (see
+ * "Ejection" in docs/ARCHITECTURE.md).
+ */
+export function standInMask<E, S, O> (core: FoldCore<E, S, O>): bigint {
+  if (core.unjoins.size === 0) return 0n
+  const remaining = core.infMask & ~core.unjoinMask
+  let mask = 0n
+  for (const u of core.unjoins) {
+    const peer = (u.delta as { peer: number }).peer
+    if ((u.acks & remaining) === remaining && holdsEnough(core, peer, u.standIn)) mask |= core.table.bit(peer)
+  }
+  return mask
+}
+
+/** Whether this replica holds at least `positions` of `peer`'s logs. */
+function holdsEnough<E, S, O> (core: FoldCore<E, S, O>, peer: number, positions: ReadonlyMap<number, number> | undefined): boolean {
+  if (positions === undefined) return true
+  for (const [since, seq] of positions) if (core.held(peer, since) < seq) return false
+  return true
+}
+
+/**
+ * Makes `e` the infimum; `hookThrew`: it is a Join or UnJoin whose hook threw here. That is
+ * the one throw the digest records as this replica's own: a failure whose `apply` threw
+ * folds only once every participant has failed it too (or said so, trusting), so it is
+ * everyone's outcome and marks the digest like a returned failure.
+ */
+function foldInto<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>, hookThrew: boolean): void {
+  core.infId = { counter: e.counter, participant: e.participant }
+  const mark = e.delta.kind === 'error' ? ERROR_MARK : hookThrew ? HOOK_THREW_MARK : 0
+  core.infDigest = extendDigest(core.infDigest, e.counter, core.table.hash(e.creator), mark, hookThrew)
+}
+
+/**
+ * Folds outstanding events into the infimum while the smallest one may fold. Events up to
+ * `universal` (a remote infimum id) count as acknowledged by everyone. Appends the outputs
+ * of folded events to `outputs`; returns whether the fold changed.
+ *
+ * Invariants:
+ * 1. An event at or below the infimum id, or from a creator that is not a participant at
+ *    that point (a renegade), is dropped without effect.
+ * 2. Otherwise it folds only when every infimum participant (and, for a Join, the joining
+ *    peer) has acknowledged it, or when it is covered by `universal`. A participant whose
+ *    pending UnJoin may stand in (see {@link standInMask}) counts as having acknowledged.
+ * 3. An event whose `apply` fails becomes an error, acknowledged by this replica; an error
+ *    folds (leaving the state unchanged, reporting its output) once every participant
+ *    has acknowledged the failure, or when `universal` covers it (the caller has checked
+ *    the remote digest, which records that the remote folded it as an error too). An event
+ *    that fails here although `universal` covers it was applied successfully by the remote:
+ *    folding stops, and only a full merge from a peer that folded it can unblock it.
+ * 4. The projection cache stays valid: folding applies the same steps, in the same order,
+ *    that the projection already applied.
+ */
+export function reduce<E, S, O> (core: FoldCore<E, S, O>, universal: EventId | undefined, outputs: Array<ConsistentOutput<O>>): boolean {
+  let changed = false
+  let standIn = standInMask(core)
+  const table = core.table
+  while (core.head < core.entries.length) {
+    const e = core.entries[core.head]!
+    if (compareEventIds(e, core.infId) <= 0 || (core.infMask & table.bit(e.creator)) === 0n) {
+      core.popHead(false)
+      changed = true
+      continue
+    }
+    const covered = universal !== undefined && compareEventIds(e, universal) <= 0
+    let needed = core.infMask
+    const d = e.delta
+    if (d.kind === 'join') needed |= table.bit(d.peer)
+    needed &= ~standIn
+    if (!covered && (e.acks & needed) !== needed) break
+
+    let hookThrew = false
+    if (d.kind === 'join' || d.kind === 'unjoin') {
+      core.infMask = core.membershipMask(d, core.infMask)
+      const m = core.hooks.membership(d.kind, table.name(d.peer), core.infState)
+      core.infState = m.state
+      if (m.kind === 'threw') { hookThrew = true; core.reportThrow(e, d.kind, m) }
+    } else if (d.kind === 'error') {
+      if (!covered && (d.errorAcks & needed) !== needed) break
+      const f = foldedFailure(core, e, d, core.infState)
+      const id = { counter: e.counter, participant: e.participant }
+      outputs.push(f.thrown !== undefined ? { id, thrown: f.thrown } : { id, output: f.output })
+    } else {
+      const r = applyForFold(core, e, d.event)
+      if (r.kind !== 'applied') {
+        if (r.kind === 'threw') core.reportThrow(e, 'apply', r)
+        // Participants whose acknowledgement already reported this failure saw it first.
+        e.delta = { kind: 'error', failure: failureOf(r), errorAcks: core.selfBit | reportedFailure(core, e), source: { event: d.event } }
+        core.failuresFound++
+        changed = true
+        if (covered) break
+        continue // re-examine it as an error: with one participant it folds at once
+      }
+      core.infState = r.state
+      outputs.push({ id: { counter: e.counter, participant: e.participant }, output: r.output })
+    }
+    foldInto(core, e, hookThrew)
+    core.popHead(true)
+    changed = true
+    if (d.kind === 'join' || d.kind === 'unjoin') standIn = standInMask(core)
+  }
+  return changed
+}
+
+/** The participants whose newest acknowledgement reports `e` as failed. */
+function reportedFailure<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>): bigint {
+  let mask = 0n
+  for (const a of core.latest.values()) {
+    for (const f of a.failures) {
+      if (f.id.counter === e.counter && f.id.participant === e.participant) { mask |= core.table.bit(a.p); break }
+    }
+  }
+  return mask
+}
+
+/**
+ * Applies an event for folding, reusing the projection's result when it is the only
+ * outstanding one. A reused throw is reported already; it comes back as a failure.
+ */
+function applyForFold<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>, event: E): ApplyOutcome<S, O> {
+  if (core.projValid && core.tailEntry === e && core.head === core.entries.length - 1) {
+    // Folding the only outstanding event: the projection already computed this exact step.
+    const f = e.projectedFailure
+    if (f === undefined && core.tailApplied !== undefined) return { kind: 'applied', output: core.tailApplied.output, state: core.projState }
+    if (f !== undefined && f.thrown === undefined) return { kind: 'failed', output: f.output }
+  }
+  return core.hooks.apply(event, core.infState)
+}
+
+/**
+ * The digest the infimum would have after folding every outstanding event up to `at`.
+ *
+ * A user event that has not reached the front of the fold yet is still an `event` entry,
+ * even if its `apply` fails here; folding will turn it into an error, and the digest will
+ * carry {@link ERROR_MARK} for it. The projection has already applied it to the same state
+ * folding will, so its outcome there is how it will fold. Predicting it as a success would
+ * make a replica blocked on an earlier error refuse, as a different history, the infimum of
+ * a peer that folded both: first-hand, that infimum is the only way the peer's
+ * acknowledgement of the earlier error may arrive, so the fold would stall for good.
+ */
+function simulateDigest<E, S, O> (core: FoldCore<E, S, O>, at: number): InfimumDigest {
+  ensureProjection(core)
+  let mask = core.infMask
+  let digest = core.infDigest
+  for (let i = core.head; i <= at; i++) {
+    const e = core.entries[i]!
+    if ((mask & core.table.bit(e.creator)) === 0n) continue
+    const d = e.delta
+    if (d.kind === 'join' || d.kind === 'unjoin') mask = core.membershipMask(d, mask)
+    // A failure that threw here and has not folded is this replica's own until it does (if
+    // every participant fails it, it folds as everyone's): a peer that applied the event
+    // shows this one the odd one out (see `relateHistories`).
+    const failure = d.kind === 'error' ? d.failure : e.projectedFailure
+    const mark = failure === undefined ? 0 : d.kind === 'join' || d.kind === 'unjoin' ? HOOK_THREW_MARK : ERROR_MARK
+    digest = extendDigest(digest, e.counter, core.table.hash(e.creator), mark, failure?.thrown !== undefined)
+  }
+  return digest
+}
+
+/**
+ * How the history settled up to `id`, whose digest is `digest`, relates to this replica's:
+ * compared with the infimum at the same id, or with what folding up to `id` would give
+ * when `id` is ahead; `missing` when `id` is ahead and not held here, `behind` when it is
+ * below the infimum (nothing to compare).
+ */
+export function relationTo<E, S, O> (core: FoldCore<E, S, O>, id: EventId, digest: InfimumDigest): HistoryRelation | 'missing' | 'behind' {
+  const order = compareEventIds(id, core.infId)
+  if (order < 0) return 'behind'
+  if (order === 0) return relateHistories(core.infDigest, digest)
+  const at = core.find(id.counter, id.participant)
+  return at < 0 ? 'missing' : relateHistories(simulateDigest(core, at), digest)
+}
+
+/** Of two different histories settled at the same id, whether the remote one is the greater. */
+export function remoteDigestWins<E, S, O> (core: FoldCore<E, S, O>, digest: InfimumDigest): boolean {
+  if (digest.count !== core.infDigest.count) return digest.count > core.infDigest.count
+  return digest.hash > core.infDigest.hash
+}
+
+/** Takes a remote infimum as this replica's own (a trusting full merge), dropping the events it covers. */
+export function adoptInfimum<E, S, O> (core: FoldCore<E, S, O>, id: EventId, digest: InfimumDigest, participants: readonly Participant[], state: S): void {
+  core.infId = { counter: id.counter, participant: core.table.name(core.table.intern(id.participant)) }
+  core.infDigest = digest
+  core.infMask = core.table.mask(participants)
+  core.infState = core.hooks.frozen(state)
+  core.observe(id.counter)
+  while (core.head < core.entries.length && compareEventIds(core.entries[core.head]!, core.infId) <= 0) core.popHead(false)
+  core.projValid = false
+}
+
+/**
+ * Adds `bits` to the ack (and failure-ack) sets of every outstanding event up to `upTo`: a
+ * peer whose infimum is `upTo`, on the same history as this replica's, acknowledged each of
+ * those events as it folded it, and each of their failures. (A user event that has not
+ * failed here yet gets that acknowledgement from the peer's next message, once it has: an
+ * event ordered before it may still arrive and change how it goes here.)
+ */
+export function acknowledgeUpTo<E, S, O> (core: FoldCore<E, S, O>, upTo: EventId, bits: bigint): boolean {
+  let changed = false
+  for (let i = core.head; i < core.entries.length; i++) {
+    const e = core.entries[i]!
+    if (compareEventIds(e, upTo) > 0) break
+    if ((e.acks & bits) !== bits) { e.acks |= bits; changed = true }
+    const d = e.delta
+    if (d.kind === 'error' && (d.errorAcks & bits) !== bits) { d.errorAcks |= bits; changed = true }
+  }
+  return changed
+}
+
+/** Adds `bits` to every outstanding ack and failure-ack set; returns whether any grew. */
+export function acknowledgeAll<E, S, O> (core: FoldCore<E, S, O>, bits: bigint): boolean {
+  let changed = false
+  for (let i = core.head; i < core.entries.length; i++) {
+    const e = core.entries[i]!
+    if ((e.acks & bits) !== bits) { e.acks |= bits; changed = true }
+    const d = e.delta
+    if (d.kind === 'error' && (d.errorAcks & bits) !== bits) { d.errorAcks |= bits; changed = true }
+  }
+  return changed
+}

@@ -1,0 +1,177 @@
+/**
+ * Participants' logs: taking a run of a creator's events (checked against the hash chain this
+ * replica holds and the creator's signed head), and handing out runs this replica holds.
+ *
+ * A run is taken only where it continues what is held: the events it repeats are skipped, and
+ * one that starts after a gap is refused (the events in between come from a sync). Its new
+ * events are chained from the held head; the chain must end at a head the creator signed
+ * (when the fold signs), whoever relays the run, so that a body is never taken on the
+ * relayer's word. One signature check per run, however many events it carries.
+ *
+ * @module
+ */
+import { initialAcks } from './acknowledgements.js'
+import type { Entry, FoldCore, LogState } from './core.js'
+import { projectEntry } from './projection.js'
+import { compareEventIds, type EventId, type LogRun, type RunEvent, type SignedDelta } from './types.js'
+
+/** The new events of a run, checked: what {@link takeRun} inserts. */
+export interface CheckedRun<E, O> {
+  readonly creator: number
+  readonly since: number
+  /** Where the new events chain from: the held head, or the base of a run taken over a gap. */
+  readonly from: { readonly seq: number, readonly hash: Uint8Array, readonly counter?: number }
+  readonly events: ReadonlyArray<{ readonly seq: number, readonly counter: number, readonly delta: SignedDelta<E, O>, readonly hash: Uint8Array }>
+  readonly seq: number
+  readonly hash: Uint8Array
+  readonly signature: Uint8Array | undefined
+}
+
+/** Why a run cannot be taken. */
+export type RunRefusal =
+  | { readonly kind: 'gap', readonly id: EventId }
+  | { readonly kind: 'forged', readonly id: EventId }
+
+/**
+ * Checks a run against what this replica holds of its creator's log, changing nothing.
+ * Returns `undefined` when the run holds nothing new.
+ *
+ * A run that starts after a gap is refused, unless it says which event it follows (its base)
+ * and that event is at or below `infimum` (the infimum this replica has, or the one a trusting
+ * full merge is about to adopt): every event in the gap is earlier in the same log, so has a
+ * lower id still, and can never fold here; the run is taken from there (into a log none of
+ * whose events are outstanding here: they stay its last ones). That
+ * is how a log moves on past events that were dropped everywhere they reached (a renegade's,
+ * or ones an adopted infimum passed) and that nobody can send any more.
+ */
+export function checkRun<E, S, O> (core: FoldCore<E, S, O>, run: LogRun<E, O>, infimum: EventId = core.infId): CheckedRun<E, O> | RunRefusal | undefined {
+  const creator = core.table.intern(run.creator)
+  const held = core.log(creator, run.since)
+  let from: CheckedRun<E, O>['from'] = { seq: held.seq, hash: held.hash }
+  const end = run.first + run.events.length - 1
+  if (run.events.length === 0 || end <= from.seq) return undefined
+  const idOf = (e: RunEvent<E, O>): EventId => ({ counter: e.counter, participant: run.creator })
+  if (run.first > from.seq + 1) {
+    const base = run.base
+    const baseId = base === undefined ? undefined : { counter: base.counter, participant: run.creator }
+    const jumpable = baseId !== undefined && held.baseSeq === held.seq && compareEventIds(baseId, infimum) <= 0
+    if (!jumpable) return { kind: 'gap', id: idOf(run.events[0]!) }
+    from = { seq: run.first - 1, hash: base!.hash, counter: base!.counter }
+  }
+  let hash = from.hash
+  const events: Array<CheckedRun<E, O>['events'][number]> = []
+  for (let i = from.seq + 1 - run.first; i < run.events.length; i++) {
+    const e = run.events[i]!
+    hash = core.chain(hash, idOf(e), e.delta)
+    events.push({ seq: run.first + i, counter: e.counter, delta: e.delta, hash })
+  }
+  const last = idOf(run.events[run.events.length - 1]!)
+  const signatures = core.signatures
+  if (signatures !== undefined && (run.signature === undefined || !signatures.verify(run.creator, run.since, end, hash, run.signature))) return { kind: 'forged', id: last }
+  return { creator, since: run.since, from, events, seq: end, hash, signature: run.signature }
+}
+
+/** Inserts a checked run's events and moves its creator's log to its head. */
+export function takeRun<E, S, O> (core: FoldCore<E, S, O>, run: CheckedRun<E, O>, acks: (e: Entry<E, O>) => bigint = () => 0n): void {
+  const log = core.log(run.creator, run.since)
+  const participant = core.table.name(run.creator)
+  if (run.from.seq > log.seq) {
+    // Taken over a gap: the events in between can never fold here.
+    log.seq = log.baseSeq = run.from.seq
+    log.hash = log.baseHash = run.from.hash
+    log.baseCounter = run.from.counter ?? 0
+  }
+  for (const r of run.events) {
+    core.observe(r.counter)
+    const delta = core.internalDelta(r.delta)
+    const creatorBit = core.table.bit(run.creator)
+    const entry: Entry<E, O> = {
+      counter: r.counter, participant, creator: run.creator, since: run.since, seq: r.seq, hash: r.hash, delta,
+      acks: creatorBit, standIn: undefined, projectedFailure: undefined, reported: false
+    }
+    if (compareEventIds(entry, core.infId) <= 0) {
+      // Settled already (a late event, or one taken over a gap): held, never outstanding.
+      log.baseSeq = entry.seq
+      log.baseHash = entry.hash
+      log.baseCounter = entry.counter
+      continue
+    }
+    if (delta.kind === 'unjoin') entry.acks |= core.table.bit(delta.peer)
+    initialAcks(core, entry)
+    entry.acks |= acks(entry)
+    insertEntry(core, entry)
+  }
+  log.seq = run.seq
+  log.hash = run.hash
+  log.signature = run.signature
+  log.verified = true
+}
+
+/** Inserts a new entry at its place in id order; keeps the projection cache when it is last. */
+export function insertEntry<E, S, O> (core: FoldCore<E, S, O>, entry: Entry<E, O>): void {
+  const at = core.find(entry.counter, entry.participant)
+  if (at >= 0) throw new Error('EventFold invariant: duplicate event id')
+  const pos = -at - 1
+  if (pos === core.entries.length) {
+    core.entries.push(entry)
+    projectEntry(core, entry)
+  } else {
+    core.entries.splice(pos, 0, entry)
+    core.projValid = false
+  }
+  core.countUnjoin(entry, 1)
+}
+
+/**
+ * The events of each log this replica holds outstanding, from position `from(creator)` on
+ * (those it holds no longer are left out), each run ending at the held head with the
+ * creator's signature; this replica's own head is signed here if it is not yet.
+ */
+export function runsFrom<E, S, O> (core: FoldCore<E, S, O>, from: (creator: number, since: number) => number): Array<LogRun<E, O>> {
+  const byLog = new Map<LogState, Array<Entry<E, O>>>()
+  for (let i = core.head; i < core.entries.length; i++) {
+    const e = core.entries[i]!
+    const log = core.log(e.creator, e.since)
+    let list = byLog.get(log)
+    if (list === undefined) { list = []; byLog.set(log, list) }
+    list.push(e)
+  }
+  const runs: Array<LogRun<E, O>> = []
+  for (const [log, list] of byLog) {
+    const creator = list[0]!.creator
+    const start = from(creator, log.since)
+    const events = list.filter(e => e.seq >= start)
+    if (events.length === 0) continue
+    const first = events[0]!.seq
+    const run: LogRun<E, O> = {
+      creator: core.table.name(creator),
+      since: log.since,
+      first,
+      events: events.map(e => ({ counter: e.counter, delta: core.loggedDelta(e.delta) })),
+      signature: headSignature(core, creator, log)
+    }
+    // The receiver may hold less of the log than this replica still has: where to chain from.
+    runs.push(start < first && first > 1 ? { ...run, base: { counter: log.baseCounter, hash: log.baseHash } } : run)
+  }
+  runs.sort((a, b) => a.creator < b.creator ? -1 : a.creator > b.creator ? 1 : a.since - b.since)
+  return runs
+}
+
+/**
+ * The signature of the head of `log` (participant `i`'s) as held here: this replica signs its
+ * own (once per head: one signature per batch however many events it carries); another's,
+ * taken from a snapshot, is checked once before it is handed on.
+ */
+export function headSignature<E, S, O> (core: FoldCore<E, S, O>, i: number, log: LogState): Uint8Array | undefined {
+  const signatures = core.signatures
+  if (signatures === undefined || log.seq === 0) return undefined
+  if (i === core.selfIndex) {
+    if (log.signature === undefined) { log.signature = signatures.sign(log.since, log.seq, log.hash); log.verified = true }
+    return log.signature
+  }
+  if (!log.verified && log.signature !== undefined) {
+    if (!signatures.verify(core.table.name(i), log.since, log.seq, log.hash, log.signature)) log.signature = undefined
+    log.verified = true
+  }
+  return log.signature
+}

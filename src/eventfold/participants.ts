@@ -1,0 +1,84 @@
+/**
+ * The participant table of one replica: every participant it has seen (creators,
+ * acknowledgers, joined and departed members) interned to an index, a single-bit `bigint`
+ * mask and a cached 32-bit hash. Acknowledgement sets, the infimum participants and the
+ * pending UnJoins are masks over this table, so "has everyone acknowledged?" is one AND and
+ * one comparison. The table only grows: an index is never reused.
+ *
+ * @module
+ */
+import { participantHash } from './digest.js'
+import type { Participant } from './types.js'
+
+/** Interned participants; see the module comment. */
+export class ParticipantTable {
+  /** Index to participant, in the order first seen. Shared with callers: never modified in place. */
+  readonly names: Participant[] = []
+  private readonly index = new Map<Participant, number>()
+  private readonly bits: bigint[] = []
+  private readonly hashes: number[] = []
+  /** Masks of participant lists already converted (see `mask`). */
+  private readonly masks = new WeakMap<readonly Participant[], bigint>()
+
+  /** The index of `p`, interning it if new. */
+  intern (p: Participant): number {
+    let i = this.index.get(p)
+    if (i === undefined) {
+      i = this.names.length
+      this.names.push(p)
+      this.index.set(p, i)
+      this.bits.push(1n << BigInt(i))
+      this.hashes.push(participantHash(p))
+    }
+    return i
+  }
+
+  /** The index of `p`, or `undefined` if it was never seen. */
+  indexOf (p: Participant): number | undefined {
+    return this.index.get(p)
+  }
+
+  /** The participant at index `i`. */
+  name (i: number): Participant {
+    return this.names[i]!
+  }
+
+  /** The single-bit mask of index `i`. */
+  bit (i: number): bigint {
+    return this.bits[i]!
+  }
+
+  /** The digest hash of index `i`'s participant. */
+  hash (i: number): number {
+    return this.hashes[i]!
+  }
+
+  /** The participants of a mask, sorted. */
+  list (mask: bigint): Participant[] {
+    const out: Participant[] = []
+    for (let i = 0; mask !== 0n && i < this.names.length; i++) {
+      const bit = this.bits[i]!
+      if ((mask & bit) !== 0n) { out.push(this.names[i]!); mask &= ~bit }
+    }
+    return out.sort()
+  }
+
+  /** {@link list}, remembered in `cache` for the length of one operation (equal sets share one array). */
+  cachedList (mask: bigint, cache: Map<bigint, Participant[]>): Participant[] {
+    let list = cache.get(mask)
+    if (list === undefined) { list = this.list(mask); cache.set(mask, list) }
+    return list
+  }
+
+  /** The mask of a list of participants, interning those not seen yet. */
+  mask (list: readonly Participant[]): bigint {
+    // Decoders hand out one array per distinct set in a message, and an interned participant
+    // keeps its bit for good, so a list's mask can be remembered.
+    let mask = this.masks.get(list)
+    if (mask !== undefined) return mask
+    mask = 0n
+    for (const p of list) mask |= this.bits[this.intern(p)]!
+    this.masks.set(list, mask)
+    return mask
+  }
+}
