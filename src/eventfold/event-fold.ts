@@ -193,7 +193,7 @@ export class EventFold<E, S, O> {
    */
   static create<E, S, O> (origin: string, self: Participant, spec: EventSpec<E, S, O>, options: EventFoldOptions<E, O> = {}): EventFold<E, S, O> {
     const init = spec.init()
-    const state = spec.join !== undefined ? spec.join(self, init) : init
+    const state = spec.join !== undefined ? spec.join(self, init, BOTTOM) : init
     return new EventFold(origin, self, spec, options, BOTTOM, EMPTY_DIGEST, [self], state)
   }
 
@@ -368,7 +368,7 @@ export class EventFold<E, S, O> {
     const entry = this.newEntry({ kind: 'event', event })
     // A new local event always has the largest id, so it extends the projection.
     this.ensureProjection()
-    const r = this.spec.apply(event, this.projState)
+    const r = this.spec.apply(event, this.projState, idOf(entry))
     if (r.ok) this.projState = this.frozen(r.state)
     this.tailEntry = entry
     this.tailResult = { ok: r.ok, output: r.output }
@@ -873,7 +873,7 @@ export class EventFold<E, S, O> {
 
       if (d.kind === 'join' || d.kind === 'unjoin') {
         this.infMask = this.membershipMask(d, this.infMask)
-        this.infState = this.membershipState(d, this.infState)
+        this.infState = this.membershipState(e, d, this.infState)
       } else if (d.kind === 'error') {
         if (!covered && (d.errorAcks & needed) !== needed) break
         outputs.push({ id: { counter: e.counter, participant: e.participant }, output: d.output })
@@ -902,7 +902,7 @@ export class EventFold<E, S, O> {
       // Folding the only outstanding event: the projection already computed this exact step.
       return this.tailResult.ok ? { ok: true, output: this.tailResult.output, state: this.projState } : { ok: false, output: this.tailResult.output }
     }
-    const r = this.spec.apply(event, this.infState)
+    const r = this.spec.apply(event, this.infState, idOf(e))
     return r.ok ? { ok: true, output: r.output, state: this.frozen(r.state) } : r
   }
 
@@ -959,9 +959,9 @@ export class EventFold<E, S, O> {
     const d = e.delta
     if (d.kind === 'join' || d.kind === 'unjoin') {
       this.projMask = this.membershipMask(d, this.projMask)
-      this.projState = this.membershipState(d, this.projState)
+      this.projState = this.membershipState(e, d, this.projState)
     } else if (d.kind === 'event') {
-      const r = this.spec.apply(d.event, this.projState)
+      const r = this.spec.apply(d.event, this.projState, idOf(e))
       if (r.ok) this.projState = this.frozen(r.state)
       this.tailEntry = e
       this.tailResult = { ok: r.ok, output: r.output }
@@ -974,16 +974,21 @@ export class EventFold<E, S, O> {
     return d.kind === 'join' ? mask | bit : mask & ~bit
   }
 
-  /** The state after a Join or UnJoin: the spec's hook, if it has one. */
-  private membershipState (d: { readonly kind: 'join' | 'unjoin', readonly peer: number }, state: S): S {
+  /** The state after a Join or UnJoin (entry `e`): the spec's hook, if it has one. */
+  private membershipState (e: Entry<E, O>, d: { readonly kind: 'join' | 'unjoin', readonly peer: number }, state: S): S {
     const hook = d.kind === 'join' ? this.spec.join : this.spec.unjoin
-    return hook === undefined ? state : this.frozen(hook(this.peers[d.peer]!, state))
+    return hook === undefined ? state : this.frozen(hook(this.peers[d.peer]!, state, idOf(e)))
   }
 
   private frozen<T> (value: T): T {
     if (this.freeze) deepFreeze(value)
     return value
   }
+}
+
+/** The id of an entry, as the fresh object a spec receives (an entry itself is internal and mutable). */
+function idOf (e: { readonly counter: number, readonly participant: Participant }): EventId {
+  return { counter: e.counter, participant: e.participant }
 }
 
 /** Freezes plain objects and arrays recursively, stopping at anything already frozen. */
