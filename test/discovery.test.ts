@@ -243,6 +243,7 @@ test('a call addressed to a name reaches the holder with its token; with no hold
 
 test('bad input: empty, oversized or non-string names, metadata the codec refuses, conflicting start functions', async () => {
   const sim = new DiscoverySim({ maxNameBytes: 32, maxMetaBytes: 64 })
+  const calls: string[] = []
   const [a, b] = await sim.cluster(2) as [DPeer, DPeer]
   assert.throws(() => d(a).register('', 1), { name: 'RegistryInputError' })
   assert.throws(() => d(a).register('x'.repeat(33), 1), { name: 'RegistryInputError' })
@@ -251,9 +252,9 @@ test('bad input: empty, oversized or non-string names, metadata the codec refuse
   assert.throws(() => d(a).register('w', 'y'.repeat(100)), { name: 'RegistryInputError' })
   assert.throws(() => d(a).elect('boss', 'not a function' as never), TypeError)
   assert.throws(() => d(a).elect('boss', () => {}, { minMembers: 0 }), TypeError)
-  await sim.settle(d(a).elect('boss', () => { void 1 }).whenRunning(), 'a runs')
-  assert.throws(() => d(a).elect('boss', () => { void 2 }), { name: 'ElectionConflictError' })
-  const other = d(b).elect('boss', () => { void 3 })
+  await sim.settle(d(a).elect('boss', () => { calls.push('one') }).whenRunning(), 'a runs')
+  assert.throws(() => d(a).elect('boss', () => { calls.push('two') }), { name: 'ElectionConflictError' })
+  const other = d(b).elect('boss', () => { calls.push('three') })
   await assert.rejects(sim.settle(other.whenStanding(), 'refused'), { name: 'ElectionConflictError' })
   assert.equal(other.status().kind, 'closed')
   await sim.stop()
