@@ -6,7 +6,8 @@
  *
  * @module
  */
-import type { EventId, Participant } from '../eventfold/types.js'
+import type { EventId } from '../eventfold/types.js'
+import type { Holder } from './api.js'
 
 /** A name, metadata or checkpoint the registry cannot take (empty, too large, refused by its codec). */
 export class RegistryInputError extends Error {
@@ -62,8 +63,8 @@ export class FencedError extends Error {
   /** The token that was refused. */
   readonly token: EventId
   /** The current holder, if the refuser knows one. */
-  readonly holder: { readonly peer: Participant, readonly token: EventId } | undefined
-  constructor (name: string, token: EventId, holder?: { readonly peer: Participant, readonly token: EventId }) {
+  readonly holder: Holder | undefined
+  constructor (name: string, token: EventId, holder?: Holder) {
     super(`election ${JSON.stringify(name)}: token ${token.counter}:${token.participant} is not the current grant${holder === undefined ? '' : ` (held by ${holder.peer} with ${holder.token.counter}:${holder.token.participant})`}`)
     this.electionName = name
     this.token = token

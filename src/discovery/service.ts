@@ -23,7 +23,7 @@ import { jsonCodec, type JsonValue } from '../codec/json.js'
 import { decodeWith, encodeWith, type Codec } from '../codec/codec.js'
 import { DEFAULT_DECODE_LIMITS } from '../codec/codec.js'
 import { compareEventIds, type EventId, type Participant } from '../eventfold/types.js'
-import { defineService, type ServiceComponents } from '../peer/services.js'
+import { defineService, type ServiceComponents, type ServiceDefinition, type ServiceInstance } from '../peer/services.js'
 import type { Group } from '../peer/group/groups.js'
 import type { WaitOptions } from '../peer/options.js'
 import type { Timer } from '../time/clock.js'
@@ -42,8 +42,12 @@ import {
 } from './registry-spec.js'
 import { Watchers } from './watch.js'
 
-/** The components the service uses. */
-type Needs = Pick<ServiceComponents, 'self' | 'log' | 'clock' | 'membership' | 'groups' | 'messaging'>
+/** The components the discovery service uses. */
+export type DiscoveryNeeds = 'self' | 'log' | 'clock' | 'membership' | 'groups' | 'messaging'
+type Needs = Pick<ServiceComponents, DiscoveryNeeds>
+
+/** What `peer.services.discovery` is: {@link Discovery} plus the service's lifecycle. */
+export type DiscoveryInstance<M, C> = Discovery<M, C> & Required<ServiceInstance>
 
 /** How long `stop()` waits for the withdrawals of held names to settle. */
 const WITHDRAW_ON_STOP_MS = 2000
@@ -79,11 +83,7 @@ interface LocalCandidacy<C> {
  * d.lookup('worker').entries.length         // every registered worker, settled
  * ```
  */
-export function discovery<M = JsonValue, C = JsonValue> (options: DiscoveryOptions<M, C> = {}): ReturnType<typeof defineDiscovery<M, C>> {
-  return defineDiscovery<M, C>(options)
-}
-
-function defineDiscovery<M, C> (options: DiscoveryOptions<M, C>) {
+export function discovery<M = JsonValue, C = JsonValue> (options: DiscoveryOptions<M, C> = {}): ServiceDefinition<DiscoveryInstance<M, C>, DiscoveryNeeds> {
   if (typeof options !== 'object' || options === null) throw new TypeError('discovery options must be an object')
   const settings: RegistrySettings = {
     journalLength: positiveInt(options.journalLength, 'journalLength', 256),
@@ -99,12 +99,12 @@ function defineDiscovery<M, C> (options: DiscoveryOptions<M, C>) {
   return defineService({
     name: 'discovery',
     needs: ['self', 'log', 'clock', 'membership', 'groups', 'messaging'],
-    create: (components: Needs) => new DiscoveryService<M, C>(components, settings, metaCodec, checkpointCodec, stopTimeoutMs, options)
+    create: (components: Needs): DiscoveryInstance<M, C> => new DiscoveryService<M, C>(components, settings, metaCodec, checkpointCodec, stopTimeoutMs, options)
   })
 }
 
 /** The service instance; see the module comment and {@link Discovery}. */
-export class DiscoveryService<M, C> implements Discovery<M, C> {
+class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
   private readonly registry: Group<RegistryEvent, RegistryState, RegistryOutput>
   private readonly conditions: Conditions
   private readonly watchers: Watchers
@@ -380,7 +380,7 @@ export class DiscoveryService<M, C> implements Discovery<M, C> {
         const bytes = this.encode(this.checkpointCodec, data, 'checkpoint', this.settings.maxCheckpointBytes)
         if (signal.aborted || !this.writable()) throw new FencedError(name, token, this.whereis(name))
         const out = await this.registry.applyConsistent({ t: 'checkpoint', name, token, data: bytes }, options)
-        if (!out.ok) throw out.error === 'fenced' ? new FencedError(name, token, out.holder ?? undefined) : new RegistryInputError(`checkpoint refused: ${out.error}`)
+        if (!out.ok) throw out.error === 'fenced' ? new FencedError(name, token, out.holder === null ? undefined : { name, peer: out.holder.peer, token: out.holder.token }) : new RegistryInputError(`checkpoint refused: ${out.error}`)
       }
     }
   }
