@@ -113,6 +113,8 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
   private readonly candidacies = new Map<string, LocalCandidacy<C>>()
   private readonly firstSeen = new Map<Participant, number>()
   private readonly metaCache = new WeakMap<Uint8Array, M>()
+  private readonly allEntries = new WeakMap<readonly RegistrationRecord[], ReadonlyArray<ServiceEntry<M>>>()
+  private readonly enabledEntries = new WeakMap<readonly RegistrationRecord[], ReadonlyArray<ServiceEntry<M>>>()
   private readonly unsubscribes: Array<() => void> = []
   private windows: LeaseWindows | undefined
   private timer: Timer | undefined
@@ -225,9 +227,8 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
     const consistency = consistencyOf(options.consistency)
     if (!this.registry.held()) return { name, consistency, asOf: { counter: 0, participant: '' }, entries: [] }
     const s = this.registry.readState()
-    const records = nameRecord(consistency === 'settled' ? s.infimum : s.projected, name)?.registrations ?? []
-    const entries = (options.includeDrained === true ? records : records.filter(r => r.enabled)).map(r => this.entry(r))
-    return { name, consistency, asOf: s.infimumId, entries }
+    const records = nameRecord(consistency === 'settled' ? s.infimum : s.projected, name)?.registrations
+    return { name, consistency, asOf: s.infimumId, entries: records === undefined ? [] : this.entries(records, options.includeDrained === true) }
   }
 
   watch (name: string, listener: (event: RegistryWatchEvent<M>) => void): () => void {
@@ -497,6 +498,21 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
 
   private projectedRegistration (name: string, key: string): RegistrationRecord | undefined {
     return this.registry.held() ? nameRecord(this.registry.readState().projected, name)?.registrations.find(r => r.key === key) : undefined
+  }
+
+  /**
+   * The entries of a registration list, cached by the list's identity: states are immutable,
+   * so the list changes identity exactly when its registrations change, and repeated lookups
+   * of an unchanged name cost no decoding and no allocation.
+   */
+  private entries (records: readonly RegistrationRecord[], drained: boolean): ReadonlyArray<ServiceEntry<M>> {
+    const cache = drained ? this.allEntries : this.enabledEntries
+    let entries = cache.get(records)
+    if (entries === undefined) {
+      entries = Object.freeze((drained ? records : records.filter(r => r.enabled)).map(r => this.entry(r)))
+      cache.set(records, entries)
+    }
+    return entries
   }
 
   private entry (r: RegistrationRecord): ServiceEntry<M> {

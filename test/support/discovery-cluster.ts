@@ -156,7 +156,9 @@ export class DiscoveryChild {
   stopping = false
   /** The latest membership it reported. */
   members: { members: number, membership: string } = { members: 0, membership: 'starting' }
-  /** Registrations seen by this child's watchers: key to time. */
+  /** Every membership report, with its time. */
+  readonly memberReports: Array<{ members: number, membership: string, at: number }> = []
+  /** Registrations seen by this child's watchers: `<name>:<key>` to time. */
   readonly seen = new Map<string, number>()
   private nextId = 1
   private readonly replies = new Map<number, { value?: unknown, error?: string }>()
@@ -171,8 +173,11 @@ export class DiscoveryChild {
       const m = JSON.parse(line) as { type: string } & Record<string, unknown>
       if (m.type === 'ready') { this.self = m.self as string; this.address = m.address as string }
       if (m.type === 'reply') this.replies.set(m.id as number, m as { value?: unknown, error?: string })
-      if (m.type === 'seen') this.seen.set(m.key as string, m.at as number)
-      if (m.type === 'members') this.members = { members: m.members as number, membership: m.membership as string }
+      if (m.type === 'seen') this.seen.set(`${m.name as string}:${m.key as string}`, m.at as number)
+      if (m.type === 'members') {
+        this.members = { members: m.members as number, membership: m.membership as string }
+        this.memberReports.push({ ...this.members, at: m.at as number })
+      }
       if (m.type === 'run' || m.type === 'stopped' || m.type === 'write') owner.report(this, m as unknown as { type: string, name: string, token: string, at: number })
       owner.recheck()
     })

@@ -14,7 +14,7 @@
  * - `{type:'write', name, token, at}` every `writeEveryMs` while it runs: the writes a fenced
  *   resource (the parent) admits or refuses;
  * - `{type:'seen', name, key, at}` when a watcher of a `watch`ed name sees a registration;
- * - `{type:'members', members, membership}` when the number of projected participants or this
+ * - `{type:'members', members, membership, at}` when the number of projected participants or this
  *   peer's membership (`participant`, `ejected`...) changes;
  * - `{type:'reply', id, value | error}` per command.
  *
@@ -52,7 +52,7 @@ say({ type: 'ready', self: peer.self, address: peer.multiaddrs()[0] })
 let lastMembers = ''
 const reportMembers = (): void => {
   const m = JSON.stringify({ members: peer.readState().projectedParticipants.length, membership: peer.stats().membership })
-  if (m !== lastMembers) { lastMembers = m; say({ type: 'members', ...JSON.parse(m) as object }) }
+  if (m !== lastMembers) { lastMembers = m; say({ type: 'members', ...JSON.parse(m) as object, at: at() }) }
 }
 peer.subscribe(reportMembers)
 reportMembers()
