@@ -25,7 +25,7 @@ import { DEFAULT_DECODE_LIMITS } from '../codec/codec.js'
 import { compareEventIds, type EventId, type Participant } from '../eventfold/types.js'
 import { defineService, type ServiceComponents, type ServiceDefinition, type ServiceInstance } from '../peer/services.js'
 import type { Group } from '../peer/group/groups.js'
-import type { WaitOptions } from '../peer/options.js'
+import type { ClusterState, WaitOptions } from '../peer/options.js'
 import type { Timer } from '../time/clock.js'
 import type {
   Candidacy, Checkpoint, Consistency, Discovery, DiscoveryOptions, ElectOptions, Holder, HolderContext, HolderEndpoint, HolderEvent, Lookup,
@@ -117,6 +117,7 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
   private readonly enabledEntries = new WeakMap<readonly RegistrationRecord[], ReadonlyArray<ServiceEntry<M>>>()
   private readonly unsubscribes: Array<() => void> = []
   private windows: LeaseWindows | undefined
+  private cached: ClusterState<RegistryState> | undefined
   private timer: Timer | undefined
   private nextLocal = 1
   private phase: 'created' | 'started' | 'stopped' = 'created'
@@ -151,8 +152,11 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
     }
     if (this.windows.quorumMs >= live.suspectAfterMs) this.c.log.error('quorumWindowMs %d is not below suspectAfterMs %d: a holder cut off from the majority may still act when it is ejected', this.windows.quorumMs, live.suspectAfterMs)
     if (this.windows.quorumMs < 2 * live.heartbeatIntervalMs) this.c.log.error('quorumWindowMs %d is under two heartbeat intervals (%d ms): holders will step down whenever a heartbeat is late', this.windows.quorumMs, live.heartbeatIntervalMs)
-    this.unsubscribes.push(this.registry.subscribe(() => { this.onChange() }), this.c.membership.subscribe(() => { this.onChange() }))
-    this.onChange()
+    this.unsubscribes.push(
+      this.registry.subscribe(state => { this.cached = state; this.onChange(false) }),
+      this.c.membership.subscribe(() => { this.onChange(true) })
+    )
+    this.onChange(true)
   }
 
   /** The peer stops: stop every run, then withdraw (hand-over), then forget everything. */
@@ -166,7 +170,7 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
     await Promise.all(roles.map(async r => { await r.close('the service stopped') }))
     if (wasStarted && this.writable()) {
       const standing = roles.filter(r => this.standsInProjection(r.name))
-      await Promise.allSettled(standing.map(async r => await this.registry.applyConsistent({ t: 'withdraw', name: r.name, requeue: false }, { timeoutMs: WITHDRAW_ON_STOP_MS })))
+      await Promise.allSettled(standing.map(async r => await this.writeConsistent({ t: 'withdraw', name: r.name, requeue: false }, { timeoutMs: WITHDRAW_ON_STOP_MS })))
     }
     this.candidacies.clear()
     this.registrations.clear()
@@ -174,12 +178,13 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
     this.conditions.changed()
   }
 
-  private onChange (): void {
+  private onChange (stale = true): void {
+    if (stale) this.cached = undefined
     if (this.phase !== 'started') return
     this.submit()
     this.evaluate()
     if (this.registry.held()) {
-      const s = this.registry.readState()
+      const s = this.read()
       this.watchers.publish(s.infimum, s.infimumId)
     }
     this.conditions.changed()
@@ -211,12 +216,12 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
       enable (): void { local.enabled = true; service.submit() },
       unregister (): void {
         if (!service.registrations.delete(id)) return
-        if (service.writable() && service.projectedRegistration(name, key) !== undefined) service.registry.applyFast({ t: 'unregister', name, local: local.local })
+        if (service.writable() && service.projectedRegistration(name, key) !== undefined) service.write({ t: 'unregister', name, local: local.local })
       },
       settled: async (waitOptions?: WaitOptions) => await this.conditions.until(() => {
         if (!this.registrations.has(id)) throw new RegistryInputError(`registration ${key} was unregistered`)
         if (!this.registry.held()) return undefined
-        const r = nameRecord(this.registry.readState().infimum, name)?.registrations.find(x => x.key === key)
+        const r = nameRecord(this.read().infimum, name)?.registrations.find(x => x.key === key)
         return r !== undefined && r.enabled === local.enabled && sameBytes(r.meta, local.meta) ? r.since : undefined
       }, `registration ${key} to settle`, waitOptions)
     }
@@ -226,7 +231,7 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
     this.checkName(name)
     const consistency = consistencyOf(options.consistency)
     if (!this.registry.held()) return { name, consistency, asOf: { counter: 0, participant: '' }, entries: [] }
-    const s = this.registry.readState()
+    const s = this.read()
     const records = nameRecord(consistency === 'settled' ? s.infimum : s.projected, name)?.registrations
     return { name, consistency, asOf: s.infimumId, entries: records === undefined ? [] : this.entries(records, options.includeDrained === true) }
   }
@@ -234,7 +239,7 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
   watch (name: string, listener: (event: RegistryWatchEvent<M>) => void): () => void {
     this.checkName(name)
     if (typeof listener !== 'function') throw new TypeError('listener must be a function')
-    const s = this.registry.held() ? this.registry.readState() : undefined
+    const s = this.registry.held() ? this.read() : undefined
     return this.watchers.add(name, s?.infimum, s?.infimumId ?? { counter: 0, participant: '' },
       (state, asOf, reset) => { listener({ kind: 'snapshot', name, asOf, seq: state.changes, reset, entries: (nameRecord(state, name)?.registrations ?? []).map(r => this.entry(r)) }) },
       (c) => {
@@ -278,7 +283,7 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
   whereis (name: string, options: { readonly consistency?: Consistency } = {}): Holder | undefined {
     this.checkName(name)
     if (!this.registry.held()) return undefined
-    const s = this.registry.readState()
+    const s = this.read()
     const holder = nameRecord(consistencyOf(options.consistency) === 'settled' ? s.infimum : s.projected, name)?.election?.holder ?? null
     return holder === null ? undefined : { name, peer: holder.peer, token: holder.token }
   }
@@ -286,7 +291,7 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
   observe (name: string, listener: (event: HolderEvent) => void): () => void {
     this.checkName(name)
     if (typeof listener !== 'function') throw new TypeError('listener must be a function')
-    const s = this.registry.held() ? this.registry.readState() : undefined
+    const s = this.registry.held() ? this.read() : undefined
     const holderIn = (state: RegistryState): Holder | undefined => {
       const h = nameRecord(state, name)?.election?.holder ?? null
       return h === null ? undefined : { name, peer: h.peer, token: h.token }
@@ -364,11 +369,11 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
 
   private async withdraw (name: string, requeue: boolean, timeoutMs: number): Promise<void> {
     if (!this.writable() || !this.standsInProjection(name)) return
-    await this.registry.applyConsistent({ t: 'withdraw', name, requeue }, { timeoutMs }).catch(err => { this.c.log('withdrawing from %s: %s', name, err) })
+    await this.writeConsistent({ t: 'withdraw', name, requeue }, { timeoutMs }).catch(err => { this.c.log('withdrawing from %s: %s', name, err) })
   }
 
   private holderContext (name: string, token: EventId, signal: AbortSignal): HolderContext<C> {
-    const record = this.registry.held() ? nameRecord(this.registry.readState().infimum, name) : undefined
+    const record = this.registry.held() ? nameRecord(this.read().infimum, name) : undefined
     const ck = record?.election?.checkpoint ?? null
     const checkpoint: Checkpoint<C> | undefined = ck === null ? undefined : { data: decodeWith(this.checkpointCodec, ck.data, DEFAULT_DECODE_LIMITS), token: ck.token, at: ck.at }
     return {
@@ -380,7 +385,7 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
       saveCheckpoint: async (data: C, options?: WaitOptions) => {
         const bytes = this.encode(this.checkpointCodec, data, 'checkpoint', this.settings.maxCheckpointBytes)
         if (signal.aborted || !this.writable()) throw new FencedError(name, token, this.whereis(name))
-        const out = await this.registry.applyConsistent({ t: 'checkpoint', name, token, data: bytes }, options)
+        const out = await this.writeConsistent({ t: 'checkpoint', name, token, data: bytes }, options)
         if (!out.ok) throw out.error === 'fenced' ? new FencedError(name, token, out.holder === null ? undefined : { name, peer: out.holder.peer, token: out.holder.token }) : new RegistryInputError(`checkpoint refused: ${out.error}`)
       }
     }
@@ -392,11 +397,11 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
   /** Submits what the projected registry lacks of this peer's registrations and candidacies. */
   private submit (): void {
     if (this.phase !== 'started' || !this.writable()) return
-    const projected = this.registry.readState().projected
+    const projected = this.read().projected
     for (const r of this.registrations.values()) {
       const there = nameRecord(projected, r.name)?.registrations.find(x => x.key === registrationKey(this.c.self, r.local))
       if (there !== undefined && there.enabled === r.enabled && sameBytes(there.meta, r.meta)) continue
-      this.registry.applyFast({ t: 'register', name: r.name, local: r.local, meta: r.meta, enabled: r.enabled })
+      this.write({ t: 'register', name: r.name, local: r.local, meta: r.meta, enabled: r.enabled })
     }
     for (const local of this.candidacies.values()) {
       if (local.role.closed || local.resigning || local.submission === 'in-flight') continue
@@ -409,7 +414,7 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
     const role = local.role
     local.submission = 'in-flight'
     try {
-      const out = await this.registry.applyConsistent({ t: 'candidate', name: role.name, kind: role.kind, minMembers: role.minMembers }, { timeoutMs: 60_000 })
+      const out = await this.writeConsistent({ t: 'candidate', name: role.name, kind: role.kind, minMembers: role.minMembers }, { timeoutMs: 60_000 })
       if (!out.ok) {
         const error = out.error === 'conflict' ? new ElectionConflictError(role.name, out.kind, out.minMembers) : new RegistryInputError(`candidacy refused: ${out.error}`)
         this.c.log('candidacy for %s refused: %s', role.name, error.message)
@@ -431,7 +436,7 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
   /** The token this peer may run `name` under now (settled grant, membership, lease), or `undefined`. */
   private mayRun (name: string): EventId | undefined {
     if (this.phase !== 'started' || !this.c.membership.isMember() || !this.registry.held()) return undefined
-    const grant = nameRecord(this.registry.readState().infimum, name)?.election?.holder ?? null
+    const grant = nameRecord(this.read().infimum, name)?.election?.holder ?? null
     if (grant === null || grant.peer !== this.c.self) return undefined
     return this.lease().kind === 'held' ? grant.token : undefined
   }
@@ -479,12 +484,35 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
 
   private settledGrant (name: string): EventId | undefined {
     if (!this.registry.held()) return undefined
-    const h = nameRecord(this.registry.readState().infimum, name)?.election?.holder ?? null
+    const h = nameRecord(this.read().infimum, name)?.election?.holder ?? null
     return h !== null && h.peer === this.c.self ? h.token : undefined
   }
 
   // -------------------------------------------------------------------------------------------
   // Helpers
+
+  /**
+   * The registry as this peer holds it (the group must be held). Cached between changes:
+   * reading a group's state builds its participant lists, which would dominate a lookup. The
+   * cache is the state the last change notification carried, dropped whenever this service
+   * writes or the membership changes, so a peer's own writes show at once.
+   */
+  private read (): ClusterState<RegistryState> {
+    this.cached ??= this.registry.readState()
+    return this.cached
+  }
+
+  private write (event: RegistryEvent): void {
+    try { this.registry.applyFast(event) } finally { this.cached = undefined }
+  }
+
+  private async writeConsistent (event: RegistryEvent, options: WaitOptions | undefined): Promise<RegistryOutput> {
+    let pending: Promise<RegistryOutput>
+    try { pending = this.registry.applyConsistent(event, options) } finally { this.cached = undefined }
+    const out = await pending
+    this.cached = undefined // it folded: the settled state moved
+    return out
+  }
 
   private writable (): boolean {
     return this.c.membership.isMember() && this.registry.held()
@@ -492,12 +520,12 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
 
   private standsInProjection (name: string): boolean {
     if (!this.registry.held()) return false
-    const e = nameRecord(this.registry.readState().projected, name)?.election ?? null
+    const e = nameRecord(this.read().projected, name)?.election ?? null
     return e !== null && (e.holder?.peer === this.c.self || e.candidates.some(x => x.peer === this.c.self))
   }
 
   private projectedRegistration (name: string, key: string): RegistrationRecord | undefined {
-    return this.registry.held() ? nameRecord(this.registry.readState().projected, name)?.registrations.find(r => r.key === key) : undefined
+    return this.registry.held() ? nameRecord(this.read().projected, name)?.registrations.find(r => r.key === key) : undefined
   }
 
   /**
