@@ -15,7 +15,8 @@
  *   their union), so no strict majority can suspect it yet; and
  * - **links**: every participant with a smaller id answered a heartbeat sent within the last
  *   `linkMs` (a broken link needs `suspectAfterMs` of silence to be reported and
- *   `suspectAfterMs` more to eject the larger end); and
+ *   `suspectAfterMs` more to eject the larger end, by a third participant that hears both
+ *   ends: with two participants there is none); and
  * - nobody reports this peer stuck (holding the fold back), which the others may eject it for
  *   while it still reaches them.
  *
@@ -96,7 +97,8 @@ export function leaseOf (inputs: LeaseInputs): Lease {
     until = nth + windows.quorumMs
   }
   // Links: every participant with a smaller id (the broken-link rule ejects the larger end).
-  for (const p of union) {
+  // It takes a third voter that hears both ends, so two participants need no such check.
+  for (const p of union.size >= 3 ? union : []) {
     if (p >= self) continue
     const t = answered.get(p) ?? inputs.firstSeen.get(p) ?? now
     if (t + windows.linkMs <= now) return { kind: 'lapsed', reason: `${p} has not answered within ${windows.linkMs} ms` }
