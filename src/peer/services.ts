@@ -39,7 +39,8 @@ export interface MembershipView {
    * each, when it was last heard from and when it last answered one of this peer's
    * heartbeats (proof it heard this peer), plus the failure detection settings. A service
    * that must stop acting before the others could eject this peer (a lease, an election's
-   * holder stepping down) reads it; see docs/ARCHITECTURE.md, "Discovery and election".
+   * holder stepping down) reads it; see docs/ARCHITECTURE.md, "No two holders: the step-down
+   * argument".
    */
   liveness(): Liveness
 }
