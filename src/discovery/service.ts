@@ -38,8 +38,9 @@ import { Role } from './holder.js'
 import { defaultLeaseWindows, leaseOf, type LeaseWindows } from './lease.js'
 import {
   MAX_KIND_BYTES, MAX_MIN_MEMBERS, invalidName, nameRecord, registrationKey, registrySpec,
-  type ChangeRecord, type RegistrationRecord, type RegistryEvent, type RegistryOutput, type RegistrySettings, type RegistryState
+  type RegistrationRecord, type RegistryEvent, type RegistryOutput, type RegistrySettings, type RegistryState
 } from './registry-spec.js'
+import { resolveDiscovery, type ResolvedDiscovery } from './settings.js'
 import { Watchers } from './watch.js'
 
 /** The components the discovery service uses. */
@@ -84,22 +85,11 @@ interface LocalCandidacy<C> {
  * ```
  */
 export function discovery<M = JsonValue, C = JsonValue> (options: DiscoveryOptions<M, C> = {}): ServiceDefinition<DiscoveryInstance<M, C>, DiscoveryNeeds> {
-  if (typeof options !== 'object' || options === null) throw new TypeError('discovery options must be an object')
-  const settings: RegistrySettings = {
-    journalLength: positiveInt(options.journalLength, 'journalLength', 256),
-    maxNameBytes: positiveInt(options.maxNameBytes, 'maxNameBytes', 256),
-    maxMetaBytes: positiveInt(options.maxMetaBytes, 'maxMetaBytes', 16 * 1024),
-    maxCheckpointBytes: positiveInt(options.maxCheckpointBytes, 'maxCheckpointBytes', 256 * 1024)
-  }
-  const metaCodec = checkCodec<M>(options.metaCodec, 'metaCodec')
-  const checkpointCodec = checkCodec<C>(options.checkpointCodec, 'checkpointCodec')
-  const stopTimeoutMs = positiveInt(options.stopTimeoutMs, 'stopTimeoutMs', 5000)
-  if (options.quorumWindowMs !== undefined) positiveInt(options.quorumWindowMs, 'quorumWindowMs', 1)
-  if (options.linkWindowMs !== undefined) positiveInt(options.linkWindowMs, 'linkWindowMs', 1)
+  const resolved = resolveDiscovery(options)
   return defineService({
     name: 'discovery',
     needs: ['self', 'log', 'clock', 'membership', 'groups', 'messaging'],
-    create: (components: Needs): DiscoveryInstance<M, C> => new DiscoveryService<M, C>(components, settings, metaCodec, checkpointCodec, stopTimeoutMs, options)
+    create: (components: Needs): DiscoveryInstance<M, C> => new DiscoveryService<M, C>(components, resolved)
   })
 }
 
@@ -122,9 +112,15 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
   private nextLocal = 1
   private phase: 'created' | 'started' | 'stopped' = 'created'
 
-  constructor (private readonly c: Needs, private readonly settings: RegistrySettings, private readonly metaCodec: Codec<M>,
-    private readonly checkpointCodec: Codec<C>, private readonly stopTimeoutMs: number, private readonly options: DiscoveryOptions<M, C>) {
-    this.registry = c.groups.clusterWide('registry', { spec: registrySpec(settings) })
+  private readonly settings: RegistrySettings
+  private readonly metaCodec: Codec<M>
+  private readonly checkpointCodec: Codec<C>
+
+  constructor (private readonly c: Needs, private readonly options: ResolvedDiscovery<M, C>) {
+    this.settings = options.registry
+    this.metaCodec = options.metaCodec
+    this.checkpointCodec = options.checkpointCodec
+    this.registry = c.groups.clusterWide('registry', { spec: registrySpec(this.settings) })
     this.conditions = new Conditions(c.clock)
     this.watchers = new Watchers(c.log)
     this.calls = new HolderCalls({
@@ -269,7 +265,7 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
     const role = new Role<C>(name, kind, minMembers, start, {
       clock: this.c.clock,
       log: this.c.log,
-      stopTimeoutMs: this.stopTimeoutMs,
+      stopTimeoutMs: this.options.stopTimeoutMs,
       context: (token, signal) => this.holderContext(name, token, signal),
       failed: (r, error) => { void this.resignRole(r, false, 'the start function failed', error, WITHDRAW_ON_STOP_MS) },
       changed: () => { this.scheduleEvaluate() }
@@ -579,9 +575,6 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
   }
 }
 
-/** The journal's change type, for watchers outside this module. */
-export type { ChangeRecord }
-
 function consistencyOf (c: unknown): Consistency {
   if (c === undefined) return 'settled'
   if (c !== 'settled' && c !== 'projected') throw new TypeError(`options.consistency must be 'settled' or 'projected', got ${JSON.stringify(c)}`)
@@ -592,17 +585,4 @@ function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
   return true
-}
-
-function positiveInt (v: unknown, name: string, fallback: number): number {
-  if (v === undefined) return fallback
-  if (!Number.isSafeInteger(v) || (v as number) < 1) throw new TypeError(`options.${name} must be a positive integer`)
-  return v as number
-}
-
-function checkCodec<T> (codec: unknown, name: string): Codec<T> {
-  if (codec === undefined) return jsonCodec as unknown as Codec<T>
-  const c = codec as Partial<Codec<T>>
-  if (typeof c?.encode !== 'function' || typeof c.decode !== 'function') throw new TypeError(`options.${name} must be a Codec { encode, decode }`)
-  return c as Codec<T>
 }
