@@ -275,6 +275,7 @@ export class Heartbeats {
     const autoEject = this.settings.autoEject
     const counted = h.suspects.filter(s => s.reason === 'silent' || (autoEject !== false && autoEject.stuck)).map(s => s.peer)
     this.detector.report(from, counted, c.clock.now())
+    if (counted.length > 0) this.ejectWhomMajoritySuspects()
     this.heardStatus.set(from, { namesMeStuck: h.suspects.some(s => s.peer === c.self && s.reason === 'stuck'), ownReason: h.stuck })
     const addresses: PeerAddresses[] = []
     for (const s of h.suspects.slice(0, 64)) {
@@ -283,6 +284,19 @@ export class Heartbeats {
       if (known.length > 0) addresses.push({ id: s.peer, addresses: known })
     }
     return encodeHeartbeatAnswer(addresses)
+  }
+
+  /**
+   * Ejects whom a strict majority suspects, now: a report that completes a majority need not
+   * wait for this peer's next tick (which checks too), a heartbeat interval sooner.
+   */
+  private ejectWhomMajoritySuspects (): void {
+    const c = this.components
+    const phase = c.lifecycle.phase
+    if (this.settings.autoEject === false || phase.kind !== 'member') return
+    const cluster = phase.incarnation.groups.get('')?.fold
+    if (cluster === undefined) return
+    for (const peer of this.detector.toEject(cluster.infimumParticipants(), cluster.projectedParticipants(), c.clock.now())) c.ejectSuspect(peer)
   }
 
   /** Participants this peer suspects of silence now, among the cluster's projected participants. */
