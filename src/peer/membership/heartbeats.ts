@@ -14,7 +14,7 @@
  *    participants count as suspected for ejection, unless configured otherwise);
  * 4. sends the heartbeats; an ejected peer keeps sending them (their refusals name
  *    participants that can admit it again) and retries its rejoin;
- * 5. ejects whom a strict majority suspects.
+ * 5. ejects whom a strict majority suspects (also checked as soon as a report arrives).
  *
  * @module
  */
