@@ -7,7 +7,10 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { compareEventIds } from '../src/eventfold/types.js'
-import { jsonCodecFor } from '../src/codec/json.js'
+import { jsonCodec, jsonCodecFor, type JsonValue } from '../src/codec/json.js'
+import type { Codec } from '../src/codec/codec.js'
+import { DecodeError } from '../src/codec/errors.js'
+import { discovery } from '../src/discovery/service.js'
 import type { RegistryWatchEvent, HolderEvent } from '../src/discovery/api.js'
 import { DiscoverySim, Runs, SIM_DETECTION, text, type DPeer } from './support/discovery-sim.js'
 
@@ -257,6 +260,23 @@ test('bad input: empty, oversized or non-string names, metadata the codec refuse
   const other = d(b).elect('boss', () => { calls.push('three') })
   await assert.rejects(sim.settle(other.whenStanding(), 'refused'), { name: 'ElectionConflictError' })
   assert.equal(other.status().kind, 'closed')
+  await sim.stop()
+})
+
+test('metadata is optional; a registration whose metadata a peer cannot decode is left out of that peer\'s lookups, never thrown', async () => {
+  const picky: Codec<JsonValue> = {
+    encode: (v, w) => { jsonCodec.encode(v, w) },
+    decode: (r, limits) => { const v = jsonCodec.decode(r, limits); if (v === 'poison') throw new DecodeError('invalid', 'unknown here'); return v }
+  }
+  const sim = new DiscoverySim()
+  const a = await sim.settle(sim.start({ mode: 'new' }), 'a starts')
+  const b = await sim.settle(sim.start({ mode: 'join', peers: a.multiaddrs() }, { services: { discovery: discovery({ metaCodec: picky }) } }), 'b joins')
+  const plain = d(a).register('w')
+  const poisoned = d(a).register('w', 'poison')
+  await sim.settle(Promise.all([plain.settled(), poisoned.settled()]), 'both settle')
+  await sim.until(() => d(b).lookup('w', { consistency: 'projected' }).entries.length > 0, 'b sees one')
+  assert.equal(d(a).lookup('w').entries.length, 2)
+  assert.deepEqual(d(b).lookup('w').entries.map(e => [e.key, e.meta]), [[plain.key, undefined]])
   await sim.stop()
 })
 

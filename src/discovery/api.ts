@@ -84,8 +84,8 @@ export interface ServiceEntry<M> {
   readonly key: string
   /** The registering peer. */
   readonly peer: Participant
-  /** The metadata. */
-  readonly meta: M
+  /** The metadata (`undefined` when registered without). */
+  readonly meta: M | undefined
   /** `false` while drained. */
   readonly enabled: boolean
   /** The event that made this version true. */
@@ -120,7 +120,9 @@ export interface LookupOptions {
 
 /**
  * What a registry watcher is told, in fold order: first a `snapshot`, then every change with
- * the id of the event that made it true and its sequence number (consecutive). A watcher whose
+ * the id of the event that made it true and its sequence number in the registry's journal
+ * (increasing; consecutive across all names, so a watcher of one name sees gaps that are other
+ * names' changes). A watcher whose
  * peer folded more changes at once than the journal keeps gets a new `snapshot` with `reset`.
  */
 export type RegistryWatchEvent<M> =
@@ -320,12 +322,12 @@ export interface Registration<M> {
   readonly name: string
   /** `<peer>/<local>`. */
   readonly key: string
-  /** The metadata. */
-  readonly meta: M
+  /** The metadata (`undefined` when registered without). */
+  readonly meta: M | undefined
   /** `false` while drained. */
   readonly enabled: boolean
   /** Replaces the metadata. */
-  update(meta: M): void
+  update(meta: M | undefined): void
   /** Drains it: lookups leave it out unless asked (it stays registered). */
   drain(): void
   /** Undoes a drain. */
@@ -375,8 +377,13 @@ export interface HolderEndpoint<Req, Rep> {
 
 /** Discovery and election, as `peer.services.discovery`. */
 export interface Discovery<M, C> {
-  /** Offers a service under `name` (many registrations per name, per peer too). */
-  register(name: string, meta: M, options?: { readonly enabled?: boolean }): Registration<M>
+  /**
+   * Offers a service under `name` (many registrations per name, per peer too), with optional
+   * metadata. A registration whose metadata another peer's codec cannot read is left out of
+   * that peer's lookups (logged there).
+   * @throws RegistryInputError for an empty or oversized name, or metadata the codec refuses or that is too large
+   */
+  register(name: string, meta?: M, options?: { readonly enabled?: boolean }): Registration<M>
   /** The registrations under `name`, from this peer's replica (no network round trip). */
   lookup(name: string, options?: LookupOptions): Lookup<M>
   /** Every registration change under `name`, in fold order; returns the function that stops it. */

@@ -50,6 +50,9 @@ type Needs = Pick<ServiceComponents, DiscoveryNeeds>
 /** What `peer.services.discovery` is: {@link Discovery} plus the service's lifecycle. */
 export type DiscoveryInstance<M, C> = Discovery<M, C> & Required<ServiceInstance>
 
+/** The decoded metadata of a registration this peer's codec could not read. */
+const UNDECODABLE = Symbol('undecodable')
+
 /** How long `stop()` waits for the withdrawals of held names to settle. */
 const WITHDRAW_ON_STOP_MS = 2000
 
@@ -102,7 +105,7 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
   private readonly registrations = new Map<string, LocalRegistration>()
   private readonly candidacies = new Map<string, LocalCandidacy<C>>()
   private readonly firstSeen = new Map<Participant, number>()
-  private readonly metaCache = new WeakMap<Uint8Array, M>()
+  private readonly metaCache = new WeakMap<Uint8Array, M | undefined | typeof UNDECODABLE>()
   private readonly allEntries = new WeakMap<readonly RegistrationRecord[], ReadonlyArray<ServiceEntry<M>>>()
   private readonly enabledEntries = new WeakMap<readonly RegistrationRecord[], ReadonlyArray<ServiceEntry<M>>>()
   private readonly unsubscribes: Array<() => void> = []
@@ -126,7 +129,7 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
     this.calls = new HolderCalls({
       channel: c.messaging.channel<HolderRequest, HolderReply>('holder', { request: jsonCodec as unknown as Codec<HolderRequest>, reply: jsonCodec as unknown as Codec<HolderReply> }),
       whereis: (name) => this.whereis(name),
-      runningToken: (name) => this.candidacies.get(name)?.role.runningToken(),
+      runningToken: (name) => { const t = this.candidacies.get(name)?.role.runningToken(); return t !== undefined && this.isHolder(name, t) ? t : undefined },
       conditions: this.conditions,
       clock: c.clock,
       limits: DEFAULT_DECODE_LIMITS,
@@ -189,7 +192,7 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
   // -------------------------------------------------------------------------------------------
   // Registrations
 
-  register (name: string, meta: M, options: { readonly enabled?: boolean } = {}): Registration<M> {
+  register (name: string, meta?: M, options: { readonly enabled?: boolean } = {}): Registration<M> {
     this.checkName(name)
     const bytes = this.encodeMeta(meta)
     const enabled = options.enabled ?? true
@@ -207,7 +210,7 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
       key,
       get meta () { return current },
       get enabled () { return local.enabled },
-      update (next: M): void { const b = service.encodeMeta(next); current = next; local.meta = b; service.submit() },
+      update (next: M | undefined): void { const b = service.encodeMeta(next); current = next; local.meta = b; service.submit() },
       drain (): void { local.enabled = false; service.submit() },
       enable (): void { local.enabled = true; service.submit() },
       unregister (): void {
@@ -237,10 +240,13 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
     if (typeof listener !== 'function') throw new TypeError('listener must be a function')
     const s = this.registry.held() ? this.read() : undefined
     return this.watchers.add(name, s?.infimum, s?.infimumId ?? { counter: 0, participant: '' },
-      (state, asOf, reset) => { listener({ kind: 'snapshot', name, asOf, seq: state.changes, reset, entries: (nameRecord(state, name)?.registrations ?? []).map(r => this.entry(r)) }) },
+      (state, asOf, reset) => { listener({ kind: 'snapshot', name, asOf, seq: state.changes, reset, entries: this.entries(nameRecord(state, name)?.registrations ?? [], true) }) },
       (c) => {
-        if (c.kind === 'registered') listener({ kind: 'registered', name, id: c.id, seq: c.seq, entry: this.entry(c.registration) })
-        else if (c.kind === 'unregistered') listener({ kind: 'unregistered', name, id: c.id, seq: c.seq, entry: this.entry(c.registration), cause: c.cause })
+        if (c.kind !== 'registered' && c.kind !== 'unregistered') return
+        const entry = this.entry(c.registration)
+        if (entry === undefined) return // metadata this peer cannot read (logged)
+        if (c.kind === 'registered') listener({ kind: 'registered', name, id: c.id, seq: c.seq, entry })
+        else listener({ kind: 'unregistered', name, id: c.id, seq: c.seq, entry, cause: c.cause })
       },
       (c) => c.name === name && (c.kind === 'registered' || c.kind === 'unregistered'))
   }
@@ -533,27 +539,43 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
     const cache = drained ? this.allEntries : this.enabledEntries
     let entries = cache.get(records)
     if (entries === undefined) {
-      entries = Object.freeze((drained ? records : records.filter(r => r.enabled)).map(r => this.entry(r)))
+      entries = Object.freeze((drained ? records : records.filter(r => r.enabled)).map(r => this.entry(r)).filter((e): e is ServiceEntry<M> => e !== undefined))
       cache.set(records, entries)
     }
     return entries
   }
 
-  private entry (r: RegistrationRecord): ServiceEntry<M> {
-    return { key: r.key, peer: r.peer, meta: this.decodeMeta(r.meta), enabled: r.enabled, since: r.since }
+  private entry (r: RegistrationRecord): ServiceEntry<M> | undefined {
+    const meta = this.decodeMeta(r.meta)
+    if (meta === UNDECODABLE) return undefined
+    return { key: r.key, peer: r.peer, meta: meta as M | undefined, enabled: r.enabled, since: r.since }
   }
 
-  private decodeMeta (bytes: Uint8Array): M {
-    let m = this.metaCache.get(bytes)
-    if (m === undefined && !this.metaCache.has(bytes)) {
-      m = decodeWith(this.metaCodec, bytes, DEFAULT_DECODE_LIMITS)
-      this.metaCache.set(bytes, m)
+  /**
+   * Metadata bytes are a flag byte (0: none, 1: a value follows) and the codec's bytes. A value
+   * this peer's codec cannot read (a peer on another version, a faulty one) makes its
+   * registration invisible here, logged once: lookups never throw for another's data.
+   */
+  private decodeMeta (bytes: Uint8Array): M | undefined | typeof UNDECODABLE {
+    if (this.metaCache.has(bytes)) return this.metaCache.get(bytes)
+    let m: M | undefined | typeof UNDECODABLE
+    try {
+      m = bytes[0] === 0 && bytes.length === 1 ? undefined : bytes[0] === 1 ? decodeWith(this.metaCodec, bytes.subarray(1), DEFAULT_DECODE_LIMITS) : UNDECODABLE
+    } catch (err) {
+      m = UNDECODABLE
+      this.c.log.error('registration metadata this peer cannot decode: %s', err)
     }
-    return m as M
+    this.metaCache.set(bytes, m)
+    return m
   }
 
-  private encodeMeta (meta: M): Uint8Array {
-    return this.encode(this.metaCodec, meta, 'metadata', this.settings.maxMetaBytes)
+  private encodeMeta (meta: M | undefined): Uint8Array {
+    if (meta === undefined) return new Uint8Array([0])
+    const body = this.encode(this.metaCodec, meta, 'metadata', this.settings.maxMetaBytes - 1)
+    const bytes = new Uint8Array(body.length + 1)
+    bytes[0] = 1
+    bytes.set(body, 1)
+    return bytes
   }
 
   private encode<T> (codec: Codec<T>, value: T, what: string, max: number): Uint8Array {
