@@ -1,7 +1,8 @@
 /**
  * One peer process of bench/runtime.ts. It runs a Legion peer (a tiny counter spec with the
  * default JSON codec) and, beside it, a plain transport node with an echo handler that serves
- * as the baseline of the same processes. The parent drives it with one JSON command per line
+ * as the baseline of the same processes; with `admin: true` it also runs the admin endpoint
+ * (for the cost of scraping its metrics). The parent drives it with one JSON command per line
  * on stdin and reads one JSON reply per line on stdout: `{ id, cmd, ...args }` in,
  * `{ id, ok: true, ...result }` or `{ id, ok: false, error }` out. Nothing else is written to
  * stdout. The process exits after `stop`, or when stdin closes (the parent died).
@@ -13,9 +14,12 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createTransportNode, type TransportNode } from '../src/transport/index.js'
 import { startLegion } from '../src/peer/start.js'
-import { lmdbStorage, memoryStorage, type PeerStorage } from '../src/storage/index.js'
+import { admin } from '../src/admin/service.js'
+import { lmdbKeyValueStore, memoryKeyValueStore, type KeyValueStore } from '../src/storage/index.js'
+import { defineService } from '../src/peer/services.js'
+import type { Group } from '../src/peer/group/groups.js'
 import type { EventSpec } from '../src/eventfold/types.js'
-import type { Legion, PropagationOptions, StartupMode } from '../src/peer/options.js'
+import type { FailureDetectionOptions, Legion, PropagationOptions, StartupMode } from '../src/peer/options.js'
 import { serveCommands } from './command-process.js'
 
 /** A counter: each event adds its value, the output is the new total. */
@@ -35,7 +39,13 @@ interface Command {
   [key: string]: unknown
 }
 
+/** `groups: n` in `start`: a service with n cluster-wide counter groups `bench/g0`... */
+function benchGroups (n: number): ReturnType<typeof defineService<{ groups: Array<Group<number, number, number>> }, 'groups'>> {
+  return defineService({ name: 'bench', needs: ['groups'], create: ({ groups }) => ({ groups: Array.from({ length: n }, (_, i) => groups.clusterWide(`g${i}`, { spec: counter })) }) })
+}
+
 let legion: Legion<number, number, number> | undefined
+let benchGroupHandles: Array<Group<number, number, number>> = []
 let raw: TransportNode | undefined
 let dataDir: string | undefined
 
@@ -51,11 +61,11 @@ function requireLegion (): Legion<number, number, number> {
 }
 
 /** `root`: a temp directory the parent owns and removes, even if this process is killed. */
-async function openStorage (kind: StorageKind, root: string): Promise<PeerStorage | undefined> {
-  if (kind === 'memory') return memoryStorage()
+async function openStorage (kind: StorageKind, root: string): Promise<KeyValueStore | undefined> {
+  if (kind === 'memory') return memoryKeyValueStore()
   if (kind === 'lmdb') {
     dataDir = await mkdtemp(join(root, 'peer-'))
-    return await lmdbStorage(join(dataDir, 'peer'))
+    return await lmdbKeyValueStore(join(dataDir, 'peer'))
   }
   return undefined
 }
@@ -111,17 +121,23 @@ async function handle (c: Command): Promise<Record<string, unknown>> {
   switch (c.cmd) {
     case 'start': {
       const storage = await openStorage(c.storage as StorageKind, String(c.dataRoot))
-      legion = await startLegion({
+      const services = { bench: benchGroups(Number(c.groups ?? 0)), ...(c.admin === true ? { admin: admin() } : {}) }
+      const started = await startLegion({
+        services,
         cluster: String(c.cluster),
         spec: counter,
         startup: c.startup as StartupMode,
         onCall: (_from, payload) => payload, // echo: `call` against the raw transport request
         ...(c.propagation !== undefined ? { propagation: c.propagation as PropagationOptions } : {}),
+        ...(c.failureDetection !== undefined ? { failureDetection: c.failureDetection as FailureDetectionOptions } : {}),
         ...(storage !== undefined ? { storage } : {})
       })
+      benchGroupHandles = started.services.bench.groups
+      legion = started as unknown as Legion<number, number, number>
       raw = await createTransportNode({ gossipsub: false, logPrefix: 'bench-raw' })
       await raw.handle(ECHO, (_from, payload) => payload)
-      return { self: legion.self, addrs: legion.multiaddrs(), rawPeer: raw.peerId, rawAddrs: raw.multiaddrs() }
+      const adminUrl = (legion.services as { admin?: { url: string | undefined } }).admin?.url
+      return { self: legion.self, addrs: legion.multiaddrs(), rawPeer: raw.peerId, rawAddrs: raw.multiaddrs(), ...(adminUrl !== undefined ? { adminUrl } : {}) }
     }
     case 'dialRaw': {
       if (raw === undefined) throw new Error('not started')
@@ -139,9 +155,10 @@ async function handle (c: Command): Promise<Record<string, unknown>> {
         call: async () => { await l.call(target, PAYLOAD) },
         broadcall: async () => {
           const replies = await l.broadcall(PAYLOAD)
-          for (const r of replies.values()) if (r === undefined) throw new Error('a broadcall reply is missing')
+          for (const r of replies.values()) if (r.kind !== 'reply') throw new Error(`a broadcall reply is missing: ${r.kind}`)
         },
-        consistent: async () => { await l.applyConsistent(1) }
+        consistent: async () => { await l.applyConsistent(1) },
+        groupConsistent: async () => { await benchGroupHandles[Number(c.group ?? 0)]!.applyConsistent(1) }
       }
       const f = once[op]
       if (f === undefined) throw new Error(`unknown op ${op}`)
@@ -152,6 +169,13 @@ async function handle (c: Command): Promise<Record<string, unknown>> {
     case 'cpu': {
       const u = process.cpuUsage()
       return { cpuMs: (u.user + u.system) / 1000, userMs: u.user / 1000, systemMs: u.system / 1000 }
+    }
+    case 'memory': {
+      // After a full GC (the parent starts this process with --expose-gc): the live heap.
+      const gc = (globalThis as { gc?: () => void }).gc
+      if (gc === undefined) throw new Error('start the peer with --expose-gc')
+      gc(); gc()
+      return { heapUsed: process.memoryUsage().heapUsed, rss: process.memoryUsage().rss }
     }
     case 'stats': {
       const s = requireLegion().stats()

@@ -9,13 +9,25 @@
  * in the peers unless set, so states are not deep-frozen):
  * - 3 peers, no storage: raw RTT, sequential applyConsistent latency, throughput;
  * - 3 peers, memoryStorage, then lmdbStorage in a temp dir: latency and throughput;
- * - 5 peers, no storage: raw RTT, applyConsistent latency, call and broadcall latency.
+ * - 5 peers, no storage: raw RTT, applyConsistent latency, call and broadcall latency;
+ * - 3 peers with the admin endpoint: what a Prometheus scrape of `/metrics` costs a peer (CPU
+ *   per scrape, answer time idle and under load), and throughput and sequential latency with
+ *   and without every peer scraped once a second, alternated in the same run (A, B, A, B).
  * Beside wall-clock figures it reports the CPU time all peer processes spent per event.
  *
- * Run: npm run bench:runtime [-- --quick]        (about 2 minutes; --quick: smaller counts)
- * Env: LEGION_BENCH_CPU_PROF=<dir>   profile every peer (--cpu-prof, one folder per peer);
- *      LEGION_BENCH_ONLY=3p-none,... run only these scenarios (3p-none, 3p-memory, 3p-lmdb, 5p-none);
+ * - groups: 3 peers with 0, then 1,000 cluster-wide groups of a service: heap and bytes sent per
+ *   second while idle, per idle group; applyConsistent latency and CPU per event in a group
+ *   against the cluster's own group, same cluster.
+ *
+ * Run: npm run bench:runtime [-- --quick]        (about 3 minutes; --quick: smaller counts)
+ * Env: LEGION_BENCH_BASELINE=<dir>    also run the 3- and 5-peer scenarios with the peers of another
+ *      checkout (e.g. the commit before a change, with its own node_modules), in the same run,
+ *      and report each figure as a ratio to it (rows ending in `_baseline`, `_over_baseline`);
+ *      LEGION_BENCH_CPU_PROF=<dir>   profile every peer (--cpu-prof, one folder per peer);
+ *      LEGION_BENCH_ONLY=3p-none,... run only these scenarios (3p-none, 3p-memory, 3p-lmdb, 5p-none, 3p-admin, groups);
  *      LEGION_BENCH_PROPAGATION='{"forwardOutputs":false}'   override the peers' propagation options;
+ *      LEGION_BENCH_FAILURE_DETECTION='{"suspectAfterMs":60000}'   override their failure detection
+ *      (on a loaded machine, so that starved peers do not eject each other mid-measurement);
  *      LEGION_BENCH_DEBUG=1           print per-peer CPU and counters.
  * Prints the machine and a table; a full default run writes bench/results/runtime.json as rows
  * { metric, value, unit, baseline_ratio?, goal? } (baseline_ratio: the figure over raw_rtt_ms).
@@ -41,11 +53,16 @@ const COMMAND_MS = 120_000
 const CPU_PROF_DIR = process.env.LEGION_BENCH_CPU_PROF
 /** Comma-separated scenario labels to run (e.g. `3p-none,5p-none`); all when unset. */
 const ONLY = process.env.LEGION_BENCH_ONLY?.split(',')
+/**
+ * Failure detection options given to every peer, as JSON (e.g. `{"suspectAfterMs":60000}`, so
+ * that on a loaded machine a starved peer is not ejected mid-measurement); defaults when unset.
+ */
+const FAILURE_DETECTION = process.env.LEGION_BENCH_FAILURE_DETECTION !== undefined ? JSON.parse(process.env.LEGION_BENCH_FAILURE_DETECTION) as Record<string, unknown> : undefined
 /** Propagation options given to every peer, as JSON (e.g. `{"forwardOutputs":false}`); defaults when unset. */
 const PROPAGATION = process.env.LEGION_BENCH_PROPAGATION !== undefined ? JSON.parse(process.env.LEGION_BENCH_PROPAGATION) as Record<string, unknown> : undefined
 
 type StorageKind = 'none' | 'memory' | 'lmdb'
-interface Row { metric: string, value: number, unit: string, baseline_ratio?: number, goal?: string }
+interface Row { metric: string, value: number, unit: string, baseline_ratio?: number, baseline?: string, goal?: string }
 interface Latency { n: number, p50: number, p99: number, mean: number, max: number }
 
 /** Where lmdbStorage peers keep their data; removed on every exit path. */
@@ -59,13 +76,16 @@ function remaining (): number {
   return OVERALL_DEADLINE - Date.now()
 }
 
+/** Another checkout whose peers run the same scenarios in this run, for side-by-side ratios. */
+const BASELINE = process.env.LEGION_BENCH_BASELINE
+const SCRIPT = fileURLToPath(new URL('./runtime-peer.ts', import.meta.url))
+
 /** One peer process and its command/reply line protocol. */
 class Peer {
   readonly #process: CommandProcess
 
-  constructor (readonly name: string) {
-    const script = fileURLToPath(new URL('./runtime-peer.ts', import.meta.url))
-    this.#process = new CommandProcess(name, script, [], CPU_PROF_DIR)
+  constructor (readonly name: string, script = SCRIPT) {
+    this.#process = new CommandProcess(name, script, ['--expose-gc'], CPU_PROF_DIR)
   }
 
   /** Sends a command; the worker gets `timeoutMs` for its own loops, the parent waits a little longer. */
@@ -81,9 +101,9 @@ class Peer {
 }
 
 /** Starts `n` peer processes: the first founds the cluster, the others join through it one by one. */
-async function startCluster (peers: Peer[], storage: StorageKind, label: string): Promise<Reply[]> {
+async function startCluster (peers: Peer[], storage: StorageKind, label: string, extra: Record<string, unknown> = {}): Promise<Reply[]> {
   const cluster = `bench-${label}`
-  const common = { cluster, storage, dataRoot: DATA_ROOT, ...(PROPAGATION !== undefined ? { propagation: PROPAGATION } : {}) }
+  const common = { cluster, storage, dataRoot: DATA_ROOT, ...extra, ...(PROPAGATION !== undefined ? { propagation: PROPAGATION } : {}), ...(FAILURE_DETECTION !== undefined ? { failureDetection: FAILURE_DETECTION } : {}) }
   const first = await peers[0]!.send('start', { ...common, startup: { mode: 'new' } }, 60_000)
   const starts = [first]
   for (const p of peers.slice(1)) starts.push(await p.send('start', { ...common, startup: { mode: 'join', peers: first.addrs } }, 60_000))
@@ -134,19 +154,107 @@ async function throughput (peers: Peer[], perPeer: number): Promise<{ perSecond:
   return { perSecond: completed / seconds, completed, failed, cpuMs, ...(firstError !== undefined ? { firstError } : {}) }
 }
 
-/** Sequential applyConsistent latency from peer 0, with the CPU all peers spent per event. */
-async function consistentLatency (peers: Peer[]): Promise<Latency & { cpuMsPerEvent: number }> {
-  await peers[0]!.send('latency', { op: 'consistent', warmup: LATENCY_WARMUP, count: 0 })
+/** Sequential applyConsistent latency from peer 0 (in the cluster's group, or `group`), with the CPU all peers spent per event. */
+async function consistentLatency (peers: Peer[], group?: number): Promise<Latency & { cpuMsPerEvent: number }> {
+  const op = group === undefined ? { op: 'consistent' } : { op: 'groupConsistent', group }
+  await peers[0]!.send('latency', { ...op, warmup: LATENCY_WARMUP, count: 0 })
   const measured = await withCpu(peers, async () =>
-    await peers[0]!.send('latency', { op: 'consistent', warmup: 0, count: LATENCY_COUNT }) as unknown as Latency)
+    await peers[0]!.send('latency', { ...op, warmup: 0, count: LATENCY_COUNT }) as unknown as Latency)
   if (measured.result.n < LATENCY_COUNT) notes.push(`applyConsistent latency: only ${measured.result.n} of ${LATENCY_COUNT} samples before the deadline`)
   return { ...measured.result, cpuMsPerEvent: measured.cpuMs / measured.result.n }
+}
+
+/**
+ * A Prometheus stand-in: GETs `/metrics` of every peer once every `intervalMs` (all peers at
+ * once, as one Prometheus scraping each target), and records how long each answer took.
+ */
+class Scraper {
+  readonly durations: number[] = []
+  bytes = 0
+  failures = 0
+  #timer: NodeJS.Timeout | undefined
+  #inFlight: Array<Promise<void>> = []
+
+  constructor (private readonly urls: readonly string[], private readonly intervalMs: number) {}
+
+  start (): void {
+    const tick = (): void => { for (const url of this.urls) this.#inFlight.push(this.scrape(url)) }
+    tick()
+    this.#timer = setInterval(tick, this.intervalMs)
+  }
+
+  async scrape (url: string): Promise<void> {
+    const began = performance.now()
+    try {
+      const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(10_000) })
+      const text = await res.text()
+      if (res.status !== 200) throw new Error(`status ${res.status}`)
+      this.durations.push(performance.now() - began)
+      this.bytes = text.length
+    } catch {
+      this.failures++
+    }
+  }
+
+  async stop (): Promise<void> {
+    clearInterval(this.#timer)
+    await Promise.all(this.#inFlight)
+  }
+}
+
+function percentile (sorted: readonly number[], q: number): number {
+  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
+}
+
+/**
+ * What scraping costs: the CPU a peer spends per scrape (many scrapes back to back on an idle
+ * peer), the answer time idle and under full load, and throughput and sequential
+ * applyConsistent latency without and with every peer scraped once a second, alternated.
+ */
+async function scrapeCost (peers: Peer[], urls: string[]): Promise<void> {
+  const count = QUICK ? 100 : 300
+  const one = new Scraper([urls[0]!], 1000)
+  for (let i = 0; i < 20; i++) await one.scrape(urls[0]!) // warm-up
+  one.durations.length = 0
+  const before = Number((await peers[0]!.send('cpu', {}, 10_000)).cpuMs)
+  for (let i = 0; i < count; i++) await one.scrape(urls[0]!)
+  const cpu = Number((await peers[0]!.send('cpu', {}, 10_000)).cpuMs) - before
+  const idle = [...one.durations].sort((x, y) => x - y)
+  row('metrics_scrape_cpu_us_per_scrape', cpu * 1000 / count, 'us (the scraped peer)')
+  row('metrics_scrape_ms_p50_idle', percentile(idle, 0.5), 'ms')
+  row('metrics_scrape_bytes', one.bytes, 'bytes')
+
+  const runs: Record<'without' | 'with', Array<{ perSecond: number, cpuUsPerEvent: number, p50: number }>> = { without: [], with: [] }
+  const loaded: number[] = []
+  let failures = 0
+  await throughput(peers, THROUGHPUT_WARMUP_PER_PEER)
+  for (const mode of ['without', 'with', 'without', 'with'] as const) {
+    const scraper = mode === 'with' ? new Scraper(urls, 1000) : undefined
+    scraper?.start()
+    const t = await throughput(peers, THROUGHPUT_PER_PEER)
+    const lat = await consistentLatency(peers)
+    await scraper?.stop()
+    if (scraper !== undefined) { loaded.push(...scraper.durations); failures += scraper.failures }
+    if (t.failed > 0) notes.push(`scrape cost (${mode}): ${t.failed} applyConsistent failed (${t.firstError})`)
+    runs[mode].push({ perSecond: t.perSecond, cpuUsPerEvent: t.cpuMs * 1000 / t.completed, p50: lat.p50 })
+  }
+  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
+  for (const mode of ['without', 'with'] as const) {
+    row(`apply_consistent_throughput_per_s_3_peers_${mode}_scrape`, mean(runs[mode].map(r => r.perSecond)), 'events/s')
+    row(`apply_consistent_throughput_cpu_us_per_event_3_peers_${mode}_scrape`, mean(runs[mode].map(r => r.cpuUsPerEvent)), 'us (all peers)')
+    row(`apply_consistent_p50_ms_3_peers_${mode}_scrape`, mean(runs[mode].map(r => r.p50)), 'ms')
+  }
+  const busy = loaded.sort((x, y) => x - y)
+  row('metrics_scrapes_under_load', busy.length, 'scrapes')
+  row('metrics_scrape_ms_p50_under_load', percentile(busy, 0.5), 'ms')
+  row('metrics_scrape_ms_p99_under_load', percentile(busy, 0.99), 'ms')
+  if (failures > 0) notes.push(`scrape cost: ${failures} scrapes failed`)
 }
 
 const rows: Row[] = []
 const notes: string[] = []
 function row (metric: string, value: number, unit: string, extra: Omit<Row, 'metric' | 'value' | 'unit'> = {}): void {
-  rows.push({ metric, value: Number(value.toPrecision(6)), unit, ...extra })
+  rows.push({ metric, value: Number(value.toPrecision(6)), unit, ...(extra.baseline_ratio !== undefined ? { baseline: 'raw_rtt_ms' } : {}), ...extra })
   console.error(`  ${metric} = ${value.toFixed(3)} ${unit}`)
 }
 function ratio (x: number, base: number): number {
@@ -174,15 +282,19 @@ async function throughputRows (peers: Peer[], suffix: string): Promise<void> {
   row(`apply_consistent_throughput_cpu_ceiling_per_s_${suffix}`, cpus().length * 1e6 / cpuUsPerEvent, 'events/s')
 }
 
-/** Runs one scenario on a fresh cluster, always stopping its processes. */
-async function scenario (n: number, storage: StorageKind, body: (peers: Peer[], starts: Reply[]) => Promise<void>): Promise<void> {
-  const label = `${n}p-${storage}`
+/**
+ * Runs one scenario on a fresh cluster, always stopping its processes; with `baseline`, the
+ * peers are the baseline checkout's.
+ */
+async function scenario (n: number, storage: StorageKind, body: (peers: Peer[], starts: Reply[]) => Promise<void>, options: { baseline?: string, label?: string, start?: Record<string, unknown> } = {}): Promise<void> {
+  const label = options.label ?? `${n}p-${storage}`
   if (ONLY !== undefined && !ONLY.includes(label)) return
-  if (remaining() < 30_000) { notes.push(`skipped ${n} peers / ${storage}: overall deadline`); return }
-  console.error(`scenario: ${n} peers, storage ${storage}`)
-  const peers = Array.from({ length: n }, (_, i) => new Peer(`${label}-peer${i}`))
+  if (remaining() < 30_000) { notes.push(`skipped ${label}: overall deadline`); return }
+  console.error(`scenario: ${label}${options.baseline !== undefined ? ' (baseline peers)' : ''}`)
+  const script = options.baseline !== undefined ? join(options.baseline, 'bench', 'runtime-peer.ts') : SCRIPT
+  const peers = Array.from({ length: n }, (_, i) => new Peer(`${label}-peer${i}`, script))
   try {
-    await body(peers, await startCluster(peers, storage, label))
+    await body(peers, await startCluster(peers, storage, label, options.start))
   } catch (err) {
     notes.push(`${n} peers / ${storage} failed: ${err instanceof Error ? err.message : String(err)}`)
     console.error(`  failed: ${String(err)}`)
@@ -198,50 +310,66 @@ async function main (): Promise<void> {
   // Other work on the host moves every figure here: record how busy it was.
   row('host_load_average_1m_at_start', loadavg()[0]!, 'runnable tasks')
 
+  // The 3- and 5-peer scenarios, with this checkout's peers and, given LEGION_BENCH_BASELINE,
+  // with the baseline's (baseline first, then current, so neither always runs on a warmer host).
+  const trees = BASELINE !== undefined ? [{ suffix: '_baseline', baseline: BASELINE }, { suffix: '', baseline: undefined }] : [{ suffix: '', baseline: undefined }]
   let rtt3 = NaN
-  await scenario(3, 'none', async (peers, starts) => {
-    const raw = await rawRtt(peers, starts[1]!)
-    rtt3 = raw.p50
-    row('raw_rtt_ms', raw.p50, 'ms', { baseline_ratio: 1 })
-    row('raw_rtt_p99_ms', raw.p99, 'ms', { baseline_ratio: ratio(raw.p99, rtt3) })
-    row('raw_rtt_cpu_ms_per_request_3_peers', raw.cpuMsPerRequest, 'ms (all peers)')
-    const lat = await consistentLatency(peers)
-    row('apply_consistent_p50_ms_3_peers', lat.p50, 'ms', { baseline_ratio: ratio(lat.p50, rtt3), goal: '<= 3 x raw_rtt_ms' })
-    row('apply_consistent_p99_ms_3_peers', lat.p99, 'ms', { baseline_ratio: ratio(lat.p99, rtt3) })
-    row('apply_consistent_p50_over_rtt_3_peers', lat.p50 / rtt3, 'ratio', { goal: '<= 3' })
-    row('apply_consistent_sequential_cpu_ms_per_event_3_peers', lat.cpuMsPerEvent, 'ms (all peers)')
-    await throughputRows(peers, '3_peers')
-  })
-
-  for (const storage of ['memory', 'lmdb'] as const) {
-    await scenario(3, storage, async (peers) => {
+  for (const tree of trees) {
+    const sx = tree.suffix
+    await scenario(3, 'none', async (peers, starts) => {
+      const raw = await rawRtt(peers, starts[1]!)
+      rtt3 = raw.p50
+      row(`raw_rtt_ms${sx}`, raw.p50, 'ms', { baseline_ratio: 1 })
+      row(`raw_rtt_p99_ms${sx}`, raw.p99, 'ms', { baseline_ratio: ratio(raw.p99, rtt3) })
+      row(`raw_rtt_cpu_ms_per_request_3_peers${sx}`, raw.cpuMsPerRequest, 'ms (all peers)')
       const lat = await consistentLatency(peers)
-      row(`apply_consistent_p50_ms_3_peers_${storage}_storage`, lat.p50, 'ms', { baseline_ratio: ratio(lat.p50, rtt3) })
-      row(`apply_consistent_p99_ms_3_peers_${storage}_storage`, lat.p99, 'ms', { baseline_ratio: ratio(lat.p99, rtt3) })
-      await throughputRows(peers, `3_peers_${storage}_storage`)
-    })
+      row(`apply_consistent_p50_ms_3_peers${sx}`, lat.p50, 'ms', { baseline_ratio: ratio(lat.p50, rtt3), goal: '<= 3 x raw_rtt_ms' })
+      row(`apply_consistent_p99_ms_3_peers${sx}`, lat.p99, 'ms', { baseline_ratio: ratio(lat.p99, rtt3) })
+      row(`apply_consistent_p50_over_rtt_3_peers${sx}`, lat.p50 / rtt3, 'ratio', { goal: '<= 3' })
+      row(`apply_consistent_sequential_cpu_ms_per_event_3_peers${sx}`, lat.cpuMsPerEvent, 'ms (all peers)')
+      await throughputRows(peers, `3_peers${sx}`)
+    }, tree)
   }
 
-  await scenario(5, 'none', async (peers, starts) => {
-    const raw = await rawRtt(peers, starts[1]!)
-    const rtt5 = raw.p50
-    row('raw_rtt_ms_5_peers', raw.p50, 'ms', { baseline_ratio: 1 })
-    const lat = await consistentLatency(peers)
-    row('apply_consistent_p50_ms_5_peers', lat.p50, 'ms', { baseline_ratio: ratio(lat.p50, rtt5), goal: '<= 3 x raw_rtt_ms' })
-    row('apply_consistent_p99_ms_5_peers', lat.p99, 'ms', { baseline_ratio: ratio(lat.p99, rtt5) })
-    row('apply_consistent_p50_over_rtt_5_peers', lat.p50 / rtt5, 'ratio', { goal: '<= 3' })
-    row('apply_consistent_sequential_cpu_ms_per_event_5_peers', lat.cpuMsPerEvent, 'ms (all peers)')
-    const target = starts[1]!.self as string
-    const call = await peers[0]!.send('latency', { op: 'call', target, warmup: 200, count: RAW_COUNT }) as unknown as Latency
-    row('call_p50_ms_5_peers', call.p50, 'ms', { baseline_ratio: ratio(call.p50, rtt5) })
-    row('call_p99_ms_5_peers', call.p99, 'ms', { baseline_ratio: ratio(call.p99, rtt5) })
-    const bc = await peers[0]!.send('latency', { op: 'broadcall', warmup: 100, count: LATENCY_COUNT }) as unknown as Latency
-    row('broadcall_p50_ms_5_peers', bc.p50, 'ms', { baseline_ratio: ratio(bc.p50, rtt5) })
-    row('broadcall_p99_ms_5_peers', bc.p99, 'ms', { baseline_ratio: ratio(bc.p99, rtt5) })
-  })
+  if (BASELINE === undefined) {
+    for (const storage of ['memory', 'lmdb'] as const) {
+      await scenario(3, storage, async (peers) => {
+        const lat = await consistentLatency(peers)
+        row(`apply_consistent_p50_ms_3_peers_${storage}_storage`, lat.p50, 'ms', { baseline_ratio: ratio(lat.p50, rtt3) })
+        row(`apply_consistent_p99_ms_3_peers_${storage}_storage`, lat.p99, 'ms', { baseline_ratio: ratio(lat.p99, rtt3) })
+        await throughputRows(peers, `3_peers_${storage}_storage`)
+      })
+    }
+  }
+
+  for (const tree of trees) {
+    const sx = tree.suffix
+    await scenario(5, 'none', async (peers, starts) => {
+      const raw = await rawRtt(peers, starts[1]!)
+      const rtt5 = raw.p50
+      row(`raw_rtt_ms_5_peers${sx}`, raw.p50, 'ms', { baseline_ratio: 1 })
+      const lat = await consistentLatency(peers)
+      row(`apply_consistent_p50_ms_5_peers${sx}`, lat.p50, 'ms', { baseline_ratio: ratio(lat.p50, rtt5), goal: '<= 3 x raw_rtt_ms' })
+      row(`apply_consistent_p99_ms_5_peers${sx}`, lat.p99, 'ms', { baseline_ratio: ratio(lat.p99, rtt5) })
+      row(`apply_consistent_p50_over_rtt_5_peers${sx}`, lat.p50 / rtt5, 'ratio', { goal: '<= 3' })
+      row(`apply_consistent_sequential_cpu_ms_per_event_5_peers${sx}`, lat.cpuMsPerEvent, 'ms (all peers)')
+      const target = starts[1]!.self as string
+      const call = await peers[0]!.send('latency', { op: 'call', target, warmup: 200, count: RAW_COUNT }) as unknown as Latency
+      row(`call_p50_ms_5_peers${sx}`, call.p50, 'ms', { baseline_ratio: ratio(call.p50, rtt5) })
+      row(`call_p99_ms_5_peers${sx}`, call.p99, 'ms', { baseline_ratio: ratio(call.p99, rtt5) })
+      const bc = await peers[0]!.send('latency', { op: 'broadcall', warmup: 100, count: LATENCY_COUNT }) as unknown as Latency
+      row(`broadcall_p50_ms_5_peers${sx}`, bc.p50, 'ms', { baseline_ratio: ratio(bc.p50, rtt5) })
+      row(`broadcall_p99_ms_5_peers${sx}`, bc.p99, 'ms', { baseline_ratio: ratio(bc.p99, rtt5) })
+    }, tree)
+  }
+  if (BASELINE !== undefined) compareToBaseline()
+
+  await groupScenarios()
+
+  await scenario(3, 'none', async (peers, starts) => { await scrapeCost(peers, starts.map(s => String(s.adminUrl))) }, { label: '3p-admin', start: { admin: true } })
 
   row('host_load_average_1m_at_end', loadavg()[0]!, 'runnable tasks')
-  console.table(rows.map(r => ({ metric: r.metric, value: r.value, unit: r.unit, 'x raw_rtt': r.baseline_ratio ?? '', goal: r.goal ?? '' })))
+  console.table(rows.map(r => ({ metric: r.metric, value: r.value, unit: r.unit, ratio: r.baseline_ratio ?? '', to: r.baseline ?? '', goal: r.goal ?? '' })))
   for (const n of notes) console.log(`note: ${n}`)
   if (ONLY !== undefined || PROPAGATION !== undefined || QUICK) {
     console.log('partial, quick or non-default run: bench/results/runtime.json left as it was')
@@ -251,6 +379,56 @@ async function main (): Promise<void> {
     console.log('wrote bench/results/runtime.json')
   }
   if (notes.some(n => n.includes('failed'))) process.exitCode = 1
+}
+
+/** For every row measured with both trees, the current figure over the baseline's. */
+function compareToBaseline (): void {
+  for (const r of [...rows]) {
+    if (!r.metric.endsWith('_baseline')) continue
+    const name = r.metric.slice(0, -'_baseline'.length)
+    const current = rows.find(x => x.metric === name)
+    if (current !== undefined) row(`${name}_over_baseline`, current.value / r.value, 'ratio', { baseline: `${r.metric} (same run)` })
+  }
+}
+
+/** Heap (after a full GC) and bytes sent per second by each of `peers` while idle for `ms`. */
+async function idle (peers: Peer[], ms: number): Promise<{ heapBytes: number, bytesPerSecond: number }> {
+  const before = await Promise.all(peers.map(async p => Number(((await p.send('stats', {}, 10_000)).counters as Record<string, number>).bytesOut)))
+  await new Promise(resolve => setTimeout(resolve, ms)) // the measuring window itself
+  const after = await Promise.all(peers.map(async p => Number(((await p.send('stats', {}, 10_000)).counters as Record<string, number>).bytesOut)))
+  const heaps = await Promise.all(peers.map(async p => Number((await p.send('memory', {}, 30_000)).heapUsed)))
+  return {
+    heapBytes: heaps.reduce((s, h) => s + h, 0) / peers.length,
+    bytesPerSecond: after.reduce((s, x, i) => s + x - before[i]!, 0) / peers.length / (ms / 1000)
+  }
+}
+
+/** 3 peers with 0, then 1,000 cluster-wide groups: idle cost per group, and a group with traffic. */
+async function groupScenarios (): Promise<void> {
+  const IDLE_MS = QUICK ? 5000 : 15_000
+  const GROUPS = 1000
+  let none: { heapBytes: number, bytesPerSecond: number } | undefined
+  await scenario(3, 'none', async (peers) => {
+    await new Promise(resolve => setTimeout(resolve, 2000)) // let the joins' last acknowledgements settle
+    none = await idle(peers, IDLE_MS)
+    row('idle_heap_bytes_per_peer_0_groups', none.heapBytes, 'bytes')
+    row('idle_bytes_out_per_s_per_peer_0_groups', none.bytesPerSecond, 'bytes/s')
+  }, { label: 'groups' })
+  await scenario(3, 'none', async (peers) => {
+    await new Promise(resolve => setTimeout(resolve, 2000))
+    const many = await idle(peers, IDLE_MS)
+    row(`idle_heap_bytes_per_peer_${GROUPS}_groups`, many.heapBytes, 'bytes')
+    row(`idle_bytes_out_per_s_per_peer_${GROUPS}_groups`, many.bytesPerSecond, 'bytes/s', none !== undefined ? { baseline_ratio: ratio(many.bytesPerSecond, none.bytesPerSecond), baseline: 'idle_bytes_out_per_s_per_peer_0_groups' } : {})
+    if (none !== undefined) {
+      row('idle_heap_bytes_per_group', (many.heapBytes - none.heapBytes) / GROUPS, 'bytes')
+      row('idle_bytes_out_per_s_per_group', (many.bytesPerSecond - none.bytesPerSecond) / GROUPS, 'bytes/s')
+    }
+    const cluster = await consistentLatency(peers)
+    const group = await consistentLatency(peers, 0)
+    row('apply_consistent_p50_ms_3_peers_in_a_group', group.p50, 'ms', { baseline_ratio: ratio(group.p50, cluster.p50), baseline: 'the cluster group, same cluster' })
+    row('apply_consistent_sequential_cpu_ms_per_event_3_peers_in_a_group', group.cpuMsPerEvent, 'ms (all peers)', { baseline_ratio: ratio(group.cpuMsPerEvent, cluster.cpuMsPerEvent), baseline: 'the cluster group, same cluster' })
+    row('apply_consistent_sequential_cpu_ms_per_event_3_peers_cluster_group_beside_1000', cluster.cpuMsPerEvent, 'ms (all peers)')
+  }, { label: 'groups', start: { groups: GROUPS } })
 }
 
 const watchdog = setTimeout(() => {

@@ -93,7 +93,7 @@ export type {
   WaitOptions,
   Dissemination
 } from './peer/options.js'
-export type { StuckPeer, SelfHealth } from './peer/membership/heartbeats.js'
+export type { StuckPeer, SelfHealth, PeerSilence } from './peer/membership/heartbeats.js'
 export type { HeldBack } from './peer/membership/progress.js'
 export {
   ConsistencyTimeoutError,
@@ -179,6 +179,33 @@ export type {
   HolderCallContext,
   HolderEndpoint
 } from './discovery/api.js'
+
+// ---------------------------------------------------------------------------------------------
+// The operator's view: the admin endpoint (health, readiness, JSON views, Prometheus metrics, a
+// status page, guarded mutations with plan-then-commit), and what services show operators.
+// ---------------------------------------------------------------------------------------------
+
+export {
+  admin,
+  planLayoutChange,
+  parseLayoutChange,
+  committedEvent,
+  readiness,
+  type AdminOptions,
+  type AdminEndpoint,
+  type AdminNeeds,
+  type LayoutChange,
+  type LayoutPlan,
+  type PartitionMove,
+  type RefusedChange,
+  type Readiness,
+  type ReadinessCheck,
+  type MemberView,
+  type Change,
+  type ChangeKind
+} from './admin/index.js'
+export type { OperatorControl, OperatorView, OperatorViews, PeerPhase, GroupSummary } from './peer/operator.js'
+export { LEGION_VERSION } from './version.js'
 
 // ---------------------------------------------------------------------------------------------
 // Storage: where a peer persists its fold and its private key (PeerStorage, used by the runtime
@@ -301,6 +328,7 @@ export {
 export {
   MAX_PARTITIONS,
   partitionTableSpec,
+  isPartitionTableSpec,
   ownerOf,
   partitionsOf,
   partitionForKey,

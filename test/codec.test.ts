@@ -1,7 +1,8 @@
 /**
  * Specification of the binary codec: exact round trips, deterministic and canonical bytes,
  * bounded decoding that throws nothing but DecodeError, and golden vectors that pin format
- * version 4.
+ * version 4. (The peer protocols' messages, which carry these encodings, are specified by
+ * peer-protocol.test.ts.)
  */
 import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
@@ -46,7 +47,6 @@ import {
   type OutstandingEvent
 } from '../src/eventfold/types.js'
 import { propertyParameters } from './support/property.js'
-import { WireKind, decodeWireMessage, encodeWireMessage } from '../src/codec/wire.js'
 import { goldenDiffs, goldenEventFolds, goldenEventIds, goldenJson } from './fixtures/codec-golden-values.js'
 
 type Snapshot = EventFoldSnapshot<JsonValue, JsonValue, JsonValue>
@@ -757,15 +757,4 @@ describe('golden vectors (format version 4)', () => {
       assert.deepStrictEqual(decodeWith(jsonCodec, fromHex(vector(name))), value)
     })
   }
-})
-
-describe('wire messages', () => {
-  test('a heartbeat is kind 22: origin, then the suspects as a list of strings, and round-trips', () => {
-    const heartbeat = { kind: 'heartbeat' as const, origin: 'c', suspects: ['p1', 'p2'] }
-    const bytes = encodeWireMessage(heartbeat)
-    assert.deepEqual([...bytes], [0x4c, 0x47, 0x4e, 4, WireKind.heartbeat, 1, 0x63, 2, 2, 0x70, 0x31, 2, 0x70, 0x32])
-    assert.deepEqual(decodeWireMessage(bytes), heartbeat)
-    assert.deepEqual(decodeWireMessage(encodeWireMessage({ kind: 'heartbeat', origin: 'c', suspects: [] })), { kind: 'heartbeat', origin: 'c', suspects: [] })
-    assert.throws(() => decodeWireMessage(bytes.subarray(0, bytes.length - 1)), { name: 'DecodeError' })
-  })
 })

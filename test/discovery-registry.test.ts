@@ -13,6 +13,7 @@ import { EventFold } from '../src/eventfold/event-fold.js'
 import { encodeWith, decodeWith } from '../src/codec/codec.js'
 import { jsonCodec } from '../src/codec/json.js'
 import { propertyParameters } from './support/property.js'
+import { holdersView, registryView } from '../src/discovery/views.js'
 
 const settings = { journalLength: 8, maxNameBytes: 16, maxMetaBytes: 8, maxCheckpointBytes: 8 }
 const spec = registrySpec(settings)
@@ -236,4 +237,14 @@ test('inside an EventFold, a grant\'s token is the id the fold gave the granting
   assert.ok(a.mergeDiff(b.diffFor('a')!).ok)
   assert.ok(b.mergeDiff(a.diffFor('b')!).ok)
   for (const f of [a, b]) assert.deepEqual(nameRecord(f.infimumValue(), 'boss')!.election!.holder, { peer: 'b', token: e.id })
+})
+
+test('operators see each election\'s holder and token and each name\'s registrations, from the settled state', () => {
+  const s = members('a', 'b')
+  const t = s.as('a', { t: 'candidate', name: 'boss', kind: 'k', minMembers: 1 })
+  s.as('b', { t: 'candidate', name: 'boss', kind: 'k', minMembers: 1 })
+  s.as('b', { t: 'register', name: 'worker', local: '1', meta, enabled: false })
+  s.as('a', { t: 'register', name: 'worker', local: '1', meta, enabled: true })
+  assert.deepEqual(holdersView(s.state, name => name === 'boss'), [{ name: 'boss', holder: 'a', token: `${t.counter}:a`, queued: 1, runningHere: true }])
+  assert.deepEqual(registryView(s.state), [{ name: 'worker', registrations: 2, drained: 1, peers: 2 }])
 })

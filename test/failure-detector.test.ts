@@ -160,3 +160,13 @@ test('an end of a broken link never ejects the other on its own', () => {
   for (const t of [0, 2000, 4000, 8000]) { for (const p of ['a', 'b', 'd']) fd.heard(p, t); fd.heard('e', t); fd.report('e', ['c'], t) }
   assert.deepEqual(fd.toEject(five, five, 8000), [])
 })
+
+test('a participant one voter finds stuck (not silent) is no evidence of a broken link', () => {
+  const fd = detector('a')
+  for (const t of [0, 2000, 4000, 8000]) {
+    hearAll(fd, t)
+    fd.report('c', ['b'], t, []) // c counts b as a suspect (stuck), but hears it
+  }
+  assert.deepEqual(fd.brokenLinks(five, 8000), [])
+  assert.deepEqual(fd.toEject(five, five, 8000), [], 'nobody is ejected: b is stuck for c alone, and c is not a broken link\'s end')
+})

@@ -22,7 +22,8 @@ async function stopEveryone (): Promise<void> {
 afterEach(stopEveryone)
 after(stopEveryone)
 
-const fast = { heartbeatIntervalMs: 250, suspectAfterMs: 1000, stuckAfterMs: 3000 }
+// Quick enough for the ejection test, slow enough that a loaded machine's stalls eject nobody.
+const fast = { heartbeatIntervalMs: 500, suspectAfterMs: 3000, stuckAfterMs: 10_000 }
 
 async function roomCluster (n: number): Promise<RoomPeer[]> {
   const base = { cluster: 'groups-test', spec: counter, services: { rooms: rooms() }, failureDetection: fast, propagation: { intervalMs: 250 } }
@@ -30,7 +31,7 @@ async function roomCluster (n: number): Promise<RoomPeer[]> {
   const peers: RoomPeer[] = [first]
   for (let i = 1; i < n; i++) peers.push(await startLegion({ ...base, startup: { mode: 'join', peers: first.multiaddrs() } }))
   everyone.push(...peers as never[])
-  await until(peers as never[], () => peers.every(p => p.readState().participants.length === n), `${n} participants`)
+  await until(peers as never[], () => peers.every(p => p.readState().participants.length === n), `${n} participants`, 30_000)
   return peers
 }
 
@@ -86,9 +87,10 @@ test('1,000 groups on 3 peers: a joiner gets every cluster-wide group, events in
       return { groups: gs }
     }
   })
-  // Joining 1,001 groups takes a sponsor and a joiner a fraction of a second of CPU: default
-  // suspicion, so a loaded machine does not eject anyone meanwhile.
-  const base = { cluster: 'groups-many', spec: counter, services: { many }, propagation: { intervalMs: 250 } }
+  // Joining 1,001 groups takes a sponsor and a joiner a fraction of a second of CPU on a quiet
+  // machine, several seconds under three test suites at once: suspicion after 15 s, so a
+  // stalled event loop does not get anyone ejected meanwhile.
+  const base = { cluster: 'groups-many', spec: counter, services: { many }, propagation: { intervalMs: 250 }, failureDetection: { suspectAfterMs: 15_000 }, joinTimeoutMs: 60_000 }
   const a = await startLegion({ ...base, startup: { mode: 'new' } })
   const b = await startLegion({ ...base, startup: { mode: 'join', peers: a.multiaddrs() } })
   const c = await startLegion({ ...base, startup: { mode: 'join', peers: a.multiaddrs() } })

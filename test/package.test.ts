@@ -23,6 +23,8 @@ const fixtures = join(root, 'test', 'fixtures', 'package-consumer')
 /** The fields of package.json this test reads. */
 interface Manifest {
   readonly name: string
+  readonly version: string
+  readonly bin?: Record<string, string>
   readonly license?: string
   readonly main?: string
   readonly types?: string
@@ -156,6 +158,18 @@ describe('the packed package', { concurrency: true }, () => {
     process.stdout.write(`consumer.mjs: ${ms} ms\n`)
     const result = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as Record<string, unknown>
     assert.deepEqual(result, { entry: 'legion/dist/index.js', counter: 5, output: 'rebalanced', owners: 16 })
+  })
+
+  test('the installed legion executable runs from node_modules/.bin: --help lists its commands, --version the package\'s', async () => {
+    assert.deepEqual(Object.keys(manifest.bin ?? {}), ['legion'])
+    const bin = join(consumer, 'node_modules', '.bin', 'legion')
+    const help = await run(bin, ['--help'], consumer, 60_000)
+    assert.match(help.stdout, /^Usage: legion /m)
+    for (const command of ['start', 'status', 'members', 'partitions', 'eject', 'leave', 'plan', 'commit', 'metrics']) {
+      assert.match(help.stdout, new RegExp(`^  ${command}\\b`, 'm'), `legion --help lists ${command}`)
+    }
+    const version = await run(bin, ['--version'], consumer, 60_000)
+    assert.equal(version.stdout.trim(), manifest.version)
   })
 
   test('strict TypeScript with module NodeNext type-checks a program against its declarations', async () => {

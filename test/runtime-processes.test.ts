@@ -12,7 +12,7 @@ import assert from 'node:assert/strict'
 import { generateKeyPair, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { PeerProcess, converged, startCluster, waitFor } from './support/process-cluster.js'
 
-test('three processes converge on the same infimum after concurrent applyFast from each', { timeout: 45_000 }, async (t) => {
+test('three processes converge on the same infimum after concurrent applyFast from each', { timeout: 120_000 }, async (t) => {
   const peers = await startCluster(t, 3)
   const events = peers.flatMap(p => [1, 2, 3].map(i => `${p.name}${i}`))
   // Send everything before awaiting anything: the events are concurrent across processes.
@@ -24,7 +24,7 @@ test('three processes converge on the same infimum after concurrent applyFast fr
   await Promise.all(peers.map(async p => { await p.stop() }))
 })
 
-test('applyConsistent resolves in every process and the outputs agree with the final state', { timeout: 45_000 }, async (t) => {
+test('applyConsistent resolves in every process and the outputs agree with the final state', { timeout: 120_000 }, async (t) => {
   const peers = await startCluster(t, 3)
   const calls = peers.flatMap(p => [1, 2].map(i => ({ p, event: `${p.name}${i}`, id: p.send('applyConsistent', { event: `${p.name}${i}`, timeoutMs: 15_000 }) })))
   const outputs = await Promise.all(calls.map(async c => await c.p.reply<number>(c.id)))
@@ -34,7 +34,7 @@ test('applyConsistent resolves in every process and the outputs agree with the f
   await Promise.all(peers.map(async p => { await p.stop() }))
 })
 
-test('a killed process ejected by a survivor unblocks the survivors\' pending applyConsistent', { timeout: 45_000 }, async (t) => {
+test('a killed process ejected by a survivor unblocks the survivors\' pending applyConsistent', { timeout: 120_000 }, async (t) => {
   const [a, b, c] = await startCluster(t, 3, () => ({ failureDetection: { autoEject: false } })) as [PeerProcess, PeerProcess, PeerProcess]
   await c.kill()
   const fromA = a.send('applyConsistent', { event: 'a-after-kill', timeoutMs: 20_000 })
@@ -55,7 +55,7 @@ test('a killed process ejected by a survivor unblocks the survivors\' pending ap
   await Promise.all([a.stop(), b.stop()])
 })
 
-test('a process restarted with the same private key rejoins and the cluster converges', { timeout: 45_000 }, async (t) => {
+test('a process restarted with the same private key rejoins and the cluster converges', { timeout: 120_000 }, async (t) => {
   const key = Buffer.from(privateKeyToProtobuf(await generateKeyPair('Ed25519'))).toString('hex')
   const [a, b, c] = await startCluster(t, 3, i => ({ failureDetection: { autoEject: false }, ...(i === 2 ? { privateKeyHex: key } : {}) })) as [PeerProcess, PeerProcess, PeerProcess]
   const id = c.self

@@ -6,7 +6,7 @@
  * and decoding validates every structural invariant the fold relies on, so a fold never sees
  * an unsorted ack list or an event below its infimum from a malformed message.
  *
- * ## Byte layout, format version 3
+ * ## Byte layout, format version 4
  *
  * Primitives:
  * - `u8`: one byte.

@@ -5,14 +5,17 @@
  * failed, or the service stopped). The service decides, from the settled grant and the lease,
  * which token this peer may run under now ({@link Role.reconcile}); the role makes it so, never
  * starting while a previous run is still stopping. It does no fold I/O: resigning and
- * withdrawing are the service's.
+ * withdrawing are the service's. `candidacyHandle` is the application's handle on a role.
  *
  * @module
  */
 import type { Logger } from '@libp2p/interface'
 import { compareEventIds, type EventId } from '../eventfold/types.js'
 import type { Clock } from '../time/clock.js'
-import type { CandidacyStatus, HolderContext, StartFunction, StopFunction } from './api.js'
+import type { WaitOptions } from '../peer/options.js'
+import type { Candidacy, CandidacyStatus, HolderContext, StartFunction, StopFunction } from './api.js'
+import type { Conditions } from './conditions.js'
+import { CandidacyClosedError } from './errors.js'
 
 /** What a role needs from the service. */
 export interface RoleComponents<C> {
@@ -144,6 +147,28 @@ export class Role<C> {
     this.state = next
     finish()
     c.changed()
+  }
+}
+
+/**
+ * The application's handle on `role`: its status, waits for it to stand (`standing()` says
+ * whether its candidacy settled) and to run, and `resign`. A closed role rejects the waits with
+ * the error that closed it.
+ */
+export function candidacyHandle<C> (role: Role<C>, conditions: Conditions, standing: () => boolean,
+  resign: (options: WaitOptions & { readonly requeue?: boolean }) => Promise<void>): Candidacy {
+  const closedError = (): Error => {
+    const s = role.status()
+    return s.kind === 'closed' ? (s.error ?? new CandidacyClosedError(role.name, s.reason)) : new CandidacyClosedError(role.name, 'closed')
+  }
+  return {
+    name: role.name,
+    status: () => role.status(),
+    whenStanding: async (options) => {
+      await conditions.until(() => { if (role.closed) throw closedError(); return standing() ? true : undefined }, `the candidacy for ${role.name} to settle`, options)
+    },
+    whenRunning: async (options) => await conditions.until(() => { if (role.closed) throw closedError(); return role.runningToken() }, `this peer to run ${role.name}`, options),
+    resign: async (options = {}) => { await resign(options) }
   }
 }
 

@@ -34,21 +34,22 @@ import type {
 import { HolderCalls, type HolderReply, type HolderRequest } from './calls.js'
 import { Conditions } from './conditions.js'
 import { CandidacyClosedError, ElectionConflictError, FencedError, RegistryInputError } from './errors.js'
-import { Role } from './holder.js'
+import { Role, candidacyHandle } from './holder.js'
 import { defaultLeaseWindows, leaseOf, type LeaseWindows } from './lease.js'
 import {
   MAX_KIND_BYTES, MAX_MIN_MEMBERS, invalidName, nameRecord, registrationKey, registrySpec,
   type RegistrationRecord, type RegistryEvent, type RegistryOutput, type RegistrySettings, type RegistryState
 } from './registry-spec.js'
 import { resolveDiscovery, type ResolvedDiscovery } from './settings.js'
+import { holdersView, registryView } from './views.js'
 import { Watchers } from './watch.js'
 
 /** The components the discovery service uses. */
-export type DiscoveryNeeds = 'self' | 'log' | 'clock' | 'membership' | 'groups' | 'messaging'
+export type DiscoveryNeeds = 'self' | 'log' | 'clock' | 'membership' | 'groups' | 'messaging' | 'views'
 type Needs = Pick<ServiceComponents, DiscoveryNeeds>
 
 /** What `peer.services.discovery` is: {@link Discovery} plus the service's lifecycle. */
-export type DiscoveryInstance<M, C> = Discovery<M, C> & Required<ServiceInstance>
+export type DiscoveryInstance<M, C> = Discovery<M, C> & Required<Pick<ServiceInstance, 'start' | 'stop'>>
 
 /** The decoded metadata of a registration this peer's codec could not read. */
 const UNDECODABLE = Symbol('undecodable')
@@ -91,7 +92,7 @@ export function discovery<M = JsonValue, C = JsonValue> (options: DiscoveryOptio
   const resolved = resolveDiscovery(options)
   return defineService({
     name: 'discovery',
-    needs: ['self', 'log', 'clock', 'membership', 'groups', 'messaging'],
+    needs: ['self', 'log', 'clock', 'membership', 'groups', 'messaging', 'views'],
     create: (components: Needs): DiscoveryInstance<M, C> => new DiscoveryService<M, C>(components, resolved)
   })
 }
@@ -135,6 +136,8 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
       limits: DEFAULT_DECODE_LIMITS,
       log: c.log
     })
+    c.views.add('holders', { title: 'Elections (settled)', read: () => this.registry.held() ? holdersView(this.read().infimum, name => this.isHolder(name)) : [] })
+    c.views.add('registry', { title: 'Registrations (settled)', read: () => this.registry.held() ? registryView(this.read().infimum) : [] })
   }
 
   // -------------------------------------------------------------------------------------------
@@ -329,24 +332,10 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
   }
 
   private candidacyHandle (role: Role<C>): Candidacy {
-    const closedError = (): Error => {
-      const s = role.status()
-      return s.kind === 'closed' ? (s.error ?? new CandidacyClosedError(role.name, s.reason)) : new CandidacyClosedError(role.name, 'closed')
-    }
-    return {
-      name: role.name,
-      status: () => role.status(),
-      whenStanding: async (options) => { await this.conditions.until(() => {
-        if (role.closed) throw closedError()
-        const local = this.candidacies.get(role.name)
-        return local?.role === role && local.submission === 'settled' ? true : undefined
-      }, `the candidacy for ${role.name} to settle`, options) },
-      whenRunning: async (options) => await this.conditions.until(() => {
-        if (role.closed) throw closedError()
-        return role.runningToken()
-      }, `this peer to run ${role.name}`, options),
-      resign: async (options = {}) => { await this.resignRole(role, options.requeue === true, 'resigned', undefined, options.timeoutMs ?? WITHDRAW_ON_STOP_MS) }
-    }
+    return candidacyHandle(role, this.conditions, () => {
+      const local = this.candidacies.get(role.name)
+      return local?.role === role && local.submission === 'settled'
+    }, async (options) => { await this.resignRole(role, options.requeue === true, 'resigned', undefined, options.timeoutMs ?? WITHDRAW_ON_STOP_MS) })
   }
 
   /**

@@ -193,6 +193,22 @@ export function partitionTableSpec (
 }
 
 /**
+ * Whether `spec` is a partition table's (made by {@link partitionTableSpec}, whatever its
+ * initial count): its `apply`, `join` and `unjoin` are this module's own functions. The admin
+ * layer uses it to show the table and to plan changes with the very functions the fold runs.
+ *
+ * @example
+ * ```ts
+ * isPartitionTableSpec(partitionTableSpec(8)) // true
+ * ```
+ */
+export function isPartitionTableSpec (spec: unknown): spec is EventSpec<PartitionTableEvent, PartitionTable, PartitionTableOutput> {
+  if (typeof spec !== 'object' || spec === null) return false
+  const s = spec as Partial<EventSpec<PartitionTableEvent, PartitionTable, PartitionTableOutput>>
+  return s.apply === applyEvent && s.join === joinParticipant && s.unjoin === unjoinParticipant
+}
+
+/**
  * The owner of `partition`, or `null` if it is unowned or not a partition of the table.
  *
  * @example

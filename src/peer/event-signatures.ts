@@ -29,11 +29,23 @@ function base64url (bytes: Uint8Array): string {
 }
 
 /**
- * The signer and verifier of one peer's events in cluster `origin`.
+ * One peer's keys for signing and checking events, shared by all its groups: its own private
+ * key object, and the public keys of the creators it has checked (parsed once per participant,
+ * bounded, since the ids it is asked about come off the wire).
+ */
+export interface PeerSigner {
+  /** Signs `bytes` with this peer's key. */
+  sign(bytes: Uint8Array): Uint8Array
+  /** Whether `signature` is `participant`'s signature of `bytes`. */
+  verify(participant: Participant, bytes: Uint8Array, signature: Uint8Array): boolean
+}
+
+/**
+ * The signer of the peer whose key is `privateKey`.
  * @throws TypeError if `privateKey` is not an Ed25519 key (only Ed25519 peer ids carry the
  * public key that lets others check a signature)
  */
-export function eventSignatures<E, S, O> (origin: string, privateKey: PrivateKey, codecs: FoldCodecs<E, S, O>): EventSignatures<E, O> {
+export function peerSigner (privateKey: PrivateKey): PeerSigner {
   if (privateKey.type !== 'Ed25519') throw new TypeError(`events are signed with Ed25519; the peer's key is ${privateKey.type}`)
   // libp2p's raw Ed25519 private key is the 32-byte seed followed by the 32-byte public key.
   const seed = privateKey.raw.subarray(0, ED25519_KEY_BYTES)
@@ -54,16 +66,32 @@ export function eventSignatures<E, S, O> (origin: string, privateKey: PrivateKey
     return key
   }
   return {
-    sign: (id, delta) => new Uint8Array(sign(null, encodeSignedEvent(origin, id, delta, codecs), own)),
-    verify: (id, delta, signature) => {
-      const key = publicKeyOf(id.participant)
+    sign: (bytes) => new Uint8Array(sign(null, bytes, own)),
+    verify: (participant, bytes, signature) => {
+      const key = publicKeyOf(participant)
       if (key === null) return false
       try {
-        return verify(null, encodeSignedEvent(origin, id, delta, codecs), key, signature)
+        return verify(null, bytes, key, signature)
+      } catch {
+        return false
+      }
+    }
+  }
+}
+
+/** The signer and verifier of one peer's events in the fold of origin `origin`. */
+export function eventSignatures<E, S, O> (origin: string, signer: PeerSigner, codecs: FoldCodecs<E, S, O>): EventSignatures<E, O> {
+  return {
+    sign: (id, delta) => signer.sign(encodeSignedEvent(origin, id, delta, codecs)),
+    verify: (id, delta, signature) => {
+      let bytes: Uint8Array
+      try {
+        bytes = encodeSignedEvent(origin, id, delta, codecs)
       } catch {
         // A body the codec cannot encode again was not what its creator signed.
         return false
       }
+      return signer.verify(id.participant, bytes, signature)
     }
   }
 }

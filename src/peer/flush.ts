@@ -45,11 +45,17 @@ export interface FlushComponents {
 export class Flusher {
   private scheduled = false
   private running: Promise<void> | undefined
+  /**
+   * The replicas changed (or with news) since the last flush: a flush visits only these, so
+   * its cost follows what changed, not how many groups the peer holds.
+   */
+  private readonly dirty = new Set<SomeReplica>()
 
   constructor (private readonly components: FlushComponents) {}
 
-  /** Asks for a flush at the end of this tick (once, however often it is asked). */
-  schedule (): void {
+  /** Asks for a flush at the end of this tick (once, however often it is asked), of `replica` among others. */
+  schedule (replica?: SomeReplica): void {
+    if (replica !== undefined) this.dirty.add(replica)
     if (this.scheduled || this.components.lifecycle.stopped) return
     this.scheduled = true
     // Deferred, not a microtask: everything applied in this tick (and the I/O callbacks
@@ -80,14 +86,19 @@ export class Flusher {
     c.inspect(incarnation)
     incarnation = c.lifecycle.incarnation
     if (incarnation === undefined) return
+    // Only the replicas of the current incarnation: an older one's changes never leave.
+    const replicas = [...this.dirty].filter(r => incarnation.groups.get(r.id) === r)
+    this.dirty.clear()
     const phase = c.lifecycle.phase.kind
-    const batches = phase === 'member' || phase === 'leaving' ? c.propagation.prepare(incarnation) : clearNews(incarnation)
-    const owed = c.outputs.take(incarnation)
+    // A leaving peer's UnJoins travel in its pushes, which wait for their merge: a batch sent
+    // ahead would make every receiver refuse those pushes (the sender is no longer a participant).
+    const batches = phase === 'member' ? c.propagation.prepare(replicas) : clearNews(replicas)
+    const owed = c.outputs.take(replicas)
     const versions = new Map<SomeReplica, number>()
-    for (const r of incarnation.groups.values()) versions.set(r, r.version)
-    await c.persistence.save(incarnation.groups.values())
+    for (const r of replicas) versions.set(r, r.version)
+    await c.persistence.save(replicas)
     if (c.lifecycle.stopped) return
-    if (c.lifecycle.incarnation !== incarnation) { this.schedule(); return }
+    if (c.lifecycle.incarnation !== incarnation) { for (const r of replicas) this.dirty.add(r); this.schedule(); return }
     if (batches !== undefined) c.propagation.send(batches)
     c.outputs.send(owed)
     for (const [r, version] of versions) {
@@ -96,17 +107,12 @@ export class Flusher {
         c.notify(r)
       }
     }
-    if (this.owes(incarnation)) this.schedule()
-  }
-
-  private owes (incarnation: Incarnation): boolean {
-    if (this.components.persistence.owes(incarnation.groups.values())) return true
-    for (const r of incarnation.groups.values()) if (r.fold !== undefined && (r.news || r.version > r.notifiedVersion)) return true
-    return false
+    // What changed meanwhile marked itself dirty again.
+    if (this.dirty.size > 0 || c.persistence.owesDrop()) this.schedule()
   }
 }
 
-function clearNews (incarnation: Incarnation): undefined {
-  for (const r of incarnation.groups.values()) r.news = false
+function clearNews (replicas: readonly SomeReplica[]): undefined {
+  for (const r of replicas) r.news = false
   return undefined
 }

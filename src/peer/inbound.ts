@@ -170,6 +170,9 @@ export class Inbound {
   private deliver<T> (name: string, fence: Fence, from: Participant, payload: Uint8Array, decode: (bytes: Uint8Array, limits: DecodeLimits) => T, handler: OneWayHandler<T>): void {
     const c = this.components
     if (!this.admit(from, payload) || c.lifecycle.stopped) return
+    // Not a participant yet (a joiner's sponsor may send before its answer arrives): nothing
+    // to merge into, and no sign of a misbehaving sender.
+    if (c.lifecycle.phase.kind === 'starting') return
     if (fence === 'members' && !c.isMember(from)) {
       c.counters.droppedNonParticipant++
       c.log('dropped a %s message from non-participant %s', name, from)

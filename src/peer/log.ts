@@ -27,14 +27,18 @@ export function peerLoggers (self: string): LoggerFactory {
 }
 
 function prefixed (base: Logger, tag: string): Logger {
-  const wrap = (target: (formatter: unknown, ...args: unknown[]) => void) =>
+  // Hot paths log (every merge, every send): a disabled namespace must cost a property read,
+  // not a string concatenation and an array copy, hence the check before anything is built.
+  const wrap = (target: Logger | Logger['error']) =>
     (formatter: unknown, ...args: unknown[]): void => {
-      target(typeof formatter === 'string' ? tag + formatter : `${tag}%o`, ...(typeof formatter === 'string' ? args : [formatter, ...args]))
+      if (!(target as { enabled?: boolean }).enabled) return
+      if (typeof formatter === 'string') target(tag + formatter, ...args)
+      else target(`${tag}%o`, formatter, ...args)
     }
   const log = wrap(base) as Logger
   log.error = wrap(base.error)
   log.trace = wrap(base.trace)
-  log.enabled = base.enabled
+  Object.defineProperty(log, 'enabled', { get: () => base.enabled })
   log.newScope = (name: string) => prefixed(base.newScope(name), tag)
   return log
 }

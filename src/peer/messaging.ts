@@ -27,15 +27,19 @@ import type { Inbound } from './inbound.js'
 import type { Lifecycle } from './lifecycle.js'
 import type { Network } from './network.js'
 import type { WaitOptions } from './options.js'
-import { PeerMessageKind, decodeMessage, encodeMessage } from './protocol/message.js'
+import { PeerMessageKind, clipText, decodeMessage, encodeMessage, type Refusal } from './protocol/message.js'
 
 /** Protocol names. */
 export const CALL_PROTOCOL = 'call'
 /** Protocol names. */
 export const CAST_PROTOCOL = 'cast'
 
-const KIND_MESSAGE = PeerMessageKind.heartbeatAnswer + 1
-const KIND_REPLY = KIND_MESSAGE + 1
+/** Message kind of a Call or Cast frame. */
+export const KIND_MESSAGE = PeerMessageKind.heartbeatAnswer + 1
+/** Message kind of a CallReply. */
+export const KIND_REPLY = KIND_MESSAGE + 1
+/** Longest error message of a CallReply, in UTF-8 bytes (a longer one is cut). */
+const MAX_REPLY_TEXT = 16 * 1024
 
 /** What a message handler is told besides the message. */
 export interface MessageContext {
@@ -141,7 +145,8 @@ export interface MessagingComponents {
 type RawCallHandler = (body: Uint8Array, context: MessageContext) => Promise<Uint8Array> | Uint8Array
 type RawCastHandler = (body: Uint8Array, context: MessageContext) => void
 
-type Reply =
+/** What a call's handler did: the decoded CallReply. */
+export type Reply =
   | { readonly status: 'replied', readonly body: Uint8Array }
   | { readonly status: 'threw' | 'no-handler' | 'bad-reply', readonly message: string }
 
@@ -216,7 +221,7 @@ export class Messaging {
       ...(options.signal !== undefined ? { signal: options.signal } : {})
     })
     c.inbound.admit(peer, answer)
-    const reply = decodeMessage(answer, c.limits, KIND_REPLY, readReply, true)
+    const reply = decodeReply(answer, c.limits)
     if ('kind' in reply) throw new RemoteError(`refused (${reply.code}): ${reply.message}`, peer, CALL_PROTOCOL)
     return fromReply(reply, peer, channel)
   }
@@ -322,15 +327,18 @@ function describe (value: unknown): string {
   return `a ${typeof value}`
 }
 
-function encodeFrame (channel: string, body: Uint8Array): Uint8Array {
+/** Encodes a Call or Cast frame. */
+export function encodeFrame (channel: string, body: Uint8Array): Uint8Array {
   return encodeMessage(KIND_MESSAGE, w => { w.writeString(channel); w.writeBytes(body) }, body.length + channel.length + 16)
 }
 
-function decodeFrame (bytes: Uint8Array, limits: DecodeLimits): { channel: string, body: Uint8Array } {
+/** Decodes a Call or Cast frame. Throws only `DecodeError`. */
+export function decodeFrame (bytes: Uint8Array, limits: DecodeLimits): { channel: string, body: Uint8Array } {
   return decodeMessage(bytes, limits, KIND_MESSAGE, r => ({ channel: r.readString(256), body: r.readBytes(limits.maxBytes) }))
 }
 
-function encodeReply (reply: Reply): Uint8Array {
+/** Encodes a CallReply. */
+export function encodeReply (reply: Reply): Uint8Array {
   return encodeMessage(KIND_REPLY, w => {
     switch (reply.status) {
       case 'replied': w.writeUint8(0); w.writeBytes(reply.body); return
@@ -338,14 +346,19 @@ function encodeReply (reply: Reply): Uint8Array {
       case 'no-handler': w.writeUint8(2); break
       case 'bad-reply': w.writeUint8(3); break
     }
-    w.writeString(reply.message.slice(0, 4096))
+    w.writeString(clipText(reply.message, MAX_REPLY_TEXT))
   })
+}
+
+/** Decodes the answer to a call: a CallReply, or a Refusal. Throws only `DecodeError`. */
+export function decodeReply (bytes: Uint8Array, limits: DecodeLimits): Reply | Refusal {
+  return decodeMessage(bytes, limits, KIND_REPLY, readReply, true)
 }
 
 function readReply (r: Reader): Reply {
   const status = r.readUint8()
   if (status === 0) return { status: 'replied', body: r.readBytes() }
-  const message = r.readString(16 * 1024)
+  const message = r.readString(MAX_REPLY_TEXT)
   if (status === 1) return { status: 'threw', message }
   if (status === 2) return { status: 'no-handler', message }
   if (status === 3) return { status: 'bad-reply', message }

@@ -9,6 +9,7 @@
  * @module
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { LEGION_VERSION } from '../version.js'
 
 /** Metric registration for one part (or service): names are prefixed by the part's prefix. */
 export interface Metrics {
@@ -24,9 +25,15 @@ export interface Metrics {
   scoped(part: string): Metrics
 }
 
-/** The metrics of a new peer: a fresh registry under the `legion` prefix. */
+/**
+ * The metrics of a new peer: a fresh registry under the `legion` prefix, holding from the
+ * start `legion_build_info{version, nodejs}` (always 1), Prometheus's convention for telling
+ * which build a target runs.
+ */
 export function peerMetrics (): Metrics {
-  return scopedMetrics(new Registry(), 'legion')
+  const metrics = scopedMetrics(new Registry(), 'legion')
+  metrics.gauge('build_info', 'Which build of Legion this peer runs (always 1).', ['version', 'nodejs']).set({ version: LEGION_VERSION, nodejs: process.version }, 1)
+  return metrics
 }
 
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/

@@ -66,6 +66,7 @@ export class Observer {
       infimumId: cluster.infimumId(),
       divergent,
       suspected: c.heartbeats.suspected(),
+      silence: c.heartbeats.silences(),
       stuck: c.heartbeats.stuckPeers(),
       health: c.heartbeats.selfHealth(),
       membership: c.lifecycle.phase.kind === 'ejected' ? 'ejected' : 'participant',
@@ -132,6 +133,13 @@ export class Observer {
         bad_frame: t.channel.droppedFrames
       }
       for (const [reason, n] of Object.entries(reasons)) metric.inc({ reason }, n)
+    })
+    m.counter('dropped_frames', 'Frames the transport refused or could not match, by reason.', ['reason'], metric => {
+      metric.reset()
+      const t = c.transportStats()
+      metric.inc({ reason: 'malformed' }, t.channel.malformedFrames)
+      metric.inc({ reason: 'oversized' }, t.channel.oversizedFrames)
+      metric.inc({ reason: 'late_response' }, t.channel.lateResponses)
     })
     const gauge = (name: string, help: string, read: () => number): void => {
       m.gauge(name, help, [], metric => { metric.set(read()) })

@@ -11,7 +11,7 @@ import type { EventId, EventSpec, Participant } from '../eventfold/types.js'
 import type { PeerStorage } from '../storage/storage.js'
 import type { KeyValueStore } from '../storage/key-value.js'
 import type { BroadcallResult, ChannelHandle, MessageChannel, MessageContext } from './messaging.js'
-import type { SelfHealth, StuckPeer } from './membership/heartbeats.js'
+import type { PeerSilence, SelfHealth, StuckPeer } from './membership/heartbeats.js'
 import type { ServiceInstances, ServiceMap } from './services.js'
 
 /**
@@ -414,6 +414,8 @@ export interface LegionStats {
   readonly divergent: readonly DivergentPeer[]
   /** Participants this peer suspects of silence (nothing heard for longer than `suspectAfterMs`), sorted. */
   readonly suspected: readonly Participant[]
+  /** How long each other participant has been silent, sorted by peer id (how long a suspect has been). */
+  readonly silence: readonly PeerSilence[]
   /**
    * Participants this peer finds stuck: behind in some group with no progress for
    * `stuckAfterMs` while alive, with since when and, if they said, why.

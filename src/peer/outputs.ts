@@ -12,7 +12,7 @@ import type { DecodeLimits } from '../codec/codec.js'
 import { decodeWith } from '../codec/codec.js'
 import type { Participant } from '../eventfold/types.js'
 import type { Inbound } from './inbound.js'
-import type { Incarnation, Lifecycle } from './lifecycle.js'
+import type { Lifecycle, SomeReplica } from './lifecycle.js'
 import type { LegionCounters } from './options.js'
 import { OUTPUTS_PROTOCOL, decodeOutputs, encodeOutputs, type EncodedOutput, type GroupOutputs } from './protocol/outputs.js'
 
@@ -46,10 +46,10 @@ export class OutputForwarding {
     await this.components.inbound.oneWay(OUTPUTS_PROTOCOL, 'members', decodeOutputs, (from, groups) => { this.receive(from, groups) })
   }
 
-  /** Takes what every replica of `incarnation` owes other creators. */
-  take (incarnation: Incarnation): OwedOutputs {
+  /** Takes what `replicas` owe other creators. */
+  take (replicas: readonly SomeReplica[]): OwedOutputs {
     const owed: OwedOutputs = new Map()
-    for (const replica of incarnation.groups.values()) {
+    for (const replica of replicas) {
       for (const [creator, outputs] of replica.takeOutputs() as Map<Participant, EncodedOutput[]>) {
         let list = owed.get(creator)
         if (list === undefined) { list = []; owed.set(creator, list) }

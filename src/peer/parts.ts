@@ -88,8 +88,11 @@ export function buildParts (inputs: PartInputs): Parts {
     try { return allow(peer) === true } catch { return false }
   }
   const isMember = (peer: Participant): boolean => lifecycle.incarnation?.groups.get('')?.isParticipant(peer) === true
-  const schedule = (): void => { flusher.schedule() }
+  const schedule = (replica?: SomeReplica): void => { flusher.schedule(replica) }
   const now = (): number => clock.now()
+
+  const consistentSeconds = inputs.metrics.histogram('apply_consistent_seconds', 'Time from applyConsistent to its outcome (folded, or the error that ended the wait).', [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], ['outcome'])
+  const outcomes: Readonly<Record<string, string>> = { ConsistencyTimeoutError: 'timeout', AbortError: 'aborted', EjectedError: 'ejected', StoppedError: 'stopped' }
 
   const inbound = new Inbound({ cluster: config.cluster, network, lifecycle, counters, limits, allows, heard: p => { heartbeats.heard(p) }, isMember, log: loggers('inbound') })
   const persistence = new PersistenceGate({ store: inputs.store, identity: inputs.identity, schedule, log: loggers('persistence') })
@@ -103,7 +106,8 @@ export function buildParts (inputs: PartInputs): Parts {
     foldOptions: inputs.foldOptions,
     schedule,
     log: (group) => loggers(group === '' ? 'cluster' : `group:${group}`),
-    membershipChange: async (replica, kind, peer, options) => await membershipChange(replica, kind, peer, options)
+    membershipChange: async (replica, kind, peer, options) => await membershipChange(replica, kind, peer, options),
+    consistentTook: (ms, failure) => { consistentSeconds.observe({ outcome: failure === undefined ? 'folded' : outcomes[failure] ?? 'error' }, ms / 1000) }
   }, {
     firstHand: config.mode === 'push',
     forwardOutputs: config.forwardOutputs,
@@ -142,7 +146,6 @@ export function buildParts (inputs: PartInputs): Parts {
     persistence,
     requestSync: (peer, wants) => { sync.request(peer, wants) },
     push,
-    schedule,
     allows,
     clock,
     random,

@@ -13,14 +13,15 @@
  */
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { createTransportNode, type TransportNode } from '../transport/index.js'
 import type { DecodeLimits } from '../codec/codec.js'
 import { DEFAULT_DECODE_LIMITS } from '../codec/codec.js'
-import type { EventFoldOptions, Participant } from '../eventfold/types.js'
+import type { EventFoldOptions, EventSpec, Participant } from '../eventfold/types.js'
 import { systemPeerClock, systemRandom, type PeerClock, type Random, type Timer } from './clock.js'
 import { DEFAULT_CONSISTENT_TIMEOUT_MS, type PeerConfig } from './config.js'
 import { ExistingStateError, JoinError, RecoverError, StoppedError } from './errors.js'
-import { eventSignatures } from './event-signatures.js'
+import { eventSignatures, peerSigner, type PeerSigner } from './event-signatures.js'
 import { CLUSTER_GROUP, type GroupDefinition } from './group/definition.js'
 import type { Group } from './group/groups.js'
 import { Lifecycle, type Incarnation, type SomeReplica } from './lifecycle.js'
@@ -110,13 +111,25 @@ export class Peer<E, S, O, Sv extends ServiceMap> implements Legion<E, S, O, Sv>
       this.privateKey = config.privateKey ?? await generateKeyPair('Ed25519')
     }
     if (this.privateKey.type !== 'Ed25519') throw new TypeError(`options.privateKey: events are signed with Ed25519; the key is ${this.privateKey.type}`)
+    this.loggers = peerLoggers(peerIdFromPrivateKey(this.privateKey).toString())
     this.network = this.internals.network !== undefined ? await this.internals.network(this.privateKey) : await this.createNetwork()
-    this.loggers = peerLoggers(this.network.peerId)
     const inputs = this.partInputs()
     this.parts = buildParts(inputs)
     this.root = this.parts.groups.define(CLUSTER_GROUP, 'cluster', { spec: config.spec, codecs: config.codecs })
-    this.serviceHost = new ServiceHost<Sv>(this.options.services ?? ({} as Sv), { parts: this.parts, inputs, loggers: this.loggers })
+    this.serviceHost = new ServiceHost<Sv>(this.options.services ?? ({} as Sv), {
+      parts: this.parts,
+      inputs,
+      loggers: this.loggers,
+      operator: {
+        multiaddrs: () => this.multiaddrs(),
+        stats: () => this.stats(),
+        clusterSpec: config.spec as EventSpec<unknown, unknown, unknown>,
+        eject: async (peer, options) => await this.eject(peer, options),
+        stop: async (options) => { await this.stop(options) }
+      }
+    })
     await this.registerProtocols()
+    await this.serviceHost.prepare()
     await this.becomeParticipant(mode, stored)
     await Promise.all(replicas(this.lifecycle.incarnation).map(async r => { await this.parts.persistence.persisted(r) }))
     this.timers.push(this.clock.every(config.intervalMs, () => { this.parts.propagation.tick() }))
@@ -148,6 +161,7 @@ export class Peer<E, S, O, Sv extends ServiceMap> implements Legion<E, S, O, Sv>
       ...(c.listen !== undefined ? { listen: c.listen } : {}),
       privateKey: this.privateKey,
       maxFrameBytes: c.maxMessageBytes,
+      loggers: this.loggers,
       ...(c.clusterSecret !== undefined ? { clusterSecret: c.clusterSecret } : {}),
       ...(c.allowPeersOption !== undefined ? { allowPeers: c.allowPeersOption } : {})
     })
@@ -211,8 +225,11 @@ export class Peer<E, S, O, Sv extends ServiceMap> implements Legion<E, S, O, Sv>
   }
 
   private foldOptions<A, B, C> (definition: GroupDefinition<A, B, C>): EventFoldOptions<A, C> {
-    return { freezeStates: this.config.freezeStates, signatures: eventSignatures(definition.origin, this.privateKey, definition.codecs) }
+    this.signer ??= peerSigner(this.privateKey)
+    return { freezeStates: this.config.freezeStates, signatures: eventSignatures(definition.origin, this.signer, definition.codecs) }
   }
+
+  private signer: PeerSigner | undefined
 
   private async registerProtocols (): Promise<void> {
     const p = this.parts

@@ -57,8 +57,8 @@ export interface PersistenceComponents {
   readonly store: PeerStore | undefined
   /** The identity saved with every batch. */
   readonly identity: () => PeerIdentity
-  /** Asks for a flush (which calls {@link PersistenceGate.save}). */
-  readonly schedule: () => void
+  /** Asks for a flush of `replica` (or of nothing in particular), which calls {@link PersistenceGate.save}. */
+  readonly schedule: (replica?: SomeReplica) => void
   /** The gate's logger. */
   readonly log: Logger
 }
@@ -104,15 +104,13 @@ export class PersistenceGate {
       let list = this.waiters.get(replica)
       if (list === undefined) { list = []; this.waiters.set(replica, list) }
       list.push({ version, resolve })
-      this.components.schedule()
+      this.components.schedule(replica)
     })
   }
 
-  /** Whether a save is owed: a replica ahead of its saved version, or a dropped group. */
-  owes (replicas: Iterable<SomeReplica>): boolean {
-    if (this.dropped.size > 0) return true
-    for (const r of replicas) if (r.version > r.savedVersion && r.fold !== undefined) return true
-    return false
+  /** Whether a dropped group is still to be forgotten. */
+  owesDrop (): boolean {
+    return this.dropped.size > 0
   }
 
   private wake (replica: SomeReplica): void {

@@ -57,8 +57,6 @@ export interface PropagationComponents {
   readonly requestSync: (peer: Participant, wants: readonly SyncWant[]) => void
   /** Pushes, for the periodic mode. */
   readonly push: Push
-  /** Asks for a flush. */
-  readonly schedule: () => void
   /** Whether `allowPeers` allows a peer now. */
   readonly allows: (peer: Participant) => boolean
   /** Time. */
@@ -104,8 +102,8 @@ export class Propagation {
    * other participants. Clears the news it takes. `undefined` in periodic mode (nothing is
    * pushed) or when nobody needs anything.
    */
-  prepare (incarnation: Incarnation): PreparedBatches | undefined {
-    const withNews = [...incarnation.groups.values()].filter(r => r.news && r.fold !== undefined)
+  prepare (replicas: readonly SomeReplica[]): PreparedBatches | undefined {
+    const withNews = replicas.filter(r => r.news && r.fold !== undefined)
     for (const r of withNews) r.news = false
     if (this.settings.mode !== 'push' || withNews.length === 0) return undefined
     const direct = new Map<Participant, GroupPayload[]>()
@@ -188,7 +186,6 @@ export class Propagation {
     }
     const wants = new Map<Participant, SyncWant[]>()
     const behind = new Map<Participant, SomeReplica[]>()
-    let announce = false
     for (const replica of incarnation.groups.values()) {
       const fold = replica.fold
       if (fold === undefined) continue
@@ -199,12 +196,10 @@ export class Propagation {
       }
       // Re-announce acknowledgements to everyone, through a flush so they leave only once saved.
       replica.behind.clear()
-      replica.news = true
-      announce = true
+      replica.announce()
       const peers = reachable(replica)
       if (peers.length > 0) append(wants, pick(c.random, peers), { group: replica.id, full: false })
     }
-    if (announce) c.schedule()
     for (const [peer, list] of wants) c.requestSync(peer, list)
     if (behind.size > 0) void this.reannounce(incarnation, behind)
   }

@@ -12,12 +12,14 @@ import { MessageKind, peekKind } from '../codec/eventfold.js'
 import type { Participant } from '../eventfold/types.js'
 import { DEFAULT_CALL_TIMEOUT_MS } from './config.js'
 import { Refused, type Inbound } from './inbound.js'
+import type { MergeOutcome } from './group/replica.js'
 import type { Intake } from './intake.js'
 import type { Incarnation, Lifecycle, SomeReplica } from './lifecycle.js'
 import type { Network } from './network.js'
 import type { LegionCounters, WaitOptions } from './options.js'
 import type { PersistenceGate } from './persistence.js'
 import type { GroupPayload } from './protocol/fold-batch.js'
+import type { RefusalCode } from './protocol/message.js'
 import { PUSH_PROTOCOL, decodeFoldPush, decodePushAnswer, encodeFoldPush, encodePushAnswer, type PushResult } from './protocol/push.js'
 import { RateLimiter } from './rate-limiter.js'
 
@@ -127,13 +129,24 @@ export class Push {
         results.push({ group, merged: false, code: 'rate-limited' })
         continue
       }
-      const merged = replica.fold === undefined
-        ? kind === MessageKind.eventFold && c.intake.adopt(replica, from, payload)
-        : c.intake.full(replica, from, kind === MessageKind.diff ? 'diff' : 'fold', payload) !== undefined
-      results.push(merged ? { group, merged: true } : { group, merged: false, code: 'not-participant' })
-      if (merged) touched.push(replica)
+      const answer = replica.fold === undefined
+        ? (kind === MessageKind.eventFold && c.intake.adopt(replica, from, payload) ? 'merged' : 'not-participant')
+        : answerOf(replica, from, c.intake.full(replica, from, kind === MessageKind.diff ? 'diff' : 'fold', payload))
+      results.push(answer === 'merged' ? { group, merged: true } : { group, merged: false, code: answer })
+      if (answer === 'merged') touched.push(replica)
     }
     await Promise.all(touched.map(async r => { await c.persistence.persisted(r) }))
     return encodePushAnswer(results)
   }
+}
+
+/**
+ * How a push answers one group's merge: what intake dropped unmerged (undecodable, of another
+ * origin, a forged body) is a bad request, a sender outside the group is refused as such, and
+ * everything else was merged (a diff refused as too new counts as merged: this peer pulls a
+ * sync from the sender instead).
+ */
+function answerOf (replica: SomeReplica, from: Participant, outcome: MergeOutcome | undefined): 'merged' | RefusalCode {
+  if (outcome === undefined) return replica.isParticipant(from) ? 'bad-request' : 'not-participant'
+  return outcome.kind === 'wrong-origin' || outcome.kind === 'forged' ? 'bad-request' : 'merged'
 }

@@ -13,15 +13,18 @@ import type { LoggerFactory } from './log.js'
 import { messageChannel } from './messaging.js'
 import type { PartInputs, Parts } from './parts.js'
 import { GroupNotReadyError } from './errors.js'
+import { operatorControl, scopedViews, type OperatorInputs, type OperatorView } from './operator.js'
 import type { MembershipView, ServiceComponents, ServiceDefinition, ServiceInstance, ServiceInstances, ServiceMap } from './services.js'
 
 /** The services of one peer; see the module comment. */
 export class ServiceHost<Sv extends ServiceMap> {
   readonly instances: ServiceInstances<Sv>
   private readonly order: Array<{ name: string, instance: ServiceInstance }> = []
-  private started: Array<{ name: string, instance: ServiceInstance }> = []
+  /** Services whose `prepare` or `start` ran: each is owed a `stop`. */
+  private readonly owed = new Set<{ name: string, instance: ServiceInstance }>()
+  private readonly views = new Map<string, OperatorView>()
 
-  constructor (services: Sv, private readonly context: { parts: Parts, inputs: PartInputs, loggers: LoggerFactory }) {
+  constructor (services: Sv, private readonly context: { parts: Parts, inputs: PartInputs, loggers: LoggerFactory, operator: Omit<OperatorInputs, 'lifecycle' | 'parts'> }) {
     if (typeof services !== 'object' || services === null) throw new TypeError('options.services must be an object of defineService() results')
     const instances: Record<string, object> = {}
     const names = new Set<string>()
@@ -43,19 +46,28 @@ export class ServiceHost<Sv extends ServiceMap> {
     this.instances = instances as ServiceInstances<Sv>
   }
 
+  /** Prepares every service in declaration order, before the peer joins. */
+  async prepare (): Promise<void> {
+    for (const s of this.order) {
+      if (s.instance.prepare === undefined) continue
+      this.owed.add(s)
+      await s.instance.prepare()
+    }
+  }
+
   /** Starts every service in declaration order. */
   async start (): Promise<void> {
     for (const s of this.order) {
+      this.owed.add(s)
       await s.instance.start?.()
-      this.started.push(s)
     }
   }
 
   /** Stops the started services in reverse order; failures are logged. */
   async stop (): Promise<void> {
-    const started = this.started
-    this.started = []
-    for (const s of started.reverse()) {
+    const owed = this.order.filter(s => this.owed.has(s))
+    this.owed.clear()
+    for (const s of owed.reverse()) {
       try {
         await s.instance.stop?.()
       } catch (err) {
@@ -65,7 +77,7 @@ export class ServiceHost<Sv extends ServiceMap> {
   }
 
   private components (name: string): ServiceComponents {
-    const { parts, inputs, loggers } = this.context
+    const { parts, inputs, loggers, operator } = this.context
     const lifecycle = inputs.lifecycle
     const prefix = `${name}/`
     const attach = <E, S, O>(group: Group<E, S, O>): Group<E, S, O> => {
@@ -121,7 +133,9 @@ export class ServiceHost<Sv extends ServiceMap> {
       messaging: {
         channel: (channelName, codecs) => parts.messaging.channel(messageChannel({ name: prefix + channelName, ...codecs })),
         open: (channel) => parts.messaging.channel(messageChannel({ ...channel, name: prefix + channel.name }))
-      }
+      },
+      views: scopedViews(this.views, name),
+      operator: operatorControl({ ...operator, lifecycle, parts })
     }
   }
 }

@@ -21,6 +21,7 @@ import type { Group, GroupOptions } from './group/groups.js'
 import type { PeerContact } from './membership/heartbeats.js'
 import type { ChannelHandle, MessageChannel } from './messaging.js'
 import type { Metrics } from './metrics.js'
+import type { OperatorControl, OperatorViews } from './operator.js'
 
 export type { PeerContact }
 
@@ -103,13 +104,26 @@ export interface ServiceComponents {
   readonly groups: ServiceGroups
   /** The service's message channels. */
   readonly messaging: ServiceMessaging
+  /** Read-only views of the service's state for operators (named `<service>/<name>`). */
+  readonly views: OperatorViews
+  /**
+   * What an operator may see of and do to this peer (stats, groups, the cluster's own fold,
+   * eject, leave). For the admin endpoint; an ordinary service has no use for it.
+   */
+  readonly operator: OperatorControl
 }
 
 /** The optional lifecycle hooks of what a service factory returns (it may return any object). */
 export interface ServiceInstance {
+  /**
+   * Called once every service is built, before the peer founds, joins or recovers (the admin
+   * endpoint opens its port here, so that it answers while the peer joins). A throw fails the
+   * start-up before the peer joined anything.
+   */
+  prepare?(): void | Promise<void>
   /** Called once the peer is a participant (after founding, joining or recovering), in declaration order. */
   start?(): void | Promise<void>
-  /** Called when the peer stops, before it leaves, in reverse order. */
+  /** Called when the peer stops (or its start-up fails after `prepare`), before it leaves, in reverse order. */
   stop?(): void | Promise<void>
 }
 

@@ -118,24 +118,31 @@ export class Sync {
     const phase = c.lifecycle.phase
     if (phase.kind !== 'member') throw new Refused('not-ready', 'not a participant now')
     const incarnation = phase.incarnation
-    const results: SyncResult[] = []
+    const results: Array<SyncResult | (() => SyncResult)> = []
     const shown: Array<{ replica: SomeReplica, version: number }> = []
     let full = false
+    // Each group once, however often it is asked for: a request of a million wants of one
+    // group would otherwise make this peer encode its fold a million times.
+    const asked = new Set<string>()
     for (const want of wants) {
+      if (asked.has(want.group)) continue
+      asked.add(want.group)
       const replica = incarnation.groups.get(want.group)
       const fold = replica?.fold
       if (replica === undefined || fold === undefined) { results.push({ group: want.group, kind: 'refused', code: 'unknown-group' }); continue }
       if (!replica.isParticipant(from)) { results.push({ group: want.group, kind: 'refused', code: 'not-participant' }); continue }
-      const payload = replica.payloadFor(fold, from, want.full)
-      full ||= payload.kind === 'fold'
-      results.push({ group: want.group, ...payload })
+      const diff = replica.plan(fold, from, want.full)
+      full ||= diff === undefined
+      results.push(() => ({ group: want.group, ...replica.encodePlan(fold, diff) }))
       shown.push({ replica, version: replica.version })
     }
+    // Before anything is encoded: a whole fold is what costs.
     if (full && !this.fullSyncLimiter.take(from)) { c.counters.droppedRateLimited++; throw new Refused('rate-limited', 'too many full syncs') }
+    const encoded = results.map(r => typeof r === 'function' ? r() : r)
     // Computed now, answered once everything it shows is saved.
     await Promise.all(shown.map(async s => { await c.persistence.persisted(s.replica, s.version) }))
     if (c.lifecycle.incarnation !== incarnation) throw new Refused('not-ready', 'this peer rejoined meanwhile')
     c.counters.syncsServed++
-    return encodeSyncAnswer(results)
+    return encodeSyncAnswer(encoded)
   }
 }

@@ -27,7 +27,7 @@
 import type { RootDatabase } from 'lmdb'
 import { LMDB_KEY_VALUE_LAYOUT } from './directory-layout.js'
 import { crc32cFinish, crc32cStart, crc32cUpdate } from './crc32c.js'
-import { asCorruptError, MARKER, MARKER_TEMP } from './data-directory.js'
+import { asCorruptError } from './data-directory.js'
 import type { KeyValueEntry } from './key-value.js'
 import type { DriverOperation, DriverPageQuery, KeyValueDriver } from './keyspace.js'
 import { StorageCorruptError } from './storage.js'

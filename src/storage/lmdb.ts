@@ -42,7 +42,7 @@ import {
 } from './data-directory.js'
 import { decodePeerRecord, encodePeerRecord } from './record-format.js'
 import { StorageClosedError, StorageCorruptError } from './storage.js'
-import type { PeerRecord, PeerStorage } from './storage.js'
+import type { PeerStorage } from './storage.js'
 
 export { ForeignDirectoryError, StorageInUseError } from './directory-errors.js'
 

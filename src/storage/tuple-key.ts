@@ -9,8 +9,8 @@
  * number   0x20  8 bytes: the IEEE-754 double, big-endian, sign bit flipped when positive and
  *                every bit flipped when negative (so byte order is numeric order); -0 is stored
  *                as 0, NaN is refused
- * string   0x30  UTF-8 bytes, each 0x00 written as 0x00 0xFF, then a 0x00 terminator
- * bytes    0x40  the bytes, each 0x00 written as 0x00 0xFF, then a 0x00 terminator
+ * string   0x30  UTF-8 bytes, each 0x00 written as 0x00 0xFF, then the terminator 0x00 0x00
+ * bytes    0x40  the bytes, each 0x00 written as 0x00 0xFF, then the terminator 0x00 0x00
  * ```
  * Properties the tests pin:
  * 1. Decoding gives back the parts (numbers as numbers, strings as strings, bytes as bytes).
@@ -21,8 +21,9 @@
  *    every longer tuple it is a prefix of.
  * 3. The key of a tuple is a byte prefix of the key of every tuple that extends it, so
  *    `range({ prefix: tupleKey('event') })` visits exactly the tuples whose first part is
- *    `'event'`. (A string part is not a byte prefix of a longer string part: the terminator
- *    sees to that, which is what makes the encoding unambiguous.)
+ *    `'event'`, and of no other. (A string part is not a byte prefix of a longer string
+ *    part: a two-byte terminator sees to that; with a one-byte 0x00 terminator, `''` would be a
+ *    byte prefix of `'\0'`, written 0x00 0xFF.)
  *
  * @module
  */
@@ -150,7 +151,7 @@ function encodePart (part: KeyPart, index: number): Uint8Array {
 function escape (tag: number, body: Uint8Array): Uint8Array {
   let zeros = 0
   for (const byte of body) if (byte === 0) zeros++
-  const out = new Uint8Array(body.length + zeros + 2)
+  const out = new Uint8Array(body.length + zeros + 3)
   out[0] = tag
   let o = 1
   for (const byte of body) {
@@ -158,6 +159,7 @@ function escape (tag: number, body: Uint8Array): Uint8Array {
     if (byte === 0) out[o++] = ESCAPE
   }
   out[o] = 0
+  out[o + 1] = 0
   return out
 }
 
@@ -173,8 +175,10 @@ function unescape (key: Uint8Array, start: number): { bytes: Uint8Array, next: n
     } else if (key[i + 1] === ESCAPE) {
       body.push(0)
       i += 2
+    } else if (key[i + 1] === 0) {
+      return { bytes: Uint8Array.from(body), next: i + 2 }
     } else {
-      return { bytes: Uint8Array.from(body), next: i + 1 }
+      throw new KeyDecodeError(i, 'a 0x00 in a string or bytes part is neither escaped nor a terminator')
     }
   }
 }

@@ -101,6 +101,8 @@ export interface SupervisionStats extends Readonly<LoopCounters> {
   readonly capacity: number
   /** Requests admitted and not yet answered. */
   readonly queued: number
+  /** Starts of a child after its first (by its supervisor's decision or `restartChild`), since the tree started. */
+  readonly restarts: number
 }
 
 /** A running supervision tree. Made by {@link startSupervision}. */
@@ -178,17 +180,26 @@ export async function startSupervision (root: SupervisorSpec, options: Supervisi
   const callTimeoutMs = options.callTimeoutMs ?? 5000
   checkTimeout(callTimeoutMs, 'startSupervision: options.callTimeoutMs')
 
+  const restarts = { count: 0 }
   const ctx: RunnerContext = {
     clock,
     random,
     loop: new EventLoop(capacity, clock),
     store,
     ids: collectIds(root),
-    emit: safeEmitter(options.onEvent)
+    emit: countingRestarts(safeEmitter(options.onEvent), restarts)
   }
-  const tree = new Tree(root, ctx, callTimeoutMs)
+  const tree = new Tree(root, ctx, callTimeoutMs, restarts)
   await tree.start()
   return tree
+}
+
+/** Counts every start of a child after its first into `restarts`, then passes the event on. */
+function countingRestarts (emit: (event: SupervisionEvent) => void, restarts: { count: number }): (event: SupervisionEvent) => void {
+  return (event) => {
+    if (event.type === 'starting' && event.incarnation > 1) restarts.count++
+    emit(event)
+  }
 }
 
 class Tree implements SupervisionTree {
@@ -202,8 +213,11 @@ class Tree implements SupervisionTree {
   #stopping: Promise<ExitReason> | undefined
   #resolveExited!: (reason: ExitReason) => void
 
-  constructor (root: SupervisorSpec, ctx: RunnerContext, callTimeoutMs: number) {
+  readonly #restarts: { readonly count: number }
+
+  constructor (root: SupervisorSpec, ctx: RunnerContext, callTimeoutMs: number, restarts: { readonly count: number }) {
     this.root = root.id
+    this.#restarts = restarts
     this.#ctx = ctx
     this.#callTimeoutMs = callTimeoutMs
     this.#defaultSubmit = Object.freeze({ timeoutMs: callTimeoutMs, overflow: 'reject' })
@@ -301,7 +315,7 @@ class Tree implements SupervisionTree {
 
   stats (): SupervisionStats {
     const loop = this.#ctx.loop
-    return { ...loop.counters, capacity: loop.capacity, queued: loop.queued }
+    return { ...loop.counters, capacity: loop.capacity, queued: loop.queued, restarts: this.#restarts.count }
   }
 
   async stop (options: { readonly timeoutMs?: number } = {}): Promise<ExitReason> {

@@ -36,7 +36,7 @@ import type { Gossip, GossipHandler, GossipSigning, GossipStats, WaitForTopicPee
 import type { AllowPeers, ConnectionGuard, ConnectionStats } from './security.js'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
-import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
+import type { Libp2p, Logger, PeerId, PrivateKey } from '@libp2p/interface'
 import type { Ping } from '@libp2p/ping'
 import type { ServiceFactoryMap } from 'libp2p'
 
@@ -102,6 +102,12 @@ export interface TransportNodeOptions extends ChannelInit {
    * @default none (`legion:transport`, ...)
    */
   logPrefix?: string
+  /**
+   * Makes the node's loggers (one per component: `transport`, `channel`, `gossip`), e.g. so
+   * that every line carries the peer's id. Overrides `logPrefix`.
+   * @default `debug` loggers `legion:<component>[:<logPrefix>]`
+   */
+  loggers?: (component: string) => Logger
   /**
    * The cluster secret: 32 bytes every node of the cluster shares. With it the
    * node runs a libp2p private network (`@libp2p/pnet`): every connection is
@@ -218,7 +224,8 @@ interface Services extends Record<string, unknown> {
 export async function createTransportNode (options: TransportNodeOptions = {}): Promise<TransportNode> {
   const transport = options.transport ?? 'tcp'
   const suffix = options.logPrefix !== undefined && options.logPrefix !== '' ? `:${options.logPrefix}` : ''
-  const log = logger(`legion:transport${suffix}`)
+  const loggerFor = options.loggers ?? ((component: string) => logger(`legion:${component}${suffix}`))
+  const log = loggerFor('transport')
   const listen = options.listen ?? (transport === 'tcp'
     ? ['/ip4/127.0.0.1/tcp/0']
     : [`/memory/legion-${randomHex(12)}`])
@@ -283,14 +290,14 @@ export async function createTransportNode (options: TransportNodeOptions = {}): 
   const peerId = node.peerId.toString()
   let channel: Channel
   try {
-    channel = createChannel({ libp2p: node, log: logger(`legion:channel${suffix}`) }, options)
+    channel = createChannel({ libp2p: node, log: loggerFor('channel') }, options)
   } catch (err) {
     // invalid channel options: do not leave a started node behind
     guard.stop()
     await node.stop()
     throw err
   }
-  const gossip = createGossip({ pubsub: node.services.pubsub, peerId, log: logger(`legion:gossip${suffix}`) }, { signing })
+  const gossip = createGossip({ pubsub: node.services.pubsub, peerId, log: loggerFor('gossip') }, { signing })
   log('started %s on %s', peerId, node.getMultiaddrs().map(ma => ma.toString()).join(', '))
   return new Libp2pTransportNode(node, channel, gossip, guard, log)
 }

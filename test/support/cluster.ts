@@ -19,7 +19,7 @@ export async function startCluster<E, S, O> (n: number, base: Omit<LegionOptions
  * coarse fallback timer, for conditions that change without a state change). Rejects with
  * the `describe()` text after `timeoutMs`.
  */
-export async function until (peers: ReadonlyArray<Legion<unknown, unknown, unknown>>, predicate: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+export async function until (peers: ReadonlyArray<Legion<unknown, unknown, unknown>>, predicate: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
   if (predicate()) return
   await new Promise<void>((resolve, reject) => {
     const check = (): void => {

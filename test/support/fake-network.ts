@@ -89,8 +89,10 @@ export class FakeNetwork {
   private readonly cut = new Set<string>()
   private readonly crashed = new Set<string>()
   private readonly muted = new Map<string, Set<string>>()
-  /** Messages delivered, by protocol name (the part after the cluster). */
+  /** Messages sent, by protocol name (the part after the cluster). */
   readonly delivered = new Map<string, number>()
+  /** Messages sent, by sender, then protocol name. */
+  readonly sentBy = new Map<string, Map<string, number>>()
 
   constructor (private readonly clock: PeerClock) {}
 
@@ -135,7 +137,7 @@ export class FakeNetwork {
       async handle (protocol: string, handler: ChannelHandler) { state.handlers.set(protocol, handler) },
       async request (peer: string, protocol: string, payload: Uint8Array, options: { timeoutMs?: number } = {}) {
         const target = net.route(state, peer, protocol)
-        net.count(protocol)
+        net.count(id, protocol)
         // A muted sender's requests are lost, and so are a muted receiver's answers.
         const lost = net.isMuted(id, protocol) || net.isMuted(peer, protocol)
         return await new Promise<Uint8Array>((resolve, reject) => {
@@ -158,7 +160,7 @@ export class FakeNetwork {
       },
       async send (peer: string, protocol: string, payload: Uint8Array) {
         const target = net.route(state, peer, protocol)
-        net.count(protocol)
+        net.count(id, protocol)
         if (net.isMuted(id, protocol)) return
         net.later(() => { if (net.deliverable(id, peer)) void Promise.resolve().then(async () => await target(id, payload)).catch(() => {}) })
       },
@@ -214,9 +216,12 @@ export class FakeNetwork {
     return handler
   }
 
-  private count (protocol: string): void {
+  private count (from: string, protocol: string): void {
     const name = protocol.split('/')[3] ?? protocol
     this.delivered.set(name, (this.delivered.get(name) ?? 0) + 1)
+    let mine = this.sentBy.get(from)
+    if (mine === undefined) { mine = new Map(); this.sentBy.set(from, mine) }
+    mine.set(name, (mine.get(name) ?? 0) + 1)
   }
 
   private later (fn: () => void): void {

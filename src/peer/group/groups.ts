@@ -82,12 +82,14 @@ export interface GroupsComponents {
   readonly limits: DecodeLimits
   /** Signing and freezing of this peer's folds of a group. */
   readonly foldOptions: <E, S, O>(definition: GroupDefinition<E, S, O>) => EventFoldOptions<E, O>
-  /** Asks for a flush. */
-  readonly schedule: () => void
+  /** Asks for a flush of `replica` (or of nothing in particular). */
+  readonly schedule: (replica?: SomeReplica) => void
   /** A logger per group. */
   readonly log: (group: string) => Logger
   /** Adds or removes a participant of a managed group and disseminates it. */
   readonly membershipChange: (replica: SomeReplica, kind: 'join' | 'unjoin', peer: Participant, options: WaitOptions) => Promise<Dissemination>
+  /** Records how long an `applyConsistent` took, in milliseconds, and how it ended (an error's name, or `undefined` once folded). */
+  readonly consistentTook?: (ms: number, failure: string | undefined) => void
 }
 
 /** Every group of a peer; see the module comment. */
@@ -201,7 +203,7 @@ export class GroupRegistry {
       counters: c.counters,
       log: c.log(id),
       foldOptions: c.foldOptions,
-      changed: c.schedule,
+      changed: (replica) => { c.schedule(replica) },
       limits: c.limits
     }
   }
@@ -259,7 +261,16 @@ class GroupHandle<E, S, O> implements Group<E, S, O> {
 
   async applyConsistent (event: E, options?: WaitOptions): Promise<O> {
     const [replica, fold] = this.writable()
-    return await replica.applyConsistent(fold, event, options)
+    const { clock, consistentTook } = this.components
+    const began = clock.now()
+    try {
+      const output = await replica.applyConsistent(fold, event, options)
+      consistentTook?.(clock.now() - began, undefined)
+      return output
+    } catch (err) {
+      consistentTook?.(clock.now() - began, err instanceof Error ? err.name : 'Error')
+      throw err
+    }
   }
 
   readState (): ClusterState<S> {

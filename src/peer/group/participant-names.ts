@@ -1,6 +1,6 @@
 /**
  * Participant fingerprints, and the implied origin, for the Diffs participants push to each
- * other (codec format 3, {@link DiffContext}).
+ * other (since codec format 3, {@link DiffContext}).
  *
  * A peer id is about 52 bytes, and a Diff names every participant its acknowledgement sets
  * mention, so in small clusters under steady load the participant table was most of every

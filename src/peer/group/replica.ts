@@ -40,8 +40,8 @@ export interface ReplicaComponents {
   readonly log: Logger
   /** Signing and freezing of this peer's folds of a group. */
   readonly foldOptions: <E, S, O>(definition: GroupDefinition<E, S, O>) => EventFoldOptions<E, O>
-  /** Called after every change: the peer flushes at the end of the tick. */
-  readonly changed: () => void
+  /** Called after every change (and announcement) of this replica: the peer flushes it at the end of the tick. */
+  readonly changed: (replica: GroupReplica<unknown, unknown, unknown>) => void
   /** Decode limits of messages. */
   readonly limits: DecodeLimits
 }
@@ -221,7 +221,13 @@ export class GroupReplica<E, S, O> {
   /** Counts a change: saved, shown and (if news) sent at the end of the tick. */
   changed (): void {
     this.version++
-    this.components.changed()
+    this.components.changed(this as GroupReplica<unknown, unknown, unknown>)
+  }
+
+  /** Re-announces this replica's acknowledgements at the end of the tick (anti-entropy), changing nothing. */
+  announce (): void {
+    this.news = true
+    this.components.changed(this as GroupReplica<unknown, unknown, unknown>)
   }
 
   private onConsistent (o: ConsistentOutput<O>): void {
@@ -303,7 +309,16 @@ export class GroupReplica<E, S, O> {
 
   /** The diff for `peer` in full form (sync answers, pushes), or the whole fold when a diff is not enough. */
   payloadFor (fold: EventFold<E, S, O>, peer: Participant, full = false): { kind: 'diff' | 'fold', bytes: Uint8Array } {
-    const diff = full ? undefined : fold.diffFor(peer)
+    return this.encodePlan(fold, this.plan(fold, peer, full))
+  }
+
+  /** What `peer` needs: a diff (computed, not yet encoded), or the whole fold (`undefined`). */
+  plan (fold: EventFold<E, S, O>, peer: Participant, full = false): Diff<E, O> | undefined {
+    return full ? undefined : fold.diffFor(peer)
+  }
+
+  /** Encodes what {@link plan} decided. */
+  encodePlan (fold: EventFold<E, S, O>, diff: Diff<E, O> | undefined): { kind: 'diff' | 'fold', bytes: Uint8Array } {
     return diff !== undefined
       ? { kind: 'diff', bytes: encodeDiff(diff, this.definition.codecs) }
       : { kind: 'fold', bytes: encodeEventFold(fold.snapshot(), this.definition.codecs) }

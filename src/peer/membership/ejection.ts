@@ -143,8 +143,10 @@ export class Ejection {
     const cluster = incarnation.groups.get('')
     if (this.components.lifecycle.phase.kind !== 'member' || cluster?.fold === undefined) return
     if (!cluster.isParticipant(this.components.self)) { this.ejected('its own UnJoin reached it'); return }
-    if (cluster.version === this.checkedAt.version && incarnation === this.checkedAt.incarnation) return
-    this.checkedAt = { incarnation, version: cluster.version }
+    // Only when the cluster's membership changed: walking every group costs what they number.
+    const members = cluster.fold.projectedParticipants().join(',')
+    if (members === this.checkedAt.members && incarnation === this.checkedAt.incarnation) return
+    this.checkedAt = { incarnation, members }
     for (const replica of incarnation.groups.values()) {
       const fold = replica.fold
       if (fold === undefined || replica === cluster) continue
@@ -154,7 +156,7 @@ export class Ejection {
     }
   }
 
-  private checkedAt: { incarnation: Incarnation | undefined, version: number } = { incarnation: undefined, version: -1 }
+  private checkedAt: { incarnation: Incarnation | undefined, members: string } = { incarnation: undefined, members: '' }
 
   /** `peer`, which had merged this peer's latest Join, refused it as a non-participant. */
   refusedAsNonParticipant (peer: Participant, what: string): void {

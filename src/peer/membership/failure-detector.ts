@@ -46,6 +46,8 @@ export interface FailureDetectorSettings {
 export class FailureDetector {
   private readonly lastHeard = new Map<Participant, number>()
   private readonly reports = new Map<Participant, ReadonlySet<Participant>>()
+  /** Of each report, the participants the reporter finds silent (not merely stuck): rule 5 reads these only. */
+  private readonly silentReports = new Map<Participant, ReadonlySet<Participant>>()
   private readonly ejectableSince = new Map<Participant, number>()
   private readonly brokenSince = new Map<string, number>()
   private stuck: ReadonlySet<Participant> = new Set()
@@ -64,7 +66,7 @@ export class FailureDetector {
       if (!this.lastHeard.has(p)) this.lastHeard.set(p, now)
     }
     for (const p of [...this.lastHeard.keys()]) {
-      if (!keep.has(p)) { this.lastHeard.delete(p); this.reports.delete(p); this.ejectableSince.delete(p) }
+      if (!keep.has(p)) { this.lastHeard.delete(p); this.reports.delete(p); this.silentReports.delete(p); this.ejectableSince.delete(p) }
     }
   }
 
@@ -72,6 +74,7 @@ export class FailureDetector {
   reset (): void {
     this.lastHeard.clear()
     this.reports.clear()
+    this.silentReports.clear()
     this.ejectableSince.clear()
     this.stuck = new Set()
   }
@@ -87,11 +90,17 @@ export class FailureDetector {
     if (last !== undefined && last < now) this.lastHeard.set(peer, now)
   }
 
-  /** Records the suspects `peer` reported in its latest heartbeat (replacing its earlier report). */
-  report (peer: Participant, suspects: readonly Participant[], now: number): void {
+  /**
+   * Records the suspects `peer` reported in its latest heartbeat (replacing its earlier
+   * report): `suspects` count for the quorum (rule 3), `silent` (by default the same) for
+   * broken links (rule 5). A participant one voter finds stuck is no evidence of a broken link:
+   * it may be stuck in a group only those two share.
+   */
+  report (peer: Participant, suspects: readonly Participant[], now: number, silent: readonly Participant[] = suspects): void {
     if (!this.lastHeard.has(peer)) return
     this.heard(peer, now)
     this.reports.set(peer, new Set(suspects))
+    this.silentReports.set(peer, new Set(silent))
   }
 
   /** Whether `peer` is watched and has been silent for more than `suspectAfterMs`. */
@@ -155,7 +164,7 @@ export class FailureDetector {
     if (heard.length * 2 <= voters.length) { this.brokenSince.clear(); return out }
     for (const v of heard) {
       if (v === this.self) continue
-      for (const x of this.reports.get(v) ?? []) {
+      for (const x of this.silentReports.get(v) ?? []) {
         if (x === this.self || x === v || !heard.includes(x)) continue
         const ends: [Participant, Participant] = v < x ? [v, x] : [x, v]
         const key = `${ends[0]}\n${ends[1]}`

@@ -93,6 +93,14 @@ export type SelfHealth =
     readonly reportedBy: readonly Participant[]
   }
 
+/** How long a participant has been silent, as this peer sees it. */
+export interface PeerSilence {
+  /** The participant. */
+  readonly peer: Participant
+  /** Milliseconds since this peer last heard anything from it (heartbeat, diff, answer...). */
+  readonly silentForMs: number
+}
+
 /** A participant this peer finds stuck. */
 export interface StuckPeer extends HeldBack {
   /** The participant. */
@@ -274,7 +282,7 @@ export class Heartbeats {
     if (c.lifecycle.phase.kind !== 'member') return encodeHeartbeatAnswer([])
     const autoEject = this.settings.autoEject
     const counted = h.suspects.filter(s => s.reason === 'silent' || (autoEject !== false && autoEject.stuck)).map(s => s.peer)
-    this.detector.report(from, counted, c.clock.now())
+    this.detector.report(from, counted, c.clock.now(), h.suspects.filter(s => s.reason === 'silent').map(s => s.peer))
     if (counted.length > 0) this.ejectWhomMajoritySuspects()
     this.heardStatus.set(from, { namesMeStuck: h.suspects.some(s => s.peer === c.self && s.reason === 'stuck'), ownReason: h.stuck })
     const addresses: PeerAddresses[] = []
@@ -304,6 +312,16 @@ export class Heartbeats {
     const now = this.components.clock.now()
     const members = new Set(this.components.lifecycle.incarnation?.groups.get('')?.others() ?? [])
     return this.detector.suspects(now).filter(p => members.has(p) && this.detector.isSilent(p, now))
+  }
+
+  /** How long each other participant has been silent (nothing heard from it), by peer id, sorted. */
+  silences (): PeerSilence[] {
+    const now = this.components.clock.now()
+    const others = [...this.components.lifecycle.incarnation?.groups.get('')?.others() ?? []].sort()
+    return others.flatMap(peer => {
+      const silentForMs = this.detector.silenceOf(peer, now)
+      return silentForMs === undefined ? [] : [{ peer, silentForMs }]
+    })
   }
 
   /** Participants this peer finds stuck, with how long and (if they said) why. */

@@ -8,6 +8,7 @@
  * @module
  */
 import type { DecodeLimits } from '../../codec/codec.js'
+import type { Reader, Writer } from '../../codec/buffer.js'
 import { PeerMessageKind, decodeMessage, encodeMessage, readGroupId, readList, writeList } from './message.js'
 
 /** Protocol name of direct batches. */
@@ -23,17 +24,34 @@ export interface GroupPayload {
   readonly payload: Uint8Array
 }
 
-/** Encodes a batch. */
-export function encodeFoldBatch (entries: readonly GroupPayload[]): Uint8Array {
+/** Encodes a message of `kind` that is one list of group payloads (a batch, a push). */
+export function encodeGroupPayloads (kind: number, entries: readonly GroupPayload[]): Uint8Array {
   let size = 16
   for (const e of entries) size += e.payload.length + e.group.length + 8
-  return encodeMessage(PeerMessageKind.foldBatch, w => {
-    writeList(w, entries, (w, e) => { w.writeString(e.group); w.writeBytes(e.payload) })
-  }, size)
+  return encodeMessage(kind, w => { writeGroupPayloads(w, entries) }, size)
+}
+
+/** Decodes what {@link encodeGroupPayloads} wrote. Throws only `DecodeError`. */
+export function decodeGroupPayloads (kind: number, bytes: Uint8Array, limits: DecodeLimits): GroupPayload[] {
+  return decodeMessage(bytes, limits, kind, r => readGroupPayloads(r, limits))
+}
+
+/** Writes `list<entry>`, `entry` = `str group`, `bytes payload`. */
+export function writeGroupPayloads (w: Writer, entries: readonly GroupPayload[]): void {
+  writeList(w, entries, (w, e) => { w.writeString(e.group); w.writeBytes(e.payload) })
+}
+
+/** Reads what {@link writeGroupPayloads} wrote. */
+export function readGroupPayloads (r: Reader, limits: DecodeLimits): GroupPayload[] {
+  return readList(r, limits, 2, 'groups', r => ({ group: readGroupId(r), payload: r.readBytes(limits.maxBytes) }))
+}
+
+/** Encodes a batch. */
+export function encodeFoldBatch (entries: readonly GroupPayload[]): Uint8Array {
+  return encodeGroupPayloads(PeerMessageKind.foldBatch, entries)
 }
 
 /** Decodes a batch. Throws only `DecodeError`. */
 export function decodeFoldBatch (bytes: Uint8Array, limits: DecodeLimits): GroupPayload[] {
-  return decodeMessage(bytes, limits, PeerMessageKind.foldBatch, r =>
-    readList(r, limits, 2, 'groups', r => ({ group: readGroupId(r), payload: r.readBytes(limits.maxBytes) })))
+  return decodeGroupPayloads(PeerMessageKind.foldBatch, bytes, limits)
 }

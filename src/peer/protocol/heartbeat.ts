@@ -7,7 +7,8 @@
  *
  * Heartbeat (kind 22): `list<suspect>`, `suspect` = `str peer`, `u8 reason` (1 silent, 2
  * stuck: it has not acknowledged events it holds for too long); then `u8 status` (0 fine,
- * 1 stuck) and `str detail` (why, when stuck; empty otherwise).
+ * 1 stuck) and `str detail` (why, when stuck, at most 1024 bytes; empty otherwise, so that
+ * every heartbeat has one encoding).
  * HeartbeatAnswer (kind 28): `list<peer>`, `peer` = `str id`, `list<str> addresses`.
  * A heartbeat may also be answered by a Refusal (`not-participant` tells the sender it was
  * ejected, if the refuser had acknowledged its Join).
@@ -17,10 +18,13 @@
 import type { DecodeLimits } from '../../codec/codec.js'
 import { DecodeError } from '../../codec/errors.js'
 import type { PeerAddresses } from './join.js'
-import { PeerMessageKind, decodeMessage, encodeMessage, readAddresses, readList, readPeerId, writeList, writeStrings, type Refusal } from './message.js'
+import { PeerMessageKind, clipText, decodeMessage, encodeMessage, readAddresses, readList, readPeerId, writeAddresses, writeList, type Refusal } from './message.js'
 
 /** Protocol name. */
 export const HEARTBEAT_PROTOCOL = 'heartbeat'
+
+/** Longest reason a stuck peer gives, in UTF-8 bytes (a longer one is cut). */
+export const MAX_STUCK_DETAIL_BYTES = 1024
 
 /** Why a participant is suspected: silent (nothing heard) or stuck (holding the fold back). */
 export type SuspicionReason = 'silent' | 'stuck'
@@ -46,7 +50,7 @@ export function encodeHeartbeat (h: Heartbeat): Uint8Array {
   return encodeMessage(PeerMessageKind.heartbeat, w => {
     writeList(w, h.suspects, (w, s) => { w.writeString(s.peer); w.writeUint8(s.reason === 'silent' ? 1 : 2) })
     w.writeUint8(h.stuck === undefined ? 0 : 1)
-    w.writeString(h.stuck ?? '')
+    w.writeString(clipText(h.stuck ?? '', MAX_STUCK_DETAIL_BYTES))
   })
 }
 
@@ -61,7 +65,8 @@ export function decodeHeartbeat (bytes: Uint8Array, limits: DecodeLimits): Heart
     })
     const status = r.readUint8()
     if (status > 1) throw new DecodeError('invalid', `unknown status ${status}`)
-    const detail = r.readString(1024)
+    const detail = r.readString(MAX_STUCK_DETAIL_BYTES)
+    if (status === 0 && detail !== '') throw new DecodeError('invalid', 'a peer that is not stuck gives no reason')
     return { suspects, stuck: status === 1 ? detail : undefined }
   })
 }
@@ -69,7 +74,7 @@ export function decodeHeartbeat (bytes: Uint8Array, limits: DecodeLimits): Heart
 /** Encodes the answer to a heartbeat. */
 export function encodeHeartbeatAnswer (addresses: readonly PeerAddresses[]): Uint8Array {
   return encodeMessage(PeerMessageKind.heartbeatAnswer, w => {
-    writeList(w, addresses, (w, p) => { w.writeString(p.id); writeStrings(w, p.addresses) })
+    writeList(w, addresses, (w, p) => { w.writeString(p.id); writeAddresses(w, p.addresses) })
   })
 }
 

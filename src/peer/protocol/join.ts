@@ -4,15 +4,15 @@
  * JoinRequest (kind 17): `list<str> addresses` (where the asker listens).
  * JoinAccepted (kind 18): `list<group>`, `group` = `str id`, `bytes fold` (an EventFold, kind
  * 1: the sponsor's whole fold of each group the asker was admitted to, the cluster's own
- * group `""` first); then `list<peer>`, `peer` = `str id`, `list<str> addresses` (every other
- * participant the sponsor knows an address of).
+ * group `""` first); then `list<peer>`, `peer` = `str id`, `list<str> addresses` (every
+ * other participant, with the addresses the sponsor knows, possibly none, then the sponsor).
  * A join may also be answered by a Refusal.
  *
  * @module
  */
 import type { DecodeLimits } from '../../codec/codec.js'
-import type { GroupPayload } from './fold-batch.js'
-import { PeerMessageKind, decodeMessage, encodeMessage, readAddresses, readGroupId, readList, readPeerId, writeList, writeStrings, type Refusal } from './message.js'
+import { readGroupPayloads, writeGroupPayloads, type GroupPayload } from './fold-batch.js'
+import { PeerMessageKind, decodeMessage, encodeMessage, readAddresses, readList, readPeerId, writeAddresses, writeList, type Refusal } from './message.js'
 
 /** Protocol name. */
 export const JOIN_PROTOCOL = 'join'
@@ -37,7 +37,7 @@ export interface JoinAccepted {
 
 /** Encodes a join request. */
 export function encodeJoinRequest (addresses: readonly string[]): Uint8Array {
-  return encodeMessage(PeerMessageKind.joinRequest, w => { writeStrings(w, addresses) })
+  return encodeMessage(PeerMessageKind.joinRequest, w => { writeAddresses(w, addresses) })
 }
 
 /** Decodes a join request: the asker's addresses. Throws only `DecodeError`. */
@@ -50,8 +50,8 @@ export function encodeJoinAccepted (groups: readonly GroupPayload[], peers: read
   let size = 64
   for (const g of groups) size += g.payload.length + g.group.length + 8
   return encodeMessage(PeerMessageKind.joinAccepted, w => {
-    writeList(w, groups, (w, g) => { w.writeString(g.group); w.writeBytes(g.payload) })
-    writeList(w, peers, (w, p) => { w.writeString(p.id); writeStrings(w, p.addresses) })
+    writeGroupPayloads(w, groups)
+    writeList(w, peers, (w, p) => { w.writeString(p.id); writeAddresses(w, p.addresses) })
   }, size)
 }
 
@@ -59,7 +59,7 @@ export function encodeJoinAccepted (groups: readonly GroupPayload[], peers: read
 export function decodeJoinAnswer (bytes: Uint8Array, limits: DecodeLimits): JoinAccepted | Refusal {
   return decodeMessage(bytes, limits, PeerMessageKind.joinAccepted, (r): JoinAccepted => ({
     kind: 'joinAccepted',
-    groups: readList(r, limits, 2, 'groups', r => ({ group: readGroupId(r), payload: r.readBytes(limits.maxBytes) })),
+    groups: readGroupPayloads(r, limits),
     peers: readList(r, limits, 2, 'peers', r => ({ id: readPeerId(r), addresses: readAddresses(r) }))
   }), true)
 }

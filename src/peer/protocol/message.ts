@@ -6,6 +6,10 @@
  * `outputs.ts`) owns its own message kinds and `write`/`read` pairs; kinds are unique across
  * them so that bytes sent on the wrong protocol fail to decode instead of being misread.
  *
+ * Refusal (kind 19): `str code` (a {@link RefusalCode}), `str message` (for people, at most
+ * 4096 bytes). Texts and address lists are cut on encoding to what decoding takes, so a
+ * peer never sends a message its own decoder would refuse.
+ *
  * @module
  */
 import { decodeWithin, type DecodeLimits } from '../../codec/codec.js'
@@ -65,7 +69,8 @@ export const MAX_PEER_ID_BYTES = 256
 export const MAX_ADDRESSES = 64
 /** Longest multiaddr, in bytes. */
 export const MAX_ADDRESS_BYTES = 1024
-const MAX_MESSAGE_TEXT = 4096
+/** Longest refusal message, in UTF-8 bytes. */
+export const MAX_MESSAGE_TEXT = 4096
 
 /** Encodes one message: the header with `kind`, then what `write` writes. */
 export function encodeMessage (kind: number, write: (w: Writer) => void, sizeHint = 64): Uint8Array {
@@ -90,9 +95,27 @@ export function decodeMessage<T> (bytes: Uint8Array, limits: DecodeLimits, kind:
   })
 }
 
-/** Encodes a refusal. */
+/** Encodes a refusal (its message cut to {@link MAX_MESSAGE_TEXT} bytes). */
 export function encodeRefusal (code: RefusalCode, message: string): Uint8Array {
-  return encodeMessage(PeerMessageKind.refusal, w => { w.writeString(code); w.writeString(message.slice(0, 1024)) })
+  return encodeMessage(PeerMessageKind.refusal, w => { w.writeString(code); w.writeString(clipText(message, MAX_MESSAGE_TEXT)) })
+}
+
+/**
+ * `text` made fit for a bounded text field: lone surrogates (which UTF-8 cannot carry)
+ * replaced, and cut to at most `maxBytes` bytes of UTF-8, never inside a character. Texts
+ * for people (refusals, error replies, stuck reasons) can come from anywhere, an
+ * application's error message included; cut by UTF-16 units, one could end in half a
+ * surrogate pair and make the encoder throw, and cut longer than the field, the receiver
+ * would refuse the whole message.
+ */
+export function clipText (text: string, maxBytes: number): string {
+  const whole = text.toWellFormed()
+  if (whole.length * 3 <= maxBytes) return whole // a UTF-16 unit is at most 3 bytes of UTF-8
+  const bytes = new TextEncoder().encode(whole)
+  if (bytes.length <= maxBytes) return whole
+  let end = maxBytes
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end-- // back to the first byte of a character
+  return new TextDecoder().decode(bytes.subarray(0, end))
 }
 
 function readRefusal (r: Reader): Refusal {
@@ -118,10 +141,16 @@ export function readPeerId (r: Reader): string {
   return id
 }
 
-/** Writes a list of strings. */
-export function writeStrings (w: Writer, xs: readonly string[]): void {
-  w.writeVarUint(xs.length)
-  for (const x of xs) w.writeString(x)
+/**
+ * Writes a list of multiaddrs as {@link readAddresses} takes it: the first
+ * {@link MAX_ADDRESSES} of those no longer than {@link MAX_ADDRESS_BYTES} (a host with many
+ * interfaces listens on more, and one address too many would make the whole message
+ * undecodable: a join refused, a heartbeat answer lost).
+ */
+export function writeAddresses (w: Writer, addresses: readonly string[]): void {
+  const fit = addresses.filter(a => Buffer.byteLength(a, 'utf8') <= MAX_ADDRESS_BYTES).slice(0, MAX_ADDRESSES)
+  w.writeVarUint(fit.length)
+  for (const a of fit) w.writeString(a)
 }
 
 /** Reads a list of multiaddrs. */

@@ -5,7 +5,7 @@
  *
  * Outputs (kind 20): `list<group>`, `group` = `str id`, `list<output>`, `output` = `varuint
  * counter` (>= 1), `str participant`, `bytes value` (the output in the group's output codec,
- * or, for an event whose apply threw, see `ConsistentOutput`).
+ * a failure's output likewise).
  *
  * @module
  */

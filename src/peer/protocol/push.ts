@@ -12,7 +12,7 @@
  */
 import type { DecodeLimits } from '../../codec/codec.js'
 import { DecodeError } from '../../codec/errors.js'
-import type { GroupPayload } from './fold-batch.js'
+import { decodeGroupPayloads, encodeGroupPayloads, type GroupPayload } from './fold-batch.js'
 import { PeerMessageKind, decodeMessage, encodeMessage, readGroupId, readList, readRefusalCode, writeList, type Refusal, type RefusalCode } from './message.js'
 
 /** Protocol name. */
@@ -25,17 +25,12 @@ export type PushResult =
 
 /** Encodes a push. */
 export function encodeFoldPush (entries: readonly GroupPayload[]): Uint8Array {
-  let size = 16
-  for (const e of entries) size += e.payload.length + e.group.length + 8
-  return encodeMessage(PeerMessageKind.foldPush, w => {
-    writeList(w, entries, (w, e) => { w.writeString(e.group); w.writeBytes(e.payload) })
-  }, size)
+  return encodeGroupPayloads(PeerMessageKind.foldPush, entries)
 }
 
 /** Decodes a push. Throws only `DecodeError`. */
 export function decodeFoldPush (bytes: Uint8Array, limits: DecodeLimits): GroupPayload[] {
-  return decodeMessage(bytes, limits, PeerMessageKind.foldPush, r =>
-    readList(r, limits, 2, 'groups', r => ({ group: readGroupId(r), payload: r.readBytes(limits.maxBytes) })))
+  return decodeGroupPayloads(PeerMessageKind.foldPush, bytes, limits)
 }
 
 /** Encodes the answer to a push. */

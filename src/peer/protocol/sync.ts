@@ -5,7 +5,8 @@
  * SyncRequest (kind 24): `list<entry>`, `entry` = `str group`, `u8 full` (0 or 1).
  * SyncAnswer (kind 25): `list<answer>`, `answer` = `str group`, `u8 tag`, then for tag 1 a
  * `bytes` Diff (kind 2, participants in full, origin written), for tag 2 a `bytes` EventFold
- * (kind 1), for tag 3 a refusal code `str` (why that group is not answered).
+ * (kind 1), for tag 3 a refusal code `str` (why that group is not answered). Each group asked
+ * for is answered once, in the order of its first want (a repeated want gets no answer of its own).
  * A request may also be answered by a Refusal as a whole.
  *
  * @module

@@ -1,0 +1,104 @@
+/**
+ * `GET /metrics` scraped from a real peer and read with a Prometheus text-format parser from
+ * npm (`prom2javascript`: it refuses malformed samples and labels, which the more popular
+ * `parse-prometheus-text-format` silently accepts, and assembles histograms), then held to
+ * Prometheus's naming rules: the `legion_` prefix, `_total` counters, `_seconds` histograms,
+ * help and type on every family, small label sets, and `legion_build_info`.
+ */
+import { test, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFile } from 'node:fs/promises'
+import { getMetricsFromIterator, type PromData, type PromHistogramData, type PromMetrics } from 'prom2javascript'
+import { LEGION_VERSION } from '../src/version.js'
+import { defineServer, startSupervision, supervisor, worker } from '../src/supervision/index.js'
+import { adminCluster, stopPeers, urlOf, type AdminPeer } from './support/admin-cluster.js'
+
+const running: AdminPeer[] = []
+after(async () => { await stopPeers(running.splice(0)) })
+
+async function scrape (url: string): Promise<{ text: string, metrics: PromMetrics, contentType: string }> {
+  const res = await fetch(`${url}/metrics`)
+  assert.equal(res.status, 200)
+  const text = await res.text()
+  const metrics = await getMetricsFromIterator(text.split('\n')[Symbol.iterator]())
+  return { text, metrics, contentType: res.headers.get('content-type') ?? '' }
+}
+
+function value (metrics: PromMetrics, name: string, labels: Record<string, string> = {}): number | undefined {
+  const family = metrics[name]
+  if (family === undefined) return undefined
+  const sample = (family.data as PromData[]).find(d => Object.entries(labels).every(([k, v]) => d.labels[k] === v))
+  return sample?.value
+}
+
+test('the version in the code is package.json\'s', async () => {
+  const manifest = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  assert.equal(LEGION_VERSION, manifest.version)
+})
+
+test('/metrics is Prometheus text that a real parser reads, named by Prometheus\'s rules, with the cluster\'s gauges, counters and the applyConsistent histogram', async () => {
+  let crash = true
+  const flaky = defineServer<number, number, number>({ init: () => 0, step: (n, s) => { if (crash && n < 0) { crash = false; throw new Error('boom') } return { state: s + n, output: s + n } } })
+  const tree = await startSupervision(supervisor('root', {}, [worker('flaky', flaky)]))
+  after(async () => { await tree.stop() })
+  const peers = await adminCluster(3, (i) => i === 0 ? { supervision: { main: tree } } : {})
+  running.push(...peers)
+  const [a] = peers
+  for (let i = 0; i < 5; i++) await a!.applyConsistent({ type: 'rebalance' })
+  await tree.call('flaky', -1).catch(() => {})
+  await tree.call('flaky', 1)
+
+  const { text, metrics, contentType } = await scrape(urlOf(a!))
+  assert.match(contentType, /^text\/plain; version=0\.0\.4/)
+  const names = Object.keys(metrics)
+  assert.ok(names.length >= 20, `families: ${names.join(', ')}`)
+  for (const name of names) {
+    const family = metrics[name]!
+    assert.match(name, /^legion_[a-z0-9_]+$/, `${name}: the legion_ prefix, lower snake case`)
+    assert.notEqual(family.help, '', `${name} has help`)
+    assert.ok(['counter', 'gauge', 'histogram'].includes(family.type), `${name} has a type: ${family.type}`)
+    if (family.type === 'counter') assert.match(name, /_total$/, `counter ${name} ends in _total`)
+    if (family.type === 'histogram') assert.match(name, /_seconds$/, `histogram ${name} is in seconds`)
+    if (family.type !== 'counter') assert.doesNotMatch(name, /_total$/, `${name} is no counter but ends in _total`)
+    assert.ok(family.data.length <= 20, `${name} has a small label set (${family.data.length} series)`)
+  }
+  // Every line the parser skipped would hide a mistake: every sample line belongs to a family.
+  const sampleLines = text.split('\n').filter(l => l !== '' && !l.startsWith('#'))
+  const parsedSamples = Object.values(metrics).reduce((n, f) => n + (f.type === 'histogram' ? (f.data as PromHistogramData[]).reduce((k, h) => k + Object.keys(h.buckets).length + 2, 0) : f.data.length), 0)
+  assert.equal(parsedSamples, sampleLines.length, 'the parser read every sample line')
+
+  assert.equal(value(metrics, 'legion_build_info', { version: LEGION_VERSION, nodejs: process.version }), 1)
+  assert.equal(value(metrics, 'legion_participants'), 3)
+  assert.equal(value(metrics, 'legion_suspected_peers'), 0)
+  assert.equal(value(metrics, 'legion_partitions_owned'), a!.readState().projected.owners.filter(o => o === a!.self).length)
+  assert.ok((value(metrics, 'legion_events_folded_total') ?? 0) >= 5)
+  assert.ok((value(metrics, 'legion_sent_bytes_total') ?? 0) > 0)
+  assert.ok((value(metrics, 'legion_received_messages_total') ?? 0) > 0)
+  assert.equal(value(metrics, 'legion_dropped_frames_total', { reason: 'malformed' }), 0)
+  assert.equal(value(metrics, 'legion_supervision_restarts_total', { tree: 'main' }), 1)
+  assert.equal(value(metrics, 'legion_supervision_crashes_total', { tree: 'main' }), 1)
+
+  const latency = metrics.legion_apply_consistent_seconds
+  assert.equal(latency?.type, 'histogram')
+  const folded = (latency!.data as PromHistogramData[]).find(h => h.labels.outcome === 'folded')!
+  assert.equal(folded.count, 5, 'one observation per applyConsistent')
+  assert.equal(folded.buckets['+Inf'], 5)
+  assert.ok((folded.sum ?? 0) > 0 && (folded.sum ?? 0) < 30, `sum ${folded.sum ?? 0} s`)
+  // In the text, as Prometheus reads it: bounds ascending, counts cumulative, +Inf last.
+  const bucketLines = text.split('\n').filter(l => l.startsWith('legion_apply_consistent_seconds_bucket') && l.includes('outcome="folded"'))
+  const les = bucketLines.map(l => /le="([^"]+)"/.exec(l)![1]!)
+  assert.equal(les.at(-1), '+Inf')
+  const bounds = les.slice(0, -1).map(Number)
+  assert.deepEqual(bounds, [...bounds].sort((x, y) => x - y), 'buckets ascend')
+  const counts = bucketLines.map(l => Number(l.split(' ').at(-1)))
+  assert.deepEqual(counts, [...counts].sort((x, y) => x - y), 'buckets are cumulative')
+  for (const [i, le] of les.entries()) assert.equal(folded.buckets[le], counts[i], 'the parser read the bucket the text holds')
+
+  // The admin endpoint counts what it answered, by route and status: the scrape itself shows up next time.
+  const again = await scrape(urlOf(a!))
+  assert.ok((value(again.metrics, 'legion_admin_requests_total', { route: 'metrics', status: '200' }) ?? 0) >= 1)
+  // Two peers in one process keep their own registries.
+  const other = await scrape(urlOf(peers[1]!))
+  assert.equal(value(other.metrics, 'legion_supervision_restarts_total', { tree: 'main' }), undefined)
+  assert.equal(value(other.metrics, 'legion_events_applied_total'), 0)
+})

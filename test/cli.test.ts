@@ -1,0 +1,155 @@
+/**
+ * The `legion` command as a user runs it (a child process per command): its help, its exit
+ * codes, its tables and `--json` against real peers' admin endpoints, and `legion start`
+ * running peers that found, join and leave a cluster with their data in a directory.
+ */
+import { test, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { createInterface } from 'node:readline'
+import { LEGION_VERSION } from '../src/version.js'
+import { adminCluster, stopPeers, TOKEN, urlOf, waitUntil, type AdminPeer } from './support/admin-cluster.js'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const main = join(root, 'src', 'cli', 'main.ts')
+const running: AdminPeer[] = []
+const children: ChildProcess[] = []
+after(async () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL')
+  await stopPeers(running.splice(0))
+})
+
+/** The environment of a user's shell: none of the test runner's variables, no admin defaults. */
+function env (extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const e = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_TEST_CONTEXT' && k !== 'NODE_OPTIONS' && !k.startsWith('LEGION_')))
+  return { ...e, ...extra }
+}
+
+/** Runs `legion ...args` to completion (bounded), with its exit code and output. */
+async function legion (args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number, stdout: string, stderr: string }> {
+  return await new Promise(resolve => {
+    execFile(process.execPath, ['--import', 'tsx', main, ...args], { cwd: root, env: env(extraEnv), timeout: 60_000 }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+test('legion --help lists the commands, --version prints the version, a wrong command exits 2', async () => {
+  const help = await legion(['--help'])
+  assert.equal(help.code, 0)
+  for (const command of ['start', 'status', 'members', 'partitions', 'eject', 'leave', 'plan', 'commit', 'metrics', 'ready']) {
+    assert.match(help.stdout, new RegExp(`^  ${command}\\b`, 'm'), `help lists ${command}`)
+  }
+  const version = await legion(['--version'])
+  assert.equal(version.stdout.trim(), LEGION_VERSION)
+  const wrong = await legion(['frobnicate'])
+  assert.equal(wrong.code, 2)
+  assert.match(wrong.stderr, /unknown command/)
+})
+
+test('against a running cluster: tables for people, --json for scripts, and exit codes for unreachable, forbidden, not found and conflict', async () => {
+  const peers = await adminCluster(3, (i) => i === 0 ? { allowMutations: true, token: TOKEN } : {})
+  running.push(...peers)
+  const [a, b, c] = peers
+  const url = urlOf(a!)
+
+  const status = await legion(['status', '--json'], { LEGION_ADMIN_URL: url })
+  assert.equal(status.code, 0, status.stderr)
+  assert.equal(JSON.parse(status.stdout).members, 3)
+  const members = await legion(['members', '--url', url])
+  assert.equal(members.code, 0, members.stderr)
+  const lines = members.stdout.trim().split('\n')
+  assert.match(lines[0]!, /^PEER +STATUS +SILENT +STUCK +BEHIND$/)
+  assert.equal(lines.length, 4)
+  for (const p of peers) assert.ok(lines.some(l => l.startsWith(p.self) && /\balive\b/.test(l)), `a row for ${p.self}`)
+  const partitions = await legion(['partitions', '--json', '--url', url])
+  assert.deepEqual(JSON.parse(partitions.stdout).owners, a!.readState().projected.owners)
+  const ready = await legion(['ready', '--url', url])
+  assert.equal(ready.code, 0)
+  assert.equal(ready.stdout.trim(), 'ready')
+
+  const plan = await legion(['plan', 'leave', c!.self, '--url', url])
+  assert.equal(plan.code, 0, plan.stderr)
+  const version = a!.readState().projected.version
+  assert.match(plan.stdout, new RegExp(`^plan at table version ${version}: leave moves 4 partition\\(s\\)`))
+  assert.match(plan.stdout, new RegExp(`commit it with: legion commit leave ${c!.self} --at ${version}`))
+
+  // Independent commands, run at once to keep the test short.
+  const codes = await Promise.all([
+    legion(['status', '--url', 'http://127.0.0.1:1']),
+    legion(['eject', c!.self, '--url', url]),
+    legion(['eject', c!.self, '--url', urlOf(b!)], { LEGION_ADMIN_TOKEN: TOKEN }),
+    legion(['eject', 'nobody', '--url', url], { LEGION_ADMIN_TOKEN: TOKEN }),
+    legion(['commit', 'rebalance', '--at', String(version + 7), '--url', url], { LEGION_ADMIN_TOKEN: TOKEN }),
+    legion(['plan', 'move', '--url', url])
+  ])
+  assert.deepEqual(codes.map(r => r.code), [
+    3, // unreachable
+    4, // no token
+    4, // mutations disabled there
+    5, // not a member
+    6, // plan outdated
+    2 // a change missing its arguments
+  ], codes.map(r => r.stderr).join('\n'))
+
+  const commit = await legion(['commit', 'leave', c!.self, '--json', '--url', url], { LEGION_ADMIN_TOKEN: TOKEN })
+  assert.equal(commit.code, 0, commit.stderr)
+  assert.equal(JSON.parse(commit.stdout).ejected, c!.self)
+  await waitUntil(() => a!.readState().participants.length === 2, 'c ejected')
+  const metrics = await legion(['metrics', '--url', url])
+  assert.match(metrics.stdout, /^legion_participants 2$/m)
+})
+
+/** Starts `legion start ...` and resolves with the JSON line it prints once running. */
+async function startPeer (args: string[], extraEnv: Record<string, string> = {}): Promise<{ child: ChildProcess, info: { self: string, multiaddrs: string[], admin: string } }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', main, 'start', '--json', '--admin-port', '0', ...args], { cwd: root, env: env(extraEnv), stdio: ['ignore', 'pipe', 'pipe'] })
+  children.push(child)
+  let stderr = ''
+  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString() })
+  const line = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => { reject(new Error(`legion start printed nothing in 30 s: ${stderr}`)) }, 30_000)
+    createInterface({ input: child.stdout! }).once('line', l => { clearTimeout(timer); resolve(l) })
+    child.once('exit', code => { clearTimeout(timer); reject(new Error(`legion start exited with ${String(code)}: ${stderr}`)) })
+  })
+  return { child, info: JSON.parse(line) as { self: string, multiaddrs: string[], admin: string } }
+}
+
+async function exited (child: ChildProcess, timeoutMs = 20_000): Promise<number | null> {
+  if (child.exitCode !== null) return child.exitCode
+  return await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { reject(new Error('the peer process did not exit')) }, timeoutMs)
+    child.once('exit', code => { clearTimeout(timer); resolve(code) })
+  })
+}
+
+test('legion start founds and joins a cluster with data directories; leave through the endpoint and SIGTERM each stop a peer with exit code 0', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'legion-cli-test-'))
+  after(async () => { await rm(dir, { recursive: true, force: true }) })
+  const cluster = `cli-${process.pid}`
+  const first = await startPeer(['--cluster', cluster, '--new', '--data', join(dir, 'a'), '--partitions', '8'])
+  const second = await startPeer(['--cluster', cluster, '--join', first.info.multiaddrs[0]!, '--data', join(dir, 'b'), '--allow-mutations'], { LEGION_ADMIN_TOKEN: TOKEN })
+  await waitUntil(async () => {
+    const r = await legion(['members', '--json', '--url', first.info.admin])
+    return r.code === 0 && (JSON.parse(r.stdout) as { members: unknown[] }).members.length === 2
+  }, 'two members', 20_000)
+
+  const leave = await legion(['leave', '--url', second.info.admin], { LEGION_ADMIN_TOKEN: TOKEN })
+  assert.equal(leave.code, 0, leave.stderr)
+  assert.match(leave.stdout, new RegExp(`${second.info.self} left the cluster`))
+  assert.equal(await exited(second.child), 0)
+  const left = await legion(['status', '--json', '--url', first.info.admin])
+  assert.equal(JSON.parse(left.stdout).members, 1)
+
+  first.child.kill('SIGTERM')
+  assert.equal(await exited(first.child), 0)
+  // Its data directory holds the peer: it recovers as the same participant.
+  const again = await startPeer(['--cluster', cluster, '--recover', '--data', join(dir, 'a')])
+  assert.equal(again.info.self, first.info.self)
+  again.child.kill('SIGTERM')
+  assert.equal(await exited(again.child), 0)
+})
