@@ -11,6 +11,7 @@ import { jsonCodec, jsonCodecFor, type JsonValue } from '../src/codec/json.js'
 import type { Codec } from '../src/codec/codec.js'
 import { DecodeError } from '../src/codec/errors.js'
 import { discovery } from '../src/discovery/service.js'
+import { memoryKeyValueStore } from '../src/storage/index.js'
 import type { RegistryWatchEvent, HolderEvent } from '../src/discovery/api.js'
 import { DiscoverySim, Runs, SIM_DETECTION, text, type DPeer } from './support/discovery-sim.js'
 
@@ -277,6 +278,30 @@ test('metadata is optional; a registration whose metadata a peer cannot decode i
   await sim.until(() => d(b).lookup('w', { consistency: 'projected' }).entries.length > 0, 'b sees one')
   assert.equal(d(a).lookup('w').entries.length, 2)
   assert.deepEqual(d(b).lookup('w').entries.map(e => [e.key, e.meta]), [[plain.key, undefined]])
+  await sim.stop()
+})
+
+test('a peer that recovers as the same participant drops what its previous process registered and held; the next candidate is granted', async () => {
+  const sim = new DiscoverySim()
+  const a = await sim.settle(sim.start({ mode: 'new' }), 'a starts')
+  const store = memoryKeyValueStore()
+  const b = await sim.settle(sim.start({ mode: 'join', peers: a.multiaddrs() }, { storage: store }), 'b joins')
+  const c = await sim.settle(sim.start({ mode: 'join', peers: a.multiaddrs() }), 'c joins')
+  await sim.until(() => [a, b, c].every(p => p.readState().participants.length === 3), 'three participants')
+  d(b).register('worker', 'old')
+  await sim.settle(d(b).elect('boss', () => {}, { kind: 'boss' }).whenRunning(), 'b holds boss')
+  await sim.settle(d(c).elect('boss', () => {}, { kind: 'boss' }).whenStanding(), 'c stands')
+  await sim.until(() => d(a).lookup('worker').entries.length === 1, 'a sees b\'s worker')
+  // b's process dies; its storage, as it was, comes back under the same identity before anyone ejects it.
+  sim.net.crash(b.self)
+  const copy = memoryKeyValueStore()
+  for await (const ns of store.namespaces()) for await (const e of store.namespace(ns).range()) await copy.namespace(ns).put(e.key, e.value)
+  const again = await sim.settle(sim.start({ mode: 'recover', peers: a.multiaddrs() }, { storage: copy }), 'b recovers')
+  assert.equal(again.self, b.self)
+  await sim.until(() => d(a).whereis('boss')?.peer === c.self && d(a).lookup('worker').entries.length === 0, 'b\'s old entries are gone and c holds boss')
+  assert.ok(a.readState().participants.includes(b.self), 'without b being ejected')
+  d(again).register('worker', 'new')
+  await sim.until(() => d(a).lookup('worker').entries.map(e => e.meta).join() === 'new', 'the new process registers again')
   await sim.stop()
 })
 

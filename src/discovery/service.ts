@@ -20,8 +20,7 @@
  */
 import { createHash } from 'node:crypto'
 import { jsonCodec, type JsonValue } from '../codec/json.js'
-import { decodeWith, encodeWith, type Codec } from '../codec/codec.js'
-import { DEFAULT_DECODE_LIMITS } from '../codec/codec.js'
+import { DEFAULT_DECODE_LIMITS, decodeWith, encodeWith, type Codec } from '../codec/codec.js'
 import { compareEventIds, type EventId, type Participant } from '../eventfold/types.js'
 import { defineService, type ServiceComponents, type ServiceDefinition, type ServiceInstance } from '../peer/services.js'
 import type { Group } from '../peer/group/groups.js'
@@ -37,9 +36,10 @@ import { CandidacyClosedError, ElectionConflictError, FencedError, RegistryInput
 import { Role, candidacyHandle } from './holder.js'
 import { defaultLeaseWindows, leaseOf, type LeaseWindows } from './lease.js'
 import {
-  MAX_KIND_BYTES, MAX_MIN_MEMBERS, invalidName, nameRecord, registrationKey, registrySpec,
+  MAX_KIND_BYTES, MAX_MIN_MEMBERS, invalidName, nameRecord, registrySpec,
   type RegistrationRecord, type RegistryEvent, type RegistryOutput, type RegistrySettings, type RegistryState
 } from './registry-spec.js'
+import { LocalRegistrations } from './registrations.js'
 import { resolveDiscovery, type ResolvedDiscovery } from './settings.js'
 import { holdersView, registryView } from './views.js'
 import { Watchers } from './watch.js'
@@ -56,14 +56,6 @@ const UNDECODABLE = Symbol('undecodable')
 
 /** How long `stop()` waits for the withdrawals of held names to settle. */
 const WITHDRAW_ON_STOP_MS = 2000
-
-/** A registration this peer wants in the registry. */
-interface LocalRegistration {
-  readonly name: string
-  readonly local: string
-  meta: Uint8Array
-  enabled: boolean
-}
 
 /** A candidacy this peer wants, with where its submission is. */
 interface LocalCandidacy<C> {
@@ -103,7 +95,7 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
   private readonly conditions: Conditions
   private readonly watchers: Watchers
   private readonly calls: HolderCalls
-  private readonly registrations = new Map<string, LocalRegistration>()
+  private readonly registrations: LocalRegistrations<M>
   private readonly candidacies = new Map<string, LocalCandidacy<C>>()
   private readonly firstSeen = new Map<Participant, number>()
   private readonly metaCache = new WeakMap<Uint8Array, M | undefined | typeof UNDECODABLE>()
@@ -113,7 +105,6 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
   private windows: LeaseWindows | undefined
   private cached: ClusterState<RegistryState> | undefined
   private timer: Timer | undefined
-  private nextLocal = 1
   private phase: 'created' | 'started' | 'stopped' = 'created'
 
   private readonly settings: RegistrySettings
@@ -126,6 +117,15 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
     this.checkpointCodec = options.checkpointCodec
     this.registry = c.groups.clusterWide('registry', { spec: registrySpec(this.settings) })
     this.conditions = new Conditions(c.clock)
+    this.registrations = new LocalRegistrations<M>({
+      self: c.self,
+      conditions: this.conditions,
+      settled: () => this.registry.held() ? this.read().infimum : undefined,
+      writable: () => this.writable(),
+      projected: () => this.read().projected,
+      write: (e) => { this.write(e) },
+      encodeMeta: (meta) => this.encodeMeta(meta)
+    })
     this.watchers = new Watchers(c.log)
     this.calls = new HolderCalls({
       channel: c.messaging.channel<HolderRequest, HolderReply>('holder', { request: jsonCodec as unknown as Codec<HolderRequest>, reply: jsonCodec as unknown as Codec<HolderReply> }),
@@ -158,7 +158,25 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
       this.registry.subscribe(state => { this.cached = state; this.onChange(false) }),
       this.c.membership.subscribe(() => { this.onChange(true) })
     )
+    this.dropInherited()
     this.onChange(true)
+  }
+
+  /**
+   * A peer that recovered as the same participant finds the registrations and candidacies of
+   * its previous process in the registry: they belonged to that process (whose start functions
+   * and handlers are gone), so they go now; the application registers and stands again. A
+   * joining peer has none (its sponsor recorded its UnJoin before its Join).
+   */
+  private dropInherited (): void {
+    if (!this.writable()) return
+    const { names } = this.read().projected
+    const self = this.c.self
+    for (const name of Object.keys(names).sort()) {
+      const { registrations, election } = names[name]!
+      for (const r of registrations) if (r.peer === self) this.write({ t: 'unregister', name, local: r.local })
+      if (election !== null && (election.holder?.peer === self || election.candidates.some(c => c.peer === self))) this.write({ t: 'withdraw', name, requeue: false })
+    }
   }
 
   /** The peer stops: stop every run, then withdraw (hand-over), then forget everything. */
@@ -197,36 +215,12 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
 
   register (name: string, meta?: M, options: { readonly enabled?: boolean } = {}): Registration<M> {
     this.checkName(name)
-    const bytes = this.encodeMeta(meta)
     const enabled = options.enabled ?? true
     if (typeof enabled !== 'boolean') throw new TypeError('options.enabled must be a boolean')
     this.checkRunning()
-    const local: LocalRegistration = { name, local: String(this.nextLocal++), meta: bytes, enabled }
-    const id = `${name}\n${local.local}`
-    this.registrations.set(id, local)
-    this.submit()
-    const key = registrationKey(this.c.self, local.local)
-    let current = meta
-    const service = this
-    return {
-      name,
-      key,
-      get meta () { return current },
-      get enabled () { return local.enabled },
-      update (next: M | undefined): void { const b = service.encodeMeta(next); current = next; local.meta = b; service.submit() },
-      drain (): void { local.enabled = false; service.submit() },
-      enable (): void { local.enabled = true; service.submit() },
-      unregister (): void {
-        if (!service.registrations.delete(id)) return
-        if (service.writable() && service.projectedRegistration(name, key) !== undefined) service.write({ t: 'unregister', name, local: local.local })
-      },
-      settled: async (waitOptions?: WaitOptions) => await this.conditions.until(() => {
-        if (!this.registrations.has(id)) throw new RegistryInputError(`registration ${key} was unregistered`)
-        if (!this.registry.held()) return undefined
-        const r = nameRecord(this.read().infimum, name)?.registrations.find(x => x.key === key)
-        return r !== undefined && r.enabled === local.enabled && sameBytes(r.meta, local.meta) ? r.since : undefined
-      }, `registration ${key} to settle`, waitOptions)
-    }
+    const registration = this.registrations.add(name, meta, enabled)
+    if (this.phase === 'started') this.registrations.submit()
+    return registration
   }
 
   lookup (name: string, options: LookupOptions = {}): Lookup<M> {
@@ -388,12 +382,7 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
   /** Submits what the projected registry lacks of this peer's registrations and candidacies. */
   private submit (): void {
     if (this.phase !== 'started' || !this.writable()) return
-    const projected = this.read().projected
-    for (const r of this.registrations.values()) {
-      const there = nameRecord(projected, r.name)?.registrations.find(x => x.key === registrationKey(this.c.self, r.local))
-      if (there !== undefined && there.enabled === r.enabled && sameBytes(there.meta, r.meta)) continue
-      this.write({ t: 'register', name: r.name, local: r.local, meta: r.meta, enabled: r.enabled })
-    }
+    this.registrations.submit()
     for (const local of this.candidacies.values()) {
       if (local.role.closed || local.resigning || local.submission === 'in-flight') continue
       if (this.standsInProjection(local.role.name)) continue
@@ -515,10 +504,6 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
     return e !== null && (e.holder?.peer === this.c.self || e.candidates.some(x => x.peer === this.c.self))
   }
 
-  private projectedRegistration (name: string, key: string): RegistrationRecord | undefined {
-    return this.registry.held() ? nameRecord(this.read().projected, name)?.registrations.find(r => r.key === key) : undefined
-  }
-
   /**
    * The entries of a registration list, cached by the list's identity: states are immutable,
    * so the list changes identity exactly when its registrations change, and repeated lookups
@@ -592,8 +577,3 @@ function consistencyOf (c: unknown): Consistency {
   return c
 }
 
-function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
-}
