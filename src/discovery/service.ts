@@ -270,7 +270,7 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
       log: this.c.log,
       stopTimeoutMs: this.options.stopTimeoutMs,
       context: (token, signal) => this.holderContext(name, token, signal),
-      failed: (r, error) => { void this.resignRole(r, false, 'the start function failed', error, WITHDRAW_ON_STOP_MS) },
+      failed: (r, error) => { void this.resignRole(r, false, 'the start function failed', error, { timeoutMs: WITHDRAW_ON_STOP_MS }) },
       changed: () => { this.scheduleEvaluate() }
     })
     this.candidacies.set(name, { role, submission: 'none', resigning: false })
@@ -329,7 +329,7 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
     return candidacyHandle(role, this.conditions, () => {
       const local = this.candidacies.get(role.name)
       return local?.role === role && local.submission === 'settled'
-    }, async (options) => { await this.resignRole(role, options.requeue === true, 'resigned', undefined, options.timeoutMs ?? WITHDRAW_ON_STOP_MS) })
+    }, async (options) => { await this.resignRole(role, options.requeue === true, 'resigned', undefined, { timeoutMs: WITHDRAW_ON_STOP_MS, ...options }) })
   }
 
   /**
@@ -337,7 +337,7 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
    * role does not run again while the withdrawal is on its way, so the next candidate can
    * only be granted after this one stopped.
    */
-  private async resignRole (role: Role<C>, requeue: boolean, reason: string, error: Error | undefined, timeoutMs: number): Promise<void> {
+  private async resignRole (role: Role<C>, requeue: boolean, reason: string, error: Error | undefined, wait: WaitOptions): Promise<void> {
     const local = this.candidacies.get(role.name)
     if (local?.role !== role || role.closed) return
     local.resigning = true
@@ -346,15 +346,15 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
       await role.close(reason, error)
       if (this.candidacies.get(role.name) === local) this.candidacies.delete(role.name)
     }
-    await this.withdraw(role.name, requeue, timeoutMs)
+    await this.withdraw(role.name, requeue, wait)
     local.resigning = false
     this.onChange()
     this.conditions.changed()
   }
 
-  private async withdraw (name: string, requeue: boolean, timeoutMs: number): Promise<void> {
+  private async withdraw (name: string, requeue: boolean, wait: WaitOptions): Promise<void> {
     if (!this.writable() || !this.standsInProjection(name)) return
-    await this.writeConsistent({ t: 'withdraw', name, requeue }, { timeoutMs }).catch(err => { this.c.log('withdrawing from %s: %s', name, err) })
+    await this.writeConsistent({ t: 'withdraw', name, requeue }, wait).catch(err => { this.c.log('withdrawing from %s: %s', name, err) })
   }
 
   private holderContext (name: string, token: EventId, signal: AbortSignal): HolderContext<C> {
