@@ -13,7 +13,7 @@ import '../src/transport/polyfill.js'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createTransportNode, type TransportNode } from '../src/transport/index.js'
-import { startLegion } from '../src/peer/start.js'
+import { startPeer } from '../src/peer/start.js'
 import { admin } from '../src/admin/service.js'
 import { lmdbKeyValueStore, memoryKeyValueStore, type KeyValueStore } from '../src/storage/index.js'
 import { defineService } from '../src/peer/services.js'
@@ -122,7 +122,7 @@ async function handle (c: Command): Promise<Record<string, unknown>> {
     case 'start': {
       const storage = await openStorage(c.storage as StorageKind, String(c.dataRoot))
       const services = { bench: benchGroups(Number(c.groups ?? 0)), ...(c.admin === true ? { admin: admin() } : {}) }
-      const started = await startLegion({
+      const started = await startPeer({
         services,
         cluster: String(c.cluster),
         spec: counter,
@@ -131,7 +131,7 @@ async function handle (c: Command): Promise<Record<string, unknown>> {
         ...(c.propagation !== undefined ? { propagation: c.propagation as PropagationOptions } : {}),
         ...(c.failureDetection !== undefined ? { failureDetection: c.failureDetection as FailureDetectionOptions } : {}),
         ...(storage !== undefined ? { storage } : {})
-      })
+      }, { unsignedEvents: c.unsigned === true })
       benchGroupHandles = started.services.bench.groups
       legion = started as unknown as Legion<number, number, number>
       raw = await createTransportNode({ gossipsub: false, logPrefix: 'bench-raw' })

@@ -23,6 +23,8 @@
  * Env: LEGION_BENCH_BASELINE=<dir>    also run the 3- and 5-peer scenarios with the peers of another
  *      checkout (e.g. the commit before a change, with its own node_modules), in the same run,
  *      and report each figure as a ratio to it (rows ending in `_baseline`, `_over_baseline`);
+ *      LEGION_BENCH_UNSIGNED=1        the same, with this build's peers neither signing nor checking events
+ *      as the baseline (what signatures cost; a benchmark-only mode);
  *      LEGION_BENCH_CPU_PROF=<dir>   profile every peer (--cpu-prof, one folder per peer);
  *      LEGION_BENCH_ONLY=3p-none,... run only these scenarios (3p-none, 3p-memory, 3p-lmdb, 5p-none, 3p-admin, groups);
  *      LEGION_BENCH_PROPAGATION='{"forwardOutputs":false}'   override the peers' propagation options;
@@ -78,6 +80,8 @@ function remaining (): number {
 
 /** Another checkout whose peers run the same scenarios in this run, for side-by-side ratios. */
 const BASELINE = process.env.LEGION_BENCH_BASELINE
+/** Benchmark-only: the baseline is this build with events neither signed nor checked (what signatures cost). */
+const UNSIGNED = process.env.LEGION_BENCH_UNSIGNED === '1'
 const SCRIPT = fileURLToPath(new URL('./runtime-peer.ts', import.meta.url))
 
 /** One peer process and its command/reply line protocol. */
@@ -312,7 +316,9 @@ async function main (): Promise<void> {
 
   // The 3- and 5-peer scenarios, with this checkout's peers and, given LEGION_BENCH_BASELINE,
   // with the baseline's (baseline first, then current, so neither always runs on a warmer host).
-  const trees = BASELINE !== undefined ? [{ suffix: '_baseline', baseline: BASELINE }, { suffix: '', baseline: undefined }] : [{ suffix: '', baseline: undefined }]
+  const trees: Array<{ suffix: string, baseline?: string, start?: Record<string, unknown> }> = BASELINE !== undefined
+    ? [{ suffix: '_baseline', baseline: BASELINE }, { suffix: '' }]
+    : UNSIGNED ? [{ suffix: '_baseline', start: { unsigned: true } }, { suffix: '' }] : [{ suffix: '' }]
   let rtt3 = NaN
   for (const tree of trees) {
     const sx = tree.suffix
@@ -362,7 +368,7 @@ async function main (): Promise<void> {
       row(`broadcall_p99_ms_5_peers${sx}`, bc.p99, 'ms', { baseline_ratio: ratio(bc.p99, rtt5) })
     }, tree)
   }
-  if (BASELINE !== undefined) compareToBaseline()
+  if (BASELINE !== undefined || UNSIGNED) compareToBaseline()
 
   await groupScenarios()
 

@@ -116,8 +116,8 @@ show('after the joins')
 for (let i = 0; i < 4; i++) {
   const fold = pick([...replicas.values()])
   const event: PartitionTableEvent = { type: 'move', partition: Math.floor(random() * 64), to: fold.self }
-  const { output } = fold.event(event)
-  console.log(`${fold.self}: move partition ${event.partition} to itself -> projected ${output.type}`)
+  const { outcome } = fold.event(event)
+  console.log(`${fold.self}: move partition ${event.partition} to itself -> projected ${outcome.status === 'threw' ? `a throw (${outcome.message})` : outcome.output.type}`)
 }
 for (let i = 0; i < 4; i++) round()
 pick([...replicas.values()]).event({ type: 'rebalance' })

@@ -40,7 +40,7 @@
  * const b = EventFold.fromSnapshot(a.snapshot(), 'b', counter)
  * b.acknowledge()                 // b's Join folds on b
  * a.mergeFull(b.snapshot())       // ... and on a
- * b.event(5).output               // 5, at once (projected)
+ * b.event(5).outcome              // { status: 'applied', output: 5 }, at once (projected)
  * a.mergeDiff(b.diffFor('a')!)    // a acknowledges: the event folds on a
  * b.mergeDiff(a.diffFor('b')!)    // a's infimum tells b everyone has it
  * b.infimumValue()                // 5
@@ -257,12 +257,8 @@ export {
 // The EventFold: the replicated state and its plain-data forms.
 // ---------------------------------------------------------------------------------------------
 
-export {
-  EventFold,
-  type EventResult,
-  type MembershipResult,
-  type MergeResult
-} from './eventfold/event-fold.js'
+export { EventFold } from './eventfold/event-fold.js'
+export type { EventResult, ProjectedOutcome, MembershipResult, MergeResult } from './eventfold/results.js'
 export {
   BOTTOM,
   isBottom,
@@ -284,6 +280,8 @@ export {
   type DiffEvent,
   type Diff,
   type ConsistentOutput,
+  type HookName,
+  type ThrownHook,
   type UpdateResult
 } from './eventfold/types.js'
 export { EMPTY_DIGEST } from './eventfold/digest.js'
@@ -308,6 +306,7 @@ export { jsonCodec, jsonCodecFor, type JsonValue, type JsonArray, type JsonObjec
 export { checkedJsonCodec } from './codec/checked-json.js'
 export {
   FORMAT_VERSION,
+  OLDEST_READABLE_FORMAT_VERSION,
   encodeEventId,
   decodeEventId,
   encodeEventFold,

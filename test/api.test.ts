@@ -19,7 +19,7 @@ const spec: EventSpec<string, string[], number> = {
 }
 type Peer = Legion<string, string[], number>
 
-function world (): { start: (options: Partial<LegionOptions<string, string[], number>> & Pick<LegionOptions<string, string[], number>, 'startup'>) => Promise<Peer>, peers: Peer[], stop: () => Promise<void> } {
+function world (worldSpec: EventSpec<string, string[], number> = spec): { start: (options: Partial<LegionOptions<string, string[], number>> & Pick<LegionOptions<string, string[], number>, 'startup'>) => Promise<Peer>, peers: Peer[], stop: () => Promise<void>, settle: <T>(p: Promise<T>) => Promise<T> } {
   const clock = new ManualClock()
   const net = new FakeNetwork(clock)
   const peers: Peer[] = []
@@ -27,11 +27,19 @@ function world (): { start: (options: Partial<LegionOptions<string, string[], nu
   return {
     peers,
     start: async (options) => {
-      const p = await startPeer<string, string[], number, Record<never, never>>({ cluster: 'api', spec, ...options }, { network: async k => await net.node(k), clock, random: seededRandom(seed++) })
+      const p = await startPeer<string, string[], number, Record<never, never>>({ cluster: 'api', spec: worldSpec, ...options }, { network: async k => await net.node(k), clock, random: seededRandom(seed++) })
       peers.push(p)
       return p
     },
-    stop: async () => { await Promise.all(peers.map(async p => { await p.stop({ leave: false }).catch(() => {}) })) }
+    stop: async () => { await Promise.all(peers.map(async p => { await p.stop({ leave: false }).catch(() => {}) })) },
+    /** Advances the manual clock (bounded: 60 simulated s) until `p` settles. */
+    settle: async <T>(p: Promise<T>): Promise<T> => {
+      let done = false
+      const watched = p.finally(() => { done = true })
+      watched.catch(() => {})
+      for (let t = 0; t < 60_000 && !done; t += 250) await clock.advance(250)
+      return await watched
+    }
   }
 }
 
@@ -138,5 +146,23 @@ test('founding over a storage that holds a peer is refused unless asked to overw
   // overwrite: founds anew over the old peer.
   const fresh = await w.start({ startup: { mode: 'new', overwrite: true }, storage: memoryStorage({ store: storage.store }) })
   assert.notEqual(fresh.self, b.self)
+  await w.stop()
+})
+
+test('an apply that throws is an EventApplyError to the caller, a failure everywhere, counted, and stalls nothing', async () => {
+  const throwing: EventSpec<string, string[], number> = {
+    init: () => [],
+    apply: (e, s) => { if (e === 'bad') throw new RangeError('no bad events here'); return { ok: true, output: s.length, state: [...s, e] } }
+  }
+  const w = world(throwing)
+  const a = await w.start({ startup: { mode: 'new' } })
+  const b = await w.start({ startup: { mode: 'join', peers: a.multiaddrs() } })
+  assert.throws(() => a.applyFast('bad'), (err: Error) => err.name === 'EventApplyError' && /RangeError: no bad events here/.test(err.message))
+  await assert.rejects(w.settle(a.applyConsistent('bad')), (err: Error) => err.name === 'EventApplyError')
+  assert.equal(a.applyFast('good'), 0, 'later events apply as if the failures changed nothing')
+  assert.equal(await w.settle(a.applyConsistent('also-good')), 1)
+  assert.deepEqual(a.readState().infimum, ['good', 'also-good'])
+  assert.equal(a.stats().counters.hookErrors >= 2, true)
+  assert.deepEqual(b.readState().projected, ['good', 'also-good'], 'b folded the failures as failures too')
   await w.stop()
 })

@@ -1,8 +1,8 @@
 /**
  * Specification of the binary codec: exact round trips, deterministic and canonical bytes,
  * bounded decoding that throws nothing but DecodeError, and golden vectors that pin format
- * version 4. (The peer protocols' messages, which carry these encodings, are specified by
- * peer-protocol.test.ts.)
+ * versions 4 (still read) and 5 (written). (The peer protocols' messages, which carry these
+ * encodings, are specified by peer-protocol.test.ts.)
  */
 import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
@@ -24,6 +24,8 @@ import {
   decodeDiff,
   writeHeader,
   MessageKind,
+  FORMAT_VERSION,
+  OLDEST_READABLE_FORMAT_VERSION,
   DEFAULT_DECODE_LIMITS,
   type Codec,
   type DecodeErrorCode,
@@ -47,7 +49,7 @@ import {
   type OutstandingEvent
 } from '../src/eventfold/types.js'
 import { propertyParameters } from './support/property.js'
-import { goldenDiffs, goldenEventFolds, goldenEventIds, goldenJson } from './fixtures/codec-golden-values.js'
+import { goldenDiffs, goldenEventFolds, goldenEventIds, goldenJson, goldenV5Diffs, goldenV5EventFolds } from './fixtures/codec-golden-values.js'
 
 type Snapshot = EventFoldSnapshot<JsonValue, JsonValue, JsonValue>
 type JsonDiff = Diff<JsonValue, JsonValue>
@@ -145,7 +147,8 @@ function foldParts (poolArb: fc.Arbitrary<string[]>): fc.Arbitrary<FoldParts> {
       record({ kind: fc.constant('event' as const), event: jsonArb }),
       record({ kind: fc.constant('join' as const), participant: member }),
       record({ kind: fc.constant('unjoin' as const), participant: member }),
-      record({ kind: fc.constant('error' as const), output: jsonArb, errorAcks: subset })
+      record({ kind: fc.constant('error' as const), output: jsonArb, errorAcks: subset }),
+      record({ kind: fc.constant('error' as const), thrown: stringArb.filter((t) => t.isWellFormed()), errorAcks: subset })
     )
     return { pool: sorted, subset, id, infimumId: fc.oneof(fc.constant(BOTTOM), id), delta }
   })
@@ -161,7 +164,11 @@ function signedOnly<T extends { readonly delta: Delta<JsonValue, JsonValue> | un
   const { signature: _, ...rest } = event
   return rest as T
 }
-const digestArb = record({ count: fc.maxSafeNat(), hash: fc.maxSafeNat() })
+const digestArb = fc.oneof(
+  record({ count: fc.maxSafeNat(), hash: fc.maxSafeNat() }),
+  fc.tuple(fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), fc.maxSafeNat(), fc.double({ min: 0, max: 1, noNaN: true }))
+    .map(([count, hash, share]) => ({ count, hash, throws: Math.max(1, Math.floor(count * share)) }))
+)
 
 const snapshotArb: fc.Arbitrary<Snapshot> = foldParts(poolArb).chain((parts) =>
   record({
@@ -265,9 +272,20 @@ const decoders: Array<{ name: string, valid: fc.Arbitrary<Uint8Array>, header: U
   }
 ]
 
-function checkRobust (roundTrip: (bytes: Uint8Array) => Uint8Array, bytes: Uint8Array): void {
+/**
+ * Whatever `bytes` are, decoding throws only DecodeError, and bytes it accepts are the
+ * canonical encoding of their value. Bytes of format 4 (still read, never written) must
+ * re-encode to format 5 bytes of the same value, which decode to it again.
+ */
+function checkRobust (roundTrip: (bytes: Uint8Array) => Uint8Array, bytes: Uint8Array, headed: boolean): void {
   const outcome = decodeOutcome(() => roundTrip(bytes))
-  if (outcome.ok) assert.equal(hex(outcome.value), hex(bytes), 'accepted bytes must be the canonical encoding of their value')
+  if (!outcome.ok) return
+  if (headed && bytes[3] === OLDEST_READABLE_FORMAT_VERSION) {
+    assert.equal(outcome.value[3], FORMAT_VERSION)
+    assert.equal(hex(roundTrip(outcome.value)), hex(outcome.value), 'a format 4 value re-encodes to a stable format 5 encoding')
+    return
+  }
+  assert.equal(hex(outcome.value), hex(bytes), 'accepted bytes must be the canonical encoding of their value')
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -512,9 +530,11 @@ describe('event ids', () => {
 
   test('the header is checked: magic, version, kind', () => {
     const bytes = encodeEventId({ counter: 1, participant: 'a' })
+    assert.equal(bytes[3], 5, 'version 5 is written')
+    assert.deepEqual(decodeEventId(mutate(bytes, [{ op: 'set', at: 3, byte: 4 }])), { counter: 1, participant: 'a' }) // 4 is still read
     expectDecodeError('bad-magic', () => decodeEventId(mutate(bytes, [{ op: 'set', at: 0, byte: 0 }])))
     expectDecodeError('bad-version', () => decodeEventId(mutate(bytes, [{ op: 'set', at: 3, byte: 3 }]))) // version 3 is no longer read
-    expectDecodeError('bad-version', () => decodeEventId(mutate(bytes, [{ op: 'set', at: 3, byte: 5 }])))
+    expectDecodeError('bad-version', () => decodeEventId(mutate(bytes, [{ op: 'set', at: 3, byte: 6 }])))
     expectDecodeError('bad-kind', () => decodeEventId(mutate(bytes, [{ op: 'set', at: 4, byte: 1 }])))
     expectDecodeError('truncated', () => decodeEventId(bytes.subarray(0, 2)))
     expectDecodeError('trailing-bytes', () => decodeEventId(Uint8Array.of(...bytes, 0)))
@@ -562,8 +582,8 @@ describe('EventFold snapshots', () => {
   })
 
   test('a participant set is written as its complement exactly when it holds more than half the table', () => {
-    // Header, origin "", table ["a","b","c"], infimum (1,"c"), digest 0/0, then the participant set, state null, no events.
-    const fold = (set: string): Uint8Array => fromHex('4c474e040100' + '03016101620163' + '00' + '0102' + '0000' + set + '00' + '00')
+    // Header, origin "", table ["a","b","c"], infimum (1,"c"), digest 0/0/0, then the participant set, state null, no events.
+    const fold = (set: string): Uint8Array => fromHex('4c474e050100' + '03016101620163' + '00' + '0102' + '000000' + set + '00' + '00')
     assert.deepStrictEqual(decodeEventFold(fold('01'), codecs).infimum.participants, ['a', 'b', 'c']) // complement of nothing
     assert.deepStrictEqual(decodeEventFold(fold('0302'), codecs).infimum.participants, ['a', 'b']) // all but "c"
     assert.equal(hex(encodeEventFold(decodeEventFold(fold('0302'), codecs), codecs)), hex(fold('0302')))
@@ -578,7 +598,7 @@ describe('EventFold snapshots', () => {
     w.writeString('')
     w.writeVarUint(1); w.writeString('a'); w.writeVarUint(0)
     w.writeVarUint(Number.MAX_SAFE_INTEGER); w.writeVarUint(0) // infimum (2^53 - 1, "a")
-    w.writeVarUint(0); w.writeVarUint(0); w.writeVarUint(0); w.writeUint8(0) // digest, participants, state null
+    w.writeVarUint(0); w.writeVarUint(0); w.writeVarUint(0); w.writeVarUint(0); w.writeUint8(0) // digest, participants, state null
     w.writeVarUint(1); w.writeVarUint(1); w.writeVarUint(0); w.writeUint8(2); w.writeVarUint(0); w.writeVarUint(0)
     expectDecodeError('invalid', () => decodeEventFold(w.finish(), codecs))
   })
@@ -697,13 +717,13 @@ describe('robustness: decoders throw only DecodeError', () => {
   for (const { name, valid, header, roundTrip } of decoders) {
     test(`${name}: random bytes never throw anything but DecodeError`, () => {
       fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), fc.boolean(), (random, withHeader) => {
-        checkRobust(roundTrip, withHeader ? Uint8Array.of(...header, ...random) : random)
+        checkRobust(roundTrip, withHeader ? Uint8Array.of(...header, ...random) : random, header.length > 0)
       }), propertyParameters(`${name} random bytes`, 1000))
     })
 
     test(`${name}: mutated valid encodings never throw anything but DecodeError, and accepted ones are canonical`, () => {
       fc.assert(fc.property(valid, fc.array(mutationArb, { minLength: 1, maxLength: 4 }), (bytes, mutations) => {
-        checkRobust(roundTrip, mutate(bytes, mutations))
+        checkRobust(roundTrip, mutate(bytes, mutations), header.length > 0)
       }), propertyParameters(`${name} mutations`, 1000))
     })
   }
@@ -716,45 +736,97 @@ describe('robustness: decoders throw only DecodeError', () => {
   })
 })
 
-describe('golden vectors (format version 4)', () => {
-  const fixture = JSON.parse(readFileSync(new URL('./fixtures/codec-golden.json', import.meta.url), 'utf8')) as {
-    formatVersion: number
-    vectors: Record<string, string>
-  }
-  const vector = (name: string): string => {
+describe('golden vectors', () => {
+  type Fixture = { formatVersion: number, vectors: Record<string, string> }
+  const load = (file: string): Fixture => JSON.parse(readFileSync(new URL(`./fixtures/${file}`, import.meta.url), 'utf8')) as Fixture
+  const v4 = load('codec-golden.json')
+  const v5 = load('codec-golden-v5.json')
+  const vector = (fixture: Fixture, name: string): string => {
     const stored = fixture.vectors[name]
     assert.ok(stored !== undefined, `no golden vector for ${name}`)
     return stored
   }
+  const v5Only = { ...goldenV5EventFolds, ...goldenV5Diffs }
 
-  test('the fixture covers exactly the golden values', () => {
+  test('the fixtures cover exactly the golden values', () => {
     const names = [goldenEventIds, goldenEventFolds, goldenDiffs, goldenJson].flatMap((group) => Object.keys(group)).sort()
-    assert.deepStrictEqual(Object.keys(fixture.vectors).sort(), names)
-    assert.equal(fixture.formatVersion, 4)
+    assert.deepStrictEqual(Object.keys(v4.vectors).sort(), names)
+    assert.equal(v4.formatVersion, 4)
+    const v5Names = [goldenEventIds, goldenEventFolds, goldenDiffs, v5Only].flatMap((group) => Object.keys(group)).sort()
+    assert.deepStrictEqual(Object.keys(v5.vectors).sort(), v5Names)
+    assert.equal(v5.formatVersion, 5)
   })
 
+  // Format 4 is no longer written; what it stored must still load as the same values.
   for (const [name, id] of Object.entries(goldenEventIds)) {
-    test(`${name} encodes to its pinned bytes and back`, () => {
-      assert.equal(hex(encodeEventId(id)), vector(name))
-      assert.deepStrictEqual(decodeEventId(fromHex(vector(name))), id)
+    test(`format 4: ${name} decodes to its value`, () => {
+      assert.deepStrictEqual(decodeEventId(fromHex(vector(v4, name))), id)
     })
   }
   for (const [name, snapshot] of Object.entries(goldenEventFolds)) {
-    test(`${name} encodes to its pinned bytes and back`, () => {
-      assert.equal(hex(encodeEventFold(snapshot, codecs)), vector(name))
-      assert.deepStrictEqual(decodeEventFold(fromHex(vector(name)), codecs), snapshot)
+    test(`format 4: ${name} decodes to its value`, () => {
+      assert.deepStrictEqual(decodeEventFold(fromHex(vector(v4, name)), codecs), snapshot)
     })
   }
   for (const [name, diff] of Object.entries(goldenDiffs)) {
-    test(`${name} encodes to its pinned bytes and back`, () => {
-      assert.equal(hex(encodeDiff(diff, codecs)), vector(name))
-      assert.deepStrictEqual(decodeDiff(fromHex(vector(name)), codecs), diff)
+    test(`format 4: ${name} decodes to its value`, () => {
+      assert.deepStrictEqual(decodeDiff(fromHex(vector(v4, name)), codecs), diff)
     })
   }
   for (const [name, value] of Object.entries(goldenJson)) {
     test(`${name} encodes to its pinned bytes and back`, () => {
-      assert.equal(hex(encodeWith(jsonCodec, value)), vector(name))
-      assert.deepStrictEqual(decodeWith(jsonCodec, fromHex(vector(name))), value)
+      assert.equal(hex(encodeWith(jsonCodec, value)), vector(v4, name))
+      assert.deepStrictEqual(decodeWith(jsonCodec, fromHex(vector(v4, name))), value)
     })
   }
+
+  for (const [name, id] of Object.entries(goldenEventIds)) {
+    test(`format 5: ${name} encodes to its pinned bytes and back`, () => {
+      assert.equal(hex(encodeEventId(id)), vector(v5, name))
+      assert.deepStrictEqual(decodeEventId(fromHex(vector(v5, name))), id)
+    })
+  }
+  for (const [name, snapshot] of Object.entries({ ...goldenEventFolds, ...goldenV5EventFolds })) {
+    test(`format 5: ${name} encodes to its pinned bytes and back`, () => {
+      assert.equal(hex(encodeEventFold(snapshot, codecs)), vector(v5, name))
+      assert.deepStrictEqual(decodeEventFold(fromHex(vector(v5, name)), codecs), snapshot)
+    })
+  }
+  for (const [name, diff] of Object.entries({ ...goldenDiffs, ...goldenV5Diffs })) {
+    test(`format 5: ${name} encodes to its pinned bytes and back`, () => {
+      assert.equal(hex(encodeDiff(diff, codecs)), vector(v5, name))
+      assert.deepStrictEqual(decodeDiff(fromHex(vector(v5, name)), codecs), diff)
+    })
+  }
+
+  test('a thrown failure is delta tag 5, which format 4 does not have', () => {
+    const diffOfVersion = (version: number): Uint8Array => {
+      const w = new Writer()
+      w.writeRaw(Uint8Array.of(0x4c, 0x47, 0x4e, version, MessageKind.diff))
+      w.writeString('o')
+      w.writeVarUint(1); w.writeString('a'); w.writeVarUint(0) // table ["a"], no fingerprints
+      w.writeVarUint(0) // infimum BOTTOM
+      w.writeVarUint(0); w.writeVarUint(0) // digest count, hash
+      if (version >= 5) w.writeVarUint(0) // ... and throws
+      w.writeVarUint(1) // one event
+      w.writeVarUint(1); w.writeVarUint(0) // id 1:a
+      w.writeUint8(5); w.writeString('TypeError: boom')
+      w.writeVarUint(1) // errorAcks {a}: the complement of nothing
+      w.writeVarUint(1) // acks {a}
+      return w.finish()
+    }
+    const diff = decodeDiff(diffOfVersion(5), codecs)
+    assert.deepStrictEqual(diff.events, [{ id: { counter: 1, participant: 'a' }, delta: { kind: 'error', thrown: 'TypeError: boom', errorAcks: ['a'] }, acks: ['a'] }])
+    expectDecodeError('bad-tag', () => decodeDiff(diffOfVersion(4), codecs))
+  })
+
+  test('a digest writes its throws only when there are some, and never more than its events', () => {
+    const base = goldenDiffs['diff.omitted-body'] as JsonDiff
+    assert.throws(() => encodeDiff({ ...base, infimumDigest: { ...base.infimumDigest, throws: 0 } }, codecs), EncodeError)
+    const bytes = encodeDiff({ ...base, infimumDigest: { count: 3, hash: 7, throws: 3 } }, codecs)
+    assert.deepStrictEqual(decodeDiff(bytes, codecs).infimumDigest, { count: 3, hash: 7, throws: 3 })
+    const tooMany = encodeDiff({ ...base, infimumDigest: { count: 3, hash: 7, throws: 2 } }, codecs)
+    const at = Buffer.from(tooMany).indexOf(Buffer.from([3, 7, 2])) // count 3, hash 7, throws 2: set throws to 4
+    expectDecodeError('invalid', () => decodeDiff(mutate(tooMany, [{ op: 'set', at: at + 2, byte: 4 }]), codecs))
+  })
 })

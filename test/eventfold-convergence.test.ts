@@ -1,11 +1,14 @@
 /**
  * Convergence properties of the EventFold: 2-7 simulated participants exchanging diffs and
  * full merges over a network that reorders, duplicates and drops messages, with concurrent
- * events, joins racing events, ejections, renegades and system errors. Once quiet, every
- * replica agrees on everything, every event's consistent output is the same wherever it was
- * produced, no infimum moved backwards and nothing is left outstanding.
+ * events, joins racing events, ejections, renegades and system errors, and (in the throwing
+ * variants) one replica running other code whose hooks throw. Once quiet, every replica
+ * agrees on everything, every event's consistent output is the same wherever it was produced
+ * (with throwing hooks: on the replicas that were never shown to be on the wrong side), no
+ * infimum moved backwards and nothing is left outstanding.
  */
 import { test } from 'node:test'
+import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { propertyParameters } from './support/property.js'
 import { runSimulation } from './support/fold-simulation.js'
@@ -28,4 +31,78 @@ test('first-hand merges converge the same way: believing each replica only about
     ),
     propertyParameters('eventfold convergence, first-hand', 300)
   )
+})
+
+test('with one replica whose apply, join and unjoin throw, the others converge and it finds out and rejoins (first-hand)', () => {
+  fc.assert(
+    fc.property(
+      fc.record({ seed: fc.integer(), peers: fc.integer({ min: 2, max: 7 }), steps: fc.integer({ min: 10, max: 300 }) }),
+      plan => { runSimulation({ ...plan, firstHand: true, throwing: true }) }
+    ),
+    propertyParameters('eventfold convergence, first-hand, throwing hooks', 300)
+  )
+})
+
+test('with one replica whose apply, join and unjoin throw, trusting merges converge on the others\' state', () => {
+  fc.assert(
+    fc.property(
+      fc.record({ seed: fc.integer(), peers: fc.integer({ min: 2, max: 7 }), steps: fc.integer({ min: 10, max: 300 }) }),
+      plan => { runSimulation({ ...plan, throwing: true }) }
+    ),
+    propertyParameters('eventfold convergence, throwing hooks', 300)
+  )
+})
+
+test('the throwing simulation does exercise throws, and rejoins on the thrower\'s own word', () => {
+  // Guards the two properties above against testing nothing: seed 1 with 4 peers.
+  const firstHand = runSimulation({ seed: 1, peers: 4, steps: 200, firstHand: true, throwing: true })
+  assert.ok(firstHand.thrown >= 5, `only ${firstHand.thrown} throws`)
+  assert.ok(firstHand.rejoinsOnThrow >= 1, 'the thrower never rejoined on its own word')
+  const trusting = runSimulation({ seed: 1, peers: 4, steps: 200, throwing: true })
+  assert.ok(trusting.thrown >= 5, `only ${trusting.thrown} throws`)
+})
+
+test('regression (issue 11, item 1): first-hand, a replica blocked on an error takes the infimum of a peer that folded it and a later event that fails', () => {
+  // Found by LEGION_SEED=1859982090 in the property above. p0, p1 and p3 hold 15:p0 as an
+  // error lacking p4's acknowledgement of the failure, and 15:p1 as an event their folds have
+  // not reached, which fails. p4, with everyone else's pending UnJoin standing in, folded both
+  // as errors; its infimum is the only way its acknowledgement reaches them first-hand. The
+  // digest check predicted 15:p1 as a success, took p4's infimum for a different history,
+  // and the fold stopped there for good.
+  const report = runSimulation({ seed: 1311075958, peers: 6, steps: 94, firstHand: true })
+  assert.ok(report.finalInfimumCount > 40, 'the fold went on past the failures')
+})
+
+test('regression: first-hand, an Error folds with the output of the state it folds on (10,000-run search, three seeds)', () => {
+  // Found by LEGION_PROPERTY_RUNS=10000 with LEGION_SEED=202, 707 and 808 in the first-hand
+  // property. A replica in its trust window (its Join not yet folded) turned an event into
+  // an Error on a relayed word that everyone had acknowledged it, before an earlier event of
+  // an ejected peer had reached it; it folded that event first, then the Error with the
+  // output computed without it: one event, two consistent outputs.
+  for (const plan of [{ seed: 1591470272, peers: 5, steps: 269 }, { seed: -405617498, peers: 7, steps: 216 }, { seed: 254755238, peers: 7, steps: 285 }]) {
+    runSimulation({ ...plan, firstHand: true })
+  }
+})
+
+test('regression: an Error\'s output computed again is stored too, so a replica that only received the Error agrees', () => {
+  // Found by the 10,000-run search (seeds 1, 3, 7, 8, 1859982090) against a version that
+  // computed the output again only when folding: the replica that held the event reported
+  // the fresh output, a joiner that had received the Error in a snapshot the stale one.
+  for (const plan of [
+    { seed: 1833865757, peers: 6, steps: 292 }, { seed: -1329079791, peers: 5, steps: 232 }, { seed: 752382698, peers: 6, steps: 124 },
+    { seed: 1624845814, peers: 4, steps: 253 }, { seed: 363571252, peers: 7, steps: 224 }
+  ]) {
+    runSimulation({ ...plan, firstHand: true })
+  }
+})
+
+test('the known limit: a replica that folded an ejected sponsor\'s event relayed by its joiner reports outputs the others overrule, then rejoins', () => {
+  // Found by the 10,000-run search (seed 8). p3 joins through p2 and at once ejects it
+  // (crash-stop), then relays p2's last events to p1 after p0, p4 and p5 folded past them:
+  // the second case of "Ejection: assumptions and known limits" in docs/ARCHITECTURE.md. p1
+  // folds them, reports outputs on that state, finds its history settled differently
+  // elsewhere and rejoins. The replicas that never diverged agree on every output.
+  const report = runSimulation({ seed: -1730014324, peers: 6, steps: 182, firstHand: true })
+  assert.ok(report.rejoins >= 1)
+  assert.ok(report.overruledOutputs > 0)
 })

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import {
   BOTTOM, EventFold, type EventSpec, DiffTooNewError, DiffTooSparseError, DifferentOriginsError, ForgedEventError,
-  type Diff, type EventId, type EventSignatures, type MergeResult, type SignedDelta, compareEventIds
+  type Delta, type Diff, type EventId, type EventSignatures, type MergeResult, type SignedDelta, compareEventIds
 } from '../src/eventfold/index.js'
 
 /** State: the events applied, in order, and who joined. Event 'fail' is a system error. */
@@ -22,7 +22,7 @@ const logSpec: EventSpec<string, Log, string> = {
 }
 const options = { freezeStates: true }
 
-function ok<O> (r: MergeResult<O>): { outputs: ReadonlyArray<{ id: unknown, output: O }>, propagate: boolean } {
+function ok<O> (r: MergeResult<O>): Exclude<MergeResult<O>, { ok: false }> {
   if (!r.ok) throw r.error
   return r
 }
@@ -60,8 +60,9 @@ describe('event', () => {
   test('with a single participant an event folds at once and reports its consistent output', () => {
     const f = EventFold.create('c', 'a', logSpec, options)
     const r = f.event('x')
-    assert.equal(r.output, 'x@0')
+    assert.deepEqual(r.outcome, { status: 'applied', output: 'x@0' })
     assert.deepEqual(r.outputs, [{ id: r.id, output: 'x@0' }])
+    assert.deepEqual(r.thrown, [])
     assert.deepEqual(f.infimumId(), r.id)
     assert.deepEqual(f.infimumValue().applied, ['x'])
     assert.equal(f.infimumDigest().count, 1)
@@ -135,7 +136,7 @@ describe('event', () => {
     b.acknowledge()
     ok(a.mergeFull(b.snapshot()))
     const e = b.event('x')
-    assert.equal(e.output, key(e.id), 'the projected output already knows the id')
+    assert.deepEqual(e.outcome, { status: 'applied', output: key(e.id) }, 'the projected output already knows the id')
     sync(b, a)
     sync(a, b)
     const unjoin = a.disassociate('b')
@@ -217,7 +218,7 @@ describe('system errors', () => {
   test('with one participant a failing event folds at once as an error, leaving the state unchanged', () => {
     const f = EventFold.create('c', 'a', logSpec, options)
     const r = f.event('fail1')
-    assert.equal(r.failed, true)
+    assert.deepEqual(r.outcome, { status: 'failed', output: 'error:fail1' })
     assert.deepEqual(r.outputs.map(o => o.output), ['error:fail1'])
     assert.deepEqual(f.infimumValue().applied, [])
     assert.equal(f.isBlockedOnError(), false)
@@ -236,6 +237,227 @@ describe('system errors', () => {
     assert.deepEqual(a.infimumValue().applied, ['y'])
     sync(a, b)
     assert.deepEqual(b.infimumValue(), a.infimumValue())
+  })
+})
+
+describe('hooks that throw', () => {
+  /** logSpec, except that `apply` throws for events starting with "boom", and the hooks for `badJoin`/`badUnjoin`. */
+  function throwingLog (badJoin?: string, badUnjoin?: string): EventSpec<string, Log, string> {
+    return {
+      init: logSpec.init,
+      apply: (e, s) => {
+        if (e.startsWith('boom')) throw new RangeError(`cannot ${e}`)
+        return logSpec.apply(e, s)
+      },
+      join: (p, s) => { if (p === badJoin) throw new Error(`no welcome for ${p}`); return logSpec.join!(p, s) },
+      unjoin: (p, s) => { if (p === badUnjoin) throw new Error(`no farewell for ${p}`); return logSpec.unjoin!(p, s) }
+    }
+  }
+
+  test('an apply that throws makes the event a failure carrying the message, and the throw is reported once', () => {
+    const f = EventFold.create('c', 'a', throwingLog(), options)
+    const r = f.event('boom1')
+    assert.equal(r.outcome.status, 'threw')
+    assert.ok(r.outcome.status === 'threw' && r.outcome.error instanceof RangeError)
+    assert.deepEqual(r.outputs, [{ id: r.id, thrown: 'RangeError: cannot boom1' }], 'one participant: it folds at once, as a failure')
+    assert.equal(r.thrown.length, 1)
+    assert.deepEqual({ ...r.thrown[0]!, error: undefined }, { id: r.id, hook: 'apply', error: undefined, message: 'RangeError: cannot boom1' })
+    assert.deepEqual(f.infimumValue().applied, [])
+    assert.deepEqual(f.event('x').outcome, { status: 'applied', output: 'x@0' }, 'later events are not affected')
+  })
+
+  test('with several participants the thrown failure travels in place of an output, is reported once, and reads never throw', () => {
+    const spec = throwingLog()
+    const a = EventFold.create('c', 'a', spec, options)
+    a.participate('b')
+    const b = EventFold.fromSnapshot(a.snapshot(), 'b', spec, options)
+    b.acknowledge()
+    ok(a.mergeFull(b.snapshot()))
+    const r = a.event('boom2')
+    assert.equal(r.thrown.length, 1)
+    assert.deepEqual(a.event('late').thrown, [], 'the projection is valid: nothing is applied again')
+    assert.doesNotThrow(() => a.projectedValue())
+    // b's apply throws too; the failure folds once each has failed it and heard that the other has.
+    for (let round = 0; round < 4; round++) { sync(a, b); sync(b, a) }
+    for (const f of [a, b]) assert.equal(f.outstandingCount, 0)
+    assert.deepEqual(a.infimumValue(), b.infimumValue())
+    assert.deepEqual(a.infimumValue().applied, ['late'])
+  })
+
+  test('a thrown failure reported by another replica does not turn a local event into one, even trusting', () => {
+    const { a, b } = twoPeers()
+    const x = a.event('x')
+    ok(a.mergeDiff({ ...b.diffFor('a')!, events: [{ id: x.id, delta: { kind: 'error', thrown: 'Error: not here', errorAcks: ['b'] }, acks: ['b'] }] }))
+    assert.deepEqual(a.infimumValue().applied, ['x'], 'acknowledged by both, it folded as it applies here')
+    // A returned failure still is "a failure anywhere is a failure everywhere" when trusting.
+    const y = a.event('y')
+    ok(a.mergeDiff({ ...b.diffFor('a')!, events: [{ id: y.id, delta: { kind: 'error', output: 'no', errorAcks: ['b'] }, acks: ['b'] }] }))
+    assert.deepEqual(a.infimumValue().applied, ['x'])
+    assert.equal(a.outstandingCount, 0)
+  })
+
+  test('an apply that returns something other than an ApplyResult is handled as a throw', () => {
+    const odd = { init: () => 0, apply: () => undefined } as unknown as EventSpec<number, number, number>
+    const r = EventFold.create('c', 'a', odd, options).event(1)
+    assert.ok(r.outcome.status === 'threw' && r.outcome.error instanceof TypeError)
+    assert.match(r.outcome.message, /^TypeError: apply returned undefined/)
+  })
+
+  test('a thrown value of any kind is described in one bounded, well-formed line', () => {
+    const throwing = (value: unknown): string => {
+      const spec: EventSpec<number, number, number> = { init: () => 0, apply: () => { throw value } }
+      const r = EventFold.create('c', 'a', spec, options).event(1)
+      return r.outcome.status === 'threw' ? r.outcome.message : assert.fail('it threw')
+    }
+    assert.equal(throwing('plain'), 'plain')
+    assert.equal(throwing(42), '42')
+    assert.equal(throwing(Object.create(null)), 'a thrown object that cannot be described')
+    assert.equal(throwing({ toString () { throw new Error('nope') } }), 'a thrown object that cannot be described')
+    assert.equal(throwing(new Error('two\nlines')), 'Error: two lines')
+    const long = throwing(new Error('x'.repeat(5000) + '\uD83D\uDE00'))
+    assert.equal(long.length, 1024)
+    assert.ok(long.isWellFormed())
+    assert.ok(throwing('\uD800 lone').isWellFormed())
+  })
+
+  test('a join or unjoin hook that throws: the membership still changes, the state does not, and the digest says so', () => {
+    const a = EventFold.create('c', 'a', throwingLog('b', 'b'), options)
+    const joined = a.participate('b')
+    assert.deepEqual(joined.thrown.map(t => t.hook), ['join'], 'the projection ran the hook and it threw')
+    a.acknowledge('b')
+    assert.deepEqual(a.infimumParticipants(), ['a', 'b'])
+    assert.deepEqual(a.infimumValue().members, ['a'], 'the hook left the state as it was')
+    assert.equal(a.infimumDigest().throws, 1)
+    const left = a.disassociate('b')
+    assert.deepEqual(left.thrown.map(t => t.hook), ['unjoin'])
+    assert.deepEqual(a.infimumParticipants(), ['a'], 'an ejection happens whatever the hook does')
+    assert.equal(a.infimumDigest().throws, 2)
+    // The same history where the hooks ran differs from it only in outcome: same count, other hash.
+    const plain = EventFold.create('c', 'a', logSpec, options)
+    plain.participate('b')
+    plain.acknowledge('b')
+    plain.disassociate('b')
+    assert.equal(plain.infimumDigest().count, a.infimumDigest().count)
+    assert.notEqual(plain.infimumDigest().hash, a.infimumDigest().hash)
+    assert.equal(plain.infimumDigest().throws, undefined)
+  })
+
+  test('the founder\'s own join hook that throws is reported by the first update', () => {
+    const a = EventFold.create('c', 'a', throwingLog('a'), options)
+    assert.deepEqual(a.infimumValue(), { applied: [], members: [] })
+    const r = a.event('x')
+    assert.deepEqual(r.thrown.map(t => ({ id: t.id, hook: t.hook })), [{ id: BOTTOM, hook: 'join' }])
+    assert.deepEqual(a.event('y').thrown, [])
+  })
+
+  /** a, b and c, all joined, merging first-hand from then on; b runs `specB`. */
+  function trio (specB: EventSpec<string, Log, string>): Record<'a' | 'b' | 'c', EventFold<string, Log, string>> {
+    const a = EventFold.create('c', 'a', logSpec, options)
+    a.participate('b')
+    a.participate('c')
+    const b = EventFold.fromSnapshot(a.snapshot(), 'b', specB, options)
+    const c = EventFold.fromSnapshot(a.snapshot(), 'c', logSpec, options)
+    b.acknowledge()
+    c.acknowledge()
+    for (let round = 0; round < 3; round++) for (const [x, y] of [[b, a], [c, a], [a, b], [a, c]] as const) ok(y.mergeFull(x.snapshot()))
+    for (const f of [a, b, c]) assert.equal(f.hasJoined(), true)
+    return { a, b, c }
+  }
+  const firstHand = (from: EventFold<string, Log, string>, to: EventFold<string, Log, string>): MergeResult<string> =>
+    to.mergeFull(from.snapshot(), { from: from.self })
+
+  test('a throw first seen while a read recomputes the projection is reported by the next update', () => {
+    const { a, b } = trio(throwingLog())
+    const boom = a.event('boom') // a and b create events concurrently: b's is ordered after a's
+    const y = b.event('y')
+    assert.ok(compareEventIds(boom.id, y.id) < 0)
+    const merged = ok(firstHand(a, b)) // inserted before y: the projection is recomputed later, lazily
+    assert.deepEqual(merged.thrown, [])
+    assert.doesNotThrow(() => b.projectedValue())
+    const r = b.acknowledge()
+    assert.deepEqual(r.thrown.map(t => ({ id: t.id, hook: t.hook })), [{ id: boom.id, hook: 'apply' }])
+    assert.deepEqual(b.acknowledge().thrown, [], 'reported once')
+  })
+
+  test('first-hand, the replica whose apply threw finds itself the odd one out; the others fold on its acknowledgement', () => {
+    const { a, b, c } = trio(throwingLog())
+    a.event('boom')
+    for (let round = 0; round < 2; round++) for (const [x, y] of [[a, b], [a, c], [b, a], [c, a], [b, c], [c, b]] as const) ok(firstHand(x, y))
+    assert.deepEqual(a.infimumValue().applied, ['boom'], 'a and c applied it: b acknowledged it, which is all they need')
+    assert.deepEqual(c.infimumValue(), a.infimumValue())
+    assert.equal(b.outstandingCount, 1, 'b cannot fold it: a\'s and c\'s word on it comes only with their settled state')
+    const r = firstHand(a, b)
+    assert.ok(r.ok && r.diverged && r.threwHere, 'b is told that its own hook makes the difference')
+    const control = firstHand(b, a)
+    assert.ok(control.ok && !control.diverged, 'b\'s settled state is behind: nothing to tell a')
+  })
+
+  test('first-hand, a replica whose join hook threw is told so, and the others take its infimum as its acknowledgement', () => {
+    const { a, b, c } = trio(throwingLog('d'))
+    a.participate('d')
+    const d = EventFold.fromSnapshot(a.snapshot(), 'd', logSpec, options)
+    d.acknowledge()
+    ok(firstHand(a, b))
+    ok(firstHand(a, c))
+    ok(firstHand(c, b))
+    ok(firstHand(d, b))
+    assert.deepEqual(b.infimumParticipants(), ['a', 'b', 'c', 'd'], 'b had every acknowledgement and folded the Join...')
+    assert.deepEqual(b.infimumValue().members, ['a', 'b', 'c'], '...without its hook')
+    assert.equal(b.infimumDigest().throws, 1)
+    // b's acknowledgement of the Join now exists only as its infimum, settled on another outcome.
+    const fromB = ok(firstHand(b, a))
+    assert.equal(fromB.diverged, false, 'the difference is b\'s own throw, not a\'s history')
+    ok(firstHand(c, a))
+    ok(firstHand(d, a))
+    assert.deepEqual(a.infimumValue().members, ['a', 'b', 'c', 'd'], 'a folded the Join on b\'s infimum, with the hook')
+    const toB = ok(firstHand(a, b))
+    assert.ok(toB.diverged && toB.threwHere, 'at the same id, b is told that its hook makes the difference')
+  })
+
+  test('first-hand, a whole fold settled at the same id on another history is divergence', () => {
+    const { a } = trio(logSpec)
+    // Another replica of a's (a fold replaced, say) folds p then q; a itself folds only q', at the same id.
+    const other = EventFold.fromSnapshot(a.snapshot(), 'a', logSpec, options)
+    other.event('p')
+    other.event('q')
+    a.observeCounter(a.maxKnownCounter + 1)
+    a.event('q2')
+    for (const f of [a, other]) { f.acknowledge('b'); f.acknowledge('c') }
+    assert.deepEqual(other.infimumId(), a.infimumId())
+    assert.notEqual(other.infimumDigest().count, a.infimumDigest().count)
+    const seen = ok(a.mergeFull(other.snapshot(), { from: 'b' }))
+    assert.equal(seen.diverged, true)
+    assert.equal(seen.threwHere, false)
+    assert.deepEqual(a.infimumValue().applied, ['q2'], 'nothing settled was taken')
+  })
+})
+
+describe('late events before an Error', () => {
+  test('an Error folds with the output apply gives on the state it folds on, even if an earlier event arrived after it became one', () => {
+    // A failure whose output depends on the state. c learns of b's failing event, with a
+    // relayed word that a and b acknowledged it (c trusts it: say it has not joined yet), and
+    // turns it into an Error. a's event, ordered before it, arrives only then.
+    const spec: EventSpec<string, Log, string> = {
+      ...logSpec,
+      apply: (e, s) => e.startsWith('fail') ? { ok: false, output: `error:${e} after ${s.applied.length}` } : logSpec.apply(e, s)
+    }
+    const a = EventFold.create('c', 'a', spec, options)
+    a.participate('b')
+    a.participate('c')
+    const b = EventFold.fromSnapshot(a.snapshot(), 'b', spec, options)
+    const c = EventFold.fromSnapshot(a.snapshot(), 'c', spec, options)
+    for (const f of [a, b, c]) { f.acknowledge('a'); f.acknowledge('b'); f.acknowledge('c') }
+    const x = a.event('x')
+    const fail = b.event('fail')
+    assert.ok(compareEventIds(x.id, fail.id) < 0, 'a\'s event is ordered first')
+    const relayed = (id: EventId, delta: Delta<string, string>): Diff<string, string> =>
+      ({ origin: 'c', infimumId: c.infimumId(), infimumDigest: c.infimumDigest(), events: [{ id, delta, acks: ['a', 'b'] }] })
+    ok(c.mergeDiff(relayed(fail.id, { kind: 'event', event: 'fail' })))
+    assert.equal(c.isBlockedOnError(), true, 'c failed it on the state it had')
+    ok(c.mergeDiff(relayed(x.id, { kind: 'event', event: 'x' })))
+    const r = ok(c.mergeDiff(relayed(fail.id, { kind: 'error', output: 'whatever b said', errorAcks: ['a', 'b'] })))
+    assert.deepEqual(r.outputs.map(o => o.output), ['error:fail after 1'])
+    assert.deepEqual(c.infimumValue().applied, ['x'])
   })
 })
 
@@ -382,13 +604,17 @@ describe('participants and divergence', () => {
 })
 
 describe('immutability', () => {
-  test('with freezeStates, an apply that mutates its input state throws instead of corrupting the infimum', () => {
+  test('with freezeStates, an apply that mutates its input state fails with the TypeError instead of corrupting the infimum', () => {
     const bad: EventSpec<number, { n: number }, number> = {
       init: () => ({ n: 0 }),
       apply: (e, s) => { s.n += e; return { ok: true, output: s.n, state: s } }
     }
     const f = EventFold.create('c', 'a', bad, { freezeStates: true })
-    assert.throws(() => f.event(1), TypeError)
+    const r = f.event(1)
+    assert.equal(r.outcome.status, 'threw')
+    assert.ok(r.outcome.status === 'threw' && r.outcome.error instanceof TypeError)
+    assert.deepEqual(r.thrown.map(t => t.hook), ['apply'])
+    assert.deepEqual(f.infimumValue(), { n: 0 })
   })
 
   test('Uint8Array values inside state are tolerated by freezing', () => {
@@ -397,7 +623,7 @@ describe('immutability', () => {
       apply: (e, s) => ({ ok: true, output: e, state: { b: Uint8Array.of(e) } })
     }
     const f = EventFold.create('c', 'a', spec, { freezeStates: true })
-    assert.equal(f.event(7).output, 7)
+    assert.deepEqual(f.event(7).outcome, { status: 'applied', output: 7 })
     void spec
   })
 })
@@ -502,6 +728,47 @@ describe('first-hand merges and signatures', () => {
     assert.ok(!r.ok && r.error instanceof DiffTooSparseError)
     ok(a.mergeFull({ ...a.snapshot(), events: lone.events.map(e => ({ ...e, delta: e.delta! })) }, { from: 'b' }))
     assert.equal(a.outstandingCount, 0)
+  })
+
+  /** `to` merges what `from` would send it, first-hand, with a full merge when a diff will not do. */
+  function pass (from: EventFold<string, Log, string>, to: EventFold<string, Log, string>): MergeResult<string> {
+    const diff = from.diffFor(to.self)
+    const r = diff === undefined ? undefined : to.mergeDiff(diff, { from: from.self })
+    return r === undefined || (!r.ok && r.error.needsFullMerge) ? to.mergeFull(from.snapshot(), { from: from.self }) : r
+  }
+
+  test('first-hand, an infimum past an event that will fail here is the same history: the digest check predicts the failure', () => {
+    // Issue 11, item 1 in miniature. c rejoins through a while a failure is outstanding, so
+    // c's new replica holds fail1 as an error that still lacks b's acknowledgement and fail2
+    // as an event its fold has not reached. b, with c's pending UnJoin standing in for c,
+    // folds both as errors. b's infimum is the only way b's acknowledgement of fail1 reaches
+    // c first-hand; it must not be mistaken for a different history because fail2 has not
+    // failed here yet.
+    const { a, b, c } = threePeers()
+    b.event('fail1')
+    b.event('fail2')
+    for (const [x, y] of [[b, a], [b, c], [a, b], [c, b], [a, c], [c, a]] as const) ok(pass(x, y))
+    for (const f of [a, b, c]) assert.equal(f.isBlockedOnError(), true)
+    a.disassociate('c')
+    a.participate('c')
+    const c2 = EventFold.fromSnapshot(a.snapshot(), 'c', logSpec, signed)
+    c2.acknowledge()
+    assert.deepEqual(c2.outstandingEvents().map(e => e.delta.kind), ['error', 'event', 'unjoin', 'join'])
+    ok(pass(a, b))
+    ok(pass(b, a))
+    ok(pass(a, b))
+    assert.deepEqual(b.outstandingEvents().map(e => e.delta.kind), ['join'], 'b folded both failures and the UnJoin')
+    const r = pass(b, c2)
+    assert.ok(r.ok)
+    assert.equal(r.diverged, false, 'the same history was taken for a different one')
+    assert.deepEqual(r.outputs.map(o => o.output), ['error:fail1'], 'b\'s infimum acknowledged fail1\'s failure')
+    assert.equal(c2.isBlockedOnError(), true, 'fail2 failed here in turn, and waits for the others\' word on it')
+    for (let round = 0; round < 3; round++) for (const [x, y] of [[a, b], [b, a], [a, c2], [c2, a], [b, c2], [c2, b]] as const) ok(pass(x, y))
+    for (const f of [a, b, c2]) {
+      assert.equal(f.outstandingCount, 0)
+      assert.deepEqual(f.infimumDigest(), a.infimumDigest())
+      assert.deepEqual(f.infimumValue(), a.infimumValue())
+    }
   })
 
   test('first-hand, a whole fold settled on a history this replica does not share reports divergence and takes nothing settled', () => {

@@ -19,7 +19,7 @@ import { SYNC_PROTOCOL, decodeSyncAnswer, decodeSyncRequest, encodeSyncAnswer, e
 import { PUSH_PROTOCOL, decodeFoldPush, decodePushAnswer, encodeFoldPush, encodePushAnswer, type PushResult } from '../src/peer/protocol/push.js'
 import { JOIN_PROTOCOL, decodeJoinAnswer, decodeJoinRequest, encodeJoinAccepted, encodeJoinRequest, type JoinAccepted, type PeerAddresses } from '../src/peer/protocol/join.js'
 import { HEARTBEAT_PROTOCOL, MAX_STUCK_DETAIL_BYTES, decodeHeartbeat, decodeHeartbeatAnswer, encodeHeartbeat, encodeHeartbeatAnswer, type Heartbeat, type Suspicion } from '../src/peer/protocol/heartbeat.js'
-import { OUTPUTS_PROTOCOL, decodeOutputs, encodeOutputs, type GroupOutputs } from '../src/peer/protocol/outputs.js'
+import { type EncodedOutput, OUTPUTS_PROTOCOL, decodeOutputs, encodeOutputs, type GroupOutputs } from '../src/peer/protocol/outputs.js'
 import { CALL_PROTOCOL, CAST_PROTOCOL, KIND_MESSAGE, KIND_REPLY, decodeFrame, decodeReply, encodeFrame, encodeReply, type Reply } from '../src/peer/messaging.js'
 import { propertyParameters } from './support/property.js'
 import {
@@ -89,7 +89,10 @@ const heartbeatArb: fc.Arbitrary<Heartbeat> = record({
 })
 const outputsArb: fc.Arbitrary<GroupOutputs[]> = listOf(record({
   group: groupArb,
-  outputs: listOf(record({ id: record({ counter: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), participant: peerArb }), value: payloadArb }))
+  outputs: listOf(fc.oneof(
+    record({ id: record({ counter: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), participant: peerArb }), value: payloadArb }),
+    record({ id: record({ counter: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), participant: peerArb }), thrown: stringArb })
+  ) as fc.Arbitrary<EncodedOutput>)
 }))
 const replyArb: fc.Arbitrary<Reply> = fc.oneof(
   record({ status: fc.constant('replied' as const), body: payloadArb }),

@@ -14,7 +14,7 @@ import { Counter, Gauge, type Registry } from 'prom-client'
 import type { Logger } from '@libp2p/interface'
 import { isPartitionTableSpec, partitionsOf, type PartitionTable } from '../partitions/partition-table.js'
 import type { PeerClock, Timer } from '../peer/clock.js'
-import type { ServiceDefinition } from '../peer/services.js'
+import type { MembershipView, ServiceDefinition } from '../peer/services.js'
 import { defineService } from '../peer/services.js'
 import type { SupervisionTree } from '../supervision/tree.js'
 import { ChangeJournal } from './changes.js'
@@ -107,7 +107,7 @@ export interface AdminEndpoint {
 }
 
 /** The components the admin service takes. */
-export type AdminNeeds = 'self' | 'cluster' | 'clock' | 'log' | 'metrics' | 'operator' | 'views'
+export type AdminNeeds = 'self' | 'cluster' | 'clock' | 'log' | 'metrics' | 'membership' | 'operator' | 'views'
 
 /**
  * The admin endpoint of a peer, as a service: `startLegion({ ..., services: { admin: admin({ port: 9000 }) } })`.
@@ -125,7 +125,7 @@ export function admin (options: AdminOptions = {}): ServiceDefinition<AdminEndpo
   const settings = checkOptions(options)
   return defineService({
     name: 'admin',
-    needs: ['self', 'cluster', 'clock', 'log', 'metrics', 'operator', 'views'],
+    needs: ['self', 'cluster', 'clock', 'log', 'metrics', 'membership', 'operator', 'views'],
     create: (c) => {
       const journal = new ChangeJournal(settings.recentChanges, () => c.clock.wallNow())
       const answered = new Counter({ name: 'legion_admin_requests_total', help: 'Requests the admin endpoint answered, by route and status code.', labelNames: ['route', 'status'], registers: [c.metrics.registry] })
@@ -147,7 +147,7 @@ export function admin (options: AdminOptions = {}): ServiceDefinition<AdminEndpo
         answered: (route, status) => { answered.inc({ route, status: String(status) }) }
       }
       const handler = adminRequestHandler(ctx)
-      return new AdminService(handler, settings, c.clock, c.log, () => { observe(c.operator, journal) })
+      return new AdminService(handler, settings, c.clock, c.log, c.membership, () => { observe(c.operator, journal) })
     }
   })
 }
@@ -156,12 +156,15 @@ class AdminService implements AdminEndpoint {
   private server: Server | undefined
   private address: string | undefined
   private timer: Timer | undefined
+  private pending: Timer | undefined
+  private unsubscribe: (() => void) | undefined
 
   constructor (
     readonly handler: (req: IncomingMessage, res: ServerResponse) => void,
     private readonly settings: Settings,
     private readonly clock: PeerClock,
     private readonly log: Logger,
+    private readonly membership: MembershipView,
     private readonly observe: () => void
   ) {}
 
@@ -191,12 +194,27 @@ class AdminService implements AdminEndpoint {
 
   start (): void {
     this.observe()
+    // The interval catches what has no event (a suspicion, a stuck peer); a membership change is
+    // observed as it happens, so a member that joins and is ejected within one interval is still
+    // recorded. The listener runs on every change of the cluster's state, so it compares the
+    // member list first, and a burst of membership changes is observed once, on the next turn.
     this.timer = this.clock.every(this.settings.observeIntervalMs, this.observe)
+    let members = this.membership.members()
+    this.unsubscribe = this.membership.subscribe(() => {
+      const now = this.membership.members()
+      if (now.length === members.length && now.every((m, i) => m === members[i])) return
+      members = now
+      this.pending ??= this.clock.setTimer(0, () => { this.pending = undefined; this.observe() })
+    })
   }
 
   async stop (): Promise<void> {
     this.timer?.cancel()
     this.timer = undefined
+    this.pending?.cancel()
+    this.pending = undefined
+    this.unsubscribe?.()
+    this.unsubscribe = undefined
     const server = this.server
     if (server === undefined) return
     this.server = undefined

@@ -6,7 +6,7 @@
  * and decoding validates every structural invariant the fold relies on, so a fold never sees
  * an unsorted ack list or an event below its infimum from a malformed message.
  *
- * ## Byte layout, format version 4
+ * ## Byte layout, format version 5
  *
  * Primitives:
  * - `u8`: one byte.
@@ -20,12 +20,14 @@
  * Header, at the start of every top-level encoding:
  * ```
  * 0x4C 0x47 0x4E   magic "LGN"
- * u8 version       3
+ * u8 version       5 (written); 4 and 5 are read
  * u8 kind          1 = EventFold, 2 = Diff, 3 = EventId;
  *                  4..15 reserved for this module, 16..255 reserved for runtime wire messages
  * ```
  * Decoding checks magic (`bad-magic`), version (`bad-version`) and kind (`bad-kind`), and
- * that no byte follows the value (`trailing-bytes`).
+ * that no byte follows the value (`trailing-bytes`). Format 4 is format 5 without delta tag
+ * 5 (a thrown failure), so folds stored by the previous version still load; a value has one
+ * encoding per version, and is always written as version 5.
  *
  * Participant table. Peer ids are long and repeat in every event id and ack list, so an
  * EventFold or Diff message lists each distinct participant once and then refers to it by
@@ -68,7 +70,9 @@
  *   u8 delta tag   1 = event: E
  *                  2 = join: pidx
  *                  3 = unjoin: pidx
- *                  4 = error: O, participant set (errorAcks)
+ *                  4 = error (apply returned a failure): O, participant set (errorAcks)
+ *                  5 = error (apply threw; version 5 only): string description,
+ *                      participant set (errorAcks)
  *                  0 = body left out (Diff only)
  *                  tag + 16 (17, 18, 19) = the same body, signed: bytes signature, then the body
  *   participant set acks
@@ -77,16 +81,21 @@
  * {@link encodeSignedEvent}'s encoding.
  * Counters must be safe integers >= 1.
  *
+ * Infimum digest:
+ * ```
+ * varuint count · varuint hash · varuint throws   (throws <= count; 0 when none)
+ * ```
+ * Format 4 has no `throws`.
+ *
  * EventFold (kind 1):
  * ```
  * header · string origin · participant table · indexed event id (infimum.id) ·
- * varuint digest.count · varuint digest.hash · participant set (infimum.participants) ·
- * S infimum.state · event list
+ * digest · participant set (infimum.participants) · S infimum.state · event list
  * ```
  * Diff (kind 2):
  * ```
  * header · string origin · participant table · indexed event id (infimumId) ·
- * varuint digest.count · varuint digest.hash · event list (tag 0 allowed)
+ * digest · event list (tag 0 allowed)
  * ```
  * An empty origin stands for the one the {@link DiffContext} implies, when it implies one.
  * EventId (kind 3):
@@ -126,8 +135,11 @@ export interface FoldCodecs<E, S, O> {
 /** The magic bytes every top-level encoding starts with: ASCII "LGN". */
 export const MAGIC: Uint8Array = Uint8Array.of(0x4c, 0x47, 0x4e)
 
-/** The format version this build writes and reads. */
-export const FORMAT_VERSION = 4
+/** The format version this build writes (and the newest it reads). */
+export const FORMAT_VERSION = 5
+
+/** The oldest format version this build still reads: format 4 lacks only the thrown failure (delta tag 5). */
+export const OLDEST_READABLE_FORMAT_VERSION = 4
 
 /** Bytes of a participant fingerprint in a participant table. */
 export const FINGERPRINT_BYTES = 8
@@ -169,6 +181,8 @@ const DELTA_EVENT = 1
 const DELTA_JOIN = 2
 const DELTA_UNJOIN = 3
 const DELTA_ERROR = 4
+/** An error whose `apply` threw: a description instead of an output. Format 5 on. */
+const DELTA_THROWN = 5
 /** Added to the tag of a body that carries its creator's signature. */
 const DELTA_SIGNED = 16
 
@@ -189,16 +203,23 @@ export function writeHeader (w: Writer, kind: number): void {
 }
 
 /**
- * Reads a header and returns its kind byte. Throws `bad-magic` or `bad-version`; the caller
- * checks the kind.
+ * Reads a header and returns its kind byte. Throws `bad-magic` or `bad-version` (a version
+ * outside {@link OLDEST_READABLE_FORMAT_VERSION}..{@link FORMAT_VERSION}); the caller checks
+ * the kind.
  */
 export function readHeader (r: Reader): number {
+  return readVersionedHeader(r).kind
+}
+
+function readVersionedHeader (r: Reader): { readonly version: number, readonly kind: number } {
   for (let i = 0; i < MAGIC.length; i++) {
     if (r.readUint8() !== MAGIC[i]) throw new DecodeError('bad-magic', 'input does not start with the "LGN" magic bytes')
   }
   const version = r.readUint8()
-  if (version !== FORMAT_VERSION) throw new DecodeError('bad-version', `format version ${version}, expected ${FORMAT_VERSION}`)
-  return r.readUint8()
+  if (version < OLDEST_READABLE_FORMAT_VERSION || version > FORMAT_VERSION) {
+    throw new DecodeError('bad-version', `format version ${version}, expected ${OLDEST_READABLE_FORMAT_VERSION} to ${FORMAT_VERSION}`)
+  }
+  return { version, kind: r.readUint8() }
 }
 
 /**
@@ -209,9 +230,11 @@ export function peekKind (bytes: Uint8Array): number {
   return decodeWithin(bytes.subarray(0, 5), DEFAULT_DECODE_LIMITS, readHeader)
 }
 
-function expectKind (r: Reader, kind: number): void {
-  const actual = readHeader(r)
+/** Reads a header of `kind` and returns its format version. */
+function expectKind (r: Reader, kind: number): number {
+  const { version, kind: actual } = readVersionedHeader(r)
   if (actual !== kind) throw new DecodeError('bad-kind', `message kind ${actual}, expected ${kind}`)
+  return version
 }
 
 function checkEventIdForEncoding (id: EventId): void {
@@ -503,12 +526,18 @@ function collectEvents<E, O> (table: ParticipantTableWriter, events: ReadonlyArr
 function writeDigest (w: Writer, digest: InfimumDigest): void {
   w.writeVarUint(digest.count)
   w.writeVarUint(digest.hash)
+  // Canonical: no throws is written as 0 and read back as the field left out.
+  if (digest.throws === 0) throw new EncodeError('a digest with no throws must leave the field out')
+  w.writeVarUint(digest.throws ?? 0)
 }
 
-function readDigest (r: Reader): InfimumDigest {
+function readDigest (r: Reader, version: number): InfimumDigest {
   const count = r.readVarUint()
   const hash = r.readVarUint()
-  return { count, hash }
+  if (version < 5) return { count, hash }
+  const throws = r.readVarUint()
+  if (throws > count) throw new DecodeError('invalid', `a digest counts ${throws} throws among ${count} events`)
+  return throws === 0 ? { count, hash } : { count, hash, throws }
 }
 
 function writeEvents<E, S, O> (
@@ -558,8 +587,13 @@ function writeEvents<E, S, O> (
           table.writeParticipant(w, delta.participant)
           break
         case 'error':
-          w.writeUint8(DELTA_ERROR)
-          codecs.output.encode(delta.output, w)
+          if (delta.thrown !== undefined) {
+            w.writeUint8(DELTA_THROWN)
+            w.writeString(delta.thrown)
+          } else {
+            w.writeUint8(DELTA_ERROR)
+            codecs.output.encode(delta.output, w)
+          }
           table.writeSet(w, delta.errorAcks)
           break
         default:
@@ -577,7 +611,8 @@ function readEvents<E, S, O> (
   codecs: FoldCodecs<E, S, O>,
   limits: DecodeLimits,
   infimumId: EventId,
-  allowOmitted: boolean
+  allowOmitted: boolean,
+  version: number
 ): Array<DiffEvent<E, O>> {
   const n = r.readCount(limits.maxItems, MIN_EVENT_BYTES, 'event list')
   const events: Array<DiffEvent<E, O>> = []
@@ -613,6 +648,12 @@ function readEvents<E, S, O> (
       case DELTA_ERROR: {
         const output = codecs.output.decode(r, limits)
         delta = { kind: 'error', output, errorAcks: table.readSet(r, limits) }
+        break
+      }
+      case DELTA_THROWN: {
+        if (version < 5) throw new DecodeError('bad-tag', `delta tag 5 (a thrown failure) in format version ${version} at offset ${r.offset - 1}`)
+        const thrown = r.readString(limits.maxStringBytes)
+        delta = { kind: 'error', thrown, errorAcks: table.readSet(r, limits) }
         break
       }
       case DELTA_OMITTED:
@@ -717,14 +758,14 @@ export function decodeEventFold<E, S, O> (
 ): EventFoldSnapshot<E, S, O> {
   const resolved = resolveDecodeLimits(limits)
   return decodeWithin(bytes, resolved, (r) => {
-    expectKind(r, MessageKind.eventFold)
+    const version = expectKind(r, MessageKind.eventFold)
     const origin = r.readString(resolved.maxStringBytes)
     const table = ParticipantTableReader.read(r, resolved)
     const id = table.readEventId(r)
-    const digest = readDigest(r)
+    const digest = readDigest(r, version)
     const participants = table.readSet(r, resolved)
     const state = codecs.state.decode(r, resolved)
-    const events = readEvents(r, table, codecs, resolved, id, false) as Array<OutstandingEvent<E, O>>
+    const events = readEvents(r, table, codecs, resolved, id, false, version) as Array<OutstandingEvent<E, O>>
     table.expectAllUsed()
     return { origin, infimum: { id, digest, participants, state }, events }
   })
@@ -758,13 +799,13 @@ export function encodeDiff<E, S, O> (diff: Diff<E, O>, codecs: FoldCodecs<E, S, 
 export function decodeDiff<E, S, O> (bytes: Uint8Array, codecs: FoldCodecs<E, S, O>, limits?: Partial<DecodeLimits>, context?: DiffContext): Diff<E, O> {
   const resolved = resolveDecodeLimits(limits)
   return decodeWithin(bytes, resolved, (r) => {
-    expectKind(r, MessageKind.diff)
+    const version = expectKind(r, MessageKind.diff)
     const written = r.readString(resolved.maxStringBytes)
     const origin = written === '' && context?.origin !== undefined ? context.origin : written
     const table = ParticipantTableReader.read(r, resolved, context)
     const infimumId = table.readEventId(r)
-    const infimumDigest = readDigest(r)
-    const events = readEvents(r, table, codecs, resolved, infimumId, true)
+    const infimumDigest = readDigest(r, version)
+    const events = readEvents(r, table, codecs, resolved, infimumId, true, version)
     table.expectAllUsed()
     return { origin, infimumId, infimumDigest, events }
   })

@@ -26,6 +26,7 @@ export {
   type FoldCodecs,
   MAGIC,
   FORMAT_VERSION,
+  OLDEST_READABLE_FORMAT_VERSION,
   FINGERPRINT_BYTES,
   MAX_SIGNATURE_BYTES,
   encodeSignedEvent,

@@ -5,7 +5,9 @@
  * keeps a late joiner from folding on a peer's word without holding the same events.
  *
  * Pure: no I/O, no timers, no clocks, no randomness. One instance is one participant's replica
- * and is updated in place; a merge that fails changes nothing.
+ * and is updated in place; a merge that fails changes nothing. Total with respect to the
+ * user's spec: every hook call goes through hooks.ts, so a hook that throws becomes data (a
+ * failure, a digest mark, a {@link ThrownHook} report) and never escapes a method.
  *
  * Representation (chosen so the common operations cost O(1) amortised):
  * - Participants are interned into a per-replica table; acknowledgement sets are bigint
@@ -18,8 +20,10 @@
  *
  * @module
  */
-import { EMPTY_DIGEST, ERROR_MARK, chainHash, participantHash, sameDigest } from './digest.js'
+import { EMPTY_DIGEST, ERROR_MARK, HOOK_THREW_MARK, extendDigest, participantHash, relateHistories, type HistoryRelation } from './digest.js'
 import { DiffTooNewError, DiffTooSparseError, DifferentOriginsError, ForgedEventError, type MergeError } from './errors.js'
+import { GuardedSpec, type ApplyOutcome } from './hooks.js'
+import type { EventResult, MembershipResult, MergeResult, ProjectedOutcome } from './results.js'
 import {
   BOTTOM,
   compareEventIds,
@@ -32,60 +36,15 @@ import {
   type EventId,
   type EventSignatures,
   type EventSpec,
+  type HookName,
   type InfimumDigest,
   type MergeOptions,
   type OutstandingEvent,
   type Participant,
   type SignedDelta,
+  type ThrownHook,
   type UpdateResult
 } from './types.js'
-
-/** What {@link EventFold.event} returns. */
-export interface EventResult<O> extends UpdateResult<O> {
-  /** The id given to the new event. */
-  readonly id: EventId
-  /**
-   * The output of applying the event to the projected value: immediate and possibly
-   * inconsistent (an earlier event may still arrive and change it).
-   */
-  readonly output: O
-  /** Whether `apply` failed on the projected value (the output is then the error's output). */
-  readonly failed: boolean
-}
-
-/** What {@link EventFold.participate} and {@link EventFold.disassociate} return. */
-export interface MembershipResult<O> extends UpdateResult<O> {
-  /** The id of the Join or UnJoin event. */
-  readonly id: EventId
-}
-
-/** The outcome of a merge: the update it made, or why it was refused (nothing changed). */
-export type MergeResult<O> =
-  | ({
-    /** The merge was made. */
-    readonly ok: true
-    /**
-     * Whether this replica acknowledged something it had not before: the only news of its
-     * own a merge creates, which is all a runtime that sends every replica's messages to
-     * every other replica needs to pass on.
-     */
-    readonly acknowledged: boolean
-    /**
-     * A first-hand full merge only ({@link MergeOptions.from}): the sender's infimum is ahead
-     * of this replica's and its history differs (this replica does not hold that infimum
-     * event, or folding up to it would not reproduce its digest). The settled state was not
-     * taken. Among honest replicas this happens when this one was ejected, or when replicas
-     * folded past an ejected peer's event that reached only some of them (see
-     * `standInMask`); the runtime then rejoins once two participants show it.
-     */
-    readonly diverged: boolean
-  } & UpdateResult<O>)
-  | {
-    /** The merge was refused; the fold is unchanged. */
-    readonly ok: false
-    /** Why it was refused. */
-    readonly error: MergeError
-  }
 
 /** An outstanding event as the fold holds it: the id is flattened and acks are a bitmask. */
 interface Entry<E, O> {
@@ -98,13 +57,46 @@ interface Entry<E, O> {
   acks: bigint
   /** The creator's signature of the body; meaningless once the event became an error. */
   readonly signature: Uint8Array | undefined
+  /**
+   * How the projection last found this entry, if not a plain success: for a user event, the
+   * failure `apply` returned or threw; for a Join or UnJoin, that its hook threw. Folding
+   * takes the same steps as the projection, so while the projection is valid this says how
+   * the entry will fold here, before the fold reaches it (see `simulateDigest`).
+   */
+  projectedFailure: Failure<O> | undefined
+  /** Whether a hook that threw for this entry has been reported (each is reported once). */
+  reported: boolean
 }
+
+/** A failure's payload: a returned failure's output, or a description of what was thrown. */
+type Failure<O> =
+  | { readonly output: O, readonly thrown?: undefined }
+  | { readonly thrown: string, readonly output?: undefined }
 
 type InternalDelta<E, O> =
   | { readonly kind: 'event', readonly event: E }
   | { readonly kind: 'join', readonly peer: number }
   | { readonly kind: 'unjoin', readonly peer: number }
-  | { readonly kind: 'error', readonly output: O, errorAcks: bigint }
+  | {
+    readonly kind: 'error'
+    failure: Failure<O>
+    errorAcks: bigint
+    /**
+     * The event, when this replica held it before it became an error. Never sent: it lets the
+     * fold compute the failure's output again on the state it folds on (`foldedFailure`).
+     */
+    readonly source?: { readonly event: E }
+  }
+
+/** The failure an `apply` outcome that did not succeed stands for. */
+function failureOf<S, O> (r: Exclude<ApplyOutcome<S, O>, { kind: 'applied' }>): Failure<O> {
+  return r.kind === 'failed' ? { output: r.output } : { thrown: r.message }
+}
+
+/** The consistent output of an event that folded as a failure. */
+function failedOutput<O> (id: EventId, f: Failure<O>): ConsistentOutput<O> {
+  return f.thrown !== undefined ? { id, thrown: f.thrown } : { id, output: f.output }
+}
 
 /** Compacting the outstanding array only past this many popped slots keeps pops O(1) amortised. */
 const COMPACT_AFTER = 1024
@@ -123,7 +115,7 @@ const COMPACT_AFTER = 1024
  *   apply: (n, s) => ({ ok: true, output: s + n, state: s + n })
  * }
  * const a = EventFold.create('my-cluster', 'peer-a', counter)
- * a.event(5).output   // 5, folded at once: a is the only participant
+ * a.event(5).outcome  // { status: 'applied', output: 5 }, folded at once: a is the only participant
  * a.infimumValue()    // 5
  * ```
  */
@@ -132,9 +124,10 @@ export class EventFold<E, S, O> {
   readonly origin: string
   /** The participant this replica belongs to. */
   readonly self: Participant
-  private readonly spec: EventSpec<E, S, O>
-  private readonly freeze: boolean
+  private readonly hooks: GuardedSpec<E, S, O>
   private readonly signatures: EventSignatures<E, O> | undefined
+  /** Hooks that threw since the last update returned, reported by the next one. */
+  private thrownSince: ThrownHook[] = []
 
   // Participant table: index -> id, id -> index, index -> single-bit mask, index -> hash.
   private readonly peers: Participant[] = []
@@ -164,15 +157,17 @@ export class EventFold<E, S, O> {
   private projValid = true
   private projState: S
   private projMask: bigint
-  /** The output of the last outstanding entry as the projection computed it, if known. */
+  /**
+   * The last outstanding entry, if it is a user event the projection applied last, and its
+   * output when that succeeded (its failure is the entry's `projectedFailure`).
+   */
   private tailEntry: Entry<E, O> | undefined
-  private tailResult: { ok: boolean, output: O } | undefined
+  private tailApplied: { readonly output: O } | undefined
 
-  private constructor (origin: string, self: Participant, spec: EventSpec<E, S, O>, options: EventFoldOptions<E, O>,
+  private constructor (origin: string, self: Participant, hooks: GuardedSpec<E, S, O>, options: EventFoldOptions<E, O>,
     infId: EventId, infDigest: InfimumDigest, participants: Iterable<Participant>, infState: S) {
     this.origin = origin
-    this.spec = spec
-    this.freeze = options.freezeStates === true
+    this.hooks = hooks
     this.signatures = options.signatures
     this.selfIndex = this.intern(self)
     this.self = this.peers[this.selfIndex]!
@@ -181,7 +176,7 @@ export class EventFold<E, S, O> {
     let mask = 0n
     for (const p of participants) mask |= this.peerBits[this.intern(p)]!
     this.infMask = mask
-    this.infState = this.frozen(infState)
+    this.infState = hooks.frozen(infState)
     this.maxCounter = infId.counter
     this.projState = this.infState
     this.projMask = mask
@@ -189,12 +184,16 @@ export class EventFold<E, S, O> {
 
   /**
    * Creates the fold of a new cluster whose only participant is `self`. The `join` hook runs
-   * once for `self`, so the first participant is in the state like every later one.
+   * once for `self`, so the first participant is in the state like every later one; if it
+   * throws, the state is `init()`'s and the first update reports the throw (with id
+   * {@link BOTTOM}). A throw from `init` propagates: there is no state to start from.
    */
   static create<E, S, O> (origin: string, self: Participant, spec: EventSpec<E, S, O>, options: EventFoldOptions<E, O> = {}): EventFold<E, S, O> {
-    const init = spec.init()
-    const state = spec.join !== undefined ? spec.join(self, init, BOTTOM) : init
-    return new EventFold(origin, self, spec, options, BOTTOM, EMPTY_DIGEST, [self], state)
+    const hooks = new GuardedSpec(spec, options.freezeStates === true)
+    const joined = hooks.membership('join', self, spec.init(), BOTTOM)
+    const fold = new EventFold(origin, self, hooks, options, BOTTOM, EMPTY_DIGEST, [self], joined.state)
+    if (joined.kind === 'threw') fold.thrownSince.push({ id: BOTTOM, hook: 'join', error: joined.error, message: joined.message })
+    return fold
   }
 
   /**
@@ -204,7 +203,7 @@ export class EventFold<E, S, O> {
    */
   static fromSnapshot<E, S, O> (snapshot: EventFoldSnapshot<E, S, O>, self: Participant, spec: EventSpec<E, S, O>, options: EventFoldOptions<E, O> = {}): EventFold<E, S, O> {
     const inf = snapshot.infimum
-    const fold = new EventFold(snapshot.origin, self, spec, options, inf.id, inf.digest, inf.participants, inf.state)
+    const fold = new EventFold(snapshot.origin, self, new GuardedSpec(spec, options.freezeStates === true), options, inf.id, inf.digest, inf.participants, inf.state)
     for (const e of snapshot.events) {
       if (compareEventIds(e.id, inf.id) <= 0) continue
       fold.insertEntry(fold.entryFrom(e.id, e.delta, e.acks, e.signature))
@@ -368,14 +367,15 @@ export class EventFold<E, S, O> {
     const entry = this.newEntry({ kind: 'event', event })
     // A new local event always has the largest id, so it extends the projection.
     this.ensureProjection()
-    const r = this.spec.apply(event, this.projState, idOf(entry))
-    if (r.ok) this.projState = this.frozen(r.state)
-    this.tailEntry = entry
-    this.tailResult = { ok: r.ok, output: r.output }
+    const r = this.hooks.apply(event, this.projState, entry)
+    this.projectApplied(entry, r)
     this.entries.push(entry)
     const outputs: Array<ConsistentOutput<O>> = []
     this.reduce(undefined, outputs)
-    return { id: { counter: entry.counter, participant: entry.participant }, output: r.output, failed: !r.ok, outputs, propagate: true }
+    const outcome: ProjectedOutcome<O> = r.kind === 'threw'
+      ? { status: 'threw', error: r.error, message: r.message }
+      : { status: r.kind, output: r.output }
+    return { id: { counter: entry.counter, participant: entry.participant }, outcome, outputs, propagate: true, thrown: this.takeThrown() }
   }
 
   /** Adds a Join for `peer`, acknowledged by this replica. */
@@ -403,7 +403,7 @@ export class EventFold<E, S, O> {
     let changed = this.addAcks(participant)
     const outputs: Array<ConsistentOutput<O>> = []
     if (this.reduce(undefined, outputs)) changed = true
-    return { outputs, propagate: changed }
+    return { outputs, propagate: changed, thrown: this.takeThrown() }
   }
 
   /** Adds `participant` to every outstanding ack and error-ack set; returns whether any grew. */
@@ -420,10 +420,25 @@ export class EventFold<E, S, O> {
   }
 
   /** The end of every merge: this replica acknowledges, then folds what it can. */
-  private finishMerge (changed: boolean, outputs: Array<ConsistentOutput<O>>, diverged = false): MergeResult<O> {
+  private finishMerge (changed: boolean, outputs: Array<ConsistentOutput<O>>, diverged = false, threwHere = false): MergeResult<O> {
     const acknowledged = this.addAcks(this.self)
     if (this.reduce(undefined, outputs)) changed = true
-    return { ok: true, outputs, propagate: changed || acknowledged, acknowledged, diverged }
+    return { ok: true, outputs, propagate: changed || acknowledged, acknowledged, diverged, threwHere, thrown: this.takeThrown() }
+  }
+
+  /** The hooks that threw since the last update, handed to the caller once. */
+  private takeThrown (): ThrownHook[] {
+    if (this.thrownSince.length === 0) return []
+    const thrown = this.thrownSince
+    this.thrownSince = []
+    return thrown
+  }
+
+  /** Reports, once per entry, that one of its hooks threw. */
+  private reportThrow (e: Entry<E, O>, hook: HookName, r: { readonly error: unknown, readonly message: string }): void {
+    if (e.reported) return
+    e.reported = true
+    this.thrownSince.push({ id: { counter: e.counter, participant: e.participant }, hook, error: r.error, message: r.message })
   }
 
   // ---------------------------------------------------------------------------------------
@@ -482,16 +497,11 @@ export class EventFold<E, S, O> {
     }
     const remoteInf = diff.infimumId
     const infOrder = compareEventIds(remoteInf, this.infId)
-    if (infOrder === 0 && !sameDigest(diff.infimumDigest, this.infDigest)) {
-      return { ok: false, error: new DiffTooSparseError('digest', remoteInf) }
-    }
-    if (infOrder > 0) {
-      const at = this.find(remoteInf.counter, remoteInf.participant)
-      if (at < 0) return { ok: false, error: new DiffTooNewError(remoteInf, this.infId) }
-      if (!sameDigest(this.simulateDigest(at), diff.infimumDigest)) {
-        return { ok: false, error: new DiffTooSparseError('digest', remoteInf) }
-      }
-    }
+    const relation = this.relationTo(remoteInf, diff.infimumDigest)
+    if (relation === 'missing') return { ok: false, error: new DiffTooNewError(remoteInf, this.infId) }
+    // The sender's infimum is as good as a matching one when it differs only by the sender's
+    // own hooks that threw: it still folded exactly these events, so everyone acknowledged them.
+    if (relation === 'different' || relation === 'threw-here') return { ok: false, error: new DiffTooSparseError('digest', remoteInf) }
 
     let changed = false
     this.observe(remoteInf.counter)
@@ -516,16 +526,23 @@ export class EventFold<E, S, O> {
    * Merges another replica's whole fold, then acknowledges. Takes the greater infimum (by id,
    * then by digest, so replicas that somehow diverged at the same id still converge on one),
    * drops local events it covers, and merges the outstanding events. Refused only when the
-   * origins differ or a body's signature does not check.
+   * origins differ or a body's signature does not check. Hooks that threw settle which
+   * infimum is greater ({@link InfimumDigest.throws}): one whose history differs from this
+   * replica's because the sender's hooks threw is never taken (its events fold here instead,
+   * acknowledged by everyone as it proves), and one that differs because this replica's own
+   * hooks threw always is.
    *
    * A first-hand merge ({@link MergeOptions.from}) never takes the other infimum: it only
-   * counts it as the sender's acknowledgement of the events up to it.
+   * counts it as the sender's acknowledgement of the events up to it, when this replica holds
+   * the same history (but for the sender's throws), and reports `diverged` otherwise.
    */
   mergeFull (other: EventFoldSnapshot<E, S, O>, options: MergeOptions = {}): MergeResult<O> {
     if (other.origin !== this.origin) return { ok: false, error: new DifferentOriginsError(this.origin, other.origin) }
     const believed = this.believed(options.from)
     const inf = other.infimum
-    const adopt = believed === undefined && this.remoteInfimumWins(inf.id, inf.digest)
+    const relation = this.relationTo(inf.id, inf.digest)
+    const adopt = believed === undefined && (relation === 'missing' || relation === 'threw-here' ||
+      (compareEventIds(inf.id, this.infId) > 0 ? relation === 'same' || relation === 'different' : relation === 'different' && this.remoteDigestWins(inf.digest)))
     const floor = adopt ? inf.id : this.infId
     // Validate before the first change. A body unknown here that cannot be believed (a
     // first-hand error) is skipped rather than refused: the rest of the fold is still news.
@@ -540,23 +557,45 @@ export class EventFold<E, S, O> {
       bodies[i] = body
     }
     let changed = false
-    let diverged = false
+    let universal: EventId | undefined
     if (adopt) {
       this.adoptInfimum(inf.id, inf.digest, inf.participants, inf.state)
       changed = true
-    } else if (believed !== undefined && compareEventIds(inf.id, this.infId) > 0) {
-      if (!this.sameHistoryUpTo(inf.id, inf.digest)) diverged = true
+    } else if (compareEventIds(inf.id, this.infId) > 0 && (relation === 'same' || relation === 'threw-there')) {
+      // Ahead, on this replica's history: first-hand, the sender acknowledged what it folded;
+      // trusting (only when the sender's hooks threw), everyone did.
+      if (believed === undefined) universal = inf.id
       else if (this.acknowledgeUpTo(inf.id, believed)) changed = true
     }
+    // First-hand, a settled history this replica does not share (ahead or at the same id) is
+    // divergence; trusting, the greater infimum was taken instead. A diverged sender's
+    // acknowledgements are not taken (its bodies are): they were given in that other history,
+    // and would let this replica fold on past the difference, as a refused diff would not.
+    const diverged = believed !== undefined && (relation === 'missing' || relation === 'different' || relation === 'threw-here')
+    const acksBelieved = diverged ? 0n : believed
     for (let i = 0; i < events.length; i++) {
       const e = events[i]!
       if (compareEventIds(e.id, this.infId) <= 0) continue
       if (bodies[i] === undefined && this.find(e.id.counter, e.id.participant) < 0) continue
-      if (this.mergeEvent(e, bodies[i], believed)) changed = true
+      if (this.mergeEvent(e, bodies[i], acksBelieved)) changed = true
     }
     const outputs: Array<ConsistentOutput<O>> = []
-    if (this.reduce(undefined, outputs)) changed = true
-    return this.finishMerge(changed, outputs, diverged)
+    if (this.reduce(universal, outputs)) changed = true
+    return this.finishMerge(changed, outputs, diverged, diverged && relation === 'threw-here')
+  }
+
+  /**
+   * How the history settled up to `id`, whose digest is `digest`, relates to this replica's:
+   * compared with the infimum at the same id, or with what folding up to `id` would give
+   * when `id` is ahead; `missing` when `id` is ahead and not held here, `behind` when it is
+   * below the infimum (nothing to compare).
+   */
+  private relationTo (id: EventId, digest: InfimumDigest): HistoryRelation | 'missing' | 'behind' {
+    const order = compareEventIds(id, this.infId)
+    if (order < 0) return 'behind'
+    if (order === 0) return relateHistories(this.infDigest, digest)
+    const at = this.find(id.counter, id.participant)
+    return at < 0 ? 'missing' : relateHistories(this.simulateDigest(at), digest)
   }
 
   // ---------------------------------------------------------------------------------------
@@ -605,7 +644,10 @@ export class EventFold<E, S, O> {
       case 'event': return d
       case 'join': return { kind: 'join', participant: this.peers[d.peer]! }
       case 'unjoin': return { kind: 'unjoin', participant: this.peers[d.peer]! }
-      case 'error': return { kind: 'error', output: d.output, errorAcks: this.cachedList(d.errorAcks, cache) }
+      case 'error': {
+        const errorAcks = this.cachedList(d.errorAcks, cache)
+        return d.failure.thrown !== undefined ? { kind: 'error', thrown: d.failure.thrown, errorAcks } : { kind: 'error', output: d.failure.output, errorAcks }
+      }
     }
   }
 
@@ -614,14 +656,14 @@ export class EventFold<E, S, O> {
       case 'event': return d
       case 'join': return { kind: 'join', peer: this.intern(d.participant) }
       case 'unjoin': return { kind: 'unjoin', peer: this.intern(d.participant) }
-      case 'error': return { kind: 'error', output: d.output, errorAcks: this.listToMask(d.errorAcks) }
+      case 'error': return { kind: 'error', failure: remoteFailure(d), errorAcks: this.listToMask(d.errorAcks) }
     }
   }
 
   private entryFrom (id: EventId, delta: Delta<E, O>, acks: readonly Participant[], signature: Uint8Array | undefined): Entry<E, O> {
     const creator = this.intern(id.participant)
     this.observe(id.counter)
-    return { counter: id.counter, participant: this.peers[creator]!, creator, delta: this.internalDelta(delta), acks: this.listToMask(acks), signature }
+    return { counter: id.counter, participant: this.peers[creator]!, creator, delta: this.internalDelta(delta), acks: this.listToMask(acks), signature, projectedFailure: undefined, reported: false }
   }
 
   /** A new entry created by this replica, signed if the fold signs. */
@@ -633,7 +675,7 @@ export class EventFold<E, S, O> {
       const external = this.externalDelta(delta, new Map()) as SignedDelta<E, O>
       signature = this.signatures.sign({ counter, participant: this.self }, external)
     }
-    return { counter, participant: this.self, creator: this.selfIndex, delta, acks: this.peerBits[this.selfIndex]!, signature }
+    return { counter, participant: this.self, creator: this.selfIndex, delta, acks: this.peerBits[this.selfIndex]!, signature, projectedFailure: undefined, reported: false }
   }
 
   private membership (delta: InternalDelta<E, O>): MembershipResult<O> {
@@ -645,7 +687,7 @@ export class EventFold<E, S, O> {
     this.projectEntry(entry)
     const outputs: Array<ConsistentOutput<O>> = []
     this.reduce(undefined, outputs)
-    return { id: { counter: entry.counter, participant: entry.participant }, outputs, propagate: true }
+    return { id: { counter: entry.counter, participant: entry.participant }, outputs, propagate: true, thrown: this.takeThrown() }
   }
 
   private observe (counter: number): void {
@@ -708,16 +750,12 @@ export class EventFold<E, S, O> {
   }
 
   /**
-   * Whether `id`, ahead of the infimum, is an outstanding event here and folding up to it
-   * would reproduce `digest`: the sender of that infimum folded the same events as this
-   * replica holds up to there, so it acknowledged each of them.
+   * Adds `bits` to the ack (and failure-ack) sets of every outstanding event up to `upTo`: a
+   * peer whose infimum is `upTo`, on the same history as this replica's, acknowledged each of
+   * those events as it folded it, and each of their failures. (A user event that has not
+   * failed here yet gets that acknowledgement from the peer's next message, once it has: an
+   * event ordered before it may still arrive and change how it goes here.)
    */
-  private sameHistoryUpTo (id: EventId, digest: InfimumDigest): boolean {
-    const at = this.find(id.counter, id.participant)
-    return at >= 0 && sameDigest(this.simulateDigest(at), digest)
-  }
-
-  /** Adds `bits` to the ack (and failure-ack) sets of every outstanding event up to `upTo`. */
   private acknowledgeUpTo (upTo: EventId, bits: bigint): boolean {
     let changed = false
     for (let i = this.head; i < this.entries.length; i++) {
@@ -757,12 +795,20 @@ export class EventFold<E, S, O> {
       const ld = local.delta
       if (ld.kind === 'error') {
         if ((ld.errorAcks | errorAcks) !== ld.errorAcks) { ld.errorAcks |= errorAcks; changed = true }
-      } else if (ld.kind === 'event' && believed === undefined) {
+      } else if (ld.kind === 'event' && believed === undefined && body.thrown === undefined) {
         // A failure anywhere makes the event a failure everywhere: the only outcome every
         // replica can agree on without knowing who else succeeded. First-hand, a failure is
         // not taken on another's word: with a deterministic spec this replica's own fold
-        // fails the event too, and then counts the sender's acknowledgement of it.
-        local.delta = { kind: 'error', output: body.output, errorAcks }
+        // fails the event too, and then counts the sender's acknowledgement of it. Nor is a
+        // failure whose `apply` threw, even trusting: it is the sender's own trouble (other
+        // code, a bug that depends on more than the event and the state), not a verdict on
+        // the event; replicas whose `apply` runs fold it, and the sender, outvoted by their
+        // infima, takes their state (see `relateHistories`). Believing it would let a replica
+        // that folded the event before the news arrived report another consistent output.
+        // The output is this replica's own when its projection fails the event too: the
+        // sender's state may be off (a hook that threw there earlier), this one's is not.
+        const own = this.projValid ? local.projectedFailure : undefined
+        local.delta = { kind: 'error', failure: own !== undefined && own.thrown === undefined ? own : remoteFailure(body), errorAcks, source: { event: ld.event } }
         this.projValid = false
         changed = true
       }
@@ -812,7 +858,7 @@ export class EventFold<E, S, O> {
   private popHead (): void {
     const e = this.entries[this.head]!
     this.countUnjoin(e, -1)
-    if (this.tailEntry === e) { this.tailEntry = undefined; this.tailResult = undefined }
+    if (this.tailEntry === e) { this.tailEntry = undefined; this.tailApplied = undefined }
     this.head++
     if (this.head === this.entries.length) {
       this.entries = []
@@ -823,14 +869,16 @@ export class EventFold<E, S, O> {
     }
   }
 
-  private foldInto (e: Entry<E, O>): void {
+  /**
+   * Makes `e` the infimum; `hookThrew`: it is a Join or UnJoin whose hook threw here. That is
+   * the one throw the digest records as this replica's own: a failure whose `apply` threw
+   * folds only once every participant has failed it too (or said so, trusting), so it is
+   * everyone's outcome and marks the digest like a returned failure.
+   */
+  private foldInto (e: Entry<E, O>, hookThrew: boolean): void {
     this.infId = { counter: e.counter, participant: e.participant }
-    this.infDigest = { count: this.infDigest.count + 1, hash: chainHash(this.infDigest.hash, e.counter, this.digestHash(e)) }
-  }
-
-  private digestHash (e: Entry<E, O>): number {
-    const h = this.peerHashes[e.creator]!
-    return e.delta.kind === 'error' ? (h ^ ERROR_MARK) >>> 0 : h
+    const mark = e.delta.kind === 'error' ? ERROR_MARK : hookThrew ? HOOK_THREW_MARK : 0
+    this.infDigest = extendDigest(this.infDigest, e.counter, this.peerHashes[e.creator]!, mark, hookThrew)
   }
 
   /**
@@ -871,16 +919,20 @@ export class EventFold<E, S, O> {
       needed &= ~standIn
       if (!covered && (e.acks & needed) !== needed) break
 
+      let hookThrew = false
       if (d.kind === 'join' || d.kind === 'unjoin') {
         this.infMask = this.membershipMask(d, this.infMask)
-        this.infState = this.membershipState(e, d, this.infState)
+        const m = this.hooks.membership(d.kind, this.peers[d.peer]!, this.infState, e)
+        this.infState = m.state
+        if (m.kind === 'threw') { hookThrew = true; this.reportThrow(e, d.kind, m) }
       } else if (d.kind === 'error') {
         if (!covered && (d.errorAcks & needed) !== needed) break
-        outputs.push({ id: { counter: e.counter, participant: e.participant }, output: d.output })
+        outputs.push(failedOutput({ counter: e.counter, participant: e.participant }, this.foldedFailure(e, d, this.infState)))
       } else {
         const r = this.applyForFold(e, d.event)
-        if (!r.ok) {
-          e.delta = { kind: 'error', output: r.output, errorAcks: this.peerBits[this.selfIndex]! }
+        if (r.kind !== 'applied') {
+          if (r.kind === 'threw') this.reportThrow(e, 'apply', r)
+          e.delta = { kind: 'error', failure: failureOf(r), errorAcks: this.peerBits[this.selfIndex]!, source: { event: d.event } }
           changed = true
           if (covered) break
           continue // re-examine it as an error: with one participant it folds at once
@@ -888,7 +940,7 @@ export class EventFold<E, S, O> {
         this.infState = r.state
         outputs.push({ id: { counter: e.counter, participant: e.participant }, output: r.output })
       }
-      this.foldInto(e)
+      this.foldInto(e, hookThrew)
       this.popHead()
       changed = true
       if (d.kind === 'join' || d.kind === 'unjoin') standIn = this.standInMask()
@@ -896,34 +948,72 @@ export class EventFold<E, S, O> {
     return changed
   }
 
-  /** Applies an event for folding, reusing the projection's result when it is the last one. */
-  private applyForFold (e: Entry<E, O>, event: E): { ok: true, output: O, state: S } | { ok: false, output: O } {
-    if (this.projValid && this.tailEntry === e && this.tailResult !== undefined && this.head === this.entries.length - 1) {
-      // Folding the only outstanding event: the projection already computed this exact step.
-      return this.tailResult.ok ? { ok: true, output: this.tailResult.output, state: this.projState } : { ok: false, output: this.tailResult.output }
-    }
-    const r = this.spec.apply(event, this.infState, idOf(e))
-    return r.ok ? { ok: true, output: r.output, state: this.frozen(r.state) } : r
+  /**
+   * The failure of an Error on `state` (the state before it, as the projection or the fold
+   * has it), which it also stores. It became an error before the fold reached it, and an
+   * event ordered before it may have arrived since (an ejected peer's, or one that a trusting
+   * joiner learnt of late), so the output stored then may not be what `apply` gives now:
+   * where this replica holds the event, it is computed again, whenever the projection is
+   * recomputed and when it folds. Storing it matters as much as folding with it: replicas
+   * that received the Error without the event (a joiner's snapshot) fold with what was sent.
+   * An event that no longer fails still folds as the failure every participant acknowledged;
+   * the digests then tell the replicas apart, as for any other difference of outcome.
+   */
+  private foldedFailure (e: Entry<E, O>, d: Extract<InternalDelta<E, O>, { kind: 'error' }>, state: S): Failure<O> {
+    if (d.source === undefined) return d.failure
+    const r = this.hooks.apply(d.source.event, state, e)
+    if (r.kind === 'applied') return d.failure
+    if (r.kind === 'threw') this.reportThrow(e, 'apply', r)
+    d.failure = failureOf(r)
+    return d.failure
   }
 
-  /** The digest the infimum would have after folding every outstanding event up to `at`. */
+  /**
+   * Applies an event for folding, reusing the projection's result when it is the only
+   * outstanding one. A reused throw is reported already; it comes back as a failure.
+   */
+  private applyForFold (e: Entry<E, O>, event: E): ApplyOutcome<S, O> {
+    if (this.projValid && this.tailEntry === e && this.head === this.entries.length - 1) {
+      // Folding the only outstanding event: the projection already computed this exact step.
+      const f = e.projectedFailure
+      if (f === undefined && this.tailApplied !== undefined) return { kind: 'applied', output: this.tailApplied.output, state: this.projState }
+      if (f !== undefined && f.thrown === undefined) return { kind: 'failed', output: f.output }
+    }
+    return this.hooks.apply(event, this.infState, e)
+  }
+
+  /**
+   * The digest the infimum would have after folding every outstanding event up to `at`.
+   *
+   * A user event that has not reached the front of the fold yet is still an `event` entry,
+   * even if its `apply` fails here; folding will turn it into an error, and the digest will
+   * carry {@link ERROR_MARK} for it. The projection has already applied it to the same state
+   * folding will, so its outcome there is how it will fold. Predicting it as a success would
+   * make a replica blocked on an earlier error refuse, as a different history, the infimum of
+   * a peer that folded both: first-hand, that infimum is the only way the peer's
+   * acknowledgement of the earlier error arrives, so the fold would stall for good.
+   */
   private simulateDigest (at: number): InfimumDigest {
+    this.ensureProjection()
     let mask = this.infMask
-    let { count, hash } = this.infDigest
+    let digest = this.infDigest
     for (let i = this.head; i <= at; i++) {
       const e = this.entries[i]!
       if ((mask & this.peerBits[e.creator]!) === 0n) continue
       const d = e.delta
       if (d.kind === 'join' || d.kind === 'unjoin') mask = this.membershipMask(d, mask)
-      count++
-      hash = chainHash(hash, e.counter, this.digestHash(e))
+      // A failure that threw here and has not folded is this replica's own until it does (if
+      // every participant fails it, it folds as everyone's): a peer that applied the event
+      // shows this one the odd one out (see `relateHistories`).
+      const failure = d.kind === 'error' ? d.failure : e.projectedFailure
+      const mark = failure === undefined ? 0 : d.kind === 'join' || d.kind === 'unjoin' ? HOOK_THREW_MARK : ERROR_MARK
+      digest = extendDigest(digest, e.counter, this.peerHashes[e.creator]!, mark, failure?.thrown !== undefined)
     }
-    return { count, hash }
+    return digest
   }
 
-  private remoteInfimumWins (id: EventId, digest: InfimumDigest): boolean {
-    const c = compareEventIds(id, this.infId)
-    if (c !== 0) return c > 0
+  /** Of two different histories settled at the same id, whether the remote one is the greater. */
+  private remoteDigestWins (digest: InfimumDigest): boolean {
     if (digest.count !== this.infDigest.count) return digest.count > this.infDigest.count
     return digest.hash > this.infDigest.hash
   }
@@ -932,7 +1022,7 @@ export class EventFold<E, S, O> {
     this.infId = { counter: id.counter, participant: this.peers[this.intern(id.participant)]! }
     this.infDigest = digest
     this.infMask = this.listToMask(participants)
-    this.infState = this.frozen(state)
+    this.infState = this.hooks.frozen(state)
     this.observe(id.counter)
     while (this.head < this.entries.length && compareEventIds(this.entries[this.head]!, this.infId) <= 0) this.popHead()
     this.projValid = false
@@ -945,7 +1035,7 @@ export class EventFold<E, S, O> {
     this.projState = this.infState
     this.projMask = this.infMask
     this.tailEntry = undefined
-    this.tailResult = undefined
+    this.tailApplied = undefined
     this.projValid = true
     for (let i = this.head; i < this.entries.length; i++) this.projectEntry(this.entries[i]!)
   }
@@ -954,18 +1044,38 @@ export class EventFold<E, S, O> {
   private projectEntry (e: Entry<E, O>): void {
     if (!this.projValid) return
     this.tailEntry = undefined
-    this.tailResult = undefined
+    this.tailApplied = undefined
     if ((this.projMask & this.peerBits[e.creator]!) === 0n) return // a renegade: reduce will drop it
     const d = e.delta
     if (d.kind === 'join' || d.kind === 'unjoin') {
       this.projMask = this.membershipMask(d, this.projMask)
-      this.projState = this.membershipState(e, d, this.projState)
+      const m = this.hooks.membership(d.kind, this.peers[d.peer]!, this.projState, e)
+      this.projState = m.state
+      if (m.kind === 'threw') {
+        e.projectedFailure = { thrown: m.message }
+        this.reportThrow(e, d.kind, m)
+      } else {
+        e.projectedFailure = undefined
+      }
     } else if (d.kind === 'event') {
-      const r = this.spec.apply(d.event, this.projState, idOf(e))
-      if (r.ok) this.projState = this.frozen(r.state)
-      this.tailEntry = e
-      this.tailResult = { ok: r.ok, output: r.output }
+      this.projectApplied(e, this.hooks.apply(d.event, this.projState, e))
+    } else if (d.source !== undefined) {
+      d.failure = this.foldedFailure(e, d, this.projState)
     }
+  }
+
+  /** Records `apply`'s outcome for the user event `e`, the last one the projection applies. */
+  private projectApplied (e: Entry<E, O>, r: ApplyOutcome<S, O>): void {
+    this.tailEntry = e
+    if (r.kind === 'applied') {
+      this.projState = r.state
+      e.projectedFailure = undefined
+      this.tailApplied = { output: r.output }
+      return
+    }
+    e.projectedFailure = failureOf(r)
+    this.tailApplied = undefined
+    if (r.kind === 'threw') this.reportThrow(e, 'apply', r)
   }
 
   /** The participant mask after a Join or UnJoin. */
@@ -974,26 +1084,9 @@ export class EventFold<E, S, O> {
     return d.kind === 'join' ? mask | bit : mask & ~bit
   }
 
-  /** The state after a Join or UnJoin (entry `e`): the spec's hook, if it has one. */
-  private membershipState (e: Entry<E, O>, d: { readonly kind: 'join' | 'unjoin', readonly peer: number }, state: S): S {
-    const hook = d.kind === 'join' ? this.spec.join : this.spec.unjoin
-    return hook === undefined ? state : this.frozen(hook(this.peers[d.peer]!, state, idOf(e)))
-  }
-
-  private frozen<T> (value: T): T {
-    if (this.freeze) deepFreeze(value)
-    return value
-  }
 }
 
-/** The id of an entry, as the fresh object a spec receives (an entry itself is internal and mutable). */
-function idOf (e: { readonly counter: number, readonly participant: Participant }): EventId {
-  return { counter: e.counter, participant: e.participant }
-}
-
-/** Freezes plain objects and arrays recursively, stopping at anything already frozen. */
-function deepFreeze (value: unknown): void {
-  if (typeof value !== 'object' || value === null || Object.isFrozen(value) || ArrayBuffer.isView(value)) return
-  Object.freeze(value)
-  for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key])
+/** The failure a remote error body carries. */
+function remoteFailure<E, O> (d: Extract<Delta<E, O>, { kind: 'error' }>): Failure<O> {
+  return d.thrown !== undefined ? { thrown: d.thrown } : { output: d.output }
 }

@@ -6,5 +6,6 @@
  */
 export * from './types.js'
 export * from './errors.js'
-export { EventFold, type EventResult, type MembershipResult, type MergeResult } from './event-fold.js'
+export { EventFold } from './event-fold.js'
+export type { EventResult, ProjectedOutcome, MembershipResult, MergeResult } from './results.js'
 export { EMPTY_DIGEST } from './digest.js'

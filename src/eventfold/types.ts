@@ -72,15 +72,24 @@ export type ApplyResult<S, O> =
  * The user's event specification: what an event does to the shared state.
  *
  * Rules the fold relies on:
- * 1. `apply`, `join` and `unjoin` are deterministic and total: the same arguments give the
- *    same result on every peer, and they may be called more than once for the same event
- *    (once for the projection, again when the event folds into the infimum, again when a late
- *    event forces the projection to be recomputed).
+ * 1. `apply`, `join` and `unjoin` are deterministic: the same arguments give the same result
+ *    on every peer, and they may be called more than once for the same event (once for the
+ *    projection, again when the event folds into the infimum, again when a late event forces
+ *    the projection to be recomputed).
  * 2. They must not mutate the state they are given: they return a new state, which may share
  *    unchanged parts with the old one. The infimum and the projection share state objects, so
  *    a mutation would corrupt the settled value. Pass `freezeStates: true` in
  *    {@link EventFoldOptions} during development to turn violations into `TypeError`s.
- * 3. Each receives the {@link EventId} of the event (user event, Join or UnJoin) it applies:
+ * 3. They should be total. One that throws (or an `apply` that returns something other than
+ *    an {@link ApplyResult}) is survived, never propagated: an `apply` that throws makes the
+ *    event a failure like a returned one, carrying the thrown error's message instead of an
+ *    output; a `join` or `unjoin` that throws leaves the state as it was, while the membership
+ *    change still happens, and marks the infimum digest so that replicas where it threw and
+ *    replicas where it did not are told apart. Every throw is reported once per replica
+ *    ({@link ThrownHook}). A hook that throws on some replicas only (an older version during
+ *    a rolling upgrade) makes those replicas diverge from the others; see "System errors" in
+ *    docs/ARCHITECTURE.md for how that resolves.
+ * 4. Each receives the {@link EventId} of the event (user event, Join or UnJoin) it applies:
  *    fixed when the event was created, the same on every replica and in every call, and
  *    increasing along the fold's order, so a state may record when something became true (a
  *    grant's fencing token, a registration's version). It is {@link BOTTOM} for the founder's
@@ -93,7 +102,7 @@ export type ApplyResult<S, O> =
  * @typeParam O - the output an event produces
  */
 export interface EventSpec<E, S, O> {
-  /** The state of a fresh cluster. */
+  /** The state of a fresh cluster. Called once, by {@link EventFold.create}; a throw propagates from there. */
   init: () => S
   /** Applies one event (whose id is `id`). Must be deterministic and must not mutate `state`. */
   apply: (event: E, state: S, id?: EventId) => ApplyResult<S, O>
@@ -157,7 +166,8 @@ export interface EventFoldOptions<E = unknown, O = unknown> {
   /**
    * Deep-freeze every state returned by `init`, `apply`, `join` and `unjoin`, so that an
    * event spec that mutates its input state fails loudly with a `TypeError` instead of
-   * silently corrupting the infimum. Costs time proportional to the new parts of each state.
+   * silently corrupting the infimum (thrown inside a hook, it is handled and reported like
+   * any throw: see {@link EventSpec}). Costs time proportional to the new parts of each state.
    * @default false
    */
   freezeStates?: boolean
@@ -173,8 +183,10 @@ export interface EventFoldOptions<E = unknown, O = unknown> {
  * One change in the fold's total order.
  * - `event`: a user event.
  * - `join` / `unjoin`: a participant enters or leaves.
- * - `error`: a user event whose `apply` failed here; it folds (changing nothing) once every
- *   participant has acknowledged the failure (`errorAcks`).
+ * - `error`: a user event whose `apply` failed (returned a failure, or threw); it folds
+ *   (changing nothing) once every participant has acknowledged the failure (`errorAcks`).
+ *   A returned failure carries its `output`; a thrown one carries `thrown`, a description of
+ *   the error, since there is no output.
  */
 export type Delta<E, O> =
   | {
@@ -196,25 +208,48 @@ export type Delta<E, O> =
     readonly participant: Participant
   }
   | {
-    /** A user event whose `apply` failed. */
+    /** A user event whose `apply` returned a failure. */
     readonly kind: 'error'
     /** The failure's output. */
     readonly output: O
+    /** Never set on a returned failure. */
+    readonly thrown?: undefined
+    /** Participants known to have seen the failure, sorted. */
+    readonly errorAcks: readonly Participant[]
+  }
+  | {
+    /** A user event whose `apply` threw. */
+    readonly kind: 'error'
+    /** A description of what `apply` threw (see {@link ThrownHook.message}); there is no output. */
+    readonly thrown: string
+    /** Never set on a thrown failure. */
+    readonly output?: undefined
     /** Participants known to have seen the failure, sorted. */
     readonly errorAcks: readonly Participant[]
   }
 
 /**
  * A summary of every event folded into an infimum: how many folded and a 53-bit hash chain
- * over their ids in order. Two replicas whose infima have the same id but different digests
- * have diverged; a diff carries the sender's digest so the receiver can prove it holds every
- * event the sender folded (see "the late joiner" in docs/ARCHITECTURE.md).
+ * over their ids in order, marked where an event folded as a failure or a membership hook
+ * threw. Two replicas whose infima have the same id but different digests have diverged; a
+ * diff carries the sender's digest so the receiver can prove it holds every event the sender
+ * folded, with the same outcomes (see "the late joiner" in docs/ARCHITECTURE.md).
  */
 export interface InfimumDigest {
   /** Number of events folded since the fold was created. */
   readonly count: number
-  /** Hash chain over the folded event ids, an integer in [0, 2^53). */
+  /** Hash chain over the folded event ids and outcomes, an integer in [0, 2^53). */
   readonly hash: number
+  /**
+   * How many of the folded events had a hook throw on the replica that folded this history
+   * alone: a Join or UnJoin whose `join` or `unjoin` threw (a failure whose `apply` threw
+   * folds only once every participant failed it, so it is nobody's own). Left out when 0.
+   * Two histories of the same length that differ, where only one of them has such throws,
+   * differ because of them (directly, or through a state they left different): that one is
+   * the odd one out.
+   * @default 0
+   */
+  readonly throws?: number
 }
 
 /** The settled part of a fold: everything at or below `id` is identical on every replica. */
@@ -282,12 +317,55 @@ export interface Diff<E, O> {
   readonly events: ReadonlyArray<DiffEvent<E, O>>
 }
 
-/** A consistent output: the output an event produced when it folded into the infimum. */
-export interface ConsistentOutput<O> {
-  /** The event that folded. */
+/**
+ * A consistent output: what an event produced when it folded into the infimum. Either its
+ * output (from a success or a returned failure), or, when its `apply` threw, a description
+ * of the error (`thrown`) in place of an output. Test `thrown !== undefined` to tell them
+ * apart.
+ */
+export type ConsistentOutput<O> =
+  | {
+    /** The event that folded. */
+    readonly id: EventId
+    /** Its output, identical on every replica. */
+    readonly output: O
+    /** Never set when there is an output. */
+    readonly thrown?: undefined
+  }
+  | {
+    /** The event that folded, as a failure. */
+    readonly id: EventId
+    /** What its `apply` threw, described (see {@link ThrownHook.message}). */
+    readonly thrown: string
+    /** Never set: a throw has no output. */
+    readonly output?: undefined
+  }
+
+/** The hooks of an {@link EventSpec} that the fold calls for events, Joins and UnJoins. */
+export type HookName = 'apply' | 'join' | 'unjoin'
+
+/**
+ * A hook of the user's {@link EventSpec} threw (or `apply` returned something that is not an
+ * {@link ApplyResult}). The fold carried on without it: see rule 3 of {@link EventSpec}.
+ * Each throw is reported once per replica, by the update during which it was first seen
+ * ({@link UpdateResult.thrown}).
+ */
+export interface ThrownHook {
+  /**
+   * The user event, Join or UnJoin the hook was called for; {@link BOTTOM} for the founder's
+   * own `join` in {@link EventFold.create}.
+   */
   readonly id: EventId
-  /** Its output, identical on every replica. */
-  readonly output: O
+  /** Which hook threw. */
+  readonly hook: HookName
+  /** What it threw, as thrown (for the log; it never travels). */
+  readonly error: unknown
+  /**
+   * A one-line description of `error`: `name: message` for an `Error`, its string form for
+   * anything else, at most 1024 UTF-16 code units, always well-formed. This is what a thrown
+   * failure carries to other replicas.
+   */
+  readonly message: string
 }
 
 /**
@@ -301,4 +379,11 @@ export interface UpdateResult<O> {
    * acknowledgements or a moved infimum).
    */
   readonly propagate: boolean
+  /**
+   * The hooks of the user's spec that threw for the first time on this replica since the
+   * previous update: during this update, or during a read that recomputed the projection
+   * ({@link EventFold.projectedValue}), or at {@link EventFold.create}. For logging and
+   * counting; the fold has already handled each of them.
+   */
+  readonly thrown: readonly ThrownHook[]
 }

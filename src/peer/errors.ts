@@ -23,6 +23,23 @@ export class ConsistencyTimeoutError extends Error {
   }
 }
 
+/**
+ * The event's `apply` threw. From `applyFast`: it threw on this peer's projection; the event
+ * was recorded and sent all the same (as a failure, every peer whose `apply` throws alike
+ * folds it as one, changing nothing). From `applyConsistent`: it folded as a failure whose
+ * `apply` threw, everywhere; `message` says what was thrown.
+ */
+export class EventApplyError extends Error {
+  /** Always `'EventApplyError'`. */
+  override readonly name = 'EventApplyError'
+  /** The event. */
+  readonly eventId: EventId
+  constructor (eventId: EventId, message: string, options?: ErrorOptions) {
+    super(`event ${eventId.counter}:${eventId.participant}: apply threw: ${message}`, options)
+    this.eventId = eventId
+  }
+}
+
 /** The runtime is stopping or stopped; nothing more is accepted. */
 export class StoppedError extends Error {
   /** Always `'StoppedError'`, so callers can test it across package copies. */

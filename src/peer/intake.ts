@@ -28,7 +28,7 @@ export interface IntakeComponents {
   /** Pulls a sync of `group` from `peer`. */
   readonly requestSync: (peer: Participant, group: string, full: boolean) => void
   /** A first-hand merge from `from` showed a settled history this replica does not share. */
-  readonly diverged: (replica: SomeReplica, from: Participant, ejected: boolean) => void
+  readonly diverged: (replica: SomeReplica, from: Participant, ejected: boolean, threwHere: boolean) => void
   /** Intake's logger. */
   readonly log: Logger
 }
@@ -123,7 +123,7 @@ export class Intake {
         c.log('dropped a message of group %s from %s: %s', label(replica.id), from, outcome.reason)
         return
       case 'diverged':
-        c.diverged(replica, from, outcome.ejected)
+        c.diverged(replica, from, outcome.ejected, outcome.threwHere)
     }
   }
 }

@@ -398,6 +398,12 @@ export interface LegionCounters {
   messagesOut: number
   /** Group messages dropped because no group of their id is defined here. */
   droppedUnknownGroup: number
+  /**
+   * Calls of the event spec's `apply`, `join` or `unjoin` that threw (each logged under
+   * `legion:groups:error`): the event became a failure, or the membership changed without the
+   * hook's state.
+   */
+  hookErrors: number
 }
 
 /** What {@link Legion.stats} reports. */

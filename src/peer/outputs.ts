@@ -80,7 +80,7 @@ export class OutputForwarding {
       for (const o of g.outputs) {
         if (o.id.participant !== c.self || !replica.awaits(o.id)) continue
         try {
-          replica.resolveForwarded(o.id, decodeWith(replica.definition.codecs.output, o.value, c.limits))
+          replica.resolveForwarded(o.id, 'thrown' in o ? { thrown: o.thrown } : { output: decodeWith(replica.definition.codecs.output, o.value, c.limits) })
         } catch (err) {
           c.counters.droppedUndecodable++
           c.log('undecodable output from %s: %s', from, err)

@@ -105,7 +105,7 @@ export function buildParts (inputs: PartInputs): Parts {
     limits,
     foldOptions: inputs.foldOptions,
     schedule,
-    log: (group) => loggers(group === '' ? 'cluster' : `group:${group}`),
+    log: loggers('groups'),
     membershipChange: async (replica, kind, peer, options) => await membershipChange(replica, kind, peer, options),
     consistentTook: (ms, failure) => { consistentSeconds.observe({ outcome: failure === undefined ? 'folded' : outcomes[failure] ?? 'error' }, ms / 1000) }
   }, {
@@ -119,7 +119,7 @@ export function buildParts (inputs: PartInputs): Parts {
     counters,
     limits,
     requestSync: (peer, group, full) => { sync.request(peer, [{ group, full }]) },
-    diverged: (replica, from, ejected) => { ejection.diverged(replica, from, ejected) },
+    diverged: (replica, from, ejected, threwHere) => { ejection.diverged(replica, from, ejected, threwHere) },
     log: loggers('intake')
   })
   const sync = new Sync({

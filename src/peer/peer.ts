@@ -45,6 +45,11 @@ export interface PeerInternals {
   readonly clock?: PeerClock
   /** Randomness. */
   readonly random?: Random
+  /**
+   * Benchmarks only: neither sign nor check events, to measure what signatures cost. Every
+   * peer of such a cluster must say so (a signing peer refuses unsigned bodies as forged).
+   */
+  readonly unsignedEvents?: boolean
 }
 
 const NO_TRANSPORT_STATS: ReturnType<TransportNode['stats']> = {
@@ -226,6 +231,7 @@ export class Peer<E, S, O, Sv extends ServiceMap> implements Legion<E, S, O, Sv>
 
   private foldOptions<A, B, C> (definition: GroupDefinition<A, B, C>): EventFoldOptions<A, C> {
     this.signer ??= peerSigner(this.privateKey)
+    if (this.internals.unsignedEvents === true) return { freezeStates: this.config.freezeStates }
     return { freezeStates: this.config.freezeStates, signatures: eventSignatures(definition.origin, this.signer, definition.codecs) }
   }
 
@@ -340,6 +346,6 @@ function newCounters (): LegionCounters {
     eventsApplied: 0, eventsFolded: 0, diffMerges: 0, fullMerges: 0, mergeRefusals: 0, syncsRequested: 0, syncsServed: 0, outputsForwarded: 0,
     droppedUndecodable: 0, droppedWrongCluster: 0, droppedNonParticipant: 0, droppedForged: 0, divergences: 0, droppedDenied: 0, heartbeatsSent: 0,
     autoEjections: 0, timesEjected: 0, rejoins: 0, droppedRateLimited: 0, droppedFrames: 0, refusedConnections: 0, bytesIn: 0, bytesOut: 0,
-    messagesIn: 0, messagesOut: 0, droppedUnknownGroup: 0
+    messagesIn: 0, messagesOut: 0, droppedUnknownGroup: 0, hookErrors: 0
   }
 }

@@ -6,10 +6,14 @@
  * Everything is driven by one integer seed, so a failing run replays exactly.
  */
 import assert from 'node:assert/strict'
-import { EventFold, compareEventIds, eventIdKey, type Diff, type EventFoldSnapshot, type EventSpec } from '../../src/eventfold/index.js'
+import { EventFold, compareEventIds, eventIdKey, type ConsistentOutput, type Diff, type EventFoldSnapshot, type EventSpec } from '../../src/eventfold/index.js'
 
-/** A user event: `add` always applies; `failIfOdd` fails when the accumulator is odd. */
-export interface SimEvent { readonly name: string, readonly kind: 'add' | 'failIfOdd', readonly amount: number }
+/**
+ * A user event: `add` always applies; `failIfOdd` fails when the accumulator is odd;
+ * `throwOnOne` applies like `add` except on the replica running {@link throwingSpec}, whose
+ * `apply` throws for it.
+ */
+export interface SimEvent { readonly name: string, readonly kind: 'add' | 'failIfOdd' | 'throwOnOne', readonly amount: number }
 /**
  * The shared state: the names of applied events in fold order with `+p` / `-p` markers where
  * participants joined and left, the members, an accumulator.
@@ -27,13 +31,41 @@ export const simSpec: EventSpec<SimEvent, SimState, string> = {
   unjoin: (p, s) => ({ ...s, log: [...s.log, `-${p}`], members: s.members.filter(m => m !== p) })
 }
 
+/**
+ * The spec of one replica that runs other code than the rest (an older version during a
+ * rolling upgrade): its `apply` throws for every `throwOnOne` event, its `join` throws for
+ * `joinThrowsFor` and its `unjoin` for `unjoinThrowsFor`. Deterministic, like a real version.
+ */
+export function throwingSpec (joinThrowsFor: string | undefined, unjoinThrowsFor: string | undefined): EventSpec<SimEvent, SimState, string> {
+  return {
+    init: simSpec.init,
+    apply: (e, s) => {
+      if (e.kind === 'throwOnOne') throw new RangeError(`no such event kind in this version: ${e.name}`)
+      return simSpec.apply(e, s)
+    },
+    join: (p, s) => {
+      if (p === joinThrowsFor) throw new Error(`cannot welcome ${p}`)
+      return simSpec.join!(p, s)
+    },
+    unjoin: (p, s) => {
+      if (p === unjoinThrowsFor) throw new Error(`cannot see ${p} off`)
+      return simSpec.unjoin!(p, s)
+    }
+  }
+}
+
 type Fold = EventFold<SimEvent, SimState, string>
 type Message =
   | { readonly from: string, readonly to: string, readonly kind: 'diff', readonly diff: Diff<SimEvent, string> }
   | { readonly from: string, readonly to: string, readonly kind: 'full', readonly snapshot: EventFoldSnapshot<SimEvent, SimState, string> }
   | { readonly from: string, readonly to: string, readonly kind: 'want-full' }
 
-interface Replica { readonly id: string, fold: Fold, status: 'live' | 'ejected', readonly diverged: Set<string> }
+/**
+ * One participant. `outputs` are the consistent outputs its current fold reported: a rejoin
+ * replaces the fold, and an ejection ends it, and with them what they reported may have been
+ * overruled (see `consistentOutputsAgree`).
+ */
+interface Replica { readonly id: string, fold: Fold, status: 'live' | 'ejected', readonly diverged: Set<string>, outputs: Map<string, string> }
 
 /** Parameters of one simulated run. */
 export interface SimulationPlan {
@@ -49,6 +81,14 @@ export interface SimulationPlan {
    * @default false
    */
   readonly firstHand?: boolean
+  /**
+   * Replica `p1` runs {@link throwingSpec} (its `join` throws for the last peer to join, its
+   * `unjoin` for the one before, when they are not `p1` itself), and some events are
+   * `throwOnOne`. First-hand, `p1` must find out it diverged and rejoin; trusting, the
+   * failure must spread or be overtaken. Either way the survivors converge.
+   * @default false
+   */
+  readonly throwing?: boolean
 }
 
 /** What a run observed, for reporting. */
@@ -58,6 +98,13 @@ export interface SimulationReport {
   readonly fullMerges: number
   readonly mergeErrors: Record<string, number>
   readonly finalInfimumCount: number
+  /** Hooks reported as thrown, over every replica. */
+  readonly thrown: number
+  /** Rejoins after a divergence, and how many of them were on the replica's own word (`threwHere`). */
+  readonly rejoins: number
+  readonly rejoinsOnThrow: number
+  /** Consistent outputs reported by folds that a rejoin after a divergence replaced (not checked). */
+  readonly overruledOutputs: number
 }
 
 function mulberry32 (seed: number): () => number {
@@ -76,9 +123,24 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
   const rnd = mulberry32(plan.seed)
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!
   const names = Array.from({ length: plan.peers }, (_, i) => `p${i}`)
+  const thrower = plan.throwing === true ? 'p1' : undefined
+  const otherThan = (name: string | undefined): string | undefined => name === thrower ? undefined : name
+  const throwerSpec = throwingSpec(otherThan(names[plan.peers - 1]), plan.peers >= 3 ? otherThan(names[plan.peers - 2]) : undefined)
+  const specFor = (id: string): EventSpec<SimEvent, SimState, string> => id === thrower ? throwerSpec : simSpec
+  const foldOf = (snapshot: EventFoldSnapshot<SimEvent, SimState, string>, id: string): Fold => EventFold.fromSnapshot(snapshot, id, specFor(id), { freezeStates: true })
   const replicas = new Map<string, Replica>()
   const network: Message[] = []
+  /** Consistent outputs by event, of the folds whose reports stand (filled at the end: `outputsAgree`). */
   const consistent = new Map<string, string>()
+  /** What the folds of ejected peers reported until their ejection. */
+  const endedByEjection: Array<ReadonlyMap<string, string>> = []
+  /** Outputs reported by folds that a rejoin after a divergence replaced. */
+  let overruled = 0
+  /** Events that folded on some replica, whatever became of that replica. */
+  const everFolded = new Set<string>()
+  let thrownCount = 0
+  let rejoins = 0
+  let rejoinsOnThrow = 0
   const created: Array<{ key: string, name: string, creator: string }> = []
   const lastInfimum = new Map<string, { counter: number, participant: string }>()
   const mergeErrors: Record<string, number> = {}
@@ -93,13 +155,41 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
   const trace = process.env.LEGION_SIM_TRACE === '1'
     ? (msg: string): void => { process.stdout.write(msg + '\n') }
     : (): void => {}
-  const record = (outputs: ReadonlyArray<{ id: { counter: number, participant: string }, output: string }>): void => {
-    for (const o of outputs) {
+  const shown = (o: ConsistentOutput<string>): string => o.thrown !== undefined ? `threw:${o.thrown}` : o.output
+  /**
+   * Takes note of what an update of `r`'s fold reported, for `outputsAgree`. With throwing
+   * hooks, what a fold reported while it took another's word, before its own Join folded
+   * (`trusting`), does not count: the word may be that of a replica whose state a throw left
+   * off.
+   */
+  const record = (r: Replica, res: { readonly outputs: ReadonlyArray<ConsistentOutput<string>>, readonly thrown: ReadonlyArray<{ readonly hook: string }> }, trusting = false): void => {
+    thrownCount += res.thrown.length
+    for (const o of res.outputs) {
       const key = eventIdKey(o.id)
-      const seen = consistent.get(key)
-      if (seen !== undefined && seen !== o.output) trace(`CONFLICT ${key} ${seen} vs ${o.output} at step ${traceStep}`)
-      if (seen !== undefined) assert.equal(o.output, seen, `event ${key} has two consistent outputs`)
-      else consistent.set(key, o.output)
+      const out = shown(o)
+      everFolded.add(key)
+      const mine = r.outputs.get(key)
+      assert.ok(mine === undefined || mine === out, `${r.id} reported two consistent outputs for ${key}`)
+      if (thrower !== undefined && trusting) continue
+      r.outputs.set(key, out)
+    }
+  }
+  /**
+   * Every consistent output agrees with every other one reported by a fold whose reports
+   * stand: those alive at the end and, without throwing hooks, those that ended with their
+   * peer's ejection (an ordinary participant until then). A fold replaced by a rejoin after a
+   * divergence does not: it was on the losing side of a divergence the fold detected, the
+   * known limit of "Ejection" in docs/ARCHITECTURE.md, and may have folded (and reported) on a
+   * state the others do not share. `overruled` counts those reports.
+   */
+  const outputsAgree = (folds: ReadonlyArray<ReadonlyMap<string, string>>): void => {
+    for (const outputs of folds) {
+      for (const [key, out] of outputs) {
+        const seen = consistent.get(key)
+        if (seen !== undefined && seen !== out) trace(`CONFLICT ${key} ${seen} vs ${out}`)
+        assert.ok(seen === undefined || seen === out, `event ${key} has two consistent outputs: ${seen} and ${out}`)
+        consistent.set(key, out)
+      }
     }
   }
   const checkMonotone = (r: Replica): void => {
@@ -128,13 +218,16 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
     }
     if (process.env.LEGION_SIM_TRACE === '1') {
       const evs = m.kind === 'diff' ? m.diff.events : m.kind === 'full' ? m.snapshot.events : []
-      trace(`  before ${m.to}: inf=${eventIdKey(to.fold.infimumId())} events=${to.fold.outstandingEvents().map(e => eventIdKey(e.id) + '[' + e.delta.kind + ':' + e.acks.join('') + ']').join(' ')}`)
-      trace(`  msg ${m.kind}: inf=${m.kind === 'full' ? eventIdKey(m.snapshot.infimum.id) : m.kind === 'diff' ? eventIdKey(m.diff.infimumId) : ''} events=${evs.map(e => eventIdKey(e.id) + '[' + (e.delta?.kind ?? '-') + ':' + e.acks.join('') + ']').join(' ')}`)
+      // Each event as id[kind:acks], an error as id[error/errorAcks:acks].
+      const body = (d: { readonly kind: string, readonly errorAcks?: readonly string[] } | undefined): string => d === undefined ? '-' : d.errorAcks !== undefined ? `error/${d.errorAcks.join('')}` : d.kind
+      trace(`  before ${m.to}: inf=${eventIdKey(to.fold.infimumId())} events=${to.fold.outstandingEvents().map(e => eventIdKey(e.id) + '[' + body(e.delta) + ':' + e.acks.join('') + ']').join(' ')}`)
+      trace(`  msg ${m.kind}: inf=${m.kind === 'full' ? eventIdKey(m.snapshot.infimum.id) : m.kind === 'diff' ? eventIdKey(m.diff.infimumId) : ''} events=${evs.map(e => eventIdKey(e.id) + '[' + body(e.delta) + ':' + e.acks.join('') + ']').join(' ')}`)
     }
     traceStep = `${m.kind} ${m.from}->${m.to}`
-    const options = plan.firstHand === true && to.fold.hasJoined() ? { from: m.from } : {}
+    const trusting = !to.fold.hasJoined()
+    const options = plan.firstHand === true && !trusting ? { from: m.from } : {}
     const r = m.kind === 'diff' ? to.fold.mergeDiff(m.diff, options) : to.fold.mergeFull(m.snapshot, options)
-    trace(`${m.kind} ${m.from}->${m.to}: ${r.ok ? 'ok ' + r.outputs.map(o => eventIdKey(o.id) + '=' + o.output).join(',') : r.error.name} inf=${eventIdKey(to.fold.infimumId())} out=${to.fold.outstandingCount} parts=${to.fold.infimumParticipants().join(',')} log=${to.fold.infimumValue().log.join(',')}`)
+    trace(`${m.kind} ${m.from}->${m.to}: ${r.ok ? 'ok ' + r.outputs.map(o => eventIdKey(o.id) + '=' + shown(o)).join(',') + (r.diverged ? ' DIVERGED' + (r.threwHere ? ' (threw here)' : '') : '') : r.error.name} inf=${eventIdKey(to.fold.infimumId())} out=${to.fold.outstandingCount} parts=${to.fold.infimumParticipants().join(',')} log=${to.fold.infimumValue().log.join(',')}`)
     if (m.kind === 'full') fullMerges++
     if (!r.ok) {
       mergeErrors[r.error.name] = (mergeErrors[r.error.name] ?? 0) + 1
@@ -142,9 +235,9 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
       network.push({ from: to.id, to: m.from, kind: 'want-full' })
       return
     }
-    record(r.outputs)
+    record(to, r, trusting)
     checkMonotone(to)
-    if (r.diverged) rejoinIfDiverged(to, m.from)
+    if (r.diverged) rejoinIfDiverged(to, m.from, r.threwHere)
     else to.diverged.delete(m.from)
     // Blocked on a failure the sender has folded past: only its full fold can unblock us.
     if (m.kind === 'diff' && to.fold.isBlockedOnError() && compareEventIds(m.diff.infimumId, to.fold.infimumId()) > 0) {
@@ -154,27 +247,46 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
 
   // The runtime's answer to a first-hand full merge that shows a settled history this
   // replica does not share: once two participants (or the only other one) have shown it,
-  // rejoin through one of them as a fresh joiner (the sponsor first removes the old self).
-  const rejoinIfDiverged = (r: Replica, sender: string): void => {
+  // or at once when the difference comes from this replica's own hooks that threw, rejoin
+  // through one of them as a fresh joiner (the sponsor first removes the old self). Those
+  // that can show it are the participants that stay: one whose UnJoin is pending (an
+  // ejected peer) never will, and waiting for it would stall this replica for good.
+  const rejoinIfDiverged = (r: Replica, sender: string, threwHere: boolean): void => {
     r.diverged.add(sender)
-    const others = r.fold.infimumParticipants().filter(p => p !== r.id).length
-    if (r.diverged.size < Math.min(2, others)) return
+    const others = r.fold.projectedParticipants().filter(p => p !== r.id).length
+    if (!threwHere && r.diverged.size < Math.min(2, others)) return
     const sponsor = replicas.get(sender)
     if (sponsor === undefined || sponsor.status !== 'live') return
     r.diverged.clear()
     rejoined.add(r.id)
-    record(sponsor.fold.disassociate(r.id).outputs)
-    record(sponsor.fold.participate(r.id).outputs)
-    r.fold = EventFold.fromSnapshot(sponsor.fold.snapshot(), r.id, simSpec, { freezeStates: true })
-    record(r.fold.acknowledge().outputs)
+    rejoins++
+    if (threwHere) rejoinsOnThrow++
+    // The rejoiner hands the sponsor its own fold first, so the sponsor holds every event
+    // the old fold created before its UnJoin stands in for it: the failure-detector
+    // assumption of an ejection ("its last messages have drained"), which a peer that is
+    // alive and asking can make true itself.
+    const handed = sponsor.fold.mergeFull(r.fold.snapshot(), sponsor.fold.hasJoined() && plan.firstHand === true ? { from: r.id } : {})
+    assert.ok(handed.ok, 'a replica\'s own fold is mergeable')
+    record(sponsor, handed)
+    record(sponsor, sponsor.fold.disassociate(r.id))
+    record(sponsor, sponsor.fold.participate(r.id))
+    const previousCounter = r.fold.maxKnownCounter
+    r.fold = foldOf(sponsor.fold.snapshot(), r.id)
+    // As the runtime does: never reuse an id of the old fold, whose events may be travelling.
+    r.fold.observeCounter(previousCounter)
+    overruled += r.outputs.size
+    r.outputs = new Map()
+    record(r, r.fold.acknowledge())
+    // A new fold, as a joiner's: it may start behind where the old one had settled.
+    lastInfimum.delete(r.id)
     checkMonotone(r)
-    trace(`rejoin ${r.id} via ${sponsor.id} after diverging`)
+    trace(`rejoin ${r.id} via ${sponsor.id} after diverging${threwHere ? ' (its own hooks threw)' : ''}`)
   }
   /** Replicas that rejoined after diverging: their outstanding events may be lost, as in an ejection. */
   const rejoined = new Set<string>()
 
   // The founder.
-  const founder: Replica = { id: names[0]!, fold: EventFold.create('sim', names[0]!, simSpec, { freezeStates: true }), status: 'live', diverged: new Set() }
+  const founder: Replica = { id: names[0]!, fold: EventFold.create('sim', names[0]!, specFor(names[0]!), { freezeStates: true }), status: 'live', diverged: new Set(), outputs: new Map() }
   replicas.set(founder.id, founder)
   let nextJoiner = 1
 
@@ -184,10 +296,13 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
     if (x < 0.3) {
       const r = pick(peers)
       const name = `e${eventCounter++}`
-      const res = r.fold.event({ name, kind: rnd() < 0.15 ? 'failIfOdd' : 'add', amount: 1 + Math.floor(rnd() * 3) })
+      // (Without throwing hooks, the draws are exactly those of runs recorded before they existed.)
+      const kind = rnd() < 0.15 ? 'failIfOdd' : thrower !== undefined && rnd() < 0.12 ? 'throwOnOne' : 'add'
+      const res = r.fold.event({ name, kind, amount: 1 + Math.floor(rnd() * 3) })
       created.push({ key: eventIdKey(res.id), name, creator: r.id })
-      trace(`event ${name} at ${r.id} id=${eventIdKey(res.id)} out=${res.outputs.map(o => eventIdKey(o.id) + '=' + o.output).join(',')}`)
-      record(res.outputs)
+      trace(`event ${name} (${kind}) at ${r.id} id=${eventIdKey(res.id)} ${res.outcome.status} out=${res.outputs.map(o => eventIdKey(o.id) + '=' + shown(o)).join(',')}`)
+      assert.equal(res.outcome.status === 'threw', kind === 'throwOnOne' && r.id === thrower, 'apply throws exactly where the spec throws')
+      record(r, res)
       checkMonotone(r)
     } else if (x < 0.55) {
       const r = pick(peers)
@@ -208,14 +323,14 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
         // answers with its whole fold; the joiner acknowledges and sends its fold back.
         const sponsor = pick(peers)
         const id = names[nextJoiner++]!
-        record(sponsor.fold.disassociate(id).outputs)
+        record(sponsor, sponsor.fold.disassociate(id))
         const j = sponsor.fold.participate(id)
-        record(j.outputs)
+        record(sponsor, j)
         trace(`join ${id} via ${sponsor.id} id=${eventIdKey(j.id)}`)
-        const fold = EventFold.fromSnapshot(sponsor.fold.snapshot(), id, simSpec, { freezeStates: true })
-        const joiner: Replica = { id, fold, status: 'live', diverged: new Set() }
+        const fold = foldOf(sponsor.fold.snapshot(), id)
+        const joiner: Replica = { id, fold, status: 'live', diverged: new Set(), outputs: new Map() }
         replicas.set(id, joiner)
-        record(fold.acknowledge().outputs)
+        record(joiner, fold.acknowledge())
         checkMonotone(joiner)
         send(joiner, sponsor.id)
       }
@@ -234,13 +349,14 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
       if (candidates.length === 0) continue
       const victim = pick(candidates)
       const u = ejector.fold.disassociate(victim.id)
-      record(u.outputs)
+      record(ejector, u)
       trace(`eject ${victim.id} by ${ejector.id} id=${eventIdKey(u.id)}`)
       // Crash-stop: the victim's messages still in flight are lost with it (the runtime's
       // fencing drops an ejected peer's late messages).
       victim.status = 'ejected'
+      endedByEjection.push(victim.outputs)
       for (let i = network.length - 1; i >= 0; i--) if (network[i]!.from === victim.id) network.splice(i, 1)
-      const zombie = EventFold.fromSnapshot(ejector.fold.snapshot(), victim.id, simSpec, { freezeStates: true })
+      const zombie = foldOf(ejector.fold.snapshot(), victim.id)
       // (A real peer never reuses an event id: it persists its counter. Only a fresh id here.)
       if (rnd() < 0.5 && zombie.maxKnownCounter >= victim.fold.maxKnownCounter) {
         // A renegade: the ejected peer comes back from the ejector's state, which names its
@@ -291,15 +407,15 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
     let repaired = false
     for (const r of survivors) {
       for (const p of r.fold.projectedParticipants()) {
-        if (replicas.get(p)?.status !== 'live') { record(r.fold.disassociate(p).outputs); repaired = true }
+        if (replicas.get(p)?.status !== 'live') { record(r, r.fold.disassociate(p)); repaired = true }
       }
     }
     const projected = new Set(founder.fold.projectedParticipants())
     for (const r of survivors) {
       if (projected.has(r.id)) continue
       lostJoins.add(r.id)
-      record(founder.fold.disassociate(r.id).outputs)
-      record(founder.fold.participate(r.id).outputs)
+      record(founder, founder.fold.disassociate(r.id))
+      record(founder, founder.fold.participate(r.id))
       deliver({ from: founder.id, to: r.id, kind: 'full', snapshot: founder.fold.snapshot() })
       repaired = true
     }
@@ -315,6 +431,7 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
   }
   const ref = survivors[0]!.fold
   const expectedMembers = survivors.map(r => r.id).sort()
+  outputsAgree([...survivors.map(r => r.outputs), ...(thrower === undefined ? endedByEjection : [])])
   for (const r of survivors) {
     const f = r.fold
     assert.equal(f.outstandingCount, 0, `${r.id} still has outstanding events: inf parts ${f.infimumParticipants().join(',')} live ${expectedMembers.join(',')} head ${JSON.stringify(f.outstandingEvents().slice(0, 4))}`)
@@ -334,8 +451,8 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
   const survivorIds = new Set(expectedMembers)
   for (const c of created) {
     const out = consistent.get(c.key)
-    if (survivorIds.has(c.creator) && !lostJoins.has(c.creator) && !rejoined.has(c.creator)) assert.ok(out !== undefined, `event ${c.name} of surviving ${c.creator} never folded`)
-    if (out !== undefined && !out.startsWith('failed:')) {
+    if (survivorIds.has(c.creator) && !lostJoins.has(c.creator) && !rejoined.has(c.creator)) assert.ok(everFolded.has(c.key), `event ${c.name} of surviving ${c.creator} never folded`)
+    if (out !== undefined && !out.startsWith('failed:') && !out.startsWith('threw:')) {
       assert.equal(finalLog.filter(n => n === c.name).length, 1, `event ${c.name} folded but is not in the final state once`)
     }
   }
@@ -352,5 +469,5 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
   void renegadesSent
   void fenced
 
-  return { events: eventCounter, messages, fullMerges, mergeErrors, finalInfimumCount: ref.infimumDigest().count }
+  return { events: eventCounter, messages, fullMerges, mergeErrors, finalInfimumCount: ref.infimumDigest().count, thrown: thrownCount, rejoins, rejoinsOnThrow, overruledOutputs: overruled }
 }

@@ -84,8 +84,11 @@ export interface GroupsComponents {
   readonly foldOptions: <E, S, O>(definition: GroupDefinition<E, S, O>) => EventFoldOptions<E, O>
   /** Asks for a flush of `replica` (or of nothing in particular). */
   readonly schedule: (replica?: SomeReplica) => void
-  /** A logger per group. */
-  readonly log: (group: string) => Logger
+  /**
+   * The logger of groups (one for all: a logger costs about 4 KB, which 1,000 idle groups
+   * would pay twice each).
+   */
+  readonly log: Logger
   /** Adds or removes a participant of a managed group and disseminates it. */
   readonly membershipChange: (replica: SomeReplica, kind: 'join' | 'unjoin', peer: Participant, options: WaitOptions) => Promise<Dissemination>
   /** Records how long an `applyConsistent` took, in milliseconds, and how it ended (an error's name, or `undefined` once folded). */
@@ -201,8 +204,8 @@ export class GroupRegistry {
       self: c.self(),
       clock: c.clock,
       counters: c.counters,
-      log: c.log(id),
       foldOptions: c.foldOptions,
+      log: c.log,
       changed: (replica) => { c.schedule(replica) },
       limits: c.limits
     }
@@ -214,7 +217,7 @@ class GroupHandle<E, S, O> implements Group<E, S, O> {
   private readonly changesOf: StateChanges<S>
 
   constructor (private readonly definition: GroupDefinition<E, S, O>, private readonly components: GroupsComponents) {
-    this.changesOf = new StateChanges<S>(components.lifecycle, components.clock, components.log(definition.id))
+    this.changesOf = new StateChanges<S>(components.lifecycle, components.clock, components.log, definition.id)
   }
 
   get id (): string {

@@ -20,7 +20,7 @@ import { encodeWith } from '../../codec/codec.js'
 import { decodeDiff, encodeDiff, encodeEventFold, type DiffContext } from '../../codec/eventfold.js'
 import type { DecodeLimits } from '../../codec/codec.js'
 import type { PeerClock } from '../clock.js'
-import { ConsistencyTimeoutError, EjectedError } from '../errors.js'
+import { ConsistencyTimeoutError, EjectedError, EventApplyError } from '../errors.js'
 import { AbortError } from '../../transport/errors.js'
 import type { ClusterState, LegionCounters, WaitOptions } from '../options.js'
 import type { EncodedOutput } from '../protocol/outputs.js'
@@ -36,7 +36,7 @@ export interface ReplicaComponents {
   readonly clock: PeerClock
   /** The peer's counters. */
   readonly counters: LegionCounters
-  /** The group's logger. */
+  /** The groups' logger. */
   readonly log: Logger
   /** Signing and freezing of this peer's folds of a group. */
   readonly foldOptions: <E, S, O>(definition: GroupDefinition<E, S, O>) => EventFoldOptions<E, O>
@@ -71,7 +71,7 @@ export type MergeOutcome =
    * First-hand: the sender's fold settled past this one on a history this replica does not
    * share. `ejected`: the settled participants no longer include this peer.
    */
-  | { readonly kind: 'diverged', readonly ejected: boolean }
+  | { readonly kind: 'diverged', readonly ejected: boolean, readonly threwHere: boolean }
 
 interface Pending<O> {
   readonly id: EventId
@@ -161,12 +161,17 @@ export class GroupReplica<E, S, O> {
   // ---------------------------------------------------------------------------------------
   // Local updates
 
-  /** Applies an event on the projection; see `Legion.applyFast`. */
+  /**
+   * Applies an event on the projection; see `Legion.applyFast`. An `apply` that threw is an
+   * `EventApplyError`, once the event is recorded (it travels, and folds as a failure).
+   */
   applyFast (fold: EventFold<E, S, O>, event: E): O {
     const r = fold.event(event)
     this.components.counters.eventsApplied++
     this.afterUpdate(r)
-    return r.output
+    const outcome = r.outcome
+    if (outcome.status === 'threw') throw new EventApplyError(r.id, outcome.message, { cause: outcome.error })
+    return outcome.output
   }
 
   /** Applies an event and waits for it to fold; see `Legion.applyConsistent`. */
@@ -213,6 +218,10 @@ export class GroupReplica<E, S, O> {
    * updates always are; merges pass what they acknowledged).
    */
   afterUpdate (r: UpdateResult<O>, news: boolean = r.propagate): void {
+    for (const t of r.thrown) {
+      this.components.counters.hookErrors++
+      this.components.log.error('group %s: the %s hook threw on event %d:%s: %s', this.id === '' ? '(cluster)' : this.id, t.hook, t.id.counter, t.id.participant, t.message)
+    }
     for (const o of r.outputs) this.onConsistent(o)
     if (news) this.news = true
     if (r.propagate || news) this.changed()
@@ -234,19 +243,22 @@ export class GroupReplica<E, S, O> {
     this.components.counters.eventsFolded++
     const creator = o.id.participant
     if (creator === this.components.self) {
-      this.pending.get(eventIdKey(o.id))?.resolve(o.output)
+      const pending = this.pending.get(eventIdKey(o.id))
+      if (o.thrown !== undefined) pending?.reject(new EventApplyError(o.id, o.thrown))
+      else pending?.resolve(o.output)
     } else if (this.settings.forwardOutputs) {
       let list = this.outputsToForward.get(creator)
       if (list === undefined) { list = []; this.outputsToForward.set(creator, list) }
-      list.push({ id: o.id, value: encodeWith(this.definition.codecs.output, o.output) })
+      list.push(o.thrown !== undefined ? { id: o.id, thrown: o.thrown } : { id: o.id, value: encodeWith(this.definition.codecs.output, o.output) })
     }
   }
 
-  /** Resolves a pending `applyConsistent` of this peer with an output another peer forwarded. */
-  resolveForwarded (id: EventId, output: O): boolean {
+  /** Settles a pending `applyConsistent` of this peer with an outcome another peer forwarded. */
+  resolveForwarded (id: EventId, outcome: { readonly output: O } | { readonly thrown: string }): boolean {
     const pending = this.pending.get(eventIdKey(id))
     if (pending === undefined) return false
-    pending.resolve(output)
+    if ('thrown' in outcome) pending.reject(new EventApplyError(id, outcome.thrown))
+    else pending.resolve(outcome.output)
     return true
   }
 
@@ -382,6 +394,6 @@ export class GroupReplica<E, S, O> {
     counters.fullMerges++
     this.afterUpdate(r, r.acknowledged)
     if (!r.diverged) { this.divergedFrom.delete(from); return { kind: 'merged', acknowledged: r.acknowledged } }
-    return { kind: 'diverged', ejected: !snapshot.infimum.participants.includes(this.components.self) }
+    return { kind: 'diverged', ejected: !snapshot.infimum.participants.includes(this.components.self), threwHere: r.threwHere }
   }
 }

@@ -18,7 +18,7 @@ export class StateChanges<S> {
   private readonly listeners = new Set<(state: ClusterState<S>) => void>()
   private readonly wakers = new Set<() => void>()
 
-  constructor (private readonly lifecycle: Lifecycle, private readonly clock: PeerClock, private readonly log: Logger) {}
+  constructor (private readonly lifecycle: Lifecycle, private readonly clock: PeerClock, private readonly log: Logger, private readonly group: string) {}
 
   /** Whether anyone listens (so the state is worth reading). */
   watched (): boolean {
@@ -28,7 +28,7 @@ export class StateChanges<S> {
   /** Tells every listener of `state`; a listener that throws is logged, the others still run. */
   publish (state: ClusterState<S>): void {
     for (const l of [...this.listeners]) {
-      try { l(state) } catch (err) { this.log.error('a change listener threw: %s', err) }
+      try { l(state) } catch (err) { this.log.error('a change listener of group %s threw: %s', this.group === '' ? '(cluster)' : this.group, err) }
     }
     for (const w of [...this.wakers]) w()
   }

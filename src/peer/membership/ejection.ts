@@ -171,16 +171,19 @@ export class Ejection {
    * `standInMask` (or a lie): this peer cannot take a settled state on one participant's
    * word, so it waits until two (or the only other one) show it, then rejoins through them.
    */
-  diverged (replica: SomeReplica, from: Participant, ejected: boolean): void {
+  diverged (replica: SomeReplica, from: Participant, ejected: boolean, threwHere: boolean): void {
     const c = this.components
     if (ejected && replica.id === '') { this.ejected(`${from}'s settled state no longer lists it`, [from]); return }
     replica.divergedFrom.add(from)
-    const others = replica.fold?.infimumParticipants().filter(p => p !== c.self).length ?? 0
-    if (replica.divergedFrom.size < Math.min(2, others)) return
+    // Witnesses count among the participants that remain (one whose UnJoin is pending may never
+    // answer); when the difference is this peer's own hooks that threw, one fold is enough:
+    // those hooks cannot compute the settled state, so waiting for a second proves nothing.
+    const others = replica.fold?.projectedParticipants().filter(p => p !== c.self).length ?? 0
+    if (!threwHere && replica.divergedFrom.size < Math.min(2, others)) return
     const sponsors = [...replica.divergedFrom]
     replica.divergedFrom.clear()
     c.counters.divergences++
-    c.log('participants settled group %s on a history this peer does not share: rejoining', label(replica.id))
+    c.log('participants settled group %s on a history this peer does not share%s: rejoining', label(replica.id), threwHere ? ' (its own hooks threw)' : '')
     this.ejected('participants settled on a history it does not share', sponsors)
   }
 

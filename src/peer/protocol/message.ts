@@ -15,7 +15,7 @@
 import { decodeWithin, type DecodeLimits } from '../../codec/codec.js'
 import { Writer, type Reader } from '../../codec/buffer.js'
 import { DecodeError } from '../../codec/errors.js'
-import { readHeader, writeHeader } from '../../codec/eventfold.js'
+import { FORMAT_VERSION, readHeader, writeHeader } from '../../codec/eventfold.js'
 
 /** The version every peer protocol id ends with. */
 export const PROTOCOL_VERSION = '5.0.0'
@@ -88,6 +88,9 @@ export function decodeMessage<T> (bytes: Uint8Array, limits: DecodeLimits, kind:
 export function decodeMessage<T> (bytes: Uint8Array, limits: DecodeLimits, kind: number, read: (r: Reader) => T, refusalAllowed?: false): T
 export function decodeMessage<T> (bytes: Uint8Array, limits: DecodeLimits, kind: number, read: (r: Reader) => T, refusalAllowed = false): T | Refusal {
   return decodeWithin(bytes, limits, (r) => {
+    // Only the format this build writes: the codec still reads format 4 for stored folds, but
+    // a peer message has one encoding, and a peer of another format speaks another protocol.
+    if (bytes.length >= 4 && bytes[3] !== FORMAT_VERSION) throw new DecodeError('bad-version', `format version ${bytes[3]}, expected ${FORMAT_VERSION}`)
     const actual = readHeader(r)
     if (actual === kind) return read(r)
     if (refusalAllowed && actual === PeerMessageKind.refusal) return readRefusal(r)
