@@ -61,7 +61,7 @@ import { decodeJoinAnswer, decodeJoinRequest, encodeJoinRequest } from '../src/p
 import { decodeHeartbeat, decodeHeartbeatAnswer, encodeHeartbeat } from '../src/peer/protocol/heartbeat.js'
 import { decodeOutputs, encodeOutputs } from '../src/peer/protocol/outputs.js'
 import { KIND_MESSAGE, KIND_REPLY, decodeFrame, decodeReply, encodeFrame } from '../src/peer/messaging.js'
-import { compareEventIds, type Diff, type EventFoldSnapshot, type EventSignatures, type EventSpec, type Participant } from '../src/eventfold/types.js'
+import { type Diff, type EventFoldSnapshot, type EventSignatures, type EventSpec, type Participant } from '../src/eventfold/types.js'
 import { EventFold } from '../src/eventfold/event-fold.js'
 import { createTransportNode, type TransportNode } from '../src/transport/index.js'
 import {
@@ -289,6 +289,7 @@ class Mirror {
   private readonly views = new Map<string, GroupView>()
   private known = new Map<string, Participant[]>()
   private readonly prints = new Map<string, ParticipantFingerprints>()
+  private readonly sentInBatch = new Map<string, Array<LogDiff | Snapshot>>()
 
   constructor (readonly self: Participant, readonly participant: Participant, private readonly key: PrivateKey) {
     for (const g of DEFINED) {
@@ -323,21 +324,43 @@ class Mirror {
    * Whether the peer would leave a group or rejoin the cluster on `message`: an UnJoin of it,
    * an infimum without it, or a fold settled past it on a history it does not share. The
    * participant is the peer's only other one, so its word alone makes the peer rejoin
-   * (through the participant, which as a raw node never admits it). Judged against the
-   * peer's fold at the last fetch: within a batch the peer can only fold further and take
-   * the participant's events, whose ids come after every event of that fold, so a frame
-   * that does not diverge there does not later.
+   * (through the participant, which as a raw node never admits it). The frames of a batch go
+   * out at once on several streams, so the peer may have merged any of the batch's earlier
+   * valid frames before this one: a fold whose history lacks an event that an earlier diff
+   * of the batch carried diverges only if that diff arrived first. Judged against the fold
+   * at the last fetch alone, with each earlier frame of the batch, and with all of them.
    */
-  private removesPeer (group: string, message: LogDiff | Snapshot): boolean {
+  private removesPeer (group: string, message: LogDiff | Snapshot, inFrame: ReadonlyArray<{ readonly group: string, readonly message: LogDiff | Snapshot }> = []): boolean {
     if (message.events.some(e => e.delta?.kind === 'unjoin' && e.delta.participant === this.self)) return true
     // a group the peer waits for takes a fold with the peer's Join still outstanding
     const view = this.view(group)
     if (!('infimum' in message) || view.kind !== 'inside') return false
     if (!message.infimum.participants.includes(this.self)) return true
-    if (compareEventIds(message.infimum.id, view.snapshot.infimum.id) <= 0) return false
-    const mirror = EventFold.fromSnapshot(view.snapshot, this.self, spec, { signatures: this.signatures(group) })
-    const merged = mirror.mergeFull(message, { from: this.participant })
-    return merged.ok && merged.diverged
+    const earlier = [...this.sentInBatch.get(group) ?? [], ...inFrame.filter(m => m.group === group).map(m => m.message)]
+    const cases = [[], ...earlier.map(m => [m]), ...(earlier.length > 1 ? [earlier] : [])]
+    return cases.some(before => {
+      const mirror = EventFold.fromSnapshot(view.snapshot, this.self, spec, { signatures: this.signatures(group) })
+      for (const m of before) {
+        if ('infimum' in m) mirror.mergeFull(m, { from: this.participant })
+        else mirror.mergeDiff(m, { from: this.participant })
+      }
+      const merged = mirror.mergeFull(message, { from: this.participant })
+      return merged.ok && merged.diverged
+    })
+  }
+
+  /** Starts a batch: no valid frame of it sent yet. */
+  beginBatch (): void {
+    this.sentInBatch.clear()
+  }
+
+  /** Records the valid messages of a frame being sent, for `removesPeer`'s later judgements in the batch. */
+  private sent (messages: ReadonlyArray<{ readonly group: string, readonly message: LogDiff | Snapshot }>): void {
+    for (const { group, message } of messages) {
+      const list = this.sentInBatch.get(group) ?? []
+      list.push(message)
+      this.sentInBatch.set(group, list)
+    }
   }
 
   /**
@@ -395,6 +418,7 @@ class Mirror {
     if (entries.length === 0) return simple('ignored')
     const known = this.scratch()
     const verdicts: Verdict[] = []
+    const sent: Array<{ group: string, message: LogDiff }> = []
     let removesPeer = false
     let changesMembership = false
     for (const { group, payload } of entries) {
@@ -405,11 +429,12 @@ class Mirror {
       if (diff === undefined) { verdicts.push('undecodable'); continue }
       if (diff.origin !== originOf(group)) { verdicts.push('other-cluster'); continue }
       verdicts.push('valid')
-      removesPeer ||= this.removesPeer(group, diff)
+      removesPeer ||= this.removesPeer(group, diff, sent)
       changesMembership ||= this.touchesParticipant(diff)
       this.learn(known, group, namesIn(diff))
+      sent.push({ group, message: diff })
     }
-    return { verdicts, removesPeer, changesMembership, commit: () => { this.known = known } }
+    return { verdicts, removesPeer, changesMembership, commit: () => { this.known = known; this.sent(sent) } }
   }
 
   private push (bytes: Uint8Array): Judgement {
@@ -418,6 +443,7 @@ class Mirror {
     const known = this.scratch()
     const verdicts: Verdict[] = []
     const expected: PushExpectation[] = []
+    const sent: Array<{ group: string, message: LogDiff | Snapshot }> = []
     let removesPeer = false
     let changesMembership = false
     const refuse = (verdict: Verdict, code: RefusalCode, rateLimitable: boolean): void => { verdicts.push(verdict); expected.push({ merged: false, code, rateLimitable }) }
@@ -450,8 +476,9 @@ class Mirror {
         // which may hold the event already (see `forged`)
         expected.push({ merged: true, rateLimitable: fold, ...(this.forged(group, message) ? { orRefused: 'bad-request' as const } : {}) })
       }
-      removesPeer ||= this.removesPeer(group, message)
+      removesPeer ||= this.removesPeer(group, message, sent)
       this.learn(known, group, namesIn(message))
+      sent.push({ group, message })
     }
     const answer = (b: Uint8Array): void => {
       const m = decodePushAnswer(b, LIMITS)
@@ -466,7 +493,7 @@ class Mirror {
           `push part ${i} (group ${JSON.stringify(r.group)}, judged ${verdicts[i]!})`)
       })
     }
-    return { verdicts: verdicts.length > 0 ? verdicts : ['ignored'], removesPeer, changesMembership, answer, commit: () => { this.known = known } }
+    return { verdicts: verdicts.length > 0 ? verdicts : ['ignored'], removesPeer, changesMembership, answer, commit: () => { this.known = known; this.sent(sent) } }
   }
 
   private sync (bytes: Uint8Array): Judgement {
@@ -825,6 +852,7 @@ test(`garbage and mutated frames on every protocol never crash a peer, never cha
     let expectedCasts = 0
     while (tally.sent < count) {
       const firstIn = a.stats().counters.messagesIn
+      mirror.beginBatch()
       let pending: Array<Promise<void>> = []
       let inBatch = 0
       while (inBatch < BATCH && tally.sent + inBatch < count) {
