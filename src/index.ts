@@ -140,10 +140,45 @@ export {
   type ServiceGroups,
   type ServiceMessaging
 } from './peer/services.js'
+export type { Liveness, PeerContact } from './peer/services.js'
 export type { Group, GroupOptions } from './peer/group/groups.js'
 export type { GroupMembership } from './peer/group/definition.js'
 export type { Metrics } from './peer/metrics.js'
 export type { PeerClock, Random } from './peer/clock.js'
+
+// ---------------------------------------------------------------------------------------------
+// Discovery and election: a service with a registry every peer replicates (lookups from the
+// local replica, gap-free watches), elections whose grants carry fencing tokens, holders that
+// step down before a majority could eject them, and calls addressed to a name.
+// ---------------------------------------------------------------------------------------------
+
+export { discovery, type DiscoveryInstance, type DiscoveryNeeds } from './discovery/service.js'
+export { Fence } from './discovery/fence.js'
+export { RegistryInputError, ElectionConflictError, NoHolderError, FencedError, CandidacyClosedError } from './discovery/errors.js'
+export { defaultLeaseWindows, leaseOf, type Lease, type LeaseInputs, type LeaseWindows } from './discovery/lease.js'
+export type {
+  Discovery,
+  DiscoveryOptions,
+  Consistency,
+  FencingToken,
+  ServiceEntry,
+  Lookup,
+  LookupOptions,
+  RegistryWatchEvent,
+  Holder,
+  HolderEvent,
+  Checkpoint,
+  HolderContext,
+  StopFunction,
+  StartFunction,
+  ElectOptions,
+  CandidacyStatus,
+  Candidacy,
+  Registration,
+  HolderCallOptions,
+  HolderCallContext,
+  HolderEndpoint
+} from './discovery/api.js'
 
 // ---------------------------------------------------------------------------------------------
 // The operator's view: the admin endpoint (health, readiness, JSON views, Prometheus metrics, a

@@ -190,7 +190,7 @@ export class EventFold<E, S, O> {
    */
   static create<E, S, O> (origin: string, self: Participant, spec: EventSpec<E, S, O>, options: EventFoldOptions<E, O> = {}): EventFold<E, S, O> {
     const hooks = new GuardedSpec(spec, options.freezeStates === true)
-    const joined = hooks.membership('join', self, spec.init())
+    const joined = hooks.membership('join', self, spec.init(), BOTTOM)
     const fold = new EventFold(origin, self, hooks, options, BOTTOM, EMPTY_DIGEST, [self], joined.state)
     if (joined.kind === 'threw') fold.thrownSince.push({ id: BOTTOM, hook: 'join', error: joined.error, message: joined.message })
     return fold
@@ -367,7 +367,7 @@ export class EventFold<E, S, O> {
     const entry = this.newEntry({ kind: 'event', event })
     // A new local event always has the largest id, so it extends the projection.
     this.ensureProjection()
-    const r = this.hooks.apply(event, this.projState)
+    const r = this.hooks.apply(event, this.projState, entry)
     this.projectApplied(entry, r)
     this.entries.push(entry)
     const outputs: Array<ConsistentOutput<O>> = []
@@ -922,7 +922,7 @@ export class EventFold<E, S, O> {
       let hookThrew = false
       if (d.kind === 'join' || d.kind === 'unjoin') {
         this.infMask = this.membershipMask(d, this.infMask)
-        const m = this.hooks.membership(d.kind, this.peers[d.peer]!, this.infState)
+        const m = this.hooks.membership(d.kind, this.peers[d.peer]!, this.infState, e)
         this.infState = m.state
         if (m.kind === 'threw') { hookThrew = true; this.reportThrow(e, d.kind, m) }
       } else if (d.kind === 'error') {
@@ -961,7 +961,7 @@ export class EventFold<E, S, O> {
    */
   private foldedFailure (e: Entry<E, O>, d: Extract<InternalDelta<E, O>, { kind: 'error' }>, state: S): Failure<O> {
     if (d.source === undefined) return d.failure
-    const r = this.hooks.apply(d.source.event, state)
+    const r = this.hooks.apply(d.source.event, state, e)
     if (r.kind === 'applied') return d.failure
     if (r.kind === 'threw') this.reportThrow(e, 'apply', r)
     d.failure = failureOf(r)
@@ -979,7 +979,7 @@ export class EventFold<E, S, O> {
       if (f === undefined && this.tailApplied !== undefined) return { kind: 'applied', output: this.tailApplied.output, state: this.projState }
       if (f !== undefined && f.thrown === undefined) return { kind: 'failed', output: f.output }
     }
-    return this.hooks.apply(event, this.infState)
+    return this.hooks.apply(event, this.infState, e)
   }
 
   /**
@@ -1049,7 +1049,7 @@ export class EventFold<E, S, O> {
     const d = e.delta
     if (d.kind === 'join' || d.kind === 'unjoin') {
       this.projMask = this.membershipMask(d, this.projMask)
-      const m = this.hooks.membership(d.kind, this.peers[d.peer]!, this.projState)
+      const m = this.hooks.membership(d.kind, this.peers[d.peer]!, this.projState, e)
       this.projState = m.state
       if (m.kind === 'threw') {
         e.projectedFailure = { thrown: m.message }
@@ -1058,7 +1058,7 @@ export class EventFold<E, S, O> {
         e.projectedFailure = undefined
       }
     } else if (d.kind === 'event') {
-      this.projectApplied(e, this.hooks.apply(d.event, this.projState))
+      this.projectApplied(e, this.hooks.apply(d.event, this.projState, e))
     } else if (d.source !== undefined) {
       d.failure = this.foldedFailure(e, d, this.projState)
     }

@@ -93,7 +93,14 @@ export class ServiceHost<Sv extends ServiceMap> {
       members: () => lifecycle.incarnation?.groups.get('')?.fold?.projectedParticipants() ?? [],
       settledMembers: () => lifecycle.incarnation?.groups.get('')?.fold?.infimumParticipants() ?? [],
       isMember: () => lifecycle.phase.kind === 'member',
-      subscribe: (listener) => parts.groups.handle('')!.subscribe(() => { listener() })
+      subscribe: (listener) => parts.groups.handle('')!.subscribe(() => { listener() }),
+      liveness: () => ({
+        now: inputs.clock.now(),
+        heartbeatIntervalMs: inputs.config.heartbeatIntervalMs,
+        suspectAfterMs: inputs.config.suspectAfterMs,
+        peers: parts.heartbeats.contacts(),
+        reportedStuck: parts.heartbeats.selfHealth().kind === 'stuck'
+      })
     }
     return {
       self: inputs.self,

@@ -14,7 +14,7 @@
  *    participants count as suspected for ejection, unless configured otherwise);
  * 4. sends the heartbeats; an ejected peer keeps sending them (their refusals name
  *    participants that can admit it again) and retries its rejoin;
- * 5. ejects whom a strict majority suspects.
+ * 5. ejects whom a strict majority suspects (also checked as soon as a report arrives).
  *
  * @module
  */
@@ -109,11 +109,31 @@ export interface StuckPeer extends HeldBack {
   readonly reason: string | undefined
 }
 
+/**
+ * One other participant as this peer's failure detector sees it. Times are `clock.now()`
+ * values of this peer.
+ */
+export interface PeerContact {
+  /** The participant. */
+  readonly peer: Participant
+  /** When this peer last heard anything from it (`undefined`: it is not watched yet). */
+  readonly heardAt: number | undefined
+  /**
+   * When this peer sent the latest heartbeat that the participant answered as a participant
+   * (a refusal does not count): proof that it heard from this peer at or after that time,
+   * which hearing from it (`heardAt`) is not when a link works one way only. `undefined`: no
+   * heartbeat answered yet in this membership.
+   */
+  readonly answeredAt: number | undefined
+}
+
 /** Heartbeats, suspicion, stuck participants and automatic ejection; see the module comment. */
 export class Heartbeats {
   readonly detector: FailureDetector
   private readonly progress = new ProgressTracker()
   private readonly inFlight = new Set<Participant>()
+  /** Per participant: the send time of the latest heartbeat it answered as a participant. */
+  private readonly answered = new Map<Participant, number>()
   /** Per participant: whether its latest heartbeat named this peer stuck, and its own stuck reason. */
   private readonly heardStatus = new Map<Participant, { namesMeStuck: boolean, ownReason: string | undefined }>()
   private health: SelfHealth = { kind: 'ok' }
@@ -139,6 +159,7 @@ export class Heartbeats {
   /** A new incarnation: what was known of the old membership no longer applies. */
   reset (): void {
     this.detector.reset()
+    this.answered.clear()
     this.progress.reset()
     this.heardStatus.clear()
     this.health = { kind: 'ok' }
@@ -167,6 +188,7 @@ export class Heartbeats {
     this.scanJoins(incarnation, now)
     this.observeProgress(incarnation, now)
     const members = new Set(projected)
+    for (const p of [...this.answered.keys()]) if (!members.has(p)) this.answered.delete(p)
     const silent = this.detector.suspects(now).filter(p => this.detector.isSilent(p, now))
     const suspects: Suspicion[] = [
       ...silent.map(peer => ({ peer, reason: 'silent' as const })),
@@ -234,9 +256,11 @@ export class Heartbeats {
     try {
       c.counters.heartbeatsSent++
       c.inbound.countOut(payload)
+      const sentAt = c.clock.now()
       const answer = await c.network.request(peer, c.inbound.protocol(HEARTBEAT_PROTOCOL), payload, { timeoutMs: this.settings.suspectAfterMs })
       if (!c.inbound.admitAnswer(peer, answer, epoch)) return
       const m = decodeHeartbeatAnswer(answer, c.limits)
+      if (Array.isArray(m) && sentAt > (this.answered.get(peer) ?? -Infinity)) this.answered.set(peer, sentAt)
       if (!Array.isArray(m)) {
         if (m.code !== 'not-participant') return
         if (!witnessed) { c.log('%s does not know this peer as a participant (yet)', peer); return }
@@ -259,6 +283,7 @@ export class Heartbeats {
     const autoEject = this.settings.autoEject
     const counted = h.suspects.filter(s => s.reason === 'silent' || (autoEject !== false && autoEject.stuck)).map(s => s.peer)
     this.detector.report(from, counted, c.clock.now(), h.suspects.filter(s => s.reason === 'silent').map(s => s.peer))
+    if (counted.length > 0) this.ejectWhomMajoritySuspects()
     this.heardStatus.set(from, { namesMeStuck: h.suspects.some(s => s.peer === c.self && s.reason === 'stuck'), ownReason: h.stuck })
     const addresses: PeerAddresses[] = []
     for (const s of h.suspects.slice(0, 64)) {
@@ -267,6 +292,19 @@ export class Heartbeats {
       if (known.length > 0) addresses.push({ id: s.peer, addresses: known })
     }
     return encodeHeartbeatAnswer(addresses)
+  }
+
+  /**
+   * Ejects whom a strict majority suspects, now: a report that completes a majority need not
+   * wait for this peer's next tick (which checks too), a heartbeat interval sooner.
+   */
+  private ejectWhomMajoritySuspects (): void {
+    const c = this.components
+    const phase = c.lifecycle.phase
+    if (this.settings.autoEject === false || phase.kind !== 'member') return
+    const cluster = phase.incarnation.groups.get('')?.fold
+    if (cluster === undefined) return
+    for (const peer of this.detector.toEject(cluster.infimumParticipants(), cluster.projectedParticipants(), c.clock.now())) c.ejectSuspect(peer)
   }
 
   /** Participants this peer suspects of silence now, among the cluster's projected participants. */
@@ -301,6 +339,16 @@ export class Heartbeats {
   /** Each participant behind somewhere, with how long its acknowledgements have not moved. */
   heldBack (): Map<Participant, HeldBack> {
     return this.progress.heldBack(this.components.clock.now())
+  }
+
+  /** Every other projected participant of the cluster, with when it was heard from and when it answered. */
+  contacts (): PeerContact[] {
+    const now = this.components.clock.now()
+    const others = this.components.lifecycle.incarnation?.groups.get('')?.others() ?? []
+    return others.sort().map(peer => {
+      const silence = this.detector.silenceOf(peer, now)
+      return { peer, heardAt: silence === undefined ? undefined : now - silence, answeredAt: this.answered.get(peer) }
+    })
   }
 
   /** What this peer knows of its own progress. */
