@@ -134,6 +134,7 @@ export {
   type ServiceDefinition,
   type ServiceComponents,
   type ServiceInstance,
+  type ServiceStopContext,
   type ServiceMap,
   type ServiceInstances,
   type MembershipView,
