@@ -116,7 +116,9 @@ export type PartitionOutput<O> =
 
 /** The key bytes of a key id. */
 export function keyBytes (keyId: string): Uint8Array {
-  return Buffer.from(keyId, 'latin1')
+  const out = new Uint8Array(keyId.length)
+  for (let i = 0; i < keyId.length; i++) out[i] = keyId.charCodeAt(i)
+  return out
 }
 
 /** The key id of key bytes. */

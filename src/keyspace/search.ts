@@ -88,7 +88,7 @@ export function encodeCursor (fingerprint: Uint8Array, tag: string, key: Uint8Ar
  */
 export function decodeCursor (fingerprint: Uint8Array, cursor: unknown): { tag: string, key: Uint8Array } {
   if (typeof cursor !== 'string' || cursor.length > 4 * (MAX_TAG_BYTES + MAX_KEY_BYTES)) throw new InvalidCursorError('a cursor is a string from an IndexRecord')
-  const bytes = Buffer.from(cursor, 'base64url')
+  const bytes = new Uint8Array(Buffer.from(cursor, 'base64url'))
   try {
     const r = new Reader(bytes)
     for (const b of CURSOR_MAGIC) if (r.readUint8() !== b) throw new InvalidCursorError('unknown format')

@@ -244,7 +244,8 @@ function readRefs (value: unknown, partitions: number): PartitionRef[] | undefin
 
 /** `peer`, incoming, holds the state: it serves; the move completes once nobody is incoming. */
 function promote (a: PartitionAssignment, peer: Participant): PartitionAssignment | undefined {
-  if (!a.incoming.includes(peer)) return undefined
+  // Before its founder founded the generation nobody can hold it: a claim to is refused.
+  if (!a.incoming.includes(peer) || a.founder !== null) return undefined
   const incoming = a.incoming.filter(p => p !== peer)
   const owners = [...a.owners, peer]
   const abandoned = a.abandoned.filter(p => p !== peer)
@@ -334,8 +335,18 @@ export function rebalance (table: KeyspaceTable): KeyspaceTable {
   }
   for (let p = 0; p < P; p++) {
     const set = sets[p]!
+    // 2. Too few replicas: add the most under-full members that lack it.
+    while (set.length < r) {
+      const u = eligible.filter(c => !set.includes(c)).sort((a, b) => (excess(a) - excess(b)) || compare(a, b))[0]
+      if (u === undefined) break
+      set.push(u)
+      load.set(u, load.get(u)! + 1)
+    }
+  }
+  for (let p = 0; p < P; p++) {
+    const set = sets[p]!
     if (pinned[p]) continue
-    // 2. Over-full members hand this partition to an under-full one that lacks it.
+    // 3. Over-full members hand this partition to an under-full one that lacks it.
     for (let i = 0; i < set.length; i++) {
       const m = set[i]!
       if (excess(m) <= 0) continue
@@ -343,16 +354,6 @@ export function rebalance (table: KeyspaceTable): KeyspaceTable {
       if (u === undefined) continue
       set[i] = u
       load.set(m, load.get(m)! - 1)
-      load.set(u, load.get(u)! + 1)
-    }
-  }
-  for (let p = 0; p < P; p++) {
-    const set = sets[p]!
-    // 3. Too few replicas: add the most under-full members that lack it.
-    while (set.length < r) {
-      const u = eligible.filter(c => !set.includes(c)).sort((a, b) => (excess(a) - excess(b)) || compare(a, b))[0]
-      if (u === undefined) break
-      set.push(u)
       load.set(u, load.get(u)! + 1)
     }
   }
