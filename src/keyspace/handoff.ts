@@ -6,7 +6,8 @@
  *
  * - **found**: a founder of a new generation asks the table for its grant (`found`), and
  *   creates the group only once the grant folded;
- * - **send**: the first owner of a partition with incoming replicas adds each one to the group
+ * - **send**: one owner of a partition with incoming replicas (its coordinator, chosen by the
+ *   partition's number so that the work spreads) adds each one to the group
  *   (`participate`: a Join, then the whole fold pushed), at most `maxParallelMoves` at a time
  *   on this peer, retrying with backoff until the replica is promoted;
  * - **announce**: an incoming replica whose own Join has folded in its replica holds every
@@ -53,7 +54,7 @@ export interface HandoffComponents<K, I, O, S> extends KeyspaceParts {
   readonly inFlight: (partition: number, generation: number) => number
 }
 
-/** One transfer this peer (a partition's first owner) runs to an incoming replica. */
+/** One transfer this peer (a partition's coordinator) runs to an incoming replica. */
 interface Transfer {
   readonly partition: number
   readonly generation: number
@@ -79,7 +80,7 @@ interface Release {
 export interface HandoffProgress {
   /** Partitions this peer is receiving: waiting for the state, catching up, or announced ready. */
   readonly receiving: ReadonlyArray<{ readonly partition: number, readonly generation: number, readonly phase: 'waiting-for-state' | 'catching-up' | 'announced', readonly sinceMs: number }>
-  /** Transfers this peer runs (as a partition's first owner). */
+  /** Transfers this peer runs (as a partition's coordinator). */
   readonly sending: ReadonlyArray<{ readonly partition: number, readonly to: Participant, readonly phase: Transfer['phase'], readonly attempts: number, readonly sinceMs: number }>
   /** Partitions this peer is leaving, with the requests it still answers for them. */
   readonly releasing: ReadonlyArray<{ readonly partition: number, readonly generation: number, readonly phase: Release['phase'], readonly inFlight: number, readonly sinceMs: number }>
@@ -235,7 +236,7 @@ export class Handoff<K, I, O, S> {
           continue
         }
         this.missingSince.delete(key)
-        if (a.owners[0] === self) {
+        if (coordinatorOf(a.owners, p) === self) {
           for (const to of a.incoming) {
             const tk = `${key}|${to}`
             wantedTransfers.add(tk)
@@ -323,6 +324,7 @@ export class Handoff<K, I, O, S> {
   }
 
   private announce (refs: PartitionRef[]): void {
+    this.c.log.trace('ready: %s', refs.map(r => r[0]).join(','))
     try {
       this.c.table.group.applyFast({ type: 'ready', peer: this.c.self, partitions: refs })
     } catch (err) {
@@ -367,12 +369,14 @@ export class Handoff<K, I, O, S> {
     t.phase = 'sending'
     t.attempts++
     t.since = c.clock.now()
+    const started = t.since
     const g = c.groups.get(t.partition, t.generation)
     g.participate(t.to, { timeoutMs: this.settings.transferTimeoutMs })
       .then(d => d.reached.includes(t.to), err => { c.log('sending partition %d to %s failed: %s', t.partition, t.to, err); return false })
       .then(reached => {
         const now = c.clock.now()
         t.since = now
+        c.log.trace('partition %d to %s: %s after %d ms', t.partition, t.to, reached ? 'sent' : 'not reached', now - started)
         if (reached) t.phase = 'sent'
         else { t.phase = 'retrying'; t.nextAt = now + Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** (t.attempts - 1)) }
         this.schedule()
@@ -410,6 +414,14 @@ export class Handoff<K, I, O, S> {
 /** Whether this peer's own Join has folded in its replica of `g`: it holds everything acknowledged. */
 function isReady<K, I, O, S> (g: PartitionGroup<K, I, O, S>, self: Participant): boolean {
   return g.readState().participants.includes(self)
+}
+
+/**
+ * The owner that sends a partition to its incoming replicas: one of its owners, picked by the
+ * partition's number, so that the transfers of a rebalance spread over every owner.
+ */
+export function coordinatorOf (owners: readonly Participant[], partition: number): Participant | undefined {
+  return owners[partition % Math.max(1, owners.length)]
 }
 
 function refKey (partition: number, generation: number): string {

@@ -75,7 +75,7 @@ export interface KeyspaceOptions<K, I, O, S> extends KeyspaceApplication<K, I, O
    */
   readonly requestTimeoutMs?: number
   /**
-   * Partition transfers one peer runs at once (as the partitions' first owner).
+   * Partition transfers one peer runs at once (as the coordinator of the partitions it sends).
    * @default 4
    */
   readonly maxParallelMoves?: number

@@ -39,7 +39,7 @@ export const MAX_REPLICATION = 16
 export interface PartitionAssignment {
   /** The current generation of the partition's data (1 for the first). */
   readonly generation: number
-  /** Replicas that serve the partition, in the order they came; `owners[0]` coordinates moves. */
+  /** Replicas that serve the partition, in the order they came. */
   readonly owners: readonly Participant[]
   /** Replicas receiving the state, promoted to `owners` once ready. */
   readonly incoming: readonly Participant[]
