@@ -55,6 +55,10 @@ export interface PeerEnv {
   spec?: 'log' | 'ranges'
   /** Cluster-wide groups `g0`.. of a `mirror` service, each an append-only log too. */
   groups?: number
+  /** The child script, relative to this folder (default `peer-process.ts`; `keyspace-process.ts` runs a cache keyspace). */
+  script?: string
+  /** Options only the child script reads, passed in `LEGION_OPTIONS` beside the common ones. */
+  extra?: Record<string, unknown>
 }
 
 /** Conditions being waited for; every line from any child, and every exit, re-evaluates them. */
@@ -76,8 +80,9 @@ export class PeerProcess {
   private readonly replies = new Map<number, Reply>()
 
   constructor (readonly name: string, readonly env: PeerEnv) {
-    const options = { intervalMs: env.intervalMs, failureDetection: env.failureDetection, summary: env.summary, spec: env.spec, groups: env.groups }
-    this.child = spawn(process.execPath, ['--import', 'tsx', childScript], {
+    const options = { intervalMs: env.intervalMs, failureDetection: env.failureDetection, summary: env.summary, spec: env.spec, groups: env.groups, ...env.extra }
+    const script = env.script === undefined ? childScript : fileURLToPath(new URL(`./${env.script}`, import.meta.url))
+    this.child = spawn(process.execPath, ['--import', 'tsx', script], {
       cwd: root,
       stdio: ['pipe', 'pipe', 'inherit'],
       env: {
