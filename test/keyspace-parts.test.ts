@@ -176,7 +176,9 @@ describe('routing', () => {
       table: view,
       counters: newKeyspaceCounters(),
       send: async (peer, m) => { asked.push(peer); return await answer(peer, m) },
-      local: async (m) => { asked.push('z'); return await answer('z', m) }
+      local: async (m) => { asked.push('z'); return await answer('z', m) },
+      isMember: () => true,
+      onMembership: () => () => {}
     })
     return { router, clock, asked }
   }

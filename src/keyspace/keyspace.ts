@@ -281,7 +281,9 @@ function createKeyspace<K, I, O, S> (app: KeyspaceOptions<K, I, O, S>, settings:
   const router = new Router({
     ...parts,
     send: async (peer, message, timeoutMs, signal) => await requestChannel.call(peer, message, { timeoutMs: timeoutMs + CALL_MARGIN_MS, ...(signal !== undefined ? { signal } : {}) }),
-    local: async (message) => await owner.request(message)
+    local: async (message) => await owner.request(message),
+    isMember: (peer) => membership.members().includes(peer),
+    onMembership: (listener) => membership.subscribe(listener)
   })
   const fingerprint = cursorFingerprint(cluster, settings.name)
   const listeners = new Set<(event: PartitionEvent) => void>()

@@ -8,6 +8,11 @@
  * an answer that proves it was not applied (`moved`, `unavailable`, a refused stream); after
  * a timeout its outcome is unknown and the caller is told so (`RequestTimeoutError`).
  *
+ * An owner that leaves the cluster while a request waits on it (killed, or cut off, and
+ * ejected) is given up at once and the next owner is tried: the request may then apply twice
+ * if the lost owner had passed it on before it went (requests are at least once across the
+ * failure of the owner that took them; docs/ARCHITECTURE.md, "Keyspace").
+ *
  * @module
  */
 import { fnv1a32 } from '../partitions/partition-table.js'
@@ -48,6 +53,15 @@ export interface RouterComponents extends KeyspaceParts {
   readonly send: (peer: Participant, message: RequestMessage, timeoutMs: number, signal: AbortSignal | undefined) => Promise<RequestReply>
   /** Serves a request on this peer. */
   readonly local: (message: RequestMessage) => Promise<RequestReply>
+  /** Whether `peer` is a member of the cluster now (projected). */
+  readonly isMember: (peer: Participant) => boolean
+  /** Calls `listener` on every change of the cluster's membership; returns the remover. */
+  readonly onMembership: (listener: () => void) => () => void
+}
+
+/** The owner a request waited on left the cluster. */
+class OwnerLeftError extends Error {
+  override readonly name = 'OwnerLeftError'
 }
 
 /** Backoff between rounds of trying every owner: doubling from this, up to {@link MAX_BACKOFF_MS}. */
@@ -89,13 +103,13 @@ export class Router {
             reply = await c.local(message)
           } else {
             c.counters.forwarded++
-            reply = await c.send(peer, message, left, signal)
+            reply = await this.sendWhileMember(peer, message, left, signal)
           }
         } catch (err) {
           if (err instanceof AbortError) throw err
           if (err instanceof TimeoutError) throw new RequestTimeoutError(partition, `${peer} did not answer within ${timeoutMs} ms`)
           // Not delivered, or refused before anything was applied: the next owner.
-          if (err instanceof PeerUnreachableError || err instanceof NoHandlerError || err instanceof RemoteError) { lastProblem = `${peer}: ${err.message}`; continue }
+          if (err instanceof PeerUnreachableError || err instanceof NoHandlerError || err instanceof RemoteError || err instanceof OwnerLeftError) { lastProblem = `${peer}: ${err.message}`; continue }
           throw err
         }
         switch (reply.kind) {
@@ -117,6 +131,25 @@ export class Router {
       await this.sleep(wait, signal)
     }
     throw new PartitionUnavailableError(partition, lastProblem)
+  }
+
+  /** Sends to `peer`, giving up (`OwnerLeftError`) as soon as it is no longer a member. */
+  private async sendWhileMember (peer: Participant, message: RequestMessage, timeoutMs: number, signal: AbortSignal | undefined): Promise<RequestReply> {
+    const c = this.c
+    if (!c.isMember(peer)) throw new OwnerLeftError(`${peer} is not a member of the cluster`)
+    const gone = new AbortController()
+    const unsubscribe = c.onMembership(() => { if (!c.isMember(peer)) gone.abort() })
+    const onAbort = (): void => { gone.abort() }
+    signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      return await c.send(peer, message, timeoutMs, gone.signal)
+    } catch (err) {
+      if (err instanceof AbortError && signal?.aborted !== true) throw new OwnerLeftError(`${peer} left the cluster while the request waited on it`)
+      throw err
+    } finally {
+      unsubscribe()
+      signal?.removeEventListener('abort', onAbort)
+    }
   }
 
   private async sleep (ms: number, signal: AbortSignal | undefined): Promise<void> {
