@@ -444,7 +444,10 @@ function createKeyspace<K, I, O, S> (app: KeyspaceOptions<K, I, O, S>, settings:
     log('draining: handing %d partition(s) off before stopping', countOwned(t, self))
     await tableGroup.applyConsistent({ type: 'drain', peer: self }, { timeoutMs: settings.drainTimeoutMs })
     const left = (): number => Math.max(1, settings.drainTimeoutMs - (clock.now() - started))
-    await table.until(next => !next.assignments.some(a => a.owners.includes(self) || a.incoming.includes(self)), left())
+    // Done when nothing is left here, or when every member is leaving too (nobody to hand off to).
+    const done = (t: KeyspaceTable): boolean => t.members.every(m => t.draining.includes(m)) || !t.assignments.some(a => a.owners.includes(self) || a.incoming.includes(self))
+    const final = await table.until(done, left())
+    if (final.members.every(m => final.draining.includes(m))) { log('draining: every member is stopping, nobody to hand off to'); return }
     await handoff.whenReleased(left())
     log('drained in %d ms', clock.now() - started)
   }
