@@ -324,7 +324,7 @@ export class Handoff<K, I, O, S> {
   }
 
   private announce (refs: PartitionRef[]): void {
-    this.c.log.trace('ready: %s', refs.map(r => r[0]).join(','))
+    this.c.log('ready to serve partitions %s', refs.map(r => r[0]).join(','))
     try {
       this.c.table.group.applyFast({ type: 'ready', peer: this.c.self, partitions: refs })
     } catch (err) {
@@ -376,7 +376,7 @@ export class Handoff<K, I, O, S> {
       .then(reached => {
         const now = c.clock.now()
         t.since = now
-        c.log.trace('partition %d to %s: %s after %d ms', t.partition, t.to, reached ? 'sent' : 'not reached', now - started)
+        c.log('partition %d to %s: %s after %d ms', t.partition, t.to, reached ? 'sent' : 'not reached', now - started)
         if (reached) t.phase = 'sent'
         else { t.phase = 'retrying'; t.nextAt = now + Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** (t.attempts - 1)) }
         this.schedule()
