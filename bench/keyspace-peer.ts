@@ -204,7 +204,7 @@ async function handle (c: Command): Promise<Record<string, unknown>> {
     }
     case 'stats': {
       const s = peer!.stats()
-      return { keyspace: need().stats(), bytesIn: s.counters.bytesIn, bytesOut: s.counters.bytesOut, syncsRequested: s.counters.syncsRequested, fullMerges: s.counters.fullMerges, cpuMs: cpuMs(), storedBytes }
+      return { keyspace: need().stats(), bytesIn: s.counters.bytesIn, bytesOut: s.counters.bytesOut, syncsRequested: s.counters.syncsRequested, fullMerges: s.counters.fullMerges, eventsApplied: s.counters.eventsApplied, cpuMs: cpuMs(), storedBytes }
     }
     case 'memory': {
       setFlagsFromString('--expose-gc')

@@ -16,7 +16,8 @@
  * - 1 peer, R = 1, LMDB: heap and disk bytes per key at 1,000,000 keys.
  *
  * Run: npm run bench:keyspace [-- --quick]   (several minutes; --quick: smaller counts)
- * Env: LEGION_BENCH_ONLY=latency,writes,lmdb,rebalance,bytes   run only these scenarios.
+ * Env: LEGION_BENCH_ONLY=latency,lmdb,rebalance,bytes   run only these scenarios;
+ *      LEGION_BENCH_CPU_PROF=<dir>   profile every peer (--cpu-prof, one folder per peer).
  * Prints the machine and a table; a full default run writes bench/results/keyspace.json as rows
  * { metric, value, unit, baseline_ratio?, goal? } (baseline_ratio: over `call_p50_ms`).
  */
@@ -59,7 +60,7 @@ class Peer {
   self = ''
   address = ''
   constructor (readonly name: string) {
-    this.#process = new CommandProcess(name, fileURLToPath(new URL('./keyspace-peer.ts', import.meta.url)), ['--max-old-space-size=4096'])
+    this.#process = new CommandProcess(name, fileURLToPath(new URL('./keyspace-peer.ts', import.meta.url)), ['--max-old-space-size=4096'], process.env.LEGION_BENCH_CPU_PROF)
   }
 
   async send (cmd: string, args: Record<string, unknown> = {}, timeoutMs = 300_000): Promise<Reply> {
@@ -113,14 +114,22 @@ async function run (label: string, body: () => Promise<void>): Promise<void> {
 }
 
 /** Every peer writes `perPeer` keys, `concurrency` in flight each; rows for the rate, CPU and stored bytes. */
+async function totalEvents (peers: Peer[]): Promise<number> {
+  const s = await Promise.all(peers.map(async p => await p.send('stats')))
+  return s.reduce((sum, r) => sum + Number(r.eventsApplied), 0)
+}
+
 async function writesRows (peers: Peer[], suffix: string, perPeer: number): Promise<void> {
   const cpu0 = await totalCpu(peers)
+  const events0 = await totalEvents(peers)
   const started = Date.now()
   const results = await Promise.all(peers.map(async (p, i) => await p.send('writes', { prefix: `w${i}`, count: perPeer, concurrency: 64, valueBytes: VALUE_BYTES, timeoutMs: 240_000 })))
   const wall = Date.now() - started
   const ok = results.reduce((s, r) => s + Number(r.acked), 0)
   const failed = results.reduce((s, r) => s + Object.values(r.failed as Record<string, number>).reduce((a, b) => a + b, 0), 0)
   const cpu = await totalCpu(peers) - cpu0
+  const events = await totalEvents(peers) - events0
+  row(`keyspace_requests_per_event_${suffix}`, ok / Math.max(1, events), 'requests (batching)')
   row(`keyspace_writes_per_s_${suffix}`, ok / (wall / 1000), 'writes/s', suffix === '5_peers_r3' ? { goal: '>= 10000' } : {})
   row(`keyspace_write_cpu_ms_per_request_${suffix}`, cpu / ok, 'ms (all peers)')
   if (failed > 0) notes.push(`${suffix}: ${failed} writes failed: ${JSON.stringify(results.map(r => r.failed))}`)

@@ -63,9 +63,10 @@ const codecs = { keys: stringKeys, input: jsonCodec, output: jsonCodec, state: j
 const spec = partitionSpec(app, codecs)
 const ev = (key: string, input: Input): { keyId: string, key: string, input: Input } => ({ keyId: keyIdOf(stringKeys.toBytes(key)), key, input })
 function step (s: PartitionState<string | null>, key: string, input: Input): { state: PartitionState<string | null>, output: unknown } {
-  const r = spec.apply(ev(key, input), s)
+  const r = spec.apply([ev(key, input)], s)
   assert.ok(r.ok)
-  return { state: r.state, output: r.output }
+  assert.equal(r.output.length, 1)
+  return { state: r.state, output: r.output[0] }
 }
 
 describe('a partition\'s state', () => {
@@ -82,6 +83,14 @@ describe('a partition\'s state', () => {
     assert.equal(s.size, 0, 'a key back at its default takes no space')
   })
 
+  it('applies a batch of requests in order, each with its own output; one that throws changes nothing and the others apply', () => {
+    const r = spec.apply([ev('k', { set: 'a:1' }), ev('k', { set: 'b:2', fail: true }), ev('k', {}), ev('j', { set: 'c:3' })], spec.init())
+    assert.ok(r.ok)
+    assert.deepEqual(r.output, [{ ok: true, output: null }, { ok: false, error: 'RangeError: no k' }, { ok: true, output: 'a:1' }, { ok: true, output: null }])
+    assert.equal(r.state.get(keyIdOf(stringKeys.toBytes('k')))?.state, 'a:1')
+    assert.equal(r.state.size, 2)
+  })
+
   it('a handler that throws answers with the error and applies nothing', () => {
     const s = step(spec.init(), 'k', { set: 'a:1' }).state
     const r = step(s, 'k', { set: 'b:2', fail: true })
@@ -91,8 +100,8 @@ describe('a partition\'s state', () => {
 
   it('an apply whose state the codec cannot encode answers with an error and applies nothing', () => {
     const bad = partitionSpec({ ...app, apply: () => (() => 1) as never }, codecs)
-    const r = bad.apply(ev('k', {}), bad.init())
-    assert.ok(r.ok && !r.output.ok && r.state.size === 0)
+    const r = bad.apply([ev('k', {})], bad.init())
+    assert.ok(r.ok && r.output[0]?.ok === false && r.state.size === 0)
   })
 
   it('round-trips through its codecs, tags recomputed', () => {
@@ -101,9 +110,11 @@ describe('a partition\'s state', () => {
     const c = partitionCodecs(app, codecs)
     const back = decodeWith(c.state, encodeWith(c.state, s))
     assert.deepEqual([...back.entries()], [...s.entries()])
-    const e = ev('é', { set: 'x' })
-    assert.deepEqual(decodeWith(c.event, encodeWith(c.event, e)), e)
-    assert.deepEqual(decodeWith(c.output, encodeWith(c.output, { ok: false, error: 'boom' })), { ok: false, error: 'boom' })
+    const batch = [ev('é', { set: 'x' }), ev('k', {})]
+    assert.deepEqual(decodeWith(c.event, encodeWith(c.event, batch)), batch)
+    const outputs = [{ ok: false as const, error: 'boom' }, { ok: true as const, output: 'v' }]
+    assert.deepEqual(decodeWith(c.output, encodeWith(c.output, outputs)), outputs)
+    assert.throws(() => decodeWith(c.event, encodeWith(c.event, [])), { name: 'DecodeError' }, 'an event with no request')
   })
 
   it('lists its index records in (tag, key bytes) order and pages strictly after a position', () => {
@@ -155,7 +166,7 @@ describe('the keyspace wire messages', () => {
 })
 
 describe('routing', () => {
-  it('tries this peer first when it owns the partition, and otherwise spreads callers over the owners', () => {
+  it('tries this peer first when it owns the partition, and otherwise the owner the partition\'s number picks, then the rest', () => {
     assert.deepEqual(candidates(['a', 'b', 'c'], 'b', 0), ['b', 'a', 'c'])
     assert.deepEqual(candidates(['a', 'b', 'c'], 'z', 1), ['b', 'c', 'a'])
     assert.deepEqual(candidates([], 'z', 1), [])

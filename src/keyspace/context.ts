@@ -17,7 +17,7 @@ import { StoppedError } from '../peer/errors.js'
 import type { FoldCodecs } from '../codec/eventfold.js'
 import type { EventSpec } from '../eventfold/types.js'
 import type { KeyspaceTable, TableEvent, TableOutput } from './table.js'
-import type { PartitionEvent, PartitionOutput, PartitionState } from './partition-state.js'
+import type { PartitionBatch, PartitionOutputs, PartitionState } from './partition-state.js'
 
 /** The table's group as the keyspace uses it. */
 export type TableGroup = Group<TableEvent, KeyspaceTable, TableOutput>
@@ -83,7 +83,7 @@ export class TableView {
 }
 
 /** The data group of one partition generation. */
-export type PartitionGroup<K, I, O, S> = Group<PartitionEvent<K, I>, PartitionState<S>, PartitionOutput<O>>
+export type PartitionGroup<K, I, O, S> = Group<PartitionBatch<K, I>, PartitionState<S>, PartitionOutputs<O>>
 
 /** The id (below the service's prefix) of partition `p`'s group in generation `g`. */
 export function partitionGroupId (partition: number, generation: number): string {
@@ -96,7 +96,7 @@ export class PartitionGroups<K, I, O, S> {
 
   constructor (
     private readonly groups: ServiceGroups,
-    private readonly options: { readonly spec: EventSpec<PartitionEvent<K, I>, PartitionState<S>, PartitionOutput<O>>, readonly codecs: FoldCodecs<PartitionEvent<K, I>, PartitionState<S>, PartitionOutput<O>> }
+    private readonly options: { readonly spec: EventSpec<PartitionBatch<K, I>, PartitionState<S>, PartitionOutputs<O>>, readonly codecs: FoldCodecs<PartitionBatch<K, I>, PartitionState<S>, PartitionOutputs<O>> }
   ) {}
 
   /** The group of partition `p` in generation `g`. */

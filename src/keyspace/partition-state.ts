@@ -1,9 +1,12 @@
 /**
  * What one partition replicates: the state of every key of the partition that is not in the
  * default state, as the EventFold spec of the partition's group, built from the application's
- * `handle` and `apply`. An event is one request (a key and an input); its output is what
- * `handle` returned (or that it threw), and its effect is what `apply` returned. A key whose
- * state becomes the default again is removed, so a key never written takes no space.
+ * `handle` and `apply`. An event is a batch of requests (each a key and an input) that an
+ * owner took in one tick, applied in order: each one's output is what `handle` returned (or
+ * that it threw), and its effect is what `apply` returned. Batching amortises what every
+ * event of a group costs (a signature, acknowledgements from every replica) over the requests
+ * of a busy partition. A key whose state becomes the default again is removed, so a key never
+ * written takes no space.
  *
  * Also here: the partition's codecs (key bytes, the application's codecs for inputs, outputs
  * and states), and its slice of the index: the (tag, key) records of its keys, sorted, cached
@@ -99,8 +102,8 @@ export interface PartitionEntry<S> {
 /** A partition's state: its keys (by their bytes as a latin1 string) and their entries. */
 export type PartitionState<S> = PersistentMap<PartitionEntry<S>>
 
-/** One request, as an event of the partition's group. */
-export interface PartitionEvent<K, I> {
+/** One request, in an event of the partition's group. */
+export interface PartitionRequest<K, I> {
   /** The key's bytes as a latin1 string (one character per byte). */
   readonly keyId: string
   /** The key. */
@@ -109,10 +112,19 @@ export interface PartitionEvent<K, I> {
   readonly input: I
 }
 
+/** An event of the partition's group: the requests an owner took in one tick, in order. */
+export type PartitionBatch<K, I> = ReadonlyArray<PartitionRequest<K, I>>
+
+/** The most requests one event carries. */
+export const MAX_BATCH = 512
+
 /** What a request produced: the handler's output, or the message of what it threw. */
 export type PartitionOutput<O> =
   | { readonly ok: true, readonly output: O }
   | { readonly ok: false, readonly error: string }
+
+/** What an event produced: one output per request, in order. */
+export type PartitionOutputs<O> = ReadonlyArray<PartitionOutput<O>>
 
 /** The key bytes of a key id. */
 export function keyBytes (keyId: string): Uint8Array {
@@ -127,26 +139,38 @@ export function keyIdOf (bytes: Uint8Array): string {
 }
 
 /** The spec of a partition's group; see the module comment. */
-export function partitionSpec<K, I, O, S> (app: KeyspaceApplication<K, I, O, S>, codecs: KeyspaceCodecs<K, I, O, S>): EventSpec<PartitionEvent<K, I>, PartitionState<S>, PartitionOutput<O>> {
+export function partitionSpec<K, I, O, S> (app: KeyspaceApplication<K, I, O, S>, codecs: KeyspaceCodecs<K, I, O, S>): EventSpec<PartitionBatch<K, I>, PartitionState<S>, PartitionOutputs<O>> {
   const defaultState = app.init()
   const isDefault = defaultTest(app, codecs.state, defaultState)
+  /** One request on `partition`: its output and the partition after it. */
+  const one = (e: PartitionRequest<K, I>, partition: PartitionState<S>): [PartitionOutput<O>, PartitionState<S>] => {
+    const s = partition.get(e.keyId)?.state ?? defaultState
+    let output: O
+    let next: S
+    let gone: boolean
+    try {
+      output = app.handle(e.key, e.input, s)
+      next = app.apply(e.input, s)
+      gone = next === defaultState || isDefault(next)
+    } catch (err) {
+      return [{ ok: false, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) }, partition]
+    }
+    if (next === s) return [{ ok: true, output }, partition]
+    return [{ ok: true, output }, gone ? partition.remove(e.keyId) : partition.set(e.keyId, { state: next, tags: tagsOf(app, next) })]
+  }
   return {
     init: () => PersistentMap.empty<PartitionEntry<S>>(),
-    apply: (e, partition) => {
-      const s = partition.get(e.keyId)?.state ?? defaultState
-      let output: O
-      let next: S
-      let gone: boolean
-      try {
-        output = app.handle(e.key, e.input, s)
-        next = app.apply(e.input, s)
-        gone = next === defaultState || isDefault(next)
-      } catch (err) {
-        return { ok: true, output: { ok: false, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) }, state: partition }
+    apply: (batch, partition) => {
+      const outputs: Array<PartitionOutput<O>> = []
+      let state = partition
+      // A malformed event (not a list) applies nothing: from a peer, it cannot come from this code.
+      if (!Array.isArray(batch)) return { ok: true, output: outputs, state }
+      for (const e of batch as PartitionBatch<K, I>) {
+        const [output, after] = one(e, state)
+        outputs.push(output)
+        state = after
       }
-      if (next === s) return { ok: true, output: { ok: true, output }, state: partition }
-      const state = gone ? partition.remove(e.keyId) : partition.set(e.keyId, { state: next, tags: tagsOf(app, next) })
-      return { ok: true, output: { ok: true, output }, state }
+      return { ok: true, output: outputs, state }
     }
   }
 }
@@ -182,12 +206,21 @@ function tagsOf<S> (app: Pick<KeyspaceApplication<unknown, unknown, unknown, S>,
 const NO_TAGS: readonly string[] = Object.freeze([])
 
 /** The codecs of a partition's group. */
-export function partitionCodecs<K, I, O, S> (app: KeyspaceApplication<K, I, O, S>, codecs: KeyspaceCodecs<K, I, O, S>): FoldCodecs<PartitionEvent<K, I>, PartitionState<S>, PartitionOutput<O>> {
-  const event: Codec<PartitionEvent<K, I>> = {
-    encode: (e: PartitionEvent<K, I>, w: Writer) => { w.writeBytes(keyBytes(e.keyId)); codecs.input.encode(e.input, w) },
+export function partitionCodecs<K, I, O, S> (app: KeyspaceApplication<K, I, O, S>, codecs: KeyspaceCodecs<K, I, O, S>): FoldCodecs<PartitionBatch<K, I>, PartitionState<S>, PartitionOutputs<O>> {
+  const event: Codec<PartitionBatch<K, I>> = {
+    encode: (batch: PartitionBatch<K, I>, w: Writer) => {
+      w.writeVarUint(batch.length)
+      for (const e of batch) { w.writeBytes(keyBytes(e.keyId)); codecs.input.encode(e.input, w) }
+    },
     decode: (r: Reader, limits: DecodeLimits) => {
-      const bytes = r.readBytes(MAX_KEY_BYTES)
-      return { keyId: keyIdOf(bytes), key: decodeKey(codecs.keys, bytes), input: codecs.input.decode(r, limits) }
+      const n = r.readCount(MAX_BATCH, 2, 'requests')
+      if (n === 0) throw new DecodeError('invalid', 'an event with no request')
+      const batch: Array<PartitionRequest<K, I>> = []
+      for (let i = 0; i < n; i++) {
+        const bytes = r.readBytes(MAX_KEY_BYTES)
+        batch.push({ keyId: keyIdOf(bytes), key: decodeKey(codecs.keys, bytes), input: codecs.input.decode(r, limits) })
+      }
+      return batch
     }
   }
   const state: Codec<PartitionState<S>> = {
@@ -210,15 +243,23 @@ export function partitionCodecs<K, I, O, S> (app: KeyspaceApplication<K, I, O, S
       return p
     }
   }
-  const output: Codec<PartitionOutput<O>> = {
-    encode: (o: PartitionOutput<O>, w: Writer) => {
-      if (o.ok) { w.writeUint8(0); codecs.output.encode(o.output, w) } else { w.writeUint8(1); w.writeString(o.error.slice(0, 4096)) }
+  const output: Codec<PartitionOutputs<O>> = {
+    encode: (outputs: PartitionOutputs<O>, w: Writer) => {
+      w.writeVarUint(outputs.length)
+      for (const o of outputs) {
+        if (o.ok) { w.writeUint8(0); codecs.output.encode(o.output, w) } else { w.writeUint8(1); w.writeString(o.error.slice(0, 4096)) }
+      }
     },
     decode: (r: Reader, limits: DecodeLimits) => {
-      const tag = r.readUint8()
-      if (tag === 0) return { ok: true, output: codecs.output.decode(r, limits) }
-      if (tag === 1) return { ok: false, error: r.readString(16 * 1024) }
-      throw new DecodeError('invalid', `unknown request output tag ${tag}`)
+      const n = r.readCount(MAX_BATCH, 1, 'outputs')
+      const outputs: Array<PartitionOutput<O>> = []
+      for (let i = 0; i < n; i++) {
+        const tag = r.readUint8()
+        if (tag === 0) outputs.push({ ok: true, output: codecs.output.decode(r, limits) })
+        else if (tag === 1) outputs.push({ ok: false, error: r.readString(16 * 1024) })
+        else throw new DecodeError('invalid', `unknown request output tag ${tag}`)
+      }
+      return outputs
     }
   }
   return { event, state, output }
@@ -240,7 +281,7 @@ export function decodeKey<K> (keys: KeyCodec<K>, bytes: Uint8Array): K {
 export interface IndexEntry {
   /** The tag. */
   readonly tag: string
-  /** The key id (see {@link PartitionEvent.keyId}). */
+  /** The key id (see {@link PartitionRequest.keyId}). */
   readonly keyId: string
 }
 

@@ -1,7 +1,8 @@
 /**
  * The calling side of a request, on any peer: the key's partition, the owners to try (this
  * peer first when it serves the partition, so that call never leaves the process; otherwise
- * the owners in an order that spreads callers over them), and what to do with each answer:
+ * the same owner of the partition for every caller, which batches them), and what to do with
+ * each answer:
  * `moved` re-routes by the answering owner's newer table, `unavailable` and an unreachable
  * owner move on to the next owner, and after every owner was tried the caller backs off and
  * tries again with the table it has then, until its deadline. A request is resent only after
@@ -30,8 +31,10 @@ export function partitionOfBytes (bytes: Uint8Array, partitions: number): number
 }
 
 /**
- * The owners of a partition to try, in order: `self` first if it serves it; otherwise every
- * owner, rotated by a hash of `self` so that callers spread over the owners.
+ * The owners of a partition to try, in order: `self` first if it serves it (the request never
+ * leaves the process); otherwise every owner, starting at index `salt` (the partition's
+ * number): every caller sends a partition's requests to the same owner, whose requests of one
+ * tick become one event, and partitions spread over the owners.
  */
 export function candidates (owners: readonly Participant[], self: Participant, salt: number): Participant[] {
   if (owners.length === 0) return []
@@ -72,11 +75,7 @@ const MAX_ROUNDS = 64
 
 /** Routes requests; see the module comment. */
 export class Router {
-  private readonly salt: number
-
-  constructor (private readonly c: RouterComponents) {
-    this.salt = fnv1a32(new TextEncoder().encode(c.self))
-  }
+  constructor (private readonly c: RouterComponents) {}
 
   /**
    * Routes a request whose key and input are encoded, and resolves with the output bytes.
@@ -93,7 +92,7 @@ export class Router {
       const route = bestRoute(table, partition, hint)
       if (route === undefined) lastProblem = 'this peer does not hold the keyspace table yet'
       let rerouted = false
-      for (const peer of route === undefined ? [] : candidates(route.owners, c.self, this.salt)) {
+      for (const peer of route === undefined ? [] : candidates(route.owners, c.self, partition)) {
         const left = deadline - c.clock.now()
         if (left <= 0) break
         const message: RequestMessage = { version: route!.version, partition, generation: route!.generation, budgetMs: left, consistency, key, input }
