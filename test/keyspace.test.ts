@@ -121,19 +121,34 @@ test('bad input: a key of the wrong type, an input the codec rejects, a handler 
   await assert.rejects(caches(peers)[2]!.request('x:1', { op: 'get' }), { name: 'StoppedError' })
 })
 
-test('a peer joining under write load: partitions move to it with no request failed or lost, the search sees every key once, and the moves are reported', async () => {
-  const peers = await cluster(4, 'ks-join')
+test('a peer joining under write load: partitions move to it with no request failed or lost, a scroll across the moves skips and repeats nothing, and the moves are reported', async () => {
+  // One transfer at a time per peer: the moves take long enough for the scroll to overlap them.
+  const peers = await cluster(4, 'ks-join', { maxParallelMoves: 1 })
   const cs = caches(peers)
   const events: PartitionEvent[] = []
   cs[0]!.onPartitionEvent(e => { events.push(e) })
   const load = new CacheLoad([() => cs[0], () => cs[1], () => cs[2]], { prefix: 'j', max: 2000 })
   await until(peers as never[], () => load.acknowledged().length >= 30, 'some writes before the join', 30_000)
-  const joiner = await startPeer(options('ks-join'), { mode: 'join', peers: peers[0]!.multiaddrs() })
+  // A scroll that starts before the join and goes on while partitions move, a page at a time.
+  const before = new Set(load.acknowledged().map(w => w.key))
+  const scroll = cs[3]!.search('j', { pageSize: 2 })
+  const scrolled: string[] = []
+  for (let i = 0; i < 10; i++) { const r = await scroll.next(); if (r.done !== true) scrolled.push(r.value.key) }
+  const joiner = await startPeer(options('ks-join', {}, { maxParallelMoves: 1 }), { mode: 'join', peers: peers[0]!.multiaddrs() })
   const all = [...peers, joiner]
+  let duringMoves = 0
+  for (;;) {
+    const moving = cs[3]!.stats().movesInFlight > 0
+    const r = await scroll.next()
+    if (r.done === true) break
+    scrolled.push(r.value.key)
+    if (moving) duringMoves++
+  }
   await until(all as never[], () => joiner.services.cache.stats().owned >= 8 && all.every(p => p.services.cache.stats().movesInFlight === 0), 'the joiner to own its share, every move done', 45_000)
-  const seenDuring: string[] = []
-  for await (const r of joiner.services.cache.search('j')) seenDuring.push(r.key)
-  assert.equal(new Set(seenDuring).size, seenDuring.length, 'no record twice')
+  assert.equal(new Set(scrolled).size, scrolled.length, 'the scroll gave no record twice')
+  assert.deepEqual(scrolled, [...scrolled].sort(), 'in order')
+  for (const k of before) assert.ok(scrolled.includes(k), `the scroll skipped ${k}, written before it started`)
+  assert.ok(duringMoves > 0, 'part of the scroll ran while partitions moved')
   await load.stop()
   assert.deepEqual(load.failures(), {}, 'no request failed during the moves')
   const acked = load.acknowledged()
