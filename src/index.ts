@@ -159,6 +159,7 @@ export {
   type RequestOptions,
   type LocalRead,
   type KeyspaceStats,
+  type KeyspaceNeeds,
   type PartitionEvent
 } from './keyspace/keyspace.js'
 export {
@@ -179,7 +180,7 @@ export {
   type PartitionAssignment,
   type TableChange
 } from './keyspace/table.js'
-export type { HandoffProgress } from './keyspace/handoff.js'
+export type { HandoffProgress, ReceivingPartition, SendingPartition, ReleasingPartition } from './keyspace/handoff.js'
 export type { KeyspaceCounters } from './keyspace/context.js'
 export {
   HandlerError,

@@ -128,7 +128,7 @@ test('a peer joining under write load: partitions move to it with no request fai
   const events: PartitionEvent[] = []
   cs[0]!.onPartitionEvent(e => { events.push(e) })
   const load = new CacheLoad([() => cs[0], () => cs[1], () => cs[2]], { prefix: 'j', max: 2000 })
-  await until(peers as never[], () => load.acknowledged().length >= 30, 'some writes before the join', 30_000)
+  await until(peers as never[], () => load.acknowledged().length >= 100, 'some writes before the join', 30_000)
   // A scroll that starts before the join and goes on while partitions move, a page at a time.
   const before = new Set(load.acknowledged().map(w => w.key))
   const scroll = cs[3]!.search('j', { pageSize: 2 })
@@ -136,6 +136,7 @@ test('a peer joining under write load: partitions move to it with no request fai
   for (let i = 0; i < 10; i++) { const r = await scroll.next(); if (r.done !== true) scrolled.push(r.value.key) }
   const joiner = await startPeer(options('ks-join', {}, { maxParallelMoves: 1 }), { mode: 'join', peers: peers[0]!.multiaddrs() })
   const all = [...peers, joiner]
+  await until(all as never[], () => cs[3]!.stats().movesInFlight > 0, 'moves in flight', 30_000)
   let duringMoves = 0
   for (;;) {
     const moving = cs[3]!.stats().movesInFlight > 0

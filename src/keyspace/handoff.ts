@@ -59,7 +59,7 @@ interface Transfer {
   readonly partition: number
   readonly generation: number
   readonly to: Participant
-  phase: 'queued' | 'sending' | 'sent' | 'retrying'
+  phase: SendingPartition['phase']
   attempts: number
   /** When it entered its phase. */
   since: number
@@ -72,18 +72,58 @@ interface Transfer {
 interface Release {
   readonly partition: number
   readonly generation: number
-  phase: 'draining' | 'leaving'
+  phase: ReleasingPartition['phase']
   readonly since: number
+}
+
+/** A partition this peer is receiving (see {@link HandoffProgress}). */
+export interface ReceivingPartition {
+  /** The partition. */
+  readonly partition: number
+  /** Its generation. */
+  readonly generation: number
+  /** Waiting for the state, holding it but not caught up (its Join not settled), or announced ready. */
+  readonly phase: 'waiting-for-state' | 'catching-up' | 'announced'
+  /** Milliseconds since this peer was listed as incoming. */
+  readonly sinceMs: number
+}
+
+/** A transfer this peer runs as a partition's coordinator (see {@link HandoffProgress}). */
+export interface SendingPartition {
+  /** The partition. */
+  readonly partition: number
+  /** The incoming replica. */
+  readonly to: Participant
+  /** Queued, sending (Join and push in flight), sent (waiting for its promotion), or retrying after a failure. */
+  readonly phase: 'queued' | 'sending' | 'sent' | 'retrying'
+  /** Attempts so far. */
+  readonly attempts: number
+  /** Milliseconds since the transfer was planned. */
+  readonly sinceMs: number
+}
+
+/** A partition this peer is leaving (see {@link HandoffProgress}). */
+export interface ReleasingPartition {
+  /** The partition. */
+  readonly partition: number
+  /** Its generation. */
+  readonly generation: number
+  /** Draining (answering the requests it took) or leaving the group. */
+  readonly phase: 'draining' | 'leaving'
+  /** Requests it took that are not answered yet. */
+  readonly inFlight: number
+  /** Milliseconds since it started leaving. */
+  readonly sinceMs: number
 }
 
 /** What `stats()` shows of handoff on this peer. */
 export interface HandoffProgress {
-  /** Partitions this peer is receiving: waiting for the state, catching up, or announced ready. */
-  readonly receiving: ReadonlyArray<{ readonly partition: number, readonly generation: number, readonly phase: 'waiting-for-state' | 'catching-up' | 'announced', readonly sinceMs: number }>
+  /** Partitions this peer is receiving. */
+  readonly receiving: readonly ReceivingPartition[]
   /** Transfers this peer runs (as a partition's coordinator). */
-  readonly sending: ReadonlyArray<{ readonly partition: number, readonly to: Participant, readonly phase: Transfer['phase'], readonly attempts: number, readonly sinceMs: number }>
+  readonly sending: readonly SendingPartition[]
   /** Partitions this peer is leaving, with the requests it still answers for them. */
-  readonly releasing: ReadonlyArray<{ readonly partition: number, readonly generation: number, readonly phase: Release['phase'], readonly inFlight: number, readonly sinceMs: number }>
+  readonly releasing: readonly ReleasingPartition[]
   /** Totals since start. */
   readonly completed: {
     /** Partitions this peer received and was promoted for. */
@@ -177,7 +217,7 @@ export class Handoff<K, I, O, S> {
   progress (): HandoffProgress {
     const now = this.c.clock.now()
     const table = this.c.table.current()
-    const receiving: Array<HandoffProgress['receiving'][number]> = []
+    const receiving: ReceivingPartition[] = []
     if (table !== undefined) {
       table.assignments.forEach((a, partition) => {
         if (!a.incoming.includes(this.c.self)) return

@@ -185,7 +185,8 @@ export interface Keyspace<K, I, O, S> {
   whenSettled(options?: WaitOptions): Promise<void>
 }
 
-type Needs = 'self' | 'cluster' | 'log' | 'clock' | 'metrics' | 'membership' | 'groups' | 'messaging'
+/** The components a keyspace service receives. */
+export type KeyspaceNeeds = 'self' | 'cluster' | 'log' | 'clock' | 'metrics' | 'membership' | 'groups' | 'messaging'
 
 /**
  * Defines a keyspace service. Every peer of the cluster runs it with the same options.
@@ -204,7 +205,7 @@ type Needs = 'self' | 'cluster' | 'log' | 'clock' | 'metrics' | 'membership' | '
  * ```
  * @throws TypeError or RangeError naming the option that is wrong
  */
-export function defineKeyspace<K = string, I = unknown, O = unknown, S = unknown> (options: KeyspaceOptions<K, I, O, S>): ServiceDefinition<Keyspace<K, I, O, S> & ServiceInstance, Needs> {
+export function defineKeyspace<K = string, I = unknown, O = unknown, S = unknown> (options: KeyspaceOptions<K, I, O, S>): ServiceDefinition<Keyspace<K, I, O, S> & ServiceInstance, KeyspaceNeeds> {
   const settings = checkOptions(options)
   return defineService({
     name: settings.name,
@@ -249,7 +250,7 @@ function checkOptions<K, I, O, S> (o: KeyspaceOptions<K, I, O, S>): Settings {
   }
 }
 
-type Components = Parameters<ServiceDefinition<object, Needs>['create']>[0]
+type Components = Parameters<ServiceDefinition<object, KeyspaceNeeds>['create']>[0]
 
 /** Answers to a remote peer leave this much after the owner's own deadline. */
 const CALL_MARGIN_MS = 500
