@@ -160,7 +160,7 @@ export { defaultLeaseWindows, leaseOf, type Lease, type LeaseInputs, type LeaseW
 export type {
   Discovery,
   DiscoveryOptions,
-  Consistency,
+  LookupConsistency,
   FencingToken,
   ServiceEntry,
   Lookup,
@@ -234,7 +234,7 @@ export {
   type KeyspaceApplication
 } from './keyspace/partition-state.js'
 export type { IndexRecord, SearchFrom, SearchOptions } from './keyspace/search.js'
-export type { Consistency } from './keyspace/wire.js'
+export type { RequestConsistency } from './keyspace/wire.js'
 export {
   MAX_KEYSPACE_PARTITIONS,
   MAX_REPLICATION,

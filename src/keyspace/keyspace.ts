@@ -30,7 +30,7 @@ import { Router, partitionOfBytes } from './router.js'
 import { Scroll, cursorFingerprint, decodeCursor, type IndexRecord, type SearchFrom, type SearchOptions } from './search.js'
 import { movesInFlight, tableChanges, tableSpec, type KeyspaceTable, type TableChange } from './table.js'
 import { tableCodecs } from './table-codec.js'
-import { requestCodec, requestReplyCodec, searchCodec, searchReplyCodec, type Consistency } from './wire.js'
+import { requestCodec, requestReplyCodec, searchCodec, searchReplyCodec, type RequestConsistency } from './wire.js'
 
 /** The application and the options of a keyspace; see {@link defineKeyspace}. */
 export interface KeyspaceOptions<K, I, O, S> extends KeyspaceApplication<K, I, O, S> {
@@ -101,7 +101,7 @@ export interface RequestOptions {
    * replica).
    * @default 'agreed'
    */
-  readonly consistency?: Consistency
+  readonly consistency?: RequestConsistency
   /**
    * Deadline, routing and retries included.
    * @default the keyspace's `requestTimeoutMs`

@@ -19,7 +19,7 @@ import { MAX_KEY_BYTES, MAX_TAG_BYTES } from './partition-state.js'
 import { MAX_REPLICATION } from './table.js'
 
 /** How a request is answered: after every replica acknowledged it, or by one replica at once. */
-export type Consistency = 'agreed' | 'one'
+export type RequestConsistency = 'agreed' | 'one'
 
 /** A request for one key, routed to an owner of its partition. */
 export interface RequestMessage {
@@ -32,7 +32,7 @@ export interface RequestMessage {
   /** How long the caller waits, in milliseconds (the owner gives up a little earlier). */
   readonly budgetMs: number
   /** When to answer. */
-  readonly consistency: Consistency
+  readonly consistency: RequestConsistency
   /** The key's bytes. */
   readonly key: Uint8Array
   /** The input, in the application's codec. */
@@ -97,7 +97,7 @@ export const MAX_SEARCH_LIMIT = 10_000
 const MAX_SEARCH_PARTS = 1 << 14
 const MAX_MESSAGE_TEXT = 4096
 
-const CONSISTENCY: readonly Consistency[] = ['agreed', 'one']
+const CONSISTENCY: readonly RequestConsistency[] = ['agreed', 'one']
 
 /** The codec of {@link RequestMessage}. */
 export const requestCodec: Codec<RequestMessage> = Object.freeze({
