@@ -327,6 +327,7 @@ export class Peer<E, S, O, Sv extends ServiceMap> implements Legion<E, S, O, Sv>
     this.lifecycle.stop()
     if (p !== undefined) {
       p.propagation.stop()
+      p.heartbeats.stop()
       p.groups.closeAll()
       await p.flusher.idle()
       if (incarnation !== undefined) await p.persistence.save(incarnation.groups.values()).catch(err => { p.log.error('final save failed: %s', err) })
