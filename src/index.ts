@@ -134,16 +134,52 @@ export {
   type ServiceDefinition,
   type ServiceComponents,
   type ServiceInstance,
+  type ServiceStopContext,
   type ServiceMap,
   type ServiceInstances,
   type MembershipView,
   type ServiceGroups,
   type ServiceMessaging
 } from './peer/services.js'
+export type { Liveness, PeerContact } from './peer/services.js'
 export type { Group, GroupOptions } from './peer/group/groups.js'
 export type { GroupMembership } from './peer/group/definition.js'
 export type { Metrics } from './peer/metrics.js'
 export type { PeerClock, Random } from './peer/clock.js'
+
+// ---------------------------------------------------------------------------------------------
+// Discovery and election: a service with a registry every peer replicates (lookups from the
+// local replica, gap-free watches), elections whose grants carry fencing tokens, holders that
+// step down before a majority could eject them, and calls addressed to a name.
+// ---------------------------------------------------------------------------------------------
+
+export { discovery, type DiscoveryInstance, type DiscoveryNeeds } from './discovery/service.js'
+export { Fence } from './discovery/fence.js'
+export { RegistryInputError, ElectionConflictError, NoHolderError, FencedError, CandidacyClosedError } from './discovery/errors.js'
+export { defaultLeaseWindows, leaseOf, type Lease, type LeaseInputs, type LeaseWindows } from './discovery/lease.js'
+export type {
+  Discovery,
+  DiscoveryOptions,
+  LookupConsistency,
+  FencingToken,
+  ServiceEntry,
+  Lookup,
+  LookupOptions,
+  RegistryWatchEvent,
+  Holder,
+  HolderEvent,
+  Checkpoint,
+  HolderContext,
+  StopFunction,
+  StartFunction,
+  ElectOptions,
+  CandidacyStatus,
+  Candidacy,
+  Registration,
+  HolderCallOptions,
+  HolderCallContext,
+  HolderEndpoint
+} from './discovery/api.js'
 
 // ---------------------------------------------------------------------------------------------
 // The operator's view: the admin endpoint (health, readiness, JSON views, Prometheus metrics, a
@@ -171,6 +207,51 @@ export {
 } from './admin/index.js'
 export type { OperatorControl, OperatorView, OperatorViews, PeerPhase, GroupSummary } from './peer/operator.js'
 export { LEGION_VERSION } from './version.js'
+
+// ---------------------------------------------------------------------------------------------
+// The keyspace: a service that partitions keys over the peers, replicates each partition among
+// R owners, routes requests from any peer, hands partitions off as peers come and go, and
+// indexes keys by tag for a cluster-wide ordered search (after the Haskell legion framework).
+// ---------------------------------------------------------------------------------------------
+
+export {
+  defineKeyspace,
+  type Keyspace,
+  type KeyspaceOptions,
+  type RequestOptions,
+  type LocalRead,
+  type KeyspaceStats,
+  type KeyspaceNeeds,
+  type PartitionEvent
+} from './keyspace/keyspace.js'
+export {
+  stringKeys,
+  bytesKeys,
+  MAX_KEY_BYTES,
+  MAX_TAG_BYTES,
+  MAX_TAGS_PER_KEY,
+  type KeyCodec,
+  type KeyspaceApplication
+} from './keyspace/partition-state.js'
+export type { IndexRecord, SearchFrom, SearchOptions } from './keyspace/search.js'
+export type { RequestConsistency } from './keyspace/wire.js'
+export {
+  MAX_KEYSPACE_PARTITIONS,
+  MAX_REPLICATION,
+  type KeyspaceTable,
+  type PartitionAssignment,
+  type TableChange
+} from './keyspace/table.js'
+export type { HandoffProgress, ReceivingPartition, SendingPartition, ReleasingPartition } from './keyspace/handoff.js'
+export type { KeyspaceCounters } from './keyspace/context.js'
+export {
+  HandlerError,
+  RequestTimeoutError,
+  PartitionUnavailableError,
+  BadRequestError,
+  ForeignCursorError,
+  InvalidCursorError
+} from './keyspace/errors.js'
 
 // ---------------------------------------------------------------------------------------------
 // Storage: where a peer persists its fold and its private key (PeerStorage, used by the runtime

@@ -50,7 +50,7 @@ function claiming (from: EventFold<string, Log, string>, to: EventFold<string, L
   return { ...diff, acknowledgements: [{ ...own, holds, failures }] }
 }
 
-function sync (from: EventFold<string, Log, string>, to: EventFold<string, Log, string>): void {
+function sync<S> (from: EventFold<string, S, string>, to: EventFold<string, S, string>): void {
   const diff = from.diffFor(to.self)
   if (diff === undefined) { ok(to.mergeFull(from.snapshot())); return }
   const r = to.mergeDiff(diff)
@@ -131,6 +131,31 @@ describe('event', () => {
     assert.deepEqual(a.projectedValue().applied, ['a1', 'b1', 'a2'].sort((x, y) => x === 'a2' ? 1 : y === 'a2' ? -1 : x < y ? -1 : 1))
   })
 })
+
+  test('apply, join and unjoin receive the id of the event they apply, the same in the projection and at the fold', () => {
+    const seen: string[] = []
+    const key = (id: EventId | undefined): string => id === undefined ? 'none' : `${id.counter}:${id.participant}`
+    const spec: EventSpec<string, string[], string> = {
+      init: () => [],
+      apply: (e, s, id) => { seen.push(`${e}@${key(id)}`); return { ok: true, output: key(id), state: [...s, `${e}@${key(id)}`] } },
+      join: (p, s, id) => [...s, `join ${p}@${key(id)}`],
+      unjoin: (p, s, id) => [...s, `unjoin ${p}@${key(id)}`]
+    }
+    const a = EventFold.create('c', 'a', spec, options)
+    assert.deepEqual(a.infimumValue(), ['join a@0:'], 'the founder joins at BOTTOM')
+    const join = a.participate('b')
+    const b = EventFold.fromSnapshot(a.snapshot(), 'b', spec, options)
+    b.acknowledge()
+    ok(a.mergeFull(b.snapshot()))
+    const e = b.event('x')
+    assert.deepEqual(e.outcome, { status: 'applied', output: key(e.id) }, 'the projected output already knows the id')
+    sync(b, a)
+    sync(a, b)
+    const unjoin = a.disassociate('b')
+    a.acknowledge('b')
+    assert.deepEqual(a.infimumValue(), ['join a@0:', `join b@${key(join.id)}`, `x@${key(e.id)}`, `unjoin b@${key(unjoin.id)}`])
+    assert.ok(seen.every(s => s === `x@${key(e.id)}`), `every application of x saw its id: ${seen.join(', ')}`)
+  })
 
 describe('acknowledge and reduce', () => {
   test('acknowledging on behalf of every participant folds everything in id order with outputs', () => {

@@ -83,7 +83,7 @@ export class EventFold<E, S, O> {
    */
   static create<E, S, O> (origin: string, self: Participant, spec: EventSpec<E, S, O>, options: EventFoldOptions<E, O> = {}): EventFold<E, S, O> {
     const hooks = new GuardedSpec(spec, options.freezeStates === true)
-    const joined = hooks.membership('join', self, spec.init())
+    const joined = hooks.membership('join', self, spec.init(), BOTTOM)
     const core = new FoldCore(origin, self, hooks, options.signatures, BOTTOM, EMPTY_DIGEST, [self], joined.state)
     if (joined.kind === 'threw') core.thrownSince.push({ id: BOTTOM, hook: 'join', error: joined.error, message: joined.message })
     return new EventFold(core)
@@ -377,7 +377,7 @@ export class EventFold<E, S, O> {
     const entry = this.newEntry({ kind: 'event', event })
     // A new local event always has the largest id, so it extends the projection.
     ensureProjection(core)
-    const r = core.hooks.apply(event, core.projState)
+    const r = core.hooks.apply(event, core.projState, entry)
     projectApplied(core, entry, r)
     core.entries.push(entry)
     const outputs: Array<ConsistentOutput<O>> = []

@@ -99,7 +99,7 @@ export function reduce<E, S, O> (core: FoldCore<E, S, O>, universal: EventId | u
     let hookThrew = false
     if (d.kind === 'join' || d.kind === 'unjoin') {
       core.infMask = core.membershipMask(d, core.infMask)
-      const m = core.hooks.membership(d.kind, table.name(d.peer), core.infState)
+      const m = core.hooks.membership(d.kind, table.name(d.peer), core.infState, e)
       core.infState = m.state
       if (m.kind === 'threw') { hookThrew = true; core.reportThrow(e, d.kind, m) }
     } else if (d.kind === 'error') {
@@ -151,7 +151,7 @@ function applyForFold<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>, event: 
     if (f === undefined && core.tailApplied !== undefined) return { kind: 'applied', output: core.tailApplied.output, state: core.projState }
     if (f !== undefined && f.thrown === undefined) return { kind: 'failed', output: f.output }
   }
-  return core.hooks.apply(event, core.infState)
+  return core.hooks.apply(event, core.infState, e)
 }
 
 /**

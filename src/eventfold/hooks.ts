@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { ApplyResult, EventSpec, Participant } from './types.js'
+import type { ApplyResult, EventId, EventSpec, Participant } from './types.js'
 
 /** Longest description of a thrown error, in UTF-16 code units: it travels in every copy of the failure. */
 export const MAX_THROWN_MESSAGE_LENGTH = 1024
@@ -52,10 +52,10 @@ function isApplyResult (r: unknown): r is ApplyResult<unknown, unknown> {
 export class GuardedSpec<E, S, O> {
   constructor (private readonly spec: EventSpec<E, S, O>, private readonly freeze: boolean) {}
 
-  /** Calls `apply`; a throw or a malformed result becomes a `threw` outcome. */
-  apply (event: E, state: S): ApplyOutcome<S, O> {
+  /** Calls `apply` for the event of id `id`; a throw or a malformed result becomes a `threw` outcome. */
+  apply (event: E, state: S, id: EventId): ApplyOutcome<S, O> {
     try {
-      const r: unknown = this.spec.apply(event, state)
+      const r: unknown = this.spec.apply(event, state, { counter: id.counter, participant: id.participant })
       if (!isApplyResult(r)) throw new TypeError(`apply returned ${r === null ? 'null' : typeof r}, not { ok, output[, state] }`)
       const result = r as ApplyResult<S, O>
       return result.ok ? { kind: 'applied', output: result.output, state: this.frozen(result.state) } : { kind: 'failed', output: result.output }
@@ -64,12 +64,12 @@ export class GuardedSpec<E, S, O> {
     }
   }
 
-  /** Calls `join` or `unjoin`, if the spec has it; a throw leaves `state` as it was. */
-  membership (hook: 'join' | 'unjoin', peer: Participant, state: S): MembershipOutcome<S> {
+  /** Calls `join` or `unjoin` (the event of id `id`), if the spec has it; a throw leaves `state` as it was. */
+  membership (hook: 'join' | 'unjoin', peer: Participant, state: S, id: EventId): MembershipOutcome<S> {
     const f = hook === 'join' ? this.spec.join : this.spec.unjoin
     if (f === undefined) return { kind: 'applied', state }
     try {
-      return { kind: 'applied', state: this.frozen(f(peer, state)) }
+      return { kind: 'applied', state: this.frozen(f(peer, state, { counter: id.counter, participant: id.participant })) }
     } catch (error) {
       return { kind: 'threw', state, error, message: describeThrown(error) }
     }

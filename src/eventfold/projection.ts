@@ -36,7 +36,7 @@ export function projectEntry<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>):
   const d = e.delta
   if (d.kind === 'join' || d.kind === 'unjoin') {
     core.projMask = core.membershipMask(d, core.projMask)
-    const m = core.hooks.membership(d.kind, core.table.name(d.peer), core.projState)
+    const m = core.hooks.membership(d.kind, core.table.name(d.peer), core.projState, e)
     core.projState = m.state
     if (m.kind === 'threw') {
       e.projectedFailure = { thrown: m.message }
@@ -45,7 +45,7 @@ export function projectEntry<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>):
       e.projectedFailure = undefined
     }
   } else if (d.kind === 'event') {
-    projectApplied(core, e, core.hooks.apply(d.event, core.projState))
+    projectApplied(core, e, core.hooks.apply(d.event, core.projState, e))
   } else {
     d.failure = foldedFailure(core, e, d, core.projState)
   }
@@ -77,7 +77,7 @@ export function projectApplied<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>
  * outcome.
  */
 export function foldedFailure<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>, d: Extract<InternalDelta<E, O>, { kind: 'error' }>, state: S): Failure<O> {
-  const r = core.hooks.apply(d.source.event, state)
+  const r = core.hooks.apply(d.source.event, state, e)
   if (r.kind === 'applied') return d.failure
   if (r.kind === 'threw') core.reportThrow(e, 'apply', r)
   d.failure = failureOf(r)

@@ -89,6 +89,13 @@ export type ApplyResult<S, O> =
  *    ({@link ThrownHook}). A hook that throws on some replicas only (an older version during
  *    a rolling upgrade) makes those replicas diverge from the others; see "System errors" in
  *    docs/ARCHITECTURE.md for how that resolves.
+ * 4. Each receives the {@link EventId} of the event (user event, Join or UnJoin) it applies:
+ *    fixed when the event was created, the same on every replica and in every call, and
+ *    increasing along the fold's order, so a state may record when something became true (a
+ *    grant's fencing token, a registration's version). It is {@link BOTTOM} for the founder's
+ *    own `join` at creation. The fold always passes it; it is optional in the type only so
+ *    that code calling a spec directly (a test, an example) need not invent one. Specs that
+ *    do not need it ignore it.
  *
  * @typeParam E - the user's event type
  * @typeParam S - the state the events fold into
@@ -97,18 +104,18 @@ export type ApplyResult<S, O> =
 export interface EventSpec<E, S, O> {
   /** The state of a fresh cluster. Called once, by {@link EventFold.create}; a throw propagates from there. */
   init: () => S
-  /** Applies one event. Must be deterministic and must not mutate `state`. */
-  apply: (event: E, state: S) => ApplyResult<S, O>
+  /** Applies one event (whose id is `id`). Must be deterministic and must not mutate `state`. */
+  apply: (event: E, state: S, id?: EventId) => ApplyResult<S, O>
   /**
-   * Called when `participant` joins the cluster (its Join folds).
+   * Called when `participant` joins the cluster (its Join, of id `id`, folds).
    * @default the state unchanged
    */
-  join?: (participant: Participant, state: S) => S
+  join?: (participant: Participant, state: S, id?: EventId) => S
   /**
-   * Called when `participant` leaves or is ejected (its UnJoin folds).
+   * Called when `participant` leaves or is ejected (its UnJoin, of id `id`, folds).
    * @default the state unchanged
    */
-  unjoin?: (participant: Participant, state: S) => S
+  unjoin?: (participant: Participant, state: S, id?: EventId) => S
 }
 
 /**

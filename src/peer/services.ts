@@ -18,9 +18,12 @@ import type { Codec } from '../codec/codec.js'
 import type { Participant } from '../eventfold/types.js'
 import type { PeerClock, Random } from './clock.js'
 import type { Group, GroupOptions } from './group/groups.js'
+import type { PeerContact } from './membership/heartbeats.js'
 import type { ChannelHandle, MessageChannel } from './messaging.js'
 import type { Metrics } from './metrics.js'
 import type { OperatorControl, OperatorViews } from './operator.js'
+
+export type { PeerContact }
 
 /** The cluster's membership as a service sees it. */
 export interface MembershipView {
@@ -32,6 +35,29 @@ export interface MembershipView {
   isMember(): boolean
   /** Calls `listener` after every change of either list; returns the unsubscribe function. */
   subscribe(listener: () => void): () => void
+  /**
+   * What this peer's failure detector knows now of its links to the other participants: for
+   * each, when it was last heard from and when it last answered one of this peer's
+   * heartbeats (proof it heard this peer), plus the failure detection settings. A service
+   * that must stop acting before the others could eject this peer (a lease, an election's
+   * holder stepping down) reads it; see docs/ARCHITECTURE.md, "No two holders: the step-down
+   * argument".
+   */
+  liveness(): Liveness
+}
+
+/** A reading of {@link MembershipView.liveness}. Times are `clock.now()` values of this peer. */
+export interface Liveness {
+  /** When the reading was taken. */
+  readonly now: number
+  /** The peer's `failureDetection.heartbeatIntervalMs`. */
+  readonly heartbeatIntervalMs: number
+  /** The peer's `failureDetection.suspectAfterMs`. */
+  readonly suspectAfterMs: number
+  /** Every other projected participant of the cluster, sorted by id. */
+  readonly peers: readonly PeerContact[]
+  /** Whether some participant's latest heartbeat reports this peer as holding the fold back (stuck). */
+  readonly reportedStuck: boolean
 }
 
 /** The groups a service defines; ids are prefixed by `<service>/`. */
@@ -97,8 +123,20 @@ export interface ServiceInstance {
   prepare?(): void | Promise<void>
   /** Called once the peer is a participant (after founding, joining or recovering), in declaration order. */
   start?(): void | Promise<void>
-  /** Called when the peer stops (or its start-up fails after `prepare`), before it leaves, in reverse order. */
-  stop?(): void | Promise<void>
+  /**
+   * Called when the peer stops (or its start-up fails after `prepare`), before it leaves, in
+   * reverse order. `context.leaving` says
+   * whether the peer then leaves the cluster gracefully (`stop()`), or stops without a word
+   * (`stop({ leave: false })`, as a crash would): a service that hands work off before a
+   * graceful leave (the keyspace drains its partitions) skips that when the peer is not leaving.
+   */
+  stop?(context: ServiceStopContext): void | Promise<void>
+}
+
+/** What a service's `stop` is told. */
+export interface ServiceStopContext {
+  /** Whether the peer leaves the cluster once its services have stopped. */
+  readonly leaving: boolean
 }
 
 /** A declared service: see {@link defineService}. */

@@ -14,14 +14,14 @@
  *    participants count as suspected for ejection, unless configured otherwise);
  * 4. sends the heartbeats; an ejected peer keeps sending them (their refusals name
  *    participants that can admit it again) and retries its rejoin;
- * 5. ejects whom a strict majority suspects.
+ * 5. ejects whom a strict majority suspects (also checked as soon as a report arrives).
  *
  * @module
  */
 import type { Logger } from '@libp2p/interface'
 import type { DecodeLimits } from '../../codec/codec.js'
 import { eventIdKey, type Participant } from '../../eventfold/types.js'
-import type { PeerClock } from '../clock.js'
+import type { PeerClock, Timer } from '../clock.js'
 import type { Inbound } from '../inbound.js'
 import type { Incarnation, Lifecycle } from '../lifecycle.js'
 import type { Network } from '../network.js'
@@ -109,15 +109,39 @@ export interface StuckPeer extends HeldBack {
   readonly reason: string | undefined
 }
 
+/**
+ * One other participant as this peer's failure detector sees it. Times are `clock.now()`
+ * values of this peer.
+ */
+export interface PeerContact {
+  /** The participant. */
+  readonly peer: Participant
+  /** When this peer last heard anything from it (`undefined`: it is not watched yet). */
+  readonly heardAt: number | undefined
+  /**
+   * When this peer sent the latest heartbeat that the participant answered as a participant
+   * (a refusal does not count): proof that it heard from this peer at or after that time,
+   * which hearing from it (`heardAt`) is not when a link works one way only. `undefined`: no
+   * heartbeat answered yet in this membership.
+   */
+  readonly answeredAt: number | undefined
+}
+
 /** Heartbeats, suspicion, stuck participants and automatic ejection; see the module comment. */
 export class Heartbeats {
   readonly detector: FailureDetector
   private readonly progress = new ProgressTracker()
   private readonly inFlight = new Set<Participant>()
+  /** Per participant: the send time of the latest heartbeat it answered as a participant. */
+  private readonly answered = new Map<Participant, number>()
   /** Per participant: whether its latest heartbeat named this peer stuck, and its own stuck reason. */
   private readonly heardStatus = new Map<Participant, { namesMeStuck: boolean, ownReason: string | undefined }>()
   private health: SelfHealth = { kind: 'ok' }
   private stuck: ReadonlySet<Participant> = new Set()
+  /** The participants this peer last reported silent. */
+  private reportedSilent: ReadonlySet<Participant> = new Set()
+  /** A tick brought forward to the moment a participant turns silent (see `watchSilence`). */
+  private silenceTimer: Timer | undefined
 
   constructor (private readonly components: HeartbeatComponents, private readonly settings: HeartbeatSettings) {
     this.detector = new FailureDetector(components.self, {
@@ -136,9 +160,16 @@ export class Heartbeats {
     this.detector.heard(peer, this.components.clock.now())
   }
 
+  /** Cancels the tick brought forward, if any (the peer stops). */
+  stop (): void {
+    this.silenceTimer?.cancel()
+    this.silenceTimer = undefined
+  }
+
   /** A new incarnation: what was known of the old membership no longer applies. */
   reset (): void {
     this.detector.reset()
+    this.answered.clear()
     this.progress.reset()
     this.heardStatus.clear()
     this.health = { kind: 'ok' }
@@ -167,7 +198,9 @@ export class Heartbeats {
     this.scanJoins(incarnation, now)
     this.observeProgress(incarnation, now)
     const members = new Set(projected)
+    for (const p of [...this.answered.keys()]) if (!members.has(p)) this.answered.delete(p)
     const silent = this.detector.suspects(now).filter(p => this.detector.isSilent(p, now))
+    this.reportedSilent = new Set(silent)
     const suspects: Suspicion[] = [
       ...silent.map(peer => ({ peer, reason: 'silent' as const })),
       ...[...this.stuck].filter(p => members.has(p) && !silent.includes(p)).map(peer => ({ peer, reason: 'stuck' as const }))
@@ -179,6 +212,28 @@ export class Heartbeats {
     if (this.settings.autoEject !== false) {
       for (const peer of this.detector.toEject(cluster.infimumParticipants(), projected, now)) c.ejectSuspect(peer)
     }
+    this.watchSilence(now)
+  }
+
+  /**
+   * Brings the next tick forward to the moment a participant turns silent, when that comes
+   * before the next regular tick: a peer that dies is then suspected (and reported to the
+   * others, whose reports make the majority) `suspectAfterMs` after it was last heard, not up to
+   * a heartbeat interval later at each voter. Nothing is sent early unless someone did turn
+   * silent meanwhile.
+   */
+  private watchSilence (now: number): void {
+    this.silenceTimer?.cancel()
+    this.silenceTimer = undefined
+    const at = this.detector.nextSilence(now)
+    if (at === undefined || at >= now + this.settings.heartbeatIntervalMs) return
+    this.silenceTimer = this.components.clock.setTimer(at - now, () => {
+      this.silenceTimer = undefined
+      const later = this.components.clock.now()
+      const newlySilent = this.detector.suspects(later).some(p => this.detector.isSilent(p, later) && !this.reportedSilent.has(p))
+      if (newlySilent) this.tick()
+      else this.watchSilence(later)
+    })
   }
 
   /**
@@ -234,9 +289,11 @@ export class Heartbeats {
     try {
       c.counters.heartbeatsSent++
       c.inbound.countOut(payload)
+      const sentAt = c.clock.now()
       const answer = await c.network.request(peer, c.inbound.protocol(HEARTBEAT_PROTOCOL), payload, { timeoutMs: this.settings.suspectAfterMs })
       if (!c.inbound.admitAnswer(peer, answer, epoch)) return
       const m = decodeHeartbeatAnswer(answer, c.limits)
+      if (Array.isArray(m) && sentAt > (this.answered.get(peer) ?? -Infinity)) this.answered.set(peer, sentAt)
       if (!Array.isArray(m)) {
         if (m.code !== 'not-participant') return
         if (!witnessed) { c.log('%s does not know this peer as a participant (yet)', peer); return }
@@ -259,6 +316,7 @@ export class Heartbeats {
     const autoEject = this.settings.autoEject
     const counted = h.suspects.filter(s => s.reason === 'silent' || (autoEject !== false && autoEject.stuck)).map(s => s.peer)
     this.detector.report(from, counted, c.clock.now(), h.suspects.filter(s => s.reason === 'silent').map(s => s.peer))
+    if (counted.length > 0) this.ejectWhomMajoritySuspects()
     this.heardStatus.set(from, { namesMeStuck: h.suspects.some(s => s.peer === c.self && s.reason === 'stuck'), ownReason: h.stuck })
     const addresses: PeerAddresses[] = []
     for (const s of h.suspects.slice(0, 64)) {
@@ -267,6 +325,19 @@ export class Heartbeats {
       if (known.length > 0) addresses.push({ id: s.peer, addresses: known })
     }
     return encodeHeartbeatAnswer(addresses)
+  }
+
+  /**
+   * Ejects whom a strict majority suspects, now: a report that completes a majority need not
+   * wait for this peer's next tick (which checks too), a heartbeat interval sooner.
+   */
+  private ejectWhomMajoritySuspects (): void {
+    const c = this.components
+    const phase = c.lifecycle.phase
+    if (this.settings.autoEject === false || phase.kind !== 'member') return
+    const cluster = phase.incarnation.groups.get('')?.fold
+    if (cluster === undefined) return
+    for (const peer of this.detector.toEject(cluster.infimumParticipants(), cluster.projectedParticipants(), c.clock.now())) c.ejectSuspect(peer)
   }
 
   /** Participants this peer suspects of silence now, among the cluster's projected participants. */
@@ -301,6 +372,16 @@ export class Heartbeats {
   /** Each participant behind somewhere, with how long its acknowledgements have not moved. */
   heldBack (): Map<Participant, HeldBack> {
     return this.progress.heldBack(this.components.clock.now())
+  }
+
+  /** Every other projected participant of the cluster, with when it was heard from and when it answered. */
+  contacts (): PeerContact[] {
+    const now = this.components.clock.now()
+    const others = this.components.lifecycle.incarnation?.groups.get('')?.others() ?? []
+    return others.sort().map(peer => {
+      const silence = this.detector.silenceOf(peer, now)
+      return { peer, heardAt: silence === undefined ? undefined : now - silence, answeredAt: this.answered.get(peer) }
+    })
   }
 
   /** What this peer knows of its own progress. */
