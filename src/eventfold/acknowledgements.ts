@@ -252,13 +252,11 @@ export function initialAcks<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>): 
 
 /**
  * The participants this replica's acknowledgement should reach now (see `MergeResult.notify`):
- * the creators of the outstanding events from index `from` on, or, when `everyone`, every
- * participant there may be. Never this replica.
+ * `waiting` (the creators of the events a merge added and of those ordered after them, read
+ * before folding), or, when `everyone`, every participant there may be. Never this replica.
  */
-export function notifyList<E, S, O> (core: FoldCore<E, S, O>, from: number, everyone: boolean, allParticipants: () => bigint): Participant[] {
-  let mask = 0n
-  if (everyone) mask = allParticipants()
-  else for (let i = Math.max(from, core.head); i < core.entries.length; i++) mask |= core.table.bit(core.entries[i]!.creator)
+export function notifyList<E, S, O> (core: FoldCore<E, S, O>, waiting: bigint, everyone: boolean, allParticipants: () => bigint): Participant[] {
+  const mask = everyone ? allParticipants() | waiting : waiting
   return core.table.list(mask & ~core.selfBit)
 }
 

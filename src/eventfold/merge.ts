@@ -134,10 +134,12 @@ export function mergeDiff<E, S, O> (core: FoldCore<E, S, O>, diff: Diff<E, O>, o
   }
   let changed = false
   let first: EventId | undefined
+  let taken = 0n
   for (const run of checked) {
     takeRun(core, run)
     changed = true
     first = earlier(first, { counter: run.events[0]!.counter, participant: core.table.name(run.creator) })
+    taken |= core.table.bit(run.creator)
   }
   for (const a of diff.acknowledgements) {
     if (!trusting && a.participant !== from) continue
@@ -146,7 +148,7 @@ export function mergeDiff<E, S, O> (core: FoldCore<E, S, O>, diff: Diff<E, O>, o
   if (takeWaiting(core, trusting)) changed = true
   const outputs: Array<ConsistentOutput<O>> = []
   if (reduce(core, universal, outputs)) changed = true
-  return finishMerge(core, changed, outputs, first)
+  return finishMerge(core, changed, outputs, first, taken)
 }
 
 /**
@@ -218,10 +220,12 @@ export function mergeFull<E, S, O> (core: FoldCore<E, S, O>, other: EventFoldSna
     changed = true
   }
   let first: EventId | undefined
+  let taken = 0n
   for (const run of checked) {
     takeRun(core, run)
     changed = true
     first = earlier(first, { counter: run.events[0]!.counter, participant: core.table.name(run.creator) })
+    taken |= core.table.bit(run.creator)
   }
   // A participant's acknowledgements in the fold are believed only once this replica holds as
   // much of that participant's logs as the fold does (the rule of acknowledgements.ts: it then
@@ -248,7 +252,7 @@ export function mergeFull<E, S, O> (core: FoldCore<E, S, O>, other: EventFoldSna
   if (takeWaiting(core, trusting)) changed = true
   const outputs: Array<ConsistentOutput<O>> = []
   if (reduce(core, universal, outputs)) changed = true
-  return finishMerge(core, changed, outputs, first, diverged, diverged && relation === 'threw-here')
+  return finishMerge(core, changed, outputs, first, taken, diverged, diverged && relation === 'threw-here')
 }
 
 function earlier (a: EventId | undefined, b: EventId): EventId {
@@ -320,21 +324,32 @@ export function finishMerge<E, S, O> (
   changed: boolean,
   outputs: Array<ConsistentOutput<O>>,
   first: EventId | undefined,
+  taken: bigint,
   diverged = false,
   threwHere = false
 ): MergeResult<O> {
   const newFailure = failureUnacknowledged(core)
   const acknowledged = acknowledgeAll(core, core.selfBit)
-  const failuresBefore = core.failuresFound
-  if (reduce(core, undefined, outputs)) changed = true
-  const failed = newFailure || core.failuresFound > failuresBefore
+  // Who waits for this acknowledgement is read before folding: the events this merge added
+  // may fold here at once (with two participants they do), and their creators still wait.
   let from = core.entries.length
   if (first !== undefined) {
     const at = core.find(first.counter, first.participant)
     from = at >= 0 ? at : -at - 1
   }
-  const notify = acknowledged || failed ? notifyList(core, from, failed, () => allParticipantsMask(core)) : []
+  const waiting = creatorsFrom(core, from) | taken
+  const failuresBefore = core.failuresFound
+  if (reduce(core, undefined, outputs)) changed = true
+  const failed = newFailure || core.failuresFound > failuresBefore
+  const notify = acknowledged || failed ? notifyList(core, waiting, failed, () => allParticipantsMask(core)) : []
   return { ok: true, outputs, propagate: changed || acknowledged || failed, acknowledged: acknowledged || failed, notify, diverged, threwHere, thrown: core.takeThrown() }
+}
+
+/** The creators of the outstanding events from index `from` on. */
+function creatorsFrom<E, S, O> (core: FoldCore<E, S, O>, from: number): bigint {
+  let mask = 0n
+  for (let i = Math.max(from, core.head); i < core.entries.length; i++) mask |= core.table.bit(core.entries[i]!.creator)
+  return mask
 }
 
 function failureUnacknowledged<E, S, O> (core: FoldCore<E, S, O>): boolean {

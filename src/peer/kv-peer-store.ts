@@ -91,7 +91,7 @@ export function keyValuePeerStore (store: KeyValueStore): PeerStore {
           const state = logState(l)
           after.logs.set(key, state)
           if (before.logs.get(key) === state) continue
-          ops.push({ type: 'put', namespace: GROUPS, key: tupleKey(id, 'l', l.participant, l.since), value: encodeStoredLog({ ...l, base: l.base ?? { counter: 0, hash: l.hash } }) })
+          ops.push({ type: 'put', namespace: GROUPS, key: tupleKey(id, 'l', l.participant, l.since), value: encodeStoredLog(l) })
         }
         for (const e of snapshot.events) {
           const key = eventIdKey(e.id)
