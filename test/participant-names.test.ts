@@ -8,6 +8,8 @@ import { createHash } from 'node:crypto'
 import { ParticipantFingerprints } from '../src/peer/group/participant-names.js'
 import { decodeDiff, encodeDiff, FINGERPRINT_BYTES } from '../src/codec/index.js'
 import { jsonCodec } from '../src/codec/json.js'
+import type { JsonValue } from '../src/codec/index.js'
+import type { Diff } from '../src/eventfold/types.js'
 
 const codecs = { event: jsonCodec, state: jsonCodec, output: jsonCodec }
 // Peer ids are about 52 characters: much longer than a fingerprint.
@@ -23,11 +25,20 @@ describe('participant fingerprints', () => {
 
   test('only shared participants are abbreviated, and only known ones resolve', () => {
     const names = new ParticipantFingerprints()
-    const diff = {
+    const diff: Diff<JsonValue, JsonValue> = {
       origin: 'c',
-      infimumId: { counter: 0, participant: '' },
-      infimumDigest: { count: 0, hash: 0 },
-      events: [{ id: { counter: 1, participant: alice }, delta: { kind: 'join' as const, participant: bob }, acks: [alice, bob] }]
+      acknowledgements: [{
+        participant: alice,
+        infimumId: { counter: 0, participant: '' },
+        infimumDigest: { count: 0, hash: 0 },
+        joined: true,
+        log: 1,
+        unsettled: 1,
+        holds: [{ participant: alice, since: 1, seq: 1 }],
+        failures: [],
+        departing: []
+      }],
+      runs: [{ creator: alice, since: 1, first: 1, events: [{ counter: 1, delta: { kind: 'join', participant: bob } }] }]
     }
     const bytes = encodeDiff(diff, codecs, names.sending('c', new Set([alice, bob])))
     const partial = encodeDiff(diff, codecs, names.sending('c', new Set([alice])))

@@ -12,8 +12,6 @@ import { createTransportNode } from '../src/transport/index.js'
 import { batchOf, protocolIds } from './support/wire.js'
 import { encodeDiff } from '../src/codec/eventfold.js'
 import { jsonCodec } from '../src/codec/json.js'
-import { BOTTOM } from '../src/eventfold/types.js'
-import { EMPTY_DIGEST } from '../src/eventfold/digest.js'
 import { memoryStorage, type PeerStorage } from '../src/storage/index.js'
 import { converged, startCluster, stopAll, until } from './support/cluster.js'
 
@@ -417,7 +415,7 @@ describe('hostile input', () => {
     try {
       for (const raw of [stranger, forger]) {
         const target = await raw.dial(a!.multiaddrs()[0]!)
-        const otherCluster = batchOf(encodeDiff({ origin: 'other-cluster', infimumId: BOTTOM, infimumDigest: EMPTY_DIGEST, events: [] }, jsonCodecs))
+        const otherCluster = batchOf(encodeDiff({ origin: 'other-cluster', acknowledgements: [], runs: [] }, jsonCodecs))
         const garbage = [new Uint8Array(0), Uint8Array.of(1, 2, 3), new TextEncoder().encode('LGN\x01\x02 garbage'), otherCluster]
         for (const bytes of garbage) {
           await raw.send(target, ids.fold, bytes)

@@ -13,7 +13,7 @@ import type { Legion, LegionOptions } from '../src/peer/options.js'
 import type { EventSpec } from '../src/eventfold/types.js'
 import { stopAll } from './support/cluster.js'
 import { EventFold } from '../src/eventfold/event-fold.js'
-import type { Diff, EventFoldSnapshot, EventSignatures } from '../src/eventfold/types.js'
+import type { Acknowledgement, Diff, EventFoldSnapshot, EventSignatures } from '../src/eventfold/types.js'
 import { eventSignatures, peerSigner } from '../src/peer/event-signatures.js'
 import { batchOf, protocolIds, pushOf, syncPayload, syncRequest } from './support/wire.js'
 import { createTransportNode } from '../src/transport/index.js'
@@ -120,7 +120,7 @@ describe('forgery', () => {
     await forger.dial(a.multiaddrs()[0]!)
     const self = forger.peerId
     const nId = peerIdFromPrivateKey(nKey).toString()
-    const signedBy = (key: typeof nKey): EventSignatures<number, number> => eventSignatures('security-test', peerSigner(key), countCodecs)
+    const signedBy = (key: typeof nKey): EventSignatures<number, number> => eventSignatures('security-test', peerIdFromPrivateKey(key).toString(), peerSigner(key), countCodecs)
     const fetch = async (): Promise<EventFoldSnapshot<number, number, number>> =>
       decodeEventFold(syncPayload(await forger.request(a.self, ids.sync, syncRequest()))!, countCodecs)
     let handled = 0
@@ -135,19 +135,21 @@ describe('forgery', () => {
     a.applyFast(1)
     const snapshot = await fetch()
     const e = snapshot.events.find(x => x.delta.kind === 'event')!
-    const base = { origin: 'security-test', infimumId: snapshot.infimum.id, infimumDigest: snapshot.infimum.digest }
+    // The insider's replica holds E: its acknowledgement (a version vector) covers it.
+    const replica = EventFold.fromSnapshot(snapshot, self, countSpec, { signatures: signedBy(insiderKey) })
+    const own = replica.acknowledgement()
+    const only = (...acknowledgements: Array<Acknowledgement<number>>): Diff<number, number> => ({ origin: 'security-test', acknowledgements, runs: [] })
 
-    // 1. Acknowledging E for n.
-    await deliver({ ...base, events: [{ id: e.id, delta: undefined, acks: [a.self, self, nId].sort() }] })
+    // 1. Acknowledging E for n: n's vector, relayed by the insider.
+    await deliver(only(own, { ...own, participant: nId, log: 0, unsettled: 0 }))
     assert.equal(a.readState().outstanding, 1, 'E folded on an acknowledgement forged for n')
 
     // 2. An infimum past E, with the right digest (the insider folds E in its own replica,
     // acknowledging for n there): a takes it as the insider's acknowledgement only.
-    const replica = EventFold.fromSnapshot(snapshot, self, countSpec, { signatures: signedBy(insiderKey) })
     replica.acknowledge()
     replica.acknowledge(nId)
     assert.deepStrictEqual(replica.infimumId(), e.id)
-    await deliver({ origin: 'security-test', infimumId: replica.infimumId(), infimumDigest: replica.infimumDigest(), events: [] })
+    await deliver(only(replica.acknowledgement()))
     assert.equal(a.readState().outstanding, 1, 'E folded on a forged infimum')
 
     // 3. A whole fold settled past E, with a settled value of its choosing: not adopted.
@@ -159,20 +161,24 @@ describe('forgery', () => {
     assert.equal(a.readState().infimum, 0)
 
     // 4. E failed, says the insider: a does not turn it into an error (it would vanish from the projection).
-    await deliver({ ...base, events: [{ id: e.id, delta: { kind: 'error', output: -1, errorAcks: [self] }, acks: [self] }] })
+    await deliver(only({ ...own, failures: [{ id: e.id, output: -1 }] }))
     assert.equal(a.readState().projected, 1, 'E became an error on the insider\'s word')
 
-    // 5. Events in n's name: unsigned, signed by the insider, or signed by n for another body.
-    const forged = { id: { counter: replica.maxKnownCounter + 1, participant: nId }, delta: { kind: 'event' as const, event: 100 }, acks: [nId] }
+    // 5. Events in n's name, in a new log of n's: unsigned, its head signed by the insider, or
+    // signed by n for another body.
+    const counter = replica.maxKnownCounter + 1
+    const forged = { counter, delta: { kind: 'event' as const, event: 100 } }
+    const headOf = (event: number): Uint8Array => signedBy(nKey).chain(new Uint8Array(0), { counter, participant: nId }, { kind: 'event', event })
+    const run = (signature?: Uint8Array): Diff<number, number> => ({ origin: 'security-test', acknowledgements: [own], runs: [{ creator: nId, since: counter, first: 1, events: [forged], ...(signature !== undefined ? { signature } : {}) }] })
     const dropped = a.stats().counters.droppedForged
-    await deliver({ ...base, events: [forged] })
-    await deliver({ ...base, events: [{ ...forged, signature: signedBy(insiderKey).sign(forged.id, forged.delta) }] })
-    await deliver({ ...base, events: [{ ...forged, signature: signedBy(nKey).sign(forged.id, { kind: 'event', event: 99 }) }] })
+    await deliver(run())
+    await deliver(run(signedBy(insiderKey).sign(counter, 1, headOf(100))))
+    await deliver(run(signedBy(nKey).sign(counter, 1, headOf(99))))
     assert.equal(a.stats().counters.droppedForged, dropped + 3)
     assert.equal(a.readState().projected, 1, 'a took an event forged in n\'s name')
 
-    // Control: n's own signed event, relayed by the insider (as repairs do), is taken.
-    await deliver({ ...base, events: [{ ...forged, signature: signedBy(nKey).sign(forged.id, forged.delta) }] })
+    // Control: n's own signed run, relayed by the insider (as repairs do), is taken.
+    await deliver(run(signedBy(nKey).sign(counter, 1, headOf(100))))
     assert.equal(a.readState().projected, 101, 'a refused a correctly signed relayed event')
     assert.equal(a.stats().counters.droppedForged, dropped + 3)
     assert.equal(a.readState().outstanding, 2)
@@ -214,27 +220,26 @@ describe('what a participant asks of a peer', () => {
     const { a, forger, key } = await insiderOf()
     const ids = protocolIds('security-test')
     const snapshot = decodeEventFold(syncPayload(await forger.request(a.self, ids.sync, syncRequest()))!, countCodecs)
-    const base = { origin: 'security-test', infimumId: snapshot.infimum.id, infimumDigest: snapshot.infimum.digest }
     const push = async (payload: Uint8Array): Promise<unknown> => decodePushAnswer(await forger.request(a.self, ids.push, pushOf(payload)), DEFAULT_DECODE_LIMITS)
     const before = a.stats().counters
 
     // A Diff whose header reads but whose body does not.
-    const good = encodeDiff({ ...base, events: [] }, countCodecs)
+    const good = encodeDiff({ origin: 'security-test', acknowledgements: [], runs: [] }, countCodecs)
     assert.deepEqual(await push(good.subarray(0, good.length - 1)), [{ group: '', merged: false, code: 'bad-request' }])
     // Another cluster's Diff.
-    assert.deepEqual(await push(encodeDiff({ ...base, origin: 'elsewhere', events: [] }, countCodecs)), [{ group: '', merged: false, code: 'bad-request' }])
-    // An event in a's name that a did not sign.
-    const forged = { id: { counter: snapshot.infimum.id.counter + 10, participant: a.self }, delta: { kind: 'event' as const, event: 100 }, acks: [a.self] }
-    assert.deepEqual(await push(encodeDiff({ ...base, events: [forged] }, countCodecs)), [{ group: '', merged: false, code: 'bad-request' }])
+    assert.deepEqual(await push(encodeDiff({ origin: 'elsewhere', acknowledgements: [], runs: [] }, countCodecs)), [{ group: '', merged: false, code: 'bad-request' }])
+    // An event in a's name (a new log of a's) that a did not sign.
+    const counter = snapshot.infimum.id.counter + 10
+    const forged = { creator: a.self, since: counter, first: 1, events: [{ counter, delta: { kind: 'event' as const, event: 100 } }] }
+    assert.deepEqual(await push(encodeDiff({ origin: 'security-test', acknowledgements: [], runs: [forged] }, countCodecs)), [{ group: '', merged: false, code: 'bad-request' }])
     const after = a.stats().counters
     assert.deepEqual([after.droppedUndecodable - before.droppedUndecodable, after.droppedWrongCluster - before.droppedWrongCluster, after.droppedForged - before.droppedForged], [1, 1, 1])
     assert.equal(a.readState().projected, 1)
 
     // Control: the participant's own signed event is merged.
-    const replica = EventFold.fromSnapshot(snapshot, forger.peerId, countSpec, { signatures: eventSignatures('security-test', peerSigner(key), countCodecs) })
+    const replica = EventFold.fromSnapshot(snapshot, forger.peerId, countSpec, { signatures: eventSignatures('security-test', forger.peerId, peerSigner(key), countCodecs) })
     replica.event(41)
-    const own = { origin: 'security-test', infimumId: replica.infimumId(), infimumDigest: replica.infimumDigest(), events: replica.outstandingEvents() }
-    assert.deepEqual(await push(encodeDiff(own, countCodecs)), [{ group: '', merged: true }])
+    assert.deepEqual(await push(encodeDiff(replica.diffFor(a.self, { relay: false })!, countCodecs)), [{ group: '', merged: true }])
     assert.equal(a.readState().projected, 42)
     await stopAll([a])
   })
