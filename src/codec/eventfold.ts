@@ -40,8 +40,9 @@
  *                 set participants · S state · varuint n, n × event record (ids ascending,
  *                 above the infimum, steps from the previous id) · varuint m, m × log
  * log             pidx participant · varuint since (ascending by both) · varuint seq >= 1 ·
- *                 bytes hash · bytes signature · base (only when it has outstanding events
- *                 and they are not its first: then its counter is >= 1)
+ *                 bytes hash · bytes signature · base (the last event before its outstanding
+ *                 ones, or its last one; required when it has outstanding events that are not
+ *                 its first, none when they are, optional when it has none)
  * EventId (3)     header · varuint counter · string participant (unless 0)
  * ```
  * A log's outstanding events are its last ones: their positions run up to its `seq` without a
@@ -527,11 +528,12 @@ function logKey (participant: Participant, since: number): string {
 
 function writeLog (w: Writer, table: ParticipantTableWriter, l: CreatorLog, outstanding: number): void {
   table.writeParticipant(w, l.participant)
-  // A base only where it is needed: outstanding events that are not the log's first.
-  const withBase = outstanding > 0 && l.seq > outstanding
-  if (withBase !== (l.base !== undefined)) throw new EncodeError(`a log of ${l.participant} ${withBase ? 'needs' : 'cannot have'} a base`)
+  // A base is needed before outstanding events that are not the log's first, and known or not
+  // otherwise; there is none before a log's first event.
+  if (outstanding > 0 && l.seq > outstanding && l.base === undefined) throw new EncodeError(`a log of ${l.participant} needs a base`)
+  if (l.seq <= outstanding && l.base !== undefined) throw new EncodeError(`a log of ${l.participant} has nothing before its outstanding events`)
   writeLogFields(w, l)
-  if (withBase) writeBase(w, l.base)
+  writeBase(w, l.base)
 }
 
 /** A log after its participant: since, seq, hash, signature. */
@@ -596,8 +598,9 @@ export function decodeEventFold<E, S, O> (bytes: Uint8Array, codecs: FoldCodecs<
       const hash = r.readBytes(MAX_HASH_BYTES)
       const signature = r.readBytes(MAX_SIGNATURE_BYTES)
       const outstanding = counts.get(key) ?? 0
-      const base = outstanding > 0 && seq > outstanding ? readBase(r) : undefined
+      const base = readBase(r)
       if (outstanding > 0 && seq > outstanding && base === undefined) throw new DecodeError('invalid', `a log of ${participant} without its base`)
+      if (seq <= outstanding && base !== undefined) throw new DecodeError('invalid', `a log of ${participant} with a base before its first event`)
       logs.push({ participant, since, seq, hash, ...(signature.length > 0 ? { signature } : {}), ...(base !== undefined ? { base } : {}) })
       last = index
       lastSince = since

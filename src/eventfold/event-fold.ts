@@ -110,7 +110,7 @@ export class EventFold<E, S, O> {
       log.verified = false
       log.baseSeq = l.seq - outstanding
       log.baseHash = outstanding === 0 ? l.hash : l.base?.hash ?? NO_HASH
-      log.baseCounter = outstanding === 0 ? 0 : l.base?.counter ?? 0
+      log.baseCounter = l.base?.counter ?? 0
     }
     const chained = new Map<LogState, Uint8Array>()
     for (const e of snapshot.events) {
@@ -351,7 +351,9 @@ export class EventFold<E, S, O> {
       for (const log of byLog.values()) {
         if (log.seq === 0) continue
         const signature = headSignature(core, i, log)
-        const base = log.baseSeq < log.seq && log.baseSeq > 0 ? { base: { counter: log.baseCounter, hash: log.baseHash } } : {}
+        // The last event before the outstanding ones (or the last one), when known: a receiver
+        // chains outstanding events from it, and relays runs over a gap from it.
+        const base = log.baseSeq > 0 && log.baseCounter > 0 ? { base: { counter: log.baseCounter, hash: log.baseHash } } : {}
         logs.push({ participant: core.table.name(i), since: log.since, seq: log.seq, hash: log.hash, ...(signature !== undefined ? { signature } : {}), ...base })
       }
     }

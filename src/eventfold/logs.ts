@@ -151,7 +151,8 @@ export function runsFrom<E, S, O> (core: FoldCore<E, S, O>, from: (creator: numb
       signature: headSignature(core, creator, log)
     }
     // The receiver may hold less of the log than this replica still has: where to chain from.
-    runs.push(start < first && first > 1 ? { ...run, base: { counter: log.baseCounter, hash: log.baseHash } } : run)
+    // (Not known of a log taken from a snapshot that did not say: the receiver then syncs.)
+    runs.push(start < first && first > 1 && log.baseCounter > 0 && log.baseSeq === first - 1 ? { ...run, base: { counter: log.baseCounter, hash: log.baseHash } } : run)
   }
   runs.sort((a, b) => a.creator < b.creator ? -1 : a.creator > b.creator ? 1 : a.since - b.since)
   return runs

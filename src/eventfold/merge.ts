@@ -175,13 +175,13 @@ export function mergeFull<E, S, O> (core: FoldCore<E, S, O>, other: EventFoldSna
     list.push(e)
   }
   const checked: Array<CheckedRun<E, O>> = []
-  const heads: Array<{ creator: number, since: number, seq: number, hash: Uint8Array, signature: Uint8Array | undefined }> = []
+  const heads: Array<{ creator: number, since: number, seq: number, hash: Uint8Array, signature: Uint8Array | undefined, counter: number }> = []
   for (const log of other.logs) {
     const events = byLog.get(`${log.since}:${log.participant}`) ?? []
     const creator = core.table.intern(log.participant)
     if (events.length === 0) {
       // All its events folded there: adopting that infimum, the head is this replica's too.
-      if (adopt && log.seq > core.held(creator, log.since)) heads.push({ creator, since: log.since, seq: log.seq, hash: log.hash, signature: log.signature })
+      if (adopt && log.seq > core.held(creator, log.since)) heads.push({ creator, since: log.since, seq: log.seq, hash: log.hash, signature: log.signature, counter: log.base?.counter ?? 0 })
       continue
     }
     const first = log.seq - events.length + 1
@@ -214,7 +214,7 @@ export function mergeFull<E, S, O> (core: FoldCore<E, S, O>, other: EventFoldSna
     if (h.seq <= log.seq) continue
     log.seq = log.baseSeq = h.seq
     log.hash = log.baseHash = h.hash
-    log.baseCounter = 0
+    log.baseCounter = h.counter
     log.signature = h.signature
     log.verified = false
     changed = true
@@ -338,10 +338,15 @@ export function finishMerge<E, S, O> (
     from = at >= 0 ? at : -at - 1
   }
   const waiting = creatorsFrom(core, from) | taken
+  const membership = membershipFrom(core, from)
   const failuresBefore = core.failuresFound
   if (reduce(core, undefined, outputs)) changed = true
   const failed = newFailure || core.failuresFound > failuresBefore
-  const notify = acknowledged || failed ? notifyList(core, waiting, failed, () => allParticipantsMask(core)) : []
+  // A failure, and a Join or UnJoin, is everyone's business at once: every replica must
+  // acknowledge a failure before it folds, and a membership change (an ejection above all)
+  // should not wait for the next anti-entropy round to settle everywhere. Both are rare.
+  const everyone = failed || (acknowledged && membership)
+  const notify = acknowledged || failed ? notifyList(core, waiting, everyone, () => allParticipantsMask(core)) : []
   return { ok: true, outputs, propagate: changed || acknowledged || failed, acknowledged: acknowledged || failed, notify, diverged, threwHere, thrown: core.takeThrown() }
 }
 
@@ -350,6 +355,15 @@ function creatorsFrom<E, S, O> (core: FoldCore<E, S, O>, from: number): bigint {
   let mask = 0n
   for (let i = Math.max(from, core.head); i < core.entries.length; i++) mask |= core.table.bit(core.entries[i]!.creator)
   return mask
+}
+
+/** Whether a Join or UnJoin is among the outstanding events from index `from` on. */
+function membershipFrom<E, S, O> (core: FoldCore<E, S, O>, from: number): boolean {
+  for (let i = Math.max(from, core.head); i < core.entries.length; i++) {
+    const kind = core.entries[i]!.delta.kind
+    if (kind === 'join' || kind === 'unjoin') return true
+  }
+  return false
 }
 
 function failureUnacknowledged<E, S, O> (core: FoldCore<E, S, O>): boolean {

@@ -66,7 +66,8 @@ export type MergeResult<O> =
      * the creators of the events this merge added and of the outstanding events ordered
      * after the first of them (an earlier event arriving late may be what holds theirs back),
      * or every other participant when this replica now acknowledges a new failure (a failure
-     * folds only once every participant has seen it). Never this replica.
+     * folds only once every participant has seen it) or a Join or UnJoin (membership changes
+     * settle everywhere at once, not an anti-entropy round later). Never this replica.
      */
     readonly notify: readonly Participant[]
     /**

@@ -202,6 +202,11 @@ export class Propagation {
     for (const replica of incarnation.groups.values()) {
       const fold = replica.fold
       if (fold === undefined) continue
+      // A lost batch shows as an acknowledgement holding events this peer does not hold (also
+      // when nothing is outstanding here: the lost batch may have been all there was).
+      const peers = new Set(reachable(replica))
+      const ahead = fold.aheadOfThis().find(p => peers.has(p))
+      if (ahead !== undefined) append(wants, ahead, { group: replica.id, full: false })
       if (fold.outstandingCount === 0) {
         for (const peer of replica.behind) append(behind, peer, replica)
         replica.behind.clear()
@@ -210,10 +215,6 @@ export class Propagation {
       // Re-announce the acknowledgement to everyone, through a flush so it leaves only once saved.
       replica.behind.clear()
       replica.announce()
-      // A lost batch shows as an acknowledgement holding events this peer does not hold.
-      const peers = new Set(reachable(replica))
-      const ahead = fold.aheadOfThis().find(p => peers.has(p))
-      if (ahead !== undefined) append(wants, ahead, { group: replica.id, full: false })
     }
     for (const [peer, list] of wants) c.requestSync(peer, list)
     if (behind.size > 0) void this.reannounce(incarnation, behind)
