@@ -1,7 +1,7 @@
 /**
  * Specification of the binary codec: exact round trips, deterministic and canonical bytes,
  * bounded decoding that throws nothing but DecodeError, and golden vectors that pin format
- * versions 4 (still read) and 5 (written). (The peer protocols' messages, which carry these
+ * versions 4 and 5 (still read, to migrate what was stored) and 6 (written). (The peer protocols' messages, which carry these
  * encodings, are specified by peer-protocol.test.ts.)
  */
 import { test, describe } from 'node:test'
@@ -33,7 +33,16 @@ import {
   type JsonValue,
   FINGERPRINT_BYTES,
   MAX_SIGNATURE_BYTES,
-  encodeSignedEvent,
+  MAX_HASH_BYTES,
+  encodeLogHead,
+  encodeLogLink,
+  encodeStoredEvent,
+  decodeStoredEvent,
+  encodeStoredLog,
+  decodeStoredLog,
+  decodeLegacyEventFold,
+  decodeLegacyDiff,
+  migrateEventFold,
   varUintSize,
   type DiffContext
 } from '../src/codec/index.js'
@@ -41,15 +50,18 @@ import {
   BOTTOM,
   compareEventIds,
   eventIdKey,
+  type Acknowledgement,
+  type CreatorLog,
   type Delta,
   type Diff,
-  type DiffEvent,
   type EventFoldSnapshot,
   type EventId,
-  type OutstandingEvent
+  type FailureReport,
+  type OutstandingEvent,
+  type SignedDelta
 } from '../src/eventfold/types.js'
 import { propertyParameters } from './support/property.js'
-import { goldenDiffs, goldenEventFolds, goldenEventIds, goldenJson, goldenV5Diffs, goldenV5EventFolds } from './fixtures/codec-golden-values.js'
+import { goldenDiffs, goldenEventFolds, goldenEventIds, goldenJson, goldenStoredEvents, goldenStoredLogs, legacyDiffs, legacyEventFolds, legacyV5Diffs, legacyV5EventFolds } from './fixtures/codec-golden-values.js'
 
 type Snapshot = EventFoldSnapshot<JsonValue, JsonValue, JsonValue>
 type JsonDiff = Diff<JsonValue, JsonValue>
@@ -131,10 +143,12 @@ function uniqueSortedEvents<T extends { id: EventId }> (events: T[], infimumId: 
 
 interface FoldParts {
   pool: string[]
+  member: fc.Arbitrary<string>
   subset: fc.Arbitrary<string[]>
   id: fc.Arbitrary<EventId>
   infimumId: fc.Arbitrary<EventId>
   delta: fc.Arbitrary<Delta<JsonValue, JsonValue>>
+  logged: fc.Arbitrary<SignedDelta<JsonValue, JsonValue>>
 }
 
 function foldParts (poolArb: fc.Arbitrary<string[]>): fc.Arbitrary<FoldParts> {
@@ -143,32 +157,45 @@ function foldParts (poolArb: fc.Arbitrary<string[]>): fc.Arbitrary<FoldParts> {
     const subset = fc.subarray(sorted)
     const member = fc.constantFrom(...sorted)
     const id = record({ counter: counterArb, participant: member })
-    const delta = fc.oneof(
+    const logged = fc.oneof(
       record({ kind: fc.constant('event' as const), event: jsonArb }),
       record({ kind: fc.constant('join' as const), participant: member }),
-      record({ kind: fc.constant('unjoin' as const), participant: member }),
-      record({ kind: fc.constant('error' as const), output: jsonArb, errorAcks: subset }),
-      record({ kind: fc.constant('error' as const), thrown: stringArb.filter((t) => t.isWellFormed()), errorAcks: subset })
+      record({ kind: fc.constant('unjoin' as const), participant: member })
     )
-    return { pool: sorted, subset, id, infimumId: fc.oneof(fc.constant(BOTTOM), id), delta }
+    const delta = fc.oneof(
+      logged,
+      record({ kind: fc.constant('error' as const), event: jsonArb, output: jsonArb, errorAcks: subset }),
+      record({ kind: fc.constant('error' as const), event: jsonArb, thrown: stringArb.filter((t) => t.isWellFormed()), errorAcks: subset })
+    )
+    return { pool: sorted, member, subset, id, infimumId: fc.oneof(fc.constant(BOTTOM), id), delta, logged }
   })
 }
 
 const poolArb = fc.uniqueArray(participantArb, { minLength: 1, maxLength: 6 })
-/** A creator's signature, or none; only bodies that carry the event keep one (see `signedOnly`). */
-const signatureArb = fc.option(fc.uint8Array({ maxLength: MAX_SIGNATURE_BYTES }), { nil: undefined })
-
-/** Drops the signatures a codec does not carry: of left-out bodies and errors, and absent ones. */
-function signedOnly<T extends { readonly delta: Delta<JsonValue, JsonValue> | undefined, readonly signature: Uint8Array | undefined }> (event: T): T {
-  if (event.signature !== undefined && event.delta !== undefined && event.delta.kind !== 'error') return event
-  const { signature: _, ...rest } = event
-  return rest as T
-}
+/** A signature (never empty: an empty one is none). */
+const signatureArb = fc.option(fc.uint8Array({ minLength: 1, maxLength: MAX_SIGNATURE_BYTES }), { nil: undefined })
+const hashArb = fc.uint8Array({ maxLength: MAX_HASH_BYTES })
+const baseArb = record({ counter: counterArb, hash: hashArb })
+const positionArb = record({ since: fc.nat(100), seq: fc.integer({ min: 1, max: 1_000_000 }) })
 const digestArb = fc.oneof(
   record({ count: fc.maxSafeNat(), hash: fc.maxSafeNat() }),
   fc.tuple(fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), fc.maxSafeNat(), fc.double({ min: 0, max: 1, noNaN: true }))
     .map(([count, hash, share]) => ({ count, hash, throws: Math.max(1, Math.floor(count * share)) }))
 )
+
+const byParticipantThenSince = (x: { participant: string, since: number }, y: { participant: string, since: number }): number =>
+  x.participant < y.participant ? -1 : x.participant > y.participant ? 1 : x.since - y.since
+
+function uniqueBy<T> (items: T[], key: (t: T) => string): T[] {
+  const seen = new Map<string, T>()
+  for (const item of items) if (!seen.has(key(item))) seen.set(key(item), item)
+  return [...seen.values()]
+}
+
+/** Keeps only what a value carries when present: an absent optional field is left out, as decoding leaves it. */
+function present<T extends object> (value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T
+}
 
 const snapshotArb: fc.Arbitrary<Snapshot> = foldParts(poolArb).chain((parts) =>
   record({
@@ -177,26 +204,79 @@ const snapshotArb: fc.Arbitrary<Snapshot> = foldParts(poolArb).chain((parts) =>
     digest: digestArb,
     participants: parts.subset,
     state: jsonArb,
-    events: fc.array(record({ id: parts.id, delta: parts.delta, acks: parts.subset, signature: signatureArb }), { maxLength: 10 })
-  }).map(({ origin, infimumId, digest, participants, state, events }): Snapshot => ({
-    origin,
-    infimum: { id: infimumId, digest, participants, state },
-    events: uniqueSortedEvents(events.map(signedOnly), infimumId) as Array<OutstandingEvent<JsonValue, JsonValue>>
-  }))
+    events: fc.array(record({ id: parts.id, delta: parts.delta, acks: parts.subset, standIn: fc.array(positionArb, { maxLength: 3 }) }), { maxLength: 10 }),
+    logs: fc.array(record({ participant: parts.member, since: fc.nat(100), before: fc.nat(3), hash: hashArb, signature: signatureArb, base: baseArb, withBase: fc.boolean() }), { maxLength: 8 })
+  }).map(({ origin, infimumId, digest, participants, state, events, logs }): Snapshot => {
+    // Each creator's outstanding events are the last ones of one log of its, named by the first of them.
+    const sorted = uniqueSortedEvents(events, infimumId)
+    const heads = new Map<string, (typeof logs)[number]>()
+    for (const l of logs) if (!heads.has(l.participant)) heads.set(l.participant, l)
+    const logOf = new Map<string, { since: number, count: number, before: number }>()
+    const outstanding = sorted.map((e) => {
+      let log = logOf.get(e.id.participant)
+      if (log === undefined) { log = { since: e.id.counter, count: 0, before: heads.get(e.id.participant)?.before ?? 0 }; logOf.set(e.id.participant, log) }
+      log.count++
+      const standIn = uniqueBy(e.standIn, p => String(p.since)).sort((x, y) => x.since - y.since)
+      const event: OutstandingEvent<JsonValue, JsonValue> = { id: e.id, since: log.since, seq: log.before + log.count, delta: e.delta, acks: e.acks }
+      return e.delta.kind === 'unjoin' && standIn.length > 0 ? { ...event, standIn } : event
+    })
+    const all: CreatorLog[] = []
+    for (const [participant, log] of logOf) {
+      const l = heads.get(participant)
+      all.push(present({ participant, since: log.since, seq: log.before + log.count, hash: l?.hash ?? new Uint8Array(0), signature: l?.signature, base: log.before > 0 ? l!.base : undefined }))
+    }
+    // Logs with nothing outstanding: a base or not.
+    for (const l of logs) {
+      if (logOf.get(l.participant)?.since === l.since) continue
+      all.push(present({ participant: l.participant, since: l.since, seq: l.before + 1, hash: l.hash, signature: l.signature, base: l.withBase ? l.base : undefined }))
+    }
+    return { origin, infimum: { id: infimumId, digest, participants, state }, logs: uniqueBy(all, l => `${l.participant}:${l.since}`).sort(byParticipantThenSince), events: outstanding }
+  })
 )
+
+function acknowledgementArb (parts: FoldParts): fc.Arbitrary<Acknowledgement<JsonValue>> {
+  return record({
+    participant: parts.member,
+    infimumId: parts.infimumId,
+    infimumDigest: digestArb,
+    joined: fc.boolean(),
+    log: fc.nat(100),
+    unsettled: fc.nat(100),
+    holds: fc.array(record({ participant: parts.member, since: fc.nat(100), seq: fc.integer({ min: 1, max: 1_000_000 }) }), { maxLength: 5 }),
+    failures: fc.array(fc.oneof(record({ id: parts.id, output: jsonArb }), record({ id: parts.id, thrown: stringArb.filter((t) => t.isWellFormed()) })), { maxLength: 3 }),
+    departing: fc.array(record({ unjoin: parts.id, since: fc.nat(100), seq: fc.integer({ min: 1, max: 1_000_000 }) }), { maxLength: 3 })
+  }).map((a) => ({
+    ...a,
+    unsettled: a.log === 0 ? 0 : a.unsettled,
+    holds: uniqueBy(a.holds, h => `${h.participant}:${h.since}`).sort(byParticipantThenSince),
+    failures: uniqueBy(a.failures, f => eventIdKey(f.id)).sort((x, y) => compareEventIds(x.id, y.id)) as Array<FailureReport<JsonValue>>,
+    departing: uniqueBy(a.departing, d => `${eventIdKey(d.unjoin)}/${d.since}`).sort((x, y) => compareEventIds(x.unjoin, y.unjoin) || x.since - y.since)
+  }))
+}
 
 const diffArb: fc.Arbitrary<JsonDiff> = foldParts(poolArb).chain((parts) =>
   record({
     origin: stringArb,
-    infimumId: parts.infimumId,
-    infimumDigest: digestArb,
-    events: fc.array(record({ id: parts.id, delta: fc.option(parts.delta, { nil: undefined }), acks: parts.subset, signature: signatureArb }), { maxLength: 10 })
-  }).map(({ origin, infimumId, infimumDigest, events }): JsonDiff => ({
-    origin,
-    infimumId,
-    infimumDigest,
-    events: uniqueSortedEvents(events.map(signedOnly), infimumId) as Array<DiffEvent<JsonValue, JsonValue>>
-  }))
+    acknowledgements: fc.array(acknowledgementArb(parts), { maxLength: 4 }),
+    runs: fc.array(record({
+      creator: parts.member,
+      since: fc.nat(100),
+      first: fc.integer({ min: 1, max: 1000 }),
+      events: fc.uniqueArray(record({ counter: counterArb, delta: parts.logged }), { minLength: 1, maxLength: 4, selector: e => e.counter }),
+      signature: signatureArb,
+      base: fc.option(baseArb, { nil: undefined })
+    }), { maxLength: 4 })
+  }).map(({ origin, acknowledgements, runs }): JsonDiff => {
+    const unique = uniqueBy(acknowledgements, a => a.participant)
+    const [sender, ...relayed] = unique
+    return {
+      origin,
+      acknowledgements: sender === undefined ? [] : [sender, ...relayed.sort((x, y) => x.participant < y.participant ? -1 : 1)],
+      runs: uniqueBy(runs, r => `${r.creator}:${r.since}`)
+        .map(r => present({ ...r, events: [...r.events].sort((x, y) => x.counter - y.counter), base: r.first > 1 ? r.base : undefined }))
+        .sort((x, y) => byParticipantThenSince({ participant: x.creator, since: x.since }, { participant: y.creator, since: y.since }))
+    }
+  })
 )
 
 const eventIdArb: fc.Arbitrary<EventId> = fc.oneof(
@@ -269,20 +349,33 @@ const decoders: Array<{ name: string, valid: fc.Arbitrary<Uint8Array>, header: U
     valid: diffArb.map((d) => encodeDiff(d, codecs)),
     header: headerOf(MessageKind.diff),
     roundTrip: (bytes) => encodeDiff(decodeDiff(bytes, codecs), codecs)
+  },
+  {
+    name: 'stored event',
+    valid: snapshotArb.filter(s => s.events.length > 0).map((s) => encodeStoredEvent(s.events[0]!, codecs)),
+    header: headerOf(MessageKind.storedEvent),
+    roundTrip: (bytes) => encodeStoredEvent(decodeStoredEvent(bytes, codecs), codecs)
+  },
+  {
+    name: 'stored log',
+    valid: snapshotArb.filter(s => s.logs.length > 0).map((s) => encodeStoredLog(s.logs[0]!)),
+    header: headerOf(MessageKind.storedLog),
+    roundTrip: (bytes) => encodeStoredLog(decodeStoredLog(bytes))
   }
 ]
 
 /**
  * Whatever `bytes` are, decoding throws only DecodeError, and bytes it accepts are the
- * canonical encoding of their value. Bytes of format 4 (still read, never written) must
- * re-encode to format 5 bytes of the same value, which decode to it again.
+ * canonical encoding of their value. Bytes of an older format still read (an event id of
+ * format 4 or 5) must re-encode to bytes of this format of the same value, which decode to
+ * it again.
  */
 function checkRobust (roundTrip: (bytes: Uint8Array) => Uint8Array, bytes: Uint8Array, headed: boolean): void {
   const outcome = decodeOutcome(() => roundTrip(bytes))
   if (!outcome.ok) return
-  if (headed && bytes[3] === OLDEST_READABLE_FORMAT_VERSION) {
+  if (headed && bytes[3]! >= OLDEST_READABLE_FORMAT_VERSION && bytes[3]! < FORMAT_VERSION) {
     assert.equal(outcome.value[3], FORMAT_VERSION)
-    assert.equal(hex(roundTrip(outcome.value)), hex(outcome.value), 'a format 4 value re-encodes to a stable format 5 encoding')
+    assert.equal(hex(roundTrip(outcome.value)), hex(outcome.value), 'an older value re-encodes to a stable encoding of this format')
     return
   }
   assert.equal(hex(outcome.value), hex(bytes), 'accepted bytes must be the canonical encoding of their value')
@@ -530,11 +623,12 @@ describe('event ids', () => {
 
   test('the header is checked: magic, version, kind', () => {
     const bytes = encodeEventId({ counter: 1, participant: 'a' })
-    assert.equal(bytes[3], 5, 'version 5 is written')
-    assert.deepEqual(decodeEventId(mutate(bytes, [{ op: 'set', at: 3, byte: 4 }])), { counter: 1, participant: 'a' }) // 4 is still read
+    assert.equal(bytes[3], 6, 'version 6 is written')
+    assert.deepEqual(decodeEventId(mutate(bytes, [{ op: 'set', at: 3, byte: 4 }])), { counter: 1, participant: 'a' }) // 4 and 5 are still read
+    assert.deepEqual(decodeEventId(mutate(bytes, [{ op: 'set', at: 3, byte: 5 }])), { counter: 1, participant: 'a' })
     expectDecodeError('bad-magic', () => decodeEventId(mutate(bytes, [{ op: 'set', at: 0, byte: 0 }])))
     expectDecodeError('bad-version', () => decodeEventId(mutate(bytes, [{ op: 'set', at: 3, byte: 3 }]))) // version 3 is no longer read
-    expectDecodeError('bad-version', () => decodeEventId(mutate(bytes, [{ op: 'set', at: 3, byte: 6 }])))
+    expectDecodeError('bad-version', () => decodeEventId(mutate(bytes, [{ op: 'set', at: 3, byte: 7 }])))
     expectDecodeError('bad-kind', () => decodeEventId(mutate(bytes, [{ op: 'set', at: 4, byte: 1 }])))
     expectDecodeError('truncated', () => decodeEventId(bytes.subarray(0, 2)))
     expectDecodeError('trailing-bytes', () => decodeEventId(Uint8Array.of(...bytes, 0)))
@@ -564,26 +658,38 @@ describe('EventFold snapshots', () => {
     assert.throws(() => encodeEventFold({ ...good, infimum: { ...good.infimum, id: { counter: 9, participant: 'z' } } }, codecs), EncodeError)
     assert.throws(() => encodeEventFold({ ...good, infimum: { ...good.infimum, participants: ['b', 'a'] } }, codecs), EncodeError)
     assert.throws(() => encodeEventFold({ ...good, infimum: { ...good.infimum, digest: { count: 0, hash: 2 ** 53 } } }, codecs), EncodeError)
-    assert.throws(() => encodeEventFold({ ...good, events: [{ ...events[0]!, acks: ['x', 'x'] }] }, codecs), EncodeError)
+    assert.throws(() => encodeEventFold({ ...good, events: [{ ...events[0]!, acks: ['x', 'x'] }, ...events.slice(1)] }, codecs), EncodeError)
+    // Outstanding events are the last ones of their creators' logs, which the fold lists.
+    assert.throws(() => encodeEventFold({ ...good, events: [{ ...events[0]!, seq: 1 }, ...events.slice(1)] }, codecs), EncodeError)
+    assert.throws(() => encodeEventFold({ ...good, logs: good.logs.slice(1) }, codecs), EncodeError)
+    assert.throws(() => encodeEventFold({ ...good, logs: [...good.logs].reverse() }, codecs), EncodeError)
+    // A base before outstanding events that are not the log's first, and none before its first.
+    const { base: _, ...unbased } = good.logs[0]!
+    assert.throws(() => encodeEventFold({ ...good, logs: [unbased, ...good.logs.slice(1)] }, codecs), EncodeError)
+    assert.throws(() => encodeEventFold({ ...good, logs: [good.logs[0]!, { ...good.logs[1]!, base: { counter: 1, hash: new Uint8Array(0) } }, good.logs[2]!] }, codecs), EncodeError)
   })
 
-  test('a decoded snapshot with events out of order, below the infimum or with bad indexes is invalid', () => {
-    // Hand-built: header, origin "", table ["a","b"], infimum (1,"a"), digest 0/0, no participants, state null.
-    const prefix = '4c474e040100' + '0201610162' + '00' + '0100' + '0000' + '00' + '00'
-    const event = (step: string, pidx: string): string => step + pidx + '0200' + '00' // join "a", no acks
-    const fold = (events: string[]): Uint8Array => fromHex(prefix + '0' + events.length.toString(16) + events.join(''))
-    assert.equal(decodeEventFold(fold([event('00', '01')]), codecs).events.length, 1) // (1,b) > (1,a): fine
-    expectDecodeError('invalid', () => decodeEventFold(fold([event('00', '00')]), codecs)) // (1,a) = infimum
-    expectDecodeError('invalid', () => decodeEventFold(fold([event('01', '01'), event('00', '00')]), codecs)) // (2,b) then (2,a)
-    expectDecodeError('invalid', () => decodeEventFold(fold([event('01', '05')]), codecs)) // index out of range
-    expectDecodeError('invalid', () => decodeEventFold(fromHex(prefix + '00'), codecs)) // "b" never used
-    expectDecodeError('bad-tag', () => decodeEventFold(fold(['01' + '01' + '00' + '00']), codecs)) // omitted body
-    expectDecodeError('invalid', () => decodeEventFold(fromHex('4c474e040100' + '0201620161' + '00' + '0100' + '0000' + '00' + '00' + '00'), codecs)) // unsorted table
+  test('a decoded snapshot with events out of order, below the infimum, outside their logs or with bad indexes is invalid', () => {
+    // Hand-built: header, origin "", table ["a","b"], infimum (1,"a"), digest 0/0/0, no participants, state null.
+    const prefix = '4c474e060100' + '0201610162' + '00' + '0100' + '000000' + '00' + '00'
+    const event = (step: string, pidx: string): string => step + pidx + '00' + '0200' + '00' // log 0, join "a", no acks
+    const log = (pidx: string, seq: string): string => pidx + '00' + seq + '00' + '00' + '00' // log 0, no hash, signature or base
+    const fold = (events: string[], logs: string[]): Uint8Array => fromHex(prefix + '0' + events.length.toString(16) + events.join('') + '0' + logs.length.toString(16) + logs.join(''))
+    assert.equal(decodeEventFold(fold([event('00', '01')], [log('01', '01')]), codecs).events.length, 1) // (1,b) > (1,a): fine
+    expectDecodeError('invalid', () => decodeEventFold(fold([event('00', '00')], [log('00', '01')]), codecs)) // (1,a) = infimum
+    expectDecodeError('invalid', () => decodeEventFold(fold([event('01', '01'), event('00', '00')], [log('00', '01'), log('01', '01')]), codecs)) // (2,b) then (2,a)
+    expectDecodeError('invalid', () => decodeEventFold(fold([event('01', '05')], []), codecs)) // index out of range
+    expectDecodeError('invalid', () => decodeEventFold(fold([], []), codecs)) // "b" never used
+    expectDecodeError('invalid', () => decodeEventFold(fold([event('00', '01')], []), codecs)) // an event of a log the fold does not list
+    expectDecodeError('invalid', () => decodeEventFold(fold([event('00', '01')], [log('01', '00')]), codecs)) // an empty log
+    expectDecodeError('invalid', () => decodeEventFold(fold([event('00', '01')], [log('01', '02')]), codecs)) // outstanding events after others, without a base
+    expectDecodeError('bad-tag', () => decodeEventFold(fold(['01' + '01' + '00' + '00' + '00'], [log('01', '01')]), codecs)) // tag 0: no body
+    expectDecodeError('invalid', () => decodeEventFold(fromHex('4c474e060100' + '0201620161' + '00' + '0100' + '000000' + '00' + '00' + '00' + '00'), codecs)) // unsorted table
   })
 
   test('a participant set is written as its complement exactly when it holds more than half the table', () => {
-    // Header, origin "", table ["a","b","c"], infimum (1,"c"), digest 0/0/0, then the participant set, state null, no events.
-    const fold = (set: string): Uint8Array => fromHex('4c474e050100' + '03016101620163' + '00' + '0102' + '000000' + set + '00' + '00')
+    // Header, origin "", table ["a","b","c"], infimum (1,"c"), digest 0/0/0, then the participant set, state null, no events, no logs.
+    const fold = (set: string): Uint8Array => fromHex('4c474e060100' + '03016101620163' + '00' + '0102' + '000000' + set + '00' + '00' + '00')
     assert.deepStrictEqual(decodeEventFold(fold('01'), codecs).infimum.participants, ['a', 'b', 'c']) // complement of nothing
     assert.deepStrictEqual(decodeEventFold(fold('0302'), codecs).infimum.participants, ['a', 'b']) // all but "c"
     assert.equal(hex(encodeEventFold(decodeEventFold(fold('0302'), codecs), codecs)), hex(fold('0302')))
@@ -599,7 +705,7 @@ describe('EventFold snapshots', () => {
     w.writeVarUint(1); w.writeString('a'); w.writeVarUint(0)
     w.writeVarUint(Number.MAX_SAFE_INTEGER); w.writeVarUint(0) // infimum (2^53 - 1, "a")
     w.writeVarUint(0); w.writeVarUint(0); w.writeVarUint(0); w.writeVarUint(0); w.writeUint8(0) // digest, participants, state null
-    w.writeVarUint(1); w.writeVarUint(1); w.writeVarUint(0); w.writeUint8(2); w.writeVarUint(0); w.writeVarUint(0)
+    w.writeVarUint(1); w.writeVarUint(1); w.writeVarUint(0); w.writeVarUint(0); w.writeUint8(2); w.writeVarUint(0); w.writeVarUint(0) // step, pidx, log, join "a", acks
     expectDecodeError('invalid', () => decodeEventFold(w.finish(), codecs))
   })
 
@@ -614,39 +720,49 @@ describe('EventFold snapshots', () => {
   })
 })
 
-describe('Signatures', () => {
-  const golden = goldenDiffs['diff.signed'] as JsonDiff
-  const signed = golden.events[1]!
+describe('Signatures and hash chains', () => {
+  const golden = goldenDiffs['diff.batch'] as JsonDiff
+  const run = golden.runs[0]!
 
-  test('a signature longer than MAX_SIGNATURE_BYTES is refused both ways', () => {
-    const long = { ...golden, events: [{ ...signed, signature: new Uint8Array(MAX_SIGNATURE_BYTES + 1) }] }
-    assert.throws(() => encodeDiff(long, codecs), EncodeError)
+  test('a signature longer than MAX_SIGNATURE_BYTES, or a hash longer than MAX_HASH_BYTES, is refused both ways', () => {
+    assert.throws(() => encodeDiff({ ...golden, runs: [{ ...run, signature: new Uint8Array(MAX_SIGNATURE_BYTES + 1) }] }, codecs), EncodeError)
+    assert.throws(() => encodeDiff({ ...golden, runs: [{ ...run, base: { counter: 1, hash: new Uint8Array(MAX_HASH_BYTES + 1) } }] }, codecs), EncodeError)
     // Hand-edit the 64-byte signature's length prefix (0x40) of the golden diff to 129 (0x81 0x01).
-    const bytes = encodeDiff({ ...golden, events: [signed] }, codecs)
-    const at = bytes.indexOf(0x40)
+    const bytes = encodeDiff(golden, codecs)
+    const at = Buffer.from(bytes).indexOf(Buffer.from([0x40, 0xab, 0xab]))
     const forged = Uint8Array.of(...bytes.subarray(0, at), 0x81, 0x01, ...new Uint8Array(129), ...bytes.subarray(at + 65))
     expectDecodeError('limit', () => decodeDiff(forged, codecs))
   })
 
-  test('an error carries no signature, and a left-out body none either', () => {
-    const error = { ...golden.events[3]!, signature: Uint8Array.of(1) }
-    const omitted = { ...signed, delta: undefined }
-    const decoded = decodeDiff(encodeDiff({ ...golden, events: [omitted, error] }, codecs), codecs)
-    assert.deepStrictEqual(decoded.events.map(e => e.signature), [undefined, undefined])
+  test('an empty signature is none', () => {
+    const decoded = decodeDiff(encodeDiff({ ...golden, runs: [{ ...run, signature: new Uint8Array(0) }] }, codecs), codecs)
+    assert.equal(decoded.runs[0]!.signature, undefined)
   })
 
-  test('what a creator signs names the cluster, the event id and the body, and nothing else', () => {
-    const id = signed.id
-    const body = { kind: 'event' as const, event: 7 }
-    const base = hex(encodeSignedEvent('demo', id, body, codecs))
-    assert.equal(hex(encodeSignedEvent('demo', { ...id }, { kind: 'event', event: 7 }, codecs)), base) // deterministic
-    assert.notEqual(hex(encodeSignedEvent('other', id, body, codecs)), base)
-    assert.notEqual(hex(encodeSignedEvent('demo', { ...id, counter: id.counter + 1 }, body, codecs)), base)
-    assert.notEqual(hex(encodeSignedEvent('demo', { ...id, participant: 'x' }, body, codecs)), base)
-    assert.notEqual(hex(encodeSignedEvent('demo', id, { kind: 'event', event: 8 }, codecs)), base)
-    assert.notEqual(hex(encodeSignedEvent('demo', id, { kind: 'join', participant: 'x' }, codecs)), hex(encodeSignedEvent('demo', id, { kind: 'unjoin', participant: 'x' }, codecs)))
+  test('what a creator signs names the cluster, the creator, its log, the position and the head, and nothing else', () => {
+    const head = Uint8Array.of(1, 2, 3)
+    const base = hex(encodeLogHead('demo', 'bob', 2, 3, head))
+    assert.equal(hex(encodeLogHead('demo', 'bob', 2, 3, Uint8Array.of(1, 2, 3))), base) // deterministic
+    assert.notEqual(hex(encodeLogHead('other', 'bob', 2, 3, head)), base)
+    assert.notEqual(hex(encodeLogHead('demo', 'bo', 2, 3, head)), base)
+    assert.notEqual(hex(encodeLogHead('demo', 'bob', 3, 3, head)), base)
+    assert.notEqual(hex(encodeLogHead('demo', 'bob', 2, 4, head)), base)
+    assert.notEqual(hex(encodeLogHead('demo', 'bob', 2, 3, Uint8Array.of(1, 2, 4))), base)
     // Version byte 0: the layout is not tied to the format version of folds and diffs.
-    assert.equal(base.slice(0, 10), '4c474e0004')
+    assert.equal(base.slice(0, 10), '4c474e0007')
+  })
+
+  test('a link of a hash chain names the hash before, the event id and the body', () => {
+    const id = { counter: 4, participant: 'bob' }
+    const body = { kind: 'event' as const, event: 7 }
+    const previous = Uint8Array.of(9, 9)
+    const base = hex(encodeLogLink(previous, id, body, codecs))
+    assert.equal(hex(encodeLogLink(Uint8Array.of(9, 9), { ...id }, { kind: 'event', event: 7 }, codecs)), base)
+    assert.notEqual(hex(encodeLogLink(new Uint8Array(0), id, body, codecs)), base)
+    assert.notEqual(hex(encodeLogLink(previous, { ...id, counter: 5 }, body, codecs)), base)
+    assert.notEqual(hex(encodeLogLink(previous, { ...id, participant: 'x' }, body, codecs)), base)
+    assert.notEqual(hex(encodeLogLink(previous, id, { kind: 'event', event: 8 }, codecs)), base)
+    assert.notEqual(hex(encodeLogLink(previous, id, { kind: 'join', participant: 'x' }, codecs)), hex(encodeLogLink(previous, id, { kind: 'unjoin', participant: 'x' }, codecs)))
   })
 })
 
@@ -693,23 +809,36 @@ describe('Diffs', () => {
   })
 
   test('fingerprints must be well formed, and name no participant twice', () => {
-    const good = goldenDiffs['diff.omitted-body'] as JsonDiff
+    const good = goldenDiffs['diff.batch'] as JsonDiff
     const fp = (byte: number): Uint8Array => new Uint8Array(FINGERPRINT_BYTES).fill(byte)
     assert.throws(() => encodeDiff(good, codecs, { fingerprint: () => new Uint8Array(3) }), EncodeError)
-    assert.throws(() => encodeDiff(good, codecs, { fingerprint: () => fp(1) }), EncodeError) // two participants, one fingerprint
-    // Header, origin "", table: "a" in full, then a fingerprint; infimum BOTTOM, digest 0/0, one Join of (1, fp) for "a".
-    const diff = (fps: string): Uint8Array => fromHex('4c474e040200' + '010161' + fps + '00' + '0000' + '01' + '01' + '01' + '02' + '00' + '00')
+    assert.throws(() => encodeDiff(good, codecs, { fingerprint: () => fp(1) }), EncodeError) // several participants, one fingerprint
+    // Header, origin "", table: "a" in full, then a fingerprint; no acknowledgement; one run of
+    // (fp)'s log 1 from its first event: (1, fp) joins "a", no signature, no base.
+    const diff = (fps: string): Uint8Array => fromHex('4c474e060200' + '010161' + fps + '00' + '01' + '01' + '01' + '01' + '01' + '01' + '0200' + '00' + '00')
     const one = '01' + '07'.repeat(FINGERPRINT_BYTES)
     const names = (name: string): DiffContext => ({ resolve: (f) => f[0] === 7 ? name : undefined })
-    assert.deepStrictEqual(decodeDiff(diff(one), codecs, undefined, names('b')).events[0]!.id, { counter: 1, participant: 'b' })
+    assert.deepStrictEqual(decodeDiff(diff(one), codecs, undefined, names('b')).runs[0]!.creator, 'b')
     expectDecodeError('unknown-participant', () => decodeDiff(diff(one), codecs))
     expectDecodeError('invalid', () => decodeDiff(diff(one), codecs, undefined, names('a'))) // "a" twice
     expectDecodeError('invalid', () => decodeDiff(diff('02' + '07'.repeat(FINGERPRINT_BYTES) + '07'.repeat(FINGERPRINT_BYTES)), codecs, undefined, names('b'))) // not ascending
   })
 
-  test('a diff whose events are not above its infimum cannot be encoded', () => {
-    const good = goldenDiffs['diff.omitted-body'] as JsonDiff
-    assert.throws(() => encodeDiff({ ...good, infimumId: { counter: 100, participant: 'z' } }, codecs), EncodeError)
+  test('a diff whose acknowledgements or runs break an invariant cannot be encoded', () => {
+    const good = goldenDiffs['diff.relayed'] as JsonDiff
+    const [first, second] = good.acknowledgements as [Acknowledgement<JsonValue>, Acknowledgement<JsonValue>]
+    const run = good.runs[0]!
+    assert.throws(() => encodeDiff({ ...good, acknowledgements: [first, first] }, codecs), EncodeError) // the sender relayed too
+    assert.throws(() => encodeDiff({ ...good, acknowledgements: [first, second, { ...second, participant: '0' }] }, codecs), EncodeError) // relayed ones unsorted
+    assert.throws(() => encodeDiff({ ...good, acknowledgements: [{ ...first, holds: [...first.holds].reverse() }] }, codecs), EncodeError)
+    assert.throws(() => encodeDiff({ ...good, acknowledgements: [{ ...first, holds: [{ ...first.holds[0]!, seq: 0 }] }] }, codecs), EncodeError)
+    assert.throws(() => encodeDiff({ ...good, acknowledgements: [{ ...first, failures: [...first.failures].reverse() }] }, codecs), EncodeError)
+    assert.throws(() => encodeDiff({ ...good, acknowledgements: [{ ...second, log: 0, unsettled: 1 }] }, codecs), EncodeError) // unsettled in no log
+    assert.throws(() => encodeDiff({ ...good, runs: [{ ...run, events: [] }] }, codecs), EncodeError)
+    assert.throws(() => encodeDiff({ ...good, runs: [{ ...run, events: [run.events[0]!, run.events[0]!] }] }, codecs), EncodeError) // counters do not ascend
+    assert.throws(() => encodeDiff({ ...good, runs: [{ ...run, first: 1 }] }, codecs), EncodeError) // a base before the first event
+    const error = { kind: 'error', event: 1, output: 1, errorAcks: [] } as unknown as SignedDelta<JsonValue, JsonValue>
+    assert.throws(() => encodeDiff({ ...good, runs: [{ ...run, events: [{ counter: 6, delta: error }] }] }, codecs), EncodeError) // a log holds no errors
   })
 })
 
@@ -741,38 +870,58 @@ describe('golden vectors', () => {
   const load = (file: string): Fixture => JSON.parse(readFileSync(new URL(`./fixtures/${file}`, import.meta.url), 'utf8')) as Fixture
   const v4 = load('codec-golden.json')
   const v5 = load('codec-golden-v5.json')
+  const v6 = load('codec-golden-v6.json')
   const vector = (fixture: Fixture, name: string): string => {
     const stored = fixture.vectors[name]
     assert.ok(stored !== undefined, `no golden vector for ${name}`)
     return stored
   }
-  const v5Only = { ...goldenV5EventFolds, ...goldenV5Diffs }
 
   test('the fixtures cover exactly the golden values', () => {
-    const names = [goldenEventIds, goldenEventFolds, goldenDiffs, goldenJson].flatMap((group) => Object.keys(group)).sort()
-    assert.deepStrictEqual(Object.keys(v4.vectors).sort(), names)
+    const names = (...groups: Array<Record<string, unknown>>): string[] => groups.flatMap((group) => Object.keys(group)).sort()
+    assert.deepStrictEqual(Object.keys(v4.vectors).sort(), names(goldenEventIds, legacyEventFolds, legacyDiffs, goldenJson))
     assert.equal(v4.formatVersion, 4)
-    const v5Names = [goldenEventIds, goldenEventFolds, goldenDiffs, v5Only].flatMap((group) => Object.keys(group)).sort()
-    assert.deepStrictEqual(Object.keys(v5.vectors).sort(), v5Names)
+    assert.deepStrictEqual(Object.keys(v5.vectors).sort(), names(goldenEventIds, legacyEventFolds, legacyDiffs, legacyV5EventFolds, legacyV5Diffs))
     assert.equal(v5.formatVersion, 5)
+    assert.deepStrictEqual(Object.keys(v6.vectors).sort(), names(goldenEventIds, goldenEventFolds, goldenDiffs, goldenStoredEvents, goldenStoredLogs))
+    assert.equal(v6.formatVersion, 6)
   })
 
-  // Format 4 is no longer written; what it stored must still load as the same values.
-  for (const [name, id] of Object.entries(goldenEventIds)) {
-    test(`format 4: ${name} decodes to its value`, () => {
-      assert.deepStrictEqual(decodeEventId(fromHex(vector(v4, name))), id)
-    })
+  // Formats 4 and 5 are no longer written; what they stored must still read as the same values.
+  const legacy = [
+    { fixture: v4, folds: legacyEventFolds, diffs: legacyDiffs },
+    { fixture: v5, folds: { ...legacyEventFolds, ...legacyV5EventFolds }, diffs: { ...legacyDiffs, ...legacyV5Diffs } }
+  ]
+  for (const { fixture, folds, diffs } of legacy) {
+    const format = `format ${fixture.formatVersion}`
+    for (const [name, id] of Object.entries(goldenEventIds)) {
+      test(`${format}: ${name} decodes to its value`, () => {
+        assert.deepStrictEqual(decodeEventId(fromHex(vector(fixture, name))), id)
+      })
+    }
+    for (const [name, snapshot] of Object.entries(folds)) {
+      test(`${format}: ${name} reads to its value, and is not taken for a fold of this format`, () => {
+        assert.deepStrictEqual(decodeLegacyEventFold(fromHex(vector(fixture, name)), codecs), snapshot)
+        expectDecodeError('bad-version', () => decodeEventFold(fromHex(vector(fixture, name)), codecs))
+      })
+    }
+    for (const [name, diff] of Object.entries(diffs)) {
+      test(`${format}: ${name} reads to its value, and is not taken for a diff of this format`, () => {
+        assert.deepStrictEqual(decodeLegacyDiff(fromHex(vector(fixture, name)), codecs), diff)
+        expectDecodeError('bad-version', () => decodeDiff(fromHex(vector(fixture, name)), codecs))
+      })
+    }
   }
-  for (const [name, snapshot] of Object.entries(goldenEventFolds)) {
-    test(`format 4: ${name} decodes to its value`, () => {
-      assert.deepStrictEqual(decodeEventFold(fromHex(vector(v4, name)), codecs), snapshot)
-    })
-  }
-  for (const [name, diff] of Object.entries(goldenDiffs)) {
-    test(`format 4: ${name} decodes to its value`, () => {
-      assert.deepStrictEqual(decodeDiff(fromHex(vector(v4, name)), codecs), diff)
-    })
-  }
+
+  test('a stored fold of format 4 or 5 migrates when nothing is outstanding in it, and is refused when something is', () => {
+    for (const fixture of [v4, v5]) {
+      const empty = migrateEventFold(fromHex(vector(fixture, 'eventFold.empty')), codecs)
+      assert.deepStrictEqual(empty, { ...legacyEventFolds['eventFold.empty']!, logs: [], events: [] })
+      assert.throws(() => migrateEventFold(fromHex(vector(fixture, 'eventFold.small')), codecs), { name: 'LegacyFoldError' })
+    }
+    assert.deepStrictEqual(migrateEventFold(fromHex(vector(v6, 'eventFold.small')), codecs), goldenEventFolds['eventFold.small'])
+  })
+
   for (const [name, value] of Object.entries(goldenJson)) {
     test(`${name} encodes to its pinned bytes and back`, () => {
       assert.equal(hex(encodeWith(jsonCodec, value)), vector(v4, name))
@@ -781,51 +930,43 @@ describe('golden vectors', () => {
   }
 
   for (const [name, id] of Object.entries(goldenEventIds)) {
-    test(`format 5: ${name} encodes to its pinned bytes and back`, () => {
-      assert.equal(hex(encodeEventId(id)), vector(v5, name))
-      assert.deepStrictEqual(decodeEventId(fromHex(vector(v5, name))), id)
+    test(`format 6: ${name} encodes to its pinned bytes and back`, () => {
+      assert.equal(hex(encodeEventId(id)), vector(v6, name))
+      assert.deepStrictEqual(decodeEventId(fromHex(vector(v6, name))), id)
     })
   }
-  for (const [name, snapshot] of Object.entries({ ...goldenEventFolds, ...goldenV5EventFolds })) {
-    test(`format 5: ${name} encodes to its pinned bytes and back`, () => {
-      assert.equal(hex(encodeEventFold(snapshot, codecs)), vector(v5, name))
-      assert.deepStrictEqual(decodeEventFold(fromHex(vector(v5, name)), codecs), snapshot)
+  for (const [name, snapshot] of Object.entries(goldenEventFolds)) {
+    test(`format 6: ${name} encodes to its pinned bytes and back`, () => {
+      assert.equal(hex(encodeEventFold(snapshot, codecs)), vector(v6, name))
+      assert.deepStrictEqual(decodeEventFold(fromHex(vector(v6, name)), codecs), snapshot)
     })
   }
-  for (const [name, diff] of Object.entries({ ...goldenDiffs, ...goldenV5Diffs })) {
-    test(`format 5: ${name} encodes to its pinned bytes and back`, () => {
-      assert.equal(hex(encodeDiff(diff, codecs)), vector(v5, name))
-      assert.deepStrictEqual(decodeDiff(fromHex(vector(v5, name)), codecs), diff)
+  for (const [name, diff] of Object.entries(goldenDiffs)) {
+    test(`format 6: ${name} encodes to its pinned bytes and back`, () => {
+      assert.equal(hex(encodeDiff(diff, codecs)), vector(v6, name))
+      assert.deepStrictEqual(decodeDiff(fromHex(vector(v6, name)), codecs), diff)
     })
   }
-
-  test('a thrown failure is delta tag 5, which format 4 does not have', () => {
-    const diffOfVersion = (version: number): Uint8Array => {
-      const w = new Writer()
-      w.writeRaw(Uint8Array.of(0x4c, 0x47, 0x4e, version, MessageKind.diff))
-      w.writeString('o')
-      w.writeVarUint(1); w.writeString('a'); w.writeVarUint(0) // table ["a"], no fingerprints
-      w.writeVarUint(0) // infimum BOTTOM
-      w.writeVarUint(0); w.writeVarUint(0) // digest count, hash
-      if (version >= 5) w.writeVarUint(0) // ... and throws
-      w.writeVarUint(1) // one event
-      w.writeVarUint(1); w.writeVarUint(0) // id 1:a
-      w.writeUint8(5); w.writeString('TypeError: boom')
-      w.writeVarUint(1) // errorAcks {a}: the complement of nothing
-      w.writeVarUint(1) // acks {a}
-      return w.finish()
-    }
-    const diff = decodeDiff(diffOfVersion(5), codecs)
-    assert.deepStrictEqual(diff.events, [{ id: { counter: 1, participant: 'a' }, delta: { kind: 'error', thrown: 'TypeError: boom', errorAcks: ['a'] }, acks: ['a'] }])
-    expectDecodeError('bad-tag', () => decodeDiff(diffOfVersion(4), codecs))
-  })
+  for (const [name, event] of Object.entries(goldenStoredEvents)) {
+    test(`format 6: ${name} encodes to its pinned bytes and back`, () => {
+      assert.equal(hex(encodeStoredEvent(event, codecs)), vector(v6, name))
+      assert.deepStrictEqual(decodeStoredEvent(fromHex(vector(v6, name)), codecs), event)
+    })
+  }
+  for (const [name, log] of Object.entries(goldenStoredLogs)) {
+    test(`format 6: ${name} encodes to its pinned bytes and back`, () => {
+      assert.equal(hex(encodeStoredLog(log)), vector(v6, name))
+      assert.deepStrictEqual(decodeStoredLog(fromHex(vector(v6, name))), log)
+    })
+  }
 
   test('a digest writes its throws only when there are some, and never more than its events', () => {
-    const base = goldenDiffs['diff.omitted-body'] as JsonDiff
-    assert.throws(() => encodeDiff({ ...base, infimumDigest: { ...base.infimumDigest, throws: 0 } }, codecs), EncodeError)
-    const bytes = encodeDiff({ ...base, infimumDigest: { count: 3, hash: 7, throws: 3 } }, codecs)
-    assert.deepStrictEqual(decodeDiff(bytes, codecs).infimumDigest, { count: 3, hash: 7, throws: 3 })
-    const tooMany = encodeDiff({ ...base, infimumDigest: { count: 3, hash: 7, throws: 2 } }, codecs)
+    const diff = goldenDiffs['diff.batch'] as JsonDiff
+    const withDigest = (infimumDigest: Acknowledgement<JsonValue>['infimumDigest']): JsonDiff => ({ ...diff, acknowledgements: [{ ...diff.acknowledgements[0]!, infimumDigest }] })
+    assert.throws(() => encodeDiff(withDigest({ count: 3, hash: 7, throws: 0 }), codecs), EncodeError)
+    const bytes = encodeDiff(withDigest({ count: 3, hash: 7, throws: 3 }), codecs)
+    assert.deepStrictEqual(decodeDiff(bytes, codecs).acknowledgements[0]!.infimumDigest, { count: 3, hash: 7, throws: 3 })
+    const tooMany = encodeDiff(withDigest({ count: 3, hash: 7, throws: 2 }), codecs)
     const at = Buffer.from(tooMany).indexOf(Buffer.from([3, 7, 2])) // count 3, hash 7, throws 2: set throws to 4
     expectDecodeError('invalid', () => decodeDiff(mutate(tooMany, [{ op: 'set', at: at + 2, byte: 4 }]), codecs))
   })
