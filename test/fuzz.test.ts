@@ -1,5 +1,5 @@
 /**
- * Fuzzing a running peer's inputs (protocol 5). Raw libp2p nodes (`createTransportNode`, no
+ * Fuzzing a running peer's inputs (protocol 6). Raw libp2p nodes (`createTransportNode`, no
  * Legion layer) connected to a Legion peer drive every protocol handler (fold, sync, push,
  * join, heartbeat, outputs, call, cast) and the fold topic with random bytes and with
  * mutations (bit flips, byte edits, insertions, deletions, truncations, splices) of valid
@@ -61,7 +61,7 @@ import { decodeJoinAnswer, decodeJoinRequest, encodeJoinRequest } from '../src/p
 import { decodeHeartbeat, decodeHeartbeatAnswer, encodeHeartbeat } from '../src/peer/protocol/heartbeat.js'
 import { decodeOutputs, encodeOutputs } from '../src/peer/protocol/outputs.js'
 import { KIND_MESSAGE, KIND_REPLY, decodeFrame, decodeReply, encodeFrame } from '../src/peer/messaging.js'
-import { type Diff, type EventFoldSnapshot, type EventSignatures, type EventSpec, type Participant } from '../src/eventfold/types.js'
+import { type Delta, type Diff, type EventFoldSnapshot, type EventSignatures, type EventSpec, type Participant } from '../src/eventfold/types.js'
 import { EventFold } from '../src/eventfold/event-fold.js'
 import { createTransportNode, type TransportNode } from '../src/transport/index.js'
 import {
@@ -247,15 +247,25 @@ function attempt<T> (decode: () => T): T | undefined {
 /** Every participant a Diff or fold names (its participant table). */
 function namesIn (m: LogDiff | Snapshot): Participant[] {
   const out: Participant[] = []
-  if ('infimum' in m) out.push(m.infimum.id.participant, ...m.infimum.participants)
-  else out.push(m.infimumId.participant)
-  for (const e of m.events) {
-    out.push(e.id.participant, ...e.acks)
-    const d = e.delta
-    if (d?.kind === 'join' || d?.kind === 'unjoin') out.push(d.participant)
-    if (d?.kind === 'error') out.push(...d.errorAcks)
+  if ('infimum' in m) {
+    out.push(m.infimum.id.participant, ...m.infimum.participants, ...m.logs.map(l => l.participant))
+    for (const e of m.events) {
+      out.push(e.id.participant, ...e.acks)
+      if (e.delta.kind === 'error') out.push(...e.delta.errorAcks)
+    }
+  } else {
+    for (const a of m.acknowledgements) {
+      out.push(a.participant, a.infimumId.participant, ...a.holds.map(h => h.participant), ...a.failures.map(f => f.id.participant), ...a.departing.map(d => d.unjoin.participant))
+    }
+    out.push(...m.runs.map(r => r.creator))
   }
+  for (const d of bodiesOf(m)) if (d.kind === 'join' || d.kind === 'unjoin') out.push(d.participant)
   return out.filter(p => p !== '')
+}
+
+/** The bodies a Diff's runs or a fold's outstanding events carry. */
+function bodiesOf (m: LogDiff | Snapshot): Array<Delta<string, number>> {
+  return 'infimum' in m ? m.events.map(e => e.delta) : m.runs.flatMap(r => r.events.map(e => e.delta))
 }
 
 function describe (m: unknown): string {
@@ -303,7 +313,7 @@ class Mirror {
   }
 
   signatures (group: string): EventSignatures<string, number> {
-    return eventSignatures(originOf(group), peerSigner(this.key), codecs)
+    return eventSignatures(originOf(group), this.participant, peerSigner(this.key), codecs)
   }
 
   /** Takes the groups as fetched. */
@@ -331,7 +341,7 @@ class Mirror {
    * at the last fetch alone, with each earlier frame of the batch, and with all of them.
    */
   private removesPeer (group: string, message: LogDiff | Snapshot, inFrame: ReadonlyArray<{ readonly group: string, readonly message: LogDiff | Snapshot }> = []): boolean {
-    if (message.events.some(e => e.delta?.kind === 'unjoin' && e.delta.participant === this.self)) return true
+    if (bodiesOf(message).some(d => d.kind === 'unjoin' && d.participant === this.self)) return true
     // a group the peer waits for takes a fold with the peer's Join still outstanding
     const view = this.view(group)
     if (!('infimum' in message) || view.kind !== 'inside') return false
@@ -379,7 +389,7 @@ class Mirror {
 
   /** Whether `message` changes whether the participant takes part in its group. */
   private touchesParticipant (message: LogDiff | Snapshot): boolean {
-    if (message.events.some(e => (e.delta?.kind === 'join' || e.delta?.kind === 'unjoin') && e.delta.participant === this.participant)) return true
+    if (bodiesOf(message).some(d => (d.kind === 'join' || d.kind === 'unjoin') && d.participant === this.participant)) return true
     // a fold's settled participants replace the peer's own before its Join folded
     return 'infimum' in message && !message.infimum.participants.includes(this.participant)
   }
@@ -723,12 +733,15 @@ test(`garbage and mutated frames on every protocol never crash a peer, never cha
       folds.push(encodeEventFold(replica.snapshot(), codecs))
       const events = replica.outstandingEvents()
       if (group === '') first = events[0]!.id
-      const diff: LogDiff = { origin, infimumId: replica.infimumId(), infimumDigest: replica.infimumDigest(), events }
+      // Its acknowledgement and the outstanding events of its own log, under its signature.
+      const acknowledgement = replica.acknowledgement()
+      const run = replica.run(forger.peerId, replica.log, 1)
+      const diff: LogDiff = { origin, acknowledgements: [acknowledgement], runs: run === undefined ? [] : [run] }
       const variants: LogDiff[] = [
         diff,
-        { ...diff, events: events.map(e => ({ ...e, delta: undefined })) },
-        { ...diff, events: [] },
-        { ...diff, events: [{ id: { counter: events[0]!.id.counter, participant: a.self }, delta: { kind: 'error', output: -1, errorAcks: [a.self, forger.peerId].sort() }, acks: [forger.peerId] }] },
+        { ...diff, runs: [] },
+        { ...diff, acknowledgements: [] },
+        { ...diff, acknowledgements: [{ ...acknowledgement, failures: [{ id: { counter: events[0]!.id.counter, participant: a.self }, output: -1 }] }] },
         { ...diff, origin: 'elsewhere' }
       ]
       const sending = new ParticipantFingerprints().sending(origin, new Set(replica.infimumParticipants()))
