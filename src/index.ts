@@ -244,6 +244,7 @@ export {
 } from './keyspace/table.js'
 export type { HandoffProgress, ReceivingPartition, SendingPartition, ReleasingPartition } from './keyspace/handoff.js'
 export type { KeyspaceCounters } from './keyspace/context.js'
+export type { KeyspacePlan, MembershipChange, ReplicaMove, RefusedPlan } from './keyspace/plan.js'
 export {
   HandlerError,
   RequestTimeoutError,
