@@ -203,7 +203,10 @@ export {
   type ReadinessCheck,
   type MemberView,
   type Change,
-  type ChangeKind
+  type ChangeKind,
+  isPlanningView,
+  type PlanningView,
+  type PlannedMembershipChange
 } from './admin/index.js'
 export type { OperatorControl, OperatorView, OperatorViews, PeerPhase, GroupSummary } from './peer/operator.js'
 export { LEGION_VERSION } from './version.js'
