@@ -51,353 +51,48 @@
  *
  * @module
  */
-import { Reader, Writer } from './buffer.js'
+import { Writer, type Reader } from './buffer.js'
 import { decodeWithin, resolveDecodeLimits, type DecodeLimits } from './codec.js'
 import { DecodeError, EncodeError } from './errors.js'
 import { MAGIC, MessageKind, checkEventIdForEncoding, expectKind, readEventId, writeEventId, writeHeader } from './header.js'
-import { ParticipantTableReader, ParticipantTableWriter, type DiffContext } from './participant-table.js'
-import type { Codec } from './codec.js'
+import { ParticipantTableReader, ParticipantTableWriter } from './participant-table.js'
+import {
+  MAX_HASH_BYTES,
+  MAX_SIGNATURE_BYTES,
+  TAG_EVENT,
+  TAG_FAILED,
+  TAG_JOIN,
+  TAG_THREW,
+  TAG_UNJOIN,
+  checkBytes,
+  collectBody,
+  readBase,
+  readBody,
+  readDigest,
+  writeBase,
+  writeBody,
+  writeDigest,
+  type FoldCodecs
+} from './fold-fields.js'
 import {
   compareEventIds,
-  type Acknowledgement,
   type CreatorLog,
   type Delta,
-  type Diff,
   type EventFoldSnapshot,
   type EventId,
-  type FailureReport,
-  type InfimumDigest,
-  type LogBase,
   type LogPosition,
-  type LogRun,
   type OutstandingEvent,
   type Participant,
-  type RunEvent,
   type SignedDelta
 } from '../eventfold/types.js'
 
 export { MAGIC, FORMAT_VERSION, OLDEST_READABLE_FORMAT_VERSION, MessageKind, FIRST_WIRE_KIND, writeHeader, readHeader, peekKind, peekVersion, writeEventId, readEventId } from './header.js'
 export { FINGERPRINT_BYTES, ParticipantTableWriter, ParticipantTableReader, type DiffContext } from './participant-table.js'
-
-/** The codecs of a fold's user types. */
-export interface FoldCodecs<E, S, O> {
-  /** Codec of user events. */
-  readonly event: Codec<E>
-  /** Codec of the folded state. */
-  readonly state: Codec<S>
-  /** Codec of event outputs. */
-  readonly output: Codec<O>
-}
-
-const TAG_EVENT = 1
-const TAG_JOIN = 2
-const TAG_UNJOIN = 3
-/** A user event that failed here: its `apply` returned a failure. */
-const TAG_FAILED = 4
-/** A user event that failed here: its `apply` threw. */
-const TAG_THREW = 5
-
-/** Largest signature a run or log may carry (an Ed25519 signature is 64 bytes). */
-export const MAX_SIGNATURE_BYTES = 128
-/** Largest chain hash a log may carry (a SHA-256 is 32 bytes). */
-export const MAX_HASH_BYTES = 64
+export { MAX_HASH_BYTES, MAX_SIGNATURE_BYTES, type FoldCodecs } from './fold-fields.js'
+export { encodeDiff, decodeDiff } from './diff.js'
 
 /** The kind byte of {@link encodeLogHead}'s bytes; never sent on its own. */
 const LOG_HEAD_KIND = 7
-
-const JOINED = 1
-
-function writeDigest (w: Writer, digest: InfimumDigest): void {
-  w.writeVarUint(digest.count)
-  w.writeVarUint(digest.hash)
-  // Canonical: no throws is written as 0 and read back as the field left out.
-  if (digest.throws === 0) throw new EncodeError('a digest with no throws must leave the field out')
-  w.writeVarUint(digest.throws ?? 0)
-}
-
-function readDigest (r: Reader): InfimumDigest {
-  const count = r.readVarUint()
-  const hash = r.readVarUint()
-  const throws = r.readVarUint()
-  if (throws > count) throw new DecodeError('invalid', `a digest counts ${throws} throws among ${count} events`)
-  return throws === 0 ? { count, hash } : { count, hash, throws }
-}
-
-function checkBytes (bytes: Uint8Array, max: number, what: string): void {
-  if (bytes.length > max) throw new EncodeError(`a ${what} of ${bytes.length} bytes exceeds ${max}`)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Bodies, acknowledgements, runs
-
-function collectBody<E, O> (table: ParticipantTableWriter, delta: Delta<E, O>): void {
-  if (delta.kind === 'join' || delta.kind === 'unjoin') table.add(delta.participant)
-  else if (delta.kind === 'error') table.addAll(delta.errorAcks)
-}
-
-function writeBody<E, S, O> (w: Writer, table: ParticipantTableWriter, codecs: FoldCodecs<E, S, O>, delta: SignedDelta<E, O>): void {
-  switch (delta.kind) {
-    case 'event': w.writeUint8(TAG_EVENT); codecs.event.encode(delta.event, w); break
-    case 'join': w.writeUint8(TAG_JOIN); table.writeParticipant(w, delta.participant); break
-    case 'unjoin': w.writeUint8(TAG_UNJOIN); table.writeParticipant(w, delta.participant); break
-    default: throw new EncodeError(`a log holds no delta of kind ${String((delta as { kind: unknown }).kind)}`)
-  }
-}
-
-function readBody<E, S, O> (r: Reader, table: ParticipantTableReader, codecs: FoldCodecs<E, S, O>, limits: DecodeLimits, tag: number): SignedDelta<E, O> {
-  switch (tag) {
-    case TAG_EVENT: return { kind: 'event', event: codecs.event.decode(r, limits) }
-    case TAG_JOIN: return { kind: 'join', participant: table.readParticipant(r) }
-    case TAG_UNJOIN: return { kind: 'unjoin', participant: table.readParticipant(r) }
-    default: throw new DecodeError('bad-tag', `unknown body tag ${tag} at offset ${r.offset - 1}`)
-  }
-}
-
-function collectAck<O> (table: ParticipantTableWriter, a: Acknowledgement<O>): void {
-  table.add(a.participant)
-  table.addEventId(a.infimumId)
-  for (const h of a.holds) table.add(h.participant)
-  for (const f of a.failures) table.addEventId(f.id)
-  for (const d of a.departing) table.addEventId(d.unjoin)
-}
-
-function writeAck<E, S, O> (w: Writer, table: ParticipantTableWriter, codecs: FoldCodecs<E, S, O>, a: Acknowledgement<O>): void {
-  table.writeParticipant(w, a.participant)
-  w.writeUint8(a.joined ? JOINED : 0)
-  w.writeVarUint(a.log)
-  if (a.log === 0 && a.unsettled !== 0) throw new EncodeError('an unsettled position in no log')
-  w.writeVarUint(a.unsettled)
-  table.writeEventId(w, a.infimumId)
-  writeDigest(w, a.infimumDigest)
-  w.writeVarUint(a.holds.length)
-  let previous = -1
-  let previousSince = -1
-  for (const h of a.holds) {
-    const index = table.indexOf(h.participant)
-    if (index < previous || (index === previous && h.since <= previousSince)) throw new EncodeError('an acknowledgement\'s holds are not sorted and unique')
-    if (!(Number.isSafeInteger(h.seq) && h.seq >= 1)) throw new EncodeError(`an acknowledgement holds ${String(h.seq)} events of ${h.participant}`)
-    w.writeVarUint(index)
-    w.writeVarUint(h.since)
-    w.writeVarUint(h.seq)
-    previous = index
-    previousSince = h.since
-  }
-  w.writeVarUint(a.failures.length)
-  let last: EventId | undefined
-  for (const f of a.failures) {
-    if (f.id.counter === 0 || (last !== undefined && compareEventIds(last, f.id) >= 0)) throw new EncodeError('an acknowledgement\'s failures are not ascending real ids')
-    table.writeEventId(w, f.id)
-    if (f.thrown !== undefined) { w.writeUint8(TAG_THREW); w.writeString(f.thrown) } else { w.writeUint8(TAG_FAILED); codecs.output.encode(f.output, w) }
-    last = f.id
-  }
-  w.writeVarUint(a.departing.length)
-  last = undefined
-  let lastSince = -1
-  for (const d of a.departing) {
-    const order = last === undefined ? 1 : compareEventIds(d.unjoin, last)
-    if (d.unjoin.counter === 0 || order < 0 || (order === 0 && d.since <= lastSince)) throw new EncodeError('an acknowledgement\'s UnJoins are not ascending real ids')
-    if (!(Number.isSafeInteger(d.seq) && d.seq >= 1)) throw new EncodeError(`a departing position of ${String(d.seq)}`)
-    table.writeEventId(w, d.unjoin)
-    w.writeVarUint(d.since)
-    w.writeVarUint(d.seq)
-    last = d.unjoin
-    lastSince = d.since
-  }
-}
-
-function readAck<E, S, O> (r: Reader, table: ParticipantTableReader, codecs: FoldCodecs<E, S, O>, limits: DecodeLimits): Acknowledgement<O> {
-  const participant = table.readParticipant(r)
-  const flags = r.readUint8()
-  if ((flags & ~JOINED) !== 0) throw new DecodeError('invalid', `unknown acknowledgement flags ${flags}`)
-  const log = r.readVarUint()
-  const unsettled = r.readVarUint()
-  if (log === 0 && unsettled !== 0) throw new DecodeError('invalid', 'an unsettled position in no log')
-  const infimumId = table.readEventId(r)
-  const infimumDigest = readDigest(r)
-  const m = r.readCount(limits.maxItems, 3, 'holds')
-  const holds: Array<{ participant: Participant, since: number, seq: number }> = []
-  let previous = -1
-  let previousSince = -1
-  for (let i = 0; i < m; i++) {
-    const index = table.readIndex(r)
-    const since = r.readVarUint()
-    if (index < previous || (index === previous && since <= previousSince)) throw new DecodeError('invalid', 'an acknowledgement\'s holds are not ascending')
-    const seq = r.readVarUint()
-    if (seq < 1) throw new DecodeError('invalid', 'an acknowledgement holds 0 events of a log it lists')
-    holds.push({ participant: table.participants[index]!, since, seq })
-    previous = index
-    previousSince = since
-  }
-  const f = r.readCount(limits.maxItems, 3, 'failures')
-  const failures: Array<FailureReport<O>> = []
-  let last: EventId | undefined
-  for (let i = 0; i < f; i++) {
-    const id = table.readEventId(r)
-    if (id.counter === 0 || (last !== undefined && compareEventIds(last, id) >= 0)) throw new DecodeError('invalid', 'an acknowledgement\'s failures are not ascending real ids')
-    const tag = r.readUint8()
-    if (tag === TAG_THREW) failures.push({ id, thrown: r.readString(limits.maxStringBytes) })
-    else if (tag === TAG_FAILED) failures.push({ id, output: codecs.output.decode(r, limits) })
-    else throw new DecodeError('bad-tag', `unknown failure tag ${tag} at offset ${r.offset - 1}`)
-    last = id
-  }
-  const d = r.readCount(limits.maxItems, 4, 'departing')
-  const departing: Array<{ unjoin: EventId, since: number, seq: number }> = []
-  last = undefined
-  let lastSince = -1
-  for (let i = 0; i < d; i++) {
-    const unjoin = table.readEventId(r)
-    const since = r.readVarUint()
-    const order = last === undefined ? 1 : compareEventIds(unjoin, last)
-    if (unjoin.counter === 0 || order < 0 || (order === 0 && since <= lastSince)) throw new DecodeError('invalid', 'an acknowledgement\'s UnJoins are not ascending real ids')
-    const seq = r.readVarUint()
-    if (seq < 1) throw new DecodeError('invalid', 'a departing position of 0')
-    departing.push({ unjoin, since, seq })
-    last = unjoin
-    lastSince = since
-  }
-  return { participant, infimumId, infimumDigest, joined: flags === JOINED, log, unsettled, holds, failures, departing }
-}
-
-function collectRun<E, O> (table: ParticipantTableWriter, run: LogRun<E, O>): void {
-  table.add(run.creator)
-  for (const e of run.events) collectBody(table, e.delta)
-}
-
-function writeRun<E, S, O> (w: Writer, table: ParticipantTableWriter, codecs: FoldCodecs<E, S, O>, run: LogRun<E, O>): void {
-  if (run.events.length === 0) throw new EncodeError('a run holds at least one event')
-  if (!(Number.isSafeInteger(run.first) && run.first >= 1)) throw new EncodeError(`a run starts at position ${String(run.first)}`)
-  table.writeParticipant(w, run.creator)
-  w.writeVarUint(run.since)
-  w.writeVarUint(run.first)
-  w.writeVarUint(run.events.length)
-  let previous = 0
-  for (const e of run.events) {
-    checkEventIdForEncoding({ counter: e.counter, participant: run.creator })
-    if (e.counter <= previous) throw new EncodeError(`the counters of ${run.creator}'s run do not ascend`)
-    w.writeVarUint(e.counter - previous)
-    writeBody(w, table, codecs, e.delta)
-    previous = e.counter
-  }
-  const signature = run.signature ?? new Uint8Array(0)
-  checkBytes(signature, MAX_SIGNATURE_BYTES, 'signature')
-  w.writeBytes(signature)
-  if (run.base !== undefined && run.first === 1) throw new EncodeError('a run from a log\'s first event has nothing before it')
-  writeBase(w, run.base)
-}
-
-/** `varuint counter` (0: none), then, if there is one, `bytes hash`. */
-function writeBase (w: Writer, base: LogBase | undefined): void {
-  if (base === undefined) { w.writeVarUint(0); return }
-  checkEventIdForEncoding({ counter: base.counter, participant: 'x' })
-  if (base.counter === 0) throw new EncodeError('a base event has a counter >= 1')
-  checkBytes(base.hash, MAX_HASH_BYTES, 'hash')
-  w.writeVarUint(base.counter)
-  w.writeBytes(base.hash)
-}
-
-function readBase (r: Reader): LogBase | undefined {
-  const counter = r.readVarUint()
-  return counter === 0 ? undefined : { counter, hash: r.readBytes(MAX_HASH_BYTES) }
-}
-
-function readRun<E, S, O> (r: Reader, table: ParticipantTableReader, codecs: FoldCodecs<E, S, O>, limits: DecodeLimits): LogRun<E, O> {
-  const creator = table.readParticipant(r)
-  const since = r.readVarUint()
-  const first = r.readVarUint()
-  if (first < 1) throw new DecodeError('invalid', 'a run starts at position 0')
-  const n = r.readCount(limits.maxItems, 2, 'run')
-  if (n === 0) throw new DecodeError('invalid', 'an empty run')
-  const events: Array<RunEvent<E, O>> = []
-  let counter = 0
-  for (let i = 0; i < n; i++) {
-    const step = r.readVarUint()
-    if (step < 1) throw new DecodeError('invalid', `the counters of ${creator}'s run do not ascend`)
-    counter += step
-    if (!Number.isSafeInteger(counter)) throw new DecodeError('invalid', `event counter ${counter} is not a safe integer`)
-    events.push({ counter, delta: readBody(r, table, codecs, limits, r.readUint8()) })
-  }
-  if (!Number.isSafeInteger(first + n - 1)) throw new DecodeError('invalid', 'a run ends past 2^53')
-  const signature = r.readBytes(MAX_SIGNATURE_BYTES)
-  const base = readBase(r)
-  if (base !== undefined && first === 1) throw new DecodeError('invalid', 'a run from a log\'s first event has nothing before it')
-  return { creator, since, first, events, ...(signature.length > 0 ? { signature } : {}), ...(base !== undefined ? { base } : {}) }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Diff
-
-/**
- * Encodes a diff (kind 2). Deterministic, given the `context`: which participants it
- * fingerprints, and which origin it implies.
- * @throws {@link EncodeError} if the diff breaks an invariant (acknowledgements or runs out
- * of order, counters that do not ascend), a user codec rejects a value, or two participants
- * share a fingerprint
- */
-export function encodeDiff<E, S, O> (diff: Diff<E, O>, codecs: FoldCodecs<E, S, O>, context?: DiffContext): Uint8Array {
-  const table = new ParticipantTableWriter()
-  for (const a of diff.acknowledgements) collectAck(table, a)
-  for (const run of diff.runs) collectRun(table, run)
-  const w = new Writer(256)
-  writeHeader(w, MessageKind.diff)
-  if (context?.origin !== undefined && diff.origin === '' && context.origin !== '') throw new EncodeError('an empty origin cannot be told from the implied one')
-  w.writeString(context?.origin !== undefined && diff.origin === context.origin ? '' : diff.origin)
-  table.write(w, context)
-  w.writeVarUint(diff.acknowledgements.length)
-  let previous = -1
-  for (let i = 0; i < diff.acknowledgements.length; i++) {
-    const a = diff.acknowledgements[i]!
-    const index = table.indexOf(a.participant)
-    if (i > 1 && index <= previous) throw new EncodeError('relayed acknowledgements are not sorted and unique')
-    if (i > 0 && a.participant === diff.acknowledgements[0]!.participant) throw new EncodeError('the sender\'s acknowledgement is relayed too')
-    writeAck(w, table, codecs, a)
-    if (i > 0) previous = index
-  }
-  w.writeVarUint(diff.runs.length)
-  previous = -1
-  let previousSince = -1
-  for (const run of diff.runs) {
-    const index = table.indexOf(run.creator)
-    if (index < previous || (index === previous && run.since <= previousSince)) throw new EncodeError('runs are not sorted by creator and log, one each')
-    writeRun(w, table, codecs, run)
-    previous = index
-    previousSince = run.since
-  }
-  return w.finish()
-}
-
-/**
- * Decodes bytes from {@link encodeDiff}, validating its invariants; `context` resolves
- * fingerprinted participants and supplies an implied origin. Throws only {@link DecodeError}.
- */
-export function decodeDiff<E, S, O> (bytes: Uint8Array, codecs: FoldCodecs<E, S, O>, limits?: Partial<DecodeLimits>, context?: DiffContext): Diff<E, O> {
-  const resolved = resolveDecodeLimits(limits)
-  return decodeWithin(bytes, resolved, (r) => {
-    expectKind(r, MessageKind.diff)
-    const written = r.readString(resolved.maxStringBytes)
-    const origin = written === '' && context?.origin !== undefined ? context.origin : written
-    const table = ParticipantTableReader.read(r, resolved, context)
-    const k = r.readCount(resolved.maxItems, 8, 'acknowledgements')
-    const acknowledgements: Array<Acknowledgement<O>> = []
-    let previous = ''
-    for (let i = 0; i < k; i++) {
-      const a = readAck(r, table, codecs, resolved)
-      if (i > 1 && !(previous < a.participant)) throw new DecodeError('invalid', 'relayed acknowledgements are not ascending')
-      if (i > 0 && a.participant === acknowledgements[0]!.participant) throw new DecodeError('invalid', 'the sender\'s acknowledgement is relayed too')
-      acknowledgements.push(a)
-      if (i > 0) previous = a.participant
-    }
-    const n = r.readCount(resolved.maxItems, 6, 'runs')
-    const runs: Array<LogRun<E, O>> = []
-    for (let i = 0; i < n; i++) {
-      const run = readRun(r, table, codecs, resolved)
-      const before = runs[i - 1]
-      if (before !== undefined && !(before.creator < run.creator || (before.creator === run.creator && before.since < run.since))) throw new DecodeError('invalid', 'runs are not ascending by creator and log')
-      runs.push(run)
-    }
-    table.expectAllUsed()
-    return { origin, acknowledgements, runs }
-  })
-}
 
 // ---------------------------------------------------------------------------------------------
 // EventFold
