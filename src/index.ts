@@ -330,6 +330,7 @@ export {
   type Diff,
   type Acknowledgement,
   type VersionEntry,
+  type DepartingPosition,
   type FailureReport,
   type LogRun,
   type RunEvent,

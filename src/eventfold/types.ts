@@ -437,7 +437,20 @@ export interface Acknowledgement<O> {
    * departing participant ordered after its UnJoin (renegades) do not count, so nobody waits
    * for one that was dropped everywhere.
    */
-  readonly departing: ReadonlyArray<{ readonly unjoin: EventId, readonly since: number, readonly seq: number }>
+  readonly departing: readonly DepartingPosition[]
+}
+
+/**
+ * How much of one of a departing participant's logs an acknowledger holds, up to its last
+ * event ordered before the UnJoin (see {@link Acknowledgement.departing}).
+ */
+export interface DepartingPosition {
+  /** The UnJoin. */
+  readonly unjoin: EventId
+  /** Which of the departing participant's logs. */
+  readonly since: number
+  /** How many of its events are held, from the first (`>= 1`). */
+  readonly seq: number
 }
 
 /** One event of a {@link LogRun}. */
