@@ -62,6 +62,18 @@ test('the throwing simulation does exercise throws, and rejoins on the thrower\'
   assert.ok(trusting.thrown >= 5, `only ${trusting.thrown} throws`)
 })
 
+test('regression (logs): a log moves past events of a departed participant that can fold nowhere, so its rejoined events and acknowledgement are taken', () => {
+  // Found with LEGION_PROPERTY_RUNS=2000 (seeds 11, 22, 33) in the first-hand throwing property
+  // above. p5 was ejected and rejoined; its log's events from before the rejoin folded
+  // nowhere p5 was not a participant. p0, whose infimum was below them, refused every run of
+  // p5's log as starting past a gap, so it never took p5's acknowledgement of p5's own Join,
+  // which p0 had created, and the Join never folded there.
+  for (const [seed, peers, steps] of [[2147483623, 6, 298], [2147483621, 6, 295], [-1255649413, 4, 130]] as const) {
+    const report = runSimulation({ seed, peers, steps, firstHand: true, throwing: true })
+    assert.ok(report.finalInfimumCount > 40, `seed ${seed}: the fold went on`)
+  }
+})
+
 test('regression (issue 11, item 1): first-hand, a replica blocked on an error takes the infimum of a peer that folded it and a later event that fails', () => {
   // Found by LEGION_SEED=1859982090 in the property above. p0, p1 and p3 hold 15:p0 as an
   // error lacking p4's acknowledgement of the failure, and 15:p1 as an event their folds have

@@ -40,7 +40,8 @@ export type RunRefusal =
  * and that event is at or below `infimum` (the infimum this replica has, or the one a trusting
  * full merge is about to adopt): every event in the gap is earlier in the same log, so has a
  * lower id still, and can never fold here; the run is taken from there (into a log none of
- * whose events are outstanding here: they stay its last ones). That
+ * whose events are outstanding here: they stay its last ones). Likewise when none of the
+ * events in the gap can fold anywhere ({@link renegadeGap}). That
  * is how a log moves on past events that were dropped everywhere they reached (a renegade's,
  * or ones an adopted infimum passed) and that nobody can send any more.
  */
@@ -54,7 +55,8 @@ export function checkRun<E, S, O> (core: FoldCore<E, S, O>, run: LogRun<E, O>, i
   if (run.first > from.seq + 1) {
     const base = run.base
     const baseId = base === undefined ? undefined : { counter: base.counter, participant: run.creator }
-    const jumpable = baseId !== undefined && held.baseSeq === held.seq && compareEventIds(baseId, infimum) <= 0
+    const jumpable = baseId !== undefined && held.baseSeq === held.seq &&
+      (compareEventIds(baseId, infimum) <= 0 || (infimum === core.infId && renegadeGap(core, creator, baseId)))
     if (!jumpable) return { kind: 'gap', id: idOf(run.events[0]!) }
     from = { seq: run.first - 1, hash: base!.hash, counter: base!.counter }
   }
@@ -69,6 +71,24 @@ export function checkRun<E, S, O> (core: FoldCore<E, S, O>, run: LogRun<E, O>, i
   const signatures = core.signatures
   if (signatures !== undefined && (run.signature === undefined || !signatures.verify(run.creator, run.since, end, hash, run.signature))) return { kind: 'forged', id: last }
   return { creator, since: run.since, from, events, seq: end, hash, signature: run.signature }
+}
+
+/**
+ * Whether none of `creator`'s events ordered before `base` can fold anywhere, although they
+ * are above this replica's infimum: this replica's own Join has folded, `creator` is not a
+ * participant of its infimum, and no Join of `creator` ordered before `base` is outstanding
+ * here. Any replica that folded such an event had folded a Join of `creator` before it, above
+ * this infimum; that Join needed this replica's acknowledgement, so it would be held here. (A
+ * departed participant's events from before its rejoin are what this lets a log move past.)
+ */
+function renegadeGap<E, S, O> (core: FoldCore<E, S, O>, creator: number, base: EventId): boolean {
+  if ((core.infMask & core.selfBit) === 0n || (core.infMask & core.table.bit(creator)) !== 0n) return false
+  for (let i = core.head; i < core.entries.length; i++) {
+    const e = core.entries[i]!
+    if (compareEventIds(e, base) >= 0) break
+    if (e.delta.kind === 'join' && e.delta.peer === creator) return false
+  }
+  return true
 }
 
 /** Inserts a checked run's events and moves its creator's log to its head. */
