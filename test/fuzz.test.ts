@@ -387,6 +387,16 @@ class Mirror {
     return !merged.ok && merged.error.name === 'ForgedEventError'
   }
 
+  /** Whether a fold can be taken whole (as a group the peer waits for takes it): its events sit in their logs, which chain to their heads. */
+  private holdable (group: string, snapshot: Snapshot): boolean {
+    try {
+      EventFold.fromSnapshot(snapshot, this.self, spec, { signatures: this.signatures(group) })
+      return true
+    } catch {
+      return false
+    }
+  }
+
   /** Whether `message` changes whether the participant takes part in its group. */
   private touchesParticipant (message: LogDiff | Snapshot): boolean {
     if (bodiesOf(message).some(d => (d.kind === 'join' || d.kind === 'unjoin') && d.participant === this.participant)) return true
@@ -474,6 +484,8 @@ class Mirror {
         const snapshot = message as Snapshot
         const admitted = snapshot.infimum.participants.includes(this.self) || snapshot.events.some(e => e.delta.kind === 'join' && e.delta.participant === this.self)
         if (!admitted || !snapshot.infimum.participants.includes(this.participant)) { refuse('not-participant', 'not-participant', true); continue }
+        // a fold no replica would write (a log that does not chain to its head) is not taken
+        if (!this.holdable(group, snapshot)) { refuse('undecodable', 'not-participant', true); continue }
         changesMembership = true
         verdicts.push('valid')
         expected.push({ merged: true, rateLimitable: true })

@@ -133,7 +133,15 @@ export class Intake {
     const admitted = snapshot.infimum.participants.includes(self) ||
       snapshot.events.some(e => e.delta.kind === 'join' && e.delta.participant === self)
     if (!admitted || !snapshot.infimum.participants.includes(from)) { c.counters.droppedNonParticipant++; return false }
-    replica.adopt(snapshot)
+    try {
+      replica.adopt(snapshot)
+    } catch (err) {
+      // A snapshot no fold would write: an event outside its creator's log, a log that does
+      // not chain to its head.
+      c.counters.droppedUndecodable++
+      c.log('dropped an invalid fold of group %s from %s: %s', label(replica.id), from, err)
+      return false
+    }
     c.log('took the state of group %s from %s', label(replica.id), from)
     return true
   }
