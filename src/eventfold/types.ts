@@ -319,10 +319,11 @@ export interface LogPosition {
  * the hash chain after the last one, and the participant's signature of that head, which lets
  * the replica relay the events to others.
  *
- * A participant writes one log at a time. It starts a new one in each new fold it holds (it
- * joins, rejoins or recovers) and whenever one of its own events leaves its fold without
- * folding (a renegade's, or one an adopted infimum passed): whoever held less of the old log
- * then never waits for events that nobody will send. A log is named by `since`, the Lamport
+ * A participant writes one log at a time. It starts a new one at its first event in each new
+ * fold it takes (it founds, joins or rejoins: a fold from another replica may hold less of
+ * its earlier log than it sent), and goes on writing the one it wrote when it recovers its
+ * fold from its own storage. Events of a log that can no longer fold anywhere are passed over
+ * with the run's base (see {@link LogRun.base}). A log is named by `since`, the Lamport
  * counter of its first event.
  */
 export interface CreatorLog {
