@@ -1,0 +1,150 @@
+/**
+ * Supervision across the cluster on stubs: whole peers with the supervision service over the
+ * in-memory network and one manual clock (test/support/supervision-sim.ts), so placement,
+ * failover, hand-over, replicated servers and poison inputs are specified with deterministic
+ * time and no sockets. Every test that moves a child checks that no two peers ever ran it at
+ * once, and counts the restarts.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { SupervisionSim, SIM_DETECTION, inits, sup, type SPeer } from './support/supervision-sim.js'
+
+test('placed children spread over the members and answer calls by name from every peer', async () => {
+  const sim = new SupervisionSim()
+  const peers = await sim.cluster(3)
+  const names = ['c1', 'c2', 'c3', 'c4', 'c5', 'c6']
+  for (const n of names) await sim.settle(sup(peers[0]!).startChild(n, { server: 'kv' }), `start ${n}`)
+  await sim.until(() => names.every(n => sim.running(n).length === 1), 'every child runs')
+  const perPeer = new Map<string, number>()
+  for (const n of names) { const p = sim.running(n)[0]!.peer; perPeer.set(p, (perPeer.get(p) ?? 0) + 1) }
+  assert.deepEqual([...perPeer.values()].sort(), [2, 2, 2], `two children per peer: ${JSON.stringify([...perPeer])}`)
+  for (const [i, p] of peers.entries()) {
+    assert.equal(await sim.settle(sup(p).call('c1', { op: 'put', key: `k${i}`, value: i }), `put from ${i}`), i)
+  }
+  assert.deepEqual(await sim.settle(sup(peers[2]!).call('c1', { op: 'all' }), 'all'), { k0: 0, k1: 1, k2: 2 })
+  await sim.stop()
+})
+
+test('a child placed on a named peer runs there', async () => {
+  const sim = new SupervisionSim()
+  const peers = await sim.cluster(3)
+  const target = peers[2]!
+  await sim.settle(sup(peers[0]!).startChild('pinned', { server: 'kv', placement: { kind: 'peer', peer: target.self } }), 'start')
+  await sim.until(() => sim.running('pinned').length === 1, 'it runs')
+  assert.equal(sim.running('pinned')[0]!.peer, target.self)
+  assert.equal(sup(peers[1]!).whereis('pinned')?.peer, target.self)
+  await sim.stop()
+})
+
+test('when the host crashes, the child is restarted exactly once, on a surviving peer, after the failure detector ejected the host', async () => {
+  const sim = new SupervisionSim()
+  const peers = await sim.cluster(5)
+  await sim.settle(sup(peers[0]!).startChild('worker', { server: 'kv' }), 'start')
+  await sim.until(() => sim.running('worker').length === 1, 'it runs')
+  // The standby is queued once the first run is known.
+  await sim.clock.advance(2000)
+  const host = peers.find(p => p.self === sim.running('worker')[0]!.peer)!
+  const before = sim.runs.length
+  const crashedAt = sim.clock.now()
+  sim.crash(host)
+  await sim.until(() => sim.running('worker').length === 1, 'a survivor runs it')
+  const failover = sim.clock.now() - crashedAt
+  assert.ok(failover > SIM_DETECTION.suspectAfterMs, `restarted after ${failover} ms: once ejected, not before`)
+  await sim.clock.advance(10_000)
+  const after = sim.runs.slice(before)
+  assert.equal(after.length, 1, `exactly one restart: ${JSON.stringify(after)}`)
+  assert.notEqual(after[0]!.peer, host.self)
+  const caller = peers.find(p => p !== host)!
+  assert.equal(await sim.settle(sup(caller).call('worker', { op: 'put', key: 'a', value: 1 }), 'call the new host'), 1)
+  sim.assertNoOverlap()
+  await sim.stop()
+})
+
+test('a call made while the host is down waits through the failover and is answered by the new host', async () => {
+  const sim = new SupervisionSim()
+  const peers = await sim.cluster(3)
+  await sim.settle(sup(peers[0]!).startChild('w', { server: 'kv' }), 'start')
+  await sim.until(() => sim.running('w').length === 1, 'it runs')
+  const host = peers.find(p => p.self === sim.running('w')[0]!.peer)!
+  const caller = peers.find(p => p !== host)!
+  sim.crash(host)
+  const answer = await sim.settle(sup(caller).call('w', { op: 'put', key: 'x', value: 7 }, { timeoutMs: 20_000 }), 'the call')
+  assert.equal(answer, 7)
+  await sim.stop()
+})
+
+test('stopping the host hands the child over with the state its terminate saved; the next host starts after it stopped', async () => {
+  const sim = new SupervisionSim()
+  const peers = await sim.cluster(3)
+  await sim.settle(sup(peers[0]!).startChild('store', { server: 'kv' }), 'start')
+  await sim.until(() => sim.running('store').length === 1, 'it runs')
+  const host = peers.find(p => p.self === sim.running('store')[0]!.peer)!
+  const caller = peers.find(p => p !== host)!
+  await sim.settle(sup(caller).call('store', { op: 'put', key: 'kept', value: 42 }), 'put')
+  inits.length = 0
+  await sim.settle(host.stop(), 'the host stops (leaving)')
+  await sim.until(() => sim.running('store').length === 1, 'another peer runs it')
+  assert.notEqual(sim.running('store')[0]!.peer, host.self)
+  assert.deepEqual(inits.filter(i => i.child === 'store'), [{ child: 'store', restored: true }], 'the next init got the saved state')
+  assert.equal(await sim.settle(sup(caller).call('store', { op: 'get', key: 'kept' }), 'get'), 42)
+  sim.assertNoOverlap()
+  await sim.stop()
+})
+
+test('a transient child that stops normally is finished: not restarted anywhere, and calls say it is stopped', async () => {
+  const sim = new SupervisionSim()
+  const peers = await sim.cluster(3)
+  await sim.settle(sup(peers[0]!).startChild('job', { server: 'kv', restart: 'transient' }), 'start')
+  await sim.until(() => sim.running('job').length === 1, 'it runs')
+  assert.equal(await sim.settle(sup(peers[1]!).call('job', { op: 'stop' }), 'stop it'), 'bye')
+  await sim.until(() => sup(peers[2]!).whichChildren().find(c => c.name === 'job')?.status === 'finished', 'finished everywhere')
+  await sim.clock.advance(10_000)
+  assert.equal(sim.running('job').length, 0)
+  assert.equal(sim.runs.filter(r => r.child === 'job').length, 1, 'never restarted')
+  await assert.rejects(sim.settle(sup(peers[2]!).call('job', { op: 'all' }), 'call'), { name: 'ServerStoppedError' })
+  await sim.settle(sup(peers[2]!).restartChild('job'), 'restart it')
+  await sim.until(() => sim.running('job').length === 1, 'it runs again')
+  await sim.stop()
+})
+
+test('a step that throws restarts the child on its host (ServerCrashedError); past its intensity the child is failed, not moved', async () => {
+  const sim = new SupervisionSim()
+  const peers = await sim.cluster(3)
+  await sim.settle(sup(peers[0]!).startChild('fragile', { server: 'kv', intensity: 1, periodMs: 60_000 }), 'start')
+  await sim.until(() => sim.running('fragile').length === 1, 'it runs')
+  const host = sim.running('fragile')[0]!.peer
+  await assert.rejects(sim.settle(sup(peers[1]!).call('fragile', { op: 'crash' }), 'crash 1'), { name: 'ServerCrashedError' })
+  assert.equal(await sim.settle(sup(peers[1]!).call('fragile', { op: 'put', key: 'a', value: 1 }), 'after the restart'), 1)
+  assert.equal(sim.running('fragile')[0]!.peer, host, 'restarted on the same host')
+  assert.equal(sup(peers.find(p => p.self === host)!).whichChildren().find(c => c.name === 'fragile')?.local?.restarts, 1)
+  await assert.rejects(sim.settle(sup(peers[1]!).call('fragile', { op: 'crash' }), 'crash 2'), { name: 'ServerCrashedError' })
+  await sim.until(() => sup(peers[0]!).whichChildren().find(c => c.name === 'fragile')?.status === 'failed', 'failed everywhere')
+  await sim.clock.advance(10_000)
+  assert.equal(sim.running('fragile').length, 0, 'not moved to another peer')
+  assert.match(sup(peers[2]!).whichChildren().find(c => c.name === 'fragile')!.reason!, /gave up/)
+  await sim.stop()
+})
+
+test('stopChild stops the child wherever it runs, and a name nobody declared is UnknownServerError', async () => {
+  const sim = new SupervisionSim()
+  const peers = await sim.cluster(3)
+  await sim.settle(sup(peers[0]!).startChild('temp', { server: 'kv' }), 'start')
+  await sim.until(() => sim.running('temp').length === 1, 'it runs')
+  await sim.settle(sup(peers[1]!).stopChild('temp'), 'stop it')
+  await sim.until(() => sim.running('temp').length === 0 && peers.every(p => sup(p).whichChildren().length === 0), 'gone everywhere')
+  await assert.rejects(sim.settle(sup(peers[0]!).call('temp', { op: 'all' }), 'call'), { name: 'UnknownServerError' })
+  await assert.rejects(sim.settle(sup(peers[0]!).stopChild('nope'), 'stop'), { name: 'UnknownServerError' })
+  await sim.stop()
+})
+
+test('declaring a child again with the same terms is a no-op; with other terms it is ChildConflictError', async () => {
+  const sim = new SupervisionSim()
+  const peers = await sim.cluster(2)
+  await sim.settle(sup(peers[0]!).startChild('x', { server: 'kv' }), 'start')
+  await sim.settle(sup(peers[1]!).startChild('x', { server: 'kv' }), 'again')
+  await assert.rejects(sim.settle(sup(peers[1]!).startChild('x', { server: 'kv', restart: 'transient' }), 'other terms'), { name: 'ChildConflictError' })
+  await assert.rejects(sup(peers[0]!).startChild('y', { server: 'nope' as 'kv' }), TypeError)
+  await sim.stop()
+})
+
+void (null as unknown as SPeer)
