@@ -148,3 +148,83 @@ test('declaring a child again with the same terms is a no-op; with other terms i
 })
 
 void (null as unknown as SPeer)
+
+/** The peers whose replica of `name` is held, as they report it. */
+function replicasOf (peers: readonly SPeer[], name: string): SPeer[] {
+  return peers.filter(p => sup(p).whichChildren().find(c => c.name === name)?.replicas !== undefined)
+}
+
+test('a replicated server answers once every replica acknowledged the input; a crash of its primary loses no answered input', async () => {
+  const sim = new SupervisionSim()
+  const peers = await sim.cluster(5)
+  await sim.settle(sup(peers[0]!).startReplicated('ledger', { server: 'kv', replicas: 3 }), 'start')
+  await sim.until(() => sim.running('ledger').length === 1, 'a primary runs')
+  const caller = peers[4]!
+  for (let i = 0; i < 5; i++) assert.equal(await sim.settle(sup(caller).call('ledger', { op: 'put', key: `k${i}`, value: i }), `put ${i}`), i)
+  await sim.until(() => replicasOf(peers, 'ledger').length === 3, 'three replicas hold it')
+  const primary = peers.find(p => p.self === sim.running('ledger')[0]!.peer)!
+  assert.ok(replicasOf(peers, 'ledger').includes(primary), 'the primary is a replica')
+  // Answered, then the primary crashes at once: a surviving replica takes over with every input.
+  assert.equal(await sim.settle(sup(caller === primary ? peers[3]! : caller).call('ledger', { op: 'put', key: 'last', value: 99 }), 'the last put'), 99)
+  const before = sim.runs.length
+  sim.crash(primary)
+  const survivor = peers.find(p => p !== primary)!
+  const all = await sim.settle(sup(survivor).call('ledger', { op: 'all' }, { timeoutMs: 30_000 }), 'read through the new primary')
+  assert.deepEqual(all, { k0: 0, k1: 1, k2: 2, k3: 3, k4: 4, last: 99 })
+  const next = sim.runs.slice(before)
+  assert.equal(next.length, 1, `one new primary: ${JSON.stringify(next)}`)
+  assert.ok(replicasOf([primary], 'ledger').length === 1 && next[0]!.peer !== primary.self)
+  // The new primary brings the group back to three replicas among the survivors.
+  await sim.until(() => replicasOf(peers.filter(p => p !== primary), 'ledger').filter(p => sup(p).whichChildren().find(c => c.name === 'ledger')!.replicas!.length === 3).length === 3, 'three replicas again')
+  sim.assertNoOverlap()
+  await sim.stop()
+})
+
+test('a poison input is quarantined on every replica: PoisonInputError for the caller, the state untouched, listed everywhere, never stepped again after a failover', async () => {
+  const sim = new SupervisionSim()
+  const peers = await sim.cluster(5)
+  await sim.settle(sup(peers[0]!).startReplicated('acct', { server: 'kv', replicas: 3 }), 'start')
+  await sim.settle(sup(peers[1]!).call('acct', { op: 'put', key: 'a', value: 1 }), 'put')
+  const err = await sim.settle(sup(peers[1]!).call('acct', { op: 'crash' }), 'the poison').then(() => undefined, (e: unknown) => e)
+  assert.equal((err as Error).name, 'PoisonInputError', String(err))
+  assert.match((err as Error).message, /poison: crash/)
+  await sim.until(() => replicasOf(peers, 'acct').length === 3 && replicasOf(peers, 'acct').every(p => sup(p).whichChildren().find(c => c.name === 'acct')!.quarantinedTotal === 1), 'every replica holds the record')
+  const quarantinedHere = sim.events.filter(e => e.event.type === 'quarantined').map(e => e.peer)
+  assert.deepEqual(new Set(quarantinedHere), new Set(replicasOf(peers, 'acct').map(p => p.self)), 'reported by every replica')
+  assert.deepEqual(await sim.settle(sup(peers[1]!).call('acct', { op: 'all' }), 'state'), { a: 1 }, 'the state is as before the poison')
+  const outsider = peers.find(p => !replicasOf(peers, 'acct').includes(p))!
+  const listed = await sim.settle(sup(outsider).quarantined('acct'), 'the list, from a peer that is no replica')
+  assert.equal(listed.length, 1)
+  assert.equal(listed[0]!.event.counter, (err as { eventId: { counter: number } }).eventId.counter)
+  // Fail over: the new primary starts from the folded state, in which the poison never applied.
+  const primary = peers.find(p => p.self === sim.running('acct')[0]!.peer)!
+  sim.crash(primary)
+  const survivor = peers.find(p => p !== primary)!
+  assert.deepEqual(await sim.settle(sup(survivor).call('acct', { op: 'all' }, { timeoutMs: 30_000 }), 'after the failover'), { a: 1 })
+  assert.equal(await sim.settle(sup(survivor).call('acct', { op: 'put', key: 'b', value: 2 }), 'put again'), 2)
+  assert.equal((await sim.settle(sup(survivor).quarantined('acct'), 'still listed')).length, 1)
+  await sim.stop()
+})
+
+test('a replicated call retried with the same request id is stepped once', async () => {
+  const sim = new SupervisionSim()
+  const peers = await sim.cluster(3)
+  await sim.settle(sup(peers[0]!).startReplicated('counter', { server: 'kv', replicas: 3 }), 'start')
+  await sim.settle(sup(peers[1]!).call('counter', { op: 'put', key: 'n', value: 1 }), 'put')
+  const steps = (): number | undefined => sup(peers.find(p => p.self === sim.running('counter')[0]!.peer)!).whichChildren()[0]!.steps
+  await sim.until(() => steps() === 1, 'one step settled')
+  // A host that went silent makes callers try again with the same id: cut the caller's replies.
+  const primary = sim.running('counter')[0]!.peer
+  const caller = peers.find(p => p.self !== primary)!
+  sim.net.cutLink(primary, caller.self, true)
+  const call = sup(caller).call('counter', { op: 'put', key: 'n', value: 2 }, { timeoutMs: 8000 })
+  await sim.clock.advance(2500) // one attempt lost its reply; the next is under way
+  sim.net.heal()
+  assert.equal(await sim.settle(call, 'the retried call'), 2)
+  const primaryPeer = peers.find(p => p.self === primary)!
+  assert.ok(sup(primaryPeer).stats().served >= 3, `the primary was asked twice for the second put (served ${sup(primaryPeer).stats().served})`)
+  await sim.until(() => steps() === 2, 'settled')
+  await sim.clock.advance(3000)
+  assert.equal(steps(), 2, 'stepped once, not once per attempt')
+  await sim.stop()
+})
