@@ -147,6 +147,22 @@ export interface ClusterCallOptions {
   readonly signal?: AbortSignal
 }
 
+/** Who runs a child: its election's settled holder and the grant's fencing token. */
+export interface ChildHolder {
+  /** The holder: a placed child's host, a replicated server's primary. */
+  readonly peer: Participant
+  /** The grant's token (see `FencingToken`). */
+  readonly token: EventId
+}
+
+/** A placed child's server on the peer that runs it. */
+export interface LocalServerInfo {
+  /** Its lifecycle on that peer. */
+  readonly status: ChildStatus
+  /** Restarts by the supervisor on that peer since this run began. */
+  readonly restarts: number
+}
+
 /** A child as this peer sees it (settled table and registry, plus what runs here). */
 export interface ClusterChildInfo {
   /** The child's name. */
@@ -162,11 +178,11 @@ export interface ClusterChildInfo {
   /** Why it finished or failed. */
   readonly reason: string | undefined
   /** Its holder (the host of a placed child, the primary of a replicated one) and the grant's token. */
-  readonly holder: { readonly peer: Participant, readonly token: EventId } | undefined
+  readonly holder: ChildHolder | undefined
   /** Whether this peer runs it now. */
   readonly runningHere: boolean
   /** A placed child running here: its server's status on this peer (restarts included). */
-  readonly local: { readonly status: ChildStatus, readonly restarts: number } | undefined
+  readonly local: LocalServerInfo | undefined
   /** A replicated child whose state this peer holds: the group's settled participants. */
   readonly replicas: readonly Participant[] | undefined
   /** A replicated child whose state this peer holds: inputs stepped and inputs quarantined. */
@@ -312,7 +328,7 @@ export interface ClusterSupervision<Sv> {
   cast: (<I, O>(child: ChildRef<I, O>, input: I, options?: ClusterCallOptions) => Promise<void>) &
   ((child: string, input: unknown, options?: ClusterCallOptions) => Promise<void>)
   /** The child's holder and token, settled, if any. */
-  whereis(name: string): { readonly peer: Participant, readonly token: EventId } | undefined
+  whereis(name: string): ChildHolder | undefined
   /** Every child in the settled table, sorted by name. */
   whichChildren(): ClusterChildInfo[]
   /** A replicated server's quarantined inputs: from this peer's replica, else from its primary. */

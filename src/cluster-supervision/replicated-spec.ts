@@ -45,7 +45,7 @@ export interface QuarantineRecord {
   readonly thrown: string
   /** The input's first bytes, in the server's input codec. */
   readonly input: Uint8Array
-  /** Whether `input` was cut at {@link MAX_QUARANTINED_INPUT_BYTES}. */
+  /** Whether `input` was cut (at 1024 bytes). */
   readonly truncated: boolean
 }
 

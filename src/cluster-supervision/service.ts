@@ -38,7 +38,7 @@ import { BadInputError, BadOutputError, UnknownServerError } from '../supervisio
 import { codecsOf, stateCodecOf, type ServerSpec } from '../supervision/server.js'
 import type { Timer } from '../time/clock.js'
 import type {
-  ChildRef, ClusterCallOptions, ClusterChildInfo, ClusterSupervision, ClusterSupervisionEvent, ClusterSupervisionOptions,
+  ChildHolder, ChildRef, ClusterCallOptions, ClusterChildInfo, ClusterSupervision, ClusterSupervisionEvent, ClusterSupervisionOptions,
   ClusterSupervisionStats, PlacedChildOptions, QuarantinedInput, ReplicatedChildOptions, ServerTable
 } from './api.js'
 import { Caller } from './caller.js'
@@ -443,7 +443,7 @@ class ClusterSupervisionService<Sv> implements ClusterSupervisionInstance<Sv> {
     try { return decodeWith(codecs.output, reply, DEFAULT_DECODE_LIMITS) } catch (err) { throw new BadOutputError(name, err) }
   }
 
-  whereis (name: string): { readonly peer: string, readonly token: EventId } | undefined {
+  whereis (name: string): ChildHolder | undefined {
     if (this.phase !== 'started') return undefined
     const h = this.election.whereis(name)
     return h === undefined ? undefined : { peer: h.peer, token: h.token }
