@@ -132,7 +132,7 @@ class ClusterSupervisionService<Sv> implements ClusterSupervisionInstance<Sv> {
       self: c.self,
       clock: c.clock,
       waits: this.waits,
-      record: (name) => this.settled(name),
+      record: (name) => this.known(name),
       holder: (name) => this.whereis(name),
       endpoint: (name) => this.endpoint(name),
       log: c.log
@@ -432,7 +432,7 @@ class ClusterSupervisionService<Sv> implements ClusterSupervisionInstance<Sv> {
     const name = typeof child === 'string' ? child : (child as Partial<ChildRef<unknown, unknown>>)?.name
     if (typeof name !== 'string') throw new TypeError(`${kind}: child must be a name or a ChildRef`)
     const { timeoutMs, signal } = callOptions(options, this.o.callTimeoutMs, kind)
-    const record = this.settled(name)
+    const record = this.known(name)
     const server = record === undefined ? undefined : this.o.servers.get(record.server)
     if (server === undefined) throw new UnknownServerError(name)
     const codecs = codecsOf(server)
@@ -475,7 +475,7 @@ class ClusterSupervisionService<Sv> implements ClusterSupervisionInstance<Sv> {
 
   async quarantined (name: string, options: ClusterCallOptions = {}): Promise<QuarantinedInput[]> {
     const { timeoutMs, signal } = callOptions(options, this.o.callTimeoutMs, 'quarantined')
-    const record = this.settled(name)
+    const record = this.known(name)
     if (record === undefined) throw new UnknownServerError(name)
     if (record.mode !== 'replicated') return []
     const g = this.locals.get(name)?.group?.handle
@@ -519,6 +519,16 @@ class ClusterSupervisionService<Sv> implements ClusterSupervisionInstance<Sv> {
 
   private settled (name: string): ChildRecord | undefined {
     return this.table.held() ? this.read().infimum.children[name] : undefined
+  }
+
+  /**
+   * The child as callers find it: settled, or else projected (declared on another peer, and not
+   * settled here yet: its holder will be, and the call waits for it).
+   */
+  private known (name: string): ChildRecord | undefined {
+    if (!this.table.held()) return undefined
+    const s = this.read()
+    return s.infimum.children[name] ?? s.projected.children[name]
   }
 
   private async write (event: ChildrenEvent, options: WaitOptions): Promise<ChildrenOutput> {
