@@ -36,6 +36,33 @@ test('a child placed on a named peer runs there', async () => {
   await sim.stop()
 })
 
+test('with placement any, every member stands and exactly one runs the child', async () => {
+  const sim = new SupervisionSim()
+  const peers = await sim.cluster(3)
+  await sim.settle(sup(peers[1]!).startChild('anywhere', { server: 'kv', placement: { kind: 'any' } }), 'start')
+  await sim.until(() => sim.running('anywhere').length === 1, 'it runs')
+  await sim.clock.advance(5000)
+  assert.equal(sim.runs.filter(r => r.child === 'anywhere').length, 1)
+  await sim.stop()
+})
+
+test('a call to a child nobody can run waits for its timeout (CallTimeoutError) or its signal (CallAbortedError)', async () => {
+  const sim = new SupervisionSim()
+  const peers = await sim.cluster(2)
+  await sim.settle(sup(peers[0]!).startChild('nowhere', { server: 'kv', placement: { kind: 'peer', peer: 'not-a-member', fallback: false } }), 'start')
+  const began = sim.clock.now()
+  await assert.rejects(sim.settle(sup(peers[1]!).call('nowhere', { op: 'all' }, { timeoutMs: 3000 }), 'the call'), { name: 'CallTimeoutError' })
+  const took = sim.clock.now() - began
+  assert.ok(took >= 3000 && took < 4000, `gave up after ${took} simulated ms`)
+  const controller = new AbortController()
+  const call = sup(peers[1]!).call('nowhere', { op: 'all' }, { timeoutMs: 30_000, signal: controller.signal })
+  await sim.clock.advance(500)
+  controller.abort()
+  await assert.rejects(sim.settle(call, 'the aborted call'), { name: 'CallAbortedError' })
+  assert.equal(sim.runs.length, 0, 'nobody ran it')
+  await sim.stop()
+})
+
 test('when the host crashes, the child is restarted exactly once, on a surviving peer, after the failure detector ejected the host', async () => {
   const sim = new SupervisionSim()
   const peers = await sim.cluster(5)
