@@ -86,10 +86,14 @@ export class PrimaryRun {
   private readonly unsubscribes: Array<() => void> = []
   private timer: Timer | undefined
   private readonly started: Promise<void>
+  /** Fires when the grant ends or the run is stopped: ends every wait of the run. */
+  private readonly ended = new AbortController()
+  private readonly signal: AbortSignal
   /** Replies in the making, by request id: a caller's retry joins its first copy. */
   private readonly pending = new Map<string, Promise<ChildReply>>()
 
   constructor (private readonly c: PrimaryRunComponents) {
+    this.signal = AbortSignal.any([c.context.signal, this.ended.signal])
     this.started = this.start()
   }
 
@@ -104,15 +108,16 @@ export class PrimaryRun {
   }
 
   private async start (): Promise<void> {
-    const { group, context, server, record, log } = this.c
+    const { group, server, record, log } = this.c
     try {
-      await group.whenHeld({ timeoutMs: 60_000, signal: context.signal })
+      await group.whenHeld({ timeoutMs: 60_000, signal: this.signal })
       if (group.readState().projected.server.kind === 'uninitialised') {
         const state = await server.init({ name: record.name, incarnation: 1, restored: undefined })
-        await group.applyConsistent({ t: 'init', state }, { timeoutMs: 60_000, signal: context.signal })
+        await group.applyConsistent({ t: 'init', state }, { timeoutMs: 60_000, signal: this.signal })
       }
     } catch (err) {
-      if (!context.signal.aborted) log.error('%s: the primary could not start: %s', record.name, err)
+      if (!this.signal.aborted) log.error('%s: the primary could not start: %s', record.name, err)
+      if (this.phase === 'starting') { this.phase = 'stopped'; this.c.waits.changed() }
       return
     }
     if (this.phase !== 'starting') return
@@ -152,7 +157,7 @@ export class PrimaryRun {
   private hand (peer: Participant): void {
     if (this.adding.has(peer)) return
     this.adding.add(peer)
-    this.c.group.participate(peer, { timeoutMs: 5000, signal: this.c.context.signal }).then(
+    this.c.group.participate(peer, { timeoutMs: 5000, signal: this.signal }).then(
       (d) => { if (d.reached.includes(peer)) this.unreached.delete(peer); else this.unreached.add(peer) },
       (err: unknown) => { this.unreached.add(peer); this.c.log('%s: adding replica %s: %s', this.name, peer, err) }
     ).finally(() => { this.adding.delete(peer); if (this.phase === 'running') this.changed() })
@@ -192,7 +197,7 @@ export class PrimaryRun {
     this.inFlight++
     try {
       const began = this.c.clock.now()
-      const gate = await this.c.waits.until(() => this.ready(), req.t, this.c.context.signal)
+      const gate = await this.c.waits.until(() => this.ready(), req.t, this.signal)
       if (gate.kind === 'value' && !gate.value) return { k: 'moved' }
       if (gate.kind !== 'value') {
         if (gate.kind === 'aborted' || !this.live) return { k: 'moved' }
@@ -207,7 +212,7 @@ export class PrimaryRun {
       const remaining = Math.max(1, req.t - (this.c.clock.now() - began))
       let out: ReplicatedOutput<unknown>
       try {
-        out = await this.c.group.applyConsistent(event, { timeoutMs: remaining, signal: this.c.context.signal })
+        out = await this.c.group.applyConsistent(event, { timeoutMs: remaining, signal: this.signal })
       } catch (err) {
         const poison = this.poisoned(req, err)
         if (poison !== undefined) return { k: 'error', e: errorToWire(poison) }
@@ -240,6 +245,7 @@ export class PrimaryRun {
   async stop (): Promise<void> {
     if (this.phase === 'stopping' || this.phase === 'stopped') return
     this.phase = 'stopping'
+    this.ended.abort(new Error(`${this.name}: the primary stops`))
     this.timer?.cancel()
     for (const u of this.unsubscribes.splice(0)) u()
     this.c.waits.changed()

@@ -96,7 +96,8 @@ interface LocalChild {
   /** A replicated child: its settled generation's group. */
   group: { readonly id: string, readonly generation: EventId, readonly handle: ReplicatedGroup, readonly unsubscribe: () => void } | undefined
   founding: boolean
-  quarantineSeen: number
+  /** Quarantine records this peer's replica had when first seen held (`undefined`: not yet). */
+  quarantineSeen: number | undefined
   readonly unobserve: () => void
   readonly unhandle: () => void
 }
@@ -238,7 +239,7 @@ class ClusterSupervisionService<Sv> implements ClusterSupervisionInstance<Sv> {
     if (l !== undefined) return l
     const unobserve = this.election.observe(name, () => { this.waits.changed(); this.schedule() })
     const unhandle = this.endpoint(name).handle(async (req) => await this.answer(name, req))
-    l = { name, candidacy: undefined, run: undefined, group: undefined, founding: false, quarantineSeen: 0, unobserve, unhandle }
+    l = { name, candidacy: undefined, run: undefined, group: undefined, founding: false, quarantineSeen: undefined, unobserve, unhandle }
     this.locals.set(name, l)
     return l
   }
@@ -337,7 +338,7 @@ class ClusterSupervisionService<Sv> implements ClusterSupervisionInstance<Sv> {
     if (generation === null || local.group !== undefined) return
     const id = this.groupId(record.name, generation)
     const handle = this.group(id, server)
-    local.quarantineSeen = handle.held() ? handle.readState().infimum.quarantinedTotal : 0
+    local.quarantineSeen = handle.held() ? handle.readState().infimum.quarantinedTotal : undefined
     const unsubscribe = handle.subscribe(state => { this.reportQuarantine(local, state.infimum.quarantinedTotal, state.infimum.quarantined); this.schedule() })
     local.group = { id, generation, handle, unsubscribe }
   }
@@ -383,7 +384,13 @@ class ClusterSupervisionService<Sv> implements ClusterSupervisionInstance<Sv> {
     }
   }
 
+  /**
+   * Reports the quarantine records this replica folded since it last looked. A replica added
+   * after some were folded reports only later ones (the earlier ones were reported where they
+   * were folded, and `quarantined(name)` lists them all).
+   */
   private reportQuarantine (local: LocalChild, total: number, records: readonly QuarantinedInput[]): void {
+    if (local.quarantineSeen === undefined) { local.quarantineSeen = total; return }
     if (total <= local.quarantineSeen) return
     const fresh = records.slice(Math.max(0, records.length - (total - local.quarantineSeen)))
     local.quarantineSeen = total
