@@ -134,6 +134,7 @@ export {
   type ServiceDefinition,
   type ServiceComponents,
   type ServiceInstance,
+  type ServiceStopContext,
   type ServiceMap,
   type ServiceInstances,
   type MembershipView,
@@ -159,7 +160,7 @@ export { defaultLeaseWindows, leaseOf, type Lease, type LeaseInputs, type LeaseW
 export type {
   Discovery,
   DiscoveryOptions,
-  Consistency,
+  LookupConsistency,
   FencingToken,
   ServiceEntry,
   Lookup,
@@ -234,6 +235,51 @@ export {
 } from './admin/index.js'
 export type { OperatorControl, OperatorView, OperatorViews, PeerPhase, GroupSummary } from './peer/operator.js'
 export { LEGION_VERSION } from './version.js'
+
+// ---------------------------------------------------------------------------------------------
+// The keyspace: a service that partitions keys over the peers, replicates each partition among
+// R owners, routes requests from any peer, hands partitions off as peers come and go, and
+// indexes keys by tag for a cluster-wide ordered search (after the Haskell legion framework).
+// ---------------------------------------------------------------------------------------------
+
+export {
+  defineKeyspace,
+  type Keyspace,
+  type KeyspaceOptions,
+  type RequestOptions,
+  type LocalRead,
+  type KeyspaceStats,
+  type KeyspaceNeeds,
+  type PartitionEvent
+} from './keyspace/keyspace.js'
+export {
+  stringKeys,
+  bytesKeys,
+  MAX_KEY_BYTES,
+  MAX_TAG_BYTES,
+  MAX_TAGS_PER_KEY,
+  type KeyCodec,
+  type KeyspaceApplication
+} from './keyspace/partition-state.js'
+export type { IndexRecord, SearchFrom, SearchOptions } from './keyspace/search.js'
+export type { RequestConsistency } from './keyspace/wire.js'
+export {
+  MAX_KEYSPACE_PARTITIONS,
+  MAX_REPLICATION,
+  type KeyspaceTable,
+  type PartitionAssignment,
+  type TableChange
+} from './keyspace/table.js'
+export type { HandoffProgress, ReceivingPartition, SendingPartition, ReleasingPartition } from './keyspace/handoff.js'
+export type { KeyspaceCounters } from './keyspace/context.js'
+export {
+  HandlerError,
+  RequestTimeoutError,
+  PartitionUnavailableError,
+  BadRequestError,
+  ForeignCursorError,
+  InvalidCursorError
+} from './keyspace/errors.js'
 
 // ---------------------------------------------------------------------------------------------
 // Storage: where a peer persists its fold and its private key (PeerStorage, used by the runtime

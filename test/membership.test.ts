@@ -87,6 +87,31 @@ test('a participant that goes silent is suspected after suspectAfterMs and eject
   await sim.stop()
 })
 
+test('a participant that dies is ejected about suspectAfterMs after the voters last heard it, not a heartbeat interval later', async () => {
+  const sim = new Sim()
+  const peers = await sim.cluster(5)
+  const [a, , , , e] = peers as [Peer, Peer, Peer, Peer, Peer]
+  // Crash e just after a heartbeat round, so that every voter heard it a moment ago.
+  await sim.clock.advance(1000 - (sim.clock.now() % 1000) + 20)
+  await settleTurns()
+  sim.net.crash(e.self)
+  const crashedAt = sim.clock.now()
+  const others = peers.filter(p => p !== e)
+  let ejectedAt: number | undefined
+  for (let i = 0; i < 400 && ejectedAt === undefined; i++) {
+    await sim.clock.advance(25)
+    await settleTurns()
+    if (others.every(p => !p.readState().participants.includes(e.self))) ejectedAt = sim.clock.now()
+  }
+  assert.ok(ejectedAt !== undefined, 'e is ejected within 10 simulated seconds')
+  const took = ejectedAt - crashedAt
+  // suspectAfterMs is 3000 and heartbeats go every 1000 ms: checked only on the regular tick,
+  // each voter would notice up to 1000 ms late.
+  assert.ok(took > 2900 && took < 3600, `ejected ${took} ms after the crash`)
+  assert.ok(a.stats().counters.autoEjections + others.reduce((n, p) => n + p.stats().counters.autoEjections, 0) >= 1)
+  await sim.stop()
+})
+
 test('a participant that cannot decode what it is sent is reported stuck by the others, and says why itself', async () => {
   // c's event codec refuses 'poison': it cannot merge batches that carry it, so it never
   // acknowledges, while it keeps answering heartbeats. (Stuck peers are not ejected here, so

@@ -33,7 +33,7 @@ import { discovery, type DiscoveryInstance } from '../discovery/service.js'
 import type { EventId } from '../eventfold/types.js'
 import type { Group } from '../peer/group/groups.js'
 import type { ClusterState, WaitOptions } from '../peer/options.js'
-import { defineService, type ServiceComponents, type ServiceDefinition, type ServiceInstance } from '../peer/services.js'
+import { defineService, type ServiceComponents, type ServiceDefinition, type ServiceInstance, type ServiceStopContext } from '../peer/services.js'
 import { BadInputError, BadOutputError, UnknownServerError } from '../supervision/errors.js'
 import { codecsOf, stateCodecOf, type ServerSpec } from '../supervision/server.js'
 import type { Timer } from '../time/clock.js'
@@ -165,15 +165,19 @@ class ClusterSupervisionService<Sv> implements ClusterSupervisionInstance<Sv> {
     this.timer = this.c.clock.setTimer(EVALUATE_EVERY_MS, () => { if (this.phase === 'started') { this.evaluate(); this.tick() } })
   }
 
-  /** Stops this peer's runs (handing state over), then the registry (withdrawing: hand-over). */
-  async stop (): Promise<void> {
+  /**
+   * Stops this peer's runs (handing state over), then the registry (withdrawing: hand-over).
+   * Both happen whether or not the peer leaves: a stopped run's state is worth handing over
+   * either way, and the registry withdraws in both cases (discovery's own rule).
+   */
+  async stop (context: ServiceStopContext = { leaving: true }): Promise<void> {
     if (this.phase === 'stopped') return
     this.phase = 'stopped'
     this.timer?.cancel()
     for (const u of this.unsubscribes.splice(0)) u()
     const runs = [...this.locals.values()].flatMap(l => l.run === undefined ? [] : [l.run])
     await Promise.all(runs.map(async r => { await r.stop() }))
-    await this.election.stop()
+    await this.election.stop(context)
     for (const l of this.locals.values()) { l.unobserve(); l.unhandle(); l.group?.unsubscribe() }
     this.locals.clear()
     this.waits.changed()

@@ -14,7 +14,7 @@ import type { WaitOptions } from '../peer/options.js'
  * it never changes back) or `'projected'` (every event known here applied: newest, but a
  * late event may still change it).
  */
-export type Consistency = 'settled' | 'projected'
+export type LookupConsistency = 'settled' | 'projected'
 
 /**
  * A fencing token: the id of the folded event that granted a name. Tokens of one name only
@@ -97,7 +97,7 @@ export interface Lookup<M> {
   /** The name. */
   readonly name: string
   /** The state it was read from. */
-  readonly consistency: Consistency
+  readonly consistency: LookupConsistency
   /** The settled event id the answer is valid as of (for projected reads: the settled part under it). */
   readonly asOf: EventId
   /** The registrations, sorted by key. */
@@ -110,7 +110,7 @@ export interface LookupOptions {
    * The state to read.
    * @default 'settled'
    */
-  readonly consistency?: Consistency
+  readonly consistency?: LookupConsistency
   /**
    * Include drained registrations.
    * @default false
@@ -394,7 +394,7 @@ export interface Discovery<M, C> {
    * The holder of `name`, if any.
    * @param options.consistency - default `'settled'` (the grant holders act on)
    */
-  whereis(name: string, options?: { readonly consistency?: Consistency }): Holder | undefined
+  whereis(name: string, options?: { readonly consistency?: LookupConsistency }): Holder | undefined
   /** Every change of `name`'s holder, in fold order; returns the function that stops it. */
   observe(name: string, listener: (event: HolderEvent) => void): () => void
   /** Whether this peer holds `name` now (granted, lease valid, running), optionally under `token`. */

@@ -27,7 +27,7 @@ import type { Group } from '../peer/group/groups.js'
 import type { ClusterState, WaitOptions } from '../peer/options.js'
 import type { Timer } from '../time/clock.js'
 import type {
-  Candidacy, Checkpoint, Consistency, Discovery, DiscoveryOptions, ElectOptions, Holder, HolderContext, HolderEndpoint, HolderEvent, Lookup,
+  Candidacy, Checkpoint, LookupConsistency, Discovery, DiscoveryOptions, ElectOptions, Holder, HolderContext, HolderEndpoint, HolderEvent, Lookup,
   LookupOptions, Registration, RegistryWatchEvent, ServiceEntry, StartFunction
 } from './api.js'
 import { HolderCalls, type HolderReply, type HolderRequest } from './calls.js'
@@ -279,7 +279,7 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
     return this.candidacyHandle(role)
   }
 
-  whereis (name: string, options: { readonly consistency?: Consistency } = {}): Holder | undefined {
+  whereis (name: string, options: { readonly consistency?: LookupConsistency } = {}): Holder | undefined {
     this.checkName(name)
     if (!this.registry.held()) return undefined
     const s = this.read()
@@ -571,7 +571,7 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
   }
 }
 
-function consistencyOf (c: unknown): Consistency {
+function consistencyOf (c: unknown): LookupConsistency {
   if (c === undefined) return 'settled'
   if (c !== 'settled' && c !== 'projected') throw new TypeError(`options.consistency must be 'settled' or 'projected', got ${JSON.stringify(c)}`)
   return c

@@ -44,7 +44,13 @@ export class Intake {
       const replica = incarnation.groups.get(group)
       const fold = replica?.fold
       if (replica === undefined) { c.counters.droppedUnknownGroup++; continue }
-      if (fold === undefined) { c.requestSync(from, group, true); continue } // waiting for this group's state
+      if (fold === undefined) {
+        // Waiting for this group's state: pull the whole fold, from one participant at a time
+        // (every participant's batches reach a new member, and the one that added it pushes
+        // the fold too: one copy on the way is enough).
+        if (replica.syncing.size === 0) c.requestSync(from, group, true)
+        continue
+      }
       if (!replica.isParticipant(from)) { c.counters.droppedNonParticipant++; continue }
       let diff
       try {

@@ -317,7 +317,7 @@ export class Peer<E, S, O, Sv extends ServiceMap> implements Legion<E, S, O, Sv>
   private async shutdown (options: { leave?: boolean, timeoutMs?: number }): Promise<void> {
     const p = this.parts as Parts | undefined
     if (p !== undefined) {
-      await this.serviceHost?.stop()
+      await this.serviceHost?.stop(options.leave !== false)
       if (options.leave !== false) await p.ejection.leave(options.timeoutMs ?? 5000)
     }
     for (const t of this.timers) t.cancel()
@@ -327,6 +327,7 @@ export class Peer<E, S, O, Sv extends ServiceMap> implements Legion<E, S, O, Sv>
     this.lifecycle.stop()
     if (p !== undefined) {
       p.propagation.stop()
+      p.heartbeats.stop()
       p.groups.closeAll()
       await p.flusher.idle()
       if (incarnation !== undefined) await p.persistence.save(incarnation.groups.values()).catch(err => { p.log.error('final save failed: %s', err) })

@@ -63,13 +63,13 @@ export class ServiceHost<Sv extends ServiceMap> {
     }
   }
 
-  /** Stops the started services in reverse order; failures are logged. */
-  async stop (): Promise<void> {
+  /** Stops the started services in reverse order, telling them whether the peer leaves; failures are logged. */
+  async stop (leaving: boolean): Promise<void> {
     const owed = this.order.filter(s => this.owed.has(s))
     this.owed.clear()
     for (const s of owed.reverse()) {
       try {
-        await s.instance.stop?.()
+        await s.instance.stop?.({ leaving })
       } catch (err) {
         this.context.parts.log.error('service %s failed to stop: %s', s.name, err)
       }

@@ -123,8 +123,20 @@ export interface ServiceInstance {
   prepare?(): void | Promise<void>
   /** Called once the peer is a participant (after founding, joining or recovering), in declaration order. */
   start?(): void | Promise<void>
-  /** Called when the peer stops (or its start-up fails after `prepare`), before it leaves, in reverse order. */
-  stop?(): void | Promise<void>
+  /**
+   * Called when the peer stops (or its start-up fails after `prepare`), before it leaves, in
+   * reverse order. `context.leaving` says
+   * whether the peer then leaves the cluster gracefully (`stop()`), or stops without a word
+   * (`stop({ leave: false })`, as a crash would): a service that hands work off before a
+   * graceful leave (the keyspace drains its partitions) skips that when the peer is not leaving.
+   */
+  stop?(context: ServiceStopContext): void | Promise<void>
+}
+
+/** What a service's `stop` is told. */
+export interface ServiceStopContext {
+  /** Whether the peer leaves the cluster once its services have stopped. */
+  readonly leaving: boolean
 }
 
 /** A declared service: see {@link defineService}. */

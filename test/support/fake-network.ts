@@ -14,7 +14,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import type { PeerClock, Random, Timer } from '../../src/peer/clock.js'
 import type { Network } from '../../src/peer/network.js'
-import { PeerUnreachableError, RemoteError, TimeoutError } from '../../src/transport/errors.js'
+import { AbortError, PeerUnreachableError, RemoteError, TimeoutError } from '../../src/transport/errors.js'
 import type { ChannelHandler } from '../../src/transport/channel.js'
 import type { GossipHandler } from '../../src/transport/gossip.js'
 
@@ -135,7 +135,7 @@ export class FakeNetwork {
         return n
       },
       async handle (protocol: string, handler: ChannelHandler) { state.handlers.set(protocol, handler) },
-      async request (peer: string, protocol: string, payload: Uint8Array, options: { timeoutMs?: number } = {}) {
+      async request (peer: string, protocol: string, payload: Uint8Array, options: { timeoutMs?: number, signal?: AbortSignal } = {}) {
         const target = net.route(state, peer, protocol)
         net.count(id, protocol)
         // A muted sender's requests are lost, and so are a muted receiver's answers.
@@ -143,6 +143,12 @@ export class FakeNetwork {
         return await new Promise<Uint8Array>((resolve, reject) => {
           const timeoutMs = options.timeoutMs ?? 10_000
           const timer = net.clock.setTimer(timeoutMs, () => { reject(new TimeoutError(`no answer within ${timeoutMs} ms`, timeoutMs)) })
+          const signal = options.signal
+          if (signal !== undefined) {
+            const onAbort = (): void => { timer.cancel(); reject(new AbortError(undefined, { cause: signal.reason })) }
+            if (signal.aborted) { onAbort(); return }
+            signal.addEventListener('abort', onAbort, { once: true })
+          }
           net.later(() => {
             if (lost || !net.deliverable(id, peer)) return // lost: the timer rejects
             Promise.resolve().then(async () => await target(id, payload)).then(answer => {

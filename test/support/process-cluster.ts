@@ -18,7 +18,6 @@ import { buildSync } from 'esbuild'
 import type { FailureDetectionOptions } from '../../src/peer/options.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
-const childSource = fileURLToPath(new URL('./peer-process.ts', import.meta.url))
 
 /**
  * The child program, bundled once per test process into plain JavaScript with esbuild
@@ -28,15 +27,16 @@ const childSource = fileURLToPath(new URL('./peer-process.ts', import.meta.url))
  * starts in about half the time and CPU. The bundle lives under node_modules/.cache (so its
  * imports resolve) and is removed when this process exits.
  */
-let childProgram: string | undefined
-function program (): string {
-  if (childProgram !== undefined) return childProgram
+const childPrograms = new Map<string, string>()
+function program (script: string): string {
+  const known = childPrograms.get(script)
+  if (known !== undefined) return known
   const dir = join(root, 'node_modules', '.cache', 'legion-test')
   mkdirSync(dir, { recursive: true })
-  const out = join(dir, `peer-process-${process.pid}-${randomBytes(4).toString('hex')}.mjs`)
-  buildSync({ entryPoints: [childSource], outfile: out, bundle: true, platform: 'node', format: 'esm', packages: 'external', target: 'node20', logLevel: 'error' })
+  const out = join(dir, `${script.replace(/\.ts$/, '')}-${process.pid}-${randomBytes(4).toString('hex')}.mjs`)
+  buildSync({ entryPoints: [fileURLToPath(new URL(`./${script}`, import.meta.url))], outfile: out, bundle: true, platform: 'node', format: 'esm', packages: 'external', target: 'node20', logLevel: 'error' })
   process.on('exit', () => { rmSync(out, { force: true }) })
-  childProgram = out
+  childPrograms.set(script, out)
   return out
 }
 /** Default deadline of every wait. */
@@ -84,6 +84,10 @@ export interface PeerEnv {
   spec?: 'log' | 'ranges'
   /** Cluster-wide groups `g0`.. of a `mirror` service, each an append-only log too. */
   groups?: number
+  /** The child script, relative to this folder (default `peer-process.ts`; `keyspace-process.ts` runs a cache keyspace). */
+  script?: string
+  /** Options only the child script reads, passed in `LEGION_OPTIONS` beside the common ones. */
+  extra?: Record<string, unknown>
 }
 
 /** Conditions being waited for; every line from any child, and every exit, re-evaluates them. */
@@ -105,8 +109,8 @@ export class PeerProcess {
   private readonly replies = new Map<number, Reply>()
 
   constructor (readonly name: string, readonly env: PeerEnv) {
-    const options = { intervalMs: env.intervalMs, failureDetection: env.failureDetection, summary: env.summary, spec: env.spec, groups: env.groups }
-    this.child = spawn(process.execPath, [program()], {
+    const options = { intervalMs: env.intervalMs, failureDetection: env.failureDetection, summary: env.summary, spec: env.spec, groups: env.groups, ...env.extra }
+    this.child = spawn(process.execPath, [program(env.script ?? 'peer-process.ts')], {
       cwd: root,
       stdio: ['pipe', 'pipe', 'inherit'],
       env: {

@@ -103,6 +103,19 @@ export class FailureDetector {
     this.silentReports.set(peer, new Set(silent))
   }
 
+  /**
+   * The earliest time after `now` at which a watched peer that is heard now turns silent (if
+   * nothing more is heard from it), or `undefined` when none would.
+   */
+  nextSilence (now: number): number | undefined {
+    let next: number | undefined
+    for (const last of this.lastHeard.values()) {
+      const at = last + this.settings.suspectAfterMs + 1
+      if (at > now && (next === undefined || at < next)) next = at
+    }
+    return next
+  }
+
   /** Whether `peer` is watched and has been silent for more than `suspectAfterMs`. */
   isSilent (peer: Participant, now: number): boolean {
     const last = this.lastHeard.get(peer)

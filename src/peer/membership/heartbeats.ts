@@ -21,7 +21,7 @@
 import type { Logger } from '@libp2p/interface'
 import type { DecodeLimits } from '../../codec/codec.js'
 import { eventIdKey, type Participant } from '../../eventfold/types.js'
-import type { PeerClock } from '../clock.js'
+import type { PeerClock, Timer } from '../clock.js'
 import type { Inbound } from '../inbound.js'
 import type { Incarnation, Lifecycle } from '../lifecycle.js'
 import type { Network } from '../network.js'
@@ -138,6 +138,10 @@ export class Heartbeats {
   private readonly heardStatus = new Map<Participant, { namesMeStuck: boolean, ownReason: string | undefined }>()
   private health: SelfHealth = { kind: 'ok' }
   private stuck: ReadonlySet<Participant> = new Set()
+  /** The participants this peer last reported silent. */
+  private reportedSilent: ReadonlySet<Participant> = new Set()
+  /** A tick brought forward to the moment a participant turns silent (see `watchSilence`). */
+  private silenceTimer: Timer | undefined
 
   constructor (private readonly components: HeartbeatComponents, private readonly settings: HeartbeatSettings) {
     this.detector = new FailureDetector(components.self, {
@@ -154,6 +158,12 @@ export class Heartbeats {
   /** Records that `peer` was heard from. */
   heard (peer: Participant): void {
     this.detector.heard(peer, this.components.clock.now())
+  }
+
+  /** Cancels the tick brought forward, if any (the peer stops). */
+  stop (): void {
+    this.silenceTimer?.cancel()
+    this.silenceTimer = undefined
   }
 
   /** A new incarnation: what was known of the old membership no longer applies. */
@@ -190,6 +200,7 @@ export class Heartbeats {
     const members = new Set(projected)
     for (const p of [...this.answered.keys()]) if (!members.has(p)) this.answered.delete(p)
     const silent = this.detector.suspects(now).filter(p => this.detector.isSilent(p, now))
+    this.reportedSilent = new Set(silent)
     const suspects: Suspicion[] = [
       ...silent.map(peer => ({ peer, reason: 'silent' as const })),
       ...[...this.stuck].filter(p => members.has(p) && !silent.includes(p)).map(peer => ({ peer, reason: 'stuck' as const }))
@@ -201,6 +212,28 @@ export class Heartbeats {
     if (this.settings.autoEject !== false) {
       for (const peer of this.detector.toEject(cluster.infimumParticipants(), projected, now)) c.ejectSuspect(peer)
     }
+    this.watchSilence(now)
+  }
+
+  /**
+   * Brings the next tick forward to the moment a participant turns silent, when that comes
+   * before the next regular tick: a peer that dies is then suspected (and reported to the
+   * others, whose reports make the majority) `suspectAfterMs` after it was last heard, not up to
+   * a heartbeat interval later at each voter. Nothing is sent early unless someone did turn
+   * silent meanwhile.
+   */
+  private watchSilence (now: number): void {
+    this.silenceTimer?.cancel()
+    this.silenceTimer = undefined
+    const at = this.detector.nextSilence(now)
+    if (at === undefined || at >= now + this.settings.heartbeatIntervalMs) return
+    this.silenceTimer = this.components.clock.setTimer(at - now, () => {
+      this.silenceTimer = undefined
+      const later = this.components.clock.now()
+      const newlySilent = this.detector.suspects(later).some(p => this.detector.isSilent(p, later) && !this.reportedSilent.has(p))
+      if (newlySilent) this.tick()
+      else this.watchSilence(later)
+    })
   }
 
   /**

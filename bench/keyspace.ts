@@ -1,0 +1,265 @@
+/**
+ * Keyspace benchmark: cache peers (bench/keyspace-peer.ts, the example cache of
+ * demo/cache/cache.ts) as separate OS processes on TCP loopback, driven over stdin/stdout.
+ * Every request latency is set against a plain `call` measured in the same run between the
+ * same processes (`call_p50_ms`), and CPU per request is the CPU all peer processes spent.
+ *
+ * Scenarios (a fresh cluster each, 64 partitions, NODE_ENV=production in the peers):
+ * - 5 peers, R = 3, no storage: request latency from a peer that owns the key and from one
+ *   that does not (agreed and one-replica), against `call`; writes per second over many keys
+ *   with every peer writing concurrently;
+ * - the same writes with LMDB storage (`lmdbKeyValueStore`), and the bytes written per request;
+ * - 5 peers holding 100,000 keys (100-byte values): `search` records per second over the whole
+ *   index; then a 6th peer joins under write load: time until every move is done, bytes it
+ *   received over the bytes of the state it now holds, acknowledged writes lost (read back
+ *   after the move) and writes failed;
+ * - 1 peer, R = 1: heap bytes per key at 1,000,000 keys (no storage), and disk bytes per key
+ *   with LMDB at 200,000 keys (with LMDB the fill slows as partitions grow: each save after a
+ *   fold rewrites the partition's whole state, see docs/BENCHMARKS.md).
+ *
+ * Run: npm run bench:keyspace [-- --quick]   (several minutes; --quick: smaller counts)
+ * Env: LEGION_BENCH_ONLY=latency,lmdb,rebalance,bytes   run only these scenarios;
+ *      LEGION_BENCH_CPU_PROF=<dir>   profile every peer (--cpu-prof, one folder per peer).
+ * Prints the machine and a table; a full default run writes bench/results/keyspace.json as rows
+ * { metric, value, unit, baseline_ratio?, goal? } (baseline_ratio: over `call_p50_ms`).
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { encodeWith } from '../src/codec/codec.js'
+import { jsonCodec } from '../src/codec/json.js'
+import { CommandProcess, killChildren, type Reply } from './command-process.js'
+
+const QUICK = process.argv.includes('--quick')
+const ONLY = process.env.LEGION_BENCH_ONLY?.split(',')
+const PARTITIONS = 64
+const LATENCY_N = QUICK ? 200 : 1000
+const WRITES_PER_PEER = QUICK ? 4000 : 20_000
+const STORED_KEYS = QUICK ? 20_000 : 100_000
+const HEAP_KEYS = QUICK ? 100_000 : 1_000_000
+const DISK_KEYS = QUICK ? 50_000 : 200_000
+const VALUE_BYTES = 100
+
+interface Row { metric: string, value: number, unit: string, baseline_ratio?: number, goal?: string }
+interface Latency { n: number, p50: number, p99: number, mean: number, cpuMs?: number }
+const rows: Row[] = []
+const notes: string[] = []
+
+const DATA_ROOT = mkdtempSync(join(tmpdir(), 'legion-bench-keyspace-'))
+process.on('exit', () => { killChildren(); rmSync(DATA_ROOT, { recursive: true, force: true }) })
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => { process.exit(130) })
+
+function row (metric: string, value: number, unit: string, extra: { baseline_ratio?: number, goal?: string } = {}): void {
+  rows.push({ metric, value: Number(value.toPrecision(6)), unit, ...extra })
+  console.error(`  ${metric} = ${value.toFixed(3)} ${unit}`)
+}
+
+const ratio = (x: number, base: number): number => Number((x / base).toFixed(3))
+
+class Peer {
+  readonly #process: CommandProcess
+  self = ''
+  address = ''
+  constructor (readonly name: string) {
+    this.#process = new CommandProcess(name, fileURLToPath(new URL('./keyspace-peer.ts', import.meta.url)), ['--max-old-space-size=4096'], process.env.LEGION_BENCH_CPU_PROF)
+  }
+
+  /** Sends a command; the child gets `args.timeoutMs` (default 300 s) for its loops, the parent waits a little longer. */
+  async send (cmd: string, args: Record<string, unknown> = {}): Promise<Reply> {
+    const timeoutMs = typeof args.timeoutMs === 'number' ? args.timeoutMs : 300_000
+    return await this.#process.send(cmd, { ...args, timeoutMs }, timeoutMs + 30_000)
+  }
+
+  async stop (): Promise<void> {
+    await this.#process.exitWith('stop', 10_000, 15_000)
+  }
+}
+
+/** Starts `n` peers (the first founds, the others join through it) and waits until their table has settled. */
+async function cluster (n: number, options: { replication: number, storage: boolean }, name: string): Promise<Peer[]> {
+  const cluster = `bench-keyspace-${name}-${process.pid}`
+  const peers: Peer[] = []
+  const start = async (p: Peer, join?: string): Promise<void> => {
+    const r = await p.send('start', { cluster, partitions: PARTITIONS, replication: options.replication, storage: options.storage, root: DATA_ROOT, ...(join !== undefined ? { join } : {}) })
+    p.self = r.self as string
+    p.address = r.address as string
+  }
+  const first = new Peer(`${name}-A`)
+  await start(first)
+  peers.push(first)
+  for (let i = 1; i < n; i++) {
+    const p = new Peer(`${name}-${String.fromCharCode(65 + i)}`)
+    await start(p, first.address)
+    peers.push(p)
+  }
+  await Promise.all(peers.map(async p => await p.send('settled', { members: n, timeoutMs: 120_000 })))
+  return peers
+}
+
+async function stopAll (peers: Peer[]): Promise<void> {
+  await Promise.all(peers.map(async p => { await p.stop() }))
+}
+
+async function totalCpu (peers: Peer[]): Promise<number> {
+  const s = await Promise.all(peers.map(async p => await p.send('stats')))
+  return s.reduce((sum, r) => sum + Number(r.cpuMs), 0)
+}
+
+async function run (label: string, body: () => Promise<void>): Promise<void> {
+  if (ONLY !== undefined && !ONLY.includes(label)) return
+  console.error(`scenario: ${label}`)
+  try {
+    await body()
+  } catch (err) {
+    notes.push(`${label} failed: ${String(err)}`)
+    console.error(`  failed: ${String(err)}`)
+  }
+}
+
+/** Every peer writes `perPeer` keys, `concurrency` in flight each; rows for the rate, CPU and stored bytes. */
+async function totalEvents (peers: Peer[]): Promise<number> {
+  const s = await Promise.all(peers.map(async p => await p.send('stats')))
+  return s.reduce((sum, r) => sum + Number(r.eventsApplied), 0)
+}
+
+async function writesRows (peers: Peer[], suffix: string, perPeer: number): Promise<void> {
+  const cpu0 = await totalCpu(peers)
+  const events0 = await totalEvents(peers)
+  const started = Date.now()
+  const results = await Promise.all(peers.map(async (p, i) => await p.send('writes', { prefix: `w${i}`, count: perPeer, concurrency: 64, valueBytes: VALUE_BYTES, timeoutMs: 240_000 })))
+  const wall = Date.now() - started
+  const ok = results.reduce((s, r) => s + Number(r.acked), 0)
+  const failed = results.reduce((s, r) => s + Object.values(r.failed as Record<string, number>).reduce((a, b) => a + b, 0), 0)
+  const cpu = await totalCpu(peers) - cpu0
+  const events = await totalEvents(peers) - events0
+  row(`keyspace_requests_per_event_${suffix}`, ok / Math.max(1, events), 'requests (batching)')
+  row(`keyspace_writes_per_s_${suffix}`, ok / (wall / 1000), 'writes/s', suffix === '5_peers_r3' ? { goal: '>= 10000' } : {})
+  row(`keyspace_write_cpu_ms_per_request_${suffix}`, cpu / ok, 'ms (all peers)')
+  if (failed > 0) notes.push(`${suffix}: ${failed} writes failed: ${JSON.stringify(results.map(r => r.failed))}`)
+  const stored = results.reduce((s, r) => s + Number(r.storedBytes), 0)
+  if (stored > 0) row(`keyspace_storage_bytes_written_per_request_${suffix}`, stored / ok, 'bytes (all replicas)')
+}
+
+async function main (): Promise<void> {
+  const cpu = cpus()
+  console.log(`machine: ${cpu[0]?.model ?? 'unknown'}, ${cpu.length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}${QUICK ? ' (quick run)' : ''}`)
+  row('host_load_average_1m_at_start', loadavg()[0]!, 'runnable tasks')
+  let call = NaN
+
+  await run('latency', async () => {
+    const peers = await cluster(5, { replication: 3, storage: false }, 'lat')
+    try {
+      const c = await peers[0]!.send('callLatency', { peer: peers[1]!.self, n: LATENCY_N * 2, warmup: 200 }) as unknown as Latency
+      call = c.p50
+      row('call_p50_ms', c.p50, 'ms', { baseline_ratio: 1 })
+      row('call_p99_ms', c.p99, 'ms', { baseline_ratio: ratio(c.p99, call) })
+      for (const [target, consistency, label] of [['owned', 'agreed', 'owner'], ['other', 'agreed', 'non_owner'], ['owned', 'one', 'owner_one_replica'], ['other', 'one', 'non_owner_one_replica']] as const) {
+        const cpu0 = await totalCpu(peers)
+        const l = await peers[0]!.send('latency', { target, consistency, n: LATENCY_N, warmup: 100 }) as unknown as Latency
+        const cpuPer = (await totalCpu(peers) - cpu0) / (l.n + 100)
+        const goal = label === 'non_owner' || label === 'owner' ? { goal: '<= 3 x call_p50_ms' } : {}
+        row(`keyspace_request_p50_ms_${label}`, l.p50, 'ms', { baseline_ratio: ratio(l.p50, call), ...goal })
+        row(`keyspace_request_p99_ms_${label}`, l.p99, 'ms', { baseline_ratio: ratio(l.p99, call) })
+        row(`keyspace_request_cpu_ms_per_request_${label}`, cpuPer, 'ms (all peers)')
+        if (label === 'non_owner') row('keyspace_request_p50_over_call_p50', l.p50 / call, 'ratio', { goal: '<= 3' })
+        if (label === 'owner') row('keyspace_request_p50_over_call_p50_owner', l.p50 / call, 'ratio', { goal: '<= 3' })
+      }
+      await writesRows(peers, '5_peers_r3', WRITES_PER_PEER)
+    } finally {
+      await stopAll(peers)
+    }
+  })
+
+  await run('lmdb', async () => {
+    const peers = await cluster(5, { replication: 3, storage: true }, 'lmdb')
+    try {
+      await writesRows(peers, '5_peers_r3_lmdb', Math.round(WRITES_PER_PEER / 4))
+    } finally {
+      await stopAll(peers)
+    }
+  })
+
+  await run('rebalance', async () => {
+    const peers = await cluster(5, { replication: 3, storage: false }, 'reb')
+    try {
+      const perPeer = STORED_KEYS / 5
+      await Promise.all(peers.map(async (p, i) => await p.send('writes', { prefix: `s${i}`, count: perPeer, concurrency: 64, valueBytes: VALUE_BYTES, timeoutMs: 600_000 })))
+      const cpu0 = await totalCpu(peers)
+      const scroll = await peers[0]!.send('search', { pageSize: 512, timeoutMs: 300_000 })
+      const cpuScroll = await totalCpu(peers) - cpu0
+      row('keyspace_search_records_per_s_5_peers', Number(scroll.records) / (Number(scroll.ms) / 1000), 'records/s')
+      row('keyspace_search_records', Number(scroll.records), 'records')
+      row('keyspace_search_cpu_us_per_record', cpuScroll * 1000 / Number(scroll.records), 'µs (all peers)')
+      // A 6th peer joins under write load.
+      await peers[1]!.send('loadStart', { prefix: 'load', concurrency: 8 })
+      await peers[2]!.send('loadStart', { prefix: 'load2', concurrency: 8 })
+      const sixth = new Peer('reb-F')
+      const joinedAt = Date.now()
+      const r = await sixth.send('start', { cluster: `bench-keyspace-reb-${process.pid}`, partitions: PARTITIONS, replication: 3, storage: false, root: DATA_ROOT, join: peers[0]!.address })
+      sixth.self = r.self as string
+      peers.push(sixth)
+      const before = await sixth.send('stats')
+      await Promise.all(peers.map(async p => await p.send('settled', { members: 6, timeoutMs: 300_000 })))
+      const moveMs = Date.now() - joinedAt
+      const after = await sixth.send('stats')
+      const loads = await Promise.all([peers[1]!.send('loadStop', { timeoutMs: 300_000 }), peers[2]!.send('loadStop', { timeoutMs: 300_000 })])
+      const keys = Number((after.keyspace as { keys: number }).keys)
+      const perKey = encodeWith(jsonCodec, { tags: ['s0'], value: 'x'.repeat(VALUE_BYTES) }).length + 'sN:NNNNN'.length + 1
+      const received = Number(after.bytesIn) - Number(before.bytesIn)
+      row('keyspace_rebalance_ms_6th_peer', moveMs, 'ms', {})
+      row('keyspace_rebalance_keys_moved_to_6th_peer', keys, 'keys')
+      row('keyspace_rebalance_bytes_over_state_bytes', received / (keys * perKey), 'ratio', { goal: '<= 1.5' })
+      row('keyspace_rebalance_lost_requests', loads.reduce((s, l) => s + Number(l.lost), 0), 'requests', { goal: '0' })
+      row('keyspace_rebalance_failed_requests', loads.reduce((s, l) => s + Object.values(l.failed as Record<string, number>).reduce((a, b) => a + b, 0), 0), 'requests')
+      row('keyspace_rebalance_acknowledged_requests', loads.reduce((s, l) => s + Number(l.acked), 0), 'requests')
+      row('keyspace_rebalance_full_syncs_pulled_by_6th_peer', Number(after.syncsRequested) - Number(before.syncsRequested), 'syncs')
+      row('keyspace_rebalance_full_merges_on_6th_peer', Number(after.fullMerges) - Number(before.fullMerges), 'merges')
+    } finally {
+      await stopAll(peers)
+    }
+  })
+
+  await run('bytes', async () => {
+    const [heap] = await cluster(1, { replication: 1, storage: false }, 'heap')
+    try {
+      const empty = await heap!.send('memory')
+      const w = await heap!.send('writes', { prefix: 'b', count: HEAP_KEYS, concurrency: 256, valueBytes: VALUE_BYTES, timeoutMs: 1_200_000 })
+      const full = await heap!.send('memory')
+      const n = Number(w.acked)
+      row('keyspace_heap_keys', n, 'keys')
+      row('keyspace_heap_bytes_per_key', (Number(full.heapUsed) - Number(empty.heapUsed)) / n, 'bytes')
+      row('keyspace_fill_writes_per_s_1_peer', n / (Number(w.ms) / 1000), 'writes/s')
+    } finally {
+      await heap!.stop()
+    }
+    const [disk] = await cluster(1, { replication: 1, storage: true }, 'disk')
+    try {
+      const w = await disk!.send('writes', { prefix: 'b', count: DISK_KEYS, concurrency: 256, valueBytes: VALUE_BYTES, timeoutMs: 1_200_000 })
+      const bytes = await disk!.send('diskAfterStop')
+      const n = Number(w.acked)
+      row('keyspace_disk_keys', n, 'keys')
+      row('keyspace_disk_bytes_per_key', Number(bytes.disk) / n, 'bytes')
+      row('keyspace_fill_writes_per_s_1_peer_lmdb', n / (Number(w.ms) / 1000), 'writes/s')
+      row('keyspace_fill_storage_bytes_written_per_request_1_peer_lmdb', Number(w.storedBytes) / n, 'bytes')
+      row('keyspace_payload_bytes_per_key', VALUE_BYTES + 'b:NNNNNN'.length, 'bytes (key + value)')
+    } finally {
+      await disk!.stop()
+    }
+  })
+
+  row('host_load_average_1m_at_end', loadavg()[0]!, 'runnable tasks')
+  console.table(rows.map(r => ({ metric: r.metric, value: r.value, unit: r.unit, 'x call': r.baseline_ratio ?? '', goal: r.goal ?? '' })))
+  for (const n of notes) console.log(`note: ${n}`)
+  if (ONLY !== undefined || QUICK) {
+    console.log('partial or quick run: bench/results/keyspace.json left as it was')
+  } else {
+    await mkdir(new URL('./results/', import.meta.url), { recursive: true })
+    await writeFile(new URL('./results/keyspace.json', import.meta.url), JSON.stringify(rows, null, 2) + '\n')
+    console.log('wrote bench/results/keyspace.json')
+  }
+  if (notes.some(n => n.includes('failed'))) process.exitCode = 1
+}
+
+await main()

@@ -1,0 +1,177 @@
+/**
+ * What the keyspace's parts (serving, routing, handoff, search) share on one peer: a view of
+ * the ownership table's settled state, with waiting for a condition on it, and the handles of
+ * the partitions' data groups, defined as the table names them. Reading the table goes through
+ * the group's own subscription, so a request reads a cached table instead of rebuilding the
+ * group's state on every call.
+ *
+ * @module
+ */
+import type { Logger } from '@libp2p/interface'
+import type { Participant } from '../eventfold/types.js'
+import type { PeerClock } from '../peer/clock.js'
+import type { Group } from '../peer/group/groups.js'
+import type { ServiceGroups } from '../peer/services.js'
+import { AbortError, TimeoutError } from '../transport/errors.js'
+import { StoppedError } from '../peer/errors.js'
+import type { FoldCodecs } from '../codec/eventfold.js'
+import type { EventSpec } from '../eventfold/types.js'
+import type { KeyspaceTable, TableEvent, TableOutput } from './table.js'
+import type { PartitionBatch, PartitionOutputs, PartitionState } from './partition-state.js'
+
+/** The table's group as the keyspace uses it. */
+export type TableGroup = Group<TableEvent, KeyspaceTable, TableOutput>
+
+/** The settled table of this peer, cached, with waiting; see the module comment. */
+export class TableView {
+  private latest: KeyspaceTable | undefined
+  private readonly listeners = new Set<(table: KeyspaceTable) => void>()
+  private unsubscribe: (() => void) | undefined
+
+  constructor (readonly group: TableGroup, private readonly clock: PeerClock) {}
+
+  /** Starts following the group (call once the peer holds it). */
+  start (): void {
+    this.unsubscribe ??= this.group.subscribe(state => { this.update(state.infimum) })
+    this.refresh()
+  }
+
+  /** Stops following the group; waiters are released by their own timers. */
+  stop (): void {
+    this.unsubscribe?.()
+    this.unsubscribe = undefined
+  }
+
+  /** Re-reads the group (after a rejoin, or before the first notification). */
+  refresh (): void {
+    if (this.group.held()) this.update(this.group.readState().infimum)
+  }
+
+  private update (table: KeyspaceTable): void {
+    if (table === this.latest) return
+    this.latest = table
+    for (const l of [...this.listeners]) l(table)
+  }
+
+  /** The settled table, or `undefined` while this peer does not hold it. */
+  current (): KeyspaceTable | undefined {
+    return this.group.held() ? this.latest : undefined
+  }
+
+  /** Calls `listener` with every new settled table; returns the remover. */
+  subscribe (listener: (table: KeyspaceTable) => void): () => void {
+    this.listeners.add(listener)
+    return () => { this.listeners.delete(listener) }
+  }
+
+  /**
+   * Resolves with the table once `predicate` holds for it; rejects with `TimeoutError` after
+   * `timeoutMs`, or `AbortError`.
+   */
+  async until (predicate: (table: KeyspaceTable) => boolean, timeoutMs: number, signal?: AbortSignal): Promise<KeyspaceTable> {
+    const now = this.current()
+    if (now !== undefined && predicate(now)) return now
+    if (signal?.aborted === true) throw new AbortError(undefined, { cause: signal.reason })
+    return await new Promise<KeyspaceTable>((resolve, reject) => {
+      const done = (): void => { timer.cancel(); remove(); signal?.removeEventListener('abort', onAbort) }
+      const onAbort = (): void => { done(); reject(new AbortError(undefined, { cause: signal?.reason })) }
+      const timer = this.clock.setTimer(timeoutMs, () => { done(); reject(new TimeoutError(`the keyspace table did not reach the state waited for within ${timeoutMs} ms`, timeoutMs)) })
+      const remove = this.subscribe(table => { if (predicate(table)) { done(); resolve(table) } })
+      signal?.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+}
+
+/** The data group of one partition generation. */
+export type PartitionGroup<K, I, O, S> = Group<PartitionBatch<K, I>, PartitionState<S>, PartitionOutputs<O>>
+
+/** The id (below the service's prefix) of partition `p`'s group in generation `g`. */
+export function partitionGroupId (partition: number, generation: number): string {
+  return `p:${partition}.${generation}`
+}
+
+/** The handles of the partitions' groups, defined on first use (every peer defines them alike). */
+export class PartitionGroups<K, I, O, S> {
+  private readonly handles = new Map<string, PartitionGroup<K, I, O, S>>()
+
+  constructor (
+    private readonly groups: ServiceGroups,
+    private readonly options: { readonly spec: EventSpec<PartitionBatch<K, I>, PartitionState<S>, PartitionOutputs<O>>, readonly codecs: FoldCodecs<PartitionBatch<K, I>, PartitionState<S>, PartitionOutputs<O>> }
+  ) {}
+
+  /** The group of partition `p` in generation `g`. */
+  get (partition: number, generation: number): PartitionGroup<K, I, O, S> {
+    const id = partitionGroupId(partition, generation)
+    let g = this.handles.get(id)
+    if (g === undefined) {
+      g = this.groups.managed(id, this.options)
+      this.handles.set(id, g)
+    }
+    return g
+  }
+
+  /** Creates the group's state here (a founder that was granted it). */
+  found (partition: number, generation: number): void {
+    this.get(partition, generation)
+    this.groups.found(partitionGroupId(partition, generation))
+  }
+
+  /** Forgets the group's state here (after this peer left it). */
+  drop (partition: number, generation: number): void {
+    this.groups.drop(partitionGroupId(partition, generation))
+  }
+
+  /** Every group defined so far, with its partition and generation. */
+  * defined (): IterableIterator<{ partition: number, generation: number, group: PartitionGroup<K, I, O, S> }> {
+    for (const [id, group] of this.handles) {
+      const m = /^p:(\d+)\.(\d+)$/.exec(id)!
+      yield { partition: Number(m[1]), generation: Number(m[2]), group }
+    }
+  }
+}
+
+/** Counters of one peer's keyspace, read by `stats()`. */
+export interface KeyspaceCounters {
+  /** Requests this peer served as an owner. */
+  served: number
+  /** Requests this peer sent to another owner. */
+  forwarded: number
+  /** `moved` answers this peer gave. */
+  movedAnswers: number
+  /** Requests this peer re-routed after a `moved` or `unavailable` answer. */
+  rerouted: number
+  /** Requests that failed (any typed error). */
+  failed: number
+  /** Requests whose handler threw. */
+  handlerErrors: number
+  /** Requests that timed out with their outcome unknown. */
+  timeouts: number
+  /** Malformed requests refused. */
+  badRequests: number
+  /** Search pages served. */
+  searchPages: number
+}
+
+/** Fresh counters. */
+export function newKeyspaceCounters (): KeyspaceCounters {
+  return { served: 0, forwarded: 0, movedAnswers: 0, rerouted: 0, failed: 0, handlerErrors: 0, timeouts: 0, badRequests: 0, searchPages: 0 }
+}
+
+/** What every part of the keyspace is built with. */
+export interface KeyspaceParts {
+  /** This peer. */
+  readonly self: Participant
+  /** Time. */
+  readonly clock: PeerClock
+  /** The service's logger. */
+  readonly log: Logger
+  /** The table. */
+  readonly table: TableView
+  /** The keyspace's counters. */
+  readonly counters: KeyspaceCounters
+}
+
+/** Rejects with `StoppedError` if `stopped`. */
+export function requireRunning (stopped: boolean): void {
+  if (stopped) throw new StoppedError('the keyspace is stopped')
+}

@@ -1,0 +1,469 @@
+/**
+ * Handoff: what one peer does so that the partitions' data groups follow the ownership table.
+ * It reacts to every change of the settled table (and re-checks on a timer, so nothing waits
+ * on a lost message) and is idempotent: each pass compares what the table says with what this
+ * peer holds, per partition:
+ *
+ * - **found**: a founder of a new generation asks the table for its grant (`found`), and
+ *   creates the group only once the grant folded;
+ * - **send**: one owner of a partition with incoming replicas (its coordinator, chosen by the
+ *   partition's number so that the work spreads) adds each one to the group
+ *   (`participate`: a Join, then the whole fold pushed), at most `maxParallelMoves` at a time
+ *   on this peer, retrying with backoff until the replica is promoted;
+ * - **announce**: an incoming replica whose own Join has folded in its replica holds every
+ *   event the owners acknowledged (any later one needs its acknowledgement), so it tells the
+ *   table it is `ready`, which promotes it to serving;
+ * - **release**: a replica the table no longer lists (a move completed, or was cancelled)
+ *   stops being served at once (the owner's fence answers `moved`), waits until no request it
+ *   accepted is in flight, then leaves the group (an UnJoin it records itself, after every
+ *   event of its own) and forgets it;
+ * - **abandon**: an owner that finds it does not hold its partition (its copy was lost), or
+ *   an incoming replica that cannot get the state because no owner is left, says so; the
+ *   table refounds a partition only when nobody holds it.
+ *
+ * Progress is kept per move and shown by `stats()`, so a handoff that stalls is visible.
+ *
+ * @module
+ */
+import type { Participant } from '../eventfold/types.js'
+import type { Timer } from '../peer/clock.js'
+import { TimeoutError } from '../transport/errors.js'
+import type { MembershipView } from '../peer/services.js'
+import type { KeyspaceParts, PartitionGroup, PartitionGroups } from './context.js'
+import type { KeyspaceTable, PartitionRef } from './table.js'
+
+/** Settings of handoff. */
+export interface HandoffSettings {
+  /** Transfers this peer runs at once. */
+  readonly maxParallelMoves: number
+  /** How long a replica without the state waits, with no owner left, before it abandons. */
+  readonly abandonAfterMs: number
+  /** Period of the re-check. */
+  readonly recheckMs: number
+  /** Timeout of one transfer (a Join and the push of the fold). */
+  readonly transferTimeoutMs: number
+}
+
+/** What handoff needs besides the shared parts. */
+export interface HandoffComponents<K, I, O, S> extends KeyspaceParts {
+  /** The partitions' groups. */
+  readonly groups: PartitionGroups<K, I, O, S>
+  /** The cluster's membership. */
+  readonly membership: MembershipView
+  /** Requests in flight here for a partition group. */
+  readonly inFlight: (partition: number, generation: number) => number
+}
+
+/** One transfer this peer (a partition's coordinator) runs to an incoming replica. */
+interface Transfer {
+  readonly partition: number
+  readonly generation: number
+  readonly to: Participant
+  phase: SendingPartition['phase']
+  attempts: number
+  /** When it entered its phase. */
+  since: number
+  /** When a retry may start. */
+  nextAt: number
+  readonly createdAt: number
+}
+
+/** One partition this peer releases. */
+interface Release {
+  readonly partition: number
+  readonly generation: number
+  phase: ReleasingPartition['phase']
+  readonly since: number
+}
+
+/** A partition this peer is receiving (see {@link HandoffProgress}). */
+export interface ReceivingPartition {
+  /** The partition. */
+  readonly partition: number
+  /** Its generation. */
+  readonly generation: number
+  /** Waiting for the state, holding it but not caught up (its Join not settled), or announced ready. */
+  readonly phase: 'waiting-for-state' | 'catching-up' | 'announced'
+  /** Milliseconds since this peer was listed as incoming. */
+  readonly sinceMs: number
+}
+
+/** A transfer this peer runs as a partition's coordinator (see {@link HandoffProgress}). */
+export interface SendingPartition {
+  /** The partition. */
+  readonly partition: number
+  /** The incoming replica. */
+  readonly to: Participant
+  /** Queued, sending (Join and push in flight), sent (waiting for its promotion), or retrying after a failure. */
+  readonly phase: 'queued' | 'sending' | 'sent' | 'retrying'
+  /** Attempts so far. */
+  readonly attempts: number
+  /** Milliseconds since the transfer was planned. */
+  readonly sinceMs: number
+}
+
+/** A partition this peer is leaving (see {@link HandoffProgress}). */
+export interface ReleasingPartition {
+  /** The partition. */
+  readonly partition: number
+  /** Its generation. */
+  readonly generation: number
+  /** Draining (answering the requests it took) or leaving the group. */
+  readonly phase: 'draining' | 'leaving'
+  /** Requests it took that are not answered yet. */
+  readonly inFlight: number
+  /** Milliseconds since it started leaving. */
+  readonly sinceMs: number
+}
+
+/** What `stats()` shows of handoff on this peer. */
+export interface HandoffProgress {
+  /** Partitions this peer is receiving. */
+  readonly receiving: readonly ReceivingPartition[]
+  /** Transfers this peer runs (as a partition's coordinator). */
+  readonly sending: readonly SendingPartition[]
+  /** Partitions this peer is leaving, with the requests it still answers for them. */
+  readonly releasing: readonly ReleasingPartition[]
+  /** Totals since start. */
+  readonly completed: {
+    /** Partitions this peer received and was promoted for. */
+    readonly received: number
+    /** Transfers this peer completed (the receiver was promoted). */
+    readonly sent: number
+    /** Partitions this peer left. */
+    readonly released: number
+    /** Groups this peer founded. */
+    readonly founded: number
+    /** Partitions this peer abandoned. */
+    readonly abandoned: number
+  }
+}
+
+const FIRST_RETRY_MS = 200
+const MAX_RETRY_MS = 5000
+/** A sent transfer whose receiver is not promoted after this long is sent again. */
+const RESEND_AFTER_MS = 5000
+/** A `ready` announcement not reflected in the table after this long is made again. */
+const REANNOUNCE_AFTER_MS = 3000
+
+/** The handoff of one peer; see the module comment. */
+export class Handoff<K, I, O, S> {
+  private readonly transfers = new Map<string, Transfer>()
+  private readonly releases = new Map<string, Release>()
+  private readonly announced = new Map<string, number>()
+  private readonly receivingSince = new Map<string, number>()
+  /** Since when each partition this peer should hold has been seen without its state. */
+  private readonly missingSince = new Map<string, number>()
+  private readonly watched = new Map<string, () => void>()
+  private founding = false
+  private readonly releaseWaiters = new Set<() => void>()
+  private timer: Timer | undefined
+  private unsubscribe: (() => void) | undefined
+  private scheduled = false
+  private running = false
+  private readonly completed = { received: 0, sent: 0, released: 0, founded: 0, abandoned: 0 }
+
+  constructor (private readonly c: HandoffComponents<K, I, O, S>, private readonly settings: HandoffSettings) {}
+
+  /** Starts following the table. */
+  start (): void {
+    this.unsubscribe = this.c.table.subscribe(() => { this.schedule() })
+    this.timer = this.c.clock.every(this.settings.recheckMs, () => { this.schedule() })
+    this.schedule()
+  }
+
+  /** Stops; transfers in flight finish on their own. */
+  stop (): void {
+    this.unsubscribe?.()
+    this.timer?.cancel()
+    for (const u of this.watched.values()) u()
+    this.watched.clear()
+  }
+
+  /** A pass at the end of this tick (once however often asked). */
+  schedule (): void {
+    if (this.scheduled) return
+    this.scheduled = true
+    this.c.clock.defer(() => {
+      this.scheduled = false
+      this.pass()
+    })
+  }
+
+  /** A request in flight for a partition group was answered: a release may go on. */
+  idle (): void {
+    if (this.releases.size > 0) this.schedule()
+  }
+
+  /** Whether this peer still serves, receives or releases anything (for a draining stop). */
+  holdsAnything (table: KeyspaceTable): boolean {
+    if (this.releases.size > 0) return true
+    const self = this.c.self
+    return table.assignments.some(a => a.owners.includes(self) || a.incoming.includes(self))
+  }
+
+  /** Resolves once this peer releases nothing (or after `timeoutMs`, rejecting with `TimeoutError`). */
+  async whenReleased (timeoutMs: number): Promise<void> {
+    if (this.releases.size === 0) return
+    await new Promise<void>((resolve, reject) => {
+      const timer = this.c.clock.setTimer(timeoutMs, () => { this.releaseWaiters.delete(check); reject(new TimeoutError(`partitions still being released after ${timeoutMs} ms`, timeoutMs)) })
+      const check = (): void => { if (this.releases.size === 0) { timer.cancel(); this.releaseWaiters.delete(check); resolve() } }
+      this.releaseWaiters.add(check)
+      this.schedule()
+    })
+  }
+
+  /** The progress shown by `stats()`. */
+  progress (): HandoffProgress {
+    const now = this.c.clock.now()
+    const table = this.c.table.current()
+    const receiving: ReceivingPartition[] = []
+    if (table !== undefined) {
+      table.assignments.forEach((a, partition) => {
+        if (!a.incoming.includes(this.c.self)) return
+        const key = refKey(partition, a.generation)
+        const g = this.c.groups.get(partition, a.generation)
+        const phase = this.announced.has(key) ? 'announced' : g.held() ? 'catching-up' : 'waiting-for-state'
+        receiving.push({ partition, generation: a.generation, phase, sinceMs: now - (this.receivingSince.get(key) ?? now) })
+      })
+    }
+    return {
+      receiving,
+      sending: [...this.transfers.values()].map(t => ({ partition: t.partition, to: t.to, phase: t.phase, attempts: t.attempts, sinceMs: now - t.createdAt })),
+      releasing: [...this.releases.values()].map(r => ({ partition: r.partition, generation: r.generation, phase: r.phase, inFlight: this.c.inFlight(r.partition, r.generation), sinceMs: now - r.since })),
+      completed: { ...this.completed }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+
+  private pass (): void {
+    if (this.running) { this.schedule(); return }
+    const c = this.c
+    const table = c.table.current()
+    if (table === undefined || !c.membership.isMember()) return
+    this.running = true
+    try {
+      this.reconcile(table)
+    } catch (err) {
+      c.log.error('handoff pass failed: %s', err)
+    } finally {
+      this.running = false
+    }
+  }
+
+  private reconcile (table: KeyspaceTable): void {
+    const c = this.c
+    const self = c.self
+    const now = c.clock.now()
+    const toFound: PartitionRef[] = []
+    const toAnnounce: PartitionRef[] = []
+    const toAbandon: PartitionRef[] = []
+    const wantedTransfers = new Set<string>()
+    const incomingHere = new Set<string>()
+    for (let p = 0; p < table.partitions; p++) {
+      const a = table.assignments[p]!
+      if (a.generation === 0) continue
+      const key = refKey(p, a.generation)
+      const g = c.groups.get(p, a.generation)
+      const held = g.held()
+      if (a.owners.includes(self)) {
+        this.finishReceiving(key)
+        this.keep(key)
+        if (!held) {
+          if (a.founder === self) toFound.push([p, a.generation])
+          else if (a.founder === null && this.missingFor(key, now) >= this.settings.abandonAfterMs) toAbandon.push([p, a.generation])
+          continue
+        }
+        this.missingSince.delete(key)
+        if (coordinatorOf(a.owners, p) === self) {
+          for (const to of a.incoming) {
+            const tk = `${key}|${to}`
+            wantedTransfers.add(tk)
+            if (!this.transfers.has(tk)) this.transfers.set(tk, { partition: p, generation: a.generation, to, phase: 'queued', attempts: 0, since: now, nextAt: now, createdAt: now })
+          }
+        }
+      } else if (a.incoming.includes(self)) {
+        incomingHere.add(key)
+        this.keep(key)
+        if (!this.receivingSince.has(key)) this.receivingSince.set(key, now)
+        if (held) {
+          this.missingSince.delete(key)
+          this.watch(key, g)
+          if (isReady(g, self)) {
+            const at = this.announced.get(key)
+            if (at === undefined || now - at >= REANNOUNCE_AFTER_MS) { toAnnounce.push([p, a.generation]); this.announced.set(key, now) }
+          }
+        } else if (a.owners.length === 0 && !a.abandoned.includes(self) && this.missingFor(key, now) >= this.settings.abandonAfterMs) {
+          toAbandon.push([p, a.generation])
+        }
+      } else if (held) {
+        this.release(p, a.generation, key, now)
+      }
+    }
+    // Older generations still held here: nobody serves them any more.
+    for (const { partition, generation, group } of c.groups.defined()) {
+      const current = table.assignments[partition]?.generation ?? 0
+      if (generation < current && group.held()) this.release(partition, generation, refKey(partition, generation), now)
+    }
+    for (const key of [...this.receivingSince.keys()]) if (!incomingHere.has(key)) this.receivingSince.delete(key)
+    for (const key of [...this.announced.keys()]) if (!incomingHere.has(key)) this.announced.delete(key)
+    for (const [key, unwatch] of [...this.watched]) if (!incomingHere.has(key)) { unwatch(); this.watched.delete(key) }
+    for (const [tk, t] of [...this.transfers]) {
+      if (wantedTransfers.has(tk)) continue
+      this.transfers.delete(tk)
+      // The receiver left the incoming list: promoted (or the move was called off).
+      if (table.assignments[t.partition]?.owners.includes(t.to) === true) this.completed.sent++
+    }
+    this.pump(now)
+    this.progressReleases()
+    if (toFound.length > 0) this.found(toFound)
+    if (toAnnounce.length > 0) this.announce(toAnnounce)
+    if (toAbandon.length > 0) this.abandon(toAbandon)
+  }
+
+  /** Listed again (a move called back) before leaving: keep serving. Once leaving, leaving goes on. */
+  private keep (key: string): void {
+    if (this.releases.get(key)?.phase === 'draining') this.releases.delete(key)
+  }
+
+  private missingFor (key: string, now: number): number {
+    const since = this.missingSince.get(key)
+    if (since === undefined) { this.missingSince.set(key, now); return 0 }
+    return now - since
+  }
+
+  private finishReceiving (key: string): void {
+    if (this.receivingSince.delete(key)) this.completed.received++
+  }
+
+  /** Re-checks as soon as an incoming group changes (its Join may have folded). */
+  private watch (key: string, g: PartitionGroup<K, I, O, S>): void {
+    if (this.watched.has(key)) return
+    this.watched.set(key, g.subscribe(() => { this.schedule() }))
+  }
+
+  // -- Founding, announcing, abandoning: table events -------------------------------------
+
+  private found (refs: PartitionRef[]): void {
+    if (this.founding) return
+    this.founding = true
+    const c = this.c
+    c.table.group.applyConsistent({ type: 'found', peer: c.self, partitions: refs }, { timeoutMs: 30_000 })
+      .then(out => {
+        const granted = new Set(out.partitions)
+        for (const [p, g] of refs) {
+          if (!granted.has(p)) continue
+          c.groups.found(p, g)
+          this.completed.founded++
+        }
+        if (granted.size > 0) c.log('founded %d partition group(s)', granted.size)
+      })
+      .catch(err => { c.log('asking to found %d partition(s) failed: %s', refs.length, err) })
+      .finally(() => { this.founding = false; this.schedule() })
+  }
+
+  private announce (refs: PartitionRef[]): void {
+    this.c.log('ready to serve partitions %s', refs.map(r => r[0]).join(','))
+    try {
+      this.c.table.group.applyFast({ type: 'ready', peer: this.c.self, partitions: refs })
+    } catch (err) {
+      this.c.log('announcing %d ready partition(s) failed: %s', refs.length, err)
+      for (const [p, g] of refs) this.announced.delete(refKey(p, g))
+    }
+  }
+
+  private abandon (refs: PartitionRef[]): void {
+    try {
+      this.c.table.group.applyFast({ type: 'abandon', peer: this.c.self, partitions: refs })
+      this.completed.abandoned += refs.length
+      this.c.log('abandoned %d partition(s) this peer has no state of', refs.length)
+      for (const [p, g] of refs) this.missingSince.delete(refKey(p, g))
+    } catch (err) {
+      this.c.log('abandoning failed: %s', err)
+    }
+  }
+
+  // -- Transfers ---------------------------------------------------------------------------
+
+  /** Starts queued transfers (and due retries) up to the bound. */
+  private pump (now: number): void {
+    let sending = 0
+    for (const t of this.transfers.values()) if (t.phase === 'sending') sending++
+    const table = this.c.table.current()
+    for (const t of this.transfers.values()) {
+      if (t.phase === 'retrying' && now >= t.nextAt) t.phase = 'queued'
+      // A receiver that got the fold but was not promoted in time may have missed it: again.
+      if (t.phase === 'sent' && now - t.since >= RESEND_AFTER_MS && table?.assignments[t.partition]?.incoming.includes(t.to) === true) t.phase = 'queued'
+    }
+    for (const t of [...this.transfers.values()].sort((a, b) => a.createdAt - b.createdAt)) {
+      if (sending >= this.settings.maxParallelMoves) break
+      if (t.phase !== 'queued') continue
+      sending++
+      this.send(t)
+    }
+  }
+
+  private send (t: Transfer): void {
+    const c = this.c
+    t.phase = 'sending'
+    t.attempts++
+    t.since = c.clock.now()
+    const started = t.since
+    const g = c.groups.get(t.partition, t.generation)
+    g.participate(t.to, { timeoutMs: this.settings.transferTimeoutMs })
+      .then(d => d.reached.includes(t.to), err => { c.log('sending partition %d to %s failed: %s', t.partition, t.to, err); return false })
+      .then(reached => {
+        const now = c.clock.now()
+        t.since = now
+        c.log('partition %d to %s: %s after %d ms', t.partition, t.to, reached ? 'sent' : 'not reached', now - started)
+        if (reached) t.phase = 'sent'
+        else { t.phase = 'retrying'; t.nextAt = now + Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** (t.attempts - 1)) }
+        this.schedule()
+      })
+  }
+
+  // -- Releasing ---------------------------------------------------------------------------
+
+  private release (partition: number, generation: number, key: string, now: number): void {
+    if (!this.releases.has(key)) this.releases.set(key, { partition, generation, phase: 'draining', since: now })
+  }
+
+  /** Leaves every released group with no request in flight. */
+  private progressReleases (): void {
+    const c = this.c
+    for (const [key, r] of this.releases) {
+      if (r.phase !== 'draining' || c.inFlight(r.partition, r.generation) > 0) continue
+      r.phase = 'leaving'
+      const g = c.groups.get(r.partition, r.generation)
+      const leave = g.held() ? g.disassociate(c.self, { timeoutMs: this.settings.transferTimeoutMs }) : Promise.resolve(undefined)
+      leave
+        .catch(err => { c.log('leaving partition %d failed: %s', r.partition, err) })
+        .finally(() => {
+          if (this.releases.get(key) !== r) return // listed again meanwhile: keep it
+          this.releases.delete(key)
+          if (g.held()) c.groups.drop(r.partition, r.generation)
+          this.completed.released++
+          for (const w of [...this.releaseWaiters]) w()
+          this.schedule()
+        })
+    }
+  }
+}
+
+/** Whether this peer's own Join has folded in its replica of `g`: it holds everything acknowledged. */
+function isReady<K, I, O, S> (g: PartitionGroup<K, I, O, S>, self: Participant): boolean {
+  return g.readState().participants.includes(self)
+}
+
+/**
+ * The owner that sends a partition to its incoming replicas: one of its owners, picked by the
+ * partition's number, so that the transfers of a rebalance spread over every owner.
+ */
+export function coordinatorOf (owners: readonly Participant[], partition: number): Participant | undefined {
+  return owners[partition % Math.max(1, owners.length)]
+}
+
+function refKey (partition: number, generation: number): string {
+  return `${partition}.${generation}`
+}

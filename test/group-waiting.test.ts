@@ -1,0 +1,57 @@
+/**
+ * A managed group's new member, before it holds the group's state, on the in-memory network
+ * with a manual clock: every participant's batches reach it as soon as its Join is known,
+ * and the one that added it pushes it the whole fold; it pulls the whole fold from at most
+ * one participant at a time, so the state is not shipped once per participant.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { startPeer } from '../src/peer/start.js'
+import { defineService } from '../src/peer/services.js'
+import type { EventSpec } from '../src/eventfold/types.js'
+import type { Legion, StartupMode } from '../src/peer/options.js'
+import { FakeNetwork, ManualClock, seededRandom, settleTurns } from './support/fake-network.js'
+
+const counter: EventSpec<number, number, number> = { init: () => 0, apply: (n, s) => ({ ok: true, output: s + n, state: s + n }) }
+
+test('a new member of a managed group pulls the whole fold from one participant at a time, however many send it batches', async () => {
+  const clock = new ManualClock()
+  const net = new FakeNetwork(clock)
+  const svc = defineService({
+    name: 'w',
+    needs: ['groups'],
+    create: ({ groups }) => ({ group: groups.managed('g', { spec: counter }), found: () => { groups.found('g') } })
+  })
+  type WaitingPeer = Legion<number, number, number, { w: typeof svc }>
+  const peers: WaitingPeer[] = []
+  let seed = 1
+  async function start (startup: StartupMode): Promise<WaitingPeer> {
+    const p = await startPeer<number, number, number, { w: typeof svc }>({ cluster: 'waiting', spec: counter, startup, services: { w: svc }, propagation: { intervalMs: 60_000 } },
+      { network: async key => await net.node(key), clock, random: seededRandom(seed++) })
+    peers.push(p)
+    return p
+  }
+  try {
+    const a = await start({ mode: 'new' })
+    for (let i = 0; i < 3; i++) await start({ mode: 'join', peers: a.multiaddrs() })
+    const [, b, c, d] = peers
+    a.services.w.found()
+    const g = a.services.w.group
+    for (const p of [b!, c!]) await g.participate(p.self)
+    await settleTurns(200)
+    await g.applyConsistent(1, { timeoutMs: 5000 })
+    const before = d!.stats().counters.syncsRequested
+    // The push of the one that adds d is lost: d gets the state from the others' batches.
+    net.cutLink(a.self, d!.self, true)
+    const adding = g.participate(d!.self, { timeoutMs: 1000 }).catch(() => undefined)
+    await clock.advance(1500)
+    await settleTurns(400)
+    const added = await adding
+    assert.deepEqual(added?.reached ?? [], [], 'the push did not arrive')
+    assert.equal(d!.services.w.group.held(), true, 'the new member holds the state')
+    const pulled = d!.stats().counters.syncsRequested - before
+    assert.equal(pulled, 1, `the new member pulled ${pulled} whole folds while it waited (two participants sent it batches)`)
+  } finally {
+    await Promise.all(peers.map(async p => { await p.stop({ leave: false }).catch(() => {}) }))
+  }
+})

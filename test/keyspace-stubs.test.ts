@@ -1,0 +1,139 @@
+/**
+ * The keyspace on stubs: whole peers over the in-memory network with a manual clock
+ * (test/support/fake-network.ts), so crashes, ejections and what ownership does about them are
+ * specified with deterministic time and no sockets. A crashed owner's partitions are
+ * re-replicated once it is ejected, with every acknowledged write kept; a partition whose
+ * every replica crashed is reported lost and starts again from the default state.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { startPeer } from '../src/peer/start.js'
+import type { Legion } from '../src/peer/options.js'
+import type { EventSpec } from '../src/eventfold/types.js'
+import { cacheKeyspace, type Cache } from '../demo/cache/cache.js'
+import type { PartitionEvent } from '../src/keyspace/keyspace.js'
+import { FakeNetwork, ManualClock, seededRandom, settleTurns } from './support/fake-network.js'
+
+const noState: EventSpec<null, number, number> = { init: () => 0, apply: (_e, s) => ({ ok: true, output: s, state: s }) }
+type Peer = Legion<null, number, number, { cache: ReturnType<typeof cacheKeyspace> }>
+
+class Sim {
+  readonly clock = new ManualClock()
+  readonly net = new FakeNetwork(this.clock)
+  readonly peers: Peer[] = []
+  private seed = 7
+
+  async start (startup: Parameters<typeof startPeer>[0]['startup']): Promise<Peer> {
+    const peer = await startPeer<null, number, number, { cache: ReturnType<typeof cacheKeyspace> }>({
+      cluster: 'keyspace-stubs',
+      spec: noState,
+      startup,
+      services: { cache: cacheKeyspace({ partitions: 8, replication: 2 }) },
+      propagation: { intervalMs: 500 },
+      failureDetection: { heartbeatIntervalMs: 500, suspectAfterMs: 2000, stuckAfterMs: 5000 }
+    }, { network: async key => await this.net.node(key), clock: this.clock, random: seededRandom(this.seed++) })
+    this.peers.push(peer)
+    return peer
+  }
+
+  async cluster (n: number): Promise<Peer[]> {
+    const first = await this.start({ mode: 'new' })
+    for (let i = 1; i < n; i++) await this.start({ mode: 'join', peers: first.multiaddrs() })
+    await this.until(() => this.peers.every(p => settledWith(p.services.cache, n)), `${n} members, every move done`)
+    return [...this.peers]
+  }
+
+  async until (predicate: () => boolean, what: string, maxMs = 60_000): Promise<void> {
+    const start = this.clock.now()
+    await settleTurns()
+    while (!predicate()) {
+      if (this.clock.now() - start >= maxMs) throw new Error(`not true after ${maxMs} simulated ms: ${what}`)
+      await this.clock.advance(100)
+    }
+  }
+
+  async settle<T> (promise: Promise<T>, what: string, maxMs = 60_000): Promise<T> {
+    let done = false
+    const watched = promise.finally(() => { done = true })
+    watched.catch(() => {})
+    await this.until(() => done, what, maxMs)
+    return await watched
+  }
+
+  async stop (): Promise<void> {
+    await Promise.all(this.peers.map(async p => { await p.stop({ leave: false }).catch(() => {}) }))
+  }
+}
+
+function settledWith (c: Cache, members: number): boolean {
+  const t = c.table()
+  return t !== undefined && t.members.length === members && t.assignments.every(a => a.incoming.length === 0 && a.owners.length > 0 && a.founder === null)
+}
+
+async function set (sim: Sim, c: Cache, key: string, value: string): Promise<string | null> {
+  return await sim.settle(c.request(key, { op: 'set', value, tags: [] }, { timeoutMs: 30_000 }), `set ${key}`)
+}
+
+test('a crashed owner is ejected and its partitions re-replicated: writes that waited for it are acknowledged, and every acknowledged write ends on both replicas', async () => {
+  const sim = new Sim()
+  try {
+    const peers = await sim.cluster(4)
+    const cs = peers.map(p => p.services.cache)
+    for (let i = 0; i < 16; i++) await set(sim, cs[i % 4]!, `k:${i}`, `a${i}`)
+    const victim = peers[3]!
+    const owned = cs[3]!.stats().owned
+    assert.ok(owned > 0)
+    sim.net.crash(victim.self)
+    // Writes to every key, some in the victim's partitions: those wait for its ejection.
+    const pending = Array.from({ length: 16 }, async (_, i) => await cs[i % 3]!.request(`k:${i}`, { op: 'set', value: `b${i}`, tags: [] }, { timeoutMs: 30_000 }))
+    const outputs = await sim.settle(Promise.all(pending), 'the writes during the crash')
+    assert.deepEqual(outputs, Array.from({ length: 16 }, (_, i) => `a${i}`), 'each write saw the value before it')
+    const live = peers.slice(0, 3)
+    await sim.until(() => live.every(p => settledWith(p.services.cache, 3)), 'the victim is out and every partition has two replicas again')
+    const table = cs[0]!.table()!
+    for (let i = 0; i < 16; i++) {
+      const p = cs[0]!.partitionOf(`k:${i}`)
+      const owners = table.assignments[p]!.owners
+      assert.equal(owners.length, 2)
+      for (const o of owners) {
+        const at = live.findIndex(x => x.self === o)
+        await sim.until(() => cs[at]!.readLocal(`k:${i}`).infimum?.value === `b${i}`, `k:${i} settled on ${o}`)
+      }
+    }
+    const generations = table.assignments.map(a => a.generation)
+    assert.ok(generations.every(g => g === 1), 'nothing was lost: one replica of each partition survived')
+  } finally {
+    await sim.stop()
+  }
+})
+
+test('a partition whose every replica crashed is reported lost, and its keys start again from the default state in a new generation', async () => {
+  const sim = new Sim()
+  try {
+    // Five peers: the three survivors are a majority, which may eject the two that crashed.
+    const peers = await sim.cluster(5)
+    const cs = peers.map(p => p.services.cache)
+    const table = cs[0]!.table()!
+    // Two peers that together hold both replicas of some partition.
+    const pair = table.assignments[0]!.owners
+    const doomed = table.assignments.flatMap((a, p) => a.owners.every(o => pair.includes(o)) ? [p] : [])
+    assert.ok(doomed.includes(0))
+    let key = ''
+    for (let i = 0; key === ''; i++) if (cs[0]!.partitionOf(`x:${i}`) === 0) key = `x:${i}`
+    const survivors = peers.filter(p => !pair.includes(p.self))
+    const survivor = survivors[0]!.services.cache
+    await set(sim, survivor, key, 'precious')
+    const events: PartitionEvent[] = []
+    survivor.onPartitionEvent(e => { events.push(e) })
+    for (const p of pair) sim.net.crash(p)
+    await sim.until(() => survivors.every(p => settledWith(p.services.cache, 3)), 'the three survivors own everything')
+    const lost = events.filter(e => e.type === 'lost').map(e => e.partition).sort((x, y) => x - y)
+    assert.deepEqual(lost, doomed, 'exactly the partitions both of whose replicas crashed are reported lost')
+    assert.ok(events.some(e => e.type === 'moved'), 'the others moved')
+    assert.equal(survivor.table()!.assignments[0]!.generation, 2)
+    assert.equal(await sim.settle(survivor.request(key, { op: 'get' }), 'a read of a lost key'), null, 'a lost key is back to its default')
+    assert.equal(await set(sim, survivor, key, 'again'), null)
+  } finally {
+    await sim.stop()
+  }
+})
