@@ -127,11 +127,12 @@ async function story (): Promise<void> {
     await send(client, 'call ledger {"add":0.5}')
     await send(client, 'call ledger {"total":true}')
     console.log(`--- killing the cart's host (${ids.get(cartHost)!}) with SIGKILL: one survivor restarts it`)
+    console.log('    (a placed child\'s state lives on its host: a graceful leave hands it over; after a crash it starts from its last save, here none)')
     const restarted = line(/now running cart/, 'cart to run again', 30_000)
     cartHost.kill('SIGKILL')
     await restarted
     const survivor = children.find(c => c !== cartHost && c.exitCode === null && c.signalCode === null)!
-    await send(survivor, 'call cart {"op":"get","key":"apples"}') // null: a placed child's state lives on its host
+    await send(survivor, 'call cart {"op":"get","key":"apples"}') // null: restarted from init
     console.log('--- killing the ledger\'s primary with SIGKILL: another replica answers with every answered total')
     if (ledgerPrimary === cartHost) await line(/now running ledger/, 'the ledger\'s new primary (it was on the cart\'s host)', 30_000)
     const primary = ledgerPrimary!
