@@ -104,6 +104,19 @@ async function story (): Promise<void> {
     }
     watchers.add(check)
   })
+  const fromEach = async (count: number, pattern: RegExp, what: string, timeoutMs: number): Promise<void> => await new Promise((resolve, reject) => {
+    const seen = new Set<ChildProcess>()
+    const timer = setTimeout(() => { watchers.delete(check); reject(new Error(`no ${what} within ${timeoutMs} ms (${seen.size} of ${count})`)) }, timeoutMs)
+    const check = (l: string, from: ChildProcess): void => {
+      if (!pattern.test(l)) return
+      seen.add(from)
+      if (seen.size < count) return
+      clearTimeout(timer)
+      watchers.delete(check)
+      resolve()
+    }
+    watchers.add(check)
+  })
   const send = async (to: ChildProcess, command: string): Promise<string> => {
     const answered = line(new RegExp(`${command.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} -> (.*)$`), `an answer to ${command}`)
     to.stdin!.write(command + '\n')
@@ -124,7 +137,11 @@ async function story (): Promise<void> {
     await send(client, 'call cart {"op":"put","key":"apples","value":"3"}')
     for (const n of [5, 7]) await send(client, `call ledger {"add":${n}}`)
     console.log('--- a poison input: refused, quarantined on every replica, the total unchanged')
+    // Each replica reports the quarantine record once it settled there (a tick or two after the
+    // caller's answer): wait for all three reports, so that none is printed after the kills.
+    const reports = fromEach(3, /quarantined an input of ledger/, 'the three replicas\' quarantine reports', 30_000)
     await send(client, 'call ledger {"add":0.5}')
+    await reports
     await send(client, 'call ledger {"total":true}')
     console.log(`--- killing the cart's host (${ids.get(cartHost)!}) with SIGKILL: one survivor restarts it`)
     console.log('    (a placed child\'s state lives on its host: a graceful leave hands it over; after a crash it starts from its last save, here none)')

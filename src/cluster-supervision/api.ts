@@ -215,7 +215,7 @@ export type ClusterSupervisionEvent =
     readonly token: EventId
   }
   | {
-    /** A replica here folded a quarantine record. */
+    /** A replica here settled a quarantine record (a tick or two after the caller got `PoisonInputError`). */
     readonly type: 'quarantined'
     /** The child. */
     readonly child: string
