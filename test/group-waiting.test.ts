@@ -1,8 +1,9 @@
 /**
  * A managed group's new member, before it holds the group's state, on the in-memory network
  * with a manual clock: every participant's batches reach it as soon as its Join is known,
- * and the one that added it pushes it the whole fold; it pulls the whole fold from at most
- * one participant at a time, so the state is not shipped once per participant.
+ * and the one that added it pushes it the whole fold. It waits for that push before pulling
+ * (WAITING_PUSH_GRACE_MS), and then pulls the whole fold from at most one participant at a
+ * time, so the state is not shipped once per participant.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -14,16 +15,19 @@ import { FakeNetwork, ManualClock, seededRandom, settleTurns } from './support/f
 
 const counter: EventSpec<number, number, number> = { init: () => 0, apply: (n, s) => ({ ok: true, output: s + n, state: s + n }) }
 
-test('a new member of a managed group pulls the whole fold from one participant at a time, however many send it batches', async () => {
-  const clock = new ManualClock()
-  const net = new FakeNetwork(clock)
-  const svc = defineService({
+type WaitingPeer = Legion<number, number, number, { w: ReturnType<typeof waitingService> }>
+
+function waitingService () {
+  return defineService({
     name: 'w',
     needs: ['groups'],
     create: ({ groups }) => ({ group: groups.managed('g', { spec: counter }), found: () => { groups.found('g') } })
   })
-  type WaitingPeer = Legion<number, number, number, { w: typeof svc }>
-  const peers: WaitingPeer[] = []
+}
+
+/** Four peers on the in-memory network; a founds group g with b and c in it and one event settled. */
+async function fourPeers (clock: ManualClock, net: FakeNetwork, peers: WaitingPeer[]): Promise<WaitingPeer[]> {
+  const svc = waitingService()
   let seed = 1
   async function start (startup: StartupMode): Promise<WaitingPeer> {
     const p = await startPeer<number, number, number, { w: typeof svc }>({ cluster: 'waiting', spec: counter, startup, services: { w: svc }, propagation: { intervalMs: 60_000 } },
@@ -31,18 +35,44 @@ test('a new member of a managed group pulls the whole fold from one participant 
     peers.push(p)
     return p
   }
+  const a = await start({ mode: 'new' })
+  for (let i = 0; i < 3; i++) await start({ mode: 'join', peers: a.multiaddrs() })
+  const [, b, c] = peers
+  a.services.w.found()
+  for (const p of [b!, c!]) await a.services.w.group.participate(p.self)
+  await settleTurns(200)
+  await a.services.w.group.applyConsistent(1, { timeoutMs: 5000 })
+  return peers
+}
+
+test('a new member of a managed group takes the state the owner pushes and pulls nothing, though every participant sends it batches', async () => {
+  const clock = new ManualClock()
+  const net = new FakeNetwork(clock)
+  const peers: WaitingPeer[] = []
   try {
-    const a = await start({ mode: 'new' })
-    for (let i = 0; i < 3; i++) await start({ mode: 'join', peers: a.multiaddrs() })
-    const [, b, c, d] = peers
-    a.services.w.found()
-    const g = a.services.w.group
-    for (const p of [b!, c!]) await g.participate(p.self)
-    await settleTurns(200)
-    await g.applyConsistent(1, { timeoutMs: 5000 })
+    const [a, , , d] = await fourPeers(clock, net, peers)
+    const before = d!.stats().counters.syncsRequested
+    const added = await a!.services.w.group.participate(d!.self, { timeoutMs: 1000 })
+    assert.deepEqual(added.reached, [d!.self], 'the push arrived')
+    await clock.advance(1500)
+    await settleTurns(400)
+    assert.equal(d!.services.w.group.held(), true, 'the new member holds the state')
+    assert.equal(d!.stats().counters.syncsRequested - before, 0, 'the new member pulled no whole fold')
+  } finally {
+    await Promise.all(peers.map(async p => { await p.stop({ leave: false }).catch(() => {}) }))
+  }
+})
+
+test('a new member of a managed group whose push is lost pulls the whole fold from one participant, however many send it batches', async () => {
+  const clock = new ManualClock()
+  const net = new FakeNetwork(clock)
+  const peers: WaitingPeer[] = []
+  try {
+    const [a, , , d] = await fourPeers(clock, net, peers)
+    const g = a!.services.w.group
     const before = d!.stats().counters.syncsRequested
     // The push of the one that adds d is lost: d gets the state from the others' batches.
-    net.cutLink(a.self, d!.self, true)
+    net.cutLink(a!.self, d!.self, true)
     const adding = g.participate(d!.self, { timeoutMs: 1000 }).catch(() => undefined)
     await clock.advance(1500)
     await settleTurns(400)

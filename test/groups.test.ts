@@ -53,6 +53,9 @@ test('two groups with different participants on the same peers converge independ
     ...[p2, p3, p4].map(async (m, i) => await roomsOf(m).say('r2', `r2-from-${i}`))
   ])
   for (const [room, ms] of Object.entries(members)) {
+    // A say resolves once its line settled at the sayer; the others learn it settled a
+    // message later.
+    await until(peers as never[], () => ms.every(m => roomsOf(m).transcript(room).length === 3), `every member of ${room} settled three lines`, 15_000)
     const logs = ms.map(m => JSON.stringify(roomsOf(m).transcript(room)))
     assert.equal(new Set(logs).size, 1, `${room}: every member has the same settled transcript`)
     assert.equal(roomsOf(ms[0]!).transcript(room).length, 3)

@@ -31,10 +31,27 @@ export interface IntakeComponents {
   readonly diverged: (replica: SomeReplica, from: Participant, ejected: boolean, threwHere: boolean) => void
   /** Intake's logger. */
   readonly log: Logger
+  /** The peer's clock, in milliseconds. */
+  readonly now: () => number
+  /** Runs `callback` once after `ms` milliseconds (the peer's clock). */
+  readonly setTimer: (ms: number, callback: () => void) => unknown
 }
+
+/**
+ * How long a replica waiting for a group's state leaves the group's owner to push it before
+ * pulling it from a participant whose batch arrived: the owner pushes the whole fold as it adds
+ * the member, right after saving, and every participant's batches reach the new member at about
+ * the same time, so pulling at the first batch moved the state twice (2.16x the state's bytes
+ * when a sixth peer joined five, docs/BENCHMARKS.md). A push that failed or was rate-limited
+ * costs the member this long.
+ */
+export const WAITING_PUSH_GRACE_MS = 1_000
 
 /** Merges what peers send; see the module comment. */
 export class Intake {
+  /** When a batch first reached each replica still waiting for its state. */
+  private readonly waitingSince = new WeakMap<SomeReplica, number>()
+
   constructor (private readonly components: IntakeComponents) {}
 
   /** The pushed Diffs of a batch from `from`. */
@@ -45,10 +62,17 @@ export class Intake {
       const fold = replica?.fold
       if (replica === undefined) { c.counters.droppedUnknownGroup++; continue }
       if (fold === undefined) {
-        // Waiting for this group's state: pull the whole fold, from one participant at a time
-        // (every participant's batches reach a new member, and the one that added it pushes
-        // the fold too: one copy on the way is enough).
-        if (replica.syncing.size === 0) c.requestSync(from, group, true)
+        // Waiting for this group's state: the owner that added this peer pushes it. Pull the
+        // whole fold only once that push is late (WAITING_PUSH_GRACE_MS after the first
+        // batch; later batches retry a pull that failed), from one participant at a time.
+        const since = this.waitingSince.get(replica)
+        const pull = (): void => { if (replica.fold === undefined && replica.syncing.size === 0) c.requestSync(from, group, true) }
+        if (since === undefined) {
+          this.waitingSince.set(replica, c.now())
+          c.setTimer(WAITING_PUSH_GRACE_MS, pull)
+        } else if (c.now() - since >= WAITING_PUSH_GRACE_MS) {
+          pull()
+        }
         continue
       }
       if (!replica.isParticipant(from)) { c.counters.droppedNonParticipant++; continue }

@@ -120,7 +120,9 @@ export function buildParts (inputs: PartInputs): Parts {
     limits,
     requestSync: (peer, group, full) => { sync.request(peer, [{ group, full }]) },
     diverged: (replica, from, ejected, threwHere) => { ejection.diverged(replica, from, ejected, threwHere) },
-    log: loggers('intake')
+    log: loggers('intake'),
+    now,
+    setTimer: (ms, callback) => clock.setTimer(ms, callback)
   })
   const sync = new Sync({
     network,
