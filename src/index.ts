@@ -231,7 +231,10 @@ export {
   type ReadinessCheck,
   type MemberView,
   type Change,
-  type ChangeKind
+  type ChangeKind,
+  isPlanningView,
+  type PlanningView,
+  type PlannedMembershipChange
 } from './admin/index.js'
 export type { OperatorControl, OperatorView, OperatorViews, PeerPhase, GroupSummary } from './peer/operator.js'
 export { LEGION_VERSION } from './version.js'
@@ -272,6 +275,7 @@ export {
 } from './keyspace/table.js'
 export type { HandoffProgress, ReceivingPartition, SendingPartition, ReleasingPartition } from './keyspace/handoff.js'
 export type { KeyspaceCounters } from './keyspace/context.js'
+export type { KeyspacePlan, MembershipChange, ReplicaMove, RefusedPlan } from './keyspace/plan.js'
 export {
   HandlerError,
   RequestTimeoutError,

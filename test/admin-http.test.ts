@@ -122,7 +122,7 @@ test('on a 3-peer cluster the endpoint shows status, members, partitions, groups
 
   const viewUrl = urlOf(withView as unknown as AdminPeer)
   const views = await request(`${viewUrl}/views`)
-  assert.deepEqual(views.body.views, [{ name: 'registry/holders', title: 'Elected holders' }])
+  assert.deepEqual(views.body.views, [{ name: 'registry/holders', title: 'Elected holders', plans: false }])
   const holder = await request(`${viewUrl}/views/registry/holders`)
   assert.deepEqual(holder.body, { name: 'registry/holders', title: 'Elected holders', data: [{ name: 'leader', holder: 'someone' }] })
 

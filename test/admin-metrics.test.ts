@@ -8,28 +8,14 @@
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
-import { getMetricsFromIterator, type PromData, type PromHistogramData, type PromMetrics } from 'prom2javascript'
+import type { PromHistogramData } from 'prom2javascript'
 import { LEGION_VERSION } from '../src/version.js'
 import { defineServer, startSupervision, supervisor, worker } from '../src/supervision/index.js'
 import { adminCluster, stopPeers, urlOf, type AdminPeer } from './support/admin-cluster.js'
+import { checkNaming, scrape, value } from './support/prometheus.js'
 
 const running: AdminPeer[] = []
 after(async () => { await stopPeers(running.splice(0)) })
-
-async function scrape (url: string): Promise<{ text: string, metrics: PromMetrics, contentType: string }> {
-  const res = await fetch(`${url}/metrics`)
-  assert.equal(res.status, 200)
-  const text = await res.text()
-  const metrics = await getMetricsFromIterator(text.split('\n')[Symbol.iterator]())
-  return { text, metrics, contentType: res.headers.get('content-type') ?? '' }
-}
-
-function value (metrics: PromMetrics, name: string, labels: Record<string, string> = {}): number | undefined {
-  const family = metrics[name]
-  if (family === undefined) return undefined
-  const sample = (family.data as PromData[]).find(d => Object.entries(labels).every(([k, v]) => d.labels[k] === v))
-  return sample?.value
-}
 
 test('the version in the code is package.json\'s', async () => {
   const manifest = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -48,24 +34,12 @@ test('/metrics is Prometheus text that a real parser reads, named by Prometheus\
   await tree.call('flaky', -1).catch(() => {})
   await tree.call('flaky', 1)
 
-  const { text, metrics, contentType } = await scrape(urlOf(a!))
+  const scraped = await scrape(urlOf(a!))
+  const { text, metrics, contentType } = scraped
   assert.match(contentType, /^text\/plain; version=0\.0\.4/)
   const names = Object.keys(metrics)
   assert.ok(names.length >= 20, `families: ${names.join(', ')}`)
-  for (const name of names) {
-    const family = metrics[name]!
-    assert.match(name, /^legion_[a-z0-9_]+$/, `${name}: the legion_ prefix, lower snake case`)
-    assert.notEqual(family.help, '', `${name} has help`)
-    assert.ok(['counter', 'gauge', 'histogram'].includes(family.type), `${name} has a type: ${family.type}`)
-    if (family.type === 'counter') assert.match(name, /_total$/, `counter ${name} ends in _total`)
-    if (family.type === 'histogram') assert.match(name, /_seconds$/, `histogram ${name} is in seconds`)
-    if (family.type !== 'counter') assert.doesNotMatch(name, /_total$/, `${name} is no counter but ends in _total`)
-    assert.ok(family.data.length <= 20, `${name} has a small label set (${family.data.length} series)`)
-  }
-  // Every line the parser skipped would hide a mistake: every sample line belongs to a family.
-  const sampleLines = text.split('\n').filter(l => l !== '' && !l.startsWith('#'))
-  const parsedSamples = Object.values(metrics).reduce((n, f) => n + (f.type === 'histogram' ? (f.data as PromHistogramData[]).reduce((k, h) => k + Object.keys(h.buckets).length + 2, 0) : f.data.length), 0)
-  assert.equal(parsedSamples, sampleLines.length, 'the parser read every sample line')
+  checkNaming(scraped)
 
   assert.equal(value(metrics, 'legion_build_info', { version: LEGION_VERSION, nodejs: process.version }), 1)
   assert.equal(value(metrics, 'legion_participants'), 3)

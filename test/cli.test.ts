@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
 import { LEGION_VERSION } from '../src/version.js'
+import { cacheKeyspace, type Cache } from '../demo/cache/cache.js'
 import { adminCluster, stopPeers, TOKEN, urlOf, waitUntil, type AdminPeer } from './support/admin-cluster.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -42,7 +43,7 @@ async function legion (args: string[], extraEnv: Record<string, string> = {}): P
 test('legion --help lists the commands, --version prints the version, a wrong command exits 2', async () => {
   const help = await legion(['--help'])
   assert.equal(help.code, 0)
-  for (const command of ['start', 'status', 'members', 'partitions', 'eject', 'leave', 'plan', 'commit', 'metrics', 'ready']) {
+  for (const command of ['start', 'status', 'members', 'partitions', 'eject', 'leave', 'views', 'view', 'plan', 'commit', 'metrics', 'ready']) {
     assert.match(help.stdout, new RegExp(`^  ${command}\\b`, 'm'), `help lists ${command}`)
   }
   const version = await legion(['--version'])
@@ -103,6 +104,57 @@ test('against a running cluster: tables for people, --json for scripts, and exit
   await waitUntil(() => a!.readState().participants.length === 2, 'c ejected')
   const metrics = await legion(['metrics', '--url', url])
   assert.match(metrics.stdout, /^legion_participants 2$/m)
+})
+
+test('views, view and plan --service show a keyspace to people (tables) and scripts (--json), with exit codes for what is not there', async () => {
+  const peers = await adminCluster(3, (i) => i === 0 ? { allowMutations: true, token: TOKEN } : {}, 12, () => ({ cache: cacheKeyspace({ name: 'cache', partitions: 8, replication: 2 }) }))
+  running.push(...peers)
+  const [a, , c] = peers
+  const cacheOf = (p: AdminPeer): Cache => (p.services as unknown as { cache: Cache }).cache
+  await Promise.all(peers.map(async p => { await cacheOf(p).whenSettled({ timeoutMs: 45_000 }) }))
+  await waitUntil(() => peers.every(p => cacheOf(p).table()?.members.length === 3 && cacheOf(p).stats().movesInFlight === 0), 'the keyspace settled on 3 members', 45_000)
+  const url = urlOf(a!)
+  const held = cacheOf(a!).table()!.assignments.filter(x => x.owners.includes(c!.self)).length
+
+  const [views, partitions, table, tableJson, plan, planJson] = await Promise.all([
+    legion(['views', '--url', url]),
+    legion(['view', 'cache/partitions', '--url', url]),
+    legion(['view', 'cache/table', '--url', url]),
+    legion(['view', 'cache/table', '--json', '--url', url]),
+    legion(['plan', 'leave', c!.self, '--service', 'cache', '--url', url]),
+    legion(['plan', 'leave', c!.self, '--service', 'cache', '--json', '--url', url])
+  ])
+  for (const r of [views, partitions, table, tableJson, plan, planJson]) assert.equal(r.code, 0, r.stderr)
+  assert.match(views.stdout, /^NAME +TITLE +PLANS$/m)
+  assert.match(views.stdout, /^cache\/table +Keyspace cache: ownership table +yes$/m)
+  const rows = partitions.stdout.trim().split('\n')
+  assert.equal(rows[0], 'Keyspace cache: partitions on this peer (cache/partitions)')
+  assert.match(rows[1]!, /^PARTITION +GENERATION +ROLE +OWNERS +INCOMING +HELD +KEYS$/)
+  assert.equal(rows.length - 2, cacheOf(a!).stats().owned, 'a row per partition this peer serves')
+  assert.match(table.stdout, /^partitions +8$/m)
+  assert.match(table.stdout, /^byMember:\nPEER +OWNER +OUTGOING +INCOMING +DRAINING$/m)
+  assert.equal(JSON.parse(tableJson.stdout).data.replication, 2)
+  assert.match(plan.stdout, new RegExp(`^plan of cache at table version \\d+: a leave of ${c!.self} moves ${held} partition\\(s\\), ${held} transfer\\(s\\)$`, 'm'))
+  assert.match(plan.stdout, /^PARTITION +ADDING +REMOVING$/m)
+  assert.deepEqual([JSON.parse(planJson.stdout).transfers, JSON.parse(planJson.stdout).lost], [held, []])
+
+  const codes = await Promise.all([
+    legion(['view', 'cache/nope', '--url', url]),
+    legion(['view', 'nonsense', '--url', url]),
+    legion(['plan', 'leave', c!.self, '--service', 'nope', '--url', url]),
+    legion(['plan', 'join', c!.self, '--service', 'cache', '--url', url]),
+    legion(['plan', 'rebalance', '--service', 'cache', '--url', url]),
+    legion(['commit', 'leave', c!.self, '--service', 'cache', '--url', url], { LEGION_ADMIN_TOKEN: TOKEN })
+  ])
+  assert.deepEqual(codes.map(r => r.code), [
+    5, // no such view
+    2, // not <service>/<view>
+    5, // no service offers that plan
+    6, // a join of a member: refused
+    2, // a keyspace plans joins and leaves only
+    2 // a keyspace's layout is not committed
+  ], codes.map(r => r.stderr).join('\n'))
+  assert.match(codes[5]!.stderr, /follows the membership/)
 })
 
 /** Starts `legion start ...` and resolves with the JSON line it prints once running. */

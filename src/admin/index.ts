@@ -8,3 +8,4 @@ export { admin, type AdminOptions, type AdminEndpoint, type AdminNeeds } from '.
 export { planLayoutChange, parseLayoutChange, committedEvent, type LayoutChange, type LayoutPlan, type PartitionMove, type RefusedChange } from './plan.js'
 export { readiness, type Readiness, type ReadinessCheck, type MemberView } from './views.js'
 export type { Change, ChangeKind } from './changes.js'
+export { isPlanningView, type PlanningView, type PlannedMembershipChange } from './service-plans.js'

@@ -18,6 +18,7 @@ import { LEGION_VERSION } from '../version.js'
 import type { ChangeJournal } from './changes.js'
 import { AdminRequestError, answerJson, answerText, bearerMatches, readJsonBody } from './http.js'
 import { committedEvent, parseLayoutChange, planLayoutChange, type LayoutChange } from './plan.js'
+import { isPlanningView, servicePlan } from './service-plans.js'
 import { STATUS_PAGE } from './status-page.js'
 import { membersView, partitionTables, partitionView, partitionsView, readiness, supervisionView } from './views.js'
 import { isPartitionTableSpec } from '../partitions/partition-table.js'
@@ -88,9 +89,19 @@ const ROUTES: readonly Route[] = [
     path: ['views'],
     method: 'GET',
     mutation: false,
-    run: (ctx, r) => { answerJson(r.res, 200, { views: [...ctx.views.all()].map(([name, v]) => ({ name, title: v.title })) }) }
+    run: (ctx, r) => { answerJson(r.res, 200, { views: [...ctx.views.all()].map(([name, v]) => ({ name, title: v.title, plans: isPlanningView(v) })) }) }
   },
   { name: 'view', path: ['views', ':service', ':name'], method: 'GET', mutation: false, run: (ctx, r) => { answerJson(r.res, 200, readView(ctx, `${r.params[0]!}/${r.params[1]!}`)) } },
+  {
+    name: 'service-plan',
+    path: ['services', ':service', 'plan'],
+    method: 'GET',
+    mutation: false, // a plan changes nothing
+    run: (ctx, r) => {
+      const op = member(ctx)
+      answerJson(r.res, 200, servicePlan(ctx.views, op.clusterState().projectedParticipants, r.params[0]!, r.query))
+    }
+  },
   {
     name: 'changes',
     path: ['changes'],

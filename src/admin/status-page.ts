@@ -3,7 +3,8 @@
  * nothing fetched from elsewhere, no build step) that reads the endpoint's own JSON views with
  * relative URLs (so it works wherever the handler is mounted) and refreshes itself every
  * second: this peer and its readiness, the members and their health, the partition table,
- * the views other layers contribute (the registry's elected holders, when that layer runs),
+ * the views other layers contribute (the keyspace's partitions, table and handoffs, the
+ * registry's elected holders and registrations, when those services run),
  * the supervision trees, and the recent changes. Every value reaches the page through
  * `textContent`, never as markup, so nothing a peer id or a view holds can inject script.
  *
@@ -17,6 +18,8 @@ body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin:
 header { display: flex; flex-wrap: wrap; gap: 8px 24px; align-items: baseline; border-bottom: 1px solid var(--line); padding-bottom: 8px; }
 h1 { font-size: 20px; margin: 0; }
 h2 { font-size: 16px; margin: 20px 0 8px; }
+h3 { font-size: 14px; margin: 12px 0 6px; }
+table.fields th { font-weight: normal; color: var(--muted); }
 code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; }
 .muted { color: var(--muted); }
 .badge { display: inline-block; padding: 0 8px; border-radius: 10px; font-size: 12px; font-weight: 600; color: #fff; background: var(--muted); }
@@ -100,20 +103,40 @@ function renderPartitions (r) {
   box.replaceChildren(el('p', { class: 'muted' }, 'version ' + t.version + (t.settledVersion !== t.version ? ' (settled: ' + t.settledVersion + ')' : '') +
     ', ' + t.partitions + ' partitions, ' + (t.balanced ? 'balanced' : 'unbalanced')), grid, legend)
 }
-function renderValue (v) {
-  if (Array.isArray(v) && v.length > 0 && v.every((x) => x && typeof x === 'object' && !Array.isArray(x))) {
+const PEER_ID = /^(12D3Koo|Qm)[1-9A-HJ-NP-Za-km-z]{40,}$/
+const isRecord = (x) => x !== null && typeof x === 'object' && !Array.isArray(x)
+function cell (x) {
+  if (x !== null && typeof x === 'object') return el('td', { class: 'mono' }, JSON.stringify(x))
+  if (typeof x === 'string' && PEER_ID.test(x)) return el('td', { class: 'mono', title: x }, short(x))
+  return el('td', { class: 'mono' }, x)
+}
+// A view's data: an array of objects as a table (one row each); an object as a table of its
+// plain fields, then each structured field under its own heading; anything else as JSON.
+function renderValue (v, depth) {
+  depth = depth || 0
+  if (Array.isArray(v) && v.length === 0) return el('p', { class: 'muted' }, '(none)')
+  if (Array.isArray(v) && v.every(isRecord)) {
     const cols = [...new Set(v.flatMap((x) => Object.keys(x)))]
     return el('table', {}, el('thead', {}, el('tr', {}, ...cols.map((c) => el('th', {}, c)))),
-      el('tbody', {}, ...v.map((x) => el('tr', {}, ...cols.map((c) => el('td', { class: 'mono' }, typeof x[c] === 'object' ? JSON.stringify(x[c]) : x[c]))))))
+      el('tbody', {}, ...v.map((x) => el('tr', {}, ...cols.map((c) => cell(x[c]))))))
   }
-  if (Array.isArray(v) && v.length === 0) return el('p', { class: 'muted' }, '(none)')
+  if (isRecord(v) && depth < 2) {
+    const entries = Object.entries(v)
+    const plain = entries.filter(([, x]) => x === null || typeof x !== 'object')
+    const nested = entries.filter(([, x]) => x !== null && typeof x === 'object')
+    return el('div', {},
+      plain.length > 0 ? el('table', { class: 'fields' }, el('tbody', {}, ...plain.map(([k, x]) => el('tr', { 'data-field': k }, el('th', {}, k), cell(x))))) : '',
+      ...nested.map(([k, x]) => el('div', { 'data-field': k }, el('h3', {}, k), renderValue(x, depth + 1))))
+  }
   return el('pre', { class: 'mono' }, JSON.stringify(v, null, 2))
 }
 async function renderViews (list) {
   const parts = []
   for (const v of list.views) {
     const r = await get('views/' + v.name.split('/').map(encodeURIComponent).join('/'))
-    parts.push(el('section', { 'data-view': v.name }, el('h2', {}, v.title), r.status === 200 ? renderValue(r.body.data) : el('p', { class: 'muted' }, r.body.message || 'unavailable')))
+    parts.push(el('section', { 'data-view': v.name, 'data-service': v.name.split('/')[0] },
+      el('h2', {}, v.title, ' ', el('span', { class: 'muted mono' }, v.name)),
+      r.status === 200 ? renderValue(r.body.data) : el('p', { class: 'muted' }, r.body.message || 'unavailable')))
   }
   $('views').replaceChildren(...parts)
 }

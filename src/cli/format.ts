@@ -32,3 +32,34 @@ export function ranges (partitions: readonly number[]): string {
   }
   return out.join(', ')
 }
+
+const isRecord = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x)
+
+function cell (x: unknown): string {
+  if (x === null || x === undefined) return ''
+  return typeof x === 'object' ? JSON.stringify(x) : String(x)
+}
+
+/**
+ * A service's view for people, as the status page shows it: an array of objects as a table
+ * (one row each, a column per field); an object as its plain fields, one per line, then each
+ * structured field under its own heading; anything else as JSON.
+ */
+export function viewText (data: unknown, depth = 0): string {
+  if (Array.isArray(data) && data.length === 0) return '(none)'
+  if (Array.isArray(data) && data.every(isRecord)) {
+    const columns = [...new Set(data.flatMap(row => Object.keys(row)))]
+    return table(columns.map(c => c.toUpperCase()), data.map(row => columns.map(c => cell(row[c]))))
+  }
+  if (isRecord(data) && depth < 2) {
+    const entries = Object.entries(data)
+    const plain = entries.filter(([, x]) => typeof x !== 'object' || x === null)
+    const nested = entries.filter(([, x]) => typeof x === 'object' && x !== null)
+    const width = Math.max(0, ...plain.map(([k]) => k.length))
+    return [
+      ...plain.map(([k, x]) => `${k.padEnd(width)}  ${cell(x)}`.trimEnd()),
+      ...nested.map(([k, x]) => `\n${k}:\n${viewText(x, depth + 1)}`)
+    ].join('\n')
+  }
+  return JSON.stringify(data, null, 2)
+}

@@ -10,7 +10,7 @@
 import { Command, CommanderError, Option } from 'commander'
 import { LEGION_VERSION } from '../version.js'
 import { AdminClient, CommandError, EXIT } from './client.js'
-import { duration, ranges, table } from './format.js'
+import { duration, ranges, table, viewText } from './format.js'
 import { progress } from './progress.js'
 
 interface GlobalOptions {
@@ -139,10 +139,36 @@ function program (): Command {
   }
   const changeHelp = 'join <peer> | leave <peer> | move <partition> <peer> | rebalance | configure <partitions>'
 
+  p.command('views').description('the views the peer\'s services offer (a keyspace\'s partitions and handoffs, discovery\'s holders...)').action(async (_o, command: Command) => {
+    const { client, json } = connect(command)
+    const v = await client.expect('GET', '/views') as { views: Array<{ name: string, title: string, plans?: boolean }> }
+    if (json) { out(JSON.stringify(v)); return }
+    out(table(['NAME', 'TITLE', 'PLANS'], v.views.map(x => [x.name, x.title, x.plans === true ? 'yes' : ''])))
+  })
+
+  p.command('view').description('one view of a service, as tables').argument('<name>', '<service>/<view>, as `legion views` lists them')
+    .action(async (name: string, _o, command: Command) => {
+      const { client, json } = connect(command)
+      const parts = name.split('/')
+      if (parts.length !== 2 || parts.some(x => x === '')) throw new CommandError(`a view is named <service>/<view>, got ${JSON.stringify(name)}`, EXIT.usage)
+      const v = await client.expect('GET', `/views/${parts.map(encodeURIComponent).join('/')}`) as { title: string, data: unknown }
+      if (json) { out(JSON.stringify(v)); return }
+      out(`${v.title} (${name})`)
+      out(viewText(v.data))
+    })
+
   p.command('plan').description('show which partitions a change would move, without changing anything')
     .argument('<change>', changeHelp).argument('[args...]')
-    .action(async (type: string, args: string[], _o, command: Command) => {
+    .option('--service <name>', 'plan a service\'s own layout (a keyspace) instead of the cluster\'s partition table: join <peer> or leave <peer>')
+    .action(async (type: string, args: string[], o: { service?: string }, command: Command) => {
       const { client, json } = connect(command)
+      if (o.service !== undefined) {
+        if ((type !== 'join' && type !== 'leave') || args.length !== 1) throw new CommandError('usage: plan join <peer> --service <name> | plan leave <peer> --service <name>', EXIT.usage)
+        const plan = await client.expect('GET', `/services/${encodeURIComponent(o.service)}/plan?${type}=${encodeURIComponent(args[0]!)}`) as ServicePlan
+        if (json) { out(JSON.stringify(plan)); return }
+        printServicePlan(plan)
+        return
+      }
       const plan = await client.expect('POST', '/plan', change(type, args)) as Plan
       if (json) { out(JSON.stringify(plan)); return }
       printPlan(plan)
@@ -152,7 +178,9 @@ function program (): Command {
   p.command('commit').description('carry out a change (needs mutations and the token); with --at, only if the table is still at that version')
     .argument('<change>', changeHelp).argument('[args...]')
     .option('--at <version>', 'the table version the plan was made at (default: plan now and commit that)')
-    .action(async (type: string, args: string[], o: { at?: string }, command: Command) => {
+    .option('--service <name>', '(refused: a keyspace rebalances by itself; commit the membership change instead)')
+    .action(async (type: string, args: string[], o: { at?: string, service?: string }, command: Command) => {
+      if (o.service !== undefined) throw new CommandError(`${o.service}'s layout follows the membership: commit the membership change itself (legion eject <peer>, legion leave, or start the new peer); legion plan ... --service ${o.service} shows what it moves`, EXIT.usage)
       const { client, json, globals } = connect(command)
       const body = change(type, args)
       const bar = progress(3, !json)
@@ -198,6 +226,24 @@ function printPlan (plan: Plan): void {
   if (plan.moves.length > 0) out(moves(plan.moves))
   out(`afterwards: ${plan.after.partitions} partitions, ${plan.after.balanced ? 'balanced' : 'unbalanced'}`)
   out(table(['OWNER', 'PARTITIONS'], Object.entries(plan.after.owned).map(([o, n]) => [o, String(n)])))
+}
+
+interface ServicePlan {
+  service: string
+  version: number
+  change: { type: string, peer: string }
+  moves: Array<{ partition: number, generation: number, adding: string[], removing: string[] }>
+  transfers: number
+  lost: number[]
+  after: { balanced: boolean, replicas: Record<string, number> }
+}
+
+function printServicePlan (plan: ServicePlan): void {
+  out(`plan of ${plan.service} at table version ${plan.version}: a ${plan.change.type} of ${plan.change.peer} moves ${plan.moves.length} partition(s), ${plan.transfers} transfer(s)`)
+  if (plan.moves.length > 0) out(table(['PARTITION', 'ADDING', 'REMOVING'], plan.moves.map(m => [String(m.partition), m.adding.join(' '), m.removing.join(' ')])))
+  if (plan.lost.length > 0) out(`LOST: the data of partition(s) ${ranges(plan.lost)} (no replica would be left)`)
+  out(`afterwards: ${plan.after.balanced ? 'balanced' : 'unbalanced'}`)
+  out(table(['PEER', 'REPLICAS'], Object.entries(plan.after.replicas).map(([peer, n]) => [peer, String(n)])))
 }
 
 function moves (list: readonly PartitionMoveRow[]): string {

@@ -41,11 +41,12 @@ import {
 } from './registry-spec.js'
 import { LocalRegistrations } from './registrations.js'
 import { resolveDiscovery, type ResolvedDiscovery } from './settings.js'
+import { DiscoveryTally, registerDiscoveryMetrics } from './metrics.js'
 import { holdersView, registryView } from './views.js'
 import { Watchers } from './watch.js'
 
 /** The components the discovery service uses. */
-export type DiscoveryNeeds = 'self' | 'log' | 'clock' | 'membership' | 'groups' | 'messaging' | 'views'
+export type DiscoveryNeeds = 'self' | 'log' | 'clock' | 'metrics' | 'membership' | 'groups' | 'messaging' | 'views'
 type Needs = Pick<ServiceComponents, DiscoveryNeeds>
 
 /** What `peer.services.discovery` is: {@link Discovery} plus the service's lifecycle. */
@@ -84,7 +85,7 @@ export function discovery<M = JsonValue, C = JsonValue> (options: DiscoveryOptio
   const resolved = resolveDiscovery(options)
   return defineService({
     name: 'discovery',
-    needs: ['self', 'log', 'clock', 'membership', 'groups', 'messaging', 'views'],
+    needs: ['self', 'log', 'clock', 'metrics', 'membership', 'groups', 'messaging', 'views'],
     create: (components: Needs): DiscoveryInstance<M, C> => new DiscoveryService<M, C>(components, resolved)
   })
 }
@@ -102,6 +103,7 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
   private readonly allEntries = new WeakMap<readonly RegistrationRecord[], ReadonlyArray<ServiceEntry<M>>>()
   private readonly enabledEntries = new WeakMap<readonly RegistrationRecord[], ReadonlyArray<ServiceEntry<M>>>()
   private readonly unsubscribes: Array<() => void> = []
+  private readonly tally = new DiscoveryTally()
   private windows: LeaseWindows | undefined
   private cached: ClusterState<RegistryState> | undefined
   private timer: Timer | undefined
@@ -129,7 +131,7 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
     this.watchers = new Watchers(c.log)
     this.calls = new HolderCalls({
       channel: c.messaging.channel<HolderRequest, HolderReply>('holder', { request: jsonCodec as unknown as Codec<HolderRequest>, reply: jsonCodec as unknown as Codec<HolderReply> }),
-      whereis: (name) => this.whereis(name),
+      whereis: (name) => this.holder(name, 'settled'),
       runningToken: (name) => { const t = this.candidacies.get(name)?.role.runningToken(); return t !== undefined && this.isHolder(name, t) ? t : undefined },
       conditions: this.conditions,
       clock: c.clock,
@@ -138,6 +140,8 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
     })
     c.views.add('holders', { title: 'Elections (settled)', read: () => this.registry.held() ? holdersView(this.read().infimum, name => this.isHolder(name)) : [] })
     c.views.add('registry', { title: 'Registrations (settled)', read: () => this.registry.held() ? registryView(this.read().infimum) : [] })
+    const settled = (): RegistryState | undefined => this.registry.held() ? this.read().infimum : undefined
+    registerDiscoveryMetrics(c.metrics, { self: c.self, settled, candidacies: () => [...this.candidacies.values()].map(l => l.role.status().kind), tally: this.tally })
   }
 
   // -------------------------------------------------------------------------------------------
@@ -206,6 +210,7 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
     if (this.registry.held()) {
       const s = this.read()
       this.watchers.publish(s.infimum, s.infimumId)
+      this.tally.observe(s.infimum)
     }
     this.conditions.changed()
   }
@@ -226,6 +231,7 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
   lookup (name: string, options: LookupOptions = {}): Lookup<M> {
     this.checkName(name)
     const consistency = consistencyOf(options.consistency)
+    this.tally.lookups++
     if (!this.registry.held()) return { name, consistency, asOf: { counter: 0, participant: '' }, entries: [] }
     const s = this.read()
     const records = nameRecord(consistency === 'settled' ? s.infimum : s.projected, name)?.registrations
@@ -265,7 +271,7 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
       if (existing.role.kind !== kind || existing.role.minMembers !== minMembers) throw new ElectionConflictError(name, existing.role.kind, existing.role.minMembers, 'this peer already stands for it with another start function')
       return this.candidacyHandle(existing.role)
     }
-    const role = new Role<C>(name, kind, minMembers, start, {
+    const role = new Role<C>(name, kind, minMembers, (ctx) => { this.tally.runs++; return start(ctx) }, {
       clock: this.c.clock,
       log: this.c.log,
       stopTimeoutMs: this.options.stopTimeoutMs,
@@ -281,9 +287,15 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
 
   whereis (name: string, options: { readonly consistency?: LookupConsistency } = {}): Holder | undefined {
     this.checkName(name)
+    this.tally.whereis++
+    return this.holder(name, consistencyOf(options.consistency))
+  }
+
+  /** The holder of `name` (a checked name), as `whereis` answers but not counted as the application's lookup. */
+  private holder (name: string, consistency: LookupConsistency): Holder | undefined {
     if (!this.registry.held()) return undefined
     const s = this.read()
-    const holder = nameRecord(consistencyOf(options.consistency) === 'settled' ? s.infimum : s.projected, name)?.election?.holder ?? null
+    const holder = nameRecord(consistency === 'settled' ? s.infimum : s.projected, name)?.election?.holder ?? null
     return holder === null ? undefined : { name, peer: holder.peer, token: holder.token }
   }
 
@@ -312,7 +324,8 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
   }
 
   isCurrent (name: string, token: EventId): boolean {
-    const h = this.whereis(name)
+    this.checkName(name)
+    const h = this.holder(name, 'settled')
     return h !== undefined && compareEventIds(h.token, token) === 0
   }
 
@@ -369,7 +382,7 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
       holding: () => !signal.aborted && this.isHolder(name, token),
       saveCheckpoint: async (data: C, options?: WaitOptions) => {
         const bytes = this.encode(this.checkpointCodec, data, 'checkpoint', this.settings.maxCheckpointBytes)
-        if (signal.aborted || !this.writable()) throw new FencedError(name, token, this.whereis(name))
+        if (signal.aborted || !this.writable()) throw new FencedError(name, token, this.holder(name, 'settled'))
         const out = await this.writeConsistent({ t: 'checkpoint', name, token, data: bytes }, options)
         if (!out.ok) throw out.error === 'fenced' ? new FencedError(name, token, out.holder === null ? undefined : { name, peer: out.holder.peer, token: out.holder.token }) : new RegistryInputError(`checkpoint refused: ${out.error}`)
       }

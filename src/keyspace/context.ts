@@ -130,23 +130,34 @@ export class PartitionGroups<K, I, O, S> {
   }
 }
 
-/** Counters of one peer's keyspace, read by `stats()`. */
+/**
+ * Counters of one peer's keyspace, read by `stats()` and the metrics. `served` and the
+ * `...Answers` fields count the owner's side (requests that reached this peer as an owner, by
+ * the answer it gave); `forwarded`, `rerouted`, `failed` and `timeouts` the caller's side
+ * (requests made on this peer).
+ */
 export interface KeyspaceCounters {
-  /** Requests this peer served as an owner. */
+  /** Requests this peer served as an owner (past the fence, whatever their outcome). */
   served: number
-  /** Requests this peer sent to another owner. */
+  /** `ok` answers this peer gave as an owner. */
+  okAnswers: number
+  /** Requests this peer sent to another owner (every attempt). */
   forwarded: number
   /** `moved` answers this peer gave. */
   movedAnswers: number
-  /** Requests this peer re-routed after a `moved` or `unavailable` answer. */
+  /** `unavailable` answers this peer gave (not serving yet, or the request waited past its deadline unapplied). */
+  unavailableAnswers: number
+  /** `timeout` answers this peer gave (applied, not settled in time: outcome unknown). */
+  timeoutAnswers: number
+  /** Requests this peer re-routed after a `moved` answer. */
   rerouted: number
-  /** Requests that failed (any typed error). */
+  /** Requests made on this peer that failed (any typed error). */
   failed: number
-  /** Requests whose handler threw. */
+  /** Requests whose handler threw (`handler-error` answers this peer gave as an owner). */
   handlerErrors: number
-  /** Requests that timed out with their outcome unknown. */
+  /** Requests made on this peer that timed out with their outcome unknown (`RequestTimeoutError`). */
   timeouts: number
-  /** Malformed requests refused. */
+  /** Malformed requests refused (`bad-request` answers this peer gave as an owner). */
   badRequests: number
   /** Search pages served. */
   searchPages: number
@@ -154,7 +165,7 @@ export interface KeyspaceCounters {
 
 /** Fresh counters. */
 export function newKeyspaceCounters (): KeyspaceCounters {
-  return { served: 0, forwarded: 0, movedAnswers: 0, rerouted: 0, failed: 0, handlerErrors: 0, timeouts: 0, badRequests: 0, searchPages: 0 }
+  return { served: 0, okAnswers: 0, forwarded: 0, movedAnswers: 0, unavailableAnswers: 0, timeoutAnswers: 0, rerouted: 0, failed: 0, handlerErrors: 0, timeouts: 0, badRequests: 0, searchPages: 0 }
 }
 
 /** What every part of the keyspace is built with. */

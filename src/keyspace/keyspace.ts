@@ -21,6 +21,7 @@ import { jsonCodec } from '../codec/json.js'
 import { StoppedError } from '../peer/errors.js'
 import { defineService, type ServiceDefinition, type ServiceInstance, type ServiceStopContext } from '../peer/services.js'
 import type { WaitOptions } from '../peer/options.js'
+import type { OperatorView } from '../peer/operator.js'
 import { BadRequestError } from './errors.js'
 import { PartitionGroups, TableView, newKeyspaceCounters, type KeyspaceCounters } from './context.js'
 import { Handoff, type HandoffProgress } from './handoff.js'
@@ -28,9 +29,12 @@ import { Owner } from './owner.js'
 import { MAX_KEY_BYTES, keyIdOf, partitionCodecs, partitionSpec, stringKeys, type KeyCodec, type KeyspaceApplication } from './partition-state.js'
 import { Router, partitionOfBytes } from './router.js'
 import { Scroll, cursorFingerprint, decodeCursor, type IndexRecord, type SearchFrom, type SearchOptions } from './search.js'
-import { movesInFlight, tableChanges, tableSpec, type KeyspaceTable, type TableChange } from './table.js'
+import { lostBetween, movesInFlight, tableChanges, tableSpec, type KeyspaceTable, type TableChange } from './table.js'
 import { tableCodecs } from './table-codec.js'
 import { requestCodec, requestReplyCodec, searchCodec, searchReplyCodec, type RequestConsistency } from './wire.js'
+import { registerKeyspaceMetrics, type RequestOutcome } from './metrics.js'
+import { planMembershipChange, type KeyspacePlan, type MembershipChange, type RefusedPlan } from './plan.js'
+import { handoffsView, partitionsView, tableView } from './views.js'
 
 /** The application and the options of a keyspace; see {@link defineKeyspace}. */
 export interface KeyspaceOptions<K, I, O, S> extends KeyspaceApplication<K, I, O, S> {
@@ -183,10 +187,19 @@ export interface Keyspace<K, I, O, S> {
   onPartitionEvent(listener: (event: PartitionEvent) => void): () => void
   /** Resolves once the settled table has no move in flight and every partition an owner. */
   whenSettled(options?: WaitOptions): Promise<void>
+  /**
+   * Which partitions' replicas would move if `change.peer` left the cluster (or was ejected),
+   * or if it joined: computed by the ownership table's own rebalancing on the table as this
+   * peer projects it. Changes nothing. The admin endpoint serves it as
+   * `GET /services/<name>/plan?leave=<peer>` (docs/ADMIN.md).
+   * @returns the plan, or why it cannot be made (a leave of a non-member, a join of a member)
+   * @throws TypeError for a malformed change; `GroupNotReadyError` while this peer does not hold the table
+   */
+  plan(change: MembershipChange): KeyspacePlan | RefusedPlan
 }
 
 /** The components a keyspace service receives. */
-export type KeyspaceNeeds = 'self' | 'cluster' | 'log' | 'clock' | 'metrics' | 'membership' | 'groups' | 'messaging'
+export type KeyspaceNeeds = 'self' | 'cluster' | 'log' | 'clock' | 'metrics' | 'membership' | 'groups' | 'messaging' | 'views'
 
 /**
  * Defines a keyspace service. Every peer of the cluster runs it with the same options.
@@ -209,7 +222,7 @@ export function defineKeyspace<K = string, I = unknown, O = unknown, S = unknown
   const settings = checkOptions(options)
   return defineService({
     name: settings.name,
-    needs: ['self', 'cluster', 'log', 'clock', 'metrics', 'membership', 'groups', 'messaging'],
+    needs: ['self', 'cluster', 'log', 'clock', 'metrics', 'membership', 'groups', 'messaging', 'views'],
     create: (components) => createKeyspace(options, settings, components)
   })
 }
@@ -256,7 +269,7 @@ type Components = Parameters<ServiceDefinition<object, KeyspaceNeeds>['create']>
 const CALL_MARGIN_MS = 500
 
 function createKeyspace<K, I, O, S> (app: KeyspaceOptions<K, I, O, S>, settings: Settings, components: Components): Keyspace<K, I, O, S> & ServiceInstance {
-  const { self, cluster, log, clock, metrics, membership, groups, messaging } = components
+  const { self, cluster, log, clock, metrics, membership, groups, messaging, views } = components
   const keys = (app.keys ?? stringKeys) as KeyCodec<K>
   const codecs = {
     keys,
@@ -264,7 +277,9 @@ function createKeyspace<K, I, O, S> (app: KeyspaceOptions<K, I, O, S>, settings:
     output: (app.codecs?.output ?? jsonCodec) as Codec<O>,
     state: (app.codecs?.state ?? jsonCodec) as Codec<S>
   }
-  const tableGroup = groups.clusterWide('table', { spec: tableSpec(settings.partitions, settings.replication), codecs: tableCodecs })
+  // One spec object: the group folds with it and plans run its join and unjoin.
+  const spec = tableSpec(settings.partitions, settings.replication)
+  const tableGroup = groups.clusterWide('table', { spec, codecs: tableCodecs })
   const table = new TableView(tableGroup, clock)
   const partitionGroups = new PartitionGroups<K, I, O, S>(groups, { spec: partitionSpec(app, codecs), codecs: partitionCodecs(app, codecs) })
   const counters = newKeyspaceCounters()
@@ -290,11 +305,14 @@ function createKeyspace<K, I, O, S> (app: KeyspaceOptions<K, I, O, S>, settings:
   const listeners = new Set<(event: PartitionEvent) => void>()
   const removers: Array<() => void> = []
   let seen: KeyspaceTable | undefined
+  let lost = 0
 
   const onTable = (next: KeyspaceTable): void => {
     const before = seen
     seen = next
-    if (before === undefined || listeners.size === 0) return
+    if (before === undefined) return
+    lost += lostBetween(before, next)
+    if (listeners.size === 0) return
     for (const change of tableChanges(before, next)) {
       for (const l of [...listeners]) {
         try { l(change) } catch (err) { log.error('a partition event listener threw: %s', err) }
@@ -315,10 +333,24 @@ function createKeyspace<K, I, O, S> (app: KeyspaceOptions<K, I, O, S>, settings:
   }
   const partitionCount = (): number => table.current()?.partitions ?? settings.partitions
 
-  metrics.gauge('partitions_owned', 'Partitions this peer serves', [], g => { g.set(countOwned(table.current(), self)) })
-  metrics.gauge('moves_in_flight', 'Partitions with a move in flight, cluster-wide', [], g => { const t = table.current(); g.set(t === undefined ? 0 : movesInFlight(t)) })
-  metrics.counter('requests_served', 'Requests this peer served as an owner', [], c => { c.reset(); c.inc(counters.served) })
-  metrics.counter('requests_rerouted', 'Requests re-routed after a moved or unavailable answer', [], c => { c.reset(); c.inc(counters.rerouted) })
+  const observe = registerKeyspaceMetrics(metrics.registry, { name: settings.name, self, table: () => table.current(), counters, handoff: () => handoff.progress(), lost: () => lost })
+  const heldKeys = (partition: number, generation: number): { held: boolean, keys: number | null } => {
+    const g = partitionGroups.get(partition, generation)
+    return g.held() ? { held: true, keys: g.readState().projected.size } : { held: false, keys: null }
+  }
+  const plan = (change: MembershipChange): KeyspacePlan | RefusedPlan => {
+    const c = change as Partial<MembershipChange> | null
+    if (typeof c !== 'object' || c === null || (c.type !== 'join' && c.type !== 'leave') || typeof c.peer !== 'string' || c.peer === '') {
+      throw new TypeError("change must be { type: 'join' | 'leave', peer: <peer id> }")
+    }
+    return planMembershipChange(spec, tableGroup.readState().projected, { type: c.type, peer: c.peer })
+  }
+  views.add('partitions', { title: `Keyspace ${settings.name}: partitions on this peer`, read: () => partitionsView(table.current(), self, heldKeys) })
+  // The table's view also answers plans: the admin endpoint serves a view with a `plan`
+  // function as GET /services/<name>/plan (its PlanningView, docs/SERVICES.md).
+  const tableOperatorView: OperatorView & { plan: typeof plan } = { title: `Keyspace ${settings.name}: ownership table`, read: () => tableView(table.current(), lost), plan }
+  views.add('table', tableOperatorView)
+  views.add('handoffs', { title: `Keyspace ${settings.name}: handoffs on this peer`, read: () => handoffsView(handoff.progress()) })
 
   return {
     start () {
@@ -354,15 +386,22 @@ function createKeyspace<K, I, O, S> (app: KeyspaceOptions<K, I, O, S>, settings:
       } catch (err) {
         throw new TypeError(`input: the input codec cannot encode it: ${(err as Error).message}`, { cause: err })
       }
+      const started = clock.now()
       try {
         const output = await router.route(partitionOfBytes(key_, partitionCount()), key_, input_, consistency, timeoutMs, signal)
+        let decoded: O
         try {
-          return decodeWith(codecs.output, output, DEFAULT_DECODE_LIMITS)
+          decoded = decodeWith(codecs.output, output, DEFAULT_DECODE_LIMITS)
         } catch (err) {
           throw new BadRequestError(`the owner's output does not decode: ${(err as Error).message}`)
         }
+        observe('ok', (clock.now() - started) / 1000)
+        return decoded
       } catch (err) {
         counters.failed++
+        const outcome = outcomeOf(err)
+        if (outcome === 'timeout') counters.timeouts++
+        observe(outcome, (clock.now() - started) / 1000)
         throw err
       }
     },
@@ -434,7 +473,9 @@ function createKeyspace<K, I, O, S> (app: KeyspaceOptions<K, I, O, S>, settings:
 
     async whenSettled (options: WaitOptions = {}): Promise<void> {
       await table.until(t => movesInFlight(t) === 0 && t.assignments.every(a => a.owners.length > 0 && a.founder === null), options.timeoutMs ?? 30_000, options.signal)
-    }
+    },
+
+    plan
   }
 
   /** A graceful stop: hand every partition off (bounded by `drainTimeoutMs`). */
@@ -451,6 +492,19 @@ function createKeyspace<K, I, O, S> (app: KeyspaceOptions<K, I, O, S>, settings:
     if (final.members.every(m => final.draining.includes(m))) { log('draining: every member is stopping, nobody to hand off to'); return }
     await handoff.whenReleased(left())
     log('drained in %d ms', clock.now() - started)
+  }
+}
+
+/** How the histogram labels a request that failed with `err`. */
+function outcomeOf (err: unknown): RequestOutcome {
+  switch ((err as Error | undefined)?.name) {
+    case 'HandlerError': return 'handler_error'
+    case 'RequestTimeoutError': return 'timeout'
+    case 'PartitionUnavailableError': return 'unavailable'
+    case 'BadRequestError': return 'bad_request'
+    case 'AbortError': return 'aborted'
+    case 'StoppedError': return 'stopped'
+    default: return 'error'
   }
 }
 

@@ -96,8 +96,22 @@ export class Owner<K, I, O, S> {
     return this.inflight.get(`${partition}.${generation}`) ?? 0
   }
 
-  /** Serves one request (from another peer, or from this one). */
+  /** Serves one request (from another peer, or from this one), counting the answer by its kind. */
   async request (m: RequestMessage): Promise<RequestReply> {
+    const reply = await this.serve(m)
+    const n = this.c.counters
+    switch (reply.kind) {
+      case 'ok': n.okAnswers++; break
+      case 'moved': n.movedAnswers++; break
+      case 'unavailable': n.unavailableAnswers++; break
+      case 'timeout': n.timeoutAnswers++; break
+      case 'handler-error': n.handlerErrors++; break
+      case 'bad-request': n.badRequests++; break
+    }
+    return reply
+  }
+
+  private async serve (m: RequestMessage): Promise<RequestReply> {
     const c = this.c
     if (m.key.length === 0 && m.input.length === 0) return this.bad('an empty request')
     let request: PartitionRequest<K, I>
@@ -108,10 +122,7 @@ export class Owner<K, I, O, S> {
     }
     const deadline = c.clock.now() + Math.max(0, m.budgetMs - ANSWER_MARGIN_MS)
     const fenced = await this.fence(m.partition, m.generation, m.version, deadline)
-    if (fenced.kind !== 'serve') {
-      if (fenced.kind === 'moved') c.counters.movedAnswers++
-      return fenced
-    }
+    if (fenced.kind !== 'serve') return fenced
     const { group, key } = fenced
     this.inflight.set(key, (this.inflight.get(key) ?? 0) + 1)
     try {
@@ -124,12 +135,11 @@ export class Owner<K, I, O, S> {
         if (out instanceof EjectedError || out instanceof StoppedError) return { kind: 'timeout', message: out.message }
         return { kind: 'unavailable', message: out instanceof GroupNotReadyError ? out.message : `${out.name}: ${out.message}` }
       }
-      if (!out.ok) { c.counters.handlerErrors++; return { kind: 'handler-error', message: out.error } }
+      if (!out.ok) return { kind: 'handler-error', message: out.error }
       let bytes: Uint8Array
       try {
         bytes = encodeWith(c.output, out.output)
       } catch (err) {
-        c.counters.handlerErrors++
         return { kind: 'handler-error', message: `the handler's output cannot be encoded by the output codec: ${(err as Error).message}` }
       }
       return { kind: 'ok', output: bytes }
@@ -278,7 +288,6 @@ export class Owner<K, I, O, S> {
   }
 
   private bad (message: string): RequestReply {
-    this.c.counters.badRequests++
     return { kind: 'bad-request', message }
   }
 }

@@ -185,12 +185,25 @@ export function tableChanges (before: KeyspaceTable, after: KeyspaceTable): Tabl
   for (let p = 0; p < after.partitions; p++) {
     const a = before.assignments[p] ?? EMPTY_ASSIGNMENT
     const b = after.assignments[p]!
-    if (b.generation > a.generation && a.generation > 0) out.push({ type: 'lost', partition: p, generation: b.generation, version: after.version })
+    if (wasLost(a, b)) out.push({ type: 'lost', partition: p, generation: b.generation, version: after.version })
     if (!sameList(a.owners, b.owners) && (b.generation === a.generation || a.generation === 0)) {
       out.push({ type: 'moved', partition: p, from: a.owners, to: b.owners, version: after.version })
     }
   }
   return out
+}
+
+/** How many partitions were lost from `before` to `after` (the `lost` changes, without building the others). */
+export function lostBetween (before: KeyspaceTable, after: KeyspaceTable): number {
+  if (before === after) return 0
+  let n = 0
+  for (let p = 0; p < after.partitions; p++) if (wasLost(before.assignments[p] ?? EMPTY_ASSIGNMENT, after.assignments[p]!)) n++
+  return n
+}
+
+/** A partition that had data (a generation) starts a newer one: every replica of it was lost. */
+export function wasLost (before: PartitionAssignment, after: PartitionAssignment): boolean {
+  return after.generation > before.generation && before.generation > 0
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import { partitionTableSpec } from '../../src/partitions/partition-table.js'
 import { admin, type AdminEndpoint, type AdminOptions } from '../../src/admin/index.js'
 import type { Legion } from '../../src/peer/options.js'
 import { startLegion } from '../../src/peer/start.js'
-import type { ServiceDefinition } from '../../src/peer/services.js'
+import type { ServiceDefinition, ServiceMap } from '../../src/peer/services.js'
 import type { PartitionTable, PartitionTableEvent, PartitionTableOutput } from '../../src/partitions/partition-table.js'
 
 /** The token of every test endpoint that allows mutations. */
@@ -20,8 +20,11 @@ export type AdminPeer = Legion<PartitionTableEvent, PartitionTable, PartitionTab
 /** Failure detection for tests: suspicion after 1 s, no automatic ejection. */
 export const FAST_DETECTION = { heartbeatIntervalMs: 200, suspectAfterMs: 1000, stuckAfterMs: 3000, autoEject: false as const, rejoin: false }
 
-/** Starts `n` peers of a fresh cluster (each with `admin(options(i))`), the first founding it. */
-export async function adminCluster (n: number, options: (i: number) => AdminOptions = () => ({ allowMutations: true, token: TOKEN }), partitions = 12): Promise<AdminPeer[]> {
+/**
+ * Starts `n` peers of a fresh cluster (each with `admin(options(i))`, and the services
+ * `services(i)` before it), the first founding it.
+ */
+export async function adminCluster (n: number, options: (i: number) => AdminOptions = () => ({ allowMutations: true, token: TOKEN }), partitions = 12, services: (i: number) => ServiceMap = () => ({})): Promise<AdminPeer[]> {
   const base = {
     cluster: `admin-test-${process.pid}-${Math.random().toString(36).slice(2)}`,
     spec: partitionTableSpec(partitions),
@@ -32,7 +35,7 @@ export async function adminCluster (n: number, options: (i: number) => AdminOpti
   try {
     for (let i = 0; i < n; i++) {
       const startup = i === 0 ? { mode: 'new' as const } : { mode: 'join' as const, peers: peers[0]!.multiaddrs() }
-      peers.push(await startLegion({ ...base, startup, services: { admin: admin(options(i)) } }) as unknown as AdminPeer)
+      peers.push(await startLegion({ ...base, startup, services: { ...services(i), admin: admin(options(i)) } }) as unknown as AdminPeer)
     }
     await waitUntil(() => peers.every(p => p.readState().participants.length === n), `${n} settled participants`)
   } catch (err) {
