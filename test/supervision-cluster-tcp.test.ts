@@ -3,7 +3,7 @@
  * placed child called by name from every peer and handed over, with its saved state, when its
  * host leaves; a replicated server among three replicas answering from every peer, refusing a
  * poison input with `PoisonInputError` and listing it; bad input and unknown children as typed
- * errors at the caller.
+ * errors at the caller; the service's metrics and its registry's, apart, on the admin endpoint.
  */
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
@@ -13,6 +13,8 @@ import type { EventSpec } from '../src/eventfold/types.js'
 import { clusterSupervision } from '../src/cluster-supervision/service.js'
 import { defineServer } from '../src/supervision/server.js'
 import { until } from './support/cluster.js'
+import { adminCluster, request, stopPeers, urlOf, waitUntil, type AdminPeer } from './support/admin-cluster.js'
+import { checkNaming, scrape, value } from './support/prometheus.js'
 
 const spec: EventSpec<null, number, number> = { init: () => 0, apply: (_e, s) => ({ ok: true, output: s, state: s }) }
 type Input = { readonly op: 'add', readonly n: number } | { readonly op: 'total' } | { readonly op: 'poison' }
@@ -76,4 +78,28 @@ test('over TCP: an input the codec refuses is BadInputError and a child nobody d
   const aborted = new AbortController()
   aborted.abort()
   await assert.rejects(peers[1]!.services.supervision.call('c', { op: 'total' }, { signal: aborted.signal }), { name: 'CallAbortedError' })
+})
+
+test('over TCP: the admin endpoint shows the service\'s metrics and its registry\'s apart (legion_supervision_registry_...), by Prometheus\'s naming rules, and its views', async () => {
+  const peers = await adminCluster(3, undefined, 12, () => ({ supervision: service() }))
+  try {
+    const sup = (p: AdminPeer): Peer['services']['supervision'] => (p.services as unknown as Peer['services']).supervision
+    const ref = await sup(peers[0]!).startReplicated('ledger', { server: 'counter', replicas: 3, timeoutMs: 10_000 })
+    assert.equal(await sup(peers[1]!).call(ref, { op: 'add', n: 4 }, { timeoutMs: 10_000 }), 4)
+    await assert.rejects(sup(peers[2]!).call(ref, { op: 'poison' }, { timeoutMs: 10_000 }), { name: 'PoisonInputError' })
+    await waitUntil(() => peers.every(p => sup(p).whichChildren()[0]?.quarantinedTotal === 1), 'every replica settled the quarantine record')
+    const primary = peers.find(p => p.self === sup(peers[0]!).whereis('ledger')?.peer)!
+    const scrapes = await Promise.all(peers.map(async p => await scrape(urlOf(p))))
+    for (const s of scrapes) checkNaming(s)
+    const sum = (name: string): number => scrapes.reduce((n, s) => n + (value(s.metrics, name) ?? 0), 0)
+    assert.equal(sum('legion_supervision_registry_names_held'), 1, 'one primary holds the child\'s name')
+    assert.equal(value(scrapes[peers.indexOf(primary)]!.metrics, 'legion_supervision_registry_names_held'), 1)
+    assert.equal(value(scrapes[peers.indexOf(primary)]!.metrics, 'legion_supervision_children_running'), 1)
+    assert.ok(scrapes.every(s => value(s.metrics, 'legion_supervision_quarantined_total') === 1), 'every replica counted the record')
+    assert.ok(scrapes.every(s => s.metrics.legion_discovery_names_held === undefined), 'no discovery service here: nothing under its prefix')
+    const views = (await request(`${urlOf(peers[1]!)}/views`)).body.views as Array<{ name: string }>
+    assert.deepEqual(views.map(v => v.name).filter(n => n.startsWith('supervision/')).sort(), ['supervision/children', 'supervision/holders', 'supervision/registry'])
+  } finally {
+    await stopPeers(peers)
+  }
 })

@@ -121,12 +121,14 @@ class ClusterSupervisionService<Sv> implements ClusterSupervisionInstance<Sv> {
 
   constructor (private readonly c: Needs, private readonly o: ResolvedOptions) {
     const e = o.election
+    // The registry's metrics go under `legion_supervision_registry_...`, apart from the
+    // service's own; its lookups count this service's reads of where each child runs.
     this.election = discovery<JsonValue, JsonValue>({
       ...(e.quorumWindowMs !== undefined ? { quorumWindowMs: e.quorumWindowMs } : {}),
       ...(e.linkWindowMs !== undefined ? { linkWindowMs: e.linkWindowMs } : {}),
       ...(e.stopTimeoutMs !== undefined ? { stopTimeoutMs: e.stopTimeoutMs } : {}),
       ...(e.maxCheckpointBytes !== undefined ? { maxCheckpointBytes: e.maxCheckpointBytes } : {})
-    }).create({ self: c.self, log: c.log, clock: c.clock, membership: c.membership, groups: c.groups, messaging: c.messaging, views: c.views })
+    }).create({ self: c.self, log: c.log, clock: c.clock, metrics: c.metrics.scoped('registry'), membership: c.membership, groups: c.groups, messaging: c.messaging, views: c.views })
     this.table = c.groups.clusterWide('children', { spec: childrenSpec })
     this.waits = new Waits(c.clock)
     this.caller = new Caller({
