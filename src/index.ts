@@ -182,6 +182,34 @@ export type {
 } from './discovery/api.js'
 
 // ---------------------------------------------------------------------------------------------
+// Supervision across the cluster: children placed on peers and restarted on another when their
+// peer goes (exactly once: one election per child), replicated servers whose state is a group
+// among their replicas (poison inputs quarantined on every replica), calls by name from any peer.
+// ---------------------------------------------------------------------------------------------
+
+export { clusterSupervision, type ClusterSupervisionInstance, type SupervisionNeeds } from './cluster-supervision/service.js'
+export { PoisonInputError, ChildConflictError, ReplicasUnavailableError, RemoteChildError } from './cluster-supervision/errors.js'
+export type {
+  ClusterSupervision,
+  ClusterSupervisionOptions,
+  ClusterSupervisionEvent,
+  ClusterSupervisionStats,
+  ClusterChildInfo,
+  ChildHolder,
+  LocalServerInfo,
+  ClusterCallOptions,
+  ChildRef,
+  Placement,
+  PlacedChildOptions,
+  ReplicatedChildOptions,
+  QuarantinedInput,
+  ServerTable,
+  InputOf,
+  OutputOf
+} from './cluster-supervision/api.js'
+export type { QuarantineRecord } from './cluster-supervision/replicated-spec.js'
+
+// ---------------------------------------------------------------------------------------------
 // The operator's view: the admin endpoint (health, readiness, JSON views, Prometheus metrics, a
 // status page, guarded mutations with plan-then-commit), and what services show operators.
 // ---------------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ async function legion (args: string[], extraEnv: Record<string, string> = {}): P
 test('legion --help lists the commands, --version prints the version, a wrong command exits 2', async () => {
   const help = await legion(['--help'])
   assert.equal(help.code, 0)
-  for (const command of ['start', 'status', 'members', 'partitions', 'eject', 'leave', 'views', 'view', 'plan', 'commit', 'metrics', 'ready']) {
+  for (const command of ['start', 'status', 'members', 'partitions', 'eject', 'leave', 'views', 'view', 'moves', 'plan', 'commit', 'metrics', 'ready']) {
     assert.match(help.stdout, new RegExp(`^  ${command}\\b`, 'm'), `help lists ${command}`)
   }
   const version = await legion(['--version'])
@@ -116,15 +116,17 @@ test('views, view and plan --service show a keyspace to people (tables) and scri
   const url = urlOf(a!)
   const held = cacheOf(a!).table()!.assignments.filter(x => x.owners.includes(c!.self)).length
 
-  const [views, partitions, table, tableJson, plan, planJson] = await Promise.all([
+  const [views, partitions, table, tableJson, plan, planJson, moves, movesJson] = await Promise.all([
     legion(['views', '--url', url]),
     legion(['view', 'cache/partitions', '--url', url]),
     legion(['view', 'cache/table', '--url', url]),
     legion(['view', 'cache/table', '--json', '--url', url]),
     legion(['plan', 'leave', c!.self, '--service', 'cache', '--url', url]),
-    legion(['plan', 'leave', c!.self, '--service', 'cache', '--json', '--url', url])
+    legion(['plan', 'leave', c!.self, '--service', 'cache', '--json', '--url', url]),
+    legion(['moves', 'cache', '--url', url]),
+    legion(['moves', 'cache', '--json', '--url', url])
   ])
-  for (const r of [views, partitions, table, tableJson, plan, planJson]) assert.equal(r.code, 0, r.stderr)
+  for (const r of [views, partitions, table, tableJson, plan, planJson, moves, movesJson]) assert.equal(r.code, 0, r.stderr)
   assert.match(views.stdout, /^NAME +TITLE +PLANS$/m)
   assert.match(views.stdout, /^cache\/table +Keyspace cache: ownership table +yes$/m)
   const rows = partitions.stdout.trim().split('\n')
@@ -137,6 +139,8 @@ test('views, view and plan --service show a keyspace to people (tables) and scri
   assert.match(plan.stdout, new RegExp(`^plan of cache at table version \\d+: a leave of ${c!.self} moves ${held} partition\\(s\\), ${held} transfer\\(s\\)$`, 'm'))
   assert.match(plan.stdout, /^PARTITION +ADDING +REMOVING$/m)
   assert.deepEqual([JSON.parse(planJson.stdout).transfers, JSON.parse(planJson.stdout).lost], [held, []])
+  assert.match(moves.stdout, /^cache: no move in flight at table version \d+ \(3 members, 8 partitions\)$/m)
+  assert.equal(JSON.parse(movesJson.stdout).movesInFlight, 0)
 
   const codes = await Promise.all([
     legion(['view', 'cache/nope', '--url', url]),
@@ -144,7 +148,8 @@ test('views, view and plan --service show a keyspace to people (tables) and scri
     legion(['plan', 'leave', c!.self, '--service', 'nope', '--url', url]),
     legion(['plan', 'join', c!.self, '--service', 'cache', '--url', url]),
     legion(['plan', 'rebalance', '--service', 'cache', '--url', url]),
-    legion(['commit', 'leave', c!.self, '--service', 'cache', '--url', url], { LEGION_ADMIN_TOKEN: TOKEN })
+    legion(['commit', 'leave', c!.self, '--service', 'cache', '--url', url], { LEGION_ADMIN_TOKEN: TOKEN }),
+    legion(['moves', 'nope', '--url', url])
   ])
   assert.deepEqual(codes.map(r => r.code), [
     5, // no such view
@@ -152,7 +157,8 @@ test('views, view and plan --service show a keyspace to people (tables) and scri
     5, // no service offers that plan
     6, // a join of a member: refused
     2, // a keyspace plans joins and leaves only
-    2 // a keyspace's layout is not committed
+    2, // a keyspace's layout is not committed
+    5 // no keyspace of that name: no table view to wait on
   ], codes.map(r => r.stderr).join('\n'))
   assert.match(codes[5]!.stderr, /follows the membership/)
 })

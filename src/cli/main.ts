@@ -157,6 +157,15 @@ function program (): Command {
       out(viewText(v.data))
     })
 
+  p.command('moves').description('wait until a keyspace has no partition move in flight (a progress bar on a terminal)')
+    .argument('<service>', 'the keyspace, by the name it runs under')
+    .action(async (service: string, _o, command: Command) => {
+      const { client, json, globals } = connect(command)
+      const table = await waitForMoves(client, service, Number(globals.timeout), json)
+      if (json) { out(JSON.stringify(table)); return }
+      out(`${service}: no move in flight at table version ${table.version} (${table.members} members, ${table.partitions} partitions)`)
+    })
+
   p.command('plan').description('show which partitions a change would move, without changing anything')
     .argument('<change>', changeHelp).argument('[args...]')
     .option('--service <name>', 'plan a service\'s own layout (a keyspace) instead of the cluster\'s partition table: join <peer> or leave <peer>')
@@ -259,6 +268,34 @@ function connect (command: Command): { client: AdminClient, json: boolean, globa
   const timeout = Number(globals.timeout)
   if (!Number.isInteger(timeout) || timeout < 1) throw new CommandError('--timeout must be a positive number of milliseconds', EXIT.usage)
   return { client: new AdminClient(globals.url, globals.token, timeout), json: globals.json === true, globals }
+}
+
+/** What `moves` reads of a keyspace's `table` view. */
+interface TableSummary { held?: false, version: number, members: number, partitions: number, movesInFlight: number }
+
+/**
+ * Polls `<service>/table` until no partition has a replica still incoming, within `timeoutMs`;
+ * the bar counts the moves done out of the most seen in flight at once.
+ */
+async function waitForMoves (client: AdminClient, service: string, timeoutMs: number, quiet: boolean): Promise<TableSummary> {
+  const path = `/views/${encodeURIComponent(service)}/table`
+  const deadline = performance.now() + timeoutMs
+  const bar = progress(1, !quiet)
+  let most = 0
+  try {
+    for (;;) {
+      const v = await client.expect('GET', path) as { data: TableSummary }
+      const table = v.data
+      if (table.held === false || typeof table.movesInFlight !== 'number') throw new CommandError(`${service} has no ownership table here (not a keyspace, or not settled on this peer yet)`, EXIT.notReady)
+      if (table.movesInFlight > most) { most = table.movesInFlight; bar.setTotal(most) }
+      bar.update(most - table.movesInFlight, `partition moves done, table version ${table.version}`)
+      if (table.movesInFlight === 0) return table
+      if (performance.now() >= deadline) throw new CommandError(`${service} still has ${table.movesInFlight} partition move(s) in flight after ${timeoutMs} ms`, EXIT.failed, table)
+      await new Promise(resolve => setTimeout(resolve, 250))
+    }
+  } finally {
+    bar.stop()
+  }
 }
 
 /** After a leave: waits (bounded) until the endpoint stops answering, the sign the peer stopped. */
