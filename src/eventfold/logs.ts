@@ -55,7 +55,7 @@ export function checkRun<E, S, O> (core: FoldCore<E, S, O>, run: LogRun<E, O>, i
   if (run.first > from.seq + 1) {
     const base = run.base
     const baseId = base === undefined ? undefined : { counter: base.counter, participant: run.creator }
-    const jumpable = baseId !== undefined && noneOutstandingAbove(core, creator, run.since, infimum) &&
+    const jumpable = baseId !== undefined && held.baseSeq === held.seq &&
       (compareEventIds(baseId, infimum) <= 0 || (infimum === core.infId && renegadeGap(core, creator, baseId)))
     if (!jumpable) return { kind: 'gap', id: idOf(run.events[0]!) }
     from = { seq: run.first - 1, hash: base!.hash, counter: base!.counter }
@@ -71,19 +71,6 @@ export function checkRun<E, S, O> (core: FoldCore<E, S, O>, run: LogRun<E, O>, i
   const signatures = core.signatures
   if (signatures !== undefined && (run.signature === undefined || !signatures.verify(run.creator, run.since, end, hash, run.signature))) return { kind: 'forged', id: last }
   return { creator, since: run.since, from, events, seq: end, hash, signature: run.signature }
-}
-
-/**
- * Whether no event of `creator`'s log `since` is outstanding here above `infimum` (the one this
- * replica has, or the one a trusting full merge is about to adopt, which drops every event at
- * or below it): a run over a gap must not leave held events of the log behind it.
- */
-function noneOutstandingAbove<E, S, O> (core: FoldCore<E, S, O>, creator: number, since: number, infimum: EventId): boolean {
-  for (let i = core.head; i < core.entries.length; i++) {
-    const e = core.entries[i]!
-    if (e.creator === creator && e.since === since && compareEventIds(e, infimum) > 0) return false
-  }
-  return true
 }
 
 /**
