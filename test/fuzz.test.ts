@@ -397,6 +397,20 @@ class Mirror {
     }
   }
 
+  /**
+   * Whether an earlier valid frame of the batch carried events of one of the logs `message`
+   * carries: the peer may have taken them first, and a log's positions the participant filled
+   * twice (the test builds its events afresh from the last fetch) then do not chain to the
+   * signed head: the peer refuses the second as forged, as it should an equivocating creator.
+   */
+  private mayConflict (group: string, message: LogDiff | Snapshot, inFrame: ReadonlyArray<{ readonly group: string, readonly message: LogDiff | Snapshot }>): boolean {
+    const logsOf = (m: LogDiff | Snapshot): string[] => 'infimum' in m ? m.logs.map(l => `${l.participant}/${l.since}`) : m.runs.map(r => `${r.creator}/${r.since}`)
+    const mine = new Set(logsOf(message))
+    if (mine.size === 0) return false
+    const earlier = [...this.sentInBatch.get(group) ?? [], ...inFrame.filter(m => m.group === group).map(m => m.message)]
+    return earlier.some(m => logsOf(m).some(l => mine.has(l)))
+  }
+
   /** Whether `message` changes whether the participant takes part in its group. */
   private touchesParticipant (message: LogDiff | Snapshot): boolean {
     if (bodiesOf(message).some(d => (d.kind === 'join' || d.kind === 'unjoin') && d.participant === this.participant)) return true
@@ -496,7 +510,10 @@ class Mirror {
         verdicts.push('valid')
         // a forged body is a bad request; one the mirror finds forged may not be on the peer,
         // which may hold the event already (see `forged`)
-        expected.push({ merged: true, rateLimitable: fold, ...(this.forged(group, message) ? { orRefused: 'bad-request' as const } : {}) })
+        // and so may one whose logs an earlier frame of the batch extended on the peer with other
+        // bodies (the frames of a batch go out at once; see `mayConflict`)
+        const refusable = this.forged(group, message) || this.mayConflict(group, message, sent)
+        expected.push({ merged: true, rateLimitable: fold, ...(refusable ? { orRefused: 'bad-request' as const } : {}) })
       }
       removesPeer ||= this.removesPeer(group, message, sent)
       this.learn(known, group, namesIn(message))

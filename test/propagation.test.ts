@@ -18,13 +18,14 @@ const many = defineService({
 })
 type Peer = Legion<number, number, number, { many: typeof many }>
 
-async function cluster (n: number): Promise<{ peers: Peer[], net: FakeNetwork, clock: ManualClock }> {
+async function cluster (n: number, acknowledge?: 'everyone' | 'creators'): Promise<{ peers: Peer[], net: FakeNetwork, clock: ManualClock }> {
   const clock = new ManualClock()
   const net = new FakeNetwork(clock)
   const peers: Peer[] = []
   for (let i = 0; i < n; i++) {
     const startup = i === 0 ? { mode: 'new' as const } : { mode: 'join' as const, peers: peers[0]!.multiaddrs() }
-    peers.push(await startPeer({ cluster: 'propagation', spec: counter, services: { many }, startup }, { network: async k => await net.node(k), clock, random: seededRandom(i + 1) }))
+    const propagation = acknowledge === undefined ? {} : { propagation: { acknowledge } }
+    peers.push(await startPeer({ cluster: 'propagation', spec: counter, services: { many }, startup, ...propagation }, { network: async k => await net.node(k), clock, random: seededRandom(i + 1) }))
   }
   for (let i = 0; i < 40 && !peers.every(p => p.stats().groups.outstanding === 0 && p.readState().participants.length === n); i++) await clock.advance(250)
   return { peers, net, clock }
@@ -71,4 +72,20 @@ test('a batch lost on the way is repaired by anti-entropy within an interval or 
   }
   assert.ok(repairedAfter >= 0 && repairedAfter <= 2500, `repaired after ${repairedAfter} ms`)
   await Promise.all(peers.map(async p => { await p.stop({ leave: false }) }))
+})
+
+test('one event among n peers: (n-1) + (n-1)² fold messages with acknowledgements to everyone, 2(n-1) routed to creators, and everyone settles it either way', async () => {
+  for (const [acknowledge, expected] of [['everyone', 4 + 16], ['creators', 2 * 4]] as const) {
+    const { peers, net, clock } = await cluster(5, acknowledge)
+    const folds = (): number => net.delivered.get('fold') ?? 0
+    const before = folds()
+    peers[0]!.applyFast(1)
+    await settleTurns()
+    assert.equal(folds() - before, expected, `${acknowledge}: the batch, then the acknowledgements`)
+    assert.equal(peers[0]!.readState().infimum, 1, `${acknowledge}: the creator settled it after one round trip`)
+    // Routed to creators, the others settle once the acknowledgements reach them (an anti-entropy round).
+    for (let i = 0; i < 8 && !peers.every(p => p.readState().infimum === 1); i++) await clock.advance(500)
+    assert.ok(peers.every(p => p.readState().infimum === 1), `${acknowledge}: every peer settled it`)
+    await Promise.all(peers.map(async p => { await p.stop({ leave: false }) }))
+  }
 })

@@ -31,6 +31,7 @@ export interface PeerConfig<E, S, O> {
   readonly intervalMs: number
   readonly directFanout: number
   readonly forwardOutputs: boolean
+  readonly acknowledge: 'everyone' | 'creators'
   readonly heartbeatIntervalMs: number
   readonly suspectAfterMs: number
   readonly stuckAfterMs: number
@@ -78,6 +79,8 @@ export function resolveConfig<E, S, O> (options: LegionOptions<E, S, O, never>):
   const propagation = objectOption(o.propagation, 'propagation')
   const mode = propagation.mode ?? 'push'
   if (mode !== 'push' && mode !== 'periodic') throw new TypeError(`options.propagation.mode must be 'push' or 'periodic', got ${JSON.stringify(mode)}`)
+  const acknowledge = propagation.acknowledge ?? 'everyone'
+  if (acknowledge !== 'everyone' && acknowledge !== 'creators') throw new TypeError(`options.propagation.acknowledge must be 'everyone' or 'creators', got ${JSON.stringify(acknowledge)}`)
   const fd = objectOption(o.failureDetection, 'failureDetection')
   const heartbeatIntervalMs = positive(fd.heartbeatIntervalMs, 'failureDetection.heartbeatIntervalMs', 1000)
   const suspectAfterMs = positive(fd.suspectAfterMs, 'failureDetection.suspectAfterMs', 3000)
@@ -104,6 +107,7 @@ export function resolveConfig<E, S, O> (options: LegionOptions<E, S, O, never>):
     intervalMs: positive(propagation.intervalMs, 'propagation.intervalMs', 1000),
     directFanout: positive(propagation.directFanout, 'propagation.directFanout', 64),
     forwardOutputs: bool(propagation.forwardOutputs, 'propagation.forwardOutputs', true),
+    acknowledge,
     heartbeatIntervalMs,
     suspectAfterMs,
     stuckAfterMs: positive(fd.stuckAfterMs, 'failureDetection.stuckAfterMs', 10_000),

@@ -106,6 +106,19 @@ export interface PropagationOptions {
    * @default true
    */
   forwardOutputs?: boolean
+  /**
+   * In push mode, who a replica sends its acknowledgement to after it took other participants'
+   * events. `everyone`: every other participant at once, so every replica settles an event
+   * about one round trip after its creator's batch reached it, at `(n-1) + (n-1)²` frames per
+   * event when each flush carries one. `creators`: only the participants that may be waiting
+   * for it (the creators of the events it took, and of those ordered after them), and everyone
+   * at the next anti-entropy round: `2(n-1)` frames per event, the creator settles its event
+   * after one round trip, and every other replica up to `intervalMs` later (docs/ARCHITECTURE.md,
+   * "How data flows"). Either way acknowledgements are version vectors, and a replica takes one
+   * only once it holds its sender's log as far as the sender did.
+   * @default 'everyone'
+   */
+  acknowledge?: 'everyone' | 'creators'
 }
 
 /**

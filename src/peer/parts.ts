@@ -111,6 +111,7 @@ export function buildParts (inputs: PartInputs): Parts {
   }, {
     firstHand: config.mode === 'push',
     forwardOutputs: config.forwardOutputs,
+    acknowledgeEveryone: config.acknowledge === 'everyone',
     consistentTimeoutMs: 30_000
   })
   const intake = new Intake({

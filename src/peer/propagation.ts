@@ -5,11 +5,12 @@
  *   flush, a group replica this peer made events or memberships in contributes one pushed
  *   Diff to every other participant: its acknowledgement (a version vector) and the events of
  *   its own log not sent before, under one signature. A replica that only took others' events
- *   contributes its acknowledgement alone, and only to the creators of those events (and of
- *   the events ordered after them: `MergeResult.notify`), who may be waiting for it to fold
- *   them. So an event costs `2(n-1)` frames, not `(n-1) + (n-1)²`; the creator folds it after
- *   one round trip, and every other participant once the acknowledgements reach it in the next
- *   anti-entropy round. The Diffs are grouped per receiving peer, so a peer gets one message
+ *   contributes its acknowledgement alone: to everyone by default, or, with
+ *   `acknowledge: 'creators'`, only to the creators of those events (and of the events ordered
+ *   after them: `MergeResult.notify`), who may be waiting for it to fold them. Then an event
+ *   costs `2(n-1)` frames, not `(n-1) + (n-1)²`; the creator folds it after one round trip,
+ *   and every other participant once the acknowledgements reach it in the next anti-entropy
+ *   round. The Diffs are grouped per receiving peer, so a peer gets one message
  *   per flush whatever the number of groups. Batches to everyone of cluster-wide groups of
  *   clusters with at least `directFanout` participants are published once on the fold topic
  *   instead (gossipsub fans them out); managed groups are always sent directly.

@@ -54,6 +54,12 @@ export interface ReplicaSettings {
   readonly forwardOutputs: boolean
   /** Default `applyConsistent` timeout. */
   readonly consistentTimeoutMs: number
+  /**
+   * Send this replica's acknowledgement to every other participant after every merge that
+   * took something (`propagation.acknowledge: 'everyone'`), not only to those `notify` names.
+   * @default false
+   */
+  readonly acknowledgeEveryone?: boolean
 }
 
 /** What a merge from a peer found, for the parts that act on it. */
@@ -257,7 +263,9 @@ export class GroupReplica<E, S, O> {
   /** The effects of a merge: {@link afterUpdate}, and this peer's acknowledgement owed to those it notifies. */
   private afterMerge (r: Extract<MergeResult<O>, { ok: true }>): void {
     for (const p of r.notify) this.ackTo.add(p)
-    this.afterUpdate(r, false)
+    // Acknowledging everyone: the batch to everyone carries the acknowledgement (and no events
+    // of this peer's log it sent before).
+    this.afterUpdate(r, this.settings.acknowledgeEveryone === true && r.acknowledged)
     if (r.notify.length > 0) this.changed()
   }
 
