@@ -74,6 +74,23 @@ test('regression (logs): a log moves past events of a departed participant that 
   }
 })
 
+test('regression (logs): a replica folds an UnJoin only once it holds the departing participant\'s events ordered before it', () => {
+  // Found with LEGION_PROPERTY_RUNS=2000 (seed 11) in the first-hand throwing property above.
+  // p2, not yet joined, adopted p0's whole fold: p0 had folded up to p2's Join, with p1's
+  // events 19:p1 and 20:p1 outstanding, then p0's UnJoin of p1 (p1 had rejoined). p2 could not
+  // take p1's run (it still held earlier events of that log, which the adoption dropped), and
+  // the UnJoin, acknowledged by p0 and on p1's behalf, folded there past those two events
+  // without them. They needed p2's acknowledgement to fold anywhere, which p2 could no longer
+  // give: p0 and p1 stalled on them, and p2's infimum was a history nobody else had.
+  const report = runSimulation({ seed: 99926516, peers: 3, steps: 52, firstHand: true, throwing: true })
+  assert.ok(report.finalInfimumCount > 20, 'the fold went on')
+  // The rule applies only while the departing peer is a participant: p4, whose Join was lost
+  // with its sponsor, had events no replica could fold; the founder's UnJoin of it (before
+  // the founder re-adds it) must not wait for them on a replica they never reached.
+  const repaired = runSimulation({ seed: -1375451717, peers: 7, steps: 151, firstHand: true })
+  assert.ok(repaired.finalInfimumCount > 40, 'the repair folded')
+})
+
 test('regression (issue 11, item 1): first-hand, a replica blocked on an error takes the infimum of a peer that folded it and a later event that fails', () => {
   // Found by LEGION_SEED=1859982090 in the property above. p0, p1 and p3 hold 15:p0 as an
   // error lacking p4's acknowledgement of the failure, and 15:p1 as an event their folds have

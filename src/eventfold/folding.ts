@@ -47,6 +47,23 @@ function holdsEnough<E, S, O> (core: FoldCore<E, S, O>, peer: number, positions:
 }
 
 /**
+ * Whether an UnJoin of `peer` whose stand-in positions are `positions` may fold here as far
+ * as `peer`'s own events go. The UnJoin counts as acknowledged on `peer`'s behalf from the
+ * start, the one acknowledgement no version vector backs (acknowledgements.ts takes a
+ * participant's word only where as much of its log is held as it held). While `peer` is an
+ * infimum participant, an event of it ordered before the UnJoin (and after this replica's own
+ * Join) that this replica lacks can fold nowhere without this replica's acknowledgement; folding the UnJoin past it would put
+ * it below this infimum for good, and the replicas holding it would wait for it for ever
+ * while this one settled a history they never will. So the UnJoin waits until this replica
+ * holds `peer`'s logs as far as its acknowledgers held them before it. When `peer` is not a
+ * participant there, its events before the UnJoin are renegades that fold nowhere (and are
+ * dropped wherever they are held, so waiting for them could be for ever).
+ */
+function departureHeld<E, S, O> (core: FoldCore<E, S, O>, peer: number, positions: ReadonlyMap<number, number> | undefined): boolean {
+  return (core.infMask & core.table.bit(peer)) === 0n || holdsEnough(core, peer, positions)
+}
+
+/**
  * Makes `e` the infimum; `hookThrew`: it is a Join or UnJoin whose hook threw here. That is
  * the one throw the digest records as this replica's own: a failure whose `apply` threw
  * folds only once every participant has failed it too (or said so, trusting), so it is
@@ -69,6 +86,8 @@ function foldInto<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>, hookThrew: 
  * 2. Otherwise it folds only when every infimum participant (and, for a Join, the joining
  *    peer) has acknowledged it, or when it is covered by `universal`. A participant whose
  *    pending UnJoin may stand in (see {@link standInMask}) counts as having acknowledged.
+ *    An UnJoin of a participant also waits until this replica holds that participant's
+ *    events ordered before it (see {@link departureHeld}).
  * 3. An event whose `apply` fails becomes an error, acknowledged by this replica; an error
  *    folds (leaving the state unchanged, reporting its output) once every participant
  *    has acknowledged the failure, or when `universal` covers it (the caller has checked
@@ -95,6 +114,7 @@ export function reduce<E, S, O> (core: FoldCore<E, S, O>, universal: EventId | u
     if (d.kind === 'join') needed |= table.bit(d.peer)
     needed &= ~standIn
     if (!covered && (e.acks & needed) !== needed) break
+    if (!covered && d.kind === 'unjoin' && !departureHeld(core, d.peer, e.standIn)) break
 
     let hookThrew = false
     if (d.kind === 'join' || d.kind === 'unjoin') {
