@@ -77,7 +77,7 @@ test('regression (logs): a log moves past events of a departed participant that 
 test('regression (logs): a replica folds an UnJoin only once it holds the departing participant\'s events ordered before it', () => {
   // Found with LEGION_PROPERTY_RUNS=2000 (seed 11) in the first-hand throwing property above.
   // p2, not yet joined, adopted p0's whole fold: p0 had folded up to p2's Join, with p1's
-  // events 19:p1 and 20:p1 outstanding, then p0's UnJoin of p1 (p1 had rejoined). p2 could not
+  // events 19:p1 and 20:p1 outstanding, then p0's UnJoin of p1 (p1 was rejoining after its own hooks threw). p2 could not
   // take p1's run (it still held earlier events of that log, which the adoption dropped), and
   // the UnJoin, acknowledged by p0 and on p1's behalf, folded there past those two events
   // without them. They needed p2's acknowledgement to fold anywhere, which p2 could no longer
