@@ -82,8 +82,12 @@ test('regression (logs): a replica folds an UnJoin only once it holds the depart
   // the UnJoin, acknowledged by p0 and on p1's behalf, folded there past those two events
   // without them. They needed p2's acknowledgement to fold anywhere, which p2 could no longer
   // give: p0 and p1 stalled on them, and p2's infimum was a history nobody else had.
-  const report = runSimulation({ seed: 99926516, peers: 3, steps: 52, firstHand: true, throwing: true })
-  assert.ok(report.finalInfimumCount > 20, 'the fold went on')
+  // Seed 88 (plan 773386050, 6 peers) found the same before the fix: p2 folded the UnJoin of
+  // the rejoining p1 past 20:p1, and p0 and p1 stalled on it.
+  for (const [seed, peers, steps] of [[99926516, 3, 52], [773386050, 6, 77]] as const) {
+    const report = runSimulation({ seed, peers, steps, firstHand: true, throwing: true })
+    assert.ok(report.finalInfimumCount > 20, `seed ${seed}: the fold went on`)
+  }
   // The rule applies only while the departing peer is a participant: p4, whose Join was lost
   // with its sponsor, had events no replica could fold; the founder's UnJoin of it (before
   // the founder re-adds it) must not wait for them on a replica they never reached.
