@@ -12,7 +12,7 @@ import type { Legion } from '../src/peer/options.js'
 import type { EventSpec } from '../src/eventfold/types.js'
 import { cacheKeyspace, type Cache } from '../demo/cache/cache.js'
 import type { PartitionEvent } from '../src/keyspace/keyspace.js'
-import { FakeNetwork, ManualClock, seededRandom, settleTurns } from './support/fake-network.js'
+import { FakeNetwork, ManualClock, seededRandom, advanceUntil, advanceUntilSettled } from './support/fake-network.js'
 
 const noState: EventSpec<null, number, number> = { init: () => 0, apply: (_e, s) => ({ ok: true, output: s, state: s }) }
 type Peer = Legion<null, number, number, { cache: ReturnType<typeof cacheKeyspace> }>
@@ -44,20 +44,11 @@ class Sim {
   }
 
   async until (predicate: () => boolean, what: string, maxMs = 60_000): Promise<void> {
-    const start = this.clock.now()
-    await settleTurns()
-    while (!predicate()) {
-      if (this.clock.now() - start >= maxMs) throw new Error(`not true after ${maxMs} simulated ms: ${what}`)
-      await this.clock.advance(100)
-    }
+    await advanceUntil(this.clock, predicate, what, maxMs, 100)
   }
 
   async settle<T> (promise: Promise<T>, what: string, maxMs = 60_000): Promise<T> {
-    let done = false
-    const watched = promise.finally(() => { done = true })
-    watched.catch(() => {})
-    await this.until(() => done, what, maxMs)
-    return await watched
+    return await advanceUntilSettled(this.clock, promise, what, maxMs, 100)
   }
 
   async stop (): Promise<void> {

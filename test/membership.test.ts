@@ -11,7 +11,7 @@ import type { EventSpec } from '../src/eventfold/types.js'
 import type { Codec } from '../src/codec/codec.js'
 import { jsonCodec } from '../src/codec/json.js'
 import { DecodeError } from '../src/codec/errors.js'
-import { FakeNetwork, ManualClock, seededRandom, settleTurns } from './support/fake-network.js'
+import { FakeNetwork, ManualClock, seededRandom, settleTurns, advanceUntil, advanceUntilSettled } from './support/fake-network.js'
 
 interface Log { readonly log: readonly string[] }
 const spec: EventSpec<string, Log, number> = {
@@ -53,22 +53,12 @@ class Sim {
 
   /** Advances the clock until `predicate` holds, at most `maxMs` of simulated time. */
   async until (predicate: () => boolean, what: string, maxMs = 60_000): Promise<number> {
-    const start = this.clock.now()
-    await settleTurns()
-    while (!predicate()) {
-      if (this.clock.now() - start >= maxMs) throw new Error(`not true after ${maxMs} simulated ms: ${what}`)
-      await this.clock.advance(250)
-    }
-    return this.clock.now() - start
+    return await advanceUntil(this.clock, predicate, what, maxMs, 250)
   }
 
   /** Advances the clock until `promise` settles (at most `maxMs` simulated), and returns its value. */
   async settle<T> (promise: Promise<T>, what: string, maxMs = 60_000): Promise<T> {
-    let done = false
-    const watched = promise.finally(() => { done = true })
-    watched.catch(() => {})
-    await this.until(() => done, what, maxMs)
-    return await watched
+    return await advanceUntilSettled(this.clock, promise, what, maxMs, 250)
   }
 
   async stop (): Promise<void> {

@@ -23,7 +23,7 @@
  * {peers} (accept nothing from these peers: the test's partition, through `allowPeers`),
  * members, stop {leave}.
  */
-import { createInterface } from 'node:readline'
+import { say, serveCommands } from './child-commands.js'
 import { startLegion } from '../../src/peer/start.js'
 import { discovery } from '../../src/discovery/service.js'
 import { eventIdKey, type EventSpec } from '../../src/eventfold/types.js'
@@ -35,7 +35,6 @@ const options = JSON.parse(process.env.LEGION_OPTIONS ?? '{}') as { failureDetec
 const join = process.env.LEGION_JOIN
 let blocked: ReadonlySet<string> = new Set()
 const at = (): number => performance.timeOrigin + performance.now()
-const say = (m: object): void => { process.stdout.write(JSON.stringify(m) + '\n') }
 
 const peer = await startLegion({
   cluster: process.env.LEGION_CLUSTER ?? 'discovery-processes',
@@ -93,15 +92,4 @@ async function run (command: string, args: Record<string, unknown>): Promise<unk
   }
 }
 
-const commands = createInterface({ input: process.stdin })
-commands.on('line', line => {
-  const { id, command, ...args } = JSON.parse(line) as { id: number, command: string } & Record<string, unknown>
-  run(command, args).then(
-    value => {
-      say({ type: 'reply', id, value })
-      if (command === 'stop') { commands.close(); process.stdin.destroy() }
-    },
-    (err: Error) => { say({ type: 'reply', id, error: `${err.name}: ${err.message}` }) }
-  )
-})
-commands.on('close', () => { void peer.stop({ leave: false }) })
+serveCommands(run, () => { void peer.stop({ leave: false }) })

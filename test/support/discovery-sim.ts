@@ -11,7 +11,7 @@ import { compareEventIds, type EventId } from '../../src/eventfold/types.js'
 import { discovery } from '../../src/discovery/service.js'
 import type { DiscoveryOptions, FencingToken, HolderContext, StartFunction } from '../../src/discovery/api.js'
 import type { JsonValue } from '../../src/codec/json.js'
-import { FakeNetwork, ManualClock, seededRandom, settleTurns } from './fake-network.js'
+import { FakeNetwork, ManualClock, seededRandom, advanceUntil, advanceUntilSettled } from './fake-network.js'
 
 const spec: EventSpec<null, number, number> = { init: () => 0, apply: (_e, s) => ({ ok: true, output: s, state: s }) }
 type Services = { discovery: ReturnType<typeof discovery<JsonValue, JsonValue>> }
@@ -55,22 +55,12 @@ export class DiscoverySim {
 
   /** Advances the clock until `predicate` holds, at most `maxMs` of simulated time; returns the time it took. */
   async until (predicate: () => boolean, what: string, maxMs = 60_000): Promise<number> {
-    const start = this.clock.now()
-    await settleTurns()
-    while (!predicate()) {
-      if (this.clock.now() - start >= maxMs) throw new Error(`not true after ${maxMs} simulated ms: ${what}`)
-      await this.clock.advance(50, 50)
-    }
-    return this.clock.now() - start
+    return await advanceUntil(this.clock, predicate, what, maxMs, 50)
   }
 
   /** Advances the clock until `promise` settles (at most `maxMs` simulated) and returns its outcome. */
   async settle<T> (promise: Promise<T>, what: string, maxMs = 60_000): Promise<T> {
-    let done = false
-    const watched = promise.finally(() => { done = true })
-    watched.catch(() => {})
-    await this.until(() => done, what, maxMs)
-    return await watched
+    return await advanceUntilSettled(this.clock, promise, what, maxMs, 50)
   }
 
   async stop (): Promise<void> {

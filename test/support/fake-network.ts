@@ -80,6 +80,29 @@ export async function settleTurns (n = 50): Promise<void> {
   for (let i = 0; i < n; i++) await new Promise(resolve => setImmediate(resolve))
 }
 
+/**
+ * Advances `clock` `stepMs` at a time until `predicate` holds, at most `maxMs` of simulated
+ * time (then throws, naming `what`); returns the simulated time it took.
+ */
+export async function advanceUntil (clock: ManualClock, predicate: () => boolean, what: string, maxMs = 60_000, stepMs = 50): Promise<number> {
+  const start = clock.now()
+  await settleTurns()
+  while (!predicate()) {
+    if (clock.now() - start >= maxMs) throw new Error(`not true after ${maxMs} simulated ms: ${what}`)
+    await clock.advance(stepMs)
+  }
+  return clock.now() - start
+}
+
+/** Advances `clock` (as {@link advanceUntil}) until `promise` settles, and returns its outcome. */
+export async function advanceUntilSettled<T> (clock: ManualClock, promise: Promise<T>, what: string, maxMs = 60_000, stepMs = 50): Promise<T> {
+  let done = false
+  const watched = promise.finally(() => { done = true })
+  watched.catch(() => {})
+  await advanceUntil(clock, () => done, what, maxMs, stepMs)
+  return await watched
+}
+
 /** A fake node: the {@link Network} a peer uses, plus `stop`. */
 export type FakeNode = Network & { stop(): Promise<void> }
 

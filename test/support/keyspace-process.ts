@@ -19,7 +19,7 @@
  * - `block {peers}`: the network partition switch (see peer-process.ts);
  * - `stop {leave}`.
  */
-import { createInterface } from 'node:readline'
+import { say, serveCommands } from './child-commands.js'
 import { privateKeyFromProtobuf } from '@libp2p/crypto/keys'
 import { startLegion } from '../../src/peer/start.js'
 import { lmdbKeyValueStore } from '../../src/storage/index.js'
@@ -52,7 +52,6 @@ const legion = await startLegion({
 })
 const cache = legion.services.cache
 
-const say = (message: object): void => { process.stdout.write(JSON.stringify(message) + '\n') }
 say({ type: 'ready', self: legion.self, address: legion.multiaddrs()[0] })
 
 async function run (command: string, args: Record<string, unknown>): Promise<unknown> {
@@ -77,16 +76,4 @@ async function run (command: string, args: Record<string, unknown>): Promise<unk
   }
 }
 
-const commands = createInterface({ input: process.stdin })
-commands.on('line', line => {
-  const { id, command, ...args } = JSON.parse(line) as { id: number, command: string } & Record<string, unknown>
-  run(command, args).then(
-    value => {
-      say({ type: 'reply', id, value })
-      if (command === 'stop') { commands.close(); process.stdin.destroy() }
-    },
-    (err: Error) => { say({ type: 'reply', id, error: `${err.name}: ${err.message}` }) }
-  )
-})
-// stdin closed without a stop: the test runner is gone, so go too.
-commands.on('close', () => { void legion.stop({ leave: false }) })
+serveCommands(run, () => { void legion.stop({ leave: false }) })

@@ -37,7 +37,7 @@
  * runtime's `allowPeers` predicate. Blocking is symmetric only if the test blocks both sides.
  */
 import { createHash } from 'node:crypto'
-import { createInterface } from 'node:readline'
+import { say, serveCommands } from './child-commands.js'
 import { getHeapSpaceStatistics, setFlagsFromString, writeHeapSnapshot } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { privateKeyFromProtobuf } from '@libp2p/crypto/keys'
@@ -123,7 +123,6 @@ const legion = await startLegion({
   propagation: { intervalMs: options.intervalMs ?? 250 } // faster repair of lost messages: keeps the tests short
 })
 
-const say = (message: object): void => { process.stdout.write(JSON.stringify(message) + '\n') }
 /** JSON with object keys sorted: equal states, equal text, whatever order a decoder built their keys in. */
 const canonical = (v: unknown): string => Array.isArray(v)
   ? `[${v.map(canonical).join(',')}]`
@@ -207,16 +206,4 @@ async function run (command: string, args: Record<string, unknown>): Promise<unk
   }
 }
 
-const commands = createInterface({ input: process.stdin })
-commands.on('line', line => {
-  const { id, command, ...args } = JSON.parse(line) as { id: number, command: string } & Record<string, unknown>
-  run(command, args).then(
-    value => {
-      say({ type: 'reply', id, value })
-      if (command === 'stop') { commands.close(); process.stdin.destroy() }
-    },
-    (err: Error) => { say({ type: 'reply', id, error: `${err.name}: ${err.message}` }) }
-  )
-})
-// stdin closed without a stop: the test runner is gone, so go too.
-commands.on('close', () => { void legion.stop({ leave: false }) })
+serveCommands(run, () => { void legion.stop({ leave: false }) })

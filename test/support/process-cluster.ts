@@ -11,34 +11,11 @@ import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { mkdirSync, rmSync } from 'node:fs'
-import { join } from 'node:path'
-import { randomBytes } from 'node:crypto'
-import { buildSync } from 'esbuild'
+import { bundled } from './child-fleet.js'
 import type { FailureDetectionOptions } from '../../src/peer/options.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 
-/**
- * The child program, bundled once per test process into plain JavaScript with esbuild
- * (dependencies stay external, resolved from the project's node_modules). Under `tsx` every
- * child transpiled the project on start: about 1.5 s on a quiet machine, over 20 s with three
- * test suites at once, which was most of the "waiting for A to start" timeouts; plain node
- * starts in about half the time and CPU. The bundle lives under node_modules/.cache (so its
- * imports resolve) and is removed when this process exits.
- */
-const childPrograms = new Map<string, string>()
-function program (script: string): string {
-  const known = childPrograms.get(script)
-  if (known !== undefined) return known
-  const dir = join(root, 'node_modules', '.cache', 'legion-test')
-  mkdirSync(dir, { recursive: true })
-  const out = join(dir, `${script.replace(/\.ts$/, '')}-${process.pid}-${randomBytes(4).toString('hex')}.mjs`)
-  buildSync({ entryPoints: [fileURLToPath(new URL(`./${script}`, import.meta.url))], outfile: out, bundle: true, platform: 'node', format: 'esm', packages: 'external', target: 'node20', logLevel: 'error' })
-  process.on('exit', () => { rmSync(out, { force: true }) })
-  childPrograms.set(script, out)
-  return out
-}
 /** Default deadline of every wait. */
 export const WAIT_MS = 20_000
 /**
@@ -110,7 +87,7 @@ export class PeerProcess {
 
   constructor (readonly name: string, readonly env: PeerEnv) {
     const options = { intervalMs: env.intervalMs, failureDetection: env.failureDetection, summary: env.summary, spec: env.spec, groups: env.groups, ...env.extra }
-    this.child = spawn(process.execPath, [program(env.script ?? 'peer-process.ts')], {
+    this.child = spawn(process.execPath, [bundled(env.script ?? 'peer-process.ts')], {
       cwd: root,
       stdio: ['pipe', 'pipe', 'inherit'],
       env: {

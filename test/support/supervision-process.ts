@@ -19,7 +19,7 @@
  * replicas}, call {name, input, timeoutMs}, calls {name, inputs, timeoutMs} (sequentially, each
  * answer timed), whereis {name}, stop {leave}.
  */
-import { createInterface } from 'node:readline'
+import { say, serveCommands } from './child-commands.js'
 import { startLegion } from '../../src/peer/start.js'
 import { clusterSupervision } from '../../src/cluster-supervision/service.js'
 import { defineServer } from '../../src/supervision/server.js'
@@ -28,7 +28,6 @@ import type { FailureDetectionOptions } from '../../src/peer/options.js'
 import type { Placement } from '../../src/cluster-supervision/api.js'
 
 const at = (): number => performance.timeOrigin + performance.now()
-const say = (m: object): void => { process.stdout.write(JSON.stringify(m) + '\n') }
 
 type LogInput = { readonly op: 'append', readonly value: string } | { readonly op: 'read' } | { readonly op: 'poison' }
 const log = defineServer<LogInput, string[], number | string[]>({
@@ -92,15 +91,4 @@ async function run (command: string, args: Record<string, unknown>): Promise<unk
   }
 }
 
-const commands = createInterface({ input: process.stdin })
-commands.on('line', line => {
-  const { id, command, ...args } = JSON.parse(line) as { id: number, command: string } & Record<string, unknown>
-  run(command, args).then(
-    value => {
-      say({ type: 'reply', id, value })
-      if (command === 'stop') { commands.close(); process.stdin.destroy() }
-    },
-    (err: Error) => { say({ type: 'reply', id, error: `${err.name}: ${err.message}` }) }
-  )
-})
-commands.on('close', () => { void peer.stop({ leave: false }) })
+serveCommands(run, () => { void peer.stop({ leave: false }) })

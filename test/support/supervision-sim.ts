@@ -11,7 +11,7 @@ import type { EventSpec } from '../../src/eventfold/types.js'
 import { clusterSupervision } from '../../src/cluster-supervision/service.js'
 import type { ClusterSupervisionEvent } from '../../src/cluster-supervision/api.js'
 import { defineServer } from '../../src/supervision/server.js'
-import { FakeNetwork, ManualClock, seededRandom, settleTurns } from './fake-network.js'
+import { FakeNetwork, ManualClock, seededRandom, advanceUntil, advanceUntilSettled } from './fake-network.js'
 
 const spec: EventSpec<null, number, number> = { init: () => 0, apply: (_e, s) => ({ ok: true, output: s, state: s }) }
 
@@ -109,22 +109,12 @@ export class SupervisionSim {
 
   /** Advances the clock until `predicate` holds, at most `maxMs` of simulated time; returns the time it took. */
   async until (predicate: () => boolean, what: string, maxMs = 60_000): Promise<number> {
-    const start = this.clock.now()
-    await settleTurns()
-    while (!predicate()) {
-      if (this.clock.now() - start >= maxMs) throw new Error(`not true after ${maxMs} simulated ms: ${what}`)
-      await this.clock.advance(50, 50)
-    }
-    return this.clock.now() - start
+    return await advanceUntil(this.clock, predicate, what, maxMs, 50)
   }
 
   /** Advances the clock until `promise` settles (at most `maxMs` simulated) and returns its outcome. */
   async settle<T> (promise: Promise<T>, what: string, maxMs = 60_000): Promise<T> {
-    let done = false
-    const watched = promise.finally(() => { done = true })
-    watched.catch(() => {})
-    await this.until(() => done, what, maxMs)
-    return await watched
+    return await advanceUntilSettled(this.clock, promise, what, maxMs, 50)
   }
 
   /**
