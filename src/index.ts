@@ -358,6 +358,7 @@ export {
   type Delta,
   type InfimumDigest,
   type InfimumSnapshot,
+  type SettledInfimum,
   type OutstandingEvent,
   type EventFoldSnapshot,
   type DiffEvent,

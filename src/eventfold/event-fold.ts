@@ -38,6 +38,7 @@ import {
   type EventSpec,
   type HookName,
   type InfimumDigest,
+  type SettledInfimum,
   type MergeOptions,
   type OutstandingEvent,
   type Participant,
@@ -155,6 +156,8 @@ export class EventFold<E, S, O> {
 
   // Projection cache.
   private projValid = true
+  /** Events folded since {@link takeSettled} was last called; `undefined` until it first is. */
+  private settledLog: Array<OutstandingEvent<E, O>> | undefined
   private projState: S
   private projMask: bigint
   /**
@@ -344,6 +347,30 @@ export class EventFold<E, S, O> {
       out.push(this.withSignature(e, { id: { counter: e.counter, participant: e.participant }, delta: this.externalDelta(e.delta, cache), acks: this.cachedList(e.acks, cache) }))
     }
     return out
+  }
+
+  /**
+   * The events folded since the previous call, in fold order, each with the outcome it folded
+   * with (an event whose `apply` failed is its Error), for a store that saves the settled
+   * state as the events that moved it rather than whole. The first call starts the record and
+   * returns `undefined`: the caller cannot know what folded before, and saves the infimum.
+   */
+  takeSettled (): Array<OutstandingEvent<E, O>> | undefined {
+    const log = this.settledLog
+    this.settledLog = []
+    return log
+  }
+
+  /**
+   * Folds the outstanding events up to `upTo` as acknowledged by everyone: a store's record of
+   * events this replica folded before (see {@link takeSettled}), put back as outstanding
+   * events of a snapshot whose infimum is older. Returns the infimum id and digest it reached,
+   * for the caller to check against what it saved.
+   */
+  refoldSettled (upTo: EventId): SettledInfimum {
+    this.reduce(upTo, [])
+    this.projValid = false
+    return { id: this.infId, digest: this.infDigest }
   }
 
   /** The whole fold as plain data, for a full merge or for storage. Shares state objects. */
@@ -941,6 +968,9 @@ export class EventFold<E, S, O> {
         outputs.push({ id: { counter: e.counter, participant: e.participant }, output: r.output })
       }
       this.foldInto(e, hookThrew)
+      if (this.settledLog !== undefined) {
+        this.settledLog.push(this.withSignature(e, { id: { counter: e.counter, participant: e.participant }, delta: this.externalDelta(e.delta, new Map()), acks: [] }))
+      }
       this.popHead()
       changed = true
       if (d.kind === 'join' || d.kind === 'unjoin') standIn = this.standInMask()

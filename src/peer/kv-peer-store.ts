@@ -5,14 +5,24 @@
  * Layout (keys are `tupleKey`s):
  * - namespace `identity`, key `("peer")`: the cluster's name and the private key.
  * - namespace `groups`, per group id `g` (`""` is the cluster's own group):
- *   - `(g, "i")`: the infimum (an EventFold with no events: id, digest, participants, state),
- *     rewritten when it moved;
+ *   - `(g, "i")`: a checkpoint of the infimum (an EventFold with no events: id, digest,
+ *     participants, state);
+ *   - `(g, "s", counter, participant)`: an event folded since that checkpoint, with the
+ *     outcome it folded with (a Diff holding it alone);
+ *   - `(g, "h")`: the infimum id and digest those events reach (a Diff with no events), present
+ *     while there are any;
  *   - `(g, "e", counter, participant)`: one outstanding event (a Diff holding it alone: body,
  *     signature, acknowledgements), written when it is new or its acknowledgements grew,
  *     deleted once it folded (or was dropped).
  *
- * So a save costs the events that changed plus, when the infimum moved, the settled state
- * (see docs/BENCHMARKS.md for what that costs against the fold's size).
+ * When the infimum moves, a save appends the events that moved it (`EventFold.takeSettled`)
+ * instead of rewriting the settled state; once those records add up to the size of the last
+ * checkpoint, it writes a new checkpoint and deletes them. So a save costs the events that
+ * changed, plus a checkpoint now and then whose cost is spread over as many bytes of events:
+ * it does not grow with the fold. Recovery folds the settled records onto the checkpoint as
+ * acknowledged by everyone (`EventFold.refoldSettled`) and checks that they reach the saved
+ * id and digest. A save that fails forces a checkpoint at the next one, so no folded event is
+ * ever missing from the records.
  *
  * A data directory of the single-record format (storage layout 1) is converted by the LMDB
  * adapter into a legacy record; it is read as the cluster's group alone, and the first save
@@ -35,10 +45,21 @@ const IDENTITY = 'identity'
 const GROUPS = 'groups'
 const IDENTITY_FORMAT = 1
 
-/** What was last saved of one group: the infimum's key and each event's acknowledgements. */
+/**
+ * What was last saved of one group: the infimum's key, each event's acknowledgements, the fold
+ * whose settled events are being appended (a replica that replaces its fold needs a
+ * checkpoint), and the bytes of the last checkpoint and of the settled records since.
+ */
 interface SavedGroup {
   infimum: string
   events: Map<string, string>
+  fold?: object
+  checkpointBytes: number
+  settledBytes: number
+}
+
+function emptySaved (): SavedGroup {
+  return { infimum: '', events: new Map(), checkpointBytes: 0, settledBytes: 0 }
 }
 
 /** A peer store over a key-value store; see the module comment. */
@@ -67,18 +88,36 @@ export function keyValuePeerStore (store: KeyValueStore): PeerStore {
       const next = new Map<string, SavedGroup>()
       for (const id of dropped) {
         ops.push({ type: 'delete-range', namespace: GROUPS, range: { prefix: tupleKey(id) } })
-        next.set(id, { infimum: '', events: new Map() })
+        next.set(id, emptySaved())
       }
       for (const replica of replicas) {
         const fold = replica.fold
         if (fold === undefined) continue
         const id = replica.id
-        const before = saved.get(id) ?? { infimum: '', events: new Map<string, string>() }
-        const after: SavedGroup = { infimum: before.infimum, events: new Map() }
+        const before = saved.get(id) ?? emptySaved()
+        const after: SavedGroup = { ...before, events: new Map(), fold }
+        const codecs = replica.definition.codecs
+        const origin = replica.definition.origin
+        // Taken at every save, so the record holds exactly what folded since the last one.
+        const settled = fold.takeSettled()
         const infimumKey = `${eventIdKey(fold.infimumId())}/${fold.infimumDigest().count}`
         if (infimumKey !== before.infimum) {
-          const snapshot = fold.snapshot()
-          ops.push({ type: 'put', namespace: GROUPS, key: tupleKey(id, 'i'), value: encodeEventFold({ ...snapshot, events: [] }, replica.definition.codecs) })
+          const records = settled === undefined || before.fold !== fold
+            ? undefined
+            : settled.map(e => ({ e, bytes: encodeDiff({ origin, infimumId: BOTTOM, infimumDigest: EMPTY_DIGEST, events: [e] }, codecs) }))
+          const adding = records?.reduce((n, r) => n + r.bytes.length, 0) ?? 0
+          if (records === undefined || before.settledBytes + adding >= before.checkpointBytes) {
+            const checkpoint = encodeEventFold({ ...fold.snapshot(), events: [] }, codecs)
+            ops.push({ type: 'put', namespace: GROUPS, key: tupleKey(id, 'i'), value: checkpoint })
+            ops.push({ type: 'delete-range', namespace: GROUPS, range: { prefix: tupleKey(id, 's') } })
+            ops.push({ type: 'delete', namespace: GROUPS, key: tupleKey(id, 'h') })
+            after.checkpointBytes = checkpoint.length
+            after.settledBytes = 0
+          } else {
+            for (const r of records) ops.push({ type: 'put', namespace: GROUPS, key: tupleKey(id, 's', r.e.id.counter, r.e.id.participant), value: r.bytes })
+            ops.push({ type: 'put', namespace: GROUPS, key: tupleKey(id, 'h'), value: encodeDiff({ origin, infimumId: fold.infimumId(), infimumDigest: fold.infimumDigest(), events: [] }, codecs) })
+            after.settledBytes = before.settledBytes + adding
+          }
           after.infimum = infimumKey
         }
         for (const e of fold.outstandingEvents()) {
@@ -86,8 +125,8 @@ export function keyValuePeerStore (store: KeyValueStore): PeerStore {
           const state = ackState(e)
           after.events.set(key, state)
           if (before.events.get(key) === state) continue
-          const diff: Diff<unknown, unknown> = { origin: replica.definition.origin, infimumId: BOTTOM, infimumDigest: EMPTY_DIGEST, events: [e] }
-          ops.push({ type: 'put', namespace: GROUPS, key: eventKey(id, e), value: encodeDiff(diff, replica.definition.codecs) })
+          const diff: Diff<unknown, unknown> = { origin, infimumId: BOTTOM, infimumDigest: EMPTY_DIGEST, events: [e] }
+          ops.push({ type: 'put', namespace: GROUPS, key: eventKey(id, e), value: encodeDiff(diff, codecs) })
         }
         for (const [key] of before.events) {
           if (after.events.has(key)) continue
@@ -97,7 +136,13 @@ export function keyValuePeerStore (store: KeyValueStore): PeerStore {
         next.set(id, after)
       }
       if (ops.length === 0) return
-      await store.batch(ops)
+      try {
+        await store.batch(ops)
+      } catch (err) {
+        // What this save took of the folds' settled records is not stored: checkpoint next time.
+        for (const group of saved.values()) group.fold = undefined
+        throw err
+      }
       identitySaved = true
       legacy = false
       for (const [id, group] of next) {
@@ -124,13 +169,20 @@ function ackState (e: OutstandingEvent<unknown, unknown>): string {
 
 async function loadGroups (store: KeyValueStore, saved: Map<string, SavedGroup>): Promise<Map<string, StoredGroup>> {
   const infima = new Map<string, Uint8Array>()
+  const reached = new Map<string, Uint8Array>()
   const events = new Map<string, Array<{ key: string, bytes: Uint8Array }>>()
+  const settled = new Map<string, Uint8Array[]>()
   for await (const { key, value } of store.namespace(GROUPS).range()) {
     const parts = readTupleKey(key)
     const group = parts[0]
     if (typeof group !== 'string') throw new StorageCorruptError('invalid', 'a group record without a group id')
     if (parts[1] === 'i') infima.set(group, value)
-    else if (parts[1] === 'e' && typeof parts[2] === 'number' && typeof parts[3] === 'string') {
+    else if (parts[1] === 'h') reached.set(group, value)
+    else if (parts[1] === 's' && typeof parts[2] === 'number' && typeof parts[3] === 'string') {
+      let list = settled.get(group)
+      if (list === undefined) { list = []; settled.set(group, list) }
+      list.push(value)
+    } else if (parts[1] === 'e' && typeof parts[2] === 'number' && typeof parts[3] === 'string') {
       let list = events.get(group)
       if (list === undefined) { list = []; events.set(group, list) }
       list.push({ key: `${parts[2]}:${parts[3]}`, bytes: value })
@@ -139,12 +191,15 @@ async function loadGroups (store: KeyValueStore, saved: Map<string, SavedGroup>)
   const out = new Map<string, StoredGroup>()
   for (const [group, infimum] of infima) {
     const list = events.get(group) ?? []
-    out.set(group, { kind: 'records', infimum, events: list.map(e => e.bytes) })
+    const settledList = settled.get(group) ?? []
+    const reachedBytes = reached.get(group)
+    if ((settledList.length > 0) !== (reachedBytes !== undefined)) throw new StorageCorruptError('invalid', `group ${JSON.stringify(group)} has settled event records without the infimum they reach, or the reverse`)
+    out.set(group, { kind: 'records', infimum, events: list.map(e => e.bytes), ...(reachedBytes !== undefined ? { settled: settledList, reached: reachedBytes } : {}) })
     // What is stored is known by key; its contents are compared afresh at the first save
-    // (which rewrites the group's records once).
-    saved.set(group, { infimum: '', events: new Map(list.map(e => [e.key, ''])) })
+    // (which rewrites the group's records once, and checkpoints).
+    saved.set(group, { ...emptySaved(), events: new Map(list.map(e => [e.key, ''])) })
   }
-  for (const group of events.keys()) if (!infima.has(group)) throw new StorageCorruptError('invalid', `group ${JSON.stringify(group)} has event records but no infimum record`)
+  for (const group of [...events.keys(), ...settled.keys(), ...reached.keys()]) if (!infima.has(group)) throw new StorageCorruptError('invalid', `group ${JSON.stringify(group)} has event records but no infimum record`)
   return out
 }
 

@@ -27,7 +27,17 @@ export interface PeerIdentity {
  */
 export type StoredGroup =
   | { readonly kind: 'fold', readonly bytes: Uint8Array }
-  | { readonly kind: 'records', readonly infimum: Uint8Array, readonly events: readonly Uint8Array[] }
+  | {
+    readonly kind: 'records'
+    /** The checkpoint: an EventFold with no events. */
+    readonly infimum: Uint8Array
+    /** Outstanding events, each a Diff holding it alone. */
+    readonly events: readonly Uint8Array[]
+    /** Events folded since the checkpoint, each a Diff holding it alone, with the outcome it folded with. */
+    readonly settled?: readonly Uint8Array[]
+    /** The infimum id and digest the settled events reach (a Diff with no events); present with them. */
+    readonly reached?: Uint8Array
+  }
 
 /** What a peer found in its storage. */
 export interface StoredPeer extends PeerIdentity {

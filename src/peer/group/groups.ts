@@ -13,11 +13,12 @@ import type { Logger } from '@libp2p/interface'
 import type { DecodeLimits } from '../../codec/codec.js'
 import { decodeDiff, decodeEventFold, type FoldCodecs } from '../../codec/eventfold.js'
 import { jsonCodec } from '../../codec/json.js'
-import { compareEventIds, type EventFoldOptions, type EventFoldSnapshot, type EventSpec, type OutstandingEvent, type Participant } from '../../eventfold/types.js'
+import { compareEventIds, eventIdKey, type EventFoldOptions, type EventFoldSnapshot, type EventSpec, type OutstandingEvent, type Participant } from '../../eventfold/types.js'
 import type { PeerClock } from '../clock.js'
 import { EjectedError, GroupNotReadyError, StoppedError, UnknownGroupError } from '../errors.js'
 import type { Incarnation, Lifecycle, SomeReplica } from '../lifecycle.js'
 import type { StoredGroup } from '../persistence.js'
+import { StorageCorruptError } from '../../storage/storage.js'
 import type { ClusterState, Dissemination, LegionCounters, WaitOptions } from '../options.js'
 import { CLUSTER_GROUP, checkGroupId, groupOrigin, type GroupDefinition, type GroupMembership } from './definition.js'
 import { GroupReplica, type ReplicaSettings } from './replica.js'
@@ -177,13 +178,25 @@ export class GroupRegistry {
     const limits = this.components.limits
     const base = decodeEventFold(stored.infimum, definition.codecs, limits)
     if (base.origin !== definition.origin) throw new TypeError(`the stored group is of origin ${JSON.stringify(base.origin)}, not group ${JSON.stringify(definition.id)}`)
-    const events = stored.events.map(bytes => {
+    const eventOf = (bytes: Uint8Array): OutstandingEvent<unknown, unknown> => {
       const e = decodeDiff(bytes, definition.codecs, limits).events[0]
       if (e?.delta === undefined) throw new TypeError('an event record without its body')
       return e as OutstandingEvent<unknown, unknown>
-    }).sort((a, b) => compareEventIds(a.id, b.id))
+    }
+    const settled = (stored.settled ?? []).map(eventOf)
+    const events = [...settled, ...stored.events.map(eventOf)].sort((a, b) => compareEventIds(a.id, b.id))
     const snapshot: EventFoldSnapshot<unknown, unknown, unknown> = { ...base, events }
-    return GroupReplica.fromSnapshot(definition, this.replicaComponents(definition.id), this.settings, snapshot)
+    const replica = GroupReplica.fromSnapshot(definition, this.replicaComponents(definition.id), this.settings, snapshot)
+    if (stored.reached !== undefined) {
+      // The events folded since the checkpoint fold again, as acknowledged by everyone, and
+      // must reach what was saved: anything else is a corrupt record, not a state to run on.
+      const expected = decodeDiff(stored.reached, definition.codecs, limits)
+      const got = replica.fold!.refoldSettled(expected.infimumId)
+      if (compareEventIds(got.id, expected.infimumId) !== 0 || got.digest.count !== expected.infimumDigest.count || got.digest.hash !== expected.infimumDigest.hash) {
+        throw new StorageCorruptError('invalid', `the settled events of group ${JSON.stringify(definition.id)} reach ${eventIdKey(got.id)} (${got.digest.count} folded), not the saved ${eventIdKey(expected.infimumId)} (${expected.infimumDigest.count})`)
+      }
+    }
+    return replica
   }
 
   /** Keeps saved groups that are not defined yet, for when they are. */
