@@ -814,6 +814,17 @@ describe('the settled record (a store that saves the events that moved the infim
     assert.deepEqual(again.outstandingEvents().map(e => e.id), a.outstandingEvents().map(e => e.id))
   })
 
+  test('an infimum taken whole from another replica ends the record: the store must checkpoint', () => {
+    const { a, b } = twoPeers()
+    b.takeSettled()
+    a.event('x')
+    a.acknowledge('b') // folded at a; b never saw x
+    ok(b.mergeFull(a.snapshot()))
+    assert.deepEqual(b.infimumValue(), a.infimumValue(), 'b took a\'s infimum')
+    assert.equal(b.takeSettled(), undefined, 'what moved the infimum is not in the record')
+    assert.deepEqual(b.takeSettled(), [], 'the record starts again')
+  })
+
   test('a settled record with an event missing does not reach the saved digest', () => {
     const { a } = twoPeers()
     a.takeSettled()

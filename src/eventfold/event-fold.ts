@@ -353,7 +353,9 @@ export class EventFold<E, S, O> {
    * The events folded since the previous call, in fold order, each with the outcome it folded
    * with (an event whose `apply` failed is its Error), for a store that saves the settled
    * state as the events that moved it rather than whole. The first call starts the record and
-   * returns `undefined`: the caller cannot know what folded before, and saves the infimum.
+   * returns `undefined`, as does the first call after this replica took another's infimum
+   * whole (a merge that adopts a settled state it did not fold): the caller cannot know what
+   * moved the infimum, and saves it whole.
    */
   takeSettled (): Array<OutstandingEvent<E, O>> | undefined {
     const log = this.settledLog
@@ -1049,6 +1051,8 @@ export class EventFold<E, S, O> {
   }
 
   private adoptInfimum (id: EventId, digest: InfimumDigest, participants: readonly Participant[], state: S): void {
+    // The events that moved the infimum are not known here: a store must checkpoint.
+    if (this.settledLog !== undefined) this.settledLog = undefined
     this.infId = { counter: id.counter, participant: this.peers[this.intern(id.participant)]! }
     this.infDigest = digest
     this.infMask = this.listToMask(participants)
