@@ -21,8 +21,9 @@
  * changed, plus a checkpoint now and then whose cost is spread over as many bytes of events:
  * it does not grow with the fold. Recovery folds the settled records onto the checkpoint as
  * acknowledged by everyone (`EventFold.refoldSettled`) and checks that they reach the saved
- * id and digest. A save that fails forces a checkpoint at the next one, so no folded event is
- * ever missing from the records.
+ * id and digest. A save that fails forces a checkpoint at the next one, and so does a fold
+ * that took another's infimum whole (`takeSettled` says so), so no folded event is ever
+ * missing from the records.
  *
  * A data directory of the single-record format (storage layout 1) is converted by the LMDB
  * adapter into a legacy record; it is read as the cluster's group alone, and the first save
