@@ -9,6 +9,11 @@
  * codec through which applications serialise their events, states and outputs, the
  * built-in partition table event spec, and supervised state machines on one process
  * ({@link startSupervision}: servers as pure step functions under OTP-style supervisor trees).
+ * Layers plug into a peer as services ({@link defineService}): a partitioned keyspace with
+ * routing, replication, handoff and a tag index ({@link defineKeyspace}), service discovery with
+ * leader election and fencing tokens ({@link discovery}), supervision across the cluster
+ * ({@link clusterSupervision}), and the operator's admin endpoint with Prometheus metrics and a
+ * status page ({@link admin}).
  *
  * @example
  * Two peers on loopback share a partition table; `b` joins through `a`.
@@ -353,6 +358,7 @@ export {
   type Delta,
   type InfimumDigest,
   type InfimumSnapshot,
+  type SettledInfimum,
   type OutstandingEvent,
   type EventFoldSnapshot,
   type Diff,

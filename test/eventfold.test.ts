@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import {
   BOTTOM, EventFold, type EventSpec, DiffTooNewError, DiffTooSparseError, DifferentOriginsError, ForgedEventError,
-  type Acknowledgement, type Diff, type EventId, type EventSignatures, type FailureReport, type MergeResult, type Participant, compareEventIds
+  type Acknowledgement, type Diff, type EventFoldSnapshot, type EventId, type EventSignatures, type FailureReport, type MergeResult, type Participant, compareEventIds
 } from '../src/eventfold/index.js'
 
 /** State: the events applied, in order, and who joined. Event 'fail' is a system error. */
@@ -874,5 +874,120 @@ describe('first-hand merges and signatures', () => {
     assert.deepEqual(a.infimumValue().applied, [])
     const same = ok(a.mergeFull(a.snapshot(), { from: 'b' })) as { diverged?: boolean }
     assert.equal(same.diverged, false)
+  })
+})
+
+describe('the settled record (a store that saves the events that moved the infimum)', () => {
+  // Signing folds, so that a log recovered wrong shows: a run whose chain does not continue the
+  // held head is refused.
+  const signing = (self: Participant): typeof options & { signatures: EventSignatures<string, string> } => ({
+    ...options,
+    signatures: {
+      chain: (previous, id, delta) => createHash('sha256').update(previous).update(`|${id.counter}|${id.participant}|${JSON.stringify(delta)}`).digest(),
+      sign: (since, seq, head) => createHash('sha256').update(`${self}|${since}|${seq}|`).update(head).digest(),
+      verify: (creator, since, seq, head, signature) => createHash('sha256').update(`${creator}|${since}|${seq}|`).update(head).digest().equals(signature)
+    }
+  })
+  function signedPair (): { a: EventFold<string, Log, string>, b: EventFold<string, Log, string> } {
+    const a = EventFold.create('c', 'a', logSpec, signing('a'))
+    a.participate('b')
+    const b = EventFold.fromSnapshot(a.snapshot(), 'b', logSpec, signing('b'))
+    b.acknowledge()
+    ok(a.mergeFull(b.snapshot()))
+    assert.deepEqual(a.infimumParticipants(), ['a', 'b'])
+    return { a, b }
+  }
+  /** What a store keeps: the infimum of a checkpoint, with the logs and outstanding events as they stand now. */
+  const saved = (checkpoint: EventFoldSnapshot<string, Log, string>, now: EventFold<string, Log, string>): EventFoldSnapshot<string, Log, string> =>
+    ({ ...now.snapshot(), infimum: checkpoint.infimum })
+
+  test('events folded since a checkpoint, folded again onto it under the logs saved after them, give the same fold: infimum, digest, state, logs and outstanding events, failures and joins included', () => {
+    const { a, b } = signedPair()
+    assert.equal(a.takeSettled(), undefined, 'the first call starts the record')
+    const checkpoint = a.snapshot()
+    a.event('x')
+    a.event('fail-1')
+    a.participate('c')
+    b.event('y')
+    sync(b, a)
+    sync(a, b)
+    sync(b, a)
+    a.acknowledge('c')
+    a.event('z')
+    sync(a, b)
+    sync(b, a)
+    b.event('w') // outstanding: c has not acknowledged it
+    sync(b, a)
+    const settled = a.takeSettled()!
+    assert.ok(settled.some(e => e.delta.kind === 'error') && settled.some(e => e.delta.kind === 'join'), `a failure and a join folded: ${settled.map(e => e.delta.kind).join(', ')}`)
+    assert.ok(settled.every(e => e.seq >= 1 && e.since >= 1), 'each with its place in its creator\'s log')
+    assert.ok(a.outstandingCount > 0)
+    assert.deepEqual(a.takeSettled(), [], 'taken once')
+    const again = EventFold.fromSnapshot(saved(checkpoint, a), 'a', logSpec, signing('a'))
+    const reached = again.refoldSettled(settled, a.infimumId())
+    assert.deepEqual(reached, { id: a.infimumId(), digest: a.infimumDigest() })
+    assert.deepEqual(again.snapshot(), a.snapshot(), 'the same infimum, logs (heads, bases, signatures) and outstanding events')
+    assert.deepEqual(again.takeSettled(), undefined, 'a refolded record is not news: the store has it')
+  })
+
+  test('runs sent after recovery chain onto the logs a refold left, both ways', () => {
+    const { a, b } = signedPair()
+    a.takeSettled()
+    const checkpoint = a.snapshot()
+    for (const e of ['x', 'y']) a.event(e)
+    for (const e of ['p', 'q']) b.event(e)
+    for (let i = 0; i < 3; i++) { sync(a, b); sync(b, a) }
+    assert.equal(a.outstandingCount, 0, 'everything folded at a')
+    const again = EventFold.fromSnapshot(saved(checkpoint, a), 'a', logSpec, signing('a'))
+    again.refoldSettled(a.takeSettled()!, a.infimumId())
+    again.resumeLog()
+    again.acknowledge()
+    b.event('r')
+    ok(again.mergeDiff(b.diffFor('a')!))
+    again.event('s')
+    ok(b.mergeDiff(again.diffFor('b')!))
+    for (let i = 0; i < 3; i++) { sync(again, b); sync(b, again) }
+    assert.deepEqual([...again.infimumValue().applied].sort(), ['p', 'q', 'r', 's', 'x', 'y'], 'what b sent after recovery, and what the recovered a sent, folded')
+    assert.deepEqual(b.infimumValue(), again.infimumValue())
+    assert.deepEqual(b.infimumDigest(), again.infimumDigest())
+    assert.equal(again.outstandingCount, 0)
+  })
+
+  test('an infimum taken whole from another replica ends the record: the store must checkpoint', () => {
+    const { a, b } = twoPeers()
+    b.takeSettled()
+    a.event('x')
+    a.acknowledge('b') // folded at a; b never saw x
+    ok(b.mergeFull(a.snapshot()))
+    assert.deepEqual(b.infimumValue(), a.infimumValue(), 'b took a\'s infimum')
+    assert.equal(b.takeSettled(), undefined, 'what moved the infimum is not in the record')
+    assert.deepEqual(b.takeSettled(), [], 'the record starts again')
+  })
+
+  test('a settled record with an event missing does not reach the saved digest', () => {
+    const { a } = twoPeers()
+    a.takeSettled()
+    const checkpoint = a.snapshot()
+    for (const e of ['x', 'y', 'z']) a.event(e)
+    a.acknowledge('b')
+    const settled = a.takeSettled()!
+    assert.equal(settled.length, 3)
+    const again = EventFold.fromSnapshot(saved(checkpoint, a), 'a', logSpec, options)
+    const reached = again.refoldSettled([settled[0]!, settled[2]!], a.infimumId())
+    assert.notDeepEqual(reached.digest, a.infimumDigest())
+  })
+
+  test('a settled event its log does not hold as settled, or outside the record\'s span, is refused as no record a fold writes', () => {
+    const { a } = twoPeers()
+    a.takeSettled()
+    const checkpoint = a.snapshot()
+    for (const e of ['x', 'y']) a.event(e)
+    a.acknowledge('b')
+    const settled = a.takeSettled()!
+    // The logs as they stood at the checkpoint: the events had not left them yet.
+    const early = EventFold.fromSnapshot(checkpoint, 'a', logSpec, options)
+    assert.throws(() => early.refoldSettled(settled, a.infimumId()), TypeError)
+    const again = EventFold.fromSnapshot(saved(checkpoint, a), 'a', logSpec, options)
+    assert.throws(() => again.refoldSettled(settled, settled[0]!.id), TypeError)
   })
 })

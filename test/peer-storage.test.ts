@@ -19,6 +19,7 @@ import { jsonCodec } from '../src/codec/json.js'
 import { defineService } from '../src/peer/services.js'
 import { lmdbKeyValueStore, lmdbStorage, memoryKeyValueStore, type KeyValueOperation, type KeyValueStore } from '../src/storage/index.js'
 import { FakeNetwork, ManualClock, seededRandom, settleTurns } from './support/fake-network.js'
+import { readTupleKey } from '../src/storage/tuple-key.js'
 
 const logSpec: EventSpec<string, string[], number> = { init: () => [], apply: (e, s) => ({ ok: true, output: s.length, state: [...s, e] }) }
 const notes = defineService({
@@ -83,8 +84,61 @@ test('a save writes what changed (one event, its group\'s infimum), not the fold
   await a.services.notes.book.applyConsistent('one-more')
   await settleTurns() // the save runs at the end of the tick
   const ops = store.batches.flat()
-  assert.ok(ops.length > 0 && ops.length <= 3, `${ops.length} operations: ${JSON.stringify(ops.map(o => [o.type, o.namespace]))}`)
+  // the folded event, the infimum it reaches and the log it grew (or, now and then, a
+  // checkpoint of the infimum and the deletion of the settled records it replaces, and the log)
+  assert.ok(ops.length > 0 && ops.length <= 4, `${ops.length} operations: ${JSON.stringify(ops.map(o => [o.type, o.namespace]))}`)
   assert.ok(ops.every(o => o.namespace === 'groups'), 'only the group that changed is written')
+  await w.stop()
+})
+
+test('what saves write does not grow with the settled state, and recovery folds the settled events back onto the checkpoint', async () => {
+  const w = world()
+  const inner = memoryKeyValueStore()
+  const store = recording(inner)
+  const a = await w.start({ mode: 'new' }, store)
+  const note = (i: number): string => `note-${i}-${'x'.repeat(100)}`
+  for (let i = 0; i < 100; i++) await a.services.notes.book.applyConsistent(note(i))
+  await settleTurns()
+  store.batches.length = 0
+  for (let i = 100; i < 400; i++) {
+    await a.services.notes.book.applyConsistent(note(i))
+    await settleTurns(5) // the save of this event runs before the next one
+  }
+  const written = store.batches.flat().reduce((n, o) => n + (o.type === 'put' ? o.value.length : 0), 0)
+  const stateBytes = JSON.stringify(a.services.notes.book.readState().infimum).length
+  // 300 saves of about 150 bytes of events each, plus a checkpoint of the state now and then:
+  // about 4x the final state. Rewriting the settled state at every save wrote 187x (8.3 MB).
+  assert.equal(store.batches.length, 300, 'one save per event')
+  assert.ok(written < 10 * stateBytes, `300 saves wrote ${written} bytes for a settled state of ${stateBytes}`)
+  const expected = a.services.notes.book.readState().infimum
+  await a.stop({ leave: false })
+  const again = await w.start({ mode: 'recover' }, memoryKeyValueStore({ data: inner.data }))
+  assert.deepEqual(again.services.notes.book.readState().infimum, expected)
+  await again.services.notes.book.applyConsistent('after', { timeoutMs: 5000 })
+  assert.equal(again.services.notes.book.readState().infimum.length, 401)
+  await w.stop()
+})
+
+test('a settled event record missing from storage is a corrupt data directory, not a state to run on', async () => {
+  const w = world()
+  const store = memoryKeyValueStore()
+  const a = await w.start({ mode: 'new' }, store)
+  const settledKeys = async (): Promise<Uint8Array[]> => {
+    const keys: Uint8Array[] = []
+    for await (const { key } of store.namespace('groups').range()) if (readTupleKey(key)[1] === 's') keys.push(key)
+    return keys
+  }
+  // Until the last saves appended settled events rather than checkpointing.
+  for (let i = 0; i < 200 && (await settledKeys()).length < 2; i++) {
+    await a.services.notes.book.applyConsistent(`note-${i}-${'x'.repeat(100)}`)
+    await settleTurns()
+  }
+  const settled = (await settledKeys())[0]
+  assert.ok(settled !== undefined, 'the last events are stored as settled records')
+  await a.stop({ leave: false })
+  const reopened = memoryKeyValueStore({ data: store.data })
+  await reopened.batch([{ type: 'delete', namespace: 'groups', key: settled }])
+  await assert.rejects(w.start({ mode: 'recover' }, memoryKeyValueStore({ data: store.data })), (err: Error) => /settled events/.test(err.message) || /settled events/.test(String((err as { cause?: unknown }).cause)))
   await w.stop()
 })
 

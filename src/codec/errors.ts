@@ -76,12 +76,14 @@ export function toDecodeError (err: unknown): DecodeError {
 }
 
 /**
- * A fold stored in format 4 or 5 still has outstanding events, which cannot be migrated to
- * format 6: those formats give events no positions in their creators' logs, and no replica
- * can assign ones every other replica would agree on. A fold with nothing outstanding
+ * A fold stored in format 4 or 5 still has outstanding events, or events settled since its
+ * last checkpoint, which cannot be migrated to format 6: those formats give events no
+ * positions in their creators' logs, and no replica can assign ones every other replica would
+ * agree on (and an Error of those formats does not carry the event that failed, which format
+ * 6 folds again). A fold with nothing outstanding and nothing settled since its checkpoint
  * migrates. Remedy: recover the peer with the Legion version that wrote it until its groups
- * have settled (`stats()` shows nothing outstanding), or start it afresh (`startup.mode`
- * `new` or `join`, with `overwrite`).
+ * have settled (`stats()` shows nothing outstanding; a recovered peer's first save writes a
+ * checkpoint), or start it afresh (`startup.mode` `new` or `join`, with `overwrite`).
  */
 export class LegacyFoldError extends Error {
   /** Always `'LegacyFoldError'`, so `err.name` identifies the error across package copies. */
@@ -90,9 +92,13 @@ export class LegacyFoldError extends Error {
   readonly version: number
   /** How many events were outstanding in it. */
   readonly outstanding: number
-  constructor (version: number, outstanding: number) {
-    super(`a fold stored in format ${version} has ${outstanding} outstanding event(s), which format 6 cannot take over: recover it with the Legion version that wrote it until it has settled, or start afresh`)
+  /** How many events were stored as settled since its last checkpoint. */
+  readonly settled: number
+  constructor (version: number, outstanding: number, settled = 0) {
+    const since = settled > 0 ? ` and ${settled} settled since its last checkpoint` : ''
+    super(`a fold stored in format ${version} has ${outstanding} outstanding event(s)${since}, which format 6 cannot take over: recover it with the Legion version that wrote it until it has settled, or start afresh`)
     this.version = version
     this.outstanding = outstanding
+    this.settled = settled
   }
 }

@@ -44,7 +44,9 @@
  *                 ones, or its last one; required when it has outstanding events that are not
  *                 its first, none when they are, optional when it has none)
  * EventId (3)     header · varuint counter · string participant (unless 0)
+ * stored reach (8) header · varuint counter >= 1 · string participant · digest (count >= 1)
  * ```
+ * Storage also keeps events (kind 5) and logs (kind 6) on their own; docs/PROTOCOL.md 4.5.
  * A log's outstanding events are its last ones: their positions run up to its `seq` without a
  * gap, so they are not written. An empty origin in a Diff stands for the
  * one the {@link DiffContext} implies.
@@ -83,6 +85,7 @@ import {
   type LogPosition,
   type OutstandingEvent,
   type Participant,
+  type SettledInfimum,
   type SignedDelta
 } from '../eventfold/types.js'
 
@@ -370,6 +373,30 @@ export function decodeStoredLog (bytes: Uint8Array, limits?: Partial<DecodeLimit
     const signature = r.readBytes(MAX_SIGNATURE_BYTES)
     const base = readBase(r)
     return { participant, since, seq, hash, ...(signature.length > 0 ? { signature } : {}), ...(base !== undefined ? { base } : {}) }
+  })
+}
+
+/**
+ * Encodes where a group's settled records reach, as storage keeps it (kind 8): the infimum id
+ * and digest that folding them onto the checkpoint gives.
+ */
+export function encodeStoredReach (reach: SettledInfimum): Uint8Array {
+  const w = new Writer(32)
+  writeHeader(w, MessageKind.storedReach)
+  writeEventId(w, reach.id)
+  writeDigest(w, reach.digest)
+  return w.finish()
+}
+
+/** Decodes bytes from {@link encodeStoredReach}. Throws only {@link DecodeError}. */
+export function decodeStoredReach (bytes: Uint8Array, limits?: Partial<DecodeLimits>): SettledInfimum {
+  const resolved = resolveDecodeLimits(limits)
+  return decodeWithin(bytes, resolved, (r) => {
+    expectKind(r, MessageKind.storedReach)
+    const id = readEventId(r, resolved)
+    const digest = readDigest(r)
+    if (id.counter === 0 || digest.count === 0) throw new DecodeError('invalid', 'settled records reach a real event id, with at least one event folded')
+    return { id, digest }
   })
 }
 

@@ -35,7 +35,9 @@ export const MessageKind = Object.freeze({
   /** One outstanding event, as a peer's storage keeps it (format 6). */
   storedEvent: 5,
   /** One participant's log, as a peer's storage keeps it (format 6). */
-  storedLog: 6
+  storedLog: 6,
+  /** The infimum id and digest a group's settled records reach, as a peer's storage keeps it (format 6). */
+  storedReach: 8
 })
 
 /** The first kind byte reserved for runtime wire messages; kinds 16..255 are theirs. */

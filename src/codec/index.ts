@@ -36,6 +36,8 @@ export {
   decodeStoredEvent,
   encodeStoredLog,
   decodeStoredLog,
+  encodeStoredReach,
+  decodeStoredReach,
   peekVersion,
   type DiffContext,
   MessageKind,

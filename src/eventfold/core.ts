@@ -2,8 +2,8 @@
  * The state of one replica, shared by the modules that work on it: the participant table, the
  * infimum, the outstanding events, each participant's log, what others acknowledged, and the
  * projection cache. {@link EventFold} is the public face; projection.ts, folding.ts,
- * acknowledgements.ts and merge.ts each own one concern over this state. Nothing here is
- * exported from the package.
+ * acknowledgements.ts, merge.ts and settled.ts each own one concern over this state. Nothing
+ * here is exported from the package.
  *
  * Representation (chosen so the common operations cost O(1) amortised):
  * - Outstanding events live in one array sorted by id, with a moving head index: a new local
@@ -74,6 +74,16 @@ export interface Entry<E, O> {
   projectedFailure: Failure<O> | undefined
   /** Whether a hook that threw for this entry has been reported (each is reported once). */
   reported: boolean
+}
+
+/**
+ * The entries folded since a store last took them (settled.ts), in fold order, and the digest
+ * count of the infimum they fold onto: every fold extends the digest by one, so an infimum
+ * moved in any other way shows in the count.
+ */
+export interface SettledRecord<E, O> {
+  readonly from: number
+  readonly entries: Array<Entry<E, O>>
 }
 
 /** One of a participant's logs as this replica holds it. */
@@ -153,6 +163,8 @@ export class FoldCore<E, S, O> {
   readonly latest = new Map<number, Ack<O>>()
   /** A newer one it could not take yet: it holds events of its sender not held here. */
   readonly pending = new Map<number, Ack<O>>()
+  /** What folded since a store last took the settled record (settled.ts); `undefined`: nothing is recorded. */
+  settled: SettledRecord<E, O> | undefined
 
   // Projection cache.
   projValid = true
@@ -243,8 +255,8 @@ export class FoldCore<E, S, O> {
   }
 
   /**
-   * Removes the front entry (`folded`: into the infimum; otherwise dropped); its log's base
-   * moves past it.
+   * Removes the front entry (`folded`: into the infimum, and into the settled record if one is
+   * kept; otherwise dropped); its log's base moves past it.
    */
   popHead (folded: boolean): void {
     const e = this.entries[this.head]!
@@ -252,7 +264,7 @@ export class FoldCore<E, S, O> {
     if (this.tailEntry === e) { this.tailEntry = undefined; this.tailApplied = undefined }
     const log = this.log(e.creator, e.since)
     if (e.seq > log.baseSeq) { log.baseSeq = e.seq; log.baseHash = e.hash; log.baseCounter = e.counter }
-    void folded
+    if (folded && this.settled !== undefined) this.settled.entries.push(e)
     this.head++
     if (this.head === this.entries.length) {
       this.entries = []

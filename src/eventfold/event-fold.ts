@@ -12,7 +12,7 @@
  * failure, a digest mark, a {@link ThrownHook} report) and never escapes a method.
  *
  * This class is the public face; the state and its concerns live in core.ts (state),
- * projection.ts, folding.ts, acknowledgements.ts, logs.ts and merge.ts.
+ * projection.ts, folding.ts, acknowledgements.ts, logs.ts, merge.ts and settled.ts.
  *
  * @module
  */
@@ -24,6 +24,7 @@ import { GuardedSpec } from './hooks.js'
 import { headSignature, insertEntry, runsFrom } from './logs.js'
 import { acknowledgementOf, allParticipantsMask, diffFor, mergeDiff, mergeFull } from './merge.js'
 import { ensureProjection, projectApplied, projectEntry } from './projection.js'
+import { refoldSettled, takeSettled } from './settled.js'
 import type { EventResult, MembershipResult, MergeResult, ProjectedOutcome } from './results.js'
 import {
   BOTTOM,
@@ -41,6 +42,7 @@ import {
   type MergeOptions,
   type OutstandingEvent,
   type Participant,
+  type SettledInfimum,
   type UpdateResult
 } from './types.js'
 
@@ -341,6 +343,34 @@ export class EventFold<E, S, O> {
       out.push(standIn.length > 0 ? { ...event, standIn } : event)
     }
     return out
+  }
+
+  /**
+   * The events folded since the previous call, in fold order, each with its log position and
+   * the outcome it folded with (an event whose `apply` failed is its Error), for a store that
+   * saves the settled state as the events that moved it rather than whole. The first call
+   * starts the record and returns `undefined`, as does the first call after this replica took
+   * another's infimum whole (a merge that adopts a settled state it did not fold): the caller
+   * cannot know what moved the infimum, and saves it whole. Until the first call nothing is
+   * recorded.
+   */
+  takeSettled (): Array<OutstandingEvent<E, O>> | undefined {
+    return takeSettled(this.core)
+  }
+
+  /**
+   * Folds `events`, a record {@link takeSettled} gave to a store, back into the infimum of a
+   * fold rebuilt from what that store saved (the infimum before them, and the logs and
+   * outstanding events as they stood after them), as acknowledged by everyone up to `upTo`.
+   * Returns the infimum id and digest it reached, for the caller to check against those it
+   * saved with the record; when they differ (an event missing, or folding otherwise now) the
+   * fold is not the one that was saved and must be discarded. The logs and the outstanding
+   * events are left as they are.
+   * @throws TypeError if an event is not between the infimum and `upTo`, or not in the part of
+   * its creator's log this fold holds as settled
+   */
+  refoldSettled (events: ReadonlyArray<OutstandingEvent<E, O>>, upTo: EventId): SettledInfimum {
+    return refoldSettled(this.core, events, upTo)
   }
 
   /** The whole fold as plain data, for a full merge or for storage. Shares state objects. */

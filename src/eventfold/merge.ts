@@ -12,6 +12,7 @@ import { NO_HASH, type Entry, type FoldCore } from './core.js'
 import { DiffTooNewError, DiffTooSparseError, DifferentOriginsError, ForgedEventError, type MergeError } from './errors.js'
 import { acknowledgeAll, adoptInfimum, reduce, relationTo, remoteDigestWins } from './folding.js'
 import { checkRun, runsFrom, takeRun, type CheckedRun } from './logs.js'
+import { endSettledRecord } from './settled.js'
 import type { MergeResult } from './results.js'
 import {
   compareEventIds,
@@ -197,6 +198,8 @@ export function mergeFull<E, S, O> (core: FoldCore<E, S, O>, other: EventFoldSna
   let changed = false
   let universal: EventId | undefined
   if (adopt) {
+    // What moved the infimum did not fold here: a store must save it whole.
+    endSettledRecord(core)
     adoptInfimum(core, inf.id, inf.digest, inf.participants, inf.state)
     changed = true
   } else if (trusting && ahead && relation === 'threw-there') {

@@ -272,6 +272,14 @@ export interface InfimumDigest {
   readonly throws?: number
 }
 
+/** Where an infimum stands: the id of the last event folded into it, and its digest. */
+export interface SettledInfimum {
+  /** The id of the last event folded. */
+  readonly id: EventId
+  /** Digest of every event folded so far. */
+  readonly digest: InfimumDigest
+}
+
 /** The settled part of a fold: everything at or below `id` is identical on every replica. */
 export interface InfimumSnapshot<S> {
   /** The id of the last event folded into the infimum. */

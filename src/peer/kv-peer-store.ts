@@ -5,8 +5,12 @@
  * Layout (keys are `tupleKey`s):
  * - namespace `identity`, key `("peer")`: the cluster's name and the private key.
  * - namespace `groups`, per group id `g` (`""` is the cluster's own group):
- *   - `(g, "i")`: the infimum (an EventFold with no events and no logs: id, digest,
- *     participants, state), rewritten when it moved;
+ *   - `(g, "i")`: a checkpoint of the infimum (an EventFold with no events and no logs: id,
+ *     digest, participants, state);
+ *   - `(g, "s", counter, participant)`: an event folded since that checkpoint (codec kind 5:
+ *     its log and position, and the outcome it folded with);
+ *   - `(g, "h")`: the infimum id and digest those events reach (codec kind 8), present while
+ *     there are any;
  *   - `(g, "l", participant, since)`: one log of one participant (codec kind 6: how many of its
  *     events are held, the chain hash, the signed head, the base), written when it grew or its
  *     base moved;
@@ -14,10 +18,22 @@
  *     position, body, acknowledgements), written when it is new or its acknowledgements grew,
  *     deleted once it folded (or was dropped).
  *
- * So a save costs the events and logs that changed plus, when the infimum moved, the settled
- * state (see docs/BENCHMARKS.md for what that costs against the fold's size). Records of codec
- * formats 4 and 5 (no logs) are read by `GroupRegistry.fromStored`, which migrates a group that
- * had nothing outstanding and refuses one that had (`LegacyFoldError`).
+ * When the infimum moves, a save appends the events that moved it (`EventFold.takeSettled`)
+ * instead of rewriting the settled state; once those records add up to the size of the last
+ * checkpoint, it writes a new checkpoint and deletes them. So a save costs the events and logs
+ * that changed, plus a checkpoint now and then whose cost is spread over as many bytes of
+ * events: it does not grow with the fold (docs/BENCHMARKS.md). Recovery folds the settled
+ * records onto the checkpoint as acknowledged by everyone (`EventFold.refoldSettled`) and
+ * checks that they reach the saved id and digest; the logs are saved as they stand after the
+ * events that folded, so refolding leaves them alone. A save that fails forces a checkpoint at
+ * the next one, and so does a fold that took another's infimum whole (`takeSettled` says so)
+ * or a replica that replaced its fold, so no folded event is ever missing from the records.
+ *
+ * Records of codec formats 4 and 5 (no logs) are read by `GroupRegistry.fromStored`, which
+ * migrates a group that had nothing outstanding and refuses one that had (`LegacyFoldError`).
+ * A data directory of format 6 written before settled records existed holds only checkpoints
+ * and reads as one with none; a build from before them refuses a directory that holds some
+ * (an unknown group record: `StorageCorruptError`) until a checkpoint has replaced them.
  *
  * A data directory of the single-record format (storage layout 1) is converted by the LMDB
  * adapter into a legacy record; it is read as the cluster's group alone, and the first save
@@ -26,7 +42,7 @@
  * @module
  */
 import { Reader, Writer } from '../codec/buffer.js'
-import { encodeEventFold, encodeStoredEvent, encodeStoredLog } from '../codec/eventfold.js'
+import { encodeEventFold, encodeStoredEvent, encodeStoredLog, encodeStoredReach } from '../codec/eventfold.js'
 import { eventIdKey, type CreatorLog, type OutstandingEvent } from '../eventfold/types.js'
 import type { KeyValueOperation, KeyValueStore } from '../storage/key-value.js'
 import { LEGACY_PEER_RECORD_NAMESPACE, readLegacyPeerRecord } from '../storage/legacy-peer-record.js'
@@ -39,11 +55,22 @@ const IDENTITY = 'identity'
 const GROUPS = 'groups'
 const IDENTITY_FORMAT = 1
 
-/** What was last saved of one group: the infimum's key, each log's, and each event's acknowledgements. */
+/**
+ * What was last saved of one group: the infimum's key, each log's and each event's state, the
+ * fold whose settled events are being appended (a replica that replaces its fold needs a
+ * checkpoint), and the bytes of the last checkpoint and of the settled records since.
+ */
 interface SavedGroup {
   infimum: string
   logs: Map<string, string>
   events: Map<string, string>
+  fold?: object
+  checkpointBytes: number
+  settledBytes: number
+}
+
+function emptySaved (): SavedGroup {
+  return { infimum: '', logs: new Map(), events: new Map(), checkpointBytes: 0, settledBytes: 0 }
 }
 
 /** A peer store over a key-value store; see the module comment. */
@@ -72,18 +99,37 @@ export function keyValuePeerStore (store: KeyValueStore): PeerStore {
       const next = new Map<string, SavedGroup>()
       for (const id of dropped) {
         ops.push({ type: 'delete-range', namespace: GROUPS, range: { prefix: tupleKey(id) } })
-        next.set(id, { infimum: '', logs: new Map(), events: new Map() })
+        next.set(id, emptySaved())
       }
       for (const replica of replicas) {
         const fold = replica.fold
         if (fold === undefined) continue
         const id = replica.id
-        const before = saved.get(id) ?? { infimum: '', logs: new Map<string, string>(), events: new Map<string, string>() }
-        const after: SavedGroup = { infimum: before.infimum, logs: new Map(), events: new Map() }
+        const before = saved.get(id) ?? emptySaved()
+        const after: SavedGroup = { ...before, logs: new Map(), events: new Map(), fold }
+        const codecs = replica.definition.codecs
+        // Taken at every save, so the record holds exactly what folded since the last one.
+        const settled = fold.takeSettled()
         const snapshot = fold.snapshot()
-        const infimumKey = `${eventIdKey(fold.infimumId())}/${fold.infimumDigest().count}`
+        const digest = fold.infimumDigest()
+        const infimumKey = `${eventIdKey(fold.infimumId())}/${digest.count}/${digest.hash}`
         if (infimumKey !== before.infimum) {
-          ops.push({ type: 'put', namespace: GROUPS, key: tupleKey(id, 'i'), value: encodeEventFold({ ...snapshot, logs: [], events: [] }, replica.definition.codecs) })
+          const records = settled === undefined || before.fold !== fold
+            ? undefined
+            : settled.map(e => ({ e, bytes: encodeStoredEvent(e, codecs) }))
+          const adding = records?.reduce((n, r) => n + r.bytes.length, 0) ?? 0
+          if (records === undefined || before.settledBytes + adding >= before.checkpointBytes) {
+            const checkpoint = encodeEventFold({ ...snapshot, logs: [], events: [] }, codecs)
+            ops.push({ type: 'put', namespace: GROUPS, key: tupleKey(id, 'i'), value: checkpoint })
+            ops.push({ type: 'delete-range', namespace: GROUPS, range: { prefix: tupleKey(id, 's') } })
+            ops.push({ type: 'delete', namespace: GROUPS, key: tupleKey(id, 'h') })
+            after.checkpointBytes = checkpoint.length
+            after.settledBytes = 0
+          } else {
+            for (const r of records) ops.push({ type: 'put', namespace: GROUPS, key: tupleKey(id, 's', r.e.id.counter, r.e.id.participant), value: r.bytes })
+            ops.push({ type: 'put', namespace: GROUPS, key: tupleKey(id, 'h'), value: encodeStoredReach({ id: fold.infimumId(), digest }) })
+            after.settledBytes = before.settledBytes + adding
+          }
           after.infimum = infimumKey
         }
         for (const l of snapshot.logs) {
@@ -98,7 +144,7 @@ export function keyValuePeerStore (store: KeyValueStore): PeerStore {
           const state = ackState(e)
           after.events.set(key, state)
           if (before.events.get(key) === state) continue
-          ops.push({ type: 'put', namespace: GROUPS, key: eventKey(id, e), value: encodeStoredEvent(e, replica.definition.codecs) })
+          ops.push({ type: 'put', namespace: GROUPS, key: eventKey(id, e), value: encodeStoredEvent(e, codecs) })
         }
         for (const [key] of before.events) {
           if (after.events.has(key)) continue
@@ -113,7 +159,13 @@ export function keyValuePeerStore (store: KeyValueStore): PeerStore {
         next.set(id, after)
       }
       if (ops.length === 0) return
-      await store.batch(ops)
+      try {
+        await store.batch(ops)
+      } catch (err) {
+        // What this save took of the folds' settled records is not stored: checkpoint next time.
+        for (const group of saved.values()) group.fold = undefined
+        throw err
+      }
       identitySaved = true
       legacy = false
       for (const [id, group] of next) {
@@ -146,8 +198,10 @@ function logState (l: CreatorLog): string {
 
 async function loadGroups (store: KeyValueStore, saved: Map<string, SavedGroup>): Promise<Map<string, StoredGroup>> {
   const infima = new Map<string, Uint8Array>()
+  const reached = new Map<string, Uint8Array>()
   const events = new Map<string, Array<{ key: string, bytes: Uint8Array }>>()
   const logs = new Map<string, Array<{ key: string, bytes: Uint8Array }>>()
+  const settled = new Map<string, Array<{ key: string, bytes: Uint8Array }>>()
   const add = (map: Map<string, Array<{ key: string, bytes: Uint8Array }>>, group: string, key: string, bytes: Uint8Array): void => {
     let list = map.get(group)
     if (list === undefined) { list = []; map.set(group, list) }
@@ -158,6 +212,8 @@ async function loadGroups (store: KeyValueStore, saved: Map<string, SavedGroup>)
     const group = parts[0]
     if (typeof group !== 'string') throw new StorageCorruptError('invalid', 'a group record without a group id')
     if (parts[1] === 'i') infima.set(group, value)
+    else if (parts[1] === 'h') reached.set(group, value)
+    else if (parts[1] === 's' && typeof parts[2] === 'number' && typeof parts[3] === 'string') add(settled, group, `${parts[2]}:${parts[3]}`, value)
     else if (parts[1] === 'e' && typeof parts[2] === 'number' && typeof parts[3] === 'string') add(events, group, `${parts[2]}:${parts[3]}`, value)
     else if (parts[1] === 'l' && typeof parts[2] === 'string' && typeof parts[3] === 'number') add(logs, group, `${parts[3]}:${parts[2]}`, value)
     else throw new StorageCorruptError('invalid', `an unknown group record ${JSON.stringify(parts.slice(1).map(String))}`)
@@ -166,12 +222,21 @@ async function loadGroups (store: KeyValueStore, saved: Map<string, SavedGroup>)
   for (const [group, infimum] of infima) {
     const eventList = events.get(group) ?? []
     const logList = logs.get(group) ?? []
-    out.set(group, { kind: 'records', infimum, events: eventList.map(e => e.bytes), logs: logList.map(l => l.bytes) })
+    const settledList = settled.get(group) ?? []
+    const reachedBytes = reached.get(group)
+    if ((settledList.length > 0) !== (reachedBytes !== undefined)) throw new StorageCorruptError('invalid', `group ${JSON.stringify(group)} has settled event records without the infimum they reach, or the reverse`)
+    out.set(group, {
+      kind: 'records',
+      infimum,
+      events: eventList.map(e => e.bytes),
+      logs: logList.map(l => l.bytes),
+      ...(reachedBytes !== undefined ? { settled: settledList.map(e => e.bytes), reached: reachedBytes } : {})
+    })
     // What is stored is known by key; its contents are compared afresh at the first save
-    // (which rewrites the group's records once).
-    saved.set(group, { infimum: '', logs: new Map(logList.map(l => [l.key, ''])), events: new Map(eventList.map(e => [e.key, ''])) })
+    // (which rewrites the group's records once, and checkpoints).
+    saved.set(group, { ...emptySaved(), logs: new Map(logList.map(l => [l.key, ''])), events: new Map(eventList.map(e => [e.key, ''])) })
   }
-  for (const group of [...events.keys(), ...logs.keys()]) if (!infima.has(group)) throw new StorageCorruptError('invalid', `group ${JSON.stringify(group)} has event or log records but no infimum record`)
+  for (const group of [...events.keys(), ...logs.keys(), ...settled.keys(), ...reached.keys()]) if (!infima.has(group)) throw new StorageCorruptError('invalid', `group ${JSON.stringify(group)} has event, log or settled records but no infimum record`)
   return out
 }
 

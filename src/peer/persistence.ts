@@ -22,12 +22,25 @@ export interface PeerIdentity {
 
 /**
  * One group as storage holds it: a whole encoded EventFold (single-record storage), or the
- * records a key-value store keeps (the infimum as an EventFold with no events, and each
- * outstanding event as a Diff holding it alone). Only the group's own codecs can read either.
+ * records a key-value store keeps (a checkpoint of the infimum, the events folded since, each
+ * log, each outstanding event: see kv-peer-store.ts). Only the group's own codecs can read
+ * either.
  */
 export type StoredGroup =
   | { readonly kind: 'fold', readonly bytes: Uint8Array }
-  | { readonly kind: 'records', readonly infimum: Uint8Array, readonly events: readonly Uint8Array[], readonly logs: readonly Uint8Array[] }
+  | {
+    readonly kind: 'records'
+    /** The checkpoint: an EventFold with no events and no logs (codec kind 1). */
+    readonly infimum: Uint8Array
+    /** Outstanding events (codec kind 5 each). */
+    readonly events: readonly Uint8Array[]
+    /** Every log held, as it stands after the settled events (codec kind 6 each). */
+    readonly logs: readonly Uint8Array[]
+    /** Events folded since the checkpoint, as they folded (codec kind 5 each). */
+    readonly settled?: readonly Uint8Array[]
+    /** The infimum id and digest the settled events reach (codec kind 8); present with them. */
+    readonly reached?: Uint8Array
+  }
 
 /** What a peer found in its storage. */
 export interface StoredPeer extends PeerIdentity {

@@ -11,7 +11,7 @@
  */
 import type { Logger } from '@libp2p/interface'
 import type { DecodeLimits } from '../../codec/codec.js'
-import { decodeEventFold, decodeStoredEvent, decodeStoredLog, peekVersion, FORMAT_VERSION, type FoldCodecs } from '../../codec/eventfold.js'
+import { decodeEventFold, decodeStoredEvent, decodeStoredLog, decodeStoredReach, peekVersion, FORMAT_VERSION, type FoldCodecs } from '../../codec/eventfold.js'
 import { decodeLegacyEventFold, migrateEventFold } from '../../codec/legacy.js'
 import { LegacyFoldError } from '../../codec/errors.js'
 import { jsonCodec } from '../../codec/json.js'
@@ -22,7 +22,7 @@ import type { Incarnation, Lifecycle, SomeReplica } from '../lifecycle.js'
 import type { StoredGroup } from '../persistence.js'
 import type { ClusterState, Dissemination, LegionCounters, WaitOptions } from '../options.js'
 import { CLUSTER_GROUP, checkGroupId, groupOrigin, type GroupDefinition, type GroupMembership } from './definition.js'
-import { GroupReplica, type ReplicaSettings } from './replica.js'
+import { GroupReplica, type Recovered, type ReplicaSettings } from './replica.js'
 import { StateChanges } from './state-changes.js'
 
 /** How a service defines a group. */
@@ -175,17 +175,21 @@ export class GroupRegistry {
    * peer, which goes on writing its own log. A fold stored in format 4 or 5 is migrated when
    * nothing was outstanding in it.
    * @throws DecodeError (or TypeError) when the stored bytes are not a fold of this group;
-   * LegacyFoldError for a fold of format 4 or 5 with outstanding events
+   * LegacyFoldError for a fold of format 4 or 5 with outstanding events or settled records;
+   * StorageCorruptError when the settled records do not reach the infimum saved with them
    */
   fromStored (definition: GroupDefinition<unknown, unknown, unknown>, stored: StoredGroup): SomeReplica {
     const limits = this.components.limits
     let snapshot: EventFoldSnapshot<unknown, unknown, unknown>
+    let recovered: Recovered<unknown, unknown> = {}
     if (stored.kind === 'fold') {
       snapshot = migrateEventFold(stored.bytes, definition.codecs, limits)
     } else if (peekVersion(stored.infimum) !== FORMAT_VERSION) {
       // Format 4 or 5 kept each outstanding event in a record of its own.
       const legacy = decodeLegacyEventFold(stored.infimum, definition.codecs, limits)
-      if (stored.events.length > 0) throw new LegacyFoldError(peekVersion(stored.infimum), stored.events.length)
+      // So did the settled records of format 5 (an Error there lacks the event format 6 folds again).
+      const settled = stored.settled?.length ?? 0
+      if (stored.events.length > 0 || settled > 0) throw new LegacyFoldError(peekVersion(stored.infimum), stored.events.length, settled)
       snapshot = { origin: legacy.origin, infimum: legacy.infimum, logs: [], events: [] }
     } else {
       const base = decodeEventFold(stored.infimum, definition.codecs, limits)
@@ -193,9 +197,13 @@ export class GroupRegistry {
       const logs = stored.logs.map(bytes => decodeStoredLog(bytes, limits))
       logs.sort((a, b) => a.participant < b.participant ? -1 : a.participant > b.participant ? 1 : a.since - b.since)
       snapshot = { ...base, logs, events }
+      if (stored.reached !== undefined) {
+        const settled = (stored.settled ?? []).map(bytes => decodeStoredEvent(bytes, definition.codecs, limits))
+        recovered = { settled: { events: settled, reached: decodeStoredReach(stored.reached, limits) } }
+      }
     }
     if (snapshot.origin !== definition.origin) throw new TypeError(`the stored group is of origin ${JSON.stringify(snapshot.origin)}, not group ${JSON.stringify(definition.id)}`)
-    return GroupReplica.fromSnapshot(definition, this.replicaComponents(definition.id), this.settings, snapshot, 0, true)
+    return GroupReplica.fromSnapshot(definition, this.replicaComponents(definition.id), this.settings, snapshot, 0, recovered)
   }
 
   /** Keeps saved groups that are not defined yet, for when they are. */

@@ -15,7 +15,8 @@
 import type { Logger } from '@libp2p/interface'
 import { EventFold } from '../../eventfold/event-fold.js'
 import { ForgedEventError } from '../../eventfold/errors.js'
-import { compareEventIds, eventIdKey, type ConsistentOutput, type Diff, type EventFoldOptions, type EventFoldSnapshot, type EventId, type MergeOptions, type Participant, type UpdateResult } from '../../eventfold/types.js'
+import { compareEventIds, eventIdKey, type ConsistentOutput, type Diff, type EventFoldOptions, type EventFoldSnapshot, type EventId, type MergeOptions, type OutstandingEvent, type Participant, type SettledInfimum, type UpdateResult } from '../../eventfold/types.js'
+import { sameDigest } from '../../eventfold/digest.js'
 import type { MergeResult } from '../../eventfold/results.js'
 import { encodeWith } from '../../codec/codec.js'
 import { decodeDiff, encodeDiff, encodeEventFold, type DiffContext } from '../../codec/eventfold.js'
@@ -23,10 +24,22 @@ import type { DecodeLimits } from '../../codec/codec.js'
 import type { PeerClock } from '../clock.js'
 import { ConsistencyTimeoutError, EjectedError, EventApplyError } from '../errors.js'
 import { AbortError } from '../../transport/errors.js'
+import { StorageCorruptError } from '../../storage/storage.js'
 import type { ClusterState, LegionCounters, WaitOptions } from '../options.js'
 import type { EncodedOutput } from '../protocol/outputs.js'
 import type { GroupDefinition } from './definition.js'
 import { ParticipantFingerprints } from './participant-names.js'
+
+/**
+ * What a peer's own storage holds of a group beside its snapshot: the events folded since the
+ * checkpoint the snapshot's infimum is, and the infimum they reach (see kv-peer-store.ts).
+ */
+export interface Recovered<E, O> {
+  readonly settled?: {
+    readonly events: ReadonlyArray<OutstandingEvent<E, O>>
+    readonly reached: SettledInfimum
+  }
+}
 
 /** What a replica needs from the peer. */
 export interface ReplicaComponents {
@@ -160,8 +173,9 @@ export class GroupReplica<E, S, O> {
   /**
    * A fold of this group from a snapshot (a sponsor, a participant's push; `recovered`: this
    * peer's own storage, whose log it goes on writing), acknowledged by this peer.
+   * @throws StorageCorruptError when recovered settled events do not reach what was saved
    */
-  static fromSnapshot<E, S, O> (definition: GroupDefinition<E, S, O>, components: ReplicaComponents, settings: ReplicaSettings, snapshot: EventFoldSnapshot<E, S, O>, previousCounter = 0, recovered = false): GroupReplica<E, S, O> {
+  static fromSnapshot<E, S, O> (definition: GroupDefinition<E, S, O>, components: ReplicaComponents, settings: ReplicaSettings, snapshot: EventFoldSnapshot<E, S, O>, previousCounter = 0, recovered?: Recovered<E, O>): GroupReplica<E, S, O> {
     const replica = new GroupReplica(definition, components, settings)
     replica.adopt(snapshot, previousCounter, recovered)
     return replica
@@ -171,13 +185,24 @@ export class GroupReplica<E, S, O> {
    * Takes a whole fold as this peer's own (a joiner's, or a waiting member's first state):
    * trusting, since before its Join folds this peer may lack events that folded without it.
    * `previousCounter`: never reuse an id below it (a rejoining peer's old events may still travel).
-   * `recovered`: the fold is this peer's own, from its storage: it goes on writing its log.
+   * `recovered`: the fold is this peer's own, from its storage: its settled events fold back
+   * first (before anything can fold past them), and it goes on writing its log.
+   * @throws StorageCorruptError when recovered settled events do not reach what was saved
    */
-  adopt (snapshot: EventFoldSnapshot<E, S, O>, previousCounter = 0, recovered = false): void {
+  adopt (snapshot: EventFoldSnapshot<E, S, O>, previousCounter = 0, recovered?: Recovered<E, O>): void {
     const d = this.definition
     const fold = EventFold.fromSnapshot(snapshot, this.components.self, d.spec, this.components.foldOptions(d))
     fold.observeCounter(previousCounter)
-    if (recovered) fold.resumeLog()
+    if (recovered?.settled !== undefined) {
+      // The events folded since the checkpoint fold again, as acknowledged by everyone, and
+      // must reach what was saved: anything else is a corrupt record, not a state to run on.
+      const { events, reached } = recovered.settled
+      const got = fold.refoldSettled(events, reached.id)
+      if (compareEventIds(got.id, reached.id) !== 0 || !sameDigest(got.digest, reached.digest)) {
+        throw new StorageCorruptError('invalid', `the settled events of group ${JSON.stringify(d.id)} reach ${eventIdKey(got.id)} (${got.digest.count} folded), not the saved ${eventIdKey(reached.id)} (${reached.digest.count})`)
+      }
+    }
+    if (recovered !== undefined) fold.resumeLog()
     this.install(fold)
     // Everyone hears of it: what this peer holds now, and its own events (a sync fills in
     // whatever of them a receiver lacks).
