@@ -40,6 +40,8 @@ import {
   decodeStoredEvent,
   encodeStoredLog,
   decodeStoredLog,
+  encodeStoredReach,
+  decodeStoredReach,
   decodeLegacyEventFold,
   decodeLegacyDiff,
   migrateEventFold,
@@ -61,7 +63,7 @@ import {
   type SignedDelta
 } from '../src/eventfold/types.js'
 import { propertyParameters } from './support/property.js'
-import { goldenDiffs, goldenEventFolds, goldenEventIds, goldenJson, goldenStoredEvents, goldenStoredLogs, legacyDiffs, legacyEventFolds, legacyV5Diffs, legacyV5EventFolds } from './fixtures/codec-golden-values.js'
+import { goldenDiffs, goldenEventFolds, goldenEventIds, goldenJson, goldenStoredEvents, goldenStoredLogs, goldenStoredReaches, legacyDiffs, legacyEventFolds, legacyV5Diffs, legacyV5EventFolds } from './fixtures/codec-golden-values.js'
 
 type Snapshot = EventFoldSnapshot<JsonValue, JsonValue, JsonValue>
 type JsonDiff = Diff<JsonValue, JsonValue>
@@ -361,6 +363,12 @@ const decoders: Array<{ name: string, valid: fc.Arbitrary<Uint8Array>, header: U
     valid: snapshotArb.filter(s => s.logs.length > 0).map((s) => encodeStoredLog(s.logs[0]!)),
     header: headerOf(MessageKind.storedLog),
     roundTrip: (bytes) => encodeStoredLog(decodeStoredLog(bytes))
+  },
+  {
+    name: 'stored reach',
+    valid: snapshotArb.filter(s => s.infimum.id.counter > 0 && s.infimum.digest.count > 0).map((s) => encodeStoredReach({ id: s.infimum.id, digest: s.infimum.digest })),
+    header: headerOf(MessageKind.storedReach),
+    roundTrip: (bytes) => encodeStoredReach(decodeStoredReach(bytes))
   }
 ]
 
@@ -883,7 +891,7 @@ describe('golden vectors', () => {
     assert.equal(v4.formatVersion, 4)
     assert.deepStrictEqual(Object.keys(v5.vectors).sort(), names(goldenEventIds, legacyEventFolds, legacyDiffs, legacyV5EventFolds, legacyV5Diffs))
     assert.equal(v5.formatVersion, 5)
-    assert.deepStrictEqual(Object.keys(v6.vectors).sort(), names(goldenEventIds, goldenEventFolds, goldenDiffs, goldenStoredEvents, goldenStoredLogs))
+    assert.deepStrictEqual(Object.keys(v6.vectors).sort(), names(goldenEventIds, goldenEventFolds, goldenDiffs, goldenStoredEvents, goldenStoredLogs, goldenStoredReaches))
     assert.equal(v6.formatVersion, 6)
   })
 
@@ -959,6 +967,19 @@ describe('golden vectors', () => {
       assert.deepStrictEqual(decodeStoredLog(fromHex(vector(v6, name))), log)
     })
   }
+  for (const [name, reach] of Object.entries(goldenStoredReaches)) {
+    test(`format 6: ${name} encodes to its pinned bytes and back`, () => {
+      assert.equal(hex(encodeStoredReach(reach)), vector(v6, name))
+      assert.deepStrictEqual(decodeStoredReach(fromHex(vector(v6, name))), reach)
+    })
+  }
+  test('a stored reach is of a real event with something folded', () => {
+    assert.throws(() => encodeStoredReach({ id: BOTTOM, digest: { count: 1, hash: 1 } }), EncodeError)
+    assert.throws(() => encodeStoredReach({ id: { counter: 3, participant: 'x' }, digest: { count: 0, hash: 0 } }), EncodeError)
+    // header, then id 0 (BOTTOM) or id (3, "x"), then digest count · hash · throws
+    expectDecodeError('invalid', () => decodeStoredReach(fromHex('4c474e0608' + '00' + '010100')))
+    expectDecodeError('invalid', () => decodeStoredReach(fromHex('4c474e0608' + '030178' + '000000')))
+  })
 
   test('a digest writes its throws only when there are some, and never more than its events', () => {
     const diff = goldenDiffs['diff.batch'] as JsonDiff

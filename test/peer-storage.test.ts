@@ -5,6 +5,7 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -139,6 +140,30 @@ test('a settled event record missing from storage is a corrupt data directory, n
   const reopened = memoryKeyValueStore({ data: store.data })
   await reopened.batch([{ type: 'delete', namespace: 'groups', key: settled }])
   await assert.rejects(w.start({ mode: 'recover' }, memoryKeyValueStore({ data: store.data })), (err: Error) => /settled events/.test(err.message) || /settled events/.test(String((err as { cause?: unknown }).cause)))
+  await w.stop()
+})
+
+test('a format 5 data directory whose groups hold settled records is refused with LegacyFoldError; once the peer that wrote it saved a checkpoint, it migrates', async () => {
+  // Written by main at 33826cd (format 5) with the notes service above: a 150-character note
+  // in each group, then n0..n2 and c0..c2, one save each (the last ones appended as settled
+  // records); then that build recovered the directory once (its first save checkpoints).
+  type Records = Array<[string, string, string]>
+  const fixture = JSON.parse(readFileSync(new URL('./fixtures/format5-settled-store.json', import.meta.url), 'utf8')) as { settled: Records, checkpointed: Records }
+  const storeOf = async (records: Records): Promise<KeyValueStore> => {
+    const store = memoryKeyValueStore()
+    await store.batch(records.map(([namespace, key, value]) => ({ type: 'put' as const, namespace, key: Buffer.from(key, 'hex'), value: Buffer.from(value, 'hex') })))
+    return store
+  }
+  assert.ok(fixture.settled.some(([namespace, key]) => namespace === 'groups' && readTupleKey(Buffer.from(key, 'hex'))[1] === 's'), 'the fixture holds settled records')
+  const w = world()
+  await assert.rejects(w.start({ mode: 'recover' }, await storeOf(fixture.settled)), (err: Error) => {
+    const cause = (err as { cause?: unknown }).cause as { name?: string, settled?: number, outstanding?: number } | undefined
+    return err.name === 'RecoverError' && cause?.name === 'LegacyFoldError' && cause.outstanding === 0 && cause.settled! > 0
+  })
+  const migrated = await w.start({ mode: 'recover' }, await storeOf(fixture.checkpointed))
+  assert.deepEqual(migrated.services.notes.book.readState().infimum, ['x'.repeat(150), 'n0', 'n1', 'n2'])
+  assert.deepEqual(migrated.readState().infimum, ['y'.repeat(150), 'c0', 'c1', 'c2'])
+  await migrated.services.notes.book.applyConsistent('n3', { timeoutMs: 5000 })
   await w.stop()
 })
 

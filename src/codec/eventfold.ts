@@ -381,6 +381,7 @@ export function decodeStoredLog (bytes: Uint8Array, limits?: Partial<DecodeLimit
  * and digest that folding them onto the checkpoint gives.
  */
 export function encodeStoredReach (reach: SettledInfimum): Uint8Array {
+  if (reach.id.counter === 0 || reach.digest.count === 0) throw new EncodeError('settled records reach a real event id, with at least one event folded')
   const w = new Writer(32)
   writeHeader(w, MessageKind.storedReach)
   writeEventId(w, reach.id)
