@@ -964,6 +964,30 @@ describe('the settled record (a store that saves the events that moved the infim
     assert.deepEqual(b.takeSettled(), [], 'the record starts again')
   })
 
+  test('an infimum taken at the same id and count (the same events, where this replica\'s hook threw) ends the record too', () => {
+    // b's join hook throws for c, a's does not: the Join of c folds on both, with other digests
+    // of the same count, and b takes a's (its own throw makes it the odd one out).
+    const throwing: EventSpec<string, Log, string> = { ...logSpec, join: (p, s) => { if (p === 'c') throw new Error('no c here'); return logSpec.join!(p, s) } }
+    const { a } = twoPeers()
+    const b = EventFold.fromSnapshot(a.snapshot(), 'b', throwing, options)
+    b.acknowledge()
+    ok(a.mergeFull(b.snapshot()))
+    b.takeSettled()
+    a.participate('c')
+    sync(a, b)
+    a.acknowledge('c')
+    b.acknowledge('c')
+    sync(a, b) // b folds the Join first (its hook throws), then a on b's word (a's does not)
+    sync(b, a)
+    assert.deepEqual(a.infimumId(), b.infimumId(), 'both folded the Join')
+    assert.equal(b.infimumDigest().count, a.infimumDigest().count)
+    assert.notDeepEqual(b.infimumDigest(), a.infimumDigest(), 'with other outcomes')
+    ok(b.mergeFull(a.snapshot()))
+    assert.deepEqual(b.infimumDigest(), a.infimumDigest(), 'b took a\'s infimum')
+    assert.deepEqual(b.infimumValue(), a.infimumValue())
+    assert.equal(b.takeSettled(), undefined, 'the Join b folded is not what its infimum holds')
+  })
+
   test('a settled record with an event missing does not reach the saved digest', () => {
     const { a } = twoPeers()
     a.takeSettled()

@@ -19,7 +19,7 @@ import { encodeEventFold } from '../src/codec/eventfold.js'
 import { jsonCodec } from '../src/codec/json.js'
 import { defineService } from '../src/peer/services.js'
 import { lmdbKeyValueStore, lmdbStorage, memoryKeyValueStore, type KeyValueOperation, type KeyValueStore } from '../src/storage/index.js'
-import { FakeNetwork, ManualClock, seededRandom, settleTurns } from './support/fake-network.js'
+import { FakeNetwork, ManualClock, advanceUntil, seededRandom, settleTurns } from './support/fake-network.js'
 import { readTupleKey } from '../src/storage/tuple-key.js'
 
 const logSpec: EventSpec<string, string[], number> = { init: () => [], apply: (e, s) => ({ ok: true, output: s.length, state: [...s, e] }) }
@@ -117,6 +117,40 @@ test('what saves write does not grow with the settled state, and recovery folds 
   assert.deepEqual(again.services.notes.book.readState().infimum, expected)
   await again.services.notes.book.applyConsistent('after', { timeoutMs: 5000 })
   assert.equal(again.services.notes.book.readState().infimum.length, 401)
+  await w.stop()
+})
+
+test('a peer recovered from settled records holds every log as it was: the runs it missed while down chain on, and none is refused', async () => {
+  const w = world()
+  const a = await w.start({ mode: 'new' })
+  const store = memoryKeyValueStore()
+  const b = await w.start({ mode: 'join', peers: a.multiaddrs() }, store)
+  const note = (who: string, i: number): string => `${who}-${i}-${'x'.repeat(100)}`
+  for (let i = 0; i < 30; i++) {
+    await a.services.notes.book.applyConsistent(note('a', i), { timeoutMs: 5000 })
+    await b.services.notes.book.applyConsistent(note('b', i), { timeoutMs: 5000 })
+  }
+  await advanceUntil(w.clock, () => b.services.notes.book.readState().infimum.length === 60, 'everything folded at b')
+  await settleTurns()
+  const settledCreators = new Set<string>()
+  for await (const { key } of memoryKeyValueStore({ data: store.data }).namespace('groups').range()) {
+    const parts = readTupleKey(key)
+    if (parts[0] === 'notes/book' && parts[1] === 's') settledCreators.add(String(parts[3]))
+  }
+  assert.deepEqual([...settledCreators].sort(), [a.self, b.self].sort(), 'b saved events of both creators as settled records')
+  const expected = b.services.notes.book.readState().infimum
+  await b.stop({ leave: false })
+  for (let i = 30; i < 35; i++) a.services.notes.book.applyFast(note('a', i)) // b misses these
+  const again = await w.start({ mode: 'recover', peers: a.multiaddrs() }, memoryKeyValueStore({ data: store.data }))
+  assert.deepEqual(again.services.notes.book.readState().infimum, expected, 'recovered: the checkpoint and the settled records')
+  await advanceUntil(w.clock, () => again.services.notes.book.readState().projected.length === 65, 'what a wrote while b was down reached b')
+  await again.services.notes.book.applyConsistent(note('b', 30), { timeoutMs: 5000 })
+  await advanceUntil(w.clock, () => a.services.notes.book.readState().infimum.length === 66, 'a folded b\'s event after recovery')
+  assert.deepEqual(again.services.notes.book.readState().infimum, a.services.notes.book.readState().infimum)
+  // (A recovered peer asks for one sync whatever it saved; a log recovered wrong would show as
+  // a run refused for a gap, or as forged.)
+  const c = again.stats().counters
+  assert.deepEqual({ mergeRefusals: c.mergeRefusals, droppedForged: c.droppedForged }, { mergeRefusals: 0, droppedForged: 0 })
   await w.stop()
 })
 
