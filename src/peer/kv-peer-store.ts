@@ -114,7 +114,9 @@ export function keyValuePeerStore (store: KeyValueStore): PeerStore {
         const digest = fold.infimumDigest()
         const infimumKey = `${eventIdKey(fold.infimumId())}/${digest.count}/${digest.hash}`
         if (infimumKey !== before.infimum) {
-          const records = settled === undefined || before.fold !== fold
+          // No record of what moved it (none kept, another fold, or nothing folded: the
+          // infimum moved some other way): only a checkpoint says where it stands.
+          const records = settled === undefined || settled.length === 0 || before.fold !== fold
             ? undefined
             : settled.map(e => ({ e, bytes: encodeStoredEvent(e, codecs) }))
           const adding = records?.reduce((n, r) => n + r.bytes.length, 0) ?? 0
