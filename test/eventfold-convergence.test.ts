@@ -23,6 +23,18 @@ test('replicas converge on one infimum, projection and participant set once the 
   )
 })
 
+test('a replica rebuilt from a checkpoint, the events that moved its infimum since, and its logs and outstanding events as they stand, is the replica it was, at every point of a run', () => {
+  let refolded = 0
+  fc.assert(
+    fc.property(
+      fc.record({ seed: fc.integer(), peers: fc.integer({ min: 2, max: 6 }), steps: fc.integer({ min: 10, max: 200 }), firstHand: fc.boolean(), throwing: fc.boolean() }),
+      plan => { refolded += runSimulation({ ...plan, saveEvery: 3 }).refolded }
+    ),
+    propertyParameters('eventfold settled records', 100)
+  )
+  assert.ok(refolded > 0, 'some records held events to fold again')
+})
+
 test('first-hand merges converge the same way: believing each replica only about itself loses nothing', () => {
   fc.assert(
     fc.property(

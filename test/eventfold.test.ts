@@ -930,6 +930,22 @@ describe('the settled record (a store that saves the events that moved the infim
     assert.deepEqual(again.takeSettled(), undefined, 'a refolded record is not news: the store has it')
   })
 
+  test('an outstanding Error of a rebuilt fold carries the failure computed on the infimum it follows, not on the checkpoint\'s', () => {
+    const counting: EventSpec<string, Log, string> = { ...logSpec, apply: (e, s) => e.startsWith('fail') ? { ok: false, output: `error:${e}@${s.applied.length}` } : logSpec.apply(e, s) }
+    const a = EventFold.create('c', 'a', counting, options)
+    a.participate('b')
+    a.acknowledge('b')
+    a.takeSettled()
+    const checkpoint = a.snapshot()
+    for (const e of ['x', 'y', 'fail']) a.event(e)
+    a.acknowledge('b') // x and y fold; the failure waits for b's word on it
+    assert.ok(a.isBlockedOnError())
+    assert.deepEqual(a.outstandingEvents().map(e => e.delta.kind === 'error' ? e.delta.output : e.delta.kind), ['error:fail@2'])
+    const again = EventFold.fromSnapshot(saved(checkpoint, a), 'a', counting, options)
+    again.refoldSettled(a.takeSettled()!, a.infimumId())
+    assert.deepEqual(again.snapshot(), a.snapshot())
+  })
+
   test('runs sent after recovery chain onto the logs a refold left, both ways', () => {
     const { a, b } = signedPair()
     a.takeSettled()

@@ -14,6 +14,7 @@
 import type { Entry, FoldCore } from './core.js'
 import { NO_HASH } from './core.js'
 import { reduce } from './folding.js'
+import { ensureProjection } from './projection.js'
 import { compareEventIds, type ConsistentOutput, type EventId, type OutstandingEvent, type SettledInfimum } from './types.js'
 
 /**
@@ -80,7 +81,14 @@ export function refoldSettled<E, S, O> (core: FoldCore<E, S, O>, events: Readonl
   // Whatever did not fold stays out: the caller refuses this fold.
   core.entries = outstanding
   core.head = 0
-  core.thrownSince.length = thrown
+  // Rebuilding the fold projected the outstanding events onto the checkpoint's infimum: an
+  // Error's failure was computed again on a state it does not follow, and hooks may have been
+  // reported as thrown there. Project them again onto the infimum they follow, so both are what
+  // folding live gave (a snapshot of this fold carries the failures).
+  const isOutstanding = new Set(outstanding.map(e => `${e.counter}:${e.participant}`))
+  core.thrownSince = core.thrownSince.slice(0, thrown).filter(t => !isOutstanding.has(`${t.id.counter}:${t.id.participant}`))
+  for (const e of outstanding) { e.projectedFailure = undefined; e.reported = false }
   core.projValid = false
+  ensureProjection(core)
   return { id: core.infId, digest: core.infDigest }
 }

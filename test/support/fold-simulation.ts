@@ -6,7 +6,7 @@
  * Everything is driven by one integer seed, so a failing run replays exactly.
  */
 import assert from 'node:assert/strict'
-import { EventFold, compareEventIds, eventIdKey, type ConsistentOutput, type Diff, type EventFoldSnapshot, type EventSpec } from '../../src/eventfold/index.js'
+import { EventFold, compareEventIds, eventIdKey, type ConsistentOutput, type Diff, type EventFoldSnapshot, type EventSpec, type InfimumSnapshot, type OutstandingEvent } from '../../src/eventfold/index.js'
 
 /**
  * A user event: `add` always applies; `failIfOdd` fails when the accumulator is odd;
@@ -89,6 +89,15 @@ export interface SimulationPlan {
    * @default false
    */
   readonly throwing?: boolean
+  /**
+   * After every `saveEvery` steps (and at the end), every live replica is saved as a store of
+   * settled records does (a checkpoint of its infimum when `takeSettled` has no record to give,
+   * else the events it gives), and rebuilt from that checkpoint, those events and its logs and
+   * outstanding events as they stand: the rebuilt fold must be the replica (same snapshot).
+   * Nothing else changes: the run takes the same draws.
+   * @default undefined (no saving)
+   */
+  readonly saveEvery?: number
 }
 
 /** What a run observed, for reporting. */
@@ -105,6 +114,10 @@ export interface SimulationReport {
   readonly rejoinsOnThrow: number
   /** Consistent outputs reported by folds that a rejoin after a divergence replaced (not checked). */
   readonly overruledOutputs: number
+  /** Replicas rebuilt from their saved settled records and found equal (`saveEvery`). */
+  readonly rebuilt: number
+  /** Of those, the ones whose record held events to fold again. */
+  readonly refolded: number
 }
 
 /** The infimum a diff's sender reports (BOTTOM for a diff without acknowledgements). */
@@ -295,12 +308,42 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
   /** Replicas that rejoined after diverging: their outstanding events may be lost, as in an ejection. */
   const rejoined = new Set<string>()
 
+  // A store of settled records per replica (`saveEvery`): see SimulationPlan.saveEvery.
+  const stores = new Map<string, { fold: Fold, checkpoint: InfimumSnapshot<SimState>, settled: Array<OutstandingEvent<SimEvent, string>> }>()
+  let rebuilt = 0
+  let refolded = 0
+  const saveAndRebuild = (): void => {
+    for (const r of live()) {
+      const taken = r.fold.takeSettled()
+      let store = stores.get(r.id)
+      // A checkpoint when there is no record, another fold (a rejoin), or now and then.
+      if (taken === undefined || store === undefined || store.fold !== r.fold || store.settled.length > 40) {
+        store = { fold: r.fold, checkpoint: r.fold.snapshot().infimum, settled: [] }
+        stores.set(r.id, store)
+      } else {
+        store.settled.push(...taken)
+      }
+      // A fresh projection on both sides: an Error's failure is computed again by each projection.
+      r.fold.projectedValue()
+      const now = r.fold.snapshot()
+      const again = foldOf({ ...now, infimum: store.checkpoint }, r.id)
+      if (store.settled.length > 0) {
+        assert.deepEqual(again.refoldSettled(store.settled, r.fold.infimumId()), { id: r.fold.infimumId(), digest: r.fold.infimumDigest() }, `${r.id}: the settled record reaches the infimum`)
+        refolded++
+      }
+      assert.deepEqual(again.snapshot(), now, `${r.id}: rebuilt from its saved records, it is the replica it was`)
+      assert.deepEqual(again.projectedValue(), r.fold.projectedValue(), `${r.id}: rebuilt, it projects the same`)
+      rebuilt++
+    }
+  }
+
   // The founder.
   const founder: Replica = { id: names[0]!, fold: EventFold.create('sim', names[0]!, specFor(names[0]!), { freezeStates: true }), status: 'live', diverged: new Set(), outputs: new Map() }
   replicas.set(founder.id, founder)
   let nextJoiner = 1
 
   for (let step = 0; step < plan.steps; step++) {
+    if (plan.saveEvery !== undefined && step % plan.saveEvery === 0) saveAndRebuild()
     const x = rnd()
     const peers = live()
     if (x < 0.3) {
@@ -433,6 +476,8 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
   }
   assert.ok(rounds < 60, 'anti-entropy did not settle')
 
+  if (plan.saveEvery !== undefined) saveAndRebuild()
+
   // Convergence.
   if (process.env.LEGION_SIM_TRACE === '1') {
     for (const r of survivors) {
@@ -479,5 +524,5 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
   void renegadesSent
   void fenced
 
-  return { events: eventCounter, messages, fullMerges, mergeErrors, finalInfimumCount: ref.infimumDigest().count, thrown: thrownCount, rejoins, rejoinsOnThrow, overruledOutputs: overruled }
+  return { events: eventCounter, messages, fullMerges, mergeErrors, finalInfimumCount: ref.infimumDigest().count, thrown: thrownCount, rejoins, rejoinsOnThrow, overruledOutputs: overruled, rebuilt, refolded }
 }
