@@ -365,7 +365,7 @@ export class EventFold<E, S, O> {
    * Returns the infimum id and digest it reached, for the caller to check against those it
    * saved with the record; when they differ (an event missing, or folding otherwise now) the
    * fold is not the one that was saved and must be discarded. The logs and the outstanding
-   * events are left as they are.
+   * events are left as they are (the latter projected again, onto the infimum they follow).
    * @throws TypeError if an event is not between the infimum and `upTo`, or not in the part of
    * its creator's log this fold holds as settled
    */

@@ -28,8 +28,8 @@ export function takeSettled<E, S, O> (core: FoldCore<E, S, O>): Array<Outstandin
   const record = core.settled
   core.settled = { from: core.infDigest.count, entries: [] }
   // Every fold extends the digest by one: a count that does not add up means the infimum
-  // moved in some other way (the explicit end below is what catches a taken infimum whose
-  // count happens to match).
+  // moved in some other way (`endSettledRecord`, called where a merge takes another's
+  // infimum, also catches one whose count happens to match).
   if (record === undefined || record.from + record.entries.length !== core.infDigest.count) return undefined
   const cache = new Map<bigint, string[]>()
   return record.entries.map(e => ({ id: { counter: e.counter, participant: e.participant }, since: e.since, seq: e.seq, delta: core.externalDelta(e.delta, cache), acks: [] }))
@@ -45,9 +45,10 @@ export function endSettledRecord<E, S, O> (core: FoldCore<E, S, O>): void {
  * as acknowledged by everyone up to `upTo` (the infimum id the store saved with them), and
  * returns the infimum id and digest they reached, for the caller to check against what it
  * saved: a record with an event missing, or whose events now fold otherwise, reaches another
- * digest. The outstanding events play no part and stay outstanding; the logs are not touched
- * (see the module comment). Hooks that throw are not reported again: they were when the
- * events folded live. When the result is not what was saved, the fold must be discarded.
+ * digest. The outstanding events play no part and stay outstanding (projected again, onto the
+ * infimum they follow); the logs are not touched (see the module comment). Hooks that throw
+ * for the refolded events are not reported again: they were when those folded live. When the
+ * result is not what was saved, the fold must be discarded.
  *
  * @throws TypeError if an event is not one this fold could have folded since its infimum:
  * not above the infimum and at most `upTo`, or not in a log this fold holds past it
