@@ -66,6 +66,12 @@ export interface Entry<E, O> {
   /** An UnJoin only: how much of each of the leaver's logs its acknowledgers held (see `standInMask`). */
   standIn: Map<number, number> | undefined
   /**
+   * An UnJoin only: the acknowledgers whose holdings of the leaver's logs `standIn` includes.
+   * An acknowledgement can arrive without them (the creator's, implied by a body it relays;
+   * a whole fold's mask): it counts for folding the UnJoin, not for letting it stand in.
+   */
+  positioned: bigint
+  /**
    * How the projection last found this entry, if not a plain success: for a user event, the
    * failure `apply` returned or threw; for a Join or UnJoin, that its hook threw. Folding
    * takes the same steps as the projection, so while the projection is valid this says how
@@ -94,6 +100,12 @@ export interface LogState {
   baseHash: Uint8Array
   /** ...and its counter (0 before the first). */
   baseCounter: number
+  /**
+   * The position of the last event of this log that folded here (0: none; not those a taken
+   * infimum passed): what this replica held of a leaver's log before its UnJoin although no
+   * longer outstanding (see `heldBefore`).
+   */
+  foldedSeq: number
 }
 
 /** An acknowledgement of another participant, with participants by index. */
@@ -202,7 +214,7 @@ export class FoldCore<E, S, O> {
     if (logs === undefined) { logs = new Map(); this.logs.set(i, logs) }
     let log = logs.get(since)
     if (log === undefined) {
-      log = { since, seq: 0, hash: EMPTY_HASH, signature: undefined, verified: true, baseSeq: 0, baseHash: EMPTY_HASH, baseCounter: 0 }
+      log = { since, seq: 0, hash: EMPTY_HASH, signature: undefined, verified: true, baseSeq: 0, baseHash: EMPTY_HASH, baseCounter: 0, foldedSeq: 0 }
       logs.set(since, log)
     }
     return log
@@ -252,7 +264,7 @@ export class FoldCore<E, S, O> {
     if (this.tailEntry === e) { this.tailEntry = undefined; this.tailApplied = undefined }
     const log = this.log(e.creator, e.since)
     if (e.seq > log.baseSeq) { log.baseSeq = e.seq; log.baseHash = e.hash; log.baseCounter = e.counter }
-    void folded
+    if (folded && e.seq > log.foldedSeq) log.foldedSeq = e.seq
     this.head++
     if (this.head === this.entries.length) {
       this.entries = []

@@ -107,7 +107,7 @@ export function takeRun<E, S, O> (core: FoldCore<E, S, O>, run: CheckedRun<E, O>
     const creatorBit = core.table.bit(run.creator)
     const entry: Entry<E, O> = {
       counter: r.counter, participant, creator: run.creator, since: run.since, seq: r.seq, hash: r.hash, delta,
-      acks: creatorBit, standIn: undefined, projectedFailure: undefined, reported: false
+      acks: creatorBit, standIn: undefined, positioned: 0n, projectedFailure: undefined, reported: false
     }
     if (compareEventIds(entry, core.infId) <= 0) {
       // Settled already (a late event, or one taken over a gap): held, never outstanding.
