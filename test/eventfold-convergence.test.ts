@@ -95,7 +95,7 @@ test('regression (logs): a replica folds an UnJoin only once it holds the depart
   assert.ok(repaired.finalInfimumCount > 40, 'the repair folded')
 })
 
-test('regression (logs): a renegade is dropped only on the evidence that would fold it, so one whose Join is still on its way is kept', () => {
+test('regression (logs): a renegade is kept aside until the infimum passes it, so a late Join of its creator puts it back', () => {
   // Found with LEGION_PROPERTY_RUNS=2000 (seed 55, plan 13) in the first-hand throwing property
   // above. p1 created the Join of p2 (9:p1); p2's first event 10:p2 reached p3, relayed in
   // p2's log, before p1's log brought 9:p1 there. With 9:p0 folded, 10:p2 was at the front,
@@ -104,6 +104,17 @@ test('regression (logs): a renegade is dropped only on the evidence that would f
   // event p3 no longer held.
   const report = runSimulation({ seed: 13, peers: 4, steps: 108, firstHand: true, throwing: true })
   assert.ok(report.finalInfimumCount > 30, 'the fold went on')
+  // Dropping a renegade only once everyone acknowledged it (the first fix) stalled here (the
+  // 10,000-run search, seed 5): p4's Join was lost with its sponsor p3, ejected; p0 waited on
+  // p3's stand-in, which p3's late events held elsewhere had made unreachable.
+  const lostJoin = runSimulation({ seed: -1971881080, peers: 7, steps: 146, firstHand: true })
+  assert.equal(lostJoin.rejoins, 0, 'nobody diverged')
+  assert.ok(lostJoin.finalInfimumCount > 40, 'the fold went on')
+  // A Join put back puts back its own peer's renegades (seed 123 at 2,000 runs): p2's Join of p4
+  // was itself set aside (p2 was rejoining); when p2's new Join arrived and put it back, p4's
+  // events stayed aside on every replica but p3, and p3 stalled on positions nobody could send.
+  const cascade = runSimulation({ seed: 1173614540, peers: 7, steps: 178, firstHand: true })
+  assert.ok(cascade.finalInfimumCount > 60, 'the fold went on')
 })
 
 test('regression (logs): an UnJoin stands in for the leaver only on a replica that holds the leaver\'s events its acknowledgers folded before it', () => {

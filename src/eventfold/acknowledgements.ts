@@ -93,13 +93,6 @@ export function ownAcknowledgement<E, S, O> (core: FoldCore<E, S, O>, allPartici
     }
   }
   for (const [p, since] of current) if ((relevant & core.table.bit(p)) !== 0n) list(p, since)
-  // A log whose events were dropped above the infimum (a renegade's) stays listed until the
-  // infimum passes them: the others drop them only on this acknowledgement (folding.ts).
-  for (const [p, logs] of core.logs) {
-    for (const log of logs.values()) {
-      if (log.baseSeq > 0 && compareEventIds({ counter: log.baseCounter, participant: core.table.name(p) }, core.infId) > 0) list(p, log.since)
-    }
-  }
   const holds: VersionEntry[] = []
   for (const [p, logs] of listed) {
     for (const since of logs) {

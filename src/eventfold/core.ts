@@ -20,6 +20,7 @@ import type { GuardedSpec } from './hooks.js'
 import { ParticipantTable } from './participants.js'
 import {
   BOTTOM,
+  compareEventIds,
   type Delta,
   type EventId,
   type EventSignatures,
@@ -157,6 +158,13 @@ export class FoldCore<E, S, O> {
   readonly unjoins = new Set<Entry<E, O>>()
   unjoinMask = 0n
 
+  /**
+   * Renegades set aside, by creator, in id order, each with its log's base before it was
+   * dropped: kept until the infimum passes them, so that a Join of their creator ordered before
+   * them that arrives late puts them back (see `parkHead`).
+   */
+  readonly parked = new Map<number, Array<{ readonly entry: Entry<E, O>, readonly baseSeq: number, readonly baseHash: Uint8Array, readonly baseCounter: number }>>()
+
   /** Each participant's logs, by index, then log (a log none of whose events are held is absent). */
   readonly logs = new Map<number, Map<number, LogState>>()
   /** The log this replica writes now; `undefined`: its next event starts a new one. */
@@ -272,6 +280,35 @@ export class FoldCore<E, S, O> {
     } else if (this.head > COMPACT_AFTER && this.head * 2 > this.entries.length) {
       this.entries = this.entries.slice(this.head)
       this.head = 0
+    }
+  }
+
+  /**
+   * Drops the front entry, a renegade, keeping it aside. Its creator is not a participant at
+   * this point *as far as this replica holds*: a Join of it ordered before the event may
+   * still be on its way (a joiner's first events, relayed in its own log, can arrive before
+   * the sponsor's log brings its Join). Dropping it for good would lose it here while this
+   * replica's vector still covers it, so every replica that folds it would count this one's
+   * acknowledgement of an event it no longer holds (the 2000-run search, seed 55). Folding
+   * anything past it needs acknowledgements that bring such a Join first (acknowledgements.ts),
+   * so until the infimum passes it, the Join can only arrive above the infimum.
+   */
+  parkHead (): void {
+    const e = this.entries[this.head]!
+    const log = this.log(e.creator, e.since)
+    let list = this.parked.get(e.creator)
+    if (list === undefined) { list = []; this.parked.set(e.creator, list) }
+    list.push({ entry: e, baseSeq: log.baseSeq, baseHash: log.baseHash, baseCounter: log.baseCounter })
+    this.popHead(false)
+  }
+
+  /** Forgets the renegades the infimum has passed. */
+  pruneParked (): void {
+    for (const [creator, list] of this.parked) {
+      let keep = 0
+      while (keep < list.length && compareEventIds(list[keep]!.entry, this.infId) <= 0) keep++
+      if (keep === list.length) this.parked.delete(creator)
+      else if (keep > 0) list.splice(0, keep)
     }
   }
 

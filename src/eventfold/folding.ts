@@ -84,7 +84,8 @@ function foldInto<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>, hookThrew: 
  *
  * Invariants:
  * 1. An event at or below the infimum id is dropped without effect; so is one from a creator
- *    that is not a participant at that point (a renegade), once it could fold by rule 2.
+ *    that is not a participant at that point (a renegade), which is set aside until the
+ *    infimum passes it (`FoldCore.parkHead`).
  * 2. Otherwise it folds only when every infimum participant (and, for a Join, the joining
  *    peer) has acknowledged it, or when it is covered by `universal`. A participant whose
  *    pending UnJoin may stand in (see {@link standInMask}) counts as having acknowledged.
@@ -110,17 +111,12 @@ export function reduce<E, S, O> (core: FoldCore<E, S, O>, universal: EventId | u
       changed = true
       continue
     }
-    const covered = universal !== undefined && compareEventIds(e, universal) <= 0
     if ((core.infMask & table.bit(e.creator)) === 0n) {
-      // A renegade is dropped on the evidence that would fold it: the Join that admits its
-      // creator may be ordered before it and still on its way (the participant who created
-      // that Join holds it if it acknowledged this event, see acknowledgements.ts).
-      const everyone = core.infMask & ~standIn
-      if (!covered && (e.acks & everyone) !== everyone) break
-      core.popHead(false)
+      core.parkHead()
       changed = true
       continue
     }
+    const covered = universal !== undefined && compareEventIds(e, universal) <= 0
     let needed = core.infMask
     const d = e.delta
     if (d.kind === 'join') needed |= table.bit(d.peer)
@@ -158,6 +154,7 @@ export function reduce<E, S, O> (core: FoldCore<E, S, O>, universal: EventId | u
     changed = true
     if (d.kind === 'join' || d.kind === 'unjoin') standIn = standInMask(core)
   }
+  if (changed && core.parked.size > 0) core.pruneParked()
   return changed
 }
 
@@ -244,6 +241,7 @@ export function adoptInfimum<E, S, O> (core: FoldCore<E, S, O>, id: EventId, dig
   core.infState = core.hooks.frozen(state)
   core.observe(id.counter)
   while (core.head < core.entries.length && compareEventIds(core.entries[core.head]!, core.infId) <= 0) core.popHead(false)
+  core.pruneParked()
   core.projValid = false
 }
 
