@@ -107,6 +107,40 @@ test('regression (logs): a replica folds an UnJoin only once it holds the depart
   assert.ok(repaired.finalInfimumCount > 40, 'the repair folded')
 })
 
+test('regression (logs): a renegade is kept aside until the infimum passes it, so a late Join of its creator puts it back', () => {
+  // Found with LEGION_PROPERTY_RUNS=2000 (seed 55, plan 13) in the first-hand throwing property
+  // above. p1 created the Join of p2 (9:p1); p2's first event 10:p2 reached p3, relayed in
+  // p2's log, before p1's log brought 9:p1 there. With 9:p0 folded, 10:p2 was at the front,
+  // from a creator that was not a participant yet: p3 dropped it as a renegade. 9:p1 then
+  // arrived and folded, and every other replica waited for ever for p3's acknowledgement of an
+  // event p3 no longer held.
+  const report = runSimulation({ seed: 13, peers: 4, steps: 108, firstHand: true, throwing: true })
+  assert.ok(report.finalInfimumCount > 30, 'the fold went on')
+  // Dropping a renegade only once everyone acknowledged it (the first fix) stalled here (the
+  // 10,000-run search, seed 5): p4's Join was lost with its sponsor p3, ejected; p0 waited on
+  // p3's stand-in, which p3's late events held elsewhere had made unreachable.
+  const lostJoin = runSimulation({ seed: -1971881080, peers: 7, steps: 146, firstHand: true })
+  assert.equal(lostJoin.rejoins, 0, 'nobody diverged')
+  assert.ok(lostJoin.finalInfimumCount > 40, 'the fold went on')
+  // A Join put back puts back its own peer's renegades (seed 123 at 2,000 runs): p2's Join of p4
+  // was itself set aside (p2 was rejoining); when p2's new Join arrived and put it back, p4's
+  // events stayed aside on every replica but p3, and p3 stalled on positions nobody could send.
+  const cascade = runSimulation({ seed: 1173614540, peers: 7, steps: 178, firstHand: true })
+  assert.ok(cascade.finalInfimumCount > 60, 'the fold went on')
+})
+
+test('regression (logs): an UnJoin stands in for the leaver only on a replica that holds the leaver\'s events its acknowledgers folded before it', () => {
+  // Found with LEGION_PROPERTY_RUNS=2000 (seed 99, plan -1618301540) in the first-hand throwing
+  // property above. p0 folded p1's events 41:p1 and 42:p1 while standing in for p2, which was
+  // rejoining (p2's UnJoin at 47:p0). Later p0 ejected p1 (49:p0). p2, rejoined under the same
+  // name, had not folded that far and never received 41:p1. The UnJoin of p1 reached it in a
+  // run of p0's log (p0's acknowledgement came with the body, without what p0 held of p1's
+  // log) and p0's stand-in positions left out p1's events p0 had folded: p2 let the UnJoin
+  // stand in for p1 and folded 41:p2 without 41:p1, with an output nobody else had.
+  const report = runSimulation({ seed: -1618301540, peers: 3, steps: 259, firstHand: true, throwing: true })
+  assert.ok(report.finalInfimumCount > 60, 'the fold went on')
+})
+
 test('regression (issue 11, item 1): first-hand, a replica blocked on an error takes the infimum of a peer that folded it and a later event that fails', () => {
   // Found by LEGION_SEED=1859982090 in the property above. p0, p1 and p3 hold 15:p0 as an
   // error lacking p4's acknowledgement of the failure, and 15:p1 as an event their folds have

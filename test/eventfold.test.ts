@@ -183,6 +183,23 @@ describe('acknowledge and reduce', () => {
     assert.equal(a.outstandingCount, 0)
   })
 
+  test('a renegade whose creator\'s Join arrives late is put back and folds', () => {
+    const { a, b } = twoPeers()
+    b.participate('c') // the Join of c, in b's log
+    const c = EventFold.fromSnapshot(b.snapshot(), 'c', logSpec, options)
+    c.event('early')
+    // a takes c's own log before b's log brings the Join: c is no participant there yet.
+    const onlyC = c.diffFor('a')!
+    ok(a.mergeDiff({ ...onlyC, runs: onlyC.runs.filter(r => r.creator === 'c') }))
+    assert.equal(a.outstandingCount, 0, 'set aside as a renegade')
+    sync(b, a) // the Join arrives: the event is put back after it
+    assert.deepEqual(a.projectedValue().applied, ['early'])
+    for (let round = 0; round < 4; round++) { sync(a, b); sync(b, c); sync(c, a); sync(a, c); sync(c, b); sync(b, a) }
+    assert.deepEqual(a.infimumValue().applied, ['early'])
+    assert.deepEqual(b.infimumValue(), a.infimumValue())
+    assert.deepEqual(c.infimumValue(), a.infimumValue())
+  })
+
   test('a pending UnJoin counts as the ejected peer\'s acknowledgement', () => {
     const { a } = twoPeers()
     a.event('x')

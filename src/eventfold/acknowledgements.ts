@@ -105,13 +105,16 @@ export function ownAcknowledgement<E, S, O> (core: FoldCore<E, S, O>, allPartici
 }
 
 /**
- * For each of `peer`'s logs, the position of its last outstanding event ordered before the
- * entry at `index`: how much of a departing participant's logs matters for its UnJoin there.
- * Events of it that folded needed every remaining participant's acknowledgement, so every
- * remaining participant holds them; events after the UnJoin are renegades.
+ * For each of `peer`'s logs, the position of its last event ordered before the entry at
+ * `index` that folded here or is outstanding: how much of a departing participant's logs
+ * matters for its UnJoin there (events after the UnJoin are renegades). The folded ones count
+ * too: a replica that lets the UnJoin stand in for `peer` below its own infimum must hold
+ * them, and one may not, although it is a remaining participant, when it is a rejoined
+ * incarnation whose old self was stood in for when they folded here.
  */
 export function heldBefore<E, S, O> (core: FoldCore<E, S, O>, peer: number, index: number): Map<number, number> {
   const out = new Map<number, number>()
+  for (const [since, log] of core.logs.get(peer) ?? []) if (log.foldedSeq > 0) out.set(since, log.foldedSeq)
   for (let i = core.head; i < index; i++) {
     const e = core.entries[i]!
     if (e.creator === peer) out.set(e.since, e.seq)
@@ -171,6 +174,19 @@ function raiseStandIn<E, O> (e: Entry<E, O>, departing: ReadonlyMap<string, Read
   return changed
 }
 
+/**
+ * Takes what acknowledgement `a` (of participant `bit`) says its sender held of the leaver's
+ * logs before UnJoin `e`, which its vector covers. Only while `e` was outstanding there: its
+ * `departing` then lists them (nothing when it held none); one whose infimum passed `e` says
+ * it through its infimum digest instead (`takeInfimum`).
+ */
+function takePositions<E, O> (e: Entry<E, O>, a: Ack<O>, bit: bigint): boolean {
+  if (compareEventIds(a.infId, e) >= 0) return false
+  let changed = raiseStandIn(e, a.departing)
+  if ((e.positioned & bit) === 0n) { e.positioned |= bit; changed = true }
+  return changed
+}
+
 function applyAck<E, S, O> (core: FoldCore<E, S, O>, a: Ack<O>, trusting: boolean): boolean {
   const bit = core.table.bit(a.p)
   let changed = false
@@ -178,7 +194,7 @@ function applyAck<E, S, O> (core: FoldCore<E, S, O>, a: Ack<O>, trusting: boolea
     const e = core.entries[i]!
     if (!covers(a.holds, e)) continue
     if ((e.acks & bit) === 0n) { e.acks |= bit; changed = true }
-    if (e.delta.kind === 'unjoin' && raiseStandIn(e, a.departing)) changed = true
+    if (e.delta.kind === 'unjoin' && takePositions(e, a, bit)) changed = true
   }
   for (const f of a.failures) {
     const at = core.find(f.id.counter, f.id.participant)
@@ -207,7 +223,8 @@ function missesAck<E, S, O> (core: FoldCore<E, S, O>, upTo: EventId, bit: bigint
   for (let i = core.head; i < core.entries.length; i++) {
     const e = core.entries[i]!
     if (compareEventIds(e, upTo) > 0) return false
-    if ((e.acks & bit) === 0n || (e.delta.kind === 'error' && (e.delta.errorAcks & bit) === 0n)) return true
+    const d = e.delta
+    if ((e.acks & bit) === 0n || (d.kind === 'error' && (d.errorAcks & bit) === 0n) || (d.kind === 'unjoin' && (e.positioned & bit) === 0n)) return true
   }
   return false
 }
@@ -246,7 +263,7 @@ export function initialAcks<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>): 
   for (const a of core.latest.values()) {
     if (!covers(a.holds, e)) continue
     e.acks |= core.table.bit(a.p)
-    if (e.delta.kind === 'unjoin') raiseStandIn(e, a.departing)
+    if (e.delta.kind === 'unjoin') takePositions(e, a, core.table.bit(a.p))
   }
 }
 

@@ -20,6 +20,7 @@ import type { GuardedSpec } from './hooks.js'
 import { ParticipantTable } from './participants.js'
 import {
   BOTTOM,
+  compareEventIds,
   type Delta,
   type EventId,
   type EventSignatures,
@@ -66,6 +67,12 @@ export interface Entry<E, O> {
   /** An UnJoin only: how much of each of the leaver's logs its acknowledgers held (see `standInMask`). */
   standIn: Map<number, number> | undefined
   /**
+   * An UnJoin only: the acknowledgers whose holdings of the leaver's logs `standIn` includes.
+   * An acknowledgement can arrive without them (the creator's, implied by a body it relays;
+   * a whole fold's mask): it counts for folding the UnJoin, not for letting it stand in.
+   */
+  positioned: bigint
+  /**
    * How the projection last found this entry, if not a plain success: for a user event, the
    * failure `apply` returned or threw; for a Join or UnJoin, that its hook threw. Folding
    * takes the same steps as the projection, so while the projection is valid this says how
@@ -104,6 +111,12 @@ export interface LogState {
   baseHash: Uint8Array
   /** ...and its counter (0 before the first). */
   baseCounter: number
+  /**
+   * The position of the last event of this log that folded here (0: none; not those a taken
+   * infimum passed): what this replica held of a leaver's log before its UnJoin although no
+   * longer outstanding (see `heldBefore`).
+   */
+  foldedSeq: number
 }
 
 /** An acknowledgement of another participant, with participants by index. */
@@ -154,6 +167,13 @@ export class FoldCore<E, S, O> {
   // Pending UnJoins: the outstanding UnJoin entries, and the mask of the peers they name.
   readonly unjoins = new Set<Entry<E, O>>()
   unjoinMask = 0n
+
+  /**
+   * Renegades set aside, by creator, in id order, each with its log's base before it was
+   * dropped: kept until the infimum passes them, so that a Join of their creator ordered before
+   * them that arrives late puts them back (see `parkHead`).
+   */
+  readonly parked = new Map<number, Array<{ readonly entry: Entry<E, O>, readonly baseSeq: number, readonly baseHash: Uint8Array, readonly baseCounter: number }>>()
 
   /** Each participant's logs, by index, then log (a log none of whose events are held is absent). */
   readonly logs = new Map<number, Map<number, LogState>>()
@@ -214,7 +234,7 @@ export class FoldCore<E, S, O> {
     if (logs === undefined) { logs = new Map(); this.logs.set(i, logs) }
     let log = logs.get(since)
     if (log === undefined) {
-      log = { since, seq: 0, hash: EMPTY_HASH, signature: undefined, verified: true, baseSeq: 0, baseHash: EMPTY_HASH, baseCounter: 0 }
+      log = { since, seq: 0, hash: EMPTY_HASH, signature: undefined, verified: true, baseSeq: 0, baseHash: EMPTY_HASH, baseCounter: 0, foldedSeq: 0 }
       logs.set(since, log)
     }
     return log
@@ -265,6 +285,7 @@ export class FoldCore<E, S, O> {
     const log = this.log(e.creator, e.since)
     if (e.seq > log.baseSeq) { log.baseSeq = e.seq; log.baseHash = e.hash; log.baseCounter = e.counter }
     if (folded && this.settled !== undefined) this.settled.entries.push(e)
+    if (folded && e.seq > log.foldedSeq) log.foldedSeq = e.seq
     this.head++
     if (this.head === this.entries.length) {
       this.entries = []
@@ -272,6 +293,35 @@ export class FoldCore<E, S, O> {
     } else if (this.head > COMPACT_AFTER && this.head * 2 > this.entries.length) {
       this.entries = this.entries.slice(this.head)
       this.head = 0
+    }
+  }
+
+  /**
+   * Drops the front entry, a renegade, keeping it aside. Its creator is not a participant at
+   * this point *as far as this replica holds*: a Join of it ordered before the event may
+   * still be on its way (a joiner's first events, relayed in its own log, can arrive before
+   * the sponsor's log brings its Join). Dropping it for good would lose it here while this
+   * replica's vector still covers it, so every replica that folds it would count this one's
+   * acknowledgement of an event it no longer holds (the 2000-run search, seed 55). Folding
+   * anything past it needs acknowledgements that bring such a Join first (acknowledgements.ts),
+   * so until the infimum passes it, the Join can only arrive above the infimum.
+   */
+  parkHead (): void {
+    const e = this.entries[this.head]!
+    const log = this.log(e.creator, e.since)
+    let list = this.parked.get(e.creator)
+    if (list === undefined) { list = []; this.parked.set(e.creator, list) }
+    list.push({ entry: e, baseSeq: log.baseSeq, baseHash: log.baseHash, baseCounter: log.baseCounter })
+    this.popHead(false)
+  }
+
+  /** Forgets the renegades the infimum has passed. */
+  pruneParked (): void {
+    for (const [creator, list] of this.parked) {
+      let keep = 0
+      while (keep < list.length && compareEventIds(list[keep]!.entry, this.infId) <= 0) keep++
+      if (keep === list.length) this.parked.delete(creator)
+      else if (keep > 0) list.splice(0, keep)
     }
   }
 

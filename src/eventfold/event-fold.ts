@@ -126,7 +126,7 @@ export class EventFold<E, S, O> {
       const standIn = e.standIn !== undefined && e.standIn.length > 0 ? new Map(e.standIn.map(p => [p.since, p.seq])) : undefined
       const entry: Entry<E, O> = {
         counter: e.id.counter, participant: core.table.name(creator), creator, since: e.since, seq: e.seq, hash, delta,
-        acks: core.table.mask(e.acks), standIn, projectedFailure: undefined, reported: false
+        acks: core.table.mask(e.acks), standIn, positioned: e.delta.kind === 'unjoin' ? core.table.mask(e.acks) : 0n, projectedFailure: undefined, reported: false
       }
       if (compareEventIds(e.id, core.infId) <= 0) {
         log.baseSeq = e.seq
@@ -338,8 +338,13 @@ export class EventFold<E, S, O> {
     const out: Array<OutstandingEvent<E, O>> = []
     for (let i = core.head; i < core.entries.length; i++) {
       const e = core.entries[i]!
-      const event = { id: { counter: e.counter, participant: e.participant }, since: e.since, seq: e.seq, delta: core.externalDelta(e.delta, cache), acks: core.table.cachedList(e.acks, cache) }
-      const standIn = e.standIn === undefined ? [] : [...e.standIn].map(([since, seq]) => ({ since, seq })).sort((a, b) => a.since - b.since)
+      const d = e.delta
+      // An UnJoin's acknowledgers travel with the positions they held (see `Entry.positioned`),
+      // this replica's own included.
+      const acks = d.kind === 'unjoin' ? e.acks & (e.positioned | core.selfBit | core.table.bit(d.peer)) : e.acks
+      const event = { id: { counter: e.counter, participant: e.participant }, since: e.since, seq: e.seq, delta: core.externalDelta(d, cache), acks: core.table.cachedList(acks, cache) }
+      const positions = d.kind === 'unjoin' ? ownPositions(core, e, d.peer, i) : e.standIn
+      const standIn = positions === undefined ? [] : [...positions].map(([since, seq]) => ({ since, seq })).sort((a, b) => a.since - b.since)
       out.push(standIn.length > 0 ? { ...event, standIn } : event)
     }
     return out
@@ -460,7 +465,7 @@ export class EventFold<E, S, O> {
     log.seq = seq
     log.hash = hash
     log.signature = undefined // signed once per batch, when it is sent (logs.ts, `headSignature`)
-    return { counter, participant: core.self, creator: core.selfIndex, since: log.since, seq, hash, delta, acks: core.selfBit, standIn: undefined, projectedFailure: undefined, reported: false }
+    return { counter, participant: core.self, creator: core.selfIndex, since: log.since, seq, hash, delta, acks: core.selfBit, standIn: undefined, positioned: 0n, projectedFailure: undefined, reported: false }
   }
 
   private membership (delta: InternalDelta<E, O>): MembershipResult<O> {
@@ -535,4 +540,11 @@ function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
   return true
+}
+
+/** An UnJoin's stand-in positions with this replica's own holdings before it (at `index`) added. */
+function ownPositions<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>, peer: number, index: number): Map<number, number> {
+  const out = new Map(e.standIn)
+  for (const [since, seq] of heldBefore(core, peer, index)) if ((out.get(since) ?? 0) < seq) out.set(since, seq)
+  return out
 }

@@ -14,8 +14,9 @@ import { compareEventIds, type ConsistentOutput, type EventId, type InfimumDiges
 
 /**
  * The participants whose pending UnJoin may stand in for their acknowledgements: those
- * whose UnJoin every remaining participant has acknowledged, on a replica that holds at least
- * as much of the departing participant's log as any of those acknowledgers did.
+ * whose UnJoin every remaining participant has acknowledged together with what it held of the
+ * departing participant's logs (`Entry.positioned`), on a replica that holds at least as much
+ * of them as any of those acknowledgers did (folded there or outstanding).
  *
  * Why not every pending UnJoin at once (as the Haskell library does): an ejected peer's own
  * events may still be travelling to some participants and not to others. A replica that let
@@ -34,7 +35,8 @@ export function standInMask<E, S, O> (core: FoldCore<E, S, O>): bigint {
   let mask = 0n
   for (const u of core.unjoins) {
     const peer = (u.delta as { peer: number }).peer
-    if ((u.acks & remaining) === remaining && holdsEnough(core, peer, u.standIn)) mask |= core.table.bit(peer)
+    const positioned = u.positioned | core.selfBit
+    if ((u.acks & remaining) === remaining && (positioned & remaining) === remaining && holdsEnough(core, peer, u.standIn)) mask |= core.table.bit(peer)
   }
   return mask
 }
@@ -81,8 +83,9 @@ function foldInto<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>, hookThrew: 
  * of folded events to `outputs`; returns whether the fold changed.
  *
  * Invariants:
- * 1. An event at or below the infimum id, or from a creator that is not a participant at
- *    that point (a renegade), is dropped without effect.
+ * 1. An event at or below the infimum id is dropped without effect; so is one from a creator
+ *    that is not a participant at that point (a renegade), which is set aside until the
+ *    infimum passes it (`FoldCore.parkHead`).
  * 2. Otherwise it folds only when every infimum participant (and, for a Join, the joining
  *    peer) has acknowledged it, or when it is covered by `universal`. A participant whose
  *    pending UnJoin may stand in (see {@link standInMask}) counts as having acknowledged.
@@ -103,8 +106,13 @@ export function reduce<E, S, O> (core: FoldCore<E, S, O>, universal: EventId | u
   const table = core.table
   while (core.head < core.entries.length) {
     const e = core.entries[core.head]!
-    if (compareEventIds(e, core.infId) <= 0 || (core.infMask & table.bit(e.creator)) === 0n) {
+    if (compareEventIds(e, core.infId) <= 0) {
       core.popHead(false)
+      changed = true
+      continue
+    }
+    if ((core.infMask & table.bit(e.creator)) === 0n) {
+      core.parkHead()
       changed = true
       continue
     }
@@ -146,6 +154,7 @@ export function reduce<E, S, O> (core: FoldCore<E, S, O>, universal: EventId | u
     changed = true
     if (d.kind === 'join' || d.kind === 'unjoin') standIn = standInMask(core)
   }
+  if (changed && core.parked.size > 0) core.pruneParked()
   return changed
 }
 
@@ -232,6 +241,7 @@ export function adoptInfimum<E, S, O> (core: FoldCore<E, S, O>, id: EventId, dig
   core.infState = core.hooks.frozen(state)
   core.observe(id.counter)
   while (core.head < core.entries.length && compareEventIds(core.entries[core.head]!, core.infId) <= 0) core.popHead(false)
+  core.pruneParked()
   core.projValid = false
 }
 
@@ -250,11 +260,17 @@ export function acknowledgeUpTo<E, S, O> (core: FoldCore<E, S, O>, upTo: EventId
     if ((e.acks & bits) !== bits) { e.acks |= bits; changed = true }
     const d = e.delta
     if (d.kind === 'error' && (d.errorAcks & bits) !== bits) { d.errorAcks |= bits; changed = true }
+    // The digest proves this replica holds every event the peer folded up to `upTo`.
+    if (d.kind === 'unjoin' && (e.positioned & bits) !== bits) { e.positioned |= bits; changed = true }
   }
   return changed
 }
 
-/** Adds `bits` to every outstanding ack and failure-ack set; returns whether any grew. */
+/**
+ * Adds `bits` to every outstanding ack and failure-ack set; returns whether any grew. For
+ * this replica, or for a participant on the caller's word (`EventFold.acknowledge`): as
+ * holding what this replica holds, so its positions before an UnJoin are this replica's.
+ */
 export function acknowledgeAll<E, S, O> (core: FoldCore<E, S, O>, bits: bigint): boolean {
   let changed = false
   for (let i = core.head; i < core.entries.length; i++) {
@@ -262,6 +278,7 @@ export function acknowledgeAll<E, S, O> (core: FoldCore<E, S, O>, bits: bigint):
     if ((e.acks & bits) !== bits) { e.acks |= bits; changed = true }
     const d = e.delta
     if (d.kind === 'error' && (d.errorAcks & bits) !== bits) { d.errorAcks |= bits; changed = true }
+    if (d.kind === 'unjoin') e.positioned |= bits
   }
   return changed
 }

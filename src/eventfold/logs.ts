@@ -107,7 +107,7 @@ export function takeRun<E, S, O> (core: FoldCore<E, S, O>, run: CheckedRun<E, O>
     const creatorBit = core.table.bit(run.creator)
     const entry: Entry<E, O> = {
       counter: r.counter, participant, creator: run.creator, since: run.since, seq: r.seq, hash: r.hash, delta,
-      acks: creatorBit, standIn: undefined, projectedFailure: undefined, reported: false
+      acks: creatorBit, standIn: undefined, positioned: 0n, projectedFailure: undefined, reported: false
     }
     if (compareEventIds(entry, core.infId) <= 0) {
       // Settled already (a late event, or one taken over a gap): held, never outstanding.
@@ -120,11 +120,43 @@ export function takeRun<E, S, O> (core: FoldCore<E, S, O>, run: CheckedRun<E, O>
     initialAcks(core, entry)
     entry.acks |= acks(entry)
     insertEntry(core, entry)
+    if (delta.kind === 'join') unpark(core, entry, delta.peer)
   }
   log.seq = run.seq
   log.hash = run.hash
   log.signature = run.signature
   log.verified = true
+}
+
+/**
+ * Puts back the renegades of `peer` set aside after `join`, a Join of it that arrived late
+ * (see `FoldCore.parkHead`): its events after the Join are not renegades after all. Their
+ * logs' bases go back to where they were before the first of them was dropped.
+ */
+function unpark<E, S, O> (core: FoldCore<E, S, O>, join: Entry<E, O>, peer: number): void {
+  // A Join put back puts back its peer's renegades in turn.
+  const joins: Array<{ readonly join: Entry<E, O>, readonly peer: number }> = [{ join, peer }]
+  for (let next = joins.pop(); next !== undefined; next = joins.pop()) {
+    const list = core.parked.get(next.peer)
+    if (list === undefined) continue
+    const after = next.join
+    const back = list.filter(p => compareEventIds(p.entry, after) > 0 && compareEventIds(p.entry, core.infId) > 0)
+    if (back.length === 0) continue
+    core.parked.set(next.peer, list.filter(p => !back.includes(p)))
+    const restored = new Set<LogState>()
+    for (const p of back) {
+      const log = core.log(p.entry.creator, p.entry.since)
+      if (!restored.has(log)) {
+        restored.add(log)
+        log.baseSeq = p.baseSeq
+        log.baseHash = p.baseHash
+        log.baseCounter = p.baseCounter
+      }
+      insertEntry(core, p.entry)
+      const d = p.entry.delta
+      if (d.kind === 'join') joins.push({ join: p.entry, peer: d.peer })
+    }
+  }
 }
 
 /** Inserts a new entry at its place in id order; keeps the projection cache when it is last. */

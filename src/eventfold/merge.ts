@@ -303,7 +303,9 @@ function mergeEntry<E, S, O> (core: FoldCore<E, S, O>, local: Entry<E, O>, e: Ou
   let acks = core.table.mask(e.acks)
   if (believed !== undefined) acks &= believed
   if ((local.acks | acks) !== local.acks) { local.acks |= acks; changed = true }
-  if (trusting) {
+  // A whole fold lists an UnJoin's acknowledgers with the positions they held (`outstandingEvents`).
+  if (local.delta.kind === 'unjoin' && (local.positioned | acks) !== local.positioned) { local.positioned |= acks; changed = true }
+  if (trusting || acks !== 0n) {
     for (const p of e.standIn ?? []) {
       local.standIn ??= new Map()
       if ((local.standIn.get(p.since) ?? 0) < p.seq) { local.standIn.set(p.since, p.seq); changed = true }
