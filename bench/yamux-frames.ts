@@ -9,7 +9,8 @@
  * applyConsistent one after the other), `waves` (every peer runs N in waves of 500 concurrent
  * ones). Counts are taken over the phase and until every peer has nothing outstanding, divided
  * by the events of the phase. Background traffic (gossipsub heartbeats, keep-alive pings) is
- * included; with a few thousand events it is a small part.
+ * included; with a few thousand events it is a small part. Beside the counts: the process CPU
+ * (user + system, all peers, since they share this process) and wall time per event.
  *
  * How it counts: it wraps `createStreamMuxer` of the yamux factory class (found through
  * `yamux()()`) so that every muxer's `sendFrame` is counted before any stream binds it, and
@@ -31,8 +32,8 @@ const WAVE = 500
 const SETTLE_MS = 30_000
 
 const TYPES = ['data', 'windowUpdate', 'ping', 'goAway'] as const
-interface Counts { frames: Record<string, number>, frameBytes: number, emptyWindowUpdates: number, socketWrites: number, socketBytes: number }
-const counts: Counts = { frames: Object.fromEntries(TYPES.map(t => [t, 0])), frameBytes: 0, emptyWindowUpdates: 0, socketWrites: 0, socketBytes: 0 }
+interface Counts { frames: Record<string, number>, frameBytes: number, emptyWindowUpdates: number, socketWrites: number, socketBytes: number, cpuUs: number, wallMs: number }
+const counts: Counts = { frames: Object.fromEntries(TYPES.map(t => [t, 0])), frameBytes: 0, emptyWindowUpdates: 0, socketWrites: 0, socketBytes: 0, cpuUs: 0, wallMs: 0 }
 
 interface Header { type: number, flag: number, streamID: number, length: number }
 type SendFrame = (header: Header, data?: { byteLength: number }) => boolean
@@ -69,7 +70,8 @@ const counter: EventSpec<number, number, number> = {
 }
 
 function snapshot (): Counts {
-  return structuredClone(counts)
+  const cpu = process.cpuUsage()
+  return { ...structuredClone(counts), cpuUs: cpu.user + cpu.system, wallMs: performance.now() }
 }
 
 async function settled (peers: Array<Legion<number, number, number>>): Promise<void> {
@@ -93,7 +95,9 @@ function report (phase: string, before: Counts, after: Counts, events: number): 
     emptyWindowUpdatesPerEvent: per(after.emptyWindowUpdates - before.emptyWindowUpdates),
     yamuxBytesPerEvent: per(after.frameBytes - before.frameBytes),
     socketWritesPerEvent: per(after.socketWrites - before.socketWrites),
-    socketBytesPerEvent: per(after.socketBytes - before.socketBytes)
+    socketBytesPerEvent: per(after.socketBytes - before.socketBytes),
+    cpuUsPerEvent: per(after.cpuUs - before.cpuUs),
+    wallMsPerEvent: ((after.wallMs - before.wallMs) / events).toFixed(3)
   }))
 }
 
