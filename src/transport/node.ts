@@ -14,7 +14,6 @@
 // Must stay the first import: libp2p calls Promise.withResolvers, which Node 20 lacks.
 import './polyfill.js'
 import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { gossipsub, StrictNoSign, StrictSign } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
@@ -31,6 +30,7 @@ import { createChannel } from './channel.js'
 import { AbortError, isAborted, PeerUnreachableError } from './errors.js'
 import { createGossip } from './gossip.js'
 import { createConnectionGuard, swarmKeyFromSecret } from './security.js'
+import { halfWindowYamux } from './yamux-window.js'
 import type { Channel, ChannelHandler, ChannelInit, ChannelStats, HandleOptions, RequestOptions, SendOptions } from './channel.js'
 import type { Gossip, GossipHandler, GossipSigning, GossipStats, WaitForTopicPeersOptions } from './gossip.js'
 import type { AllowPeers, ConnectionGuard, ConnectionStats } from './security.js'
@@ -265,7 +265,8 @@ export async function createTransportNode (options: TransportNodeOptions = {}): 
     connectionEncrypters: [noise()],
     ...(swarmKey !== undefined ? { connectionProtector: preSharedKey({ psk: swarmKey }) } : {}),
     connectionGater: guard.gater,
-    streamMuxers: [yamux({
+    // window updates once half the window is consumed, not after every data frame (yamux-window.ts)
+    streamMuxers: [halfWindowYamux({
       // protocols (identify, gossipsub, channels) open streams right after a
       // connection is up; more than the default 10 resets the connection
       maxEarlyStreams: 64,
