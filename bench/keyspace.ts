@@ -14,11 +14,12 @@
  *   received over the bytes of the state it now holds, acknowledged writes lost (read back
  *   after the move) and writes failed;
  * - 1 peer, R = 1: heap bytes per key at 1,000,000 keys (no storage), and disk bytes per key
- *   with LMDB at 200,000 keys (with LMDB the fill slows as partitions grow: each save after a
- *   fold rewrites the partition's whole state, see docs/BENCHMARKS.md).
+ *   with LMDB at 1,000,000 keys (a save writes the events that settled, and a checkpoint of
+ *   the partition's state only once those add up to its size: docs/BENCHMARKS.md, "Storage").
  *
  * Run: npm run bench:keyspace [-- --quick]   (several minutes; --quick: smaller counts)
  * Env: LEGION_BENCH_ONLY=latency,lmdb,rebalance,bytes   run only these scenarios;
+ *      LEGION_BENCH_DISK_KEYS=<n>    keys of the LMDB fill (default 1,000,000; 50,000 quick);
  *      LEGION_BENCH_CPU_PROF=<dir>   profile every peer (--cpu-prof, one folder per peer).
  * Prints the machine and a table; a full default run writes bench/results/keyspace.json as rows
  * { metric, value, unit, baseline_ratio?, goal? } (baseline_ratio: over `call_p50_ms`).
@@ -39,7 +40,7 @@ const LATENCY_N = QUICK ? 200 : 1000
 const WRITES_PER_PEER = QUICK ? 4000 : 20_000
 const STORED_KEYS = QUICK ? 20_000 : 100_000
 const HEAP_KEYS = QUICK ? 100_000 : 1_000_000
-const DISK_KEYS = QUICK ? 50_000 : 200_000
+const DISK_KEYS = Number(process.env.LEGION_BENCH_DISK_KEYS ?? (QUICK ? 50_000 : 1_000_000))
 const VALUE_BYTES = 100
 
 interface Row { metric: string, value: number, unit: string, baseline_ratio?: number, goal?: string }
