@@ -22,7 +22,6 @@ import { memory } from '@libp2p/memory'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { ping } from '@libp2p/ping'
 import { preSharedKey } from '@libp2p/pnet'
-import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { setImmediate as yieldToEventLoop, setTimeout as delay } from 'node:timers/promises'
@@ -30,6 +29,7 @@ import { createChannel } from './channel.js'
 import { AbortError, isAborted, PeerUnreachableError } from './errors.js'
 import { createGossip } from './gossip.js'
 import { createConnectionGuard, swarmKeyFromSecret } from './security.js'
+import { listWritingTcp } from './tcp-writes.js'
 import { halfWindowYamux } from './yamux-window.js'
 import type { Channel, ChannelHandler, ChannelInit, ChannelStats, HandleOptions, RequestOptions, SendOptions } from './channel.js'
 import type { Gossip, GossipHandler, GossipSigning, GossipStats, WaitForTopicPeersOptions } from './gossip.js'
@@ -261,7 +261,8 @@ export async function createTransportNode (options: TransportNodeOptions = {}): 
   const node: Libp2p<Services> = await createLibp2p<Services>({
     privateKey,
     addresses: { listen },
-    transports: [transport === 'tcp' ? tcp() : memory()],
+    // each message's chunks reach the socket in one write, not one write per chunk (tcp-writes.ts)
+    transports: [transport === 'tcp' ? listWritingTcp() : memory()],
     connectionEncrypters: [noise()],
     ...(swarmKey !== undefined ? { connectionProtector: preSharedKey({ psk: swarmKey }) } : {}),
     connectionGater: guard.gater,
