@@ -220,6 +220,45 @@ test('no acknowledgement of a group leaves the peer before the batch holding it 
   await w.stop()
 })
 
+/** A manual clock that, while `holding`, keeps the end-of-tick callbacks (the flush) for the test to run. */
+class HeldFlushClock extends ManualClock {
+  holding = false
+  readonly held: Array<() => void> = []
+  override defer (fn: () => void): void {
+    if (this.holding) this.held.push(fn)
+    else super.defer(fn)
+  }
+}
+
+test('with nothing to save, a flush sends in the turn it runs; with storage, only once the save is done', async () => {
+  for (const storage of [undefined, memoryKeyValueStore()]) {
+    const clock = new HeldFlushClock()
+    const net = new FakeNetwork(clock)
+    const peers: Peer[] = []
+    for (const [i, startup] of [{ mode: 'new' as const }, { mode: 'join' as const, peers: [] as string[] }].entries()) {
+      const s = startup.mode === 'join' ? { ...startup, peers: peers[0]!.multiaddrs() } : startup
+      peers.push(await startPeer({ cluster: 'gate-test', spec: logSpec, services: { notes }, startup: s, ...(i === 0 && storage !== undefined ? { storage } : {}) }, { network: async k => await net.node(k), clock, random: seededRandom(i + 1) }))
+    }
+    await advanceUntil(clock, () => peers.every(p => p.readState().participants.length === 2 && p.readState().outstanding === 0), 'both peers settled')
+    const [a] = peers as [Peer]
+    const sent = (): number => net.sentBy.get(a.self)?.get('fold') ?? 0
+    clock.holding = true
+    a.services.notes.book.applyFast('now')
+    assert.equal(clock.held.length, 1, 'the flush waits for the end of the tick')
+    const before = sent()
+    clock.held.shift()!()
+    if (storage === undefined) {
+      assert.equal(sent() - before, 1, 'no storage: the batch left in the flush\'s own turn')
+    } else {
+      assert.equal(sent() - before, 0, 'storage: nothing leaves before the save')
+      await settleTurns(5)
+      assert.equal(sent() - before, 1, 'the batch left once saved')
+    }
+    clock.holding = false
+    await Promise.all(peers.map(async p => { await p.stop({ leave: false }) }))
+  }
+})
+
 test('a data directory of the single-record format is taken over on recover: same identity, same state', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'legion-migrate-'))
   try {

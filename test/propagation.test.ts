@@ -43,6 +43,22 @@ test('everything applied in one tick, in any number of groups, leaves as one mes
   await Promise.all(peers.map(async p => { await p.stop({ leave: false }) }))
 })
 
+test('a peer that takes an event acknowledges it to its creator first, before the participants that only keep up to date', async () => {
+  const { peers, net } = await cluster(3)
+  // Each receiver lists its other participants sorted by id: with the creator sorting last,
+  // a batch sent in that order would reach the creator last.
+  const creator = [...peers].sort((x, y) => x.self < y.self ? 1 : x.self > y.self ? -1 : 0)[0]!
+  const receivers = peers.filter(p => p !== creator)
+  const sends = net.recordSends()
+  creator.applyFast(1)
+  await settleTurns()
+  for (const r of receivers) {
+    const folds = sends.filter(s => s.from === r.self && s.protocol === 'fold')
+    assert.deepEqual(folds.map(s => s.to).slice(0, 2), [creator.self, receivers.find(o => o !== r)!.self], `${r.self.slice(-6)} acknowledges to the creator, then to the other`)
+  }
+  await Promise.all(peers.map(async p => { await p.stop({ leave: false }) }))
+})
+
 test('a quiet cluster sends heartbeats only: no group is re-announced or synced while nothing is outstanding', async () => {
   const { peers, net, clock } = await cluster(3)
   const count = (): string => JSON.stringify(['fold', 'sync', 'push', 'outputs'].map(p => net.delivered.get(p) ?? 0))

@@ -4,7 +4,8 @@
  * for a flush; the flush runs once at the end of the tick). Its invariants:
  *
  * 1. Nothing this peer acknowledged leaves it before it is persisted: the flush prepares what
- *    to send, saves every changed replica (the persistence gate), and only then sends.
+ *    to send, saves every changed replica (the persistence gate), and only then sends; when
+ *    there is nothing to write (no storage), it sends in the same turn, without an `await`.
  * 2. Everything applied in one tick travels in one batch per receiving peer (propagation).
  * 3. A batch goes out only when this peer has news of its own (events or memberships it made,
  *    which go to everyone; acknowledgements it gave, which go to the creators that may be
@@ -97,7 +98,9 @@ export class Flusher {
     const owed = c.outputs.take(replicas)
     const versions = new Map<SomeReplica, number>()
     for (const r of replicas) versions.set(r, r.version)
-    await c.persistence.save(replicas)
+    const saving = c.persistence.startSave(replicas)
+    // Nothing to write (no storage, nothing changed): send in this turn, not one await later.
+    if (saving !== undefined) await saving
     if (c.lifecycle.stopped) return
     if (c.lifecycle.incarnation !== incarnation) { for (const r of replicas) this.dirty.add(r); this.schedule(); return }
     if (batches !== undefined) c.propagation.send(batches)

@@ -95,6 +95,17 @@ export class PersistenceGate {
    * Versions are read before the save starts: a change made while saving waits for the next.
    */
   async save (replicas: Iterable<SomeReplica>): Promise<void> {
+    await this.startSave(replicas)
+  }
+
+  /**
+   * {@link save}, except that when nothing has to be written (no storage, or nothing changed
+   * and nothing dropped) the versions are marked saved at once and the answer is `undefined`
+   * instead of a promise: the flush then sends in the same turn. An `await` of a save with
+   * nothing to write costs every batch, acknowledgements included, a turn of the microtask
+   * queue on the critical path of every `applyConsistent` of the cluster.
+   */
+  startSave (replicas: Iterable<SomeReplica>): Promise<void> | undefined {
     const changed: SomeReplica[] = []
     const versions: number[] = []
     for (const r of replicas) {
@@ -103,9 +114,15 @@ export class PersistenceGate {
     const dropped = [...this.dropped]
     this.dropped.clear()
     const store = this.components.store
-    if (store !== undefined && (changed.length > 0 || dropped.length > 0)) {
-      await store.save(this.components.identity(), changed, dropped)
+    if (store === undefined || (changed.length === 0 && dropped.length === 0)) {
+      this.saved(changed, versions)
+      return undefined
     }
+    return store.save(this.components.identity(), changed, dropped).then(() => { this.saved(changed, versions) })
+  }
+
+  /** Marks `changed` saved up to `versions` and wakes whoever waited for them. */
+  private saved (changed: readonly SomeReplica[], versions: readonly number[]): void {
     changed.forEach((r, i) => { if (versions[i]! > r.savedVersion) r.savedVersion = versions[i]! })
     for (const r of changed) this.wake(r)
   }

@@ -11,7 +11,9 @@
  *   costs `2(n-1)` frames, not `(n-1) + (n-1)²`; the creator folds it after one round trip,
  *   and every other participant once the acknowledgements reach it in the next anti-entropy
  *   round. The Diffs are grouped per receiving peer, so a peer gets one message
- *   per flush whatever the number of groups. Batches to everyone of cluster-wide groups of
+ *   per flush whatever the number of groups; peers that get the same Diffs share one encoding,
+ *   and the creators that may be waiting for this peer's acknowledgement get theirs first
+ *   (each write can hand the core to the peer it wakes). Batches to everyone of cluster-wide groups of
  *   clusters with at least `directFanout` participants are published once on the fold topic
  *   instead (gossipsub fans them out); managed groups are always sent directly.
  * - **Anti-entropy.** Every `intervalMs`, each group with outstanding events re-announces its
@@ -133,15 +135,26 @@ export class Propagation {
       const entry = { group: replica.id, payload: replica.acknowledgementPayload(replica.fold!) }
       for (const peer of recipients) append(direct, peer, entry)
     }
-    return { direct, gossip }
+    return { direct: waitingFirst(direct, owed), gossip }
   }
 
-  /** Sends what {@link prepare} prepared (after the gate saved what it shows). */
+  /**
+   * Sends what {@link prepare} prepared (after the gate saved what it shows). Peers that get the
+   * same entries (a batch to everyone, the usual case) share one encoding of them.
+   */
   send (batches: PreparedBatches): void {
     const c = this.components
     const protocol = c.inbound.protocol(FOLD_PROTOCOL)
+    const encoded = new Map<string, Uint8Array>()
+    const numbers = new Map<GroupPayload, number>()
     for (const [peer, entries] of batches.direct) {
-      const payload = encodeFoldBatch(entries)
+      const key = entries.map(e => {
+        let n = numbers.get(e)
+        if (n === undefined) { n = numbers.size; numbers.set(e, n) }
+        return n
+      }).join(',')
+      let payload = encoded.get(key)
+      if (payload === undefined) { payload = encodeFoldBatch(entries); encoded.set(key, payload) }
       c.inbound.countOut(payload)
       this.sendOneWay(peer, protocol, payload)
     }
@@ -236,6 +249,26 @@ export class Propagation {
       this.sendOneWay(peer, protocol, payload)
     }
   }
+}
+
+/**
+ * `direct` with the peers that may be waiting for this peer's acknowledgement (the creators of
+ * what it just took, `ackTo`) first: each write to a peer is a system call that may hand the
+ * core to the peer it wakes, so the batch a creator's `applyConsistent` waits for leaves
+ * before those that only keep the others up to date.
+ */
+function waitingFirst (direct: Map<Participant, GroupPayload[]>, owed: ReadonlyArray<{ readonly to: readonly Participant[] }>): Map<Participant, GroupPayload[]> {
+  if (direct.size < 2) return direct
+  const waiting = new Set<Participant>()
+  for (const o of owed) for (const peer of o.to) waiting.add(peer)
+  if (waiting.size === 0) return direct
+  const ordered = new Map<Participant, GroupPayload[]>()
+  for (const peer of waiting) {
+    const entries = direct.get(peer)
+    if (entries !== undefined) ordered.set(peer, entries)
+  }
+  for (const [peer, entries] of direct) if (!ordered.has(peer)) ordered.set(peer, entries)
+  return ordered
 }
 
 function append<K, V> (map: Map<K, V[]>, key: K, value: V): void {

@@ -116,6 +116,8 @@ export class FakeNetwork {
   readonly delivered = new Map<string, number>()
   /** Messages sent, by sender, then protocol name. */
   readonly sentBy = new Map<string, Map<string, number>>()
+  /** One-way messages in the order they were sent, once {@link recordSends} was called. */
+  private sendLog: Array<{ from: string, to: string, protocol: string }> | undefined
 
   constructor (private readonly clock: PeerClock) {}
 
@@ -190,6 +192,7 @@ export class FakeNetwork {
       async send (peer: string, protocol: string, payload: Uint8Array) {
         const target = net.route(state, peer, protocol)
         net.count(id, protocol)
+        net.sendLog?.push({ from: id, to: peer, protocol: protocol.split('/')[3] ?? protocol })
         if (net.isMuted(id, protocol)) return
         net.later(() => { if (net.deliverable(id, peer)) void Promise.resolve().then(async () => await target(id, payload)).catch(() => {}) })
       },
@@ -243,6 +246,15 @@ export class FakeNetwork {
     const handler = this.nodes.get(peer)?.handlers.get(protocol)
     if (handler === undefined) throw new PeerUnreachableError(`cannot open ${protocol} to ${peer}: could not negotiate ${protocol}`, peer)
     return handler
+  }
+
+  /**
+   * Starts recording one-way messages in the order they are sent (sender, receiver, protocol
+   * name) and returns the record, which grows as they are sent.
+   */
+  recordSends (): ReadonlyArray<{ readonly from: string, readonly to: string, readonly protocol: string }> {
+    this.sendLog = []
+    return this.sendLog
   }
 
   private count (from: string, protocol: string): void {
