@@ -13,7 +13,6 @@
 
 // Must stay the first import: libp2p calls Promise.withResolvers, which Node 20 lacks.
 import './polyfill.js'
-import { noise } from '@chainsafe/libp2p-noise'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { gossipsub, StrictNoSign, StrictSign } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
@@ -30,6 +29,7 @@ import { createChannel } from './channel.js'
 import { AbortError, isAborted, PeerUnreachableError } from './errors.js'
 import { createGossip } from './gossip.js'
 import { createConnectionGuard, swarmKeyFromSecret } from './security.js'
+import { contiguousNoise } from './noise-writes.js'
 import { halfWindowYamux } from './yamux-window.js'
 import type { Channel, ChannelHandler, ChannelInit, ChannelStats, HandleOptions, RequestOptions, SendOptions } from './channel.js'
 import type { Gossip, GossipHandler, GossipSigning, GossipStats, WaitForTopicPeersOptions } from './gossip.js'
@@ -262,7 +262,8 @@ export async function createTransportNode (options: TransportNodeOptions = {}): 
     privateKey,
     addresses: { listen },
     transports: [transport === 'tcp' ? tcp() : memory()],
-    connectionEncrypters: [noise()],
+    // each Noise frame reaches the socket as one write, not two (noise-writes.ts)
+    connectionEncrypters: [contiguousNoise()],
     ...(swarmKey !== undefined ? { connectionProtector: preSharedKey({ psk: swarmKey }) } : {}),
     connectionGater: guard.gater,
     // window updates once half the window is consumed, not after every data frame (yamux-window.ts)
