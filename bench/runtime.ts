@@ -13,7 +13,9 @@
  * - 3 peers with the admin endpoint: what a Prometheus scrape of `/metrics` costs a peer (CPU
  *   per scrape, answer time idle and under load), and throughput and sequential latency with
  *   and without every peer scraped once a second, alternated in the same run (A, B, A, B).
- * Beside wall-clock figures it reports the CPU time all peer processes spent per event.
+ * Beside wall-clock figures it reports the CPU time all peer processes spent per event; for
+ * sequential events twice: right after the latency warm-up (events 200 to 700 of a fresh
+ * cluster, much of it the JIT's warm-up) and, as `..._steady`, after 2,000 more.
  *
  * - groups: 3 peers with 0, then 1,000 cluster-wide groups of a service: heap and bytes sent per
  *   second while idle, per idle group; applyConsistent latency and CPU per event in a group
@@ -44,6 +46,12 @@ import { CommandProcess, killChildren, type Reply } from './command-process.js'
 const QUICK = process.argv.includes('--quick')
 const LATENCY_WARMUP = QUICK ? 50 : 200
 const LATENCY_COUNT = QUICK ? 100 : 500
+/**
+ * Sequential events run before the steady-state CPU figure: the first few hundred events of a
+ * fresh cluster cost about twice what later ones do (the JIT compiling the hot path), so the
+ * figure after LATENCY_WARMUP measures mostly that warm-up.
+ */
+const STEADY_WARMUP = QUICK ? 500 : 2000
 const RAW_COUNT = QUICK ? 500 : 2000
 const THROUGHPUT_WAVE = 2000
 const THROUGHPUT_PER_PEER = QUICK ? 4000 : 20_000
@@ -166,6 +174,17 @@ async function consistentLatency (peers: Peer[], group?: number): Promise<Latenc
     await peers[0]!.send('latency', { ...op, warmup: 0, count: LATENCY_COUNT }) as unknown as Latency)
   if (measured.result.n < LATENCY_COUNT) notes.push(`applyConsistent latency: only ${measured.result.n} of ${LATENCY_COUNT} samples before the deadline`)
   return { ...measured.result, cpuMsPerEvent: measured.cpuMs / measured.result.n }
+}
+
+/**
+ * CPU all peers spend per sequential applyConsistent once the hot path is compiled: after
+ * STEADY_WARMUP more events, LATENCY_COUNT of them.
+ */
+async function steadySequentialCpu (peers: Peer[]): Promise<number> {
+  await peers[0]!.send('latency', { op: 'consistent', warmup: STEADY_WARMUP, count: 0 })
+  const measured = await withCpu(peers, async () =>
+    await peers[0]!.send('latency', { op: 'consistent', warmup: 0, count: LATENCY_COUNT }) as unknown as Latency)
+  return measured.cpuMs / measured.result.n
 }
 
 /**
@@ -333,6 +352,7 @@ async function main (): Promise<void> {
       row(`apply_consistent_p99_ms_3_peers${sx}`, lat.p99, 'ms', { baseline_ratio: ratio(lat.p99, rtt3) })
       row(`apply_consistent_p50_over_rtt_3_peers${sx}`, lat.p50 / rtt3, 'ratio', { goal: '<= 3' })
       row(`apply_consistent_sequential_cpu_ms_per_event_3_peers${sx}`, lat.cpuMsPerEvent, 'ms (all peers)')
+      row(`apply_consistent_sequential_cpu_ms_per_event_3_peers_steady${sx}`, await steadySequentialCpu(peers), 'ms (all peers)')
       await throughputRows(peers, `3_peers${sx}`)
     }, tree)
   }
@@ -359,6 +379,7 @@ async function main (): Promise<void> {
       row(`apply_consistent_p99_ms_5_peers${sx}`, lat.p99, 'ms', { baseline_ratio: ratio(lat.p99, rtt5) })
       row(`apply_consistent_p50_over_rtt_5_peers${sx}`, lat.p50 / rtt5, 'ratio', { goal: '<= 3' })
       row(`apply_consistent_sequential_cpu_ms_per_event_5_peers${sx}`, lat.cpuMsPerEvent, 'ms (all peers)')
+      row(`apply_consistent_sequential_cpu_ms_per_event_5_peers_steady${sx}`, await steadySequentialCpu(peers), 'ms (all peers)')
       const target = starts[1]!.self as string
       const call = await peers[0]!.send('latency', { op: 'call', target, warmup: 200, count: RAW_COUNT }) as unknown as Latency
       row(`call_p50_ms_5_peers${sx}`, call.p50, 'ms', { baseline_ratio: ratio(call.p50, rtt5) })

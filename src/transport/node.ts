@@ -21,6 +21,7 @@ import { memory } from '@libp2p/memory'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { ping } from '@libp2p/ping'
 import { preSharedKey } from '@libp2p/pnet'
+import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { setImmediate as yieldToEventLoop, setTimeout as delay } from 'node:timers/promises'
@@ -29,7 +30,7 @@ import { AbortError, isAborted, PeerUnreachableError } from './errors.js'
 import { createGossip } from './gossip.js'
 import { createConnectionGuard, swarmKeyFromSecret } from './security.js'
 import { quietLengthNoise } from './noise-lengths.js'
-import { listWritingTcp } from './tcp-writes.js'
+import { contiguousNoise } from './noise-writes.js'
 import { halfWindowYamux } from './yamux-window.js'
 import type { Channel, ChannelHandler, ChannelInit, ChannelStats, HandleOptions, RequestOptions, SendOptions } from './channel.js'
 import type { Gossip, GossipHandler, GossipSigning, GossipStats, WaitForTopicPeersOptions } from './gossip.js'
@@ -261,10 +262,10 @@ export async function createTransportNode (options: TransportNodeOptions = {}): 
   const node: Libp2p<Services> = await createLibp2p<Services>({
     privateKey,
     addresses: { listen },
-    // each message's chunks reach the socket in one write, not one write per chunk (tcp-writes.ts)
-    transports: [transport === 'tcp' ? listWritingTcp() : memory()],
-    // the end of each chunk read is found without constructing an error (noise-lengths.ts)
-    connectionEncrypters: [quietLengthNoise()],
+    transports: [transport === 'tcp' ? tcp() : memory()],
+    // each Noise frame reaches the socket as one write, not two (noise-writes.ts), and the end
+    // of each chunk read is found without constructing an error (noise-lengths.ts)
+    connectionEncrypters: [quietLengthNoise(contiguousNoise())],
     ...(swarmKey !== undefined ? { connectionProtector: preSharedKey({ psk: swarmKey }) } : {}),
     connectionGater: guard.gater,
     // window updates once half the window is consumed, not after every data frame (yamux-window.ts)

@@ -72,9 +72,12 @@ function readLengthsQuietly<T extends SecuredConnection<unknown>> (secured: T): 
   return secured
 }
 
-/** `noise(init)` whose secured connections find the end of their buffer without constructing an error. */
-export function quietLengthNoise (init?: Parameters<typeof noise>[0]): NoiseFactory {
-  const stockFactory = noise(init)
+/**
+ * A Noise encrypter factory (`noise()` by default, or one already wrapped, e.g. by
+ * `contiguousNoise`) whose secured connections find the end of their buffer without
+ * constructing an error.
+ */
+export function quietLengthNoise (stockFactory: NoiseFactory = noise()): NoiseFactory {
   return (components) => {
     const encrypter = stockFactory(components)
     const secureInbound = encrypter.secureInbound.bind(encrypter)
