@@ -109,7 +109,8 @@ async function handle (c: Command): Promise<Record<string, unknown>> {
       throw new Error(`not settled with ${members} members`)
     }
     case 'latency': {
-      // Keys whose partition this peer serves (`owned`) or does not (`other`).
+      // Keys whose partition this peer serves (`owned`) or does not (`other`); with `gapMs`,
+      // that long between requests (paced: the previous request's replication is done).
       const c_ = need()
       const table = c_.table()!
       const self = peer!.self
@@ -127,6 +128,7 @@ async function handle (c: Command): Promise<Record<string, unknown>> {
         const t = performance.now()
         await c_.request(keys[i % keys.length]!, { op: 'set', value: valueOf(100, i), tags: ['lat'] }, { consistency: c.consistency as 'agreed' | 'one' })
         if (i >= warmup) samples.push(performance.now() - t)
+        if (typeof c.gapMs === 'number') await new Promise(resolve => setTimeout(resolve, c.gapMs as number))
       }
       return { ...summary(samples), cpuMs: cpuMs() - cpu0 }
     }

@@ -6,8 +6,8 @@
  *
  * Scenarios (a fresh cluster each, 64 partitions, NODE_ENV=production in the peers):
  * - 5 peers, R = 3, no storage: request latency from a peer that owns the key and from one
- *   that does not (agreed and one-replica), against `call`; writes per second over many keys
- *   with every peer writing concurrently;
+ *   that does not (agreed and one-replica), against `call`, back to back and (routed only)
+ *   paced 20 ms apart; writes per second over many keys with every peer writing concurrently;
  * - the same writes with LMDB storage (`lmdbKeyValueStore`), and the bytes written per request;
  * - 5 peers holding 100,000 keys (100-byte values): `search` records per second over the whole
  *   index; then a 6th peer joins under write load: time until every move is done, bytes it
@@ -37,6 +37,9 @@ const QUICK = process.argv.includes('--quick')
 const ONLY = process.env.LEGION_BENCH_ONLY?.split(',')
 const PARTITIONS = 64
 const LATENCY_N = QUICK ? 200 : 1000
+/** Paced latency: requests this many milliseconds apart, this many of them. */
+const PACE_MS = 20
+const PACED_N = QUICK ? 100 : 300
 const WRITES_PER_PEER = QUICK ? 4000 : 20_000
 const STORED_KEYS = QUICK ? 20_000 : 100_000
 const HEAP_KEYS = QUICK ? 100_000 : 1_000_000
@@ -166,6 +169,15 @@ async function main (): Promise<void> {
         row(`keyspace_request_cpu_ms_per_request_${label}`, cpuPer, 'ms (all peers)')
         if (label === 'non_owner') row('keyspace_request_p50_over_call_p50', l.p50 / call, 'ratio', { goal: '<= 3' })
         if (label === 'owner') row('keyspace_request_p50_over_call_p50_owner', l.p50 / call, 'ratio', { goal: '<= 3' })
+      }
+      // The same routed requests paced (PACE_MS apart), so that the replication of one has
+      // finished before the next is sent: what is left is the request's own path, and the
+      // difference to the rows above is the contention of back-to-back replication for the
+      // host's cores (docs/BENCHMARKS.md, "Keyspace").
+      for (const [consistency, label] of [['agreed', 'non_owner_paced'], ['one', 'non_owner_one_replica_paced']] as const) {
+        const l = await peers[0]!.send('latency', { target: 'other', consistency, n: PACED_N, warmup: 20, gapMs: PACE_MS }) as unknown as Latency
+        row(`keyspace_request_p50_ms_${label}`, l.p50, 'ms', { baseline_ratio: ratio(l.p50, call) })
+        row(`keyspace_request_p99_ms_${label}`, l.p99, 'ms', { baseline_ratio: ratio(l.p99, call) })
       }
       await writesRows(peers, '5_peers_r3', WRITES_PER_PEER)
     } finally {
