@@ -12,6 +12,7 @@ import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { Socket } from 'node:net'
 import { createTransportNode, type TransportNode } from '../src/transport/node.js'
+import { within } from './support/deadline.js'
 
 const ECHO = '/legion/test/noise-echo/1.0.0'
 /** Noise length prefix: 2 bytes, big-endian. */
@@ -43,19 +44,6 @@ class NoiseFrameParser {
       this.frames++
     }
     if (this.#bodyLeft > 0 || this.#prefix.length > 0) this.splitWrites++
-  }
-}
-
-/** Resolves or rejects with `promise`, or rejects once `ms` have passed. */
-async function within<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const deadline = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => { reject(new Error(`deadline of ${ms} ms passed waiting for ${what}`)) }, ms)
-  })
-  try {
-    return await Promise.race([promise, deadline])
-  } finally {
-    clearTimeout(timer)
   }
 }
 

@@ -12,6 +12,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { multiaddrConnectionPair } from '@libp2p/utils'
 import { halfWindowYamux, type YamuxFactoryInit } from '../src/transport/yamux-window.js'
 import type { MultiaddrConnection, Stream } from '@libp2p/interface'
+import { within } from './support/deadline.js'
 
 /** The initial stream window of the yamux specification, in bytes. */
 const WINDOW = 256 * 1024
@@ -63,19 +64,6 @@ function counted (conn: MultiaddrConnection): FrameCounter {
     return send(data)
   }
   return counter
-}
-
-/** Resolves or rejects with `promise`, or rejects once `ms` have passed. */
-async function within<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const deadline = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => { reject(new Error(`deadline of ${ms} ms passed waiting for ${what}`)) }, ms)
-  })
-  try {
-    return await Promise.race([promise, deadline])
-  } finally {
-    clearTimeout(timer)
-  }
 }
 
 /** Resolves once `check()` holds, re-checking on every turn of the event loop, for at most `ms`. */

@@ -16,6 +16,7 @@ import { connect } from 'node:net'
 import { createTransportNode } from '../src/transport/node.js'
 import type { TransportNode, TransportNodeOptions } from '../src/transport/node.js'
 import type { Libp2p } from '@libp2p/interface'
+import { within } from './support/deadline.js'
 
 const ECHO = '/legion/test/echo/1.0.0'
 const HOLD = '/legion/test/hold/1.0.0'
@@ -25,19 +26,6 @@ const NOTE = '/legion/test/note/1.0.0'
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s)
 const str = (b: Uint8Array): string => new TextDecoder().decode(b)
-
-/** Resolves or rejects with `promise`, or rejects once `ms` have passed. */
-async function within<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const deadline = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => { reject(new Error(`deadline of ${ms} ms passed waiting for ${what}`)) }, ms)
-  })
-  try {
-    return await Promise.race([promise, deadline])
-  } finally {
-    clearTimeout(timer)
-  }
-}
 
 /** Rejection of `promise` (fails the test if it resolves or misses the deadline). */
 async function rejection (promise: Promise<unknown>, ms = 5_000): Promise<Error> {
