@@ -133,15 +133,8 @@ export function mergeDiff<E, S, O> (core: FoldCore<E, S, O>, diff: Diff<E, O>, o
     // first-hand, it is the sender's acknowledgement only (its vector says as much).
     if (trusting && compareEventIds(remoteInf, core.infId) > 0) universal = remoteInf
   }
-  let changed = false
-  let first: EventId | undefined
-  let taken = 0n
-  for (const run of checked) {
-    takeRun(core, run)
-    changed = true
-    first = earlier(first, { counter: run.events[0]!.counter, participant: core.table.name(run.creator) })
-    taken |= core.table.bit(run.creator)
-  }
+  const { first, taken } = takeRuns(core, checked)
+  let changed = checked.length > 0
   for (const a of diff.acknowledgements) {
     if (!trusting && a.participant !== from) continue
     if (takeAck(core, internAck(core, a), trusting)) changed = true
@@ -222,14 +215,8 @@ export function mergeFull<E, S, O> (core: FoldCore<E, S, O>, other: EventFoldSna
     log.verified = false
     changed = true
   }
-  let first: EventId | undefined
-  let taken = 0n
-  for (const run of checked) {
-    takeRun(core, run)
-    changed = true
-    first = earlier(first, { counter: run.events[0]!.counter, participant: core.table.name(run.creator) })
-    taken |= core.table.bit(run.creator)
-  }
+  const { first, taken } = takeRuns(core, checked)
+  if (checked.length > 0) changed = true
   // A participant's acknowledgements in the fold are believed only once this replica holds as
   // much of that participant's logs as the fold does (the rule of acknowledgements.ts: it then
   // holds every event of that participant the fold's sender held when it believed them).
@@ -256,6 +243,18 @@ export function mergeFull<E, S, O> (core: FoldCore<E, S, O>, other: EventFoldSna
   const outputs: Array<ConsistentOutput<O>> = []
   if (reduce(core, universal, outputs)) changed = true
   return finishMerge(core, changed, outputs, first, taken, diverged, diverged && relation === 'threw-here')
+}
+
+/** Takes checked runs; returns the smallest event they added and the mask of their creators. */
+function takeRuns<E, S, O> (core: FoldCore<E, S, O>, checked: ReadonlyArray<CheckedRun<E, O>>): { first: EventId | undefined, taken: bigint } {
+  let first: EventId | undefined
+  let taken = 0n
+  for (const run of checked) {
+    takeRun(core, run)
+    first = earlier(first, { counter: run.events[0]!.counter, participant: core.table.name(run.creator) })
+    taken |= core.table.bit(run.creator)
+  }
+  return { first, taken }
 }
 
 function earlier (a: EventId | undefined, b: EventId): EventId {
