@@ -275,6 +275,9 @@ class LegionNode implements BenchNode {
   }
 
   static async start (config: NodeConfig, startup: StartupMode, bootstrap?: Bootstrap): Promise<LegionNode> {
+    // LEGION_BENCH_ACKNOWLEDGE=creators routes acknowledgements to the creators waiting for them.
+    const acknowledge = process.env.LEGION_BENCH_ACKNOWLEDGE
+    if (acknowledge !== undefined && acknowledge !== 'everyone' && acknowledge !== 'creators') throw new Error(`LEGION_BENCH_ACKNOWLEDGE must be everyone or creators, not ${acknowledge}`)
     let storage
     if (bootstrap !== undefined) {
       storage = memoryStorage()
@@ -287,7 +290,12 @@ class LegionNode implements BenchNode {
       transport: config.transport,
       freezeStates: false,
       joinTimeoutMs: 30_000,
-      propagation: { mode: config.system === 'om-legion' ? 'periodic' : 'push', intervalMs: config.intervalMs, ...(process.env.LEGION_BENCH_DIRECT_FANOUT !== undefined ? { directFanout: Number(process.env.LEGION_BENCH_DIRECT_FANOUT) } : {}) },
+      propagation: {
+        mode: config.system === 'om-legion' ? 'periodic' : 'push',
+        intervalMs: config.intervalMs,
+        ...(process.env.LEGION_BENCH_DIRECT_FANOUT !== undefined ? { directFanout: Number(process.env.LEGION_BENCH_DIRECT_FANOUT) } : {}),
+        ...(acknowledge !== undefined ? { acknowledge } : {})
+      },
       ...(config.failureDetection === true ? {} : { failureDetection: { heartbeatIntervalMs: 3_600_000, suspectAfterMs: 7_200_000, autoEject: false } }),
       ...(bootstrap !== undefined ? { storage, privateKey: bootstrap.privateKey, listen: [bootstrap.listen] } : {})
     })
