@@ -301,12 +301,14 @@ class LegionNode implements BenchNode {
     })
     if (bootstrap !== undefined) {
       // The storage only carried the bootstrap fold. Detach it so that this peer, like every
-      // other one in the benchmark, runs without storage: with storage, every flush encodes
-      // the whole fold. This reaches into a private field of the runtime (there is no public
-      // way to start from a given fold without storage); checked, so that a rename fails loudly.
-      const internals = legion as unknown as { storage?: unknown }
-      if (!('storage' in internals) || internals.storage === undefined) throw new Error('runtime internals changed: cannot detach the bootstrap storage')
-      internals.storage = undefined
+      // other one in the benchmark, runs without storage: with storage, every flush saves what
+      // changed. This reaches into private fields of the runtime (there is no public way to
+      // start from a given fold without storage): the save-before-send gate reads its store at
+      // every save. Checked, so that a rename fails loudly.
+      const internals = legion as unknown as { parts?: { persistence?: { components?: { store?: unknown } } } }
+      const components = internals.parts?.persistence?.components
+      if (components === undefined || components.store === undefined) throw new Error('runtime internals changed: cannot detach the bootstrap storage')
+      components.store = undefined
     }
     return new LegionNode(legion, config)
   }
