@@ -275,6 +275,9 @@ class LegionNode implements BenchNode {
   }
 
   static async start (config: NodeConfig, startup: StartupMode, bootstrap?: Bootstrap): Promise<LegionNode> {
+    // LEGION_BENCH_ACKNOWLEDGE=creators routes acknowledgements to the creators waiting for them.
+    const acknowledge = process.env.LEGION_BENCH_ACKNOWLEDGE
+    if (acknowledge !== undefined && acknowledge !== 'everyone' && acknowledge !== 'creators') throw new Error(`LEGION_BENCH_ACKNOWLEDGE must be everyone or creators, not ${acknowledge}`)
     let storage
     if (bootstrap !== undefined) {
       storage = memoryStorage()
@@ -287,18 +290,25 @@ class LegionNode implements BenchNode {
       transport: config.transport,
       freezeStates: false,
       joinTimeoutMs: 30_000,
-      propagation: { mode: config.system === 'om-legion' ? 'periodic' : 'push', intervalMs: config.intervalMs, ...(process.env.LEGION_BENCH_DIRECT_FANOUT !== undefined ? { directFanout: Number(process.env.LEGION_BENCH_DIRECT_FANOUT) } : {}) },
+      propagation: {
+        mode: config.system === 'om-legion' ? 'periodic' : 'push',
+        intervalMs: config.intervalMs,
+        ...(process.env.LEGION_BENCH_DIRECT_FANOUT !== undefined ? { directFanout: Number(process.env.LEGION_BENCH_DIRECT_FANOUT) } : {}),
+        ...(acknowledge !== undefined ? { acknowledge } : {})
+      },
       ...(config.failureDetection === true ? {} : { failureDetection: { heartbeatIntervalMs: 3_600_000, suspectAfterMs: 7_200_000, autoEject: false } }),
       ...(bootstrap !== undefined ? { storage, privateKey: bootstrap.privateKey, listen: [bootstrap.listen] } : {})
     })
     if (bootstrap !== undefined) {
       // The storage only carried the bootstrap fold. Detach it so that this peer, like every
-      // other one in the benchmark, runs without storage: with storage, every flush encodes
-      // the whole fold. This reaches into a private field of the runtime (there is no public
-      // way to start from a given fold without storage); checked, so that a rename fails loudly.
-      const internals = legion as unknown as { storage?: unknown }
-      if (!('storage' in internals) || internals.storage === undefined) throw new Error('runtime internals changed: cannot detach the bootstrap storage')
-      internals.storage = undefined
+      // other one in the benchmark, runs without storage: with storage, every flush saves what
+      // changed. This reaches into private fields of the runtime (there is no public way to
+      // start from a given fold without storage): the save-before-send gate reads its store at
+      // every save. Checked, so that a rename fails loudly.
+      const internals = legion as unknown as { parts?: { persistence?: { components?: { store?: unknown } } } }
+      const components = internals.parts?.persistence?.components
+      if (components === undefined || components.store === undefined) throw new Error('runtime internals changed: cannot detach the bootstrap storage')
+      components.store = undefined
     }
     return new LegionNode(legion, config)
   }

@@ -37,7 +37,12 @@
  *      LEGION_BENCH_HEAVY_WORKLOADS (workloads of Legion clusters of 64 in-process peers; default
  *      burst), LEGION_BENCH_FAILURE_DETECTION=1, LEGION_BENCH_OUT=<file>,
  *      LEGION_BENCH_CPU_PROF=<dir> (profile every host; written when it exits normally),
- *      LEGION_BENCH_DIRECT_FANOUT (Legion's `directFanout`; default its own, 64).
+ *      LEGION_BENCH_DIRECT_FANOUT (Legion's `directFanout`; default its own, 64),
+ *      LEGION_BENCH_ACKNOWLEDGE=creators (Legion's `propagation.acknowledge`; default its own, everyone),
+ *      LEGION_BENCH_OVERALL_MINUTES (the whole run; default 45 full, 5 quick),
+ *      LEGION_BENCH_HOST_HEAP_MB (each host's --max-old-space-size; default 4096).
+ * In-process clusters above 64 peers (128: `LEGION_BENCH_SIZES=128`) get start-up and
+ * convergence deadlines that grow with n (see {@link startDeadlineMs}, {@link convergeDeadlineMs}).
  * Writes rows { metric, value, unit, cluster_size, workload, system, mode, converged,
  * ratio_vs_om_legion?, ratio_vs_automerge?, goal? } to bench/results/convergence.json (full) or
  * bench/results/convergence-quick.json (quick).
@@ -83,17 +88,25 @@ const CHURN_MS = FULL ? 5000 : 3000
 const CHURN_J = FULL ? 2 : 1
 /**
  * A run that has not converged this long after its last event is reported as not converged.
- * In the full run, larger clusters get longer: 120 s from 32 peers, and 600 s for Legion's
- * 64-peer 10,000-event burst (it needs minutes in one process: docs/BENCHMARKS.md).
+ * In the full run, larger clusters get longer: 120 s from 32 peers, 600 s for Legion's and
+ * om-legion's 64-peer 10,000-event bursts (they need minutes in one process:
+ * docs/BENCHMARKS.md), and 30 minutes for any system from 128 peers.
  */
 const CONVERGE_DEADLINE_MS = Number(env.LEGION_BENCH_DEADLINE_MS ?? (FULL ? 30_000 : 20_000))
 function convergeDeadlineMs (c: Cluster): number {
   if (env.LEGION_BENCH_DEADLINE_MS !== undefined || !FULL) return CONVERGE_DEADLINE_MS
-  if (c.heavy && c.system === 'legion') return 600_000
+  if (c.n > HEAVY_N && c.mode === 'memory') return 1_800_000
+  if (c.heavy) return 600_000
   return c.n >= 32 ? 120_000 : CONVERGE_DEADLINE_MS
 }
-/** Starting a cluster (all joins settled) gives up after this. */
-const START_DEADLINE_MS = 120_000
+/**
+ * Starting a cluster (all joins settled) gives up after this: 120 s, or longer for in-process
+ * clusters above 64 peers, whose start-up (n(n-1)/2 Noise handshakes in one process) grows
+ * with n²: 64 peers took 65-95 s.
+ */
+function startDeadlineMs (n: number): number {
+  return Math.max(120_000, 40 * n * n)
+}
 /**
  * In-process clusters of at least this many peers are heavy (docs/BENCHMARKS.md): Legion and
  * om-legion run only {@link HEAVY_WORKLOADS} there, and their warm-up may end unsettled after
@@ -103,7 +116,9 @@ const HEAVY_N = 64
 const HEAVY_WORKLOADS = list('LEGION_BENCH_HEAVY_WORKLOADS', ['burst']) as Workload[]
 const HEAVY_WARMUP_MS = 30_000
 /** The whole benchmark stops starting runs after this. */
-const OVERALL_DEADLINE = Date.now() + (FULL ? 45 : 5) * 60_000
+const OVERALL_DEADLINE = Date.now() + Number(env.LEGION_BENCH_OVERALL_MINUTES ?? (FULL ? 45 : 5)) * 60_000
+/** Heap limit of each host process, in MB (a 128-peer in-process cluster needs more than 4 GB). */
+const HOST_HEAP_MB = Number(env.LEGION_BENCH_HOST_HEAP_MB ?? 4096)
 /** Automerge peers sync with every other peer up to this cluster size... */
 export const AUTOMERGE_MESH_MAX = 16
 /** ...and beyond it with at least this many random neighbours (gossipsub's mesh degree D is 6). */
@@ -153,7 +168,7 @@ class Host {
 
   constructor (readonly name: string) {
     const script = fileURLToPath(new URL('./convergence-host.ts', import.meta.url))
-    this.#process = new CommandProcess(name, script, ['--expose-gc', '--max-old-space-size=4096'], CPU_PROF_DIR)
+    this.#process = new CommandProcess(name, script, ['--expose-gc', `--max-old-space-size=${HOST_HEAP_MB}`], CPU_PROF_DIR)
   }
 
   async send (cmd: string, args: Record<string, unknown> = {}, timeoutMs = 30_000): Promise<Reply> {
@@ -274,7 +289,7 @@ class Cluster {
       // and dials the peers started before it (see bootstrapFold in convergence-node.ts).
       const host = this.hosts[0]!
       const configs = Array.from({ length: this.n }, (_, i) => this.config(i, tracked(i)))
-      const r = await host.send('bootstrap', { configs }, START_DEADLINE_MS)
+      const r = await host.send('bootstrap', { configs }, startDeadlineMs(this.n))
       this.peers = (r.peers as Reply[]).map((p, i) => new Peer(host, i, tracked(i)).started(p))
     } else {
       // Real joins through the founder, one at a time.
@@ -282,14 +297,14 @@ class Cluster {
       this.peers.push(first)
       for (let i = 1; i < this.n; i++) this.peers.push(await this.startPeer(i, tracked(i), { mode: 'join', peers: first.addrs }))
     }
-    await this.waitSettled(0, Date.now() + START_DEADLINE_MS, 'start')
+    await this.waitSettled(0, Date.now() + startDeadlineMs(this.n), 'start')
     // Warm-up (not measured): one event, whose acknowledgements travel from every peer to
     // every peer, so that connections, streams and gossipsub meshes are up before the first
     // measured event. (One event per peer costs O(n^2) publishes: minutes at 64 peers.)
     await this.emit(new Map([[this.peers[0]!, 1]]))
     this.totalEvents = 1
     try {
-      await this.waitSettled(1, Date.now() + (this.heavy ? HEAVY_WARMUP_MS : START_DEADLINE_MS), 'warm-up')
+      await this.waitSettled(1, Date.now() + (this.heavy ? HEAVY_WARMUP_MS : startDeadlineMs(this.n)), 'warm-up')
     } catch (err) {
       if (!this.heavy) throw err
       note(`${this.system} n=${this.n} ${this.mode}: ${(err as Error).message}; measuring anyway`)
@@ -715,7 +730,7 @@ function printTable (): void {
 async function main (): Promise<void> {
   const cpu = cpus()
   console.log(`machine: ${cpu[0]?.model ?? 'unknown'}, ${cpu.length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}, load average ${loadavg().map(x => x.toFixed(1)).join(' ')}`)
-  console.log(`convergence benchmark (${FULL ? 'full' : 'quick'}): intervalMs ${INTERVAL_MS}, burst K=${BURST_K}, steady ${STEADY_RATE}/s for ${STEADY_MS} ms, churn ${CHURN_MS} ms with ${CHURN_J} leave(s)+join(s), deadline ${CONVERGE_DEADLINE_MS} ms after the last event`)
+  console.log(`convergence benchmark (${FULL ? 'full' : 'quick'}): intervalMs ${INTERVAL_MS}, burst K=${BURST_K}, steady ${STEADY_RATE}/s for ${STEADY_MS} ms, churn ${CHURN_MS} ms with ${CHURN_J} leave(s)+join(s), deadline ${CONVERGE_DEADLINE_MS} ms after the last event; Legion's acknowledge: ${env.LEGION_BENCH_ACKNOWLEDGE ?? 'everyone (default)'}, directFanout: ${env.LEGION_BENCH_DIRECT_FANOUT ?? '64 (default)'}`)
   const plan: Array<{ mode: Mode, n: number, system: SystemName }> = []
   // The heavy in-process sizes last, so that a run out of time loses the least.
   for (const n of MEMORY_SIZES.filter(n => n < HEAVY_N)) for (const system of RUN_SYSTEMS) plan.push({ mode: 'memory', n, system })
@@ -732,7 +747,7 @@ async function main (): Promise<void> {
       if (heavy && !HEAVY_WORKLOADS.includes(workload)) continue
       const tag = `${system} ${workload} n=${n} ${mode}`
       // A new cluster needs time to start and run (64 in-process peers: minutes).
-      const needMs = cluster === undefined ? (heavy ? 240_000 : 60_000) : 0
+      const needMs = cluster === undefined ? (heavy ? Math.max(240_000, startDeadlineMs(n)) : 60_000) : 0
       if (Date.now() + needMs > OVERALL_DEADLINE) { note(`skipped ${tag}: overall deadline`); done++; continue }
       progress(tag)
       try {
