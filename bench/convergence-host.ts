@@ -20,6 +20,19 @@ import type { StartupMode } from '../src/peer/options.js'
 
 interface Command { id: number, cmd: string, slot?: number, [key: string]: unknown }
 
+// LEGION_BENCH_CONNECTION_MONITOR=off: libp2p's connection monitor never starts in this host.
+// It pings every connection every 10 s over a new stream (and aborts a connection whose ping
+// times out); n in-process peers hold n(n-1) connection ends, so 64 idle peers spent 471 ms of
+// CPU a second with it against 111 ms without, and 128 never finished starting. This reaches
+// into the installed libp2p (its package exports do not offer the module): fine for a
+// benchmark host, never for library code. Checked, so that a change fails loudly.
+if (process.env.LEGION_BENCH_CONNECTION_MONITOR === 'off') {
+  const url = new URL('../node_modules/libp2p/dist/src/connection-monitor.js', import.meta.url).href
+  const { ConnectionMonitor } = await import(url) as { ConnectionMonitor?: { prototype: { start?: () => void } } }
+  if (typeof ConnectionMonitor?.prototype.start !== 'function') throw new Error('libp2p changed: cannot switch its connection monitor off')
+  ConnectionMonitor.prototype.start = function () {}
+}
+
 const nodes = new Map<number, BenchNode>()
 const gc = (globalThis as { gc?: () => void }).gc
 gc?.()
@@ -58,7 +71,13 @@ async function handle (c: Command): Promise<Record<string, unknown>> {
     }
     case 'bootstrap': {
       const configs = c.configs as NodeConfig[]
-      const list = await startBootstrapped(configs)
+      // Progress on stderr (the parent passes it through): large clusters take minutes to start.
+      const t0 = now()
+      const cpu0 = cpuMs()
+      const every = Math.max(1, Math.round(configs.length / 8))
+      const list = await startBootstrapped(configs, started => {
+        if (started % every === 0 || started === configs.length) process.stderr.write(`bootstrap: ${started}/${configs.length} peers up after ${((now() - t0) / 1000).toFixed(1)} s, ${((cpuMs() - cpu0) / 1000).toFixed(1)} s of CPU\n`)
+      })
       list.forEach((n, i) => nodes.set(configs[i]!.slot, n))
       return { peers: list.map(started) }
     }

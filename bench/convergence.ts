@@ -40,7 +40,10 @@
  *      LEGION_BENCH_DIRECT_FANOUT (Legion's `directFanout`; default its own, 64),
  *      LEGION_BENCH_ACKNOWLEDGE=creators (Legion's `propagation.acknowledge`; default its own, everyone),
  *      LEGION_BENCH_OVERALL_MINUTES (the whole run; default 45 full, 5 quick),
- *      LEGION_BENCH_HOST_HEAP_MB (each host's --max-old-space-size; default 4096).
+ *      LEGION_BENCH_HOST_HEAP_MB (each host's --max-old-space-size; default 4096),
+ *      LEGION_BENCH_START_DEADLINE_MS (starting one cluster; default 120 s, 40 n² ms above 54 peers),
+ *      LEGION_BENCH_CONNECTION_MONITOR=off (libp2p's per-connection pings off in every host; see
+ *      bench/convergence-host.ts: without it, 128 in-process peers do not finish starting).
  * In-process clusters above 64 peers (128: `LEGION_BENCH_SIZES=128`) get start-up and
  * convergence deadlines that grow with n (see {@link startDeadlineMs}, {@link convergeDeadlineMs}).
  * Writes rows { metric, value, unit, cluster_size, workload, system, mode, converged,
@@ -105,6 +108,7 @@ function convergeDeadlineMs (c: Cluster): number {
  * with n²: 64 peers took 65-95 s.
  */
 function startDeadlineMs (n: number): number {
+  if (env.LEGION_BENCH_START_DEADLINE_MS !== undefined) return Number(env.LEGION_BENCH_START_DEADLINE_MS)
   return Math.max(120_000, 40 * n * n)
 }
 /**
@@ -730,7 +734,7 @@ function printTable (): void {
 async function main (): Promise<void> {
   const cpu = cpus()
   console.log(`machine: ${cpu[0]?.model ?? 'unknown'}, ${cpu.length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}, load average ${loadavg().map(x => x.toFixed(1)).join(' ')}`)
-  console.log(`convergence benchmark (${FULL ? 'full' : 'quick'}): intervalMs ${INTERVAL_MS}, burst K=${BURST_K}, steady ${STEADY_RATE}/s for ${STEADY_MS} ms, churn ${CHURN_MS} ms with ${CHURN_J} leave(s)+join(s), deadline ${CONVERGE_DEADLINE_MS} ms after the last event; Legion's acknowledge: ${env.LEGION_BENCH_ACKNOWLEDGE ?? 'everyone (default)'}, directFanout: ${env.LEGION_BENCH_DIRECT_FANOUT ?? '64 (default)'}`)
+  console.log(`convergence benchmark (${FULL ? 'full' : 'quick'}): intervalMs ${INTERVAL_MS}, burst K=${BURST_K}, steady ${STEADY_RATE}/s for ${STEADY_MS} ms, churn ${CHURN_MS} ms with ${CHURN_J} leave(s)+join(s), deadline ${CONVERGE_DEADLINE_MS} ms after the last event; Legion's acknowledge: ${env.LEGION_BENCH_ACKNOWLEDGE ?? 'everyone (default)'}, directFanout: ${env.LEGION_BENCH_DIRECT_FANOUT ?? '64 (default)'}, libp2p connection monitor: ${env.LEGION_BENCH_CONNECTION_MONITOR ?? 'on (default)'}`)
   const plan: Array<{ mode: Mode, n: number, system: SystemName }> = []
   // The heavy in-process sizes last, so that a run out of time loses the least.
   for (const n of MEMORY_SIZES.filter(n => n < HEAVY_N)) for (const system of RUN_SYSTEMS) plan.push({ mode: 'memory', n, system })
