@@ -18,7 +18,8 @@
  *   the partition's state only once those add up to its size: docs/BENCHMARKS.md, "Storage").
  *
  * Run: npm run bench:keyspace [-- --quick]   (several minutes; --quick: smaller counts)
- * Env: LEGION_BENCH_ONLY=latency,lmdb,rebalance,bytes   run only these scenarios;
+ * Env: LEGION_BENCH_ONLY=latency,writes,lmdb,rebalance,bytes   run only these scenarios
+ *      (writes: the write rate alone, also part of latency; not run unless named);
  *      LEGION_BENCH_DISK_KEYS=<n>    keys of the LMDB fill (default 1,000,000; 50,000 quick);
  *      LEGION_BENCH_CPU_PROF=<dir>   profile every peer (--cpu-prof, one folder per peer).
  * Prints the machine and a table; a full default run writes bench/results/keyspace.json as rows
@@ -111,8 +112,8 @@ async function totalCpu (peers: Peer[]): Promise<number> {
   return s.reduce((sum, r) => sum + Number(r.cpuMs), 0)
 }
 
-async function run (label: string, body: () => Promise<void>): Promise<void> {
-  if (ONLY !== undefined && !ONLY.includes(label)) return
+async function run (label: string, body: () => Promise<void>, byDefault = true): Promise<void> {
+  if (ONLY === undefined ? !byDefault : !ONLY.includes(label)) return
   console.error(`scenario: ${label}`)
   try {
     await body()
@@ -184,6 +185,17 @@ async function main (): Promise<void> {
       await stopAll(peers)
     }
   })
+
+  // Writes alone, without the latency rows before them: for profiles (LEGION_BENCH_CPU_PROF)
+  // and quick checks of the write rate (LEGION_BENCH_ONLY=writes).
+  await run('writes', async () => {
+    const peers = await cluster(5, { replication: 3, storage: false }, 'writes')
+    try {
+      await writesRows(peers, '5_peers_r3_alone', WRITES_PER_PEER)
+    } finally {
+      await stopAll(peers)
+    }
+  }, false)
 
   await run('lmdb', async () => {
     const peers = await cluster(5, { replication: 3, storage: true }, 'lmdb')

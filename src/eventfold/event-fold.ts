@@ -40,6 +40,7 @@ import {
   type InfimumDigest,
   type LogRun,
   type MergeOptions,
+  type SnapshotOptions,
   type OutstandingEvent,
   type Participant,
   type SettledInfimum,
@@ -379,13 +380,21 @@ export class EventFold<E, S, O> {
   }
 
   /** The whole fold as plain data, for a full merge or for storage. Shares state objects. */
-  snapshot (): EventFoldSnapshot<E, S, O> {
+  snapshot (options: SnapshotOptions = {}): EventFoldSnapshot<E, S, O> {
+    const check = options.checkSignatures ?? true
     const core = this.core
     const logs: CreatorLog[] = []
+    const unsigned = new Set<string>()
     for (const [i, byLog] of core.logs) {
       for (const log of byLog.values()) {
         if (log.seq === 0) continue
-        const signature = headSignature(core, i, log)
+        const signature = headSignature(core, i, log, check)
+        // Outstanding events whose head has no good signature: a receiver checking them would
+        // refuse the whole fold, so they are left out, as runsFrom leaves them out of diffs.
+        if (check && signature === undefined && core.signatures !== undefined && log.baseSeq < log.seq) {
+          unsigned.add(`${log.since}:${core.table.name(i)}`)
+          continue
+        }
         // The last event before the outstanding ones (or the last one), when known: a receiver
         // chains outstanding events from it, and relays runs over a gap from it.
         const base = log.baseSeq > 0 && log.baseCounter > 0 ? { base: { counter: log.baseCounter, hash: log.baseHash } } : {}
@@ -397,7 +406,7 @@ export class EventFold<E, S, O> {
       origin: this.origin,
       infimum: { id: core.infId, digest: core.infDigest, participants: this.infimumParticipants(), state: core.infState },
       logs,
-      events: this.outstandingEvents()
+      events: unsigned.size === 0 ? this.outstandingEvents() : this.outstandingEvents().filter(e => !unsigned.has(`${e.since}:${e.id.participant}`))
     }
   }
 
