@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import {
   BOTTOM, EventFold, type EventSpec, DiffTooNewError, DiffTooSparseError, DifferentOriginsError, ForgedEventError,
-  type Acknowledgement, type Diff, type EventFoldSnapshot, type EventId, type EventSignatures, type FailureReport, type MergeResult, type Participant, compareEventIds
+  type Acknowledgement, type Diff, type EventFoldSnapshot, type EventId, type EventSignatures, type FailureReport, type LogRun, type MergeResult, type Participant, compareEventIds
 } from '../src/eventfold/index.js'
 
 /** State: the events applied, in order, and who joined. Event 'fail' is a system error. */
@@ -864,6 +864,27 @@ describe('first-hand merges and signatures', () => {
     ok(b.mergeFull(full, { from: 'a' }))
     ok(b.mergeDiff(c.diffFor('b')!, { from: 'c' }))
     assert.deepEqual(b.projectedValue().applied, ['y', 'z'], 'b has z from its creator')
+  })
+
+  test('a creator\'s own run whose ids do not ascend past its held head, or repeat a held id, is refused with nothing changed, signed or not', () => {
+    const { a, c } = threePeers()
+    const y = c.event('y')
+    const diff = c.diffFor('a')!
+    ok(a.mergeDiff(diff, { from: 'c' }))
+    const run = diff.runs.find(r => r.creator === 'c')!
+    const before = JSON.stringify(a.snapshot({ checkSignatures: false }))
+    const attempts: Array<LogRun<string, string>> = [
+      { ...run, first: 2, events: [{ counter: y.id.counter, delta: { kind: 'event', event: 'again' } }] },
+      { ...run, first: 2, events: [{ counter: y.id.counter - 1, delta: { kind: 'event', event: 'earlier' } }] },
+      { ...run, since: y.id.counter + 100, first: 1, events: [{ counter: y.id.counter, delta: { kind: 'event', event: 'other log' } }] }
+    ]
+    for (const bad of attempts) {
+      for (const options of [{ from: 'c' }, {}]) {
+        const r = a.mergeDiff({ ...diff, runs: [bad] }, options)
+        assert.ok(!r.ok && r.error instanceof ForgedEventError, JSON.stringify(bad.events))
+        assert.equal(JSON.stringify(a.snapshot({ checkSignatures: false })), before)
+      }
+    }
   })
 
   test('first-hand, a failure reported for an event not held here changes nothing; a whole fold gives the event, not its failure', () => {

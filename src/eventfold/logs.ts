@@ -63,9 +63,14 @@ export function checkRun<E, S, O> (core: FoldCore<E, S, O>, run: LogRun<E, O>, i
     from = { seq: run.first - 1, hash: base!.hash, counter: base!.counter }
   }
   let hash = from.hash
+  let below = from.counter ?? headCounter(core, creator, held)
   const events: Array<CheckedRun<E, O>['events'][number]> = []
   for (let i = from.seq + 1 - run.first; i < run.events.length; i++) {
     const e = run.events[i]!
+    // A log's ids ascend past its head, and no id is held twice. Only its creator can break
+    // that (a signature proves authorship, not sense), and inserting the events relies on it.
+    if (e.counter <= below || core.find(e.counter, run.creator) >= 0 || core.parked.get(creator)?.some(p => p.entry.counter === e.counter) === true) return { kind: 'forged', id: idOf(e) }
+    below = e.counter
     hash = core.chain(hash, idOf(e), e.delta)
     events.push({ seq: run.first + i, counter: e.counter, delta: e.delta, hash })
   }
@@ -77,6 +82,20 @@ export function checkRun<E, S, O> (core: FoldCore<E, S, O>, run: LogRun<E, O>, i
   const firstHand = sender !== undefined && sender === run.creator
   if (signatures !== undefined && (run.signature === undefined || (!firstHand && !signatures.verify(run.creator, run.since, end, hash, run.signature)))) return { kind: 'forged', id: last }
   return { creator, since: run.since, from, events, seq: end, hash, signature: run.signature, verified: signatures === undefined || !firstHand }
+}
+
+/**
+ * The counter of the last event of `log` (participant `creator`'s) held here: its last
+ * outstanding event, or the last one before them when known (0: none, or not known).
+ */
+function headCounter<E, S, O> (core: FoldCore<E, S, O>, creator: number, log: LogState): number {
+  if (log.seq > log.baseSeq) {
+    for (let i = core.entries.length - 1; i >= core.head; i--) {
+      const e = core.entries[i]!
+      if (e.creator === creator && e.since === log.since) return e.counter
+    }
+  }
+  return log.baseCounter
 }
 
 /**

@@ -129,7 +129,8 @@ export interface EventSpec<E, S, O> {
  * once per batch it sends, and every receiver checks, for each run of a creator's events it
  * takes, that the chain from the hash it holds through the run ends at a head the creator
  * signed. A relayed body is therefore as good as one from its creator: it is linked to a
- * signed head.
+ * signed head. (A run its creator sends itself, merged first-hand, is checked only before
+ * this replica hands it on: see {@link MergeOptions.from}.)
  *
  * The fold stays pure: these are deterministic functions the runtime supplies (SHA-256 and
  * Ed25519 over the encodings the protocol defines, bound to the fold's origin). Without them
