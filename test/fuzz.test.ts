@@ -277,6 +277,13 @@ function expectRefusal (m: unknown, code: RefusalCode, what: string): void {
   assert.ok(r.kind === 'refusal' && r.code === code, `${what} is refused with ${code}, not answered ${describe(m)}`)
 }
 
+/** The event ids a message carries (`creator#counter`), each with its log (`creator/since`). */
+function idsOf (m: LogDiff | Snapshot): Array<[string, string]> {
+  return 'infimum' in m
+    ? m.events.map(e => [`${e.id.participant}#${e.id.counter}`, `${e.id.participant}/${e.since}`])
+    : m.runs.flatMap(r => r.events.map((e): [string, string] => [`${r.creator}#${e.counter}`, `${r.creator}/${r.since}`]))
+}
+
 /** A push's expected answer for one group. */
 interface PushExpectation {
   readonly merged: boolean
@@ -313,6 +320,8 @@ class Mirror {
    * them on the peer.
    */
   private readonly unchecked = new Set<string>()
+  /** Per group, every event id of a valid message sent, with the log that carried it first. */
+  private readonly sentIds = new Map<string, Map<string, string>>()
 
   constructor (readonly self: Participant, readonly participant: Participant, private readonly key: PrivateKey) {
     for (const g of DEFINED) {
@@ -383,6 +392,9 @@ class Mirror {
       const list = this.sentInBatch.get(group) ?? []
       list.push(message)
       this.sentInBatch.set(group, list)
+      const ids = this.sentIds.get(group) ?? new Map<string, string>()
+      for (const [id, log] of idsOf(message)) if (!ids.has(id)) ids.set(id, log)
+      this.sentIds.set(group, ids)
     }
   }
 
@@ -420,12 +432,17 @@ class Mirror {
 
   /**
    * Whether an earlier valid frame of the batch carried events of one of the logs `message`
-   * carries: the peer may have taken them first, and a log's positions the participant filled
+   * carries, or events with its ids in another log: the peer may have taken them first, and a log's positions the participant filled
    * twice (the test builds its events afresh from the last fetch) then do not chain to the
    * signed head: the peer refuses the second as forged, as it should an equivocating creator.
    */
   private mayConflict (group: string, message: LogDiff | Snapshot, inFrame: ReadonlyArray<{ readonly group: string, readonly message: LogDiff | Snapshot }>): boolean {
     const logsOf = (m: LogDiff | Snapshot): string[] => 'infimum' in m ? m.logs.map(l => `${l.participant}/${l.since}`) : m.runs.map(r => `${r.creator}/${r.since}`)
+    // Ids too: building afresh from a fetch that missed its last events (the peer merged them
+    // after it answered), the participant starts a new log whose first ids are theirs, and the
+    // peer refuses the repeated ids as forged (LEGION_SEED=87187827 under load).
+    const sentIds = this.sentIds.get(group)
+    if (sentIds !== undefined && idsOf(message).some(([id, log]) => sentIds.has(id) && sentIds.get(id) !== log)) return true
     const mine = new Set(logsOf(message))
     if (mine.size === 0) return false
     const earlier = [...this.sentInBatch.get(group) ?? [], ...inFrame.filter(m => m.group === group).map(m => m.message)]
