@@ -432,9 +432,10 @@ class Mirror {
 
   /**
    * Whether an earlier valid frame of the batch carried events of one of the logs `message`
-   * carries, or events with its ids in another log: the peer may have taken them first, and a log's positions the participant filled
-   * twice (the test builds its events afresh from the last fetch) then do not chain to the
-   * signed head: the peer refuses the second as forged, as it should an equivocating creator.
+   * carries, or an earlier valid message events with its ids in another log: the peer may have
+   * taken them first, and a log's positions the participant filled twice (the test builds its
+   * events afresh from the last fetch) then do not chain to the signed head, or repeat held
+   * ids: the peer refuses the second as forged, as it should an equivocating creator.
    */
   private mayConflict (group: string, message: LogDiff | Snapshot, inFrame: ReadonlyArray<{ readonly group: string, readonly message: LogDiff | Snapshot }>): boolean {
     const logsOf = (m: LogDiff | Snapshot): string[] => 'infimum' in m ? m.logs.map(l => `${l.participant}/${l.since}`) : m.runs.map(r => `${r.creator}/${r.since}`)
