@@ -247,6 +247,15 @@ export class EventFold<E, S, O> {
     return core.head < core.entries.length && core.entries[core.head]!.delta.kind === 'error'
   }
 
+  /**
+   * How many heads of other participants' logs, taken first-hand without a signature check
+   * ({@link MergeOptions.from}), failed the check when this replica was about to hand them on:
+   * their creators signed them wrongly, and their runs are not handed on.
+   */
+  get lateForgedHeads (): number {
+    return this.core.lateForged
+  }
+
   /** Number of outstanding (not yet folded) events. */
   get outstandingCount (): number {
     return this.core.entries.length - this.core.head

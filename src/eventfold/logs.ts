@@ -254,7 +254,7 @@ export function headSignature<E, S, O> (core: FoldCore<E, S, O>, i: number, log:
     return log.signature
   }
   if (check && !log.verified && log.signature !== undefined) {
-    if (!signatures.verify(core.table.name(i), log.since, log.seq, log.hash, log.signature)) log.signature = undefined
+    if (!signatures.verify(core.table.name(i), log.since, log.seq, log.hash, log.signature)) { log.signature = undefined; core.lateForged++ }
     log.verified = true
   }
   return log.signature
