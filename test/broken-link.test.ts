@@ -14,6 +14,21 @@ import { Load, converged, startCluster, waitFor, type PeerProcess } from './supp
 
 const ids = (peers: PeerProcess[]): string[] => peers.map(p => p.self).sort()
 
+/** What each peer reported and how its calls since `since` ended: for a failed wait's message. */
+function whatEachSaw (peers: PeerProcess[], load: Load, since: number): string {
+  const short = (id: string): string => id.slice(-6)
+  return peers.map(p => {
+    const outcomes = new Map<string, number>()
+    for (const c of load.calls) {
+      if (c.peer !== p.name || c.sentAt < since) continue
+      const outcome = c.output !== undefined ? 'resolved' : c.error ?? 'pending'
+      outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1)
+    }
+    const s = p.state
+    return `${p.name} (${short(p.self)}): participants ${s?.participants.map(short).join(',') ?? '?'}, outstanding ${s?.outstanding ?? '?'}, infimum ${s?.infimumLength ?? '?'}, calls ${JSON.stringify(Object.fromEntries(outcomes))}`
+  }).join('; ')
+}
+
 test('a link cut between two of five processes: the larger end is ejected, the fold keeps settling, and after healing all five converge with no acknowledged event lost', { timeout: 150_000 }, async (t) => {
   const peers = await startCluster(t, 5, () => ({ summary: true }))
   const [x, y] = [...peers].sort((p, q) => p.self < q.self ? -1 : 1).slice(0, 2) as [PeerProcess, PeerProcess]
@@ -30,6 +45,7 @@ test('a link cut between two of five processes: the larger end is ejected, the f
   await waitFor(() => stayers.every(p => !(p.state?.participants ?? []).includes(larger.self)) || undefined, `${larger.name}, the larger end of the broken link, to be ejected`, 60_000)
   const ejectedAt = Date.now()
   await waitFor(() => stayers.every(p => load.count(p.name, ejectedAt, 'resolved') >= 5) || undefined, 'everyone else to fold 5 more events', 60_000)
+    .catch((err: Error) => { throw new Error(`${err.message}; ${whatEachSaw(peers, load, ejectedAt)}`) })
 
   await Promise.all([x.command('block', { peers: [] }), y.command('block', { peers: [] })])
   const healAt = Date.now()
