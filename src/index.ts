@@ -354,7 +354,6 @@ export {
   type EventSignatures,
   type SignedDelta,
   type MergeOptions,
-  type SnapshotOptions,
   type ApplyResult,
   type Delta,
   type InfimumDigest,
