@@ -10,6 +10,7 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import type { LegionStats } from '../src/index.js'
 import { Load, converged, startCluster, waitFor, type PeerProcess } from './support/process-cluster.js'
 
 const ids = (peers: PeerProcess[]): string[] => peers.map(p => p.self).sort()
@@ -29,6 +30,21 @@ function whatEachSaw (peers: PeerProcess[], load: Load, since: number): string {
   }).join('; ')
 }
 
+/** Each peer's own account of why it may not fold (stats: stuck, suspected, refusals): for a failed wait's message. */
+async function whatEachCounted (peers: PeerProcess[]): Promise<string> {
+  const keep = ['mergeRefusals', 'droppedForged', 'droppedNonParticipant', 'droppedDenied', 'syncsRequested', 'syncsServed', 'fullMerges', 'divergences', 'autoEjections', 'timesEjected', 'rejoins']
+  const each = await Promise.all(peers.map(async p => {
+    try {
+      const s = await p.command<LegionStats>('stats')
+      const counters = Object.fromEntries(keep.map(k => [k, (s.counters as unknown as Record<string, number>)[k]]))
+      return `${p.name}: ${JSON.stringify({ membership: s.membership, infimum: s.infimumId, stuck: s.stuck, suspected: s.suspected, divergent: s.divergent, counters })}`
+    } catch (err) {
+      return `${p.name}: no stats (${(err as Error).message})`
+    }
+  }))
+  return each.join('; ')
+}
+
 test('a link cut between two of five processes: the larger end is ejected, the fold keeps settling, and after healing all five converge with no acknowledged event lost', { timeout: 150_000 }, async (t) => {
   const peers = await startCluster(t, 5, () => ({ summary: true }))
   const [x, y] = [...peers].sort((p, q) => p.self < q.self ? -1 : 1).slice(0, 2) as [PeerProcess, PeerProcess]
@@ -45,7 +61,7 @@ test('a link cut between two of five processes: the larger end is ejected, the f
   await waitFor(() => stayers.every(p => !(p.state?.participants ?? []).includes(larger.self)) || undefined, `${larger.name}, the larger end of the broken link, to be ejected`, 60_000)
   const ejectedAt = Date.now()
   await waitFor(() => stayers.every(p => load.count(p.name, ejectedAt, 'resolved') >= 5) || undefined, 'everyone else to fold 5 more events', 60_000)
-    .catch((err: Error) => { throw new Error(`${err.message}; ${whatEachSaw(peers, load, ejectedAt)}`) })
+    .catch(async (err: Error) => { throw new Error(`${err.message}; ${whatEachSaw(peers, load, ejectedAt)}; ${await whatEachCounted(peers)}`) })
 
   await Promise.all([x.command('block', { peers: [] }), y.command('block', { peers: [] })])
   const healAt = Date.now()
