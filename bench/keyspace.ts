@@ -21,6 +21,7 @@
  * Env: LEGION_BENCH_ONLY=latency,writes,lmdb,rebalance,bytes   run only these scenarios
  *      (writes: the write rate alone, also part of latency; not run unless named);
  *      LEGION_BENCH_DISK_KEYS=<n>    keys of the LMDB fill (default 1,000,000; 50,000 quick);
+ *      LEGION_BENCH_WRITE_CONCURRENCY=<n>  requests in flight per writing peer (default 64);
  *      LEGION_BENCH_CPU_PROF=<dir>   profile every peer (--cpu-prof, one folder per peer).
  * Prints the machine and a table; a full default run writes bench/results/keyspace.json as rows
  * { metric, value, unit, baseline_ratio?, goal? } (baseline_ratio: over `call_p50_ms`).
@@ -42,6 +43,8 @@ const LATENCY_N = QUICK ? 200 : 1000
 const PACE_MS = 20
 const PACED_N = QUICK ? 100 : 300
 const WRITES_PER_PEER = QUICK ? 4000 : 20_000
+/** Requests each writing peer keeps in flight (LEGION_BENCH_WRITE_CONCURRENCY). */
+const WRITE_CONCURRENCY = Number(process.env.LEGION_BENCH_WRITE_CONCURRENCY ?? 64)
 const STORED_KEYS = QUICK ? 20_000 : 100_000
 const HEAP_KEYS = QUICK ? 100_000 : 1_000_000
 const DISK_KEYS = Number(process.env.LEGION_BENCH_DISK_KEYS ?? (QUICK ? 50_000 : 1_000_000))
@@ -133,7 +136,7 @@ async function writesRows (peers: Peer[], suffix: string, perPeer: number): Prom
   const cpu0 = await totalCpu(peers)
   const events0 = await totalEvents(peers)
   const started = Date.now()
-  const results = await Promise.all(peers.map(async (p, i) => await p.send('writes', { prefix: `w${i}`, count: perPeer, concurrency: 64, valueBytes: VALUE_BYTES, timeoutMs: 240_000 })))
+  const results = await Promise.all(peers.map(async (p, i) => await p.send('writes', { prefix: `w${i}`, count: perPeer, concurrency: WRITE_CONCURRENCY, valueBytes: VALUE_BYTES, timeoutMs: 240_000 })))
   const wall = Date.now() - started
   const ok = results.reduce((s, r) => s + Number(r.acked), 0)
   const failed = results.reduce((s, r) => s + Object.values(r.failed as Record<string, number>).reduce((a, b) => a + b, 0), 0)

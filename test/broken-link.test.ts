@@ -59,6 +59,7 @@ test('a link cut between two of five processes: the larger end is ejected, the f
   await Promise.all([x.command('block', { peers: [y.self] }), y.command('block', { peers: [x.self] })])
   const stayers = peers.filter(p => p !== larger)
   await waitFor(() => stayers.every(p => !(p.state?.participants ?? []).includes(larger.self)) || undefined, `${larger.name}, the larger end of the broken link, to be ejected`, 60_000)
+    .catch(async (err: Error) => { throw new Error(`${err.message}; ${whatEachSaw(peers, load, cutAt)}; ${await whatEachCounted(peers)}`) })
   const ejectedAt = Date.now()
   await waitFor(() => stayers.every(p => load.count(p.name, ejectedAt, 'resolved') >= 5) || undefined, 'everyone else to fold 5 more events', 60_000)
     .catch(async (err: Error) => { throw new Error(`${err.message}; ${whatEachSaw(peers, load, ejectedAt)}; ${await whatEachCounted(peers)}`) })
