@@ -354,6 +354,7 @@ export {
   type EventSignatures,
   type SignedDelta,
   type MergeOptions,
+  type SnapshotOptions,
   type ApplyResult,
   type Delta,
   type InfimumDigest,

@@ -313,6 +313,13 @@ class Mirror {
   private known = new Map<string, Participant[]>()
   private readonly prints = new Map<string, ParticipantFingerprints>()
   private readonly sentInBatch = new Map<string, Array<LogDiff | Snapshot>>()
+  /**
+   * Groups where the peer may hold events of the participant's own log whose signature does
+   * not check: taken first-hand unchecked, then left out of the folds the peer sends (so of
+   * the view), and the events the participant builds afresh from the view can collide with
+   * them on the peer.
+   */
+  private readonly unchecked = new Set<string>()
   /** Per group, every event id of a valid message sent, with the log that carried it first. */
   private readonly sentIds = new Map<string, Map<string, string>>()
 
@@ -392,17 +399,25 @@ class Mirror {
   }
 
   /**
-   * Whether the mirror drops `message` as forged, merging it as the peer does (first-hand).
-   * The peer checks the signature of every body it does not hold above its infimum; it holds
-   * every event the mirror holds and its infimum is no lower, so it checks no more bodies:
-   * what the peer finds forged, the mirror does too.
+   * Whether the mirror drops `message` as forged, merging it as the peer does: first-hand once
+   * its own Join has folded, trusting before. The peer checks the signature of every body it
+   * does not hold above its infimum, but for the participant's own log once it merges
+   * first-hand; it holds every event the mirror holds, its infimum is no lower, and it has
+   * joined if the mirror has, so it checks no more bodies: what the peer finds forged, the
+   * mirror does too.
    */
   private forged (group: string, message: LogDiff | Snapshot): boolean {
     const view = this.view(group)
     if (view.kind !== 'inside') return false
     const mirror = EventFold.fromSnapshot(view.snapshot, this.self, spec, { signatures: this.signatures(group) })
-    const merged = 'infimum' in message ? mirror.mergeFull(message, { from: this.participant }) : mirror.mergeDiff(message, { from: this.participant })
-    return !merged.ok && merged.error.name === 'ForgedEventError'
+    const firstHand = mirror.hasJoined()
+    const merge = (m: EventFold<string, Log, number>, options: { from?: Participant }): boolean => {
+      const merged = 'infimum' in message ? m.mergeFull(message, options) : m.mergeDiff(message, options)
+      return !merged.ok && merged.error.name === 'ForgedEventError'
+    }
+    if (merge(mirror, firstHand ? { from: this.participant } : {})) return true
+    if (firstHand && merge(EventFold.fromSnapshot(view.snapshot, this.self, spec, { signatures: this.signatures(group) }), {})) this.unchecked.add(group)
+    return this.unchecked.has(group)
   }
 
   /** Whether a fold can be taken whole (as a group the peer waits for takes it): its events sit in their logs, which chain to their heads. */

@@ -182,6 +182,17 @@ describe('forgery', () => {
     assert.equal(a.readState().projected, 101, 'a refused a correctly signed relayed event')
     assert.equal(a.stats().counters.droppedForged, dropped + 3)
     assert.equal(a.readState().outstanding, 2)
+
+    // 6. The insider's own run under a signature of another head: its own word, so a takes it
+    // (the transport proved the sender), but hands it on to nobody, and counts the forgery then.
+    const mine = replica.maxKnownCounter + 10
+    const wrongHead = signedBy(insiderKey).sign(mine, 1, signedBy(insiderKey).chain(new Uint8Array(0), { counter: mine, participant: self }, { kind: 'event', event: 7 }))
+    await deliver({ origin: 'security-test', acknowledgements: [own], runs: [{ creator: self, since: mine, first: 1, events: [{ counter: mine, delta: { kind: 'event', event: 1000 } }], signature: wrongHead }] })
+    assert.equal(a.readState().projected, 1101, 'a refused the insider\'s own event')
+    assert.equal(a.stats().counters.droppedForged, dropped + 3)
+    const handedOn = await fetch()
+    assert.ok(handedOn.events.every(x => x.id.counter !== mine), 'a handed on a run its creator signed wrongly')
+    assert.equal(a.stats().counters.droppedForged, dropped + 4)
   })
 })
 

@@ -174,6 +174,8 @@ export class FoldCore<E, S, O> {
    * them that arrives late puts them back (see `parkHead`).
    */
   readonly parked = new Map<number, Array<{ readonly entry: Entry<E, O>, readonly baseSeq: number, readonly baseHash: Uint8Array, readonly baseCounter: number }>>()
+  /** Heads of others' logs, taken unchecked, whose signature failed when checked before they were handed on. */
+  lateForged = 0
 
   /** Each participant's logs, by index, then log (a log none of whose events are held is absent). */
   readonly logs = new Map<number, Map<number, LogState>>()

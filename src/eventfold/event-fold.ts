@@ -40,6 +40,7 @@ import {
   type InfimumDigest,
   type LogRun,
   type MergeOptions,
+  type SnapshotOptions,
   type OutstandingEvent,
   type Participant,
   type SettledInfimum,
@@ -246,6 +247,15 @@ export class EventFold<E, S, O> {
     return core.head < core.entries.length && core.entries[core.head]!.delta.kind === 'error'
   }
 
+  /**
+   * How many heads of other participants' logs, taken first-hand without a signature check
+   * ({@link MergeOptions.from}), failed the check when this replica was about to hand them on:
+   * their creators signed them wrongly, and their runs are not handed on.
+   */
+  get lateForgedHeads (): number {
+    return this.core.lateForged
+  }
+
   /** Number of outstanding (not yet folded) events. */
   get outstandingCount (): number {
     return this.core.entries.length - this.core.head
@@ -379,13 +389,21 @@ export class EventFold<E, S, O> {
   }
 
   /** The whole fold as plain data, for a full merge or for storage. Shares state objects. */
-  snapshot (): EventFoldSnapshot<E, S, O> {
+  snapshot (options: SnapshotOptions = {}): EventFoldSnapshot<E, S, O> {
+    const check = options.checkSignatures ?? true
     const core = this.core
     const logs: CreatorLog[] = []
+    const unsigned = new Set<string>()
     for (const [i, byLog] of core.logs) {
       for (const log of byLog.values()) {
         if (log.seq === 0) continue
-        const signature = headSignature(core, i, log)
+        const signature = headSignature(core, i, log, check)
+        // Outstanding events whose head has no good signature: a receiver checking them would
+        // refuse the whole fold, so they are left out, as runsFrom leaves them out of diffs.
+        if (check && signature === undefined && core.signatures !== undefined && log.baseSeq < log.seq) {
+          unsigned.add(`${log.since}:${core.table.name(i)}`)
+          continue
+        }
         // The last event before the outstanding ones (or the last one), when known: a receiver
         // chains outstanding events from it, and relays runs over a gap from it.
         const base = log.baseSeq > 0 && log.baseCounter > 0 ? { base: { counter: log.baseCounter, hash: log.baseHash } } : {}
@@ -397,7 +415,7 @@ export class EventFold<E, S, O> {
       origin: this.origin,
       infimum: { id: core.infId, digest: core.infDigest, participants: this.infimumParticipants(), state: core.infState },
       logs,
-      events: this.outstandingEvents()
+      events: unsigned.size === 0 ? this.outstandingEvents() : this.outstandingEvents().filter(e => !unsigned.has(`${e.since}:${e.id.participant}`))
     }
   }
 

@@ -13,7 +13,7 @@
 import { initialAcks } from './acknowledgements.js'
 import type { Entry, FoldCore, LogState } from './core.js'
 import { projectEntry } from './projection.js'
-import { compareEventIds, type EventId, type LogRun, type RunEvent, type SignedDelta } from './types.js'
+import { compareEventIds, type EventId, type LogRun, type Participant, type RunEvent, type SignedDelta } from './types.js'
 
 /** The new events of a run, checked: what {@link takeRun} inserts. */
 export interface CheckedRun<E, O> {
@@ -25,6 +25,8 @@ export interface CheckedRun<E, O> {
   readonly seq: number
   readonly hash: Uint8Array
   readonly signature: Uint8Array | undefined
+  /** Whether `signature` was checked (a run of the first-hand sender's own log is not yet). */
+  readonly verified: boolean
 }
 
 /** Why a run cannot be taken. */
@@ -45,7 +47,7 @@ export type RunRefusal =
  * is how a log moves on past events that were dropped everywhere they reached (a renegade's,
  * or ones an adopted infimum passed) and that nobody can send any more.
  */
-export function checkRun<E, S, O> (core: FoldCore<E, S, O>, run: LogRun<E, O>, infimum: EventId = core.infId): CheckedRun<E, O> | RunRefusal | undefined {
+export function checkRun<E, S, O> (core: FoldCore<E, S, O>, run: LogRun<E, O>, infimum: EventId = core.infId, sender?: Participant): CheckedRun<E, O> | RunRefusal | undefined {
   const creator = core.table.intern(run.creator)
   const held = core.log(creator, run.since)
   let from: CheckedRun<E, O>['from'] = { seq: held.seq, hash: held.hash }
@@ -74,8 +76,12 @@ export function checkRun<E, S, O> (core: FoldCore<E, S, O>, run: LogRun<E, O>, i
   }
   const last = idOf(run.events[run.events.length - 1]!)
   const signatures = core.signatures
-  if (signatures !== undefined && (run.signature === undefined || !signatures.verify(run.creator, run.since, end, hash, run.signature))) return { kind: 'forged', id: last }
-  return { creator, since: run.since, from, events, seq: end, hash, signature: run.signature }
+  // A run of the authenticated sender's own log is its creator's word first-hand, as its
+  // acknowledgements are: its signature is kept and checked once, before it is handed on
+  // (headSignature), which is when anyone else needs it.
+  const firstHand = sender !== undefined && sender === run.creator
+  if (signatures !== undefined && (run.signature === undefined || (!firstHand && !signatures.verify(run.creator, run.since, end, hash, run.signature)))) return { kind: 'forged', id: last }
+  return { creator, since: run.since, from, events, seq: end, hash, signature: run.signature, verified: signatures === undefined || !firstHand }
 }
 
 /**
@@ -144,7 +150,7 @@ export function takeRun<E, S, O> (core: FoldCore<E, S, O>, run: CheckedRun<E, O>
   log.seq = run.seq
   log.hash = run.hash
   log.signature = run.signature
-  log.verified = true
+  log.verified = run.verified
 }
 
 /**
@@ -196,7 +202,8 @@ export function insertEntry<E, S, O> (core: FoldCore<E, S, O>, entry: Entry<E, O
 /**
  * The events of each log this replica holds outstanding, from position `from(creator)` on
  * (those it holds no longer are left out), each run ending at the held head with the
- * creator's signature; this replica's own head is signed here if it is not yet.
+ * creator's signature; this replica's own head is signed here if it is not yet. With
+ * signatures on, a log whose head has no good signature here is left out.
  */
 export function runsFrom<E, S, O> (core: FoldCore<E, S, O>, from: (creator: number, since: number) => number): Array<LogRun<E, O>> {
   const byLog = new Map<LogState, Array<Entry<E, O>>>()
@@ -213,13 +220,16 @@ export function runsFrom<E, S, O> (core: FoldCore<E, S, O>, from: (creator: numb
     const start = from(creator, log.since)
     const events = list.filter(e => e.seq >= start)
     if (events.length === 0) continue
+    const signature = headSignature(core, creator, log)
+    // A receiver would refuse the whole diff for a run it cannot check; it gets it from its creator.
+    if (signature === undefined && core.signatures !== undefined) continue
     const first = events[0]!.seq
     const run: LogRun<E, O> = {
       creator: core.table.name(creator),
       since: log.since,
       first,
       events: events.map(e => ({ counter: e.counter, delta: core.loggedDelta(e.delta) })),
-      signature: headSignature(core, creator, log)
+      signature
     }
     // The receiver may hold less of the log than this replica still has: where to chain from.
     // (Not known of a log taken from a snapshot that did not say: the receiver then syncs.)
@@ -232,17 +242,19 @@ export function runsFrom<E, S, O> (core: FoldCore<E, S, O>, from: (creator: numb
 /**
  * The signature of the head of `log` (participant `i`'s) as held here: this replica signs its
  * own (once per head: one signature per batch however many events it carries); another's,
- * taken from a snapshot, is checked once before it is handed on.
+ * taken from a snapshot or first-hand from its creator, is checked once before it is handed on
+ * (`check`; not for a snapshot kept here, which is checked when restored). One that fails is
+ * forgotten: the log's runs are then not handed on (`runsFrom`), since nobody could check them.
  */
-export function headSignature<E, S, O> (core: FoldCore<E, S, O>, i: number, log: LogState): Uint8Array | undefined {
+export function headSignature<E, S, O> (core: FoldCore<E, S, O>, i: number, log: LogState, check = true): Uint8Array | undefined {
   const signatures = core.signatures
   if (signatures === undefined || log.seq === 0) return undefined
   if (i === core.selfIndex) {
     if (log.signature === undefined) { log.signature = signatures.sign(log.since, log.seq, log.hash); log.verified = true }
     return log.signature
   }
-  if (!log.verified && log.signature !== undefined) {
-    if (!signatures.verify(core.table.name(i), log.since, log.seq, log.hash, log.signature)) log.signature = undefined
+  if (check && !log.verified && log.signature !== undefined) {
+    if (!signatures.verify(core.table.name(i), log.since, log.seq, log.hash, log.signature)) { log.signature = undefined; core.lateForged++ }
     log.verified = true
   }
   return log.signature

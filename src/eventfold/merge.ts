@@ -91,11 +91,11 @@ function refused<O> (error: MergeError): MergeResult<O> {
  * it). A gap in another log is skipped: whoever holds those events can send them (the
  * replica's acknowledgements show who), and if nobody does they never mattered.
  */
-function checkRuns<E, S, O> (core: FoldCore<E, S, O>, diff: Diff<E, O>): Array<CheckedRun<E, O>> | ForgedEventError | DiffTooSparseError {
+function checkRuns<E, S, O> (core: FoldCore<E, S, O>, diff: Diff<E, O>, from: Participant | undefined): Array<CheckedRun<E, O>> | ForgedEventError | DiffTooSparseError {
   const checked: Array<CheckedRun<E, O>> = []
   const sender = diff.acknowledgements[0]
   for (const run of diff.runs) {
-    const r = checkRun(core, run)
+    const r = checkRun(core, run, core.infId, from)
     if (r === undefined) continue
     if ('kind' in r) {
       if (r.kind === 'forged') return new ForgedEventError(r.id)
@@ -117,7 +117,7 @@ export function mergeDiff<E, S, O> (core: FoldCore<E, S, O>, diff: Diff<E, O>, o
   if (diff.origin !== core.origin) return refused(new DifferentOriginsError(core.origin, diff.origin))
   const from = options.from
   const trusting = from === undefined
-  const checked = checkRuns(core, diff)
+  const checked = checkRuns(core, diff, from)
   if (!Array.isArray(checked)) return refused(checked)
   const sender = diff.acknowledgements[0]
   let universal: EventId | undefined
@@ -180,7 +180,7 @@ export function mergeFull<E, S, O> (core: FoldCore<E, S, O>, other: EventFoldSna
     }
     const first = log.seq - events.length + 1
     const run = { creator: log.participant, since: log.since, first, events: events.map(e => ({ counter: e.id.counter, delta: logged(e) })), signature: log.signature, base: first > 1 ? log.base : undefined }
-    const r = checkRun(core, run, adopt ? inf.id : core.infId)
+    const r = checkRun(core, run, adopt ? inf.id : core.infId, from)
     if (r === undefined) continue
     if ('kind' in r) {
       if (r.kind === 'forged') return refused(new ForgedEventError(r.id))

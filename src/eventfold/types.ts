@@ -129,7 +129,8 @@ export interface EventSpec<E, S, O> {
  * once per batch it sends, and every receiver checks, for each run of a creator's events it
  * takes, that the chain from the hash it holds through the run ends at a head the creator
  * signed. A relayed body is therefore as good as one from its creator: it is linked to a
- * signed head.
+ * signed head. (A run its creator sends itself, merged first-hand, is checked only before
+ * this replica hands it on: see {@link MergeOptions.from}.)
  *
  * The fold stays pure: these are deterministic functions the runtime supplies (SHA-256 and
  * Ed25519 over the encodings the protocol defines, bound to the fold's origin). Without them
@@ -165,7 +166,10 @@ export interface MergeOptions {
    * event failed. Event bodies are taken from anyone, but only as runs of their creators'
    * logs that end at a head the creator signed (when the fold has
    * {@link EventFoldOptions.signatures}). A participant then cannot create, acknowledge, fold
-   * or fail anything in another's name.
+   * or fail anything in another's name. A run of the sender's own log needs no signature
+   * check to be the sender's (the transport proved who sent it, as it does for the
+   * acknowledgement): its signature is kept unchecked and checked once, before the run is
+   * handed on to anyone else.
    *
    * This needs every participant's own acknowledgements to reach every other participant, as
    * push propagation does, and a replica whose own Join has folded ({@link EventFold.hasJoined}):
@@ -174,6 +178,19 @@ export interface MergeOptions {
    * @default undefined: the merge believes everything it is given (as the Haskell library does)
    */
   from?: Participant
+}
+
+/** Options of {@link EventFold.snapshot}. */
+export interface SnapshotOptions {
+  /**
+   * Whether the snapshot checks the signatures of other participants' log heads this replica
+   * has not checked yet (those taken first-hand from their creators, see
+   * {@link MergeOptions.from}, or restored from a snapshot) and leaves out any that fail, as
+   * anything handed to another replica must. A snapshot this replica keeps for itself (its
+   * storage) may skip the checks: a fold restored from it checks them before it hands them on.
+   * @default true
+   */
+  readonly checkSignatures?: boolean
 }
 
 /** Options of an EventFold that are not part of its replicated value. */

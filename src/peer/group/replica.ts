@@ -414,19 +414,34 @@ export class GroupReplica<E, S, O> {
 
   /** What `peer` needs: a diff (computed, not yet encoded), or the whole fold (`undefined`). */
   plan (fold: EventFold<E, S, O>, peer: Participant, full = false): Diff<E, O> | undefined {
-    return full ? undefined : fold.diffFor(peer)
+    return full ? undefined : this.handingOn(fold, () => fold.diffFor(peer))
   }
 
   /** Encodes what {@link plan} decided. */
   encodePlan (fold: EventFold<E, S, O>, diff: Diff<E, O> | undefined): { kind: 'diff' | 'fold', bytes: Uint8Array } {
     return diff !== undefined
       ? { kind: 'diff', bytes: encodeDiff(diff, this.definition.codecs) }
-      : { kind: 'fold', bytes: encodeEventFold(fold.snapshot(), this.definition.codecs) }
+      : { kind: 'fold', bytes: this.encodedFold(fold) }
   }
 
   /** The whole fold, encoded. */
   encodedFold (fold: EventFold<E, S, O>): Uint8Array {
-    return encodeEventFold(fold.snapshot(), this.definition.codecs)
+    return encodeEventFold(this.handingOn(fold, () => fold.snapshot()), this.definition.codecs)
+  }
+
+  /**
+   * Runs `take`, which hands others' logs on and so checks the signatures of heads taken
+   * first-hand unchecked; one that fails is a forgery by its own creator, counted and logged.
+   */
+  private handingOn<T> (fold: EventFold<E, S, O>, take: () => T): T {
+    const before = fold.lateForgedHeads
+    const taken = take()
+    const forged = fold.lateForgedHeads - before
+    if (forged > 0) {
+      this.components.counters.droppedForged += forged
+      this.components.log('group %s: %d head(s) taken from their creators failed their signature check; their events are not handed on', this.id === '' ? '(cluster)' : this.id, forged)
+    }
+    return taken
   }
 
   private sendingContext (fold: EventFold<E, S, O>): DiffContext {
