@@ -202,8 +202,15 @@ export class Handoff<K, I, O, S> {
     return table.assignments.some(a => a.owners.includes(self) || a.incoming.includes(self))
   }
 
-  /** Resolves once this peer releases nothing (or after `timeoutMs`, rejecting with `TimeoutError`). */
+  /**
+   * Resolves once this peer releases nothing (or after `timeoutMs`, rejecting with
+   * `TimeoutError`). A pass runs first: a draining stop calls this as soon as the table stops
+   * listing this peer, in the same tick, before the pass that change scheduled (end of the
+   * tick) has listed the partitions to release, and so before their requests in flight
+   * are waited for.
+   */
   async whenReleased (timeoutMs: number): Promise<void> {
+    this.pass()
     if (this.releases.size === 0) return
     await new Promise<void>((resolve, reject) => {
       const timer = this.c.clock.setTimer(timeoutMs, () => { this.releaseWaiters.delete(check); reject(new TimeoutError(`partitions still being released after ${timeoutMs} ms`, timeoutMs)) })
