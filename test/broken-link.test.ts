@@ -51,6 +51,10 @@ test('a link cut between two of five processes: the larger end is ejected, the f
   const larger = x.self < y.self ? y : x
   const others = peers.filter(p => p !== x && p !== y)
   const load = new Load({ timeoutMs: 3000, paceMs: 50 })
+  /** A failed wait's error, rethrown with what each peer saw since `since` and counted. */
+  const explained = (since: number) => async (err: Error): Promise<never> => {
+    throw new Error(`${err.message}; ${whatEachSaw(peers, load, since)}; ${await whatEachCounted(peers)}`)
+  }
   for (const p of peers) load.add(p.name, () => p)
   const began = Date.now()
   await waitFor(() => peers.every(p => load.count(p.name, began, 'resolved') >= 3) || undefined, 'every peer to fold 3 events of its own', 60_000)
@@ -59,10 +63,10 @@ test('a link cut between two of five processes: the larger end is ejected, the f
   await Promise.all([x.command('block', { peers: [y.self] }), y.command('block', { peers: [x.self] })])
   const stayers = peers.filter(p => p !== larger)
   await waitFor(() => stayers.every(p => !(p.state?.participants ?? []).includes(larger.self)) || undefined, `${larger.name}, the larger end of the broken link, to be ejected`, 60_000)
-    .catch(async (err: Error) => { throw new Error(`${err.message}; ${whatEachSaw(peers, load, cutAt)}; ${await whatEachCounted(peers)}`) })
+    .catch(explained(cutAt))
   const ejectedAt = Date.now()
   await waitFor(() => stayers.every(p => load.count(p.name, ejectedAt, 'resolved') >= 5) || undefined, 'everyone else to fold 5 more events', 60_000)
-    .catch(async (err: Error) => { throw new Error(`${err.message}; ${whatEachSaw(peers, load, ejectedAt)}; ${await whatEachCounted(peers)}`) })
+    .catch(explained(ejectedAt))
 
   await Promise.all([x.command('block', { peers: [] }), y.command('block', { peers: [] })])
   const healAt = Date.now()
