@@ -185,3 +185,39 @@ test('the known limit: a replica that folded an ejected sponsor\'s event relayed
   assert.ok(report.rejoins >= 1)
   assert.ok(report.overruledOutputs > 0)
 })
+
+test('regression (ejection): while an UnJoin of a participant is pending, its acknowledgements of earlier events do not count, so a peer ejected and admitted again under the same name never forks the fold', () => {
+  // Found with the live-ejection mode (docs/RELIABILITY.md, "The membership fork"). A peer
+  // ejected while alive (a broken link) goes on until it sees its UnJoin, then rejoins through
+  // a sponsor that disassociates and re-adds it: its new fold starts from the sponsor's and
+  // need not hold what its old incarnation created. Its acknowledgements carry only its name,
+  // so they counted for events ordered before its UnJoin, and replicas folded those events
+  // without the old incarnation's earlier ones that others held.
+  // Seed 554343 is the shape of the broken-link failure: the ejector p2 folded past 7:p1, an
+  // event of p1's old incarnation, while p0 and p1 held it and waited for p2's acknowledgement
+  // for ever. The others forked outright: one event, two consistent outputs (3721943 and
+  // 6327294 first-hand and trusting, 21896048 trusting).
+  for (const plan of [
+    { seed: 554343, peers: 3, steps: 140, firstHand: true },
+    { seed: 3721943, peers: 4, steps: 290, firstHand: true },
+    { seed: 6327294, peers: 3, steps: 283, firstHand: true },
+    { seed: 3721943, peers: 4, steps: 290, firstHand: false },
+    { seed: 6327294, peers: 3, steps: 283, firstHand: false },
+    { seed: 21896048, peers: 7, steps: 235, firstHand: false }
+  ]) {
+    const report = runSimulation({ ...plan, liveEjections: true })
+    assert.ok(report.finalInfimumCount > 40, `seed ${plan.seed}: the fold went on`)
+  }
+})
+
+test('live ejections: peers ejected while alive go on, find out, rejoin under the same name, and everyone converges (a fixed sweep of 120 seeds)', () => {
+  // Not a random property: about 1 run in 500 of this mode still stalls (an UnJoin waiting for
+  // events only a since-replaced fold held; docs/RELIABILITY.md, "Known failures"), so random
+  // seeds would fail now and then for a known reason. These seeds are fixed; each must converge.
+  let ejectionRejoins = 0
+  for (let i = 0; i < 120; i++) {
+    const report = runSimulation({ seed: i * 7919 + 13, peers: 2 + (i % 6), steps: 10 + (i * 37) % 290, liveEjections: true, firstHand: i % 3 !== 0 })
+    ejectionRejoins += report.ejectionRejoins
+  }
+  assert.ok(ejectionRejoins >= 60, `only ${ejectionRejoins} ejected peers found out and rejoined`)
+})

@@ -41,6 +41,24 @@ export function standInMask<E, S, O> (core: FoldCore<E, S, O>): bigint {
   return mask
 }
 
+/**
+ * The participants with an UnJoin outstanding here ordered after `e`. Their acknowledgements
+ * of `e` do not count: only such an UnJoin standing in for them ({@link standInMask}) does.
+ * The name is all an acknowledgement carries, and a participant ejected and admitted again
+ * (a sponsor disassociates it, then adds its Join) acknowledges under the same name from a
+ * fold that starts from its sponsor's: that fold need not hold the events its earlier
+ * incarnation created before `e`, so its acknowledgement of `e`, this replica's own
+ * included, says nothing about them (the rule of acknowledgements.ts is about one fold's
+ * log). The UnJoin's stand-in positions do: every remaining participant reported what it
+ * held of the leaver's logs, and this replica holds as much before the UnJoin stands in.
+ */
+function departingAfter<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>): bigint {
+  let mask = 0n
+  if (core.unjoins.size === 0) return mask
+  for (const u of core.unjoins) if (compareEventIds(e, u) < 0) mask |= core.table.bit((u.delta as { peer: number }).peer)
+  return mask
+}
+
 /** Whether this replica holds at least `positions` of `peer`'s logs. */
 function holdsEnough<E, S, O> (core: FoldCore<E, S, O>, peer: number, positions: ReadonlyMap<number, number> | undefined): boolean {
   if (positions === undefined) return true
@@ -121,7 +139,8 @@ export function reduce<E, S, O> (core: FoldCore<E, S, O>, universal: EventId | u
     const d = e.delta
     if (d.kind === 'join') needed |= table.bit(d.peer)
     needed &= ~standIn
-    if (!covered && (e.acks & needed) !== needed) break
+    const counted = ~departingAfter(core, e)
+    if (!covered && (e.acks & counted & needed) !== needed) break
     if (!covered && d.kind === 'unjoin' && !departureHeld(core, d.peer, e.standIn)) break
 
     let hookThrew = false
@@ -131,7 +150,7 @@ export function reduce<E, S, O> (core: FoldCore<E, S, O>, universal: EventId | u
       core.infState = m.state
       if (m.kind === 'threw') { hookThrew = true; core.reportThrow(e, d.kind, m) }
     } else if (d.kind === 'error') {
-      if (!covered && (d.errorAcks & needed) !== needed) break
+      if (!covered && (d.errorAcks & counted & needed) !== needed) break
       const f = foldedFailure(core, e, d, core.infState)
       const id = { counter: e.counter, participant: e.participant }
       outputs.push(f.thrown !== undefined ? { id, thrown: f.thrown } : { id, output: f.output })

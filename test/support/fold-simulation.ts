@@ -98,6 +98,16 @@ export interface SimulationPlan {
    * @default undefined (no saving)
    */
   readonly saveEvery?: number
+  /**
+   * Ejections of live peers, as a broken link makes them: the victim is not stopped, its
+   * messages in flight stay in the network, and its fold goes on (creating, sending and
+   * merging) until that fold no longer lists it as a participant. It then stops and, some
+   * steps later, rejoins under the same name as the runtime does: a participant disassociates
+   * and re-adds it and hands it its fold, and it never reuses an id of its old fold, whose
+   * messages may still arrive.
+   * @default false (crash-stop: an ejected peer's messages in flight are lost with it)
+   */
+  readonly liveEjections?: boolean
 }
 
 /** What a run observed, for reporting. */
@@ -114,6 +124,8 @@ export interface SimulationReport {
   readonly rejoinsOnThrow: number
   /** Consistent outputs reported by folds that a rejoin after a divergence replaced (not checked). */
   readonly overruledOutputs: number
+  /** Live ejections: ejected peers that found out and rejoined under the same name. */
+  readonly ejectionRejoins: number
   /** Replicas rebuilt from their saved settled records and found equal (`saveEvery`). */
   readonly rebuilt: number
   /** Of those, the ones whose record held events to fold again. */
@@ -159,7 +171,13 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
   let thrownCount = 0
   let rejoins = 0
   let rejoinsOnThrow = 0
-  const created: Array<{ key: string, name: string, creator: string }> = []
+  const created: Array<{ key: string, name: string, creator: string, at: number }> = []
+  /**
+   * Live ejections: when each peer was last ejected (a count of created events). What it
+   * creates from then on until it finds out may fold nowhere: its UnJoin leaves behind what
+   * the remaining participants did not hold when they took it (logs.ts, `leftBehind`).
+   */
+  const ejectedAt = new Map<string, number>()
   const lastInfimum = new Map<string, { counter: number, participant: string }>()
   const mergeErrors: Record<string, number> = {}
   let messages = 0
@@ -260,6 +278,15 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
     }
     record(to, r, trusting)
     checkMonotone(to)
+    if (plan.liveEjections === true && !to.fold.projectedParticipants().includes(to.id)) {
+      // Its own UnJoin reached it: it stops taking part and rejoins later (rejoinOutcast).
+      trace(`${to.id} finds it was ejected`)
+      to.status = 'ejected'
+      endedByEjection.push(to.outputs)
+      to.outputs = new Map()
+      outcast.add(to)
+      return
+    }
     if (r.diverged) rejoinIfDiverged(to, m.from, r.threwHere)
     else to.diverged.delete(m.from)
     // Blocked on a failure the sender has folded past: only its full fold can unblock us.
@@ -305,8 +332,29 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
     checkMonotone(r)
     trace(`rejoin ${r.id} via ${sponsor.id} after diverging${threwHere ? ' (its own hooks threw)' : ''}`)
   }
-  /** Replicas that rejoined after diverging: their outstanding events may be lost, as in an ejection. */
+  /** Replicas that rejoined after diverging or an ejection: their outstanding events may be lost. */
   const rejoined = new Set<string>()
+  /** Live peers that found out they were ejected and have not rejoined yet (liveEjections). */
+  const outcast = new Set<Replica>()
+  /** The runtime's rejoin of an ejected peer through `sponsor` (see join.ts, `sponsor`). */
+  let ejectionRejoins = 0
+  const rejoinOutcast = (r: Replica, sponsor: Replica): void => {
+    ejectionRejoins++
+    outcast.delete(r)
+    rejoined.add(r.id)
+    record(sponsor, sponsor.fold.disassociate(r.id))
+    record(sponsor, sponsor.fold.participate(r.id))
+    const previousCounter = r.fold.maxKnownCounter
+    r.fold = foldOf(sponsor.fold.snapshot(), r.id)
+    r.fold.observeCounter(previousCounter)
+    r.status = 'live'
+    r.diverged.clear()
+    record(r, r.fold.acknowledge())
+    lastInfimum.delete(r.id)
+    checkMonotone(r)
+    trace(`rejoin ${r.id} via ${sponsor.id} after its ejection`)
+    send(r, sponsor.id)
+  }
 
   // A store of settled records per replica (`saveEvery`): see SimulationPlan.saveEvery.
   const stores = new Map<string, { fold: Fold, checkpoint: InfimumSnapshot<SimState>, settled: Array<OutstandingEvent<SimEvent, string>> }>()
@@ -352,7 +400,7 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
       // (Without throwing hooks, the draws are exactly those of runs recorded before they existed.)
       const kind = rnd() < 0.15 ? 'failIfOdd' : thrower !== undefined && rnd() < 0.12 ? 'throwOnOne' : 'add'
       const res = r.fold.event({ name, kind, amount: 1 + Math.floor(rnd() * 3) })
-      created.push({ key: eventIdKey(res.id), name, creator: r.id })
+      created.push({ key: eventIdKey(res.id), name, creator: r.id, at: created.length })
       trace(`event ${name} (${kind}) at ${r.id} id=${eventIdKey(res.id)} ${res.outcome.status} out=${res.outputs.map(o => eventIdKey(o.id) + '=' + shown(o)).join(',')}`)
       assert.equal(res.outcome.status === 'threw', kind === 'throwOnOne' && r.id === thrower, 'apply throws exactly where the spec throws')
       record(r, res)
@@ -387,6 +435,9 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
         checkMonotone(joiner)
         send(joiner, sponsor.id)
       }
+    } else if (plan.liveEjections === true && outcast.size > 0 && rnd() < 0.3) {
+      const sponsors = peers.filter(p => p.fold.projectedParticipants().includes(p.id))
+      rejoinOutcast(pick([...outcast]), sponsors.length > 0 ? pick(sponsors) : founder)
     } else if (peers.length > 2 && rnd() < 0.5) {
       // Eject a random participant other than the founder (which keeps one participant alive
       // to anchor the end of the run); the victim may keep sending stale or renegade messages.
@@ -404,6 +455,8 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
       const u = ejector.fold.disassociate(victim.id)
       record(ejector, u)
       trace(`eject ${victim.id} by ${ejector.id} id=${eventIdKey(u.id)}`)
+      // A live victim goes on until it finds out (see SimulationPlan.liveEjections).
+      if (plan.liveEjections === true) { ejectedAt.set(victim.id, created.length); continue }
       // Crash-stop: the victim's messages still in flight are lost with it (the runtime's
       // fencing drops an ejected peer's late messages).
       victim.status = 'ejected'
@@ -431,6 +484,7 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
     const m = network.splice(at, 1)[0]!
     deliver(m)
   }
+  for (const r of outcast) rejoinOutcast(r, founder)
   const survivors = live()
   const lostJoins = new Set<string>()
   const exchange = (): boolean => {
@@ -457,7 +511,8 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
     // are gone (an UnJoin may have been dropped because its author was ejected first), and
     // the founder re-adds live peers whose Join was dropped (its sponsor was ejected first).
     // Every survivor runs a failure detector; only the founder sponsors rejoins.
-    let repaired = false
+    let repaired = outcast.size > 0
+    for (const r of outcast) rejoinOutcast(r, founder)
     for (const r of survivors) {
       for (const p of r.fold.projectedParticipants()) {
         if (replicas.get(p)?.status !== 'live') { record(r, r.fold.disassociate(p)); repaired = true }
@@ -506,7 +561,8 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
   const survivorIds = new Set(expectedMembers)
   for (const c of created) {
     const out = consistent.get(c.key)
-    if (survivorIds.has(c.creator) && !lostJoins.has(c.creator) && !rejoined.has(c.creator)) assert.ok(everFolded.has(c.key), `event ${c.name} of surviving ${c.creator} never folded`)
+    const leftBehind = c.at >= (ejectedAt.get(c.creator) ?? Number.POSITIVE_INFINITY)
+    if (survivorIds.has(c.creator) && !lostJoins.has(c.creator) && !rejoined.has(c.creator) && !leftBehind) assert.ok(everFolded.has(c.key), `event ${c.name} of surviving ${c.creator} never folded`)
     if (out !== undefined && !out.startsWith('failed:') && !out.startsWith('threw:')) {
       assert.equal(finalLog.filter(n => n === c.name).length, 1, `event ${c.name} folded but is not in the final state once`)
     }
@@ -524,5 +580,5 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
   void renegadesSent
   void fenced
 
-  return { events: eventCounter, messages, fullMerges, mergeErrors, finalInfimumCount: ref.infimumDigest().count, thrown: thrownCount, rejoins, rejoinsOnThrow, overruledOutputs: overruled, rebuilt, refolded }
+  return { events: eventCounter, messages, fullMerges, mergeErrors, finalInfimumCount: ref.infimumDigest().count, thrown: thrownCount, rejoins, rejoinsOnThrow, overruledOutputs: overruled, ejectionRejoins, rebuilt, refolded }
 }
