@@ -20,7 +20,7 @@
  */
 import type { Ack, Entry, FoldCore } from './core.js'
 import { covers, failureOfReport } from './core.js'
-import { acknowledgeUpTo, relationTo } from './folding.js'
+import { acknowledgeUpTo, readmissionOf, relationTo } from './folding.js'
 import { compareEventIds, type Acknowledgement, type EventId, type FailureReport, type Participant, type VersionEntry } from './types.js'
 
 function sortHolds (holds: VersionEntry[]): VersionEntry[] {
@@ -187,18 +187,31 @@ function takePositions<E, O> (e: Entry<E, O>, a: Ack<O>, bit: bigint): boolean {
   return changed
 }
 
+/**
+ * Before which event an acknowledgement of participant `p` writing log `log` does not count:
+ * the UnJoin of `p`'s pending readmission when the acknowledgement comes from the new
+ * incarnation (see folding.ts, `readmissionOf`).
+ */
+export function newIncarnationBefore<E, S, O> (core: FoldCore<E, S, O>, p: number, log: number): Entry<E, O> | undefined {
+  const r = readmissionOf(core, p)
+  return r !== undefined && (log === 0 || log > r.join.counter) ? r.unjoin : undefined
+}
+
 function applyAck<E, S, O> (core: FoldCore<E, S, O>, a: Ack<O>, trusting: boolean): boolean {
   const bit = core.table.bit(a.p)
+  const before = newIncarnationBefore(core, a.p, a.log)
   let changed = false
   for (let i = core.head; i < core.entries.length; i++) {
     const e = core.entries[i]!
+    if (before !== undefined && compareEventIds(e, before) < 0) continue
     if (!covers(a.holds, e)) continue
     if ((e.acks & bit) === 0n) { e.acks |= bit; changed = true }
     if (e.delta.kind === 'unjoin' && takePositions(e, a, bit)) changed = true
   }
   for (const f of a.failures) {
     const at = core.find(f.id.counter, f.id.participant)
-    if (at >= 0 && takeFailure(core, core.entries[at]!, f, bit, trusting)) changed = true
+    if (at < 0 || (before !== undefined && compareEventIds(f.id, before) < 0)) continue
+    if (takeFailure(core, core.entries[at]!, f, bit, trusting)) changed = true
   }
   if (takeInfimum(core, a)) changed = true
   return changed
@@ -262,6 +275,8 @@ export function takeFailure<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>, f
 export function initialAcks<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>): void {
   for (const a of core.latest.values()) {
     if (!covers(a.holds, e)) continue
+    const before = newIncarnationBefore(core, a.p, a.log)
+    if (before !== undefined && compareEventIds(e, before) < 0) continue
     e.acks |= core.table.bit(a.p)
     if (e.delta.kind === 'unjoin') takePositions(e, a, core.table.bit(a.p))
   }

@@ -41,22 +41,40 @@ export function standInMask<E, S, O> (core: FoldCore<E, S, O>): bigint {
   return mask
 }
 
+/** A pending UnJoin of a participant and a pending Join of it after it: see {@link readmissionOf}. */
+export interface Readmission<E, O> { readonly unjoin: Entry<E, O>, readonly join: Entry<E, O> }
+
 /**
- * The participants with an UnJoin outstanding here ordered after `e`. Their acknowledgements
- * of `e` do not count: only such an UnJoin standing in for them ({@link standInMask}) does.
- * The name is all an acknowledgement carries, and a participant ejected and admitted again
- * (a sponsor disassociates it, then adds its Join) acknowledges under the same name from a
- * fold that starts from its sponsor's: that fold need not hold the events its earlier
- * incarnation created before `e`, so its acknowledgement of `e`, this replica's own
- * included, says nothing about them (the rule of acknowledgements.ts is about one fold's
- * log). The UnJoin's stand-in positions do: every remaining participant reported what it
- * held of the leaver's logs, and this replica holds as much before the UnJoin stands in.
+ * The newest readmission of participant `peer` pending here: an UnJoin of it followed by a
+ * Join of it (a peer ejected and admitted again under the same name: the sponsor
+ * disassociates it, then adds its Join).
+ *
+ * Before that UnJoin, the acknowledgements of the new incarnation do not count; only the
+ * UnJoin standing in for the old one ({@link standInMask}) does. The name is all an
+ * acknowledgement carries, and the new incarnation acknowledges from a fold that starts from
+ * its sponsor's, which need not hold the events its old incarnation created before the event
+ * it acknowledges: its acknowledgement says nothing about them (the rule of
+ * acknowledgements.ts is about the log a fold writes). The UnJoin's stand-in positions do.
+ * The old incarnation's acknowledgements still count: they are its own, and a replica behind
+ * the others may have no other way to fold what it acknowledged. An acknowledgement tells
+ * which by the log its sender writes: a new incarnation's starts after the Join that admitted
+ * it (its first event has a greater counter), an old one's before; one that writes none yet
+ * is taken for a new one (see acknowledgements.ts, `applyAck`).
  */
-function departingAfter<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>): bigint {
-  let mask = 0n
-  if (core.unjoins.size === 0) return mask
-  for (const u of core.unjoins) if (compareEventIds(e, u) < 0) mask |= core.table.bit((u.delta as { peer: number }).peer)
-  return mask
+export function readmissionOf<E, S, O> (core: FoldCore<E, S, O>, peer: number): Readmission<E, O> | undefined {
+  if (core.unjoins.size === 0) return undefined
+  let newest: Readmission<E, O> | undefined
+  for (const u of core.unjoins) {
+    if ((u.delta as { peer: number }).peer !== peer || (newest !== undefined && compareEventIds(u, newest.unjoin) < 0)) continue
+    // (Not among the entries while settled events are folded again alone: settled.ts.)
+    const at = core.find(u.counter, u.participant)
+    if (at < 0) continue
+    for (let i = at + 1; i < core.entries.length; i++) {
+      const j = core.entries[i]!
+      if (j.delta.kind === 'join' && j.delta.peer === peer) { newest = { unjoin: u, join: j }; break }
+    }
+  }
+  return newest
 }
 
 /** Whether this replica holds at least `positions` of `peer`'s logs. */
@@ -121,6 +139,7 @@ function foldInto<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>, hookThrew: 
 export function reduce<E, S, O> (core: FoldCore<E, S, O>, universal: EventId | undefined, outputs: Array<ConsistentOutput<O>>): boolean {
   let changed = false
   let standIn = standInMask(core)
+  let readmitted = readmissionOf(core, core.selfIndex)
   const table = core.table
   while (core.head < core.entries.length) {
     const e = core.entries[core.head]!
@@ -139,8 +158,9 @@ export function reduce<E, S, O> (core: FoldCore<E, S, O>, universal: EventId | u
     const d = e.delta
     if (d.kind === 'join') needed |= table.bit(d.peer)
     needed &= ~standIn
-    const counted = ~departingAfter(core, e)
-    if (!covered && (e.acks & counted & needed) !== needed) break
+    // Readmitted after `e` (a new incarnation of this replica's name), its own acknowledgement
+    // of `e` counts only through its UnJoin's stand-in.
+    if (!covered && ((e.acks & needed) !== needed || (readmitted !== undefined && (needed & core.selfBit) !== 0n && compareEventIds(e, readmitted.unjoin) < 0))) break
     if (!covered && d.kind === 'unjoin' && !departureHeld(core, d.peer, e.standIn)) break
 
     let hookThrew = false
@@ -150,7 +170,7 @@ export function reduce<E, S, O> (core: FoldCore<E, S, O>, universal: EventId | u
       core.infState = m.state
       if (m.kind === 'threw') { hookThrew = true; core.reportThrow(e, d.kind, m) }
     } else if (d.kind === 'error') {
-      if (!covered && (d.errorAcks & counted & needed) !== needed) break
+      if (!covered && (d.errorAcks & needed) !== needed) break
       const f = foldedFailure(core, e, d, core.infState)
       const id = { counter: e.counter, participant: e.participant }
       outputs.push(f.thrown !== undefined ? { id, thrown: f.thrown } : { id, output: f.output })
@@ -171,7 +191,7 @@ export function reduce<E, S, O> (core: FoldCore<E, S, O>, universal: EventId | u
     foldInto(core, e, hookThrew)
     core.popHead(true)
     changed = true
-    if (d.kind === 'join' || d.kind === 'unjoin') standIn = standInMask(core)
+    if (d.kind === 'join' || d.kind === 'unjoin') { standIn = standInMask(core); readmitted = readmissionOf(core, core.selfIndex) }
   }
   if (changed && core.parked.size > 0) core.pruneParked()
   return changed

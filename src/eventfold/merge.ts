@@ -10,7 +10,7 @@
 import { internAck, externalAck, notifyList, ownAcknowledgement, takeAck, takeFailure, takeWaiting } from './acknowledgements.js'
 import { NO_HASH, type Entry, type FoldCore } from './core.js'
 import { DiffTooNewError, DiffTooSparseError, DifferentOriginsError, ForgedEventError, type MergeError } from './errors.js'
-import { acknowledgeAll, adoptInfimum, reduce, relationTo, remoteDigestWins } from './folding.js'
+import { acknowledgeAll, adoptInfimum, readmissionOf, reduce, relationTo, remoteDigestWins, type Readmission } from './folding.js'
 import { checkRun, runsFrom, takeRun, type CheckedRun } from './logs.js'
 import { endSettledRecord } from './settled.js'
 import type { MergeResult } from './results.js'
@@ -229,11 +229,23 @@ export function mergeFull<E, S, O> (core: FoldCore<E, S, O>, other: EventFoldSna
   }
   const remote = new Map<string, OutstandingEvent<E, O>>()
   for (const e of other.events) remote.set(`${e.id.counter}:${e.id.participant}`, e)
+  // A whole fold does not say which incarnation of a readmitted participant acknowledged what:
+  // before the readmission its acknowledgements are left to the UnJoin's stand-in (folding.ts,
+  // `readmissionOf`).
+  const readmissions: Array<{ readonly bit: bigint, readonly r: Readmission<E, O> }> = []
+  for (const u of core.unjoins) {
+    const peer = (u.delta as { peer: number }).peer
+    const r = readmissionOf(core, peer)
+    if (r !== undefined && r.unjoin === u) readmissions.push({ bit: core.table.bit(peer), r })
+  }
   // What the fold says about events held here: acknowledgements, failures, stand-in positions.
   for (let i = core.head; i < core.entries.length; i++) {
     const local = core.entries[i]!
     const e = remote.get(`${local.counter}:${local.participant}`)
-    if (e !== undefined && mergeEntry(core, local, e, believable, trusting)) changed = true
+    if (e === undefined) continue
+    let allowed = believable
+    for (const { bit, r } of readmissions) if (compareEventIds(local, r.unjoin) < 0) allowed = (allowed ?? ~0n) & ~bit
+    if (mergeEntry(core, local, e, allowed, trusting)) changed = true
   }
   if (!trusting && !diverged && !shortOf.has(from)) {
     const sender = senderAcknowledgement(from, other)
