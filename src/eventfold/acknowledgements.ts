@@ -192,7 +192,7 @@ function takePositions<E, O> (e: Entry<E, O>, a: Ack<O>, bit: bigint): boolean {
  * the UnJoin of `p`'s pending readmission when the acknowledgement comes from the new
  * incarnation (see folding.ts, `readmissionOf`).
  */
-export function newIncarnationBefore<E, S, O> (core: FoldCore<E, S, O>, p: number, log: number): Entry<E, O> | undefined {
+function newIncarnationBefore<E, S, O> (core: FoldCore<E, S, O>, p: number, log: number): Entry<E, O> | undefined {
   const r = readmissionOf(core, p)
   return r !== undefined && (log === 0 || log > r.join.counter) ? r.unjoin : undefined
 }
