@@ -174,8 +174,9 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
   const created: Array<{ key: string, name: string, creator: string, at: number }> = []
   /**
    * Live ejections: when each peer was last ejected (a count of created events). What it
-   * creates from then on until it finds out may fold nowhere: its UnJoin leaves behind what
-   * the remaining participants did not hold when they took it (logs.ts, `leftBehind`).
+   * creates from then on until it finds out may fold nowhere: its UnJoin stands in for it
+   * once every remaining participant has reported what it held of its logs, without what
+   * none of them held (folding.ts, `standInMask`).
    */
   const ejectedAt = new Map<string, number>()
   const lastInfimum = new Map<string, { counter: number, participant: string }>()
@@ -561,8 +562,8 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
   const survivorIds = new Set(expectedMembers)
   for (const c of created) {
     const out = consistent.get(c.key)
-    const leftBehind = c.at >= (ejectedAt.get(c.creator) ?? Number.POSITIVE_INFINITY)
-    if (survivorIds.has(c.creator) && !lostJoins.has(c.creator) && !rejoined.has(c.creator) && !leftBehind) assert.ok(everFolded.has(c.key), `event ${c.name} of surviving ${c.creator} never folded`)
+    const afterEjection = c.at >= (ejectedAt.get(c.creator) ?? Number.POSITIVE_INFINITY)
+    if (survivorIds.has(c.creator) && !lostJoins.has(c.creator) && !rejoined.has(c.creator) && !afterEjection) assert.ok(everFolded.has(c.key), `event ${c.name} of surviving ${c.creator} never folded`)
     if (out !== undefined && !out.startsWith('failed:') && !out.startsWith('threw:')) {
       assert.equal(finalLog.filter(n => n === c.name).length, 1, `event ${c.name} folded but is not in the final state once`)
     }
