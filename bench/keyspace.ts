@@ -19,9 +19,12 @@
  *
  * Run: npm run bench:keyspace [-- --quick]   (several minutes; --quick: smaller counts)
  * Env: LEGION_BENCH_ONLY=latency,writes,lmdb,rebalance,bytes   run only these scenarios
- *      (writes: the write rate alone, also part of latency; not run unless named);
+ *      (writes: the write rate alone, after 2,000 unmeasured writes per peer; not run unless
+ *      named);
  *      LEGION_BENCH_DISK_KEYS=<n>    keys of the LMDB fill (default 1,000,000; 50,000 quick);
  *      LEGION_BENCH_WRITE_CONCURRENCY=<n>  requests in flight per writing peer (default 64);
+ *      LEGION_BENCH_WRITES_PEERS=<n>, LEGION_BENCH_WRITES_REPLICATION=<r>  the writes scenario's
+ *        cluster (default 5 and 3; with 1 peer and R = 1 nothing is routed or replicated);
  *      LEGION_BENCH_CPU_PROF=<dir>   profile every peer (--cpu-prof, one folder per peer).
  * Prints the machine and a table; a full default run writes bench/results/keyspace.json as rows
  * { metric, value, unit, baseline_ratio?, goal? } (baseline_ratio: over `call_p50_ms`).
@@ -43,6 +46,11 @@ const LATENCY_N = QUICK ? 200 : 1000
 const PACE_MS = 20
 const PACED_N = QUICK ? 100 : 300
 const WRITES_PER_PEER = QUICK ? 4000 : 20_000
+/** Peers and replication of the writes scenario (LEGION_BENCH_WRITES_PEERS, LEGION_BENCH_WRITES_REPLICATION). */
+const WRITES_PEERS = Number(process.env.LEGION_BENCH_WRITES_PEERS ?? 5)
+const WRITES_REPLICATION = Number(process.env.LEGION_BENCH_WRITES_REPLICATION ?? 3)
+/** Unmeasured writes per peer before the writes scenario measures (see `warmUp`). */
+const WARMUP_WRITES_PER_PEER = 2000
 /** Requests each writing peer keeps in flight (LEGION_BENCH_WRITE_CONCURRENCY). */
 const WRITE_CONCURRENCY = Number(process.env.LEGION_BENCH_WRITE_CONCURRENCY ?? 64)
 const STORED_KEYS = QUICK ? 20_000 : 100_000
@@ -126,12 +134,22 @@ async function run (label: string, body: () => Promise<void>, byDefault = true):
   }
 }
 
-/** Every peer writes `perPeer` keys, `concurrency` in flight each; rows for the rate, CPU and stored bytes. */
+/** Events applied over every peer (each replica counts the events it applied). */
 async function totalEvents (peers: Peer[]): Promise<number> {
   const s = await Promise.all(peers.map(async p => await p.send('stats')))
   return s.reduce((sum, r) => sum + Number(r.eventsApplied), 0)
 }
 
+/**
+ * Every peer writes `count` keys of its own, unmeasured: a fresh cluster's first thousands of
+ * requests run through code the JIT has not optimised yet, which in a quick run's 4,000 writes
+ * per peer made the CPU per request about 1.5x that of a full run.
+ */
+async function warmUp (peers: Peer[], count: number): Promise<void> {
+  await Promise.all(peers.map(async (p, i) => await p.send('writes', { prefix: `warm${i}`, count, concurrency: WRITE_CONCURRENCY, valueBytes: VALUE_BYTES, timeoutMs: 240_000 })))
+}
+
+/** Every peer writes `perPeer` keys, `concurrency` in flight each; rows for the rate, CPU and stored bytes. */
 async function writesRows (peers: Peer[], suffix: string, perPeer: number): Promise<void> {
   const cpu0 = await totalCpu(peers)
   const events0 = await totalEvents(peers)
@@ -192,9 +210,10 @@ async function main (): Promise<void> {
   // Writes alone, without the latency rows before them: for profiles (LEGION_BENCH_CPU_PROF)
   // and quick checks of the write rate (LEGION_BENCH_ONLY=writes).
   await run('writes', async () => {
-    const peers = await cluster(5, { replication: 3, storage: false }, 'writes')
+    const peers = await cluster(WRITES_PEERS, { replication: WRITES_REPLICATION, storage: false }, 'writes')
     try {
-      await writesRows(peers, '5_peers_r3_alone', WRITES_PER_PEER)
+      await warmUp(peers, WARMUP_WRITES_PER_PEER)
+      await writesRows(peers, `${WRITES_PEERS}_peers_r${WRITES_REPLICATION}_alone`, WRITES_PER_PEER)
     } finally {
       await stopAll(peers)
     }
