@@ -35,7 +35,7 @@ import {
   type RunEvent
 } from '../eventfold/types.js'
 
-/** The acknowledgement's flag: its sender's own Join has folded there. */
+/** The acknowledgement's flag: its sender's own Join has folded there and no readmission of it is pending. */
 const JOINED = 1
 
 function collectAck<O> (table: ParticipantTableWriter, a: Acknowledgement<O>): void {

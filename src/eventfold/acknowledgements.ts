@@ -20,7 +20,7 @@
  */
 import type { Ack, Entry, FoldCore } from './core.js'
 import { covers, failureOfReport } from './core.js'
-import { acknowledgeUpTo, readmissionOf, relationTo } from './folding.js'
+import { acknowledgeUpTo, joinedHere, readmissionOf, relationTo } from './folding.js'
 import { compareEventIds, type Acknowledgement, type EventId, type FailureReport, type Participant, type VersionEntry } from './types.js'
 
 function sortHolds (holds: VersionEntry[]): VersionEntry[] {
@@ -100,7 +100,7 @@ export function ownAcknowledgement<E, S, O> (core: FoldCore<E, S, O>, allPartici
       if (seq > 0) holds.push({ participant: core.table.name(p), since, seq })
     }
   }
-  const joined = (core.infMask & core.selfBit) !== 0n
+  const joined = joinedHere(core)
   return { participant: core.self, infimumId: core.infId, infimumDigest: core.infDigest, joined, log, unsettled, holds: sortHolds(holds), failures, departing }
 }
 

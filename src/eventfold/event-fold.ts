@@ -19,7 +19,7 @@
 import { aheadOfThis, externalAck, heldBefore } from './acknowledgements.js'
 import { NO_HASH, FoldCore, type Entry, type InternalDelta, type LogState } from './core.js'
 import { EMPTY_DIGEST } from './digest.js'
-import { acknowledgeAll, reduce } from './folding.js'
+import { acknowledgeAll, joinedHere, reduce } from './folding.js'
 import { GuardedSpec } from './hooks.js'
 import { headSignature, insertEntry, runsFrom } from './logs.js'
 import { acknowledgementOf, allParticipantsMask, diffFor, mergeDiff, mergeFull } from './merge.js'
@@ -186,13 +186,16 @@ export class EventFold<E, S, O> {
   }
 
   /**
-   * Whether this replica's own Join has folded (it is a participant of its infimum). From then
-   * on every event that can fold needs its acknowledgement, so it holds every one of them and
-   * never needs another replica's settled state: it can merge first-hand
-   * ({@link MergeOptions.from}).
+   * Whether this replica's own Join has folded (it is a participant of its infimum) and no
+   * readmission of it is pending. From then on every event that can fold needs its
+   * acknowledgement, so it holds every one of them and never needs another replica's settled
+   * state: it can merge first-hand ({@link MergeOptions.from}). A replica readmitted under its
+   * name (an UnJoin of it, then a Join of it, both pending) is listed in an infimum only through
+   * its old incarnation, whose events it may not hold and whose place its own
+   * acknowledgements do not take: until the readmission folds it merges as a joiner does.
    */
   hasJoined (): boolean {
-    return (this.core.infMask & this.core.selfBit) !== 0n
+    return joinedHere(this.core)
   }
 
   /** The participants once every outstanding Join and UnJoin has taken effect, sorted. */

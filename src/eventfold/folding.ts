@@ -77,6 +77,15 @@ export function readmissionOf<E, S, O> (core: FoldCore<E, S, O>, peer: number): 
   return newest
 }
 
+/**
+ * Whether this replica's own Join has folded and no readmission of it is pending: it merges
+ * first-hand and folds every event of its own itself (EventFold.hasJoined says why a
+ * readmitted replica does not).
+ */
+export function joinedHere<E, S, O> (core: FoldCore<E, S, O>): boolean {
+  return (core.infMask & core.selfBit) !== 0n && readmissionOf(core, core.selfIndex) === undefined
+}
+
 /** Whether this replica holds at least `positions` of `peer`'s logs. */
 function holdsEnough<E, S, O> (core: FoldCore<E, S, O>, peer: number, positions: ReadonlyMap<number, number> | undefined): boolean {
   if (positions === undefined) return true

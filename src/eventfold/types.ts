@@ -436,7 +436,10 @@ export interface Acknowledgement<O> {
   readonly infimumId: EventId
   /** Its infimum digest. */
   readonly infimumDigest: InfimumDigest
-  /** Its own Join has folded there (it merges first-hand, and never skips an event of its own). */
+  /**
+   * Its own Join has folded there and no readmission of it is pending ({@link EventFold.hasJoined}:
+   * it merges first-hand, and never skips an event of its own).
+   */
   readonly joined: boolean
   /** The log it writes now (its `since`; 0 before its first event there). */
   readonly log: number
