@@ -8,6 +8,7 @@ import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import fc from 'fast-check'
+import { digestLogLink } from '../src/codec/eventfold.js'
 import {
   DecodeError,
   EncodeError,
@@ -494,6 +495,20 @@ describe('Writer and Reader', () => {
     input[1] = 9
     assert.deepEqual(bytes, Uint8Array.of(1, 2, 3))
   })
+
+  test('pooled writers: nested encodings, a codec that throws, and large values keep every result intact', () => {
+    // A codec that encodes another value inside its own encode takes a second pooled writer.
+    const inner: Codec<string> = { encode: (v, w) => { w.writeBytes(encodeWith(jsonCodec, v)) }, decode: (r) => decodeWith(jsonCodec, r.readBytes()) as string }
+    const throwing: Codec<number> = { encode: (v, w) => { w.writeVarUint(v); throw new EncodeError('no') }, decode: (r) => r.readVarUint() }
+    const results: Array<[unknown, Uint8Array]> = []
+    for (let i = 0; i < 40; i++) {
+      const value = i % 3 === 0 ? 'x'.repeat(i * 5000) : `v${i}`
+      results.push([value, encodeWith(inner, value)])
+      assert.throws(() => encodeWith(throwing, i), EncodeError)
+    }
+    // Every earlier result is a copy the pool's later reuse did not touch.
+    for (const [value, bytes] of results) assert.equal(decodeWith(inner, bytes), value)
+  })
 })
 
 describe('jsonCodec', () => {
@@ -771,6 +786,8 @@ describe('Signatures and hash chains', () => {
     assert.notEqual(hex(encodeLogLink(previous, { ...id, participant: 'x' }, body, codecs)), base)
     assert.notEqual(hex(encodeLogLink(previous, id, { kind: 'event', event: 8 }, codecs)), base)
     assert.notEqual(hex(encodeLogLink(previous, id, { kind: 'join', participant: 'x' }, codecs)), hex(encodeLogLink(previous, id, { kind: 'unjoin', participant: 'x' }, codecs)))
+    // What the chains hash: the same bytes, seen in place (a nested encoding in between must not move them).
+    assert.equal(digestLogLink(previous, id, body, codecs, (bytes) => { encodeLogLink(previous, id, { kind: 'event', event: 8 }, codecs); return hex(bytes) }), base)
   })
 })
 

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { Reader, Writer } from './buffer.js'
+import { Reader, Writer, finishPooled, takeWriter } from './buffer.js'
 import { DecodeError, toDecodeError } from './errors.js'
 
 /**
@@ -82,9 +82,9 @@ export interface Codec<T> {
  * @throws {@link EncodeError} if the value is outside the codec's type
  */
 export function encodeWith<T> (codec: Codec<T>, value: T): Uint8Array {
-  const w = new Writer()
+  const w = takeWriter()
   codec.encode(value, w)
-  return w.finish()
+  return finishPooled(w)
 }
 
 /**

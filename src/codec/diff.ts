@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { Reader, Writer } from './buffer.js'
+import { Reader, Writer, finishPooled, takeWriter } from './buffer.js'
 import { decodeWithin, resolveDecodeLimits, type DecodeLimits } from './codec.js'
 import { DecodeError, EncodeError } from './errors.js'
 import { MessageKind, checkEventIdForEncoding, expectKind, writeHeader } from './header.js'
@@ -204,7 +204,7 @@ export function encodeDiff<E, S, O> (diff: Diff<E, O>, codecs: FoldCodecs<E, S, 
   const table = new ParticipantTableWriter()
   for (const a of diff.acknowledgements) collectAck(table, a)
   for (const run of diff.runs) collectRun(table, run)
-  const w = new Writer(256)
+  const w = takeWriter()
   writeHeader(w, MessageKind.diff)
   if (context?.origin !== undefined && diff.origin === '' && context.origin !== '') throw new EncodeError('an empty origin cannot be told from the implied one')
   w.writeString(context?.origin !== undefined && diff.origin === context.origin ? '' : diff.origin)
@@ -229,7 +229,7 @@ export function encodeDiff<E, S, O> (diff: Diff<E, O>, codecs: FoldCodecs<E, S, 
     previous = index
     previousSince = run.since
   }
-  return w.finish()
+  return finishPooled(w)
 }
 
 /**

@@ -53,7 +53,7 @@
  *
  * @module
  */
-import { Writer, type Reader } from './buffer.js'
+import { Writer, type Reader, digestPooled, finishPooled, takeWriter } from './buffer.js'
 import { decodeWithin, resolveDecodeLimits, type DecodeLimits } from './codec.js'
 import { DecodeError, EncodeError } from './errors.js'
 import { MAGIC, MessageKind, checkEventIdForEncoding, expectKind, readEventId, writeEventId, writeHeader } from './header.js'
@@ -182,7 +182,7 @@ export function encodeEventFold<E, S, O> (snapshot: EventFoldSnapshot<E, S, O>, 
   for (const l of logs) table.add(l.participant)
   const counts = new Map<string, number>()
   for (const e of events) counts.set(logKey(e.id.participant, e.since), (counts.get(logKey(e.id.participant, e.since)) ?? 0) + 1)
-  const w = new Writer(1024)
+  const w = takeWriter()
   writeHeader(w, MessageKind.eventFold)
   w.writeString(snapshot.origin)
   table.write(w)
@@ -217,7 +217,7 @@ export function encodeEventFold<E, S, O> (snapshot: EventFoldSnapshot<E, S, O>, 
     last = index
     lastSince = l.since
   }
-  return w.finish()
+  return finishPooled(w)
 }
 
 function logKey (participant: Participant, since: number): string {
@@ -323,7 +323,7 @@ export function decodeEventFold<E, S, O> (bytes: Uint8Array, codecs: FoldCodecs<
 export function encodeStoredEvent<E, S, O> (e: OutstandingEvent<E, O>, codecs: FoldCodecs<E, S, O>): Uint8Array {
   const table = new ParticipantTableWriter()
   collectEvent(table, e)
-  const w = new Writer(128)
+  const w = takeWriter()
   writeHeader(w, MessageKind.storedEvent)
   table.write(w)
   checkEventIdForEncoding(e.id)
@@ -331,7 +331,7 @@ export function encodeStoredEvent<E, S, O> (e: OutstandingEvent<E, O>, codecs: F
   table.writeEventId(w, e.id)
   w.writeVarUint(e.seq)
   writeRecordBody(w, table, codecs, e)
-  return w.finish()
+  return finishPooled(w)
 }
 
 /** Decodes bytes from {@link encodeStoredEvent}. Throws only {@link DecodeError}. */
@@ -351,13 +351,13 @@ export function decodeStoredEvent<E, S, O> (bytes: Uint8Array, codecs: FoldCodec
 
 /** Encodes one participant's log as storage keeps it (kind 6); its base is always written. */
 export function encodeStoredLog (log: CreatorLog): Uint8Array {
-  const w = new Writer(128)
+  const w = takeWriter()
   writeHeader(w, MessageKind.storedLog)
   if (log.participant === '') throw new EncodeError('a log of no participant')
   w.writeString(log.participant)
   writeLogFields(w, log)
   writeBase(w, log.base)
-  return w.finish()
+  return finishPooled(w)
 }
 
 /** Decodes bytes from {@link encodeStoredLog}. Throws only {@link DecodeError}. */
@@ -382,11 +382,11 @@ export function decodeStoredLog (bytes: Uint8Array, limits?: Partial<DecodeLimit
  */
 export function encodeStoredReach (reach: SettledInfimum): Uint8Array {
   if (reach.id.counter === 0 || reach.digest.count === 0) throw new EncodeError('settled records reach a real event id, with at least one event folded')
-  const w = new Writer(32)
+  const w = takeWriter()
   writeHeader(w, MessageKind.storedReach)
   writeEventId(w, reach.id)
   writeDigest(w, reach.digest)
-  return w.finish()
+  return finishPooled(w)
 }
 
 /** Decodes bytes from {@link encodeStoredReach}. Throws only {@link DecodeError}. */
@@ -413,7 +413,19 @@ export function decodeStoredReach (bytes: Uint8Array, limits?: Partial<DecodeLim
  * @throws {@link EncodeError} if the id is invalid or the user codec rejects the event
  */
 export function encodeLogLink<E, S, O> (previous: Uint8Array, id: EventId, delta: SignedDelta<E, O>, codecs: FoldCodecs<E, S, O>): Uint8Array {
-  const w = new Writer(64 + previous.length)
+  const w = takeWriter()
+  writeLogLink(w, previous, id, delta, codecs)
+  return finishPooled(w)
+}
+
+/** `digest` of the bytes {@link encodeLogLink} returns, handed a view instead of a copy. */
+export function digestLogLink<E, S, O, T> (previous: Uint8Array, id: EventId, delta: SignedDelta<E, O>, codecs: FoldCodecs<E, S, O>, digest: (bytes: Uint8Array) => T): T {
+  const w = takeWriter()
+  writeLogLink(w, previous, id, delta, codecs)
+  return digestPooled(w, digest)
+}
+
+function writeLogLink<E, S, O> (w: Writer, previous: Uint8Array, id: EventId, delta: SignedDelta<E, O>, codecs: FoldCodecs<E, S, O>): void {
   w.writeBytes(previous)
   checkEventIdForEncoding(id)
   w.writeVarUint(id.counter)
@@ -423,7 +435,6 @@ export function encodeLogLink<E, S, O> (previous: Uint8Array, id: EventId, delta
     case 'join': w.writeUint8(TAG_JOIN); w.writeString(delta.participant); break
     case 'unjoin': w.writeUint8(TAG_UNJOIN); w.writeString(delta.participant); break
   }
-  return w.finish()
 }
 
 /**
@@ -435,7 +446,7 @@ export function encodeLogLink<E, S, O> (previous: Uint8Array, id: EventId, delta
  * The origin binds the signature to one group of one cluster.
  */
 export function encodeLogHead (origin: string, creator: Participant, since: number, seq: number, head: Uint8Array): Uint8Array {
-  const w = new Writer(80 + head.length)
+  const w = takeWriter()
   w.writeRaw(MAGIC)
   w.writeUint8(0)
   w.writeUint8(LOG_HEAD_KIND)
@@ -444,7 +455,7 @@ export function encodeLogHead (origin: string, creator: Participant, since: numb
   w.writeVarUint(since)
   w.writeVarUint(seq)
   w.writeBytes(head)
-  return w.finish()
+  return finishPooled(w)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -452,10 +463,10 @@ export function encodeLogHead (origin: string, creator: Participant, since: numb
 
 /** Encodes an event id on its own (kind 3). Throws {@link EncodeError} for an invalid id. */
 export function encodeEventId (id: EventId): Uint8Array {
-  const w = new Writer(32)
+  const w = takeWriter()
   writeHeader(w, MessageKind.eventId)
   writeEventId(w, id)
-  return w.finish()
+  return finishPooled(w)
 }
 
 /** Decodes bytes from {@link encodeEventId} (any readable format: the layout never changed). Throws only {@link DecodeError}. */

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { Reader, Writer } from './buffer.js'
+import { Reader, Writer, finishPooled, takeWriter } from './buffer.js'
 import type { DecodeLimits } from './codec.js'
 import { DecodeError, EncodeError } from './errors.js'
 import { checkEventIdForEncoding } from './header.js'
@@ -152,14 +152,14 @@ export class ParticipantTableWriter {
         else listed.push(i)
       }
     }
-    const w = new Writer(8 + listed.length)
+    const w = takeWriter()
     w.writeVarUint(listed.length * 2 + (complement ? 1 : 0))
     previous = -1
     for (const index of listed) {
       w.writeVarUint(index - previous - 1)
       previous = index
     }
-    return w.finish()
+    return finishPooled(w)
   }
 }
 

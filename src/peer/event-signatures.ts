@@ -19,7 +19,7 @@
 import { createPrivateKey, createPublicKey, hash, sign, verify, type KeyObject } from 'node:crypto'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
-import { encodeLogHead, encodeLogLink, type FoldCodecs } from '../codec/eventfold.js'
+import { digestLogLink, encodeLogHead, type FoldCodecs } from '../codec/eventfold.js'
 import type { EventSignatures, Participant } from '../eventfold/types.js'
 
 /** Public keys cached at most; past this the cache starts over (ids come off the wire). */
@@ -88,7 +88,7 @@ export function peerSigner (privateKey: PrivateKey): PeerSigner {
  */
 export function eventSignatures<E, S, O> (origin: string, self: Participant, signer: PeerSigner, codecs: FoldCodecs<E, S, O>): EventSignatures<E, O> {
   return {
-    chain: (previous, id, delta) => sha256(encodeLogLink(previous, id, delta, codecs)),
+    chain: (previous, id, delta) => digestLogLink(previous, id, delta, codecs, sha256),
     sign: (since, seq, head) => signer.sign(encodeLogHead(origin, self, since, seq, head)),
     verify: (creator, since, seq, head, signature) => signer.verify(creator, encodeLogHead(origin, creator, since, seq, head), signature)
   }

@@ -41,7 +41,7 @@
  *
  * @module
  */
-import { Reader, Writer } from '../codec/buffer.js'
+import { Reader, finishPooled, takeWriter } from '../codec/buffer.js'
 import { encodeEventFold, encodeStoredEvent, encodeStoredLog, encodeStoredReach } from '../codec/eventfold.js'
 import { eventIdKey, type CreatorLog, type OutstandingEvent } from '../eventfold/types.js'
 import type { KeyValueOperation, KeyValueStore } from '../storage/key-value.js'
@@ -244,11 +244,11 @@ async function loadGroups (store: KeyValueStore, saved: Map<string, SavedGroup>)
 }
 
 function encodeIdentity (identity: PeerIdentity): Uint8Array {
-  const w = new Writer(128)
+  const w = takeWriter()
   w.writeUint8(IDENTITY_FORMAT)
   w.writeString(identity.cluster)
   w.writeBytes(identity.privateKey)
-  return w.finish()
+  return finishPooled(w)
 }
 
 function decodeIdentity (bytes: Uint8Array): PeerIdentity {

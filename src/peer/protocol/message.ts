@@ -13,7 +13,7 @@
  * @module
  */
 import { decodeWithin, type DecodeLimits } from '../../codec/codec.js'
-import { Writer, type Reader } from '../../codec/buffer.js'
+import { Writer, type Reader, finishPooled, takeWriter } from '../../codec/buffer.js'
 import { DecodeError } from '../../codec/errors.js'
 import { FORMAT_VERSION, readHeader, writeHeader } from '../../codec/eventfold.js'
 
@@ -74,10 +74,10 @@ export const MAX_MESSAGE_TEXT = 4096
 
 /** Encodes one message: the header with `kind`, then what `write` writes. */
 export function encodeMessage (kind: number, write: (w: Writer) => void, sizeHint = 64): Uint8Array {
-  const w = new Writer(sizeHint)
+  const w = takeWriter()
   writeHeader(w, kind)
   write(w)
-  return w.finish()
+  return finishPooled(w)
 }
 
 /**
