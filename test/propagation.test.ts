@@ -105,3 +105,36 @@ test('one event among n peers: (n-1) + (n-1)² fold messages with acknowledgemen
     await Promise.all(peers.map(async p => { await p.stop({ leave: false }) }))
   }
 })
+
+test('the acknowledgement that completes an event is not re-announced; one that was lost is, to the peer still waiting', async () => {
+  const { peers, net, clock } = await cluster(3)
+  const [a, b, c] = peers as [Peer, Peer, Peer]
+  const folds = (): number => net.delivered.get('fold') ?? 0
+  const quiet = async (): Promise<number> => {
+    let before = folds()
+    for (let i = 0; i < 20; i++) { await clock.advance(2000); const now = folds(); if (now === before) break; before = now }
+    return before
+  }
+  await quiet()
+  // Every acknowledgement of this event completes it somewhere; none shows its sender behind.
+  const g = a.services.many.groups[3]!
+  const start = folds()
+  g.applyFast(5)
+  await settleTurns()
+  assert.ok(peers.every(p => p.services.many.groups[3]!.readState().infimum === 5), 'everyone settled it after one round')
+  assert.equal(folds() - start, 2 + 4, 'the batch and the acknowledgements')
+  await clock.advance(5000)
+  assert.equal(folds() - start, 2 + 4, 'and nothing re-announced in five intervals')
+  // b's acknowledgement to a is lost: a waits, re-announcing its own each interval, which shows
+  // b (with nothing outstanding) that a is behind; b then re-sends its acknowledgement to a.
+  net.cutLink(b.self, a.self, true)
+  a.services.many.groups[4]!.applyFast(6)
+  await settleTurns()
+  assert.equal(a.services.many.groups[4]!.readState().infimum, 0, 'a lacks b\'s acknowledgement')
+  assert.equal(b.services.many.groups[4]!.readState().outstanding, 0, 'b has nothing outstanding')
+  net.heal()
+  for (let i = 0; i < 12 && a.services.many.groups[4]!.readState().infimum !== 6; i++) await clock.advance(250)
+  assert.equal(a.services.many.groups[4]!.readState().infimum, 6, 'a settled it within three seconds of the link healing')
+  assert.ok([b, c].every(p => p.services.many.groups[4]!.readState().infimum === 6))
+  await Promise.all(peers.map(async p => { await p.stop({ leave: false }) }))
+})

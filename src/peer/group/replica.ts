@@ -465,6 +465,7 @@ export class GroupReplica<E, S, O> {
   mergeDiff (fold: EventFold<E, S, O>, from: Participant, diff: Diff<E, O>): MergeOutcome {
     const counters = this.components.counters
     if (diff.origin !== this.definition.origin) { counters.droppedWrongCluster++; return { kind: 'wrong-origin' } }
+    const infimumBefore = fold.infimumId()
     const r = fold.mergeDiff(diff, this.mergeOptions(fold, from))
     if (!r.ok) {
       if (r.error instanceof ForgedEventError) { counters.droppedForged++; return { kind: 'forged', reason: r.error.message } }
@@ -474,9 +475,13 @@ export class GroupReplica<E, S, O> {
     }
     counters.diffMerges++
     const senderInfimum = diff.acknowledgements[0]?.infimumId
-    // The sender still waits for events we folded: it missed acknowledgements of ours, which
-    // only we may give it (first-hand). Our next tick re-announces them.
-    if (senderInfimum !== undefined && compareEventIds(senderInfimum, fold.infimumId()) < 0) this.behind.add(from)
+    // The sender still waits for events we had folded before its message came: it missed
+    // acknowledgements of ours, which only we may give it (first-hand). Our next tick
+    // re-announces them. Not our infimum after this merge: the acknowledgement that completes
+    // an event is sent before its sender could fold it, so it would always look behind. A
+    // sender that really waits has that event outstanding and re-announces at its own tick,
+    // which shows it behind then.
+    if (senderInfimum !== undefined && compareEventIds(senderInfimum, infimumBefore) < 0) this.behind.add(from)
     this.afterMerge(r)
     if (senderInfimum !== undefined && fold.isBlockedOnError() && compareEventIds(senderInfimum, fold.infimumId()) > 0) return { kind: 'refused', full: true, reason: 'blocked on an error the sender folded' }
     return { kind: 'merged', acknowledged: r.acknowledged }
