@@ -9,6 +9,7 @@
  */
 import '../src/transport/polyfill.js'
 import { execFileSync } from 'node:child_process'
+import { createServer, connect, type Server } from 'node:net'
 import { mkdtemp } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setFlagsFromString } from 'node:v8'
@@ -29,6 +30,7 @@ let peer: Peer | undefined
 let cache: Cache | undefined
 let dataDir: string | undefined
 let storedBytes = 0
+let echo: Server | undefined
 let load: { running: boolean, done: Promise<void>, acked: string[], failed: Record<string, number>, sent: number } | undefined
 
 function summary (samples: number[]): { n: number, p50: number, p99: number, mean: number } {
@@ -132,6 +134,33 @@ async function handle (c: Command): Promise<Record<string, unknown>> {
       }
       return { ...summary(samples), cpuMs: cpuMs() - cpu0 }
     }
+    case 'echoServer': {
+      // A plain TCP echo server (no libp2p): the host's own cost of a round trip between two
+      // processes, the baseline of the paced scenario.
+      const server = createServer(socket => { socket.setNoDelay(true); socket.on('data', d => socket.write(d)) })
+      await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+      echo = server
+      return { port: (server.address() as { port: number }).port }
+    }
+    case 'tcpLatency': {
+      const socket = connect(c.port as number, '127.0.0.1')
+      socket.setNoDelay(true)
+      await new Promise<void>((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject) })
+      const payload = Buffer.alloc(100, 7)
+      const samples: number[] = []
+      try {
+        for (let i = 0; i < (c.n as number) && Date.now() < deadline; i++) {
+          const t = performance.now()
+          // The echo of 100 bytes on loopback arrives as one chunk.
+          await new Promise<void>(resolve => { socket.once('data', () => { resolve() }); socket.write(payload) })
+          samples.push(performance.now() - t)
+          if ((c.gapMs as number) > 0) await new Promise(resolve => setTimeout(resolve, c.gapMs as number))
+        }
+      } finally {
+        socket.destroy()
+      }
+      return summary(samples)
+    }
     case 'callLatency': {
       const n = c.n as number
       const warmup = c.warmup as number
@@ -206,7 +235,7 @@ async function handle (c: Command): Promise<Record<string, unknown>> {
     }
     case 'stats': {
       const s = peer!.stats()
-      return { keyspace: need().stats(), bytesIn: s.counters.bytesIn, bytesOut: s.counters.bytesOut, syncsRequested: s.counters.syncsRequested, fullMerges: s.counters.fullMerges, eventsApplied: s.counters.eventsApplied, cpuMs: cpuMs(), storedBytes }
+      return { keyspace: need().stats(), bytesIn: s.counters.bytesIn, bytesOut: s.counters.bytesOut, syncsRequested: s.counters.syncsRequested, fullMerges: s.counters.fullMerges, eventsApplied: s.counters.eventsApplied, cpuMs: cpuMs(), storedBytes, messagesOut: s.counters.messagesOut, diffMerges: s.counters.diffMerges }
     }
     case 'memory': {
       setFlagsFromString('--expose-gc')
@@ -221,6 +250,7 @@ async function handle (c: Command): Promise<Record<string, unknown>> {
       return { disk: dataDir === undefined ? 0 : Number(execFileSync('du', ['-sb', dataDir]).toString().split('\t')[0]) }
     }
     case 'stop': {
+      echo?.close()
       await peer?.stop({ leave: false })
       return {}
     }
@@ -228,4 +258,4 @@ async function handle (c: Command): Promise<Record<string, unknown>> {
   }
 }
 
-serveCommands<Command>(handle, 'stop', async () => { await peer?.stop({ leave: false }) })
+serveCommands<Command>(handle, 'stop', async () => { echo?.close(); await peer?.stop({ leave: false }) })

@@ -18,9 +18,10 @@
  *   the partition's state only once those add up to its size: docs/BENCHMARKS.md, "Storage").
  *
  * Run: npm run bench:keyspace [-- --quick]   (several minutes; --quick: smaller counts)
- * Env: LEGION_BENCH_ONLY=latency,writes,lmdb,rebalance,bytes   run only these scenarios
- *      (writes: the write rate alone, after 2,000 unmeasured writes per peer; not run unless
- *      named);
+ * Env: LEGION_BENCH_ONLY=latency,writes,paced,lmdb,rebalance,bytes   run only these scenarios
+ *      (writes: the write rate alone, after 2,000 unmeasured writes per peer; paced: idle CPU,
+ *      then requests 20 ms apart with messages, merges, bytes and CPU per request, against a
+ *      plain TCP round trip between two of the peer processes; neither runs unless named);
  *      LEGION_BENCH_DISK_KEYS=<n>    keys of the LMDB fill (default 1,000,000; 50,000 quick);
  *      LEGION_BENCH_WRITE_CONCURRENCY=<n>  requests in flight per writing peer (default 64);
  *      LEGION_BENCH_WRITES_PEERS=<n>, LEGION_BENCH_WRITES_REPLICATION=<r>  the writes scenario's
@@ -206,6 +207,51 @@ async function main (): Promise<void> {
       await stopAll(peers)
     }
   })
+
+  // Requests one at a time, PACE_MS apart, against the host's own price of a wake-up: what one
+  // request costs in messages, merges and CPU when every message wakes a sleeping process
+  // (docs/BENCHMARKS.md, "Sequential requests on this host"). Not run unless named.
+  await run('paced', async () => {
+    const peers = await cluster(5, { replication: 3, storage: false }, 'paced')
+    try {
+      const idleMs = 3000
+      const cpuIdle0 = await totalCpu(peers)
+      const idleStart = Date.now()
+      await new Promise(resolve => setTimeout(resolve, idleMs))
+      const idlePerMs = (await totalCpu(peers) - cpuIdle0) / (Date.now() - idleStart)
+      row('keyspace_idle_cpu_ms_per_s_5_peers', idlePerMs * 1000, 'ms of CPU per s (all peers)')
+      const { port } = await peers[1]!.send('echoServer') as unknown as { port: number }
+      const pair = async (): Promise<number> => (await Promise.all([0, 1].map(async i => Number((await peers[i]!.send('stats')).cpuMs)))).reduce((a, b) => a + b, 0)
+      let tcpPaced = NaN
+      for (const [gapMs, label] of [[0, 'back_to_back'], [PACE_MS, 'paced']] as const) {
+        const n = gapMs === 0 ? 2000 : PACED_N * 2
+        const cpu0 = await pair()
+        const started = Date.now()
+        const l = await peers[0]!.send('tcpLatency', { port, n, gapMs }) as unknown as Latency
+        const cpu = await pair() - cpu0 - 2 / 5 * idlePerMs * (Date.now() - started)
+        row(`host_tcp_rtt_p50_ms_${label}`, l.p50, 'ms', label === 'paced' ? { baseline_ratio: 1 } : {})
+        row(`host_tcp_cpu_ms_per_round_trip_${label}`, cpu / l.n, 'ms (both processes, idle subtracted)')
+        if (label === 'paced') tcpPaced = l.p50
+      }
+      for (const [target, consistency] of [['owned', 'agreed'], ['owned', 'one'], ['other', 'agreed'], ['other', 'one']] as const) {
+        const label = `${target === 'owned' ? 'owner' : 'non_owner'}_${consistency === 'one' ? 'one_replica' : 'agreed'}_paced`
+        const before = await Promise.all(peers.map(async p => await p.send('stats')))
+        const started = Date.now()
+        const l = await peers[0]!.send('latency', { target, consistency, n: PACED_N, warmup: 20, gapMs: PACE_MS }) as unknown as Latency
+        const wall = Date.now() - started
+        const after = await Promise.all(peers.map(async p => await p.send('stats')))
+        const delta = (k: string): number => after.reduce((s, r) => s + Number(r[k]), 0) - before.reduce((s, r) => s + Number(r[k]), 0)
+        const requests = l.n + 20
+        row(`keyspace_request_p50_ms_${label}`, l.p50, 'ms', { baseline_ratio: ratio(l.p50, tcpPaced) })
+        row(`keyspace_messages_per_request_${label}`, delta('messagesOut') / requests, 'messages (all peers)')
+        row(`keyspace_group_merges_per_request_${label}`, delta('diffMerges') / requests, 'group diffs merged (all peers)')
+        row(`keyspace_bytes_per_request_${label}`, delta('bytesOut') / requests, 'bytes sent (all peers)')
+        row(`keyspace_cpu_ms_per_request_${label}`, (delta('cpuMs') - idlePerMs * wall) / requests, 'ms (all peers, idle subtracted)')
+      }
+    } finally {
+      await stopAll(peers)
+    }
+  }, false)
 
   // Writes alone, without the latency rows before them: for profiles (LEGION_BENCH_CPU_PROF)
   // and quick checks of the write rate (LEGION_BENCH_ONLY=writes).
