@@ -329,7 +329,7 @@ function describe (value: unknown): string {
 
 /** Encodes a Call or Cast frame. */
 export function encodeFrame (channel: string, body: Uint8Array): Uint8Array {
-  return encodeMessage(KIND_MESSAGE, w => { w.writeString(channel); w.writeBytes(body) }, body.length + channel.length + 16)
+  return encodeMessage(KIND_MESSAGE, w => { w.writeString(channel); w.writeBytes(body) })
 }
 
 /** Decodes a Call or Cast frame. Throws only `DecodeError`. */

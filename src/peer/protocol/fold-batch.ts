@@ -26,9 +26,7 @@ export interface GroupPayload {
 
 /** Encodes a message of `kind` that is one list of group payloads (a batch, a push). */
 export function encodeGroupPayloads (kind: number, entries: readonly GroupPayload[]): Uint8Array {
-  let size = 16
-  for (const e of entries) size += e.payload.length + e.group.length + 8
-  return encodeMessage(kind, w => { writeGroupPayloads(w, entries) }, size)
+  return encodeMessage(kind, w => { writeGroupPayloads(w, entries) })
 }
 
 /** Decodes what {@link encodeGroupPayloads} wrote. Throws only `DecodeError`. */

@@ -47,12 +47,10 @@ export function decodeJoinRequest (bytes: Uint8Array, limits: DecodeLimits): str
 
 /** Encodes an admission. */
 export function encodeJoinAccepted (groups: readonly GroupPayload[], peers: readonly PeerAddresses[]): Uint8Array {
-  let size = 64
-  for (const g of groups) size += g.payload.length + g.group.length + 8
   return encodeMessage(PeerMessageKind.joinAccepted, w => {
     writeGroupPayloads(w, groups)
     writeList(w, peers, (w, p) => { w.writeString(p.id); writeAddresses(w, p.addresses) })
-  }, size)
+  })
 }
 
 /** Decodes the answer to a join. Throws only `DecodeError`. */

@@ -73,7 +73,7 @@ export const MAX_ADDRESS_BYTES = 1024
 export const MAX_MESSAGE_TEXT = 4096
 
 /** Encodes one message: the header with `kind`, then what `write` writes. */
-export function encodeMessage (kind: number, write: (w: Writer) => void, sizeHint = 64): Uint8Array {
+export function encodeMessage (kind: number, write: (w: Writer) => void): Uint8Array {
   const w = takeWriter()
   writeHeader(w, kind)
   write(w)

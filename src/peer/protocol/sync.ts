@@ -51,8 +51,6 @@ export function decodeSyncRequest (bytes: Uint8Array, limits: DecodeLimits): Syn
 
 /** Encodes a sync answer. */
 export function encodeSyncAnswer (results: readonly SyncResult[]): Uint8Array {
-  let size = 16
-  for (const x of results) size += x.group.length + 8 + (x.kind === 'refused' ? 16 : x.bytes.length)
   return encodeMessage(PeerMessageKind.syncAnswer, w => {
     writeList(w, results, (w, x) => {
       w.writeString(x.group)
@@ -60,7 +58,7 @@ export function encodeSyncAnswer (results: readonly SyncResult[]): Uint8Array {
       w.writeUint8(x.kind === 'diff' ? 1 : 2)
       w.writeBytes(x.bytes)
     })
-  }, size)
+  })
 }
 
 /** Decodes a sync answer (or a refusal of the whole request). Throws only `DecodeError`. */
