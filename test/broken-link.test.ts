@@ -10,40 +10,9 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import type { LegionStats } from '../src/index.js'
-import { Load, converged, startCluster, waitFor, type PeerProcess } from './support/process-cluster.js'
+import { Load, converged, startCluster, waitFor, whatEachCounted, whatEachSaw, type PeerProcess } from './support/process-cluster.js'
 
 const ids = (peers: PeerProcess[]): string[] => peers.map(p => p.self).sort()
-
-/** What each peer reported and how its calls since `since` ended: for a failed wait's message. */
-function whatEachSaw (peers: PeerProcess[], load: Load, since: number): string {
-  const short = (id: string): string => id.slice(-6)
-  return peers.map(p => {
-    const outcomes = new Map<string, number>()
-    for (const c of load.calls) {
-      if (c.peer !== p.name || c.sentAt < since) continue
-      const outcome = c.output !== undefined ? 'resolved' : c.error ?? 'pending'
-      outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1)
-    }
-    const s = p.state
-    return `${p.name} (${short(p.self)}): participants ${s?.participants.map(short).join(',') ?? '?'}, outstanding ${s?.outstanding ?? '?'}, infimum ${s?.infimumLength ?? '?'}, calls ${JSON.stringify(Object.fromEntries(outcomes))}`
-  }).join('; ')
-}
-
-/** Each peer's own account of why it may not fold (stats: stuck, suspected, refusals): for a failed wait's message. */
-async function whatEachCounted (peers: PeerProcess[]): Promise<string> {
-  const keep = ['mergeRefusals', 'droppedForged', 'droppedNonParticipant', 'droppedDenied', 'syncsRequested', 'syncsServed', 'fullMerges', 'divergences', 'autoEjections', 'timesEjected', 'rejoins']
-  const each = await Promise.all(peers.map(async p => {
-    try {
-      const s = await p.command<LegionStats>('stats')
-      const counters = Object.fromEntries(keep.map(k => [k, (s.counters as unknown as Record<string, number>)[k]]))
-      return `${p.name}: ${JSON.stringify({ membership: s.membership, infimum: s.infimumId, stuck: s.stuck, suspected: s.suspected, divergent: s.divergent, counters })}`
-    } catch (err) {
-      return `${p.name}: no stats (${(err as Error).message})`
-    }
-  }))
-  return each.join('; ')
-}
 
 test('a link cut between two of five processes: the larger end is ejected, the fold keeps settling, and after healing all five converge with no acknowledged event lost', { timeout: 150_000 }, async (t) => {
   const peers = await startCluster(t, 5, () => ({ summary: true }))

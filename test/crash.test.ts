@@ -21,7 +21,7 @@ import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Load, PeerProcess, converged, startCluster, waitFor } from './support/process-cluster.js'
+import { Load, PeerProcess, converged, startCluster, waitFor, whatEachCounted, whatEachSaw } from './support/process-cluster.js'
 
 /** mulberry32: a small seeded PRNG, so a failing schedule can be replayed. */
 function prng (seed: number): () => number {
@@ -50,6 +50,11 @@ test('peers killed with SIGKILL and recovered from durable storage rejoin the cl
   names.forEach((name, i) => { load.add(name, () => current[i]!) })
   const groupLoads = groups.map(group => new Load({ timeoutMs: 3000, paceMs: 60, group }))
   for (const l of groupLoads) names.forEach((name, i) => { l.add(name, () => current[i]!) })
+  t.after(() => { for (const l of [load, ...groupLoads]) l.halt() })
+  /** A failed wait's error, rethrown with what each peer saw since `since` and counted. */
+  const explained = (since: number) => async (err: Error): Promise<never> => {
+    throw new Error(`${err.message}; crashes so far: ${JSON.stringify(crashes)}; ${whatEachSaw(current, load, since)}; ${await whatEachCounted(current)}`)
+  }
   const began = Date.now()
   await waitFor(() => names.every(n => load.count(n, began, 'resolved') >= 3) || undefined, 'every peer to fold 3 events of its own')
 
@@ -77,8 +82,10 @@ test('peers killed with SIGKILL and recovered from durable storage rejoin the cl
     // Back as a participant of all three, and folding its own events again.
     const ids = current.map(p => p.self).sort()
     await waitFor(() => current.every(p => JSON.stringify(p.state?.participants) === JSON.stringify(ids)) || undefined, `${victim.name} to be a participant everywhere again`)
+      .catch(explained(killedAt))
     const backAt = Date.now()
     await waitFor(() => load.count(victim.name, backAt, 'resolved') >= 2 || undefined, `${victim.name} to fold events again`)
+      .catch(explained(backAt))
     const ejected = await restarted.command<{ counters: { rejoins: number } }>('stats').then(s => s.counters.rejoins > 0)
     crashes.push({ victim: victim.name, downMs: Math.round(downMs), recoveredMs: backAt - killedAt, ejected })
   }

@@ -13,6 +13,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { bundled } from './child-fleet.js'
 import type { FailureDetectionOptions } from '../../src/peer/options.js'
+import type { LegionStats } from '../../src/index.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -256,8 +257,13 @@ export class Load {
 
   private async loop (name: string, current: () => PeerProcess): Promise<void> {
     for (let i = 1; this.running; i++) {
-      // A killed peer: wait (bounded) for its replacement to be up.
-      const p = await waitFor(() => { const q = current(); return q.exit === undefined && q.self !== '' ? q : undefined }, `${name} to be up`, 2 * WAIT_MS)
+      // A killed peer: wait (bounded) for its replacement to be up, or for the load to halt.
+      const p = await waitFor(() => {
+        if (!this.running) return null
+        const q = current()
+        return q.exit === undefined && q.self !== '' ? q : undefined
+      }, `${name} to be up`, 2 * WAIT_MS)
+      if (p === null) return
       const call: LoadCall = { peer: name, event: `${name}-${this.options.group ?? ''}${i}`, sentAt: Date.now() }
       this.calls.push(call)
       try {
@@ -273,8 +279,17 @@ export class Load {
 
   /** Stops sending and waits until every call in flight has settled (each has a deadline). */
   async stop (): Promise<void> {
-    this.running = false
+    this.halt()
     await Promise.all(this.loops)
+  }
+
+  /**
+   * Stops sending without waiting: for a test's `after` hook, so that a test that failed
+   * early leaves no loop waiting for its (killed) peers and failing after the test ended.
+   */
+  halt (): void {
+    this.running = false
+    recheck()
   }
 
   /** The calls that resolved. */
@@ -287,4 +302,34 @@ export class Load {
     return this.calls.filter(c => c.peer === peer && c.sentAt >= since &&
       (outcome === 'resolved' ? c.output !== undefined : c.error === outcome)).length
   }
+}
+
+/** What each peer reported and how its calls since `since` ended: for a failed wait's message. */
+export function whatEachSaw (peers: PeerProcess[], load: Load, since: number): string {
+  const short = (id: string): string => id.slice(-6)
+  return peers.map(p => {
+    const outcomes = new Map<string, number>()
+    for (const c of load.calls) {
+      if (c.peer !== p.name || c.sentAt < since) continue
+      const outcome = c.output !== undefined ? 'resolved' : c.error ?? 'pending'
+      outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1)
+    }
+    const s = p.state
+    return `${p.name} (${short(p.self)}): participants ${s?.participants.map(short).join(',') ?? '?'}, outstanding ${s?.outstanding ?? '?'}, infimum ${s?.infimumLength ?? '?'}, calls ${JSON.stringify(Object.fromEntries(outcomes))}`
+  }).join('; ')
+}
+
+/** Each peer's own account of why it may not fold (stats: stuck, suspected, refusals): for a failed wait's message. */
+export async function whatEachCounted (peers: PeerProcess[]): Promise<string> {
+  const keep = ['mergeRefusals', 'droppedForged', 'droppedNonParticipant', 'droppedDenied', 'syncsRequested', 'syncsServed', 'fullMerges', 'divergences', 'autoEjections', 'timesEjected', 'rejoins']
+  const each = await Promise.all(peers.map(async p => {
+    try {
+      const s = await p.command<LegionStats>('stats')
+      const counters = Object.fromEntries(keep.map(k => [k, (s.counters as unknown as Record<string, number>)[k]]))
+      return `${p.name}: ${JSON.stringify({ membership: s.membership, infimum: s.infimumId, stuck: s.stuck, suspected: s.suspected, divergent: s.divergent, counters })}`
+    } catch (err) {
+      return `${p.name}: no stats (${(err as Error).message})`
+    }
+  }))
+  return each.join('; ')
 }
