@@ -1,11 +1,12 @@
 /**
  * Specification of the failure detector's rules (src/peer/membership/failure-detector.ts): suspicion
- * after silence, reports, the strict-majority quorum, the designated ejector. Pure: time is a
- * number passed in.
+ * after silence, reports, the strict-majority quorum, the designated ejector, a peer's own pauses
+ * (and the progress tracker's, src/peer/membership/progress.ts). Pure: time is a number passed in.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { FailureDetector } from '../src/peer/membership/failure-detector.js'
+import { ProgressTracker } from '../src/peer/membership/progress.js'
 
 const settings = { suspectAfterMs: 3000, backupDelayMs: 2000 }
 const five = ['a', 'b', 'c', 'd', 'e']
@@ -169,4 +170,49 @@ test('a participant one voter finds stuck (not silent) is no evidence of a broke
   }
   assert.deepEqual(fd.brokenLinks(five, 8000), [])
   assert.deepEqual(fd.toEject(five, five, 8000), [], 'nobody is ejected: b is stuck for c alone, and c is not a broken link\'s end')
+})
+
+test('time this peer could not listen (its own pause) is nobody\'s silence; a dead peer is still suspected after suspectAfterMs of listening', () => {
+  const fd = detector('a')
+  hearAll(fd, 1000)
+  fd.report('c', ['b'], 1000)
+  // a's event loop stalls from 1500 to 6000: nothing read, nothing ticked.
+  fd.discount(4500, 6000)
+  assert.deepEqual(fd.suspects(6000), [], 'the stall is not silence')
+  assert.equal(fd.silenceOf('b', 6000), 500, 'heard at 1000, 500 ms of listening before the stall')
+  // b is really dead: after the stall, silence counts again from where it stood.
+  for (const p of ['c', 'd', 'e']) fd.heard(p, 8400)
+  assert.deepEqual(fd.suspects(8500), [], '500 + 2500 ms of listening: not yet')
+  assert.deepEqual(fd.suspects(8501), ['b'])
+  // A discount never moves a time past now: what was heard just before is just heard.
+  fd.heard('c', 9000)
+  fd.discount(10_000, 9500)
+  assert.equal(fd.silenceOf('c', 9500), 0)
+  fd.discount(-5, 9600)
+  assert.equal(fd.silenceOf('c', 9600), 100, 'a negative pause changes nothing')
+})
+
+test('a pause also delays a pending ejection and a broken link\'s clock, by the time it lasted', () => {
+  const fd = detector('d')
+  for (const p of ['c', 'e']) fd.report(p, ['a'], 3500)
+  assert.deepEqual(fd.toEject(five, five, 4000), [], 'c is the designated ejector; d backs it up after 2000 ms')
+  fd.discount(1000, 5000)
+  for (const p of ['c', 'e']) fd.report(p, ['a'], 5500)
+  assert.deepEqual(fd.toEject(five, five, 6500), [], 'ejectable since 4000, moved to 5000: 1500 ms of listening')
+  assert.deepEqual(fd.toEject(five, five, 7000), ['a'])
+})
+
+test('a pause is not counted as a participant holding the fold back either', () => {
+  const progress = new ProgressTracker()
+  const observe = (now: number): void => {
+    progress.beginRound()
+    progress.observe('', new Map([['b', { counter: 7, participant: 'a' }]]), now)
+    progress.endRound()
+  }
+  observe(1000)
+  progress.discount(3000, 5000)
+  observe(5000)
+  assert.deepEqual([...progress.stuck(5000, 2000)], [], 'behind since 1000, moved to 4000 by the pause')
+  assert.equal(progress.heldBack(5000).get('b')?.sinceProgressMs, 1000)
+  assert.deepEqual([...progress.stuck(6000, 2000)], ['b'])
 })

@@ -102,6 +102,30 @@ test('a participant that dies is ejected about suspectAfterMs after the voters l
   await sim.stop()
 })
 
+test('a stall of the whole process (every peer of it) longer than suspectAfterMs ejects nobody; a peer that died meanwhile is still ejected', async () => {
+  const sim = new Sim()
+  const peers = await sim.cluster(5)
+  const [a, , , , e] = peers as [Peer, Peer, Peer, Peer, Peer]
+  await sim.clock.advance(2000)
+  // Every peer shares the stalled event loop: on waking, each one's timers run before
+  // anything queued for it is read. Without discounting its own pause, each would find all the
+  // others silent for 5 s, and they would eject one another.
+  sim.clock.stall(5000)
+  await sim.clock.advance(10_000)
+  for (const p of peers) {
+    assert.equal(p.readState().participants.length, 5, `${p.self.slice(-6)} still has five participants`)
+    assert.equal(p.stats().counters.autoEjections, 0)
+  }
+  // A dead peer: its silence counts only while the others can listen.
+  sim.net.crash(e.self)
+  sim.clock.stall(5000)
+  const others = peers.filter(p => p !== e)
+  const took = await sim.until(() => others.every(p => !p.readState().participants.includes(e.self)), 'e is ejected')
+  assert.ok(took > 1500 && took < 5000, `e ejected ${took} ms after the stall ended`)
+  assert.equal(a.readState().participants.length, 4)
+  await sim.stop()
+})
+
 test('a participant that cannot decode what it is sent is reported stuck by the others, and says why itself', async () => {
   // c's event codec refuses 'poison': it cannot merge batches that carry it, so it never
   // acknowledges, while it keeps answering heartbeats. (Stuck peers are not ejected here, so

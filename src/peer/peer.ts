@@ -138,7 +138,7 @@ export class Peer<E, S, O, Sv extends ServiceMap> implements Legion<E, S, O, Sv>
     await this.becomeParticipant(mode, stored)
     await Promise.all(replicas(this.lifecycle.incarnation).map(async r => { await this.parts.persistence.persisted(r) }))
     this.timers.push(this.clock.every(config.intervalMs, () => { this.parts.propagation.tick() }))
-    this.timers.push(this.clock.every(config.heartbeatIntervalMs, () => { this.parts.heartbeats.tick() }))
+    this.timers.push(this.clock.every(config.heartbeatIntervalMs, () => { this.parts.heartbeats.onInterval() }))
     // Pull from everyone connected, so a recovered peer catches up at once, and say hello (a
     // recovered peer also learns at once if it was ejected meanwhile).
     const incarnation = this.lifecycle.incarnation!

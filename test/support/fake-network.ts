@@ -37,10 +37,20 @@ export class ManualClock implements PeerClock {
   }
 
   /**
+   * Moves time forward by `ms` with nothing running meanwhile: a stalled process (a long
+   * synchronous task, a starved CPU). The timers that came due fire late, at the next `advance`,
+   * all before any message is delivered, as Node runs expired timers before polling for I/O.
+   */
+  stall (ms: number): void {
+    this.time += ms
+  }
+
+  /**
    * Moves time forward by `ms`, firing due timers in time order, and lets the event loop run
    * after each (so what a timer starts happens before the next one fires).
    */
   async advance (ms: number, step = 50): Promise<void> {
+    await this.fireOverdue()
     const end = this.time + ms
     while (this.time < end) {
       const next = Math.min(end, this.time + step)
@@ -58,6 +68,23 @@ export class ManualClock implements PeerClock {
       this.time = next
       await settleTurns(20)
     }
+  }
+
+  /**
+   * Fires the timers a {@link stall} left overdue, oldest first, with only microtasks between
+   * them (deliveries wait for the next turns); a periodic one resumes `every` after now.
+   */
+  private async fireOverdue (): Promise<void> {
+    const overdue = [...this.timers].filter(([, t]) => t.at < this.time).sort(([, x], [, y]) => x.at - y.at)
+    if (overdue.length === 0) return
+    for (const [id, timer] of overdue) {
+      if (this.timers.get(id) !== timer) continue // cancelled by an earlier one
+      if (timer.every !== undefined) timer.at = this.time + timer.every
+      else this.timers.delete(id)
+      timer.fn()
+      await Promise.resolve()
+    }
+    await settleTurns(20)
   }
 }
 

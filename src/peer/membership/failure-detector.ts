@@ -79,6 +79,21 @@ export class FailureDetector {
     this.stuck = new Set()
   }
 
+  /**
+   * This peer could not listen for the `ms` milliseconds before `now` (its event loop was
+   * blocked or starved: its timers ran that late). What the others sent meanwhile may still wait
+   * unread in its sockets, so that time counts as nobody's silence: every time kept here moves
+   * `ms` later, never past `now`. A peer that is really dead is suspected after `suspectAfterMs`
+   * of time this peer could listen, however often it pauses.
+   */
+  discount (ms: number, now: number): void {
+    if (!(ms > 0)) return
+    const later = (t: number): number => Math.min(now, t + ms)
+    for (const [p, t] of this.lastHeard) this.lastHeard.set(p, later(t))
+    for (const [p, t] of this.ejectableSince) this.ejectableSince.set(p, later(t))
+    for (const [k, t] of this.brokenSince) this.brokenSince.set(k, later(t))
+  }
+
   /** Sets the participants this peer finds stuck (replacing the earlier set). */
   setStuck (peers: ReadonlySet<Participant>): void {
     this.stuck = peers

@@ -64,6 +64,12 @@ export interface HeartbeatComponents {
   readonly log: Logger
 }
 
+/**
+ * The least lateness of a timer taken as a pause of this peer (see `Heartbeats.discountPause`);
+ * below it, a late timer is ordinary scheduling noise.
+ */
+const PAUSE_FLOOR_MS = 50
+
 /** Settings of failure detection. */
 export interface HeartbeatSettings {
   /** Period of heartbeats. */
@@ -142,6 +148,10 @@ export class Heartbeats {
   private reportedSilent: ReadonlySet<Participant> = new Set()
   /** A tick brought forward to the moment a participant turns silent (see `watchSilence`). */
   private silenceTimer: Timer | undefined
+  /** When the regular tick last ran (`clock.now()`), if it has. */
+  private lastRegularTick: number | undefined
+  /** Up to when this peer's own pauses have been discounted (see `discountPause`). */
+  private listenedUntil = -Infinity
 
   constructor (private readonly components: HeartbeatComponents, private readonly settings: HeartbeatSettings) {
     this.detector = new FailureDetector(components.self, {
@@ -180,6 +190,34 @@ export class Heartbeats {
   witnessedMyJoin (peer: Participant): boolean {
     const w = this.components.lifecycle.incarnation?.joinWitnesses
     return w === 'all' || w?.has(peer) === true
+  }
+
+  /** The regular tick, every `heartbeatIntervalMs`: discounts how late it runs, then ticks. */
+  onInterval (): void {
+    const now = this.components.clock.now()
+    this.discountPause(now)
+    this.lastRegularTick = now
+    this.tick()
+  }
+
+  /**
+   * A timer due at `dueAt` (or the regular tick, overdue) running only `now` means this peer's
+   * event loop could not run since then: what arrived meanwhile may still wait unread in its
+   * sockets, and timers run before the poll for I/O. Without this, a peer whose process stalled
+   * (a long synchronous task, a starved CPU) suspects everyone on waking up, and a majority of
+   * peers sharing one stalled process ejects a live one. That time is taken out of every
+   * silence and hold counted (Cassandra's failure detector discounts its own pauses in the same
+   * spirit). Each stretch of time is discounted once.
+   */
+  private discountPause (now: number, dueAt?: number): void {
+    const regularDue = this.lastRegularTick === undefined ? undefined : this.lastRegularTick + this.settings.heartbeatIntervalMs
+    const due = Math.min(dueAt ?? Infinity, regularDue ?? Infinity)
+    const pause = now - Math.max(due, this.listenedUntil)
+    this.listenedUntil = Math.max(this.listenedUntil, now)
+    if (!(pause >= PAUSE_FLOOR_MS)) return
+    this.detector.discount(pause, now)
+    this.progress.discount(pause, now)
+    if (pause >= this.settings.suspectAfterMs / 2) this.components.log('this peer could not listen for %d ms (its event loop was blocked or starved); not counted as anyone\'s silence', Math.round(pause))
   }
 
   /** One heartbeat tick; see the module comment. */
@@ -230,6 +268,7 @@ export class Heartbeats {
     this.silenceTimer = this.components.clock.setTimer(at - now, () => {
       this.silenceTimer = undefined
       const later = this.components.clock.now()
+      this.discountPause(later, at)
       const newlySilent = this.detector.suspects(later).some(p => this.detector.isSilent(p, later) && !this.reportedSilent.has(p))
       if (newlySilent) this.tick()
       else this.watchSilence(later)
@@ -315,7 +354,10 @@ export class Heartbeats {
     if (c.lifecycle.phase.kind !== 'member') return encodeHeartbeatAnswer([])
     const autoEject = this.settings.autoEject
     const counted = h.suspects.filter(s => s.reason === 'silent' || (autoEject !== false && autoEject.stuck)).map(s => s.peer)
-    this.detector.report(from, counted, c.clock.now(), h.suspects.filter(s => s.reason === 'silent').map(s => s.peer))
+    // I/O callbacks can run before the overdue timers after a stall: discount it here too.
+    const now = c.clock.now()
+    this.discountPause(now)
+    this.detector.report(from, counted, now, h.suspects.filter(s => s.reason === 'silent').map(s => s.peer))
     if (counted.length > 0) this.ejectWhomMajoritySuspects()
     this.heardStatus.set(from, { namesMeStuck: h.suspects.some(s => s.peer === c.self && s.reason === 'stuck'), ownReason: h.stuck })
     const addresses: PeerAddresses[] = []

@@ -64,6 +64,16 @@ export class ProgressTracker {
     return out
   }
 
+  /**
+   * This peer could not listen for the `ms` milliseconds before `now` (see
+   * `FailureDetector.discount`): acknowledgements sent meanwhile may wait unread, so that time
+   * does not count as anyone holding the fold back.
+   */
+  discount (ms: number, now: number): void {
+    if (!(ms > 0)) return
+    for (const e of this.entries.values()) e.since = Math.min(now, e.since + ms)
+  }
+
   /** Forgets everything (a new incarnation). */
   reset (): void {
     this.entries.clear()
