@@ -11,6 +11,8 @@ export interface Write {
   readonly value: string
   /** The error's name, if it failed. */
   error?: string
+  /** The error's message, and its cause's, if it failed (for a failed test's message). */
+  detail?: string
   acknowledged?: boolean
 }
 
@@ -36,6 +38,8 @@ export class CacheLoad {
           write.acknowledged = true
         } catch (err) {
           write.error = (err as Error).name
+          const cause = (err as Error).cause
+          write.detail = `${(err as Error).message}${cause instanceof Error ? ` (cause: ${cause.name}: ${cause.message})` : ''}`
         }
         if (options.paceMs !== undefined) await new Promise(resolve => setTimeout(resolve, options.paceMs))
       }
@@ -52,6 +56,11 @@ export class CacheLoad {
     const out: Record<string, number> = {}
     for (const w of this.writes) if (w.error !== undefined) out[w.error] = (out[w.error] ?? 0) + 1
     return out
+  }
+
+  /** The failed writes, each with its error: for a failed test's message. */
+  failed (): string {
+    return this.writes.filter(w => w.error !== undefined).map(w => `${w.key}: ${w.error}: ${w.detail ?? ''}`).join('; ')
   }
 
   /** Stops writing and waits for every write in flight to settle. */
