@@ -161,7 +161,9 @@ export interface FailureDetectionOptions {
    * A participant this peer has heard nothing from (no heartbeat, diff, sync, answer or any
    * other message) for longer than this is *suspected* (compare Akka's acceptable heartbeat
    * pause). Long enough for the peer's last messages to have drained, which ejection
-   * assumes; raise it for peers that pause for long (GC, overload).
+   * assumes; raise it for peers that pause for long (GC, overload). Time this peer itself
+   * could not listen (its own event loop stalled: its timers ran 50 ms or more late) does not
+   * count as anyone's silence.
    * @default 3000
    */
   suspectAfterMs?: number
