@@ -104,6 +104,15 @@ test('1,000 groups on 3 peers: a joiner gets every cluster-wide group, events in
   for (const p of peers) assert.equal(p.stats().groups.held, 1001)
   const touched = [7, 123, 456, 789, 999]
   await Promise.all(touched.map(async (i, k) => await peers[k % 3]!.services.many.groups[i]!.applyConsistent(i, { timeoutMs: 20_000 })))
+    .catch((err: Error) => {
+      // Once under heavy load (four test runs at once on 2 cores): what each peer saw then.
+      const seen = peers.map(p => {
+        const s = p.stats()
+        const held = touched.map(i => { const r = p.services.many.groups[i]!.readState(); return `g${i}: infimum ${String(r.infimum)}, outstanding ${r.outstanding}` }).join(', ')
+        return `${p.self.slice(-6)}: ${JSON.stringify({ participants: s.participants, suspected: s.suspected, stuck: s.stuck.length, outstandingGroups: s.groups.outstanding, ejections: s.counters.autoEjections, timesEjected: s.counters.timesEjected })} ${held}`
+      })
+      throw new Error(`${err.message}; ${seen.join('; ')}`, { cause: err })
+    })
   await until(peers as never[], () => peers.every(p => touched.every(i => p.services.many.groups[i]!.readState().infimum === i && p.services.many.groups[i]!.readState().outstanding === 0)), 'the touched groups settle everywhere', 20_000)
   // Idle: with nothing outstanding, anti-entropy has nothing to pull.
   await until(peers as never[], () => peers.every(p => p.stats().groups.outstanding === 0), 'nothing outstanding anywhere', 20_000)
