@@ -170,7 +170,9 @@ async function startPeer (args: string[], extraEnv: Record<string, string> = {})
   let stderr = ''
   child.stderr!.on('data', (d: Buffer) => { stderr += d.toString() })
   const line = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => { reject(new Error(`legion start printed nothing in 30 s: ${stderr}`)) }, 30_000)
+    // A deadline, as the process harness's START_MS: `legion start` compiles through tsx and
+    // starts a libp2p node; with three test suites at once on 2 cores it once took over 30 s.
+    const timer = setTimeout(() => { reject(new Error(`legion start printed nothing in 60 s: ${stderr}`)) }, 60_000)
     createInterface({ input: child.stdout! }).once('line', l => { clearTimeout(timer); resolve(l) })
     child.once('exit', code => { clearTimeout(timer); reject(new Error(`legion start exited with ${String(code)}: ${stderr}`)) })
   })
