@@ -167,7 +167,7 @@ test('a peer joining under write load: partitions move to it with no request fai
   assert.ok(cs.some(c => c.stats().handoff.completed.released > 0), 'old owners released what moved')
 })
 
-test('a graceful stop hands every partition off before the peer leaves: no request fails, nothing acknowledged is lost', async () => {
+test('a graceful stop hands every partition off before the peer leaves: no request fails, nothing acknowledged is lost', { timeout: 120_000 }, async () => {
   const peers = await cluster(4, 'ks-drain', { replication: 2 })
   const cs = caches(peers)
   const load = new CacheLoad([() => cs[0], () => cs[1]], { prefix: 'd', max: 2000 })
