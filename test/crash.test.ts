@@ -51,6 +51,7 @@ test('peers killed with SIGKILL and recovered from durable storage rejoin the cl
   const groupLoads = groups.map(group => new Load({ timeoutMs: 3000, paceMs: 60, group }))
   for (const l of groupLoads) names.forEach((name, i) => { l.add(name, () => current[i]!) })
   t.after(() => { for (const l of [load, ...groupLoads]) l.halt() })
+  const crashes: Array<{ victim: string, downMs: number, recoveredMs: number, ejected: boolean }> = []
   /** A failed wait's error, rethrown with what each peer saw since `since` and counted. */
   const explained = (since: number) => async (err: Error): Promise<never> => {
     throw new Error(`${err.message}; crashes so far: ${JSON.stringify(crashes)}; ${whatEachSaw(current, load, since)}; ${await whatEachCounted(current)}`)
@@ -58,7 +59,6 @@ test('peers killed with SIGKILL and recovered from durable storage rejoin the cl
   const began = Date.now()
   await waitFor(() => names.every(n => load.count(n, began, 'resolved') >= 3) || undefined, 'every peer to fold 3 events of its own')
 
-  const crashes: Array<{ victim: string, downMs: number, recoveredMs: number, ejected: boolean }> = []
   for (let round = 0; round < 5; round++) {
     const i = Math.floor(random() * 3)
     const victim = current[i]!
