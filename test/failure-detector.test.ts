@@ -216,3 +216,16 @@ test('a pause is not counted as a participant holding the fold back either', () 
   assert.equal(progress.heldBack(5000).get('b')?.sinceProgressMs, 1000)
   assert.deepEqual([...progress.stuck(6000, 2000)], ['b'])
 })
+
+test('the grounds of an ejection name each suspecting voter and what it found (silent or stuck), or the broken link', () => {
+  const fd = detector('c')
+  fd.heard('d', 4000); fd.heard('e', 4000)
+  fd.report('d', ['a'], 4000, ['a']) // silent for d
+  fd.report('e', ['a'], 4000, []) // stuck for e
+  assert.deepEqual(fd.toEject(five, five, 4000), ['a'])
+  assert.equal(fd.grounds('a', five, 4000), 'suspected by 3 of 5 voters: c (silent 4000 ms), d (silent), e (stuck)')
+  const link = detector('a')
+  for (const t of [0, 4000]) { hearAll(link, t); link.report('c', ['e'], t); assert.deepEqual(link.toEject(five, five, t), t === 0 ? [] : ['e']) }
+  assert.equal(link.grounds('e', five, 4000), 'the larger end of a link broken for 4000 ms: c and e do not hear each other')
+  assert.equal(link.grounds('b', five, 4000), 'no longer ejectable')
+})

@@ -185,7 +185,7 @@ export function buildParts (inputs: PartInputs): Parts {
     inbound,
     lifecycle,
     allows,
-    ejectSuspect: (peer) => { if (autoEject !== false) void ejection.ejectSuspect(peer, autoEject.timeoutMs) },
+    ejectSuspect: (peer, grounds) => { if (autoEject !== false) void ejection.ejectSuspect(peer, grounds, autoEject.timeoutMs) },
     refusedAsNonParticipant: (p, what) => { ejection.refusedAsNonParticipant(p, what) },
     rejoin: () => { joining.rejoin() },
     dialAny: async (addresses) => await joining.dialAny(addresses),

@@ -65,11 +65,11 @@ export class Ejection {
   }
 
   /** Ejects a participant a majority suspects (at most one ejection of a peer at a time). */
-  async ejectSuspect (peer: Participant, timeoutMs: number): Promise<void> {
+  async ejectSuspect (peer: Participant, grounds: () => string, timeoutMs: number): Promise<void> {
     if (this.ejecting.has(peer)) return
     this.ejecting.add(peer)
     try {
-      this.components.log('ejecting %s: a majority of the participants suspects it', peer)
+      this.components.log('ejecting %s: %s', peer, grounds())
       const incarnation = this.components.lifecycle.incarnation
       if (incarnation?.groups.get('')?.isParticipant(peer) !== true) return
       const done = this.eject(peer, { timeoutMs })

@@ -182,6 +182,26 @@ export class FailureDetector {
   }
 
   /**
+   * Why this peer would eject `peer` now, for the log line of an automatic ejection (an
+   * operator's first question): which voters suspect it and for what (silent or stuck, as each
+   * reported it), or the broken link it is an end of.
+   */
+  grounds (peer: Participant, voters: readonly Participant[], now: number): string {
+    const suspecting = voters.includes(this.self) ? this.suspecting(peer, voters, now) : []
+    if (suspecting.length * 2 > voters.length) {
+      const why = suspecting.map(v => {
+        const silent = v === this.self ? this.isSilent(peer, now) : this.silentReports.get(v)?.has(peer) === true
+        const here = v === this.self && silent ? ` ${Math.round(this.silenceOf(peer, now) ?? 0)} ms` : ''
+        return `${v} (${silent ? 'silent' : 'stuck'}${here})`
+      })
+      return `suspected by ${suspecting.length} of ${voters.length} voters: ${why.join(', ')}`
+    }
+    const link = this.brokenLinks(voters, now).find(l => l.ends[1] === peer)
+    if (link !== undefined) return `the larger end of a link broken for ${Math.round(now - link.since)} ms: ${link.ends[0]} and ${link.ends[1]} do not hear each other`
+    return 'no longer ejectable'
+  }
+
+  /**
    * The broken links this peer sees (rule 5), as pairs `[smaller, larger]` with the voters
    * that see each, and since when it has seen them.
    */

@@ -44,8 +44,8 @@ export interface HeartbeatComponents {
   readonly lifecycle: Lifecycle
   /** Whether `allowPeers` allows a peer now. */
   readonly allows: (peer: Participant) => boolean
-  /** Ejects a suspect (at most one ejection per peer at a time). */
-  readonly ejectSuspect: (peer: Participant) => void
+  /** Ejects a suspect (at most one ejection per peer at a time); `grounds` says why, for the log. */
+  readonly ejectSuspect: (peer: Participant, grounds: () => string) => void
   /** `peer`, which had merged this peer's latest Join, refused it as a non-participant. */
   readonly refusedAsNonParticipant: (peer: Participant, what: string) => void
   /** Asks to be admitted again. */
@@ -248,7 +248,7 @@ export class Heartbeats {
     for (const peer of projected) if (peer !== c.self && c.allows(peer)) void this.send(peer, payload, incarnation.epoch)
     if (phase.kind === 'ejected') { c.rejoin(); return }
     if (this.settings.autoEject !== false) {
-      for (const peer of this.detector.toEject(cluster.infimumParticipants(), projected, now)) c.ejectSuspect(peer)
+      this.ejectEach(this.detector.toEject(cluster.infimumParticipants(), projected, now), cluster.infimumParticipants(), now)
     }
     this.watchSilence(now)
   }
@@ -379,7 +379,18 @@ export class Heartbeats {
     if (this.settings.autoEject === false || phase.kind !== 'member') return
     const cluster = phase.incarnation.groups.get('')?.fold
     if (cluster === undefined) return
-    for (const peer of this.detector.toEject(cluster.infimumParticipants(), cluster.projectedParticipants(), c.clock.now())) c.ejectSuspect(peer)
+    const now = c.clock.now()
+    this.ejectEach(this.detector.toEject(cluster.infimumParticipants(), cluster.projectedParticipants(), now), cluster.infimumParticipants(), now)
+  }
+
+  /** Ejects each of `peers`, saying why first: who suspected it of what, and for how long it held which group back. */
+  private ejectEach (peers: readonly Participant[], voters: readonly Participant[], now: number): void {
+    const c = this.components
+    for (const peer of peers) {
+      const held = this.progress.heldBack(now).get(peer)
+      const hold = held === undefined ? '' : `; here it has held group ${JSON.stringify(held.group)} back for ${Math.round(held.sinceProgressMs)} ms`
+      c.ejectSuspect(peer, () => `${this.detector.grounds(peer, voters, now)}${hold}`)
+    }
   }
 
   /** Participants this peer suspects of silence now, among the cluster's projected participants. */
