@@ -502,6 +502,22 @@ export class GroupReplica<E, S, O> {
     counters.fullMerges++
     this.afterMerge(r)
     if (!r.diverged) { this.divergedFrom.delete(from); return { kind: 'merged', acknowledged: r.acknowledged } }
+    this.components.log('group %s: the fold of %s settled a history this peer does not share: %s', this.id === '' ? '(cluster)' : this.id, from, divergence(fold, snapshot))
     return { kind: 'diverged', ejected: !snapshot.infimum.participants.includes(this.components.self), threwHere: r.threwHere }
   }
+}
+
+/**
+ * What a divergence looks like from here, for its log line: both infima (id, events folded,
+ * participants), whether the sender's infimum event is held here, and each log's length on
+ * both sides where they differ. A real divergence is a bug or a lie; these say which history
+ * is short of what.
+ */
+function divergence<E, S, O> (fold: EventFold<E, S, O>, theirs: EventFoldSnapshot<E, S, O>): string {
+  const id = (e: EventId): string => `${e.counter}:${e.participant.slice(-6)}`
+  const names = (ps: readonly Participant[]): string => ps.map(p => p.slice(-6)).join(',')
+  const inf = theirs.infimum
+  const held = fold.outstandingEvents().some(e => compareEventIds(e.id, inf.id) === 0)
+  const logs = theirs.logs.filter(l => fold.held(l.participant, l.since) !== l.seq).map(l => `${l.participant.slice(-6)}@${l.since}: theirs ${l.seq}, ours ${fold.held(l.participant, l.since)}`)
+  return `theirs ${id(inf.id)} (${inf.digest.count} folded; ${names(inf.participants)}), ours ${id(fold.infimumId())} (${fold.infimumDigest().count} folded; ${names(fold.infimumParticipants())}; projected ${names(fold.projectedParticipants())}); their infimum event ${held ? 'is' : 'is not'} outstanding here; logs ${logs.length === 0 ? 'alike' : logs.join('; ')}`
 }
