@@ -8,7 +8,8 @@
  *   for it), then pushes those changes to every other participant and waits for them to merge.
  * - **Learning of one's own ejection**: this peer's UnJoin reached it; a participant that had
  *   merged its Join refused it as a non-participant; or, merging first-hand, two participants
- *   (or the only other one) showed it a settled history it does not share. It then rejects
+ *   (or the only other one) showed it a settled history it does not share (a managed group
+ *   settled without it only takes it out of that group). It then rejects
  *   every pending `applyConsistent` with `EjectedError` and, if configured to, rejoins.
  *
  * @module
@@ -166,14 +167,27 @@ export class Ejection {
 
   /**
    * A first-hand merge of `replica` from `from` showed a settled history this peer does not
-   * share. A settled state without this peer proves it was ejected (the sender's word, but a
-   * participant may eject anyone openly anyway). Otherwise it is the ejected-peer race of
+   * share. A settled state of the cluster's group without this peer proves it was ejected (the
+   * sender's word, but a participant may eject anyone openly anyway); of a managed group, that
+   * it is out of that group only. Otherwise it is the ejected-peer race of
    * `standInMask` (or a lie): this peer cannot take a settled state on one participant's
    * word, so it waits until two (or the only other one) show it, then rejoins through them.
    */
   diverged (replica: SomeReplica, from: Participant, ejected: boolean, threwHere: boolean): void {
     const c = this.components
     if (ejected && replica.id === '') { this.ejected(`${from}'s settled state no longer lists it`, [from]); return }
+    if (ejected) {
+      // A managed group settled without this peer: it left the group (a released partition:
+      // its own UnJoin folded at the others, who went on without it, before it folded here) or
+      // was removed from it. That is the group's business, not the cluster's: leaving the
+      // cluster for it would fail every request this peer holds elsewhere. What it was still
+      // waiting for in the group can no longer fold here; the service that manages the group
+      // drops it.
+      replica.divergedFrom.clear()
+      replica.rejectEjected()
+      c.log('group %s settled without this peer (at %s): it is no longer a participant there', label(replica.id), from)
+      return
+    }
     replica.divergedFrom.add(from)
     // Witnesses count among the participants that remain (one whose UnJoin is pending may never
     // answer); when the difference is this peer's own hooks that threw, one fold is enough:
