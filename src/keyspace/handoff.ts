@@ -294,6 +294,10 @@ export class Handoff<K, I, O, S> {
         incomingHere.add(key)
         this.keep(key)
         if (!this.receivingSince.has(key)) this.receivingSince.set(key, now)
+        // Listed again while still leaving the group (its UnJoin recorded): that replica is the
+        // old one, which the others went on without, so it proves nothing about holding what
+        // they acknowledged since. The release drops it; the state comes anew after that.
+        if (this.releases.get(key)?.phase === 'leaving') continue
         if (held) {
           this.missingSince.delete(key)
           this.watch(key, g)

@@ -1,0 +1,79 @@
+/**
+ * Handoff (src/keyspace/handoff.ts) on stubs: the groups and the table are stand-ins, time is
+ * a manual clock, so what one peer does for a given table is specified without a cluster.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Handoff } from '../src/keyspace/handoff.js'
+import { PartitionGroups, TableView, newKeyspaceCounters, type TableGroup } from '../src/keyspace/context.js'
+import type { KeyspaceTable, PartitionAssignment, TableEvent } from '../src/keyspace/table.js'
+import type { MembershipView, ServiceGroups } from '../src/peer/services.js'
+import { ManualClock, settleTurns } from './support/fake-network.js'
+
+const assignment = (a: Partial<PartitionAssignment>): PartitionAssignment => ({ generation: 1, owners: [], incoming: [], outgoing: [], abandoned: [], founder: null, ...a })
+const table = (version: number, a: PartitionAssignment): KeyspaceTable => ({ partitions: 1, replication: 2, version, members: ['a', 'b', 'c'], draining: [], assignments: [a] })
+
+/** Peer `a` holding partition 0's group, whose leaving (`disassociate`) waits until `leave()`. */
+function peerA (first: KeyspaceTable) {
+  const clock = new ManualClock()
+  let current = first
+  const tableListeners = new Set<(state: { infimum: KeyspaceTable }) => void>()
+  const applied: TableEvent[] = []
+  const tableGroup = {
+    held: () => true,
+    readState: () => ({ infimum: current }),
+    subscribe: (l: (state: { infimum: KeyspaceTable }) => void) => { tableListeners.add(l); return () => tableListeners.delete(l) },
+    applyFast: (e: TableEvent) => { applied.push(e) },
+    applyConsistent: async (e: TableEvent) => { applied.push(e); return await new Promise(() => {}) }
+  } as unknown as TableGroup
+  let held = true
+  let leave: () => void = () => {}
+  const dropped: string[] = []
+  const partitionGroup = {
+    held: () => held,
+    // Its infimum still lists a: its own UnJoin has not folded here.
+    readState: () => ({ participants: ['a', 'b', 'c'] }),
+    subscribe: () => () => {},
+    disassociate: async () => { await new Promise<void>(resolve => { leave = resolve }) }
+  }
+  const services = {
+    managed: () => partitionGroup,
+    found: () => {},
+    drop: (id: string) => { dropped.push(id); held = false }
+  } as unknown as ServiceGroups
+  const view = new TableView(tableGroup, clock)
+  const log = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false }) as never
+  const handoff = new Handoff({
+    self: 'a',
+    clock,
+    log,
+    table: view,
+    counters: newKeyspaceCounters(),
+    groups: new PartitionGroups(services, { spec: {} as never, codecs: {} as never }),
+    membership: { isMember: () => true } as unknown as MembershipView,
+    inFlight: () => 0
+  }, { maxParallelMoves: 2, abandonAfterMs: 60_000, recheckMs: 250, transferTimeoutMs: 30_000 })
+  view.start()
+  handoff.start()
+  const setTable = (t: KeyspaceTable): void => { current = t; for (const l of [...tableListeners]) l({ infimum: t }) }
+  return { clock, handoff, applied, dropped, setTable, leave: () => { leave() } }
+}
+
+test('a replica listed again as incoming while it still leaves the group is not announced ready: the state comes anew once it has left', async () => {
+  const a = peerA(table(1, assignment({ owners: ['b', 'c'] })))
+  try {
+    await settleTurns(20)
+    assert.deepEqual(a.handoff.progress().releasing.map(r => r.phase), ['leaving'], 'not listed: a leaves the group')
+    // Moved back to a before its UnJoin folded here: that replica is the one the others went on without.
+    a.setTable(table(2, assignment({ owners: ['b', 'c'], incoming: ['a'] })))
+    await a.clock.advance(1000)
+    await settleTurns(20)
+    assert.deepEqual(a.applied.filter(e => e.type === 'ready'), [], 'not ready on the old replica')
+    a.leave()
+    await settleTurns(20)
+    assert.deepEqual(a.dropped, ['p:0.1'], 'the old replica is forgotten once a left')
+    assert.deepEqual(a.handoff.progress().receiving.map(r => r.phase), ['waiting-for-state'])
+  } finally {
+    a.handoff.stop()
+  }
+})
