@@ -11,7 +11,7 @@ import type { Network } from '../src/peer/network.js'
 import type { Push } from '../src/peer/push.js'
 
 /** A peer `a` that is a member, with a cluster-wide group and a managed group `g` it is leaving. */
-function member (): { ejection: Ejection, lifecycle: Lifecycle, counters: { timesEjected: number }, rejoins: number[], rejected: string[], log: string[] } {
+function member (): { ejection: Ejection, lifecycle: Lifecycle, counters: { timesEjected: number }, rejoins: number[], rejected: string[], forgotten: string[], log: string[] } {
   const lifecycle = new Lifecycle()
   const incarnation = lifecycle.newIncarnation()
   const rejected: string[] = []
@@ -27,6 +27,7 @@ function member (): { ejection: Ejection, lifecycle: Lifecycle, counters: { time
   const counters = { timesEjected: 0, divergences: 0 }
   const rejoins: number[] = []
   const log: string[] = []
+  const forgotten: string[] = []
   const logger = Object.assign((f: string, ...args: unknown[]) => { log.push(`${f} ${args.join(' ')}`) }, { error: () => {}, trace: () => {}, enabled: false })
   const ejection = new Ejection({
     self: 'a',
@@ -35,13 +36,14 @@ function member (): { ejection: Ejection, lifecycle: Lifecycle, counters: { time
     push: {} as Push,
     allows: () => true,
     rejoin: () => { rejoins.push(1) },
+    forget: (group) => { forgotten.push(group) },
     counters: counters as unknown as LegionCounters,
     log: logger as never
   })
-  return { ejection, lifecycle, counters, rejoins, rejected, log }
+  return { ejection, lifecycle, counters, rejoins, rejected, forgotten, log }
 }
 
-test('a managed group settled without this peer (it left, or was removed) does not eject it from the cluster', () => {
+test('a managed group settled without this peer (it left, or was removed) does not eject it from the cluster: it forgets its state of that group', () => {
   const m = member()
   const g = m.lifecycle.incarnation!.groups.get('g')!
   m.ejection.diverged(g, 'b', true, false)
@@ -50,6 +52,7 @@ test('a managed group settled without this peer (it left, or was removed) does n
   assert.equal(m.counters.timesEjected, 0)
   assert.deepEqual(m.rejoins, [])
   assert.deepEqual(m.rejected, ['g', 'g'], 'what it waited for in g alone is answered: it can no longer fold here')
+  assert.deepEqual(m.forgotten, ['g', 'g'], 'its stale state of g is forgotten: a participant may add it again')
   assert.match(m.log.join('\n'), /settled without this peer/)
 })
 

@@ -56,7 +56,7 @@ function peerA (first: KeyspaceTable) {
   view.start()
   handoff.start()
   const setTable = (t: KeyspaceTable): void => { current = t; for (const l of [...tableListeners]) l({ infimum: t }) }
-  return { clock, handoff, applied, dropped, setTable, leave: () => { leave() } }
+  return { clock, handoff, applied, dropped, setTable, leave: () => { leave() }, setHeld: (h: boolean) => { held = h } }
 }
 
 test('a replica listed again as incoming while it still leaves the group is not announced ready: the state comes anew once it has left', async () => {
@@ -73,6 +73,31 @@ test('a replica listed again as incoming while it still leaves the group is not 
     await settleTurns(20)
     assert.deepEqual(a.dropped, ['p:0.1'], 'the old replica is forgotten once a left')
     assert.deepEqual(a.handoff.progress().receiving.map(r => r.phase), ['waiting-for-state'])
+  } finally {
+    a.handoff.stop()
+  }
+})
+
+test('a replica the peer forgot while leaving (the group settled without it) ends its release at once; the state taken anew is announced and kept', async () => {
+  const a = peerA(table(1, assignment({ owners: ['b', 'c'] })))
+  try {
+    await settleTurns(20)
+    a.setTable(table(2, assignment({ owners: ['b', 'c'], incoming: ['a'] })))
+    await settleTurns(20)
+    // The peer learns the group settled without it and forgets the old state.
+    a.setHeld(false)
+    await a.clock.advance(300)
+    await settleTurns(20)
+    assert.deepEqual(a.handoff.progress().releasing, [], 'the release ended: the peer left the group already')
+    assert.equal(a.handoff.progress().completed.released, 1)
+    // A participant gives it the state anew; its Join has folded there.
+    a.setHeld(true)
+    await a.clock.advance(300)
+    await settleTurns(20)
+    assert.deepEqual(a.applied.filter(e => e.type === 'ready').map(e => e.partitions), [[[0, 1]]], 'ready on the new state')
+    a.leave() // the old leave's push returns at last
+    await settleTurns(20)
+    assert.deepEqual(a.dropped, [], 'the new state is kept')
   } finally {
     a.handoff.stop()
   }

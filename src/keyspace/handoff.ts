@@ -263,6 +263,7 @@ export class Handoff<K, I, O, S> {
     const c = this.c
     const self = c.self
     const now = c.clock.now()
+    this.leftAlready()
     const toFound: PartitionRef[] = []
     const toAnnounce: PartitionRef[] = []
     const toAbandon: PartitionRef[] = []
@@ -296,8 +297,9 @@ export class Handoff<K, I, O, S> {
         if (!this.receivingSince.has(key)) this.receivingSince.set(key, now)
         // Listed again while still leaving the group (its UnJoin recorded): that replica is the
         // old one, which the others went on without, so it proves nothing about holding what
-        // they acknowledged since. The release drops it; the state comes anew after that.
-        if (this.releases.get(key)?.phase === 'leaving') continue
+        // they acknowledged since. The release drops it (or the peer forgets it first, on
+        // learning the group settled without it); the state comes anew after that.
+        if (held && this.releases.get(key)?.phase === 'leaving') continue
         if (held) {
           this.missingSince.delete(key)
           this.watch(key, g)
@@ -438,6 +440,20 @@ export class Handoff<K, I, O, S> {
 
   private release (partition: number, generation: number, key: string, now: number): void {
     if (!this.releases.has(key)) this.releases.set(key, { partition, generation, phase: 'draining', since: now })
+  }
+
+  /**
+   * A group being left that is no longer held here was forgotten by the peer, which learnt
+   * that the others settled it without this peer: the leave is done. The release is ended now,
+   * so that its end (when the UnJoin's push returns) does not drop a state taken anew meanwhile.
+   */
+  private leftAlready (): void {
+    for (const [key, r] of [...this.releases]) {
+      if (r.phase !== 'leaving' || this.c.groups.get(r.partition, r.generation).held()) continue
+      this.releases.delete(key)
+      this.completed.released++
+      for (const w of [...this.releaseWaiters]) w()
+    }
   }
 
   /** Leaves every released group with no request in flight. */

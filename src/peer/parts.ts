@@ -76,6 +76,12 @@ export interface Parts {
   readonly heartbeats: Heartbeats
   readonly messaging: Messaging
   readonly observer: Observer
+  /**
+   * Forgets this peer's state of managed group `id` (after it left the group, or learnt that
+   * the group settled without it): the group waits to be given a state again, and its
+   * storage is deleted.
+   */
+  readonly forgetGroup: (id: string) => void
 }
 
 /** Builds and wires the parts; see the module comment. */
@@ -162,7 +168,7 @@ export function buildParts (inputs: PartInputs): Parts {
     limits,
     log: loggers('outputs')
   })
-  const ejection = new Ejection({ self, lifecycle, network, push, allows, rejoin: () => { joining.rejoin() }, counters, log: loggers('membership') })
+  const ejection = new Ejection({ self, lifecycle, network, push, allows, rejoin: () => { joining.rejoin() }, forget: forgetGroup, counters, log: loggers('membership') })
   const joining = new Joining({
     self,
     network,
@@ -243,5 +249,13 @@ export function buildParts (inputs: PartInputs): Parts {
     }
   }
 
-  return { log, inbound, persistence, flusher, groups, intake, sync, push, propagation, outputs, ejection, joining, heartbeats, messaging, observer }
+  function forgetGroup (id: string): void {
+    const incarnation = lifecycle.incarnation
+    const replica = incarnation?.groups.get(id)
+    if (incarnation === undefined || replica === undefined) return
+    incarnation.groups.set(id, groups.waiting(replica.definition))
+    persistence.drop(id)
+  }
+
+  return { log, inbound, persistence, flusher, groups, intake, sync, push, propagation, outputs, ejection, joining, heartbeats, messaging, observer, forgetGroup }
 }

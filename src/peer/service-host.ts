@@ -121,14 +121,7 @@ export class ServiceHost<Sv extends ServiceMap> {
           incarnation.groups.set(definition.id, parts.groups.found(definition))
           parts.flusher.schedule()
         },
-        drop: (id: string) => {
-          const incarnation = lifecycle.incarnation
-          const replica = incarnation?.groups.get(prefix + id)
-          if (incarnation === undefined || replica === undefined) return
-          const definition = replica.definition
-          incarnation.groups.set(definition.id, parts.groups.waiting(definition))
-          parts.persistence.drop(definition.id)
-        }
+        drop: (id: string) => { parts.forgetGroup(prefix + id) }
       },
       messaging: {
         channel: (channelName, codecs) => parts.messaging.channel(messageChannel({ name: prefix + channelName, ...codecs })),

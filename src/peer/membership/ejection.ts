@@ -38,6 +38,8 @@ export interface EjectionComponents {
   readonly allows: (peer: Participant) => boolean
   /** Asks to be admitted again (membership's join part). */
   readonly rejoin: () => void
+  /** Forgets this peer's state of a managed group (see `Parts.forgetGroup`). */
+  readonly forget: (group: string) => void
   /** The peer's counters. */
   readonly counters: LegionCounters
   /** The part's logger. */
@@ -181,11 +183,12 @@ export class Ejection {
       // its own UnJoin folded at the others, who went on without it, before it folded here) or
       // was removed from it. That is the group's business, not the cluster's: leaving the
       // cluster for it would fail every request this peer holds elsewhere. What it was still
-      // waiting for in the group can no longer fold here; the service that manages the group
-      // drops it.
-      replica.divergedFrom.clear()
+      // waiting for in the group can no longer fold here, and its state there is stale: it is
+      // forgotten, so that the group reads as not held and a participant may add this peer
+      // again (it then takes the state anew, as any new member does).
       replica.rejectEjected()
-      c.log('group %s settled without this peer (at %s): it is no longer a participant there', label(replica.id), from)
+      c.forget(replica.id)
+      c.log('group %s settled without this peer (at %s): it is no longer a participant there; its state is forgotten', label(replica.id), from)
       return
     }
     replica.divergedFrom.add(from)
