@@ -383,13 +383,15 @@ export class Heartbeats {
     this.ejectEach(this.detector.toEject(cluster.infimumParticipants(), cluster.projectedParticipants(), now), cluster.infimumParticipants(), now)
   }
 
-  /** Ejects each of `peers`, saying why first: who suspected it of what, and for how long it held which group back. */
+  /** Ejects each of `peers`, saying why (for the log): who suspected it of what, and for how long it held which group back here. */
   private ejectEach (peers: readonly Participant[], voters: readonly Participant[], now: number): void {
     const c = this.components
     for (const peer of peers) {
-      const held = this.progress.heldBack(now).get(peer)
-      const hold = held === undefined ? '' : `; here it has held group ${JSON.stringify(held.group)} back for ${Math.round(held.sinceProgressMs)} ms`
-      c.ejectSuspect(peer, () => `${this.detector.grounds(peer, voters, now)}${hold}`)
+      c.ejectSuspect(peer, () => {
+        const held = this.progress.heldBack(now).get(peer)
+        const hold = held === undefined ? '' : `; here it has held group ${JSON.stringify(held.group)} back for ${Math.round(held.sinceProgressMs)} ms`
+        return `${this.detector.grounds(peer, voters, now)}${hold}`
+      })
     }
   }
 
