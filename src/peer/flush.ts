@@ -89,8 +89,13 @@ export class Flusher {
     c.inspect(incarnation)
     incarnation = c.lifecycle.incarnation
     if (incarnation === undefined) return
-    // Only the replicas of the current incarnation: an older one's changes never leave.
-    const replicas = [...this.dirty].filter(r => incarnation.groups.get(r.id) === r)
+    // Only the replicas of the current incarnation: an older one's changes never leave, and
+    // one replaced (a forgotten group, an older incarnation) is never saved: its waits end.
+    const replicas: SomeReplica[] = []
+    for (const r of this.dirty) {
+      if (incarnation.groups.get(r.id) === r) replicas.push(r)
+      else c.persistence.abandon(r)
+    }
     this.dirty.clear()
     const phase = c.lifecycle.phase.kind
     // A leaving peer's UnJoins travel in its pushes, which wait for their merge: a batch sent

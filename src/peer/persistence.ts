@@ -3,7 +3,9 @@
  * change of a group replica bumps its `version`; the flush saves every replica that is ahead
  * of what was saved in one batch, and only then sends. Answers to requests (syncs, pushes,
  * joins) are computed at once and sent only once {@link PersistenceGate.persisted} says the
- * version they show is saved.
+ * version they show is saved. A replica that is replaced before it is saved (the peer forgot
+ * the group, or rejoined) is never saved: its waits end with `false`, and each caller answers
+ * for itself rather than show state that no storage holds.
  *
  * What is saved, and how, is the {@link PeerStore}'s business: the gate only decides when.
  *
@@ -78,8 +80,10 @@ export interface PersistenceComponents {
 
 /** The save-before-send gate; see the module comment. */
 export class PersistenceGate {
-  private readonly waiters = new Map<SomeReplica, Array<{ version: number, resolve: () => void }>>()
+  private readonly waiters = new Map<SomeReplica, Array<{ version: number, resolve: (saved: boolean) => void }>>()
   private readonly dropped = new Set<string>()
+  /** The peer stopped: nothing is saved any more. */
+  private released = false
 
   constructor (private readonly components: PersistenceComponents) {}
 
@@ -127,10 +131,15 @@ export class PersistenceGate {
     for (const r of changed) this.wake(r)
   }
 
-  /** Resolves once `replica` is saved up to `version` (at once if it is). */
-  async persisted (replica: SomeReplica, version: number = replica.version): Promise<void> {
-    if (replica.savedVersion >= version) return
-    await new Promise<void>(resolve => {
+  /**
+   * Resolves with `true` once `replica` is saved up to `version` (at once if it is), or with
+   * `false` once it never will be: the replica was replaced ({@link abandon}) or the peer stops
+   * ({@link releaseAll}).
+   */
+  async persisted (replica: SomeReplica, version: number = replica.version): Promise<boolean> {
+    if (replica.savedVersion >= version) return true
+    if (this.released) return false
+    return await new Promise<boolean>(resolve => {
       let list = this.waiters.get(replica)
       if (list === undefined) { list = []; this.waiters.set(replica, list) }
       list.push({ version, resolve })
@@ -147,14 +156,27 @@ export class PersistenceGate {
     const list = this.waiters.get(replica)
     if (list === undefined) return
     const keep = list.filter(w => w.version > replica.savedVersion)
-    for (const w of list) if (w.version <= replica.savedVersion) w.resolve()
+    for (const w of list) if (w.version <= replica.savedVersion) w.resolve(true)
     if (keep.length === 0) this.waiters.delete(replica)
     else this.waiters.set(replica, keep)
   }
 
-  /** Releases every waiter (the peer stops; nothing more will be sent anyway). */
+  /**
+   * Ends the waits on `replica` with `false`: it was replaced (its group forgotten, or the peer
+   * rejoined), so the flush will never save it. Without this, a push merged into it would
+   * never be answered, and its sender would wait out its timeout.
+   */
+  abandon (replica: SomeReplica): void {
+    const list = this.waiters.get(replica)
+    if (list === undefined) return
+    this.waiters.delete(replica)
+    for (const w of list) w.resolve(false)
+  }
+
+  /** Ends every wait still unsaved with `false` (the peer stops; nothing more is saved). */
   releaseAll (): void {
-    for (const list of this.waiters.values()) for (const w of list) w.resolve()
+    this.released = true
+    for (const list of this.waiters.values()) for (const w of list) w.resolve(false)
     this.waiters.clear()
   }
 }

@@ -240,10 +240,13 @@ export class Propagation {
     const replicas = new Set([...behind.values()].flat())
     const payloads = new Map<SomeReplica, Uint8Array>()
     for (const r of replicas) payloads.set(r, r.acknowledgementPayload(r.fold!))
-    await Promise.all([...replicas].map(async r => { await c.persistence.persisted(r) }))
+    await Promise.all([...replicas].map(async r => { if (!await c.persistence.persisted(r)) payloads.delete(r) }))
     if (c.lifecycle.incarnation !== incarnation) return
     const protocol = c.inbound.protocol(FOLD_PROTOCOL)
-    for (const [peer, list] of behind) {
+    for (const [peer, all] of behind) {
+      // A replica replaced before its save (its group forgotten) has nothing to announce.
+      const list = all.filter(r => payloads.has(r))
+      if (list.length === 0) continue
       const payload = encodeFoldBatch(list.map(r => ({ group: r.id, payload: payloads.get(r)! })))
       c.inbound.countOut(payload)
       this.sendOneWay(peer, protocol, payload)

@@ -62,7 +62,7 @@ export class Push {
 
   /**
    * The payloads of `replicas` for `peer` (a diff each, or the whole fold where a diff is not
-   * enough), once what they show is saved.
+   * enough), once what they show is saved. A replica replaced before it was saved is left out.
    */
   async payloadsFor (peer: Participant, replicas: readonly SomeReplica[]): Promise<GroupPayload[]> {
     const entries: GroupPayload[] = []
@@ -73,8 +73,8 @@ export class Push {
       entries.push({ group: replica.id, payload: replica.payloadFor(fold, peer).bytes })
       shown.push({ replica, version: replica.version })
     }
-    await Promise.all(shown.map(async s => { await this.components.persistence.persisted(s.replica, s.version) }))
-    return entries
+    const saved = await Promise.all(shown.map(async s => await this.components.persistence.persisted(s.replica, s.version)))
+    return entries.filter((_, i) => saved[i])
   }
 
   /**
@@ -135,8 +135,12 @@ export class Push {
       results.push(answer === 'merged' ? { group, merged: true } : { group, merged: false, code: answer })
       if (answer === 'merged') touched.push(replica)
     }
-    await Promise.all(touched.map(async r => { await c.persistence.persisted(r) }))
-    return encodePushAnswer(results)
+    const saved = await Promise.all(touched.map(async r => await c.persistence.persisted(r)))
+    // A replica replaced before its save (its group forgotten, the peer rejoined or stopped)
+    // holds nothing durable here: its merge is answered as refused, so the sender does not
+    // count on it.
+    const lost = new Set(touched.filter((_, i) => !saved[i]).map(r => r.id))
+    return encodePushAnswer(results.map(r => lost.has(r.group) ? { group: r.group, merged: false, code: 'not-participant' } : r))
   }
 }
 

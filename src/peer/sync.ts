@@ -119,7 +119,7 @@ export class Sync {
     if (phase.kind !== 'member') throw new Refused('not-ready', 'not a participant now')
     const incarnation = phase.incarnation
     const results: Array<SyncResult | (() => SyncResult)> = []
-    const shown: Array<{ replica: SomeReplica, version: number }> = []
+    const shown: Array<{ replica: SomeReplica, version: number, at: number }> = []
     let full = false
     // Each group once, however often it is asked for: a request of a million wants of one
     // group would otherwise make this peer encode its fold a million times.
@@ -134,14 +134,16 @@ export class Sync {
       const diff = replica.plan(fold, from, want.full)
       full ||= diff === undefined
       results.push(() => ({ group: want.group, ...replica.encodePlan(fold, diff) }))
-      shown.push({ replica, version: replica.version })
+      shown.push({ replica, version: replica.version, at: results.length - 1 })
     }
     // Before anything is encoded: a whole fold is what costs.
     if (full && !this.fullSyncLimiter.take(from)) { c.counters.droppedRateLimited++; throw new Refused('rate-limited', 'too many full syncs') }
     const encoded = results.map(r => typeof r === 'function' ? r() : r)
     // Computed now, answered once everything it shows is saved.
-    await Promise.all(shown.map(async s => { await c.persistence.persisted(s.replica, s.version) }))
+    const saved = await Promise.all(shown.map(async s => await c.persistence.persisted(s.replica, s.version)))
     if (c.lifecycle.incarnation !== incarnation) throw new Refused('not-ready', 'this peer rejoined meanwhile')
+    // A group forgotten before its save: what was encoded of it is not durable here.
+    shown.forEach((s, i) => { if (!saved[i]) encoded[s.at] = { group: s.replica.id, kind: 'refused', code: 'unknown-group' } })
     c.counters.syncsServed++
     return encodeSyncAnswer(encoded)
   }

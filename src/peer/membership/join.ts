@@ -222,8 +222,10 @@ export class Joining {
     const peers: PeerAddresses[] = await Promise.all(cluster.others().filter(p => p !== from).map(async id => ({ id, addresses: await c.network.peerAddresses(id) })))
     peers.push({ id: c.self, addresses: c.network.multiaddrs() })
     if (addresses.length > 0) void this.dialAny(addresses)
-    await Promise.all(admitted.map(async (r, i) => { await c.persistence.persisted(r, versions[i]) }))
+    const saved = await Promise.all(admitted.map(async (r, i) => await c.persistence.persisted(r, versions[i])))
     if (c.lifecycle.incarnation !== incarnation) throw new Refused('not-ready', 'this peer rejoined meanwhile')
+    // A group dropped before its save: the answer would show state no storage here holds.
+    if (saved.includes(false)) throw new Refused('not-ready', 'a group was dropped meanwhile')
     c.log('admitted %s', from)
     return encodeJoinAccepted(groups, peers)
   }
