@@ -142,6 +142,7 @@ test('founding over a storage that holds a peer is refused unless asked to overw
   assert.ok(joiner.readState().participants.includes(a.self))
   const founder = await w.start({ startup: { mode: 'auto', peers: [], found: true }, storage: memoryStorage() })
   assert.deepEqual(founder.readState().participants, [founder.self])
+  assert.equal(founder.readState().joined, true, 'a founder\'s own Join has folded')
   await assert.rejects(w.start({ startup: { mode: 'auto', peers: [] }, storage: memoryStorage() }), { name: 'JoinError' })
   // overwrite: founds anew over the old peer.
   const fresh = await w.start({ startup: { mode: 'new', overwrite: true }, storage: memoryStorage({ store: storage.store }) })

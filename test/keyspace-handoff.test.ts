@@ -27,12 +27,16 @@ function peerA (first: KeyspaceTable) {
     applyConsistent: async (e: TableEvent) => { applied.push(e); return await new Promise(() => {}) }
   } as unknown as TableGroup
   let held = true
+  let projected = ['b', 'c']
+  let joined = true
   let leave: () => void = () => {}
   const dropped: string[] = []
   const partitionGroup = {
     held: () => held,
-    // Its infimum still lists a: its own UnJoin has not folded here.
-    readState: () => ({ participants: ['a', 'b', 'c'] }),
+    // Its infimum still lists a (its own UnJoin has not folded here), but that UnJoin is
+    // recorded: a is not among the projected participants, unless a state taken anew (or a
+    // readmission) names it again.
+    readState: () => ({ participants: ['a', 'b', 'c'], projectedParticipants: projected, joined }),
     subscribe: () => () => {},
     disassociate: async () => { await new Promise<void>(resolve => { leave = resolve }) }
   }
@@ -56,7 +60,16 @@ function peerA (first: KeyspaceTable) {
   view.start()
   handoff.start()
   const setTable = (t: KeyspaceTable): void => { current = t; for (const l of [...tableListeners]) l({ infimum: t }) }
-  return { clock, handoff, applied, dropped, setTable, leave: () => { leave() }, setHeld: (h: boolean) => { held = h } }
+  return {
+    clock,
+    handoff,
+    applied,
+    dropped,
+    setTable,
+    leave: () => { leave() },
+    /** What a's replica holds now: whether any, who it names, whether a's own Join folded there. */
+    setHeld: (h: boolean, participants: string[] = projected, hasJoined = joined) => { held = h; projected = participants; joined = hasJoined }
+  }
 }
 
 test('a replica listed again as incoming while it still leaves the group is not announced ready: the state comes anew once it has left', async () => {
@@ -91,13 +104,70 @@ test('a replica the peer forgot while leaving (the group settled without it) end
     assert.deepEqual(a.handoff.progress().releasing, [], 'the release ended: the peer left the group already')
     assert.equal(a.handoff.progress().completed.released, 1)
     // A participant gives it the state anew; its Join has folded there.
-    a.setHeld(true)
+    a.setHeld(true, ['a', 'b', 'c'])
     await a.clock.advance(300)
     await settleTurns(20)
     assert.deepEqual(a.applied.filter(e => e.type === 'ready').map(e => e.partitions), [[[0, 1]]], 'ready on the new state')
     a.leave() // the old leave's push returns at last
     await settleTurns(20)
     assert.deepEqual(a.dropped, [], 'the new state is kept')
+  } finally {
+    a.handoff.stop()
+  }
+})
+
+test('a state taken anew within one re-check of forgetting the old one is kept when the old leave ends', async () => {
+  const a = peerA(table(1, assignment({ owners: ['b', 'c'] })))
+  try {
+    await settleTurns(20)
+    a.setTable(table(2, assignment({ owners: ['b', 'c'], incoming: ['a'] })))
+    await settleTurns(20)
+    // Forgotten and given anew before the handoff looks again: the release is still 'leaving'.
+    a.setHeld(false)
+    a.setHeld(true, ['a', 'b', 'c'])
+    a.leave()
+    await settleTurns(20)
+    assert.deepEqual(a.dropped, [], 'the new state names a: it is not the replica a left')
+    assert.deepEqual(a.handoff.progress().releasing, [])
+    await a.clock.advance(300)
+    await settleTurns(20)
+    assert.deepEqual(a.applied.filter(e => e.type === 'ready').map(e => e.partitions), [[[0, 1]]], 'ready on the new state')
+  } finally {
+    a.handoff.stop()
+  }
+})
+
+test('a replica whose readmission is still pending is not announced ready: its infimum lists it only through its earlier membership', async () => {
+  const a = peerA(table(1, assignment({ owners: ['b', 'c'] })))
+  try {
+    await settleTurns(20)
+    a.setTable(table(2, assignment({ owners: ['b', 'c'], incoming: ['a'] })))
+    await settleTurns(20)
+    // A Join of a merged into the replica it was leaving: listed again, not joined yet.
+    a.setHeld(true, ['a', 'b', 'c'], false)
+    a.leave()
+    await a.clock.advance(300)
+    await settleTurns(20)
+    assert.deepEqual(a.dropped, [], 'kept: it names a again')
+    assert.deepEqual(a.applied.filter(e => e.type === 'ready'), [], 'not ready while the readmission is pending')
+    a.setHeld(true, ['a', 'b', 'c'], true) // the readmission folded
+    await a.clock.advance(300)
+    await settleTurns(20)
+    assert.deepEqual(a.applied.filter(e => e.type === 'ready').map(e => e.partitions), [[[0, 1]]])
+  } finally {
+    a.handoff.stop()
+  }
+})
+
+test('a leave that ends with the old state still held drops it', async () => {
+  const a = peerA(table(1, assignment({ owners: ['b', 'c'] })))
+  try {
+    await settleTurns(20)
+    assert.deepEqual(a.handoff.progress().releasing.map(r => r.phase), ['leaving'])
+    a.leave()
+    await settleTurns(20)
+    assert.deepEqual(a.dropped, ['p:0.1'])
+    assert.deepEqual(a.handoff.progress().releasing, [])
   } finally {
     a.handoff.stop()
   }

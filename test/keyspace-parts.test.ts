@@ -176,7 +176,7 @@ describe('routing', () => {
   function stubRouter (table: KeyspaceTable, answer: (peer: string, m: RequestMessage) => Promise<RequestReply>): { router: Router, clock: ManualClock, asked: string[] } {
     const clock = new ManualClock()
     const asked: string[] = []
-    const state = (): ClusterState<KeyspaceTable> => ({ projected: table, infimum: table, infimumId: BOTTOM, participants: [], projectedParticipants: [], outstanding: 0 })
+    const state = (): ClusterState<KeyspaceTable> => ({ projected: table, infimum: table, infimumId: BOTTOM, participants: [], projectedParticipants: [], outstanding: 0, joined: true })
     const group = { held: () => true, readState: state, subscribe: () => () => {} } as unknown as Group<never, KeyspaceTable, never>
     const view = new TableView(group as never, clock)
     view.start()

@@ -469,7 +469,10 @@ export class Handoff<K, I, O, S> {
         .finally(() => {
           if (this.releases.get(key) !== r) return // listed again meanwhile: keep it
           this.releases.delete(key)
-          if (g.held()) c.groups.drop(r.partition, r.generation)
+          // Dropped unless it names this peer again: a state taken anew after the old one was
+          // forgotten (within one re-check, before leftAlready saw it gone), or the old one
+          // readmitting it. Either serves only once isReady says so.
+          if (g.held() && !g.readState().projectedParticipants.includes(c.self)) c.groups.drop(r.partition, r.generation)
           this.completed.released++
           for (const w of [...this.releaseWaiters]) w()
           this.schedule()
@@ -478,9 +481,15 @@ export class Handoff<K, I, O, S> {
   }
 }
 
-/** Whether this peer's own Join has folded in its replica of `g`: it holds everything acknowledged. */
+/**
+ * Whether this peer's replica of `g` holds everything acknowledged: its own Join has folded
+ * there (and no readmission of it is pending, whose infimum would list it only through its
+ * earlier membership), and it is not leaving (an UnJoin of it recorded: the others may have
+ * gone on without it).
+ */
 function isReady<K, I, O, S> (g: PartitionGroup<K, I, O, S>, self: Participant): boolean {
-  return g.readState().participants.includes(self)
+  const state = g.readState()
+  return state.joined && state.projectedParticipants.includes(self)
 }
 
 /**

@@ -337,6 +337,13 @@ export interface ClusterState<S> {
   readonly projectedParticipants: readonly Participant[]
   /** Number of events not yet folded. */
   readonly outstanding: number
+  /**
+   * Whether this peer's own Join has folded here and no readmission of it (an UnJoin of it,
+   * then a Join, both outstanding) is pending. From then on no event can fold without this
+   * peer's acknowledgement, so this replica holds everything the others settled since; before,
+   * its infimum may list this peer only through an earlier membership.
+   */
+  readonly joined: boolean
 }
 
 /** A participant that has not acknowledged the newest event. */

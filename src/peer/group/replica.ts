@@ -379,7 +379,8 @@ export class GroupReplica<E, S, O> {
       infimumId: fold.infimumId(),
       participants: fold.infimumParticipants(),
       projectedParticipants: fold.projectedParticipants(),
-      outstanding: fold.outstandingCount
+      outstanding: fold.outstandingCount,
+      joined: fold.hasJoined()
     }
   }
 
