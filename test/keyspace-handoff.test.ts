@@ -72,56 +72,70 @@ function peerA (first: KeyspaceTable) {
   }
 }
 
-test('a replica listed again as incoming while it still leaves the group is not announced ready: the state comes anew once it has left', async () => {
+type PeerA = ReturnType<typeof peerA>
+
+/**
+ * Runs `body` on peer a after partition 0 moved off it (so it leaves the group) and, unless
+ * `listedAgain` is false, back to it as incoming before it has left.
+ */
+async function movedBack (body: (a: PeerA) => Promise<void>, listedAgain = true): Promise<void> {
   const a = peerA(table(1, assignment({ owners: ['b', 'c'] })))
   try {
     await settleTurns(20)
     assert.deepEqual(a.handoff.progress().releasing.map(r => r.phase), ['leaving'], 'not listed: a leaves the group')
+    if (listedAgain) {
+      a.setTable(table(2, assignment({ owners: ['b', 'c'], incoming: ['a'] })))
+      await settleTurns(20)
+    }
+    await body(a)
+  } finally {
+    a.handoff.stop()
+  }
+}
+
+/** Lets the handoff look again (one re-check and more). */
+async function recheck (a: PeerA): Promise<void> {
+  await a.clock.advance(300)
+  await settleTurns(20)
+}
+
+/** The partitions a announced ready, per announcement. */
+function announced (a: PeerA): unknown[] {
+  return a.applied.filter(e => e.type === 'ready').map(e => e.partitions)
+}
+
+test('a replica listed again as incoming while it still leaves the group is not announced ready: the state comes anew once it has left', async () => {
+  await movedBack(async a => {
     // Moved back to a before its UnJoin folded here: that replica is the one the others went on without.
-    a.setTable(table(2, assignment({ owners: ['b', 'c'], incoming: ['a'] })))
     await a.clock.advance(1000)
     await settleTurns(20)
-    assert.deepEqual(a.applied.filter(e => e.type === 'ready'), [], 'not ready on the old replica')
+    assert.deepEqual(announced(a), [], 'not ready on the old replica')
     a.leave()
     await settleTurns(20)
     assert.deepEqual(a.dropped, ['p:0.1'], 'the old replica is forgotten once a left')
     assert.deepEqual(a.handoff.progress().receiving.map(r => r.phase), ['waiting-for-state'])
-  } finally {
-    a.handoff.stop()
-  }
+  })
 })
 
 test('a replica the peer forgot while leaving (the group settled without it) ends its release at once; the state taken anew is announced and kept', async () => {
-  const a = peerA(table(1, assignment({ owners: ['b', 'c'] })))
-  try {
-    await settleTurns(20)
-    a.setTable(table(2, assignment({ owners: ['b', 'c'], incoming: ['a'] })))
-    await settleTurns(20)
+  await movedBack(async a => {
     // The peer learns the group settled without it and forgets the old state.
     a.setHeld(false)
-    await a.clock.advance(300)
-    await settleTurns(20)
+    await recheck(a)
     assert.deepEqual(a.handoff.progress().releasing, [], 'the release ended: the peer left the group already')
     assert.equal(a.handoff.progress().completed.released, 1)
     // A participant gives it the state anew; its Join has folded there.
     a.setHeld(true, ['a', 'b', 'c'])
-    await a.clock.advance(300)
-    await settleTurns(20)
-    assert.deepEqual(a.applied.filter(e => e.type === 'ready').map(e => e.partitions), [[[0, 1]]], 'ready on the new state')
+    await recheck(a)
+    assert.deepEqual(announced(a), [[[0, 1]]], 'ready on the new state')
     a.leave() // the old leave's push returns at last
     await settleTurns(20)
     assert.deepEqual(a.dropped, [], 'the new state is kept')
-  } finally {
-    a.handoff.stop()
-  }
+  })
 })
 
 test('a state taken anew within one re-check of forgetting the old one is kept when the old leave ends', async () => {
-  const a = peerA(table(1, assignment({ owners: ['b', 'c'] })))
-  try {
-    await settleTurns(20)
-    a.setTable(table(2, assignment({ owners: ['b', 'c'], incoming: ['a'] })))
-    await settleTurns(20)
+  await movedBack(async a => {
     // Forgotten and given anew before the handoff looks again: the release is still 'leaving'.
     a.setHeld(false)
     a.setHeld(true, ['a', 'b', 'c'])
@@ -129,46 +143,30 @@ test('a state taken anew within one re-check of forgetting the old one is kept w
     await settleTurns(20)
     assert.deepEqual(a.dropped, [], 'the new state names a: it is not the replica a left')
     assert.deepEqual(a.handoff.progress().releasing, [])
-    await a.clock.advance(300)
-    await settleTurns(20)
-    assert.deepEqual(a.applied.filter(e => e.type === 'ready').map(e => e.partitions), [[[0, 1]]], 'ready on the new state')
-  } finally {
-    a.handoff.stop()
-  }
+    await recheck(a)
+    assert.deepEqual(announced(a), [[[0, 1]]], 'ready on the new state')
+  })
 })
 
 test('a replica whose readmission is still pending is not announced ready: its infimum lists it only through its earlier membership', async () => {
-  const a = peerA(table(1, assignment({ owners: ['b', 'c'] })))
-  try {
-    await settleTurns(20)
-    a.setTable(table(2, assignment({ owners: ['b', 'c'], incoming: ['a'] })))
-    await settleTurns(20)
+  await movedBack(async a => {
     // A Join of a merged into the replica it was leaving: listed again, not joined yet.
     a.setHeld(true, ['a', 'b', 'c'], false)
     a.leave()
-    await a.clock.advance(300)
-    await settleTurns(20)
+    await recheck(a)
     assert.deepEqual(a.dropped, [], 'kept: it names a again')
-    assert.deepEqual(a.applied.filter(e => e.type === 'ready'), [], 'not ready while the readmission is pending')
+    assert.deepEqual(announced(a), [], 'not ready while the readmission is pending')
     a.setHeld(true, ['a', 'b', 'c'], true) // the readmission folded
-    await a.clock.advance(300)
-    await settleTurns(20)
-    assert.deepEqual(a.applied.filter(e => e.type === 'ready').map(e => e.partitions), [[[0, 1]]])
-  } finally {
-    a.handoff.stop()
-  }
+    await recheck(a)
+    assert.deepEqual(announced(a), [[[0, 1]]])
+  })
 })
 
 test('a leave that ends with the old state still held drops it', async () => {
-  const a = peerA(table(1, assignment({ owners: ['b', 'c'] })))
-  try {
-    await settleTurns(20)
-    assert.deepEqual(a.handoff.progress().releasing.map(r => r.phase), ['leaving'])
+  await movedBack(async a => {
     a.leave()
     await settleTurns(20)
     assert.deepEqual(a.dropped, ['p:0.1'])
     assert.deepEqual(a.handoff.progress().releasing, [])
-  } finally {
-    a.handoff.stop()
-  }
+  }, false)
 })
