@@ -1,6 +1,7 @@
 /**
- * Learning of one's own ejection (src/peer/membership/ejection.ts) on stubs: what a settled
- * history this peer does not share means depends on the group it was shown in.
+ * Ejection (src/peer/membership/ejection.ts) on stubs: what a settled history this peer does
+ * not share means depends on the group it was shown in; a dissemination ends by its deadline
+ * even when its changes are never saved.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -9,6 +10,10 @@ import { Lifecycle, type SomeReplica } from '../src/peer/lifecycle.js'
 import type { LegionCounters } from '../src/peer/options.js'
 import type { Network } from '../src/peer/network.js'
 import type { Push } from '../src/peer/push.js'
+import type { GroupPayload } from '../src/peer/protocol/fold-batch.js'
+import type { WaitOptions } from '../src/peer/options.js'
+import { ManualClock } from '../src/time/clock.js'
+import { within } from './support/deadline.js'
 
 /** A peer `a` that is a member, with a cluster-wide group and a managed group `g` it is leaving. */
 function member (): { ejection: Ejection, lifecycle: Lifecycle, counters: { timesEjected: number }, rejoins: number[], rejected: string[], forgotten: string[], log: string[] } {
@@ -38,6 +43,7 @@ function member (): { ejection: Ejection, lifecycle: Lifecycle, counters: { time
     rejoin: () => { rejoins.push(1) },
     forget: (group) => { forgotten.push(group) },
     counters: counters as unknown as LegionCounters,
+    clock: new ManualClock(),
     log: logger as never
   })
   return { ejection, lifecycle, counters, rejoins, rejected, forgotten, log }
@@ -68,4 +74,70 @@ test('the cluster-wide group settled without this peer ejects it; a different hi
   n.ejection.diverged(g, 'c', false, false)
   assert.equal(n.lifecycle.phase.kind, 'ejected', 'two show it: this peer rejoins to take their history')
   assert.equal(n.counters.timesEjected, 1)
+})
+
+/**
+ * A member `a` of a cluster {a, b, c} whose pushes wait for saves the test controls: `save`
+ * resolves every save wait begun so far; `pushes` records each push's options.
+ */
+function disseminating (): { ejection: Ejection, incarnation: ReturnType<Lifecycle['newIncarnation']>, clock: ManualClock, save: () => void, pushes: Array<{ peer: string, options: WaitOptions }> } {
+  const lifecycle = new Lifecycle()
+  const incarnation = lifecycle.newIncarnation()
+  incarnation.groups.set('', { id: '', others: () => ['b', 'c'], isParticipant: () => true } as unknown as SomeReplica)
+  lifecycle.becomeMember(incarnation)
+  const clock = new ManualClock()
+  let waiting: Array<() => void> = []
+  const pushes: Array<{ peer: string, options: WaitOptions }> = []
+  const entries: GroupPayload[] = [{ group: '', payload: new Uint8Array(1) }]
+  const push = {
+    payloadsFor: async () => { await new Promise<void>(resolve => { waiting.push(resolve) }); return entries },
+    push: async (peer: string, _epoch: number, _entries: readonly GroupPayload[], options: WaitOptions) => {
+      pushes.push({ peer, options })
+      return [{ group: '', merged: true }]
+    }
+  } as unknown as Push
+  const log = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false })
+  const ejection = new Ejection({
+    self: 'a',
+    lifecycle,
+    network: {} as Network,
+    push,
+    allows: () => true,
+    rejoin: () => {},
+    forget: () => {},
+    counters: {} as LegionCounters,
+    clock,
+    log: log as never
+  })
+  return { ejection, incarnation, clock, save: () => { const w = waiting; waiting = []; for (const f of w) f() }, pushes }
+}
+
+test('a dissemination whose changes are never saved here ends at its deadline, every peer unreachable', async () => {
+  const d = disseminating()
+  const done = d.ejection.disseminate(d.incarnation, [], { timeoutMs: 1000 })
+  await d.clock.advance(999)
+  let settled = false
+  void done.then(() => { settled = true })
+  await d.clock.advance(0)
+  assert.equal(settled, false, 'not before the deadline')
+  await d.clock.advance(1)
+  assert.deepEqual(await within(done, 5000, 'the dissemination'), { reached: [], unreachable: ['b', 'c'] })
+  assert.deepEqual(d.pushes, [], 'nothing unsaved is sent')
+})
+
+test('a dissemination\'s pushes get what its save wait left of the deadline; an abort ends the save wait', async () => {
+  const d = disseminating()
+  const done = d.ejection.disseminate(d.incarnation, [], { timeoutMs: 1000 })
+  await d.clock.advance(600)
+  d.save()
+  assert.deepEqual(await within(done, 5000, 'the dissemination'), { reached: ['b', 'c'], unreachable: [] })
+  assert.deepEqual(d.pushes.map(p => [p.peer, p.options.timeoutMs]), [['b', 400], ['c', 400]])
+
+  const e = disseminating()
+  const controller = new AbortController()
+  const aborted = e.ejection.disseminate(e.incarnation, [], { timeoutMs: 60_000, signal: controller.signal })
+  await e.clock.advance(10)
+  controller.abort()
+  assert.deepEqual(await within(aborted, 5000, 'the aborted dissemination'), { reached: [], unreachable: ['b', 'c'] })
+  assert.equal(e.clock.pendingTimers(), 0, 'its timer is cancelled')
 })

@@ -546,14 +546,18 @@ export interface Legion<E, S, O, Sv extends ServiceMap = Record<never, never>> {
   /**
    * Removes `peer` from the cluster on its behalf (an UnJoin acknowledged for it, in every
    * group it takes part in), and resolves once that has been merged by every reachable
-   * participant.
+   * participant. `timeoutMs` (default 10 s) bounds the whole: saving the UnJoin here, then
+   * pushing it; participants that had not merged it by then are listed as unreachable (they
+   * still learn of it through anti-entropy). An abort of `signal` resolves the same way.
    */
   eject(peer: Participant, options?: WaitOptions): Promise<Dissemination>
   /** Counters, divergence, suspicion and health. */
   stats(): LegionStats
   /**
    * Stops the services (in reverse order), leaves the cluster (unless `leave: false`) and
-   * closes everything. Pending `applyConsistent` calls reject with `StoppedError`.
+   * closes everything. Pending `applyConsistent` calls reject with `StoppedError`. Leaving
+   * saves this peer's UnJoin and pushes it to the others; `timeoutMs` (default 5 s) bounds
+   * both, and at its deadline the peer goes on stopping whether or not everyone merged it.
    */
   stop(options?: { leave?: boolean, timeoutMs?: number }): Promise<void>
 }

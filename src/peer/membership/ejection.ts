@@ -16,6 +16,7 @@
  */
 import type { Logger } from '@libp2p/interface'
 import type { Participant } from '../../eventfold/types.js'
+import type { Clock } from '../../time/clock.js'
 import { NotParticipantError } from '../errors.js'
 import type { Incarnation, Lifecycle, SomeReplica } from '../lifecycle.js'
 import type { Network } from '../network.js'
@@ -42,6 +43,8 @@ export interface EjectionComponents {
   readonly forget: (group: string) => void
   /** The peer's counters. */
   readonly counters: LegionCounters
+  /** Time, for the deadline of a dissemination. */
+  readonly clock: Clock
   /** The part's logger. */
   readonly log: Logger
 }
@@ -111,28 +114,49 @@ export class Ejection {
 
   /**
    * Pushes the changes of `touched` to every other participant of the cluster (each gets
-   * the groups it takes part in) and waits for their answers.
+   * the groups it takes part in) and waits for their answers. `timeoutMs` bounds the whole:
+   * the wait until the changes are saved here (nothing is sent before: save before telling)
+   * and the pushes after it; a peer not answered by then counts as unreachable, as does
+   * every peer once `signal` fires.
    */
   async disseminate (incarnation: Incarnation, touched: readonly SomeReplica[], options: WaitOptions): Promise<Dissemination> {
     const c = this.components
     const cluster = incarnation.groups.get('')!
     const targets = cluster.others()
     const timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS
-    const results = await Promise.all(targets.map(async peer => {
-      if (!c.allows(peer)) return false
-      try {
-        const entries = await c.push.payloadsFor(peer, touched.filter(r => r.isParticipant(peer) || r === cluster))
-        if (entries.length === 0) return true
-        const merged = await c.push.push(peer, incarnation.epoch, entries, { timeoutMs, ...(options.signal !== undefined ? { signal: options.signal } : {}) })
-        return merged.some(m => m.group === '' && m.merged) || !entries.some(e => e.group === '')
-      } catch (err) {
-        c.log('push to %s failed: %s', peer, err)
-        return false
+    const deadline = c.clock.now() + timeoutMs
+    // One timer and one abort listener for every target: each target's save wait races them.
+    let expire = (): void => {}
+    const expired = new Promise<undefined>(resolve => { expire = () => { resolve(undefined) } })
+    const timer = c.clock.setTimer(timeoutMs, expire)
+    options.signal?.addEventListener('abort', expire, { once: true })
+    if (options.signal?.aborted === true) expire()
+    try {
+      const results = await Promise.all(targets.map(async peer => {
+        if (!c.allows(peer)) return false
+        try {
+          const entries = await Promise.race([c.push.payloadsFor(peer, touched.filter(r => r.isParticipant(peer) || r === cluster)), expired])
+          if (entries === undefined) {
+            c.log('push to %s: not sent, its changes were not saved here in time', peer)
+            return false
+          }
+          if (entries.length === 0) return true
+          const remaining = deadline - c.clock.now()
+          if (remaining <= 0) return false
+          const merged = await c.push.push(peer, incarnation.epoch, entries, { timeoutMs: remaining, ...(options.signal !== undefined ? { signal: options.signal } : {}) })
+          return merged.some(m => m.group === '' && m.merged) || !entries.some(e => e.group === '')
+        } catch (err) {
+          c.log('push to %s failed: %s', peer, err)
+          return false
+        }
+      }))
+      return {
+        reached: targets.filter((_, i) => results[i] === true),
+        unreachable: targets.filter((_, i) => results[i] !== true)
       }
-    }))
-    return {
-      reached: targets.filter((_, i) => results[i] === true),
-      unreachable: targets.filter((_, i) => results[i] !== true)
+    } finally {
+      timer.cancel()
+      options.signal?.removeEventListener('abort', expire)
     }
   }
 
