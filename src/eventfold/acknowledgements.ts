@@ -197,16 +197,46 @@ function newIncarnationBefore<E, S, O> (core: FoldCore<E, S, O>, p: number, log:
   return r !== undefined && (log === 0 || log > r.join.counter) ? r.unjoin : undefined
 }
 
+/**
+ * Takes acknowledgement `a` (see `takeAck`): its bit on every outstanding entry its vector
+ * covers, stand-in positions on the UnJoins, failures, its infimum. Only the positions its
+ * vector covers beyond the acknowledger's marks (core.ts, `ackMarks`) are visited: in a burst
+ * thousands of events are outstanding, each message brings one acknowledgement, and visiting
+ * every outstanding entry per message made merging quadratic in the burst.
+ */
 function applyAck<E, S, O> (core: FoldCore<E, S, O>, a: Ack<O>, trusting: boolean): boolean {
   const bit = core.table.bit(a.p)
   const before = newIncarnationBefore(core, a.p, a.log)
+  let known = core.ackMarks.get(a.p)
+  if (known === undefined || known.before !== before) { known = { before, marks: new Map() }; core.ackMarks.set(a.p, known) }
+  const marks = known.marks
   let changed = false
-  for (let i = core.head; i < core.entries.length; i++) {
-    const e = core.entries[i]!
-    if (before !== undefined && compareEventIds(e, before) < 0) continue
-    if (!covers(a.holds, e)) continue
-    if ((e.acks & bit) === 0n) { e.acks |= bit; changed = true }
-    if (e.delta.kind === 'unjoin' && takePositions(e, a, bit)) changed = true
+  for (const [creator, logs] of a.holds) {
+    const held = core.logs.get(creator)
+    if (held === undefined) continue
+    for (const [since, seq] of logs) {
+      const log = held.get(since)
+      if (log === undefined) continue
+      const upTo = Math.min(seq, log.seq)
+      const from = marks.get(log) ?? 0
+      if (upTo <= from) continue
+      marks.set(log, upTo)
+      const byPosition = core.positions(log)
+      const take = (e: Entry<E, O>): void => {
+        if (before !== undefined && compareEventIds(e, before) < 0) return
+        if ((e.acks & bit) === 0n) { e.acks |= bit; changed = true }
+      }
+      const last = Math.min(upTo, byPosition.last)
+      for (let position = Math.max(from + 1, byPosition.first); position <= last; position++) {
+        const e = byPosition.get(position)
+        if (e !== undefined) take(e)
+      }
+    }
+  }
+  // Stand-in positions can grow with any acknowledgement, also for UnJoins covered before.
+  for (const e of core.unjoins) {
+    if ((before !== undefined && compareEventIds(e, before) < 0) || !covers(a.holds, e)) continue
+    if (takePositions(e, a, bit)) changed = true
   }
   for (const f of a.failures) {
     const at = core.find(f.id.counter, f.id.participant)
@@ -267,6 +297,7 @@ export function takeFailure<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>, f
   // event too: the sender's state may be off (a hook that threw there earlier), this one's is not.
   const own = core.projValid ? e.projectedFailure : undefined
   e.delta = { kind: 'error', failure: own !== undefined && own.thrown === undefined ? own : failureOfReport(f), errorAcks: bits, source: { event: d.event } }
+  if ((bits & core.selfBit) === 0n) core.ownAckDue.push(e)
   core.projValid = false
   return true
 }

@@ -117,6 +117,8 @@ export interface LogState {
    * longer outstanding (see `heldBefore`).
    */
   foldedSeq: number
+  /** Its outstanding entries by position (`FoldCore.positions` gives them typed). */
+  readonly outstanding: LogPositions<unknown>
 }
 
 /** An acknowledgement of another participant, with participants by index. */
@@ -139,6 +141,80 @@ export interface Ack<O> {
 }
 
 const EMPTY_HASH: Uint8Array = new Uint8Array(0)
+
+/**
+ * One log's outstanding entries by position. They come at the end (a log grows at its head)
+ * and leave from the front (folding pops in id order, which is each log's order), so this is
+ * an array with a moving start, not a map: a map cost a 10,000-event merge half as much again
+ * as the rest of it. Positions put back before the first (renegades returned) or past a hole
+ * are still right, only slower.
+ */
+export class LogPositions<T> {
+  /** The position of `items[0]`. */
+  #base = 0
+  /** Entries live in `items[start..end)`; the array itself is kept when it empties. */
+  #start = 0
+  #end = 0
+  #count = 0
+  readonly #items: Array<T | undefined> = []
+
+  /** How many entries it holds. */
+  get size (): number { return this.#count }
+  /** The smallest position it may hold an entry at. */
+  get first (): number { return this.#base + this.#start }
+  /** The largest position it may hold an entry at. */
+  get last (): number { return this.#base + this.#end - 1 }
+
+  get (position: number): T | undefined {
+    const i = position - this.#base
+    return i >= this.#start && i < this.#end ? this.#items[i] : undefined
+  }
+
+  set (position: number, item: T): void {
+    const items = this.#items
+    if (this.#count === 0) {
+      this.#start = this.#end = 0
+      this.#base = position
+    } else if (position < this.#base + this.#start) {
+      const live = items.slice(this.#start, this.#end)
+      const gap = this.#base + this.#start - position
+      items.length = 0
+      for (let k = 0; k < gap; k++) items.push(undefined)
+      for (const x of live) items.push(x)
+      this.#start = 0
+      this.#end = items.length
+      this.#base = position
+    }
+    const i = position - this.#base
+    for (let k = this.#end; k < i; k++) items[k] = undefined
+    if (i < this.#end && items[i] !== undefined) this.#count--
+    items[i] = item
+    if (i >= this.#end) this.#end = i + 1
+    this.#count++
+  }
+
+  /** Removes `item` from `position` (nothing if it is not there). */
+  delete (position: number, item: T): void {
+    const items = this.#items
+    const i = position - this.#base
+    if (i < this.#start || i >= this.#end || items[i] !== item) return
+    items[i] = undefined
+    this.#count--
+    if (this.#count === 0) {
+      this.#start = this.#end = 0
+      if (items.length > 1024) items.length = 0 // a burst's storage is not kept for ever
+      return
+    }
+    while (items[this.#start] === undefined) this.#start++
+    if (this.#start > 1024 && this.#start * 2 > this.#end) {
+      items.copyWithin(0, this.#start, this.#end)
+      items.fill(undefined, this.#end - this.#start, this.#end)
+      this.#end -= this.#start
+      this.#base += this.#start
+      this.#start = 0
+    }
+  }
+}
 
 /** Compacting the outstanding array only past this many popped slots keeps pops O(1) amortised. */
 const COMPACT_AFTER = 1024
@@ -167,6 +243,23 @@ export class FoldCore<E, S, O> {
   // Pending UnJoins: the outstanding UnJoin entries, and the mask of the peers they name.
   readonly unjoins = new Set<Entry<E, O>>()
   unjoinMask = 0n
+  /** The outstanding Joins and UnJoins, in no order (who takes part changes only with them). */
+  readonly memberships = new Set<Entry<E, O>>()
+  /**
+   * Per acknowledger (by index): for each log, a position up to which every outstanding entry of
+   * that log not ordered before `before` (the UnJoin of the acknowledger's pending readmission
+   * when it was taken, see acknowledgements.ts) carries the acknowledger's bit. Acknowledgement
+   * bits are never cleared, and a log's new entries come after every position it holds, so the
+   * marks stay true until `before` changes (then the acknowledger's marks are dropped) or
+   * renegades are put back below them (then all are: `unpark`).
+   */
+  readonly ackMarks = new Map<number, { readonly before: Entry<E, O> | undefined, readonly marks: Map<LogState, number> }>()
+  /**
+   * Outstanding entries that may lack this replica's own acknowledgement (entries taken from
+   * others, events that became failures since the last merge ended): every other outstanding
+   * entry got it when the last merge ended (folding.ts, `acknowledgeOwn`).
+   */
+  ownAckDue: Array<Entry<E, O>> = []
 
   /**
    * Renegades set aside, by creator, in id order, each with its log's base before it was
@@ -236,7 +329,7 @@ export class FoldCore<E, S, O> {
     if (logs === undefined) { logs = new Map(); this.logs.set(i, logs) }
     let log = logs.get(since)
     if (log === undefined) {
-      log = { since, seq: 0, hash: EMPTY_HASH, signature: undefined, verified: true, baseSeq: 0, baseHash: EMPTY_HASH, baseCounter: 0, foldedSeq: 0 }
+      log = { since, seq: 0, hash: EMPTY_HASH, signature: undefined, verified: true, baseSeq: 0, baseHash: EMPTY_HASH, baseCounter: 0, foldedSeq: 0, outstanding: new LogPositions() }
       logs.set(since, log)
     }
     return log
@@ -267,13 +360,41 @@ export class FoldCore<E, S, O> {
     return -lo - 1
   }
 
-  countUnjoin (entry: Entry<E, O>, by: 1 | -1): void {
-    if (entry.delta.kind !== 'unjoin') return
+  /**
+   * Keeps the indexes of the outstanding entries true as `entry` becomes outstanding (`by` 1)
+   * or leaves (`by` -1): its log's entries by position, the pending Joins and UnJoins (not
+   * `ownAckDue`: what is taken from others goes there, logs.ts `insertEntry`). Leaving
+   * is a no-op for an entry that was never tracked (settled.ts folds settled entries again
+   * alone, through `popHead`).
+   */
+  track (entry: Entry<E, O>, by: 1 | -1, log: LogState = this.log(entry.creator, entry.since)): void {
+    if (by > 0) this.positions(log).set(entry.seq, entry)
+    else this.positions(log).delete(entry.seq, entry)
+    const kind = entry.delta.kind
+    if (kind !== 'join' && kind !== 'unjoin') return
+    if (by > 0) this.memberships.add(entry)
+    else this.memberships.delete(entry)
+    if (kind !== 'unjoin') return
     if (by > 0) this.unjoins.add(entry)
     else this.unjoins.delete(entry)
     let mask = 0n
     for (const u of this.unjoins) mask |= this.table.bit((u.delta as { peer: number }).peer)
     this.unjoinMask = mask
+  }
+
+  /** Whether `e` is outstanding here (not folded, dropped or never taken). */
+  isOutstanding (e: Entry<E, O>): boolean {
+    const log = this.logs.get(e.creator)?.get(e.since)
+    return log !== undefined && log.outstanding.get(e.seq) === e
+  }
+
+  /**
+   * A log's outstanding entries by position, so that an acknowledgement visits only what it
+   * covers anew (acknowledgements.ts, `applyAck`). Kept on the log, untyped there, because
+   * `LogState` is not generic; only `track` puts entries in, all of this fold's.
+   */
+  positions (log: LogState): LogPositions<Entry<E, O>> {
+    return log.outstanding as LogPositions<Entry<E, O>>
   }
 
   /**
@@ -282,9 +403,9 @@ export class FoldCore<E, S, O> {
    */
   popHead (folded: boolean): void {
     const e = this.entries[this.head]!
-    this.countUnjoin(e, -1)
-    if (this.tailEntry === e) { this.tailEntry = undefined; this.tailApplied = undefined }
     const log = this.log(e.creator, e.since)
+    this.track(e, -1, log)
+    if (this.tailEntry === e) { this.tailEntry = undefined; this.tailApplied = undefined }
     if (e.seq > log.baseSeq) { log.baseSeq = e.seq; log.baseHash = e.hash; log.baseCounter = e.counter }
     if (folded && this.settled !== undefined) this.settled.entries.push(e)
     if (folded && e.seq > log.foldedSeq) log.foldedSeq = e.seq

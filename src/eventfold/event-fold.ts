@@ -23,7 +23,7 @@ import { acknowledgeAll, joinedHere, reduce } from './folding.js'
 import { GuardedSpec } from './hooks.js'
 import { headSignature, insertEntry, runsFrom } from './logs.js'
 import { acknowledgementOf, allParticipantsMask, diffFor, mergeDiff, mergeFull } from './merge.js'
-import { ensureProjection, projectApplied, projectEntry } from './projection.js'
+import { ensureProjection, projectApplied, projectedMask, projectEntry } from './projection.js'
 import { refoldSettled, takeSettled } from './settled.js'
 import type { EventResult, MembershipResult, MergeResult, ProjectedOutcome } from './results.js'
 import {
@@ -200,8 +200,7 @@ export class EventFold<E, S, O> {
 
   /** The participants once every outstanding Join and UnJoin has taken effect, sorted. */
   projectedParticipants (): Participant[] {
-    ensureProjection(this.core)
-    return this.core.table.list(this.core.projMask)
+    return this.core.table.list(projectedMask(this.core))
   }
 
   /**
@@ -326,6 +325,17 @@ export class EventFold<E, S, O> {
   }
 
   /**
+   * Whether the newest acknowledgement of `participant` taken here says its own Join had
+   * folded there ({@link Acknowledgement.joined}); `false` when none was taken. The same as
+   * `acknowledgementOf(participant)?.joined === true`, without building the acknowledgement:
+   * the runtime asks it for every output of another creator's event that folds.
+   */
+  acknowledgesJoined (participant: Participant): boolean {
+    const i = this.core.table.indexOf(participant)
+    return i !== undefined && this.core.latest.get(i)?.joined === true
+  }
+
+  /**
    * The participants whose acknowledgements show events this replica does not hold, the one
    * ahead by the most first: a sync from one of them repairs what it missed.
    */
@@ -438,6 +448,7 @@ export class EventFold<E, S, O> {
     const r = core.hooks.apply(event, core.projState, entry)
     projectApplied(core, entry, r)
     core.entries.push(entry)
+    core.track(entry, 1, core.ownLog)
     const outputs: Array<ConsistentOutput<O>> = []
     reduce(core, undefined, outputs)
     const outcome: ProjectedOutcome<O> = r.kind === 'threw'
@@ -499,7 +510,7 @@ export class EventFold<E, S, O> {
       const standIn = heldBefore(core, delta.peer, core.entries.length - 1)
       if (standIn.size > 0) entry.standIn = standIn
     }
-    core.countUnjoin(entry, 1)
+    core.track(entry, 1)
     projectEntry(core, entry)
     const outputs: Array<ConsistentOutput<O>> = []
     reduce(core, undefined, outputs)

@@ -315,18 +315,40 @@ export function acknowledgeUpTo<E, S, O> (core: FoldCore<E, S, O>, upTo: EventId
 }
 
 /**
+ * This replica acknowledges everything it holds: `acknowledgeAll` with its own bit, visiting
+ * only the entries that may lack it (`FoldCore.ownAckDue`). Every merge ends with this, and a
+ * burst's merges each visited thousands of outstanding entries that all had it already.
+ */
+export function acknowledgeOwn<E, S, O> (core: FoldCore<E, S, O>): boolean {
+  const due = core.ownAckDue
+  if (due.length === 0) return false
+  core.ownAckDue = []
+  const bits = core.selfBit
+  // Most of what is outstanding came in at once (a whole log taken, a first merge): walking
+  // the array costs less than asking of each whether it is still outstanding.
+  if (2 * due.length >= core.entries.length - core.head) return acknowledgeAll(core, bits)
+  let changed = false
+  for (const e of due) if (core.isOutstanding(e) && acknowledgeEntry(e, bits)) changed = true
+  return changed
+}
+
+/** Adds `bits` to one entry's ack (and failure-ack) set; returns whether it grew. */
+function acknowledgeEntry<E, O> (e: Entry<E, O>, bits: bigint): boolean {
+  let changed = false
+  if ((e.acks & bits) !== bits) { e.acks |= bits; changed = true }
+  const d = e.delta
+  if (d.kind === 'error' && (d.errorAcks & bits) !== bits) { d.errorAcks |= bits; changed = true }
+  if (d.kind === 'unjoin') e.positioned |= bits
+  return changed
+}
+
+/**
  * Adds `bits` to every outstanding ack and failure-ack set; returns whether any grew. For
  * this replica, or for a participant on the caller's word (`EventFold.acknowledge`): as
  * holding what this replica holds, so its positions before an UnJoin are this replica's.
  */
 export function acknowledgeAll<E, S, O> (core: FoldCore<E, S, O>, bits: bigint): boolean {
   let changed = false
-  for (let i = core.head; i < core.entries.length; i++) {
-    const e = core.entries[i]!
-    if ((e.acks & bits) !== bits) { e.acks |= bits; changed = true }
-    const d = e.delta
-    if (d.kind === 'error' && (d.errorAcks & bits) !== bits) { d.errorAcks |= bits; changed = true }
-    if (d.kind === 'unjoin') e.positioned |= bits
-  }
+  for (let i = core.head; i < core.entries.length; i++) if (acknowledgeEntry(core.entries[i]!, bits)) changed = true
   return changed
 }

@@ -168,6 +168,8 @@ function unpark<E, S, O> (core: FoldCore<E, S, O>, join: Entry<E, O>, peer: numb
     const back = list.filter(p => compareEventIds(p.entry, after) > 0 && compareEventIds(p.entry, core.infId) > 0)
     if (back.length === 0) continue
     core.parked.set(next.peer, list.filter(p => !back.includes(p)))
+    // Entries come back below positions acknowledgements were marked up to (core.ts, `ackMarks`).
+    core.ackMarks.clear()
     const restored = new Set<LogState>()
     for (const p of back) {
       const log = core.log(p.entry.creator, p.entry.since)
@@ -196,7 +198,10 @@ export function insertEntry<E, S, O> (core: FoldCore<E, S, O>, entry: Entry<E, O
     core.entries.splice(pos, 0, entry)
     core.projValid = false
   }
-  core.countUnjoin(entry, 1)
+  core.track(entry, 1)
+  // This replica's own events carry its acknowledgement from the start; an entry taken from
+  // another replica waits for it until the merge ends (folding.ts, `acknowledgeOwn`).
+  if ((entry.acks & core.selfBit) === 0n) core.ownAckDue.push(entry)
 }
 
 /**

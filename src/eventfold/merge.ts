@@ -10,7 +10,7 @@
 import { internAck, externalAck, notifyList, ownAcknowledgement, takeAck, takeFailure, takeWaiting } from './acknowledgements.js'
 import { NO_HASH, type Entry, type FoldCore } from './core.js'
 import { DiffTooNewError, DiffTooSparseError, DifferentOriginsError, ForgedEventError, type MergeError } from './errors.js'
-import { acknowledgeAll, adoptInfimum, readmissionOf, reduce, relationTo, remoteDigestWins, type Readmission } from './folding.js'
+import { acknowledgeOwn, adoptInfimum, readmissionOf, reduce, relationTo, remoteDigestWins, type Readmission } from './folding.js'
 import { checkRun, runsFrom, takeRun, type CheckedRun } from './logs.js'
 import { endSettledRecord } from './settled.js'
 import type { MergeResult } from './results.js'
@@ -345,7 +345,7 @@ export function finishMerge<E, S, O> (
   threwHere = false
 ): MergeResult<O> {
   const newFailure = failureUnacknowledged(core)
-  const acknowledged = acknowledgeAll(core, core.selfBit)
+  const acknowledged = acknowledgeOwn(core)
   // Who waits for this acknowledgement is read before folding: the events this merge added
   // may fold here at once (with two participants they do), and their creators still wait.
   let from = core.entries.length
@@ -354,7 +354,7 @@ export function finishMerge<E, S, O> (
     from = at >= 0 ? at : -at - 1
   }
   const waiting = creatorsFrom(core, from) | taken
-  const membership = membershipFrom(core, from)
+  const membership = first !== undefined && membershipFrom(core, first)
   const failuresBefore = core.failuresFound
   if (reduce(core, undefined, outputs)) changed = true
   const failed = newFailure || core.failuresFound > failuresBefore
@@ -368,17 +368,18 @@ export function finishMerge<E, S, O> (
 
 /** The creators of the outstanding events from index `from` on. */
 function creatorsFrom<E, S, O> (core: FoldCore<E, S, O>, from: number): bigint {
+  // Marked by index first: a bigint operation per entry allocates, and a burst's merges
+  // visit thousands of entries.
+  const seen = new Uint8Array(core.table.names.length)
+  for (let i = Math.max(from, core.head); i < core.entries.length; i++) seen[core.entries[i]!.creator] = 1
   let mask = 0n
-  for (let i = Math.max(from, core.head); i < core.entries.length; i++) mask |= core.table.bit(core.entries[i]!.creator)
+  for (let c = 0; c < seen.length; c++) if (seen[c] === 1) mask |= core.table.bit(c)
   return mask
 }
 
-/** Whether a Join or UnJoin is among the outstanding events from index `from` on. */
-function membershipFrom<E, S, O> (core: FoldCore<E, S, O>, from: number): boolean {
-  for (let i = Math.max(from, core.head); i < core.entries.length; i++) {
-    const kind = core.entries[i]!.delta.kind
-    if (kind === 'join' || kind === 'unjoin') return true
-  }
+/** Whether a Join or UnJoin is among the outstanding events from `first` on. */
+function membershipFrom<E, S, O> (core: FoldCore<E, S, O>, first: EventId): boolean {
+  for (const e of core.memberships) if (compareEventIds(e, first) >= 0) return true
   return false
 }
 

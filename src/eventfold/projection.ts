@@ -10,6 +10,7 @@
  */
 import type { ApplyOutcome } from './hooks.js'
 import type { Entry, Failure, FoldCore, InternalDelta } from './core.js'
+import { compareEventIds } from './types.js'
 
 /** The failure an `apply` outcome that did not succeed stands for. */
 export function failureOf<S, O> (r: Exclude<ApplyOutcome<S, O>, { kind: 'applied' }>): Failure<O> {
@@ -25,6 +26,25 @@ export function ensureProjection<E, S, O> (core: FoldCore<E, S, O>): void {
   core.tailApplied = undefined
   core.projValid = true
   for (let i = core.head; i < core.entries.length; i++) projectEntry(core, core.entries[i]!)
+}
+
+/**
+ * The projected participants as a mask, without applying anything when the projection is
+ * stale: who takes part changes with the Joins and UnJoins alone (a hook that throws changes
+ * the state, not the membership), so they are applied to the infimum's participants in id
+ * order, skipping a renegade's as {@link projectEntry} does. A merge that inserts events in the
+ * middle leaves the projection stale, and every admitted message asks who takes part: applying
+ * every outstanding event again for that made a burst's merges cost what was outstanding.
+ */
+export function projectedMask<E, S, O> (core: FoldCore<E, S, O>): bigint {
+  if (core.projValid) return core.projMask
+  if (core.memberships.size === 0) return core.infMask
+  let mask = core.infMask
+  for (const e of [...core.memberships].sort(compareEventIds)) {
+    const d = e.delta
+    if ((mask & core.table.bit(e.creator)) !== 0n && (d.kind === 'join' || d.kind === 'unjoin')) mask = core.membershipMask(d, mask)
+  }
+  return mask
 }
 
 /** Applies one entry, known to be the last outstanding one, to a valid projection. */

@@ -235,6 +235,14 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
     if (before !== undefined) assert.ok(compareEventIds(now, before) >= 0, `${r.id}'s infimum moved backwards`)
     lastInfimum.set(r.id, now)
   }
+  // Every merge ends with the replica acknowledging everything it holds, failures included
+  // (merge.ts, `finishMerge`; it visits only the entries that may lack it).
+  const checkOwnAcknowledgement = (r: Replica): void => {
+    for (const e of r.fold.outstandingEvents()) {
+      assert.ok(e.acks.includes(r.id), `${r.id} holds ${eventIdKey(e.id)} unacknowledged after a merge`)
+      if (e.delta.kind === 'error') assert.ok(e.delta.errorAcks.includes(r.id), `${r.id} holds the failure of ${eventIdKey(e.id)} unacknowledged after a merge`)
+    }
+  }
   const live = (): Replica[] => [...replicas.values()].filter(r => r.status === 'live')
   const send = (from: Replica, toId: string): void => {
     const diff = from.fold.diffFor(toId)
@@ -279,6 +287,7 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
     }
     record(to, r, trusting)
     checkMonotone(to)
+    checkOwnAcknowledgement(to)
     if (plan.liveEjections === true && !to.fold.projectedParticipants().includes(to.id)) {
       // Its own UnJoin reached it: it stops taking part and rejoins later (rejoinOutcast).
       trace(`${to.id} finds it was ejected`)

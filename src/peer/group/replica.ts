@@ -328,7 +328,7 @@ export class GroupReplica<E, S, O> {
    * forwarded output would arrive after its own.
    */
   private mayMiss (creator: Participant): boolean {
-    return this.foldValue?.acknowledgementOf(creator)?.joined !== true
+    return this.foldValue?.acknowledgesJoined(creator) !== true
   }
 
   /** Settles a pending `applyConsistent` of this peer with an outcome another peer forwarded. */
