@@ -211,6 +211,10 @@ function applyAck<E, S, O> (core: FoldCore<E, S, O>, a: Ack<O>, trusting: boolea
   if (known === undefined || known.before !== before) { known = { before, marks: new Map() }; core.ackMarks.set(a.p, known) }
   const marks = known.marks
   let changed = false
+  const take = (e: Entry<E, O>): void => {
+    if (before !== undefined && compareEventIds(e, before) < 0) return
+    if ((e.acks & bit) === 0n) { e.acks |= bit; changed = true }
+  }
   for (const [creator, logs] of a.holds) {
     const held = core.logs.get(creator)
     if (held === undefined) continue
@@ -222,10 +226,6 @@ function applyAck<E, S, O> (core: FoldCore<E, S, O>, a: Ack<O>, trusting: boolea
       if (upTo <= from) continue
       marks.set(log, upTo)
       const byPosition = core.positions(log)
-      const take = (e: Entry<E, O>): void => {
-        if (before !== undefined && compareEventIds(e, before) < 0) return
-        if ((e.acks & bit) === 0n) { e.acks |= bit; changed = true }
-      }
       const last = Math.min(upTo, byPosition.last)
       for (let position = Math.max(from + 1, byPosition.first); position <= last; position++) {
         const e = byPosition.get(position)
