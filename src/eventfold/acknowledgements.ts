@@ -20,6 +20,7 @@
  */
 import type { Ack, Entry, FoldCore } from './core.js'
 import { covers, failureOfReport } from './core.js'
+import { MaskBuilder } from './participants.js'
 import { acknowledgeUpTo, joinedHere, readmissionOf, relationTo } from './folding.js'
 import { compareEventIds, type Acknowledgement, type EventId, type FailureReport, type Participant, type VersionEntry } from './types.js'
 
@@ -198,39 +199,21 @@ function newIncarnationBefore<E, S, O> (core: FoldCore<E, S, O>, p: number, log:
 }
 
 /**
- * Takes acknowledgement `a` (see `takeAck`): its bit on every outstanding entry its vector
- * covers, stand-in positions on the UnJoins, failures, its infimum. Only the positions its
- * vector covers beyond the acknowledger's marks (core.ts, `ackMarks`) are visited: in a burst
- * thousands of events are outstanding, each message brings one acknowledgement, and visiting
- * every outstanding entry per message made merging quadratic in the burst.
+ * Takes acknowledgement `a` (see `takeAck`): its marks on the logs its vector covers (the
+ * entries there count it as acknowledging them, core.ts `ackBefore`), stand-in positions on
+ * the UnJoins, failures, its infimum. No entry is visited for the vector: in a burst
+ * thousands of events are outstanding and each message brings one acknowledgement.
  */
 function applyAck<E, S, O> (core: FoldCore<E, S, O>, a: Ack<O>, trusting: boolean): boolean {
   const bit = core.table.bit(a.p)
   const before = newIncarnationBefore(core, a.p, a.log)
-  let known = core.ackMarks.get(a.p)
-  if (known === undefined || known.before !== before) { known = { before, marks: new Map() }; core.ackMarks.set(a.p, known) }
-  const marks = known.marks
   let changed = false
-  const take = (e: Entry<E, O>): void => {
-    if (before !== undefined && compareEventIds(e, before) < 0) return
-    if ((e.acks & bit) === 0n) { e.acks |= bit; changed = true }
-  }
   for (const [creator, logs] of a.holds) {
     const held = core.logs.get(creator)
     if (held === undefined) continue
     for (const [since, seq] of logs) {
       const log = held.get(since)
-      if (log === undefined) continue
-      const upTo = Math.min(seq, log.seq)
-      const from = marks.get(log) ?? 0
-      if (upTo <= from) continue
-      marks.set(log, upTo)
-      const byPosition = core.positions(log)
-      const last = Math.min(upTo, byPosition.last)
-      for (let position = Math.max(from + 1, byPosition.first); position <= last; position++) {
-        const e = byPosition.get(position)
-        if (e !== undefined) take(e)
-      }
+      if (log !== undefined && core.markAck(a.p, before, log, seq)) changed = true
     }
   }
   // Stand-in positions can grow with any acknowledgement, also for UnJoins covered before.
@@ -267,7 +250,7 @@ function missesAck<E, S, O> (core: FoldCore<E, S, O>, upTo: EventId, bit: bigint
     const e = core.entries[i]!
     if (compareEventIds(e, upTo) > 0) return false
     const d = e.delta
-    if ((e.acks & bit) === 0n || (d.kind === 'error' && (d.errorAcks & bit) === 0n) || (d.kind === 'unjoin' && (e.positioned & bit) === 0n)) return true
+    if ((core.acksOf(e) & bit) === 0n || (d.kind === 'error' && (d.errorAcks & bit) === 0n) || (d.kind === 'unjoin' && (e.positioned & bit) === 0n)) return true
   }
   return false
 }
@@ -302,15 +285,21 @@ export function takeFailure<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>, f
   return true
 }
 
-/** Sets the acknowledgement masks a new entry starts with, from what is known of everyone's vectors. */
+/**
+ * Sets the acknowledgement masks a new entry starts with, from what is known of everyone's
+ * vectors: the marks cover it when it lands in a log they were set on (`FoldCore.acksOf`),
+ * these bits when its log was new here.
+ */
 export function initialAcks<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>): void {
+  const covered = new MaskBuilder()
   for (const a of core.latest.values()) {
     if (!covers(a.holds, e)) continue
     const before = newIncarnationBefore(core, a.p, a.log)
     if (before !== undefined && compareEventIds(e, before) < 0) continue
-    e.acks |= core.table.bit(a.p)
+    covered.add(a.p)
     if (e.delta.kind === 'unjoin') takePositions(e, a, core.table.bit(a.p))
   }
+  if (!covered.empty) e.acks |= covered.mask()
 }
 
 /**

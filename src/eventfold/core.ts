@@ -17,7 +17,7 @@
  * @module
  */
 import type { GuardedSpec } from './hooks.js'
-import { ParticipantTable } from './participants.js'
+import { MaskBuilder, ParticipantTable } from './participants.js'
 import {
   BOTTOM,
   compareEventIds,
@@ -63,7 +63,13 @@ export interface Entry<E, O> {
   /** The creator's chain hash after this event (empty when the fold does not hash). */
   hash: Uint8Array
   delta: InternalDelta<E, O>
+  /**
+   * Who acknowledged it, as far as set here: read it through `FoldCore.acksOf`, which adds
+   * the acknowledgers whose marks cover it (see `LogState.ackedBy`).
+   */
   acks: bigint
+  /** The `FoldCore.ackVersion` at which `acks` last took in the marks (-1: never). */
+  ackSeen: number
   /** An UnJoin only: how much of each of the leaver's logs its acknowledgers held (see `standInMask`). */
   standIn: Map<number, number> | undefined
   /**
@@ -119,6 +125,13 @@ export interface LogState {
   foldedSeq: number
   /** Its outstanding entries by position (`FoldCore.positions` gives them typed). */
   readonly outstanding: LogPositions<unknown>
+  /**
+   * Per acknowledger (by index), how many of this log's events the last acknowledgement of it
+   * taken here says it holds: its mark. Every entry of the log at or below the mark that is
+   * not ordered before the acknowledger's `FoldCore.ackBefore` is acknowledged by it, without
+   * its bit being set (`FoldCore.acksOf` adds it when the entry is read).
+   */
+  readonly ackedBy: Map<number, number>
 }
 
 /** An acknowledgement of another participant, with participants by index. */
@@ -246,14 +259,19 @@ export class FoldCore<E, S, O> {
   /** The outstanding Joins and UnJoins, in no order (who takes part changes only with them). */
   readonly memberships = new Set<Entry<E, O>>()
   /**
-   * Per acknowledger (by index): for each log, a position up to which every outstanding entry of
-   * that log not ordered before `before` (the UnJoin of the acknowledger's pending readmission
-   * when it was taken, see acknowledgements.ts) carries the acknowledger's bit. Acknowledgement
-   * bits are never cleared, and a log's new entries come after every position it holds, so the
-   * marks stay true until `before` changes (then the acknowledger's marks are dropped) or
-   * renegades are put back below them (then all are: `unpark`).
+   * The acknowledgers with marks (`LogState.ackedBy`), each with the event before which its
+   * marks do not count: the UnJoin of its pending readmission when they were taken (see
+   * acknowledgements.ts, `newIncarnationBefore`), or `undefined`.
+   *
+   * Why marks rather than bits: in a burst, thousands of events are outstanding and each of n
+   * acknowledgers covers each of them, at every replica; setting a bit allocates a `bigint`,
+   * and those n bits per event at each of n replicas were most of a 64-peer burst's garbage.
+   * A mark moves in O(1) per log, and an entry takes in the marks only when it is read: mostly
+   * once, at the head, when it folds.
    */
-  readonly ackMarks = new Map<number, { readonly before: Entry<E, O> | undefined, readonly marks: Map<LogState, number> }>()
+  readonly ackBefore = new Map<number, Entry<E, O> | undefined>()
+  /** Moves whenever a mark does: an entry whose `ackSeen` is older takes the marks in again. */
+  ackVersion = 0
   /**
    * Outstanding entries that may lack this replica's own acknowledgement (entries taken from
    * others, events that became failures since the last merge ended): every other outstanding
@@ -329,7 +347,7 @@ export class FoldCore<E, S, O> {
     if (logs === undefined) { logs = new Map(); this.logs.set(i, logs) }
     let log = logs.get(since)
     if (log === undefined) {
-      log = { since, seq: 0, hash: EMPTY_HASH, signature: undefined, verified: true, baseSeq: 0, baseHash: EMPTY_HASH, baseCounter: 0, foldedSeq: 0, outstanding: new LogPositions() }
+      log = { since, seq: 0, hash: EMPTY_HASH, signature: undefined, verified: true, baseSeq: 0, baseHash: EMPTY_HASH, baseCounter: 0, foldedSeq: 0, outstanding: new LogPositions(), ackedBy: new Map() }
       logs.set(since, log)
     }
     return log
@@ -395,6 +413,51 @@ export class FoldCore<E, S, O> {
    */
   positions (log: LogState): LogPositions<Entry<E, O>> {
     return log.outstanding as LogPositions<Entry<E, O>>
+  }
+
+  /**
+   * Who acknowledged `e`: its bits, and the acknowledgers whose marks cover it (see
+   * `ackBefore`), which are added to its bits here once per `ackVersion`.
+   */
+  acksOf (e: Entry<E, O>): bigint {
+    if (e.ackSeen === this.ackVersion) return e.acks
+    e.ackSeen = this.ackVersion
+    const marks = this.logs.get(e.creator)?.get(e.since)?.ackedBy
+    if (marks === undefined || marks.size === 0) return e.acks
+    const covered = new MaskBuilder()
+    for (const [p, upTo] of marks) {
+      if (upTo < e.seq) continue
+      const before = this.ackBefore.get(p)
+      if (before === undefined || compareEventIds(e, before) >= 0) covered.add(p)
+    }
+    if (!covered.empty) e.acks |= covered.mask()
+    return e.acks
+  }
+
+  /**
+   * Moves acknowledger `p`'s mark on `log` up to `upTo` (its acknowledgement was taken under
+   * `before`, see `ackBefore`); returns whether the mark moved over outstanding positions.
+   * A different `before` drops `p`'s marks first: the entries take them in as bits, so
+   * nothing already acknowledged is lost.
+   */
+  markAck (p: number, before: Entry<E, O> | undefined, log: LogState, upTo: number): boolean {
+    if (this.ackBefore.has(p) && this.ackBefore.get(p) !== before) this.dropMarks(p)
+    this.ackBefore.set(p, before)
+    const from = log.ackedBy.get(p) ?? 0
+    if (upTo <= from) return false
+    log.ackedBy.set(p, upTo)
+    this.ackVersion++
+    const byPosition = this.positions(log)
+    return byPosition.size > 0 && Math.max(from + 1, byPosition.first) <= Math.min(upTo, byPosition.last)
+  }
+
+  /** Turns acknowledger `p`'s marks into bits on every entry they cover, then drops them. */
+  private dropMarks (p: number): void {
+    for (let i = this.head; i < this.entries.length; i++) this.acksOf(this.entries[i]!)
+    for (const list of this.parked.values()) for (const { entry } of list) this.acksOf(entry)
+    for (const logs of this.logs.values()) for (const log of logs.values()) log.ackedBy.delete(p)
+    this.ackBefore.delete(p)
+    this.ackVersion++
   }
 
   /**

@@ -127,7 +127,7 @@ export class EventFold<E, S, O> {
       const standIn = e.standIn !== undefined && e.standIn.length > 0 ? new Map(e.standIn.map(p => [p.since, p.seq])) : undefined
       const entry: Entry<E, O> = {
         counter: e.id.counter, participant: core.table.name(creator), creator, since: e.since, seq: e.seq, hash, delta,
-        acks: core.table.mask(e.acks), standIn, positioned: e.delta.kind === 'unjoin' ? core.table.mask(e.acks) : 0n, projectedFailure: undefined, reported: false
+        acks: core.table.mask(e.acks), standIn, positioned: e.delta.kind === 'unjoin' ? core.table.mask(e.acks) : 0n, projectedFailure: undefined, reported: false, ackSeen: -1
       }
       if (compareEventIds(e.id, core.infId) <= 0) {
         log.baseSeq = e.seq
@@ -224,11 +224,11 @@ export class EventFold<E, S, O> {
     const newest = core.entries[n - 1]!
     for (const p of this.allParticipants()) {
       const bit = core.table.bit(core.table.indexOf(p)!)
-      if ((newest.acks & bit) !== 0n) continue
+      if ((core.acksOf(newest) & bit) !== 0n) continue
       let latest = core.infId
       for (let i = n - 2; i >= core.head; i--) {
         const e = core.entries[i]!
-        if ((e.acks & bit) !== 0n) { latest = { counter: e.counter, participant: e.participant }; break }
+        if ((core.acksOf(e) & bit) !== 0n) { latest = { counter: e.counter, participant: e.participant }; break }
       }
       result.set(p, latest)
     }
@@ -364,7 +364,7 @@ export class EventFold<E, S, O> {
       const d = e.delta
       // An UnJoin's acknowledgers travel with the positions they held (see `Entry.positioned`),
       // this replica's own included.
-      const acks = d.kind === 'unjoin' ? e.acks & (e.positioned | core.selfBit | core.table.bit(d.peer)) : e.acks
+      const acks = d.kind === 'unjoin' ? core.acksOf(e) & (e.positioned | core.selfBit | core.table.bit(d.peer)) : core.acksOf(e)
       const event = { id: { counter: e.counter, participant: e.participant }, since: e.since, seq: e.seq, delta: core.externalDelta(d, cache), acks: core.table.cachedList(acks, cache) }
       const positions = d.kind === 'unjoin' ? ownPositions(core, e, d.peer, i) : e.standIn
       const standIn = positions === undefined ? [] : [...positions].map(([since, seq]) => ({ since, seq })).sort((a, b) => a.since - b.since)
@@ -497,7 +497,7 @@ export class EventFold<E, S, O> {
     log.seq = seq
     log.hash = hash
     log.signature = undefined // signed once per batch, when it is sent (logs.ts, `headSignature`)
-    return { counter, participant: core.self, creator: core.selfIndex, since: log.since, seq, hash, delta, acks: core.selfBit, standIn: undefined, positioned: 0n, projectedFailure: undefined, reported: false }
+    return { counter, participant: core.self, creator: core.selfIndex, since: log.since, seq, hash, delta, acks: core.selfBit, ackSeen: -1, standIn: undefined, positioned: 0n, projectedFailure: undefined, reported: false }
   }
 
   private membership (delta: InternalDelta<E, O>): MembershipResult<O> {

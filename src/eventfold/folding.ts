@@ -36,7 +36,7 @@ export function standInMask<E, S, O> (core: FoldCore<E, S, O>): bigint {
   for (const u of core.unjoins) {
     const peer = (u.delta as { peer: number }).peer
     const positioned = u.positioned | core.selfBit
-    if ((u.acks & remaining) === remaining && (positioned & remaining) === remaining && holdsEnough(core, peer, u.standIn)) mask |= core.table.bit(peer)
+    if ((core.acksOf(u) & remaining) === remaining && (positioned & remaining) === remaining && holdsEnough(core, peer, u.standIn)) mask |= core.table.bit(peer)
   }
   return mask
 }
@@ -169,7 +169,7 @@ export function reduce<E, S, O> (core: FoldCore<E, S, O>, universal: EventId | u
     needed &= ~standIn
     // Readmitted after `e` (a new incarnation of this replica's name), its own acknowledgement
     // of `e` counts only through its UnJoin's stand-in.
-    if (!covered && ((e.acks & needed) !== needed || (readmitted !== undefined && (needed & core.selfBit) !== 0n && compareEventIds(e, readmitted.unjoin) < 0))) break
+    if (!covered && ((core.acksOf(e) & needed) !== needed || (readmitted !== undefined && (needed & core.selfBit) !== 0n && compareEventIds(e, readmitted.unjoin) < 0))) break
     if (!covered && d.kind === 'unjoin' && !departureHeld(core, d.peer, e.standIn)) break
 
     let hookThrew = false
@@ -305,7 +305,7 @@ export function acknowledgeUpTo<E, S, O> (core: FoldCore<E, S, O>, upTo: EventId
   for (let i = core.head; i < core.entries.length; i++) {
     const e = core.entries[i]!
     if (compareEventIds(e, upTo) > 0) break
-    if ((e.acks & bits) !== bits) { e.acks |= bits; changed = true }
+    if ((core.acksOf(e) & bits) !== bits) { e.acks |= bits; changed = true }
     const d = e.delta
     if (d.kind === 'error' && (d.errorAcks & bits) !== bits) { d.errorAcks |= bits; changed = true }
     // The digest proves this replica holds every event the peer folded up to `upTo`.
@@ -328,14 +328,17 @@ export function acknowledgeOwn<E, S, O> (core: FoldCore<E, S, O>): boolean {
   // the array costs less than asking of each whether it is still outstanding.
   if (2 * due.length >= core.entries.length - core.head) return acknowledgeAll(core, bits)
   let changed = false
-  for (const e of due) if (core.isOutstanding(e) && acknowledgeEntry(e, bits)) changed = true
+  for (const e of due) if (core.isOutstanding(e) && acknowledgeEntry(e, e.acks, bits)) changed = true
   return changed
 }
 
-/** Adds `bits` to one entry's ack (and failure-ack) set; returns whether it grew. */
-function acknowledgeEntry<E, O> (e: Entry<E, O>, bits: bigint): boolean {
+/**
+ * Adds `bits` to one entry's ack (and failure-ack) set; returns whether it grew. `acks`: who
+ * acknowledged it so far (its own bits suffice for this replica's, which no mark stands for).
+ */
+function acknowledgeEntry<E, O> (e: Entry<E, O>, acks: bigint, bits: bigint): boolean {
   let changed = false
-  if ((e.acks & bits) !== bits) { e.acks |= bits; changed = true }
+  if ((acks & bits) !== bits) { e.acks |= bits; changed = true }
   const d = e.delta
   if (d.kind === 'error' && (d.errorAcks & bits) !== bits) { d.errorAcks |= bits; changed = true }
   if (d.kind === 'unjoin') e.positioned |= bits
@@ -349,6 +352,10 @@ function acknowledgeEntry<E, O> (e: Entry<E, O>, bits: bigint): boolean {
  */
 export function acknowledgeAll<E, S, O> (core: FoldCore<E, S, O>, bits: bigint): boolean {
   let changed = false
-  for (let i = core.head; i < core.entries.length; i++) if (acknowledgeEntry(core.entries[i]!, bits)) changed = true
+  const own = bits === core.selfBit
+  for (let i = core.head; i < core.entries.length; i++) {
+    const e = core.entries[i]!
+    if (acknowledgeEntry(e, own ? e.acks : core.acksOf(e), bits)) changed = true
+  }
   return changed
 }

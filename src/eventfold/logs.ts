@@ -132,7 +132,7 @@ export function takeRun<E, S, O> (core: FoldCore<E, S, O>, run: CheckedRun<E, O>
     const creatorBit = core.table.bit(run.creator)
     const entry: Entry<E, O> = {
       counter: r.counter, participant, creator: run.creator, since: run.since, seq: r.seq, hash: r.hash, delta,
-      acks: creatorBit, standIn: undefined, positioned: 0n, projectedFailure: undefined, reported: false
+      acks: creatorBit, ackSeen: -1, standIn: undefined, positioned: 0n, projectedFailure: undefined, reported: false
     }
     if (compareEventIds(entry, core.infId) <= 0) {
       // Settled already (a late event, or one taken over a gap): held, never outstanding.
@@ -168,8 +168,8 @@ function unpark<E, S, O> (core: FoldCore<E, S, O>, join: Entry<E, O>, peer: numb
     const back = list.filter(p => compareEventIds(p.entry, after) > 0 && compareEventIds(p.entry, core.infId) > 0)
     if (back.length === 0) continue
     core.parked.set(next.peer, list.filter(p => !back.includes(p)))
-    // Entries come back below positions acknowledgements were marked up to (core.ts, `ackMarks`).
-    core.ackMarks.clear()
+    // Entries come back below the acknowledgers' marks, which cover them: they were held
+    // where the marks come from (core.ts, `ackBefore`).
     const restored = new Set<LogState>()
     for (const p of back) {
       const log = core.log(p.entry.creator, p.entry.since)

@@ -313,7 +313,7 @@ function mergeEntry<E, S, O> (core: FoldCore<E, S, O>, local: Entry<E, O>, e: Ou
   let changed = false
   let acks = core.table.mask(e.acks)
   if (believed !== undefined) acks &= believed
-  if ((local.acks | acks) !== local.acks) { local.acks |= acks; changed = true }
+  if ((core.acksOf(local) | acks) !== core.acksOf(local)) { local.acks |= acks; changed = true }
   // A whole fold lists an UnJoin's acknowledgers with the positions they held (`outstandingEvents`).
   if (local.delta.kind === 'unjoin' && (local.positioned | acks) !== local.positioned) { local.positioned |= acks; changed = true }
   if (trusting || acks !== 0n) {

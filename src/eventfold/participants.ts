@@ -82,3 +82,34 @@ export class ParticipantTable {
     return mask
   }
 }
+
+/**
+ * Collects participant indexes into 32-bit words and makes one mask of them at the end:
+ * each `|=` on a `bigint` allocates, and a mask built bit by bit over n participants
+ * allocated n times.
+ */
+export class MaskBuilder {
+  readonly #words: number[] = []
+
+  /** Whether no index was added. */
+  get empty (): boolean {
+    return this.#words.length === 0
+  }
+
+  /** Adds participant index `i`. */
+  add (i: number): void {
+    const w = i >>> 5
+    while (this.#words.length <= w) this.#words.push(0)
+    this.#words[w] = this.#words[w]! | (1 << (i & 31))
+  }
+
+  /** The mask of the indexes added: bit i is participant index i, as in {@link ParticipantTable.bit}. */
+  mask (): bigint {
+    let mask = 0n
+    for (let w = 0; w < this.#words.length; w++) {
+      const word = this.#words[w]!
+      if (word !== 0) mask |= BigInt(word >>> 0) << BigInt(32 * w)
+    }
+    return mask
+  }
+}

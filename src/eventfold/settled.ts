@@ -67,7 +67,7 @@ export function refoldSettled<E, S, O> (core: FoldCore<E, S, O>, events: Readonl
     core.observe(e.id.counter)
     entries.push({
       counter: e.id.counter, participant: core.table.name(creator), creator, since: e.since, seq: e.seq, hash: NO_HASH,
-      delta: core.internalDelta(e.delta), acks: 0n, standIn: undefined, positioned: 0n, projectedFailure: undefined, reported: false
+      delta: core.internalDelta(e.delta), acks: 0n, ackSeen: -1, standIn: undefined, positioned: 0n, projectedFailure: undefined, reported: false
     })
   }
   // Folded alone, in front of nothing: `reduce` stops where they end, whatever the outstanding
