@@ -120,6 +120,7 @@ function renegadeGap<E, S, O> (core: FoldCore<E, S, O>, creator: number, base: E
 export function takeRun<E, S, O> (core: FoldCore<E, S, O>, run: CheckedRun<E, O>, acks: (e: Entry<E, O>) => bigint = () => 0n): void {
   const log = core.log(run.creator, run.since)
   const participant = core.table.name(run.creator)
+  const fresh: Array<Entry<E, O>> = []
   if (run.from.seq > log.seq) {
     // Taken over a gap: the events in between can never fold here.
     log.seq = log.baseSeq = run.from.seq
@@ -144,9 +145,10 @@ export function takeRun<E, S, O> (core: FoldCore<E, S, O>, run: CheckedRun<E, O>
     if (delta.kind === 'unjoin') entry.acks |= core.table.bit(delta.peer)
     initialAcks(core, entry)
     entry.acks |= acks(entry)
-    insertEntry(core, entry)
-    if (delta.kind === 'join') unpark(core, entry, delta.peer)
+    fresh.push(entry)
   }
+  insertRun(core, fresh)
+  for (const entry of fresh) if (entry.delta.kind === 'join') unpark(core, entry, entry.delta.peer)
   log.seq = run.seq
   log.hash = run.hash
   log.signature = run.signature
@@ -188,16 +190,43 @@ function unpark<E, S, O> (core: FoldCore<E, S, O>, join: Entry<E, O>, peer: numb
 
 /** Inserts a new entry at its place in id order; keeps the projection cache when it is last. */
 export function insertEntry<E, S, O> (core: FoldCore<E, S, O>, entry: Entry<E, O>): void {
-  const at = core.find(entry.counter, entry.participant)
-  if (at >= 0) throw new Error('EventFold invariant: duplicate event id')
-  const pos = -at - 1
-  if (pos === core.entries.length) {
-    core.entries.push(entry)
-    projectEntry(core, entry)
+  insertRun(core, [entry])
+}
+
+/**
+ * Inserts new entries, in ascending id order (a run of one log), at their places; keeps the
+ * projection cache when they all come after the last. One pass over the entries they land
+ * among, not one per entry: a burst's runs land in the middle of thousands of outstanding
+ * events, and splicing them in one at a time was a tenth of a 64-peer burst.
+ */
+function insertRun<E, S, O> (core: FoldCore<E, S, O>, run: ReadonlyArray<Entry<E, O>>): void {
+  if (run.length === 0) return
+  const entries = core.entries
+  let pos = entries.length
+  for (const e of run) {
+    const at = core.find(e.counter, e.participant)
+    if (at >= 0) throw new Error('EventFold invariant: duplicate event id')
+    pos = Math.min(pos, -at - 1)
+  }
+  const end = entries.length
+  for (const e of run) entries.push(e)
+  if (pos === end) {
+    for (const e of run) projectEntry(core, e)
   } else {
-    core.entries.splice(pos, 0, entry)
+    // Merged from the back, in place: the entries after `pos` move once, by as many places
+    // as new ones land before them.
+    let i = end - 1
+    let j = run.length - 1
+    for (let w = entries.length - 1; j >= 0; w--) {
+      if (i >= pos && compareEventIds(entries[i]!, run[j]!) > 0) entries[w] = entries[i--]!
+      else entries[w] = run[j--]!
+    }
     core.projValid = false
   }
+  for (const entry of run) insertedEntry(core, entry)
+}
+
+function insertedEntry<E, S, O> (core: FoldCore<E, S, O>, entry: Entry<E, O>): void {
   core.track(entry, 1)
   // This replica's own events carry its acknowledgement from the start; an entry taken from
   // another replica waits for it until the merge ends (folding.ts, `acknowledgeOwn`).
