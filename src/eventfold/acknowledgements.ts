@@ -208,12 +208,13 @@ function applyAck<E, S, O> (core: FoldCore<E, S, O>, a: Ack<O>, trusting: boolea
   const bit = core.table.bit(a.p)
   const before = newIncarnationBefore(core, a.p, a.log)
   let changed = false
+  core.ackFrom(a.p, before)
   for (const [creator, logs] of a.holds) {
     const held = core.logs.get(creator)
     if (held === undefined) continue
     for (const [since, seq] of logs) {
       const log = held.get(since)
-      if (log !== undefined && core.markAck(a.p, before, log, seq)) changed = true
+      if (log !== undefined && core.markAck(a.p, log, seq)) changed = true
     }
   }
   // Stand-in positions can grow with any acknowledgement, also for UnJoins covered before.

@@ -392,6 +392,10 @@ export class FoldCore<E, S, O> {
     if (kind !== 'join' && kind !== 'unjoin') return
     if (by > 0) this.memberships.add(entry)
     else this.memberships.delete(entry)
+    // The peer's pending readmission, which says from where its acknowledgements count, may
+    // have changed: what its marks cover becomes bits, as it was counted so far, and events
+    // that arrive from now on count its acknowledgements as they do now (`initialAcks`).
+    this.dropMarks(entry.delta.peer)
     if (kind !== 'unjoin') return
     if (by > 0) this.unjoins.add(entry)
     else this.unjoins.delete(entry)
@@ -435,14 +439,20 @@ export class FoldCore<E, S, O> {
   }
 
   /**
-   * Moves acknowledger `p`'s mark on `log` up to `upTo` (its acknowledgement was taken under
-   * `before`, see `ackBefore`); returns whether the mark moved over outstanding positions.
-   * A different `before` drops `p`'s marks first: the entries take them in as bits, so
-   * nothing already acknowledged is lost.
+   * Acknowledger `p`'s acknowledgement about to be taken counts from `before` on (see
+   * `ackBefore`). A different `before` drops `p`'s marks first: the entries take them in as
+   * bits, so nothing already acknowledged is lost.
    */
-  markAck (p: number, before: Entry<E, O> | undefined, log: LogState, upTo: number): boolean {
+  ackFrom (p: number, before: Entry<E, O> | undefined): void {
     if (this.ackBefore.has(p) && this.ackBefore.get(p) !== before) this.dropMarks(p)
     this.ackBefore.set(p, before)
+  }
+
+  /**
+   * Moves acknowledger `p`'s mark on `log` up to `upTo` (after `ackFrom`); returns whether it
+   * moved over outstanding positions.
+   */
+  markAck (p: number, log: LogState, upTo: number): boolean {
     const from = log.ackedBy.get(p) ?? 0
     if (upTo <= from) return false
     log.ackedBy.set(p, upTo)
@@ -453,6 +463,7 @@ export class FoldCore<E, S, O> {
 
   /** Turns acknowledger `p`'s marks into bits on every entry they cover, then drops them. */
   private dropMarks (p: number): void {
+    if (!this.ackBefore.has(p)) return
     for (let i = this.head; i < this.entries.length; i++) this.acksOf(this.entries[i]!)
     for (const list of this.parked.values()) for (const { entry } of list) this.acksOf(entry)
     for (const logs of this.logs.values()) for (const log of logs.values()) log.ackedBy.delete(p)

@@ -383,10 +383,15 @@ function membershipFrom<E, S, O> (core: FoldCore<E, S, O>, first: EventId): bool
   return false
 }
 
+/**
+ * Whether an outstanding failure lacks this replica's acknowledgement. Only entries of
+ * `ownAckDue` can: every other outstanding entry got it, failure included, when the last
+ * merge ended, and this replica's own folding records a failure it finds with it.
+ */
 function failureUnacknowledged<E, S, O> (core: FoldCore<E, S, O>): boolean {
-  for (let i = core.head; i < core.entries.length; i++) {
-    const d = core.entries[i]!.delta
-    if (d.kind === 'error' && (d.errorAcks & core.selfBit) === 0n) return true
+  for (const e of core.ownAckDue) {
+    const d = e.delta
+    if (d.kind === 'error' && (d.errorAcks & core.selfBit) === 0n && core.isOutstanding(e)) return true
   }
   return false
 }
