@@ -241,17 +241,17 @@ function applyAck<E, S, O> (core: FoldCore<E, S, O>, a: Ack<O>, trusting: boolea
  */
 function takeInfimum<E, S, O> (core: FoldCore<E, S, O>, a: Ack<O>): boolean {
   const bit = core.table.bit(a.p)
-  if (compareEventIds(a.infId, core.infId) <= 0 || !missesAck(core, a.infId, bit)) return false
+  if (compareEventIds(a.infId, core.infId) <= 0 || !missesAck(core, a.infId, a.p, bit)) return false
   const relation = relationTo(core, a.infId, a.infDigest)
   return (relation === 'same' || relation === 'threw-there') && acknowledgeUpTo(core, a.infId, bit)
 }
 
-function missesAck<E, S, O> (core: FoldCore<E, S, O>, upTo: EventId, bit: bigint): boolean {
+function missesAck<E, S, O> (core: FoldCore<E, S, O>, upTo: EventId, p: number, bit: bigint): boolean {
   for (let i = core.head; i < core.entries.length; i++) {
     const e = core.entries[i]!
     if (compareEventIds(e, upTo) > 0) return false
     const d = e.delta
-    if ((core.acksOf(e) & bit) === 0n || (d.kind === 'error' && (d.errorAcks & bit) === 0n) || (d.kind === 'unjoin' && (e.positioned & bit) === 0n)) return true
+    if (!core.acknowledgedBy(e, p) || (d.kind === 'error' && (d.errorAcks & bit) === 0n) || (d.kind === 'unjoin' && (e.positioned & bit) === 0n)) return true
   }
   return false
 }

@@ -439,6 +439,19 @@ export class FoldCore<E, S, O> {
   }
 
   /**
+   * Whether participant `p` acknowledged `e`: {@link acksOf} for one participant, without
+   * taking in everyone's marks (a walk over many entries asks this of one acknowledger).
+   */
+  acknowledgedBy (e: Entry<E, O>, p: number): boolean {
+    const upTo = this.logs.get(e.creator)?.get(e.since)?.ackedBy.get(p)
+    if (upTo !== undefined && upTo >= e.seq) {
+      const before = this.ackBefore.get(p)
+      if (before === undefined || compareEventIds(e, before) >= 0) return true
+    }
+    return (e.acks & this.table.bit(p)) !== 0n
+  }
+
+  /**
    * Acknowledger `p`'s acknowledgement about to be taken counts from `before` on (see
    * `ackBefore`). A different `before` drops `p`'s marks first: the entries take them in as
    * bits, so nothing already acknowledged is lost.

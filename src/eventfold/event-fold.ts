@@ -223,12 +223,12 @@ export class EventFold<E, S, O> {
     if (n === core.head) return result
     const newest = core.entries[n - 1]!
     for (const p of this.allParticipants()) {
-      const bit = core.table.bit(core.table.indexOf(p)!)
-      if ((core.acksOf(newest) & bit) !== 0n) continue
+      const index = core.table.indexOf(p)!
+      if (core.acknowledgedBy(newest, index)) continue
       let latest = core.infId
       for (let i = n - 2; i >= core.head; i--) {
         const e = core.entries[i]!
-        if ((core.acksOf(e) & bit) !== 0n) { latest = { counter: e.counter, participant: e.participant }; break }
+        if (core.acknowledgedBy(e, index)) { latest = { counter: e.counter, participant: e.participant }; break }
       }
       result.set(p, latest)
     }
