@@ -20,7 +20,6 @@
  */
 import type { Ack, Entry, FoldCore } from './core.js'
 import { covers, failureOfReport } from './core.js'
-import { MaskBuilder } from './participants.js'
 import { acknowledgeUpTo, joinedHere, readmissionOf, relationTo } from './folding.js'
 import { compareEventIds, type Acknowledgement, type EventId, type FailureReport, type Participant, type VersionEntry } from './types.js'
 
@@ -292,7 +291,7 @@ export function takeFailure<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>, f
  * these bits when its log was new here.
  */
 export function initialAcks<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>): void {
-  const covered = new MaskBuilder()
+  const covered = core.covered
   for (const a of core.latest.values()) {
     if (!covers(a.holds, e)) continue
     const before = newIncarnationBefore(core, a.p, a.log)
@@ -300,7 +299,7 @@ export function initialAcks<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>): 
     covered.add(a.p)
     if (e.delta.kind === 'unjoin') takePositions(e, a, core.table.bit(a.p))
   }
-  if (!covered.empty) e.acks |= covered.mask()
+  if (!covered.empty) e.acks |= covered.take()
 }
 
 /**

@@ -272,6 +272,8 @@ export class FoldCore<E, S, O> {
   readonly ackBefore = new Map<number, Entry<E, O> | undefined>()
   /** Moves whenever a mark does: an entry whose `ackSeen` is older takes the marks in again. */
   ackVersion = 0
+  /** Builds the masks of acknowledgers (`acksOf`, acknowledgements.ts `initialAcks`); empty between uses. */
+  readonly covered = new MaskBuilder()
   /**
    * Outstanding entries that may lack this replica's own acknowledgement (entries taken from
    * others, events that became failures since the last merge ended): every other outstanding
@@ -428,13 +430,13 @@ export class FoldCore<E, S, O> {
     e.ackSeen = this.ackVersion
     const marks = this.logs.get(e.creator)?.get(e.since)?.ackedBy
     if (marks === undefined || marks.size === 0) return e.acks
-    const covered = new MaskBuilder()
+    const covered = this.covered
     for (const [p, upTo] of marks) {
       if (upTo < e.seq) continue
       const before = this.ackBefore.get(p)
       if (before === undefined || compareEventIds(e, before) >= 0) covered.add(p)
     }
-    if (!covered.empty) e.acks |= covered.mask()
+    if (!covered.empty) e.acks |= covered.take()
     return e.acks
   }
 

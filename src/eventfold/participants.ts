@@ -86,14 +86,16 @@ export class ParticipantTable {
 /**
  * Collects participant indexes into 32-bit words and makes one mask of them at the end:
  * each `|=` on a `bigint` allocates, and a mask built bit by bit over n participants
- * allocated n times.
+ * allocated n times. One builder is reused (`take` starts it over), so that building a mask
+ * allocates only the mask.
  */
 export class MaskBuilder {
   readonly #words: number[] = []
+  #empty = true
 
-  /** Whether no index was added. */
+  /** Whether no index was added since the last `take`. */
   get empty (): boolean {
-    return this.#words.length === 0
+    return this.#empty
   }
 
   /** Adds participant index `i`. */
@@ -101,15 +103,24 @@ export class MaskBuilder {
     const w = i >>> 5
     while (this.#words.length <= w) this.#words.push(0)
     this.#words[w] = this.#words[w]! | (1 << (i & 31))
+    this.#empty = false
   }
 
-  /** The mask of the indexes added: bit i is participant index i, as in {@link ParticipantTable.bit}. */
-  mask (): bigint {
+  /**
+   * The mask of the indexes added since the last `take` (bit i is participant index i, as in
+   * {@link ParticipantTable.bit}); the builder starts over empty.
+   */
+  take (): bigint {
     let mask = 0n
-    for (let w = 0; w < this.#words.length; w++) {
-      const word = this.#words[w]!
-      if (word !== 0) mask |= BigInt(word >>> 0) << BigInt(32 * w)
+    const words = this.#words
+    for (let w = 0; w < words.length; w++) {
+      const word = words[w]!
+      if (word !== 0) {
+        mask |= BigInt(word >>> 0) << BigInt(32 * w)
+        words[w] = 0
+      }
     }
+    this.#empty = true
     return mask
   }
 }
