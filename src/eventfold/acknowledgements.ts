@@ -213,7 +213,11 @@ function applyAck<E, S, O> (core: FoldCore<E, S, O>, a: Ack<O>, trusting: boolea
     if (held === undefined) continue
     for (const [since, seq] of logs) {
       const log = held.get(since)
-      if (log !== undefined && core.markAck(a.p, log, seq)) changed = true
+      if (log === undefined) continue
+      // Another's log may be held further there than here (its events on their way here
+      // are covered as they come, as `initialAcks` would); this replica's own log is not, so
+      // a claim past its head says nothing about its next events.
+      if (core.markAck(a.p, log, creator === core.selfIndex ? Math.min(seq, log.seq) : seq)) changed = true
     }
   }
   // Stand-in positions can grow with any acknowledgement, also for UnJoins covered before.

@@ -428,6 +428,7 @@ export class FoldCore<E, S, O> {
   acksOf (e: Entry<E, O>): bigint {
     if (e.ackSeen === this.ackVersion) return e.acks
     e.ackSeen = this.ackVersion
+    if (this.ackBefore.size === 0) return e.acks
     const marks = this.logs.get(e.creator)?.get(e.since)?.ackedBy
     if (marks === undefined || marks.size === 0) return e.acks
     const covered = this.covered

@@ -497,7 +497,7 @@ export class EventFold<E, S, O> {
     log.seq = seq
     log.hash = hash
     log.signature = undefined // signed once per batch, when it is sent (logs.ts, `headSignature`)
-    return { counter, participant: core.self, creator: core.selfIndex, since: log.since, seq, hash, delta, acks: core.selfBit, ackSeen: -1, standIn: undefined, positioned: 0n, projectedFailure: undefined, reported: false }
+    return { counter, participant: core.self, creator: core.selfIndex, since: log.since, seq, hash, delta, acks: core.selfBit, ackSeen: core.ackVersion, standIn: undefined, positioned: 0n, projectedFailure: undefined, reported: false }
   }
 
   private membership (delta: InternalDelta<E, O>): MembershipResult<O> {
