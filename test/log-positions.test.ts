@@ -1,11 +1,11 @@
 /**
- * LogPositions (src/eventfold/core.ts): one log's outstanding entries by position, appended at
+ * LogPositions (src/eventfold/log-positions.ts): one log's outstanding entries by position, appended at
  * the head and removed from the front in the common case, and still right when entries come
  * back before the first one or past a hole.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { LogPositions } from '../src/eventfold/core.js'
+import { LogPositions } from '../src/eventfold/log-positions.js'
 
 test('appended at the head, removed from the front: positions map to their entries', () => {
   const p = new LogPositions<string>()

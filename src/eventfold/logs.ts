@@ -117,7 +117,7 @@ function renegadeGap<E, S, O> (core: FoldCore<E, S, O>, creator: number, base: E
 }
 
 /** Inserts a checked run's events and moves its creator's log to its head. */
-export function takeRun<E, S, O> (core: FoldCore<E, S, O>, run: CheckedRun<E, O>, acks: (e: Entry<E, O>) => bigint = () => 0n): void {
+export function takeRun<E, S, O> (core: FoldCore<E, S, O>, run: CheckedRun<E, O>): void {
   const log = core.log(run.creator, run.since)
   const participant = core.table.name(run.creator)
   const fresh: Array<Entry<E, O>> = []
@@ -127,10 +127,10 @@ export function takeRun<E, S, O> (core: FoldCore<E, S, O>, run: CheckedRun<E, O>
     log.hash = log.baseHash = run.from.hash
     log.baseCounter = run.from.counter ?? 0
   }
+  const creatorBit = core.table.bit(run.creator)
   for (const r of run.events) {
     core.observe(r.counter)
     const delta = core.internalDelta(r.delta)
-    const creatorBit = core.table.bit(run.creator)
     const entry: Entry<E, O> = {
       counter: r.counter, participant, creator: run.creator, since: run.since, seq: r.seq, hash: r.hash, delta,
       acks: creatorBit, ackSeen: -1, standIn: undefined, positioned: 0n, projectedFailure: undefined, reported: false
@@ -143,10 +143,9 @@ export function takeRun<E, S, O> (core: FoldCore<E, S, O>, run: CheckedRun<E, O>
       continue
     }
     if (delta.kind === 'unjoin') entry.acks |= core.table.bit(delta.peer)
-    initialAcks(core, entry)
-    entry.acks |= acks(entry)
     fresh.push(entry)
   }
+  initialAcks(core, fresh)
   insertRun(core, fresh)
   for (const entry of fresh) if (entry.delta.kind === 'join') unpark(core, entry, entry.delta.peer)
   log.seq = run.seq
@@ -202,24 +201,26 @@ export function insertEntry<E, S, O> (core: FoldCore<E, S, O>, entry: Entry<E, O
 function insertRun<E, S, O> (core: FoldCore<E, S, O>, run: ReadonlyArray<Entry<E, O>>): void {
   if (run.length === 0) return
   const entries = core.entries
-  let pos = entries.length
+  // Where each lands among the entries held now: ascending, as the run is.
+  const at: number[] = []
   for (const e of run) {
-    const at = core.find(e.counter, e.participant)
-    if (at >= 0) throw new Error('EventFold invariant: duplicate event id')
-    pos = Math.min(pos, -at - 1)
+    const found = core.find(e.counter, e.participant)
+    if (found >= 0) throw new Error('EventFold invariant: duplicate event id')
+    at.push(-found - 1)
   }
   const end = entries.length
   for (const e of run) entries.push(e)
-  if (pos === end) {
+  if (at[0] === end) {
     for (const e of run) projectEntry(core, e)
   } else {
-    // Merged from the back, in place: the entries after `pos` move once, by as many places
-    // as new ones land before them.
-    let i = end - 1
-    let j = run.length - 1
-    for (let w = entries.length - 1; j >= 0; w--) {
-      if (i >= pos && compareEventIds(entries[i]!, run[j]!) > 0) entries[w] = entries[i--]!
-      else entries[w] = run[j--]!
+    // From the back, in place: the entries between two landing places move once, by as many
+    // places as new ones land before them, with no comparison.
+    let upper = end
+    for (let j = run.length - 1; j >= 0; j--) {
+      const p = at[j]!
+      for (let i = upper - 1; i >= p; i--) entries[i + j + 1] = entries[i]!
+      entries[p + j] = run[j]!
+      upper = p
     }
     core.projValid = false
   }

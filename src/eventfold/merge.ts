@@ -70,7 +70,7 @@ export function diffFor<E, S, O> (core: FoldCore<E, S, O>, peer: Participant, re
   const bit = core.table.bit(index)
   if ((core.infMask & bit) === 0n || (core.unjoinMask & bit) !== 0n) return undefined
   const known = core.latest.get(index)?.holds
-  const runs = runsFrom(core, (c, since) => (known?.get(c)?.get(since) ?? 0) + 1)
+  const runs = runsFrom(core, (c, since) => (known?.get(c, since) ?? 0) + 1)
   const acknowledgements = [acknowledgementOf(core)]
   if (relay) {
     const others = [...core.latest.values()].map(a => externalAck(core, a))
