@@ -156,7 +156,7 @@ export interface Ack<O> {
   readonly log: number
   /** The position there of its sender's last own event not folded there (0: none). */
   readonly unsettled: number
-  /** Creator index to log to how many of its events are held. */
+  /** How many events of each log its sender holds, by creator index and log. */
   readonly holds: LogVector
   readonly failures: ReadonlyArray<FailureReport<O>>
   /** `"counter:participant"` of an UnJoin to each of the leaver's logs and the position held of it before the UnJoin. */
