@@ -13,6 +13,7 @@ import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { connect } from 'node:net'
+import { signedMessageFastId } from '../src/transport/gossip.js'
 import { createTransportNode } from '../src/transport/node.js'
 import type { TransportNode, TransportNodeOptions } from '../src/transport/node.js'
 import type { Libp2p } from '@libp2p/interface'
@@ -423,6 +424,48 @@ describe('gossip', () => {
     } finally {
       await stopAll(nodes)
     }
+  })
+
+  test('strict-sign: four nodes forwarding to each other deliver each of 20 messages exactly once', async () => {
+    // Every node is in every other's mesh (4 < D), so each message also arrives as forwarded
+    // copies: those are dropped by author and sequence number before their signature is
+    // checked, and distinct messages of one author must never be taken for copies.
+    const nodes = await cluster(4)
+    try {
+      const topic = 'legion/test/copies'
+      const got = nodes.map(() => [] as string[])
+      const all = nodes.slice(1).map((node, i) => new Promise<void>(resolve => {
+        node.subscribe(topic, (from, data) => {
+          got[i + 1]!.push(`${from === nodes[0]!.peerId ? 'n0' : from}:${str(data)}`)
+          if (got[i + 1]!.length === 20) resolve()
+        })
+      }))
+      nodes[0]!.subscribe(topic, () => {})
+      await within(Promise.all(nodes.map(async n => await n.waitForTopicPeers(topic, 3, { timeoutMs: 5_000 }))), 6_000, 'topic peers')
+      const sent = Array.from({ length: 20 }, (_, i) => `n0:m${i % 10}`)
+      // the same text twice: two publishes, two messages (distinct sequence numbers)
+      for (let i = 0; i < 20; i++) await nodes[0]!.publish(topic, text(`m${i % 10}`))
+      await within(Promise.all(all), 5_000, 'delivery')
+      for (const inbox of got.slice(1)) assert.deepEqual([...inbox].sort(), [...sent].sort())
+    } finally {
+      await stopAll(nodes)
+    }
+  })
+
+  test('signedMessageFastId: author and sequence number, and the empty id without them', () => {
+    const author = new Uint8Array([0, 36, 8, 1, 18, 32, 7, 7])
+    const other = new Uint8Array([0, 36, 8, 1, 18, 32, 7, 8])
+    const seq = (n: number): Uint8Array => new Uint8Array([0, 0, 0, 0, 0, 0, 0, n])
+    const id = signedMessageFastId({ from: author, seqno: seq(1) })
+    assert.equal(signedMessageFastId({ from: author.slice(), seqno: seq(1) }), id, 'a copy (other data, same author and number) has the same id')
+    assert.notEqual(signedMessageFastId({ from: author, seqno: seq(2) }), id)
+    assert.notEqual(signedMessageFastId({ from: other, seqno: seq(1) }), id)
+    // a view into a larger buffer reads only its own bytes
+    const big = new Uint8Array(32); big.set(author, 5)
+    assert.equal(signedMessageFastId({ from: big.subarray(5, 5 + author.length), seqno: seq(1) }), id)
+    assert.equal(signedMessageFastId({ seqno: seq(1) }), '')
+    assert.equal(signedMessageFastId({ from: author }), '')
+    assert.equal(signedMessageFastId({ from: new Uint8Array(0), seqno: seq(1) }), '')
   })
 
   test('publishing with no subscribed peer returns 0 instead of throwing', async () => {

@@ -27,7 +27,7 @@ import { createLibp2p } from 'libp2p'
 import { setImmediate as yieldToEventLoop, setTimeout as delay } from 'node:timers/promises'
 import { createChannel } from './channel.js'
 import { AbortError, isAborted, PeerUnreachableError } from './errors.js'
-import { createGossip } from './gossip.js'
+import { createGossip, signedMessageFastId } from './gossip.js'
 import { createConnectionGuard, swarmKeyFromSecret } from './security.js'
 import { quietLengthNoise } from './noise-lengths.js'
 import { contiguousNoise } from './noise-writes.js'
@@ -249,6 +249,9 @@ export async function createTransportNode (options: TransportNodeOptions = {}): 
       allowPublishToZeroTopicPeers: true,
       ignoreDuplicatePublishError: true,
       globalSignaturePolicy: signing === 'strict-sign' ? StrictSign : StrictNoSign,
+      // copies of a signed message forwarded by other mesh peers are dropped before their
+      // signature is checked (without this, every copy is checked: gossip.ts)
+      ...(signing === 'strict-sign' ? { fastMsgIdFn: signedMessageFastId } : {}),
       // every node of a local cluster has the same IP; the default colocation
       // penalty would graylist peers once more than 10 share 127.0.0.1
       scoreParams: { IPColocationFactorWeight: 0 },
