@@ -41,7 +41,8 @@
  *      LEGION_BENCH_ACKNOWLEDGE=creators (Legion's `propagation.acknowledge`; default its own, everyone),
  *      LEGION_BENCH_OVERALL_MINUTES (the whole run; default 45 full, 5 quick),
  *      LEGION_BENCH_HOST_HEAP_MB (each host's --max-old-space-size; default 4096),
- *      LEGION_BENCH_START_DEADLINE_MS (starting one cluster; default 120 s, 40 n² ms above 54 peers),
+ *      LEGION_BENCH_START_DEADLINE_MS (starting one cluster; default 120 s, 40 n² ms above 54 peers;
+ *      also how long a host of more than 64 in-process peers may take to answer a command),
  *      LEGION_BENCH_CONNECTION_MONITOR=off (libp2p's per-connection pings off in every host; see
  *      bench/convergence-host.ts: without it, 128 in-process peers do not finish starting).
  * In-process clusters above 64 peers (128: `LEGION_BENCH_SIZES=128`) get start-up and
@@ -170,16 +171,23 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => { 
 class Host {
   readonly #process: CommandProcess
 
-  constructor (readonly name: string) {
+  /**
+   * `commandMs`: how long a command waits for its reply by default. A host of more than 64
+   * in-process peers gets longer than 30 s: `@libp2p/memory` hands buffers between its peers
+   * through promises, so a cascade of messages (the warm-up's acknowledgements among 128 peers)
+   * runs as one microtask queue that no command line gets into for minutes at a time
+   * (docs/BENCHMARKS.md, "128 in-process peers").
+   */
+  constructor (readonly name: string, readonly commandMs = 30_000) {
     const script = fileURLToPath(new URL('./convergence-host.ts', import.meta.url))
     this.#process = new CommandProcess(name, script, ['--expose-gc', `--max-old-space-size=${HOST_HEAP_MB}`], CPU_PROF_DIR)
   }
 
-  async send (cmd: string, args: Record<string, unknown> = {}, timeoutMs = 30_000): Promise<Reply> {
+  async send (cmd: string, args: Record<string, unknown> = {}, timeoutMs = this.commandMs): Promise<Reply> {
     return await this.#process.send(cmd, args, timeoutMs)
   }
 
-  async cpuMs (timeoutMs = 30_000): Promise<number> { return Number((await this.send('cpu', {}, timeoutMs)).cpuMs) }
+  async cpuMs (timeoutMs = this.commandMs): Promise<number> { return Number((await this.send('cpu', {}, timeoutMs)).cpuMs) }
   async mem (): Promise<{ peakHeap: number, peakRss: number }> {
     const r = await this.send('mem')
     return { peakHeap: Number(r.peakHeap), peakRss: Number(r.peakRss) }
@@ -283,7 +291,7 @@ class Cluster {
   /** Starts `n` peers; the last `leavers` of them are the ones churn removes (not tracked). */
   async start (leavers: number, spares: number): Promise<void> {
     const tracked = (i: number): boolean => i < this.n - leavers
-    if (this.mode === 'memory') this.hosts = [new Host(`${this.system}-${this.n}-memory`)]
+    if (this.mode === 'memory') this.hosts = [new Host(`${this.system}-${this.n}-memory`, this.n > HEAVY_N ? startDeadlineMs(this.n) : undefined)]
     else this.spares = Array.from({ length: this.n + spares }, (_, i) => new Host(`${this.system}-${this.n}-p${i}`))
     if (this.system === 'automerge') {
       for (let i = 0; i < this.n; i++) this.peers.push(await this.startPeer(i, tracked(i), { mode: 'new' }))
