@@ -8,6 +8,8 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { RPC } from '@libp2p/gossipsub/message'
 import { tcp } from '@libp2p/tcp'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -16,7 +18,7 @@ import { connect } from 'node:net'
 import { signedMessageFastId } from '../src/transport/gossip.js'
 import { createTransportNode } from '../src/transport/node.js'
 import type { TransportNode, TransportNodeOptions } from '../src/transport/node.js'
-import type { Libp2p } from '@libp2p/interface'
+import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import { within } from './support/deadline.js'
 
 const ECHO = '/legion/test/echo/1.0.0'
@@ -61,8 +63,9 @@ async function stopAll (nodes: TransportNode[]): Promise<void> {
 }
 
 /** A plain libp2p node (no Legion layer) to play a misbehaving peer. */
-async function rawPeer (): Promise<Libp2p> {
+async function rawPeer (privateKey?: PrivateKey): Promise<Libp2p> {
   return await createLibp2p({
+    ...(privateKey !== undefined ? { privateKey } : {}),
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
@@ -449,6 +452,40 @@ describe('gossip', () => {
       for (const inbox of got.slice(1)) assert.deepEqual([...inbox].sort(), [...sent].sort())
     } finally {
       await stopAll(nodes)
+    }
+  })
+
+  test('strict-sign: a forged copy that arrives first does not shadow the genuine message', async () => {
+    // The fast id of a copy is remembered only once its message validated: a copy with the
+    // genuine author and sequence number but other data (its signature fails) is rejected,
+    // and the genuine message that follows on the same stream is still delivered.
+    const victim = await tcpNode({ logPrefix: 'victim' })
+    const key = await generateKeyPair('Ed25519')
+    const raw = await rawPeer(key)
+    try {
+      const topic = 'legion/test/forged'
+      const got: string[] = []
+      const genuine = new Promise<void>(resolve => {
+        victim.subscribe(topic, (from, data) => {
+          got.push(`${from}:${str(data)}`)
+          if (str(data) === 'genuine') resolve()
+        })
+      })
+      const unsigned = { from: raw.peerId.toMultihash().bytes, data: text('genuine'), seqno: Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 1), topic }
+      const encoded = RPC.Message.encode(unsigned)
+      const prefix = text('libp2p-pubsub:')
+      const signed = new Uint8Array(prefix.length + encoded.length)
+      signed.set(prefix); signed.set(encoded, prefix.length)
+      const signature = await key.sign(signed)
+      const stream = await raw.dialProtocol(multiaddr(victim.multiaddrs()[0]!), '/meshsub/1.1.0')
+      const lp = lpStream(stream)
+      await lp.write(RPC.encode({ subscriptions: [], messages: [{ ...unsigned, data: text('forged'), signature }] }))
+      await lp.write(RPC.encode({ subscriptions: [], messages: [{ ...unsigned, signature }] }))
+      await within(genuine, 5_000, 'the genuine message')
+      assert.deepEqual(got, [`${raw.peerId.toString()}:genuine`])
+    } finally {
+      await raw.stop()
+      await victim.stop()
     }
   })
 
