@@ -407,11 +407,13 @@ export {
   encodeDiff,
   decodeDiff,
   FINGERPRINT_BYTES,
+  TABLE_HASH_BYTES,
   MAX_SIGNATURE_BYTES,
   MAX_HASH_BYTES,
   encodeLogLink,
   encodeLogHead,
   type DiffContext,
+  type SharedTable,
   type FoldCodecs
 } from './codec/eventfold.js'
 export { migrateEventFold } from './codec/legacy.js'

@@ -33,6 +33,7 @@ import {
   type FoldCodecs,
   type JsonValue,
   FINGERPRINT_BYTES,
+  TABLE_HASH_BYTES,
   MAX_SIGNATURE_BYTES,
   MAX_HASH_BYTES,
   encodeLogHead,
@@ -841,12 +842,38 @@ describe('Diffs', () => {
     // Header, origin "", table: "a" in full, then a fingerprint; no acknowledgement; one run of
     // (fp)'s log 1 from its first event: (1, fp) joins "a", no signature, no base.
     const diff = (fps: string): Uint8Array => fromHex('4c474e060200' + '010161' + fps + '00' + '01' + '01' + '01' + '01' + '01' + '01' + '0200' + '00' + '00')
-    const one = '01' + '07'.repeat(FINGERPRINT_BYTES)
+    // The count is written doubled (plus one when a table hash comes first): one fingerprint is 02.
+    const one = '02' + '07'.repeat(FINGERPRINT_BYTES)
     const names = (name: string): DiffContext => ({ resolve: (f) => f[0] === 7 ? name : undefined })
     assert.deepStrictEqual(decodeDiff(diff(one), codecs, undefined, names('b')).runs[0]!.creator, 'b')
     expectDecodeError('unknown-participant', () => decodeDiff(diff(one), codecs))
     expectDecodeError('invalid', () => decodeDiff(diff(one), codecs, undefined, names('a'))) // "a" twice
-    expectDecodeError('invalid', () => decodeDiff(diff('02' + '07'.repeat(FINGERPRINT_BYTES) + '07'.repeat(FINGERPRINT_BYTES)), codecs, undefined, names('b'))) // not ascending
+    expectDecodeError('invalid', () => decodeDiff(diff('04' + '07'.repeat(FINGERPRINT_BYTES) + '07'.repeat(FINGERPRINT_BYTES)), codecs, undefined, names('b'))) // not ascending
+  })
+
+  test('a table hash names a whole list of participants, referred to or not, that the receiver resolves', () => {
+    const good = goldenDiffs['diff.batch'] as JsonDiff
+    const hash = new Uint8Array(TABLE_HASH_BYTES).fill(9)
+    const table = { hash, participants: ['12D3KooWAlice', '12D3KooWBob', '12D3KooWCarol', 'zz'] }
+    assert.throws(() => encodeDiff(good, codecs, { table: { hash: new Uint8Array(3), participants: ['a'] } }), EncodeError)
+    const bytes = encodeDiff(good, codecs, { table })
+    const resolveTable = (h: Uint8Array): readonly string[] | undefined => h[0] === 9 ? table.participants : undefined
+    assert.deepStrictEqual(decodeDiff(bytes, codecs, undefined, { resolveTable }), good)
+    expectDecodeError('unknown-participant', () => decodeDiff(bytes, codecs))
+    expectDecodeError('unknown-participant', () => decodeDiff(bytes, codecs, undefined, { resolveTable: () => undefined }))
+    // The list's participants are in the table ("zz" too, which nothing refers to) and are not
+    // written: after the origin "demo", the table is the byte 00 (none in full), then 01 and the hash.
+    assert.equal(hex(bytes.subarray(10, 20)), '0001' + '09'.repeat(TABLE_HASH_BYTES))
+    // By hand: header, origin "", table: "c" in full, then a table hash (01: a hash, no
+    // fingerprint) for ["a", "b"] (indexes 0 and 1; "c" is 2); no acknowledgement; one run of
+    // "c"'s log 1: (1, c) joins "a". Table entries named in full must still be referred to.
+    const handMade = (names: string, table: string, joins: string): Uint8Array => fromHex('4c474e060200' + names + table + '00' + '01' + '02' + '01' + '01' + '01' + '01' + '02' + joins + '00' + '00')
+    const ab = { resolveTable: (h: Uint8Array) => h[0] === 9 ? ['a', 'b'] : undefined }
+    const withHash = '01' + '09'.repeat(TABLE_HASH_BYTES)
+    const decoded = decodeDiff(handMade('0101' + '63', withHash, '00'), codecs, undefined, ab)
+    assert.deepStrictEqual(decoded.runs[0]!.events[0]!.delta, { kind: 'join', participant: 'a' })
+    expectDecodeError('invalid', () => decodeDiff(handMade('0201' + '61' + '0163', withHash, '00'), codecs, undefined, ab)) // "a" in full and in the list
+    expectDecodeError('truncated', () => decodeDiff(fromHex('4c474e060200' + '00' + '01' + '0909'), codecs, undefined, ab))
   })
 
   test('a diff whose acknowledgements or runs break an invariant cannot be encoded', () => {

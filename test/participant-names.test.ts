@@ -5,8 +5,8 @@
 import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { ParticipantFingerprints } from '../src/peer/group/participant-names.js'
-import { decodeDiff, encodeDiff, FINGERPRINT_BYTES } from '../src/codec/index.js'
+import { ParticipantFingerprints, tableHash } from '../src/peer/group/participant-names.js'
+import { decodeDiff, encodeDiff, FINGERPRINT_BYTES, TABLE_HASH_BYTES, Writer } from '../src/codec/index.js'
 import { jsonCodec } from '../src/codec/json.js'
 import type { JsonValue } from '../src/codec/index.js'
 import type { Diff } from '../src/eventfold/types.js'
@@ -15,6 +15,8 @@ const codecs = { event: jsonCodec, state: jsonCodec, output: jsonCodec }
 // Peer ids are about 52 characters: much longer than a fingerprint.
 const alice = '12D3KooWAliceAliceAliceAliceAliceAliceAliceAliceAlice'
 const bob = '12D3KooWBobBobBobBobBobBobBobBobBobBobBobBobBobBobBob'
+const carol = '12D3KooWCarolCarolCarolCarolCarolCarolCarolCarolCaro'
+const dave = '12D3KooWDaveDaveDaveDaveDaveDaveDaveDaveDaveDaveDave'
 
 describe('participant fingerprints', () => {
   test('a fingerprint is the first 8 bytes of SHA-256 over the peer id', () => {
@@ -58,5 +60,51 @@ describe('participant fingerprints', () => {
     known.push(bob)
     assert.equal(names.receiving('c', known).resolve!(fpBob), bob)
     assert.equal(names.receiving('c', known).resolve!(names.of(alice)), alice)
+  })
+
+  test('a table hash is the first 8 bytes of SHA-256 over the list written in full', () => {
+    const w = new Writer(8)
+    w.writeVarUint(2)
+    w.writeString(alice)
+    w.writeString(bob)
+    assert.equal(TABLE_HASH_BYTES, 8)
+    assert.deepEqual([...tableHash([alice, bob])], [...createHash('sha256').update(w.finish()).digest().subarray(0, 8)])
+    // The length prefix keeps ["a\u0000b"] and ["a", "b"] apart however the names are joined.
+    assert.notDeepEqual([...tableHash(['ab'])], [...tableHash(['a', 'b'])])
+  })
+
+  test('a list is named by hash only once every receiver acknowledged an infimum at or past the one where it became the sender\'s', () => {
+    const names = new ParticipantFingerprints()
+    const at = (counter: number): { counter: number, participant: string } => ({ counter, participant: alice })
+    const noted = names.noteInfimum([alice, bob], at(5))
+    assert.deepEqual(noted.since, at(5))
+    assert.equal(names.noteInfimum([alice, bob], at(9)), noted, 'the same list keeps the infimum it was first seen at')
+    const reported = new Map([[bob, at(5)], [carol, at(4)]])
+    assert.equal(names.tableFor(noted, [bob], p => reported.get(p))?.hash, noted.table.hash)
+    assert.equal(names.tableFor(noted, [bob, carol], p => reported.get(p)), undefined, 'carol may not know the list yet')
+    assert.equal(names.tableFor(noted, [bob, dave], p => reported.get(p)), undefined, 'nothing taken from dave yet')
+  })
+
+  test('a receiver resolves a table hash against its recent infimum lists and the lists it is given, and nothing else', () => {
+    const sender = new ParticipantFingerprints()
+    const receiver = new ParticipantFingerprints()
+    const list = [alice, bob, carol]
+    const noted = sender.noteInfimum(list, { counter: 3, participant: alice })
+    const diff: Diff<JsonValue, JsonValue> = {
+      origin: 'c',
+      acknowledgements: [{ participant: alice, infimumId: { counter: 3, participant: alice }, infimumDigest: { count: 3, hash: 1 }, joined: true, log: 1, unsettled: 0, holds: [{ participant: alice, since: 1, seq: 1 }, { participant: bob, since: 2, seq: 1 }, { participant: carol, since: 3, seq: 1 }], failures: [], departing: [] }],
+      runs: []
+    }
+    const bytes = encodeDiff(diff, codecs, sender.sending('c', new Set(list), noted.table))
+    // Three participants: 9 bytes of table instead of 25 by fingerprint.
+    assert.equal(encodeDiff(diff, codecs, sender.sending('c', new Set(list))).length - bytes.length, 16)
+    const known = [alice, bob, carol]
+    assert.throws(() => decodeDiff(bytes, codecs, undefined, receiver.receiving('c', known)), { name: 'DecodeError', code: 'unknown-participant' })
+    assert.deepStrictEqual(decodeDiff(bytes, codecs, undefined, receiver.receiving('c', known, () => [list])), diff, 'a list it is given (its projected participants)')
+    receiver.noteInfimum(list, { counter: 3, participant: alice })
+    for (const next of [[alice], [alice, bob], [bob], [bob, carol]]) receiver.noteInfimum(next, { counter: 9, participant: bob })
+    assert.throws(() => decodeDiff(bytes, codecs, undefined, receiver.receiving('c', known)), { name: 'DecodeError', code: 'unknown-participant' }, 'four lists later it is forgotten')
+    receiver.noteInfimum(list, { counter: 20, participant: bob })
+    assert.deepStrictEqual(decodeDiff(bytes, codecs, undefined, receiver.receiving('c', known)), diff, 'one of its own recent lists')
   })
 })

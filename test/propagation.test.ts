@@ -9,6 +9,8 @@ import type { Legion } from '../src/peer/options.js'
 import type { EventSpec } from '../src/eventfold/types.js'
 import { defineService } from '../src/peer/services.js'
 import { FakeNetwork, ManualClock, seededRandom, settleTurns } from './support/fake-network.js'
+import { decodeFoldBatch } from '../src/peer/protocol/fold-batch.js'
+import { Reader, resolveDecodeLimits } from '../src/codec/index.js'
 
 const counter: EventSpec<number, number, number> = { init: () => 0, apply: (n, s) => ({ ok: true, output: s + n, state: s + n }) }
 const many = defineService({
@@ -133,5 +135,57 @@ test('the acknowledgement that completes an event is not re-announced; one that 
   for (let i = 0; i < 12 && a.services.many.groups[4]!.readState().infimum !== 6; i++) await clock.advance(250)
   assert.equal(a.services.many.groups[4]!.readState().infimum, 6, 'a settled it within three seconds of the link healing')
   assert.ok([b, c].every(p => p.services.many.groups[4]!.readState().infimum === 6))
+  await Promise.all(peers.map(async p => { await p.stop({ leave: false }) }))
+})
+
+/** How the pushed Diffs of a FoldBatch name participants: by table hash, by fingerprints, or all in full. */
+function tableForms (batch: Uint8Array): Array<'hash' | 'fingerprints' | 'full'> {
+  return decodeFoldBatch(batch, resolveDecodeLimits()).map(({ payload }) => {
+    const r = new Reader(payload)
+    r.readRaw(5) // magic, version, kind
+    r.readString() // origin (left out: empty)
+    for (let n = r.readVarUint(); n > 0; n--) r.readString()
+    const c = r.readVarUint()
+    return c % 2 === 1 ? 'hash' : c > 0 ? 'fingerprints' : 'full'
+  })
+}
+
+test('pushed Diffs name the infimum participants by one table hash once every receiver has had the list; a joiner arriving mid-stream changes nothing of what settles', async () => {
+  const { peers, net, clock } = await cluster(3)
+  const round = async (value: number): Promise<void> => {
+    for (const p of peers) p.applyFast(value)
+    await settleTurns()
+    await clock.advance(20)
+  }
+  // The first round after the joins goes by fingerprint: a peer's list changed at the last
+  // Join, and the others' acknowledgements it holds may be from before that.
+  await round(1)
+  const sends = net.recordSends()
+  for (let i = 0; i < 5; i++) await round(1)
+  const forms = (): string[] => sends.filter(s => s.protocol === 'fold').flatMap(s => tableForms(s.payload))
+  const settled = forms()
+  assert.ok(settled.length >= 5 * 3 * 2, `${settled.length} pushed Diffs`)
+  assert.deepEqual([...new Set(settled)], ['hash'], 'a settled cluster names its participants by table hash only')
+
+  // A fourth peer joins while everyone keeps applying: whoever has the new list before the
+  // others names it by fingerprint until their acknowledgements show they have it too.
+  const joining = startPeer({ cluster: 'propagation', spec: counter, services: { many }, startup: { mode: 'join', peers: peers[0]!.multiaddrs() } }, { network: async k => await net.node(k), clock, random: seededRandom(99) })
+  let joiner: Peer | undefined
+  void joining.then(p => { joiner = p })
+  for (let i = 0; i < 200 && joiner === undefined; i++) await round(1)
+  assert.ok(joiner !== undefined, 'the fourth peer joined within 200 rounds')
+  peers.push(joiner)
+  for (let i = 0; i < 10; i++) await round(1)
+  for (let i = 0; i < 40 && !peers.every(p => p.readState().participants.length === 4 && p.stats().groups.outstanding === 0); i++) await clock.advance(250)
+  const infimum = peers[0]!.readState().infimum
+  assert.ok(peers.every(p => p.readState().participants.length === 4 && p.readState().infimum === infimum && p.stats().groups.outstanding === 0), 'all four settled the same state')
+  const dropped = peers.reduce((sum, p) => sum + p.stats().counters.droppedUndecodable, 0)
+  assert.equal(dropped, 0, 'no receiver failed to resolve a name during the join')
+  const before = sends.length
+  for (let i = 0; i < 3; i++) await round(1)
+  const after = sends.slice(before).filter(s => s.protocol === 'fold').flatMap(s => tableForms(s.payload))
+  assert.ok(after.length >= 3 * 4 * 3, `${after.length} pushed Diffs among four`)
+  assert.deepEqual([...new Set(after)], ['hash'], 'and the four-peer list goes by hash once everyone has it')
+  assert.equal(peers.reduce((sum, p) => sum + p.stats().counters.droppedUndecodable, 0), 0, 'nor after it')
   await Promise.all(peers.map(async p => { await p.stop({ leave: false }) }))
 })

@@ -90,7 +90,7 @@ import {
 } from '../eventfold/types.js'
 
 export { MAGIC, FORMAT_VERSION, OLDEST_READABLE_FORMAT_VERSION, MessageKind, FIRST_WIRE_KIND, writeHeader, readHeader, peekKind, peekVersion, writeEventId, readEventId } from './header.js'
-export { FINGERPRINT_BYTES, ParticipantTableWriter, ParticipantTableReader, type DiffContext } from './participant-table.js'
+export { FINGERPRINT_BYTES, TABLE_HASH_BYTES, ParticipantTableWriter, ParticipantTableReader, type DiffContext, type SharedTable } from './participant-table.js'
 export { MAX_HASH_BYTES, MAX_SIGNATURE_BYTES, type FoldCodecs } from './fold-fields.js'
 export { encodeDiff, decodeDiff } from './diff.js'
 

@@ -16,6 +16,22 @@ import { BOTTOM, type EventId, type Participant } from '../eventfold/types.js'
 /** Bytes of a participant fingerprint in a participant table. */
 export const FINGERPRINT_BYTES = 8
 
+/** Bytes of a {@link SharedTable}'s hash in a participant table. */
+export const TABLE_HASH_BYTES = 8
+
+/**
+ * A whole list of participants that the sender and the receiver of a Diff both know as a
+ * list (in a pushed Diff: the sender's infimum participants), named by one hash instead of one
+ * fingerprint per participant. Its participants are in the message's table whether or not
+ * the message refers to them.
+ */
+export interface SharedTable {
+  /** The {@link TABLE_HASH_BYTES}-byte hash that names the list. */
+  readonly hash: Uint8Array
+  /** The participants, strictly ascending. */
+  readonly participants: readonly Participant[]
+}
+
 /**
  * What the sender and the receiver of a Diff already share, so the Diff need not spell it
  * out: the participants the receiver knows (the sender fingerprints them, the receiver
@@ -33,6 +49,10 @@ export interface DiffContext {
   readonly fingerprint?: (participant: Participant) => Uint8Array | undefined
   /** The participant a fingerprint stands for, or `undefined` if it is unknown here. */
   readonly resolve?: (fingerprint: Uint8Array) => Participant | undefined
+  /** A list of participants to write as one hash (its participants are then not fingerprinted). */
+  readonly table?: SharedTable
+  /** The participants a table hash stands for (strictly ascending), or `undefined` if it is unknown here. */
+  readonly resolveTable?: (hash: Uint8Array) => readonly Participant[] | undefined
 }
 
 
@@ -79,11 +99,18 @@ export class ParticipantTableWriter {
    * no participant may be added afterwards.
    */
   write (w: Writer, context?: DiffContext): void {
+    const shared = context?.table
+    if (shared !== undefined) {
+      if (shared.hash.length !== TABLE_HASH_BYTES) throw new EncodeError(`a table hash must have ${TABLE_HASH_BYTES} bytes`)
+      this.addAll(shared.participants)
+    }
+    const inShared = shared === undefined ? undefined : new Set(shared.participants)
     const sorted = [...this.names].sort()
     this.index = new Map(sorted.map((name, i) => [name, i]))
     const full: Participant[] = []
     const short: Uint8Array[] = []
     for (const name of sorted) {
+      if (inShared?.has(name) === true) continue
       const fp = context?.fingerprint?.(name)
       if (fp === undefined) { full.push(name); continue }
       if (fp.length !== FINGERPRINT_BYTES) throw new EncodeError(`a fingerprint must have ${FINGERPRINT_BYTES} bytes`)
@@ -92,7 +119,10 @@ export class ParticipantTableWriter {
     w.writeVarUint(full.length)
     for (const name of full) w.writeString(name)
     short.sort(compareBytes)
-    w.writeVarUint(short.length)
+    // Twice the number of fingerprints, plus one when a table hash comes first: a table
+    // without either (every full form) is the single byte 00 it always was.
+    w.writeVarUint(short.length * 2 + (shared !== undefined ? 1 : 0))
+    if (shared !== undefined) w.writeRaw(shared.hash)
     for (let i = 0; i < short.length; i++) {
       if (i > 0 && compareBytes(short[i - 1]!, short[i]!) === 0) throw new EncodeError('two participants share a fingerprint')
       w.writeRaw(short[i]!)
@@ -172,8 +202,10 @@ export class ParticipantTableReader {
   private usedCount = 0
   private readonly sets = new Map<string, Participant[]>()
 
-  private constructor (private readonly names: readonly Participant[]) {
+  private constructor (private readonly names: readonly Participant[], shared?: ReadonlySet<Participant>) {
     this.used = new Uint8Array(names.length)
+    // A shared table's participants are in the table whether or not the message refers to them.
+    if (shared !== undefined) for (let i = 0; i < names.length; i++) if (shared.has(names[i]!)) this.use(i)
   }
 
   /** Reads a table; its strings and its fingerprints must each be strictly ascending. */
@@ -187,9 +219,24 @@ export class ParticipantTableReader {
       }
       full.push(name)
     }
-    const k = r.readCount(limits.maxItems - n, FINGERPRINT_BYTES, 'participant fingerprints')
-    if (k === 0) return new ParticipantTableReader(full)
+    const k2 = r.readVarUint()
+    const hashed = k2 % 2 === 1
+    const k = (k2 - (k2 % 2)) / 2
+    if (k > limits.maxItems - n) throw new DecodeError('limit', `participant fingerprints of ${k} items exceed the limit of ${limits.maxItems - n}`)
+    if (k * FINGERPRINT_BYTES + (hashed ? TABLE_HASH_BYTES : 0) > r.remaining) throw new DecodeError('truncated', `input ends within ${k} participant fingerprints`)
+    if (k === 0 && !hashed) return new ParticipantTableReader(full)
     const all = new Set(full)
+    let shared: Set<Participant> | undefined
+    if (hashed) {
+      const list = context?.resolveTable?.(r.readRaw(TABLE_HASH_BYTES))
+      if (list === undefined) throw new DecodeError('unknown-participant', 'a participant table named by a hash unknown here')
+      if (list.length > limits.maxItems - n - k) throw new DecodeError('limit', 'participant table exceeds the item limit')
+      shared = new Set(list)
+      for (const name of list) {
+        if (all.has(name)) throw new DecodeError('invalid', 'a participant is in the table twice')
+        all.add(name)
+      }
+    }
     let previous: Uint8Array | undefined
     for (let i = 0; i < k; i++) {
       const fp = r.readRaw(FINGERPRINT_BYTES)
@@ -200,7 +247,7 @@ export class ParticipantTableReader {
       if (all.has(name)) throw new DecodeError('invalid', 'a participant is in the table twice')
       all.add(name)
     }
-    return new ParticipantTableReader([...all].sort())
+    return new ParticipantTableReader([...all].sort(), shared)
   }
 
   /** The table's participants, ascending. */

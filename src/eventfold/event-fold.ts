@@ -325,6 +325,15 @@ export class EventFold<E, S, O> {
   }
 
   /**
+   * The infimum id of the newest acknowledgement of `participant` taken here, if any: the same
+   * as `acknowledgementOf(participant)?.infimumId`, without building the acknowledgement.
+   */
+  acknowledgedInfimumOf (participant: Participant): EventId | undefined {
+    const i = this.core.table.indexOf(participant)
+    return i === undefined ? undefined : this.core.latest.get(i)?.infId
+  }
+
+  /**
    * Whether the newest acknowledgement of `participant` taken here says its own Join had
    * folded there ({@link Acknowledgement.joined}); `false` when none was taken. The same as
    * `acknowledgementOf(participant)?.joined === true`, without building the acknowledgement:

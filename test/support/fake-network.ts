@@ -144,7 +144,7 @@ export class FakeNetwork {
   /** Messages sent, by sender, then protocol name. */
   readonly sentBy = new Map<string, Map<string, number>>()
   /** One-way messages in the order they were sent, once {@link recordSends} was called. */
-  private sendLog: Array<{ from: string, to: string, protocol: string }> | undefined
+  private sendLog: Array<{ from: string, to: string, protocol: string, payload: Uint8Array }> | undefined
 
   constructor (private readonly clock: PeerClock) {}
 
@@ -219,7 +219,7 @@ export class FakeNetwork {
       async send (peer: string, protocol: string, payload: Uint8Array) {
         const target = net.route(state, peer, protocol)
         net.count(id, protocol)
-        net.sendLog?.push({ from: id, to: peer, protocol: protocol.split('/')[3] ?? protocol })
+        net.sendLog?.push({ from: id, to: peer, protocol: protocol.split('/')[3] ?? protocol, payload })
         if (net.isMuted(id, protocol)) return
         net.later(() => { if (net.deliverable(id, peer)) void Promise.resolve().then(async () => await target(id, payload)).catch(() => {}) })
       },
@@ -277,9 +277,9 @@ export class FakeNetwork {
 
   /**
    * Starts recording one-way messages in the order they are sent (sender, receiver, protocol
-   * name) and returns the record, which grows as they are sent.
+   * name, payload) and returns the record, which grows as they are sent.
    */
-  recordSends (): ReadonlyArray<{ readonly from: string, readonly to: string, readonly protocol: string }> {
+  recordSends (): ReadonlyArray<{ readonly from: string, readonly to: string, readonly protocol: string, readonly payload: Uint8Array }> {
     this.sendLog = []
     return this.sendLog
   }

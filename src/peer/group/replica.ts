@@ -445,13 +445,28 @@ export class GroupReplica<E, S, O> {
     return taken
   }
 
+  /**
+   * Infimum participants go by fingerprint; all of them by one table hash once every other
+   * projected participant's acknowledgement shows an infimum at or past the one at which the
+   * list became this replica's (participant-names.ts).
+   */
   private sendingContext (fold: EventFold<E, S, O>): DiffContext {
-    return this.fingerprints.sending(this.definition.origin, new Set(fold.infimumParticipants()))
+    const participants = fold.infimumParticipants()
+    const noted = this.fingerprints.noteInfimum(participants, fold.infimumId())
+    const self = this.components.self
+    const receivers = fold.projectedParticipants().filter(p => p !== self)
+    const table = this.fingerprints.tableFor(noted, receivers, (p) => fold.acknowledgedInfimumOf(p))
+    return this.fingerprints.sending(this.definition.origin, new Set(participants), table)
   }
 
-  /** Decodes a pushed Diff; a participant named by a fingerprint unknown here throws `unknown-participant`. */
+  /**
+   * Decodes a pushed Diff; a participant named by a fingerprint, or a table hash, unknown here
+   * throws `unknown-participant`.
+   */
   decodePushed (fold: EventFold<E, S, O>, bytes: Uint8Array): Diff<E, O> {
-    return decodeDiff(bytes, this.definition.codecs, this.components.limits, this.fingerprints.receiving(this.definition.origin, fold.knownParticipants()))
+    this.fingerprints.noteInfimum(fold.infimumParticipants(), fold.infimumId())
+    const context = this.fingerprints.receiving(this.definition.origin, fold.knownParticipants(), () => [fold.projectedParticipants()])
+    return decodeDiff(bytes, this.definition.codecs, this.components.limits, context)
   }
 
   /**

@@ -18,7 +18,7 @@ import { DecodeError } from '../../codec/errors.js'
 import { FORMAT_VERSION, readHeader, writeHeader } from '../../codec/eventfold.js'
 
 /** The version every peer protocol id ends with. */
-export const PROTOCOL_VERSION = '6.0.0'
+export const PROTOCOL_VERSION = '7.0.0'
 
 /** The protocol id of `name` in `cluster` (percent-encoded, so any cluster name is one path segment). */
 export function protocolId (cluster: string, name: string, version: string = PROTOCOL_VERSION): string {
