@@ -817,6 +817,47 @@ describe('Diffs', () => {
     }), propertyParameters('Diff round trip with fingerprints', 200))
   })
 
+  test('any diff round-trips with any list of participants, referred to or not, named by a table hash', () => {
+    const referred = (d: JsonDiff): string[] => {
+      const names = new Set<string>()
+      for (const a of d.acknowledgements) {
+        names.add(a.participant)
+        if (a.infimumId.counter !== 0) names.add(a.infimumId.participant)
+        for (const h of a.holds) names.add(h.participant)
+        for (const f of a.failures) names.add(f.id.participant)
+        for (const u of a.departing) names.add(u.unjoin.participant)
+      }
+      for (const r of d.runs) {
+        names.add(r.creator)
+        for (const e of r.events) if (e.delta.kind === 'join' || e.delta.kind === 'unjoin') names.add(e.delta.participant)
+      }
+      return [...names]
+    }
+    const hash = new Uint8Array(TABLE_HASH_BYTES).fill(0x5a)
+    fc.assert(fc.property(diffArb, fc.func(fc.boolean()), fc.uniqueArray(fc.string({ maxLength: 3 }), { maxLength: 3 }), (diff, pick, extra) => {
+      const participants = [...new Set([...referred(diff).filter(p => pick(p)), ...extra])].sort()
+      const context: DiffContext = { table: { hash, participants }, resolveTable: (h) => hex(h) === hex(hash) ? participants : undefined }
+      const bytes = encodeDiff(diff, codecs, context)
+      assert.deepStrictEqual(decodeDiff(bytes, codecs, undefined, context), diff)
+      expectDecodeError('unknown-participant', () => decodeDiff(bytes, codecs))
+    }), propertyParameters('Diff round trip with a table hash', 200))
+  })
+
+  test('Diff: random bytes after a table hash the decoder resolves never throw anything but DecodeError', () => {
+    const context: DiffContext = { resolveTable: () => ['a', 'b', 'c'], resolve: (f) => f[0] === 1 ? 'd' : undefined }
+    const prefix = Uint8Array.of(...headerOf(MessageKind.diff), 0, 0, 1, ...new Uint8Array(TABLE_HASH_BYTES))
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), (random) => {
+      const bytes = Uint8Array.of(...prefix, ...random)
+      try {
+        const diff = decodeDiff(bytes, codecs, undefined, context)
+        // Accepted: the same context writes it back to the same bytes (canonical form).
+        assert.equal(hex(encodeDiff(diff, codecs, { table: { hash: new Uint8Array(TABLE_HASH_BYTES), participants: ['a', 'b', 'c'] }, fingerprint: (p) => p === 'd' ? new Uint8Array(FINGERPRINT_BYTES).fill(1) : undefined })), hex(bytes))
+      } catch (err) {
+        if (!(err instanceof DecodeError)) throw err
+      }
+    }), propertyParameters('Diff random bytes after a table hash', 1000))
+  })
+
   test('an implied origin is left out of the bytes and read back, and only that origin', () => {
     fc.assert(fc.property(diffArb, fc.boolean(), (diff, same) => {
       const context: DiffContext = { origin: same ? diff.origin : diff.origin + 'x' }
