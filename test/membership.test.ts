@@ -11,6 +11,8 @@ import type { EventSpec } from '../src/eventfold/types.js'
 import type { Codec } from '../src/codec/codec.js'
 import { jsonCodec } from '../src/codec/json.js'
 import { DecodeError } from '../src/codec/errors.js'
+import { describeJoinFailure } from '../src/peer/membership/join-failure.js'
+import { PeerUnreachableError } from '../src/transport/errors.js'
 import { FakeNetwork, ManualClock, seededRandom, settleTurns, advanceUntil, advanceUntilSettled } from './support/fake-network.js'
 
 interface Log { readonly log: readonly string[] }
@@ -209,3 +211,15 @@ test('a peer restarted under the same id answers nothing it cannot judge: nobody
   assert.ok([a, b].every(p => p.stats().counters.timesEjected === 0), 'nobody believed itself ejected')
   await sim.stop()
 })
+
+test('a failed join says which of another cluster, another protocol version or no Legion peer the sponsor is', () => {
+  const own = '/legion/a%20b%2Fc/join/7.0.0'
+  const negotiation = new PeerUnreachableError('cannot open /legion/a%20b%2Fc/join/7.0.0 to x: could not negotiate it', 'x')
+  assert.equal(describeJoinFailure(new Error('timed out'), own, []), 'Error: timed out', 'not a negotiation: said as it is')
+  assert.match(describeJoinFailure(negotiation, own, ['/ipfs/id/1.0.0', '/legion/a%20b%2Fc/join/6.0.0']),
+    /speaks Legion protocol 6\.0\.0 of cluster "a b\/c", this peer 7\.0\.0; peers of different protocol versions never exchange a message/)
+  assert.match(describeJoinFailure(negotiation, own, ['/legion/prod/join/7.0.0', '/legion/prod/fold/7.0.0']), /it is a member of cluster "prod", not "a b\/c"$/)
+  assert.match(describeJoinFailure(negotiation, own, ['/ipfs/id/1.0.0', '/ipfs/ping/1.0.0']), /it is not a Legion peer/)
+  assert.match(describeJoinFailure(negotiation, own, []), /another cluster, another Legion version, or not a Legion peer/, 'nothing known: every reason')
+})
+

@@ -9,6 +9,8 @@ import { startLegion } from '../src/peer/start.js'
 import type { Legion, LegionOptions } from '../src/peer/options.js'
 import type { EventSpec } from '../src/eventfold/types.js'
 import { createTransportNode } from '../src/transport/index.js'
+import { protocolId } from '../src/peer/protocol/message.js'
+import { JOIN_PROTOCOL } from '../src/peer/protocol/join.js'
 import { batchOf, protocolIds } from './support/wire.js'
 import { encodeDiff } from '../src/codec/eventfold.js'
 import { jsonCodec } from '../src/codec/json.js'
@@ -43,11 +45,25 @@ describe('joining', () => {
     await stopAll(peers)
   })
 
-  test('a join to a peer of another cluster is refused with a typed error', async () => {
+  test('a join to a peer of another cluster is refused with a typed error that names its cluster', async () => {
     const [a] = await cluster(1)
     await assert.rejects(startLegion({ ...base, cluster: 'other', startup: { mode: 'join', peers: a!.multiaddrs() }, joinTimeoutMs: 2000 }),
-      (err: Error) => err.name === 'JoinError' && /not a member of this cluster/.test(err.message), 'the error says the peer is not of this cluster')
+      (err: Error) => err.name === 'JoinError' && /not a member of this cluster: it is a member of cluster "runtime-test", not "other"/.test(err.message), 'the error names the sponsor\'s cluster')
     await stopAll([a!])
+  })
+
+  test('a join to a peer of another protocol version of the cluster says so, and what to do', async () => {
+    // A node that speaks this cluster's join protocol of version 6.0.0 only, as a peer of the
+    // previous build would.
+    const old = await createTransportNode({ logPrefix: 'old-version' })
+    try {
+      await old.handle(protocolId('runtime-test', JOIN_PROTOCOL, '6.0.0'), () => { throw new Error('never asked') })
+      await assert.rejects(startLegion({ ...base, startup: { mode: 'join', peers: old.multiaddrs() }, joinTimeoutMs: 2000 }),
+        (err: Error) => err.name === 'JoinError' && /it speaks Legion protocol 6\.0\.0 of cluster "runtime-test", this peer 7\.0\.0; peers of different protocol versions never exchange a message/.test(err.message),
+        'the error names both versions')
+    } finally {
+      await old.stop()
+    }
   })
 })
 

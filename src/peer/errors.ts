@@ -53,7 +53,11 @@ export class StoppedError extends Error {
 export class JoinError extends Error {
   /** Always `'JoinError'`, so callers can test it across package copies. */
   override readonly name = 'JoinError'
-  /** Why each peer that was tried failed, by multiaddr. */
+  /**
+   * Why each peer that was tried failed, by multiaddr. A peer that does not speak this one's
+   * join protocol is said to be of another cluster (named), of another protocol version of
+   * this cluster (both versions named), or no Legion peer, when it answers an identify request.
+   */
   readonly attempts: ReadonlyMap<string, string>
   constructor (attempts: ReadonlyMap<string, string>) {
     super(`could not join the cluster: ${[...attempts].map(([a, why]) => `${a}: ${why}`).join('; ') || 'no peers given'}`)

@@ -12,6 +12,7 @@ export type Network = Pick<TransportNode,
   | 'multiaddrs'
   | 'dial'
   | 'peerAddresses'
+  | 'peerProtocols'
   | 'hangUp'
   | 'connectedPeers'
   | 'subscribe'

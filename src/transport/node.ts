@@ -175,6 +175,12 @@ export interface TransportNode {
   dial(addr: string, options?: DialOptions): Promise<string>
   /** The addresses the peer store knows for `peer` (empty when none). */
   peerAddresses(peer: string): Promise<string[]>
+  /**
+   * The protocols `peer` said it speaks (libp2p's identify, once it ran on a connection to
+   * it; empty when it has not, or for an unknown peer). With `waitMs`, asks `peer` over an open
+   * connection (an identify request answered within `waitMs`) instead.
+   */
+  peerProtocols(peer: string, options?: { readonly waitMs?: number }): Promise<string[]>
   /** Closes every connection to `peer`. */
   hangUp(peer: string): Promise<void>
   /** Peers with at least one open connection. */
@@ -435,6 +441,23 @@ class Libp2pTransportNode implements TransportNode {
       return known.addresses.map(a => a.multiaddr.toString())
     } catch {
       return [] // unknown peer or invalid id: nothing to offer
+    }
+  }
+
+  async peerProtocols (peer: string, options: { readonly waitMs?: number } = {}): Promise<string[]> {
+    let id: PeerId
+    try { id = toPeerId(peer) } catch { return [] }
+    const known = async (): Promise<string[]> => {
+      try { return [...(await this.#node.peerStore.get(id)).protocols] } catch { return [] } // not in the peer store
+    }
+    const waitMs = options.waitMs ?? 0
+    const connection = this.#node.getConnections(id)[0]
+    if (waitMs <= 0 || connection === undefined) return await known()
+    // Asked, not looked up: the identify libp2p runs on its own may not have come back yet.
+    try {
+      return [...(await this.#node.services.identify.identify(connection, { signal: AbortSignal.timeout(waitMs) })).protocols]
+    } catch {
+      return await known()
     }
   }
 

@@ -172,6 +172,7 @@ export class FakeNetwork {
         return target
       },
       peerAddresses: async (peer: string) => state.known.has(peer) ? [addressOf(peer)] : [],
+      peerProtocols: async (peer: string, _options?: { readonly waitMs?: number }) => [...(net.nodes.get(peer)?.handlers.keys() ?? [])],
       async hangUp (peer: string) {
         state.connected.delete(peer)
         net.nodes.get(peer)?.connected.delete(id)

@@ -26,6 +26,7 @@ import type { PersistenceGate } from '../persistence.js'
 import type { GroupPayload } from '../protocol/fold-batch.js'
 import { JOIN_PROTOCOL, decodeJoinAnswer, decodeJoinRequest, encodeJoinAccepted, encodeJoinRequest, type PeerAddresses } from '../protocol/join.js'
 import { RateLimiter } from '../rate-limiter.js'
+import { describeJoinFailure, isNegotiationFailure } from './join-failure.js'
 import type { GroupRegistry } from '../group/groups.js'
 
 /** What joining and sponsoring need. */
@@ -96,13 +97,17 @@ export class Joining {
     const attempts = new Map<string, string>()
     const timeoutMs = this.settings.joinTimeoutMs
     for (const addr of addresses) {
+      let sponsor: Participant | undefined
       try {
-        const sponsor = await c.network.dial(addr, { timeoutMs })
+        sponsor = await c.network.dial(addr, { timeoutMs })
         const incarnation = await this.askToJoin(sponsor, timeoutMs, undefined)
         if (incarnation === undefined) { attempts.set(addr, 'the answer came after this peer stopped'); continue }
         return incarnation
       } catch (err) {
-        attempts.set(addr, describeJoinFailure(err))
+        // What the sponsor speaks tells another cluster from another version (asked: libp2p's own
+        // identify may not have come back when the negotiation fails).
+        const remote = sponsor === undefined || !isNegotiationFailure(err) ? [] : await c.network.peerProtocols(sponsor, { waitMs: 1000 }).catch(() => [])
+        attempts.set(addr, describeJoinFailure(err, c.inbound.protocol(JOIN_PROTOCOL), remote))
       }
     }
     throw new JoinError(attempts)
@@ -237,15 +242,4 @@ export class Joining {
     }
     return false
   }
-}
-
-/** Why a join through one address failed, for `JoinError.attempts`. */
-function describeJoinFailure (err: unknown): string {
-  if (!(err instanceof Error)) return String(err)
-  const cause = (err as { cause?: unknown }).cause
-  const text = `${err.message} ${cause instanceof Error ? `${cause.name} ${cause.message}` : ''}`
-  if (/negotiate|UnsupportedProtocol|protocol selection/i.test(text)) {
-    return 'this peer is not a member of this cluster (it does not speak its join protocol: another cluster, another Legion version, or not a Legion peer)'
-  }
-  return `${err.name}: ${err.message}`
 }
