@@ -177,8 +177,9 @@ export interface TransportNode {
   peerAddresses(peer: string): Promise<string[]>
   /**
    * The protocols `peer` said it speaks (libp2p's identify, once it ran on a connection to
-   * it; empty when it has not, or for an unknown peer). With `waitMs`, asks `peer` over an open
-   * connection (an identify request answered within `waitMs`) instead.
+   * it; empty when it has not, or for an unknown peer). With `waitMs` (default 0: only what
+   * the peer store holds), asks `peer` over an open connection instead (an identify request
+   * answered within `waitMs`), and falls back to the peer store.
    */
   peerProtocols(peer: string, options?: { readonly waitMs?: number }): Promise<string[]>
   /** Closes every connection to `peer`. */

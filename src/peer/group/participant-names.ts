@@ -108,8 +108,9 @@ export class ParticipantFingerprints {
    * The context for reading a message over a channel that names cluster `origin`, resolving
    * fingerprints against `known` (every participant the fold has seen; it only grows while
    * the fold lives), and table hashes against this replica's recent infimum lists
-   * ({@link noteInfimum}) and the lists `also` gives (asked only when those do not resolve it). A fingerprint two known participants
-   * share resolves to neither, and so does a table hash two lists share.
+   * ({@link noteInfimum}) and the lists `also` gives (asked only when those do not resolve
+   * it). A fingerprint two known participants share resolves to neither, and so does a table
+   * hash two lists share.
    */
   receiving (origin: string, known: readonly Participant[], also: () => ReadonlyArray<readonly Participant[]> = () => []): DiffContext {
     let r = this.resolved
