@@ -242,7 +242,7 @@ export {
   type PlannedMembershipChange
 } from './admin/index.js'
 export type { OperatorControl, OperatorView, OperatorViews, PeerPhase, GroupSummary } from './peer/operator.js'
-export { LEGION_VERSION } from './version.js'
+export { LEGION_VERSION, PROTOCOL_VERSION } from './version.js'
 
 // ---------------------------------------------------------------------------------------------
 // The keyspace: a service that partitions keys over the peers, replicates each partition among

@@ -8,3 +8,10 @@
 
 /** This package's version (package.json's `version`). */
 export const LEGION_VERSION = '0.1.0'
+
+/**
+ * The peer protocol version (docs/PROTOCOL.md 1.2): the last segment of every protocol id.
+ * Peers of different protocol versions never exchange a message, so every peer of a cluster
+ * must run the same one.
+ */
+export const PROTOCOL_VERSION = '7.0.0'

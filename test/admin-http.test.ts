@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { admin } from '../src/admin/index.js'
+import { PROTOCOL_VERSION } from '../src/version.js'
 import { startLegion } from '../src/peer/start.js'
 import { defineService } from '../src/peer/services.js'
 import { partitionTableSpec, type PartitionTable } from '../src/partitions/partition-table.js'
@@ -96,6 +97,7 @@ test('on a 3-peer cluster the endpoint shows status, members, partitions, groups
   assert.equal(status.body.phase, 'member')
   assert.equal(status.body.ready, true)
   assert.equal(status.body.members, 4)
+  assert.equal(status.body.protocol, PROTOCOL_VERSION)
   assert.equal(status.body.partitionTable, true)
   assert.deepEqual(status.body.supervision, ['main'])
 

@@ -9,7 +9,7 @@ import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
 import type { PromHistogramData } from 'prom2javascript'
-import { LEGION_VERSION } from '../src/version.js'
+import { LEGION_VERSION, PROTOCOL_VERSION } from '../src/version.js'
 import { defineServer, startSupervision, supervisor, worker } from '../src/supervision/index.js'
 import { adminCluster, stopPeers, urlOf, type AdminPeer } from './support/admin-cluster.js'
 import { checkNaming, scrape, value } from './support/prometheus.js'
@@ -41,7 +41,7 @@ test('/metrics is Prometheus text that a real parser reads, named by Prometheus\
   assert.ok(names.length >= 20, `families: ${names.join(', ')}`)
   checkNaming(scraped)
 
-  assert.equal(value(metrics, 'legion_build_info', { version: LEGION_VERSION, nodejs: process.version }), 1)
+  assert.equal(value(metrics, 'legion_build_info', { version: LEGION_VERSION, protocol: PROTOCOL_VERSION, nodejs: process.version }), 1)
   assert.equal(value(metrics, 'legion_participants'), 3)
   assert.equal(value(metrics, 'legion_suspected_peers'), 0)
   assert.equal(value(metrics, 'legion_partitions_owned'), a!.readState().projected.owners.filter(o => o === a!.self).length)

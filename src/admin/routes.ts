@@ -14,7 +14,7 @@ import type { Participant } from '../eventfold/types.js'
 import type { PartitionTable, PartitionTableOutput } from '../partitions/partition-table.js'
 import type { OperatorControl, OperatorViews } from '../peer/operator.js'
 import type { SupervisionTree } from '../supervision/tree.js'
-import { LEGION_VERSION } from '../version.js'
+import { LEGION_VERSION, PROTOCOL_VERSION } from '../version.js'
 import type { ChangeJournal } from './changes.js'
 import { AdminRequestError, answerJson, answerText, bearerMatches, readJsonBody } from './http.js'
 import { committedEvent, parseLayoutChange, planLayoutChange, type LayoutChange } from './plan.js'
@@ -294,6 +294,7 @@ function statusView (ctx: AdminContext): unknown {
     self: ctx.self,
     cluster: ctx.cluster,
     version: LEGION_VERSION,
+    protocol: PROTOCOL_VERSION,
     phase,
     ready: ready.ready,
     uptimeSeconds: Math.round((ctx.wallNow() - ctx.startedAt) / 1000),

@@ -61,7 +61,7 @@ function program (): Command {
     const s = await client.expect('GET', '/status') as Record<string, unknown>
     if (json) { out(JSON.stringify(s)); return }
     out(`peer      ${String(s.self)}`)
-    out(`cluster   ${String(s.cluster)} (legion ${String(s.version)})`)
+    out(`cluster   ${String(s.cluster)} (legion ${String(s.version)}, protocol ${String(s.protocol)})`)
     out(`phase     ${String(s.phase)}${s.ready === true ? ', ready' : ', not ready'}`)
     if (s.members !== undefined) {
       out(`members   ${String(s.members)} (${String(s.suspected)} suspected, ${String(s.stuck)} stuck, ${String(s.divergent)} behind)`)

@@ -9,7 +9,7 @@
  * @module
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
-import { LEGION_VERSION } from '../version.js'
+import { LEGION_VERSION, PROTOCOL_VERSION } from '../version.js'
 
 /** Metric registration for one part (or service): names are prefixed by the part's prefix. */
 export interface Metrics {
@@ -32,7 +32,7 @@ export interface Metrics {
  */
 export function peerMetrics (): Metrics {
   const metrics = scopedMetrics(new Registry(), 'legion')
-  metrics.gauge('build_info', 'Which build of Legion this peer runs (always 1).', ['version', 'nodejs']).set({ version: LEGION_VERSION, nodejs: process.version }, 1)
+  metrics.gauge('build_info', 'Which build of Legion this peer runs, and the peer protocol it speaks (always 1).', ['version', 'protocol', 'nodejs']).set({ version: LEGION_VERSION, protocol: PROTOCOL_VERSION, nodejs: process.version }, 1)
   return metrics
 }
 

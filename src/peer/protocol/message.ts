@@ -16,9 +16,10 @@ import { decodeWithin, type DecodeLimits } from '../../codec/codec.js'
 import { Writer, type Reader, finishPooled, takeWriter } from '../../codec/buffer.js'
 import { DecodeError } from '../../codec/errors.js'
 import { FORMAT_VERSION, readHeader, writeHeader } from '../../codec/eventfold.js'
+import { PROTOCOL_VERSION } from '../../version.js'
 
-/** The version every peer protocol id ends with. */
-export const PROTOCOL_VERSION = '7.0.0'
+/** The version every peer protocol id ends with (kept in version.ts beside the package's). */
+export { PROTOCOL_VERSION }
 
 /** The protocol id of `name` in `cluster` (percent-encoded, so any cluster name is one path segment). */
 export function protocolId (cluster: string, name: string, version: string = PROTOCOL_VERSION): string {
