@@ -113,6 +113,8 @@ test('option mistakes from plain JavaScript are TypeErrors that name the option'
     [{ cluster: 'x', spec, startup: { mode: 'sideways' } }, /options\.startup\.mode/],
     [{ cluster: 'x', spec, startup: { mode: 'new' }, codecs: { event: jsonCodec } }, /options\.codecs\.state/],
     [{ cluster: 'x', spec, startup: { mode: 'new' }, failureDetection: { suspectAfterMs: -1 } }, /failureDetection\.suspectAfterMs/],
+    [{ cluster: 'x', spec, startup: { mode: 'new' }, propagation: { acknowledgeDelayMs: -5 } }, /propagation\.acknowledgeDelayMs must be a number >= 0/],
+    [{ cluster: 'x', spec, startup: { mode: 'new' }, propagation: { acknowledgeDelayMs: '50' } }, /propagation\.acknowledgeDelayMs/],
     [{ cluster: 'x', spec, startup: { mode: 'new' }, allowPeers: 'everyone' }, /options\.allowPeers/],
     [{ cluster: 'x', spec, startup: { mode: 'new' }, onCall: 'echo' }, /options\.onCall/],
     [{ cluster: 'x', spec, startup: { mode: 'new' }, services: { s: { create: 1 } } }, /options\.services\.s/],

@@ -20,13 +20,13 @@ const many = defineService({
 })
 type Peer = Legion<number, number, number, { many: typeof many }>
 
-async function cluster (n: number, acknowledge?: 'everyone' | 'creators'): Promise<{ peers: Peer[], net: FakeNetwork, clock: ManualClock }> {
+async function cluster (n: number, acknowledge?: 'everyone' | 'creators', acknowledgeDelayMs?: number): Promise<{ peers: Peer[], net: FakeNetwork, clock: ManualClock }> {
   const clock = new ManualClock()
   const net = new FakeNetwork(clock)
   const peers: Peer[] = []
   for (let i = 0; i < n; i++) {
     const startup = i === 0 ? { mode: 'new' as const } : { mode: 'join' as const, peers: peers[0]!.multiaddrs() }
-    const propagation = acknowledge === undefined ? {} : { propagation: { acknowledge } }
+    const propagation = { propagation: { acknowledge, acknowledgeDelayMs } }
     peers.push(await startPeer({ cluster: 'propagation', spec: counter, services: { many }, startup, ...propagation }, { network: async k => await net.node(k), clock, random: seededRandom(i + 1) }))
   }
   for (let i = 0; i < 40 && !peers.every(p => p.stats().groups.outstanding === 0 && p.readState().participants.length === n); i++) await clock.advance(250)
@@ -46,7 +46,7 @@ test('everything applied in one tick, in any number of groups, leaves as one mes
 })
 
 test('a peer that takes an event acknowledges it to its creator first, before the participants that only keep up to date', async () => {
-  const { peers, net } = await cluster(3)
+  const { peers, net } = await cluster(3, 'everyone', 0)
   // Each receiver lists its other participants sorted by id: with the creator sorting last,
   // a batch sent in that order would reach the creator last.
   const creator = [...peers].sort((x, y) => x.self < y.self ? 1 : x.self > y.self ? -1 : 0)[0]!
@@ -93,19 +93,64 @@ test('a batch lost on the way is repaired by anti-entropy within an interval or 
 })
 
 test('one event among n peers: (n-1) + (n-1)² fold messages with acknowledgements to everyone, 2(n-1) routed to creators, and everyone settles it either way', async () => {
-  for (const [acknowledge, expected] of [['everyone', 4 + 16], ['creators', 2 * 4]] as const) {
-    const { peers, net, clock } = await cluster(5, acknowledge)
+  const cases = [
+    { acknowledge: 'everyone', delay: 0, atOnce: 4 + 16, afterDelay: 4 + 16 },
+    // The creator gets each acknowledgement at once, the others once the delay is up.
+    { acknowledge: 'everyone', delay: 50, atOnce: 4 + 4, afterDelay: 4 + 16 },
+    { acknowledge: 'creators', delay: 50, atOnce: 2 * 4, afterDelay: 2 * 4 }
+  ] as const
+  for (const { acknowledge, delay, atOnce, afterDelay } of cases) {
+    const what = `${acknowledge}, ${delay} ms`
+    const { peers, net, clock } = await cluster(5, acknowledge, delay)
     const folds = (): number => net.delivered.get('fold') ?? 0
     const before = folds()
     peers[0]!.applyFast(1)
     await settleTurns()
-    assert.equal(folds() - before, expected, `${acknowledge}: the batch, then the acknowledgements`)
-    assert.equal(peers[0]!.readState().infimum, 1, `${acknowledge}: the creator settled it after one round trip`)
+    assert.equal(folds() - before, atOnce, `${what}: the batch, then the acknowledgements`)
+    assert.equal(peers[0]!.readState().infimum, 1, `${what}: the creator settled it after one round trip`)
+    await clock.advance(delay)
+    assert.equal(folds() - before, afterDelay, `${what}: the acknowledgements owed without hurry, once the delay is up`)
+    if (acknowledge === 'everyone') assert.ok(peers.every(p => p.readState().infimum === 1), `${what}: every peer settled it once the delay is up`)
     // Routed to creators, the others settle once the acknowledgements reach them (an anti-entropy round).
     for (let i = 0; i < 8 && !peers.every(p => p.readState().infimum === 1); i++) await clock.advance(500)
-    assert.ok(peers.every(p => p.readState().infimum === 1), `${acknowledge}: every peer settled it`)
+    assert.ok(peers.every(p => p.readState().infimum === 1), `${what}: every peer settled it`)
     await Promise.all(peers.map(async p => { await p.stop({ leave: false }) }))
   }
+})
+
+test('an acknowledgement owed without hurry goes with the next message to its peer, in any group, and never later than the delay', async () => {
+  const { peers, net, clock } = await cluster(3, 'everyone', 50)
+  const [a, b, c] = peers as [Peer, Peer, Peer]
+  const sends = net.recordSends()
+  const g1 = (p: Peer): number => p.services.many.groups[1]!.readState().infimum
+  a.services.many.groups[1]!.applyFast(3)
+  await settleTurns()
+  assert.deepEqual(sends.filter(s => s.from === b.self && s.protocol.includes('fold')).map(s => s.to), [a.self], 'b acknowledged to the creator alone')
+  assert.equal(g1(a), 3, 'the creator settled it')
+  assert.equal(g1(c), 0, 'c still waits for b\'s acknowledgement')
+  // c makes an event of another group before the delay is up: b's acknowledgement of it goes
+  // to c at once, and b's acknowledgement of a's event rides along in the same message.
+  await clock.advance(10)
+  c.services.many.groups[2]!.applyFast(4)
+  await settleTurns()
+  const toC = sends.filter(s => s.from === b.self && s.to === c.self && s.protocol.includes('fold'))
+  assert.equal(toC.length, 1, 'one message from b to c')
+  assert.deepEqual(decodeFoldBatch(toC[0]!.payload, resolveDecodeLimits()).map(e => e.group).sort(), ['many/g1', 'many/g2'], 'carrying both groups')
+  assert.equal(g1(c), 3, 'c settled a\'s event without waiting for the delay')
+  // Nothing is owed any more: the delay passes without another message from b to c.
+  await clock.advance(100)
+  assert.equal(sends.filter(s => s.from === b.self && s.to === c.self && s.protocol.includes('fold')).length, 1, 'no second message from b to c')
+  // Alone, a debt waits the delay and no longer: a's next event reaches b and c, and each
+  // tells the other 50 ms later.
+  const at = clock.now()
+  a.services.many.groups[1]!.applyFast(5)
+  await settleTurns()
+  assert.ok(g1(b) === 3 && g1(c) === 3, 'b and c wait for each other\'s acknowledgement')
+  await clock.advance(49)
+  assert.ok(g1(b) === 3 && g1(c) === 3, 'still within the delay')
+  await clock.advance(1)
+  assert.ok(g1(b) === 8 && g1(c) === 8, `both settled ${clock.now() - at} ms after the event`)
+  await Promise.all(peers.map(async p => { await p.stop({ leave: false }) }))
 })
 
 test('the acknowledgement that completes an event is not re-announced; one that was lost is, to the peer still waiting', async () => {
@@ -120,6 +165,7 @@ test('the acknowledgement that completes an event is not re-announced; one that 
   const start = folds()
   g.applyFast(5)
   await settleTurns()
+  await clock.advance(50) // the acknowledgements between b and c, owed without hurry
   assert.ok(peers.every(p => p.services.many.groups[3]!.readState().infimum === 5), 'everyone settled it after one round')
   assert.equal(folds() - start, 2 + 4, 'the batch and the acknowledgements')
   await clock.advance(5000)
@@ -129,6 +175,7 @@ test('the acknowledgement that completes an event is not re-announced; one that 
   net.cutLink(b.self, a.self, true)
   a.services.many.groups[4]!.applyFast(6)
   await settleTurns()
+  await clock.advance(50)
   assert.equal(a.services.many.groups[4]!.readState().infimum, 0, 'a lacks b\'s acknowledgement')
   assert.equal(b.services.many.groups[4]!.readState().outstanding, 0, 'b has nothing outstanding')
   net.heal()

@@ -15,6 +15,8 @@ import type { CallHandler, CastHandler, LegionOptions, StartupMode } from './opt
 export const DEFAULT_CONSISTENT_TIMEOUT_MS = 30_000
 /** Default timeout of calls, pushes and syncs. */
 export const DEFAULT_CALL_TIMEOUT_MS = 10_000
+/** `propagation.acknowledgeDelayMs` unless given. */
+export const DEFAULT_ACKNOWLEDGE_DELAY_MS = 50
 /** Default largest message. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
@@ -32,6 +34,7 @@ export interface PeerConfig<E, S, O> {
   readonly directFanout: number
   readonly forwardOutputs: boolean
   readonly acknowledge: 'everyone' | 'creators'
+  readonly acknowledgeDelayMs: number
   readonly heartbeatIntervalMs: number
   readonly suspectAfterMs: number
   readonly stuckAfterMs: number
@@ -108,6 +111,7 @@ export function resolveConfig<E, S, O> (options: LegionOptions<E, S, O, never>):
     directFanout: positive(propagation.directFanout, 'propagation.directFanout', 64),
     forwardOutputs: bool(propagation.forwardOutputs, 'propagation.forwardOutputs', true),
     acknowledge,
+    acknowledgeDelayMs: nonNegative(propagation.acknowledgeDelayMs, 'propagation.acknowledgeDelayMs', DEFAULT_ACKNOWLEDGE_DELAY_MS),
     heartbeatIntervalMs,
     suspectAfterMs,
     stuckAfterMs: positive(fd.stuckAfterMs, 'failureDetection.stuckAfterMs', 10_000),
@@ -166,6 +170,12 @@ function objectOption<T extends object> (value: T | undefined, name: string): Pa
 function positive (value: unknown, name: string, fallback: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new TypeError(`options.${name} must be a positive number, got ${JSON.stringify(value)}`)
+  return value
+}
+
+function nonNegative (value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new TypeError(`options.${name} must be a number >= 0, got ${JSON.stringify(value)}`)
   return value
 }
 

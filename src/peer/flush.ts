@@ -8,9 +8,9 @@
  *    there is nothing to write (no storage), it sends in the same turn, without an `await`.
  * 2. Everything applied in one tick travels in one batch per receiving peer (propagation).
  * 3. A batch goes out only when this peer has news of its own (events or memberships it made,
- *    which go to everyone; acknowledgements it gave, which go to everyone by default, or with
- *    `acknowledge: 'creators'` to the creators that may be waiting for them and to everyone at
- *    the anti-entropy round).
+ *    which go to everyone; acknowledgements it gave, which go to the creators that may be
+ *    waiting for them at once and to everyone else within `acknowledgeDelayMs` by default, or
+ *    with `acknowledge: 'creators'` to everyone else at the anti-entropy round).
  * 4. What was computed from one incarnation never reaches the cluster once a rejoin replaced
  *    it: the flush checks the incarnation after the save and starts over if it changed.
  * 5. Subscribers of a group are told once per flush, after the save, of the latest state.

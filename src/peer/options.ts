@@ -119,6 +119,17 @@ export interface PropagationOptions {
    * @default 'everyone'
    */
   acknowledge?: 'everyone' | 'creators'
+  /**
+   * With `acknowledge: 'everyone'`: how long a replica's acknowledgement owed to participants
+   * that are not waiting for it may wait for a message this peer sends them anyway (another
+   * acknowledgement, its own events, another group's batch), in milliseconds. The creators of
+   * the events it took (who may be waiting in `applyConsistent`) get it at once whatever this
+   * says. A delay lets one message carry the acknowledgements of several events, at the price
+   * of the other replicas settling those events up to this much later. `0` sends to everyone
+   * at once.
+   * @default 20
+   */
+  acknowledgeDelayMs?: number
 }
 
 /**

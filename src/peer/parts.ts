@@ -118,6 +118,7 @@ export function buildParts (inputs: PartInputs): Parts {
     firstHand: config.mode === 'push',
     forwardOutputs: config.forwardOutputs,
     acknowledgeEveryone: config.acknowledge === 'everyone',
+    acknowledgeLater: config.acknowledge === 'everyone' && config.acknowledgeDelayMs > 0,
     consistentTimeoutMs: 30_000
   })
   const intake = new Intake({
@@ -152,13 +153,14 @@ export function buildParts (inputs: PartInputs): Parts {
     lifecycle,
     intake,
     persistence,
+    schedule,
     requestSync: (peer, wants) => { sync.request(peer, wants) },
     push,
     allows,
     clock,
     random,
     log: loggers('propagation')
-  }, { mode: config.mode, intervalMs: config.intervalMs, directFanout: config.directFanout })
+  }, { mode: config.mode, intervalMs: config.intervalMs, directFanout: config.directFanout, acknowledgeDelayMs: config.acknowledgeDelayMs })
   const outputs = new OutputForwarding({
     self,
     inbound,

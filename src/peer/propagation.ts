@@ -5,7 +5,11 @@
  *   flush, a group replica this peer made events or memberships in contributes one pushed
  *   Diff to every other participant: its acknowledgement (a version vector) and the events of
  *   its own log not sent before, under one signature. A replica that only took others' events
- *   contributes its acknowledgement alone: to everyone by default, or, with
+ *   contributes its acknowledgement alone: to everyone by default (at once to the creators of
+ *   those events and of the events ordered after them, `MergeResult.notify`, who may be
+ *   waiting for it; to the others with the next batch this peer sends them anyway, in any
+ *   group, or `acknowledgeDelayMs` later at the latest: the newest acknowledgement says all
+ *   the earlier ones did, so several travel as one), or, with
  *   `acknowledge: 'creators'`, only to the creators of those events (and of the events ordered
  *   after them: `MergeResult.notify`), who may be waiting for it to fold them. Then an event
  *   costs `2(n-1)` frames, not `(n-1) + (n-1)²`; the creator folds it after one round trip,
@@ -30,6 +34,7 @@
 import type { Logger } from '@libp2p/interface'
 import type { Participant } from '../eventfold/types.js'
 import { pick, type PeerClock, type Random } from './clock.js'
+import type { Timer } from '../time/clock.js'
 import type { Inbound } from './inbound.js'
 import type { Intake } from './intake.js'
 import type { Incarnation, Lifecycle, SomeReplica } from './lifecycle.js'
@@ -47,6 +52,11 @@ export interface PropagationSettings {
   readonly intervalMs: number
   /** Clusters of fewer participants get cluster-wide batches directly; larger ones by gossip. */
   readonly directFanout: number
+  /**
+   * How long an acknowledgement owed to participants that are not waiting for it
+   * (`GroupReplica.acknowledgeLater`) may wait for a message going to them anyway.
+   */
+  readonly acknowledgeDelayMs: number
 }
 
 /** What propagation needs. */
@@ -63,6 +73,8 @@ export interface PropagationComponents {
   readonly intake: Intake
   /** The save-before-send gate. */
   readonly persistence: PersistenceGate
+  /** Asks for a flush at the end of the tick (of `replica` among others). */
+  readonly schedule: (replica?: SomeReplica) => void
   /** Pulls syncs, grouped per peer. */
   readonly requestSync: (peer: Participant, wants: readonly SyncWant[]) => void
   /** Pushes, for the periodic mode. */
@@ -85,9 +97,18 @@ export interface PreparedBatches {
   readonly gossip: GroupPayload[]
 }
 
+/** Participants owed a replica's acknowledgement without hurry, since when (`acknowledgeDelayMs`). */
+interface Debt {
+  readonly since: number
+  readonly peers: Set<Participant>
+}
+
 /** Batches, fan-out and anti-entropy; see the module comment. */
 export class Propagation {
   private unsubscribe: (() => void) | undefined
+  /** Acknowledgements owed without hurry, by replica; paid by {@link prepare}. */
+  private readonly debts = new Map<SomeReplica, Debt>()
+  private debtTimer: Timer | undefined
 
   constructor (private readonly components: PropagationComponents, private readonly settings: PropagationSettings) {}
 
@@ -102,40 +123,104 @@ export class Propagation {
     this.unsubscribe = c.inbound.topic(FOLD_TOPIC, decodeFoldBatch, onBatch)
   }
 
-  /** Stops listening to the topic. */
+  /** Stops listening to the topic, and forgets the acknowledgements owed. */
   stop (): void {
     this.unsubscribe?.()
+    this.debtTimer?.cancel()
+    this.debtTimer = undefined
+    this.debts.clear()
   }
 
   /**
    * The batches of this flush: each replica that owes everyone a batch contributes its Diff to
    * each of its other participants; one that owes only its acknowledgement, to those it owes
-   * it. Clears what it takes. `undefined` in periodic mode (nothing is pushed) or when nobody
-   * needs anything.
+   * it now; and an acknowledgement owed without hurry goes to each peer that gets a message of
+   * this flush anyway, and to all it is owed to once `acknowledgeDelayMs` is up. Clears what it
+   * takes. `undefined` in periodic mode (nothing is pushed) or when nobody needs anything.
    */
   prepare (replicas: readonly SomeReplica[]): PreparedBatches | undefined {
     const withNews = replicas.filter(r => r.news && r.fold !== undefined)
-    const owed = withNews.map(r => ({ replica: r, broadcast: r.broadcast, to: [...r.ackTo] }))
+    const owed = withNews.map(r => ({ replica: r, broadcast: r.broadcast, to: [...r.ackTo], later: r.acknowledgeLater }))
     for (const r of withNews) r.clearNews()
-    if (this.settings.mode !== 'push' || withNews.length === 0) return undefined
+    if (this.settings.mode !== 'push' || (withNews.length === 0 && this.debts.size === 0)) return undefined
+    const now = this.components.clock.now()
     const direct = new Map<Participant, GroupPayload[]>()
     const gossip: GroupPayload[] = []
-    for (const { replica, broadcast, to } of owed) {
+    const acknowledgements = new Map<SomeReplica, GroupPayload>()
+    const acknowledgement = (replica: SomeReplica): GroupPayload => {
+      let entry = acknowledgements.get(replica)
+      if (entry === undefined) { entry = { group: replica.id, payload: replica.acknowledgementPayload(replica.fold!) }; acknowledgements.set(replica, entry) }
+      return entry
+    }
+    for (const { replica, broadcast, to, later } of owed) {
       const others = replica.others()
       if (others.length === 0) continue
       if (broadcast) {
+        // The batch to everyone carries the acknowledgement: nothing is owed any more.
+        this.debts.delete(replica)
         const entry = { group: replica.id, payload: replica.broadcastPayload(replica.fold!) }
         if (replica.definition.membership === 'cluster' && others.length >= this.settings.directFanout) { gossip.push(entry); continue }
         for (const peer of others) append(direct, peer, entry)
         continue
       }
+      if (later) {
+        let debt = this.debts.get(replica)
+        if (debt === undefined) { debt = { since: now, peers: new Set() }; this.debts.set(replica, debt) }
+        for (const peer of others) debt.peers.add(peer)
+      }
       const participants = new Set(others)
       const recipients = to.filter(p => participants.has(p))
       if (recipients.length === 0) continue
-      const entry = { group: replica.id, payload: replica.acknowledgementPayload(replica.fold!) }
+      const entry = acknowledgement(replica)
       for (const peer of recipients) append(direct, peer, entry)
+      const debt = this.debts.get(replica)
+      if (debt !== undefined) for (const peer of recipients) debt.peers.delete(peer)
     }
+    if (this.debts.size > 0) this.payDebts(direct, gossip, new Set(replicas), now, acknowledgement)
+    if (direct.size === 0 && gossip.length === 0) return undefined
     return { direct: waitingFirst(direct, owed), gossip }
+  }
+
+  /**
+   * Adds each acknowledgement owed without hurry to the batch of every peer it is owed to that
+   * gets a message anyway, or to every peer it is owed to once it is due (published on the
+   * topic where a batch to everyone would be); then sets the timer for the next one due. Only
+   * replicas whose state is saved, or is saved by this flush, take part (nothing leaves before
+   * it is saved).
+   */
+  private payDebts (direct: Map<Participant, GroupPayload[]>, gossip: GroupPayload[], flushed: ReadonlySet<SomeReplica>, now: number, acknowledgement: (replica: SomeReplica) => GroupPayload): void {
+    const groups = this.components.lifecycle.incarnation?.groups
+    for (const [replica, debt] of this.debts) {
+      if (groups?.get(replica.id) !== replica || replica.fold === undefined) { this.debts.delete(replica); continue }
+      if (!flushed.has(replica) && replica.savedVersion < replica.version) continue
+      const due = now - debt.since >= this.settings.acknowledgeDelayMs
+      if (due && replica.definition.membership === 'cluster' && debt.peers.size >= this.settings.directFanout) {
+        gossip.push(acknowledgement(replica))
+        this.debts.delete(replica)
+        continue
+      }
+      let members: Set<Participant> | undefined
+      for (const peer of debt.peers) {
+        if (!due && !direct.has(peer)) continue
+        debt.peers.delete(peer)
+        members ??= new Set(replica.others())
+        if (members.has(peer)) append(direct, peer, acknowledgement(replica))
+      }
+      if (debt.peers.size === 0) this.debts.delete(replica)
+    }
+    this.armDebtTimer(now)
+  }
+
+  /** Wakes the flush when the oldest acknowledgement owed without hurry is due. */
+  private armDebtTimer (now: number): void {
+    if (this.debtTimer !== undefined || this.debts.size === 0) return
+    let oldest = Infinity
+    for (const debt of this.debts.values()) oldest = Math.min(oldest, debt.since)
+    this.debtTimer = this.components.clock.setTimer(oldest + this.settings.acknowledgeDelayMs - now, () => {
+      this.debtTimer = undefined
+      if (this.components.lifecycle.stopped) return
+      for (const replica of this.debts.keys()) this.components.schedule(replica)
+    })
   }
 
   /**

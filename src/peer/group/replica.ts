@@ -73,6 +73,13 @@ export interface ReplicaSettings {
    * @default false
    */
   readonly acknowledgeEveryone?: boolean
+  /**
+   * With {@link acknowledgeEveryone}: the acknowledgement owed to participants that are not
+   * waiting for it is left to propagation to send when it sends them something anyway, or
+   * after `propagation.acknowledgeDelayMs` (`acknowledgeLater`), instead of at this flush.
+   * @default false
+   */
+  readonly acknowledgeLater?: boolean
 }
 
 /** What a merge from a peer found, for the parts that act on it. */
@@ -116,6 +123,12 @@ export class GroupReplica<E, S, O> {
    * the next anti-entropy round.
    */
   readonly ackTo = new Set<Participant>()
+  /**
+   * This peer owes every other participant its acknowledgement, without hurry: it took events
+   * none of them is waiting for it to acknowledge (the creators are in {@link ackTo}).
+   * Propagation sends it with the next message to each, or once `acknowledgeDelayMs` is up.
+   */
+  acknowledgeLater = false
   /** How far this peer's own log has gone out in batches: its log (`since`) and position. */
   private sent = { since: 0, seq: 0 }
   /**
@@ -145,13 +158,14 @@ export class GroupReplica<E, S, O> {
 
   /** Whether this peer owes anyone anything of this group at the next flush. */
   get news (): boolean {
-    return this.broadcast || this.ackTo.size > 0
+    return this.broadcast || this.ackTo.size > 0 || this.acknowledgeLater
   }
 
   /** Forgets what this peer owes (a flush took it, or this peer may not send now). */
   clearNews (): void {
     this.broadcast = false
     this.ackTo.clear()
+    this.acknowledgeLater = false
   }
 
   /** The group's id. */
@@ -289,8 +303,12 @@ export class GroupReplica<E, S, O> {
   private afterMerge (r: Extract<MergeResult<O>, { ok: true }>): void {
     for (const p of r.notify) this.ackTo.add(p)
     // Acknowledging everyone: the batch to everyone carries the acknowledgement (and no events
-    // of this peer's log it sent before).
-    this.afterUpdate(r, this.settings.acknowledgeEveryone === true && r.acknowledged)
+    // of this peer's log it sent before), or, acknowledging later, propagation sends it to
+    // those not waiting for it (the creators get it now, through ackTo).
+    const everyone = this.settings.acknowledgeEveryone === true && r.acknowledged
+    const later = everyone && this.settings.acknowledgeLater === true
+    if (later) this.acknowledgeLater = true
+    this.afterUpdate(r, everyone && !later)
     if (r.notify.length > 0) this.changed()
   }
 
