@@ -182,33 +182,39 @@ export class Propagation {
   }
 
   /**
-   * Adds each acknowledgement owed without hurry to the batch of every peer it is owed to that
-   * gets a message anyway, or to every peer it is owed to once it is due (published on the
-   * topic where a batch to everyone would be); then sets the timer for the next one due. Only
-   * replicas whose state is saved, or is saved by this flush, take part (nothing leaves before
-   * it is saved).
+   * Adds each acknowledgement owed without hurry to the batch of every peer it is owed to once
+   * it is due (published on the topic where a batch to everyone would be), then to the batch of
+   * every peer it is owed to that gets a message anyway (due ones first, so that they can
+   * carry the others); then sets the timer for the next one due. Only replicas whose state is
+   * saved, or is saved by this flush, take part (nothing leaves before it is saved).
    */
   private payDebts (direct: Map<Participant, GroupPayload[]>, gossip: GroupPayload[], flushed: ReadonlySet<SomeReplica>, now: number, acknowledgement: (replica: SomeReplica) => GroupPayload): void {
     const groups = this.components.lifecycle.incarnation?.groups
+    const payable: Array<[SomeReplica, Debt]> = []
     for (const [replica, debt] of this.debts) {
       if (groups?.get(replica.id) !== replica || replica.fold === undefined) { this.debts.delete(replica); continue }
       if (!flushed.has(replica) && replica.savedVersion < replica.version) continue
-      const due = now - debt.since >= this.settings.acknowledgeDelayMs
-      if (due && replica.definition.membership === 'cluster' && debt.peers.size >= this.settings.directFanout) {
-        gossip.push(acknowledgement(replica))
-        this.debts.delete(replica)
-        continue
+      if (now - debt.since < this.settings.acknowledgeDelayMs) { payable.push([replica, debt]); continue }
+      this.debts.delete(replica)
+      if (replica.definition.membership === 'cluster' && debt.peers.size >= this.settings.directFanout) { gossip.push(acknowledgement(replica)); continue }
+      this.pay(replica, debt.peers, direct, acknowledgement)
+    }
+    if (direct.size > 0) {
+      for (const [replica, debt] of payable) {
+        const riding = [...debt.peers].filter(peer => direct.has(peer))
+        if (riding.length === 0) continue
+        for (const peer of riding) debt.peers.delete(peer)
+        if (debt.peers.size === 0) this.debts.delete(replica)
+        this.pay(replica, riding, direct, acknowledgement)
       }
-      let members: Set<Participant> | undefined
-      for (const peer of debt.peers) {
-        if (!due && !direct.has(peer)) continue
-        debt.peers.delete(peer)
-        members ??= new Set(replica.others())
-        if (members.has(peer)) append(direct, peer, acknowledgement(replica))
-      }
-      if (debt.peers.size === 0) this.debts.delete(replica)
     }
     this.armDebtTimer(now)
+  }
+
+  /** Adds `replica`'s acknowledgement to the batch of each of `peers` still among its participants. */
+  private pay (replica: SomeReplica, peers: Iterable<Participant>, direct: Map<Participant, GroupPayload[]>, acknowledgement: (replica: SomeReplica) => GroupPayload): void {
+    const members = new Set(replica.others())
+    for (const peer of peers) if (members.has(peer)) append(direct, peer, acknowledgement(replica))
   }
 
   /** Wakes the flush when the oldest acknowledgement owed without hurry is due. */
