@@ -150,6 +150,20 @@ test('an acknowledgement owed without hurry goes with the next message to its pe
   assert.ok(g1(b) === 3 && g1(c) === 3, 'still within the delay')
   await clock.advance(1)
   assert.ok(g1(b) === 8 && g1(c) === 8, `both settled ${clock.now() - at} ms after the event`)
+  // Debts of two groups arising 30 ms apart leave together when the older is due: one
+  // wake-up and one message per peer, not one each.
+  const bToC = (): typeof sends => sends.filter(s => s.from === b.self && s.to === c.self && s.protocol.includes('fold'))
+  const sentBefore = bToC().length
+  a.services.many.groups[5]!.applyFast(1)
+  await settleTurns()
+  await clock.advance(30)
+  a.services.many.groups[6]!.applyFast(1)
+  await settleTurns()
+  await clock.advance(20)
+  const paid = bToC().slice(sentBefore)
+  assert.equal(paid.length, 1, 'one message from b to c')
+  assert.deepEqual(decodeFoldBatch(paid[0]!.payload, resolveDecodeLimits()).map(e => e.group).sort(), ['many/g5', 'many/g6'])
+  assert.equal(c.services.many.groups[6]!.readState().infimum, 1, 'the younger debt paid 20 ms after it arose')
   await Promise.all(peers.map(async p => { await p.stop({ leave: false }) }))
 })
 

@@ -109,6 +109,8 @@ export class Propagation {
   /** Acknowledgements owed without hurry, by replica; paid by {@link prepare}. */
   private readonly debts = new Map<SomeReplica, Debt>()
   private debtTimer: Timer | undefined
+  /** The debt timer fired: the next flush pays every debt, due or not (one wake-up per delay). */
+  private payEveryDebt = false
 
   constructor (private readonly components: PropagationComponents, private readonly settings: PropagationSettings) {}
 
@@ -139,6 +141,8 @@ export class Propagation {
    * takes. `undefined` in periodic mode (nothing is pushed) or when nobody needs anything.
    */
   prepare (replicas: readonly SomeReplica[]): PreparedBatches | undefined {
+    const everyDebt = this.payEveryDebt
+    this.payEveryDebt = false
     const withNews = replicas.filter(r => r.news && r.fold !== undefined)
     const owed = withNews.map(r => ({ replica: r, broadcast: r.broadcast, to: [...r.ackTo], later: r.acknowledgeLater }))
     for (const r of withNews) r.clearNews()
@@ -176,7 +180,7 @@ export class Propagation {
       const debt = this.debts.get(replica)
       if (debt !== undefined) for (const peer of recipients) debt.peers.delete(peer)
     }
-    if (this.debts.size > 0) this.payDebts(direct, gossip, new Set(replicas), now, acknowledgement)
+    if (this.debts.size > 0) this.payDebts(direct, gossip, new Set(replicas), now, everyDebt, acknowledgement)
     if (direct.size === 0 && gossip.length === 0) return undefined
     return { direct: waitingFirst(direct, owed), gossip }
   }
@@ -188,13 +192,13 @@ export class Propagation {
    * carry the others); then sets the timer for the next one due. Only replicas whose state is
    * saved, or is saved by this flush, take part (nothing leaves before it is saved).
    */
-  private payDebts (direct: Map<Participant, GroupPayload[]>, gossip: GroupPayload[], flushed: ReadonlySet<SomeReplica>, now: number, acknowledgement: (replica: SomeReplica) => GroupPayload): void {
+  private payDebts (direct: Map<Participant, GroupPayload[]>, gossip: GroupPayload[], flushed: ReadonlySet<SomeReplica>, now: number, everyDebt: boolean, acknowledgement: (replica: SomeReplica) => GroupPayload): void {
     const groups = this.components.lifecycle.incarnation?.groups
     const payable: Array<[SomeReplica, Debt]> = []
     for (const [replica, debt] of this.debts) {
       if (groups?.get(replica.id) !== replica || replica.fold === undefined) { this.debts.delete(replica); continue }
       if (!flushed.has(replica) && replica.savedVersion < replica.version) continue
-      if (now - debt.since < this.settings.acknowledgeDelayMs) { payable.push([replica, debt]); continue }
+      if (!everyDebt && now - debt.since < this.settings.acknowledgeDelayMs) { payable.push([replica, debt]); continue }
       this.debts.delete(replica)
       if (replica.definition.membership === 'cluster' && debt.peers.size >= this.settings.directFanout) { gossip.push(acknowledgement(replica)); continue }
       this.pay(replica, debt.peers, direct, acknowledgement)
@@ -217,14 +221,20 @@ export class Propagation {
     for (const peer of peers) if (members.has(peer)) append(direct, peer, acknowledgement(replica))
   }
 
-  /** Wakes the flush when the oldest acknowledgement owed without hurry is due. */
+  /**
+   * Wakes the flush when the oldest acknowledgement owed without hurry is due; that flush pays
+   * every debt, due or not, so that debts of many groups arising one after the other (a
+   * keyspace's partitions under sequential requests) cost one wake-up per delay, not one each.
+   */
   private armDebtTimer (now: number): void {
-    if (this.debtTimer !== undefined || this.debts.size === 0) return
+    if (this.debts.size === 0) { this.debtTimer?.cancel(); this.debtTimer = undefined; return }
+    if (this.debtTimer !== undefined) return
     let oldest = Infinity
     for (const debt of this.debts.values()) oldest = Math.min(oldest, debt.since)
     this.debtTimer = this.components.clock.setTimer(oldest + this.settings.acknowledgeDelayMs - now, () => {
       this.debtTimer = undefined
-      if (this.components.lifecycle.stopped) return
+      if (this.components.lifecycle.stopped || this.debts.size === 0) return
+      this.payEveryDebt = true
       for (const replica of this.debts.keys()) this.components.schedule(replica)
     })
   }
