@@ -250,3 +250,19 @@ test('pushed Diffs name the infimum participants by one table hash once every re
   assert.equal(peers.reduce((sum, p) => sum + p.stats().counters.droppedUndecodable, 0), 0, 'nor after it')
   await Promise.all(peers.map(async p => { await p.stop({ leave: false }) }))
 })
+
+test('a peer that stops sends the acknowledgements it owes without hurry first', async () => {
+  const { peers, net, clock } = await cluster(3, 'everyone', 50)
+  const [a, b, c] = peers as [Peer, Peer, Peer]
+  const sends = net.recordSends()
+  a.services.many.groups[7]!.applyFast(9)
+  await settleTurns()
+  assert.equal(c.services.many.groups[7]!.readState().infimum, 0, 'c waits for b\'s acknowledgement')
+  const toC = (): typeof sends => sends.filter(s => s.from === b.self && s.to === c.self && s.protocol.includes('fold'))
+  assert.equal(toC().length, 0)
+  const at = clock.now()
+  await b.stop({ leave: false })
+  assert.equal(clock.now(), at, 'no time passed')
+  assert.deepEqual(toC().flatMap(s => decodeFoldBatch(s.payload, resolveDecodeLimits()).map(e => e.group)), ['many/g7'], 'b sent c its acknowledgement before it stopped')
+  await Promise.all([a, c].map(async p => { await p.stop({ leave: false }) }))
+})

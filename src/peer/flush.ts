@@ -71,6 +71,12 @@ export class Flusher {
     while (this.running !== undefined) await this.running
   }
 
+  /** Runs a flush now, after any running one, and resolves once it is done (a stopping peer's last). */
+  async flushNow (): Promise<void> {
+    await this.idle()
+    await this.run()
+  }
+
   private async run (): Promise<void> {
     this.scheduled = false
     if (this.running !== undefined) {

@@ -108,9 +108,10 @@ export interface PropagationOptions {
   forwardOutputs?: boolean
   /**
    * In push mode, who a replica sends its acknowledgement to after it took other participants'
-   * events. `everyone`: every other participant at once, so every replica settles an event
-   * about one round trip after its creator's batch reached it, at `(n-1) + (n-1)²` frames per
-   * event when each flush carries one. `creators`: only the participants that may be waiting
+   * events. `everyone`: the participants that may be waiting for it at once, every other one
+   * within {@link acknowledgeDelayMs}, so every replica settles an event at most that long
+   * after one round trip, at up to `(n-1) + (n-1)²` frames per event (fewer as
+   * acknowledgements share messages). `creators`: only the participants that may be waiting
    * for it (the creators of the events it took, and of those ordered after them), and everyone
    * at the next anti-entropy round: `2(n-1)` frames per event, the creator settles its event
    * after one round trip, and every other replica up to `intervalMs` later (docs/ARCHITECTURE.md,

@@ -317,6 +317,10 @@ export class Peer<E, S, O, Sv extends ServiceMap> implements Legion<E, S, O, Sv>
   private async shutdown (options: { leave?: boolean, timeoutMs?: number }): Promise<void> {
     const p = this.parts as Parts | undefined
     if (p !== undefined) {
+      // Acknowledgements owed without hurry leave now, not with a timer that will not fire:
+      // the others would otherwise wait for this peer's return or ejection to settle those
+      // events. (Before the services stop: their groups' debts go with them.)
+      if (p.propagation.payEveryDebtNext()) await p.flusher.flushNow()
       await this.serviceHost?.stop(options.leave !== false)
       if (options.leave !== false) await p.ejection.leave(options.timeoutMs ?? 5000)
     }

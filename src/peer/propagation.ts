@@ -125,6 +125,16 @@ export class Propagation {
     this.unsubscribe = c.inbound.topic(FOLD_TOPIC, decodeFoldBatch, onBatch)
   }
 
+  /**
+   * Whether acknowledgements are owed without hurry; if so, the next flush pays them all (a
+   * peer about to stop sends what it owes first).
+   */
+  payEveryDebtNext (): boolean {
+    if (this.debts.size === 0) return false
+    this.payEveryDebt = true
+    return true
+  }
+
   /** Stops listening to the topic, and forgets the acknowledgements owed. */
   stop (): void {
     this.unsubscribe?.()
