@@ -115,6 +115,7 @@ test('option mistakes from plain JavaScript are TypeErrors that name the option'
     [{ cluster: 'x', spec, startup: { mode: 'new' }, failureDetection: { suspectAfterMs: -1 } }, /failureDetection\.suspectAfterMs/],
     [{ cluster: 'x', spec, startup: { mode: 'new' }, propagation: { acknowledgeDelayMs: -5 } }, /propagation\.acknowledgeDelayMs must be a number >= 0/],
     [{ cluster: 'x', spec, startup: { mode: 'new' }, propagation: { acknowledgeDelayMs: '50' } }, /propagation\.acknowledgeDelayMs/],
+    [{ cluster: 'x', spec, startup: { mode: 'new' }, services: { s: { name: 's', needs: ['groups'], create: ({ groups }: { groups: { clusterWide: (id: string, o: unknown) => unknown } }) => groups.clusterWide('s/g', { spec, acknowledgeAtOnce: 'yes' }) } } }, /acknowledgeAtOnce must be a boolean/],
     [{ cluster: 'x', spec, startup: { mode: 'new' }, allowPeers: 'everyone' }, /options\.allowPeers/],
     [{ cluster: 'x', spec, startup: { mode: 'new' }, onCall: 'echo' }, /options\.onCall/],
     [{ cluster: 'x', spec, startup: { mode: 'new' }, services: { s: { create: 1 } } }, /options\.services\.s/],

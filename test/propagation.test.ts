@@ -16,7 +16,10 @@ const counter: EventSpec<number, number, number> = { init: () => 0, apply: (n, s
 const many = defineService({
   name: 'many',
   needs: ['groups'],
-  create: ({ groups }) => ({ groups: Array.from({ length: 20 }, (_, i) => groups.clusterWide(`g${i}`, { spec: counter })) })
+  create: ({ groups }) => ({
+    groups: Array.from({ length: 20 }, (_, i) => groups.clusterWide(`g${i}`, { spec: counter })),
+    prompt: groups.clusterWide('prompt', { spec: counter, acknowledgeAtOnce: true })
+  })
 })
 type Peer = Legion<number, number, number, { many: typeof many }>
 
@@ -265,4 +268,17 @@ test('a peer that stops sends the acknowledgements it owes without hurry first',
   assert.equal(clock.now(), at, 'no time passed')
   assert.deepEqual(toC().flatMap(s => decodeFoldBatch(s.payload, resolveDecodeLimits()).map(e => e.group)), ['many/g7'], 'b sent c its acknowledgement before it stopped')
   await Promise.all([a, c].map(async p => { await p.stop({ leave: false }) }))
+})
+
+test('a group defined with acknowledgeAtOnce settles everywhere a round trip after its event, whatever the delay', async () => {
+  const { peers } = await cluster(3, 'everyone', 50)
+  const [a, b, c] = peers as [Peer, Peer, Peer]
+  a.services.many.groups[8]!.applyFast(4)
+  await settleTurns()
+  assert.ok([b, c].every(p => p.services.many.groups[8]!.readState().infimum === 0), 'another group waits for the delay')
+  a.services.many.prompt.applyFast(4)
+  await settleTurns()
+  assert.ok([a, b, c].every(p => p.services.many.prompt.readState().infimum === 4), 'the prompt group settled on every peer')
+  assert.ok([b, c].every(p => p.services.many.groups[8]!.readState().infimum === 4), 'and the other group\'s acknowledgements rode along')
+  await Promise.all(peers.map(async p => { await p.stop({ leave: false }) }))
 })

@@ -129,7 +129,7 @@ class ClusterSupervisionService<Sv> implements ClusterSupervisionInstance<Sv> {
       ...(e.stopTimeoutMs !== undefined ? { stopTimeoutMs: e.stopTimeoutMs } : {}),
       ...(e.maxCheckpointBytes !== undefined ? { maxCheckpointBytes: e.maxCheckpointBytes } : {})
     }).create({ self: c.self, log: c.log, clock: c.clock, metrics: c.metrics.scoped('registry'), membership: c.membership, groups: c.groups, messaging: c.messaging, views: c.views })
-    this.table = c.groups.clusterWide('children', { spec: childrenSpec })
+    this.table = c.groups.clusterWide('children', { spec: childrenSpec, acknowledgeAtOnce: true }) // read on every peer as it changes (whereis, placement)
     this.waits = new Waits(c.clock)
     this.caller = new Caller({
       self: c.self,

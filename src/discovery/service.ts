@@ -117,7 +117,12 @@ class DiscoveryService<M, C> implements DiscoveryInstance<M, C> {
     this.settings = options.registry
     this.metaCodec = options.metaCodec
     this.checkpointCodec = options.checkpointCodec
-    this.registry = c.groups.clusterWide('registry', { spec: registrySpec(this.settings) })
+    this.registry = c.groups.clusterWide('registry', {
+      spec: registrySpec(this.settings),
+      // Watchers on every peer see a registration settle a round trip after it, not up to
+      // acknowledgeDelayMs later (registrations are few).
+      acknowledgeAtOnce: true
+    })
     this.conditions = new Conditions(c.clock)
     this.registrations = new LocalRegistrations<M>({
       self: c.self,

@@ -279,7 +279,7 @@ function createKeyspace<K, I, O, S> (app: KeyspaceOptions<K, I, O, S>, settings:
   }
   // One spec object: the group folds with it and plans run its join and unjoin.
   const spec = tableSpec(settings.partitions, settings.replication)
-  const tableGroup = groups.clusterWide('table', { spec, codecs: tableCodecs })
+  const tableGroup = groups.clusterWide('table', { spec, codecs: tableCodecs, acknowledgeAtOnce: true }) // requests wait for a peer's table to settle
   const table = new TableView(tableGroup, clock)
   const partitionGroups = new PartitionGroups<K, I, O, S>(groups, { spec: partitionSpec(app, codecs), codecs: partitionCodecs(app, codecs) })
   const counters = newKeyspaceCounters()

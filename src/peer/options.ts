@@ -127,7 +127,7 @@ export interface PropagationOptions {
    * the events it took (who may be waiting in `applyConsistent`) get it at once whatever this
    * says. A delay lets one message carry the acknowledgements of several events, at the price
    * of the other replicas settling those events up to this much later. `0` sends to everyone
-   * at once.
+   * at once; so do groups defined with `acknowledgeAtOnce` (a service's registry or table).
    * @default 20
    */
   acknowledgeDelayMs?: number

@@ -32,6 +32,8 @@ export interface GroupDefinition<E, S, O> {
   readonly codecs: FoldCodecs<E, S, O>
   /** Who decides its participants. */
   readonly membership: GroupMembership
+  /** Acknowledgements of its events go to every participant at once (`GroupOptions.acknowledgeAtOnce`). */
+  readonly acknowledgeAtOnce?: boolean
 }
 
 /** The id of the cluster's own group. */

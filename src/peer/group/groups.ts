@@ -34,6 +34,14 @@ export interface GroupOptions<E, S, O> {
    * @default jsonCodec for all three (only sound for JSON values)
    */
   readonly codecs?: FoldCodecs<E, S, O>
+  /**
+   * Send this peer's acknowledgements of the group's events to every participant at once,
+   * whatever `propagation.acknowledgeDelayMs` says. For groups whose settled state other
+   * peers read as soon as it changes (a registry, a placement table), where events are few
+   * and every replica settling within a round trip matters more than the frames saved.
+   * @default false
+   */
+  readonly acknowledgeAtOnce?: boolean
 }
 
 /**
@@ -112,12 +120,14 @@ export class GroupRegistry {
     if (this.definitions.has(id)) throw new TypeError(`group ${JSON.stringify(id)} is defined already`)
     const spec = options.spec as Partial<EventSpec<E, S, O>> | undefined
     if (typeof spec?.init !== 'function' || typeof spec.apply !== 'function') throw new TypeError(`group ${JSON.stringify(id)}: spec must be an EventSpec { init, apply }`)
+    if (options.acknowledgeAtOnce !== undefined && typeof options.acknowledgeAtOnce !== 'boolean') throw new TypeError(`group ${JSON.stringify(id)}: acknowledgeAtOnce must be a boolean`)
     const definition: GroupDefinition<E, S, O> = {
       id,
       origin: groupOrigin(this.components.cluster, id),
       spec: options.spec,
       codecs: options.codecs ?? ({ event: jsonCodec, state: jsonCodec, output: jsonCodec } as unknown as FoldCodecs<E, S, O>),
-      membership
+      membership,
+      acknowledgeAtOnce: options.acknowledgeAtOnce ?? false
     }
     this.definitions.set(id, definition as GroupDefinition<unknown, unknown, unknown>)
     const handle = new GroupHandle<E, S, O>(definition, this.components)

@@ -306,7 +306,7 @@ export class GroupReplica<E, S, O> {
     // of this peer's log it sent before), or, acknowledging later, propagation sends it to
     // those not waiting for it (the creators get it now, through ackTo).
     const everyone = this.settings.acknowledgeEveryone === true && r.acknowledged
-    const later = everyone && this.settings.acknowledgeLater === true
+    const later = everyone && this.settings.acknowledgeLater === true && this.definition.acknowledgeAtOnce !== true
     if (later) this.acknowledgeLater = true
     this.afterUpdate(r, everyone && !later)
     if (r.notify.length > 0) this.changed()
