@@ -128,7 +128,7 @@ export interface PropagationOptions {
    * says. A delay lets one message carry the acknowledgements of several events, at the price
    * of the other replicas settling those events up to this much later. `0` sends to everyone
    * at once; so do groups defined with `acknowledgeAtOnce` (a service's registry or table).
-   * @default 20
+   * @default 50
    */
   acknowledgeDelayMs?: number
 }
