@@ -140,9 +140,12 @@ test('an acknowledgement owed without hurry goes with the next message to its pe
   assert.equal(toC.length, 1, 'one message from b to c')
   assert.deepEqual(decodeFoldBatch(toC[0]!.payload, resolveDecodeLimits()).map(e => e.group).sort(), ['many/g1', 'many/g2'], 'carrying both groups')
   assert.equal(g1(c), 3, 'c settled a\'s event without waiting for the delay')
+  assert.equal(b.stats().counters.acknowledgementsRode, 1, 'counted as riding along')
+  assert.equal(b.stats().counters.acknowledgementsDelayed, 0)
   // Nothing is owed any more: the delay passes without another message from b to c.
   await clock.advance(100)
   assert.equal(sends.filter(s => s.from === b.self && s.to === c.self && s.protocol.includes('fold')).length, 1, 'no second message from b to c')
+  assert.equal(b.stats().counters.acknowledgementsDelayed, 1, 'b\'s debt to a for c\'s event went by the timer')
   // Alone, a debt waits the delay and no longer: a's next event reaches b and c, and each
   // tells the other 50 ms later.
   const at = clock.now()
@@ -153,6 +156,7 @@ test('an acknowledgement owed without hurry goes with the next message to its pe
   assert.ok(g1(b) === 3 && g1(c) === 3, 'still within the delay')
   await clock.advance(1)
   assert.ok(g1(b) === 8 && g1(c) === 8, `both settled ${clock.now() - at} ms after the event`)
+  assert.equal(b.stats().counters.acknowledgementsDelayed, 2, 'and its debt to c now')
   // Debts of two groups arising 30 ms apart leave together when the older is due: one
   // wake-up and one message per peer, not one each.
   const bToC = (): typeof sends => sends.filter(s => s.from === b.self && s.to === c.self && s.protocol.includes('fold'))

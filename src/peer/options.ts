@@ -438,6 +438,16 @@ export interface LegionCounters {
    * hook's state.
    */
   hookErrors: number
+  /**
+   * Acknowledgements owed without hurry (`propagation.acknowledgeDelayMs`) that went inside a
+   * message this peer sent the same peer anyway, counted once per group and receiving peer.
+   */
+  acknowledgementsRode: number
+  /**
+   * Acknowledgements owed without hurry sent by the delay's timer (every debt goes once the
+   * oldest is due) or as this peer stopped, per group and receiving peer.
+   */
+  acknowledgementsDelayed: number
 }
 
 /** What {@link Legion.stats} reports. */

@@ -154,6 +154,7 @@ export function buildParts (inputs: PartInputs): Parts {
     intake,
     persistence,
     schedule,
+    counters,
     requestSync: (peer, wants) => { sync.request(peer, wants) },
     push,
     allows,

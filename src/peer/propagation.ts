@@ -37,6 +37,7 @@ import { pick, type PeerClock, type Random } from './clock.js'
 import type { Timer } from '../time/clock.js'
 import type { Inbound } from './inbound.js'
 import type { Intake } from './intake.js'
+import type { LegionCounters } from './options.js'
 import type { Incarnation, Lifecycle, SomeReplica } from './lifecycle.js'
 import type { Network } from './network.js'
 import type { PersistenceGate } from './persistence.js'
@@ -75,6 +76,8 @@ export interface PropagationComponents {
   readonly persistence: PersistenceGate
   /** Asks for a flush at the end of the tick (of `replica` among others). */
   readonly schedule: (replica?: SomeReplica) => void
+  /** The peer's counters (acknowledgements owed without hurry, and how they left). */
+  readonly counters: LegionCounters
   /** Pulls syncs, grouped per peer. */
   readonly requestSync: (peer: Participant, wants: readonly SyncWant[]) => void
   /** Pushes, for the periodic mode. */
@@ -210,6 +213,7 @@ export class Propagation {
       if (!flushed.has(replica) && replica.savedVersion < replica.version) continue
       if (!everyDebt && now - debt.since < this.settings.acknowledgeDelayMs) { payable.push([replica, debt]); continue }
       this.debts.delete(replica)
+      this.components.counters.acknowledgementsDelayed += debt.peers.size
       if (replica.definition.membership === 'cluster' && debt.peers.size >= this.settings.directFanout) { gossip.push(acknowledgement(replica)); continue }
       this.pay(replica, debt.peers, direct, acknowledgement)
     }
@@ -218,6 +222,7 @@ export class Propagation {
         const riding = [...debt.peers].filter(peer => direct.has(peer))
         if (riding.length === 0) continue
         for (const peer of riding) debt.peers.delete(peer)
+        this.components.counters.acknowledgementsRode += riding.length
         if (debt.peers.size === 0) this.debts.delete(replica)
         this.pay(replica, riding, direct, acknowledgement)
       }
