@@ -23,13 +23,13 @@ const many = defineService({
 })
 type Peer = Legion<number, number, number, { many: typeof many }>
 
-async function cluster (n: number, acknowledge?: 'everyone' | 'creators', acknowledgeDelayMs?: number): Promise<{ peers: Peer[], net: FakeNetwork, clock: ManualClock }> {
+async function cluster (n: number, acknowledge?: 'everyone' | 'creators', acknowledgeDelayMs?: number, directFanout?: number): Promise<{ peers: Peer[], net: FakeNetwork, clock: ManualClock }> {
   const clock = new ManualClock()
   const net = new FakeNetwork(clock)
   const peers: Peer[] = []
   for (let i = 0; i < n; i++) {
     const startup = i === 0 ? { mode: 'new' as const } : { mode: 'join' as const, peers: peers[0]!.multiaddrs() }
-    const propagation = { propagation: { acknowledge, acknowledgeDelayMs } }
+    const propagation = { propagation: { acknowledge, acknowledgeDelayMs, directFanout } }
     peers.push(await startPeer({ cluster: 'propagation', spec: counter, services: { many }, startup, ...propagation }, { network: async k => await net.node(k), clock, random: seededRandom(i + 1) }))
   }
   for (let i = 0; i < 40 && !peers.every(p => p.stats().groups.outstanding === 0 && p.readState().participants.length === n); i++) await clock.advance(250)
@@ -284,5 +284,17 @@ test('a group defined with acknowledgeAtOnce settles everywhere a round trip aft
   await settleTurns()
   assert.ok([a, b, c].every(p => p.services.many.prompt.readState().infimum === 4), 'the prompt group settled on every peer')
   assert.ok([b, c].every(p => p.services.many.groups[8]!.readState().infimum === 4), 'and the other group\'s acknowledgements rode along')
+  await Promise.all(peers.map(async p => { await p.stop({ leave: false }) }))
+})
+
+test('where batches to everyone go on the topic, acknowledgements are published at once, not owed', async () => {
+  const { peers, net } = await cluster(3, 'everyone', 50, 2)
+  const [a, b, c] = peers as [Peer, Peer, Peer]
+  const sends = net.recordSends()
+  a.applyFast(6)
+  await settleTurns()
+  assert.ok([a, b, c].every(p => p.readState().infimum === 6), 'every peer settled it with no time passing')
+  assert.equal(sends.filter(s => s.from !== a.self && s.protocol.includes('fold')).length, 0, 'no direct acknowledgements from b and c (they published theirs)')
+  assert.equal(b.stats().counters.acknowledgementsDelayed + c.stats().counters.acknowledgementsDelayed, 0)
   await Promise.all(peers.map(async p => { await p.stop({ leave: false }) }))
 })

@@ -172,11 +172,14 @@ export class Propagation {
     for (const { replica, broadcast, to, later } of owed) {
       const others = replica.others()
       if (others.length === 0) continue
-      if (broadcast) {
+      const gossiping = replica.definition.membership === 'cluster' && others.length >= this.settings.directFanout
+      // Published on the topic, one message reaches everyone: waiting would save nothing, and
+      // direct acknowledgements to the creators would add messages.
+      if (broadcast || (later && gossiping)) {
         // The batch to everyone carries the acknowledgement: nothing is owed any more.
         this.debts.delete(replica)
         const entry = { group: replica.id, payload: replica.broadcastPayload(replica.fold!) }
-        if (replica.definition.membership === 'cluster' && others.length >= this.settings.directFanout) { gossip.push(entry); continue }
+        if (gossiping) { gossip.push(entry); continue }
         for (const peer of others) append(direct, peer, entry)
         continue
       }
@@ -193,19 +196,19 @@ export class Propagation {
       const debt = this.debts.get(replica)
       if (debt !== undefined) for (const peer of recipients) debt.peers.delete(peer)
     }
-    if (this.debts.size > 0) this.payDebts(direct, gossip, new Set(replicas), now, everyDebt, acknowledgement)
+    if (this.debts.size > 0) this.payDebts(direct, new Set(replicas), now, everyDebt, acknowledgement)
     if (direct.size === 0 && gossip.length === 0) return undefined
     return { direct: waitingFirst(direct, owed), gossip }
   }
 
   /**
    * Adds each acknowledgement owed without hurry to the batch of every peer it is owed to once
-   * it is due (published on the topic where a batch to everyone would be), then to the batch of
+   * it is due, then to the batch of
    * every peer it is owed to that gets a message anyway (due ones first, so that they can
    * carry the others); then sets the timer for the next one due. Only replicas whose state is
    * saved, or is saved by this flush, take part (nothing leaves before it is saved).
    */
-  private payDebts (direct: Map<Participant, GroupPayload[]>, gossip: GroupPayload[], flushed: ReadonlySet<SomeReplica>, now: number, everyDebt: boolean, acknowledgement: (replica: SomeReplica) => GroupPayload): void {
+  private payDebts (direct: Map<Participant, GroupPayload[]>, flushed: ReadonlySet<SomeReplica>, now: number, everyDebt: boolean, acknowledgement: (replica: SomeReplica) => GroupPayload): void {
     const groups = this.components.lifecycle.incarnation?.groups
     const payable: Array<[SomeReplica, Debt]> = []
     for (const [replica, debt] of this.debts) {
@@ -214,7 +217,6 @@ export class Propagation {
       if (!everyDebt && now - debt.since < this.settings.acknowledgeDelayMs) { payable.push([replica, debt]); continue }
       this.debts.delete(replica)
       this.components.counters.acknowledgementsDelayed += debt.peers.size
-      if (replica.definition.membership === 'cluster' && debt.peers.size >= this.settings.directFanout) { gossip.push(acknowledgement(replica)); continue }
       this.pay(replica, debt.peers, direct, acknowledgement)
     }
     if (direct.size > 0) {
