@@ -183,18 +183,20 @@ export class Propagation {
         for (const peer of others) append(direct, peer, entry)
         continue
       }
-      if (later) {
-        let debt = this.debts.get(replica)
-        if (debt === undefined) { debt = { since: now, peers: new Set() }; this.debts.set(replica, debt) }
-        for (const peer of others) debt.peers.add(peer)
-      }
       const participants = new Set(others)
       const recipients = to.filter(p => participants.has(p))
-      if (recipients.length === 0) continue
-      const entry = acknowledgement(replica)
-      for (const peer of recipients) append(direct, peer, entry)
-      const debt = this.debts.get(replica)
-      if (debt !== undefined) for (const peer of recipients) debt.peers.delete(peer)
+      if (recipients.length > 0) {
+        const entry = acknowledgement(replica)
+        for (const peer of recipients) append(direct, peer, entry)
+      }
+      // What is owed now is owed to the others than those it went to: none when every other
+      // participant was waiting for it (two participants, or every other one a creator).
+      let debt = this.debts.get(replica)
+      if (later && debt === undefined) { debt = { since: now, peers: new Set() }; this.debts.set(replica, debt) }
+      if (debt === undefined) continue
+      if (later) for (const peer of others) debt.peers.add(peer)
+      for (const peer of recipients) debt.peers.delete(peer)
+      if (debt.peers.size === 0) this.debts.delete(replica)
     }
     if (this.debts.size > 0) this.payDebts(direct, new Set(replicas), now, everyDebt, acknowledgement)
     if (direct.size === 0 && gossip.length === 0) return undefined
@@ -203,9 +205,8 @@ export class Propagation {
 
   /**
    * Adds each acknowledgement owed without hurry to the batch of every peer it is owed to once
-   * it is due, then to the batch of
-   * every peer it is owed to that gets a message anyway (due ones first, so that they can
-   * carry the others); then sets the timer for the next one due. Only replicas whose state is
+   * it is due, then to the batch of every peer it is owed to that gets a message anyway (due
+   * ones first, so that they can carry the others); then sets the timer for the next one due. Only replicas whose state is
    * saved, or is saved by this flush, take part (nothing leaves before it is saved).
    */
   private payDebts (direct: Map<Participant, GroupPayload[]>, flushed: ReadonlySet<SomeReplica>, now: number, everyDebt: boolean, acknowledgement: (replica: SomeReplica) => GroupPayload): void {
