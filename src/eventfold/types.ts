@@ -42,6 +42,13 @@ export function compareEventIds (a: EventId, b: EventId): number {
   return a.participant < b.participant ? -1 : 1
 }
 
+/** Whether two participant lists name the same participants in the same order. */
+export function sameParticipants (a: readonly Participant[], b: readonly Participant[]): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
 /** A stable string form of an event id, usable as a map key: `"counter:participant"`. */
 export function eventIdKey (id: EventId): string {
   return `${id.counter}:${id.participant}`

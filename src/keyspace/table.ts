@@ -28,7 +28,7 @@
  *
  * @module
  */
-import type { EventSpec, Participant } from '../eventfold/types.js'
+import { sameParticipants, type EventSpec, type Participant } from '../eventfold/types.js'
 
 /** The largest partition count a keyspace accepts. */
 export const MAX_KEYSPACE_PARTITIONS = 1 << 14
@@ -186,7 +186,7 @@ export function tableChanges (before: KeyspaceTable, after: KeyspaceTable): Tabl
     const a = before.assignments[p] ?? EMPTY_ASSIGNMENT
     const b = after.assignments[p]!
     if (wasLost(a, b)) out.push({ type: 'lost', partition: p, generation: b.generation, version: after.version })
-    if (!sameList(a.owners, b.owners) && (b.generation === a.generation || a.generation === 0)) {
+    if (!sameParticipants(a.owners, b.owners) && (b.generation === a.generation || a.generation === 0)) {
       out.push({ type: 'moved', partition: p, from: a.owners, to: b.owners, version: after.version })
     }
   }
@@ -407,16 +407,12 @@ function unique (list: readonly Participant[]): Participant[] {
   return [...new Set(list)]
 }
 
-function sameList (a: readonly Participant[], b: readonly Participant[]): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i])
-}
-
 function sameAssignment (a: PartitionAssignment, b: PartitionAssignment): boolean {
-  return a === b || (a.generation === b.generation && a.founder === b.founder && sameList(a.owners, b.owners) &&
-    sameList(a.incoming, b.incoming) && sameList(a.outgoing, b.outgoing) && sameList(a.abandoned, b.abandoned))
+  return a === b || (a.generation === b.generation && a.founder === b.founder && sameParticipants(a.owners, b.owners) &&
+    sameParticipants(a.incoming, b.incoming) && sameParticipants(a.outgoing, b.outgoing) && sameParticipants(a.abandoned, b.abandoned))
 }
 
 function sameTable (a: KeyspaceTable, b: KeyspaceTable): boolean {
-  return a === b || (sameList(a.members, b.members) && sameList(a.draining, b.draining) &&
+  return a === b || (sameParticipants(a.members, b.members) && sameParticipants(a.draining, b.draining) &&
     a.assignments.every((x, i) => sameAssignment(x, b.assignments[i]!)))
 }

@@ -26,7 +26,7 @@
 import { createHash } from 'node:crypto'
 import { FINGERPRINT_BYTES, TABLE_HASH_BYTES, type DiffContext, type SharedTable } from '../../codec/eventfold.js'
 import { Writer } from '../../codec/buffer.js'
-import { compareEventIds, type EventId, type Participant } from '../../eventfold/types.js'
+import { compareEventIds, sameParticipants, type EventId, type Participant } from '../../eventfold/types.js'
 
 /** How many of its own past infimum participant lists a replica resolves table hashes against. */
 const RECENT_TABLES = 4
@@ -35,12 +35,6 @@ const RECENT_TABLES = 4
 interface NotedTable { readonly table: SharedTable, readonly since: EventId }
 
 /** Whether two sorted participant lists are equal. */
-function sameList (a: readonly Participant[], b: readonly Participant[]): boolean {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
-}
-
 /**
  * The table hash of a sorted participant list: the first 8 bytes of SHA-256 over the list
  * written as a participant table names it in full (`varuint n · n × str`).
@@ -84,7 +78,7 @@ export class ParticipantFingerprints {
    */
   noteInfimum (participants: readonly Participant[], at: EventId): NotedTable {
     const last = this.recent[this.recent.length - 1]
-    if (last !== undefined && sameList(last.table.participants, participants)) return last
+    if (last !== undefined && sameParticipants(last.table.participants, participants)) return last
     const noted = { table: { hash: tableHash(participants), participants: [...participants] }, since: at }
     this.recent.push(noted)
     if (this.recent.length > RECENT_TABLES) this.recent.shift()
@@ -136,7 +130,7 @@ export class ParticipantFingerprints {
     let ambiguous = false
     const consider = (list: readonly Participant[], h: Uint8Array): void => {
       if (Buffer.compare(h, hash) !== 0) return
-      if (found !== undefined && !sameList(found, list)) ambiguous = true
+      if (found !== undefined && !sameParticipants(found, list)) ambiguous = true
       found = list
     }
     for (const n of this.recent) consider(n.table.participants, n.table.hash)
