@@ -271,6 +271,9 @@ test('a peer that stops sends the acknowledgements it owes without hurry first',
   await b.stop({ leave: false })
   assert.equal(clock.now(), at, 'no time passed')
   assert.deepEqual(toC().flatMap(s => decodeFoldBatch(s.payload, resolveDecodeLimits()).map(e => e.group)), ['many/g7'], 'b sent c its acknowledgement before it stopped')
+  await settleTurns()
+  assert.equal(clock.now(), at, 'still no time passed')
+  assert.equal(c.services.many.groups[7]!.readState().infimum, 9, 'and c folded a\'s event with it')
   await Promise.all([a, c].map(async p => { await p.stop({ leave: false }) }))
 })
 

@@ -45,6 +45,16 @@ describe('joining', () => {
     await stopAll(peers)
   })
 
+  test('a joiner and the participants it learns of from its sponsor reach each other without an anti-entropy round', async () => {
+    // Neither knows the other's address when its first message is due: the joiner's
+    // acknowledgement of its own Join, the others' of it. With anti-entropy, the delay of
+    // acknowledgements and suspicion all at a minute, only those first messages can settle it.
+    const slow = { propagation: { acknowledgeDelayMs: 60_000, intervalMs: 60_000 }, failureDetection: { suspectAfterMs: 60_000 } }
+    const peers = await cluster(3, slow)
+    await until(peers, () => converged(peers) && peers.every(p => p.readState().participants.length === 3), 'every Join settled at every peer', 10_000)
+    await stopAll(peers)
+  })
+
   test('a join to a peer of another cluster is refused with a typed error that names its cluster', async () => {
     const [a] = await cluster(1)
     await assert.rejects(startLegion({ ...base, cluster: 'other', startup: { mode: 'join', peers: a!.multiaddrs() }, joinTimeoutMs: 2000 }),
@@ -198,6 +208,20 @@ describe('propagation and observability', () => {
     const out = await peers[0]!.applyConsistent('g-consistent', { timeoutMs: 10_000 })
     await until(peers, () => converged(peers), 'the peers converge by gossip', 15_000)
     assert.equal(peers[1]!.readState().infimum.log[out], 'g-consistent')
+    await stopAll(peers)
+  })
+
+  test('a peer that stops without leaving hands the others the acknowledgements it owed them first', async () => {
+    // Nothing else would bring b's acknowledgement to c within a minute: no delay timer, no
+    // anti-entropy round, no suspicion (and so no ejection standing in for b).
+    const peers = await cluster(3, { propagation: { acknowledgeDelayMs: 60_000, intervalMs: 60_000 }, failureDetection: { suspectAfterMs: 60_000 } })
+    const [a, b, c] = peers as [Peer, Peer, Peer]
+    await until(peers, () => converged(peers) && peers.every(p => p.readState().participants.length === 3), 'three participate, nothing outstanding')
+    await a.applyConsistent('x', { timeoutMs: 10_000 })
+    assert.ok(!c.readState().infimum.log.includes('x'), 'c waits for b\'s acknowledgement, owed without hurry')
+    await b.stop({ leave: false })
+    await until([a, c], () => c.readState().infimum.log.includes('x'), 'c folds x with the acknowledgement b sent as it stopped', 10_000)
+    assert.equal(c.readState().outstanding, 0)
     await stopAll(peers)
   })
 

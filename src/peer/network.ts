@@ -15,6 +15,7 @@ export type Network = Pick<TransportNode,
   | 'peerProtocols'
   | 'hangUp'
   | 'connectedPeers'
+  | 'onPeerConnected'
   | 'subscribe'
   | 'publish'
   | 'handle'

@@ -52,6 +52,12 @@ export interface PeerInternals {
   readonly unsignedEvents?: boolean
 }
 
+/**
+ * How long a stopping peer waits for its last flush (the acknowledgements it owed) to reach the
+ * transport before closing it; a peer that cannot be reached by then is repaired without them.
+ */
+const SEND_DRAIN_MS = 500
+
 const NO_TRANSPORT_STATS: ReturnType<TransportNode['stats']> = {
   channel: { bytesOut: 0, bytesIn: 0, messagesOut: 0, messagesIn: 0, requestsSent: 0, requestsHandled: 0, handlerErrors: 0, timeouts: 0, droppedFrames: 0, malformedFrames: 0, oversizedFrames: 0, lateResponses: 0, streamsDropped: 0, streamsOpened: 0, streamsAccepted: 0, openOutboundStreams: 0, openInboundStreams: 0 },
   gossip: { published: 0, delivered: 0, droppedUnsubscribed: 0, droppedOversized: 0, handlerErrors: 0 },
@@ -320,7 +326,10 @@ export class Peer<E, S, O, Sv extends ServiceMap> implements Legion<E, S, O, Sv>
       // Acknowledgements owed without hurry leave now, not with a timer that will not fire:
       // the others would otherwise wait for this peer's return or ejection to settle those
       // events. (Before the services stop: their groups' debts go with them.)
-      if (p.propagation.payEveryDebtNext()) await p.flusher.flushNow()
+      if (p.propagation.payEveryDebtNext()) {
+        await p.flusher.flushNow()
+        await p.propagation.sent(SEND_DRAIN_MS)
+      }
       await this.serviceHost?.stop(options.leave !== false)
       if (options.leave !== false) await p.ejection.leave(options.timeoutMs ?? 5000)
     }

@@ -114,6 +114,12 @@ export class Propagation {
   private debtTimer: Timer | undefined
   /** The debt timer fired: the next flush pays every debt, due or not (one wake-up per delay). */
   private payEveryDebt = false
+  /** Sends not yet handed to the transport (or failed): a stopping peer waits for them. */
+  private readonly sending = new Set<Promise<void>>()
+  /** Sends waiting for a connection to their peer ({@link reach}): given up on at stop. */
+  private readonly waiting = new Set<() => void>()
+  /** The peer is stopping ({@link sent}): a send that finds no connection does not wait for one. */
+  private draining = false
 
   constructor (private readonly components: PropagationComponents, private readonly settings: PropagationSettings) {}
 
@@ -140,6 +146,7 @@ export class Propagation {
 
   /** Stops listening to the topic, and forgets the acknowledgements owed. */
   stop (): void {
+    for (const giveUp of [...this.waiting]) giveUp()
     this.unsubscribe?.()
     this.debtTimer?.cancel()
     this.debtTimer = undefined
@@ -290,7 +297,26 @@ export class Propagation {
    * connection to it. Failures are logged; anti-entropy repairs what is lost.
    */
   sendOneWay (peer: Participant, protocol: string, payload: Uint8Array): void {
-    void this.trySend(peer, protocol, payload)
+    const sending = this.trySend(peer, protocol, payload)
+    this.sending.add(sending)
+    void sending.finally(() => { this.sending.delete(sending) })
+  }
+
+  /**
+   * Resolves once every send begun so far was handed to the transport or failed, or after
+   * `timeoutMs`: a stopping peer's last flush (the acknowledgements it owed) must not be cut off
+   * by its transport closing.
+   */
+  async sent (timeoutMs: number): Promise<void> {
+    this.draining = true
+    for (const giveUp of [...this.waiting]) giveUp()
+    if (this.sending.size === 0) return
+    let timer: Timer | undefined
+    await Promise.race([
+      Promise.allSettled([...this.sending]),
+      new Promise<void>(resolve => { timer = this.components.clock.setTimer(timeoutMs, resolve) })
+    ])
+    timer?.cancel()
   }
 
   private async trySend (peer: Participant, protocol: string, payload: Uint8Array): Promise<void> {
@@ -301,11 +327,46 @@ export class Propagation {
     } catch (first) {
       if (c.lifecycle.stopped) return
       try {
-        await c.network.dial(peer, { timeoutMs: this.settings.intervalMs })
+        await this.reach(peer)
         await c.network.send(peer, protocol, payload)
       } catch (err) {
         c.log('sending to %s failed: %s (first try: %s)', peer, err, first)
       }
+    }
+  }
+
+  /**
+   * Dials `peer`, within `intervalMs`. A participant known from the fold alone has no address
+   * here yet: a joiner, to the participants that learn of it from its sponsor's batch, and
+   * those participants, to the joiner until its dials to them (from the sponsor's list) are
+   * through. One of the two is dialling the other at that moment, so this waits for that
+   * connection instead of losing the message (the joiner's first acknowledgement, which the
+   * others need to fold its Join).
+   */
+  private async reach (peer: Participant): Promise<void> {
+    const c = this.components
+    const within = this.settings.intervalMs
+    // Listening before the dial: the other side's connection may open while it fails.
+    let settle!: (connected: boolean) => void
+    const outcome = new Promise<boolean>(resolve => { settle = resolve })
+    const unsubscribe = c.network.onPeerConnected(p => { if (p === peer) settle(true) })
+    const giveUp = (): void => { settle(false) }
+    let timer: Timer | undefined
+    try {
+      try {
+        await c.network.dial(peer, { timeoutMs: within })
+        return
+      } catch (err) {
+        if (c.network.connectedPeers().includes(peer)) return
+        if (this.draining) throw err
+        timer = c.clock.setTimer(within, giveUp)
+        this.waiting.add(giveUp)
+        if (!await outcome) throw err
+      }
+    } finally {
+      unsubscribe()
+      timer?.cancel()
+      this.waiting.delete(giveUp)
     }
   }
 

@@ -151,7 +151,7 @@ export class FakeNetwork {
   /** Creates the node of the peer with `privateKey` (for `PeerInternals.network`). */
   async node (privateKey: PrivateKey): Promise<FakeNode> {
     const id = peerIdFromPrivateKey(privateKey).toString()
-    const state: NodeState = { id, handlers: new Map(), topics: new Map(), connected: new Set(), known: new Set(), stopped: false }
+    const state: NodeState = { id, handlers: new Map(), topics: new Map(), connected: new Set(), known: new Set(), onConnect: new Set(), stopped: false }
     // A node created under the id of a crashed one is that peer restarted.
     const earlier = this.nodes.get(id)
     if (earlier !== undefined) { earlier.stopped = true; for (const p of earlier.connected) this.nodes.get(p)?.connected.delete(id) }
@@ -167,8 +167,13 @@ export class FakeNetwork {
         if (!addr.includes('/p2p/') && !state.known.has(target) && !state.connected.has(target)) throw new PeerUnreachableError(`no address known for ${target}`, target)
         const other = net.nodes.get(target)
         if (other === undefined || other.stopped || net.crashed.has(target) || net.isCut(id, target) || net.isCut(target, id)) throw new PeerUnreachableError(`cannot reach ${target}`, target)
+        const opened = !state.connected.has(target)
         state.connected.add(target); state.known.add(target)
         other.connected.add(id); other.known.add(id)
+        if (opened) {
+          for (const listener of [...state.onConnect]) listener(target)
+          for (const listener of [...other.onConnect]) listener(id)
+        }
         return target
       },
       peerAddresses: async (peer: string) => state.known.has(peer) ? [addressOf(peer)] : [],
@@ -176,6 +181,10 @@ export class FakeNetwork {
       async hangUp (peer: string) {
         state.connected.delete(peer)
         net.nodes.get(peer)?.connected.delete(id)
+      },
+      onPeerConnected (listener: (peer: string) => void) {
+        state.onConnect.add(listener)
+        return () => { state.onConnect.delete(listener) }
       },
       connectedPeers: () => [...state.connected].filter(p => !net.crashed.has(p) && net.nodes.get(p)?.stopped !== true),
       subscribe (topic: string, handler: GossipHandler) {
@@ -222,7 +231,9 @@ export class FakeNetwork {
         net.count(id, protocol)
         net.sendLog?.push({ from: id, to: peer, protocol: protocol.split('/')[3] ?? protocol, payload })
         if (net.isMuted(id, protocol)) return
-        net.later(() => { if (net.deliverable(id, peer)) void Promise.resolve().then(async () => await target(id, payload)).catch(() => {}) })
+        // Written before a graceful stop, a one-way message still arrives (TCP sends the data
+        // before it closes); a crash loses it.
+        net.later(() => { if (net.deliverable(id, peer, true)) void Promise.resolve().then(async () => await target(id, payload)).catch(() => {}) })
       },
       async stop () {
         state.stopped = true
@@ -264,8 +275,8 @@ export class FakeNetwork {
     return this.cut.has(`${from}>${to}`)
   }
 
-  private deliverable (from: string, to: string): boolean {
-    return !this.crashed.has(from) && !this.crashed.has(to) && !this.isCut(from, to) && this.nodes.get(to)?.stopped !== true && this.nodes.get(from)?.stopped !== true
+  private deliverable (from: string, to: string, sentBeforeStop = false): boolean {
+    return !this.crashed.has(from) && !this.crashed.has(to) && !this.isCut(from, to) && this.nodes.get(to)?.stopped !== true && (sentBeforeStop || this.nodes.get(from)?.stopped !== true)
   }
 
   private route (state: NodeState, peer: string, protocol: string): ChannelHandler {
@@ -304,5 +315,6 @@ interface NodeState {
   readonly topics: Map<string, GossipHandler>
   readonly connected: Set<string>
   readonly known: Set<string>
+  readonly onConnect: Set<(peer: string) => void>
   stopped: boolean
 }
