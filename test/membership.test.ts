@@ -5,6 +5,8 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { startPeer } from '../src/peer/start.js'
 import type { Legion, LegionOptions } from '../src/peer/options.js'
 import type { EventSpec } from '../src/eventfold/types.js'
@@ -177,6 +179,23 @@ test('two peers that join at the same moment through different sponsors find eac
   assert.deepEqual([...outputs].sort(), [0, 1])
   await sim.until(() => sim.peers.every(p => p.readState().outstanding === 0 && p.readState().infimum.log.length === 2), 'every peer folded both events')
   assert.ok(sim.peers.every(p => p.stats().counters.timesEjected === 0), 'nobody was ejected')
+  await sim.stop()
+})
+
+test('a joiner whose first dial to a participant fails reaches it at a later anti-entropy round, long before anyone suspects anyone', async () => {
+  // Neither knows the other's address but from the sponsor's answer to the joiner: without it
+  // remembered, the two would stay apart until suspicion made their heartbeats ask for it.
+  const sim = new Sim({ failureDetection: { heartbeatIntervalMs: 1000, suspectAfterMs: 60_000, stuckAfterMs: 120_000 } })
+  const [a, b] = await sim.cluster(2) as [Peer, Peer]
+  const key = await generateKeyPair('Ed25519')
+  sim.net.cutLink(b.self, peerIdFromPrivateKey(key).toString())
+  const c = await sim.start({ mode: 'join', peers: a.multiaddrs() }, { privateKey: key })
+  await settleTurns()
+  assert.equal(b.readState().outstanding, 1, 'at b, c\'s Join waits for c\'s acknowledgement')
+  sim.net.heal()
+  const took = await sim.until(() => sim.peers.every(p => p.readState().participants.length === 3 && p.readState().outstanding === 0), 'every peer settled c\'s Join')
+  assert.ok(took <= 5_000, `settled ${took} ms after the link healed (anti-entropy every 1,000 ms)`)
+  assert.ok(sim.peers.every(p => p.stats().suspected.length === 0), 'and nobody suspected anyone')
   await sim.stop()
 })
 

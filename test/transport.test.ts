@@ -564,6 +564,20 @@ describe('connections', () => {
     }
   })
 
+  test('a peer id is dialled through the addresses remembered for it; invalid ones are skipped', async () => {
+    const [a, b] = await Promise.all([tcpNode(), tcpNode()])
+    try {
+      assert.equal((await rejection(a!.dial(b!.peerId, { timeoutMs: 3_000 }))).name, 'PeerUnreachableError', 'no address known yet')
+      await a!.rememberAddresses(b!.peerId, ['not a multiaddr', ...b!.multiaddrs()])
+      await a!.rememberAddresses('not a peer id', b!.multiaddrs())
+      assert.ok((await a!.peerAddresses(b!.peerId)).length > 0)
+      assert.equal(await a!.dial(b!.peerId, { timeoutMs: 5_000 }), b!.peerId)
+      assert.deepEqual(a!.connectedPeers(), [b!.peerId])
+    } finally {
+      await stopAll([a!, b!])
+    }
+  })
+
   test('dialling a dead address rejects with PeerUnreachableError', async () => {
     const node = await tcpNode()
     const gone = await tcpNode()

@@ -12,6 +12,7 @@ export type Network = Pick<TransportNode,
   | 'multiaddrs'
   | 'dial'
   | 'peerAddresses'
+  | 'rememberAddresses'
   | 'peerProtocols'
   | 'hangUp'
   | 'connectedPeers'

@@ -176,6 +176,12 @@ export interface TransportNode {
   /** The addresses the peer store knows for `peer` (empty when none). */
   peerAddresses(peer: string): Promise<string[]>
   /**
+   * Adds `addresses` (multiaddrs, with or without `/p2p/<peer>`) to what the peer store knows
+   * of `peer`, so that a dial by its id finds them later, even if the first dial failed.
+   * Invalid ones (they come off the wire) are skipped.
+   */
+  rememberAddresses(peer: string, addresses: readonly string[]): Promise<void>
+  /**
    * The protocols `peer` said it speaks (libp2p's identify, once it ran on a connection to
    * it; empty when it has not, or for an unknown peer). With `waitMs` (default 0: only what
    * the peer store holds), asks `peer` over an open connection instead (an identify request
@@ -442,6 +448,22 @@ class Libp2pTransportNode implements TransportNode {
       return known.addresses.map(a => a.multiaddr.toString())
     } catch {
       return [] // unknown peer or invalid id: nothing to offer
+    }
+  }
+
+  async rememberAddresses (peer: string, addresses: readonly string[]): Promise<void> {
+    let id: PeerId
+    try { id = toPeerId(peer) } catch { return }
+    const suffix = `/p2p/${peer}`
+    const multiaddrs = []
+    for (const a of addresses) {
+      try { multiaddrs.push(multiaddr(a.endsWith(suffix) ? a.slice(0, -suffix.length) : a)) } catch { /* not a multiaddr: skipped */ }
+    }
+    if (multiaddrs.length === 0) return
+    try {
+      await this.#node.peerStore.merge(id, { multiaddrs })
+    } catch (err) {
+      this.#log('could not remember the addresses of %s: %s', peer, err)
     }
   }
 

@@ -177,6 +177,7 @@ export class FakeNetwork {
         return target
       },
       peerAddresses: async (peer: string) => state.known.has(peer) ? [addressOf(peer)] : [],
+      async rememberAddresses (peer: string, addresses: readonly string[]) { if (addresses.length > 0) state.known.add(peer) },
       peerProtocols: async (peer: string, _options?: { readonly waitMs?: number }) => [...(net.nodes.get(peer)?.handlers.keys() ?? [])],
       async hangUp (peer: string) {
         state.connected.delete(peer)

@@ -129,7 +129,7 @@ export class Joining {
     const incarnation = this.incarnationFrom(answer.groups, previous)
     c.lifecycle.becomeMember(incarnation)
     this.components.incarnationChanged()
-    for (const p of answer.peers) if (p.id !== c.self && p.addresses.length > 0) void this.dialAny(p.addresses)
+    for (const p of answer.peers) if (p.id !== c.self && p.addresses.length > 0) void this.reachAt(p.id, p.addresses)
     return incarnation
   }
 
@@ -226,13 +226,24 @@ export class Joining {
     const versions = admitted.map(r => r.version)
     const peers: PeerAddresses[] = await Promise.all(cluster.others().filter(p => p !== from).map(async id => ({ id, addresses: await c.network.peerAddresses(id) })))
     peers.push({ id: c.self, addresses: c.network.multiaddrs() })
-    if (addresses.length > 0) void this.dialAny(addresses)
+    if (addresses.length > 0) void this.reachAt(from, addresses)
     const saved = await Promise.all(admitted.map(async (r, i) => await c.persistence.persisted(r, versions[i])))
     if (c.lifecycle.incarnation !== incarnation) throw new Refused('not-ready', 'this peer rejoined meanwhile')
     // A group dropped before its save: the answer would show state no storage here holds.
     if (saved.includes(false)) throw new Refused('not-ready', 'a group was dropped meanwhile')
     c.log('admitted %s', from)
     return encodeJoinAccepted(groups, peers)
+  }
+
+  /**
+   * Remembers `peer`'s addresses, then dials the first that answers. Remembered, they let the
+   * anti-entropy tick (which dials every participant it is not connected to, by id) and a
+   * failed send try again: a participant learnt of from the fold has no address otherwise, so
+   * a first dial lost under load would leave the two unconnected for good.
+   */
+  private async reachAt (peer: Participant, addresses: readonly string[]): Promise<void> {
+    await this.components.network.rememberAddresses(peer, addresses)
+    await this.dialAny(addresses)
   }
 
   /** Dials the first address that answers. */
