@@ -293,8 +293,9 @@ export class Propagation {
 
   /**
    * Sends a one-way message, dialling the peer first (through the peer store) if this peer is
-   * not connected yet: right after joins, a peer may learn of a participant before it has a
-   * connection to it. Failures are logged; anti-entropy repairs what is lost.
+   * not connected yet, or waiting for its connection ({@link reach}): right after joins, a peer
+   * may learn of a participant before it has a connection to it. Failures are logged;
+   * anti-entropy repairs what is lost.
    */
   sendOneWay (peer: Participant, protocol: string, payload: Uint8Array): void {
     const sending = this.trySend(peer, protocol, payload)
@@ -305,7 +306,7 @@ export class Propagation {
   /**
    * Resolves once every send begun so far was handed to the transport or failed, or after
    * `timeoutMs`: a stopping peer's last flush (the acknowledgements it owed) must not be cut off
-   * by its transport closing.
+   * by its transport closing. Sends waiting for a connection give up, now and from now on.
    */
   async sent (timeoutMs: number): Promise<void> {
     this.draining = true
