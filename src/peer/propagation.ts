@@ -114,8 +114,10 @@ export class Propagation {
   private debtTimer: Timer | undefined
   /** The debt timer fired: the next flush pays every debt, due or not (one wake-up per delay). */
   private payEveryDebt = false
-  /** Sends not yet handed to the transport (or failed): a stopping peer waits for them. */
+  /** Sends not yet handed to the transport (or failed), once {@link tracking}: a stopping peer waits for them. */
   private readonly sending = new Set<Promise<void>>()
+  /** Sends are tracked in {@link sending} (from a stopping peer's last flush on; not before, to keep sends cheap). */
+  private tracking = false
   /** Sends waiting for a connection to their peer ({@link reach}): given up on at stop. */
   private readonly waiting = new Set<() => void>()
   /** The peer is stopping ({@link sent}): a send that finds no connection does not wait for one. */
@@ -136,11 +138,12 @@ export class Propagation {
 
   /**
    * Whether acknowledgements are owed without hurry; if so, the next flush pays them all (a
-   * peer about to stop sends what it owes first).
+   * peer about to stop sends what it owes first), and {@link sent} can wait for its sends.
    */
   payEveryDebtNext (): boolean {
     if (this.debts.size === 0) return false
     this.payEveryDebt = true
+    this.tracking = true
     return true
   }
 
@@ -299,14 +302,16 @@ export class Propagation {
    */
   sendOneWay (peer: Participant, protocol: string, payload: Uint8Array): void {
     const sending = this.trySend(peer, protocol, payload)
+    if (!this.tracking) return
     this.sending.add(sending)
     void sending.finally(() => { this.sending.delete(sending) })
   }
 
   /**
-   * Resolves once every send begun so far was handed to the transport or failed, or after
-   * `timeoutMs`: a stopping peer's last flush (the acknowledgements it owed) must not be cut off
-   * by its transport closing. Sends waiting for a connection give up, now and from now on.
+   * Resolves once every send begun since {@link payEveryDebtNext} was handed to the transport or
+   * failed, or after `timeoutMs`: a stopping peer's last flush (the acknowledgements it owed)
+   * must not be cut off by its transport closing. Sends waiting for a connection give up, now
+   * and from now on.
    */
   async sent (timeoutMs: number): Promise<void> {
     this.draining = true
