@@ -118,8 +118,10 @@ export class Propagation {
   private readonly sending = new Set<Promise<void>>()
   /** Sends are tracked in {@link sending} (from a stopping peer's last flush on; not before, to keep sends cheap). */
   private tracking = false
-  /** Sends waiting for a connection to their peer ({@link reach}): given up on at stop. */
+  /** Sends waiting for a connection to their peer ({@link connection}): given up on at stop. */
   private readonly waiting = new Set<() => void>()
+  /** The attempt to connect to each peer that sends are waiting for ({@link connection}). */
+  private readonly connecting = new Map<Participant, Promise<void>>()
   /** The peer is stopping ({@link sent}): a send that finds no connection does not wait for one. */
   private draining = false
 
@@ -296,7 +298,7 @@ export class Propagation {
 
   /**
    * Sends a one-way message, dialling the peer first (through the peer store) if this peer is
-   * not connected yet, or waiting for its connection ({@link reach}): right after joins, a peer
+   * not connected yet, or waiting for its connection ({@link connection}): right after joins, a peer
    * may learn of a participant before it has a connection to it. Failures are logged;
    * anti-entropy repairs what is lost.
    */
@@ -333,7 +335,7 @@ export class Propagation {
     } catch (first) {
       if (c.lifecycle.stopped) return
       try {
-        await this.reach(peer)
+        await this.connection(peer)
         await c.network.send(peer, protocol, payload)
       } catch (err) {
         c.log('sending to %s failed: %s (first try: %s)', peer, err, first)
@@ -347,8 +349,20 @@ export class Propagation {
    * those participants, to the joiner until its dials to them (from the sponsor's list) are
    * through. One of the two is dialling the other at that moment, so this waits for that
    * connection instead of losing the message (the joiner's first acknowledgement, which the
-   * others need to fold its Join).
+   * others need to fold its Join). Shared by every send to `peer` meanwhile: one dial, one
+   * wait, however many messages (a dead peer under load costs one attempt per interval, not
+   * one per message).
    */
+  private async connection (peer: Participant): Promise<void> {
+    let attempt = this.connecting.get(peer)
+    if (attempt === undefined) {
+      attempt = this.reach(peer).finally(() => { this.connecting.delete(peer) })
+      this.connecting.set(peer, attempt)
+    }
+    await attempt
+  }
+
+  /** One attempt of {@link connection}: a dial, then, if it fails, the wait. Throws the dial's error if neither connects. */
   private async reach (peer: Participant): Promise<void> {
     const c = this.components
     const within = this.settings.intervalMs
