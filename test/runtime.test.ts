@@ -181,6 +181,26 @@ describe('shared state', () => {
     await stopAll([a!, b!, c2])
   })
 
+  test('a recovering peer whose dial to a participant fails reaches it at a later anti-entropy round', async () => {
+    // c comes back on a new port: b cannot dial it, and c's own first dial to b is refused
+    // (c's allowPeers, until `open`). Suspicion, which would bring the address in a heartbeat,
+    // is a minute away: only the address c was given can connect the two.
+    const slow = { failureDetection: { suspectAfterMs: 60_000 } }
+    const [a, b] = await cluster(2, slow)
+    const storage = memoryStorage()
+    const c1 = await startLegion({ ...base, ...slow, storage, startup: { mode: 'join', peers: a!.multiaddrs() } })
+    everyone.push(c1)
+    await c1.applyConsistent('saved', { timeoutMs: 5000 })
+    await c1.stop({ leave: false })
+    let open = false
+    const c2 = await startLegion({ ...base, ...slow, storage: memoryStorage({ store: storage.store }), allowPeers: p => open || p !== b!.self, startup: { mode: 'recover', peers: [...a!.multiaddrs(), ...b!.multiaddrs()] } })
+    everyone.push(c2)
+    assert.ok(!c2.stats().suspected.includes(b!.self))
+    open = true
+    assert.equal(typeof await c2.applyConsistent('recovered', { timeoutMs: 10_000 }), 'number', 'b acknowledged c\'s event')
+    await stopAll([a!, b!, c2])
+  })
+
   test('a peer recovers from its storage as the same participant', async () => {
     const storage = memoryStorage()
     const reopened = (): ReturnType<typeof memoryStorage> => memoryStorage({ store: storage.store })

@@ -204,6 +204,11 @@ export class Peer<E, S, O, Sv extends ServiceMap> implements Legion<E, S, O, Sv>
         }
       }
       for (const addr of (startup.mode === 'recover' || startup.mode === 'auto' ? startup.peers : undefined) ?? []) {
+        // Remembered first: if this dial fails, the anti-entropy tick redials by id. The others
+        // cannot dial this peer (they know its address from before the restart), and without
+        // the address nothing would connect the two until suspicion.
+        const at = addr.lastIndexOf('/p2p/')
+        if (at >= 0) await this.network.rememberAddresses(addr.slice(at + '/p2p/'.length), [addr])
         await this.network.dial(addr, { timeoutMs: this.config.joinTimeoutMs }).catch(err => { this.parts.log('recover: cannot dial %s: %s', addr, err) })
       }
     } else {
