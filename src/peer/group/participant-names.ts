@@ -34,7 +34,6 @@ const RECENT_TABLES = 4
 /** A list of participants with its table hash, and the infimum at which this replica first saw it as its own. */
 interface NotedTable { readonly table: SharedTable, readonly since: EventId }
 
-/** Whether two sorted participant lists are equal. */
 /**
  * The table hash of a sorted participant list: the first 8 bytes of SHA-256 over the list
  * written as a participant table names it in full (`varuint n · n × str`).
