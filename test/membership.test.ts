@@ -189,7 +189,7 @@ test('a joiner whose first dial to a participant fails reaches it at a later ant
   const [a, b] = await sim.cluster(2) as [Peer, Peer]
   const key = await generateKeyPair('Ed25519')
   sim.net.cutLink(b.self, peerIdFromPrivateKey(key).toString())
-  const c = await sim.start({ mode: 'join', peers: a.multiaddrs() }, { privateKey: key })
+  await sim.start({ mode: 'join', peers: a.multiaddrs() }, { privateKey: key })
   await settleTurns()
   assert.equal(b.readState().outstanding, 1, 'at b, c\'s Join waits for c\'s acknowledgement')
   sim.net.heal()
