@@ -301,3 +301,15 @@ test('where batches to everyone go on the topic, acknowledgements are published 
   assert.equal(b.stats().counters.acknowledgementsDelayed + c.stats().counters.acknowledgementsDelayed, 0)
   await Promise.all(peers.map(async p => { await p.stop({ leave: false }) }))
 })
+
+test('sends to a participant that cannot be reached share one dial and one wait, not one each', async () => {
+  const { peers, net } = await cluster(3)
+  const [a, , c] = peers as [Peer, Peer, Peer]
+  await c.stop({ leave: false }) // gone without leaving: a participant still, and no connection
+  const dials = (): number => net.dials.get(`${a.self}>${c.self}`) ?? 0
+  const before = dials()
+  // Thirty flushes, each with a batch for c, within one anti-entropy interval.
+  for (let i = 0; i < 30; i++) { a.applyFast(1); await settleTurns() }
+  assert.equal(dials() - before, 1, 'one attempt to reach c')
+  await Promise.all([a, peers[1]!].map(async p => { await p.stop({ leave: false }) }))
+})

@@ -143,6 +143,8 @@ export class FakeNetwork {
   readonly delivered = new Map<string, number>()
   /** Messages sent, by sender, then protocol name. */
   readonly sentBy = new Map<string, Map<string, number>>()
+  /** Dials attempted, by `from>to` (the target as a peer id). */
+  readonly dials = new Map<string, number>()
   /** One-way messages in the order they were sent, once {@link recordSends} was called. */
   private sendLog: Array<{ from: string, to: string, protocol: string, payload: Uint8Array }> | undefined
 
@@ -164,6 +166,7 @@ export class FakeNetwork {
       multiaddrs: () => [addressOf(id)],
       async dial (addr: string) {
         const target = addr.includes('/p2p/') ? addr.slice(addr.lastIndexOf('/p2p/') + 5) : addr
+        net.dials.set(`${id}>${target}`, (net.dials.get(`${id}>${target}`) ?? 0) + 1)
         if (!addr.includes('/p2p/') && !state.known.has(target) && !state.connected.has(target)) throw new PeerUnreachableError(`no address known for ${target}`, target)
         const other = net.nodes.get(target)
         if (other === undefined || other.stopped || net.crashed.has(target) || net.isCut(id, target) || net.isCut(target, id)) throw new PeerUnreachableError(`cannot reach ${target}`, target)
