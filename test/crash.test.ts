@@ -21,7 +21,7 @@ import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Load, PeerProcess, converged, startCluster, waitFor, whatEachCounted, whatEachSaw } from './support/process-cluster.js'
+import { Load, PeerProcess, converged, startCluster, waitFor, whatEachCounted, whatEachHolds, whatEachSaw } from './support/process-cluster.js'
 
 /** mulberry32: a small seeded PRNG, so a failing schedule can be replayed. */
 function prng (seed: number): () => number {
@@ -54,7 +54,7 @@ test('peers killed with SIGKILL and recovered from durable storage rejoin the cl
   const crashes: Array<{ victim: string, downMs: number, recoveredMs: number, ejected: boolean }> = []
   /** A failed wait's error, rethrown with what each peer saw since `since` and counted. */
   const explained = (since: number) => async (err: Error): Promise<never> => {
-    throw new Error(`${err.message}; crashes so far: ${JSON.stringify(crashes)}; ${whatEachSaw(current, load, since)}; ${await whatEachCounted(current)}`)
+    throw new Error(`${err.message}; crashes so far: ${JSON.stringify(crashes)}; ${whatEachSaw(current, load, since)}; ${await whatEachCounted(current)}; ${await whatEachHolds(current)}`)
   }
   const began = Date.now()
   await waitFor(() => names.every(n => load.count(n, began, 'resolved') >= 3) || undefined, 'every peer to fold 3 events of its own')
@@ -106,10 +106,12 @@ test('peers killed with SIGKILL and recovered from durable storage rejoin the cl
     // The children report only the cluster's group on their own: poll the others, bounded.
     let groupLog: string[] | undefined
     for (let tries = 0; groupLog === undefined; tries++) {
-      if (tries === 200) assert.fail(`group ${group} did not converge within 20 s`)
-      const states = await Promise.all(current.map(async p => await p.command<{ infimum: string[], outstanding: number }>('readState', { group })))
+      const states = await Promise.all(current.map(async p => await p.command<{ infimum: string[], outstanding: number, participants: string[], projectedParticipants: string[], projected: unknown[], infimumId: unknown, joined: boolean }>('readState', { group })))
       if (states.every(x => x.outstanding === 0 && JSON.stringify(x.infimum) === JSON.stringify(states[0]!.infimum))) groupLog = states[0]!.infimum
-      else await delay(100)
+      else if (tries === 200) {
+        const seen = states.map((x, i) => `${names[i]}: ${JSON.stringify({ participants: x.participants, projectedParticipants: x.projectedParticipants, joined: x.joined, outstanding: x.outstanding, infimum: x.infimum.length, infimumId: x.infimumId, projected: x.projected.length })}`)
+        assert.fail(`group ${group} did not converge within 20 s (${seen.join('; ')}); crashes: ${JSON.stringify(crashes)}; ${await whatEachCounted(current)}; ${await whatEachHolds(current, group)}`)
+      } else await delay(100)
     }
     assert.equal(new Set(groupLog).size, groupLog.length, `no event folded twice in ${group}`)
     const groupResolved = groupLoads[g]!.resolved()

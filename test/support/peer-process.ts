@@ -43,6 +43,7 @@ import { runInNewContext } from 'node:vm'
 import { privateKeyFromProtobuf } from '@libp2p/crypto/keys'
 import { startLegion } from '../../src/peer/start.js'
 import { eventIdKey, type EventSpec } from '../../src/index.js'
+import type { EventFold } from '../../src/eventfold/event-fold.js'
 import { lmdbKeyValueStore } from '../../src/storage/index.js'
 import { defineService } from '../../src/peer/services.js'
 import type { ClusterState, FailureDetectionOptions, StartupMode } from '../../src/peer/options.js'
@@ -183,6 +184,38 @@ function memory (): unknown {
   }
 }
 
+/**
+ * What one group's fold holds, for a failing test to explain a stall: its infimum, logs, the
+ * first outstanding events with who acknowledged them, and each participant's last
+ * acknowledgement as seen here. Peeks at the runtime's private lifecycle, as `memory` does.
+ */
+function foldDump (group: string): unknown {
+  const short = (p: string): string => p.slice(-6)
+  const id = (e: { counter: number, participant: string }): string => `${e.counter}@${short(e.participant)}`
+  const lifecycle = (legion as unknown as { lifecycle?: { incarnation?: { groups: Map<string, { fold?: EventFold<unknown, unknown, unknown> }> } } }).lifecycle
+  const fold = lifecycle?.incarnation?.groups.get(group)?.fold
+  if (fold === undefined) return null
+  const snapshot = fold.snapshot()
+  return {
+    infimum: { id: id(snapshot.infimum.id), participants: snapshot.infimum.participants.map(short) },
+    logs: snapshot.logs.map(l => `${short(l.participant)}/${l.since}:${l.seq}${l.base !== undefined ? ` base ${l.base.counter}` : ''}`),
+    outstanding: snapshot.events.length,
+    first: snapshot.events.slice(0, 6).map(e => ({
+      id: id(e.id),
+      at: `${e.since}:${e.seq}`,
+      kind: e.delta.kind === 'join' || e.delta.kind === 'unjoin' ? `${e.delta.kind} ${short(e.delta.participant)}` : e.delta.kind,
+      acks: e.acks.map(short),
+      ...(e.standIn !== undefined ? { standIn: e.standIn.map(s => `${s.since}:${s.seq}`) } : {})
+    })),
+    acknowledgements: fold.allParticipants().map(p => {
+      const a = p === legion.self ? fold.acknowledgement() : fold.acknowledgementOf(p)
+      return a === undefined
+        ? `${short(p)}: none`
+        : `${short(p)}: inf ${id(a.infimumId)} joined ${String(a.joined)} log ${a.log} unsettled ${a.unsettled} holds ${a.holds.map(h => `${short(h.participant)}/${h.since}:${h.seq}`).join(',')} departing ${a.departing.map(d => `${id(d.unjoin)}>${d.since}:${d.seq}`).join(',')}`
+    })
+  }
+}
+
 async function run (command: string, args: Record<string, unknown>): Promise<unknown> {
   switch (command) {
     case 'applyFast': return legion.applyFast(args.event as string)
@@ -191,6 +224,7 @@ async function run (command: string, args: Record<string, unknown>): Promise<unk
       : await legion.applyConsistent(args.event as string, { timeoutMs: args.timeoutMs as number | undefined })
     case 'readState': return args.group !== undefined ? legion.services.mirror.group(args.group as string).readState() : legion.readState()
     case 'stats': return legion.stats()
+    case 'foldDump': return foldDump(args.group === undefined ? '' : `mirror/${args.group as string}`)
     case 'memory': return memory()
     case 'heapSnapshot': return writeHeapSnapshot(args.path as string)
     case 'call': return new TextDecoder().decode(await legion.call(args.peer as string, new TextEncoder().encode(args.payload as string), { timeoutMs: args.timeoutMs as number | undefined }))

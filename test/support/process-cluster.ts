@@ -319,17 +319,34 @@ export function whatEachSaw (peers: PeerProcess[], load: Load, since: number): s
   }).join('; ')
 }
 
+/** Counters that grow in every healthy run: left out of {@link whatEachCounted} unless kept. */
+const COUNTED_ALWAYS = new Set(['eventsApplied', 'eventsFolded', 'diffMerges', 'heartbeatsSent', 'bytesIn', 'bytesOut', 'messagesIn', 'messagesOut', 'outputsForwarded', 'acknowledgementsRode', 'acknowledgementsDelayed'])
+
 /** Each peer's own account of why it may not fold (stats: stuck, suspected, refusals): for a failed wait's message. */
 export async function whatEachCounted (peers: PeerProcess[]): Promise<string> {
   const keep = ['mergeRefusals', 'droppedForged', 'droppedNonParticipant', 'droppedDenied', 'syncsRequested', 'syncsServed', 'fullMerges', 'divergences', 'autoEjections', 'timesEjected', 'rejoins']
   const each = await Promise.all(peers.map(async p => {
     try {
       const s = await p.command<LegionStats>('stats')
-      const counters = Object.fromEntries(keep.map(k => [k, (s.counters as unknown as Record<string, number>)[k]]))
+      const all = s.counters as unknown as Record<string, number>
+      // The usual suspects always, every other counter when it is not zero.
+      const counters = Object.fromEntries(Object.keys(all).filter(k => keep.includes(k) || (all[k] !== 0 && !COUNTED_ALWAYS.has(k))).map(k => [k, all[k]]))
       return `${p.name}: ${JSON.stringify({ membership: s.membership, infimum: s.infimumId, stuck: s.stuck, suspected: s.suspected, divergent: s.divergent, counters })}`
     } catch (err) {
       return `${p.name}: no stats (${(err as Error).message})`
     }
   }))
   return each.join('; ')
+}
+
+/** Each peer's fold of `group` (the cluster's when not given), as the child's `foldDump` describes it: for a failing test to say why a fold stalled. */
+export async function whatEachHolds (peers: PeerProcess[], group?: string): Promise<string> {
+  const each = await Promise.all(peers.map(async p => {
+    try {
+      return `${p.name}: ${JSON.stringify(await p.command('foldDump', group === undefined ? {} : { group }))}`
+    } catch (err) {
+      return `${p.name}: no fold (${(err as Error).message})`
+    }
+  }))
+  return `folds${group === undefined ? '' : ` of ${group}`}: ${each.join('; ')}`
 }
