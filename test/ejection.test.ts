@@ -8,7 +8,6 @@ import assert from 'node:assert/strict'
 import { Ejection } from '../src/peer/membership/ejection.js'
 import { Lifecycle, type SomeReplica } from '../src/peer/lifecycle.js'
 import type { LegionCounters } from '../src/peer/options.js'
-import type { Network } from '../src/peer/network.js'
 import type { Push } from '../src/peer/push.js'
 import type { GroupPayload } from '../src/peer/protocol/fold-batch.js'
 import type { WaitOptions } from '../src/peer/options.js'
@@ -37,7 +36,6 @@ function member (): { ejection: Ejection, lifecycle: Lifecycle, counters: { time
   const ejection = new Ejection({
     self: 'a',
     lifecycle,
-    network: {} as Network,
     push: {} as Push,
     allows: () => true,
     rejoin: () => { rejoins.push(1) },
@@ -100,7 +98,6 @@ function disseminating (): { ejection: Ejection, incarnation: ReturnType<Lifecyc
   const ejection = new Ejection({
     self: 'a',
     lifecycle,
-    network: {} as Network,
     push,
     allows: () => true,
     rejoin: () => {},

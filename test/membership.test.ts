@@ -155,7 +155,7 @@ test('a participant that cannot decode what it is sent is reported stuck by the 
   await sim.stop()
 })
 
-test('a participant whose acknowledgements are lost while its heartbeats arrive is ejected as stuck, which unblocks the fold', async () => {
+test('a participant whose acknowledgements are lost while its heartbeats arrive is ejected as stuck, which unblocks the fold; nobody hangs up on it', async () => {
   const sim = new Sim()
   const [a, b, c] = await sim.cluster(3) as [Peer, Peer, Peer]
   sim.net.dropProtocols(c.self, ['fold', 'sync', 'push', 'outputs'])
@@ -163,6 +163,8 @@ test('a participant whose acknowledgements are lost while its heartbeats arrive 
   const took = await sim.until(() => [a, b].every(p => !p.readState().projectedParticipants.includes(c.self)), 'c is ejected')
   assert.ok(took >= 5000, `ejected after ${took} ms: not before stuckAfterMs`)
   assert.deepEqual([a, b].map(p => p.stats().suspected), [[], []], 'c was never silent')
+  // Its connections stay open: its rejoin (through either of them) may be on them already.
+  assert.deepEqual([a, b].map(p => sim.net.hangUps.get(`${p.self}>${c.self}`) ?? 0), [0, 0], 'nobody hung up on c')
   assert.equal(await sim.settle(pending, 'the event folds'), 0)
   await sim.stop()
 })

@@ -171,7 +171,7 @@ export function buildParts (inputs: PartInputs): Parts {
     limits,
     log: loggers('outputs')
   })
-  const ejection = new Ejection({ self, lifecycle, network, push, allows, rejoin: () => { joining.rejoin() }, forget: forgetGroup, counters, clock, log: loggers('membership') })
+  const ejection = new Ejection({ self, lifecycle, push, allows, rejoin: () => { joining.rejoin() }, forget: forgetGroup, counters, clock, log: loggers('membership') })
   const joining = new Joining({
     self,
     network,

@@ -145,6 +145,8 @@ export class FakeNetwork {
   readonly sentBy = new Map<string, Map<string, number>>()
   /** Dials attempted, by `from>to` (the target as a peer id). */
   readonly dials = new Map<string, number>()
+  /** Hang-ups, by `from>to`. */
+  readonly hangUps = new Map<string, number>()
   /** One-way messages in the order they were sent, once {@link recordSends} was called. */
   private sendLog: Array<{ from: string, to: string, protocol: string, payload: Uint8Array }> | undefined
 
@@ -183,6 +185,7 @@ export class FakeNetwork {
       async rememberAddresses (peer: string, addresses: readonly string[]) { if (addresses.length > 0) state.known.add(peer) },
       peerProtocols: async (peer: string, _options?: { readonly waitMs?: number }) => [...(net.nodes.get(peer)?.handlers.keys() ?? [])],
       async hangUp (peer: string) {
+        net.hangUps.set(`${id}>${peer}`, (net.hangUps.get(`${id}>${peer}`) ?? 0) + 1)
         state.connected.delete(peer)
         net.nodes.get(peer)?.connected.delete(id)
       },

@@ -19,7 +19,6 @@ import type { Participant } from '../../eventfold/types.js'
 import type { Clock } from '../../time/clock.js'
 import { NotParticipantError } from '../errors.js'
 import type { Incarnation, Lifecycle, SomeReplica } from '../lifecycle.js'
-import type { Network } from '../network.js'
 import type { Dissemination, LegionCounters, WaitOptions } from '../options.js'
 import type { Push } from '../push.js'
 import { DEFAULT_CALL_TIMEOUT_MS } from '../config.js'
@@ -31,8 +30,6 @@ export interface EjectionComponents {
   readonly self: Participant
   /** The peer's lifecycle. */
   readonly lifecycle: Lifecycle
-  /** The network. */
-  readonly network: Network
   /** Pushes changes and waits for their merge. */
   readonly push: Push
   /** Whether `allowPeers` allows a peer now. */
@@ -65,9 +62,11 @@ export class Ejection {
     if (peer === this.components.self) throw new NotParticipantError(peer, 'is this peer: use stop() to leave')
     if (!cluster.isParticipant(peer)) throw new NotParticipantError(peer)
     const touched = this.unjoinEverywhere(incarnation, peer)
-    const result = await this.disseminate(incarnation, touched, options)
-    void this.components.network.hangUp(peer).catch(() => {})
-    return result
+    // No hang-up once disseminated: the ejected peer learns of its ejection from the refusals
+    // of its next messages, and by then it may be rejoining, through this peer or another.
+    // Closing its connection here cut off its join request in flight (answered by nobody until
+    // the request timed out) and its new incarnation's streams (docs/RELIABILITY.md).
+    return await this.disseminate(incarnation, touched, options)
   }
 
   /** Ejects a participant a majority suspects (at most one ejection of a peer at a time). */
