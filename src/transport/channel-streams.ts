@@ -76,16 +76,34 @@ export class ClientStream implements FrameSink {
   #nextId = 1
   #closed = false
 
-  constructor (owner: StreamOwner, framed: FramedStream, protocol: string) {
+  /** The connection the stream runs on (its status is read before each reuse). */
+  readonly #connection: { readonly status: string }
+
+  constructor (owner: StreamOwner, framed: FramedStream, protocol: string, connection: { readonly status: string }) {
     this.#owner = owner
     this.framed = framed
     this.#protocol = protocol
+    this.#connection = connection
     this.key = clientKey(framed.peer, protocol)
     framed.attach(this)
   }
 
   get closed (): boolean {
     return this.#closed
+  }
+
+  /**
+   * Whether the stream can still carry frames: not closed as far as this stream heard, and
+   * neither the stream nor its connection closed as far as libp2p knows. A stream whose
+   * connection closed while it was being opened never hears its close event, and a write to
+   * it would vanish (a one-way message) or wait for its timeout (a request); such a stream
+   * is failed here instead, so the next send opens a new one.
+   */
+  usable (): boolean {
+    if (this.#closed) return false
+    if (this.#connection.status === 'open' && this.framed.stream.status === 'open' && this.framed.stream.writeStatus === 'writable') return true
+    this.fail(new PeerUnreachableError(`${this.#protocol} stream to ${this.framed.peer} closed`, this.framed.peer))
+    return false
   }
 
   /**

@@ -471,7 +471,7 @@ class Channels implements Channel, StreamOwner {
 
   #readyClient (peer: string, protocol: string): ClientStream | undefined {
     const client = this.#clients.get(clientKey(peer, protocol))?.client
-    return client !== undefined && !client.closed ? client : undefined
+    return client?.usable() === true ? client : undefined
   }
 
   #clientFor (peer: string, protocol: string): Promise<ClientStream> {
@@ -480,7 +480,7 @@ class Channels implements Channel, StreamOwner {
     }
     const key = clientKey(peer, protocol)
     const existing = this.#clients.get(key)
-    if (existing !== undefined && existing.client?.closed !== true) {
+    if (existing !== undefined && existing.client?.usable() !== false) {
       return existing.promise
     }
     const slot: ClientSlot = { promise: this.#open(peer, protocol) }
@@ -499,7 +499,7 @@ class Channels implements Channel, StreamOwner {
       }
     })
     return slot.promise.then(client => {
-      if (client.closed) {
+      if (!client.usable()) {
         throw new PeerUnreachableError(`stream to ${peer} closed while opening`, peer)
       }
       return client
@@ -538,6 +538,6 @@ class Channels implements Channel, StreamOwner {
       throw new PeerUnreachableError('transport stopped', peer)
     }
     this.#counters.streamsOpened++
-    return new ClientStream(this, new FramedStream(stream, peer, this.settings.maxFrameBytes, this.#counters), protocol)
+    return new ClientStream(this, new FramedStream(stream, peer, this.settings.maxFrameBytes, this.#counters), protocol, connection)
   }
 }
