@@ -29,7 +29,8 @@
  * (answers `{ answered, missing }`), memory (after a full GC: `process.memoryUsage()`, V8's
  * used size per heap space, active handles and resources by type, open streams and
  * connections, outstanding events), heapSnapshot {path} (a V8 heap snapshot, to chase a
- * leak). Commands run concurrently, so a pending applyConsistent does not hold up the next
+ * leak), foldDump {group} (the cluster's fold, or service group `mirror/<group>`, described
+ * for a failing wait's message). Commands run concurrently, so a pending applyConsistent does not hold up the next
  * command.
  *
  * `block` is the test's network partition: from then on this peer accepts no connection from
