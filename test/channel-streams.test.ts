@@ -1,7 +1,7 @@
 /**
- * An outbound stream of the channel is reused only while it can carry frames. A stream whose
- * connection closed while it was being opened never hears its own close event: writes to it
- * would vanish (one-way messages) or wait for their timeout (requests). These tests drive a
+ * An outbound stream of the channel is reused only while it can carry frames. A stream that
+ * missed its own close event (most likely one opened on a connection that was closing) would
+ * swallow writes (one-way messages) or leave them waiting for their timeout (requests). These tests drive a
  * `ClientStream` over a stand-in libp2p stream and connection, so that the close event can be
  * withheld, which real sockets do only in a narrow race.
  */

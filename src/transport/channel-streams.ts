@@ -94,10 +94,10 @@ export class ClientStream implements FrameSink {
 
   /**
    * Whether the stream can still carry frames: not closed as far as this stream heard, and
-   * neither the stream nor its connection closed as far as libp2p knows. A stream whose
-   * connection closed while it was being opened never hears its close event, and a write to
-   * it would vanish (a one-way message) or wait for its timeout (a request); such a stream
-   * is failed here instead, so the next send opens a new one.
+   * neither the stream nor its connection closed as far as libp2p knows. A stream that missed
+   * its close event (most likely one opened on a connection that was closing) would swallow a
+   * one-way message and leave a request waiting for its timeout; such a stream is failed
+   * here instead, so the next send opens a new one.
    */
   usable (): boolean {
     if (this.#closed) return false
