@@ -698,6 +698,22 @@ describe('participants and divergence', () => {
     assert.deepEqual([...d.keys()], ['b'])
     assert.deepEqual(d.get('b'), x.id)
   })
+
+  test('a participant that acknowledged a newer event of its own but not an older one still holds the fold back, at the infimum', () => {
+    const { a, b } = twoPeers()
+    const x = a.event('x')
+    const y = b.event('y') // b has not seen x: y takes the same counter, and 'b' sorts after 'a'
+    assert.ok(compareEventIds(y.id, x.id) > 0)
+    sync(b, a)
+    assert.equal(a.outstandingCount, 2)
+    const d = a.divergent()
+    assert.deepEqual([...d.keys()], ['b'], 'b acknowledged the newest event (its own) but not x, which cannot fold without it')
+    assert.deepEqual(d.get('b'), a.infimumId())
+    sync(a, b)
+    sync(b, a)
+    assert.equal(a.outstandingCount, 0)
+    assert.equal(a.divergent().size, 0)
+  })
 })
 
 describe('immutability', () => {

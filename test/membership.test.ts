@@ -169,6 +169,30 @@ test('a participant whose acknowledgements are lost while its heartbeats arrive 
   await sim.stop()
 })
 
+test('a participant whose acknowledgements are lost on one link only, while it keeps creating events, is found stuck by the peer it cannot reach', async () => {
+  // c's own events are acknowledged by c wherever they arrive (relayed by b, at a): "the
+  // newest event" kept moving at a while a's fold waited for c's acknowledgement of a's event.
+  const sim = new Sim()
+  const [a, b, c] = await sim.cluster(3) as [Peer, Peer, Peer]
+  sim.net.dropProtocolsTo(c.self, a.self, ['fold', 'sync', 'push', 'outputs'])
+  const pending = a.applyConsistent('from-a', { timeoutMs: 120_000 }).catch((err: Error) => err)
+  let created = 0
+  const every = sim.clock.every(500, () => { c.applyFast(`from-c-${created++}`) })
+  const took = await sim.until(() => a.stats().stuck.some(s => s.peer === c.self), 'a finds c stuck')
+  assert.ok(took >= 5000, `found after ${took} ms: not before stuckAfterMs`)
+  assert.ok(created >= 10, `c kept creating events (${created})`)
+  assert.ok(a.readState().outstanding > created / 2, 'and a holds them outstanding: its fold waits for c')
+  assert.deepEqual(a.stats().divergent.map(d => d.peer), [c.self])
+  assert.deepEqual(a.stats().divergent[0]!.latestAcknowledged, a.stats().infimumId, 'c acknowledged nothing a holds outstanding')
+  await sim.until(() => c.stats().health.kind === 'stuck', 'c learns that a finds it stuck')
+  const health = c.stats().health
+  assert.deepEqual(health.kind === 'stuck' ? health.reportedBy : [], [a.self])
+  assert.deepEqual(b.stats().stuck, [], 'b, which c reaches, finds nobody stuck')
+  every.cancel()
+  void pending
+  await sim.stop()
+})
+
 test('two peers that join at the same moment through different sponsors find each other and the fold keeps settling', async () => {
   const sim = new Sim()
   const [a, b] = await sim.cluster(3) as [Peer, Peer, Peer]

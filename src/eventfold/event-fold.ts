@@ -19,7 +19,7 @@
 import { aheadOfThis, externalAck, heldBefore } from './acknowledgements.js'
 import { NO_HASH, FoldCore, type Entry, type InternalDelta, type LogState } from './core.js'
 import { EMPTY_DIGEST } from './digest.js'
-import { acknowledgeAll, joinedHere, reduce } from './folding.js'
+import { acknowledgeAll, holdingBack, joinedHere, reduce } from './folding.js'
 import { GuardedSpec } from './hooks.js'
 import { headSignature, insertEntry, runsFrom } from './logs.js'
 import { acknowledgementOf, allParticipantsMask, diffFor, mergeDiff, mergeFull } from './merge.js'
@@ -212,27 +212,19 @@ export class EventFold<E, S, O> {
   }
 
   /**
-   * Participants that have not acknowledged the newest outstanding event, each with the
-   * newest event it has acknowledged (the infimum id if none). Empty when nothing is
+   * Participants that hold the fold back: each one some outstanding event waits for (it has
+   * not acknowledged it, and the event cannot fold without it), with the newest event it
+   * acknowledged before the first such one (the infimum id if none). Empty when nothing is
    * outstanding.
+   *
+   * The first event a participant has not acknowledged is what counts, not the newest: with
+   * acknowledgements as version vectors a participant may acknowledge later events (its own,
+   * always) and still miss an earlier one, and the fold cannot pass that one without it. The
+   * newest event it acknowledged before it moves only when it acknowledges what it holds back,
+   * which is what the runtime's progress tracker needs to find it stuck.
    */
   divergent (): Map<Participant, EventId> {
-    const core = this.core
-    const result = new Map<Participant, EventId>()
-    const n = core.entries.length
-    if (n === core.head) return result
-    const newest = core.entries[n - 1]!
-    for (const p of this.allParticipants()) {
-      const index = core.table.indexOf(p)!
-      if (core.acknowledgedBy(newest, index)) continue
-      let latest = core.infId
-      for (let i = n - 2; i >= core.head; i--) {
-        const e = core.entries[i]!
-        if (core.acknowledgedBy(e, index)) { latest = { counter: e.counter, participant: e.participant }; break }
-      }
-      result.set(p, latest)
-    }
-    return result
+    return holdingBack(this.core, this.allParticipants())
   }
 
   /** The origin (cluster name). Same as {@link origin}. */

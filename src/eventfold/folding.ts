@@ -206,6 +206,37 @@ export function reduce<E, S, O> (core: FoldCore<E, S, O>, universal: EventId | u
   return changed
 }
 
+/**
+ * Of `candidates`, the participants that hold the fold back (for `EventFold.divergent`): each one an
+ * outstanding event waits for, with the newest event it acknowledged before the first such one
+ * (the infimum id if none). Whom an event waits for follows {@link reduce}: the participants
+ * after the outstanding Joins and UnJoins before it, a Join's joiner too, and never one whose
+ * pending UnJoin stands in for it.
+ */
+export function holdingBack<E, S, O> (core: FoldCore<E, S, O>, candidates: readonly Participant[]): Map<Participant, EventId> {
+  const result = new Map<Participant, EventId>()
+  if (core.entries.length === core.head) return result
+  const standIn = standInMask(core)
+  for (const p of candidates) {
+    const index = core.table.indexOf(p)!
+    const bit = core.table.bit(index)
+    let participants = core.infMask
+    let latest = core.infId
+    for (let i = core.head; i < core.entries.length; i++) {
+      const e = core.entries[i]!
+      const d = e.delta
+      if (core.acknowledgedBy(e, index)) {
+        latest = { counter: e.counter, participant: e.participant }
+      } else if (((d.kind === 'join' ? participants | core.table.bit(d.peer) : participants) & ~standIn & bit) !== 0n) {
+        result.set(p, latest)
+        break
+      }
+      if (d.kind === 'join' || d.kind === 'unjoin') participants = core.membershipMask(d, participants)
+    }
+  }
+  return result
+}
+
 /** The participants whose newest acknowledgement reports `e` as failed. */
 function reportedFailure<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>): bigint {
   let mask = 0n

@@ -180,8 +180,9 @@ export interface FailureDetectionOptions {
    */
   suspectAfterMs?: number
   /**
-   * A participant that is behind in some group (it has not acknowledged the newest event there)
-   * and whose acknowledgements there have not moved for this long is *stuck*: it holds the
+   * A participant that is behind in some group (an outstanding event there waits for its
+   * acknowledgement) and whose acknowledgements there have not moved past the first such event
+   * for this long is *stuck*: it holds the
    * fold back while answering heartbeats (it cannot decode what it is sent, or an event failed
    * only there). Stuck participants are reported in `stats().stuck` and, unless
    * `autoEject.stuck` is false, count as suspected for automatic ejection. A peer that others
@@ -358,11 +359,11 @@ export interface ClusterState<S> {
   readonly joined: boolean
 }
 
-/** A participant that has not acknowledged the newest event. */
+/** A participant that an outstanding event waits for (it has not acknowledged it). */
 export interface DivergentPeer {
   /** The participant. */
   readonly peer: Participant
-  /** The newest event it is known to have acknowledged. */
+  /** The newest event it is known to have acknowledged before the first one it holds back. */
   readonly latestAcknowledged: EventId
   /** Milliseconds since its acknowledgements last moved forward (as seen here). */
   readonly sinceProgressMs: number
@@ -460,7 +461,7 @@ export interface LegionStats {
   readonly outstanding: number
   /** The infimum id of the cluster's group. */
   readonly infimumId: EventId
-  /** Participants that have not acknowledged the newest event of the cluster's group. */
+  /** Participants that an outstanding event of the cluster's group waits for. */
   readonly divergent: readonly DivergentPeer[]
   /** Participants this peer suspects of silence (nothing heard for longer than `suspectAfterMs`), sorted. */
   readonly suspected: readonly Participant[]

@@ -139,6 +139,8 @@ export class FakeNetwork {
   private readonly cut = new Set<string>()
   private readonly crashed = new Set<string>()
   private readonly muted = new Map<string, Set<string>>()
+  /** Protocols muted on one directed link, by `from>to`. */
+  private readonly mutedLinks = new Map<string, Set<string>>()
   /** Messages sent, by protocol name (the part after the cluster). */
   readonly delivered = new Map<string, number>()
   /** Messages sent, by sender, then protocol name. */
@@ -208,7 +210,7 @@ export class FakeNetwork {
         const target = net.route(state, peer, protocol)
         net.count(id, protocol)
         // A muted sender's requests are lost, and so are a muted receiver's answers.
-        const lost = net.isMuted(id, protocol) || net.isMuted(peer, protocol)
+        const lost = net.isMuted(id, protocol, peer) || net.isMuted(peer, protocol, id)
         return await new Promise<Uint8Array>((resolve, reject) => {
           const timeoutMs = options.timeoutMs ?? 10_000
           const timer = net.clock.setTimer(timeoutMs, () => { reject(new TimeoutError(`no answer within ${timeoutMs} ms`, timeoutMs)) })
@@ -237,7 +239,7 @@ export class FakeNetwork {
         const target = net.route(state, peer, protocol)
         net.count(id, protocol)
         net.sendLog?.push({ from: id, to: peer, protocol: protocol.split('/')[3] ?? protocol, payload })
-        if (net.isMuted(id, protocol)) return
+        if (net.isMuted(id, protocol, peer)) return
         // Written before a graceful stop, a one-way message still arrives (TCP sends the data
         // before it closes); a crash loses it.
         net.later(() => { if (net.deliverable(id, peer, true)) void Promise.resolve().then(async () => await target(id, payload)).catch(() => {}) })
@@ -264,8 +266,17 @@ export class FakeNetwork {
     this.muted.set(from, new Set(names))
   }
 
-  private isMuted (from: string, protocol: string): boolean {
-    return this.muted.get(from)?.has(protocol.split('/')[3] ?? '') === true
+  /**
+   * Drops what `from` sends to `to` on the protocols named, its answers to `to`'s requests
+   * included, from now on (a one-way fault of one link: `from` still reaches everyone else).
+   */
+  dropProtocolsTo (from: string, to: string, names: readonly string[]): void {
+    this.mutedLinks.set(`${from}>${to}`, new Set(names))
+  }
+
+  private isMuted (from: string, protocol: string, to?: string): boolean {
+    const name = protocol.split('/')[3] ?? ''
+    return this.muted.get(from)?.has(name) === true || (to !== undefined && this.mutedLinks.get(`${from}>${to}`)?.has(name) === true)
   }
 
   /** Heals every cut link. */

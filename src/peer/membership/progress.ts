@@ -1,8 +1,9 @@
 /**
  * Stuck participants: alive (they answer heartbeats) but holding the fold back. For each group
- * with outstanding events, the fold says which participants have not acknowledged the newest
- * one, and the newest one each of them has acknowledged; a participant whose acknowledgements
- * in some group have not moved for `stuckAfterMs` while it is behind there is *stuck*. Typical
+ * with outstanding events, the fold says which participants an outstanding event waits for,
+ * and the newest event each acknowledged before the first one it holds back
+ * (`EventFold.divergent`); a participant whose mark in some group has not moved for
+ * `stuckAfterMs` while it is behind there is *stuck*. Typical
  * causes: it cannot decode what it is sent (an incompatible version), it is blocked on an
  * event that failed only there, or a one-way link loses its acknowledgements. A pure state
  * machine: time is a parameter.
