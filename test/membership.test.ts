@@ -193,6 +193,25 @@ test('a participant whose acknowledgements are lost on one link only, while it k
   await sim.stop()
 })
 
+test('a participant whose batches are lost on one link is pulled from by the peer whose fold waits for it, which keeps settling', async () => {
+  // The fold protocol alone fails from c to a (a stream that swallows what is written to it):
+  // a's sync requests to c, and their answers, still get through.
+  const sim = new Sim()
+  const [a, b, c] = await sim.cluster(3) as [Peer, Peer, Peer]
+  sim.net.dropProtocolsTo(c.self, a.self, ['fold'])
+  const pulls = a.stats().counters.syncsRequested
+  const fromA = a.applyConsistent('from-a', { timeoutMs: 120_000 })
+  const fromC = Array.from({ length: 5 }, (_, i) => c.applyConsistent(`from-c-${i}`, { timeoutMs: 120_000 }))
+  const outputs = await sim.settle(Promise.all([fromA, ...fromC]), 'every event folds at its creator')
+  assert.deepEqual([...outputs].sort(), [0, 1, 2, 3, 4, 5])
+  const took = await sim.until(() => a.readState().outstanding === 0 && a.readState().infimum.log.length === 6, 'a settles every event')
+  assert.ok(took <= 10_000, `settled at a ${took} ms after the last creator: within a few anti-entropy rounds`)
+  assert.ok(a.stats().counters.syncsRequested > pulls, 'a pulled from c')
+  assert.deepEqual([a, b, c].map(p => p.readState().infimum.log), [0, 1, 2].map(() => a.readState().infimum.log))
+  assert.ok([a, b].every(p => p.readState().projectedParticipants.length === 3), 'nobody was ejected')
+  await sim.stop()
+})
+
 test('two peers that join at the same moment through different sponsors find each other and the fold keeps settling', async () => {
   const sim = new Sim()
   const [a, b] = await sim.cluster(3) as [Peer, Peer, Peer]

@@ -22,7 +22,9 @@
  *   instead (gossipsub fans them out); managed groups are always sent directly.
  * - **Anti-entropy.** Every `intervalMs`, each group with outstanding events re-announces its
  *   acknowledgement to everyone, and pulls a sync from a participant whose acknowledgement
- *   shows events this peer does not hold (a lost batch); a participant whose acknowledgement
+ *   shows events this peer does not hold (a lost batch) and from each participant its fold has
+ *   waited for since the previous round without progress (`EventFold.divergent`: an
+ *   acknowledgement that reaches everyone but this peer); a participant whose acknowledgement
  *   showed it missed ours gets ours again, alone. Pulls and re-announcements are grouped per
  *   peer. A quiet group costs nothing on the wire.
  * - **Periodic mode** (om-legion's own strategy, kept as a baseline): nothing is pushed; every
@@ -32,7 +34,7 @@
  * @module
  */
 import type { Logger } from '@libp2p/interface'
-import type { Participant } from '../eventfold/types.js'
+import { eventIdKey, type Participant } from '../eventfold/types.js'
 import { pick, type PeerClock, type Random } from './clock.js'
 import type { Timer } from '../time/clock.js'
 import type { Inbound } from './inbound.js'
@@ -124,6 +126,8 @@ export class Propagation {
   private readonly connecting = new Map<Participant, Promise<void>>()
   /** The peer is stopping ({@link sent}): a send that finds no connection does not wait for one. */
   private draining = false
+  /** Per replica with outstanding events at the last tick: whom its fold waited for, at which mark. */
+  private heldBack = new Map<SomeReplica, Map<Participant, string>>()
 
   constructor (private readonly components: PropagationComponents, private readonly settings: PropagationSettings) {}
 
@@ -397,7 +401,7 @@ export class Propagation {
   tick (): void {
     const c = this.components
     const phase = c.lifecycle.phase
-    if (phase.kind !== 'member') return
+    if (phase.kind !== 'member') { this.heldBack.clear(); return }
     const incarnation = phase.incarnation
     const cluster = incarnation.groups.get('')
     if (cluster === undefined) return
@@ -413,6 +417,7 @@ export class Propagation {
     }
     const wants = new Map<Participant, SyncWant[]>()
     const behind = new Map<Participant, SomeReplica[]>()
+    const heldBack = new Map<SomeReplica, Map<Participant, string>>()
     for (const replica of incarnation.groups.values()) {
       const fold = replica.fold
       if (fold === undefined) continue
@@ -426,10 +431,23 @@ export class Propagation {
         replica.behind.clear()
         continue
       }
+      // A participant this fold has waited for since the last round, at the same mark, is asked
+      // directly: its acknowledgement may reach everyone but this peer (a one-way fault of one
+      // link or stream), and a sync's answer comes back on this peer's own request.
+      const before = this.heldBack.get(replica)
+      const marks = new Map<Participant, string>()
+      for (const [peer, mark] of fold.divergent()) {
+        if (!peers.has(peer)) continue
+        const key = eventIdKey(mark)
+        marks.set(peer, key)
+        if (before?.get(peer) === key && peer !== ahead) append(wants, peer, { group: replica.id, full: false })
+      }
+      if (marks.size > 0) heldBack.set(replica, marks)
       // Re-announce the acknowledgement to everyone, through a flush so it leaves only once saved.
       replica.behind.clear()
       replica.announce()
     }
+    this.heldBack = heldBack
     for (const [peer, list] of wants) c.requestSync(peer, list)
     if (behind.size > 0) void this.reannounce(incarnation, behind)
   }
