@@ -135,10 +135,10 @@ async function run (label: string, body: () => Promise<void>, byDefault = true):
   }
 }
 
-/** Events applied over every peer (each replica counts the events it applied). */
-async function totalEvents (peers: Peer[]): Promise<number> {
+/** Events applied over every peer (each replica counts the events it applied), and syncs pulled. */
+async function eventsAndSyncs (peers: Peer[]): Promise<{ events: number, syncs: number }> {
   const s = await Promise.all(peers.map(async p => await p.send('stats')))
-  return s.reduce((sum, r) => sum + Number(r.eventsApplied), 0)
+  return { events: s.reduce((sum, r) => sum + Number(r.eventsApplied), 0), syncs: s.reduce((sum, r) => sum + Number(r.syncsRequested), 0) }
 }
 
 /**
@@ -153,15 +153,19 @@ async function warmUp (peers: Peer[], count: number): Promise<void> {
 /** Every peer writes `perPeer` keys, `concurrency` in flight each; rows for the rate, CPU and stored bytes. */
 async function writesRows (peers: Peer[], suffix: string, perPeer: number): Promise<void> {
   const cpu0 = await totalCpu(peers)
-  const events0 = await totalEvents(peers)
+  const events0 = await eventsAndSyncs(peers)
   const started = Date.now()
   const results = await Promise.all(peers.map(async (p, i) => await p.send('writes', { prefix: `w${i}`, count: perPeer, concurrency: WRITE_CONCURRENCY, valueBytes: VALUE_BYTES, timeoutMs: 240_000 })))
   const wall = Date.now() - started
   const ok = results.reduce((s, r) => s + Number(r.acked), 0)
   const failed = results.reduce((s, r) => s + Object.values(r.failed as Record<string, number>).reduce((a, b) => a + b, 0), 0)
   const cpu = await totalCpu(peers) - cpu0
-  const events = await totalEvents(peers) - events0
+  const counted = await eventsAndSyncs(peers)
+  const events = counted.events - events0.events
   row(`keyspace_requests_per_event_${suffix}`, ok / Math.max(1, events), 'requests (batching)')
+  // Anti-entropy's pulls (a lost batch, or a participant a fold waited on for a whole round)
+  // should be rare under load: each one is a request and a diff encoded for it.
+  row(`keyspace_write_syncs_pulled_per_1000_requests_${suffix}`, 1000 * (counted.syncs - events0.syncs) / ok, 'syncs (all peers)')
   row(`keyspace_writes_per_s_${suffix}`, ok / (wall / 1000), 'writes/s', suffix === '5_peers_r3' ? { goal: '>= 10000' } : {})
   row(`keyspace_write_cpu_ms_per_request_${suffix}`, cpu / ok, 'ms (all peers)')
   if (failed > 0) notes.push(`${suffix}: ${failed} writes failed: ${JSON.stringify(results.map(r => r.failed))}`)
