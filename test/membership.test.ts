@@ -248,6 +248,42 @@ for (const seed of [1, 2]) {
   })
 }
 
+for (const cut of ['the joiner and a participant it did not join through', 'its sponsor and another participant'] as const) {
+  test(`a link between ${cut} cut for 7 s while a peer joins under load: the join completes, and all four converge with nothing acknowledged lost`, async () => {
+    const sim = new Sim()
+    const [a, , c] = await sim.cluster(3) as [Peer, Peer, Peer]
+    const resolved: Array<{ event: string, output: number }> = []
+    const failures = new Map<string, number>()
+    let n = 0
+    const load = sim.clock.every(500, () => {
+      for (const [i, p] of sim.peers.entries()) {
+        const event = `e${n++}-${i}`
+        p.applyConsistent(event, { timeoutMs: 20_000 }).then(output => { resolved.push({ event, output }) }, (err: Error) => { failures.set(err.name, (failures.get(err.name) ?? 0) + 1) })
+      }
+    })
+    const key = await generateKeyPair('Ed25519')
+    const joiner = peerIdFromPrivateKey(key).toString()
+    if (cut === 'its sponsor and another participant') sim.net.cutLink(a.self, c.self)
+    else sim.net.cutLink(joiner, c.self)
+    const joining = sim.start({ mode: 'join', peers: a.multiaddrs() }, { privateKey: key })
+    await sim.until(() => false, 'the cut', 7000).catch(() => {})
+    sim.net.heal()
+    await sim.settle(joining, 'the join')
+    const joinedAt = n
+    await sim.until(() => n >= joinedAt + 40, 'ten more rounds of load')
+    load.cancel()
+    const names = JSON.stringify(sim.peers.map(p => p.self).sort())
+    const same = (p: Peer): boolean => JSON.stringify(p.readState().infimum.log) === JSON.stringify(sim.peers[0]!.readState().infimum.log)
+    await sim.until(() => sim.peers.every(p => JSON.stringify(p.readState().projectedParticipants) === names && p.readState().outstanding === 0 && same(p)), 'all four converge', 120_000)
+    const log = sim.peers[0]!.readState().infimum.log
+    assert.equal(new Set(log).size, log.length, 'no event folded twice')
+    for (const r of resolved) assert.equal(log[r.output], r.event, `${r.event} resolved with index ${r.output}`)
+    assert.ok(resolved.some(r => r.event.endsWith('-3')), 'the joiner\'s own events fold')
+    assert.deepEqual([...failures.keys()].filter(name => name !== 'EjectedError'), [], `failures: ${JSON.stringify([...failures])}`)
+    await sim.stop()
+  })
+}
+
 test('two peers that join at the same moment through different sponsors find each other and the fold keeps settling', async () => {
   const sim = new Sim()
   const [a, b] = await sim.cluster(3) as [Peer, Peer, Peer]
