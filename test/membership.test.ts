@@ -7,68 +7,13 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { startPeer } from '../src/peer/start.js'
-import type { Legion, LegionOptions } from '../src/peer/options.js'
-import type { EventSpec } from '../src/eventfold/types.js'
 import type { Codec } from '../src/codec/codec.js'
 import { jsonCodec } from '../src/codec/json.js'
 import { DecodeError } from '../src/codec/errors.js'
 import { describeJoinFailure } from '../src/peer/membership/join-failure.js'
 import { PeerUnreachableError } from '../src/transport/errors.js'
-import { FakeNetwork, ManualClock, seededRandom, settleTurns, advanceUntil, advanceUntilSettled } from './support/fake-network.js'
-
-interface Log { readonly log: readonly string[] }
-const spec: EventSpec<string, Log, number> = {
-  init: () => ({ log: [] }),
-  apply: (e, s) => ({ ok: true, output: s.log.length, state: { log: [...s.log, e] } })
-}
-type Peer = Legion<string, Log, number>
-
-/** A cluster on one fake network and one manual clock. */
-class Sim {
-  readonly clock = new ManualClock()
-  readonly net = new FakeNetwork(this.clock)
-  readonly peers: Peer[] = []
-  private seed = 1
-
-  constructor (private readonly extra: Partial<LegionOptions<string, Log, number>> = {}) {}
-
-  async start (startup: LegionOptions<string, Log, number>['startup'], extra: Partial<LegionOptions<string, Log, number>> = {}): Promise<Peer> {
-    const peer = await startPeer<string, Log, number, Record<never, never>>({
-      cluster: 'membership',
-      spec,
-      startup,
-      propagation: { intervalMs: 1000 },
-      failureDetection: { heartbeatIntervalMs: 1000, suspectAfterMs: 3000, stuckAfterMs: 5000 },
-      ...this.extra,
-      ...extra
-    }, { network: async key => await this.net.node(key), clock: this.clock, random: seededRandom(this.seed++) })
-    this.peers.push(peer)
-    return peer
-  }
-
-  /** Founds a cluster of `n` peers, each joining through the first. */
-  async cluster (n: number): Promise<Peer[]> {
-    const first = await this.start({ mode: 'new' })
-    for (let i = 1; i < n; i++) await this.start({ mode: 'join', peers: first.multiaddrs() })
-    await this.until(() => this.peers.every(p => p.readState().participants.length === n), `${n} participants everywhere`)
-    return [...this.peers]
-  }
-
-  /** Advances the clock until `predicate` holds, at most `maxMs` of simulated time. */
-  async until (predicate: () => boolean, what: string, maxMs = 60_000): Promise<number> {
-    return await advanceUntil(this.clock, predicate, what, maxMs, 250)
-  }
-
-  /** Advances the clock until `promise` settles (at most `maxMs` simulated), and returns its value. */
-  async settle<T> (promise: Promise<T>, what: string, maxMs = 60_000): Promise<T> {
-    return await advanceUntilSettled(this.clock, promise, what, maxMs, 250)
-  }
-
-  async stop (): Promise<void> {
-    await Promise.all(this.peers.map(async p => { await p.stop({ leave: false }).catch(() => {}) }))
-  }
-}
+import { settleTurns } from './support/fake-network.js'
+import { Sim, type Log, type Peer } from './support/membership-sim.js'
 
 test('a participant that goes silent is suspected after suspectAfterMs and ejected by the majority', async () => {
   const sim = new Sim()
@@ -211,78 +156,6 @@ test('a participant whose batches are lost on one link is pulled from by the pee
   assert.ok([a, b].every(p => p.readState().projectedParticipants.length === 3), 'nobody was ejected')
   await sim.stop()
 })
-
-for (const seed of [1, 2]) {
-  test(`a link between two of four peers flapping under load (seed ${seed}): all four converge with every participant back, nothing acknowledged lost or doubled, and calls fail only by ejection`, async () => {
-    const sim = new Sim()
-    const peers = await sim.cluster(4)
-    const random = seededRandom(seed * 1000)
-    const resolved: Array<{ event: string, output: number }> = []
-    const failures = new Map<string, number>()
-    let n = 0
-    const load = sim.clock.every(700, () => {
-      for (const [i, p] of peers.entries()) {
-        const event = `e${n++}-${i}`
-        p.applyConsistent(event, { timeoutMs: 20_000 }).then(output => { resolved.push({ event, output }) }, (err: Error) => { failures.set(err.name, (failures.get(err.name) ?? 0) + 1) })
-      }
-    })
-    const [x, y] = [peers[1]!, peers[2]!]
-    const pause = async (ms: number, what: string): Promise<void> => { await sim.until(() => false, what, ms).catch(() => {}) }
-    // Cut for 1-6 s (about the suspicion threshold of 3 s, either side), healed for 1-4 s.
-    for (let round = 0; round < 12; round++) {
-      sim.net.cutLink(x.self, y.self)
-      await pause(1000 + Math.floor(random.next() * 5000), 'cut')
-      sim.net.heal()
-      await pause(1000 + Math.floor(random.next() * 3000), 'healed')
-    }
-    load.cancel()
-    const names = JSON.stringify(peers.map(p => p.self).sort())
-    const same = (p: Peer): boolean => JSON.stringify(p.readState().infimum.log) === JSON.stringify(peers[0]!.readState().infimum.log)
-    await sim.until(() => peers.every(p => JSON.stringify(p.readState().projectedParticipants) === names && p.readState().outstanding === 0 && same(p)), 'all four converge', 120_000)
-    const log = peers[0]!.readState().infimum.log
-    assert.equal(new Set(log).size, log.length, 'no event folded twice')
-    assert.ok(resolved.length > 300, `${resolved.length} calls resolved`)
-    for (const r of resolved) assert.equal(log[r.output], r.event, `${r.event} resolved with index ${r.output}`)
-    assert.deepEqual([...failures.keys()].filter(name => name !== 'EjectedError'), [], `failures: ${JSON.stringify([...failures])}`)
-    await sim.stop()
-  })
-}
-
-for (const cut of ['the joiner and a participant it did not join through', 'its sponsor and another participant'] as const) {
-  test(`a link between ${cut} cut for 7 s while a peer joins under load: the join completes, and all four converge with nothing acknowledged lost`, async () => {
-    const sim = new Sim()
-    const [a, , c] = await sim.cluster(3) as [Peer, Peer, Peer]
-    const resolved: Array<{ event: string, output: number }> = []
-    const failures = new Map<string, number>()
-    let n = 0
-    const load = sim.clock.every(500, () => {
-      for (const [i, p] of sim.peers.entries()) {
-        const event = `e${n++}-${i}`
-        p.applyConsistent(event, { timeoutMs: 20_000 }).then(output => { resolved.push({ event, output }) }, (err: Error) => { failures.set(err.name, (failures.get(err.name) ?? 0) + 1) })
-      }
-    })
-    const key = await generateKeyPair('Ed25519')
-    const joiner = peerIdFromPrivateKey(key).toString()
-    if (cut === 'its sponsor and another participant') sim.net.cutLink(a.self, c.self)
-    else sim.net.cutLink(joiner, c.self)
-    const joining = sim.start({ mode: 'join', peers: a.multiaddrs() }, { privateKey: key })
-    await sim.until(() => false, 'the cut', 7000).catch(() => {})
-    sim.net.heal()
-    await sim.settle(joining, 'the join')
-    const joinedAt = n
-    await sim.until(() => n >= joinedAt + 40, 'ten more rounds of load')
-    load.cancel()
-    const names = JSON.stringify(sim.peers.map(p => p.self).sort())
-    const same = (p: Peer): boolean => JSON.stringify(p.readState().infimum.log) === JSON.stringify(sim.peers[0]!.readState().infimum.log)
-    await sim.until(() => sim.peers.every(p => JSON.stringify(p.readState().projectedParticipants) === names && p.readState().outstanding === 0 && same(p)), 'all four converge', 120_000)
-    const log = sim.peers[0]!.readState().infimum.log
-    assert.equal(new Set(log).size, log.length, 'no event folded twice')
-    for (const r of resolved) assert.equal(log[r.output], r.event, `${r.event} resolved with index ${r.output}`)
-    assert.ok(resolved.some(r => r.event.endsWith('-3')), 'the joiner\'s own events fold')
-    assert.deepEqual([...failures.keys()].filter(name => name !== 'EjectedError'), [], `failures: ${JSON.stringify([...failures])}`)
-    await sim.stop()
-  })
-}
 
 test('two peers that join at the same moment through different sponsors find each other and the fold keeps settling', async () => {
   const sim = new Sim()

@@ -1,0 +1,119 @@
+/**
+ * Whole peers of a string-log fold over the in-memory network with one manual clock
+ * (test/support/fake-network.ts), for membership and link-fault tests: deterministic time, no
+ * sockets. {@link Load} keeps every peer creating events and records how each call ended.
+ */
+import assert from 'node:assert/strict'
+import { startPeer } from '../../src/peer/start.js'
+import type { Legion, LegionOptions } from '../../src/peer/options.js'
+import type { EventSpec } from '../../src/eventfold/types.js'
+import type { Timer } from '../../src/time/clock.js'
+import { FakeNetwork, ManualClock, seededRandom, advanceUntil, advanceUntilSettled } from './fake-network.js'
+
+/** The fold's state: the events in fold order. */
+export interface Log { readonly log: readonly string[] }
+
+/** Appends each event; the output is its index in the log. */
+export const spec: EventSpec<string, Log, number> = {
+  init: () => ({ log: [] }),
+  apply: (e, s) => ({ ok: true, output: s.log.length, state: { log: [...s.log, e] } })
+}
+
+/** A peer of the simulation. */
+export type Peer = Legion<string, Log, number>
+
+/** A cluster on one fake network and one manual clock. */
+export class Sim {
+  readonly clock = new ManualClock()
+  readonly net = new FakeNetwork(this.clock)
+  readonly peers: Peer[] = []
+  private seed = 1
+
+  constructor (private readonly extra: Partial<LegionOptions<string, Log, number>> = {}) {}
+
+  async start (startup: LegionOptions<string, Log, number>['startup'], extra: Partial<LegionOptions<string, Log, number>> = {}): Promise<Peer> {
+    const peer = await startPeer<string, Log, number, Record<never, never>>({
+      cluster: 'membership',
+      spec,
+      startup,
+      propagation: { intervalMs: 1000 },
+      failureDetection: { heartbeatIntervalMs: 1000, suspectAfterMs: 3000, stuckAfterMs: 5000 },
+      ...this.extra,
+      ...extra
+    }, { network: async key => await this.net.node(key), clock: this.clock, random: seededRandom(this.seed++) })
+    this.peers.push(peer)
+    return peer
+  }
+
+  /** Founds a cluster of `n` peers, each joining through the first. */
+  async cluster (n: number): Promise<Peer[]> {
+    const first = await this.start({ mode: 'new' })
+    for (let i = 1; i < n; i++) await this.start({ mode: 'join', peers: first.multiaddrs() })
+    await this.until(() => this.peers.every(p => p.readState().participants.length === n), `${n} participants everywhere`)
+    return [...this.peers]
+  }
+
+  /** Advances the clock until `predicate` holds, at most `maxMs` of simulated time. */
+  async until (predicate: () => boolean, what: string, maxMs = 60_000): Promise<number> {
+    return await advanceUntil(this.clock, predicate, what, maxMs, 250)
+  }
+
+  /** Advances the clock by `ms` of simulated time. */
+  async pass (ms: number): Promise<void> {
+    await advanceUntil(this.clock, () => false, `${ms} ms to pass`, ms, 250).catch(() => {})
+  }
+
+  /** Advances the clock until `promise` settles (at most `maxMs` simulated), and returns its value. */
+  async settle<T> (promise: Promise<T>, what: string, maxMs = 60_000): Promise<T> {
+    return await advanceUntilSettled(this.clock, promise, what, maxMs, 250)
+  }
+
+  async stop (): Promise<void> {
+    await Promise.all(this.peers.map(async p => { await p.stop({ leave: false }).catch(() => {}) }))
+  }
+}
+
+/**
+ * Every `everyMs`, each peer of the simulation (those started later too) calls
+ * `applyConsistent` with an event of its own, named `e<n>-<peer index>`.
+ */
+export class Load {
+  /** Calls that resolved, with the index they resolved with. */
+  readonly resolved: Array<{ readonly event: string, readonly output: number }> = []
+  /** Calls that rejected, counted by error name. */
+  readonly failures = new Map<string, number>()
+  /** Events created so far. */
+  created = 0
+  private readonly timer: Timer
+
+  constructor (private readonly sim: Sim, everyMs: number) {
+    this.timer = sim.clock.every(everyMs, () => {
+      for (const [i, p] of sim.peers.entries()) {
+        const event = `e${this.created++}-${i}`
+        p.applyConsistent(event, { timeoutMs: 20_000 }).then(output => { this.resolved.push({ event, output }) }, (err: Error) => { this.failures.set(err.name, (this.failures.get(err.name) ?? 0) + 1) })
+      }
+    })
+  }
+
+  stop (): void {
+    this.timer.cancel()
+  }
+
+  /**
+   * Waits until every peer lists every peer of the simulation as a participant, holds nothing
+   * outstanding and has the same log; then checks that no event folded twice, that each
+   * resolved call's event sits at the index it resolved with, and that calls failed only with
+   * `EjectedError` (a peer ejected while its calls were pending: their outcome is unknown).
+   */
+  async convergedWithNothingLost (what: string): Promise<readonly string[]> {
+    const sim = this.sim
+    const names = JSON.stringify(sim.peers.map(p => p.self).sort())
+    const logOf = (p: Peer): string => JSON.stringify(p.readState().infimum.log)
+    await sim.until(() => sim.peers.every(p => JSON.stringify(p.readState().projectedParticipants) === names && p.readState().outstanding === 0 && logOf(p) === logOf(sim.peers[0]!)), what, 120_000)
+    const log = sim.peers[0]!.readState().infimum.log
+    assert.equal(new Set(log).size, log.length, 'no event folded twice')
+    for (const r of this.resolved) assert.equal(log[r.output], r.event, `${r.event} resolved with index ${r.output}`)
+    assert.deepEqual([...this.failures.keys()].filter(name => name !== 'EjectedError'), [], `failures: ${JSON.stringify([...this.failures])}`)
+    return log
+  }
+}
