@@ -10,6 +10,9 @@
 import { participantHash } from './digest.js'
 import type { Participant } from './types.js'
 
+/** Sorted lists kept by {@link ParticipantTable.list} at most; past this it starts over. */
+const MAX_LISTED_MASKS = 64
+
 /** Interned participants; see the module comment. */
 export class ParticipantTable {
   /** Index to participant, in the order first seen. Shared with callers: never modified in place. */
@@ -19,6 +22,12 @@ export class ParticipantTable {
   private readonly hashes: number[] = []
   /** Masks of participant lists already converted (see `mask`). */
   private readonly masks = new WeakMap<readonly Participant[], bigint>()
+  /**
+   * Sorted lists of masks already listed (see `list`). An index's bit never changes, so an entry
+   * never goes stale; the few masks a replica lists (its infimum and projected participants)
+   * are asked for on every message it takes or sends.
+   */
+  private readonly lists = new Map<bigint, readonly Participant[]>()
 
   /** The index of `p`, interning it if new. */
   intern (p: Participant): number {
@@ -55,12 +64,18 @@ export class ParticipantTable {
 
   /** The participants of a mask, sorted. */
   list (mask: bigint): Participant[] {
+    const known = this.lists.get(mask)
+    if (known !== undefined) return known.slice()
     const out: Participant[] = []
-    for (let i = 0; mask !== 0n && i < this.names.length; i++) {
+    for (let i = 0, rest = mask; rest !== 0n && i < this.names.length; i++) {
       const bit = this.bits[i]!
-      if ((mask & bit) !== 0n) { out.push(this.names[i]!); mask &= ~bit }
+      if ((rest & bit) !== 0n) { out.push(this.names[i]!); rest &= ~bit }
     }
-    return out.sort()
+    out.sort()
+    // Bounded: masks come from the wire too (acknowledgement sets), and a fold lives long.
+    if (this.lists.size >= MAX_LISTED_MASKS) this.lists.clear()
+    this.lists.set(mask, out.slice())
+    return out
   }
 
   /** {@link list}, remembered in `cache` for the length of one operation (equal sets share one array). */
