@@ -3,10 +3,9 @@
  * with outstanding events, the fold says which participants an outstanding event waits for,
  * and the newest event each acknowledged before the first one it holds back
  * (`EventFold.divergent`); a participant whose mark in some group has not moved for
- * `stuckAfterMs` while it is behind there is *stuck*. Typical
- * causes: it cannot decode what it is sent (an incompatible version), it is blocked on an
- * event that failed only there, or a one-way link loses its acknowledgements. A pure state
- * machine: time is a parameter.
+ * `stuckAfterMs` while it is behind there is *stuck*. Typical causes: it cannot decode what it
+ * is sent (an incompatible version), it is blocked on an event that failed only there, or a
+ * one-way link loses its acknowledgements. A pure state machine: time is a parameter.
  *
  * @module
  */
