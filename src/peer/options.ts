@@ -183,7 +183,8 @@ export interface FailureDetectionOptions {
    * A participant that is behind in some group (an outstanding event there waits for its
    * acknowledgement) and whose acknowledgements there have not moved past the first such event
    * for this long is *stuck*: it holds the fold back while answering heartbeats (it cannot
-   * decode what it is sent, or an event failed only there). Stuck participants are reported in `stats().stuck` and, unless
+   * decode what it is sent, or an event failed only there, or its acknowledgements do not reach
+   * this peer). Stuck participants are reported in `stats().stuck` and, unless
    * `autoEject.stuck` is false, count as suspected for automatic ejection. A peer that others
    * report stuck says why in its log and in `stats().health`.
    * @default 10000
