@@ -31,8 +31,15 @@ import { compareEventIds, sameParticipants, type EventId, type Participant } fro
 /** How many of its own past infimum participant lists a replica resolves table hashes against. */
 const RECENT_TABLES = 4
 
-/** A list of participants with its table hash, and the infimum at which this replica first saw it as its own. */
-interface NotedTable { readonly table: SharedTable, readonly since: EventId }
+/**
+ * A list of participants with its table hash, the same participants as a set (what
+ * {@link ParticipantFingerprints.sending} takes), and the infimum at which this replica first
+ * saw it as its own.
+ */
+interface NotedTable { readonly table: SharedTable, readonly shared: ReadonlySet<Participant>, readonly since: EventId }
+
+/** No more lists to resolve a table hash against. */
+const NO_LISTS = (): ReadonlyArray<readonly Participant[]> => []
 
 /**
  * The table hash of a sorted participant list: the first 8 bytes of SHA-256 over the list
@@ -49,6 +56,12 @@ export function tableHash (participants: readonly Participant[]): Uint8Array {
 export class ParticipantFingerprints {
   private readonly prints = new Map<Participant, Uint8Array>()
   private resolved: { known: readonly Participant[], size: number, byPrint: Map<string, Participant | null> } | undefined
+  /**
+   * The contexts last handed out, given again while their inputs are the same objects: a
+   * replica asks for one per Diff it encodes or decodes, and the participants rarely change.
+   */
+  private lastSending: { origin: string, shared: ReadonlySet<Participant>, table: SharedTable | undefined, context: DiffContext } | undefined
+  private lastReceiving: { origin: string, byPrint: Map<string, Participant | null>, also: () => ReadonlyArray<readonly Participant[]>, context: DiffContext } | undefined
   /** This replica's own infimum participant lists, newest last (at most {@link RECENT_TABLES}). */
   private readonly recent: NotedTable[] = []
 
@@ -67,7 +80,11 @@ export class ParticipantFingerprints {
    * fingerprint) over a channel that names cluster `origin` (left out of the message).
    */
   sending (origin: string, shared: ReadonlySet<Participant>, table?: SharedTable): DiffContext {
-    return { origin, fingerprint: (p) => shared.has(p) ? this.of(p) : undefined, ...(table !== undefined ? { table } : {}) }
+    const last = this.lastSending
+    if (last !== undefined && last.origin === origin && last.shared === shared && last.table === table) return last.context
+    const context: DiffContext = { origin, fingerprint: (p) => shared.has(p) ? this.of(p) : undefined, ...(table !== undefined ? { table } : {}) }
+    this.lastSending = { origin, shared, table, context }
+    return context
   }
 
   /**
@@ -78,7 +95,7 @@ export class ParticipantFingerprints {
   noteInfimum (participants: readonly Participant[], at: EventId): NotedTable {
     const last = this.recent[this.recent.length - 1]
     if (last !== undefined && sameParticipants(last.table.participants, participants)) return last
-    const noted = { table: { hash: tableHash(participants), participants: [...participants] }, since: at }
+    const noted = { table: { hash: tableHash(participants), participants: [...participants] }, shared: new Set(participants), since: at }
     this.recent.push(noted)
     if (this.recent.length > RECENT_TABLES) this.recent.shift()
     return noted
@@ -105,7 +122,7 @@ export class ParticipantFingerprints {
    * it). A fingerprint two known participants share resolves to neither, and so does a table
    * hash two lists share.
    */
-  receiving (origin: string, known: readonly Participant[], also: () => ReadonlyArray<readonly Participant[]> = () => []): DiffContext {
+  receiving (origin: string, known: readonly Participant[], also: () => ReadonlyArray<readonly Participant[]> = NO_LISTS): DiffContext {
     let r = this.resolved
     if (r === undefined || r.known !== known || r.size !== known.length) {
       const byPrint = r !== undefined && r.known === known ? r.byPrint : new Map<string, Participant | null>()
@@ -117,7 +134,11 @@ export class ParticipantFingerprints {
       r = this.resolved = { known, size: known.length, byPrint }
     }
     const byPrint = r.byPrint
-    return { origin, resolve: (fp) => byPrint.get(Buffer.from(fp).toString('hex')) ?? undefined, resolveTable: (hash) => this.resolveTable(hash, also) }
+    const last = this.lastReceiving
+    if (last !== undefined && last.origin === origin && last.byPrint === byPrint && last.also === also) return last.context
+    const context: DiffContext = { origin, resolve: (fp) => byPrint.get(Buffer.from(fp).toString('hex')) ?? undefined, resolveTable: (hash) => this.resolveTable(hash, also) }
+    this.lastReceiving = { origin, byPrint, also, context }
+    return context
   }
 
   /**

@@ -145,6 +145,12 @@ export class GroupReplica<E, S, O> {
   private readonly pending = new Map<string, Pending<O>>()
   private readonly outputsToForward = new Map<Participant, EncodedOutput[]>()
   private readonly fingerprints = new ParticipantFingerprints()
+  /**
+   * The lists a table hash in a received Diff may name besides this replica's own recent
+   * infimum lists: its projected participants. One function for the replica's life, so that
+   * the fingerprints hand out the same decoding context while nothing changed.
+   */
+  private readonly projectedLists = (): ReadonlyArray<readonly Participant[]> => this.foldValue === undefined ? [] : [this.foldValue.projectedParticipants()]
   private participantsCache: { version: number, set: ReadonlySet<Participant> } | undefined
 
   constructor (
@@ -474,7 +480,7 @@ export class GroupReplica<E, S, O> {
     const self = this.components.self
     const receivers = fold.projectedParticipants().filter(p => p !== self)
     const table = this.fingerprints.tableFor(noted, receivers, (p) => fold.acknowledgedInfimumOf(p))
-    return this.fingerprints.sending(this.definition.origin, new Set(participants), table)
+    return this.fingerprints.sending(this.definition.origin, noted.shared, table)
   }
 
   /**
@@ -483,7 +489,7 @@ export class GroupReplica<E, S, O> {
    */
   decodePushed (fold: EventFold<E, S, O>, bytes: Uint8Array): Diff<E, O> {
     this.fingerprints.noteInfimum(fold.infimumParticipants(), fold.infimumId())
-    const context = this.fingerprints.receiving(this.definition.origin, fold.knownParticipants(), () => [fold.projectedParticipants()])
+    const context = this.fingerprints.receiving(this.definition.origin, fold.knownParticipants(), this.projectedLists)
     return decodeDiff(bytes, this.definition.codecs, this.components.limits, context)
   }
 
