@@ -202,10 +202,10 @@ export class ParticipantTableReader {
   private usedCount = 0
   private readonly sets = new Map<string, Participant[]>()
 
-  private constructor (private readonly names: readonly Participant[], shared?: ReadonlySet<Participant>) {
+  private constructor (private readonly names: readonly Participant[], shared?: ReadonlySet<Participant> | true) {
     this.used = new Uint8Array(names.length)
     // A shared table's participants are in the table whether or not the message refers to them.
-    if (shared !== undefined) for (let i = 0; i < names.length; i++) if (shared.has(names[i]!)) this.use(i)
+    if (shared === true) { this.used.fill(1); this.usedCount = names.length } else if (shared !== undefined) for (let i = 0; i < names.length; i++) if (shared.has(names[i]!)) this.use(i)
   }
 
   /** Reads a table; its strings and its fingerprints must each be strictly ascending. */
@@ -231,6 +231,9 @@ export class ParticipantTableReader {
       const list = context?.resolveTable?.(r.readRaw(TABLE_HASH_BYTES))
       if (list === undefined) throw new DecodeError('unknown-participant', 'a participant table named by a hash unknown here')
       if (list.length > limits.maxItems - n - k) throw new DecodeError('limit', 'participant table exceeds the item limit')
+      // Only a table hash, the usual case between replicas that agree on their participants:
+      // the list it names is the table, every entry used.
+      if (n === 0 && k === 0 && strictlyAscending(list)) return new ParticipantTableReader(list, true)
       shared = new Set(list)
       for (const name of list) {
         if (all.has(name)) throw new DecodeError('invalid', 'a participant is in the table twice')
@@ -328,3 +331,8 @@ export class ParticipantTableReader {
   }
 }
 
+/** Whether `list` is strictly ascending (sorted, no participant twice). */
+function strictlyAscending (list: readonly Participant[]): boolean {
+  for (let i = 1; i < list.length; i++) if (!((list[i - 1] as string) < (list[i] as string))) return false
+  return true
+}
