@@ -107,4 +107,29 @@ describe('participant fingerprints', () => {
     receiver.noteInfimum(list, { counter: 20, participant: bob })
     assert.deepStrictEqual(decodeDiff(bytes, codecs, undefined, receiver.receiving('c', known)), diff, 'one of its own recent lists')
   })
+
+  test('contexts handed out again while nothing changed follow what did: the table named, the lists given, the participants known', () => {
+    const names = new ParticipantFingerprints()
+    const list = [alice, bob, carol]
+    const noted = names.noteInfimum(list, { counter: 3, participant: alice })
+    const diff: Diff<JsonValue, JsonValue> = {
+      origin: 'c',
+      acknowledgements: [{ participant: alice, infimumId: { counter: 3, participant: alice }, infimumDigest: { count: 3, hash: 1 }, joined: true, log: 1, unsettled: 0, holds: [{ participant: bob, since: 2, seq: 1 }, { participant: carol, since: 3, seq: 1 }], failures: [], departing: [] }],
+      runs: []
+    }
+    // The same set object each time, as a replica passes its noted list's set.
+    const shared = new Set(list)
+    const byTable = encodeDiff(diff, codecs, names.sending('c', shared, noted.table))
+    const byPrint = encodeDiff(diff, codecs, names.sending('c', shared))
+    assert.equal(byPrint.length - byTable.length, 16, 'without the table, by fingerprint')
+    assert.deepEqual(encodeDiff(diff, codecs, names.sending('c', shared, noted.table)), byTable, 'with it again, by table hash')
+    const receiver = new ParticipantFingerprints()
+    const known = [alice, bob]
+    const given = (): ReadonlyArray<readonly string[]> => [list]
+    assert.throws(() => decodeDiff(byPrint, codecs, undefined, receiver.receiving('c', known, given)), { name: 'DecodeError', code: 'unknown-participant' })
+    known.push(carol)
+    assert.deepStrictEqual(decodeDiff(byPrint, codecs, undefined, receiver.receiving('c', known, given)), diff, 'a participant known since')
+    assert.deepStrictEqual(decodeDiff(byTable, codecs, undefined, receiver.receiving('c', known, given)), diff, 'the list given names the table')
+    assert.throws(() => decodeDiff(byTable, codecs, undefined, receiver.receiving('c', known)), { name: 'DecodeError', code: 'unknown-participant' }, 'without the list, not')
+  })
 })
