@@ -235,7 +235,7 @@ async function handle (c: Command): Promise<Record<string, unknown>> {
     }
     case 'stats': {
       const s = peer!.stats()
-      return { keyspace: need().stats(), bytesIn: s.counters.bytesIn, bytesOut: s.counters.bytesOut, syncsRequested: s.counters.syncsRequested, fullMerges: s.counters.fullMerges, eventsApplied: s.counters.eventsApplied, cpuMs: cpuMs(), storedBytes, messagesOut: s.counters.messagesOut, diffMerges: s.counters.diffMerges }
+      return { keyspace: need().stats(), bytesIn: s.counters.bytesIn, bytesOut: s.counters.bytesOut, syncsRequested: s.counters.syncsRequested, headsSigned: s.counters.headsSigned, fullMerges: s.counters.fullMerges, eventsApplied: s.counters.eventsApplied, cpuMs: cpuMs(), storedBytes, messagesOut: s.counters.messagesOut, diffMerges: s.counters.diffMerges }
     }
     case 'memory': {
       setFlagsFromString('--expose-gc')

@@ -136,9 +136,10 @@ async function run (label: string, body: () => Promise<void>, byDefault = true):
 }
 
 /** Events applied over every peer (each replica counts the events it applied), and syncs pulled. */
-async function eventsAndSyncs (peers: Peer[]): Promise<{ events: number, syncs: number }> {
+async function eventsAndSyncs (peers: Peer[]): Promise<{ events: number, syncs: number, signatures: number, bytes: number }> {
   const s = await Promise.all(peers.map(async p => await p.send('stats')))
-  return { events: s.reduce((sum, r) => sum + Number(r.eventsApplied), 0), syncs: s.reduce((sum, r) => sum + Number(r.syncsRequested), 0) }
+  const sum = (field: string): number => s.reduce((total, r) => total + Number(r[field]), 0)
+  return { events: sum('eventsApplied'), syncs: sum('syncsRequested'), signatures: sum('headsSigned'), bytes: sum('bytesOut') }
 }
 
 /**
@@ -166,6 +167,9 @@ async function writesRows (peers: Peer[], suffix: string, perPeer: number): Prom
   // Anti-entropy's pulls (a lost batch, or a participant a fold waited on for a whole round)
   // should be rare under load: each one is a request and a diff encoded for it.
   row(`keyspace_write_syncs_pulled_per_1000_requests_${suffix}`, 1000 * (counted.syncs - events0.syncs) / ok, 'syncs (all peers)')
+  // Heads signed together: one signature per flush however many partitions it changed.
+  row(`keyspace_write_heads_signed_per_1000_requests_${suffix}`, 1000 * (counted.signatures - events0.signatures) / ok, 'signatures (all peers)')
+  row(`keyspace_write_bytes_per_request_${suffix}`, (counted.bytes - events0.bytes) / ok, 'bytes sent (all peers)')
   row(`keyspace_writes_per_s_${suffix}`, ok / (wall / 1000), 'writes/s', suffix === '5_peers_r3' ? { goal: '>= 10000' } : {})
   row(`keyspace_write_cpu_ms_per_request_${suffix}`, cpu / ok, 'ms (all peers)')
   if (failed > 0) notes.push(`${suffix}: ${failed} writes failed: ${JSON.stringify(results.map(r => r.failed))}`)

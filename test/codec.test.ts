@@ -751,10 +751,11 @@ describe('Signatures and hash chains', () => {
   test('a signature longer than MAX_SIGNATURE_BYTES, or a hash longer than MAX_HASH_BYTES, is refused both ways', () => {
     assert.throws(() => encodeDiff({ ...golden, runs: [{ ...run, signature: new Uint8Array(MAX_SIGNATURE_BYTES + 1) }] }, codecs), EncodeError)
     assert.throws(() => encodeDiff({ ...golden, runs: [{ ...run, base: { counter: 1, hash: new Uint8Array(MAX_HASH_BYTES + 1) } }] }, codecs), EncodeError)
-    // Hand-edit the 64-byte signature's length prefix (0x40) of the golden diff to 129 (0x81 0x01).
+    // Hand-edit the 64-byte signature's length prefix (0x40) of the golden diff to one byte past the limit.
     const bytes = encodeDiff(golden, codecs)
     const at = Buffer.from(bytes).indexOf(Buffer.from([0x40, 0xab, 0xab]))
-    const forged = Uint8Array.of(...bytes.subarray(0, at), 0x81, 0x01, ...new Uint8Array(129), ...bytes.subarray(at + 65))
+    const tooLong = MAX_SIGNATURE_BYTES + 1
+    const forged = Uint8Array.of(...bytes.subarray(0, at), 0x80 | (tooLong & 0x7f), tooLong >> 7, ...new Uint8Array(tooLong), ...bytes.subarray(at + 65))
     expectDecodeError('limit', () => decodeDiff(forged, codecs))
   })
 

@@ -48,6 +48,24 @@ test('everything applied in one tick, in any number of groups, leaves as one mes
   await Promise.all(peers.map(async p => { await p.stop({ leave: false }) }))
 })
 
+test('the heads of every group changed in one tick are signed once; a peer that gets those runs only relayed checks and takes them', async () => {
+  const { peers, net, clock } = await cluster(3)
+  const [a, b, c] = peers as [Peer, Peer, Peer]
+  // Nothing of a's folds reaches c but through b (a sync answer of b's: a relay, checked).
+  net.dropProtocolsTo(a.self, c.self, ['fold', 'sync', 'push'])
+  const signedBefore = a.stats().counters.headsSigned
+  const groups = a.services.many.groups
+  for (const g of groups) g.applyFast(7)
+  await settleTurns()
+  assert.equal(a.stats().counters.headsSigned - signedBefore, 1, `${groups.length} groups changed in one tick: one signature`)
+  const settled = (): boolean => [a, b, c].every(p => p.services.many.groups.every(g => g.readState().infimum === 7))
+  for (let t = 0; t <= 10_000 && !settled(); t += 250) await clock.advance(250)
+  assert.ok(settled(), 'every group settled everywhere')
+  assert.equal(c.stats().counters.droppedForged, 0, 'c refused a relayed run')
+  assert.ok(c.stats().counters.syncsRequested > 0, 'c took the runs from a sync')
+  await Promise.all(peers.map(async p => { await p.stop({ leave: false }) }))
+})
+
 test('a peer that takes an event acknowledges it to its creator first, before the participants that only keep up to date', async () => {
   const { peers, net } = await cluster(3, 'everyone', 0)
   // Each receiver lists its other participants sorted by id: with the creator sorting last,

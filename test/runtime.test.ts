@@ -9,6 +9,7 @@ import { startLegion } from '../src/peer/start.js'
 import type { Legion, LegionOptions } from '../src/peer/options.js'
 import type { EventSpec } from '../src/eventfold/types.js'
 import { createTransportNode } from '../src/transport/index.js'
+import { PROTOCOL_VERSION } from '../src/version.js'
 import { protocolId } from '../src/peer/protocol/message.js'
 import { JOIN_PROTOCOL } from '../src/peer/protocol/join.js'
 import { batchOf, protocolIds } from './support/wire.js'
@@ -63,13 +64,13 @@ describe('joining', () => {
   })
 
   test('a join to a peer of another protocol version of the cluster says so, and what to do', async () => {
-    // A node that speaks this cluster's join protocol of version 6.0.0 only, as a peer of the
+    // A node that speaks this cluster's join protocol of version 7.0.0 only, as a peer of the
     // previous build would.
     const old = await createTransportNode({ logPrefix: 'old-version' })
     try {
-      await old.handle(protocolId('runtime-test', JOIN_PROTOCOL, '6.0.0'), () => { throw new Error('never asked') })
+      await old.handle(protocolId('runtime-test', JOIN_PROTOCOL, '7.0.0'), () => { throw new Error('never asked') })
       await assert.rejects(startLegion({ ...base, startup: { mode: 'join', peers: old.multiaddrs() }, joinTimeoutMs: 2000 }),
-        (err: Error) => err.name === 'JoinError' && /it speaks Legion protocol 6\.0\.0 of cluster "runtime-test", this peer 7\.0\.0; peers of different protocol versions never exchange a message/.test(err.message),
+        (err: Error) => err.name === 'JoinError' && err.message.includes(`it speaks Legion protocol 7.0.0 of cluster "runtime-test", this peer ${PROTOCOL_VERSION}; peers of different protocol versions never exchange a message`),
         'the error names both versions')
     } finally {
       await old.stop()

@@ -91,11 +91,13 @@ import {
 
 export { MAGIC, FORMAT_VERSION, OLDEST_READABLE_FORMAT_VERSION, MessageKind, FIRST_WIRE_KIND, writeHeader, readHeader, peekKind, peekVersion, writeEventId, readEventId } from './header.js'
 export { FINGERPRINT_BYTES, TABLE_HASH_BYTES, ParticipantTableWriter, ParticipantTableReader, type DiffContext, type SharedTable } from './participant-table.js'
-export { MAX_HASH_BYTES, MAX_SIGNATURE_BYTES, type FoldCodecs } from './fold-fields.js'
+export { MAX_HASH_BYTES, MAX_SIGNATURE_BYTES, MAX_HEADS_PER_SIGNATURE, type FoldCodecs } from './fold-fields.js'
 export { encodeDiff, decodeDiff } from './diff.js'
 
 /** The kind byte of {@link encodeLogHead}'s bytes; never sent on its own. */
 const LOG_HEAD_KIND = 7
+/** The kind byte of {@link encodeHeadsRoot}'s bytes; never sent on its own. */
+const HEADS_ROOT_KIND = 9
 
 // ---------------------------------------------------------------------------------------------
 // EventFold
@@ -455,6 +457,25 @@ export function encodeLogHead (origin: string, creator: Participant, since: numb
   w.writeVarUint(since)
   w.writeVarUint(seq)
   w.writeBytes(head)
+  return finishPooled(w)
+}
+
+/**
+ * The bytes a creator signs for the heads of several logs at once (of several groups, in one
+ * flush): the root of a hash tree over the heads' own bytes ({@link encodeLogHead}):
+ * ```
+ * MAGIC · u8 0 · u8 9 · u8 count · bytes root
+ * ```
+ * A leaf is SHA-256 of `00` and a head's bytes, an inner node SHA-256 of `01` and its two
+ * children; a node without a sibling moves up unchanged (PROTOCOL.md 4.7).
+ */
+export function encodeHeadsRoot (count: number, root: Uint8Array): Uint8Array {
+  const w = takeWriter()
+  w.writeRaw(MAGIC)
+  w.writeUint8(0)
+  w.writeUint8(HEADS_ROOT_KIND)
+  w.writeUint8(count)
+  w.writeBytes(root)
   return finishPooled(w)
 }
 

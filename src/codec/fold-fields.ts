@@ -31,8 +31,17 @@ export const TAG_FAILED = 4
 /** A user event that failed here: its `apply` threw. */
 export const TAG_THREW = 5
 
-/** Largest signature a run or log may carry (an Ed25519 signature is 64 bytes). */
-export const MAX_SIGNATURE_BYTES = 128
+/**
+ * Most heads one signature covers when a creator signs the heads of several groups together
+ * (PROTOCOL.md 4.7): a proof then has at most 6 sibling hashes.
+ */
+export const MAX_HEADS_PER_SIGNATURE = 64
+/**
+ * Largest signature a run or log may carry: an Ed25519 signature (64 bytes) with a proof
+ * that its head is among at most {@link MAX_HEADS_PER_SIGNATURE} signed together (2 bytes of
+ * count and index, 32 per sibling hash).
+ */
+export const MAX_SIGNATURE_BYTES = 64 + 2 + 32 * 6
 /** Largest chain hash a log may carry (a SHA-256 is 32 bytes). */
 export const MAX_HASH_BYTES = 64
 

@@ -21,7 +21,7 @@ import { NO_HASH, FoldCore, type Entry, type InternalDelta, type LogState } from
 import { EMPTY_DIGEST } from './digest.js'
 import { acknowledgeAll, holdingBack, joinedHere, reduce } from './folding.js'
 import { GuardedSpec } from './hooks.js'
-import { headSignature, insertEntry, runsFrom } from './logs.js'
+import { headSignature, insertEntry, runsFrom, unsignedOwnHead } from './logs.js'
 import { acknowledgementOf, allParticipantsMask, diffFor, mergeDiff, mergeFull } from './merge.js'
 import { ensureProjection, projectApplied, projectedMask, projectEntry } from './projection.js'
 import { refoldSettled, takeSettled } from './settled.js'
@@ -44,6 +44,7 @@ import {
   type OutstandingEvent,
   type Participant,
   type SettledInfimum,
+  type UnsignedHead,
   type UpdateResult
 } from './types.js'
 
@@ -302,6 +303,14 @@ export class EventFold<E, S, O> {
     let newest: LogState | undefined
     for (const log of core.logs.get(core.selfIndex)?.values() ?? []) if (newest === undefined || log.since > newest.since) newest = log
     if (newest !== undefined && newest.seq > 0) core.ownLog = newest
+  }
+
+  /**
+   * The head of this replica's own log while it has no signature, so that a peer can sign the
+   * heads of several groups at once; `undefined` without signatures or once signed.
+   */
+  unsignedHead (): UnsignedHead | undefined {
+    return unsignedOwnHead(this.core)
   }
 
   /** This replica's acknowledgement: its version vector, its infimum, the failures it saw. */

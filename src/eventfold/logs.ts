@@ -13,7 +13,7 @@
 import { initialAcks } from './acknowledgements.js'
 import type { Entry, FoldCore, LogState } from './core.js'
 import { projectEntry } from './projection.js'
-import { compareEventIds, type EventId, type LogRun, type Participant, type RunEvent, type SignedDelta } from './types.js'
+import { compareEventIds, type EventId, type LogRun, type Participant, type RunEvent, type SignedDelta, type UnsignedHead } from './types.js'
 
 /** The new events of a run, checked: what {@link takeRun} inserts. */
 export interface CheckedRun<E, O> {
@@ -272,6 +272,23 @@ export function runsFrom<E, S, O> (core: FoldCore<E, S, O>, from: (creator: numb
   }
   runs.sort((a, b) => a.creator < b.creator ? -1 : a.creator > b.creator ? 1 : a.since - b.since)
   return runs
+}
+
+/** This replica's own head if it has events and no signature yet (see {@link UnsignedHead}). */
+export function unsignedOwnHead<E, S, O> (core: FoldCore<E, S, O>): UnsignedHead | undefined {
+  const log = core.ownLog
+  if (core.signatures === undefined || log === undefined || log.seq === 0 || log.signature !== undefined) return undefined
+  const { since, seq, hash } = log
+  return {
+    since,
+    seq,
+    head: hash,
+    sign: (signature) => {
+      if (log.seq !== seq || log.signature !== undefined) return
+      log.signature = signature
+      log.verified = true
+    }
+  }
 }
 
 /**

@@ -111,6 +111,24 @@ export interface EventSignatures<E, O> {
 }
 
 /**
+ * The head of a replica's own log that it has not signed yet ({@link EventFold.unsignedHead}),
+ * for a peer that signs the heads of several groups with one signature.
+ */
+export interface UnsignedHead {
+  /** The log (the counter of its first event). */
+  readonly since: number
+  /** How many events of the log the head covers. */
+  readonly seq: number
+  /** The chain hash after the last of them. */
+  readonly head: Uint8Array
+  /**
+   * Keeps `signature` as the head's, as if {@link EventSignatures.sign} had made it; ignored
+   * once the log has grown past this head. `verify` must accept it.
+   */
+  readonly sign: (signature: Uint8Array) => void
+}
+
+/**
  * The deltas a creator's log holds, and so what its hash chain covers: every kind but
  * `error` (a failure is an outcome a replica finds when folding, not something a creator
  * writes; an error keeps the event it failed, which stays in the log).

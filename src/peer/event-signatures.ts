@@ -9,6 +9,11 @@
  * libp2p peer id, and an Ed25519 peer id embeds its public key, so a receiver needs nothing
  * but the id to check a creator's signature: no key distribution.
  *
+ * A peer that changed several groups in one flush signs their heads together, once: a hash
+ * tree over the heads, its root signed, each head's signature carrying the proof that it is a
+ * leaf of that tree ({@link signHeadsTogether}, PROTOCOL.md 4.7). A keyspace's flush under
+ * load changes about seven partitions, each of which cost a signature of its own before.
+ *
  * Node's own `crypto` does the work: about 2 µs a link, 35 µs to sign and 100 µs to verify on
  * the CI machine (against about 70 µs to sign through `PrivateKey.sign`). Public keys are
  * parsed once per participant and cached; the cache is bounded because the ids it is asked
@@ -19,8 +24,8 @@
 import { createPrivateKey, createPublicKey, hash, sign, verify, type KeyObject } from 'node:crypto'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
-import { digestLogLink, encodeLogHead, type FoldCodecs } from '../codec/eventfold.js'
-import type { EventSignatures, Participant } from '../eventfold/types.js'
+import { MAX_HEADS_PER_SIGNATURE, digestLogLink, encodeHeadsRoot, encodeLogHead, type FoldCodecs } from '../codec/eventfold.js'
+import type { EventSignatures, Participant, UnsignedHead } from '../eventfold/types.js'
 
 /** Public keys cached at most; past this the cache starts over (ids come off the wire). */
 const MAX_CACHED_KEYS = 4096
@@ -44,11 +49,12 @@ export interface PeerSigner {
 }
 
 /**
- * The signer of the peer whose key is `privateKey`.
+ * The signer of the peer whose key is `privateKey`; `signed` is called after each signature
+ * it makes (the peer's `headsSigned` counter).
  * @throws TypeError if `privateKey` is not an Ed25519 key (only Ed25519 peer ids carry the
  * public key that lets others check a signature)
  */
-export function peerSigner (privateKey: PrivateKey): PeerSigner {
+export function peerSigner (privateKey: PrivateKey, signed?: () => void): PeerSigner {
   if (privateKey.type !== 'Ed25519') throw new TypeError(`events are signed with Ed25519; the peer's key is ${privateKey.type}`)
   // libp2p's raw Ed25519 private key is the 32-byte seed followed by the 32-byte public key.
   const seed = privateKey.raw.subarray(0, ED25519_KEY_BYTES)
@@ -69,7 +75,11 @@ export function peerSigner (privateKey: PrivateKey): PeerSigner {
     return key
   }
   return {
-    sign: (bytes) => new Uint8Array(sign(null, bytes, own)),
+    sign: (bytes) => {
+      const signature = new Uint8Array(sign(null, bytes, own))
+      signed?.()
+      return signature
+    },
     verify: (participant, bytes, signature) => {
       const key = publicKeyOf(participant)
       if (key === null) return false
@@ -90,8 +100,86 @@ export function eventSignatures<E, S, O> (origin: string, self: Participant, sig
   return {
     chain: (previous, id, delta) => digestLogLink(previous, id, delta, codecs, sha256),
     sign: (since, seq, head) => signer.sign(encodeLogHead(origin, self, since, seq, head)),
-    verify: (creator, since, seq, head, signature) => signer.verify(creator, encodeLogHead(origin, creator, since, seq, head), signature)
+    verify: (creator, since, seq, head, signature) => {
+      const bytes = encodeLogHead(origin, creator, since, seq, head)
+      return signature.length === SIGNATURE_BYTES ? signer.verify(creator, bytes, signature) : verifyTogether(signer, creator, bytes, signature)
+    }
   }
+}
+
+/** An Ed25519 signature; a longer one carries a proof (below). */
+const SIGNATURE_BYTES = 64
+const PROOF_AT = SIGNATURE_BYTES + 2
+const NODE_BYTES = 32
+/** A leaf's and an inner node's first byte, so that no inner node passes for a head. */
+const LEAF = new Uint8Array([0])
+const INNER = 1
+
+/** A group's own head waiting for a signature: the group's origin, and the head. */
+export interface HeadOfGroup {
+  /** The group's raw origin (what its {@link eventSignatures} were made with). */
+  readonly origin: string
+  /** The head, from `EventFold.unsignedHead`. */
+  readonly head: UnsignedHead
+}
+
+/**
+ * Signs `heads` (of this peer, `self`, in different groups) with one signature per
+ * {@link MAX_HEADS_PER_SIGNATURE}: the root of a hash tree over their `encodeLogHead` bytes is
+ * signed (`encodeHeadsRoot`), and each head gets that signature followed by `u8 count ·
+ * u8 index` and the sibling hashes from its leaf up. One head alone is left to be signed on
+ * its own (a plain 64-byte signature, as a peer with one busy group always sends).
+ */
+export function signHeadsTogether (signer: PeerSigner, self: Participant, heads: readonly HeadOfGroup[]): void {
+  for (let start = 0; heads.length - start >= 2; start += MAX_HEADS_PER_SIGNATURE) {
+    const chunk = heads.slice(start, start + MAX_HEADS_PER_SIGNATURE)
+    const levels: Uint8Array[][] = [chunk.map(({ origin, head }) => sha256(Buffer.concat([LEAF, encodeLogHead(origin, self, head.since, head.seq, head.head)])))]
+    for (let below = levels[0]!; below.length > 1; below = levels[levels.length - 1]!) {
+      const up: Uint8Array[] = []
+      for (let i = 0; i < below.length; i += 2) up.push(i + 1 < below.length ? innerNode(below[i]!, below[i + 1]!) : below[i]!)
+      levels.push(up)
+    }
+    const signature = signer.sign(encodeHeadsRoot(chunk.length, levels[levels.length - 1]![0]!))
+    chunk.forEach(({ head }, index) => {
+      const siblings: Uint8Array[] = []
+      for (let l = 0, p = index; l < levels.length - 1; l++, p >>= 1) {
+        const sibling = levels[l]![p ^ 1]
+        if (sibling !== undefined) siblings.push(sibling)
+      }
+      const proof = new Uint8Array(PROOF_AT + NODE_BYTES * siblings.length)
+      proof.set(signature)
+      proof[SIGNATURE_BYTES] = chunk.length
+      proof[SIGNATURE_BYTES + 1] = index
+      siblings.forEach((sibling, j) => proof.set(sibling, PROOF_AT + NODE_BYTES * j))
+      head.sign(proof)
+    })
+  }
+}
+
+/** Whether `proof` (see {@link signHeadsTogether}) proves `creator` signed a tree with `headBytes` as a leaf. */
+function verifyTogether (signer: PeerSigner, creator: Participant, headBytes: Uint8Array, proof: Uint8Array): boolean {
+  if (proof.length < PROOF_AT) return false
+  const count = proof[SIGNATURE_BYTES]!
+  let p = proof[SIGNATURE_BYTES + 1]!
+  if (count < 2 || count > MAX_HEADS_PER_SIGNATURE || p >= count) return false
+  let node = sha256(Buffer.concat([LEAF, headBytes]))
+  let offset = PROOF_AT
+  for (let width = count; width > 1; width = (width + 1) >> 1, p >>= 1) {
+    if ((p ^ 1) >= width) continue // the last node of an odd level: moved up unchanged
+    if (offset + NODE_BYTES > proof.length) return false
+    const sibling = proof.subarray(offset, offset + NODE_BYTES)
+    offset += NODE_BYTES
+    node = (p & 1) === 0 ? innerNode(node, sibling) : innerNode(sibling, node)
+  }
+  return offset === proof.length && signer.verify(creator, encodeHeadsRoot(count, node), proof.subarray(0, SIGNATURE_BYTES))
+}
+
+function innerNode (left: Uint8Array, right: Uint8Array): Uint8Array {
+  const bytes = new Uint8Array(1 + 2 * NODE_BYTES)
+  bytes[0] = INNER
+  bytes.set(left, 1)
+  bytes.set(right, 1 + NODE_BYTES)
+  return sha256(bytes)
 }
 
 function sha256 (bytes: Uint8Array): Uint8Array {

@@ -111,6 +111,7 @@ export class Observer {
     counter('merge_refusals', 'Diffs refused as too new or too sparse (each followed by a sync).', () => k.mergeRefusals)
     counter('syncs_requested', 'Sync requests sent.', () => k.syncsRequested)
     counter('syncs_served', 'Sync requests answered.', () => k.syncsServed)
+    counter('heads_signed', 'Signatures made of the heads of this peer\'s own logs (one per flush for all the groups it changed).', () => k.headsSigned)
     counter('received_bytes', 'Bytes received (streams and gossip).', () => k.bytesIn)
     counter('sent_bytes', 'Bytes sent (streams and gossip).', () => k.bytesOut)
     counter('received_messages', 'Messages received.', () => k.messagesIn)

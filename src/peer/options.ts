@@ -449,6 +449,11 @@ export interface LegionCounters {
    * oldest is due) or as this peer stopped, per group and receiving peer.
    */
   acknowledgementsDelayed: number
+  /**
+   * Ed25519 signatures this peer made of the heads of its own logs: one per flush for every
+   * group it changed in it, whichever the number (PROTOCOL.md 4.7).
+   */
+  headsSigned: number
 }
 
 /** What {@link Legion.stats} reports. */

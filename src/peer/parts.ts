@@ -55,6 +55,7 @@ export interface PartInputs {
   readonly store: PeerStore | undefined
   readonly identity: () => PeerIdentity
   readonly foldOptions: <E, S, O>(definition: GroupDefinition<E, S, O>) => EventFoldOptions<E, O>
+  readonly signHeads: (replicas: readonly SomeReplica[]) => void
   readonly transportStats: () => TransportStats
   readonly loggers: LoggerFactory
 }
@@ -155,6 +156,7 @@ export function buildParts (inputs: PartInputs): Parts {
     persistence,
     schedule,
     counters,
+    signHeads: inputs.signHeads,
     requestSync: (peer, wants) => { sync.request(peer, wants) },
     push,
     allows,

@@ -21,7 +21,7 @@ import type { EventFoldOptions, EventSpec, Participant } from '../eventfold/type
 import { systemPeerClock, systemRandom, type PeerClock, type Random, type Timer } from './clock.js'
 import { DEFAULT_CONSISTENT_TIMEOUT_MS, type PeerConfig } from './config.js'
 import { ExistingStateError, JoinError, RecoverError, StoppedError } from './errors.js'
-import { eventSignatures, peerSigner, type PeerSigner } from './event-signatures.js'
+import { eventSignatures, peerSigner, signHeadsTogether, type HeadOfGroup, type PeerSigner } from './event-signatures.js'
 import { CLUSTER_GROUP, type GroupDefinition } from './group/definition.js'
 import type { Group } from './group/groups.js'
 import { Lifecycle, type Incarnation, type SomeReplica } from './lifecycle.js'
@@ -235,15 +235,31 @@ export class Peer<E, S, O, Sv extends ServiceMap> implements Legion<E, S, O, Sv>
       store: this.store,
       identity: () => ({ cluster: this.config.cluster, privateKey: privateKeyToProtobuf(this.privateKey) }),
       foldOptions: (definition) => this.foldOptions(definition),
+      signHeads: (replicas) => { this.signHeads(replicas) },
       transportStats: () => this.network.stats?.() ?? NO_TRANSPORT_STATS,
       loggers: this.loggers
     }
   }
 
   private foldOptions<A, B, C> (definition: GroupDefinition<A, B, C>): EventFoldOptions<A, C> {
-    this.signer ??= peerSigner(this.privateKey)
     if (this.internals.unsignedEvents === true) return { freezeStates: this.config.freezeStates }
-    return { freezeStates: this.config.freezeStates, signatures: eventSignatures(definition.origin, this.self, this.signer, definition.codecs) }
+    return { freezeStates: this.config.freezeStates, signatures: eventSignatures(definition.origin, this.self, this.signing(), definition.codecs) }
+  }
+
+  /** Signs the own heads of several groups at once (event-signatures.ts, `signHeadsTogether`). */
+  private signHeads (replicas: readonly SomeReplica[]): void {
+    if (this.internals.unsignedEvents === true) return
+    const heads: HeadOfGroup[] = []
+    for (const replica of replicas) {
+      const head = replica.fold?.unsignedHead()
+      if (head !== undefined) heads.push({ origin: replica.definition.origin, head })
+    }
+    if (heads.length > 1) signHeadsTogether(this.signing(), this.self, heads)
+  }
+
+  /** The peer's signer, made once, counting its signatures. */
+  private signing (): PeerSigner {
+    return this.signer ??= peerSigner(this.privateKey, () => { this.counters.headsSigned++ })
   }
 
   private signer: PeerSigner | undefined
@@ -365,6 +381,6 @@ function newCounters (): LegionCounters {
     eventsApplied: 0, eventsFolded: 0, diffMerges: 0, fullMerges: 0, mergeRefusals: 0, syncsRequested: 0, syncsServed: 0, outputsForwarded: 0,
     droppedUndecodable: 0, droppedWrongCluster: 0, droppedNonParticipant: 0, droppedForged: 0, divergences: 0, droppedDenied: 0, heartbeatsSent: 0,
     autoEjections: 0, timesEjected: 0, rejoins: 0, droppedRateLimited: 0, droppedFrames: 0, refusedConnections: 0, bytesIn: 0, bytesOut: 0,
-    messagesIn: 0, messagesOut: 0, droppedUnknownGroup: 0, hookErrors: 0, acknowledgementsRode: 0, acknowledgementsDelayed: 0
+    messagesIn: 0, messagesOut: 0, droppedUnknownGroup: 0, hookErrors: 0, acknowledgementsRode: 0, acknowledgementsDelayed: 0, headsSigned: 0
   }
 }

@@ -80,6 +80,11 @@ export interface PropagationComponents {
   readonly schedule: (replica?: SomeReplica) => void
   /** The peer's counters (acknowledgements owed without hurry, and how they left). */
   readonly counters: LegionCounters
+  /**
+   * Signs the unsigned heads of this peer's own logs in `replicas` together, before their runs
+   * are encoded (one signature per flush rather than per group and flush).
+   */
+  readonly signHeads: (replicas: readonly SomeReplica[]) => void
   /** Pulls syncs, grouped per peer. */
   readonly requestSync: (peer: Participant, wants: readonly SyncWant[]) => void
   /** Pushes, for the periodic mode. */
@@ -176,6 +181,7 @@ export class Propagation {
     const owed = withNews.map(r => ({ replica: r, broadcast: r.broadcast, to: [...r.ackTo], later: r.acknowledgeLater }))
     for (const r of withNews) r.clearNews()
     if (this.settings.mode !== 'push' || (withNews.length === 0 && this.debts.size === 0)) return undefined
+    if (withNews.length > 1) this.components.signHeads(withNews)
     const now = this.components.clock.now()
     const direct = new Map<Participant, GroupPayload[]>()
     const gossip: GroupPayload[] = []
