@@ -89,6 +89,9 @@ test('on a 3-peer cluster the endpoint shows status, members, partitions, groups
   })
   running.push(withView as unknown as AdminPeer)
   await waitUntil(() => peers.every(p => p.readState().participants.length === 4), '4 participants')
+  // The failure detector watches a new member from its next heartbeat round on; until then the
+  // member's silence is not known (and /members leaves it out).
+  await waitUntil(() => a!.stats().silence.length === 3, 'a watches the three other members')
   const u = urlOf(peers[0]!)
 
   const status = await request(`${u}/status`)
