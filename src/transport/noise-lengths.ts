@@ -1,20 +1,20 @@
 /**
  * The connection encrypter of a transport node: `@chainsafe/libp2p-noise` with one change of
- * implementation, how a secured connection finds that its buffer holds no further message.
- * Nothing of the wire or of the cryptography changes.
+ * implementation, how a secured connection splits what it reads into Noise messages. Nothing
+ * of the wire or of the cryptography changes.
  *
- * Why: a secured connection splits what it reads into Noise messages with a length-prefixed
- * decoder that stops when reading the next 2-byte length fails, and in noise 17.0.0 that
- * failure is a `RangeError` constructed (stack trace and all) by `uint8arraylist` for every
- * chunk the socket delivers, since a chunk almost always ends where a message does. Profiled
- * between two transport nodes, that constructor was 15% of all the CPU of a request and its
- * answer, more than the encryption, and Legion's frames are small and many. This module gives
- * the decoder a length reader that throws one preallocated `RangeError` instead: the decoder
- * still catches it and waits for more bytes, exactly as before.
+ * Why: noise 17.0.0 splits with `@libp2p/utils`' length-prefixed decoder, a generator that
+ * finds the end of its buffer by calling a length reader that throws a `RangeError` (from
+ * `uint8arraylist`, constructed with its stack trace) and catching it, once for every chunk
+ * the socket delivers, since a chunk almost always ends where a message does. Profiled between
+ * two transport nodes, that constructor was 15% of all the CPU of a request and its answer.
+ * A preallocated error first halved that; the throw and catch themselves, and the generator,
+ * were still 1.2% of a keyspace write's CPU. The decoder is now a {@link NoiseMessageSplitter},
+ * which checks that two bytes of length are there instead of throwing, and returns an array.
  *
- * Boundary: the change reaches into noise internals (the secured connection's `decoder` and
- * its `lengthDecoder`), so the package is pinned to an exact version. If they are missing
- * after an upgrade, connections keep the stock reader and the fact is logged;
+ * Boundary: the change reaches into noise internals (the secured connection's `decoder`, read
+ * anew for every chunk), so the package is pinned to an exact version. If it is missing after
+ * an upgrade, connections keep the stock decoder and the fact is logged;
  * test/transport-noise-lengths.test.ts counts the errors constructed and fails.
  *
  * @module
@@ -29,45 +29,67 @@ const log = logger('legion:transport:noise')
 /** What `noise(init)` returns: a connection encrypter factory for libp2p's `connectionEncrypters`. */
 export type NoiseFactory = ReturnType<typeof noise>
 
-/** What the decoder reads lengths from: the bytes not yet split into messages. */
-interface Buffered {
+/** Bytes a connection hands over: one buffer, or a list of them (`Uint8ArrayList`). */
+interface Chunk {
   readonly byteLength: number
-  getUint16: (byteOffset: number) => number
+  /** The bytes as one buffer (a list copies them into one). */
+  subarray: () => Uint8Array
 }
 
-/** The fields of a secured connection the change replaces (not in the package's types). */
-interface LengthDecoding {
-  decoder: { lengthDecoder: (data: Buffered | Uint8Array) => number }
+/** The field of a secured connection the change replaces (not in the package's types). */
+interface Decoding {
+  decoder: { decode: (chunk: Uint8Array | Chunk) => Iterable<Uint8Array | Chunk> }
 }
+
+const NOTHING = new Uint8Array(0)
 
 /**
- * Thrown whenever fewer than two bytes of the next length are buffered: once per chunk read,
- * so allocated once (the decoder only tests that it is a `RangeError`).
+ * Splits the bytes a secured connection reads into Noise messages (a 2-byte big-endian length,
+ * then that many bytes), keeping a partial message until the rest arrives; empty messages are
+ * skipped, as the stock decoder does. Only a partial message is ever kept, so what it holds
+ * is bounded by the largest Noise message (2 + 65,535 bytes).
  */
-const INCOMPLETE_LENGTH = new RangeError('the next Noise message length is not buffered yet')
+export class NoiseMessageSplitter {
+  private partial: Uint8Array = NOTHING
 
-/** The 2-byte big-endian length of the next Noise message; see the module comment. */
-export function noiseMessageLength (data: Buffered | Uint8Array): number {
-  if (data.byteLength < 2) throw INCOMPLETE_LENGTH
-  if (data instanceof Uint8Array) return (data[0]! << 8) | data[1]!
-  return data.getUint16(0)
+  /** The messages `chunk` completes, in order (views of the bytes read; a message split across chunks is copied). */
+  decode (chunk: Uint8Array | Chunk): Uint8Array[] {
+    let bytes = chunk instanceof Uint8Array ? chunk : chunk.subarray()
+    if (this.partial.byteLength > 0) {
+      const joined = new Uint8Array(this.partial.byteLength + bytes.byteLength)
+      joined.set(this.partial)
+      joined.set(bytes, this.partial.byteLength)
+      bytes = joined
+    }
+    const messages: Uint8Array[] = []
+    let at = 0
+    while (bytes.byteLength - at >= 2) {
+      const end = at + 2 + ((bytes[at]! << 8) | bytes[at + 1]!)
+      if (end > bytes.byteLength) break
+      if (end > at + 2) messages.push(bytes.subarray(at + 2, end))
+      at = end
+    }
+    // Copied: the connection owns the buffers it hands over.
+    this.partial = at < bytes.byteLength ? bytes.slice(at) : NOTHING
+    return messages
+  }
 }
 
 let warned = false
 function stockBehaviour (what: string): void {
   if (warned) return
   warned = true
-  log.error('noise internals changed (%s): every chunk read constructs a RangeError again', what)
+  log.error('noise internals changed (%s): every chunk read throws and catches a RangeError again', what)
 }
 
-function hasLengthDecoder (connection: unknown): connection is LengthDecoding {
-  const decoder = (connection as Partial<LengthDecoding> | null)?.decoder
-  return typeof decoder === 'object' && decoder !== null && typeof decoder.lengthDecoder === 'function'
+function hasDecoder (connection: unknown): connection is Decoding {
+  const decoder = (connection as Partial<Decoding> | null)?.decoder
+  return typeof decoder === 'object' && decoder !== null && typeof decoder.decode === 'function'
 }
 
-/** Gives `secured`'s decoder {@link noiseMessageLength}; see the module comment. */
-function readLengthsQuietly<T extends SecuredConnection<unknown>> (secured: T): T {
-  if (hasLengthDecoder(secured.connection)) secured.connection.decoder.lengthDecoder = noiseMessageLength
+/** Gives `secured` a {@link NoiseMessageSplitter} as its decoder; see the module comment. */
+function splitQuietly<T extends SecuredConnection<unknown>> (secured: T): T {
+  if (hasDecoder(secured.connection)) secured.connection.decoder = new NoiseMessageSplitter()
   else stockBehaviour('secured connection decoder')
   return secured
 }
@@ -82,8 +104,8 @@ export function quietLengthNoise (stockFactory: NoiseFactory = noise()): NoiseFa
     const encrypter = stockFactory(components)
     const secureInbound = encrypter.secureInbound.bind(encrypter)
     const secureOutbound = encrypter.secureOutbound.bind(encrypter)
-    encrypter.secureInbound = async (connection, options) => readLengthsQuietly(await secureInbound(connection, options))
-    encrypter.secureOutbound = async (connection, options) => readLengthsQuietly(await secureOutbound(connection, options))
+    encrypter.secureInbound = async (connection, options) => splitQuietly(await secureInbound(connection, options))
+    encrypter.secureOutbound = async (connection, options) => splitQuietly(await secureOutbound(connection, options))
     return encrypter
   }
 }
