@@ -4,7 +4,8 @@
  * new stream per request, on TCP loopback and on the memory transport.
  *
  * Run: node --import tsx bench/rtt.ts [requests]
- * Prints a table and writes bench/results/rtt.json.
+ * Prints a table (with the CPU of both nodes per sequential request) and writes
+ * bench/results/rtt.json.
  */
 import '../src/transport/polyfill.js'
 import { mkdir, writeFile } from 'node:fs/promises'
@@ -19,7 +20,8 @@ import { createTransportNode } from '../src/transport/node.js'
 import type { Libp2p } from '@libp2p/interface'
 
 const REQUESTS = Number(process.argv[2] ?? 3000)
-const WARMUP = 300
+// Long enough that the CPU column is not the JIT compiling the request path.
+const WARMUP = 3000
 const PROTOCOL = '/legion/bench/echo/1.0.0'
 const PAYLOAD = new Uint8Array(64).fill(7)
 
@@ -30,6 +32,8 @@ interface Row {
   medianMs: number
   p99Ms: number
   meanMs: number
+  /** CPU of this process (both nodes) per sequential request and answer, in µs. */
+  cpuUsPerRequest: number
 }
 
 function percentile (sorted: number[], p: number): number {
@@ -39,14 +43,16 @@ function percentile (sorted: number[], p: number): number {
 async function measure (name: string, transport: 'tcp' | 'memory', once: () => Promise<void>): Promise<Row> {
   for (let i = 0; i < WARMUP; i++) await once()
   const samples: number[] = []
+  const cpu = process.cpuUsage()
   for (let i = 0; i < REQUESTS; i++) {
     const start = performance.now()
     await once()
     samples.push(performance.now() - start)
   }
+  const used = process.cpuUsage(cpu)
   samples.sort((a, b) => a - b)
   const mean = samples.reduce((sum, x) => sum + x, 0) / samples.length
-  return { name, transport, requests: REQUESTS, medianMs: percentile(samples, 0.5), p99Ms: percentile(samples, 0.99), meanMs: mean }
+  return { name, transport, requests: REQUESTS, medianMs: percentile(samples, 0.5), p99Ms: percentile(samples, 0.99), meanMs: mean, cpuUsPerRequest: (used.user + used.system) / REQUESTS }
 }
 
 async function channelRow (transport: 'tcp' | 'memory'): Promise<{ row: Row, throughput: number }> {
@@ -116,9 +122,9 @@ for (const transport of ['tcp', 'memory'] as const) {
 }
 
 const pad = (s: string, n: number): string => s.padEnd(n)
-console.log(`${pad('mode', 34)}${pad('transport', 11)}${pad('median ms', 11)}${pad('p99 ms', 9)}mean ms`)
+console.log(`${pad('mode', 34)}${pad('transport', 11)}${pad('median ms', 11)}${pad('p99 ms', 9)}${pad('mean ms', 9)}CPU µs`)
 for (const row of rows) {
-  console.log(`${pad(row.name, 34)}${pad(row.transport, 11)}${pad(row.medianMs.toFixed(3), 11)}${pad(row.p99Ms.toFixed(3), 9)}${row.meanMs.toFixed(3)}`)
+  console.log(`${pad(row.name, 34)}${pad(row.transport, 11)}${pad(row.medianMs.toFixed(3), 11)}${pad(row.p99Ms.toFixed(3), 9)}${pad(row.meanMs.toFixed(3), 9)}${row.cpuUsPerRequest.toFixed(1)}`)
 }
 for (const [transport, rate] of Object.entries(throughputs)) {
   console.log(`channel.request, 64 in flight on one stream (${transport}): ${Math.round(rate)} requests/s`)
