@@ -146,16 +146,20 @@ export class ParticipantFingerprints {
    * (hashed only then); `undefined` when none does, or two different ones do.
    */
   private resolveTable (hash: Uint8Array, also: () => ReadonlyArray<readonly Participant[]>): readonly Participant[] | undefined {
+    // Loops rather than a shared closure: this runs for every Diff decoded.
     let found: readonly Participant[] | undefined
-    let ambiguous = false
-    const consider = (list: readonly Participant[], h: Uint8Array): void => {
-      if (!sameHash(h, hash)) return
-      if (found !== undefined && !sameParticipants(found, list)) ambiguous = true
+    for (const n of this.recent) {
+      if (!sameHash(n.table.hash, hash)) continue
+      if (found !== undefined && !sameParticipants(found, n.table.participants)) return undefined
+      found = n.table.participants
+    }
+    if (found !== undefined) return found
+    for (const list of also()) {
+      if (!sameHash(tableHash(list), hash)) continue
+      if (found !== undefined && !sameParticipants(found, list)) return undefined
       found = list
     }
-    for (const n of this.recent) consider(n.table.participants, n.table.hash)
-    if (found === undefined) for (const list of also()) consider(list, tableHash(list))
-    return ambiguous ? undefined : found
+    return found
   }
 }
 
