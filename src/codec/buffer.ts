@@ -468,3 +468,13 @@ export class Reader {
     }
   }
 }
+
+/**
+ * Whether `a` and `b` hold the same bytes. A loop rather than `Buffer.compare`, whose native
+ * call costs more than comparing the short hashes and keys this is used for.
+ */
+export function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { equalBytes } from '../codec/buffer.js'
 import type { EventId, Participant } from '../eventfold/types.js'
 import type { WaitOptions } from '../peer/options.js'
 import type { Registration } from './api.js'
@@ -70,7 +71,7 @@ export class LocalRegistrations<M> {
       settled: async (options?: WaitOptions): Promise<EventId> => await c.conditions.until(() => {
         if (!this.wishes.has(id)) throw new RegistryInputError(`registration ${key} was unregistered`)
         const r = nameRecord(c.settled() ?? EMPTY, name)?.registrations.find(x => x.key === key)
-        return r !== undefined && r.enabled === wish.enabled && sameBytes(r.meta, wish.meta) ? r.since : undefined
+        return r !== undefined && r.enabled === wish.enabled && equalBytes(r.meta, wish.meta) ? r.since : undefined
       }, `registration ${key} to settle`, options)
     }
   }
@@ -82,7 +83,7 @@ export class LocalRegistrations<M> {
     const projected = c.projected()
     for (const w of this.wishes.values()) {
       const there = nameRecord(projected, w.name)?.registrations.find(x => x.key === registrationKey(c.self, w.local))
-      if (there !== undefined && there.enabled === w.enabled && sameBytes(there.meta, w.meta)) continue
+      if (there !== undefined && there.enabled === w.enabled && equalBytes(there.meta, w.meta)) continue
       c.write({ t: 'register', name: w.name, local: w.local, meta: w.meta, enabled: w.enabled })
     }
   }
@@ -94,9 +95,3 @@ export class LocalRegistrations<M> {
 }
 
 const EMPTY: RegistryState = { members: [], names: {}, changes: 0, journal: [] }
-
-function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
-}
