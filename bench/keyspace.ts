@@ -7,7 +7,8 @@
  * Scenarios (a fresh cluster each, 64 partitions, NODE_ENV=production in the peers):
  * - 5 peers, R = 3, no storage: request latency from a peer that owns the key and from one
  *   that does not (agreed and one-replica), against `call`, back to back and (routed only)
- *   paced 20 ms apart; writes per second over many keys with every peer writing concurrently;
+ *   paced 20 ms apart; writes per second over many keys with every peer writing concurrently
+ *   (after 2,000 unmeasured writes per peer);
  * - the same writes with LMDB storage (`lmdbKeyValueStore`), and the bytes written per request;
  * - 5 peers holding 100,000 keys (100-byte values): `search` records per second over the whole
  *   index; then a 6th peer joins under write load: time until every move is done, bytes it
@@ -50,7 +51,7 @@ const WRITES_PER_PEER = QUICK ? 4000 : 20_000
 /** Peers and replication of the writes scenario (LEGION_BENCH_WRITES_PEERS, LEGION_BENCH_WRITES_REPLICATION). */
 const WRITES_PEERS = Number(process.env.LEGION_BENCH_WRITES_PEERS ?? 5)
 const WRITES_REPLICATION = Number(process.env.LEGION_BENCH_WRITES_REPLICATION ?? 3)
-/** Unmeasured writes per peer before the writes scenario measures (see `warmUp`). */
+/** Unmeasured writes per peer before writes are measured without storage (see `warmUp`). */
 const WARMUP_WRITES_PER_PEER = 2000
 /** Requests each writing peer keeps in flight (LEGION_BENCH_WRITE_CONCURRENCY). */
 const WRITE_CONCURRENCY = Number(process.env.LEGION_BENCH_WRITE_CONCURRENCY ?? 64)
@@ -136,10 +137,10 @@ async function run (label: string, body: () => Promise<void>, byDefault = true):
 }
 
 /** Events applied over every peer (each replica counts the events it applied), and syncs pulled. */
-async function eventsAndSyncs (peers: Peer[]): Promise<{ events: number, syncs: number, signatures: number, bytes: number }> {
+async function eventsAndSyncs (peers: Peer[]): Promise<{ events: number, syncs: number, signatures: number, bytes: number, messages: number }> {
   const s = await Promise.all(peers.map(async p => await p.send('stats')))
   const sum = (field: string): number => s.reduce((total, r) => total + Number(r[field]), 0)
-  return { events: sum('eventsApplied'), syncs: sum('syncsRequested'), signatures: sum('headsSigned'), bytes: sum('bytesOut') }
+  return { events: sum('eventsApplied'), syncs: sum('syncsRequested'), signatures: sum('headsSigned'), bytes: sum('bytesOut'), messages: sum('messagesOut') }
 }
 
 /**
@@ -170,6 +171,9 @@ async function writesRows (peers: Peer[], suffix: string, perPeer: number): Prom
   // Heads signed together: one signature per flush however many partitions it changed.
   row(`keyspace_write_heads_signed_per_1000_requests_${suffix}`, 1000 * (counted.signatures - events0.signatures) / ok, 'signatures (all peers)')
   row(`keyspace_write_bytes_per_request_${suffix}`, (counted.bytes - events0.bytes) / ok, 'bytes sent (all peers)')
+  // Messages, not bytes, are what a write's CPU follows: each is framed, encrypted, written
+  // and woken up for.
+  row(`keyspace_write_messages_per_request_${suffix}`, (counted.messages - events0.messages) / ok, 'messages sent (all peers)')
   row(`keyspace_writes_per_s_${suffix}`, ok / (wall / 1000), 'writes/s', suffix === '5_peers_r3' ? { goal: '>= 10000' } : {})
   row(`keyspace_write_cpu_ms_per_request_${suffix}`, cpu / ok, 'ms (all peers)')
   if (failed > 0) notes.push(`${suffix}: ${failed} writes failed: ${JSON.stringify(results.map(r => r.failed))}`)
@@ -210,6 +214,10 @@ async function main (): Promise<void> {
         row(`keyspace_request_p50_ms_${label}`, l.p50, 'ms', { baseline_ratio: ratio(l.p50, call) })
         row(`keyspace_request_p99_ms_${label}`, l.p99, 'ms', { baseline_ratio: ratio(l.p99, call) })
       }
+      // The rate in steady state: the pipelined write path is code the sequential rows above
+      // hardly ran, and over a full run's 20,000 writes per peer a cold start costs about
+      // 1.2x the CPU per write (docs/BENCHMARKS.md, "Keyspace").
+      await warmUp(peers, WARMUP_WRITES_PER_PEER)
       await writesRows(peers, '5_peers_r3', WRITES_PER_PEER)
     } finally {
       await stopAll(peers)
