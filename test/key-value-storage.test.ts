@@ -103,6 +103,15 @@ describe('tuple keys', () => {
     }), propertyParameters('tuple key prefixes', 300))
   })
 
+  test('keys are the bytes stored data was written with (pinned: short ASCII, UTF-8 with 0x00, long strings, bytes, numbers)', () => {
+    const hex = (...parts: KeyPart[]): string => Buffer.from(tupleKey(...parts)).toString('hex')
+    assert.equal(hex('g', 'e', 17, 'alice'), '306700003065000020c03100000000000030616c6963650000')
+    assert.equal(hex('p:3.1', 's', -2.5, 'caf\u00e9\u0000\u{1F600}'), '30703a332e31000030730000203ffbffffffffffff30636166c3a900fff09f98800000')
+    assert.equal(hex('x'.repeat(65) + '\u0000', Uint8Array.of(0, 1, 0xff, 0), 0, -Infinity, Infinity),
+      '30' + '78'.repeat(65) + '00ff0000' + '4000ff01ff00ff0000' + '208000000000000000' + '20000fffffffffffff' + '20fff0000000000000')
+    assert.equal(hex('', '\u0000', 'a\u0000b', 2 ** 53, Number.MIN_VALUE), '3000003000ff0000306100ff62000020c340000000000000208000000000000001')
+  })
+
   test('numbers order numerically across signs and magnitudes; -0 is 0; NaN and lone surrogates are refused', () => {
     const numbers = [-Infinity, -1e300, -5, -1, -0.5, -Number.MIN_VALUE, 0, Number.MIN_VALUE, 0.5, 1, 2 ** 53, 1e300, Infinity]
     const keys = numbers.map(n => tupleKey(n))

@@ -139,6 +139,12 @@ class NamespaceView implements KeyValueView {
   readonly #pathBytes: Uint8Array
   /** `pathBytes` followed by the own-keys tag: the physical prefix of this view's keys. */
   readonly #prefix: Uint8Array
+  /**
+   * The physical prefixes of nested namespaces that batches named, by name: a store's batches
+   * name the same few namespaces again and again, and checking and encoding a name cost more
+   * than the rest of a small operation. Emptied when it holds {@link MAX_CACHED_PREFIXES}.
+   */
+  readonly #nestedPrefixes = new Map<string, Uint8Array>()
 
   constructor (keyspace: Keyspace, path: string, pathBytes: Uint8Array) {
     this.keyspace = keyspace
@@ -211,12 +217,21 @@ class NamespaceView implements KeyValueView {
     }
   }
 
+  /** The physical prefix of the keys of nested namespace `namespace` (checked once per name). */
+  #nestedPrefix (namespace: string, name: string): Uint8Array {
+    let prefix = this.#nestedPrefixes.get(namespace)
+    if (prefix === undefined) {
+      prefix = concat(nestedPath(this.#pathBytes, namespace, `${name}.namespace`), Uint8Array.of(OWN_KEYS))
+      if (this.#nestedPrefixes.size >= MAX_CACHED_PREFIXES) this.#nestedPrefixes.clear()
+      this.#nestedPrefixes.set(namespace, prefix)
+    }
+    return prefix
+  }
+
   /** Checks one operation of a batch and turns it into a driver operation on physical keys. */
   #physical (operation: KeyValueOperation, name: string): DriverOperation {
     if (typeof operation !== 'object' || operation === null) throw new TypeError(`${name} must be an operation object`)
-    const prefix = operation.namespace === undefined
-      ? this.#prefix
-      : concat(nestedPath(this.#pathBytes, operation.namespace, `${name}.namespace`), Uint8Array.of(OWN_KEYS))
+    const prefix = operation.namespace === undefined ? this.#prefix : this.#nestedPrefix(operation.namespace, name)
     switch (operation.type) {
       case 'put':
         checkKey(operation.key, `${name}.key`)
@@ -310,6 +325,9 @@ async function * childNames (keyspace: Keyspace, pathBytes: Uint8Array): AsyncGe
     cursor = concat(pathBytes, Uint8Array.of(NESTED), segment, Uint8Array.of(1))
   }
 }
+
+/** Nested namespaces whose physical prefix one view keeps (see `NamespaceView`). */
+const MAX_CACHED_PREFIXES = 64
 
 /** `parent` extended by the segments of `name`, each as 0x02 <segment> 0x00. */
 function nestedPath (parent: Uint8Array, name: string, argument: string): Uint8Array {

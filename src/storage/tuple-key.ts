@@ -74,19 +74,13 @@ const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
  * @throws RangeError when a number is NaN
  */
 export function tupleKey (...parts: KeyPart[]): Uint8Array {
-  const encoded: Uint8Array[] = []
+  // Measured first and written into one array: keys are made for every stored record, and
+  // an array per part plus their concatenation cost more than the encoding itself.
   let total = 0
-  parts.forEach((part, index) => {
-    const bytes = encodePart(part, index)
-    encoded.push(bytes)
-    total += bytes.length
-  })
+  for (let i = 0; i < parts.length; i++) total += encodedLength(parts[i], i)
   const out = new Uint8Array(total)
   let offset = 0
-  for (const bytes of encoded) {
-    out.set(bytes, offset)
-    offset += bytes.length
-  }
+  for (const part of parts) offset = writePart(part, out, offset)
   return out
 }
 
@@ -126,41 +120,89 @@ export function readTupleKey (key: Uint8Array): KeyPart[] {
   return parts
 }
 
-function encodePart (part: KeyPart, index: number): Uint8Array {
+/** UTF-8 of a string part, and the string it came from (one part's encoding is reused by `writePart`). */
+let lastString: string | undefined
+let lastUtf8: Uint8Array = new Uint8Array(0)
+
+/** Checks part `index` and returns its encoded length. */
+function encodedLength (part: KeyPart | undefined, index: number): number {
   if (typeof part === 'number') {
     if (Number.isNaN(part)) throw new RangeError(`parts[${index}] is NaN, which has no place in an order`)
-    const out = new Uint8Array(9)
-    out[0] = NUMBER_TAG
-    const view = new DataView(out.buffer)
-    view.setFloat64(1, part === 0 ? 0 : part)
-    if ((out[1]! & 0x80) === 0) {
-      out[1] = out[1]! | 0x80
-    } else {
-      for (let i = 1; i < 9; i++) out[i] = ~out[i]! & 0xff
-    }
-    return out
+    return 9
   }
   if (typeof part === 'string') {
+    if (isShortAscii(part)) return part.length + 3
     if (!part.isWellFormed()) throw new TypeError(`parts[${index}] is a string with a lone surrogate, which UTF-8 cannot carry`)
-    return escape(STRING_TAG, utf8Encoder.encode(part))
+    return escapedLength(utf8Of(part)) + 3
   }
-  if (part instanceof Uint8Array) return escape(BYTES_TAG, part)
+  if (part instanceof Uint8Array) return escapedLength(part) + 3
   throw new TypeError(`parts[${index}] must be a string, a number or a Uint8Array`)
 }
 
-function escape (tag: number, body: Uint8Array): Uint8Array {
+/** Writes a part checked by `encodedLength` at `offset`; returns the offset after it. */
+function writePart (part: KeyPart, out: Uint8Array, offset: number): number {
+  if (typeof part === 'number') {
+    numberView.setFloat64(0, part === 0 ? 0 : part)
+    out[offset] = NUMBER_TAG
+    if ((numberBytes[0]! & 0x80) === 0) {
+      out[offset + 1] = numberBytes[0]! | 0x80
+      for (let i = 1; i < 8; i++) out[offset + 1 + i] = numberBytes[i]!
+    } else {
+      for (let i = 0; i < 8; i++) out[offset + 1 + i] = ~numberBytes[i]! & 0xff
+    }
+    return offset + 9
+  }
+  if (typeof part === 'string') {
+    if (isShortAscii(part)) {
+      out[offset++] = STRING_TAG
+      for (let i = 0; i < part.length; i++) out[offset++] = part.charCodeAt(i)
+      out[offset] = 0
+      out[offset + 1] = 0
+      return offset + 2
+    }
+    return writeEscaped(STRING_TAG, utf8Of(part), out, offset)
+  }
+  return writeEscaped(BYTES_TAG, part, out, offset)
+}
+
+const numberBytes = new Uint8Array(8)
+const numberView = new DataView(numberBytes.buffer)
+
+/** A string of at most 64 UTF-16 units, all ASCII and none 0: its UTF-8 is its char codes, nothing to escape. */
+function isShortAscii (s: string): boolean {
+  if (s.length > 64) return false
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c === 0 || c > 0x7f) return false
+  }
+  return true
+}
+
+function utf8Of (s: string): Uint8Array {
+  if (s !== lastString) {
+    lastUtf8 = utf8Encoder.encode(s)
+    lastString = s
+  }
+  return lastUtf8
+}
+
+/** Length of `body` with every 0x00 escaped. */
+function escapedLength (body: Uint8Array): number {
   let zeros = 0
   for (const byte of body) if (byte === 0) zeros++
-  const out = new Uint8Array(body.length + zeros + 3)
-  out[0] = tag
-  let o = 1
+  return body.length + zeros
+}
+
+/** Writes `tag`, `body` with every 0x00 as 0x00 0xff, then the terminator 0x00 0x00. */
+function writeEscaped (tag: number, body: Uint8Array, out: Uint8Array, offset: number): number {
+  out[offset++] = tag
   for (const byte of body) {
-    out[o++] = byte
-    if (byte === 0) out[o++] = ESCAPE
+    out[offset++] = byte
+    if (byte === 0) out[offset++] = ESCAPE
   }
-  out[o] = 0
-  out[o + 1] = 0
-  return out
+  out[offset] = 0
+  out[offset + 1] = 0
+  return offset + 2
 }
 
 function unescape (key: Uint8Array, start: number): { bytes: Uint8Array, next: number } {
