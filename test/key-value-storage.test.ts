@@ -103,7 +103,7 @@ describe('tuple keys', () => {
     }), propertyParameters('tuple key prefixes', 300))
   })
 
-  test('keys are the bytes stored data was written with (pinned: short ASCII, UTF-8 with 0x00, long strings, bytes, numbers)', () => {
+  test('keys are the bytes stored data was written with (pinned: plain ASCII, UTF-8 with 0x00, long strings, bytes, numbers)', () => {
     const hex = (...parts: KeyPart[]): string => Buffer.from(tupleKey(...parts)).toString('hex')
     assert.equal(hex('g', 'e', 17, 'alice'), '306700003065000020c03100000000000030616c6963650000')
     assert.equal(hex('p:3.1', 's', -2.5, 'caf\u00e9\u0000\u{1F600}'), '30703a332e31000030730000203ffbffffffffffff30636166c3a900fff09f98800000')

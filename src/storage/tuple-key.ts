@@ -120,7 +120,7 @@ export function readTupleKey (key: Uint8Array): KeyPart[] {
   return parts
 }
 
-/** UTF-8 of a string part, and the string it came from (one part's encoding is reused by `writePart`). */
+/** The last string part encoded to UTF-8, and its bytes: `writePart` reuses what `encodedLength` encoded. */
 let lastString: string | undefined
 let lastUtf8: Uint8Array = new Uint8Array(0)
 
@@ -131,7 +131,7 @@ function encodedLength (part: KeyPart | undefined, index: number): number {
     return 9
   }
   if (typeof part === 'string') {
-    if (isShortAscii(part)) return part.length + 3
+    if (isPlainAscii(part)) return part.length + 3
     if (!part.isWellFormed()) throw new TypeError(`parts[${index}] is a string with a lone surrogate, which UTF-8 cannot carry`)
     return escapedLength(utf8Of(part)) + 3
   }
@@ -153,7 +153,7 @@ function writePart (part: KeyPart, out: Uint8Array, offset: number): number {
     return offset + 9
   }
   if (typeof part === 'string') {
-    if (isShortAscii(part)) {
+    if (isPlainAscii(part)) {
       out[offset++] = STRING_TAG
       for (let i = 0; i < part.length; i++) out[offset++] = part.charCodeAt(i)
       out[offset] = 0
@@ -168,9 +168,8 @@ function writePart (part: KeyPart, out: Uint8Array, offset: number): number {
 const numberBytes = new Uint8Array(8)
 const numberView = new DataView(numberBytes.buffer)
 
-/** A string of at most 64 UTF-16 units, all ASCII and none 0: its UTF-8 is its char codes, nothing to escape. */
-function isShortAscii (s: string): boolean {
-  if (s.length > 64) return false
+/** A string of ASCII characters other than 0: its UTF-8 is its char codes, with nothing to escape. */
+function isPlainAscii (s: string): boolean {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i)
     if (c === 0 || c > 0x7f) return false
