@@ -259,6 +259,22 @@ export function runKeyValueStoreTests (name: string, setup: () => Promise<KeyVal
       })
     })
 
+    test('3. batches naming many namespaces, again and again, write each key into the namespace named', async () => {
+      await withStore(async store => {
+        // More names than a view might remember, then the first ones again.
+        const names = Array.from({ length: 100 }, (_, i) => `g/n${i}`)
+        for (const round of [0, 1]) {
+          await store.batch(names.map((namespace, i) => ({ type: 'put' as const, namespace, key: bytes(round), value: bytes(i) })))
+        }
+        for (const [i, name] of names.entries()) {
+          assert.deepEqual(await store.namespace(name).get(bytes(0)), bytes(i), name)
+          assert.deepEqual(await store.namespace(name).get(bytes(1)), bytes(i), name)
+        }
+        await assert.rejects(store.batch([{ type: 'put', namespace: 'g/n0', key: bytes(2), value: bytes(0) }, { type: 'put', namespace: 'g//x', key: bytes(2), value: bytes(0) }]), RangeError)
+        assert.equal(await store.namespace('g/n0').get(bytes(2)), undefined, 'a known name beside an invalid one writes nothing')
+      })
+    })
+
     test('3. a batch with an invalid operation is refused whole: nothing of it is written', async () => {
       await withStore(async store => {
         const bad: unknown[] = [
