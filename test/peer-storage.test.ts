@@ -19,7 +19,7 @@ import { encodeEventFold } from '../src/codec/eventfold.js'
 import { jsonCodec } from '../src/codec/json.js'
 import { defineService } from '../src/peer/services.js'
 import { lmdbKeyValueStore, lmdbStorage, memoryKeyValueStore, type KeyValueOperation, type KeyValueStore } from '../src/storage/index.js'
-import { FakeNetwork, ManualClock, advanceUntil, seededRandom, settleTurns } from './support/fake-network.js'
+import { FakeNetwork, ManualClock, advanceUntil, advanceUntilSettled, seededRandom, settleTurns } from './support/fake-network.js'
 import { readTupleKey } from '../src/storage/tuple-key.js'
 
 const logSpec: EventSpec<string, string[], number> = { init: () => [], apply: (e, s) => ({ ok: true, output: s.length, state: [...s, e] }) }
@@ -60,6 +60,38 @@ function recording (inner: KeyValueStore): KeyValueStore & { batches: KeyValueOp
     hold: () => { let open = (): void => {}; gate = new Promise(resolve => { open = resolve }); return open }
   })
 }
+
+/** A key-value store whose next `n` batches fail, as on a full disk, after `fail(n)`. */
+function failing (inner: KeyValueStore): KeyValueStore & { fail: (n: number) => void } {
+  let left = 0
+  return Object.assign(Object.create(inner) as KeyValueStore, {
+    batch: async (ops: readonly KeyValueOperation[]) => {
+      if (left > 0) { left--; throw new Error('no space left on device') }
+      await inner.batch(ops)
+    },
+    namespace: (name: string) => inner.namespace(name),
+    get: async (key: Uint8Array) => await inner.get(key),
+    range: (range?: Parameters<KeyValueStore['range']>[0]) => inner.range(range),
+    close: async () => { await inner.close() },
+    fail: (n: number) => { left = n }
+  })
+}
+
+test('saves that fail send nothing they held, are counted, and are tried again until one succeeds', async () => {
+  const w = world()
+  const store = failing(memoryKeyValueStore())
+  const a = await w.start({ mode: 'new' }, store)
+  const b = await w.start({ mode: 'join', peers: a.multiaddrs() })
+  await advanceUntilSettled(w.clock, b.applyConsistent('first', { timeoutMs: 5000 }), 'the first event')
+  store.fail(3)
+  const second = a.applyConsistent('second', { timeoutMs: 30_000 })
+  await advanceUntil(w.clock, () => a.stats().counters.saveFailures >= 1, 'a failed save')
+  assert.ok(!b.readState().projected.includes('second'), 'the event left a before it was saved')
+  await advanceUntilSettled(w.clock, second, 'the event, once a save succeeds')
+  assert.equal(a.stats().counters.saveFailures, 3)
+  await advanceUntil(w.clock, () => b.readState().infimum.includes('second'), 'b folds the event')
+  await w.stop()
+})
 
 test('a peer recovers every group it holds from its key-value store, as the same participant', async () => {
   const w = world()

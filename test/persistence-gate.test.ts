@@ -65,7 +65,8 @@ function peer (store: PeerStore): { gate: PersistenceGate, lifecycle: Lifecycle,
     store,
     identity: () => ({ cluster: 'c', privateKey: new Uint8Array() }),
     schedule: (r) => { flusher!.schedule(r) },
-    log
+    log,
+    failed: () => {}
   })
   flusher = new Flusher({
     clock: { defer: (f: () => void) => { setImmediate(f) } } as never,
@@ -93,6 +94,31 @@ test('a wait for a save ends saved once the store saved the version, and unsaved
   assert.equal(await within(kept, 5000, 'the wait on the kept replica'), true)
   assert.equal(p.g.savedVersion, 1)
   assert.equal(await p.gate.persisted(p.g), true, 'a saved version answers at once')
+})
+
+test('a save that fails is counted, marks nothing saved, and the next save forgets the groups the failed one was to forget', async () => {
+  const calls: Array<{ replicas: string[], dropped: string[] }> = []
+  let failNext = true
+  const store: PeerStore = {
+    load: async () => undefined,
+    save: async (_identity, replicas, dropped) => {
+      calls.push({ replicas: replicas.map(r => r.id), dropped: [...dropped] })
+      if (failNext) { failNext = false; throw new Error('disk full') }
+    },
+    close: async () => {}
+  }
+  let failures = 0
+  const gate = new PersistenceGate({ store, identity: () => ({ cluster: 'c', privateKey: new Uint8Array() }), schedule: () => {}, log, failed: () => { failures++ } })
+  const g = replica('g')
+  gate.drop('left')
+  await assert.rejects(gate.save([g]), /disk full/)
+  assert.equal(failures, 1)
+  assert.equal(g.savedVersion, 0, 'nothing of a failed save counts as saved')
+  assert.ok(gate.owesDrop(), 'the drop is still owed')
+  await gate.save([g])
+  assert.deepEqual(calls, [{ replicas: ['g'], dropped: ['left'] }, { replicas: ['g'], dropped: ['left'] }])
+  assert.equal(g.savedVersion, 1)
+  assert.ok(!gate.owesDrop())
 })
 
 test('a peer that stops ends the waits still unsaved, and later ones at once, as unsaved', async () => {

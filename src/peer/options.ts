@@ -454,6 +454,12 @@ export interface LegionCounters {
    * group it changed in it, whichever the number (PROTOCOL.md 4.7).
    */
   headsSigned: number
+  /**
+   * Saves to storage that failed (the store's batch rejected: a full disk, an I/O error).
+   * Nothing the failed save held left the peer; the next flush that visits its groups saves
+   * them again.
+   */
+  saveFailures: number
 }
 
 /** What {@link Legion.stats} reports. */

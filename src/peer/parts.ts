@@ -102,7 +102,7 @@ export function buildParts (inputs: PartInputs): Parts {
   const outcomes: Readonly<Record<string, string>> = { ConsistencyTimeoutError: 'timeout', AbortError: 'aborted', EjectedError: 'ejected', StoppedError: 'stopped' }
 
   const inbound = new Inbound({ cluster: config.cluster, network, lifecycle, counters, limits, allows, heard: p => { heartbeats.heard(p) }, isMember, log: loggers('inbound') })
-  const persistence = new PersistenceGate({ store: inputs.store, identity: inputs.identity, schedule, log: loggers('persistence') })
+  const persistence = new PersistenceGate({ store: inputs.store, identity: inputs.identity, schedule, log: loggers('persistence'), failed: () => { counters.saveFailures++ } })
   const groups = new GroupRegistry({
     cluster: config.cluster,
     self: () => self,

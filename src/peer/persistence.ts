@@ -76,6 +76,8 @@ export interface PersistenceComponents {
   readonly schedule: (replica?: SomeReplica) => void
   /** The gate's logger. */
   readonly log: Logger
+  /** Called when a save fails (the flush that asked for it sends nothing and logs why). */
+  readonly failed: () => void
 }
 
 /** The save-before-send gate; see the module comment. */
@@ -122,7 +124,15 @@ export class PersistenceGate {
       this.saved(changed, versions)
       return undefined
     }
-    return store.save(this.components.identity(), changed, dropped).then(() => { this.saved(changed, versions) })
+    return store.save(this.components.identity(), changed, dropped).then(
+      () => { this.saved(changed, versions) },
+      (err: unknown) => {
+        // Dropped groups are forgotten at the next save instead; the changed replicas are
+        // still ahead of what was saved, so the next flush that visits them saves them.
+        for (const id of dropped) this.dropped.add(id)
+        this.components.failed()
+        throw err
+      })
   }
 
   /** Marks `changed` saved up to `versions` and wakes whoever waited for them. */
