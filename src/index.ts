@@ -401,6 +401,7 @@ export { checkedJsonCodec } from './codec/checked-json.js'
 export {
   FORMAT_VERSION,
   OLDEST_READABLE_FORMAT_VERSION,
+  MAX_EVENT_COUNTER,
   encodeEventId,
   decodeEventId,
   encodeEventFold,

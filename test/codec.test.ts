@@ -27,6 +27,7 @@ import {
   MessageKind,
   FORMAT_VERSION,
   OLDEST_READABLE_FORMAT_VERSION,
+  MAX_EVENT_COUNTER,
   DEFAULT_DECODE_LIMITS,
   type Codec,
   type DecodeErrorCode,
@@ -135,7 +136,8 @@ const participantArb = fc.oneof(
   fc.string({ minLength: 1, maxLength: 8 })
 )
 
-const counterArb = fc.oneof(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 1000 }), fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }))
+// Counters up to the largest a decoder takes (2^52; past it, "... past 2^52 are refused" below).
+const counterArb = fc.oneof(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 1000 }), fc.integer({ min: 1, max: MAX_EVENT_COUNTER }))
 
 function uniqueSortedEvents<T extends { id: EventId }> (events: T[], infimumId: EventId): T[] {
   const byKey = new Map<string, T>()
@@ -637,6 +639,25 @@ describe('event ids', () => {
     fc.assert(fc.property(eventIdArb, (id) => {
       assert.deepStrictEqual(decodeEventId(encodeEventId(id)), id)
     }), propertyParameters('EventId round trip', 300))
+  })
+
+  test('counters past 2^52 are refused wherever one is read: an id, a run, a base, an outstanding event, a stored event; encoders still write any safe counter', () => {
+    // An event folded with a counter of 2^53 - 1 would leave the folding peer no next counter
+    // that encodes (a Lamport clock only grows): half the range is kept as headroom.
+    const past = MAX_EVENT_COUNTER + 1
+    assert.deepStrictEqual(decodeEventId(encodeEventId({ counter: MAX_EVENT_COUNTER, participant: 'a' })), { counter: MAX_EVENT_COUNTER, participant: 'a' })
+    expectDecodeError('invalid', () => decodeEventId(encodeEventId({ counter: past, participant: 'a' })))
+    const diff = goldenDiffs['diff.batch'] as JsonDiff
+    const run = diff.runs[0]!
+    expectDecodeError('invalid', () => decodeDiff(encodeDiff({ ...diff, runs: [{ ...run, events: [run.events[0]!, { ...run.events[1]!, counter: past }] }] }, codecs), codecs))
+    expectDecodeError('invalid', () => decodeDiff(encodeDiff({ ...diff, acknowledgements: [{ ...diff.acknowledgements[0]!, infimumId: { counter: past, participant: diff.acknowledgements[0]!.infimumId.participant } }] }, codecs), codecs))
+    const fold = goldenEventFolds['eventFold.small'] as Snapshot
+    const last = fold.events[fold.events.length - 1]!
+    expectDecodeError('invalid', () => decodeEventFold(encodeEventFold({ ...fold, events: [...fold.events.slice(0, -1), { ...last, id: { ...last.id, counter: past } }] }, codecs), codecs))
+    const based = fold.logs.find(l => l.base !== undefined)!
+    expectDecodeError('invalid', () => decodeEventFold(encodeEventFold({ ...fold, logs: fold.logs.map(l => l === based ? { ...l, base: { ...l.base!, counter: past } } : l) }, codecs), codecs))
+    const stored = goldenStoredEvents['storedEvent.error']!
+    expectDecodeError('invalid', () => decodeStoredEvent(encodeStoredEvent({ ...stored, id: { ...stored.id, counter: past } }, codecs), codecs))
   })
 
   test('an id with counter 0 that is not BOTTOM, or a non-integer counter, cannot be encoded', () => {

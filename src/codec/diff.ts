@@ -8,7 +8,7 @@
 import { Reader, Writer, finishPooled, takeWriter } from './buffer.js'
 import { decodeWithin, resolveDecodeLimits, type DecodeLimits } from './codec.js'
 import { DecodeError, EncodeError } from './errors.js'
-import { MessageKind, checkEventIdForEncoding, expectKind, writeHeader } from './header.js'
+import { MessageKind, checkDecodedCounter, checkEventIdForEncoding, expectKind, writeHeader } from './header.js'
 import { ParticipantTableReader, ParticipantTableWriter, type DiffContext } from './participant-table.js'
 import {
   MAX_SIGNATURE_BYTES,
@@ -184,6 +184,7 @@ function readRun<E, S, O> (r: Reader, table: ParticipantTableReader, codecs: Fol
     if (step < 1) throw new DecodeError('invalid', `the counters of ${creator}'s run do not ascend`)
     counter += step
     if (!Number.isSafeInteger(counter)) throw new DecodeError('invalid', `event counter ${counter} is not a safe integer`)
+    checkDecodedCounter(counter)
     events.push({ counter, delta: readBody(r, table, codecs, limits, r.readUint8()) })
   }
   if (!Number.isSafeInteger(first + n - 1)) throw new DecodeError('invalid', 'a run ends past 2^53')

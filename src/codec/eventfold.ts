@@ -56,7 +56,7 @@
 import { Writer, type Reader, digestPooled, finishPooled, takeWriter } from './buffer.js'
 import { decodeWithin, resolveDecodeLimits, type DecodeLimits } from './codec.js'
 import { DecodeError, EncodeError } from './errors.js'
-import { MAGIC, MessageKind, checkEventIdForEncoding, expectKind, readEventId, writeEventId, writeHeader } from './header.js'
+import { MAGIC, MessageKind, checkDecodedCounter, checkEventIdForEncoding, expectKind, readEventId, writeEventId, writeHeader } from './header.js'
 import { ParticipantTableReader, ParticipantTableWriter } from './participant-table.js'
 import {
   MAX_HASH_BYTES,
@@ -89,7 +89,7 @@ import {
   type SignedDelta
 } from '../eventfold/types.js'
 
-export { MAGIC, FORMAT_VERSION, OLDEST_READABLE_FORMAT_VERSION, MessageKind, FIRST_WIRE_KIND, writeHeader, readHeader, peekKind, peekVersion, writeEventId, readEventId } from './header.js'
+export { MAGIC, FORMAT_VERSION, OLDEST_READABLE_FORMAT_VERSION, MAX_EVENT_COUNTER, MessageKind, FIRST_WIRE_KIND, writeHeader, readHeader, peekKind, peekVersion, writeEventId, readEventId } from './header.js'
 export { FINGERPRINT_BYTES, TABLE_HASH_BYTES, ParticipantTableWriter, ParticipantTableReader, type DiffContext, type SharedTable } from './participant-table.js'
 export { MAX_HASH_BYTES, MAX_SIGNATURE_BYTES, MAX_HEADS_PER_SIGNATURE, type FoldCodecs } from './fold-fields.js'
 export { encodeDiff, decodeDiff } from './diff.js'
@@ -274,6 +274,7 @@ export function decodeEventFold<E, S, O> (bytes: Uint8Array, codecs: FoldCodecs<
       const counter = previousCounter + step
       const index = table.readIndex(r)
       if (!Number.isSafeInteger(counter) || counter < 1) throw new DecodeError('invalid', `event counter ${counter} is not a safe integer >= 1`)
+      checkDecodedCounter(counter)
       if (step === 0 && index <= previousIndex) throw new DecodeError('invalid', `event ids not strictly ascending above the infimum at event ${i}`)
       const participant = table.participants[index]!
       const body = readRecordBody(r, table, codecs, resolved)

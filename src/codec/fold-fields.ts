@@ -9,7 +9,7 @@
 import type { Reader, Writer } from './buffer.js'
 import type { Codec, DecodeLimits } from './codec.js'
 import { DecodeError, EncodeError } from './errors.js'
-import { checkEventIdForEncoding } from './header.js'
+import { checkDecodedCounter, checkEventIdForEncoding } from './header.js'
 import type { ParticipantTableReader, ParticipantTableWriter } from './participant-table.js'
 import type { Delta, InfimumDigest, LogBase, SignedDelta } from '../eventfold/types.js'
 
@@ -102,5 +102,7 @@ export function writeBase (w: Writer, base: LogBase | undefined): void {
 
 export function readBase (r: Reader): LogBase | undefined {
   const counter = r.readVarUint()
-  return counter === 0 ? undefined : { counter, hash: r.readBytes(MAX_HASH_BYTES) }
+  if (counter === 0) return undefined
+  checkDecodedCounter(counter)
+  return { counter, hash: r.readBytes(MAX_HASH_BYTES) }
 }

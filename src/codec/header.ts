@@ -95,6 +95,20 @@ export function expectKind (r: Reader, kind: number, versions: readonly number[]
   return version
 }
 
+/**
+ * The largest event counter a decoder takes: 2^52. A counter is a Lamport clock, so a peer that
+ * folds an event takes larger counters for its own next ones; an event of 2^53 - 1 (a buggy or
+ * hostile participant's, signed) would leave it none that encode. Half the safe range leaves
+ * 2^52 events of headroom after the largest counter any peer accepts; an honest cluster gets
+ * near it after 140 years at a million events a second.
+ */
+export const MAX_EVENT_COUNTER = 2 ** 52
+
+/** Throws {@link DecodeError} if a decoded event counter is past {@link MAX_EVENT_COUNTER}. */
+export function checkDecodedCounter (counter: number): void {
+  if (counter > MAX_EVENT_COUNTER) throw new DecodeError('invalid', `event counter ${counter} is past 2^52`)
+}
+
 /** Throws {@link EncodeError} unless `id` is BOTTOM or has a safe counter >= 1. */
 export function checkEventIdForEncoding (id: EventId): void {
   if (id.counter === 0) {
@@ -115,5 +129,6 @@ export function writeEventId (w: Writer, id: EventId): void {
 export function readEventId (r: Reader, limits: DecodeLimits = DEFAULT_DECODE_LIMITS): EventId {
   const counter = r.readVarUint()
   if (counter === 0) return BOTTOM
+  checkDecodedCounter(counter)
   return { counter, participant: r.readString(limits.maxStringBytes) }
 }

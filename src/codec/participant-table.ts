@@ -10,7 +10,7 @@
 import { Reader, Writer, finishPooled, takeWriter } from './buffer.js'
 import type { DecodeLimits } from './codec.js'
 import { DecodeError, EncodeError } from './errors.js'
-import { checkEventIdForEncoding } from './header.js'
+import { checkDecodedCounter, checkEventIdForEncoding } from './header.js'
 import { BOTTOM, type EventId, type Participant } from '../eventfold/types.js'
 
 /** Bytes of a participant fingerprint in a participant table. */
@@ -282,6 +282,7 @@ export class ParticipantTableReader {
   readEventId (r: Reader): EventId {
     const counter = r.readVarUint()
     if (counter === 0) return BOTTOM
+    checkDecodedCounter(counter)
     return { counter, participant: this.readParticipant(r) }
   }
 
