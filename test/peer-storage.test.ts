@@ -46,35 +46,34 @@ function world (): { start: (startup: Parameters<typeof startPeer>[0]['startup']
   }
 }
 
+/** `inner` with its `batch` replaced by `batch`, and `extra` beside it. */
+function withBatch<X extends object> (inner: KeyValueStore, batch: (ops: readonly KeyValueOperation[]) => Promise<void>, extra: X): KeyValueStore & X {
+  return Object.assign(Object.create(inner) as KeyValueStore, {
+    batch,
+    namespace: (name: string) => inner.namespace(name),
+    get: async (key: Uint8Array) => await inner.get(key),
+    range: (range?: Parameters<KeyValueStore['range']>[0]) => inner.range(range),
+    close: async () => { await inner.close() }
+  }, extra)
+}
+
 /** A key-value store that records every batch, and can hold them until released. */
 function recording (inner: KeyValueStore): KeyValueStore & { batches: KeyValueOperation[][], hold: () => () => void } {
   const batches: KeyValueOperation[][] = []
   let gate: Promise<void> = Promise.resolve()
-  return Object.assign(Object.create(inner) as KeyValueStore, {
+  return withBatch(inner, async ops => { batches.push([...ops]); await gate; await inner.batch(ops) }, {
     batches,
-    batch: async (ops: readonly KeyValueOperation[]) => { batches.push([...ops]); await gate; await inner.batch(ops) },
-    namespace: (name: string) => inner.namespace(name),
-    get: async (key: Uint8Array) => await inner.get(key),
-    range: (range?: Parameters<KeyValueStore['range']>[0]) => inner.range(range),
-    close: async () => { await inner.close() },
-    hold: () => { let open = (): void => {}; gate = new Promise(resolve => { open = resolve }); return open }
+    hold: () => { let open = (): void => {}; gate = new Promise<void>(resolve => { open = resolve }); return open }
   })
 }
 
 /** A key-value store whose next `n` batches fail, as on a full disk, after `fail(n)`. */
 function failing (inner: KeyValueStore): KeyValueStore & { fail: (n: number) => void } {
   let left = 0
-  return Object.assign(Object.create(inner) as KeyValueStore, {
-    batch: async (ops: readonly KeyValueOperation[]) => {
-      if (left > 0) { left--; throw new Error('no space left on device') }
-      await inner.batch(ops)
-    },
-    namespace: (name: string) => inner.namespace(name),
-    get: async (key: Uint8Array) => await inner.get(key),
-    range: (range?: Parameters<KeyValueStore['range']>[0]) => inner.range(range),
-    close: async () => { await inner.close() },
-    fail: (n: number) => { left = n }
-  })
+  return withBatch(inner, async ops => {
+    if (left > 0) { left--; throw new Error('no space left on device') }
+    await inner.batch(ops)
+  }, { fail: (n: number) => { left = n } })
 }
 
 test('saves that fail send nothing they held, are counted, and are tried again until one succeeds', async () => {
