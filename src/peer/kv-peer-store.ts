@@ -105,7 +105,8 @@ export function keyValuePeerStore (store: KeyValueStore): PeerStore {
         const fold = replica.fold
         if (fold === undefined) continue
         const id = replica.id
-        const before = saved.get(id) ?? emptySaved()
+        // A group dropped in this batch has nothing stored any more, whatever was saved of it.
+        const before = (dropped.includes(id) ? undefined : saved.get(id)) ?? emptySaved()
         const after: SavedGroup = { ...before, logs: new Map(), events: new Map(), fold }
         const codecs = replica.definition.codecs
         // Taken at every save, so the record holds exactly what folded since the last one.
