@@ -4,8 +4,9 @@
  * (a plain `call`). Driven with one JSON command per line (bench/command-process.ts); every
  * measuring loop is bounded by a count and by a deadline from the parent.
  *
- * Storage, when asked for, is `lmdbKeyValueStore` wrapped so that the bytes of every value it
- * is given to write are counted (what the peer's persistence costs per request).
+ * Storage, when asked for, is `lmdbKeyValueStore` or `memoryKeyValueStore`, wrapped so that the
+ * bytes of every value it is given to write are counted (what the peer's persistence costs per
+ * request).
  */
 import '../src/transport/polyfill.js'
 import { execFileSync } from 'node:child_process'
@@ -15,7 +16,7 @@ import { join } from 'node:path'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { startLegion } from '../src/peer/start.js'
-import { lmdbKeyValueStore, type KeyValueStore } from '../src/storage/index.js'
+import { lmdbKeyValueStore, memoryKeyValueStore, type KeyValueStore } from '../src/storage/index.js'
 import type { EventSpec } from '../src/eventfold/types.js'
 import type { Legion, StartupMode } from '../src/peer/options.js'
 import { cacheKeyspace, type Cache } from '../demo/cache/cache.js'
@@ -81,9 +82,11 @@ async function handle (c: Command): Promise<Record<string, unknown>> {
     case 'start': {
       const startup: StartupMode = c.join !== undefined ? { mode: 'join', peers: [c.join as string] } : { mode: 'new' }
       let storage: KeyValueStore | undefined
-      if (c.storage === true) {
+      if (c.storage === 'lmdb') {
         dataDir = await mkdtemp(join(c.root as string, 'peer-'))
         storage = counting(await lmdbKeyValueStore(dataDir))
+      } else if (c.storage === 'memory') {
+        storage = counting(memoryKeyValueStore())
       }
       peer = await startLegion({
         cluster: c.cluster as string,

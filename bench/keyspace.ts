@@ -9,7 +9,10 @@
  *   that does not (agreed and one-replica), against `call`, back to back and (routed only)
  *   paced 20 ms apart; writes per second over many keys with every peer writing concurrently
  *   (after 2,000 unmeasured writes per peer);
- * - the same writes with LMDB storage (`lmdbKeyValueStore`), and the bytes written per request;
+ * - the same writes (after the same warm-up, 5,000 per peer) with LMDB storage
+ *   (`lmdbKeyValueStore`) and with memory storage (`memoryKeyValueStore`, the peer store's own
+ *   cost without a disk), the bytes written per request, and CPU per write over the writes
+ *   without storage of the same run;
  * - 5 peers holding 100,000 keys (100-byte values): `search` records per second over the whole
  *   index; then a 6th peer joins under write load: time until every move is done, bytes it
  *   received over the bytes of the state it now holds, acknowledged writes lost (read back
@@ -19,7 +22,7 @@
  *   the partition's state only once those add up to its size: docs/BENCHMARKS.md, "Storage").
  *
  * Run: npm run bench:keyspace [-- --quick]   (several minutes; --quick: smaller counts)
- * Env: LEGION_BENCH_ONLY=latency,writes,paced,lmdb,rebalance,bytes   run only these scenarios
+ * Env: LEGION_BENCH_ONLY=latency,writes,paced,memory,lmdb,rebalance,bytes   run only these scenarios
  *      (writes: the write rate alone, after 2,000 unmeasured writes per peer; paced: idle CPU,
  *      then requests 20 ms apart with messages, merges, bytes and CPU per request, against a
  *      plain TCP round trip between two of the peer processes; neither runs unless named);
@@ -51,7 +54,7 @@ const WRITES_PER_PEER = QUICK ? 4000 : 20_000
 /** Peers and replication of the writes scenario (LEGION_BENCH_WRITES_PEERS, LEGION_BENCH_WRITES_REPLICATION). */
 const WRITES_PEERS = Number(process.env.LEGION_BENCH_WRITES_PEERS ?? 5)
 const WRITES_REPLICATION = Number(process.env.LEGION_BENCH_WRITES_REPLICATION ?? 3)
-/** Unmeasured writes per peer before writes are measured without storage (see `warmUp`). */
+/** Unmeasured writes per peer before writes are measured, with or without storage (see `warmUp`). */
 const WARMUP_WRITES_PER_PEER = 2000
 /** Requests each writing peer keeps in flight (LEGION_BENCH_WRITE_CONCURRENCY). */
 const WRITE_CONCURRENCY = Number(process.env.LEGION_BENCH_WRITE_CONCURRENCY ?? 64)
@@ -60,6 +63,8 @@ const HEAP_KEYS = QUICK ? 100_000 : 1_000_000
 const DISK_KEYS = Number(process.env.LEGION_BENCH_DISK_KEYS ?? (QUICK ? 50_000 : 1_000_000))
 const VALUE_BYTES = 100
 
+/** What a peer stores into: nothing, `memoryKeyValueStore` or `lmdbKeyValueStore`. */
+type Storage = 'none' | 'memory' | 'lmdb'
 interface Row { metric: string, value: number, unit: string, baseline_ratio?: number, goal?: string }
 interface Latency { n: number, p50: number, p99: number, mean: number, cpuMs?: number }
 const rows: Row[] = []
@@ -96,7 +101,7 @@ class Peer {
 }
 
 /** Starts `n` peers (the first founds, the others join through it) and waits until their table has settled. */
-async function cluster (n: number, options: { replication: number, storage: boolean }, name: string): Promise<Peer[]> {
+async function cluster (n: number, options: { replication: number, storage: Storage }, name: string): Promise<Peer[]> {
   const cluster = `bench-keyspace-${name}-${process.pid}`
   const peers: Peer[] = []
   const start = async (p: Peer, join?: string): Promise<void> => {
@@ -153,7 +158,7 @@ async function warmUp (peers: Peer[], count: number): Promise<void> {
 }
 
 /** Every peer writes `perPeer` keys, `concurrency` in flight each; rows for the rate, CPU and stored bytes. */
-async function writesRows (peers: Peer[], suffix: string, perPeer: number): Promise<void> {
+async function writesRows (peers: Peer[], suffix: string, perPeer: number): Promise<{ cpuMsPerWrite: number }> {
   const cpu0 = await totalCpu(peers)
   const events0 = await eventsAndSyncs(peers)
   const started = Date.now()
@@ -179,6 +184,7 @@ async function writesRows (peers: Peer[], suffix: string, perPeer: number): Prom
   if (failed > 0) notes.push(`${suffix}: ${failed} writes failed: ${JSON.stringify(results.map(r => r.failed))}`)
   const stored = results.reduce((s, r) => s + Number(r.storedBytes), 0)
   if (stored > 0) row(`keyspace_storage_bytes_written_per_request_${suffix}`, stored / ok, 'bytes (all replicas)')
+  return { cpuMsPerWrite: cpu / ok }
 }
 
 async function main (): Promise<void> {
@@ -186,9 +192,11 @@ async function main (): Promise<void> {
   console.log(`machine: ${cpu[0]?.model ?? 'unknown'}, ${cpu.length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}${QUICK ? ' (quick run)' : ''}`)
   row('host_load_average_1m_at_start', loadavg()[0]!, 'runnable tasks')
   let call = NaN
+  /** CPU per write of the writes without storage, when measured in this run. */
+  let writesCpuWithoutStorage: number | undefined
 
   await run('latency', async () => {
-    const peers = await cluster(5, { replication: 3, storage: false }, 'lat')
+    const peers = await cluster(5, { replication: 3, storage: 'none' }, 'lat')
     try {
       const c = await peers[0]!.send('callLatency', { peer: peers[1]!.self, n: LATENCY_N * 2, warmup: 200 }) as unknown as Latency
       call = c.p50
@@ -218,7 +226,7 @@ async function main (): Promise<void> {
       // hardly ran, and over a full run's 20,000 writes per peer a cold start costs about
       // 1.2x the CPU per write (docs/BENCHMARKS.md, "Keyspace").
       await warmUp(peers, WARMUP_WRITES_PER_PEER)
-      await writesRows(peers, '5_peers_r3', WRITES_PER_PEER)
+      writesCpuWithoutStorage = (await writesRows(peers, '5_peers_r3', WRITES_PER_PEER)).cpuMsPerWrite
     } finally {
       await stopAll(peers)
     }
@@ -228,7 +236,7 @@ async function main (): Promise<void> {
   // request costs in messages, merges and CPU when every message wakes a sleeping process
   // (docs/BENCHMARKS.md, "Sequential requests on this host"). Not run unless named.
   await run('paced', async () => {
-    const peers = await cluster(5, { replication: 3, storage: false }, 'paced')
+    const peers = await cluster(5, { replication: 3, storage: 'none' }, 'paced')
     try {
       const idleMs = 3000
       const cpuIdle0 = await totalCpu(peers)
@@ -272,26 +280,35 @@ async function main (): Promise<void> {
   // Writes alone, without the latency rows before them: for profiles (LEGION_BENCH_CPU_PROF)
   // and quick checks of the write rate (LEGION_BENCH_ONLY=writes).
   await run('writes', async () => {
-    const peers = await cluster(WRITES_PEERS, { replication: WRITES_REPLICATION, storage: false }, 'writes')
+    const peers = await cluster(WRITES_PEERS, { replication: WRITES_REPLICATION, storage: 'none' }, 'writes')
     try {
       await warmUp(peers, WARMUP_WRITES_PER_PEER)
-      await writesRows(peers, `${WRITES_PEERS}_peers_r${WRITES_REPLICATION}_alone`, WRITES_PER_PEER)
+      const alone = await writesRows(peers, `${WRITES_PEERS}_peers_r${WRITES_REPLICATION}_alone`, WRITES_PER_PEER)
+      if (WRITES_PEERS === 5 && WRITES_REPLICATION === 3) writesCpuWithoutStorage ??= alone.cpuMsPerWrite
     } finally {
       await stopAll(peers)
     }
   }, false)
 
-  await run('lmdb', async () => {
-    const peers = await cluster(5, { replication: 3, storage: true }, 'lmdb')
-    try {
-      await writesRows(peers, '5_peers_r3_lmdb', Math.round(WRITES_PER_PEER / 4))
-    } finally {
-      await stopAll(peers)
-    }
-  })
+  // The same writes with storage, warmed up as the writes without (a cold cluster's first
+  // thousands of writes cost about three times as much CPU each, storage or not), so that the
+  // ratio to them is what storage costs.
+  for (const storage of ['memory', 'lmdb'] as const) {
+    await run(storage, async () => {
+      const peers = await cluster(5, { replication: 3, storage }, storage)
+      try {
+        await warmUp(peers, WARMUP_WRITES_PER_PEER)
+        const suffix = `5_peers_r3_${storage}`
+        const { cpuMsPerWrite } = await writesRows(peers, suffix, Math.round(WRITES_PER_PEER / 4))
+        if (writesCpuWithoutStorage !== undefined) row(`keyspace_write_cpu_over_no_storage_${suffix}`, cpuMsPerWrite / writesCpuWithoutStorage, 'ratio')
+      } finally {
+        await stopAll(peers)
+      }
+    })
+  }
 
   await run('rebalance', async () => {
-    const peers = await cluster(5, { replication: 3, storage: false }, 'reb')
+    const peers = await cluster(5, { replication: 3, storage: 'none' }, 'reb')
     try {
       const perPeer = STORED_KEYS / 5
       await Promise.all(peers.map(async (p, i) => await p.send('writes', { prefix: `s${i}`, count: perPeer, concurrency: 64, valueBytes: VALUE_BYTES, timeoutMs: 600_000 })))
@@ -306,7 +323,7 @@ async function main (): Promise<void> {
       await peers[2]!.send('loadStart', { prefix: 'load2', concurrency: 8 })
       const sixth = new Peer('reb-F')
       const joinedAt = Date.now()
-      const r = await sixth.send('start', { cluster: `bench-keyspace-reb-${process.pid}`, partitions: PARTITIONS, replication: 3, storage: false, root: DATA_ROOT, join: peers[0]!.address })
+      const r = await sixth.send('start', { cluster: `bench-keyspace-reb-${process.pid}`, partitions: PARTITIONS, replication: 3, storage: 'none', root: DATA_ROOT, join: peers[0]!.address })
       sixth.self = r.self as string
       peers.push(sixth)
       const before = await sixth.send('stats')
@@ -331,7 +348,7 @@ async function main (): Promise<void> {
   })
 
   await run('bytes', async () => {
-    const [heap] = await cluster(1, { replication: 1, storage: false }, 'heap')
+    const [heap] = await cluster(1, { replication: 1, storage: 'none' }, 'heap')
     try {
       const empty = await heap!.send('memory')
       const w = await heap!.send('writes', { prefix: 'b', count: HEAP_KEYS, concurrency: 256, valueBytes: VALUE_BYTES, timeoutMs: 1_200_000 })
@@ -343,7 +360,7 @@ async function main (): Promise<void> {
     } finally {
       await heap!.stop()
     }
-    const [disk] = await cluster(1, { replication: 1, storage: true }, 'disk')
+    const [disk] = await cluster(1, { replication: 1, storage: 'lmdb' }, 'disk')
     try {
       const w = await disk!.send('writes', { prefix: 'b', count: DISK_KEYS, concurrency: 256, valueBytes: VALUE_BYTES, timeoutMs: 1_200_000 })
       const bytes = await disk!.send('diskAfterStop')
