@@ -15,6 +15,9 @@
  *      the size of what it read (MB): that a scan holds a page, not the whole range;
  *    - small batch: 500 awaited batches of one 100-byte put (ms per batch: mean, p50, p99),
  *      what saving one small change costs.
+ * 3. The key-value peer store's saves (`bench/peer-store-saves.ts`): 60,000 events in 64 groups
+ *    of three, saved as a keyspace replica saves them under write load (µs of wall time and of
+ *    CPU per event).
  * LMDB runs in fresh directories under the OS temp dir, removed afterwards.
  *
  * Run: npm run bench:storage (node --expose-gc --import tsx bench/storage.ts), under a minute.
@@ -30,6 +33,7 @@ import { memoryStorage } from '../src/storage/memory.js'
 import { memoryKeyValueStore } from '../src/storage/memory-key-value.js'
 import type { PeerRecord, PeerStorage } from '../src/storage/storage.js'
 import { tupleKey } from '../src/storage/tuple-key.js'
+import { peerStoreSaves } from './peer-store-saves.js'
 
 interface Row { metric: string, value: number, unit: string, ratio_to_memory?: number }
 
@@ -171,6 +175,14 @@ try {
   const lmdbStore = await lmdbKeyValueStore(join(base, 'kv'))
   rows.push(...await keyValueRows('lmdb', lmdbStore))
   await lmdbStore.close()
+
+  for (const adapter of ['memory', 'lmdb'] as const) {
+    const store = adapter === 'memory' ? memoryKeyValueStore() : await lmdbKeyValueStore(join(base, 'peer-store'))
+    const saves = await peerStoreSaves(store)
+    rows.push({ metric: `${adapter} peer store saves, wall`, value: saves.wallUs, unit: 'us per event' })
+    rows.push({ metric: `${adapter} peer store saves, CPU`, value: saves.cpuUs, unit: 'us per event' })
+    await store.close()
+  }
 } finally {
   await rm(base, { recursive: true, force: true })
 }

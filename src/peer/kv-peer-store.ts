@@ -56,21 +56,40 @@ const GROUPS = 'groups'
 const IDENTITY_FORMAT = 1
 
 /**
- * What was last saved of one group: the infimum's key, each log's and each event's state, the
- * fold whose settled events are being appended (a replica that replaces its fold needs a
- * checkpoint), and the bytes of the last checkpoint and of the settled records since.
+ * What was last saved of one group: where the infimum stood, each log's and each event's
+ * record (by `since:participant` and `counter:participant`), the fold whose settled events
+ * are being appended (a replica that replaces its fold needs a checkpoint), and the bytes of
+ * the last checkpoint and of the settled records since.
  */
 interface SavedGroup {
-  infimum: string
-  logs: Map<string, string>
-  events: Map<string, string>
+  infimum?: SavedInfimum
+  logs: Map<string, SavedRecord>
+  events: Map<string, SavedRecord>
   fold?: object
   checkpointBytes: number
   settledBytes: number
 }
 
+/** The infimum's id and digest as last saved. */
+interface SavedInfimum {
+  readonly counter: number
+  readonly participant: string
+  readonly count: number
+  readonly hash: number
+}
+
+/**
+ * One stored log or event: the state it was written in, and its storage key, kept so that a
+ * rewrite or the delete does not encode the key again (most are rewritten or deleted within
+ * a save or two of being written).
+ */
+interface SavedRecord {
+  readonly state: string
+  readonly key: Uint8Array
+}
+
 function emptySaved (): SavedGroup {
-  return { infimum: '', logs: new Map(), events: new Map(), checkpointBytes: 0, settledBytes: 0 }
+  return { logs: new Map(), events: new Map(), checkpointBytes: 0, settledBytes: 0 }
 }
 
 /** A peer store over a key-value store; see the module comment. */
@@ -107,15 +126,16 @@ export function keyValuePeerStore (store: KeyValueStore): PeerStore {
         const id = replica.id
         // A group dropped in this batch has nothing stored any more, whatever was saved of it.
         const before = (dropped.includes(id) ? undefined : saved.get(id)) ?? emptySaved()
-        const after: SavedGroup = { ...before, logs: new Map(), events: new Map(), fold }
+        const after: SavedGroup = { infimum: before.infimum, logs: new Map(), events: new Map(), fold, checkpointBytes: before.checkpointBytes, settledBytes: before.settledBytes }
         const codecs = replica.definition.codecs
         // Taken at every save, so the record holds exactly what folded since the last one.
         const settled = fold.takeSettled()
         // Kept here: heads not yet checked are checked after a restore, before they travel.
         const snapshot = fold.snapshot({ checkSignatures: false })
         const digest = fold.infimumDigest()
-        const infimumKey = `${eventIdKey(fold.infimumId())}/${digest.count}/${digest.hash}`
-        if (infimumKey !== before.infimum) {
+        const infimumId = fold.infimumId()
+        const was = before.infimum
+        if (was === undefined || was.counter !== infimumId.counter || was.participant !== infimumId.participant || was.count !== digest.count || was.hash !== digest.hash) {
           // No record of what moved it (none kept, another fold, or nothing folded: the
           // infimum moved some other way): only a checkpoint says where it stands.
           const records = settled === undefined || settled.length === 0 || before.fold !== fold
@@ -131,34 +151,34 @@ export function keyValuePeerStore (store: KeyValueStore): PeerStore {
             after.settledBytes = 0
           } else {
             for (const r of records) ops.push({ type: 'put', namespace: GROUPS, key: tupleKey(id, 's', r.e.id.counter, r.e.id.participant), value: r.bytes })
-            ops.push({ type: 'put', namespace: GROUPS, key: tupleKey(id, 'h'), value: encodeStoredReach({ id: fold.infimumId(), digest }) })
+            ops.push({ type: 'put', namespace: GROUPS, key: tupleKey(id, 'h'), value: encodeStoredReach({ id: infimumId, digest }) })
             after.settledBytes = before.settledBytes + adding
           }
-          after.infimum = infimumKey
+          after.infimum = { counter: infimumId.counter, participant: infimumId.participant, count: digest.count, hash: digest.hash }
         }
         for (const l of snapshot.logs) {
-          const key = `${l.since}:${l.participant}`
+          const name = `${l.since}:${l.participant}`
           const state = logState(l)
-          after.logs.set(key, state)
-          if (before.logs.get(key) === state) continue
-          ops.push({ type: 'put', namespace: GROUPS, key: tupleKey(id, 'l', l.participant, l.since), value: encodeStoredLog(l) })
+          const stored = before.logs.get(name)
+          if (stored?.state === state) { after.logs.set(name, stored); continue }
+          const key = stored?.key ?? tupleKey(id, 'l', l.participant, l.since)
+          after.logs.set(name, { state, key })
+          ops.push({ type: 'put', namespace: GROUPS, key, value: encodeStoredLog(l) })
         }
         for (const e of snapshot.events) {
-          const key = eventIdKey(e.id)
+          const name = eventIdKey(e.id)
           const state = ackState(e)
-          after.events.set(key, state)
-          if (before.events.get(key) === state) continue
-          ops.push({ type: 'put', namespace: GROUPS, key: eventKey(id, e), value: encodeStoredEvent(e, codecs) })
+          const stored = before.events.get(name)
+          if (stored?.state === state) { after.events.set(name, stored); continue }
+          const key = stored?.key ?? tupleKey(id, 'e', e.id.counter, e.id.participant)
+          after.events.set(name, { state, key })
+          ops.push({ type: 'put', namespace: GROUPS, key, value: encodeStoredEvent(e, codecs) })
         }
-        for (const [key] of before.events) {
-          if (after.events.has(key)) continue
-          const colon = key.indexOf(':')
-          ops.push({ type: 'delete', namespace: GROUPS, key: tupleKey(id, 'e', Number(key.slice(0, colon)), key.slice(colon + 1)) })
+        for (const [name, stored] of before.events) {
+          if (!after.events.has(name)) ops.push({ type: 'delete', namespace: GROUPS, key: stored.key })
         }
-        for (const [key] of before.logs) {
-          if (after.logs.has(key)) continue
-          const colon = key.indexOf(':')
-          ops.push({ type: 'delete', namespace: GROUPS, key: tupleKey(id, 'l', key.slice(colon + 1), Number(key.slice(0, colon))) })
+        for (const [name, stored] of before.logs) {
+          if (!after.logs.has(name)) ops.push({ type: 'delete', namespace: GROUPS, key: stored.key })
         }
         next.set(id, after)
       }
@@ -184,10 +204,6 @@ export function keyValuePeerStore (store: KeyValueStore): PeerStore {
   }
 }
 
-function eventKey (group: string, e: OutstandingEvent<unknown, unknown>): Uint8Array {
-  return tupleKey(group, 'e', e.id.counter, e.id.participant)
-}
-
 /** What must be rewritten when it changes: acknowledgements, a failure's, and stand-in positions. */
 function ackState (e: OutstandingEvent<unknown, unknown>): string {
   const d = e.delta
@@ -203,13 +219,15 @@ function logState (l: CreatorLog): string {
 async function loadGroups (store: KeyValueStore, saved: Map<string, SavedGroup>): Promise<Map<string, StoredGroup>> {
   const infima = new Map<string, Uint8Array>()
   const reached = new Map<string, Uint8Array>()
-  const events = new Map<string, Array<{ key: string, bytes: Uint8Array }>>()
-  const logs = new Map<string, Array<{ key: string, bytes: Uint8Array }>>()
-  const settled = new Map<string, Array<{ key: string, bytes: Uint8Array }>>()
-  const add = (map: Map<string, Array<{ key: string, bytes: Uint8Array }>>, group: string, key: string, bytes: Uint8Array): void => {
+  type Found = Array<{ name: string, key: Uint8Array, bytes: Uint8Array }>
+  const events = new Map<string, Found>()
+  const logs = new Map<string, Found>()
+  const settled = new Map<string, Found>()
+  const add = (map: Map<string, Found>, group: string, name: string, key: Uint8Array, bytes: Uint8Array): void => {
     let list = map.get(group)
     if (list === undefined) { list = []; map.set(group, list) }
-    list.push({ key, bytes })
+    // A copy: the key is kept for the record's rewrite or delete, and a range may reuse buffers.
+    list.push({ name, key: key.slice(), bytes })
   }
   for await (const { key, value } of store.namespace(GROUPS).range()) {
     const parts = readTupleKey(key)
@@ -217,9 +235,9 @@ async function loadGroups (store: KeyValueStore, saved: Map<string, SavedGroup>)
     if (typeof group !== 'string') throw new StorageCorruptError('invalid', 'a group record without a group id')
     if (parts[1] === 'i') infima.set(group, value)
     else if (parts[1] === 'h') reached.set(group, value)
-    else if (parts[1] === 's' && typeof parts[2] === 'number' && typeof parts[3] === 'string') add(settled, group, `${parts[2]}:${parts[3]}`, value)
-    else if (parts[1] === 'e' && typeof parts[2] === 'number' && typeof parts[3] === 'string') add(events, group, `${parts[2]}:${parts[3]}`, value)
-    else if (parts[1] === 'l' && typeof parts[2] === 'string' && typeof parts[3] === 'number') add(logs, group, `${parts[3]}:${parts[2]}`, value)
+    else if (parts[1] === 's' && typeof parts[2] === 'number' && typeof parts[3] === 'string') add(settled, group, `${parts[2]}:${parts[3]}`, key, value)
+    else if (parts[1] === 'e' && typeof parts[2] === 'number' && typeof parts[3] === 'string') add(events, group, `${parts[2]}:${parts[3]}`, key, value)
+    else if (parts[1] === 'l' && typeof parts[2] === 'string' && typeof parts[3] === 'number') add(logs, group, `${parts[3]}:${parts[2]}`, key, value)
     else throw new StorageCorruptError('invalid', `an unknown group record ${JSON.stringify(parts.slice(1).map(String))}`)
   }
   const out = new Map<string, StoredGroup>()
@@ -238,7 +256,7 @@ async function loadGroups (store: KeyValueStore, saved: Map<string, SavedGroup>)
     })
     // What is stored is known by key; its contents are compared afresh at the first save
     // (which rewrites the group's records once, and checkpoints).
-    saved.set(group, { ...emptySaved(), logs: new Map(logList.map(l => [l.key, ''])), events: new Map(eventList.map(e => [e.key, ''])) })
+    saved.set(group, { ...emptySaved(), logs: new Map(logList.map(l => [l.name, { state: '', key: l.key }])), events: new Map(eventList.map(e => [e.name, { state: '', key: e.key }])) })
   }
   for (const group of [...events.keys(), ...logs.keys(), ...settled.keys(), ...reached.keys()]) if (!infima.has(group)) throw new StorageCorruptError('invalid', `group ${JSON.stringify(group)} has event, log or settled records but no infimum record`)
   return out
