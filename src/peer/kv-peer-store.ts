@@ -43,7 +43,7 @@
  */
 import { Reader, finishPooled, takeWriter } from '../codec/buffer.js'
 import { encodeEventFold, encodeStoredEvent, encodeStoredLog, encodeStoredReach } from '../codec/eventfold.js'
-import { eventIdKey, type CreatorLog, type OutstandingEvent } from '../eventfold/types.js'
+import type { CreatorLog, OutstandingEvent } from '../eventfold/types.js'
 import type { KeyValueOperation, KeyValueStore } from '../storage/key-value.js'
 import { LEGACY_PEER_RECORD_NAMESPACE, readLegacyPeerRecord } from '../storage/legacy-peer-record.js'
 import { readTupleKey, tupleKey } from '../storage/tuple-key.js'
@@ -57,9 +57,9 @@ const IDENTITY_FORMAT = 1
 
 /**
  * What was last saved of one group: where the infimum stood, each log's and each event's
- * record (by `since:participant` and `counter:participant`), the fold whose settled events
- * are being appended (a replica that replaces its fold needs a checkpoint), and the bytes of
- * the last checkpoint and of the settled records since.
+ * record (by `since:n` and `counter:n`, `n` the participant's {@link ParticipantNumbers}
+ * number), the fold whose settled events are being appended (a replica that replaces its fold
+ * needs a checkpoint), and the bytes of the last checkpoint and of the settled records since.
  */
 interface SavedGroup {
   infimum?: SavedInfimum
@@ -88,6 +88,28 @@ interface SavedRecord {
   readonly key: Uint8Array
 }
 
+/**
+ * Small numbers for participants' names in the strings a save builds and compares: a key and a
+ * state for every outstanding event and log of every group it writes, where a peer id is 52
+ * characters (about 170 for an event acknowledged by three). One per store, for its lifetime.
+ */
+class ParticipantNumbers {
+  private readonly numbers = new Map<string, number>()
+
+  of (participant: string): number {
+    let n = this.numbers.get(participant)
+    if (n === undefined) { n = this.numbers.size; this.numbers.set(participant, n) }
+    return n
+  }
+
+  /** The numbers of `participants`, each followed by a comma. */
+  list (participants: readonly string[]): string {
+    let out = ''
+    for (const p of participants) out += `${this.of(p)},`
+    return out
+  }
+}
+
 function emptySaved (): SavedGroup {
   return { logs: new Map(), events: new Map(), checkpointBytes: 0, settledBytes: 0 }
 }
@@ -95,6 +117,7 @@ function emptySaved (): SavedGroup {
 /** A peer store over a key-value store; see the module comment. */
 export function keyValuePeerStore (store: KeyValueStore): PeerStore {
   const saved = new Map<string, SavedGroup>()
+  const numbers = new ParticipantNumbers()
   let identitySaved = false
   let legacy = false
   return {
@@ -108,7 +131,7 @@ export function keyValuePeerStore (store: KeyValueStore): PeerStore {
       }
       const identity = decodeIdentity(identityBytes)
       identitySaved = true
-      return { ...identity, groups: await loadGroups(store, saved) }
+      return { ...identity, groups: await loadGroups(store, saved, numbers) }
     },
 
     async save (identity: PeerIdentity, replicas: readonly SomeReplica[], dropped: readonly string[]): Promise<void> {
@@ -157,7 +180,7 @@ export function keyValuePeerStore (store: KeyValueStore): PeerStore {
           after.infimum = { counter: infimumId.counter, participant: infimumId.participant, count: digest.count, hash: digest.hash }
         }
         for (const l of snapshot.logs) {
-          const name = `${l.since}:${l.participant}`
+          const name = `${l.since}:${numbers.of(l.participant)}`
           const state = logState(l)
           const stored = before.logs.get(name)
           if (stored?.state === state) { after.logs.set(name, stored); continue }
@@ -166,8 +189,8 @@ export function keyValuePeerStore (store: KeyValueStore): PeerStore {
           ops.push({ type: 'put', namespace: GROUPS, key, value: encodeStoredLog(l) })
         }
         for (const e of snapshot.events) {
-          const name = eventIdKey(e.id)
-          const state = ackState(e)
+          const name = `${e.id.counter}:${numbers.of(e.id.participant)}`
+          const state = ackState(e, numbers)
           const stored = before.events.get(name)
           if (stored?.state === state) { after.events.set(name, stored); continue }
           const key = stored?.key ?? tupleKey(id, 'e', e.id.counter, e.id.participant)
@@ -205,10 +228,10 @@ export function keyValuePeerStore (store: KeyValueStore): PeerStore {
 }
 
 /** What must be rewritten when it changes: acknowledgements, a failure's, and stand-in positions. */
-function ackState (e: OutstandingEvent<unknown, unknown>): string {
+function ackState (e: OutstandingEvent<unknown, unknown>, numbers: ParticipantNumbers): string {
   const d = e.delta
-  const standIn = (e.standIn ?? []).map(p => `${p.since}.${p.seq}`).join(',')
-  return `${e.since}.${e.seq}|${e.acks.join(',')}|${d.kind === 'error' ? d.errorAcks.join(',') : ''}|${standIn}`
+  const standIn = e.standIn === undefined ? '' : e.standIn.map(p => `${p.since}.${p.seq}`).join(',')
+  return `${e.since}.${e.seq}|${numbers.list(e.acks)}|${d.kind === 'error' ? numbers.list(d.errorAcks) : ''}|${standIn}`
 }
 
 /** What must be rewritten when it changes: the head, its signature, and the base. */
@@ -216,7 +239,7 @@ function logState (l: CreatorLog): string {
   return `${l.seq}|${l.signature === undefined ? 0 : 1}|${l.base?.counter ?? 0}`
 }
 
-async function loadGroups (store: KeyValueStore, saved: Map<string, SavedGroup>): Promise<Map<string, StoredGroup>> {
+async function loadGroups (store: KeyValueStore, saved: Map<string, SavedGroup>, numbers: ParticipantNumbers): Promise<Map<string, StoredGroup>> {
   const infima = new Map<string, Uint8Array>()
   const reached = new Map<string, Uint8Array>()
   type Found = Array<{ name: string, key: Uint8Array, bytes: Uint8Array }>
@@ -235,9 +258,9 @@ async function loadGroups (store: KeyValueStore, saved: Map<string, SavedGroup>)
     if (typeof group !== 'string') throw new StorageCorruptError('invalid', 'a group record without a group id')
     if (parts[1] === 'i') infima.set(group, value)
     else if (parts[1] === 'h') reached.set(group, value)
-    else if (parts[1] === 's' && typeof parts[2] === 'number' && typeof parts[3] === 'string') add(settled, group, `${parts[2]}:${parts[3]}`, key, value)
-    else if (parts[1] === 'e' && typeof parts[2] === 'number' && typeof parts[3] === 'string') add(events, group, `${parts[2]}:${parts[3]}`, key, value)
-    else if (parts[1] === 'l' && typeof parts[2] === 'string' && typeof parts[3] === 'number') add(logs, group, `${parts[3]}:${parts[2]}`, key, value)
+    else if (parts[1] === 's' && typeof parts[2] === 'number' && typeof parts[3] === 'string') add(settled, group, `${parts[2]}:${numbers.of(parts[3])}`, key, value)
+    else if (parts[1] === 'e' && typeof parts[2] === 'number' && typeof parts[3] === 'string') add(events, group, `${parts[2]}:${numbers.of(parts[3])}`, key, value)
+    else if (parts[1] === 'l' && typeof parts[2] === 'string' && typeof parts[3] === 'number') add(logs, group, `${parts[3]}:${numbers.of(parts[2])}`, key, value)
     else throw new StorageCorruptError('invalid', `an unknown group record ${JSON.stringify(parts.slice(1).map(String))}`)
   }
   const out = new Map<string, StoredGroup>()
