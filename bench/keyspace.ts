@@ -291,8 +291,8 @@ async function main (): Promise<void> {
   }, false)
 
   // The same writes with storage, warmed up as the writes without (a cold cluster's first
-  // thousands of writes cost about three times as much CPU each, storage or not), so that the
-  // ratio to them is what storage costs.
+  // thousands of writes cost about twice as much CPU each, storage or not), so that the ratio
+  // to them is what storage costs.
   for (const storage of ['memory', 'lmdb'] as const) {
     await run(storage, async () => {
       const peers = await cluster(5, { replication: 3, storage }, storage)
