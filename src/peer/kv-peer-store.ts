@@ -245,7 +245,8 @@ async function loadGroups (store: KeyValueStore, saved: Map<string, SavedGroup>,
   type Found = Array<{ name: string, key: Uint8Array, bytes: Uint8Array }>
   const events = new Map<string, Found>()
   const logs = new Map<string, Found>()
-  const settled = new Map<string, Found>()
+  // Settled records are only read back: no name or key is kept for them.
+  const settled = new Map<string, Uint8Array[]>()
   const add = (map: Map<string, Found>, group: string, name: string, key: Uint8Array, bytes: Uint8Array): void => {
     let list = map.get(group)
     if (list === undefined) { list = []; map.set(group, list) }
@@ -258,8 +259,11 @@ async function loadGroups (store: KeyValueStore, saved: Map<string, SavedGroup>,
     if (typeof group !== 'string') throw new StorageCorruptError('invalid', 'a group record without a group id')
     if (parts[1] === 'i') infima.set(group, value)
     else if (parts[1] === 'h') reached.set(group, value)
-    else if (parts[1] === 's' && typeof parts[2] === 'number' && typeof parts[3] === 'string') add(settled, group, `${parts[2]}:${numbers.of(parts[3])}`, key, value)
-    else if (parts[1] === 'e' && typeof parts[2] === 'number' && typeof parts[3] === 'string') add(events, group, `${parts[2]}:${numbers.of(parts[3])}`, key, value)
+    else if (parts[1] === 's' && typeof parts[2] === 'number' && typeof parts[3] === 'string') {
+      const list = settled.get(group)
+      if (list === undefined) settled.set(group, [value])
+      else list.push(value)
+    } else if (parts[1] === 'e' && typeof parts[2] === 'number' && typeof parts[3] === 'string') add(events, group, `${parts[2]}:${numbers.of(parts[3])}`, key, value)
     else if (parts[1] === 'l' && typeof parts[2] === 'string' && typeof parts[3] === 'number') add(logs, group, `${parts[3]}:${numbers.of(parts[2])}`, key, value)
     else throw new StorageCorruptError('invalid', `an unknown group record ${JSON.stringify(parts.slice(1).map(String))}`)
   }
@@ -275,7 +279,7 @@ async function loadGroups (store: KeyValueStore, saved: Map<string, SavedGroup>,
       infimum,
       events: eventList.map(e => e.bytes),
       logs: logList.map(l => l.bytes),
-      ...(reachedBytes !== undefined ? { settled: settledList.map(e => e.bytes), reached: reachedBytes } : {})
+      ...(reachedBytes !== undefined ? { settled: settledList, reached: reachedBytes } : {})
     })
     // What is stored is known by key; its contents are compared afresh at the first save
     // (which rewrites the group's records once, and checkpoints).
