@@ -31,6 +31,7 @@
  *      LEGION_BENCH_UNSIGNED=1        the same, with this build's peers neither signing nor checking events
  *      as the baseline (what signatures cost; a benchmark-only mode);
  *      LEGION_BENCH_CPU_PROF=<dir>   profile every peer (--cpu-prof, one folder per peer);
+ *      LEGION_BENCH_NODE_FLAGS='--max-semi-space-size=64'   more flags for every peer process;
  *      LEGION_BENCH_ONLY=3p-none,... run only these scenarios (3p-none, 3p-memory, 3p-lmdb, 5p-none, 3p-admin, groups);
  *      LEGION_BENCH_PROPAGATION='{"forwardOutputs":false}'   override the peers' propagation options;
  *      LEGION_BENCH_FAILURE_DETECTION='{"suspectAfterMs":60000}'   override their failure detection
@@ -66,6 +67,8 @@ const OVERALL_DEADLINE = Date.now() + (QUICK ? 4 : 15) * 60_000
 /** One measuring command gives up after this (the worker stops its loops first). */
 const COMMAND_MS = 120_000
 const CPU_PROF_DIR = process.env.LEGION_BENCH_CPU_PROF
+/** More V8 or Node flags for every peer process, space-separated (e.g. `--max-semi-space-size=64`). */
+const NODE_FLAGS = process.env.LEGION_BENCH_NODE_FLAGS?.split(' ').filter(f => f !== '') ?? []
 /** Comma-separated scenario labels to run (e.g. `3p-none,5p-none`); all when unset. */
 const ONLY = process.env.LEGION_BENCH_ONLY?.split(',')
 /**
@@ -102,7 +105,7 @@ class Peer {
   readonly #process: CommandProcess
 
   constructor (readonly name: string, script = SCRIPT) {
-    this.#process = new CommandProcess(name, script, ['--expose-gc'], CPU_PROF_DIR)
+    this.#process = new CommandProcess(name, script, ['--expose-gc', ...NODE_FLAGS], CPU_PROF_DIR)
   }
 
   /** Sends a command; the worker gets `timeoutMs` for its own loops, the parent waits a little longer. */
