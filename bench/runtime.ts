@@ -199,15 +199,17 @@ async function sequentialRows (peers: Peer[], second: Reply, n: number, sx: stri
   await peers[0]!.send('latency', { op: 'consistent', warmup: SEQUENTIAL_WARMUP, count: 0 })
   const raw = await rawRtt(peers, second)
   const rtt = raw.p50
-  const rttRow = n === 3 ? 'raw_rtt_ms' : `raw_rtt_ms_${n}_peers`
-  row(`${rttRow}${sx}`, raw.p50, 'ms', { baseline_ratio: 1 })
-  row(`${n === 3 ? 'raw_rtt_p99_ms' : `raw_rtt_p99_ms_${n}_peers`}${sx}`, raw.p99, 'ms', { baseline_ratio: ratio(raw.p99, rtt) })
+  // The 3-peer round-trip rows keep their names of before the 5-peer ones existed.
+  const at = n === 3 ? '' : `_${n}_peers`
+  row(`raw_rtt_ms${at}${sx}`, raw.p50, 'ms', { baseline_ratio: 1 })
+  row(`raw_rtt_p99_ms${at}${sx}`, raw.p99, 'ms', { baseline_ratio: ratio(raw.p99, rtt) })
   row(`raw_rtt_cpu_ms_per_request_${n}_peers${sx}`, raw.cpuMsPerRequest, 'ms (all peers)')
   row(`apply_consistent_p50_over_rtt_${n}_peers_cold${sx}`, cold.p50 / rtt, 'ratio')
   const lat = await consistentLatency(peers, 0)
-  row(`apply_consistent_p50_ms_${n}_peers${sx}`, lat.p50, 'ms', { baseline_ratio: ratio(lat.p50, rtt), goal: `<= ${n === 3 ? 3 : 4} x raw_rtt_ms` })
+  const goal = n === 3 ? 3 : 4 // issue 16: at most 3x the round trip at 3 peers, 4x at 5
+  row(`apply_consistent_p50_ms_${n}_peers${sx}`, lat.p50, 'ms', { baseline_ratio: ratio(lat.p50, rtt), goal: `<= ${goal} x raw_rtt_ms` })
   row(`apply_consistent_p99_ms_${n}_peers${sx}`, lat.p99, 'ms', { baseline_ratio: ratio(lat.p99, rtt) })
-  row(`apply_consistent_p50_over_rtt_${n}_peers${sx}`, lat.p50 / rtt, 'ratio', { goal: `<= ${n === 3 ? 3 : 4}` })
+  row(`apply_consistent_p50_over_rtt_${n}_peers${sx}`, lat.p50 / rtt, 'ratio', { goal: `<= ${goal}` })
   row(`apply_consistent_sequential_cpu_ms_per_event_${n}_peers${sx}`, lat.cpuMsPerEvent, 'ms (all peers)')
   // The same messages without a fold: a broadcall sends what an event travelling alone sends
   // (one frame from the caller to every other peer, one back from each), so its p50 is the
