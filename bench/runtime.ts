@@ -412,7 +412,7 @@ async function main (): Promise<void> {
   row('host_load_average_1m_at_end', loadavg()[0]!, 'runnable tasks')
   console.table(rows.map(r => ({ metric: r.metric, value: r.value, unit: r.unit, ratio: r.baseline_ratio ?? '', to: r.baseline ?? '', goal: r.goal ?? '' })))
   for (const n of notes) console.log(`note: ${n}`)
-  if (ONLY !== undefined || PROPAGATION !== undefined || QUICK) {
+  if (ONLY !== undefined || PROPAGATION !== undefined || NODE_FLAGS.length > 0 || QUICK) {
     console.log('partial, quick or non-default run: bench/results/runtime.json left as it was')
   } else {
     await mkdir(new URL('./results/', import.meta.url), { recursive: true })
