@@ -147,6 +147,41 @@ test('a link broken between two live voters that a majority hears ejects the lar
   }
 })
 
+test('a peer that hears neither of two others is ejected rather than both of them, whatever the ids', () => {
+  // a cannot reach b or c, and they cannot reach a; everyone else hears everyone. By ids alone
+  // b and c would go (the larger end of each link), leaving a, whose network is at fault, in.
+  const reportAll = (fd: FailureDetector, t: number): void => {
+    hearAll(fd, t)
+    fd.report('a', ['b', 'c'], t)
+    fd.report('b', ['a'], t)
+    fd.report('c', ['a'], t)
+  }
+  const d = detector('d')
+  for (const t of [0, 1000, 2000]) { reportAll(d, t); assert.deepEqual(d.toEject(five, five, t), [], `nothing yet at ${t}`) }
+  reportAll(d, 3000)
+  assert.deepEqual(d.brokenLinks(five, 3000).map(l => l.ends), [['a', 'b'], ['a', 'c']])
+  // c is a smaller voter than d and neither end of a–b, but it does not hear a, so it cannot
+  // see that link: d does not wait for it.
+  assert.deepEqual(d.toEject(five, five, 3000), ['a'], 'd, the smallest voter that sees both links, ejects a at once')
+  assert.equal(d.grounds('a', five, 3000), 'an end of 2 broken links: a does not hear b or c (the oldest broken for 3000 ms)')
+  const e = detector('e')
+  for (const t of [0, 3000, 4000, 5000]) {
+    reportAll(e, t)
+    assert.deepEqual(e.toEject(five, five, t), t < 5000 ? [] : ['a'], t < 5000 ? `e waits for d at ${t}` : 'e backs d up after suspectAfterMs + backupDelayMs')
+  }
+})
+
+test('two broken links without a common end eject the larger end of each', () => {
+  const d = detector('d')
+  for (const t of [0, 3000, 5000]) {
+    hearAll(d, t)
+    d.report('a', ['b'], t)
+    d.report('c', ['e'], t)
+    // c is the designated ejector of a–b, a that of c–e: d backs both up.
+    assert.deepEqual(d.toEject(five, five, t).sort(), t < 5000 ? [] : ['b', 'e'], `at ${t}`)
+  }
+})
+
 test('a minority side of a partition sees no broken link: it does not hear a majority', () => {
   const fd = detector('a')
   hearAll(fd, 0)

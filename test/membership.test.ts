@@ -204,6 +204,23 @@ test('a link broken between two of five participants does not stall the fold: th
   await sim.stop()
 })
 
+test('a participant cut from two of five is ejected, not the two it cannot reach, though its id is the smallest; it rejoins once the links heal', async () => {
+  const sim = new Sim()
+  const peers = await sim.cluster(5)
+  const [x, y, z] = [...peers].sort((u, v) => u.self < v.self ? -1 : 1) as [Peer, Peer, Peer]
+  sim.net.cutLink(x.self, y.self)
+  sim.net.cutLink(x.self, z.self)
+  const others = peers.filter(p => p !== x)
+  const folded = others[0]!.applyConsistent('across-the-breaks', { timeoutMs: 120_000 })
+  await sim.until(() => others.every(o => !o.readState().projectedParticipants.includes(x.self)), 'the end of both broken links is ejected')
+  assert.equal(typeof await sim.settle(folded, 'the event folds'), 'number', 'the fold settles without it')
+  assert.ok(others.every(o => o.readState().participants.length === 4), 'the four others all stay')
+  assert.ok(others.every(o => o.stats().counters.timesEjected === 0), 'and none of them was ever ejected')
+  sim.net.heal()
+  await sim.until(() => peers.every(p => p.readState().participants.length === 5 && p.stats().membership === 'participant'), 'it rejoins once the links heal')
+  await sim.stop()
+})
+
 test('a peer restarted under the same id answers nothing it cannot judge: nobody takes its refusals for an ejection', async () => {
   const sim = new Sim({ failureDetection: { heartbeatIntervalMs: 1000, suspectAfterMs: 3000, autoEject: false } })
   const [a, b, c] = await sim.cluster(3) as [Peer, Peer, Peer]

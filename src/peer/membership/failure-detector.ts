@@ -26,9 +26,13 @@
  *    here. Both are alive and reach the rest, but not each other, so neither can acknowledge
  *    the other's events first-hand and the fold stalls; no majority ever suspects either. A
  *    link broken for `suspectAfterMs` makes every voter that sees it (and is neither end)
- *    eject the end with the larger id, the same one everywhere; the smallest-id such voter
- *    at once, the others after `backupDelayMs`. A real partition never looks like this: a
- *    voter on the minority side does not hear a majority.
+ *    eject one end: the end of more of the broken links this voter sees, and between ends of
+ *    as many, the one with the larger id. A peer that reaches neither of two others is ejected
+ *    rather than both of them, which would leave the peer with the bad network in and two
+ *    healthy peers out for as long as it lasts (their rejoins stall on the same links). The
+ *    smallest-id voter that sees the link (neither end, and not reporting either end silent)
+ *    ejects at once, the others after `backupDelayMs`. A real partition never looks like this:
+ *    a voter on the minority side does not hear a majority.
  *
  * @module
  */
@@ -196,8 +200,12 @@ export class FailureDetector {
       })
       return `suspected by ${suspecting.length} of ${voters.length} voters: ${why.join(', ')}`
     }
-    const link = this.brokenLinks(voters, now).find(l => l.ends[1] === peer)
-    if (link !== undefined) return `the larger end of a link broken for ${Math.round(now - link.since)} ms: ${link.ends[0]} and ${link.ends[1]} do not hear each other`
+    const links = withVictims(this.brokenLinks(voters, now)).filter(l => l.victim === peer).map(l => l.link)
+    if (links.length === 1) return `the larger end of a link broken for ${Math.round(now - links[0]!.since)} ms: ${links[0]!.ends[0]} and ${links[0]!.ends[1]} do not hear each other`
+    if (links.length > 1) {
+      const others = links.map(l => l.ends[0] === peer ? l.ends[1] : l.ends[0])
+      return `an end of ${links.length} broken links: ${peer} does not hear ${others.join(' or ')} (the oldest broken for ${Math.round(now - Math.min(...links.map(l => l.since)))} ms)`
+    }
     return 'no longer ejectable'
   }
 
@@ -231,14 +239,33 @@ export class FailureDetector {
   private brokenLinkVictims (voters: readonly Participant[], candidates: readonly Participant[], now: number): Participant[] {
     if (!voters.includes(this.self)) return []
     const out: Participant[] = []
-    for (const { ends, since } of this.brokenLinks(voters, now)) {
+    for (const { link: { ends, since }, victim } of withVictims(this.brokenLinks(voters, now))) {
       if (ends.includes(this.self) || now - since < this.settings.suspectAfterMs) continue
-      const victim = ends[1]
-      if (!candidates.includes(victim)) continue
-      // The smallest-id voter that sees the link and is neither end ejects at once.
-      const first = voters.find(v => !ends.includes(v) && (v === this.self || (this.lastHeard.has(v) && !this.isSilent(v, now))))
+      if (!candidates.includes(victim) || out.includes(victim)) continue
+      // The smallest-id voter that sees the link ejects at once: neither end, heard here, and
+      // hearing both ends itself (its report names neither silent; one that does cannot see
+      // the link, so waiting for it would only add the backup delay).
+      const first = voters.find(v => !ends.includes(v) && (v === this.self ||
+        (this.lastHeard.has(v) && !this.isSilent(v, now) && this.silentReports.get(v)?.has(ends[0]) !== true && this.silentReports.get(v)?.has(ends[1]) !== true)))
       if (first === this.self || now - since >= this.settings.suspectAfterMs + this.settings.backupDelayMs) out.push(victim)
     }
     return out
   }
+}
+
+/** A broken link (see {@link FailureDetector.brokenLinks}). */
+type BrokenLink = ReturnType<FailureDetector['brokenLinks']>[number]
+
+/**
+ * Each broken link with the end to eject (rule 5): the end of more of `links`, and between ends
+ * of as many, the larger id. The same links give the same victims on every voter.
+ */
+function withVictims (links: readonly BrokenLink[]): Array<{ readonly link: BrokenLink, readonly victim: Participant }> {
+  const degree = new Map<Participant, number>()
+  for (const { ends } of links) for (const end of ends) degree.set(end, (degree.get(end) ?? 0) + 1)
+  return links.map(link => {
+    const [smaller, larger] = link.ends
+    const victim = degree.get(smaller)! > degree.get(larger)! ? smaller : larger
+    return { link, victim }
+  })
 }
