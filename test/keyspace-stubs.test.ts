@@ -23,12 +23,14 @@ class Sim {
   readonly peers: Peer[] = []
   private seed = 7
 
+  constructor (private readonly options: Parameters<typeof cacheKeyspace>[0] = {}) {}
+
   async start (startup: Parameters<typeof startPeer>[0]['startup']): Promise<Peer> {
     const peer = await startPeer<null, number, number, { cache: ReturnType<typeof cacheKeyspace> }>({
       cluster: 'keyspace-stubs',
       spec: noState,
       startup,
-      services: { cache: cacheKeyspace({ partitions: 8, replication: 2 }) },
+      services: { cache: cacheKeyspace({ partitions: 8, replication: 2, ...this.options }) },
       propagation: { intervalMs: 500 },
       failureDetection: { heartbeatIntervalMs: 500, suspectAfterMs: 2000, stuckAfterMs: 5000 }
     }, { network: async key => await this.net.node(key), clock: this.clock, random: seededRandom(this.seed++) })
@@ -124,6 +126,49 @@ test('a partition whose every replica crashed is reported lost, and its keys sta
     assert.equal(survivor.table()!.assignments[0]!.generation, 2)
     assert.equal(await sim.settle(survivor.request(key, { op: 'get' }), 'a read of a lost key'), null, 'a lost key is back to its default')
     assert.equal(await set(sim, survivor, key, 'again'), null)
+  } finally {
+    await sim.stop()
+  }
+})
+
+test('keys with one partition key share a partition and its owners, from every peer; a partitionKey that throws or returns no bytes fails the request with a TypeError, and nothing is sent', async () => {
+  // The user before the first ':' picks the partition; keys under 'bad:' and 'throw:' misbehave.
+  const sim = new Sim({
+    partitions: 16,
+    partitionKey: (key) => {
+      if (key.startsWith('throw:')) throw new Error('no partition for this one')
+      if (key.startsWith('bad:')) return 42 as unknown as string
+      return key.slice(0, key.indexOf(':'))
+    }
+  })
+  try {
+    const peers = await sim.cluster(3)
+    const cs = peers.map(p => p.services.cache)
+    const users = Array.from({ length: 8 }, (_, i) => `user${i}`)
+    const fields = ['profile', 'cart', 'settings']
+    for (const u of users) {
+      const partition = cs[0]!.partitionOf(`${u}:profile`)
+      for (const c of cs) for (const f of fields) assert.equal(c.partitionOf(`${u}:${f}`), partition, `${u}:${f} on every peer`)
+    }
+    assert.ok(new Set(users.map(u => cs[0]!.partitionOf(`${u}:x`))).size > 2, 'users still spread over the partitions')
+    for (const [i, u] of users.entries()) for (const f of fields) assert.equal(await set(sim, cs[i % 3]!, `${u}:${f}`, `${u}-${f}`), null)
+    const table = cs[0]!.table()!
+    for (const u of users) {
+      const owners = table.assignments[cs[0]!.partitionOf(`${u}:profile`)]!.owners
+      for (const f of fields) {
+        for (const [i, p] of peers.entries()) {
+          const read = cs[i]!.readLocal(`${u}:${f}`)
+          if (owners.includes(p.self)) assert.deepEqual(read.held && read.projected, { value: `${u}-${f}`, tags: [] }, `${u}:${f} at its owner ${i}`)
+          else assert.equal(read.held, false, `${u}:${f} not held by ${i}, not an owner`)
+        }
+      }
+    }
+    const before = cs.map(c => JSON.stringify(c.stats().requests))
+    await assert.rejects(cs[1]!.request('throw:1', { op: 'set', value: 'v', tags: [] }), (err: Error) => err instanceof TypeError && /partitionKey threw: no partition for this one/.test(err.message))
+    await assert.rejects(cs[1]!.request('bad:1', { op: 'set', value: 'v', tags: [] }), (err: Error) => err instanceof TypeError && /partitionKey must return a string or a Uint8Array, got number/.test(err.message))
+    assert.throws(() => cs[2]!.partitionOf('throw:2'), TypeError)
+    assert.deepEqual(cs.map(c => JSON.stringify(c.stats().requests)), before, 'nothing was sent or served, on any peer')
+    assert.throws(() => cacheKeyspace({ partitionKey: 'user' as never }), /keyspace option partitionKey must be a function/)
   } finally {
     await sim.stop()
   }

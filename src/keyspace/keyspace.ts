@@ -62,6 +62,17 @@ export interface KeyspaceOptions<K, I, O, S> extends KeyspaceApplication<K, I, O
    */
   readonly keys?: KeyCodec<K>
   /**
+   * The part of a key that picks its partition. Keys with the same partition key share a
+   * partition: the same owners serve them, and requests to them that meet at an owner go into
+   * one event (co-location, as Akka's shard id extractor or Kafka's record key). For example
+   * `key => key.slice(0, key.indexOf(':'))` keeps `user42:profile` and `user42:cart` together.
+   * A string is hashed as its UTF-8 bytes. Every peer must use the same function, and it must
+   * not change while the cluster holds keys: a key stored in one partition is not found through
+   * another. Keys stay keys everywhere else (the index orders them by their own bytes).
+   * @default the whole key (its bytes under `keys`)
+   */
+  readonly partitionKey?: (key: K) => string | Uint8Array
+  /**
    * Codecs of inputs, outputs and per-key states.
    * @default jsonCodec for each (only sound for JSON values)
    */
@@ -240,7 +251,7 @@ interface Settings {
 function checkOptions<K, I, O, S> (o: KeyspaceOptions<K, I, O, S>): Settings {
   if (typeof o !== 'object' || o === null) throw new TypeError('defineKeyspace needs an object { init, handle, apply, ... }')
   for (const f of ['init', 'handle', 'apply'] as const) if (typeof o[f] !== 'function') throw new TypeError(`keyspace option ${f} must be a function`)
-  for (const f of ['index', 'isDefault'] as const) if (o[f] !== undefined && typeof o[f] !== 'function') throw new TypeError(`keyspace option ${f} must be a function`)
+  for (const f of ['index', 'isDefault', 'partitionKey'] as const) if (o[f] !== undefined && typeof o[f] !== 'function') throw new TypeError(`keyspace option ${f} must be a function`)
   const positive = (name: string, value: unknown, fallback: number): number => {
     if (value === undefined) return fallback
     if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new RangeError(`keyspace option ${name} must be a positive number, got ${String(value)}`)
@@ -332,6 +343,9 @@ function createKeyspace<K, I, O, S> (app: KeyspaceOptions<K, I, O, S>, settings:
     return bytes
   }
   const partitionCount = (): number => table.current()?.partitions ?? settings.partitions
+  /** The partition of `key`, whose bytes are `bytes`. */
+  const partitionOfKey = (key: K, bytes: Uint8Array): number =>
+    partitionOfBytes(app.partitionKey === undefined ? bytes : partitionKeyBytes(app.partitionKey, key), partitionCount())
 
   const observe = registerKeyspaceMetrics(metrics.registry, { name: settings.name, self, table: () => table.current(), counters, handoff: () => handoff.progress(), lost: () => lost })
   const heldKeys = (partition: number, generation: number): { held: boolean, keys: number | null } => {
@@ -380,6 +394,7 @@ function createKeyspace<K, I, O, S> (app: KeyspaceOptions<K, I, O, S>, settings:
       if (phase === 'stopped') throw new StoppedError('the keyspace is stopped')
       const { consistency = 'agreed', timeoutMs = settings.requestTimeoutMs, signal } = checkRequestOptions(options)
       const key_ = keyBytesOf(key)
+      const partition = partitionOfKey(key, key_)
       let input_: Uint8Array
       try {
         input_ = encodeWith(codecs.input, input)
@@ -388,7 +403,7 @@ function createKeyspace<K, I, O, S> (app: KeyspaceOptions<K, I, O, S>, settings:
       }
       const started = clock.now()
       try {
-        const output = await router.route(partitionOfBytes(key_, partitionCount()), key_, input_, consistency, timeoutMs, signal)
+        const output = await router.route(partition, key_, input_, consistency, timeoutMs, signal)
         let decoded: O
         try {
           decoded = decodeWith(codecs.output, output, DEFAULT_DECODE_LIMITS)
@@ -425,14 +440,14 @@ function createKeyspace<K, I, O, S> (app: KeyspaceOptions<K, I, O, S>, settings:
       }, start, options)
     },
 
-    partitionOf: (key: K) => partitionOfBytes(keyBytesOf(key), partitionCount()),
+    partitionOf: (key: K) => partitionOfKey(key, keyBytesOf(key)),
 
     table: () => table.current(),
 
     readLocal (key: K): LocalRead<S> {
       const bytes = keyBytesOf(key)
       const t = table.current()
-      const partition = partitionOfBytes(bytes, partitionCount())
+      const partition = partitionOfKey(key, bytes)
       const a = t?.assignments[partition]
       const g = a === undefined ? undefined : partitionGroups.get(partition, a.generation)
       if (g === undefined || !g.held()) return { partition, held: false }
@@ -493,6 +508,21 @@ function createKeyspace<K, I, O, S> (app: KeyspaceOptions<K, I, O, S>, settings:
     await handoff.whenReleased(left())
     log('drained in %d ms', clock.now() - started)
   }
+}
+
+const utf8 = new TextEncoder()
+
+/** What `partitionKey` gives for `key`, as bytes to hash. */
+function partitionKeyBytes<K> (partitionKey: (key: K) => string | Uint8Array, key: K): Uint8Array {
+  let value: unknown
+  try {
+    value = partitionKey(key)
+  } catch (err) {
+    throw new TypeError(`key: partitionKey threw: ${(err as Error).message}`, { cause: err })
+  }
+  if (typeof value === 'string') return utf8.encode(value)
+  if (value instanceof Uint8Array) return value
+  throw new TypeError(`key: partitionKey must return a string or a Uint8Array, got ${value === null ? 'null' : typeof value}`)
 }
 
 /** How the histogram labels a request that failed with `err`. */
