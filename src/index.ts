@@ -95,6 +95,7 @@ export type {
   LegionStats,
   LegionCounters,
   DivergentPeer,
+  BrokenLink,
   WaitOptions,
   Dissemination
 } from './peer/options.js'

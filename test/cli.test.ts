@@ -67,7 +67,7 @@ test('against a running cluster: tables for people, --json for scripts, and exit
   const members = await legion(['members', '--url', url])
   assert.equal(members.code, 0, members.stderr)
   const lines = members.stdout.trim().split('\n')
-  assert.match(lines[0]!, /^PEER +STATUS +SILENT +STUCK +BEHIND$/)
+  assert.match(lines[0]!, /^PEER +STATUS +SILENT +STUCK +BEHIND +CANNOT REACH$/)
   assert.equal(lines.length, 4)
   for (const p of peers) assert.ok(lines.some(l => l.startsWith(p.self) && /\balive\b/.test(l)), `a row for ${p.self}`)
   const partitions = await legion(['partitions', '--json', '--url', url])

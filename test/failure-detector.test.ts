@@ -163,6 +163,7 @@ test('a peer that hears neither of two others is ejected rather than both of the
   // c is a smaller voter than d and neither end of a–b, but it does not hear a, so it cannot
   // see that link: d does not wait for it.
   assert.deepEqual(d.toEject(five, five, 3000), ['a'], 'd, the smallest voter that sees both links, ejects a at once')
+  assert.deepEqual(d.seenBrokenLinks(), [{ ends: ['a', 'b'], since: 0 }, { ends: ['a', 'c'], since: 0 }], 'the links as the last evaluation found them, for stats()')
   assert.equal(d.grounds('a', five, 3000), 'an end of 2 broken links: a does not hear b or c (the oldest broken for 3000 ms)')
   const e = detector('e')
   for (const t of [0, 3000, 4000, 5000]) {

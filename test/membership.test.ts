@@ -11,6 +11,8 @@ import type { Codec } from '../src/codec/codec.js'
 import { jsonCodec } from '../src/codec/json.js'
 import { DecodeError } from '../src/codec/errors.js'
 import { describeJoinFailure } from '../src/peer/membership/join-failure.js'
+import type { OperatorControl } from '../src/peer/operator.js'
+import { membersView } from '../src/admin/views.js'
 import { PeerUnreachableError } from '../src/transport/errors.js'
 import { settleTurns } from './support/fake-network.js'
 import { Sim, type Log, type Peer } from './support/membership-sim.js'
@@ -211,8 +213,18 @@ test('a participant cut from two of five is ejected, not the two it cannot reach
   sim.net.cutLink(x.self, y.self)
   sim.net.cutLink(x.self, z.self)
   const others = peers.filter(p => p !== x)
+  const bystanders = others.filter(p => p !== y && p !== z)
   const folded = others[0]!.applyConsistent('across-the-breaks', { timeoutMs: 120_000 })
+  // The two that hear all three see both links, in stats() and in the admin endpoint's members.
+  await sim.until(() => bystanders.every(b => b.stats().brokenLinks.length === 2), 'the peers that hear all three see both broken links')
+  for (const b of bystanders) {
+    assert.deepEqual(b.stats().brokenLinks.map(l => l.between), [[x.self, y.self], [x.self, z.self]])
+    const members = membersView({ stats: () => b.stats(), clusterState: () => b.readState() } as unknown as OperatorControl).members
+    assert.deepEqual(members.filter(m => m.unreachable !== undefined).map(m => [m.peer, m.unreachable]), [[x.self, [y.self, z.self]], [y.self, [x.self]], [z.self, [x.self]]].sort((u, v) => u[0]! < v[0]! ? -1 : 1))
+  }
+  assert.ok([y, z].every(p => p.stats().brokenLinks.length === 0), 'an end, which does not hear the other, sees no broken link')
   await sim.until(() => others.every(o => !o.readState().projectedParticipants.includes(x.self)), 'the end of both broken links is ejected')
+  assert.ok(others.every(o => o.stats().brokenLinks.length === 0), 'with it out, no broken link among the members')
   assert.equal(typeof await sim.settle(folded, 'the event folds'), 'number', 'the fold settles without it')
   assert.ok(others.every(o => o.readState().participants.length === 4), 'the four others all stay')
   assert.ok(others.every(o => o.stats().counters.timesEjected === 0), 'and none of them was ever ejected')

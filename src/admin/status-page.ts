@@ -86,7 +86,8 @@ function renderMembers (m) {
     el('td', {}, el('span', { class: 'badge ' + p.status }, p.status)),
     el('td', {}, p.self ? '' : ms(p.silentForMs)),
     el('td', {}, p.stuck ? ms(p.stuck.sinceProgressMs) + ' in ' + (p.stuck.group || 'cluster') + (p.stuck.reason ? ': ' + p.stuck.reason : '') : ''),
-    el('td', {}, p.divergent ? 'behind for ' + ms(p.divergent.sinceProgressMs) : '')))
+    el('td', {}, p.divergent ? 'behind for ' + ms(p.divergent.sinceProgressMs) : ''),
+    el('td', { title: (p.unreachable || []).join(', ') }, (p.unreachable || []).map(short).join(', '))))
   $('member-count').textContent = String(m.members.length)
   $('members').replaceChildren(...rows)
 }
@@ -203,7 +204,7 @@ export const STATUS_PAGE = `<!doctype html>
 </header>
 <main>
   <section><h2>Members (<span id="member-count">0</span>)</h2>
-    <table><thead><tr><th>Peer</th><th>Status</th><th>Silent for</th><th>Stuck</th><th>Divergent</th></tr></thead><tbody id="members"></tbody></table>
+    <table><thead><tr><th>Peer</th><th>Status</th><th>Silent for</th><th>Stuck</th><th>Divergent</th><th>Cannot reach</th></tr></thead><tbody id="members"></tbody></table>
   </section>
   <section><h2>Partition table</h2><div id="partitions"></div></section>
   <div id="views"></div>

@@ -79,6 +79,11 @@ export interface MemberView {
     /** Why, as it says in its heartbeats (`null`: it does not know). */
     readonly reason: string | null
   }
+  /**
+   * Members it cannot reach, nor they it, while this peer hears both (broken links, absent when
+   * none), sorted.
+   */
+  readonly unreachable?: readonly Participant[]
   /** When it has not acknowledged the newest event of the cluster's fold: since how long. */
   readonly divergent?: {
     /** The newest event it is known to have acknowledged. */
@@ -98,6 +103,11 @@ export function membersView (operator: OperatorControl): { self: Participant, me
   const suspected = new Set(stats.suspected)
   const stuck = new Map(stats.stuck.map(s => [s.peer, s]))
   const divergent = new Map(stats.divergent.map(d => [d.peer, d]))
+  const unreachable = new Map<Participant, Participant[]>()
+  for (const { between: [a, b] } of stats.brokenLinks) {
+    unreachable.set(a, [...unreachable.get(a) ?? [], b])
+    unreachable.set(b, [...unreachable.get(b) ?? [], a])
+  }
   const all = [...new Set([...state.participants, ...state.projectedParticipants])].sort()
   const members = all.map((peer): MemberView => {
     const s = stuck.get(peer)
@@ -112,6 +122,7 @@ export function membersView (operator: OperatorControl): { self: Participant, me
       status,
       ...(silentForMs !== undefined ? { silentForMs: Math.round(silentForMs) } : {}),
       ...(s !== undefined ? { stuck: { sinceProgressMs: Math.round(s.sinceProgressMs), group: s.group, reason: s.reason ?? null } } : {}),
+      ...(unreachable.has(peer) ? { unreachable: unreachable.get(peer)!.sort() } : {}),
       ...(d !== undefined ? { divergent: { latestAcknowledged: { counter: d.latestAcknowledged.counter, participant: d.latestAcknowledged.participant }, sinceProgressMs: Math.round(d.sinceProgressMs) } } : {})
     }
   })

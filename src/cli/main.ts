@@ -90,16 +90,18 @@ function program (): Command {
       }
     })
 
-  p.command('members').description('the members, with suspected, stuck and lagging peers and for how long').action(async (_o, command: Command) => {
+  p.command('members').description('the members, with suspected, stuck and lagging peers and for how long, and broken links').action(async (_o, command: Command) => {
     const { client, json } = connect(command)
-    const m = await client.expect('GET', '/members') as { members: Array<{ peer: string, self: boolean, status: string, silentForMs?: number, stuck?: { sinceProgressMs: number, reason: string | null }, divergent?: { sinceProgressMs: number } }> }
+    const m = await client.expect('GET', '/members') as { members: Array<{ peer: string, self: boolean, status: string, silentForMs?: number, stuck?: { sinceProgressMs: number, reason: string | null }, unreachable?: string[], divergent?: { sinceProgressMs: number } }> }
     if (json) { out(JSON.stringify(m)); return }
-    out(table(['PEER', 'STATUS', 'SILENT', 'STUCK', 'BEHIND'], m.members.map(x => [
+    out(table(['PEER', 'STATUS', 'SILENT', 'STUCK', 'BEHIND', 'CANNOT REACH'], m.members.map(x => [
       x.peer + (x.self ? ' (this)' : ''),
       x.status,
       duration(x.silentForMs),
       x.stuck !== undefined ? `${duration(x.stuck.sinceProgressMs)}${x.stuck.reason !== null ? ` (${x.stuck.reason})` : ''}` : '',
-      x.divergent !== undefined ? duration(x.divergent.sinceProgressMs) : ''
+      x.divergent !== undefined ? duration(x.divergent.sinceProgressMs) : '',
+      // The end of a peer id is what tells peers apart in a column; the PEER column has it whole.
+      (x.unreachable ?? []).map(p => `…${p.slice(-10)}`).join(', ')
     ])))
   })
 

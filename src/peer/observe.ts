@@ -68,6 +68,7 @@ export class Observer {
       suspected: c.heartbeats.suspected(),
       silence: c.heartbeats.silences(),
       stuck: c.heartbeats.stuckPeers(),
+      brokenLinks: c.heartbeats.brokenLinks(),
       health: c.heartbeats.selfHealth(),
       membership: c.lifecycle.phase.kind === 'ejected' ? 'ejected' : 'participant',
       groups: { defined: c.groups.all().length, held: heldGroups, outstanding },
@@ -154,6 +155,7 @@ export class Observer {
     const cluster = (): ReturnType<NonNullable<Incarnation['groups']['get']>> => c.lifecycle.incarnation?.groups.get('')
     gauge('participants', 'Settled participants of the cluster.', () => cluster()?.fold?.infimumParticipants().length ?? 0)
     gauge('suspected_peers', 'Participants this peer suspects of silence.', () => c.heartbeats.suspected().length)
+    gauge('broken_links', 'Links between two other participants that this peer finds broken (both heard here, one reporting the other silent).', () => c.heartbeats.brokenLinks().length)
     gauge('stuck_peers', 'Participants this peer finds stuck.', () => c.heartbeats.stuckPeers().length)
     gauge('outstanding_events', 'Events not yet folded, over every group held here.', () => {
       let n = 0

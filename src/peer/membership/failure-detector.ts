@@ -235,6 +235,17 @@ export class FailureDetector {
     return out
   }
 
+  /**
+   * The broken links found at the last evaluation of rule 5 (by {@link toEject}), with since
+   * when: for reports, without touching the links' clocks.
+   */
+  seenBrokenLinks (): Array<{ readonly ends: readonly [Participant, Participant], readonly since: number }> {
+    return [...this.brokenSince].map(([key, since]) => {
+      const [a, b] = key.split('\n') as [Participant, Participant]
+      return { ends: [a, b] as const, since }
+    })
+  }
+
   /** Who this peer ejects for broken links now (rule 5). */
   private brokenLinkVictims (voters: readonly Participant[], candidates: readonly Participant[], now: number): Participant[] {
     if (!voters.includes(this.self)) return []

@@ -18,6 +18,7 @@
  *
  * @module
  */
+import type { BrokenLink } from '../stats.js'
 import type { Logger } from '@libp2p/interface'
 import type { DecodeLimits } from '../../codec/codec.js'
 import { eventIdKey, type Participant } from '../../eventfold/types.js'
@@ -249,6 +250,8 @@ export class Heartbeats {
     if (phase.kind === 'ejected') { c.rejoin(); return }
     if (this.settings.autoEject !== false) {
       this.ejectEach(this.detector.toEject(cluster.infimumParticipants(), projected, now), cluster.infimumParticipants(), now)
+    } else {
+      this.detector.brokenLinks(cluster.infimumParticipants(), now) // seen for stats(), though nobody is ejected for them
     }
     this.watchSilence(now)
   }
@@ -400,6 +403,16 @@ export class Heartbeats {
     const now = this.components.clock.now()
     const members = new Set(this.components.lifecycle.incarnation?.groups.get('')?.others() ?? [])
     return this.detector.suspects(now).filter(p => members.has(p) && this.detector.isSilent(p, now))
+  }
+
+  /** The links between two other participants found broken at the last tick, sorted, each with how long. */
+  brokenLinks (): BrokenLink[] {
+    const now = this.components.clock.now()
+    const members = new Set(this.components.lifecycle.incarnation?.groups.get('')?.others() ?? [])
+    return this.detector.seenBrokenLinks()
+      .filter(l => l.ends.every(p => members.has(p)))
+      .map(l => ({ between: l.ends, sinceMs: now - l.since }))
+      .sort((x, y) => x.between[0] < y.between[0] ? -1 : x.between[0] > y.between[0] ? 1 : x.between[1] < y.between[1] ? -1 : x.between[1] > y.between[1] ? 1 : 0)
   }
 
   /** How long each other participant has been silent (nothing heard from it), by peer id, sorted. */

@@ -1,0 +1,168 @@
+/**
+ * What a peer reports about itself ({@link LegionStats}, `Legion.stats()`): the cluster as it
+ * sees it, the health of the other participants, and counters since it started.
+ *
+ * @module
+ */
+import type { EventId, Participant } from '../eventfold/types.js'
+import type { PeerSilence, SelfHealth, StuckPeer } from './membership/heartbeats.js'
+
+/** A link between two other participants that this peer finds broken (see {@link LegionStats.brokenLinks}). */
+export interface BrokenLink {
+  /** The two ends, sorted. */
+  readonly between: readonly [Participant, Participant]
+  /** Milliseconds since this peer first saw it broken. */
+  readonly sinceMs: number
+}
+
+/** A participant that an outstanding event waits for (it has not acknowledged it). */
+export interface DivergentPeer {
+  /** The participant. */
+  readonly peer: Participant
+  /** The newest event it is known to have acknowledged before the first one it holds back. */
+  readonly latestAcknowledged: EventId
+  /** Milliseconds since its acknowledgements last moved forward (as seen here). */
+  readonly sinceProgressMs: number
+}
+
+/** Counters of one peer since it started. */
+export interface LegionCounters {
+  /** Events applied here (applyFast + applyConsistent). */
+  eventsApplied: number
+  /** Consistent outputs produced here. */
+  eventsFolded: number
+  /** Diffs merged. */
+  diffMerges: number
+  /** Whole folds merged. */
+  fullMerges: number
+  /** Diffs refused as too new or too sparse (each followed by a sync). */
+  mergeRefusals: number
+  /** Sync requests this peer sent. */
+  syncsRequested: number
+  /** Sync requests this peer answered. */
+  syncsServed: number
+  /** Consistent outputs sent to their events' creators. */
+  outputsForwarded: number
+  /** Messages dropped because they could not be decoded as what their protocol expects. */
+  droppedUndecodable: number
+  /** Messages dropped because they belong to another cluster. */
+  droppedWrongCluster: number
+  /** Messages dropped because their sender is not a participant. */
+  droppedNonParticipant: number
+  /**
+   * Diffs and folds dropped because an event in them was not signed by its creator: a
+   * participant tried to create or alter an event in another's name.
+   */
+  droppedForged: number
+  /**
+   * Times this peer found that participants had settled on a history it does not share, and
+   * rejoined (see `MergeResult.diverged`). Also counted in `timesEjected`.
+   */
+  divergences: number
+  /** Messages dropped, and requests refused, because `allowPeers` no longer allows their sender. */
+  droppedDenied: number
+  /** Heartbeats this peer sent. */
+  heartbeatsSent: number
+  /** Participants this peer ejected because a majority suspected them. */
+  autoEjections: number
+  /** Times this peer found that it had been ejected. */
+  timesEjected: number
+  /** Times this peer was admitted again after an ejection. */
+  rejoins: number
+  /** Requests refused by the per-peer rate limit. */
+  droppedRateLimited: number
+  /** Frames dropped by the transport (oversized or malformed). */
+  droppedFrames: number
+  /**
+   * Inbound connections refused by the transport: handshakes that never completed (a peer
+   * without the {@link LegionBaseOptions.clusterSecret}, or not speaking libp2p) and peers
+   * denied by {@link LegionBaseOptions.allowPeers}.
+   */
+  refusedConnections: number
+  /** Bytes received (streams and gossip). */
+  bytesIn: number
+  /** Bytes sent (streams and gossip). */
+  bytesOut: number
+  /** Messages received (streams and gossip). */
+  messagesIn: number
+  /** Messages sent (streams and gossip). */
+  messagesOut: number
+  /** Group messages dropped because no group of their id is defined here. */
+  droppedUnknownGroup: number
+  /**
+   * Calls of the event spec's `apply`, `join` or `unjoin` that threw (each logged under
+   * `legion:groups:error`): the event became a failure, or the membership changed without the
+   * hook's state.
+   */
+  hookErrors: number
+  /**
+   * Acknowledgements owed without hurry (`propagation.acknowledgeDelayMs`) that went inside a
+   * message this peer sent the same peer anyway, counted once per group and receiving peer.
+   */
+  acknowledgementsRode: number
+  /**
+   * Acknowledgements owed without hurry sent by the delay's timer (every debt goes once the
+   * oldest is due) or as this peer stopped, per group and receiving peer.
+   */
+  acknowledgementsDelayed: number
+  /**
+   * Ed25519 signatures this peer made of the heads of its own logs: one per flush for every
+   * group it changed in it, whichever the number (PROTOCOL.md 4.7).
+   */
+  headsSigned: number
+  /**
+   * Saves to storage that failed (the store's batch rejected: a full disk, an I/O error).
+   * Nothing the failed save held left the peer; the next flush that visits its groups saves
+   * them again.
+   */
+  saveFailures: number
+}
+
+/** What {@link Legion.stats} reports. */
+export interface LegionStats {
+  /** This peer. */
+  readonly self: Participant
+  /** Infimum participants of the cluster's group. */
+  readonly participants: number
+  /** Events of the cluster's group not yet folded. */
+  readonly outstanding: number
+  /** The infimum id of the cluster's group. */
+  readonly infimumId: EventId
+  /** Participants that an outstanding event of the cluster's group waits for. */
+  readonly divergent: readonly DivergentPeer[]
+  /** Participants this peer suspects of silence (nothing heard for longer than `suspectAfterMs`), sorted. */
+  readonly suspected: readonly Participant[]
+  /** How long each other participant has been silent, sorted by peer id (how long a suspect has been). */
+  readonly silence: readonly PeerSilence[]
+  /**
+   * Participants this peer finds stuck: behind in some group with no progress for
+   * `stuckAfterMs` while alive, with since when and, if they said, why.
+   */
+  readonly stuck: readonly StuckPeer[]
+  /**
+   * Links between two other participants that this peer finds broken: it hears both, and one
+   * reports the other silent (both alive, neither reaching the other), as of its last
+   * heartbeat tick, sorted. One end is ejected once a link has been broken for
+   * `suspectAfterMs` (docs/ARCHITECTURE.md, "Broken links"); while it stays broken, that end's
+   * rejoins end the same way.
+   */
+  readonly brokenLinks: readonly BrokenLink[]
+  /** Whether others report this peer as holding the fold back, and why it thinks so. */
+  readonly health: SelfHealth
+  /**
+   * `participant`, or `ejected` between learning of its ejection and being admitted again
+   * (for good with `failureDetection.rejoin: false`).
+   */
+  readonly membership: 'participant' | 'ejected'
+  /** The groups this peer defines: how many, how many it holds, their outstanding events. */
+  readonly groups: {
+    /** Groups defined on this peer (the cluster's own included). */
+    readonly defined: number
+    /** Groups whose state this peer holds. */
+    readonly held: number
+    /** Outstanding events over every group held. */
+    readonly outstanding: number
+  }
+  /** Counters since start. */
+  readonly counters: Readonly<LegionCounters>
+}
