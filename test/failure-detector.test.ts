@@ -172,6 +172,20 @@ test('a peer that hears neither of two others is ejected rather than both of the
   }
 })
 
+test('of a chain of broken links b–a–c–d, the inner ends are ejected, and the grounds say why', () => {
+  const e = detector('e')
+  for (const t of [0, 3000, 5000]) {
+    hearAll(e, t)
+    e.report('a', ['b', 'c'], t)
+    e.report('c', ['a', 'd'], t)
+    // d is the designated ejector of b–a (it hears both), e backs it up.
+    assert.deepEqual(e.toEject(five, five, t).sort(), t < 5000 ? [] : ['a', 'c'], `at ${t}`)
+  }
+  assert.equal(e.grounds('a', five, 5000), 'an end of 2 broken links: a does not hear b or c (the oldest broken for 5000 ms)')
+  assert.equal(e.grounds('c', five, 5000), 'an end of 2 broken links: c does not hear a or d (the oldest broken for 5000 ms)')
+  assert.equal(e.grounds('d', five, 5000), 'no longer ejectable', 'c–d ejects c, the end of more links')
+})
+
 test('two broken links without a common end eject the larger end of each', () => {
   const d = detector('d')
   for (const t of [0, 3000, 5000]) {

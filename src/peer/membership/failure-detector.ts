@@ -200,9 +200,11 @@ export class FailureDetector {
       })
       return `suspected by ${suspecting.length} of ${voters.length} voters: ${why.join(', ')}`
     }
-    const links = withVictims(this.brokenLinks(voters, now)).filter(l => l.victim === peer).map(l => l.link)
-    if (links.length === 1) return `the larger end of a link broken for ${Math.round(now - links[0]!.since)} ms: ${links[0]!.ends[0]} and ${links[0]!.ends[1]} do not hear each other`
-    if (links.length > 1) {
+    const all = this.brokenLinks(voters, now)
+    if (withVictims(all).some(l => l.victim === peer)) {
+      // Ejected as the end of more broken links than the other end of one, or as the larger end.
+      const links = all.filter(l => l.ends.includes(peer))
+      if (links.length === 1) return `the larger end of a link broken for ${Math.round(now - links[0]!.since)} ms: ${links[0]!.ends[0]} and ${links[0]!.ends[1]} do not hear each other`
       const others = links.map(l => l.ends[0] === peer ? l.ends[1] : l.ends[0])
       return `an end of ${links.length} broken links: ${peer} does not hear ${others.join(' or ')} (the oldest broken for ${Math.round(now - Math.min(...links.map(l => l.since)))} ms)`
     }

@@ -18,7 +18,6 @@
  *
  * @module
  */
-import type { BrokenLink } from '../stats.js'
 import type { Logger } from '@libp2p/interface'
 import type { DecodeLimits } from '../../codec/codec.js'
 import { eventIdKey, type Participant } from '../../eventfold/types.js'
@@ -32,6 +31,7 @@ import type { PeerAddresses } from '../protocol/join.js'
 import { label } from '../intake.js'
 import { FailureDetector } from './failure-detector.js'
 import { ProgressTracker, type HeldBack } from './progress.js'
+import type { BrokenLink } from '../stats.js'
 
 /** What heartbeats need. */
 export interface HeartbeatComponents {
@@ -412,7 +412,7 @@ export class Heartbeats {
     return this.detector.seenBrokenLinks()
       .filter(l => l.ends.every(p => members.has(p)))
       .map(l => ({ between: l.ends, sinceMs: now - l.since }))
-      .sort((x, y) => x.between[0] < y.between[0] ? -1 : x.between[0] > y.between[0] ? 1 : x.between[1] < y.between[1] ? -1 : x.between[1] > y.between[1] ? 1 : 0)
+      .sort((x, y) => x.between.join('\n') < y.between.join('\n') ? -1 : 1) // ends sorted, never equal
   }
 
   /** How long each other participant has been silent (nothing heard from it), by peer id, sorted. */
