@@ -1,7 +1,8 @@
 /**
  * The recent changes the status page and `GET /changes` show: a bounded journal of what this
  * peer saw happen (members added and removed, peers becoming suspected or stuck and
- * recovering, this peer's own phase and health, new partition table versions) and what
+ * recovering, links between two members breaking and healing, this peer's own phase and
+ * health, new partition table versions) and what
  * operators did through the admin endpoint. The fold keeps no history, so this is one peer's
  * memory since it started, not the cluster's: it is lost on restart and may differ per peer.
  *
@@ -20,6 +21,8 @@ export type ChangeKind =
   | 'unsuspected'
   | 'stuck'
   | 'unstuck'
+  | 'link-broken'
+  | 'link-restored'
   | 'phase'
   | 'health'
   | 'partition-table'
@@ -45,6 +48,8 @@ export interface Snapshot {
   readonly members: readonly Participant[]
   readonly suspected: readonly Participant[]
   readonly stuck: readonly Participant[]
+  /** Broken links between two other members (`stats().brokenLinks`), each pair sorted. */
+  readonly brokenLinks: ReadonlyArray<readonly [Participant, Participant]>
   readonly health: string
   /** The partition table's version, when the cluster's state is one. */
   readonly tableVersion: number | undefined
@@ -78,6 +83,11 @@ export class ChangeJournal {
     for (const p of added(now.suspected, before.suspected)) if (members.has(p)) this.record('unsuspected', `${p} is heard from again`, p)
     for (const p of added(before.stuck, now.stuck)) this.record('stuck', `${p} is stuck (not acknowledging)`, p)
     for (const p of added(now.stuck, before.stuck)) if (members.has(p)) this.record('unstuck', `${p} acknowledges again`, p)
+    const linksBefore = new Set(before.brokenLinks.map(l => l.join(' and ')))
+    const linksNow = new Set(now.brokenLinks.map(l => l.join(' and ')))
+    for (const l of linksNow) if (!linksBefore.has(l)) this.record('link-broken', `${l} cannot reach each other (a broken link; both reach this peer)`)
+    // A link gone with one of its ends is that end's removal, recorded above.
+    for (const [a, b] of before.brokenLinks) if (!linksNow.has(`${a} and ${b}`) && members.has(a) && members.has(b)) this.record('link-restored', `${a} and ${b} reach each other again`)
     if (before.health !== now.health) this.record('health', now.health === 'ok' ? 'no peer reports this one stuck any more' : 'peers report this one stuck')
     if (now.tableVersion !== undefined && before.tableVersion !== now.tableVersion) {
       this.record('partition-table', `partition table version ${now.tableVersion}${before.tableVersion !== undefined ? ` (was ${before.tableVersion})` : ''}`)

@@ -232,7 +232,7 @@ class AdminService implements AdminEndpoint {
 function observe (operator: AdminContext['operator'], journal: ChangeJournal): void {
   try {
     const phase = operator.phase()
-    if (phase === 'stopped' || phase === 'starting') { journal.observe({ phase, members: [], suspected: [], stuck: [], health: 'ok', tableVersion: undefined }); return }
+    if (phase === 'stopped' || phase === 'starting') { journal.observe({ phase, members: [], suspected: [], stuck: [], brokenLinks: [], health: 'ok', tableVersion: undefined }); return }
     const s = operator.stats()
     const state = operator.clusterState()
     journal.observe({
@@ -240,6 +240,7 @@ function observe (operator: AdminContext['operator'], journal: ChangeJournal): v
       members: state.projectedParticipants,
       suspected: s.suspected,
       stuck: s.stuck.map(x => x.peer),
+      brokenLinks: s.brokenLinks.map(l => l.between),
       health: s.health.kind,
       tableVersion: isPartitionTableSpec(operator.clusterSpec) ? (state.projected as PartitionTable).version : undefined
     })
