@@ -222,7 +222,9 @@ test('a participant cut from two of five is ejected, not the two it cannot reach
     const members = membersView({ stats: () => b.stats(), clusterState: () => b.readState() } as unknown as OperatorControl).members
     assert.deepEqual(members.filter(m => m.unreachable !== undefined).map(m => [m.peer, m.unreachable]), [[x.self, [y.self, z.self]], [y.self, [x.self]], [z.self, [x.self]]].sort((u, v) => u[0]! < v[0]! ? -1 : 1))
   }
-  assert.ok([y, z].every(p => p.stats().brokenLinks.length === 0), 'an end, which does not hear the other, sees no broken link')
+  // An end may see the other link for a moment (x not silent to it yet, the other end's report
+  // already in), never its own: it does not hear the other end.
+  assert.ok([y, z].every(p => p.stats().brokenLinks.every(l => !l.between.includes(p.self))), 'an end never sees its own broken link')
   await sim.until(() => others.every(o => !o.readState().projectedParticipants.includes(x.self)), 'the end of both broken links is ejected')
   assert.ok(others.every(o => o.stats().brokenLinks.length === 0), 'with it out, no broken link among the members')
   assert.equal(typeof await sim.settle(folded, 'the event folds'), 'number', 'the fold settles without it')
