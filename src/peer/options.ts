@@ -1,6 +1,7 @@
 /**
- * The public contract of one Legion peer: start-up options, the runtime handle, the state
- * it exposes and its statistics. Implementation lives in `runtime.ts`.
+ * The public contract of one Legion peer: start-up options, the runtime handle and the state
+ * it exposes; its statistics are in `stats.ts`, re-exported here. The implementation is
+ * `peer.ts` and the parts it wires (`parts.ts`).
  *
  * @module
  */

@@ -267,13 +267,13 @@ export class FailureDetector {
 }
 
 /** A broken link (see {@link FailureDetector.brokenLinks}). */
-type BrokenLink = ReturnType<FailureDetector['brokenLinks']>[number]
+type SeenLink = ReturnType<FailureDetector['brokenLinks']>[number]
 
 /**
  * Each broken link with the end to eject (rule 5): the end of more of `links`, and between ends
  * of as many, the larger id. The same links give the same victims on every voter.
  */
-function withVictims (links: readonly BrokenLink[]): Array<{ readonly link: BrokenLink, readonly victim: Participant }> {
+function withVictims (links: readonly SeenLink[]): Array<{ readonly link: SeenLink, readonly victim: Participant }> {
   const degree = new Map<Participant, number>()
   for (const { ends } of links) for (const end of ends) degree.set(end, (degree.get(end) ?? 0) + 1)
   return links.map(link => {
