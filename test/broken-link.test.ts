@@ -28,12 +28,13 @@ const byId = (peers: PeerProcess[]): PeerProcess[] => [...peers].sort((p, q) => 
 
 /** Five peers with load on each, every one of which folded a few events of its own. */
 async function fiveWithLoad (t: TestContext): Promise<{ peers: PeerProcess[], load: Load, explained: (since: number) => (err: Error) => Promise<never> }> {
-  const peers = await startCluster(t, 5, () => ({ summary: true }))
+  // Each peer's ejection log lines (who it ejected, and why) go into a failure's report.
+  const peers = await startCluster(t, 5, () => ({ summary: true, debug: 'legion:membership' }))
   const load = new Load({ timeoutMs: 3000, paceMs: 50 })
   t.after(() => { load.halt() })
-  /** A failed wait's error, rethrown with what each peer saw since `since` and counted. */
+  /** A failed wait's error, rethrown with what each peer saw since `since`, counted and ejected. */
   const explained = (since: number) => async (err: Error): Promise<never> => {
-    throw new Error(`${err.message}; ${whatEachSaw(peers, load, since)}; ${await whatEachCounted(peers)}`)
+    throw new Error(`${err.message}; ${whatEachSaw(peers, load, since)}; ${await whatEachCounted(peers)}; ${ejectionsMade(peers)}`)
   }
   for (const p of peers) load.add(p.name, () => p)
   const began = Date.now()
@@ -52,7 +53,12 @@ async function setLinks (links: Array<[PeerProcess, PeerProcess]>, how: 'cut' | 
 /** Fails if any of `peers` was ever ejected. */
 async function neverEjected (peers: PeerProcess[], everyone: PeerProcess[], load: Load, since: number): Promise<void> {
   const timesEjected = await Promise.all(peers.map(async p => (await p.command<LegionStats>('stats')).counters.timesEjected))
-  if (timesEjected.some(n => n !== 0)) assert.fail(`one of ${peers.map(p => p.name).join(', ')} was ejected: ${whatEachSaw(everyone, load, since)}; ${await whatEachCounted(everyone)}`)
+  if (timesEjected.some(n => n !== 0)) assert.fail(`one of ${peers.map(p => p.name).join(', ')} was ejected: ${whatEachSaw(everyone, load, since)}; ${await whatEachCounted(everyone)}; ${ejectionsMade(everyone)}`)
+}
+
+/** The automatic ejections each peer made, with their grounds, from its debug lines. */
+function ejectionsMade (peers: PeerProcess[]): string {
+  return peers.map(p => `${p.name} ejected: ${p.recentLog.filter(l => l.includes(' ejecting ')).slice(-10).map(l => l.slice(l.indexOf(' ejecting ') + 10)).join(' | ') || 'nobody'}`).join('; ')
 }
 
 /**
@@ -98,7 +104,8 @@ async function breakLinks (t: TestContext, cut: (sorted: PeerProcess[]) => { lin
   const healAt = Date.now()
   const rejoinedAt = await healedWithNothingLost(peers, load, ejected)
   assert.ok(peers.filter(p => !ends.has(p)).every(p => load.count(p.name, cutAt, 'resolved') > 0), 'the peers at no cut link never stopped folding')
-  t.diagnostic(`${names} ejected ${ejectedAt - cutAt} ms after the cut, back ${rejoinedAt - healAt} ms after the heal; ${load.resolved().length} of ${load.calls.length} applyConsistent resolved and checked`)
+  const made = peers.map(p => `${p.name} ${p.recentLog.filter(l => l.includes(' ejecting ')).length}`).join(', ')
+  t.diagnostic(`${names} ejected ${ejectedAt - cutAt} ms after the cut, back ${rejoinedAt - healAt} ms after the heal; ${load.resolved().length} of ${load.calls.length} applyConsistent resolved and checked; ejections made (logged): ${made}`)
   await Promise.all(peers.map(async p => { await p.stop() }))
 }
 

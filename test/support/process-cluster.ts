@@ -66,7 +66,16 @@ export interface PeerEnv {
   script?: string
   /** Options only the child script reads, passed in `LEGION_OPTIONS` beside the common ones. */
   extra?: Record<string, unknown>
+  /**
+   * `DEBUG` namespaces for the child (e.g. `legion:membership`, whose lines say why each
+   * automatic ejection was made): its lines are kept in {@link PeerProcess.recentLog} for a
+   * failing test's report instead of being printed; other stderr lines pass through.
+   */
+  debug?: string
 }
+
+/** Debug lines kept per child. */
+const RECENT_LOG_LINES = 200
 
 /** Conditions being waited for; every line from any child, and every exit, re-evaluates them. */
 const waiters = new Set<() => void>()
@@ -83,6 +92,8 @@ export class PeerProcess {
   expectExit = false
   /** Called with every state the child reports (for timing observations). */
   onState: ((s: ReportedState) => void) | undefined
+  /** The child's latest debug lines (with `debug` set), oldest first. */
+  readonly recentLog: string[] = []
   private nextId = 1
   private readonly replies = new Map<number, Reply>()
 
@@ -90,9 +101,10 @@ export class PeerProcess {
     const options = { intervalMs: env.intervalMs, failureDetection: env.failureDetection, summary: env.summary, spec: env.spec, groups: env.groups, ...env.extra }
     this.child = spawn(process.execPath, [bundled(env.script ?? 'peer-process.ts')], {
       cwd: root,
-      stdio: ['pipe', 'pipe', 'inherit'],
+      stdio: ['pipe', 'pipe', env.debug !== undefined ? 'pipe' : 'inherit'],
       env: {
         ...process.env,
+        ...(env.debug !== undefined ? { DEBUG: env.debug } : {}),
         LEGION_CLUSTER: env.cluster,
         LEGION_OPTIONS: JSON.stringify(options),
         ...(env.join !== undefined ? { LEGION_JOIN: env.join } : {}),
@@ -109,6 +121,14 @@ export class PeerProcess {
       if (m.type === 'reply') this.replies.set(m.id as number, m as unknown as Reply)
       recheck()
     })
+    if (env.debug !== undefined) {
+      const namespaces = env.debug.split(',').map(n => n.replace(/\*.*$/, ''))
+      createInterface({ input: this.child.stderr! }).on('line', line => {
+        if (!namespaces.some(n => line.includes(` ${n}`))) { process.stderr.write(line + '\n'); return }
+        this.recentLog.push(line)
+        if (this.recentLog.length > RECENT_LOG_LINES) this.recentLog.shift()
+      })
+    }
     this.child.on('exit', (code, signal) => { this.exit = { code, signal }; recheck() })
     this.child.stdin!.on('error', () => {}) // a dead child's closed pipe: its exit is what we report
   }
