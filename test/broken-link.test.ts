@@ -56,9 +56,14 @@ async function neverEjected (peers: PeerProcess[], everyone: PeerProcess[], load
   if (timesEjected.some(n => n !== 0)) assert.fail(`one of ${peers.map(p => p.name).join(', ')} was ejected: ${whatEachSaw(everyone, load, since)}; ${await whatEachCounted(everyone)}; ${ejectionsMade(everyone)}`)
 }
 
-/** The automatic ejections each peer made, with their grounds, from its debug lines. */
+/** The automatic ejections `p` made (whom, and why), from its debug lines. */
+function ejections (p: PeerProcess): string[] {
+  return p.recentLog.filter(l => l.includes(' ejecting ')).map(l => l.slice(l.indexOf(' ejecting ') + ' ejecting '.length))
+}
+
+/** The latest ejections each peer made, for a failure's report. */
 function ejectionsMade (peers: PeerProcess[]): string {
-  return peers.map(p => `${p.name} ejected: ${p.recentLog.filter(l => l.includes(' ejecting ')).slice(-10).map(l => l.slice(l.indexOf(' ejecting ') + 10)).join(' | ') || 'nobody'}`).join('; ')
+  return peers.map(p => `${p.name} ejected: ${ejections(p).slice(-10).join(' | ') || 'nobody'}`).join('; ')
 }
 
 /**
@@ -104,7 +109,7 @@ async function breakLinks (t: TestContext, cut: (sorted: PeerProcess[]) => { lin
   const healAt = Date.now()
   const rejoinedAt = await healedWithNothingLost(peers, load, ejected)
   assert.ok(peers.filter(p => !ends.has(p)).every(p => load.count(p.name, cutAt, 'resolved') > 0), 'the peers at no cut link never stopped folding')
-  const made = peers.map(p => `${p.name} ${p.recentLog.filter(l => l.includes(' ejecting ')).length}`).join(', ')
+  const made = peers.map(p => `${p.name} ${ejections(p).length}`).join(', ')
   t.diagnostic(`${names} ejected ${ejectedAt - cutAt} ms after the cut, back ${rejoinedAt - healAt} ms after the heal; ${load.resolved().length} of ${load.calls.length} applyConsistent resolved and checked; ejections made (logged): ${made}`)
   await Promise.all(peers.map(async p => { await p.stop() }))
 }
