@@ -9,6 +9,8 @@
  *   the two ends it cannot reach would leave the peer with the bad network in and two healthy
  *   ones out);
  * - everyone else keeps folding, and nobody else is ejected;
+ * - the ejected peer does not rejoin while its links are cut (its sponsors refuse it: it
+ *   cannot reach participants they hear), so no rejoin stalls the peers it cannot reach;
  * - after the links heal, it rejoins and all five converge;
  * - nothing acknowledged is lost or doubled.
  * A third test lets one link flap, cut and healed again and again for times around the
@@ -22,6 +24,9 @@ import { seededRandom } from './support/fake-network.js'
 import { Load, converged, startCluster, waitFor, whatEachCounted, whatEachSaw, type PeerProcess } from './support/process-cluster.js'
 
 type TestContext = { after: (fn: () => void) => void, diagnostic: (message: string) => void }
+
+/** How long links stay cut after the ejection and the others' progress. */
+const HOLD_MS = 8000
 
 const ids = (peers: PeerProcess[]): string[] => peers.map(p => p.self).sort()
 const byId = (peers: PeerProcess[]): PeerProcess[] => [...peers].sort((p, q) => p.self < q.self ? -1 : 1)
@@ -92,8 +97,7 @@ async function breakLinks (t: TestContext, cut: (sorted: PeerProcess[]) => { lin
   const cutAt = Date.now()
   await setLinks(links, 'cut')
   const stayers = peers.filter(p => !ejected.includes(p))
-  // Each out of every stayer's view once: not necessarily both at the same moment, since one
-  // may be back (its rejoin fails later, the link still cut) when the other goes.
+  // Each out of every stayer's view, the first possibly some seconds before the second.
   const seenOut = new Set<PeerProcess>()
   await waitFor(() => {
     for (const e of ejected) if (stayers.every(p => !(p.state?.participants ?? []).includes(e.self))) seenOut.add(e)
@@ -102,7 +106,21 @@ async function breakLinks (t: TestContext, cut: (sorted: PeerProcess[]) => { lin
   const ejectedAt = Date.now()
   await waitFor(() => stayers.every(p => load.count(p.name, ejectedAt, 'resolved') >= 5) || undefined, 'everyone else to fold 5 more events', 60_000)
     .catch(explained(ejectedAt))
-  // The ejected peer may be back meanwhile: it rejoins (backing off) while its links are down.
+  // The cut lasts a while longer (the fault's duration, not a wait for anything): the ejected
+  // end asks to rejoin at every tick and is refused, so the peers it cannot reach never wait
+  // for it. Admitted, it would stall their folds until ejected again, about 6 s each time.
+  const holdFrom = Date.now()
+  await new Promise(resolve => setTimeout(resolve, HOLD_MS))
+  const far = [...ends].filter(p => !ejected.includes(p))
+  const failed = far.map(p => load.calls.filter(c => c.peer === p.name && c.sentAt >= holdFrom && c.error !== undefined).length)
+  const stats = await Promise.all(ejected.map(async p => await p.command<LegionStats>('stats')))
+  const rejoins = stats.map(s => s.counters.rejoins)
+  if (rejoins.some(n => n !== 0) || failed.some(n => n !== 0)) {
+    assert.fail(`while the links stayed cut, ${names} rejoined ${rejoins.join(', ')} times and ${far.map((p, i) => `${p.name} failed ${failed[i]!} calls`).join(', ')}: ${whatEachSaw(peers, load, holdFrom)}; ${await whatEachCounted(peers)}; ${ejectionsMade(peers)}`)
+  }
+  assert.ok(far.every(p => load.count(p.name, holdFrom, 'resolved') > 0), 'the peers it cannot reach fold meanwhile')
+  // And it says why it stays out: whom it cannot reach.
+  ejected.forEach((e, i) => { assert.deepEqual(stats[i]!.cannotReach, ids(links.filter(l => l.includes(e)).map(([u, v]) => u === e ? v : u)), `${e.name}'s stats().cannotReach`) })
   await neverEjected(stayers, peers, load, cutAt)
 
   await setLinks(links, 'heal')
@@ -110,7 +128,7 @@ async function breakLinks (t: TestContext, cut: (sorted: PeerProcess[]) => { lin
   const rejoinedAt = await healedWithNothingLost(peers, load, ejected)
   assert.ok(peers.filter(p => !ends.has(p)).every(p => load.count(p.name, cutAt, 'resolved') > 0), 'the peers at no cut link never stopped folding')
   const made = peers.map(p => `${p.name} ${ejections(p).length}`).join(', ')
-  t.diagnostic(`${names} ejected ${ejectedAt - cutAt} ms after the cut, back ${rejoinedAt - healAt} ms after the heal; ${load.resolved().length} of ${load.calls.length} applyConsistent resolved and checked; ejections made (logged): ${made}`)
+  t.diagnostic(`${names} ejected ${ejectedAt - cutAt} ms after the cut, back ${rejoinedAt - healAt} ms after the heal; ${load.resolved().length} of ${load.calls.length} applyConsistent resolved and checked; while the cut held ${HOLD_MS} ms more, ${far.map(p => `${p.name} resolved ${load.count(p.name, holdFrom, 'resolved')}`).join(', ')}; ejections made (logged): ${made}`)
   await Promise.all(peers.map(async p => { await p.stop() }))
 }
 

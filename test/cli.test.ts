@@ -63,7 +63,7 @@ test('against a running cluster: tables for people, --json for scripts, and exit
   assert.equal(status.code, 0, status.stderr)
   assert.equal(JSON.parse(status.stdout).members, 3)
   const human = await legion(['status', '--url', url])
-  assert.match(human.stdout, /^cluster +\S+ \(legion \d+\.\d+\.\d+, protocol 8\.0\.0\)$/m, human.stdout)
+  assert.match(human.stdout, /^cluster +\S+ \(legion \d+\.\d+\.\d+, protocol 9\.0\.0\)$/m, human.stdout)
   const members = await legion(['members', '--url', url])
   assert.equal(members.code, 0, members.stderr)
   const lines = members.stdout.trim().split('\n')

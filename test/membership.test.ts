@@ -230,8 +230,40 @@ test('a participant cut from two of five is ejected, not the two it cannot reach
   assert.equal(typeof await sim.settle(folded, 'the event folds'), 'number', 'the fold settles without it')
   assert.ok(others.every(o => o.readState().participants.length === 4), 'the four others all stay')
   assert.ok(others.every(o => o.stats().counters.timesEjected === 0), 'and none of them was ever ejected')
+  // While the links stay cut it asks to rejoin at every tick, naming y and z as unreachable,
+  // and is refused: admitted, it would stall y's and z's folds until it was ejected again.
+  await sim.pass(30_000)
+  assert.equal(x.stats().counters.rejoins, 0, 'no rejoin while the links stay cut')
+  assert.equal(x.stats().counters.timesEjected, 1)
+  assert.equal(x.stats().membership, 'ejected')
+  assert.deepEqual(x.stats().cannotReach, [y.self, z.self].sort(), 'it says why it stays out')
+  for (const p of [y, z]) assert.equal(typeof await sim.settle(p.applyConsistent('meanwhile', { timeoutMs: 120_000 }), 'an end folds meanwhile', 2000), 'number', 'the peers it cannot reach fold within 2 s')
   sim.net.heal()
-  await sim.until(() => peers.every(p => p.readState().participants.length === 5 && p.stats().membership === 'participant'), 'it rejoins once the links heal')
+  const took = await sim.until(() => peers.every(p => p.readState().participants.length === 5 && p.stats().membership === 'participant'), 'it rejoins once the links heal')
+  // It hears y and z again once its heartbeats to them, lost in the cut and waiting for their
+  // timeout (suspectAfterMs), give way to new ones; the next tick asks.
+  assert.ok(took <= 5000, `rejoined ${took} simulated ms after the heal`)
+  assert.equal(x.stats().counters.rejoins, 1)
+  assert.deepEqual(x.stats().cannotReach, [])
+  await sim.stop()
+})
+
+test('a peer ejected at a broken link rejoins while the link is still cut once the other end is no longer a participant', async () => {
+  const sim = new Sim()
+  const peers = await sim.cluster(5)
+  const [p, q] = [...peers].sort((u, v) => u.self < v.self ? -1 : 1).slice(3) as [Peer, Peer]
+  sim.net.cutLink(p.self, q.self)
+  const others = peers.filter(x => x !== q)
+  await sim.until(() => others.every(o => !o.readState().projectedParticipants.includes(q.self)), 'the larger end of the broken link is ejected')
+  await sim.pass(10_000)
+  assert.equal(q.stats().counters.rejoins, 0, 'refused while p, which it cannot reach, is a participant the others hear')
+  // p dies: the others find it silent and eject it, and q, which never heard it again, is
+  // admitted although the link is still cut.
+  sim.net.crash(p.self)
+  const stayers = others.filter(x => x !== p)
+  await sim.until(() => stayers.every(o => !o.readState().projectedParticipants.includes(p.self)), 'the dead end is ejected')
+  await sim.until(() => [...stayers, q].every(x => x.readState().participants.length === 4 && x.stats().membership === 'participant'), 'q rejoins without p')
+  assert.equal(q.stats().counters.rejoins, 1)
   await sim.stop()
 })
 

@@ -1,5 +1,5 @@
 /**
- * Specification of the peer protocols' messages (protocol 8.0.0): exact round trips, canonical
+ * Specification of the peer protocols' messages (protocol 9.0.0): exact round trips, canonical
  * bytes, bounded decoding that throws nothing but DecodeError (limits, truncation, kinds,
  * flags, refusal codes, a Refusal only where an answer may be one), and golden vectors that
  * pin each message's layout and every protocol id. The payloads these messages carry (Diffs,
@@ -17,7 +17,7 @@ import {
 import { FOLD_PROTOCOL, FOLD_TOPIC, decodeFoldBatch, encodeFoldBatch, type GroupPayload } from '../src/peer/protocol/fold-batch.js'
 import { SYNC_PROTOCOL, decodeSyncAnswer, decodeSyncRequest, encodeSyncAnswer, encodeSyncRequest, type SyncResult, type SyncWant } from '../src/peer/protocol/sync.js'
 import { PUSH_PROTOCOL, decodeFoldPush, decodePushAnswer, encodeFoldPush, encodePushAnswer, type PushResult } from '../src/peer/protocol/push.js'
-import { JOIN_PROTOCOL, decodeJoinAnswer, decodeJoinRequest, encodeJoinAccepted, encodeJoinRequest, type JoinAccepted, type PeerAddresses } from '../src/peer/protocol/join.js'
+import { JOIN_PROTOCOL, decodeJoinAnswer, decodeJoinRequest, encodeJoinAccepted, encodeJoinRequest, type JoinAccepted, type JoinRequest, type PeerAddresses } from '../src/peer/protocol/join.js'
 import { HEARTBEAT_PROTOCOL, MAX_STUCK_DETAIL_BYTES, decodeHeartbeat, decodeHeartbeatAnswer, encodeHeartbeat, encodeHeartbeatAnswer, type Heartbeat, type Suspicion } from '../src/peer/protocol/heartbeat.js'
 import { type EncodedOutput, OUTPUTS_PROTOCOL, decodeOutputs, encodeOutputs, type GroupOutputs } from '../src/peer/protocol/outputs.js'
 import { CALL_PROTOCOL, CAST_PROTOCOL, KIND_MESSAGE, KIND_REPLY, decodeFrame, decodeReply, encodeFrame, encodeReply, type Reply } from '../src/peer/messaging.js'
@@ -144,7 +144,7 @@ const messages: readonly MessageSpec[] = [
   answer('syncAnswer', PeerMessageKind.syncAnswer, listOf(syncResultArb), encodeSyncAnswer, decodeSyncAnswer, goldenSyncAnswers),
   message('foldPush', PeerMessageKind.foldPush, listOf(groupPayloadArb), encodeFoldPush, decodeFoldPush, goldenFoldPushes),
   answer('pushAnswer', PeerMessageKind.pushAnswer, listOf(pushResultArb), encodePushAnswer, decodePushAnswer, goldenPushAnswers),
-  message('joinRequest', PeerMessageKind.joinRequest, addressesArb, encodeJoinRequest, decodeJoinRequest, goldenJoinRequests),
+  message('joinRequest', PeerMessageKind.joinRequest, record<JoinRequest>({ addresses: addressesArb, unreachable: fc.array(peerArb, { maxLength: 3 }) }), encodeJoinRequest, decodeJoinRequest, goldenJoinRequests),
   answer<JoinAccepted>('joinAccepted', PeerMessageKind.joinAccepted,
     record({ kind: fc.constant('joinAccepted' as const), groups: listOf(groupPayloadArb), peers: listOf(peerAddressesArb) }),
     v => encodeJoinAccepted(v.groups, v.peers), decodeJoinAnswer, goldenJoinAnswers),
@@ -175,10 +175,10 @@ describe('kinds and protocol ids', () => {
     assert.deepEqual(messages.map(m => m.kind).sort((x, y) => x - y), kinds.filter(k => k !== PeerMessageKind.refusal).sort((x, y) => x - y), 'every kind is specified here')
   })
 
-  test('a protocol id names the cluster (percent-encoded, one path segment), the protocol and version 8.0.0', () => {
-    assert.equal(PROTOCOL_VERSION, '8.0.0')
-    assert.equal(protocolId('c', SYNC_PROTOCOL), '/legion/c/sync/8.0.0')
-    assert.equal(protocolId('a b/c', 'x'), '/legion/a%20b%2Fc/x/8.0.0')
+  test('a protocol id names the cluster (percent-encoded, one path segment), the protocol and version 9.0.0', () => {
+    assert.equal(PROTOCOL_VERSION, '9.0.0')
+    assert.equal(protocolId('c', SYNC_PROTOCOL), '/legion/c/sync/9.0.0')
+    assert.equal(protocolId('a b/c', 'x'), '/legion/a%20b%2Fc/x/9.0.0')
     assert.equal(protocolId('c', 'x', '7.0.0'), '/legion/c/x/7.0.0')
   })
 })
@@ -296,8 +296,8 @@ describe('bounded decoding', () => {
       ['group id bytes', n => encodeSyncRequest([{ group: 'g'.repeat(n), full: false }]), b => decodeSyncRequest(b, LIMITS), MAX_GROUP_ID_BYTES],
       ['suspect id bytes', n => encodeHeartbeat({ suspects: [{ peer: 'p'.repeat(n), reason: 'silent' }], stuck: undefined }), b => decodeHeartbeat(b, LIMITS), MAX_PEER_ID_BYTES],
       // (written by hand: the encoder cuts address lists to what the decoder takes)
-      ['addresses', n => handMade(PeerMessageKind.joinRequest, w => { w.writeVarUint(n); for (let i = 0; i < n; i++) w.writeString('/a') }), b => decodeJoinRequest(b, LIMITS), MAX_ADDRESSES],
-      ['address bytes', n => handMade(PeerMessageKind.joinRequest, w => { w.writeVarUint(1); w.writeString('a'.repeat(n)) }), b => decodeJoinRequest(b, LIMITS), MAX_ADDRESS_BYTES],
+      ['addresses', n => handMade(PeerMessageKind.joinRequest, w => { w.writeVarUint(n); for (let i = 0; i < n; i++) w.writeString('/a'); w.writeVarUint(0) }), b => decodeJoinRequest(b, LIMITS), MAX_ADDRESSES],
+      ['address bytes', n => handMade(PeerMessageKind.joinRequest, w => { w.writeVarUint(1); w.writeString('a'.repeat(n)); w.writeVarUint(0) }), b => decodeJoinRequest(b, LIMITS), MAX_ADDRESS_BYTES],
       ['stuck reason bytes', n => handMade(PeerMessageKind.heartbeat, w => { w.writeVarUint(0); w.writeUint8(1); w.writeString('d'.repeat(n)) }), b => decodeHeartbeat(b, LIMITS), MAX_STUCK_DETAIL_BYTES],
       ['refusal message bytes', n => handMade(PeerMessageKind.refusal, w => { w.writeString('stopping'); w.writeString('m'.repeat(n)) }), b => decodeSyncAnswer(b, LIMITS), MAX_MESSAGE_TEXT],
       ['channel name bytes', n => encodeFrame('c'.repeat(n), new Uint8Array(0)), b => decodeFrame(b, LIMITS), 256]
@@ -333,7 +333,7 @@ describe('what a peer sends, it can decode', () => {
   test('address lists are cut to what the decoder takes: the first 64 addresses of at most 1024 bytes', () => {
     const addresses = ['x'.repeat(MAX_ADDRESS_BYTES + 1), ...Array.from({ length: 100 }, (_, i) => `/ip4/10.0.0.${i}/tcp/1`)]
     const fit = addresses.slice(1, 1 + MAX_ADDRESSES)
-    assert.deepEqual(decodeJoinRequest(encodeJoinRequest(addresses), LIMITS), fit)
+    assert.deepEqual(decodeJoinRequest(encodeJoinRequest({ addresses, unreachable: [] }), LIMITS), { addresses: fit, unreachable: [] })
     assert.deepEqual(decodeJoinAnswer(encodeJoinAccepted([], [{ id: 'p', addresses }]), LIMITS), { kind: 'joinAccepted', groups: [], peers: [{ id: 'p', addresses: fit }] })
     assert.deepEqual(decodeHeartbeatAnswer(encodeHeartbeatAnswer([{ id: 'p', addresses }]), LIMITS), [{ id: 'p', addresses: fit }])
   })
@@ -343,7 +343,7 @@ describe('what a peer sends, it can decode', () => {
   })
 })
 
-describe('golden vectors (protocol 8.0.0)', () => {
+describe('golden vectors (protocol 9.0.0)', () => {
   const fixture = JSON.parse(readFileSync(new URL('./fixtures/peer-protocol-golden.json', import.meta.url), 'utf8')) as {
     protocolVersion: string
     formatVersion: number

@@ -309,6 +309,7 @@ function statusView (ctx: AdminContext): unknown {
   return {
     ...base,
     membership: s.membership,
+    cannotReach: s.cannotReach,
     members: op.clusterState().projectedParticipants.length,
     settledMembers: s.participants,
     suspected: s.suspected.length,

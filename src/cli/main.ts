@@ -68,6 +68,8 @@ function program (): Command {
       out(`events    ${String(s.outstanding)} outstanding`)
       const h = s.health as { kind: string, reason?: string }
       out(`health    ${h.kind}${h.reason !== undefined ? `: ${h.reason}` : ''}`)
+      const cut = s.cannotReach as string[] | undefined
+      if (cut !== undefined && cut.length > 0) out(`rejoin    refused until it reaches ${cut.join(', ')}`)
     }
     for (const a of s.addresses as string[]) out(`address   ${a}`)
   })

@@ -24,6 +24,8 @@ export interface ObserveComponents {
   readonly groups: GroupRegistry
   /** Suspicion, progress and health. */
   readonly heartbeats: Heartbeats
+  /** While ejected: the participants this peer's last rejoin was refused for not reaching. */
+  readonly cannotReach: () => readonly Participant[]
   /** The peer's counters. */
   readonly counters: LegionCounters
   /** The transport's counters. */
@@ -71,6 +73,7 @@ export class Observer {
       brokenLinks: c.heartbeats.brokenLinks(),
       health: c.heartbeats.selfHealth(),
       membership: c.lifecycle.phase.kind === 'ejected' ? 'ejected' : 'participant',
+      cannotReach: c.lifecycle.phase.kind === 'ejected' ? [...c.cannotReach()] : [],
       groups: { defined: c.groups.all().length, held: heldGroups, outstanding },
       counters: { ...c.counters, droppedFrames: t.channel.droppedFrames, refusedConnections: t.connections.refused }
     }

@@ -183,6 +183,8 @@ export function buildParts (inputs: PartInputs): Parts {
     persistence,
     allows,
     incarnationChanged: () => { heartbeats.reset(); flusher.schedule() },
+    unreachable: () => heartbeats.unreachable(),
+    hears: peer => heartbeats.hears(peer),
     clock,
     random,
     counters,
@@ -199,7 +201,7 @@ export function buildParts (inputs: PartInputs): Parts {
     ejectSuspect: (peer, grounds) => { if (autoEject !== false) void ejection.ejectSuspect(peer, grounds, autoEject.timeoutMs) },
     refusedAsNonParticipant: (p, what) => { ejection.refusedAsNonParticipant(p, what) },
     rejoin: () => { joining.rejoin() },
-    dialAny: async (addresses) => await joining.dialAny(addresses),
+    reachAt: async (peer, addresses) => { await joining.reachAt(peer, addresses) },
     diagnose: (incarnation): string => observer.diagnose(incarnation),
     clock,
     counters,
@@ -231,7 +233,7 @@ export function buildParts (inputs: PartInputs): Parts {
     limits,
     log: loggers('messaging')
   })
-  const observer: Observer = new Observer({ self, lifecycle, groups, heartbeats, counters, transportStats: inputs.transportStats, metrics: inputs.metrics })
+  const observer: Observer = new Observer({ self, lifecycle, groups, heartbeats, cannotReach: () => joining.cannotReach(), counters, transportStats: inputs.transportStats, metrics: inputs.metrics })
 
   /** A managed group's owner adds or removes a participant, and tells the cluster. */
   async function membershipChange (replica: SomeReplica, kind: 'join' | 'unjoin', peer: Participant, options: WaitOptions): Promise<Dissemination> {

@@ -51,8 +51,8 @@ export interface HeartbeatComponents {
   readonly refusedAsNonParticipant: (peer: Participant, what: string) => void
   /** Asks to be admitted again. */
   readonly rejoin: () => void
-  /** Dials the first address that answers. */
-  readonly dialAny: (addresses: readonly string[]) => Promise<boolean>
+  /** Remembers where `peer` listens, then dials the first address that answers. */
+  readonly reachAt: (peer: Participant, addresses: readonly string[]) => Promise<void>
   /** Why this peer may be holding the fold back, if it can tell. */
   readonly diagnose: (incarnation: Incarnation) => string
   /** Time. */
@@ -343,7 +343,9 @@ export class Heartbeats {
         return
       }
       const connected = new Set(c.network.connectedPeers())
-      for (const p of m) if (p.id !== c.self && !connected.has(p.id) && c.allows(p.id)) void c.dialAny(p.addresses)
+      // Remembered even if the dial fails: a peer ejected at a broken link redials the other end
+      // by id to hear it again, and may have no other address of it (ARCHITECTURE.md, "Broken links").
+      for (const p of m) if (p.id !== c.self && !connected.has(p.id) && c.allows(p.id)) void c.reachAt(p.id, p.addresses)
     } catch (err) {
       c.log('heartbeat to %s failed: %s', peer, err)
     } finally {
@@ -403,6 +405,26 @@ export class Heartbeats {
     const now = this.components.clock.now()
     const members = new Set(this.components.lifecycle.incarnation?.groups.get('')?.others() ?? [])
     return this.detector.suspects(now).filter(p => members.has(p) && this.detector.isSilent(p, now))
+  }
+
+  /**
+   * The participants of this peer's membership (stale, once it is ejected) that it hears no
+   * longer while it hears a strict majority of them, itself counted, sorted: what a rejoin
+   * request names as unreachable. Hearing fewer, this peer cannot tell a cut link from its own
+   * isolation (a partition, a pause), and names none. Its heartbeats go on while it is
+   * ejected, and their answers, refusals included, are what it hears.
+   */
+  unreachable (): Participant[] {
+    const now = this.components.clock.now()
+    const others = this.components.lifecycle.incarnation?.groups.get('')?.others() ?? []
+    const silent = others.filter(p => this.detector.isSilent(p, now))
+    return (others.length - silent.length + 1) * 2 > others.length + 1 ? silent.sort() : []
+  }
+
+  /** Whether this peer hears `peer` now: it is watched and not silent. */
+  hears (peer: Participant): boolean {
+    const now = this.components.clock.now()
+    return this.detector.silenceOf(peer, now) !== undefined && !this.detector.isSilent(peer, now)
   }
 
   /** The links between two other participants found broken at the last tick, sorted, each with how long. */

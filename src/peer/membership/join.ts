@@ -6,10 +6,15 @@
  *   cluster-wide group, and the addresses of the other participants. A rejoin keeps each
  *   group's Lamport counter, so no id of the previous membership is ever reused, and backs off
  *   (with jitter) after every rejoin that did not last, so a peer that keeps getting ejected
- *   (say, one side of a broken link) does not churn the cluster.
+ *   does not churn the cluster. A rejoin request names the participants the asker cannot
+ *   reach (those it hears no longer while it hears most of the others: the other end of a
+ *   broken link, docs/ARCHITECTURE.md "Broken links"), and a sponsor that hears one of them
+ *   refuses it (`cannot-reach`): admitted, the asker could not acknowledge their events nor
+ *   they its, and their folds would stall until it was ejected again.
  * - **Sponsoring**: an earlier incarnation of the asker leaves every group first (UnJoin), so
  *   a restarted peer rejoins cleanly; then the asker joins the cluster's group and every
- *   cluster-wide group (Join); the answer is sent once all of that is saved.
+ *   cluster-wide group (Join); the answer is sent once all of that is saved. It refuses an
+ *   asker that cannot reach a participant this peer hears (see above).
  *
  * @module
  */
@@ -24,7 +29,7 @@ import type { Network } from '../network.js'
 import type { LegionCounters } from '../options.js'
 import type { PersistenceGate } from '../persistence.js'
 import type { GroupPayload } from '../protocol/fold-batch.js'
-import { JOIN_PROTOCOL, decodeJoinAnswer, decodeJoinRequest, encodeJoinAccepted, encodeJoinRequest, type PeerAddresses } from '../protocol/join.js'
+import { JOIN_PROTOCOL, decodeJoinAnswer, decodeJoinRequest, encodeJoinAccepted, encodeJoinRequest, type JoinRequest, type PeerAddresses } from '../protocol/join.js'
 import { RateLimiter } from '../rate-limiter.js'
 import { describeJoinFailure, isNegotiationFailure } from './join-failure.js'
 import type { GroupRegistry } from '../group/groups.js'
@@ -47,6 +52,13 @@ export interface JoinComponents {
   readonly allows: (peer: Participant) => boolean
   /** A new incarnation became current: reset what belongs to the old one. */
   readonly incarnationChanged: () => void
+  /**
+   * The participants of this peer's last membership it cannot reach now (it hears them no
+   * longer while it hears a strict majority of them), sorted; empty when it cannot tell.
+   */
+  readonly unreachable: () => Participant[]
+  /** Whether this peer hears `peer`, a participant, now (it is not silent here). */
+  readonly hears: (peer: Participant) => boolean
   /** Time. */
   readonly clock: PeerClock
   /** Chance (the rejoin backoff's jitter). */
@@ -77,6 +89,10 @@ export class Joining {
   private rejoining: Promise<void> | undefined
   /** Rejoins that did not last in a row, and the earliest time of the next attempt. */
   private backoff = { failures: 0, notBefore: 0, admittedAt: 0 }
+  /** The last `cannot-reach` refusal: its message (logged once), and whom the request named. */
+  private refusal = { message: '', unreachable: [] as readonly Participant[] }
+  /** Participants being dialled because this peer, ejected, cannot reach them. */
+  private readonly redialing = new Set<Participant>()
 
   constructor (private readonly components: JoinComponents, private readonly settings: JoinSettings) {
     this.joinLimiter = new RateLimiter(5, 5, () => components.clock.now())
@@ -84,7 +100,7 @@ export class Joining {
 
   /** Registers the protocol. */
   async start (): Promise<void> {
-    await this.components.inbound.request(JOIN_PROTOCOL, 'anyone', decodeJoinRequest, async (from, addresses) => await this.sponsor(from, addresses))
+    await this.components.inbound.request(JOIN_PROTOCOL, 'anyone', decodeJoinRequest, async (from, request) => await this.sponsor(from, request))
   }
 
   /**
@@ -100,7 +116,7 @@ export class Joining {
       let sponsor: Participant | undefined
       try {
         sponsor = await c.network.dial(addr, { timeoutMs })
-        const incarnation = await this.askToJoin(sponsor, timeoutMs, undefined)
+        const incarnation = await this.askToJoin(sponsor, timeoutMs, undefined, [])
         if (incarnation === undefined) { attempts.set(addr, 'the answer came after this peer stopped'); continue }
         return incarnation
       } catch (err) {
@@ -117,9 +133,9 @@ export class Joining {
    * Asks `sponsor` to admit this peer; on success the new incarnation is current. Returns
    * `undefined` if this peer stopped (or was admitted by another) meanwhile.
    */
-  private async askToJoin (sponsor: Participant, timeoutMs: number, previous: Incarnation | undefined): Promise<Incarnation | undefined> {
+  private async askToJoin (sponsor: Participant, timeoutMs: number, previous: Incarnation | undefined, unreachable: readonly Participant[]): Promise<Incarnation | undefined> {
     const c = this.components
-    const request = encodeJoinRequest(c.network.multiaddrs())
+    const request = encodeJoinRequest({ addresses: c.network.multiaddrs(), unreachable })
     c.inbound.countOut(request)
     const bytes = await c.network.request(sponsor, c.inbound.protocol(JOIN_PROTOCOL), request, { timeoutMs })
     c.inbound.countIn(bytes)
@@ -175,20 +191,47 @@ export class Joining {
     const candidates = [...phase.sponsors]
     const cluster = previous.groups.get('')
     if (cluster !== undefined && !cluster.isParticipant(c.self)) candidates.push(...cluster.others())
+    const unreachable = c.unreachable()
+    for (const p of unreachable) this.redial(p)
     for (const sponsor of new Set(candidates)) {
-      if (c.lifecycle.phase.kind !== 'ejected') return
-      if (sponsor === c.self || !c.allows(sponsor)) continue
+      if (c.lifecycle.phase.kind !== 'ejected') break
+      if (sponsor === c.self || !c.allows(sponsor) || unreachable.includes(sponsor)) continue
       try {
         await c.network.dial(sponsor, { timeoutMs: this.settings.joinTimeoutMs })
-        if (await this.askToJoin(sponsor, this.settings.joinTimeoutMs, previous) === undefined) return
+        if (await this.askToJoin(sponsor, this.settings.joinTimeoutMs, previous, unreachable) === undefined) break
         c.counters.rejoins++
         this.noteRejoined()
         c.log('rejoined through %s', sponsor)
-        return
+        break
       } catch (err) {
+        if (err instanceof JoinRefusedError && err.code === 'cannot-reach') {
+          // The cut link that got this peer ejected still holds: asking others gains nothing,
+          // and the heartbeat tick asks again, so the rejoin follows the link's repair.
+          if (err.message !== this.refusal.message) c.log.error('not rejoining yet: %s', err.message)
+          this.refusal = { message: err.message, unreachable }
+          return
+        }
         c.log('rejoin through %s failed: %s', sponsor, err)
       }
     }
+    this.refusal = { message: '', unreachable: [] } // no sponsor said cannot-reach this time
+  }
+
+  /** The participants this peer's last rejoin request named unreachable, if a sponsor refused it for them (`cannot-reach`). */
+  cannotReach (): readonly Participant[] {
+    return this.refusal.unreachable
+  }
+
+  /**
+   * Dials `peer` unless connected or already dialling: a participant this peer lost its
+   * connection to (or never had one with) is heard again only once dialled, and the members'
+   * anti-entropy tick, which dials them, does not run for an ejected peer.
+   */
+  private redial (peer: Participant): void {
+    const c = this.components
+    if (this.redialing.has(peer) || !c.allows(peer) || c.network.connectedPeers().includes(peer)) return
+    this.redialing.add(peer)
+    void c.network.dial(peer, { timeoutMs: this.settings.joinTimeoutMs }).catch(() => {}).finally(() => { this.redialing.delete(peer) })
   }
 
   /** A rejoin that follows a short membership backs off further; one after a long one starts over. */
@@ -202,13 +245,17 @@ export class Joining {
   }
 
   /** The join handler: see the module comment. */
-  private async sponsor (from: Participant, addresses: readonly string[]): Promise<Uint8Array> {
+  private async sponsor (from: Participant, { addresses, unreachable }: JoinRequest): Promise<Uint8Array> {
     const c = this.components
     const phase = c.lifecycle.phase
     // An ejected peer's fold is stale: admitting someone into it would only strand them there.
     if (phase.kind !== 'member') throw new Refused('not-ready', 'this peer is not a participant now')
     if (!this.joinLimiter.take(from)) { c.counters.droppedRateLimited++; throw new Refused('rate-limited', 'too many joins') }
     const incarnation = phase.incarnation
+    // A participant that this peer hears and the asker does not: a broken link. One this peer
+    // does not hear either is more likely down, and is the failure detector's to judge.
+    const cut = unreachable.filter(p => p !== from && p !== c.self && incarnation.groups.get('')!.isParticipant(p) && c.hears(p))
+    if (cut.length > 0) throw new Refused('cannot-reach', `${from} cannot reach ${cut.join(', ')}, which ${c.self} hears: admitted, it would stall their folds`)
     const admitted: SomeReplica[] = []
     for (const replica of incarnation.groups.values()) {
       const fold = replica.fold
@@ -241,13 +288,13 @@ export class Joining {
    * failed send try again: a participant learnt of from the fold has no address otherwise, so
    * a first dial lost under load would leave the two unconnected for good.
    */
-  private async reachAt (peer: Participant, addresses: readonly string[]): Promise<void> {
+  async reachAt (peer: Participant, addresses: readonly string[]): Promise<void> {
     await this.components.network.rememberAddresses(peer, addresses)
     await this.dialAny(addresses)
   }
 
   /** Dials the first address that answers. */
-  async dialAny (addresses: readonly string[]): Promise<boolean> {
+  private async dialAny (addresses: readonly string[]): Promise<boolean> {
     for (const a of addresses) {
       try { await this.components.network.dial(a, { timeoutMs: 5000 }); return true } catch { /* try the next address */ }
     }

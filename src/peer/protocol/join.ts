@@ -1,7 +1,9 @@
 /**
  * The `join` protocol (request/response): a peer asks a participant (its sponsor) to admit it.
  *
- * JoinRequest (kind 17): `list<str> addresses` (where the asker listens).
+ * JoinRequest (kind 17): `list<str> addresses` (where the asker listens), then `list<str>
+ * unreachable` (peer ids: participants of its last membership that a rejoining asker hears
+ * no longer while it hears most of the others; empty on a first join).
  * JoinAccepted (kind 18): `list<group>`, `group` = `str id`, `bytes fold` (an EventFold, kind
  * 1: the sponsor's whole fold of each group the asker was admitted to, the cluster's own
  * group `""` first); then `list<peer>`, `peer` = `str id`, `list<str> addresses` (every
@@ -35,14 +37,32 @@ export interface JoinAccepted {
   readonly peers: readonly PeerAddresses[]
 }
 
-/** Encodes a join request. */
-export function encodeJoinRequest (addresses: readonly string[]): Uint8Array {
-  return encodeMessage(PeerMessageKind.joinRequest, w => { writeAddresses(w, addresses) })
+/** A request to be admitted. */
+export interface JoinRequest {
+  /** Where the asker listens (its own multiaddrs, with `/p2p/`). */
+  readonly addresses: readonly string[]
+  /**
+   * Participants of the asker's last membership that it cannot reach now (a rejoining peer
+   * cut from them while it hears most of the others): a sponsor that hears one of them
+   * refuses with `cannot-reach`, since admitting the asker would stall their folds.
+   */
+  readonly unreachable: readonly string[]
 }
 
-/** Decodes a join request: the asker's addresses. Throws only `DecodeError`. */
-export function decodeJoinRequest (bytes: Uint8Array, limits: DecodeLimits): string[] {
-  return decodeMessage(bytes, limits, PeerMessageKind.joinRequest, readAddresses)
+/** Encodes a join request. */
+export function encodeJoinRequest (request: JoinRequest): Uint8Array {
+  return encodeMessage(PeerMessageKind.joinRequest, w => {
+    writeAddresses(w, request.addresses)
+    writeList(w, request.unreachable, (w, id) => { w.writeString(id) })
+  })
+}
+
+/** Decodes a join request. Throws only `DecodeError`. */
+export function decodeJoinRequest (bytes: Uint8Array, limits: DecodeLimits): JoinRequest {
+  return decodeMessage(bytes, limits, PeerMessageKind.joinRequest, (r): JoinRequest => ({
+    addresses: readAddresses(r),
+    unreachable: readList(r, limits, 2, 'unreachable', readPeerId)
+  }))
 }
 
 /** Encodes an admission. */

@@ -49,8 +49,9 @@ export type RefusalCode =
   | 'bad-request'
   | 'unknown-group'
   | 'not-ready'
+  | 'cannot-reach'
 
-const REFUSAL_CODES: ReadonlySet<string> = new Set<RefusalCode>(['not-participant', 'rate-limited', 'stopping', 'bad-request', 'unknown-group', 'not-ready'])
+const REFUSAL_CODES: ReadonlySet<string> = new Set<RefusalCode>(['not-participant', 'rate-limited', 'stopping', 'bad-request', 'unknown-group', 'not-ready', 'cannot-reach'])
 
 /** A typed refusal of a request. */
 export interface Refusal {
