@@ -185,12 +185,13 @@ export function buildParts (inputs: PartInputs): Parts {
     incarnationChanged: () => { heartbeats.reset(); flusher.schedule() },
     unreachable: () => heartbeats.unreachable(),
     hears: peer => heartbeats.hears(peer),
+    probe: async (peer, timeoutMs) => { await heartbeats.probe(peer, timeoutMs) },
     clock,
     random,
     counters,
     limits,
     log: loggers('membership')
-  }, { joinTimeoutMs: config.joinTimeoutMs, rejoin: config.rejoin, rejoinBackoffMs: config.heartbeatIntervalMs })
+  }, { joinTimeoutMs: config.joinTimeoutMs, rejoin: config.rejoin, rejoinBackoffMs: config.heartbeatIntervalMs, probeTimeoutMs: config.heartbeatIntervalMs })
   const autoEject = config.autoEject
   const heartbeats: Heartbeats = new Heartbeats({
     self,

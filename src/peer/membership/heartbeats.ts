@@ -343,7 +343,7 @@ export class Heartbeats {
         return
       }
       const connected = new Set(c.network.connectedPeers())
-      // Remembered even if the dial fails: a peer ejected at a broken link redials the other end
+      // Remembered even if the dial fails: a peer ejected at a broken link dials the other end
       // by id to hear it again, and may have no other address of it (ARCHITECTURE.md, "Broken links").
       for (const p of m) if (p.id !== c.self && !connected.has(p.id) && c.allows(p.id)) void c.reachAt(p.id, p.addresses)
     } catch (err) {
@@ -419,6 +419,27 @@ export class Heartbeats {
     const others = this.components.lifecycle.incarnation?.groups.get('')?.others() ?? []
     const silent = others.filter(p => this.detector.isSilent(p, now))
     return (others.length - silent.length + 1) * 2 > others.length + 1 ? silent.sort() : []
+  }
+
+  /**
+   * Dials `peer` if need be and sends it a heartbeat out of turn, waiting at most `timeoutMs`
+   * for the answer: whatever it answers (a refusal too) counts as hearing it. For a rejoin:
+   * after a partition heals, a peer is silent only because nothing was sent to it yet.
+   */
+  async probe (peer: Participant, timeoutMs: number): Promise<void> {
+    const c = this.components
+    const incarnation = c.lifecycle.incarnation
+    if (incarnation === undefined || !c.allows(peer)) return
+    try {
+      if (!c.network.connectedPeers().includes(peer)) await c.network.dial(peer, { timeoutMs })
+      const payload = encodeHeartbeat({ suspects: [], stuck: undefined })
+      c.counters.heartbeatsSent++
+      c.inbound.countOut(payload)
+      const answer = await c.network.request(peer, c.inbound.protocol(HEARTBEAT_PROTOCOL), payload, { timeoutMs })
+      c.inbound.admitAnswer(peer, answer, incarnation.epoch)
+    } catch (err) {
+      c.log('probe of %s failed: %s', peer, err)
+    }
   }
 
   /** Whether this peer hears `peer` now: it is watched and not silent. */

@@ -10,7 +10,9 @@
  *   reach (those it hears no longer while it hears most of the others: the other end of a
  *   broken link, docs/ARCHITECTURE.md "Broken links"), and a sponsor that hears one of them
  *   refuses it (`cannot-reach`): admitted, the asker could not acknowledge their events nor
- *   they its, and their folds would stall until it was ejected again.
+ *   they its, and their folds would stall until it was ejected again. It probes them first
+ *   (a heartbeat out of turn): after a partition heals they are silent only because nothing
+ *   was sent to them yet.
  * - **Sponsoring**: an earlier incarnation of the asker leaves every group first (UnJoin), so
  *   a restarted peer rejoins cleanly; then the asker joins the cluster's group and every
  *   cluster-wide group (Join); the answer is sent once all of that is saved. It refuses an
@@ -59,6 +61,11 @@ export interface JoinComponents {
   readonly unreachable: () => Participant[]
   /** Whether this peer hears `peer`, a participant, now (it is not silent here). */
   readonly hears: (peer: Participant) => boolean
+  /**
+   * Dials `peer` if need be and asks it for a heartbeat's answer within `timeoutMs`: an answer
+   * counts as hearing it.
+   */
+  readonly probe: (peer: Participant, timeoutMs: number) => Promise<void>
   /** Time. */
   readonly clock: PeerClock
   /** Chance (the rejoin backoff's jitter). */
@@ -79,6 +86,8 @@ export interface JoinSettings {
   readonly rejoin: boolean
   /** The shortest wait before a rejoin after one that did not last. */
   readonly rejoinBackoffMs: number
+  /** How long a rejoin waits for the answer of a participant it has not heard from lately. */
+  readonly probeTimeoutMs: number
 }
 
 const MAX_REJOIN_BACKOFF_MS = 60_000
@@ -91,8 +100,6 @@ export class Joining {
   private backoff = { failures: 0, notBefore: 0, admittedAt: 0 }
   /** The last `cannot-reach` refusal: its message (logged once), and whom the request named. */
   private refusal = { message: '', unreachable: [] as readonly Participant[] }
-  /** Participants being dialled because this peer, ejected, cannot reach them. */
-  private readonly redialing = new Set<Participant>()
 
   constructor (private readonly components: JoinComponents, private readonly settings: JoinSettings) {
     this.joinLimiter = new RateLimiter(5, 5, () => components.clock.now())
@@ -191,8 +198,14 @@ export class Joining {
     const candidates = [...phase.sponsors]
     const cluster = previous.groups.get('')
     if (cluster !== undefined && !cluster.isParticipant(c.self)) candidates.push(...cluster.others())
-    const unreachable = c.unreachable()
-    for (const p of unreachable) this.redial(p)
+    let unreachable = c.unreachable()
+    if (unreachable.length > 0) {
+      // Silence may only mean that nothing was sent yet (a partition just healed, its
+      // connections closed): ask them first. The members' anti-entropy tick, which dials
+      // participants, does not run for an ejected peer.
+      await Promise.all(unreachable.map(async p => { await c.probe(p, this.settings.probeTimeoutMs) }))
+      unreachable = c.unreachable()
+    }
     for (const sponsor of new Set(candidates)) {
       if (c.lifecycle.phase.kind !== 'ejected') break
       if (sponsor === c.self || !c.allows(sponsor) || unreachable.includes(sponsor)) continue
@@ -220,18 +233,6 @@ export class Joining {
   /** The participants this peer's last rejoin request named unreachable, if a sponsor refused it for them (`cannot-reach`). */
   cannotReach (): readonly Participant[] {
     return this.refusal.unreachable
-  }
-
-  /**
-   * Dials `peer` unless connected or already dialling: a participant this peer lost its
-   * connection to (or never had one with) is heard again only once dialled, and the members'
-   * anti-entropy tick, which dials them, does not run for an ejected peer.
-   */
-  private redial (peer: Participant): void {
-    const c = this.components
-    if (this.redialing.has(peer) || !c.allows(peer) || c.network.connectedPeers().includes(peer)) return
-    this.redialing.add(peer)
-    void c.network.dial(peer, { timeoutMs: this.settings.joinTimeoutMs }).catch(() => {}).finally(() => { this.redialing.delete(peer) })
   }
 
   /** A rejoin that follows a short membership backs off further; one after a long one starts over. */
