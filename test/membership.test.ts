@@ -238,6 +238,8 @@ test('a participant cut from two of five is ejected, not the two it cannot reach
   assert.equal(x.stats().counters.timesEjected, 1)
   assert.equal(x.stats().membership, 'ejected')
   assert.deepEqual(x.stats().cannotReach, [y.self, z.self].sort(), 'it says why it stays out')
+  const registry = (x as unknown as { metrics: { registry: import('prom-client').Registry } }).metrics.registry
+  assert.match(await registry.getSingleMetricAsString('legion_cannot_reach'), /^legion_cannot_reach 2$/m)
   for (const p of [y, z]) assert.equal(typeof await sim.settle(p.applyConsistent('meanwhile', { timeoutMs: 120_000 }), 'an end folds meanwhile', 2000), 'number', 'the peers it cannot reach fold within 2 s')
   sim.net.heal()
   const took = await sim.until(() => peers.every(p => p.readState().participants.length === 5 && p.stats().membership === 'participant'), 'it rejoins once the links heal')

@@ -167,5 +167,6 @@ export class Observer {
     })
     gauge('groups_held', 'Groups whose state this peer holds.', () => [...c.lifecycle.incarnation?.groups.values() ?? []].filter(r => r.fold !== undefined).length)
     gauge('ejected', '1 while this peer knows it is ejected and has not rejoined.', () => c.lifecycle.phase.kind === 'ejected' ? 1 : 0)
+    gauge('cannot_reach', 'While ejected: participants its last rejoin was refused for not reaching (a broken link); it rejoins once it hears them.', () => c.lifecycle.phase.kind === 'ejected' ? c.cannotReach().length : 0)
   }
 }
