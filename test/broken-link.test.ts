@@ -7,21 +7,24 @@
  * - the right peer is ejected: the end with the larger id of one broken link, or of each of two
  *   disjoint ones; the common end of two broken links, though its id is the smallest (ejecting
  *   the two ends it cannot reach would leave the peer with the bad network in and two healthy
- *   ones out);
+ *   ones out); the participant at the other end of a joiner's link cut from before its join
+ *   (the joiner is admitted: a first join names nobody unreachable), when its id is the larger;
  * - everyone else keeps folding, and nobody else is ejected;
  * - the ejected peer does not rejoin while its links are cut (its sponsors refuse it: it
  *   cannot reach participants they hear), so no rejoin stalls the peers it cannot reach;
  * - after the links heal, it rejoins and all five converge;
  * - nothing acknowledged is lost or doubled.
- * A third test lets one link flap, cut and healed again and again for times around the
+ * Another test lets one link flap, cut and healed again and again for times around the
  * suspicion threshold, on a schedule from a seed printed before the run; replay it with
  * `LEGION_SEED=<seed> node --import tsx --test --test-name-pattern=flapping test/broken-link.test.ts`.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { generateKeyPair, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { LegionStats } from '../src/index.js'
 import { seededRandom } from './support/fake-network.js'
-import { Load, converged, startCluster, waitFor, whatEachCounted, whatEachSaw, type PeerProcess } from './support/process-cluster.js'
+import { Load, PeerProcess, converged, startCluster, waitFor, whatEachCounted, whatEachSaw } from './support/process-cluster.js'
 
 type TestContext = { after: (fn: () => void) => void, diagnostic: (message: string) => void }
 
@@ -31,10 +34,10 @@ const HOLD_MS = 8000
 const ids = (peers: PeerProcess[]): string[] => peers.map(p => p.self).sort()
 const byId = (peers: PeerProcess[]): PeerProcess[] => [...peers].sort((p, q) => p.self < q.self ? -1 : 1)
 
-/** Five peers with load on each, every one of which folded a few events of its own. */
-async function fiveWithLoad (t: TestContext): Promise<{ peers: PeerProcess[], load: Load, explained: (since: number) => (err: Error) => Promise<never> }> {
+/** `n` peers (five by default) with load on each, every one of which folded a few events of its own. */
+async function fiveWithLoad (t: TestContext, n = 5): Promise<{ peers: PeerProcess[], load: Load, explained: (since: number) => (err: Error) => Promise<never> }> {
   // Each peer's ejection log lines (who it ejected, and why) go into a failure's report.
-  const peers = await startCluster(t, 5, () => ({ summary: true, debug: 'legion:membership' }))
+  const peers = await startCluster(t, n, () => ({ summary: true, debug: 'legion:membership' }))
   const load = new Load({ timeoutMs: 3000, paceMs: 50 })
   t.after(() => { load.halt() })
   /** A failed wait's error, rethrown with what each peer saw since `since`, counted and ejected. */
@@ -90,14 +93,27 @@ async function healedWithNothingLost (peers: PeerProcess[], load: Load, back: Pe
 
 /** Cuts the links `cut` picks among five peers (sorted by id) for good, and checks the outcome above for the peers it names. */
 async function breakLinks (t: TestContext, cut: (sorted: PeerProcess[]) => { links: Array<[PeerProcess, PeerProcess]>, ejected: PeerProcess[] }): Promise<void> {
-  const { peers, load, explained } = await fiveWithLoad(t)
-  const { links, ejected } = cut(byId(peers))
-  const names = ejected.map(p => p.name).join(' and ')
-  const ends = new Set(links.flat())
+  const cluster = await fiveWithLoad(t)
+  const { links, ejected } = cut(byId(cluster.peers))
   const cutAt = Date.now()
   await setLinks(links, 'cut')
+  await ejectedUntilHealed(t, { ...cluster, links, ejected, cutAt })
+}
+
+/**
+ * With `links` cut since `cutAt`: waits for `ejected` to be ejected and the others to fold on,
+ * holds the cut, checks the outcome above, heals, and checks that all converge.
+ */
+async function ejectedUntilHealed (t: TestContext, { peers, load, explained, links, ejected, cutAt }: {
+  peers: PeerProcess[], load: Load, explained: (since: number) => (err: Error) => Promise<never>, links: Array<[PeerProcess, PeerProcess]>, ejected: PeerProcess[], cutAt: number
+}): Promise<void> {
+  const names = ejected.map(p => p.name).join(' and ')
+  const ends = new Set(links.flat())
   const stayers = peers.filter(p => !ejected.includes(p))
-  // Each out of every stayer's view, the first possibly some seconds before the second.
+  // A participant first (a joiner's Join may still be on its way) at every stayer that can
+  // reach it, then out of every stayer's view, the first possibly some seconds before the second.
+  const inView = (e: PeerProcess): boolean => stayers.every(p => links.some(l => l.includes(p) && l.includes(e)) || (p.state?.participants ?? []).includes(e.self))
+  await waitFor(() => ejected.every(inView) || undefined, `${names} to be a participant everywhere`, 60_000).catch(explained(cutAt))
   const seenOut = new Set<PeerProcess>()
   await waitFor(() => {
     for (const e of ejected) if (stayers.every(p => !(p.state?.participants ?? []).includes(e.self))) seenOut.add(e)
@@ -138,6 +154,35 @@ test('a link cut between two of five processes: the larger end is ejected, the f
 
 test('a process cut from two of five: it is ejected, though its id is the smallest, and not the two it cannot reach; after healing all five converge with no acknowledged event lost', { timeout: 150_000 }, async (t) => {
   await breakLinks(t, ([x, y, z]) => ({ links: [[x!, y!], [x!, z!]], ejected: [x!] }))
+})
+
+test('a process that joins while its link to one participant is cut: it is admitted, the larger end of the link (the participant) is ejected and stays out, and after healing all five converge with no acknowledged event lost', { timeout: 150_000 }, async (t) => {
+  const cluster = await fiveWithLoad(t, 4)
+  const { peers, load } = cluster
+  // The other end: not the sponsor (A), so that the joiner learns of it only from the sponsor's
+  // answer; and with a larger id than the joiner's, so that it is the one ejected: an
+  // established participant kept out while the link is cut, which must then find the joiner
+  // it never reached (found so: it had no address to dial it by when the link healed).
+  let key = await generateKeyPair('Ed25519')
+  for (let i = 0; i < 100 && !peers.slice(1).some(p => p.self > peerIdFromPrivateKey(key).toString()); i++) key = await generateKeyPair('Ed25519')
+  const joinerId = peerIdFromPrivateKey(key).toString()
+  const other = peers.slice(1).find(p => p.self > joinerId)
+  assert.ok(other !== undefined, 'a key whose id is smaller than a participant\'s')
+  const cutAt = Date.now()
+  await other.command('block', { peers: [joinerId] })
+  const joiner = await new PeerProcess('E', {
+    cluster: peers[0]!.env.cluster,
+    join: peers[0]!.address,
+    privateKeyHex: Buffer.from(privateKeyToProtobuf(key)).toString('hex'),
+    summary: true,
+    debug: 'legion:membership',
+    extra: { block: [other.self] }
+  }).ready()
+  peers.push(joiner) // the array the failure reports read
+  load.add(joiner.name, () => joiner)
+  // A first join names nobody unreachable (the joiner knows no participant before the answer),
+  // so it is admitted; then the link is broken like any other, and its larger end goes.
+  await ejectedUntilHealed(t, { ...cluster, links: [[other, joiner]], ejected: [other], cutAt })
 })
 
 test('two disjoint links cut among five processes: the larger end of each is ejected, the other three keep folding, and after healing all five converge with no acknowledged event lost', { timeout: 150_000 }, async (t) => {

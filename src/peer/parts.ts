@@ -185,7 +185,7 @@ export function buildParts (inputs: PartInputs): Parts {
     incarnationChanged: () => { heartbeats.reset(); flusher.schedule() },
     unreachable: () => heartbeats.unreachable(),
     hears: peer => heartbeats.hears(peer),
-    probe: async (peer, timeoutMs) => { await heartbeats.probe(peer, timeoutMs) },
+    probe: async (peer, timeoutMs) => await heartbeats.probe(peer, timeoutMs),
     clock,
     random,
     counters,

@@ -89,11 +89,12 @@ const join = process.env.LEGION_JOIN
 const recover = process.env.LEGION_RECOVER
 const key = process.env.LEGION_PRIVATE_KEY
 const storageDir = process.env.LEGION_STORAGE
-const options = JSON.parse(process.env.LEGION_OPTIONS ?? '{}') as { intervalMs?: number, failureDetection?: FailureDetectionOptions, summary?: boolean, spec?: 'log' | 'ranges', groups?: number }
+const options = JSON.parse(process.env.LEGION_OPTIONS ?? '{}') as { intervalMs?: number, failureDetection?: FailureDetectionOptions, summary?: boolean, spec?: 'log' | 'ranges', groups?: number, block?: string[] }
 const startup: StartupMode = recover !== undefined
   ? { mode: 'recover', peers: JSON.parse(recover) as string[] }
   : join !== undefined ? { mode: 'join', peers: [join] } : { mode: 'new' }
-let blocked: ReadonlySet<string> = new Set()
+/** Peers refused (`allowPeers`): from the start with `block` in the options, then the `block` command's. */
+let blocked: ReadonlySet<string> = new Set(options.block ?? [])
 
 type State = string[] | Ranges
 /** `groups: n`: a service with n cluster-wide groups `mirror/g0`... holding logs too. */

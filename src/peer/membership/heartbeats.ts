@@ -343,9 +343,14 @@ export class Heartbeats {
         return
       }
       const connected = new Set(c.network.connectedPeers())
-      // Remembered even if the dial fails: a peer ejected at a broken link dials the other end
-      // by id to hear it again, and may have no other address of it (ARCHITECTURE.md, "Broken links").
-      for (const p of m) if (p.id !== c.self && !connected.has(p.id) && c.allows(p.id)) void c.reachAt(p.id, p.addresses)
+      // Remembered even if the dial fails or is not allowed now: a peer ejected at a broken link
+      // dials the other end by id to hear it again, and may have no other address of it
+      // (ARCHITECTURE.md, "Broken links"); nor may one that never reached it.
+      for (const p of m) {
+        if (p.id === c.self || connected.has(p.id)) continue
+        if (c.allows(p.id)) void c.reachAt(p.id, p.addresses)
+        else void c.network.rememberAddresses(p.id, p.addresses).catch(() => {})
+      }
     } catch (err) {
       c.log('heartbeat to %s failed: %s', peer, err)
     } finally {
@@ -424,14 +429,17 @@ export class Heartbeats {
   /**
    * Dials `peer` if need be and sends it a heartbeat out of turn, waiting at most `timeoutMs`
    * for the answer: whatever it answers (a refusal too) counts as hearing it. For a rejoin:
-   * after a partition heals, a peer is silent only because nothing was sent to it yet.
+   * after a partition heals, a peer is silent only because nothing was sent to it yet. Returns
+   * `false` if it could not even try: not connected, and no address known.
    */
-  async probe (peer: Participant, timeoutMs: number): Promise<void> {
+  async probe (peer: Participant, timeoutMs: number): Promise<boolean> {
     const c = this.components
     const incarnation = c.lifecycle.incarnation
-    if (incarnation === undefined || !c.allows(peer)) return
+    if (incarnation === undefined || !c.allows(peer)) return true
+    const connected = c.network.connectedPeers().includes(peer)
+    if (!connected && (await c.network.peerAddresses(peer).catch(() => [])).length === 0) return false
     try {
-      if (!c.network.connectedPeers().includes(peer)) await c.network.dial(peer, { timeoutMs })
+      if (!connected) await c.network.dial(peer, { timeoutMs })
       const payload = encodeHeartbeat({ suspects: [], stuck: undefined })
       c.counters.heartbeatsSent++
       c.inbound.countOut(payload)
@@ -440,6 +448,7 @@ export class Heartbeats {
     } catch (err) {
       c.log('probe of %s failed: %s', peer, err)
     }
+    return true
   }
 
   /** Whether this peer hears `peer` now: it is watched and not silent. */

@@ -63,9 +63,9 @@ export interface JoinComponents {
   readonly hears: (peer: Participant) => boolean
   /**
    * Dials `peer` if need be and asks it for a heartbeat's answer within `timeoutMs`: an answer
-   * counts as hearing it.
+   * counts as hearing it. `false`: no address of it is known, so it could not be tried.
    */
-  readonly probe: (peer: Participant, timeoutMs: number) => Promise<void>
+  readonly probe: (peer: Participant, timeoutMs: number) => Promise<boolean>
   /** Time. */
   readonly clock: PeerClock
   /** Chance (the rejoin backoff's jitter). */
@@ -202,9 +202,12 @@ export class Joining {
     if (unreachable.length > 0) {
       // Silence may only mean that nothing was sent yet (a partition just healed, its
       // connections closed): ask them first. The members' anti-entropy tick, which dials
-      // participants, does not run for an ejected peer.
-      await Promise.all(unreachable.map(async p => { await c.probe(p, this.settings.probeTimeoutMs) }))
-      unreachable = c.unreachable()
+      // participants, does not run for an ejected peer. One with no known address cannot be
+      // asked, and is not named: nothing would ever tell this peer where to reach it, and it
+      // would stay out for good (the join answer brings addresses).
+      const untried = new Set<Participant>()
+      await Promise.all(unreachable.map(async p => { if (!await c.probe(p, this.settings.probeTimeoutMs)) untried.add(p) }))
+      unreachable = c.unreachable().filter(p => !untried.has(p))
     }
     for (const sponsor of new Set(candidates)) {
       if (c.lifecycle.phase.kind !== 'ejected') break
