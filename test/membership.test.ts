@@ -206,7 +206,7 @@ test('a link broken between two of five participants does not stall the fold: th
   await sim.stop()
 })
 
-test('a participant cut from two of five is ejected, not the two it cannot reach, though its id is the smallest; it rejoins once the links heal', async () => {
+test('a participant cut from two of five is ejected, not the two it cannot reach, though its id is the smallest; it stays out while the links stay cut, and rejoins once they heal', async () => {
   const sim = new Sim()
   const peers = await sim.cluster(5)
   const [x, y, z] = [...peers].sort((u, v) => u.self < v.self ? -1 : 1) as [Peer, Peer, Peer]
