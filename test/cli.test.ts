@@ -11,6 +11,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { LEGION_VERSION } from '../src/version.js'
 import { cacheKeyspace, type Cache } from '../demo/cache/cache.js'
 import { adminCluster, stopPeers, TOKEN, urlOf, waitUntil, type AdminPeer } from './support/admin-cluster.js'
@@ -106,6 +108,34 @@ test('against a running cluster: tables for people, --json for scripts, and exit
   await waitUntil(() => a!.readState().participants.length === 2, 'c ejected')
   const metrics = await legion(['metrics', '--url', url])
   assert.match(metrics.stdout, /^legion_participants 2$/m)
+})
+
+test('legion status of an ejected peer whose rejoin waits for a broken link says whom it cannot reach', async () => {
+  // An endpoint answering what an ejected peer's /status holds then (docs/ADMIN.md): cutting a
+  // link between processes for this is test/broken-link.test.ts's job; here, the rendering.
+  const status = {
+    self: 'peer-x', cluster: 'c', version: LEGION_VERSION, protocol: '9.0.0', phase: 'ejected', ready: false, uptimeSeconds: 9,
+    mutations: false, addresses: [], partitionTable: false, supervision: [], views: [],
+    membership: 'ejected', cannotReach: ['peer-y', 'peer-z'], members: 5, settledMembers: 5, suspected: 2, stuck: 0, divergent: 0,
+    outstanding: 3, infimumId: null, health: { kind: 'ok' }, groups: { defined: 1, held: 1, outstanding: 3 }
+  }
+  const server = createServer((req, res) => {
+    res.writeHead(req.url === '/status' ? 200 : 404, { 'content-type': 'application/json' })
+    res.end(JSON.stringify(req.url === '/status' ? status : { error: 'NotFound', message: req.url }))
+  })
+  await new Promise<void>(resolve => { server.listen(0, '127.0.0.1', resolve) })
+  try {
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const human = await legion(['status', '--url', url])
+    assert.equal(human.code, 0, human.stderr)
+    assert.match(human.stdout, /^rejoin +refused until it reaches peer-y, peer-z$/m, human.stdout)
+    const member = await legion(['status', '--url', url, '--json'])
+    assert.deepEqual(JSON.parse(member.stdout).cannotReach, ['peer-y', 'peer-z'])
+    status.cannotReach = []
+    assert.doesNotMatch((await legion(['status', '--url', url])).stdout, /^rejoin/m, 'no line when nothing is waited for')
+  } finally {
+    server.close()
+  }
 })
 
 test('views, view and plan --service show a keyspace to people (tables) and scripts (--json), with exit codes for what is not there', async () => {
