@@ -3,16 +3,16 @@
  * connections and messages (through `allowPeers`) while both reach everyone else. Neither can
  * acknowledge the other's events first-hand, and no majority suspects either, so before the
  * broken-link rule the fold stalled for good. Each test runs `applyConsistent` load on every
- * peer of five and checks that:
+ * peer of five (six in one) and checks that:
  * - the right peer is ejected: the end with the larger id of one broken link, or of each of two
  *   disjoint ones; the common end of two broken links, though its id is the smallest (ejecting
  *   the two ends it cannot reach would leave the peer with the bad network in and two healthy
- *   ones out); the participant at the other end of a joiner's link cut from before its join
+ *   ones out), and so the common end of three among six; the participant at the other end of a joiner's link cut from before its join
  *   (the joiner is admitted: a first join names nobody unreachable), when its id is the larger;
  * - everyone else keeps folding, and nobody else is ejected;
  * - the ejected peer does not rejoin while its links are cut (its sponsors refuse it: it
  *   cannot reach participants they hear), so no rejoin stalls the peers it cannot reach;
- * - after the links heal, it rejoins and all five converge;
+ * - after the links heal, it rejoins and all converge;
  * - nothing acknowledged is lost or doubled.
  * Another test lets one link flap, cut and healed again and again for times around the
  * suspicion threshold, on a schedule from a seed printed before the run; replay it with
@@ -35,7 +35,7 @@ const ids = (peers: PeerProcess[]): string[] => peers.map(p => p.self).sort()
 const byId = (peers: PeerProcess[]): PeerProcess[] => [...peers].sort((p, q) => p.self < q.self ? -1 : 1)
 
 /** `n` peers (five by default) with load on each, every one of which folded a few events of its own. */
-async function fiveWithLoad (t: TestContext, n = 5): Promise<{ peers: PeerProcess[], load: Load, explained: (since: number) => (err: Error) => Promise<never> }> {
+async function withLoad (t: TestContext, n = 5): Promise<{ peers: PeerProcess[], load: Load, explained: (since: number) => (err: Error) => Promise<never> }> {
   // Each peer's ejection log lines (who it ejected, and why) go into a failure's report.
   const peers = await startCluster(t, n, () => ({ summary: true, debug: 'legion:membership' }))
   const load = new Load({ timeoutMs: 3000, paceMs: 50 })
@@ -75,8 +75,8 @@ function ejectionsMade (peers: PeerProcess[]): string {
 }
 
 /**
- * With every link healed: waits for all five to be participants and `back` to fold again,
- * stops the load, and checks that the five converge on one log holding every resolved event
+ * With every link healed: waits for all peers to be participants and `back` to fold again,
+ * stops the load, and checks that they converge on one log holding every resolved event
  * once, at the index it resolved with. Returns when `back` rejoined.
  */
 async function healedWithNothingLost (peers: PeerProcess[], load: Load, back: PeerProcess[]): Promise<number> {
@@ -91,9 +91,9 @@ async function healedWithNothingLost (peers: PeerProcess[], load: Load, back: Pe
   return rejoinedAt
 }
 
-/** Cuts the links `cut` picks among five peers (sorted by id) for good, and checks the outcome above for the peers it names. */
-async function breakLinks (t: TestContext, cut: (sorted: PeerProcess[]) => { links: Array<[PeerProcess, PeerProcess]>, ejected: PeerProcess[] }): Promise<void> {
-  const cluster = await fiveWithLoad(t)
+/** Cuts the links `cut` picks among `n` peers (sorted by id) for good, and checks the outcome above for the peers it names. */
+async function breakLinks (t: TestContext, cut: (sorted: PeerProcess[]) => { links: Array<[PeerProcess, PeerProcess]>, ejected: PeerProcess[] }, n = 5): Promise<void> {
+  const cluster = await withLoad(t, n)
   const { links, ejected } = cut(byId(cluster.peers))
   const cutAt = Date.now()
   await setLinks(links, 'cut')
@@ -156,8 +156,12 @@ test('a process cut from two of five: it is ejected, though its id is the smalle
   await breakLinks(t, ([x, y, z]) => ({ links: [[x!, y!], [x!, z!]], ejected: [x!] }))
 })
 
+test('a process cut from three of six, so that it hears only half the cluster: it is ejected and stays out while cut; after healing all six converge with no acknowledged event lost', { timeout: 150_000 }, async (t) => {
+  await breakLinks(t, ([x, y, z, w]) => ({ links: [[x!, y!], [x!, z!], [x!, w!]], ejected: [x!] }), 6)
+})
+
 test('a process that joins while its link to one participant is cut: it is admitted, the larger end of the link (the participant) is ejected and stays out, and after healing all five converge with no acknowledged event lost', { timeout: 150_000 }, async (t) => {
-  const cluster = await fiveWithLoad(t, 4)
+  const cluster = await withLoad(t, 4)
   const { peers, load } = cluster
   // The other end: not the sponsor (A), so that the joiner learns of it only from the sponsor's
   // answer; and with a larger id than the joiner's, so that it is the one ejected: an
@@ -193,7 +197,7 @@ test('a link between two of five processes flapping under load: nobody else is e
   const seed = process.env.LEGION_SEED !== undefined && process.env.LEGION_SEED !== '' ? Number(process.env.LEGION_SEED) : (Math.random() * 0x7fffffff) | 0
   t.diagnostic(`seed=${seed}`)
   const random = seededRandom(seed)
-  const { peers, load } = await fiveWithLoad(t)
+  const { peers, load } = await withLoad(t)
   const sorted = byId(peers)
   const first = Math.floor(random.next() * 5)
   const link: [PeerProcess, PeerProcess] = [sorted[first]!, sorted[(first + 1 + Math.floor(random.next() * 4)) % 5]!]

@@ -251,6 +251,28 @@ test('a participant cut from two of five is ejected, not the two it cannot reach
   await sim.stop()
 })
 
+test('a participant cut from three of six, so that it hears only half the cluster, is ejected and stays out while the links stay cut', async () => {
+  const sim = new Sim()
+  const peers = await sim.cluster(6)
+  const sorted = [...peers].sort((u, v) => u.self < v.self ? -1 : 1)
+  const x = sorted[0]!
+  const far = sorted.slice(1, 4)
+  for (const p of far) sim.net.cutLink(x.self, p.self)
+  const others = peers.filter(p => p !== x)
+  await sim.until(() => others.every(o => !o.readState().projectedParticipants.includes(x.self)), 'the end of the three broken links is ejected')
+  // It hears three of six, itself counted: no majority, yet it must not rejoin, or each of the
+  // three it cannot reach would wait for its acknowledgements until it was ejected again.
+  await sim.pass(30_000)
+  assert.equal(x.stats().counters.rejoins, 0, 'no rejoin while the links stay cut')
+  assert.deepEqual(x.stats().cannotReach, far.map(p => p.self), 'it says why it stays out')
+  for (const p of far) assert.equal(typeof await sim.settle(p.applyConsistent('meanwhile', { timeoutMs: 120_000 }), 'a far end folds meanwhile', 2000), 'number', 'the peers it cannot reach fold within 2 s')
+  assert.ok(others.every(o => o.stats().counters.timesEjected === 0), 'none of the others was ever ejected')
+  sim.net.heal()
+  await sim.until(() => peers.every(p => p.readState().participants.length === 6 && p.stats().membership === 'participant'), 'it rejoins once the links heal')
+  assert.equal(x.stats().counters.rejoins, 1)
+  await sim.stop()
+})
+
 test('a peer ejected at a broken link rejoins while the link is still cut once the other end is no longer a participant', async () => {
   const sim = new Sim()
   const peers = await sim.cluster(5)

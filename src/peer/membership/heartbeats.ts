@@ -414,16 +414,16 @@ export class Heartbeats {
 
   /**
    * The participants of this peer's membership (stale, once it is ejected) that it hears no
-   * longer while it hears a strict majority of them, itself counted, sorted: what a rejoin
-   * request names as unreachable. Hearing fewer, this peer cannot tell a cut link from its own
-   * isolation (a partition, a pause), and names none. Its heartbeats go on while it is
-   * ejected, and their answers, refusals included, are what it hears.
+   * longer, sorted: what a rejoin request names as unreachable. Its heartbeats go on while it
+   * is ejected, and their answers, refusals included, are what it hears. Naming is safe however
+   * few it hears: a sponsor refuses only for a named peer that it hears itself, so a partition
+   * (the sponsor on this side hears none of the other) or a dead peer holds nobody back, and
+   * the join probes each one first, so a pause or a fresh start is not taken for a cut.
    */
   unreachable (): Participant[] {
     const now = this.components.clock.now()
     const others = this.components.lifecycle.incarnation?.groups.get('')?.others() ?? []
-    const silent = others.filter(p => this.detector.isSilent(p, now))
-    return (others.length - silent.length + 1) * 2 > others.length + 1 ? silent.sort() : []
+    return others.filter(p => this.detector.isSilent(p, now)).sort()
   }
 
   /**

@@ -56,7 +56,7 @@ export interface JoinComponents {
   readonly incarnationChanged: () => void
   /**
    * The participants of this peer's last membership it cannot reach now (it hears them no
-   * longer while it hears a strict majority of them), sorted; empty when it cannot tell.
+   * longer), sorted.
    */
   readonly unreachable: () => Participant[]
   /** Whether this peer hears `peer`, a participant, now (it is not silent here). */
