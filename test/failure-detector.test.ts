@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { FailureDetector } from '../src/peer/membership/failure-detector.js'
 import { ProgressTracker } from '../src/peer/membership/progress.js'
 
-const settings = { suspectAfterMs: 3000, backupDelayMs: 2000 }
+const settings = { suspectAfterMs: 3000, backupDelayMs: 2000, reportFreshMs: 1000 }
 const five = ['a', 'b', 'c', 'd', 'e']
 
 /** Detector of `self`, watching the other four of five from time 0. */
@@ -147,6 +147,22 @@ test('a link broken between two live voters that a majority hears ejects the lar
   }
 })
 
+test('a voter that stops hearing a link\'s reporter does not act on its last report, frozen: only a report within reportFreshMs counts', () => {
+  // c reported e silent from 0 (a moment of its own, say), and a, cut from c and e at 1500,
+  // keeps c's last report; c and e stay "heard" at a until 4500. The voters still hearing c
+  // may have learnt since that it hears e again.
+  const fd = detector('a')
+  for (const t of [0, 1000, 1500]) { hearAll(fd, t); fd.report('c', ['e'], t); assert.deepEqual(fd.toEject(five, five, t), []) }
+  for (const t of [2000, 3000, 3500, 4000, 4400]) {
+    for (const p of ['b', 'd']) fd.heard(p, t)
+    assert.deepEqual(fd.toEject(five, five, t), [], `no ejection at ${t}: c's report is ${t - 1500} ms old`)
+  }
+  assert.deepEqual(fd.brokenLinks(five, 4400).map(l => [l.ends, l.since]), [[['c', 'e'], 0]], 'the link is still seen (stats()), only not acted on')
+  // The same report, arriving fresh, is acted on.
+  fd.report('c', ['e'], 4400)
+  assert.deepEqual(fd.toEject(five, five, 4400), ['e'])
+})
+
 test('a peer that hears neither of two others is ejected rather than both of them, whatever the ids', () => {
   // a cannot reach b or c, and they cannot reach a; everyone else hears everyone. By ids alone
   // b and c would go (the larger end of each link), leaving a, whose network is at fault, in.
@@ -164,7 +180,7 @@ test('a peer that hears neither of two others is ejected rather than both of the
   // see that link: d does not wait for it.
   assert.deepEqual(d.toEject(five, five, 3000), ['a'], 'd, the smallest voter that sees both links, ejects a at once')
   assert.deepEqual(d.seenBrokenLinks(), [{ ends: ['a', 'b'], since: 0 }, { ends: ['a', 'c'], since: 0 }], 'the links as the last evaluation found them, for stats()')
-  assert.equal(d.grounds('a', five, 3000), 'an end of 2 broken links: a does not hear b or c (the oldest broken for 3000 ms)')
+  assert.equal(d.grounds('a', five, 3000), 'an end of 2 broken links: a does not hear b or c (the oldest broken for 3000 ms; latest report 0 ms ago, by a, b, c)')
   const e = detector('e')
   for (const t of [0, 3000, 4000, 5000]) {
     reportAll(e, t)
@@ -181,8 +197,8 @@ test('of a chain of broken links b–a–c–d, the inner ends are ejected, and 
     // d is the designated ejector of b–a (it hears both), e backs it up.
     assert.deepEqual(e.toEject(five, five, t).sort(), t < 5000 ? [] : ['a', 'c'], `at ${t}`)
   }
-  assert.equal(e.grounds('a', five, 5000), 'an end of 2 broken links: a does not hear b or c (the oldest broken for 5000 ms)')
-  assert.equal(e.grounds('c', five, 5000), 'an end of 2 broken links: c does not hear a or d (the oldest broken for 5000 ms)')
+  assert.equal(e.grounds('a', five, 5000), 'an end of 2 broken links: a does not hear b or c (the oldest broken for 5000 ms; latest report 0 ms ago, by a, c)')
+  assert.equal(e.grounds('c', five, 5000), 'an end of 2 broken links: c does not hear a or d (the oldest broken for 5000 ms; latest report 0 ms ago, by a, c)')
   assert.equal(e.grounds('d', five, 5000), 'no longer ejectable', 'c–d ejects c, the end of more links')
 })
 
@@ -276,6 +292,6 @@ test('the grounds of an ejection name each suspecting voter and what it found (s
   assert.equal(fd.grounds('a', five, 4000), 'suspected by 3 of 5 voters: c (silent 4000 ms), d (silent), e (stuck)')
   const link = detector('a')
   for (const t of [0, 4000]) { hearAll(link, t); link.report('c', ['e'], t); assert.deepEqual(link.toEject(five, five, t), t === 0 ? [] : ['e']) }
-  assert.equal(link.grounds('e', five, 4000), 'the larger end of a link broken for 4000 ms: c and e do not hear each other')
+  assert.equal(link.grounds('e', five, 4000), 'the larger end of a link broken for 4000 ms: c and e do not hear each other (latest report 0 ms ago, by c)')
   assert.equal(link.grounds('b', five, 4000), 'no longer ejectable')
 })

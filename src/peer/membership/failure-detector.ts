@@ -32,7 +32,11 @@
  *    healthy peers out for as long as it lasts (their rejoins stall on the same links). The
  *    smallest-id voter that sees the link (neither end, and not reporting either end silent)
  *    ejects at once, the others after `backupDelayMs`. A real partition never looks like this:
- *    a voter on the minority side does not hear a majority.
+ *    a voter on the minority side does not hear a majority. A voter acts on a link only while
+ *    a report naming it arrived within `reportFreshMs`: a reporter counts as heard for
+ *    `suspectAfterMs` after its last message, so without this a voter just cut from the
+ *    reporter would act on its last report, frozen, for seconds after every voter still
+ *    hearing the reporter learnt the link had healed.
  *
  * @module
  */
@@ -44,6 +48,8 @@ export interface FailureDetectorSettings {
   readonly suspectAfterMs: number
   /** How long a voter that is not the designated ejector waits before ejecting, in milliseconds. */
   readonly backupDelayMs: number
+  /** How recent a report naming a broken link must be for this peer to eject for it (rule 5), in milliseconds: a heartbeat interval. */
+  readonly reportFreshMs: number
 }
 
 /** Suspicion and quorum bookkeeping of one peer. See the module comment for the rules. */
@@ -52,6 +58,8 @@ export class FailureDetector {
   private readonly reports = new Map<Participant, ReadonlySet<Participant>>()
   /** Of each report, the participants the reporter finds silent (not merely stuck): rule 5 reads these only. */
   private readonly silentReports = new Map<Participant, ReadonlySet<Participant>>()
+  /** When each peer's latest report arrived. */
+  private readonly reportedAt = new Map<Participant, number>()
   private readonly ejectableSince = new Map<Participant, number>()
   private readonly brokenSince = new Map<string, number>()
   private stuck: ReadonlySet<Participant> = new Set()
@@ -70,7 +78,7 @@ export class FailureDetector {
       if (!this.lastHeard.has(p)) this.lastHeard.set(p, now)
     }
     for (const p of [...this.lastHeard.keys()]) {
-      if (!keep.has(p)) { this.lastHeard.delete(p); this.reports.delete(p); this.silentReports.delete(p); this.ejectableSince.delete(p) }
+      if (!keep.has(p)) { this.lastHeard.delete(p); this.reports.delete(p); this.silentReports.delete(p); this.reportedAt.delete(p); this.ejectableSince.delete(p) }
     }
   }
 
@@ -79,6 +87,7 @@ export class FailureDetector {
     this.lastHeard.clear()
     this.reports.clear()
     this.silentReports.clear()
+    this.reportedAt.clear()
     this.ejectableSince.clear()
     this.stuck = new Set()
   }
@@ -120,6 +129,7 @@ export class FailureDetector {
     this.heard(peer, now)
     this.reports.set(peer, new Set(suspects))
     this.silentReports.set(peer, new Set(silent))
+    this.reportedAt.set(peer, now)
   }
 
   /**
@@ -204,35 +214,37 @@ export class FailureDetector {
     if (withVictims(all).some(l => l.victim === peer)) {
       // Ejected as the end of more broken links than the other end of one, or as the larger end.
       const links = all.filter(l => l.ends.includes(peer))
-      if (links.length === 1) return `the larger end of a link broken for ${Math.round(now - links[0]!.since)} ms: ${links[0]!.ends[0]} and ${links[0]!.ends[1]} do not hear each other`
+      const reported = `latest report ${Math.round(now - Math.max(...links.map(l => l.confirmedAt)))} ms ago, by ${[...new Set(links.flatMap(l => l.reporters))].sort().join(', ')}`
+      if (links.length === 1) return `the larger end of a link broken for ${Math.round(now - links[0]!.since)} ms: ${links[0]!.ends[0]} and ${links[0]!.ends[1]} do not hear each other (${reported})`
       const others = links.map(l => l.ends[0] === peer ? l.ends[1] : l.ends[0])
-      return `an end of ${links.length} broken links: ${peer} does not hear ${others.join(' or ')} (the oldest broken for ${Math.round(now - Math.min(...links.map(l => l.since)))} ms)`
+      return `an end of ${links.length} broken links: ${peer} does not hear ${others.join(' or ')} (the oldest broken for ${Math.round(now - Math.min(...links.map(l => l.since)))} ms; ${reported})`
     }
     return 'no longer ejectable'
   }
 
   /**
-   * The broken links this peer sees (rule 5), as pairs `[smaller, larger]` with the voters
-   * that see each, and since when it has seen them.
+   * The broken links this peer sees (rule 5), as pairs `[smaller, larger]`, with since when it
+   * has seen them, the ends whose reports name them, and when the latest of those arrived.
    */
-  brokenLinks (voters: readonly Participant[], now: number): Array<{ readonly ends: readonly [Participant, Participant], readonly since: number }> {
+  brokenLinks (voters: readonly Participant[], now: number): Array<{ readonly ends: readonly [Participant, Participant], readonly since: number, readonly reporters: readonly Participant[], readonly confirmedAt: number }> {
     const heard = voters.filter(v => v === this.self || (this.lastHeard.has(v) && !this.isSilent(v, now)))
-    const seen = new Set<string>()
-    const out: Array<{ ends: [Participant, Participant], since: number }> = []
-    if (heard.length * 2 <= voters.length) { this.brokenSince.clear(); return out }
+    const seen = new Map<string, { ends: [Participant, Participant], since: number, reporters: Participant[], confirmedAt: number }>()
+    if (heard.length * 2 <= voters.length) { this.brokenSince.clear(); return [] }
     for (const v of heard) {
       if (v === this.self) continue
       for (const x of this.silentReports.get(v) ?? []) {
         if (x === this.self || x === v || !heard.includes(x)) continue
         const ends: [Participant, Participant] = v < x ? [v, x] : [x, v]
         const key = `${ends[0]}\n${ends[1]}`
-        if (seen.has(key)) continue
-        seen.add(key)
+        const at = this.reportedAt.get(v) ?? -Infinity
+        const link = seen.get(key)
+        if (link !== undefined) { link.reporters.push(v); link.confirmedAt = Math.max(link.confirmedAt, at); continue }
         const since = this.brokenSince.get(key) ?? now
         this.brokenSince.set(key, since)
-        out.push({ ends, since })
+        seen.set(key, { ends, since, reporters: [v], confirmedAt: at })
       }
     }
+    const out = [...seen.values()]
     for (const key of [...this.brokenSince.keys()]) if (!seen.has(key)) this.brokenSince.delete(key)
     return out
   }
@@ -252,8 +264,9 @@ export class FailureDetector {
   private brokenLinkVictims (voters: readonly Participant[], candidates: readonly Participant[], now: number): Participant[] {
     if (!voters.includes(this.self)) return []
     const out: Participant[] = []
-    for (const { link: { ends, since }, victim } of withVictims(this.brokenLinks(voters, now))) {
-      if (ends.includes(this.self) || now - since < this.settings.suspectAfterMs) continue
+    for (const { link, victim } of withVictims(this.brokenLinks(voters, now))) {
+      const { ends, since } = link
+      if (ends.includes(this.self) || now - since < this.settings.suspectAfterMs || now - link.confirmedAt > this.settings.reportFreshMs) continue
       if (!candidates.includes(victim) || out.includes(victim)) continue
       // The smallest-id voter that sees the link ejects at once: neither end, heard here, and
       // hearing both ends itself (its report names neither silent; one that does cannot see

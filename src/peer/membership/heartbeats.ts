@@ -157,7 +157,8 @@ export class Heartbeats {
   constructor (private readonly components: HeartbeatComponents, private readonly settings: HeartbeatSettings) {
     this.detector = new FailureDetector(components.self, {
       suspectAfterMs: settings.suspectAfterMs,
-      backupDelayMs: settings.autoEject === false ? 0 : settings.autoEject.backupDelayMs
+      backupDelayMs: settings.autoEject === false ? 0 : settings.autoEject.backupDelayMs,
+      reportFreshMs: settings.heartbeatIntervalMs
     })
   }
 
