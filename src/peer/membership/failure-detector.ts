@@ -226,9 +226,9 @@ export class FailureDetector {
    * The broken links this peer sees (rule 5), as pairs `[smaller, larger]`, with since when it
    * has seen them, the ends whose reports name them, and when the latest of those arrived.
    */
-  brokenLinks (voters: readonly Participant[], now: number): Array<{ readonly ends: readonly [Participant, Participant], readonly since: number, readonly reporters: readonly Participant[], readonly confirmedAt: number }> {
+  brokenLinks (voters: readonly Participant[], now: number): BrokenLink[] {
     const heard = voters.filter(v => v === this.self || (this.lastHeard.has(v) && !this.isSilent(v, now)))
-    const seen = new Map<string, { ends: [Participant, Participant], since: number, reporters: Participant[], confirmedAt: number }>()
+    const seen = new Map<string, { ends: readonly [Participant, Participant], since: number, reporters: Participant[], confirmedAt: number }>()
     if (heard.length * 2 <= voters.length) { this.brokenSince.clear(); return [] }
     for (const v of heard) {
       if (v === this.self) continue
@@ -279,14 +279,23 @@ export class FailureDetector {
   }
 }
 
-/** A broken link (see {@link FailureDetector.brokenLinks}). */
-type SeenLink = ReturnType<FailureDetector['brokenLinks']>[number]
+/** A broken link as {@link FailureDetector.brokenLinks} finds it. */
+interface BrokenLink {
+  /** Its ends, the smaller id first. */
+  readonly ends: readonly [Participant, Participant]
+  /** Since when this peer has seen it. */
+  readonly since: number
+  /** The ends whose latest reports name the other silent. */
+  readonly reporters: readonly Participant[]
+  /** When the latest of those reports arrived. */
+  readonly confirmedAt: number
+}
 
 /**
  * Each broken link with the end to eject (rule 5): the end of more of `links`, and between ends
  * of as many, the larger id. The same links give the same victims on every voter.
  */
-function withVictims (links: readonly SeenLink[]): Array<{ readonly link: SeenLink, readonly victim: Participant }> {
+function withVictims (links: readonly BrokenLink[]): Array<{ readonly link: BrokenLink, readonly victim: Participant }> {
   const degree = new Map<Participant, number>()
   for (const { ends } of links) for (const end of ends) degree.set(end, (degree.get(end) ?? 0) + 1)
   return links.map(link => {
