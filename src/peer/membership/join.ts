@@ -7,8 +7,8 @@
  *   group's Lamport counter, so no id of the previous membership is ever reused, and backs off
  *   (with jitter) after every rejoin that did not last, so a peer that keeps getting ejected
  *   does not churn the cluster. A rejoin request names the participants the asker cannot
- *   reach (those it hears no longer while it hears most of the others: the other end of a
- *   broken link, docs/ARCHITECTURE.md "Broken links"), and a sponsor that hears one of them
+ *   reach (those it hears no longer: the other end of a broken link, docs/ARCHITECTURE.md
+ *   "Broken links"), and a sponsor that hears one of them
  *   refuses it (`cannot-reach`): admitted, the asker could not acknowledge their events nor
  *   they its, and their folds would stall until it was ejected again. It probes them first
  *   (a heartbeat out of turn): after a partition heals they are silent only because nothing

@@ -3,7 +3,7 @@
  *
  * JoinRequest (kind 17): `list<str> addresses` (where the asker listens), then `list<str>
  * unreachable` (peer ids: participants of its last membership that a rejoining asker hears
- * no longer while it hears most of the others; empty on a first join).
+ * no longer; empty on a first join).
  * JoinAccepted (kind 18): `list<group>`, `group` = `str id`, `bytes fold` (an EventFold, kind
  * 1: the sponsor's whole fold of each group the asker was admitted to, the cluster's own
  * group `""` first); then `list<peer>`, `peer` = `str id`, `list<str> addresses` (every
@@ -43,7 +43,7 @@ export interface JoinRequest {
   readonly addresses: readonly string[]
   /**
    * Participants of the asker's last membership that it cannot reach now (a rejoining peer
-   * cut from them while it hears most of the others): a sponsor that hears one of them
+   * cut from them): a sponsor that hears one of them
    * refuses with `cannot-reach`, since admitting the asker would stall their folds.
    */
   readonly unreachable: readonly string[]
