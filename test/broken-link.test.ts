@@ -7,8 +7,9 @@
  * - the right peer is ejected: the end with the larger id of one broken link, or of each of two
  *   disjoint ones; the common end of two broken links, though its id is the smallest (ejecting
  *   the two ends it cannot reach would leave the peer with the bad network in and two healthy
- *   ones out), and so the common end of three among six; the participant at the other end of a joiner's link cut from before its join
- *   (the joiner is admitted: a first join names nobody unreachable), when its id is the larger;
+ *   ones out), and so the common end of three among six; the participant at the other end of
+ *   a joiner's link cut from before its join (the joiner is admitted: a first join names
+ *   nobody unreachable), when its id is the larger;
  * - everyone else keeps folding, and nobody else is ejected;
  * - the ejected peer does not rejoin while its links are cut (its sponsors refuse it: it
  *   cannot reach participants they hear), so no rejoin stalls the peers it cannot reach;
