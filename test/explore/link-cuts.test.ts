@@ -69,7 +69,10 @@ for (let seed = FIRST; seed < FIRST + RUNS; seed++) {
     try {
       await load.convergedWithNothingLost(`all ${n} converge`)
     } catch (err) {
-      throw new Error(`${(err as Error).message}; ${n} peers; plan: ${plan.join('; ')};\n${views(peers).join('\n')}`)
+      // Where each call that resolved with another index sits in the log of peer 0.
+      const log = peers[0]!.readState().infimum.log
+      const moved = load.resolved.filter(r => log[r.output] !== r.event).map(r => `${r.event} resolved ${r.output}, at ${log.indexOf(r.event)}`)
+      throw new Error(`${(err as Error).message}; ${n} peers; plan: ${plan.join('; ')}; calls resolved elsewhere in the log: ${moved.slice(0, 8).join(', ') || 'none'};\n${views(peers).join('\n')}`)
     }
     t.diagnostic(`${n} peers, ${load.resolved.length} calls resolved, ${timedOut} timed out during cuts; plan: ${plan.join('; ')}`)
     await sim.stop()
