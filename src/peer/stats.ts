@@ -157,7 +157,8 @@ export interface LegionStats {
   /**
    * While this peer is ejected and its last rejoin was refused because it cannot reach
    * participants its sponsor hears (a broken link: docs/ARCHITECTURE.md, "Broken links"): the
-   * participants its request named unreachable (those it hears no longer), sorted. It rejoins once it hears them again. Empty otherwise.
+   * participants its request named unreachable (those it hears no longer), sorted. It rejoins
+   * once it hears them again. Empty otherwise.
    */
   readonly cannotReach: readonly string[]
   /** The groups this peer defines: how many, how many it holds, their outstanding events. */

@@ -3,8 +3,9 @@
  * (test/support/membership-sim.ts, a manual clock), several rounds of 1 - 4 links cut at once
  * for 2 - 20 s, healed for 1 - 5 s; then everything healed, and every peer must converge with
  * every participant back and nothing acknowledged lost or folded twice (every resolved call's
- * event at the index it resolved with). Calls that time out are counted, not failures: with some patterns no voter hears a majority
- * and sees the link, and the fold waits for the heal (docs/ARCHITECTURE.md, "Broken links").
+ * event at the index it resolved with). Calls that time out are counted, not failures: with
+ * some patterns no voter hears a majority and sees the link, and the fold waits for the heal
+ * (docs/ARCHITECTURE.md, "Broken links").
  *
  * Peer ids are fresh keys on every run, and the rules order peers by id, so a seed fixes the
  * cuts, not the outcome: a failing seed fails in some of its runs.
