@@ -232,11 +232,18 @@ test('regression (ejection): a replica readmitted under its name merges as a joi
   }
 })
 
+test('regression (ejection): an UnJoin does not wait for events of the leaver that only a participant departing since held', () => {
+  // The one stall of 6,000 live-ejection runs (docs/RELIABILITY.md, "Bugs found"): p0
+  // acknowledged the UnJoin (13, p2) of p1 with a position naming the event (3, p1), which only
+  // its own fold held, then was ejected and rejoined through p2, whose history never held it.
+  // Every replica waited behind that UnJoin for an event nobody remaining could send.
+  const report = runSimulation({ seed: 835 * 7919 + 13, peers: 3, steps: 10 + (835 * 37) % 290, liveEjections: true, firstHand: true })
+  assert.ok(report.ejectionRejoins + report.rejoins >= 1, 'a peer was readmitted')
+})
+
 test('live ejections: peers ejected while alive go on, find out, rejoin under the same name, and everyone converges (a fixed sweep of 120 seeds)', () => {
-  // Not a random property: about 1 run in 6,000 of this mode still stalls (an UnJoin waiting
-  // for events only a since-replaced fold held; docs/RELIABILITY.md, "Known failures"), so
-  // random seeds would fail now and then for a known reason. These seeds are fixed; each must
-  // converge.
+  // Not a random property (kept as it was when about 1 run in 6,000 of this mode stalled,
+  // the regression above): these seeds are fixed; each must converge.
   let ejectionRejoins = 0
   for (let i = 0; i < 120; i++) {
     const report = runSimulation({ seed: i * 7919 + 13, peers: 2 + (i % 6), steps: 10 + (i * 37) % 290, liveEjections: true, firstHand: i % 3 !== 0 })

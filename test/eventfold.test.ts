@@ -744,7 +744,7 @@ describe('immutability', () => {
 describe('first-hand merges and signatures', () => {
   // A toy signature: a keyed hash with a secret per participant. Real folds use SHA-256 chains
   // and Ed25519 (peer/event-signatures.ts); what is tested here is that the fold obeys the verdict.
-  const secrets = new Map([['a', 'sa'], ['b', 'sb'], ['c', 'sc']])
+  const secrets = new Map([['a', 'sa'], ['b', 'sb'], ['c', 'sc'], ['d', 'sd']])
   const keyed = (p: string, since: number, seq: number, head: Uint8Array): Uint8Array =>
     createHash('sha256').update(`${secrets.get(p) ?? 'none'}|${since}|${seq}|`).update(head).digest()
   /** Signature checks made by each participant's fold. */
@@ -761,20 +761,25 @@ describe('first-hand merges and signatures', () => {
 
   /** a, b and c, all joined, all signing. */
   function threePeers (): Record<'a' | 'b' | 'c', EventFold<string, Log, string>> {
-    const a = EventFold.create('c', 'a', logSpec, signed('a'))
-    a.participate('b')
-    a.participate('c')
-    const b = EventFold.fromSnapshot(a.snapshot(), 'b', logSpec, signed('b'))
-    const c = EventFold.fromSnapshot(a.snapshot(), 'c', logSpec, signed('c'))
-    assert.equal(b.hasJoined(), false, 'a joiner has not joined until its Join folds')
-    b.acknowledge()
-    c.acknowledge()
-    for (let round = 0; round < 3; round++) for (const [x, y] of [[b, a], [c, a], [a, b], [a, c]] as const) sync(x, y)
-    for (const f of [a, b, c]) {
-      assert.deepEqual(f.infimumParticipants(), ['a', 'b', 'c'])
+    const [a, b, c] = joinedPeers(['a', 'b', 'c'])
+    return { a: a!, b: b!, c: c! }
+  }
+
+  /** The named participants, all joined through the first, all signing. */
+  function joinedPeers (names: readonly Participant[]): Array<EventFold<string, Log, string>> {
+    const a = EventFold.create('c', names[0]!, logSpec, signed(names[0]!))
+    for (const p of names.slice(1)) a.participate(p)
+    const joiners = names.slice(1).map(p => EventFold.fromSnapshot(a.snapshot(), p, logSpec, signed(p)))
+    assert.equal(joiners[0]!.hasJoined(), false, 'a joiner has not joined until its Join folds')
+    for (const j of joiners) j.acknowledge()
+    for (let round = 0; round < 3; round++) for (const j of joiners) { sync(j, a); sync(a, j) }
+    for (let round = 0; round < 3; round++) for (const j of joiners) sync(a, j)
+    const all = [a, ...joiners]
+    for (const f of all) {
+      assert.deepEqual(f.infimumParticipants(), [...names].sort())
       assert.equal(f.hasJoined(), true)
     }
-    return { a, b, c }
+    return all
   }
 
   test('first-hand, a diff gives only its sender\'s acknowledgement, not those it relays', () => {
@@ -957,6 +962,76 @@ describe('first-hand merges and signatures', () => {
       assert.deepEqual(f.infimumDigest(), a.infimumDigest())
       assert.deepEqual(f.infimumValue(), a.infimumValue())
     }
+  })
+
+  test('a readmitted participant\'s acknowledgement counts only where its readmission is known: a replica that does not know it yet does not fold past the old incarnation\'s event', () => {
+    // The link-cuts fork (docs/RELIABILITY.md) in miniature. c's event ec reaches only b; d's
+    // event x, ordered after ec, reaches a and b, and b acknowledges it to d before ec reaches
+    // b. a then readmits c (ejected, alive), whose new replica starts from a's fold: it holds
+    // x, not ec. Its first acknowledgement reaches d before a's UnJoin and Join do. Taking it,
+    // d held everyone's acknowledgement of x and folded x past ec, which b holds and the
+    // others fold before x: one event, two consistent outputs.
+    const [a, b, c, d] = joinedPeers(['a', 'b', 'c', 'd'])
+    const ec = c!.event('ec')
+    const x = d!.event('x')
+    assert.ok(compareEventIds(ec.id, x.id) < 0)
+    ok(pass(d!, b!))
+    ok(pass(b!, d!))
+    ok(pass(c!, b!))
+    ok(pass(d!, a!))
+    ok(pass(a!, d!))
+    assert.deepEqual(d!.outstandingEvents().map(e => e.acks), [['a', 'b', 'd']])
+    a!.disassociate('c')
+    a!.participate('c')
+    const c2 = EventFold.fromSnapshot(a!.snapshot(), 'c', logSpec, signed('c'))
+    c2.acknowledge()
+    assert.equal(c2.hasJoined(), false)
+    assert.equal(c2.acknowledgement().joined, false)
+    // Its acknowledgement alone (a batch of its own carries no runs of a's log).
+    const r = ok(d!.mergeDiff({ ...c2.diffFor('d')!, runs: [] }, { from: 'c' }))
+    assert.deepEqual(r.outputs, [], 'd folded x on the word of c\'s new incarnation')
+    // Its whole fold says the same: it holds the readmission, so its word counts only after it.
+    const whole = ok(d!.mergeFull(c2.snapshot(), { from: 'c' }))
+    assert.deepEqual(whole.outputs, [], 'd folded x on the whole fold of c\'s new incarnation')
+    // Everyone still converges, with ec before x.
+    const all = [a!, b!, c2, d!]
+    for (let round = 0; round < 6; round++) for (const f of all) for (const g of all) if (f !== g) ok(pass(f, g))
+    for (const f of all) {
+      assert.equal(f.outstandingCount, 0, `${f.self} converged`)
+      assert.deepEqual(f.infimumDigest(), a!.infimumDigest())
+      assert.deepEqual(f.infimumValue().applied, ['ec', 'x'])
+    }
+  })
+
+  test('an UnJoin needs the leaver\'s events only as far as the remaining participants held them: one that departs too may have held events nobody remaining can send', () => {
+    // The link-cuts stall (docs/RELIABILITY.md) in miniature. c's event ec reaches only b; a
+    // ejects c, and b's acknowledgement of that UnJoin reaches a (its batch with ec does not),
+    // so the UnJoin's stand-in positions at a name ec. Then b is ejected too. d never heard of
+    // ec and folds both UnJoins; a waited for ec, which only b ever held, for good.
+    const [a, b, c, d] = joinedPeers(['a', 'b', 'c', 'd'])
+    const ec = c!.event('ec')
+    a!.event('pa') // so that the UnJoin is ordered after ec
+    ok(pass(c!, b!))
+    a!.disassociate('c')
+    ok(pass(a!, b!))
+    ok(pass(a!, d!))
+    const fromB = b!.diffFor('a')!
+    ok(a!.mergeDiff({ ...fromB, runs: fromB.runs.filter(r => r.creator !== 'c') }, { from: 'b' }))
+    ok(pass(d!, a!))
+    const unjoinC = a!.outstandingEvents().find(e => e.delta.kind === 'unjoin')!
+    assert.ok(compareEventIds(ec.id, unjoinC.id) < 0)
+    assert.ok((unjoinC.standIn ?? []).some(p => p.seq >= b!.held('c')), 'b\'s positions name ec')
+    assert.ok(a!.held('c') < b!.held('c'), 'a lacks ec')
+    d!.disassociate('b')
+    const all = [a!, d!]
+    for (let round = 0; round < 4; round++) for (const [f, g] of [[a!, d!], [d!, a!]] as const) ok(pass(f, g))
+    for (const f of all) {
+      assert.equal(f.outstandingCount, 0, `${f.self} folded both UnJoins`)
+      assert.deepEqual(f.infimumParticipants(), ['a', 'd'])
+      assert.deepEqual(f.infimumDigest(), d!.infimumDigest())
+      assert.deepEqual(f.infimumValue().applied, ['pa'], `${f.self} folded no event of c's`)
+    }
+    assert.ok(compareEventIds(ec.id, a!.infimumId()) < 0)
   })
 
   test('first-hand, a whole fold settled on a history this replica does not share reports divergence and takes nothing settled', () => {

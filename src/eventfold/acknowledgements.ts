@@ -126,6 +126,28 @@ function ownPart<O> (a: Ack<O>): number {
 }
 
 /**
+ * Whether acknowledgement `a` must wait before this replica takes it: it does not hold enough
+ * of its sender's log yet (the module comment), or the sender may be an incarnation this
+ * replica does not know of. An acknowledgement carries a name, not an incarnation: a peer
+ * ejected while alive and admitted again acknowledges from a fold that starts from its
+ * sponsor's, which need not hold the events its old incarnation created. A replica that holds
+ * its readmission (folding.ts, `readmissionOf`) counts the new incarnation only after the
+ * UnJoin; one that does not yet would take its word for events before it, among them events
+ * after one of the old incarnation's that the new one never held, and fold past that one (the
+ * link-cuts fork, docs/RELIABILITY.md). So while the sender says its own Join has not folded
+ * there (`joined` false: a fresh joiner, or a readmission pending there) and it is a
+ * participant here with no readmission known, its acknowledgement waits: its readmission
+ * arrives first (every participant acknowledges an UnJoin before it stands in, and the new
+ * incarnation's Join folds nowhere before its UnJoin), or its `joined` comes true. A fresh
+ * joiner whose Join folded here first is only kept waiting until it folded it too. Its
+ * infimum is still taken: the digest checks that part.
+ */
+function mustWait<E, S, O> (core: FoldCore<E, S, O>, a: Ack<O>): boolean {
+  if (ownPart(a) > core.held(a.p, a.log)) return true
+  return !a.joined && (core.infMask & core.table.bit(a.p)) !== 0n && readmissionOf(core, a.p) === undefined
+}
+
+/**
  * Takes an acknowledgement of another participant, or keeps it for later when this replica
  * does not hold enough of its sender's log (see the module comment). `trusting`: a failure it
  * reports turns a held event into one (a failure anywhere is a failure everywhere, the only
@@ -135,7 +157,7 @@ function ownPart<O> (a: Ack<O>): number {
  */
 export function takeAck<E, S, O> (core: FoldCore<E, S, O>, a: Ack<O>, trusting: boolean): boolean {
   if (a.p === core.selfIndex) return false
-  if (ownPart(a) > core.held(a.p, a.log)) {
+  if (mustWait(core, a)) {
     const waiting = core.pending.get(a.p)
     if (waiting === undefined || waiting.total <= a.total) core.pending.set(a.p, a)
     // Its infimum says what it folded, and is checked against this replica's own history:
@@ -153,7 +175,7 @@ export function takeAck<E, S, O> (core: FoldCore<E, S, O>, a: Ack<O>, trusting: 
 export function takeWaiting<E, S, O> (core: FoldCore<E, S, O>, trusting: boolean): boolean {
   let changed = false
   for (const [p, a] of [...core.pending]) {
-    if (ownPart(a) > core.held(p, a.log)) continue
+    if (mustWait(core, a)) continue
     core.pending.delete(p)
     if (takeAck(core, a, trusting)) changed = true
   }

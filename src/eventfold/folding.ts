@@ -8,7 +8,7 @@
  */
 import { ERROR_MARK, HOOK_THREW_MARK, extendDigest, relateHistories, type HistoryRelation } from './digest.js'
 import type { ApplyOutcome } from './hooks.js'
-import type { Entry, FoldCore } from './core.js'
+import { covers, type Ack, type Entry, type FoldCore } from './core.js'
 import { ensureProjection, failureOf, foldedFailure } from './projection.js'
 import { compareEventIds, type ConsistentOutput, type EventId, type InfimumDigest, type Participant } from './types.js'
 
@@ -16,7 +16,8 @@ import { compareEventIds, type ConsistentOutput, type EventId, type InfimumDiges
  * The participants whose pending UnJoin may stand in for their acknowledgements: those
  * whose UnJoin every remaining participant has acknowledged together with what it held of the
  * departing participant's logs (`Entry.positioned`), on a replica that holds at least as much
- * of them as any of those acknowledgers did (folded there or outstanding).
+ * of them as any of those acknowledgers did (folded there or outstanding; see
+ * {@link positionsHeld}).
  *
  * Why not every pending UnJoin at once (as the Haskell library does): an ejected peer's own
  * events may still be travelling to some participants and not to others. A replica that let
@@ -36,7 +37,7 @@ export function standInMask<E, S, O> (core: FoldCore<E, S, O>): bigint {
   for (const u of core.unjoins) {
     const peer = (u.delta as { peer: number }).peer
     const positioned = u.positioned | core.selfBit
-    if ((core.acksOf(u) & remaining) === remaining && (positioned & remaining) === remaining && holdsEnough(core, peer, u.standIn)) mask |= core.table.bit(peer)
+    if ((core.acksOf(u) & remaining) === remaining && (positioned & remaining) === remaining && positionsHeld(core, u, peer)) mask |= core.table.bit(peer)
   }
   return mask
 }
@@ -94,20 +95,69 @@ function holdsEnough<E, S, O> (core: FoldCore<E, S, O>, peer: number, positions:
 }
 
 /**
- * Whether an UnJoin of `peer` whose stand-in positions are `positions` may fold here as far
- * as `peer`'s own events go. The UnJoin counts as acknowledged on `peer`'s behalf from the
- * start, the one acknowledgement no version vector backs (acknowledgements.ts takes a
- * participant's word only where as much of its log is held as it held). While `peer` is an
- * infimum participant, an event of it ordered before the UnJoin (and after this replica's own
- * Join) that this replica lacks can fold nowhere without this replica's acknowledgement; folding the UnJoin past it would put
- * it below this infimum for good, and the replicas holding it would wait for it for ever
- * while this one settled a history they never will. So the UnJoin waits until this replica
- * holds `peer`'s logs as far as its acknowledgers held them before it. When `peer` is not a
- * participant there, its events before the UnJoin are renegades that fold nowhere (and are
- * dropped wherever they are held, so waiting for them could be for ever).
+ * Whether this replica holds `peer`'s logs as far as UnJoin `u` of it needs before it stands
+ * in or folds: as far as its stand-in positions say, or, failing that, as far as every
+ * remaining participant held them ({@link heldAsFarAsRemaining}).
  */
-function departureHeld<E, S, O> (core: FoldCore<E, S, O>, peer: number, positions: ReadonlyMap<number, number> | undefined): boolean {
-  return (core.infMask & core.table.bit(peer)) === 0n || holdsEnough(core, peer, positions)
+function positionsHeld<E, S, O> (core: FoldCore<E, S, O>, u: Entry<E, O>, peer: number): boolean {
+  return holdsEnough(core, peer, u.standIn) || heldAsFarAsRemaining(core, u, peer)
+}
+
+/**
+ * Whether, by the newest acknowledgement here of every other remaining participant (one whose
+ * UnJoin is not pending), this replica holds as much of departing `peer`'s logs before UnJoin
+ * `u` as that participant did when it acknowledged `u` (its `departing` positions), or that
+ * participant folded `u` on this replica's history.
+ *
+ * An UnJoin's positions merge every acknowledger's, departing ones too; the stand-in rule's
+ * argument needs only the remaining participants' (an acknowledgement travels with its
+ * sender's outstanding events, so what they held reaches here). A participant that departs as
+ * well may have held events of `peer` that only it ever held: once its own UnJoin stands in,
+ * nobody remaining can send them, and a replica that took its positions waited for them for
+ * good while the replicas that never heard from it folded on (the link-cuts stall,
+ * docs/RELIABILITY.md: a peer cut from three of five held five events of the first one ejected,
+ * was ejected in turn, and two replicas waited behind the first UnJoin for ever). Each
+ * remaining participant's acknowledgement must cover `u`, so this waits for exactly what the
+ * positions of the remaining participants name, no less.
+ */
+function heldAsFarAsRemaining<E, S, O> (core: FoldCore<E, S, O>, u: Entry<E, O>, peer: number): boolean {
+  const remaining = core.infMask & ~core.unjoinMask & ~core.selfBit
+  const key = `${u.counter}:${u.participant}`
+  for (let i = 0; i < core.table.names.length; i++) {
+    if ((remaining & core.table.bit(i)) === 0n) continue
+    const a = core.latest.get(i)
+    if (a === undefined || !heldAsFarAs(core, u, key, peer, a)) return false
+    const newer = core.pending.get(i)
+    if (newer !== undefined && !heldAsFarAs(core, u, key, peer, newer)) return false
+  }
+  return true
+}
+
+/** {@link heldAsFarAsRemaining} for one acknowledgement `a`; `key`: UnJoin `u`'s key in `a.departing`. */
+function heldAsFarAs<E, S, O> (core: FoldCore<E, S, O>, u: Entry<E, O>, key: string, peer: number, a: Ack<O>): boolean {
+  if (compareEventIds(a.infId, u) >= 0) {
+    const relation = relationTo(core, a.infId, a.infDigest)
+    return relation === 'same' || relation === 'threw-there'
+  }
+  return covers(a.holds, u) && holdsEnough(core, peer, a.departing.get(key))
+}
+
+/**
+ * Whether UnJoin `u` of `peer` may fold here as far as `peer`'s own events go. The UnJoin
+ * counts as acknowledged on `peer`'s behalf from the start, the one acknowledgement no version
+ * vector backs (acknowledgements.ts takes a participant's word only where as much of its log
+ * is held as it held). While `peer` is an infimum participant, an event of it ordered before
+ * the UnJoin (and after this replica's own Join) that this replica lacks can fold nowhere
+ * without this replica's acknowledgement; folding the UnJoin past it would put it below this
+ * infimum for good, and the replicas holding it would wait for it for ever while this one
+ * settled a history they never will. So the UnJoin waits until this replica holds `peer`'s
+ * logs as far as its acknowledgers held them before it ({@link positionsHeld}: the remaining
+ * ones, when departing ones held more). When `peer` is not a participant there, its events
+ * before the UnJoin are renegades that fold nowhere (and are dropped wherever they are held,
+ * so waiting for them could be for ever).
+ */
+function departureHeld<E, S, O> (core: FoldCore<E, S, O>, u: Entry<E, O>, peer: number): boolean {
+  return (core.infMask & core.table.bit(peer)) === 0n || positionsHeld(core, u, peer)
 }
 
 /**
@@ -170,7 +220,7 @@ export function reduce<E, S, O> (core: FoldCore<E, S, O>, universal: EventId | u
     // Readmitted after `e` (a new incarnation of this replica's name), its own acknowledgement
     // of `e` counts only through its UnJoin's stand-in.
     if (!covered && ((core.acksOf(e) & needed) !== needed || (readmitted !== undefined && (needed & core.selfBit) !== 0n && compareEventIds(e, readmitted.unjoin) < 0))) break
-    if (!covered && d.kind === 'unjoin' && !departureHeld(core, d.peer, e.standIn)) break
+    if (!covered && d.kind === 'unjoin' && !departureHeld(core, e, d.peer)) break
 
     let hookThrew = false
     if (d.kind === 'join' || d.kind === 'unjoin') {

@@ -10,7 +10,7 @@
 import { internAck, externalAck, notifyList, ownAcknowledgement, takeAck, takeFailure, takeWaiting } from './acknowledgements.js'
 import { NO_HASH, type Entry, type FoldCore } from './core.js'
 import { DiffTooNewError, DiffTooSparseError, DifferentOriginsError, ForgedEventError, type MergeError } from './errors.js'
-import { acknowledgeOwn, adoptInfimum, readmissionOf, reduce, relationTo, remoteDigestWins, type Readmission } from './folding.js'
+import { acknowledgeOwn, adoptInfimum, readmissionOf, reduce, relationTo, remoteDigestWins } from './folding.js'
 import { checkRun, runsFrom, takeRun, type CheckedRun } from './logs.js'
 import { endSettledRecord } from './settled.js'
 import type { MergeResult } from './results.js'
@@ -232,19 +232,21 @@ export function mergeFull<E, S, O> (core: FoldCore<E, S, O>, other: EventFoldSna
   // A whole fold does not say which incarnation of a readmitted participant acknowledged what:
   // before the readmission its acknowledgements are left to the UnJoin's stand-in (folding.ts,
   // `readmissionOf`).
-  const readmissions: Array<{ readonly bit: bigint, readonly r: Readmission<E, O> }> = []
+  // The fold's own readmissions count too: one whose runs were not taken here is still one.
+  const readmissions: Array<{ readonly bit: bigint, readonly unjoin: EventId }> = []
   for (const u of core.unjoins) {
     const peer = (u.delta as { peer: number }).peer
     const r = readmissionOf(core, peer)
-    if (r !== undefined && r.unjoin === u) readmissions.push({ bit: core.table.bit(peer), r })
+    if (r !== undefined && r.unjoin === u) readmissions.push({ bit: core.table.bit(peer), unjoin: r.unjoin })
   }
+  for (const [peer, unjoin] of readmissionsIn(other.events)) readmissions.push({ bit: core.table.bit(core.table.intern(peer)), unjoin })
   // What the fold says about events held here: acknowledgements, failures, stand-in positions.
   for (let i = core.head; i < core.entries.length; i++) {
     const local = core.entries[i]!
     const e = remote.get(`${local.counter}:${local.participant}`)
     if (e === undefined) continue
     let allowed = believable
-    for (const { bit, r } of readmissions) if (compareEventIds(local, r.unjoin) < 0) allowed = (allowed ?? ~0n) & ~bit
+    for (const { bit, unjoin } of readmissions) if (compareEventIds(local, unjoin) < 0) allowed = (allowed ?? ~0n) & ~bit
     if (mergeEntry(core, local, e, allowed, trusting)) changed = true
   }
   if (!trusting && !diverged && !shortOf.has(from)) {
@@ -278,6 +280,24 @@ function logged<E, O> (e: OutstandingEvent<E, O>): Exclude<OutstandingEvent<E, O
   return e.delta.kind === 'error' ? { kind: 'event', event: e.delta.event } : e.delta
 }
 
+/**
+ * The readmissions a whole fold holds pending (an UnJoin of a participant, then a Join of it;
+ * see folding.ts, `readmissionOf`): each participant's newest such UnJoin.
+ */
+function readmissionsIn<E, O> (events: ReadonlyArray<OutstandingEvent<E, O>>): Map<Participant, EventId> {
+  const unjoins = new Map<Participant, EventId>()
+  const out = new Map<Participant, EventId>()
+  for (const e of events) {
+    const d = e.delta
+    if (d.kind === 'unjoin') unjoins.set(d.participant, e.id)
+    else if (d.kind === 'join') {
+      const u = unjoins.get(d.participant)
+      if (u !== undefined) out.set(d.participant, u)
+    }
+  }
+  return out
+}
+
 /** What a whole fold says of its sender: it holds its logs, folded its infimum, saw its errors. */
 function senderAcknowledgement<E, S, O> (from: Participant, other: EventFoldSnapshot<E, S, O>): Acknowledgement<O> {
   const failures: Acknowledgement<O>['failures'][number][] = []
@@ -290,7 +310,9 @@ function senderAcknowledgement<E, S, O> (from: Participant, other: EventFoldSnap
     participant: from,
     infimumId: other.infimum.id,
     infimumDigest: other.infimum.digest,
-    joined: other.infimum.participants.includes(from),
+    // As the sender's own acknowledgement would say (EventFold.hasJoined): not while a
+    // readmission of it is pending there, so that a replica that does not know of it waits.
+    joined: other.infimum.participants.includes(from) && !readmissionsIn(other.events).has(from),
     // Which log it writes now a fold does not say, and need not: the fold holds every event of
     // it that can still fold, which this merge has just taken (no gap can stand before them:
     // they continue what this replica acknowledged to it).

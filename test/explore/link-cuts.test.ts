@@ -1,81 +1,24 @@
 /**
- * Exploration, not part of `npm test`: random link cuts among 4 - 6 simulated peers under load
- * (test/support/membership-sim.ts, a manual clock), several rounds of 1 - 4 links cut at once
- * for 2 - 20 s, healed for 1 - 5 s; then everything healed, and every peer must converge with
- * every participant back and nothing acknowledged lost or folded twice (every resolved call's
- * event at the index it resolved with). Calls that time out are counted, not failures: with
- * some patterns no voter hears a majority and sees the link, and the fold waits for the heal
- * (docs/ARCHITECTURE.md, "Broken links").
+ * Exploration, not part of `npm test`: random link cuts among simulated peers under load, then
+ * a heal (test/support/link-cuts.ts). Each seed fixes the cuts; `LEGION_LINK_CUT_KEYS` fixes
+ * the peers' ids as well, so that a failing run replays exactly (without it they are fresh
+ * keys, and a failing seed fails in some of its runs):
  *
- * Peer ids are fresh keys on every run, and the rules order peers by id, so a seed fixes the
- * cuts, not the outcome: a failing seed fails in some of its runs.
+ *   LEGION_LINK_CUT_RUNS=100 LEGION_LINK_CUT_FIRST=1 [LEGION_LINK_CUT_KEYS=1] npm run test:link-cuts
  *
- *   LEGION_LINK_CUT_RUNS=100 LEGION_LINK_CUT_FIRST=1 npm run test:link-cuts
- *
- * On a stall the error names the plan, each peer's view, and the first outstanding events of
- * the peers that hold any (docs/RELIABILITY.md, "Known failures (open)").
+ * On a failure the error names the plan, each peer's view, and the first outstanding events of
+ * the peers that hold any. Runs that failed and were fixed are tests in test/link-cuts.test.ts.
  */
 import { test } from 'node:test'
-import { seededRandom } from '../support/fake-network.js'
-import { Load, Sim, type Peer } from '../support/membership-sim.js'
+import { linkCutsRun } from '../support/link-cuts.js'
 
 const FIRST = Number(process.env.LEGION_LINK_CUT_FIRST ?? 1)
 const RUNS = Number(process.env.LEGION_LINK_CUT_RUNS ?? 20)
-
-/** A fold's outstanding events as the stall report shows them (the peer's internals). */
-type FoldView = { outstandingEvents: () => Array<{ id: { counter: number, participant: string }, since: number, seq: number, delta: { kind: string }, acks: string[], standIn?: unknown }> }
-
-const short = (id: string): string => id.slice(-6)
-
-/** What each peer sees, for a failure's report. */
-function views (peers: Peer[]): string[] {
-  return peers.map((p, i) => {
-    const s = p.stats()
-    const fold = (p as unknown as { lifecycle: { incarnation?: { groups: Map<string, { fold?: FoldView }> } } }).lifecycle.incarnation?.groups.get('')?.fold
-    const first = (fold?.outstandingEvents() ?? []).slice(0, 3).map(e =>
-      `${e.id.counter}@${short(e.id.participant)} log ${e.since}/${e.seq} ${e.delta.kind} acks ${e.acks.map(short).join(',')}${e.standIn !== undefined ? ` standIn ${JSON.stringify(e.standIn)}` : ''}`)
-    return `${i} ${short(p.self)}: ${s.membership}, participants ${p.readState().projectedParticipants.map(short).join(',')}, ` +
-      `outstanding ${p.readState().outstanding}, log ${p.readState().infimum.log.length}, ejected ${s.counters.timesEjected}, ` +
-      `divergent ${s.divergent.map(d => short(d.peer)).join(',')}, stuck ${s.stuck.map(d => short(d.peer)).join(',')}; first outstanding: ${first.join(' | ')}`
-  })
-}
+const KEYS = process.env.LEGION_LINK_CUT_KEYS === undefined ? undefined : Number(process.env.LEGION_LINK_CUT_KEYS)
 
 for (let seed = FIRST; seed < FIRST + RUNS; seed++) {
-  test(`random link cuts (seed ${seed}): after the heal every peer converges with nothing acknowledged lost`, async (t) => {
-    const random = seededRandom(seed * 7919)
-    const n = 4 + Math.floor(random.next() * 3)
-    const sim = new Sim()
-    const peers = await sim.cluster(n)
-    const load = new Load(sim, 600)
-    const plan: string[] = []
-    for (let round = 0; round < 6; round++) {
-      const cut: string[] = []
-      for (let k = 1 + Math.floor(random.next() * 4); k > 0; k--) {
-        const a = Math.floor(random.next() * n)
-        const b = (a + 1 + Math.floor(random.next() * (n - 1))) % n
-        sim.net.cutLink(peers[a]!.self, peers[b]!.self)
-        cut.push(`${a}-${b}`)
-      }
-      const hold = 2000 + Math.floor(random.next() * 18_000)
-      const rest = 1000 + Math.floor(random.next() * 4000)
-      plan.push(`${cut.join(',')} cut ${hold} ms, healed ${rest} ms`)
-      await sim.pass(hold)
-      sim.net.heal()
-      await sim.pass(rest)
-    }
-    load.stop()
-    await sim.pass(20_000) // every call still pending resolves or times out (20 s)
-    const timedOut = load.failures.get('ConsistencyTimeoutError') ?? 0
-    load.failures.delete('ConsistencyTimeoutError')
-    try {
-      await load.convergedWithNothingLost(`all ${n} converge`)
-    } catch (err) {
-      // Where each call that resolved with another index sits in the log of peer 0.
-      const log = peers[0]!.readState().infimum.log
-      const moved = load.resolved.filter(r => log[r.output] !== r.event).map(r => `${r.event} resolved ${r.output}, at ${log.indexOf(r.event)}`)
-      throw new Error(`${(err as Error).message}; ${n} peers; plan: ${plan.join('; ')}; calls resolved elsewhere in the log: ${moved.slice(0, 8).join(', ') || 'none'};\n${views(peers).join('\n')}`)
-    }
-    t.diagnostic(`${n} peers, ${load.resolved.length} calls resolved, ${timedOut} timed out during cuts; plan: ${plan.join('; ')}`)
-    await sim.stop()
+  test(`random link cuts (seed ${seed}${KEYS === undefined ? '' : `, keys ${KEYS}`}): after the heal every peer converges with nothing acknowledged lost`, async (t) => {
+    const r = await linkCutsRun(seed, KEYS)
+    t.diagnostic(`${r.peers} peers, ${r.resolved} calls resolved, ${r.timedOut} timed out during cuts, ${r.ejections} ejections; plan: ${r.plan.join('; ')}`)
   })
 }

@@ -4,6 +4,7 @@
  * sockets. {@link Load} keeps every peer creating events and records how each call ended.
  */
 import assert from 'node:assert/strict'
+import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { startPeer } from '../../src/peer/start.js'
 import type { Legion, LegionOptions } from '../../src/peer/options.js'
 import type { EventSpec } from '../../src/eventfold/types.js'
@@ -29,11 +30,17 @@ export class Sim {
   readonly peers: Peer[] = []
   private seed = 1
 
-  constructor (private readonly extra: Partial<LegionOptions<string, Log, number>> = {}) {}
+  /**
+   * `keySeed`: derive each peer's key from it and the peer's start order, so that a run is
+   * replayed exactly (the rules order peers by id); fresh keys without it.
+   */
+  constructor (private readonly extra: Partial<LegionOptions<string, Log, number>> = {}, private readonly keySeed?: number) {}
 
   async start (startup: LegionOptions<string, Log, number>['startup'], extra: Partial<LegionOptions<string, Log, number>> = {}): Promise<Peer> {
+    const keyBytes = this.keySeed === undefined ? undefined : new Uint8Array(32).fill(this.seed, 0, 16).fill(this.keySeed % 256, 16, 24).fill(Math.floor(this.keySeed / 256) % 256, 24)
     const peer = await startPeer<string, Log, number, Record<never, never>>({
       cluster: 'membership',
+      ...(keyBytes === undefined ? {} : { privateKey: await generateKeyPairFromSeed('Ed25519', keyBytes) }),
       spec,
       startup,
       propagation: { intervalMs: 1000 },

@@ -1,0 +1,18 @@
+/**
+ * Runs of the random link-cuts exploration (test/explore/link-cuts.test.ts) that failed, each
+ * replayed exactly (its seed fixes the cuts, its key number the peers' ids): simulated peers,
+ * a manual clock, a few seconds each. Each fails on the code before its fix (docs/RELIABILITY.md).
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { linkCutsRun } from './support/link-cuts.js'
+
+test('random link cuts, seed 57 with keys 19: a replica that does not know of a readmission yet does not fold on the new incarnation\'s word past an event of the old one (a fork before)', async () => {
+  const r = await linkCutsRun(57, 19)
+  assert.ok(r.ejections >= 3, `peers were ejected and readmitted (${r.ejections})`)
+})
+
+test('random link cuts, seed 7 with keys 1: an UnJoin does not wait for events only a participant ejected after it held (a stall before)', async () => {
+  const r = await linkCutsRun(7, 1)
+  assert.ok(r.ejections >= 3, `peers were ejected and readmitted (${r.ejections})`)
+})
