@@ -16,3 +16,8 @@ test('random link cuts, seed 7 with keys 1: an UnJoin does not wait for events o
   const r = await linkCutsRun(7, 1)
   assert.ok(r.ejections >= 3, `peers were ejected and readmitted (${r.ejections})`)
 })
+
+test('random link cuts, seed 57 with keys 1: two peers ejected together and readmitted by each other rejoin through the others, whose refusals last (a split for good before)', async () => {
+  const r = await linkCutsRun(57, 1)
+  assert.ok(r.ejections >= 3, `peers were ejected and readmitted (${r.ejections})`)
+})

@@ -141,6 +141,11 @@ export class Heartbeats {
   private readonly inFlight = new Set<Participant>()
   /** Per participant: the send time of the latest heartbeat it answered as a participant. */
   private readonly answered = new Map<Participant, number>()
+  /**
+   * Per participant that has not merged this peer's latest Join: the send time of the first
+   * heartbeat of an unbroken run it refused as a non-participant's (see `refusedTooLong`).
+   */
+  private readonly refusedSince = new Map<Participant, number>()
   /** Per participant: whether its latest heartbeat named this peer stuck, and its own stuck reason. */
   private readonly heardStatus = new Map<Participant, { namesMeStuck: boolean, ownReason: string | undefined }>()
   private health: SelfHealth = { kind: 'ok' }
@@ -182,6 +187,7 @@ export class Heartbeats {
   reset (): void {
     this.detector.reset()
     this.answered.clear()
+    this.refusedSince.clear()
     this.progress.reset()
     this.heardStatus.clear()
     this.health = { kind: 'ok' }
@@ -339,10 +345,11 @@ export class Heartbeats {
       if (Array.isArray(m) && sentAt > (this.answered.get(peer) ?? -Infinity)) this.answered.set(peer, sentAt)
       if (!Array.isArray(m)) {
         if (m.code !== 'not-participant') return
-        if (!witnessed) { c.log('%s does not know this peer as a participant (yet)', peer); return }
-        c.refusedAsNonParticipant(peer, 'its heartbeat')
+        if (!witnessed && !this.refusedTooLong(peer, sentAt)) { c.log('%s does not know this peer as a participant (yet)', peer); return }
+        c.refusedAsNonParticipant(peer, witnessed ? 'its heartbeat' : `its heartbeats for ${sentAt - this.refusedSince.get(peer)!} ms without merging its latest Join`)
         return
       }
+      this.refusedSince.delete(peer)
       const connected = new Set(c.network.connectedPeers())
       // Remembered even if the dial fails or is not allowed now: a peer ejected at a broken link
       // dials the other end by id to hear it again, and may have no other address of it
@@ -357,6 +364,21 @@ export class Heartbeats {
     } finally {
       this.inFlight.delete(peer)
     }
+  }
+
+  /**
+   * Whether `peer`, which has not merged this peer's latest Join, has refused its heartbeats
+   * as a non-participant's for `suspectAfterMs`, the latest one sent at `sentAt`. A refusal
+   * from such a peer is normally a Join still on its way there, and is not taken for an
+   * ejection; one that lasts means the Join will not arrive. Found with random link cuts
+   * (docs/RELIABILITY.md): two peers cut off together were ejected by the other two, each was
+   * readmitted by the other in a fold that could never settle, and every refusal of the two
+   * that went on was ignored for good, since neither had merged those Joins.
+   */
+  private refusedTooLong (peer: Participant, sentAt: number): boolean {
+    const since = this.refusedSince.get(peer)
+    if (since === undefined) { this.refusedSince.set(peer, sentAt); return false }
+    return sentAt - since >= this.settings.suspectAfterMs
   }
 
   private async answer (from: Participant, h: Heartbeat): Promise<Uint8Array> {
