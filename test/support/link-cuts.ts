@@ -44,8 +44,18 @@ export interface LinkCutsReport {
   readonly plan: readonly string[]
 }
 
+/** Options of {@link linkCutsRun}. */
+export interface LinkCutsOptions {
+  /** Cut each link one way only, in a direction drawn at random, half of the time. @default false */
+  readonly oneWay?: boolean
+  /** Rounds of cuts before the final heal. @default 6 */
+  readonly rounds?: number
+  /** Heal for 0.5 - 2 s between rounds instead of 1 - 5 s. @default false */
+  readonly shortHeals?: boolean
+}
+
 /** Runs seed `seed` (peer keys from `keys` if given); throws, with every peer's view, unless all converge with nothing lost. */
-export async function linkCutsRun (seed: number, keys?: number): Promise<LinkCutsReport> {
+export async function linkCutsRun (seed: number, keys?: number, options: LinkCutsOptions = {}): Promise<LinkCutsReport> {
   const random = seededRandom(seed * 7919)
   const n = 4 + Math.floor(random.next() * 3)
   const sim = new Sim({}, keys === undefined ? undefined : keys * 1000 + seed)
@@ -53,16 +63,17 @@ export async function linkCutsRun (seed: number, keys?: number): Promise<LinkCut
     const peers = await sim.cluster(n)
     const load = new Load(sim, 600)
     const plan: string[] = []
-    for (let round = 0; round < 6; round++) {
+    for (let round = 0; round < (options.rounds ?? 6); round++) {
       const cut: string[] = []
       for (let k = 1 + Math.floor(random.next() * 4); k > 0; k--) {
         const a = Math.floor(random.next() * n)
         const b = (a + 1 + Math.floor(random.next() * (n - 1))) % n
-        sim.net.cutLink(peers[a]!.self, peers[b]!.self)
-        cut.push(`${a}-${b}`)
+        const oneWay = options.oneWay === true && random.next() < 0.5
+        sim.net.cutLink(peers[a]!.self, peers[b]!.self, oneWay)
+        cut.push(oneWay ? `${a}>${b}` : `${a}-${b}`)
       }
       const hold = 2000 + Math.floor(random.next() * 18_000)
-      const rest = 1000 + Math.floor(random.next() * 4000)
+      const rest = options.shortHeals === true ? 500 + Math.floor(random.next() * 1500) : 1000 + Math.floor(random.next() * 4000)
       plan.push(`${cut.join(',')} cut ${hold} ms, healed ${rest} ms`)
       await sim.pass(hold)
       sim.net.heal()
