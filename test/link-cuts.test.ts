@@ -21,3 +21,8 @@ test('random link cuts, seed 57 with keys 1: two peers ejected together and read
   const r = await linkCutsRun(57, 1)
   assert.ok(r.ejections >= 3, `peers were ejected and readmitted (${r.ejections})`)
 })
+
+test('random link cuts, seed 19 with keys 2, one way, 12 rounds, short heals: a participant\'s newest acknowledgement is kept though it lists fewer logs, so an UnJoin it folded does not stall a replica behind it (a stall before)', async () => {
+  const r = await linkCutsRun(19, 2, { oneWay: true, rounds: 12, shortHeals: true })
+  assert.ok(r.ejections >= 3, `peers were ejected and readmitted (${r.ejections})`)
+})

@@ -164,8 +164,11 @@ export function takeAck<E, S, O> (core: FoldCore<E, S, O>, a: Ack<O>, trusting: 
     // that part holds whatever its sender's log.
     return takeInfimum(core, a)
   }
+  // Newer by what it holds, or by its infimum: once its sender folds a log, the log no longer
+  // matters there and leaves its vector, so a newer acknowledgement may hold less in total
+  // (keeping the older one starved the stand-in rule of the sender's infimum past an UnJoin).
   const known = core.latest.get(a.p)
-  if (known === undefined || known.total <= a.total) core.latest.set(a.p, a)
+  if (known === undefined || known.total <= a.total || compareEventIds(a.infId, known.infId) > 0) core.latest.set(a.p, a)
   const waiting = core.pending.get(a.p)
   if (waiting !== undefined && waiting.total <= a.total) core.pending.delete(a.p)
   return applyAck(core, a, trusting)

@@ -410,7 +410,8 @@ export type FailureReport<O> =
  * creator up to `seq` (and so has acknowledged them: holding an event is acknowledging it),
  * it has folded up to `infimumId`, and it has seen the listed events fail. O(participants)
  * numbers however many events are outstanding, and monotone: a newer acknowledgement of the
- * same participant never says less.
+ * same participant never says less (it may list fewer logs: one whose events all folded there
+ * no longer matters, and its infimum says it instead).
  */
 export interface Acknowledgement<O> {
   /** Who acknowledges. */
