@@ -239,7 +239,8 @@ export function mergeFull<E, S, O> (core: FoldCore<E, S, O>, other: EventFoldSna
     const r = readmissionOf(core, peer)
     if (r !== undefined && r.unjoin === u) readmissions.push({ bit: core.table.bit(peer), unjoin: r.unjoin })
   }
-  for (const [peer, unjoin] of readmissionsIn(other.events)) readmissions.push({ bit: core.table.bit(core.table.intern(peer)), unjoin })
+  const readmittedThere = readmissionsIn(other.events)
+  for (const [peer, unjoin] of readmittedThere) readmissions.push({ bit: core.table.bit(core.table.intern(peer)), unjoin })
   // What the fold says about events held here: acknowledgements, failures, stand-in positions.
   for (let i = core.head; i < core.entries.length; i++) {
     const local = core.entries[i]!
@@ -250,7 +251,7 @@ export function mergeFull<E, S, O> (core: FoldCore<E, S, O>, other: EventFoldSna
     if (mergeEntry(core, local, e, allowed, trusting)) changed = true
   }
   if (!trusting && !diverged && !shortOf.has(from)) {
-    const sender = senderAcknowledgement(from, other)
+    const sender = senderAcknowledgement(from, other, readmittedThere.has(from))
     if (takeAck(core, internAck(core, sender), false)) changed = true
   }
   if (takeWaiting(core, trusting)) changed = true
@@ -298,8 +299,8 @@ function readmissionsIn<E, O> (events: ReadonlyArray<OutstandingEvent<E, O>>): M
   return out
 }
 
-/** What a whole fold says of its sender: it holds its logs, folded its infimum, saw its errors. */
-function senderAcknowledgement<E, S, O> (from: Participant, other: EventFoldSnapshot<E, S, O>): Acknowledgement<O> {
+/** What a whole fold says of its sender: it holds its logs, folded its infimum, saw its errors; `readmitted`: the fold holds a readmission of it. */
+function senderAcknowledgement<E, S, O> (from: Participant, other: EventFoldSnapshot<E, S, O>, readmitted: boolean): Acknowledgement<O> {
   const failures: Acknowledgement<O>['failures'][number][] = []
   for (const e of other.events) {
     const d = e.delta
@@ -312,7 +313,7 @@ function senderAcknowledgement<E, S, O> (from: Participant, other: EventFoldSnap
     infimumDigest: other.infimum.digest,
     // As the sender's own acknowledgement would say (EventFold.hasJoined): not while a
     // readmission of it is pending there, so that a replica that does not know of it waits.
-    joined: other.infimum.participants.includes(from) && !readmissionsIn(other.events).has(from),
+    joined: other.infimum.participants.includes(from) && !readmitted,
     // Which log it writes now a fold does not say, and need not: the fold holds every event of
     // it that can still fold, which this merge has just taken (no gap can stand before them:
     // they continue what this replica acknowledged to it).
