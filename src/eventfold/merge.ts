@@ -299,7 +299,10 @@ function readmissionsIn<E, O> (events: ReadonlyArray<OutstandingEvent<E, O>>): M
   return out
 }
 
-/** What a whole fold says of its sender: it holds its logs, folded its infimum, saw its errors; `readmitted`: the fold holds a readmission of it. */
+/**
+ * What a whole fold says of its sender: it holds its logs, folded its infimum, saw its errors.
+ * `readmitted`: the fold holds a readmission of it.
+ */
 function senderAcknowledgement<E, S, O> (from: Participant, other: EventFoldSnapshot<E, S, O>, readmitted: boolean): Acknowledgement<O> {
   const failures: Acknowledgement<O>['failures'][number][] = []
   for (const e of other.events) {
