@@ -8,7 +8,8 @@
  *
  * `LEGION_LINK_CUT_ONE_WAY=1` cuts half of the links one way only (what `a` sends to `b` is lost,
  * not the other way), `LEGION_LINK_CUT_ROUNDS=12` runs more rounds, `LEGION_LINK_CUT_SHORT_HEALS=1`
- * heals for 0.5 - 2 s between them; each draws other plans from the same seeds.
+ * heals for 0.5 - 2 s between them, `LEGION_LINK_CUT_PEERS=8` runs 8 peers instead of 4 - 6; each
+ * draws other plans from the same seeds.
  *
  * On a failure the error names the plan, each peer's view, and the first outstanding events of
  * the peers that hold any. Runs that failed and were fixed are tests in test/link-cuts.test.ts.
@@ -22,10 +23,11 @@ const KEYS = process.env.LEGION_LINK_CUT_KEYS === undefined ? undefined : Number
 const ONE_WAY = process.env.LEGION_LINK_CUT_ONE_WAY === '1'
 const ROUNDS = Number(process.env.LEGION_LINK_CUT_ROUNDS ?? 6)
 const SHORT_HEALS = process.env.LEGION_LINK_CUT_SHORT_HEALS === '1'
+const PEERS = process.env.LEGION_LINK_CUT_PEERS === undefined ? undefined : Number(process.env.LEGION_LINK_CUT_PEERS)
 
 for (let seed = FIRST; seed < FIRST + RUNS; seed++) {
-  test(`random link cuts (seed ${seed}${KEYS === undefined ? '' : `, keys ${KEYS}`}${ONE_WAY ? ', one way' : ''}${ROUNDS !== 6 ? `, ${ROUNDS} rounds` : ''}${SHORT_HEALS ? ', short heals' : ''}): after the heal every peer converges with nothing acknowledged lost`, async (t) => {
-    const r = await linkCutsRun(seed, KEYS, { oneWay: ONE_WAY, rounds: ROUNDS, shortHeals: SHORT_HEALS })
+  test(`random link cuts (seed ${seed}${KEYS === undefined ? '' : `, keys ${KEYS}`}${ONE_WAY ? ', one way' : ''}${ROUNDS !== 6 ? `, ${ROUNDS} rounds` : ''}${SHORT_HEALS ? ', short heals' : ''}${PEERS !== undefined ? `, ${PEERS} peers` : ''}): after the heal every peer converges with nothing acknowledged lost`, async (t) => {
+    const r = await linkCutsRun(seed, KEYS, { oneWay: ONE_WAY, rounds: ROUNDS, shortHeals: SHORT_HEALS, ...(PEERS !== undefined ? { peers: PEERS } : {}) })
     t.diagnostic(`${r.peers} peers, ${r.resolved} calls resolved, ${r.timedOut} timed out during cuts, ${r.ejections} ejections; plan: ${r.plan.join('; ')}`)
   })
 }

@@ -52,12 +52,15 @@ export interface LinkCutsOptions {
   readonly rounds?: number
   /** Heal for 0.5 - 2 s between rounds instead of 1 - 5 s. @default false */
   readonly shortHeals?: boolean
+  /** Peers in the cluster (the seed still draws a count first: runs without this option keep their plans). @default 4 - 6, drawn from the seed */
+  readonly peers?: number
 }
 
 /** Runs seed `seed` (peer keys from `keys` if given); throws, with every peer's view, unless all converge with nothing lost. */
 export async function linkCutsRun (seed: number, keys?: number, options: LinkCutsOptions = {}): Promise<LinkCutsReport> {
   const random = seededRandom(seed * 7919)
-  const n = 4 + Math.floor(random.next() * 3)
+  const drawn = 4 + Math.floor(random.next() * 3)
+  const n = options.peers ?? drawn
   const sim = new Sim({}, keys === undefined ? undefined : keys * 1000 + seed)
   try {
     const peers = await sim.cluster(n)
