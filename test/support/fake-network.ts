@@ -150,6 +150,9 @@ export class FakeNetwork {
   /** Hang-ups, by `from>to`. */
   readonly hangUps = new Map<string, number>()
   /** One-way messages in the order they were sent, once {@link recordSends} was called. */
+  private delays: { readonly random: Random, readonly maxMs: number } | undefined
+  /** With {@link delay}: when the last message on each channel (`from>to protocol`) arrives. */
+  private readonly channelDue = new Map<string, number>()
   private sendLog: Array<{ from: string, to: string, protocol: string, payload: Uint8Array }> | undefined
 
   constructor (private readonly clock: PeerClock) {}
@@ -202,7 +205,7 @@ export class FakeNetwork {
       },
       async publish (topic: string, data: Uint8Array) {
         let n = 0
-        for (const peer of state.connected) if (net.deliverable(id, peer)) { n++; net.later(() => { net.nodes.get(peer)?.topics.get(topic)?.(id, data) }) }
+        for (const peer of state.connected) if (net.deliverable(id, peer)) { n++; net.later(() => { net.nodes.get(peer)?.topics.get(topic)?.(id, data) }, `${id}>${peer} ${topic}`) }
         return n
       },
       async handle (protocol: string, handler: ChannelHandler) { state.handlers.set(protocol, handler) },
@@ -227,12 +230,12 @@ export class FakeNetwork {
                 if (!net.deliverable(peer, id)) return
                 timer.cancel()
                 resolve(answer ?? new Uint8Array(0))
-              })
+              }, `${peer}>${id} ${protocol} answers`)
             }, err => {
               timer.cancel()
               reject(new RemoteError(err instanceof Error ? err.message : String(err), peer, protocol))
             })
-          })
+          }, `${id}>${peer} ${protocol} requests`)
         })
       },
       async send (peer: string, protocol: string, payload: Uint8Array) {
@@ -242,7 +245,7 @@ export class FakeNetwork {
         if (net.isMuted(id, protocol, peer)) return
         // Written before a graceful stop, a one-way message still arrives (TCP sends the data
         // before it closes); a crash loses it.
-        net.later(() => { if (net.deliverable(id, peer, true)) void Promise.resolve().then(async () => await target(id, payload)).catch(() => {}) })
+        net.later(() => { if (net.deliverable(id, peer, true)) void Promise.resolve().then(async () => await target(id, payload)).catch(() => {}) }, `${id}>${peer} ${protocol}`)
       },
       async stop () {
         state.stopped = true
@@ -322,8 +325,23 @@ export class FakeNetwork {
     mine.set(name, (mine.get(name) ?? 0) + 1)
   }
 
-  private later (fn: () => void): void {
-    setImmediate(fn)
+  /**
+   * From now on every message and answer arrives after a delay drawn from `random`, 0 -
+   * `maxMs` of simulated time, in the order sent on each link and protocol (as on one stream) but
+   * not across them: what TCP and yamux may do to streams of one connection, and what different
+   * connections may do to each other.
+   */
+  delay (random: Random, maxMs: number): void {
+    this.delays = { random, maxMs }
+  }
+
+  /** Runs `fn` in a later turn, or, with {@link delay}, after its channel's delay. */
+  private later (fn: () => void, channel?: string): void {
+    if (this.delays === undefined || channel === undefined) { setImmediate(fn); return }
+    const now = this.clock.now()
+    const at = Math.max(now + Math.floor(this.delays.random.next() * (this.delays.maxMs + 1)), this.channelDue.get(channel) ?? 0)
+    this.channelDue.set(channel, at)
+    this.clock.setTimer(at - now, fn)
   }
 }
 

@@ -11,6 +11,7 @@
  * `keys` they are fresh, and a seed fixes the cuts, not the outcome.
  */
 import { seededRandom } from './fake-network.js'
+import { memoryKeyValueStore, type MemoryKeyValueStore } from '../../src/storage/index.js'
 import { Load, Sim, type Peer } from './membership-sim.js'
 
 /** A fold's outstanding events as the stall report shows them (the peer's internals). */
@@ -54,6 +55,17 @@ export interface LinkCutsOptions {
   readonly shortHeals?: boolean
   /** Peers in the cluster (the seed still draws a count first: runs without this option keep their plans). @default 4 - 6, drawn from the seed */
   readonly peers?: number
+  /**
+   * Peers keep their state in (memory) storage, and in half of the rounds one of them, drawn at
+   * random, crashes as the links are cut and starts again from its storage as they heal.
+   * @default false
+   */
+  readonly crashes?: boolean
+  /**
+   * Every message arrives after a delay of up to this many simulated ms, in order on each link
+   * and protocol but not across them (`FakeNetwork.delay`). @default 0: each in the next turn
+   */
+  readonly delayMs?: number
 }
 
 /** Runs seed `seed` (peer keys from `keys` if given); throws, with every peer's view, unless all converge with nothing lost. */
@@ -63,7 +75,15 @@ export async function linkCutsRun (seed: number, keys?: number, options: LinkCut
   const n = options.peers ?? drawn
   const sim = new Sim({}, keys === undefined ? undefined : keys * 1000 + seed)
   try {
-    const peers = await sim.cluster(n)
+    const stores: MemoryKeyValueStore[] = []
+    const peers = await sim.cluster(n, () => {
+      if (options.crashes !== true) return {}
+      const storage = memoryKeyValueStore()
+      stores.push(storage)
+      return { storage }
+    })
+    // Once the cluster is up: starting peers wait for joins without advancing the clock.
+    if (options.delayMs !== undefined && options.delayMs > 0) sim.net.delay(seededRandom(seed * 7919 + 1), options.delayMs)
     const load = new Load(sim, 600)
     const plan: string[] = []
     for (let round = 0; round < (options.rounds ?? 6); round++) {
@@ -77,8 +97,17 @@ export async function linkCutsRun (seed: number, keys?: number, options: LinkCut
       }
       const hold = 2000 + Math.floor(random.next() * 18_000)
       const rest = options.shortHeals === true ? 500 + Math.floor(random.next() * 1500) : 1000 + Math.floor(random.next() * 4000)
-      plan.push(`${cut.join(',')} cut ${hold} ms, healed ${rest} ms`)
+      const crash = options.crashes === true && random.next() < 0.5 ? Math.floor(random.next() * n) : undefined
+      plan.push(`${cut.join(',')} cut ${hold} ms${crash === undefined ? '' : `, ${crash} crashed`}, healed ${rest} ms`)
+      const saved = crash === undefined ? undefined : sim.crash(peers[crash]!, stores[crash]!)
       await sim.pass(hold)
+      if (crash !== undefined) {
+        const through = peers.filter((_, i) => i !== crash).flatMap(p => p.multiaddrs())
+        const again = await sim.settle(sim.recover(saved!, through), `${crash} recovers`)
+        if (again.self !== peers[crash]!.self) throw new Error(`${crash} recovered as ${again.self}, not as ${peers[crash]!.self}`)
+        peers[crash] = again
+        stores[crash] = saved!
+      }
       sim.net.heal()
       await sim.pass(rest)
     }

@@ -9,6 +9,7 @@ import { startPeer } from '../../src/peer/start.js'
 import type { Legion, LegionOptions } from '../../src/peer/options.js'
 import type { EventSpec } from '../../src/eventfold/types.js'
 import type { Timer } from '../../src/time/clock.js'
+import { MemoryKeyValueData, memoryKeyValueStore, type MemoryKeyValueStore } from '../../src/storage/index.js'
 import { FakeNetwork, ManualClock, seededRandom, advanceUntil, advanceUntilSettled } from './fake-network.js'
 
 /** The fold's state: the events in fold order. */
@@ -28,6 +29,8 @@ export class Sim {
   readonly clock = new ManualClock()
   readonly net = new FakeNetwork(this.clock)
   readonly peers: Peer[] = []
+  /** Peers whose process crashed ({@link crash}): out of the simulation, stopped with it. */
+  private readonly crashed: Peer[] = []
   private seed = 1
 
   /**
@@ -38,9 +41,31 @@ export class Sim {
 
   async start (startup: LegionOptions<string, Log, number>['startup'], extra: Partial<LegionOptions<string, Log, number>> = {}): Promise<Peer> {
     const keyBytes = this.keySeed === undefined ? undefined : new Uint8Array(32).fill(this.seed, 0, 16).fill(this.keySeed % 256, 16, 24).fill(Math.floor(this.keySeed / 256) % 256, 24)
+    return await this.launch(startup, { ...(keyBytes === undefined ? {} : { privateKey: await generateKeyPairFromSeed('Ed25519', keyBytes) }), ...extra })
+  }
+
+  /**
+   * `peer`'s process dies: the network neither delivers nor carries anything of it again, and it
+   * leaves the simulation (its object is stopped by {@link stop}); returns its storage as it was
+   * at that moment, for {@link recover}.
+   */
+  crash (peer: Peer, storage: MemoryKeyValueStore): MemoryKeyValueStore {
+    this.net.crash(peer.self)
+    this.peers.splice(this.peers.indexOf(peer), 1)
+    this.crashed.push(peer)
+    const copy = new MemoryKeyValueData()
+    for (const [key, value] of storage.data.values) { copy.values.set(key, new Uint8Array(value)); copy.order.add(key) }
+    return memoryKeyValueStore({ data: copy })
+  }
+
+  /** A crashed peer's process starts again from `storage` (its identity is the saved one), reconnecting through `peers`. */
+  async recover (storage: MemoryKeyValueStore, peers: readonly string[]): Promise<Peer> {
+    return await this.launch({ mode: 'recover', peers }, { storage })
+  }
+
+  private async launch (startup: LegionOptions<string, Log, number>['startup'], extra: Partial<LegionOptions<string, Log, number>>): Promise<Peer> {
     const peer = await startPeer<string, Log, number, Record<never, never>>({
       cluster: 'membership',
-      ...(keyBytes === undefined ? {} : { privateKey: await generateKeyPairFromSeed('Ed25519', keyBytes) }),
       spec,
       startup,
       propagation: { intervalMs: 1000 },
@@ -52,10 +77,10 @@ export class Sim {
     return peer
   }
 
-  /** Founds a cluster of `n` peers, each joining through the first. */
-  async cluster (n: number): Promise<Peer[]> {
-    const first = await this.start({ mode: 'new' })
-    for (let i = 1; i < n; i++) await this.start({ mode: 'join', peers: first.multiaddrs() })
+  /** Founds a cluster of `n` peers, each joining through the first; `each(i)` adds options of the i-th. */
+  async cluster (n: number, each: (i: number) => Partial<LegionOptions<string, Log, number>> = () => ({})): Promise<Peer[]> {
+    const first = await this.start({ mode: 'new' }, each(0))
+    for (let i = 1; i < n; i++) await this.start({ mode: 'join', peers: first.multiaddrs() }, each(i))
     await this.until(() => this.peers.every(p => p.readState().participants.length === n), `${n} participants everywhere`)
     return [...this.peers]
   }
@@ -76,7 +101,7 @@ export class Sim {
   }
 
   async stop (): Promise<void> {
-    await Promise.all(this.peers.map(async p => { await p.stop({ leave: false }).catch(() => {}) }))
+    await Promise.all([...this.peers, ...this.crashed].map(async p => { await p.stop({ leave: false }).catch(() => {}) }))
   }
 }
 
