@@ -53,6 +53,39 @@ test('a strict majority of the voters, counting this peer, must suspect a partic
   assert.deepEqual(fd.toEject(five, five, t), ['a'])
 })
 
+test('a peer keeps more than half of the voters it is not ejecting already, however each is suspected', () => {
+  // a hears b and c; each reports the other stuck, and a finds both stuck: each is suspected
+  // by 2 of 3 voters, but ejecting both would leave a alone (link cuts with crashes, seed 6
+  // with keys 2, where a, cut off from both, then folded its events alone).
+  const three = ['a', 'b', 'c']
+  const fd = new FailureDetector('a', settings)
+  fd.watch(three, 0)
+  fd.heard('b', 1000); fd.heard('c', 1000)
+  fd.setStuck(new Set(['b', 'c']))
+  fd.report('b', ['c'], 1000, [])
+  fd.report('c', ['b'], 1000, [])
+  assert.deepEqual(fd.suspecting('b', three, 1000), ['a', 'c'])
+  assert.deepEqual(fd.suspecting('c', three, 1000), ['a', 'b'])
+  assert.deepEqual(fd.toEject(three, three, 1000), ['b'], 'one of them, not both')
+  // With b's UnJoin pending here (b no longer a candidate), c waits for it to fold.
+  assert.deepEqual(fd.toEject(three, ['a', 'c'], 4000), [])
+  // Once it folded (b no longer a voter), c is suspected by a alone of a and c: not ejected either.
+  assert.deepEqual(fd.toEject(['a', 'c'], ['a', 'c'], 4000), [])
+  // Five voters: with d's UnJoin pending, e leaves 3 of the 4 still in; with c's and d's, 2 of
+  // 3 (a divergent replica must stay ejectable while an UnJoin waits for it); with b's, c's and
+  // d's, a would be alone.
+  const fd5 = detector('a')
+  hearAll(fd5, 1000)
+  for (const p of ['b', 'c']) fd5.report(p, ['e'], 1000)
+  fd5.setStuck(new Set(['e']))
+  assert.deepEqual(fd5.suspecting('e', five, 1000), ['a', 'b', 'c'])
+  assert.deepEqual(fd5.toEject(five, ['a', 'b', 'c', 'e'], 1000), ['e'])
+  assert.deepEqual(fd5.toEject(five, ['a', 'b', 'e'], 1000), ['e'])
+  assert.deepEqual(fd5.toEject(five, ['a', 'e'], 1000), [])
+  // A candidate that is not a voter yet (its Join is pending) does not count among those kept.
+  assert.deepEqual(fd5.toEject(five, ['a', 'e', 'f'], 1000), [])
+})
+
 test('the minority side of a partition never reaches a quorum', () => {
   const fd = detector('a')
   fd.heard('b', 10_000)

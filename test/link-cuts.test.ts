@@ -26,3 +26,8 @@ test('random link cuts, seed 19 with keys 2, one way, 12 rounds, short heals: a 
   const r = await linkCutsRun(19, 2, { oneWay: true, rounds: 12, shortHeals: true })
   assert.ok(r.ejections >= 3, `peers were ejected and readmitted (${r.ejections})`)
 })
+
+test('random link cuts, seed 6 with keys 2, one way, 12 rounds, short heals, crashes: a peer cut off from both others, which reported each other stuck, ejects one of them, not both (it folded its events alone before, and they were lost)', async () => {
+  const r = await linkCutsRun(6, 2, { oneWay: true, rounds: 12, shortHeals: true, crashes: true })
+  assert.ok(r.ejections >= 3, `peers were ejected and readmitted (${r.ejections})`)
+})

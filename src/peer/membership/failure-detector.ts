@@ -37,6 +37,17 @@
  *    `suspectAfterMs` after its last message, so without this a voter just cut from the
  *    reporter would act on its last report, frozen, for seconds after every voter still
  *    hearing the reporter learnt the link had healed.
+ * 6. The voters this peer keeps are always more than half of those it has not begun to eject
+ *    (whose UnJoin is not pending here): each ejection is judged alone, and reports count for
+ *    up to `suspectAfterMs`, so without this one peer could eject every other one, each on the
+ *    word of another that is being ejected too: two that report each other stuck, with this
+ *    peer finding both stuck, are each suspected by 2 of 3 voters. Cut off from both right
+ *    after their last reports, it ejected both and then folded its events alone, which the
+ *    others never held. So it never ends up alone among participants, and never ejects half
+ *    of those left at once. The ejections go in order (rule 3's, then rule 5's), and the first
+ *    ones that fit are made; the others wait for an UnJoin to fold. (Measured against all the
+ *    voters instead, it kept a cluster stalled for good: with one UnJoin pending among four, a
+ *    divergent replica could no longer be ejected.)
  *
  * @module
  */
@@ -192,7 +203,15 @@ export class FailureDetector {
     }
     for (const x of [...this.ejectableSince.keys()]) if (!candidates.includes(x)) this.ejectableSince.delete(x)
     for (const x of this.brokenLinkVictims(voters, candidates, now)) if (!result.includes(x)) result.push(x)
-    return result
+    // Rule 6: keep more than half of the voters not already being ejected here.
+    const kept = voters.filter(v => candidates.includes(v)).length
+    let staying = kept
+    return result.filter(x => {
+      if (!voters.includes(x)) return true
+      if ((staying - 1) * 2 <= kept) return false
+      staying--
+      return true
+    })
   }
 
   /**
