@@ -180,6 +180,24 @@ test('a link broken between two live voters that a majority hears ejects the lar
   }
 })
 
+test('a peer that hears neither of two others is ejected by both, not each of them by the other: an end of one broken link counts that link too', () => {
+  // a hears neither b nor c (one-way cuts), and says so; b and c hear everyone. Each of b and c
+  // sees the other's link to a broken. Counting only the link it is not an end of, each found
+  // a link of one broken end each, ejected the larger end, and b and c ejected each other
+  // (link cuts with crashes, seed 31 with keys 3: two pairs, each folding alone).
+  const three = ['a', 'b', 'c']
+  for (const self of ['b', 'c']) {
+    const fd = new FailureDetector(self, settings)
+    fd.watch(three, 0)
+    for (const t of [0, 1000, 2000, 3000]) {
+      for (const p of three) fd.heard(p, t)
+      fd.report('a', ['b', 'c'], t)
+      assert.deepEqual(fd.toEject(three, three, t), t < 3000 ? [] : ['a'], `${self} at ${t}`)
+    }
+    assert.match(fd.grounds('a', three, 3000), /^an end of 2 broken links: a does not hear b or c/)
+  }
+})
+
 test('a voter that stops hearing a link\'s reporter does not act on its last report, frozen: only a report within reportFreshMs counts', () => {
   // c reported e silent from 0 (a moment of its own, say), and a, cut from c and e at 1500,
   // keeps c's last report; c and e stay "heard" at a until 4500. The voters still hearing c

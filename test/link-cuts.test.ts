@@ -31,3 +31,8 @@ test('random link cuts, seed 6 with keys 2, one way, 12 rounds, short heals, cra
   const r = await linkCutsRun(6, 2, { oneWay: true, rounds: 12, shortHeals: true, crashes: true })
   assert.ok(r.ejections >= 3, `peers were ejected and readmitted (${r.ejections})`)
 })
+
+test('random link cuts, seed 31 with keys 3, one way, 12 rounds, short heals, crashes: two peers that each hear a third that hears neither of them eject the third, not each other (two pairs each folding alone before)', async () => {
+  const r = await linkCutsRun(31, 3, { oneWay: true, rounds: 12, shortHeals: true, crashes: true })
+  assert.ok(r.ejections >= 3, `peers were ejected and readmitted (${r.ejections})`)
+})

@@ -26,8 +26,10 @@
  *    here. Both are alive and reach the rest, but not each other, so neither can acknowledge
  *    the other's events first-hand and the fold stalls; no majority ever suspects either. A
  *    link broken for `suspectAfterMs` makes every voter that sees it (and is neither end)
- *    eject one end: the end of more of the broken links this voter sees, and between ends of
- *    as many, the one with the larger id. A peer that reaches neither of two others is ejected
+ *    eject one end: the end of more of the broken links this voter sees (those it is an end
+ *    of count too, though it never acts on them: otherwise two peers that each hear a third
+ *    that hears neither of them each saw one link, and ejected each other), and between ends
+ *    of as many, the one with the larger id. A peer that reaches neither of two others is ejected
  *    rather than both of them, which would leave the peer with the bad network in and two
  *    healthy peers out for as long as it lasts (their rejoins stall on the same links). The
  *    smallest-id voter that sees the link (neither end, and not reporting either end silent)
@@ -252,7 +254,7 @@ export class FailureDetector {
     for (const v of heard) {
       if (v === this.self) continue
       for (const x of this.silentReports.get(v) ?? []) {
-        if (x === this.self || x === v || !heard.includes(x)) continue
+        if (x === v || !heard.includes(x)) continue
         const ends: [Participant, Participant] = v < x ? [v, x] : [x, v]
         const key = `${ends[0]}\n${ends[1]}`
         const at = this.reportedAt.get(v) ?? -Infinity
