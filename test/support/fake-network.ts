@@ -149,10 +149,10 @@ export class FakeNetwork {
   readonly dials = new Map<string, number>()
   /** Hang-ups, by `from>to`. */
   readonly hangUps = new Map<string, number>()
-  /** One-way messages in the order they were sent, once {@link recordSends} was called. */
   private delays: { readonly random: Random, readonly maxMs: number } | undefined
   /** With {@link delay}: when the last message on each channel (`from>to protocol`) arrives. */
   private readonly channelDue = new Map<string, number>()
+  /** One-way messages in the order they were sent, once {@link recordSends} was called. */
   private sendLog: Array<{ from: string, to: string, protocol: string, payload: Uint8Array }> | undefined
 
   constructor (private readonly clock: PeerClock) {}

@@ -29,9 +29,9 @@
  *    eject one end: the end of more of the broken links this voter sees (those it is an end
  *    of count too, though it never acts on them: otherwise two peers that each hear a third
  *    that hears neither of them each saw one link, and ejected each other), and between ends
- *    of as many, the one with the larger id. A peer that reaches neither of two others is ejected
- *    rather than both of them, which would leave the peer with the bad network in and two
- *    healthy peers out for as long as it lasts (their rejoins stall on the same links). The
+ *    of as many, the one with the larger id. A peer that reaches neither of two others is
+ *    ejected rather than both of them, which would leave the peer with the bad network in and
+ *    two healthy peers out for as long as it lasts (their rejoins stall on the same links). The
  *    smallest-id voter that sees the link (neither end, and not reporting either end silent)
  *    ejects at once, the others after `backupDelayMs`. A real partition never looks like this:
  *    a voter on the minority side does not hear a majority. A voter acts on a link only while
