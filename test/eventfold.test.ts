@@ -1003,6 +1003,43 @@ describe('first-hand merges and signatures', () => {
     }
   })
 
+  test('a readmitted replica\'s whole fold does not hand on its own acknowledgement of what precedes its readmission: a joiner starting from it does not fold past the old incarnation\'s event', () => {
+    // The fork of link cuts with delays and crashes (seed 52, docs/RELIABILITY.md) in
+    // miniature. c's event ec reaches only b; d's event x, ordered after ec, reaches everyone
+    // else, and a holds every acknowledgement of x but c's. a readmits c, whose new replica starts from a's fold: it holds x, not ec, and
+    // acknowledges x, which its own fold does not count (its readmission is pending). It then
+    // sponsors e. e's fold starts from c's, which listed c among x's acknowledgers: e held
+    // everyone's acknowledgement of x and folded x without ec, which the others fold before x.
+    const [a, b, c, d] = joinedPeers(['a', 'b', 'c', 'd'])
+    const ec = c!.event('ec')
+    const x = d!.event('x')
+    assert.ok(compareEventIds(ec.id, x.id) < 0)
+    ok(pass(c!, b!))
+    ok(pass(d!, b!))
+    ok(pass(d!, a!))
+    // b's acknowledgement alone (its batch with ec does not arrive).
+    ok(a!.mergeDiff({ ...b!.diffFor('a')!, runs: [] }, { from: 'b' }))
+    a!.disassociate('c')
+    a!.participate('c')
+    const c2 = EventFold.fromSnapshot(a!.snapshot(), 'c', logSpec, signed('c'))
+    c2.acknowledge()
+    assert.equal(c2.outstandingEvents().some(o => compareEventIds(o.id, ec.id) === 0), false, 'c\'s new replica lacks ec')
+    const acksOfX = (f: EventFold<string, Log, string>): readonly string[] => f.outstandingEvents().find(o => compareEventIds(o.id, x.id) === 0)?.acks ?? []
+    assert.deepEqual(acksOfX(c2), ['a', 'b', 'd'], 'its whole fold lists the others\' acknowledgements of x, not its own')
+    c2.participate('e')
+    const e = EventFold.fromSnapshot(c2.snapshot(), 'e', logSpec, signed('e'))
+    e.acknowledge()
+    assert.deepEqual(e.infimumValue().applied, [], 'e folded x without ec')
+    // Everyone converges, with ec before x.
+    const all = [a!, b!, c2, d!, e]
+    for (let round = 0; round < 8; round++) for (const f of all) for (const g of all) if (f !== g) ok(pass(f, g))
+    for (const f of all) {
+      assert.equal(f.outstandingCount, 0, `${f.self} converged`)
+      assert.deepEqual(f.infimumDigest(), a!.infimumDigest())
+      assert.deepEqual(f.infimumValue().applied, ['ec', 'x'])
+    }
+  })
+
   test('an UnJoin needs the leaver\'s events only as far as the remaining participants held them: one that departs too may have held events nobody remaining can send', () => {
     // The link-cuts stall (docs/RELIABILITY.md) in miniature. c's event ec reaches only b; a
     // ejects c, and b's acknowledgement of that UnJoin reaches a (its batch with ec does not),

@@ -36,3 +36,8 @@ test('random link cuts, seed 31 with keys 3, one way, 12 rounds, short heals, cr
   const r = await linkCutsRun(31, 3, { oneWay: true, rounds: 12, shortHeals: true, crashes: true })
   assert.ok(r.ejections >= 3, `peers were ejected and readmitted (${r.ejections})`)
 })
+
+test('random link cuts, seed 52 with keys 2, one way, 12 rounds, short heals, crashes, delays up to 500 ms: a peer readmitted through a readmitted sponsor does not fold past an event of the sponsor\'s old incarnation (a call resolved one place early before)', async () => {
+  const r = await linkCutsRun(52, 2, { oneWay: true, rounds: 12, shortHeals: true, crashes: true, delayMs: 500 })
+  assert.ok(r.ejections >= 3, `peers were ejected and readmitted (${r.ejections})`)
+})

@@ -120,6 +120,13 @@ export function heldBefore<E, S, O> (core: FoldCore<E, S, O>, peer: number, inde
   return out
 }
 
+/** An UnJoin's stand-in positions with this replica's own holdings before it (at `index`) added. */
+export function ownPositions<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>, peer: number, index: number): Map<number, number> {
+  const out = new Map(e.standIn)
+  for (const [since, seq] of heldBefore(core, peer, index)) if ((out.get(since) ?? 0) < seq) out.set(since, seq)
+  return out
+}
+
 /** How much of its own log a replica must hold to take an acknowledgement (see the module comment). */
 function ownPart<O> (a: Ack<O>): number {
   return a.log === 0 ? 0 : a.unsettled

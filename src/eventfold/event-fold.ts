@@ -16,10 +16,10 @@
  *
  * @module
  */
-import { aheadOfThis, externalAck, heldBefore } from './acknowledgements.js'
+import { aheadOfThis, externalAck, heldBefore, ownPositions } from './acknowledgements.js'
 import { NO_HASH, FoldCore, type Entry, type InternalDelta, type LogState } from './core.js'
 import { EMPTY_DIGEST } from './digest.js'
-import { acknowledgeAll, holdingBack, joinedHere, reduce } from './folding.js'
+import { acknowledgeAll, holdingBack, joinedHere, readmissionOf, reduce } from './folding.js'
 import { GuardedSpec } from './hooks.js'
 import { headSignature, insertEntry, runsFrom, unsignedOwnHead } from './logs.js'
 import { acknowledgementOf, allParticipantsMask, diffFor, mergeDiff, mergeFull } from './merge.js'
@@ -369,12 +369,23 @@ export class EventFold<E, S, O> {
     const core = this.core
     const cache = new Map<bigint, Participant[]>()
     const out: Array<OutstandingEvent<E, O>> = []
+    // Readmitted (an UnJoin of this replica's name and a Join after it pending), this replica
+    // does not count its own acknowledgement of what is ordered before that UnJoin (folding.ts,
+    // `reduce`), and must not hand it on either: a joiner taking this fold as its start would
+    // count it, and fold past an event of the old incarnation that this one never held (link
+    // cuts with delays and crashes, seed 52; docs/RELIABILITY.md).
+    const readmitted = readmissionOf(core, core.selfIndex)
     for (let i = core.head; i < core.entries.length; i++) {
       const e = core.entries[i]!
-      const d = e.delta
+      let d = e.delta
       // An UnJoin's acknowledgers travel with the positions they held (see `Entry.positioned`),
       // this replica's own included.
-      const acks = d.kind === 'unjoin' ? core.acksOf(e) & (e.positioned | core.selfBit | core.table.bit(d.peer)) : core.acksOf(e)
+      let acks = d.kind === 'unjoin' ? core.acksOf(e) & (e.positioned | core.selfBit | core.table.bit(d.peer)) : core.acksOf(e)
+      if (readmitted !== undefined && compareEventIds(e, readmitted.unjoin) < 0) {
+        // (Its own UnJoin's acknowledgement on its behalf stays: that one is not a claim of holding.)
+        acks &= ~core.selfBit | (d.kind === 'unjoin' ? core.table.bit(d.peer) : 0n)
+        if (d.kind === 'error') d = { ...d, errorAcks: d.errorAcks & ~core.selfBit }
+      }
       const event = { id: { counter: e.counter, participant: e.participant }, since: e.since, seq: e.seq, delta: core.externalDelta(d, cache), acks: core.table.cachedList(acks, cache) }
       const positions = d.kind === 'unjoin' ? ownPositions(core, e, d.peer, i) : e.standIn
       const standIn = positions === undefined ? [] : [...positions].map(([since, seq]) => ({ since, seq })).sort((a, b) => a.since - b.since)
@@ -582,11 +593,4 @@ function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
   return true
-}
-
-/** An UnJoin's stand-in positions with this replica's own holdings before it (at `index`) added. */
-function ownPositions<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>, peer: number, index: number): Map<number, number> {
-  const out = new Map(e.standIn)
-  for (const [since, seq] of heldBefore(core, peer, index)) if ((out.get(since) ?? 0) < seq) out.set(since, seq)
-  return out
 }
