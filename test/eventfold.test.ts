@@ -9,6 +9,8 @@ import {
   BOTTOM, EventFold, type EventSpec, DiffTooNewError, DiffTooSparseError, DifferentOriginsError, ForgedEventError,
   type Acknowledgement, type Diff, type EventFoldSnapshot, type EventId, type EventSignatures, type FailureReport, type LogRun, type MergeResult, type Participant, compareEventIds
 } from '../src/eventfold/index.js'
+import { encodeDiff } from '../src/codec/index.js'
+import { jsonCodecFor } from '../src/codec/json.js'
 
 /** State: the events applied, in order, and who joined. Event 'fail' is a system error. */
 interface Log { readonly applied: readonly string[], readonly members: readonly string[] }
@@ -1038,6 +1040,37 @@ describe('first-hand merges and signatures', () => {
       assert.deepEqual(f.infimumDigest(), a!.infimumDigest())
       assert.deepEqual(f.infimumValue().applied, ['ec', 'x'])
     }
+  })
+
+  test('a replica that learnt a participant\'s newer log before its older one still lists what it held of them before an UnJoin in ascending order: its acknowledgement encodes', () => {
+    // Link cuts seed 188 (harsh, keys 4) stalled for good on it: a replica held the logs of
+    // the departing peer in the order it learnt them (a newer incarnation's first), its
+    // acknowledgement listed the UnJoin's positions in that order, the codec refused it, and
+    // no batch or push of that replica left again.
+    const [a, b, c, x] = joinedPeers(['a', 'b', 'c', 'x'])
+    x!.event('old')
+    ok(pass(x!, a!))
+    a!.disassociate('x')
+    a!.participate('x')
+    const x2 = EventFold.fromSnapshot(a!.snapshot(), 'x', logSpec, signed('x'))
+    x2.acknowledge()
+    x2.event('new')
+    // b hears of the new incarnation's log first, alone (a run of it, no acknowledgement)...
+    const fresh = x2.diffFor('b')!
+    const newer = Math.max(...fresh.runs.filter(r => r.creator === 'x').map(r => r.since))
+    ok(b!.mergeDiff({ ...fresh, acknowledgements: [], runs: fresh.runs.filter(r => r.creator === 'x' && r.since === newer) }, { from: 'x' }))
+    // ...then of everything, and all of it folds.
+    const all = [a!, b!, c!, x2]
+    for (let round = 0; round < 6; round++) for (const f of all) for (const g of all) if (f !== g) ok(pass(f, g))
+    for (const f of all) assert.deepEqual(f.infimumValue().applied, ['old', 'new'], `${f.self} folded both logs`)
+    a!.disassociate('x') // outstanding at b until c acknowledges it
+    ok(pass(a!, b!))
+    const ack = b!.acknowledgement()
+    const sinces = ack.departing.map(d => d.since)
+    assert.ok(sinces.length >= 2, `b held two of x's logs before the UnJoin (${JSON.stringify(ack.departing)})`)
+    assert.deepEqual(sinces, [...sinces].sort((p, q) => p - q), 'ascending by log')
+    const codecs = { event: jsonCodecFor<string>(), state: jsonCodecFor<Log>(), output: jsonCodecFor<string>() }
+    assert.ok(encodeDiff(b!.diffFor('a')!, codecs).length > 0)
   })
 
   test('an UnJoin needs the leaver\'s events only as far as the remaining participants held them: one that departs too may have held events nobody remaining can send', () => {

@@ -87,7 +87,9 @@ export function ownAcknowledgement<E, S, O> (core: FoldCore<E, S, O>, allPartici
       const id = { counter: e.counter, participant: e.participant }
       failures.push(d.failure.thrown !== undefined ? { id, thrown: d.failure.thrown } : { id, output: d.failure.output })
     } else if (d.kind === 'unjoin') {
-      for (const [since, seq] of heldBefore(core, d.peer, i)) departing.push({ unjoin: { counter: e.counter, participant: e.participant }, since, seq })
+      // Ascending by log, as the wire wants them: `heldBefore` lists folded logs first.
+      const held = [...heldBefore(core, d.peer, i)].sort(([x], [y]) => x - y)
+      for (const [since, seq] of held) departing.push({ unjoin: { counter: e.counter, participant: e.participant }, since, seq })
     }
   }
   for (const [p, since] of current) if ((relevant & core.table.bit(p)) !== 0n) list(p, since)

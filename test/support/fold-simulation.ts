@@ -6,6 +6,8 @@
  * Everything is driven by one integer seed, so a failing run replays exactly.
  */
 import assert from 'node:assert/strict'
+import { decodeDiff, decodeEventFold, encodeDiff, encodeEventFold, type FoldCodecs } from '../../src/codec/index.js'
+import { jsonCodecFor } from '../../src/codec/json.js'
 import { EventFold, compareEventIds, eventIdKey, type ConsistentOutput, type Diff, type EventFoldSnapshot, type EventId, type EventSpec, type InfimumSnapshot, type OutstandingEvent } from '../../src/eventfold/index.js'
 
 /**
@@ -55,6 +57,7 @@ export function throwingSpec (joinThrowsFor: string | undefined, unjoinThrowsFor
 }
 
 type Fold = EventFold<SimEvent, SimState, string>
+const simCodecs: FoldCodecs<SimEvent, SimState, string> = { event: jsonCodecFor<SimEvent>(), state: jsonCodecFor<SimState>(), output: jsonCodecFor<string>() }
 type Message =
   | { readonly from: string, readonly to: string, readonly kind: 'diff', readonly diff: Diff<SimEvent, string> }
   | { readonly from: string, readonly to: string, readonly kind: 'full', readonly snapshot: EventFoldSnapshot<SimEvent, SimState, string> }
@@ -254,11 +257,14 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
     }
   }
   const live = (): Replica[] => [...replicas.values()].filter(r => r.status === 'live')
+  // Every diff and whole fold crosses the wire format on its way, as in the runtime: what a
+  // fold hands out must encode (an acknowledgement the codec refused stalled link cuts seed 188
+  // for good) and decode to what was sent.
   const send = (from: Replica, toId: string): void => {
     const diff = from.fold.diffFor(toId)
     messages++
-    if (diff === undefined) network.push({ from: from.id, to: toId, kind: 'full', snapshot: from.fold.snapshot() })
-    else network.push({ from: from.id, to: toId, kind: 'diff', diff })
+    if (diff === undefined) network.push({ from: from.id, to: toId, kind: 'full', snapshot: decodeEventFold(encodeEventFold(from.fold.snapshot(), simCodecs), simCodecs) })
+    else network.push({ from: from.id, to: toId, kind: 'diff', diff: decodeDiff(encodeDiff(diff, simCodecs), simCodecs) })
   }
   const deliver = (m: Message): void => {
     const to = replicas.get(m.to)
