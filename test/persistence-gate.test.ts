@@ -76,6 +76,7 @@ function peer (store: PeerStore): { gate: PersistenceGate, lifecycle: Lifecycle,
     outputs: { take: () => [], send: () => {} } as unknown as OutputForwarding,
     notify: () => {},
     inspect: () => {},
+    failed: () => {},
     log
   })
   return { gate, lifecycle, g, h }
@@ -119,6 +120,39 @@ test('a save that fails is counted, marks nothing saved, and the next save forge
   assert.deepEqual(calls, [{ replicas: ['g'], dropped: ['left'] }, { replicas: ['g'], dropped: ['left'] }])
   assert.equal(g.savedVersion, 1)
   assert.ok(!gate.owesDrop())
+})
+
+test('a flush that throws is counted, and the next change of its groups is flushed', async () => {
+  const lifecycle = new Lifecycle()
+  const incarnation = lifecycle.newIncarnation()
+  const g = replica('g')
+  incarnation.groups.set('g', g)
+  lifecycle.becomeMember(incarnation)
+  const saves: string[][] = []
+  const store: PeerStore = { load: async () => undefined, save: async (_identity, replicas) => { saves.push(replicas.map(r => r.id)) }, close: async () => {} }
+  let flusher: Flusher | undefined
+  const gate = new PersistenceGate({ store, identity: () => ({ cluster: 'c', privateKey: new Uint8Array() }), schedule: (r) => { flusher!.schedule(r) }, log, failed: () => {} })
+  let throwNext = true
+  let failures = 0
+  flusher = new Flusher({
+    clock: { defer: (f: () => void) => { setImmediate(f) } } as never,
+    lifecycle,
+    persistence: gate,
+    propagation: { prepare: () => { if (throwNext) { throwNext = false; throw new Error('a batch that does not encode') } }, send: () => {} } as unknown as Propagation,
+    outputs: { take: () => [], send: () => {} } as unknown as OutputForwarding,
+    notify: () => {},
+    inspect: () => {},
+    failed: () => { failures++ },
+    log
+  })
+  flusher.schedule(g)
+  await flusher.flushNow()
+  assert.equal(failures, 1)
+  assert.deepEqual(saves, [], 'nothing of the failed flush was saved or sent')
+  flusher.schedule(g)
+  await flusher.flushNow()
+  assert.equal(failures, 1)
+  assert.deepEqual(saves, [['g']])
 })
 
 test('a peer that stops ends the waits still unsaved, and later ones at once, as unsaved', async () => {

@@ -40,6 +40,8 @@ export interface FlushComponents {
   readonly notify: (replica: SomeReplica) => void
   /** Membership's look at the cluster's group before anything is sent (was this peer ejected?). */
   readonly inspect: (incarnation: Incarnation) => void
+  /** Counts a flush that threw. */
+  readonly failed: () => void
   /** The flush's logger. */
   readonly log: Logger
 }
@@ -84,7 +86,10 @@ export class Flusher {
       this.schedule()
       return
     }
-    this.running = this.flush().catch(err => { this.components.log.error('flush failed: %s', err) }).finally(() => { this.running = undefined })
+    this.running = this.flush().catch(err => {
+      this.components.failed()
+      this.components.log.error('flush failed: %s', err)
+    }).finally(() => { this.running = undefined })
     await this.running
   }
 

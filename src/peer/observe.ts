@@ -117,6 +117,7 @@ export class Observer {
     counter('syncs_served', 'Sync requests answered.', () => k.syncsServed)
     counter('heads_signed', 'Signatures made of the heads of this peer\'s own logs (one per flush for all the groups it changed).', () => k.headsSigned)
     counter('save_failures', 'Saves to storage that failed; nothing they held was sent, and a later flush saves it again.', () => k.saveFailures)
+    counter('flush_failures', 'Flushes that threw (a bug; the error is logged): what changed in that tick was not sent.', () => k.flushFailures)
     counter('received_bytes', 'Bytes received (streams and gossip).', () => k.bytesIn)
     counter('sent_bytes', 'Bytes sent (streams and gossip).', () => k.bytesOut)
     counter('received_messages', 'Messages received.', () => k.messagesIn)

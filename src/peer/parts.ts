@@ -223,6 +223,7 @@ export function buildParts (inputs: PartInputs): Parts {
     outputs,
     notify: (replica) => { groups.notify(replica) },
     inspect: (incarnation) => { ejection.inspect(incarnation) },
+    failed: () => { counters.flushFailures++ },
     log: loggers('flush')
   })
   const messaging = new Messaging({

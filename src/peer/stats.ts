@@ -116,6 +116,12 @@ export interface LegionCounters {
    * them again.
    */
   saveFailures: number
+  /**
+   * Flushes that threw: what changed in those groups in that tick was not sent (their next
+   * change is). Always a bug, whose error is logged under `legion:flush:error`: a batch this
+   * peer cannot encode stops every batch it sends, and the cluster's folds wait for it.
+   */
+  flushFailures: number
 }
 
 /** What {@link Legion.stats} reports. */

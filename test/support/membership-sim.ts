@@ -134,8 +134,9 @@ export class Load {
   /**
    * Waits until every peer lists every peer of the simulation as a participant, holds nothing
    * outstanding and has the same log; then checks that no event folded twice, that each
-   * resolved call's event sits at the index it resolved with, and that calls failed only with
-   * `EjectedError` (a peer ejected while its calls were pending: their outcome is unknown).
+   * resolved call's event sits at the index it resolved with, that calls failed only with
+   * `EjectedError` (a peer ejected while its calls were pending: their outcome is unknown),
+   * and that no peer's flush threw.
    */
   async convergedWithNothingLost (what: string): Promise<readonly string[]> {
     const sim = this.sim
@@ -146,6 +147,8 @@ export class Load {
     assert.equal(new Set(log).size, log.length, 'no event folded twice')
     for (const r of this.resolved) assert.equal(log[r.output], r.event, `${r.event} resolved with index ${r.output}`)
     assert.deepEqual([...this.failures.keys()].filter(name => name !== 'EjectedError'), [], `failures: ${JSON.stringify([...this.failures])}`)
+    // A flush that threw is a bug even when the cluster got over it (legion:flush:error says which).
+    assert.deepEqual(sim.peers.filter(p => p.stats().counters.flushFailures > 0).map(p => p.self), [], 'peers whose flush threw')
     return log
   }
 }
