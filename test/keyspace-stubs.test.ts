@@ -13,6 +13,7 @@ import type { EventSpec } from '../src/eventfold/types.js'
 import { cacheKeyspace, type Cache } from '../demo/cache/cache.js'
 import type { PartitionEvent } from '../src/keyspace/keyspace.js'
 import { FakeNetwork, ManualClock, seededRandom, advanceUntil, advanceUntilSettled } from './support/fake-network.js'
+import { settledWith } from './support/keyspace-load.js'
 
 const noState: EventSpec<null, number, number> = { init: () => 0, apply: (_e, s) => ({ ok: true, output: s, state: s }) }
 type Peer = Legion<null, number, number, { cache: ReturnType<typeof cacheKeyspace> }>
@@ -56,11 +57,6 @@ class Sim {
   async stop (): Promise<void> {
     await Promise.all(this.peers.map(async p => { await p.stop({ leave: false }).catch(() => {}) }))
   }
-}
-
-function settledWith (c: Cache, members: number): boolean {
-  const t = c.table()
-  return t !== undefined && t.members.length === members && t.assignments.every(a => a.incoming.length === 0 && a.owners.length > 0 && a.founder === null)
 }
 
 async function set (sim: Sim, c: Cache, key: string, value: string): Promise<string | null> {

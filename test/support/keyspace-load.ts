@@ -91,3 +91,9 @@ export function missingOnReplicas (caches: readonly Cache[], selfs: readonly str
   }
   return missing
 }
+
+/** Whether `c`'s table lists `members` members and every partition is owned with no move under way. */
+export function settledWith (c: Cache, members: number): boolean {
+  const t = c.table()
+  return t !== undefined && t.members.length === members && t.assignments.every(a => a.incoming.length === 0 && a.owners.length > 0 && a.founder === null)
+}
