@@ -19,6 +19,7 @@ import type { EventSpec } from '../../src/eventfold/types.js'
 import { cacheKeyspace } from '../../demo/cache/cache.js'
 import { FakeNetwork, ManualClock, seededRandom, advanceUntil } from './fake-network.js'
 import { missingOnReplicas, settledWith, type Write } from './keyspace-load.js'
+import { cutRandomLinks } from './link-cuts.js'
 
 const noState: EventSpec<null, number, number> = { init: () => 0, apply: (_e, s) => ({ ok: true, output: s, state: s }) }
 type Peer = Legion<null, number, number, { cache: ReturnType<typeof cacheKeyspace> }>
@@ -91,14 +92,7 @@ export async function keyspaceCutsRun (seed: number, keys?: number, options: Key
     })
     const plan: string[] = []
     for (let round = 0; round < (options.rounds ?? 6); round++) {
-      const cut: string[] = []
-      for (let k = 1 + Math.floor(random.next() * 4); k > 0; k--) {
-        const a = Math.floor(random.next() * n)
-        const b = (a + 1 + Math.floor(random.next() * (n - 1))) % n
-        const oneWay = options.oneWay === true && random.next() < 0.5
-        net.cutLink(peers[a]!.self, peers[b]!.self, oneWay)
-        cut.push(oneWay ? `${a}>${b}` : `${a}-${b}`)
-      }
+      const cut = cutRandomLinks(random, net, peers.map(p => p.self), options.oneWay === true)
       const hold = 2000 + Math.floor(random.next() * 18_000)
       const rest = 1000 + Math.floor(random.next() * 4000)
       plan.push(`${cut.join(',')} cut ${hold} ms, healed ${rest} ms`)

@@ -10,7 +10,7 @@
  * The rules order peers by id, so the seed fixes the cuts and `keys` the peers' ids; without
  * `keys` they are fresh, and a seed fixes the cuts, not the outcome.
  */
-import { seededRandom } from './fake-network.js'
+import { seededRandom, type FakeNetwork } from './fake-network.js'
 import { memoryKeyValueStore, type MemoryKeyValueStore } from '../../src/storage/index.js'
 import { Load, Sim, type Peer } from './membership-sim.js'
 
@@ -30,6 +30,24 @@ function views (peers: Peer[]): string[] {
       `outstanding ${p.readState().outstanding}, log ${p.readState().infimum.log.length}, ejected ${s.counters.timesEjected}, ` +
       `divergent ${s.divergent.map(d => short(d.peer)).join(',')}, stuck ${s.stuck.map(d => short(d.peer)).join(',')}; first outstanding: ${first.join(' | ')}`
   })
+}
+
+/**
+ * Cuts 1 - 4 random links among `peers` (one way, in a direction drawn at random, half of the
+ * time when `oneWay`); returns them as `a-b` (both ways) or `a>b` (what a sends b is lost), by
+ * index. The draws are the plan's: a seed replays the same cuts.
+ */
+export function cutRandomLinks (random: { next: () => number }, net: FakeNetwork, peers: readonly string[], oneWay: boolean): string[] {
+  const n = peers.length
+  const cut: string[] = []
+  for (let k = 1 + Math.floor(random.next() * 4); k > 0; k--) {
+    const a = Math.floor(random.next() * n)
+    const b = (a + 1 + Math.floor(random.next() * (n - 1))) % n
+    const one = oneWay && random.next() < 0.5
+    net.cutLink(peers[a]!, peers[b]!, one)
+    cut.push(one ? `${a}>${b}` : `${a}-${b}`)
+  }
+  return cut
 }
 
 /** What a run that converged reports. */
@@ -87,14 +105,7 @@ export async function linkCutsRun (seed: number, keys?: number, options: LinkCut
     const load = new Load(sim, 600)
     const plan: string[] = []
     for (let round = 0; round < (options.rounds ?? 6); round++) {
-      const cut: string[] = []
-      for (let k = 1 + Math.floor(random.next() * 4); k > 0; k--) {
-        const a = Math.floor(random.next() * n)
-        const b = (a + 1 + Math.floor(random.next() * (n - 1))) % n
-        const oneWay = options.oneWay === true && random.next() < 0.5
-        sim.net.cutLink(peers[a]!.self, peers[b]!.self, oneWay)
-        cut.push(oneWay ? `${a}>${b}` : `${a}-${b}`)
-      }
+      const cut = cutRandomLinks(random, sim.net, peers.map(p => p.self), options.oneWay === true)
       const hold = 2000 + Math.floor(random.next() * 18_000)
       const rest = options.shortHeals === true ? 500 + Math.floor(random.next() * 1500) : 1000 + Math.floor(random.next() * 4000)
       const crash = options.crashes === true && random.next() < 0.5 ? Math.floor(random.next() * n) : undefined
