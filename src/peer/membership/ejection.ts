@@ -184,7 +184,8 @@ export class Ejection {
     const members = `${settled.join(',')}|${cluster.fold.projectedParticipants().join(',')}`
     if (members === this.checkedAt.members && incarnation === this.checkedAt.incarnation) return
     this.checkedAt = { incarnation, members }
-    const left = (peer: Participant): boolean => !settled.includes(peer) && !cluster.isParticipant(peer)
+    const stays = new Set(settled)
+    const left = (peer: Participant): boolean => !stays.has(peer) && !cluster.isParticipant(peer)
     for (const replica of incarnation.groups.values()) {
       const fold = replica.fold
       if (fold === undefined || replica === cluster) continue
