@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Handoff } from '../src/keyspace/handoff.js'
+import { EARLY_ARRIVAL_GRACE_MS, Handoff } from '../src/keyspace/handoff.js'
 import { PartitionGroups, TableView, newKeyspaceCounters, type TableGroup } from '../src/keyspace/context.js'
 import type { KeyspaceTable, PartitionAssignment, TableEvent } from '../src/keyspace/table.js'
 import type { MembershipView, ServiceGroups } from '../src/peer/services.js'
@@ -27,6 +27,7 @@ function peerA (first: KeyspaceTable) {
     applyConsistent: async (e: TableEvent) => { applied.push(e); return await new Promise(() => {}) }
   } as unknown as TableGroup
   let held = true
+  let admission = 1
   let projected = ['b', 'c']
   let joined = true
   let leave: () => void = () => {}
@@ -54,7 +55,7 @@ function peerA (first: KeyspaceTable) {
     table: view,
     counters: newKeyspaceCounters(),
     groups: new PartitionGroups(services, { spec: {} as never, codecs: {} as never }),
-    membership: { isMember: () => true } as unknown as MembershipView,
+    membership: { isMember: () => true, admission: () => admission } as unknown as MembershipView,
     inFlight: () => 0
   }, { maxParallelMoves: 2, abandonAfterMs: 60_000, recheckMs: 250, transferTimeoutMs: 30_000 })
   view.start()
@@ -67,6 +68,8 @@ function peerA (first: KeyspaceTable) {
     dropped,
     setTable,
     leave: () => { leave() },
+    /** a was ejected and admitted again: every replica it held was replaced. */
+    readmit: () => { admission++ },
     /** What a's replica holds now: whether any, who it names, whether a's own Join folded there. */
     setHeld: (h: boolean, participants: string[] = projected, hasJoined = joined) => { held = h; projected = participants; joined = hasJoined }
   }
@@ -79,12 +82,14 @@ type PeerA = ReturnType<typeof peerA>
  * `listedAgain` is false, back to it as incoming before it has left.
  */
 async function movedBack (body: (a: PeerA) => Promise<void>, listedAgain = true): Promise<void> {
-  const a = peerA(table(1, assignment({ owners: ['b', 'c'] })))
+  const a = peerA(table(1, assignment({ owners: ['a', 'b'] })))
   try {
     await settleTurns(20)
-    assert.deepEqual(a.handoff.progress().releasing.map(r => r.phase), ['leaving'], 'not listed: a leaves the group')
+    a.setTable(table(2, assignment({ owners: ['b', 'c'] })))
+    await settleTurns(20)
+    assert.deepEqual(a.handoff.progress().releasing.map(r => r.phase), ['leaving'], 'not listed any more: a leaves the group')
     if (listedAgain) {
-      a.setTable(table(2, assignment({ owners: ['b', 'c'], incoming: ['a'] })))
+      a.setTable(table(3, assignment({ owners: ['b', 'c'], incoming: ['a'] })))
       await settleTurns(20)
     }
     await body(a)
@@ -169,4 +174,56 @@ test('a leave that ends with the old state still held drops it', async () => {
     assert.deepEqual(a.dropped, ['p:0.1'])
     assert.deepEqual(a.handoff.progress().releasing, [])
   }, false)
+})
+
+test('a state that arrives before the table lists this peer (the coordinator folded the move first) is kept, and announced once the table lists it', async () => {
+  // a holds partition 0's state, its Join folded there, but a's table does not list it yet.
+  const a = peerA(table(1, assignment({ owners: ['b', 'c'] })))
+  try {
+    a.setHeld(true, ['a', 'b', 'c'])
+    await recheck(a)
+    await a.clock.advance(EARLY_ARRIVAL_GRACE_MS - 500)
+    await settleTurns(20)
+    assert.deepEqual(a.handoff.progress().releasing, [], 'not released: it was never listed here, it may be on its way')
+    a.setTable(table(2, assignment({ owners: ['b', 'c'], incoming: ['a'] })))
+    await recheck(a)
+    assert.deepEqual(announced(a), [[[0, 1]]], 'ready as soon as the table lists it')
+    assert.deepEqual(a.dropped, [])
+  } finally {
+    a.handoff.stop()
+  }
+})
+
+test('a state that arrived early for a move the table never lists here is released after the grace', async () => {
+  const a = peerA(table(1, assignment({ owners: ['b', 'c'] })))
+  try {
+    a.setHeld(true, ['a', 'b', 'c'])
+    await recheck(a)
+    assert.deepEqual(a.handoff.progress().releasing, [])
+    await a.clock.advance(EARLY_ARRIVAL_GRACE_MS)
+    await settleTurns(20)
+    await recheck(a)
+    assert.deepEqual(a.handoff.progress().releasing.map(r => r.phase), ['leaving'], 'unlisted past the grace: a leaves the group')
+  } finally {
+    a.handoff.stop()
+  }
+})
+
+test('after a rejoin, a state given before the table lists this peer is kept, though the table listed it for that partition before the ejection', async () => {
+  const a = peerA(table(1, assignment({ owners: ['a', 'b'] })))
+  try {
+    await recheck(a)
+    // Ejected and admitted again (a new replica of everything); the table moved the
+    // partition off a meanwhile, and the move back reached a's replica before its table.
+    a.readmit()
+    a.setHeld(true, ['a', 'b', 'c'])
+    a.setTable(table(2, assignment({ owners: ['b', 'c'] })))
+    await recheck(a)
+    assert.deepEqual(a.handoff.progress().releasing, [], 'an early arrival of this admission, not the replica the table moved away')
+    a.setTable(table(3, assignment({ owners: ['b', 'c'], incoming: ['a'] })))
+    await recheck(a)
+    assert.deepEqual(announced(a), [[[0, 1]]])
+  } finally {
+    a.handoff.stop()
+  }
 })

@@ -16,7 +16,9 @@
  * - **release**: a replica the table no longer lists (a move completed, or was cancelled)
  *   stops being served at once (the owner's fence answers `moved`), waits until no request it
  *   accepted is in flight, then leaves the group (an UnJoin it records itself, after every
- *   event of its own) and forgets it;
+ *   event of its own) and forgets it. A replica the table has never listed here arrived early
+ *   (the coordinator's table listed this peer as incoming before this peer's did): it is kept
+ *   for `EARLY_ARRIVAL_GRACE_MS` before it counts as unlisted;
  * - **abandon**: an owner that finds it does not hold its partition (its copy was lost), or
  *   an incoming replica that cannot get the state because no owner is left, says so; the
  *   table refounds a partition only when nobody holds it.
@@ -145,6 +147,15 @@ const MAX_RETRY_MS = 5000
 const RESEND_AFTER_MS = 5000
 /** A `ready` announcement not reflected in the table after this long is made again. */
 const REANNOUNCE_AFTER_MS = 3000
+/**
+ * How long a group whose state arrived before this peer's table listed it (the coordinator
+ * folds a table change and pushes the state before the receiver folds the same change) is
+ * kept unlisted before it is released: a move cancelled before this peer saw it still gets
+ * cleaned up. Releasing it at once made the receiver leave the group it was being given,
+ * and the move waited for the coordinator to send it again (`RESEND_AFTER_MS`):
+ * docs/BENCHMARKS.md, "Early arrivals".
+ */
+export const EARLY_ARRIVAL_GRACE_MS = RESEND_AFTER_MS
 
 /** The handoff of one peer; see the module comment. */
 export class Handoff<K, I, O, S> {
@@ -154,6 +165,14 @@ export class Handoff<K, I, O, S> {
   private readonly receivingSince = new Map<string, number>()
   /** Since when each partition this peer should hold has been seen without its state. */
   private readonly missingSince = new Map<string, number>()
+  /**
+   * Partition groups (by key) some table seen here listed this peer for, as owner or incoming,
+   * in the current admission (`admission`): a rejoin replaces every replica.
+   */
+  private readonly listed = new Set<string>()
+  private admission = 0
+  /** Since when each group held here that no table has listed this peer for has been seen. */
+  private readonly unlistedSince = new Map<string, number>()
   private readonly watched = new Map<string, () => void>()
   private founding = false
   private readonly releaseWaiters = new Set<() => void>()
@@ -263,6 +282,8 @@ export class Handoff<K, I, O, S> {
     const c = this.c
     const self = c.self
     const now = c.clock.now()
+    const admission = c.membership.admission()
+    if (admission !== this.admission) { this.admission = admission; this.listed.clear() }
     this.leftAlready()
     const toFound: PartitionRef[] = []
     const toAnnounce: PartitionRef[] = []
@@ -275,6 +296,12 @@ export class Handoff<K, I, O, S> {
       const key = refKey(p, a.generation)
       const g = c.groups.get(p, a.generation)
       const held = g.held()
+      if (a.owners.includes(self) || a.incoming.includes(self)) {
+        this.listed.add(key)
+        this.unlistedSince.delete(key)
+      } else if (!held) {
+        this.unlistedSince.delete(key)
+      }
       if (a.owners.includes(self)) {
         this.finishReceiving(key)
         this.keep(key)
@@ -310,7 +337,7 @@ export class Handoff<K, I, O, S> {
         } else if (a.owners.length === 0 && !a.abandoned.includes(self) && this.missingFor(key, now) >= this.settings.abandonAfterMs) {
           toAbandon.push([p, a.generation])
         }
-      } else if (held) {
+      } else if (held && this.unlistedFor(key, now) >= (this.listed.has(key) ? 0 : EARLY_ARRIVAL_GRACE_MS)) {
         this.release(p, a.generation, key, now)
       }
     }
@@ -338,6 +365,12 @@ export class Handoff<K, I, O, S> {
   /** Listed again (a move called back) before leaving: keep serving. Once leaving, leaving goes on. */
   private keep (key: string): void {
     if (this.releases.get(key)?.phase === 'draining') this.releases.delete(key)
+  }
+
+  private unlistedFor (key: string, now: number): number {
+    const since = this.unlistedSince.get(key)
+    if (since === undefined) { this.unlistedSince.set(key, now); return 0 }
+    return now - since
   }
 
   private missingFor (key: string, now: number): number {
@@ -439,7 +472,10 @@ export class Handoff<K, I, O, S> {
   // -- Releasing ---------------------------------------------------------------------------
 
   private release (partition: number, generation: number, key: string, now: number): void {
-    if (!this.releases.has(key)) this.releases.set(key, { partition, generation, phase: 'draining', since: now })
+    if (this.releases.has(key)) return
+    this.releases.set(key, { partition, generation, phase: 'draining', since: now })
+    // Given to this peer again later, the state may again arrive before the table says so.
+    this.listed.delete(key)
   }
 
   /**

@@ -93,6 +93,7 @@ export class ServiceHost<Sv extends ServiceMap> {
       members: () => lifecycle.incarnation?.groups.get('')?.fold?.projectedParticipants() ?? [],
       settledMembers: () => lifecycle.incarnation?.groups.get('')?.fold?.infimumParticipants() ?? [],
       isMember: () => lifecycle.phase.kind === 'member',
+      admission: () => lifecycle.incarnation?.epoch ?? 0,
       subscribe: (listener) => parts.groups.handle('')!.subscribe(() => { listener() }),
       liveness: () => ({
         now: inputs.clock.now(),

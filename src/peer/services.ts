@@ -33,6 +33,14 @@ export interface MembershipView {
   settledMembers(): readonly Participant[]
   /** Whether this peer is a participant now (not ejected, not stopped). */
   isMember(): boolean
+  /**
+   * Which admission of this peer to the cluster is current: it increases each time the peer
+   * is admitted anew (a rejoin after an ejection), when every group replica it held is
+   * replaced by a sponsor's fold or a waiting replica. A service that remembers something
+   * about its groups' replicas (the keyspace's handoff: which partitions the table listed this
+   * peer for) forgets it when this changes. 0 before the first admission.
+   */
+  admission(): number
   /** Calls `listener` after every change of either list; returns the unsubscribe function. */
   subscribe(listener: () => void): () => void
   /**
