@@ -109,6 +109,38 @@ function disseminating (): { ejection: Ejection, incarnation: ReturnType<Lifecyc
   return { ejection, incarnation, clock, save: () => { const w = waiting; waiting = []; for (const f of w) f() }, pushes }
 }
 
+test('a peer leaves the managed groups once its UnJoin folded in the cluster\'s group, not while it is pending (it may never fold)', () => {
+  // Link cuts on the keyspace, seed 21: two peers ejected each other; the loser's UnJoin of the
+  // winner never folded in the cluster, but its copy in a partition's group, recorded by a third
+  // peer while it was pending, folded among that group's fewer participants and split the group
+  // from a peer that was still in the cluster.
+  const lifecycle = new Lifecycle()
+  const incarnation = lifecycle.newIncarnation()
+  const cluster = { settled: ['a', 'b', 'c'], projected: ['a', 'c'] } // b's UnJoin pending
+  const unjoined: string[] = []
+  incarnation.groups.set('', {
+    id: '',
+    fold: { projectedParticipants: () => cluster.projected, infimumParticipants: () => cluster.settled },
+    isParticipant: (p: string) => cluster.projected.includes(p)
+  } as unknown as SomeReplica)
+  incarnation.groups.set('g', {
+    id: 'g',
+    fold: { disassociate: (p: string) => { unjoined.push(p); return {} } },
+    others: () => ['b', 'c'].filter(p => !unjoined.includes(p)),
+    afterUpdate: () => {}
+  } as unknown as SomeReplica)
+  lifecycle.becomeMember(incarnation)
+  const logger = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false })
+  const ejection = new Ejection({ self: 'a', lifecycle, push: {} as Push, allows: () => true, rejoin: () => {}, forget: () => {}, counters: { timesEjected: 0 } as unknown as LegionCounters, clock: new ManualClock(), log: logger as never })
+  ejection.inspect(incarnation)
+  assert.deepEqual(unjoined, [], 'no UnJoin of b in g while its UnJoin in the cluster is pending')
+  cluster.settled = ['a', 'c'] // it folded
+  ejection.inspect(incarnation)
+  assert.deepEqual(unjoined, ['b'])
+  ejection.inspect(incarnation)
+  assert.deepEqual(unjoined, ['b'], 'once')
+})
+
 test('a dissemination whose changes are never saved here ends at its deadline, every peer unreachable', async () => {
   const d = disseminating()
   const done = d.ejection.disseminate(d.incarnation, [], { timeoutMs: 1000 })

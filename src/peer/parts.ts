@@ -246,6 +246,10 @@ export function buildParts (inputs: PartInputs): Parts {
       replica.afterUpdate(fold.disassociate(peer))
       return await ejection.disseminate(incarnation, [replica], options)
     }
+    // Not a peer that is leaving or has left the cluster: its UnJoin reaches this group only
+    // when a holder looks at it after that UnJoin folded (Ejection.inspect), and one that did
+    // before this Join would leave the group waiting for the departed peer's acknowledgement.
+    if (incarnation.groups.get('')?.isParticipant(peer) !== true) return { reached: [], unreachable: [peer] }
     if (!replica.isParticipant(peer)) replica.afterUpdate(fold.participate(peer))
     if (peer === self) return { reached: [self], unreachable: [] }
     try {

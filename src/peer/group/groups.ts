@@ -69,7 +69,9 @@ export interface Group<E, S, O> {
   changes(options?: { signal?: AbortSignal }): AsyncIterableIterator<ClusterState<S>>
   /**
    * Managed groups: adds `peer` as a participant (a Join) and gives it the group's whole fold;
-   * resolves once `peer` merged it (`reached`) or could not be reached in time.
+   * resolves once `peer` merged it (`reached`) or could not be reached in time. A peer the
+   * cluster does not list as a participant (it is leaving, or has left) is not added: it is
+   * `unreachable` at once.
    */
   participate(peer: Participant, options?: WaitOptions): Promise<Dissemination>
   /** Managed groups: removes `peer` (an UnJoin, standing in for its acknowledgements). */

@@ -3,9 +3,10 @@
  * majority suspects it), leaving gracefully on `stop()`, and learning that this peer itself
  * was ejected.
  *
- * - **Eject** records the peer's UnJoin in the cluster's group and in every other group it
- *   takes part in (its UnJoin stands in for its acknowledgements there too, so no group waits
- *   for it), then pushes those changes to every other participant and waits for them to merge.
+ * - **Eject** records the peer's UnJoin in the cluster's group, then pushes it to every other
+ *   participant and waits for them to merge it. Once it folds, every holder of another group
+ *   the peer takes part in records its UnJoin there too (it stands in for its acknowledgements,
+ *   so no group waits for it; `inspect`).
  * - **Learning of one's own ejection**: this peer's UnJoin reached it; a participant that had
  *   merged its Join refused it as a non-participant; or, merging first-hand, two participants
  *   (or the only other one) showed it a settled history it does not share (a managed group
@@ -53,15 +54,17 @@ export class Ejection {
   constructor (private readonly components: EjectionComponents) {}
 
   /**
-   * Removes `peer` from the cluster: its UnJoin in every group it takes part in, pushed to
-   * every other participant. Resolves once they merged it (or could not be reached in time).
+   * Removes `peer` from the cluster: its UnJoin in the cluster's group, pushed to every other
+   * participant. Resolves once they merged it (or could not be reached in time). The other
+   * groups it takes part in follow once that UnJoin folds ({@link inspect}).
    */
   async eject (peer: Participant, options: WaitOptions = {}): Promise<Dissemination> {
     const incarnation = this.memberIncarnation()
     const cluster = incarnation.groups.get('')!
     if (peer === this.components.self) throw new NotParticipantError(peer, 'is this peer: use stop() to leave')
     if (!cluster.isParticipant(peer)) throw new NotParticipantError(peer)
-    const touched = this.unjoinEverywhere(incarnation, peer)
+    cluster.afterUpdate(cluster.fold!.disassociate(peer))
+    const touched = [cluster]
     // No hang-up once disseminated: the ejected peer learns of its ejection from the refusals
     // of its next messages, and by then it may be rejoining, through this peer or another.
     // Closing its connection here cut off its join request in flight (answered by nobody until
@@ -161,23 +164,33 @@ export class Ejection {
 
   /**
    * Before a flush sends anything: this peer's own UnJoin reached it (without a later Join),
-   * so it was ejected; and a peer that left the cluster leaves every group this peer holds
-   * (whoever ejected it may not hold them all). Every holder records that UnJoin; the fold
-   * dedups it by meaning, so concurrent ones only cost a message.
+   * so it was ejected; and a peer that left the cluster leaves every group this peer holds.
+   * Every holder records that UnJoin; the fold dedups it by meaning, so concurrent ones only
+   * cost a message.
+   *
+   * "Left" means its UnJoin **folded** in the cluster's group (and no Join of it is pending),
+   * not merely that one is pending: a pending UnJoin may never fold (two peers that eject each
+   * other: the first UnJoin ordered wins, and the loser's, made after its own, is dropped), and
+   * a managed group has fewer participants to agree, so its copy of that UnJoin could fold
+   * there and split the group from a peer that is still in the cluster. It did: link cuts on
+   * the keyspace, seed 21 (docs/RELIABILITY.md).
    */
   inspect (incarnation: Incarnation): void {
     const cluster = incarnation.groups.get('')
     if (this.components.lifecycle.phase.kind !== 'member' || cluster?.fold === undefined) return
     if (!cluster.isParticipant(this.components.self)) { this.ejected('its own UnJoin reached it'); return }
     // Only when the cluster's membership changed: walking every group costs what they number.
-    const members = cluster.fold.projectedParticipants().join(',')
+    const settled = cluster.fold.infimumParticipants()
+    const members = `${settled.join(',')}|${cluster.fold.projectedParticipants().join(',')}`
     if (members === this.checkedAt.members && incarnation === this.checkedAt.incarnation) return
     this.checkedAt = { incarnation, members }
+    const stays = new Set(settled)
+    const left = (peer: Participant): boolean => !stays.has(peer) && !cluster.isParticipant(peer)
     for (const replica of incarnation.groups.values()) {
       const fold = replica.fold
       if (fold === undefined || replica === cluster) continue
       for (const peer of replica.others()) {
-        if (!cluster.isParticipant(peer)) replica.afterUpdate(fold.disassociate(peer))
+        if (left(peer)) replica.afterUpdate(fold.disassociate(peer))
       }
     }
   }
