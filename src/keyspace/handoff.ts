@@ -368,15 +368,11 @@ export class Handoff<K, I, O, S> {
   }
 
   private unlistedFor (key: string, now: number): number {
-    const since = this.unlistedSince.get(key)
-    if (since === undefined) { this.unlistedSince.set(key, now); return 0 }
-    return now - since
+    return elapsedSince(this.unlistedSince, key, now)
   }
 
   private missingFor (key: string, now: number): number {
-    const since = this.missingSince.get(key)
-    if (since === undefined) { this.missingSince.set(key, now); return 0 }
-    return now - since
+    return elapsedSince(this.missingSince, key, now)
   }
 
   private finishReceiving (key: string): void {
@@ -534,6 +530,13 @@ function isReady<K, I, O, S> (g: PartitionGroup<K, I, O, S>, self: Participant):
  */
 export function coordinatorOf (owners: readonly Participant[], partition: number): Participant | undefined {
   return owners[partition % Math.max(1, owners.length)]
+}
+
+/** How long `key` has been in the state `since` tracks, counting from now if it was not yet. */
+function elapsedSince (since: Map<string, number>, key: string, now: number): number {
+  const from = since.get(key)
+  if (from === undefined) { since.set(key, now); return 0 }
+  return now - from
 }
 
 function refKey (partition: number, generation: number): string {
