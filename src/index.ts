@@ -147,7 +147,7 @@ export {
   type ServiceGroups,
   type ServiceMessaging
 } from './peer/services.js'
-export type { Liveness, PeerContact } from './peer/services.js'
+export type { FormerState, Liveness, PeerContact } from './peer/services.js'
 export type { Group, GroupOptions } from './peer/group/groups.js'
 export type { GroupMembership } from './peer/group/definition.js'
 export type { Metrics } from './peer/metrics.js'
@@ -276,10 +276,11 @@ export {
   MAX_KEYSPACE_PARTITIONS,
   MAX_REPLICATION,
   type KeyspaceTable,
+  type LastOwner,
   type PartitionAssignment,
   type TableChange
 } from './keyspace/table.js'
-export type { HandoffProgress, ReceivingPartition, SendingPartition, ReleasingPartition } from './keyspace/handoff.js'
+export type { HandoffProgress, ReceivingPartition, SendingPartition, ReleasingPartition } from './keyspace/handoff-progress.js'
 export type { KeyspaceCounters } from './keyspace/context.js'
 export type { KeyspacePlan, MembershipChange, ReplicaMove, RefusedPlan } from './keyspace/plan.js'
 export {

@@ -70,7 +70,7 @@ test('the keyspace and discovery show their views and metrics through the admin 
   assert.equal(tableView.byMember.reduce((n, m) => n + m.owner, 0), PARTITIONS * REPLICATION)
   const handoffs = (await request(`${url}/views/cache/handoffs`)).body.data as { inProgress: unknown[], completed: Record<string, number> }
   assert.deepEqual(handoffs.inProgress, [])
-  assert.deepEqual(Object.keys(handoffs.completed).sort(), ['abandoned', 'founded', 'received', 'released', 'sent'])
+  assert.deepEqual(Object.keys(handoffs.completed).sort(), ['abandoned', 'declaredLost', 'founded', 'received', 'released', 'restored', 'sent'])
   const holders = (await request(`${url}/views/discovery/holders`)).body.data
   assert.deepEqual((holders as Array<{ name: string, holder: string }>).map(h => [h.name, h.holder]), [['boss', a.self]])
 
@@ -83,9 +83,10 @@ test('the keyspace and discovery show their views and metrics through the admin 
   assert.equal(value(m, 'legion_keyspace_partitions', { ...ks, role: 'outgoing' }), 0)
   assert.equal(value(m, 'legion_keyspace_partitions', { ...ks, role: 'incoming' }), 0)
   assert.equal(value(m, 'legion_keyspace_table_version', ks), table.version)
-  for (const gauge of ['moves_in_flight', 'partitions_unowned', 'partitions_under_replicated']) assert.equal(value(m, `legion_keyspace_${gauge}`, ks), 0, gauge)
+  for (const gauge of ['moves_in_flight', 'partitions_unowned', 'partitions_under_replicated', 'partitions_awaiting_last_owner']) assert.equal(value(m, `legion_keyspace_${gauge}`, ks), 0, gauge)
   for (const direction of ['receiving', 'sending', 'releasing']) assert.equal(value(m, 'legion_keyspace_handoffs_in_progress', { ...ks, direction }), 0)
   assert.equal(value(m, 'legion_keyspace_partitions_lost_total', ks), 0)
+  for (const counter of ['restored', 'declared_lost']) assert.equal(value(m, `legion_keyspace_partitions_${counter}_total`, ks), 0, counter)
   assert.equal(histogram(m, 'legion_keyspace_request_seconds', { ...ks, outcome: 'ok' })?.count, 20, 'one observation per request made here')
   assert.equal(histogram(m, 'legion_keyspace_request_seconds', { ...ks, outcome: 'handler_error' })?.count, 1)
   // Owners' answers, summed over the peers: each request was answered once by one owner.

@@ -10,7 +10,7 @@ import type { KeyspaceTable, PartitionAssignment, TableEvent } from '../src/keys
 import type { MembershipView, ServiceGroups } from '../src/peer/services.js'
 import { ManualClock, settleTurns } from './support/fake-network.js'
 
-const assignment = (a: Partial<PartitionAssignment>): PartitionAssignment => ({ generation: 1, owners: [], incoming: [], outgoing: [], abandoned: [], founder: null, ...a })
+const assignment = (a: Partial<PartitionAssignment>): PartitionAssignment => ({ generation: 1, owners: [], incoming: [], outgoing: [], abandoned: [], founder: null, lastOwner: null, dataSince: 1, ...a })
 const table = (version: number, a: PartitionAssignment): KeyspaceTable => ({ partitions: 1, replication: 2, version, members: ['a', 'b', 'c'], draining: [], assignments: [a] })
 
 /** Peer `a` holding partition 0's group, whose leaving (`disassociate`) waits until `leave()`. */
@@ -24,10 +24,18 @@ function peerA (first: KeyspaceTable) {
     readState: () => ({ infimum: current }),
     subscribe: (l: (state: { infimum: KeyspaceTable }) => void) => { tableListeners.add(l); return () => tableListeners.delete(l) },
     applyFast: (e: TableEvent) => { applied.push(e) },
-    applyConsistent: async (e: TableEvent) => { applied.push(e); return await new Promise(() => {}) }
+    // A founder's request is granted when `grants` is on; otherwise it never settles.
+    applyConsistent: async (e: TableEvent) => {
+      applied.push(e)
+      if (grants && e.type === 'found') return { partitions: e.partitions.map(r => r[0]) }
+      return await new Promise(() => {})
+    }
   } as unknown as TableGroup
   let held = true
+  let grants = false
   let admission = 1
+  const formers = new Map<string, unknown>()
+  const founded: Array<{ id: string, initial: unknown }> = []
   let projected = ['b', 'c']
   let joined = true
   let leave: () => void = () => {}
@@ -43,8 +51,11 @@ function peerA (first: KeyspaceTable) {
   }
   const services = {
     managed: () => partitionGroup,
-    found: () => {},
-    drop: (id: string) => { dropped.push(id); held = false }
+    found: (id: string, initial?: unknown) => { founded.push({ id, initial }); held = true },
+    drop: (id: string) => { dropped.push(id); held = false },
+    formerState: (id: string) => formers.has(id) ? { state: formers.get(id) } : undefined,
+    formers: () => [...formers.keys()],
+    forgetFormer: (id: string) => { formers.delete(id) }
   } as unknown as ServiceGroups
   const view = new TableView(tableGroup, clock)
   const log = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false }) as never
@@ -57,7 +68,7 @@ function peerA (first: KeyspaceTable) {
     groups: new PartitionGroups(services, { spec: {} as never, codecs: {} as never }),
     membership: { isMember: () => true, admission: () => admission } as unknown as MembershipView,
     inFlight: () => 0
-  }, { maxParallelMoves: 2, abandonAfterMs: 60_000, recheckMs: 250, transferTimeoutMs: 30_000 })
+  }, { maxParallelMoves: 2, abandonAfterMs: 60_000, lostAfterMs: 60_000, recheckMs: 250, transferTimeoutMs: 30_000 })
   view.start()
   handoff.start()
   const setTable = (t: KeyspaceTable): void => { current = t; for (const l of [...tableListeners]) l({ infimum: t }) }
@@ -66,6 +77,9 @@ function peerA (first: KeyspaceTable) {
     handoff,
     applied,
     dropped,
+    founded,
+    formers,
+    grant: () => { grants = true },
     setTable,
     leave: () => { leave() },
     /** a was ejected and admitted again: every replica it held was replaced. */
@@ -223,6 +237,84 @@ test('after a rejoin, a state given before the table lists this peer is kept, th
     a.setTable(table(3, assignment({ owners: ['b', 'c'], incoming: ['a'] })))
     await recheck(a)
     assert.deepEqual(announced(a), [[[0, 1]]])
+  } finally {
+    a.handoff.stop()
+  }
+})
+
+test('the last owner, admitted again, founds the next generation from the copy it kept across its rejoin; without a copy it abandons that generation', async () => {
+  const restoring = table(5, assignment({ generation: 2, owners: ['a'], incoming: ['b'], founder: 'a', lastOwner: { peer: 'a', generation: 1 }, dataSince: 1 }))
+  const a = peerA(restoring)
+  try {
+    a.setHeld(false)
+    a.formers.set('p:0.1', 'the copy')
+    a.formers.set('p:0.0', 'an older one, which no table wants')
+    a.grant()
+    await recheck(a)
+    assert.deepEqual(a.applied.map(e => e.type), ['found'])
+    assert.deepEqual(a.founded, [{ id: 'p:0.2', initial: { state: 'the copy' } }], 'founded from the copy')
+    assert.equal(a.handoff.progress().completed.restored, 1)
+    assert.deepEqual([...a.formers.keys()], ['p:0.1'], 'only the copy the table may still want is kept')
+  } finally {
+    a.handoff.stop()
+  }
+  const bare = peerA(restoring)
+  try {
+    bare.setHeld(false)
+    await recheck(bare)
+    assert.deepEqual(bare.applied.map(e => [e.type, 'partitions' in e ? e.partitions : []]), [['abandon', [[0, 2]]]], 'no copy: it says so at once')
+  } finally {
+    bare.handoff.stop()
+  }
+})
+
+test('an owner that holds only a former copy resigns after abandonAfterMs, and keeps the copy while the table lists it; one with no copy abandons', async () => {
+  const listed = table(5, assignment({ owners: ['a', 'b'] }))
+  const a = peerA(listed)
+  try {
+    a.setHeld(false)
+    a.readmit()
+    a.formers.set('p:0.1', 'the copy')
+    await recheck(a)
+    await a.clock.advance(60_000)
+    await settleTurns(20)
+    assert.deepEqual(a.applied.map(e => [e.type, 'partitions' in e ? e.partitions : []]), [['resign', [[0, 1]]]])
+    await a.clock.advance(40_000)
+    await settleTurns(20)
+    assert.ok(a.formers.has('p:0.1'), 'kept while the table lists a as an owner')
+    a.setTable(table(6, assignment({ owners: ['b', 'c'] })))
+    await recheck(a)
+    assert.equal(a.formers.size, 0, 'let go once it does not')
+  } finally {
+    a.handoff.stop()
+  }
+  const bare = peerA(listed)
+  try {
+    bare.setHeld(false)
+    await recheck(bare)
+    await bare.clock.advance(60_000)
+    await settleTurns(20)
+    assert.deepEqual(bare.applied.map(e => e.type), ['abandon'])
+  } finally {
+    bare.handoff.stop()
+  }
+})
+
+test('a partition that waits for a last owner who stays away is declared lost by its coordinator after lostAfterMs, once', async () => {
+  const a = peerA(table(5, assignment({ lastOwner: { peer: 'z', generation: 1 } })))
+  try {
+    a.setHeld(false)
+    await recheck(a)
+    await a.clock.advance(59_000)
+    await settleTurns(20)
+    assert.equal(a.applied.length, 0, 'still waiting')
+    await a.clock.advance(1500)
+    await settleTurns(20)
+    assert.deepEqual(a.applied.map(e => [e.type, 'partitions' in e ? e.partitions : []]), [['lost', [[0, 1]]]])
+    await a.clock.advance(5000)
+    await settleTurns(20)
+    assert.equal(a.applied.length, 1, 'declared once (the table refounds it)')
+    assert.equal(a.handoff.progress().completed.declaredLost, 1)
   } finally {
     a.handoff.stop()
   }

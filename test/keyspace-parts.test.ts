@@ -198,7 +198,7 @@ describe('routing', () => {
     const s = tableSpec(1, owners.length)
     let t = s.init()
     for (const o of owners) t = s.join!(o, t)
-    return { ...t, assignments: [{ generation: 1, owners, incoming: [], outgoing: [], abandoned: [], founder: null }] }
+    return { ...t, assignments: [{ generation: 1, owners, incoming: [], outgoing: [], abandoned: [], founder: null, lastOwner: null, dataSince: 1 }] }
   }
 
   it('follows a moved answer with a newer table to the owners it names, carrying that version', async () => {

@@ -3,7 +3,9 @@
  * (test/support/fake-network.ts), so crashes, ejections and what ownership does about them are
  * specified with deterministic time and no sockets. A crashed owner's partitions are
  * re-replicated once it is ejected, with every acknowledged write kept; a partition whose
- * every replica crashed is reported lost and starts again from the default state.
+ * every replica was ejected while alive is restored from its last owner's copy when that
+ * owner is admitted again; one whose every replica crashed waits for its last owner, then is
+ * reported lost and starts again from the default state.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -12,6 +14,8 @@ import type { Legion } from '../src/peer/options.js'
 import type { EventSpec } from '../src/eventfold/types.js'
 import { cacheKeyspace, type Cache } from '../demo/cache/cache.js'
 import type { PartitionEvent } from '../src/keyspace/keyspace.js'
+import { awaitsLastOwner } from '../src/keyspace/table.js'
+import { PartitionUnavailableError } from '../src/keyspace/errors.js'
 import { FakeNetwork, ManualClock, seededRandom, advanceUntil, advanceUntilSettled } from './support/fake-network.js'
 import { settledWith } from './support/keyspace-load.js'
 
@@ -96,26 +100,65 @@ test('a crashed owner is ejected and its partitions re-replicated: writes that w
   }
 })
 
-test('a partition whose every replica crashed is reported lost, and its keys start again from the default state in a new generation', async () => {
+/** Partition 0's two owners, the partitions only they hold, and a key of partition 0. */
+function doomedPair (cs: Cache[]): { pair: readonly string[], doomed: number[], key: string } {
+  const table = cs[0]!.table()!
+  const pair = table.assignments[0]!.owners
+  const doomed = table.assignments.flatMap((a, p) => a.owners.every(o => pair.includes(o)) ? [p] : [])
+  let key = ''
+  for (let i = 0; key === ''; i++) if (cs[0]!.partitionOf(`x:${i}`) === 0) key = `x:${i}`
+  return { pair, doomed, key }
+}
+
+test('a partition whose every replica was ejected while alive waits for its last owner, which restores it from its copy once admitted again: nothing is lost', async () => {
   const sim = new Sim()
+  try {
+    const peers = await sim.cluster(5)
+    const cs = peers.map(p => p.services.cache)
+    const { pair, doomed, key } = doomedPair(cs)
+    const survivors = peers.filter(p => !pair.includes(p.self))
+    const survivor = survivors[0]!.services.cache
+    await set(sim, survivor, key, 'precious')
+    const events: PartitionEvent[] = []
+    survivor.onPartitionEvent(e => { events.push(e) })
+    // The pair is cut off from the three others, which eject it (a majority) and are left
+    // with partitions nobody serves; the pair itself stays up, holding them.
+    for (const o of pair) for (const s of survivors) sim.net.cutLink(o, s.self)
+    await sim.until(() => {
+      const t = survivor.table()
+      return t !== undefined && t.members.length === 3 && doomed.every(p => awaitsLastOwner(t, t.assignments[p]!))
+    }, 'the survivors eject the pair; its partitions wait for their last owner')
+    await assert.rejects(sim.settle(survivor.request(key, { op: 'get' }, { timeoutMs: 2000 }), 'a read while nobody serves'), PartitionUnavailableError)
+    sim.net.heal()
+    await sim.until(() => peers.every(p => settledWith(p.services.cache, 5)), 'the pair rejoins and every partition is served again')
+    assert.deepEqual(events.filter(e => e.type === 'lost'), [], 'nothing was lost')
+    for (const p of doomed) assert.equal(survivor.table()!.assignments[p]!.generation, 2, `partition ${p} goes on in a new generation, restored from its last owner`)
+    for (const c of cs) assert.equal(await sim.settle(c.request(key, { op: 'get' }), 'a read of the restored key'), 'precious')
+    const restored = cs.reduce((n, c) => n + c.stats().handoff.completed.restored, 0)
+    assert.equal(restored, doomed.length, 'each doomed partition restored once')
+  } finally {
+    await sim.stop()
+  }
+})
+
+test('a partition whose every replica crashed waits for its last owner, then is declared lost, and its keys start again from the default state in a new generation', async () => {
+  const sim = new Sim({ lostAfterMs: 20_000 })
   try {
     // Five peers: the three survivors are a majority, which may eject the two that crashed.
     const peers = await sim.cluster(5)
     const cs = peers.map(p => p.services.cache)
-    const table = cs[0]!.table()!
     // Two peers that together hold both replicas of some partition.
-    const pair = table.assignments[0]!.owners
-    const doomed = table.assignments.flatMap((a, p) => a.owners.every(o => pair.includes(o)) ? [p] : [])
-    assert.ok(doomed.includes(0))
-    let key = ''
-    for (let i = 0; key === ''; i++) if (cs[0]!.partitionOf(`x:${i}`) === 0) key = `x:${i}`
+    const { pair, doomed, key } = doomedPair(cs)
     const survivors = peers.filter(p => !pair.includes(p.self))
     const survivor = survivors[0]!.services.cache
     await set(sim, survivor, key, 'precious')
     const events: PartitionEvent[] = []
     survivor.onPartitionEvent(e => { events.push(e) })
     for (const p of pair) sim.net.crash(p)
-    await sim.until(() => survivors.every(p => settledWith(p.services.cache, 3)), 'the three survivors own everything')
+    await sim.until(() => { const t = survivor.table(); return t !== undefined && t.members.length === 3 && awaitsLastOwner(t, t.assignments[0]!) }, 'the survivors eject the pair; partition 0 waits for its last owner')
+    const waitingSince = sim.clock.now()
+    await sim.until(() => survivors.every(p => settledWith(p.services.cache, 3)), 'the three survivors own everything', 90_000)
+    assert.ok(sim.clock.now() - waitingSince >= 20_000 - 1000, 'not before lostAfterMs (give or take a recheck)')
     const lost = events.filter(e => e.type === 'lost').map(e => e.partition).sort((x, y) => x - y)
     assert.deepEqual(lost, doomed, 'exactly the partitions both of whose replicas crashed are reported lost')
     assert.ok(events.some(e => e.type === 'moved'), 'the others moved')

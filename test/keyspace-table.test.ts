@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { propertyParameters } from './support/property.js'
 import { decodeWith, encodeWith } from '../src/codec/codec.js'
-import { movesInFlight, rebalance, tableChanges, tableSpec, type KeyspaceTable, type TableEvent } from '../src/keyspace/table.js'
+import { awaitsLastOwner, movesInFlight, rebalance, tableChanges, tableSpec, type KeyspaceTable, type TableEvent } from '../src/keyspace/table.js'
 import { tableStateCodec } from '../src/keyspace/table-codec.js'
 
 const PEERS = ['a', 'b', 'c', 'd', 'e', 'f', 'g'] as const
@@ -24,11 +24,16 @@ function apply (s: ReturnType<typeof tableSpec>, t: KeyspaceTable, e: TableEvent
   return r.state
 }
 
-/** Grants every founder and promotes every incoming replica, as live peers would. */
+/**
+ * Grants every founder and promotes every incoming replica, as live peers would; a partition
+ * waiting for a last owner that is away is declared lost (its wait ran out).
+ */
 function settle (s: ReturnType<typeof tableSpec>, table: KeyspaceTable): KeyspaceTable {
   let t = table
   for (let round = 0; round < 10; round++) {
     const before = t
+    const waiting = t.assignments.flatMap((a, p) => awaitsLastOwner(t, a) ? [[p, a.generation] as const] : [])
+    if (waiting.length > 0) t = apply(s, t, { type: 'lost', peer: t.members[0]!, partitions: waiting })
     for (const m of t.members) {
       const found = t.assignments.flatMap((a, p) => a.founder === m ? [[p, a.generation] as const] : [])
       if (found.length > 0) t = apply(s, t, { type: 'found', peer: m, partitions: found })
@@ -51,7 +56,9 @@ function checkInvariants (t: KeyspaceTable): void {
     for (const x of a.outgoing) assert.ok(a.owners.includes(x), `partition ${p}: outgoing ${x} still serves`)
     for (const x of a.abandoned) assert.ok(a.incoming.includes(x), `partition ${p}: abandoned ${x} is incoming`)
     if (a.founder !== null) assert.ok(a.owners.includes(a.founder), `partition ${p}: a founder owns its generation until it founds it`)
-    if (t.members.length > 0 && t.draining.length < t.members.length) {
+    if (a.lastOwner !== null) assert.ok(a.owners.length === 0 || a.founder === a.lastOwner.peer, `partition ${p}: a last owner is kept only while nobody serves, or while it restores its copy`)
+    assert.ok(a.dataSince <= a.generation && (a.generation === 0) === (a.dataSince === 0), `partition ${p}: continues no later generation`)
+    if (t.members.length > 0 && t.draining.length < t.members.length && !awaitsLastOwner(t, a)) {
       assert.ok(a.owners.length > 0 || a.incoming.length > 0, `partition ${p}: someone holds or receives it`)
     }
     if (a.incoming.length === 0) assert.equal(a.outgoing.length, 0, `partition ${p}: no outgoing without a move`)
@@ -65,6 +72,8 @@ type Op =
   | { kind: 'ready', peer: number }
   | { kind: 'found', peer: number }
   | { kind: 'abandon', peer: number, partition: number }
+  | { kind: 'lost', peer: number, partition: number }
+  | { kind: 'resign', peer: number, partition: number }
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { arbitrary: fc.nat(PEERS.length - 1).map(peer => ({ kind: 'join' as const, peer })), weight: 4 },
@@ -72,7 +81,9 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { arbitrary: fc.nat(PEERS.length - 1).map(peer => ({ kind: 'drain' as const, peer })), weight: 1 },
   { arbitrary: fc.nat(PEERS.length - 1).map(peer => ({ kind: 'ready' as const, peer })), weight: 4 },
   { arbitrary: fc.nat(PEERS.length - 1).map(peer => ({ kind: 'found' as const, peer })), weight: 2 },
-  { arbitrary: fc.record({ peer: fc.nat(PEERS.length - 1), partition: fc.nat(31) }).map(x => ({ kind: 'abandon' as const, ...x })), weight: 1 }
+  { arbitrary: fc.record({ peer: fc.nat(PEERS.length - 1), partition: fc.nat(31) }).map(x => ({ kind: 'abandon' as const, ...x })), weight: 1 },
+  { arbitrary: fc.record({ peer: fc.nat(PEERS.length - 1), partition: fc.nat(31) }).map(x => ({ kind: 'lost' as const, ...x })), weight: 1 },
+  { arbitrary: fc.record({ peer: fc.nat(PEERS.length - 1), partition: fc.nat(31) }).map(x => ({ kind: 'resign' as const, ...x })), weight: 1 }
 )
 
 function run (s: ReturnType<typeof tableSpec>, ops: readonly Op[], check: (before: KeyspaceTable, after: KeyspaceTable, op: Op) => void): KeyspaceTable {
@@ -86,9 +97,11 @@ function run (s: ReturnType<typeof tableSpec>, ops: readonly Op[], check: (befor
       case 'drain': t = apply(s, t, { type: 'drain', peer }); break
       case 'ready': t = apply(s, t, { type: 'ready', peer, partitions: t.assignments.flatMap((a, p) => a.incoming.includes(peer) ? [[p, a.generation] as const] : []) }); break
       case 'found': t = apply(s, t, { type: 'found', peer, partitions: t.assignments.flatMap((a, p) => a.founder === peer ? [[p, a.generation] as const] : []) }); break
-      case 'abandon': {
+      case 'abandon':
+      case 'resign':
+      case 'lost': {
         const a = t.assignments[op.partition % t.partitions]!
-        t = apply(s, t, { type: 'abandon', peer, partitions: [[op.partition % t.partitions, a.generation]] })
+        t = apply(s, t, { type: op.kind, peer, partitions: [[op.partition % t.partitions, a.generation]] })
       }
     }
     check(before, t, op)
@@ -119,7 +132,7 @@ describe('the ownership table', () => {
           for (const o of b.owners) {
             if (a.owners.includes(o)) continue
             const left = op.kind === 'leave' && PEERS[op.peer] === o
-            const gaveUp = op.kind === 'abandon' && PEERS[op.peer] === o
+            const gaveUp = (op.kind === 'abandon' || op.kind === 'resign') && PEERS[op.peer] === o
             const completed = b.outgoing.includes(o) && a.incoming.length === 0
             const shed = b.incoming.length === 0 && a.incoming.length === 0 && a.owners.length > 0 // a set over-full without any move: trimmed at once
             assert.ok(left || gaveUp || completed || shed, `partition ${p}: ${o} stopped serving on ${op.kind}`)
@@ -186,16 +199,57 @@ describe('the ownership table', () => {
     assert.deepEqual(again.ok ? again.output.partitions : undefined, [], 'granted once')
   })
 
-  it('a partition whose every replica left is lost: a new generation, reported as lost', () => {
+  it('a partition whose every replica left waits for its last owner; declared lost, it starts a new generation, reported as lost', () => {
     const s = spec(8, 2)
     let t = settle(s, s.join!('b', settle(s, s.join!('a', s.init()))))
     const before = t
-    t = s.unjoin!('a', s.unjoin!('b', t))
+    t = s.unjoin!('b', t)
+    assert.ok(t.assignments.every(a => a.lastOwner === null), 'a still serves everything')
+    t = s.unjoin!('a', t)
     assert.ok(t.assignments.every(a => a.owners.length === 0 && a.generation === 1), 'nobody is left to refound them yet')
+    assert.ok(t.assignments.every(a => a.lastOwner?.peer === 'a' && a.lastOwner.generation === 1), 'a left last: it holds everything acknowledged')
     t = s.join!('c', t)
+    assert.ok(t.assignments.every(a => awaitsLastOwner(t, a) && a.generation === 1 && a.incoming.length === 0), 'c takes nothing: the partitions wait for a')
+    assert.equal(tableChanges(before, t).filter(c => c.type === 'lost').length, 0)
+    const early = s.apply({ type: 'lost', peer: 'c', partitions: [[0, 2]] }, t)
+    assert.ok(early.ok && early.state === t, 'a declaration of another generation changes nothing')
+    t = apply(s, t, { type: 'lost', peer: 'c', partitions: t.assignments.map((a, p) => [p, a.generation] as const) })
     const lost = tableChanges(before, t).filter(c => c.type === 'lost')
     assert.equal(lost.length, 8, 'every partition lost')
-    assert.ok(t.assignments.every(a => a.generation === 2 && a.founder === 'c'))
+    assert.ok(t.assignments.every(a => a.generation === 2 && a.founder === 'c' && a.dataSince === 2 && a.lastOwner === null))
+    const again = s.apply({ type: 'lost', peer: 'c', partitions: t.assignments.map((a, p) => [p, a.generation] as const) }, t)
+    assert.ok(again.ok && again.state === t, 'a partition that is not waiting cannot be declared lost')
+  })
+
+  it('a last owner admitted again founds the next generation from its copy: nothing reported lost; without a copy it abandons and the partition is lost', () => {
+    const s = spec(4, 2)
+    let t = settle(s, s.join!('b', settle(s, s.join!('a', s.init()))))
+    const before = t
+    t = s.unjoin!('a', s.unjoin!('b', t))
+    t = s.join!('c', t)
+    // a's readmission: its Join folds while the partitions wait for it.
+    t = s.join!('a', t)
+    for (const a of t.assignments) {
+      assert.deepEqual([a.generation, a.owners, a.founder, a.dataSince], [2, ['a'], 'a', 1], 'a founds generation 2, continuing generation 1')
+      assert.deepEqual(a.lastOwner, { peer: 'a', generation: 1 }, 'from its copy of generation 1')
+      assert.equal(a.incoming.length, 1)
+    }
+    const changes = tableChanges(before, t)
+    assert.equal(changes.filter(c => c.type === 'lost').length, 0, 'nothing lost')
+    assert.equal(changes.filter(c => c.type === 'moved').length, 4, 'every partition moved to a')
+    const promoteEarly = s.apply({ type: 'ready', peer: t.assignments[0]!.incoming[0]!, partitions: [[0, 2]] }, t)
+    assert.ok(promoteEarly.ok && promoteEarly.state === t, 'nobody is ready before the founder founds')
+    const founded = settle(s, t)
+    assert.ok(founded.assignments.every(a => a.owners.length === 2 && a.lastOwner === null && a.dataSince === 1 && a.generation === 2))
+    assert.equal(tableChanges(before, founded).filter(c => c.type === 'lost').length, 0)
+    // a restarted without its storage: it has no copy, says so, and the partition is lost.
+    const none = apply(s, t, { type: 'abandon', peer: 'a', partitions: [[0, 2]] })
+    const n0 = none.assignments[0]!
+    assert.deepEqual([n0.generation, n0.dataSince, n0.lastOwner], [3, 3, null], 'refounded empty')
+    assert.equal(tableChanges(before, none).filter(c => c.type === 'lost').length, 1)
+    // The founder left again before founding: its copy of generation 1 is still what is waited for.
+    const away = s.unjoin!('a', t)
+    assert.deepEqual(away.assignments[1]!.lastOwner, { peer: 'a', generation: 1 })
   })
 
   it('a partition whose owners all left waits for its incoming replicas; it is lost only when every one of them abandons it', () => {
@@ -211,8 +265,27 @@ describe('the ownership table', () => {
     const c = apply(s, t, { type: 'ready', peer: 'c', partitions: [[0, 1]] })
     assert.deepEqual(c.assignments[0]!.owners, ['c'], 'c held it: promoted, nothing lost')
     const both = apply(s, t, { type: 'abandon', peer: 'c', partitions: [[0, 1]] })
-    assert.equal(both.assignments[0]!.generation, 2, 'nobody holds it: refounded')
-    assert.equal(tableChanges(t, both).filter(x => x.type === 'lost').length, 1)
+    assert.ok(awaitsLastOwner(both, both.assignments[0]!), 'nobody here holds it: it waits for a, its last owner')
+    const declared = apply(s, both, { type: 'lost', peer: 'b', partitions: [[0, 1]] })
+    assert.equal(declared.assignments[0]!.generation, 2, 'declared lost: refounded')
+    assert.equal(tableChanges(t, declared).filter(x => x.type === 'lost').length, 1)
+  })
+
+  it('an owner that holds only a former copy resigns: the last to serve becomes the last owner and restores the partition; a founder cannot resign', () => {
+    const s = spec(1, 2)
+    let t = settle(s, s.join!('b', settle(s, s.join!('a', s.init()))))
+    assert.deepEqual(t.assignments[0]!.owners, ['a', 'b'])
+    t = apply(s, t, { type: 'resign', peer: 'a', partitions: [[0, 1]] })
+    assert.deepEqual([t.assignments[0]!.owners, t.assignments[0]!.lastOwner], [['b'], null], 'b still serves')
+    t = settle(s, t)
+    assert.deepEqual(t.assignments[0]!.owners.length, 2, 'refilled from b')
+    const onlyB = s.unjoin!('a', t)
+    const resigned = apply(s, onlyB, { type: 'resign', peer: 'b', partitions: [[0, 1]] })
+    const r = resigned.assignments[0]!
+    assert.deepEqual([r.generation, r.owners, r.founder, r.lastOwner, r.dataSince], [2, ['b'], 'b', { peer: 'b', generation: 1 }, 1], 'b restores generation 2 from its copy of 1 at once')
+    assert.equal(tableChanges(onlyB, resigned).filter(c => c.type === 'lost').length, 0)
+    const founderResigns = s.apply({ type: 'resign', peer: 'b', partitions: [[0, 2]] }, resigned)
+    assert.ok(founderResigns.ok && founderResigns.state === resigned, 'a founder has nothing to resign')
   })
 
   it('a draining peer hands everything off and owns nothing once the moves complete; with R >= n it is released at once', () => {
@@ -269,7 +342,19 @@ describe('the ownership table', () => {
     const t = s.join!('a', s.init())
     const bytes = encodeWith(tableStateCodec, t)
     const broken = Uint8Array.from(bytes)
-    broken[broken.length - 1] = 9 // founder index beyond the members
+    broken[broken.length - 3] = 9 // founder index beyond the members
     assert.throws(() => decodeWith(tableStateCodec, broken), { name: 'DecodeError' })
+    // A last owner that is not a member travels by id.
+    const waiting = s.join!('b', s.unjoin!('a', settle(s, t)))
+    assert.ok(waiting.assignments.every(a => a.lastOwner?.peer === 'a'))
+    assert.deepEqual(decodeWith(tableStateCodec, encodeWith(tableStateCodec, waiting)), waiting)
+    // Format 1 (before last owners): partitions 1, replication 1, version 3, members ['a'],
+    // no draining; generation 2, owners [a], no incoming, outgoing or abandoned, no founder.
+    const format1 = Uint8Array.from([1, 1, 3, 1, 1, 0x61, 0, 2, 1, 0, 0, 0, 0, 0])
+    assert.deepEqual(decodeWith(tableStateCodec, format1), {
+      partitions: 1, replication: 1, version: 3, members: ['a'], draining: [],
+      assignments: [{ generation: 2, owners: ['a'], incoming: [], outgoing: [], abandoned: [], founder: null, lastOwner: null, dataSince: 2 }]
+    })
+    assert.throws(() => decodeWith(tableStateCodec, Uint8Array.from([0, 3, ...format1])), /format 3/)
   })
 })

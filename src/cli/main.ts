@@ -248,6 +248,7 @@ interface ServicePlan {
   moves: Array<{ partition: number, generation: number, adding: string[], removing: string[] }>
   transfers: number
   lost: number[]
+  unavailable?: number[]
   after: { balanced: boolean, replicas: Record<string, number> }
 }
 
@@ -255,6 +256,7 @@ function printServicePlan (plan: ServicePlan): void {
   out(`plan of ${plan.service} at table version ${plan.version}: a ${plan.change.type} of ${plan.change.peer} moves ${plan.moves.length} partition(s), ${plan.transfers} transfer(s)`)
   if (plan.moves.length > 0) out(table(['PARTITION', 'ADDING', 'REMOVING'], plan.moves.map(m => [String(m.partition), m.adding.join(' '), m.removing.join(' ')])))
   if (plan.lost.length > 0) out(`LOST: the data of partition(s) ${ranges(plan.lost)} (no replica would be left)`)
+  if ((plan.unavailable ?? []).length > 0) out(`UNAVAILABLE: partition(s) ${ranges(plan.unavailable ?? [])} would have no replica: they wait for ${plan.change.peer} to come back with its copy (lost after the keyspace's lostAfterMs)`)
   out(`afterwards: ${plan.after.balanced ? 'balanced' : 'unbalanced'}`)
   out(table(['PEER', 'REPLICAS'], Object.entries(plan.after.replicas).map(([peer, n]) => [peer, String(n)])))
 }

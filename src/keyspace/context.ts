@@ -104,16 +104,35 @@ export class PartitionGroups<K, I, O, S> {
     const id = partitionGroupId(partition, generation)
     let g = this.handles.get(id)
     if (g === undefined) {
-      g = this.groups.managed(id, this.options)
+      // A replica kept across a rejoin can restore the partition if this peer was its last owner.
+      g = this.groups.managed(id, { ...this.options, keepAcrossRejoin: true })
       this.handles.set(id, g)
     }
     return g
   }
 
-  /** Creates the group's state here (a founder that was granted it). */
-  found (partition: number, generation: number): void {
+  /** Creates the group's state here (a founder that was granted it), from `initial` if given. */
+  found (partition: number, generation: number, initial?: { readonly state: PartitionState<S> }): void {
     this.get(partition, generation)
-    this.groups.found(partitionGroupId(partition, generation))
+    this.groups.found(partitionGroupId(partition, generation), initial)
+  }
+
+  /**
+   * The projected state this peer holds of the group, or held of it before it was last
+   * admitted again (`ServiceGroups.formerState`): the copy a last owner restores.
+   */
+  copyOf (partition: number, generation: number): { readonly state: PartitionState<S> } | undefined {
+    const g = this.get(partition, generation)
+    if (g.held()) return { state: g.readState().projected }
+    return this.groups.formerState(partitionGroupId(partition, generation)) as { readonly state: PartitionState<S> } | undefined
+  }
+
+  /** Lets go of every former copy but those `keep` wants. */
+  keepFormers (keep: (partition: number, generation: number) => boolean): void {
+    for (const id of this.groups.formers()) {
+      const m = /^p:(\d+)\.(\d+)$/.exec(id)
+      if (m === null || !keep(Number(m[1]), Number(m[2]))) this.groups.forgetFormer(id)
+    }
   }
 
   /** Forgets the group's state here (after this peer left it). */

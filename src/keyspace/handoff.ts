@@ -21,7 +21,15 @@
  *   for `EARLY_ARRIVAL_GRACE_MS` before it counts as unlisted;
  * - **abandon**: an owner that finds it does not hold its partition (its copy was lost), or
  *   an incoming replica that cannot get the state because no owner is left, says so; the
- *   table refounds a partition only when nobody holds it.
+ *   table refounds a partition only when nobody holds it;
+ * - **restore**: the last owner of a partition nobody serves any more (the table's
+ *   `lastOwner`), admitted again, founds the next generation from its copy: the replica it
+ *   held before its rejoin (kept across it: `ServiceGroups.formerState`), or still holds. With
+ *   no copy (it restarted without its storage) it abandons the generation instead. An owner
+ *   admitted again while the table kept it as an owner holds only such a copy: it `resign`s,
+ *   and becomes the last owner if nobody else serves;
+ * - **declare lost**: a partition whose last owner stays away `lostAfterMs` is declared lost
+ *   by its coordinator among the members (`lost`), and the table refounds it empty.
  *
  * Progress is kept per move and shown by `stats()`, so a handoff that stalls is visible.
  *
@@ -32,7 +40,11 @@ import type { Timer } from '../peer/clock.js'
 import { TimeoutError } from '../transport/errors.js'
 import type { MembershipView } from '../peer/services.js'
 import type { KeyspaceParts, PartitionGroup, PartitionGroups } from './context.js'
-import type { KeyspaceTable, PartitionRef } from './table.js'
+import { awaitsLastOwner, type KeyspaceTable, type PartitionRef } from './table.js'
+import type { PartitionState } from './partition-state.js'
+import type { HandoffProgress, ReceivingPartition, ReleasingPartition, SendingPartition } from './handoff-progress.js'
+
+export type { HandoffProgress, ReceivingPartition, ReleasingPartition, SendingPartition } from './handoff-progress.js'
 
 /** Settings of handoff. */
 export interface HandoffSettings {
@@ -40,6 +52,8 @@ export interface HandoffSettings {
   readonly maxParallelMoves: number
   /** How long a replica without the state waits, with no owner left, before it abandons. */
   readonly abandonAfterMs: number
+  /** How long a partition waits for its last owner, away, before it is declared lost (see the module comment). */
+  readonly lostAfterMs: number
   /** Period of the re-check. */
   readonly recheckMs: number
   /** Timeout of one transfer (a Join and the push of the fold). */
@@ -54,6 +68,12 @@ export interface HandoffComponents<K, I, O, S> extends KeyspaceParts {
   readonly membership: MembershipView
   /** Requests in flight here for a partition group. */
   readonly inFlight: (partition: number, generation: number) => number
+}
+
+/** A generation this peer founds, with the copy it restores, if it is the partition's last owner. */
+interface Founding<S> {
+  readonly ref: PartitionRef
+  readonly copy?: { readonly state: PartitionState<S> }
 }
 
 /** One transfer this peer (a partition's coordinator) runs to an incoming replica. */
@@ -78,69 +98,6 @@ interface Release {
   readonly since: number
 }
 
-/** A partition this peer is receiving (see {@link HandoffProgress}). */
-export interface ReceivingPartition {
-  /** The partition. */
-  readonly partition: number
-  /** Its generation. */
-  readonly generation: number
-  /** Waiting for the state, holding it but not caught up (its Join not settled), or announced ready. */
-  readonly phase: 'waiting-for-state' | 'catching-up' | 'announced'
-  /** Milliseconds since this peer was listed as incoming. */
-  readonly sinceMs: number
-}
-
-/** A transfer this peer runs as a partition's coordinator (see {@link HandoffProgress}). */
-export interface SendingPartition {
-  /** The partition. */
-  readonly partition: number
-  /** The incoming replica. */
-  readonly to: Participant
-  /** Queued, sending (Join and push in flight), sent (waiting for its promotion), or retrying after a failure. */
-  readonly phase: 'queued' | 'sending' | 'sent' | 'retrying'
-  /** Attempts so far. */
-  readonly attempts: number
-  /** Milliseconds since the transfer was planned. */
-  readonly sinceMs: number
-}
-
-/** A partition this peer is leaving (see {@link HandoffProgress}). */
-export interface ReleasingPartition {
-  /** The partition. */
-  readonly partition: number
-  /** Its generation. */
-  readonly generation: number
-  /** Draining (answering the requests it took) or leaving the group. */
-  readonly phase: 'draining' | 'leaving'
-  /** Requests it took that are not answered yet. */
-  readonly inFlight: number
-  /** Milliseconds since it started leaving. */
-  readonly sinceMs: number
-}
-
-/** What `stats()` shows of handoff on this peer. */
-export interface HandoffProgress {
-  /** Partitions this peer is receiving. */
-  readonly receiving: readonly ReceivingPartition[]
-  /** Transfers this peer runs (as a partition's coordinator). */
-  readonly sending: readonly SendingPartition[]
-  /** Partitions this peer is leaving, with the requests it still answers for them. */
-  readonly releasing: readonly ReleasingPartition[]
-  /** Totals since start. */
-  readonly completed: {
-    /** Partitions this peer received and was promoted for. */
-    readonly received: number
-    /** Transfers this peer completed (the receiver was promoted). */
-    readonly sent: number
-    /** Partitions this peer left. */
-    readonly released: number
-    /** Groups this peer founded. */
-    readonly founded: number
-    /** Partitions this peer abandoned. */
-    readonly abandoned: number
-  }
-}
-
 const FIRST_RETRY_MS = 200
 const MAX_RETRY_MS = 5000
 /** A sent transfer whose receiver is not promoted after this long is sent again. */
@@ -156,6 +113,8 @@ const REANNOUNCE_AFTER_MS = 3000
  * docs/BENCHMARKS.md, "Early arrivals".
  */
 export const EARLY_ARRIVAL_GRACE_MS = RESEND_AFTER_MS
+/** How long after an admission every former copy of a current generation is kept (see `reconcile`). */
+const FORMER_GRACE_MS = 30_000
 
 /** The handoff of one peer; see the module comment. */
 export class Handoff<K, I, O, S> {
@@ -171,6 +130,8 @@ export class Handoff<K, I, O, S> {
    */
   private readonly listed = new Set<string>()
   private admission = 0
+  /** When `admission` last changed. */
+  private admittedAt = 0
   /** Since when each group held here that no table has listed this peer for has been seen. */
   private readonly unlistedSince = new Map<string, number>()
   private readonly watched = new Map<string, () => void>()
@@ -180,7 +141,11 @@ export class Handoff<K, I, O, S> {
   private unsubscribe: (() => void) | undefined
   private scheduled = false
   private running = false
-  private readonly completed = { received: 0, sent: 0, released: 0, founded: 0, abandoned: 0 }
+  private readonly completed = { received: 0, sent: 0, released: 0, founded: 0, abandoned: 0, restored: 0, declaredLost: 0 }
+  /** Partitions waiting for their last owner, by `refKey`: since when, as seen by their coordinator here. */
+  private readonly awaitedSince = new Map<string, number>()
+  /** Generations this peer should restore as their last owner but has no copy of, by `refKey`: when it last said so. */
+  private readonly copylessAt = new Map<string, number>()
 
   constructor (private readonly c: HandoffComponents<K, I, O, S>, private readonly settings: HandoffSettings) {}
 
@@ -283,17 +248,27 @@ export class Handoff<K, I, O, S> {
     const self = c.self
     const now = c.clock.now()
     const admission = c.membership.admission()
-    if (admission !== this.admission) { this.admission = admission; this.listed.clear() }
+    if (admission !== this.admission) { this.admission = admission; this.admittedAt = now; this.listed.clear() }
     this.leftAlready()
-    const toFound: PartitionRef[] = []
+    const toFound: Founding<S>[] = []
     const toAnnounce: PartitionRef[] = []
     const toAbandon: PartitionRef[] = []
+    const toDeclare: PartitionRef[] = []
+    const toResign: PartitionRef[] = []
+    const awaited = new Set<string>()
+    const copyless = new Set<string>()
     const wantedTransfers = new Set<string>()
     const incomingHere = new Set<string>()
     for (let p = 0; p < table.partitions; p++) {
       const a = table.assignments[p]!
       if (a.generation === 0) continue
       const key = refKey(p, a.generation)
+      if (awaitsLastOwner(table, a)) {
+        if (coordinatorOf(table.members, p) !== self) continue
+        awaited.add(key)
+        if (elapsedSince(this.awaitedSince, key, now) >= this.settings.lostAfterMs) toDeclare.push([p, a.generation])
+        continue
+      }
       const g = c.groups.get(p, a.generation)
       const held = g.held()
       if (a.owners.includes(self) || a.incoming.includes(self)) {
@@ -306,8 +281,24 @@ export class Handoff<K, I, O, S> {
         this.finishReceiving(key)
         this.keep(key)
         if (!held) {
-          if (a.founder === self) toFound.push([p, a.generation])
-          else if (a.founder === null && this.missingFor(key, now) >= this.settings.abandonAfterMs) toAbandon.push([p, a.generation])
+          if (a.founder === self) {
+            // The last owner restores the partition from its copy; without one, nobody can.
+            const copy = a.lastOwner?.peer === self ? c.groups.copyOf(p, a.lastOwner.generation) : undefined
+            if (a.lastOwner?.peer === self && copy === undefined) {
+              // Said again only after a while: the table may not fold it at once.
+              copyless.add(key)
+              const told = this.copylessAt.get(key)
+              if (told === undefined || now - told >= REANNOUNCE_AFTER_MS) { this.copylessAt.set(key, now); toAbandon.push([p, a.generation]) }
+            } else toFound.push({ ref: [p, a.generation], ...(copy !== undefined ? { copy } : {}) })
+          } else if (a.founder === null && this.missingFor(key, now) >= this.settings.abandonAfterMs) {
+            // An owner with no copy abandons. One admitted again while the table kept it as an
+            // owner (its ejection lost to a concurrent one, or has not folded there yet) kept
+            // the replica it held before: it resigns, and restores the partition from that
+            // copy if it was the last to serve it.
+            const ref: PartitionRef = [p, a.generation]
+            if (c.groups.copyOf(p, a.generation) === undefined) toAbandon.push(ref)
+            else toResign.push(ref)
+          }
           continue
         }
         this.missingSince.delete(key)
@@ -346,6 +337,16 @@ export class Handoff<K, I, O, S> {
       const current = table.assignments[partition]?.generation ?? 0
       if (generation < current && group.held()) this.release(partition, generation, refKey(partition, generation), now)
     }
+    for (const key of [...this.awaitedSince.keys()]) if (!awaited.has(key)) this.awaitedSince.delete(key)
+    for (const key of [...this.copylessAt.keys()]) if (!copyless.has(key)) this.copylessAt.delete(key)
+    // A former copy is kept while the table lists this peer as an owner of that generation or
+    // as its last owner, and for a while after each admission whatever the table says: the
+    // sponsor's table may be behind the history the cluster settles on.
+    const fresh = now - this.admittedAt < FORMER_GRACE_MS
+    c.groups.keepFormers((p, g) => {
+      const a = table.assignments[p]
+      return a !== undefined && ((a.generation === g && (fresh || a.owners.includes(self))) || (a.lastOwner?.peer === self && a.lastOwner.generation === g))
+    })
     for (const key of [...this.receivingSince.keys()]) if (!incomingHere.has(key)) this.receivingSince.delete(key)
     for (const key of [...this.announced.keys()]) if (!incomingHere.has(key)) this.announced.delete(key)
     for (const [key, unwatch] of [...this.watched]) if (!incomingHere.has(key)) { unwatch(); this.watched.delete(key) }
@@ -360,6 +361,8 @@ export class Handoff<K, I, O, S> {
     if (toFound.length > 0) this.found(toFound)
     if (toAnnounce.length > 0) this.announce(toAnnounce)
     if (toAbandon.length > 0) this.abandon(toAbandon)
+    if (toDeclare.length > 0) this.declareLost(toDeclare)
+    if (toResign.length > 0) this.resign(toResign)
   }
 
   /** Listed again (a move called back) before leaving: keep serving. Once leaving, leaving goes on. */
@@ -387,21 +390,22 @@ export class Handoff<K, I, O, S> {
 
   // -- Founding, announcing, abandoning: table events -------------------------------------
 
-  private found (refs: PartitionRef[]): void {
+  private found (foundings: Array<Founding<S>>): void {
     if (this.founding) return
     this.founding = true
     const c = this.c
-    c.table.group.applyConsistent({ type: 'found', peer: c.self, partitions: refs }, { timeoutMs: 30_000 })
+    c.table.group.applyConsistent({ type: 'found', peer: c.self, partitions: foundings.map(f => f.ref) }, { timeoutMs: 30_000 })
       .then(out => {
         const granted = new Set(out.partitions)
-        for (const [p, g] of refs) {
+        for (const { ref: [p, g], copy } of foundings) {
           if (!granted.has(p)) continue
-          c.groups.found(p, g)
+          c.groups.found(p, g, copy)
           this.completed.founded++
+          if (copy !== undefined) this.completed.restored++
         }
         if (granted.size > 0) c.log('founded %d partition group(s)', granted.size)
       })
-      .catch(err => { c.log('asking to found %d partition(s) failed: %s', refs.length, err) })
+      .catch(err => { c.log('asking to found %d partition(s) failed: %s', foundings.length, err) })
       .finally(() => { this.founding = false; this.schedule() })
   }
 
@@ -423,6 +427,27 @@ export class Handoff<K, I, O, S> {
       for (const [p, g] of refs) this.missingSince.delete(refKey(p, g))
     } catch (err) {
       this.c.log('abandoning failed: %s', err)
+    }
+  }
+
+  private resign (refs: PartitionRef[]): void {
+    try {
+      this.c.table.group.applyFast({ type: 'resign', peer: this.c.self, partitions: refs })
+      this.c.log('resigned %d partition(s) this peer holds only a former copy of', refs.length)
+      for (const [p, g] of refs) this.missingSince.delete(refKey(p, g))
+    } catch (err) {
+      this.c.log('resigning failed: %s', err)
+    }
+  }
+
+  private declareLost (refs: PartitionRef[]): void {
+    try {
+      this.c.table.group.applyFast({ type: 'lost', peer: this.c.self, partitions: refs })
+      this.completed.declaredLost += refs.length
+      this.c.log.error('declared %d partition(s) lost: their last owner was not admitted again within %d ms', refs.length, this.settings.lostAfterMs)
+      for (const [p, g] of refs) this.awaitedSince.delete(refKey(p, g))
+    } catch (err) {
+      this.c.log('declaring partitions lost failed: %s', err)
     }
   }
 

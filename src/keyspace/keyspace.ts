@@ -105,6 +105,17 @@ export interface KeyspaceOptions<K, I, O, S> extends KeyspaceApplication<K, I, O
    * @default 5000
    */
   readonly abandonAfterMs?: number
+  /**
+   * How long a partition whose every serving replica left the cluster waits for the last of
+   * them, which holds everything acknowledged there, to be admitted again (it then founds the
+   * next generation from its copy, and nothing is lost) before a member declares it lost and
+   * it starts again, empty, in a new generation (a `lost` partition event). Its requests fail
+   * with `PartitionUnavailableError` meanwhile. `Infinity` waits for good (an operator can
+   * still bring the peer back with its storage); a short wait trades acknowledged writes for
+   * availability.
+   * @default 60000
+   */
+  readonly lostAfterMs?: number
 }
 
 /** Options of one request. */
@@ -246,6 +257,7 @@ interface Settings {
   readonly maxParallelMoves: number
   readonly drainTimeoutMs: number
   readonly abandonAfterMs: number
+  readonly lostAfterMs: number
 }
 
 function checkOptions<K, I, O, S> (o: KeyspaceOptions<K, I, O, S>): Settings {
@@ -270,7 +282,8 @@ function checkOptions<K, I, O, S> (o: KeyspaceOptions<K, I, O, S>): Settings {
     requestTimeoutMs: positive('requestTimeoutMs', o.requestTimeoutMs, 10_000),
     maxParallelMoves,
     drainTimeoutMs: positive('drainTimeoutMs', o.drainTimeoutMs, 30_000),
-    abandonAfterMs: positive('abandonAfterMs', o.abandonAfterMs, 5000)
+    abandonAfterMs: positive('abandonAfterMs', o.abandonAfterMs, 5000),
+    lostAfterMs: o.lostAfterMs === Infinity ? Infinity : positive('lostAfterMs', o.lostAfterMs, 60_000)
   }
 }
 
@@ -302,6 +315,7 @@ function createKeyspace<K, I, O, S> (app: KeyspaceOptions<K, I, O, S>, settings:
   const handoff: Handoff<K, I, O, S> = new Handoff({ ...parts, groups: partitionGroups, membership, inFlight: (p, g) => owner.inFlight(p, g) }, {
     maxParallelMoves: settings.maxParallelMoves,
     abandonAfterMs: settings.abandonAfterMs,
+    lostAfterMs: settings.lostAfterMs,
     recheckMs: 250,
     transferTimeoutMs: 10_000
   })

@@ -109,6 +109,7 @@ function createFamilies (registry: Registry): Families {
   }
   health('legion_keyspace_moves_in_flight', 'Partitions with an incoming replica not promoted yet, cluster-wide (settled table).', h => h.movesInFlight)
   health('legion_keyspace_partitions_unowned', 'Partitions with no serving owner, cluster-wide (settled table): their requests fail until one is promoted or the partition is refounded.', h => h.unowned)
+  health('legion_keyspace_partitions_awaiting_last_owner', 'Partitions nobody holds that wait for their last owner, which holds everything acknowledged there, to be admitted again, cluster-wide (settled table): declared lost after lostAfterMs.', h => h.awaitingLastOwner)
   health('legion_keyspace_partitions_under_replicated', 'Partitions served by fewer owners than wanted (the replication factor, capped by the members that are not draining), cluster-wide (settled table).', h => h.underReplicated)
   gauge('legion_keyspace_handoffs_in_progress', 'Handoffs under way on this peer, by direction: receiving (partitions it is being handed), sending (transfers it runs as a coordinator), releasing (partitions it is leaving).', ['direction'], g => {
     each(r => {
@@ -128,6 +129,12 @@ function createFamilies (registry: Registry): Families {
   })
   counter('legion_keyspace_partitions_founded_total', 'Partition generations this peer founded (granted by the table: a first generation, or one after a loss).', [], c => {
     each(r => { c.inc({ keyspace: r.name }, r.handoff().completed.founded) })
+  })
+  counter('legion_keyspace_partitions_restored_total', 'Partition generations this peer founded from its own copy, as the last owner of a partition nobody else held (nothing lost).', [], c => {
+    each(r => { c.inc({ keyspace: r.name }, r.handoff().completed.restored) })
+  })
+  counter('legion_keyspace_partitions_declared_lost_total', 'Partitions this peer declared lost after their last owner stayed away lostAfterMs.', [], c => {
+    each(r => { c.inc({ keyspace: r.name }, r.handoff().completed.declaredLost) })
   })
   counter('legion_keyspace_partitions_abandoned_total', 'Partitions this peer told the table it holds no state of (its copy was lost, or no owner was left to hand it over).', [], c => {
     each(r => { c.inc({ keyspace: r.name }, r.handoff().completed.abandoned) })

@@ -14,7 +14,7 @@
  * @module
  */
 import type { EventSpec, Participant } from '../eventfold/types.js'
-import { wasLost, type KeyspaceTable, type PartitionAssignment, type TableEvent, type TableOutput } from './table.js'
+import { awaitsLastOwner, wasLost, type KeyspaceTable, type PartitionAssignment, type TableEvent, type TableOutput } from './table.js'
 
 /** A change of the cluster's membership to plan for. */
 export interface MembershipChange {
@@ -55,6 +55,13 @@ export interface KeyspacePlan {
    * table starts a new generation from the default state.
    */
   readonly lost: readonly number[]
+  /**
+   * Partitions no replica would hold afterwards (a leave of their only replica): they wait,
+   * unavailable, for the peer leaving, their last owner, to be admitted again (it restores
+   * them from its copy), and are lost if it does not come back within the keyspace's
+   * `lostAfterMs`, or comes back without that copy.
+   */
+  readonly unavailable: readonly number[]
   /** The layout afterwards. */
   readonly after: {
     /** The table's members. */
@@ -88,10 +95,12 @@ export function planMembershipChange (spec: EventSpec<TableEvent, KeyspaceTable,
   }
   const moves: ReplicaMove[] = []
   const lost: number[] = []
+  const unavailable: number[] = []
   for (let p = 0; p < after.partitions; p++) {
     const a = table.assignments[p]!
     const b = after.assignments[p]!
     if (wasLost(a, b)) lost.push(p)
+    if (awaitsLastOwner(after, b) && !awaitsLastOwner(table, a)) unavailable.push(p)
     const before = replicaSet(a)
     const next = replicaSet(b)
     if (b.generation === a.generation && sameSet(before, next)) continue
@@ -115,6 +124,7 @@ export function planMembershipChange (spec: EventSpec<TableEvent, KeyspaceTable,
     moves,
     transfers: moves.reduce((n, m) => n + m.adding.length, 0),
     lost,
+    unavailable,
     after: { members: after.members, replicas, balanced: isBalanced(after, replicas) }
   }
 }

@@ -4,10 +4,14 @@
  * the JSON codec (they are small and rare). Decoding checks every index and count, so a
  * malformed table is a `DecodeError`, never a table that names peers it does not list.
  *
- * Layout of the state: `varuint partitions`, `varuint replication`, `varuint version`,
- * `varuint n` then n member ids (strings, sorted), `varuint d` then d indices (draining),
- * then per partition: `varuint generation`, four lists (owners, incoming, outgoing,
- * abandoned) each as `varuint count` then indices, and `varuint founder + 1` (0: none).
+ * Layout of the state (format 2): `varuint 0` (format 1 began with the partition count, never
+ * 0), `varuint 2`, `varuint partitions`, `varuint replication`, `varuint version`, `varuint n`
+ * then n member ids (strings, sorted), `varuint d` then d indices (draining), then per
+ * partition: `varuint generation`, four lists (owners, incoming, outgoing, abandoned) each as
+ * `varuint count` then indices, `varuint founder + 1` (0: none), `varuint dataSince`, and the
+ * last owner as `varuint generation + 1` (0: none) followed, if any, by its id as a string
+ * (it need not be a member). Format 1, the same without the first two and last two fields,
+ * still decodes (no last owner; `dataSince` is the generation).
  *
  * @module
  */
@@ -21,6 +25,8 @@ import { MAX_KEYSPACE_PARTITIONS, MAX_REPLICATION, type KeyspaceTable, type Part
 
 /** Longest peer id accepted in a table. */
 const MAX_PEER_ID_BYTES = 256
+/** The format written. */
+const TABLE_FORMAT = 2
 
 /** The table's state codec. */
 export const tableStateCodec: Codec<KeyspaceTable> = Object.freeze({
@@ -32,6 +38,8 @@ export const tableStateCodec: Codec<KeyspaceTable> = Object.freeze({
       return i
     }
     const list = (l: readonly Participant[]): void => { w.writeVarUint(l.length); for (const p of l) w.writeVarUint(at(p)) }
+    w.writeVarUint(0)
+    w.writeVarUint(TABLE_FORMAT)
     w.writeVarUint(t.partitions)
     w.writeVarUint(t.replication)
     w.writeVarUint(t.version)
@@ -45,10 +53,16 @@ export const tableStateCodec: Codec<KeyspaceTable> = Object.freeze({
       list(a.outgoing)
       list(a.abandoned)
       w.writeVarUint(a.founder === null ? 0 : at(a.founder) + 1)
+      w.writeVarUint(a.dataSince)
+      w.writeVarUint(a.lastOwner === null ? 0 : a.lastOwner.generation + 1)
+      if (a.lastOwner !== null) w.writeString(a.lastOwner.peer)
     }
   },
   decode: (r: Reader, limits: DecodeLimits): KeyspaceTable => {
-    const partitions = r.readVarUint()
+    let partitions = r.readVarUint()
+    const format = partitions === 0 ? r.readVarUint() : 1
+    if (format !== 1 && format !== TABLE_FORMAT) throw new DecodeError('invalid', `a keyspace table of format ${format}, which this version does not know`)
+    if (format !== 1) partitions = r.readVarUint()
     const replication = r.readVarUint()
     if (partitions < 1 || partitions > MAX_KEYSPACE_PARTITIONS || replication < 1 || replication > MAX_REPLICATION) throw new DecodeError('invalid', 'a keyspace table of an impossible shape')
     const version = r.readVarUint()
@@ -76,7 +90,13 @@ export const tableStateCodec: Codec<KeyspaceTable> = Object.freeze({
       const abandoned = list()
       const f = r.readVarUint()
       if (f > n) throw new DecodeError('invalid', 'a table founder that is not a member')
-      assignments.push({ generation, owners, incoming, outgoing, abandoned, founder: f === 0 ? null : members[f - 1]! })
+      const founder = f === 0 ? null : members[f - 1]!
+      if (format === 1) { assignments.push({ generation, owners, incoming, outgoing, abandoned, founder, lastOwner: null, dataSince: generation }); continue }
+      const dataSince = r.readVarUint()
+      const last = r.readVarUint()
+      if (dataSince > generation || last > generation + 1) throw new DecodeError('invalid', 'a table partition that continues, or waits for, a later generation')
+      const lastOwner = last === 0 ? null : { peer: r.readString(MAX_PEER_ID_BYTES), generation: last - 1 }
+      assignments.push({ generation, owners, incoming, outgoing, abandoned, founder, lastOwner, dataSince })
     }
     return { partitions, replication, version, members, draining, assignments }
   }

@@ -12,13 +12,24 @@
  *   `ready` event once it holds the state through everything the owners acknowledged;
  * - `outgoing`: owners that serve until every incoming replica is promoted, then leave;
  * - `abandoned`: incoming replicas that said they cannot get the state (all owners gone);
- * - `founder`: the owner granted the right to found a new generation's group (once).
+ * - `founder`: the owner granted the right to found a new generation's group (once);
+ * - `lastOwner`: the serving owner whose departure from the cluster left the partition with no
+ *   serving replica, with the generation it served. It holds everything acknowledged there (an
+ *   input is acknowledged once every replica holds it, and nobody serves after it), so the
+ *   partition is not refounded empty: it waits, unavailable, for that peer to be admitted
+ *   again, which founds the next generation from its copy (`dataSince` carries over: nothing
+ *   was lost), or for a member to declare it lost (`lost`, after the keyspace's
+ *   `lostAfterMs`), or for the peer itself to say it has no copy (`abandon`);
+ * - `dataSince`: the first generation whose data this one continues.
  *
  * Events: `found` (a founder asks for its grants; only the granted found, so a peer that
  * restarted and rejoined can never found a generation twice: its grant is ordered after its
  * re-admission, which cleared it), `ready`, `abandon` (a peer does not hold a partition's
- * state: an owner that lost it, or an incoming replica that cannot get it), and `drain` (a
- * peer about to stop hands everything off). Joins and unjoins of the cluster rebalance.
+ * state: an owner that lost it, or an incoming replica that cannot get it), `resign` (an
+ * owner that no longer holds the partition's group but kept a copy of its state from before it
+ * was admitted again stops serving, and becomes the last owner if it was the last to serve),
+ * `lost` (a member stops waiting for a partition's last owner) and `drain` (a peer about to
+ * stop hands everything off). Joins and unjoins of the cluster rebalance.
  *
  * Rebalancing keeps `min(replication, eligible peers)` replicas per partition, each eligible
  * peer holding `floor` or `ceil` of the slots (except where a partition's replicas constrain
@@ -49,6 +60,25 @@ export interface PartitionAssignment {
   readonly abandoned: readonly Participant[]
   /** The owner allowed to found this generation's group, until it asks (`found`). */
   readonly founder: Participant | null
+  /**
+   * The owner whose departure left the partition with no serving replica, and the generation
+   * it served: it holds everything acknowledged there (see the module comment). Set only
+   * while nobody serves, or while it is the founder of the generation that restores its copy.
+   */
+  readonly lastOwner: LastOwner | null
+  /**
+   * The first generation whose data this one continues: its own number when it was founded
+   * empty, the previous one's `dataSince` when it was founded from its last owner's copy.
+   */
+  readonly dataSince: number
+}
+
+/** A partition's last owner: see {@link PartitionAssignment.lastOwner}. */
+export interface LastOwner {
+  /** The peer (not necessarily a member). */
+  readonly peer: Participant
+  /** The generation it served, whose state it holds. */
+  readonly generation: number
 }
 
 /** The replicated ownership table of a keyspace. */
@@ -75,6 +105,8 @@ export type TableEvent =
   | { readonly type: 'found', readonly peer: Participant, readonly partitions: readonly PartitionRef[] }
   | { readonly type: 'ready', readonly peer: Participant, readonly partitions: readonly PartitionRef[] }
   | { readonly type: 'abandon', readonly peer: Participant, readonly partitions: readonly PartitionRef[] }
+  | { readonly type: 'resign', readonly peer: Participant, readonly partitions: readonly PartitionRef[] }
+  | { readonly type: 'lost', readonly peer: Participant, readonly partitions: readonly PartitionRef[] }
   | { readonly type: 'drain', readonly peer: Participant }
 
 /** What a table event did: the partitions it affected (for `found`: the grants), or why it did nothing. */
@@ -127,7 +159,7 @@ export function checkTableShape (partitions: unknown, replication: unknown): voi
   }
 }
 
-const EMPTY_ASSIGNMENT: PartitionAssignment = Object.freeze({ generation: 0, owners: [], incoming: [], outgoing: [], abandoned: [], founder: null })
+const EMPTY_ASSIGNMENT: PartitionAssignment = Object.freeze({ generation: 0, owners: [], incoming: [], outgoing: [], abandoned: [], founder: null, lastOwner: null, dataSince: 0 })
 
 // ---------------------------------------------------------------------------------------------
 // Reading a table
@@ -168,7 +200,7 @@ export type TableChange =
     readonly version: number
   }
   | {
-    /** Every replica of the partition was lost: it starts again from the default state. */
+    /** Every replica of the partition was lost (or declared lost): it starts again from the default state. */
     readonly type: 'lost'
     /** The partition. */
     readonly partition: number
@@ -186,7 +218,7 @@ export function tableChanges (before: KeyspaceTable, after: KeyspaceTable): Tabl
     const a = before.assignments[p] ?? EMPTY_ASSIGNMENT
     const b = after.assignments[p]!
     if (wasLost(a, b)) out.push({ type: 'lost', partition: p, generation: b.generation, version: after.version })
-    if (!sameParticipants(a.owners, b.owners) && (b.generation === a.generation || a.generation === 0)) {
+    else if (!sameParticipants(a.owners, b.owners)) {
       out.push({ type: 'moved', partition: p, from: a.owners, to: b.owners, version: after.version })
     }
   }
@@ -201,9 +233,17 @@ export function lostBetween (before: KeyspaceTable, after: KeyspaceTable): numbe
   return n
 }
 
-/** A partition that had data (a generation) starts a newer one: every replica of it was lost. */
+/**
+ * A partition that had data (a generation) goes on in one that does not continue it: every
+ * replica of it was lost. A generation founded from the last owner's copy continues it.
+ */
 export function wasLost (before: PartitionAssignment, after: PartitionAssignment): boolean {
-  return after.generation > before.generation && before.generation > 0
+  return before.generation > 0 && after.dataSince > before.generation
+}
+
+/** Whether the partition waits for its last owner, which is not a member (see the module comment). */
+export function awaitsLastOwner (table: KeyspaceTable, a: PartitionAssignment): boolean {
+  return a.lastOwner !== null && a.owners.length === 0 && a.incoming.length === 0 && !table.members.includes(a.lastOwner.peer)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -228,9 +268,11 @@ function applyTableEvent (event: TableEvent, table: KeyspaceTable): { output: Ta
     if (a.generation !== generation) continue
     let next: PartitionAssignment | undefined
     switch (e.type) {
-      case 'found': next = a.founder === peer ? { ...a, founder: null } : undefined; break
+      case 'found': next = a.founder === peer ? { ...a, founder: null, lastOwner: null } : undefined; break
       case 'ready': next = promote(a, peer); break
       case 'abandon': next = abandon(a, peer); break
+      case 'resign': next = resign(a, peer); break
+      case 'lost': next = awaitsLastOwner(table, a) ? { ...a, lastOwner: null } : undefined; break
       default: return { output: { partitions: [], error: `unknown table event type ${JSON.stringify(e.type)}` }, table }
     }
     if (next === undefined) continue
@@ -238,8 +280,9 @@ function applyTableEvent (event: TableEvent, table: KeyspaceTable): { output: Ta
     touched.push(p)
   }
   if (touched.length === 0) return { output: { partitions: [] }, table }
-  // An abandonment can leave a partition with no replica at all: a rebalance refounds it.
-  const shaped = e.type === 'abandon' ? rebalance({ ...table, assignments }) : { ...table, assignments }
+  // An abandonment can leave a partition with no replica at all, and a declared loss leaves
+  // one waiting for nobody: a rebalance refounds it.
+  const shaped = e.type === 'abandon' || e.type === 'resign' || e.type === 'lost' ? rebalance({ ...table, assignments }) : { ...table, assignments }
   return { output: { partitions: touched }, table: finish(table, shaped) }
 }
 
@@ -262,13 +305,17 @@ function promote (a: PartitionAssignment, peer: Participant): PartitionAssignmen
   const incoming = a.incoming.filter(p => p !== peer)
   const owners = [...a.owners, peer]
   const abandoned = a.abandoned.filter(p => p !== peer)
-  if (incoming.length > 0) return { ...a, owners, incoming, abandoned }
-  return { ...a, owners: owners.filter(p => !a.outgoing.includes(p)), incoming, outgoing: [], abandoned }
+  // Someone serves again, holding everything acknowledged: the last owner is not waited for.
+  if (incoming.length > 0) return { ...a, owners, incoming, abandoned, lastOwner: null }
+  return { ...a, owners: owners.filter(p => !a.outgoing.includes(p)), incoming, outgoing: [], abandoned, lastOwner: null }
 }
 
 /** `peer` does not hold the partition's state (see the module comment). */
 function abandon (a: PartitionAssignment, peer: Participant): PartitionAssignment | undefined {
   if (a.owners.includes(peer)) {
+    // The last owner, granted the generation that restores its copy, has none (it restarted
+    // without its storage): nobody holds the partition.
+    if (a.founder === peer && a.lastOwner?.peer === peer) return { ...a, owners: [], incoming: [], outgoing: [], abandoned: [], founder: null, lastOwner: null }
     // An owner that lost its copy: it stops counting as a replica (the rebalance that follows
     // refills the partition, or refounds it if nobody is left).
     return { ...a, owners: a.owners.filter(p => p !== peer), outgoing: a.outgoing.filter(p => p !== peer), founder: a.founder === peer ? null : a.founder }
@@ -280,6 +327,18 @@ function abandon (a: PartitionAssignment, peer: Participant): PartitionAssignmen
   return { ...a, abandoned }
 }
 
+/**
+ * `peer`, an owner, no longer holds the partition's group but has a copy of its state (it was
+ * admitted again while the table kept it as an owner): it stops serving, and if nobody else
+ * serves, it is the last owner, which restores the partition from that copy.
+ */
+function resign (a: PartitionAssignment, peer: Participant): PartitionAssignment | undefined {
+  // A founder has founded nothing it could hold a copy of.
+  if (!a.owners.includes(peer) || a.founder === peer) return undefined
+  const owners = a.owners.filter(p => p !== peer)
+  return { ...a, owners, outgoing: a.outgoing.filter(p => p !== peer), lastOwner: owners.length === 0 ? { peer, generation: a.generation } : a.lastOwner }
+}
+
 /** `a` without `peer` anywhere (it left the cluster). */
 function withoutPeer (a: PartitionAssignment, peer: Participant): PartitionAssignment {
   if (!a.owners.includes(peer) && !a.incoming.includes(peer) && a.founder !== peer) return a
@@ -288,11 +347,15 @@ function withoutPeer (a: PartitionAssignment, peer: Participant): PartitionAssig
   const outgoing = a.outgoing.filter(p => p !== peer)
   const abandoned = a.abandoned.filter(p => p !== peer)
   const founder = a.founder === peer ? null : a.founder
+  // The last serving owner left: it holds everything acknowledged, so the partition waits for
+  // it rather than starting empty. One that never founded its generation holds nothing of it
+  // (unless that generation restores its own copy of an older one: it still holds that).
+  const lastOwner = owners.length > 0 || !a.owners.includes(peer) || a.founder === peer ? a.lastOwner : { peer, generation: a.generation }
   // The last incoming replica left: the outgoing owners stay (they hold the state), the move is off.
-  if (incoming.length === 0) return { ...a, owners, incoming, outgoing: [], abandoned: [], founder }
+  if (incoming.length === 0) return { ...a, owners, incoming, outgoing: [], abandoned: [], founder, lastOwner }
   // Owners gone and every remaining incoming replica had given up: nobody holds the state.
-  if (owners.length === 0 && incoming.every(p => abandoned.includes(p))) return { ...a, owners: [], incoming: [], outgoing: [], abandoned: [], founder: null }
-  return { ...a, owners, incoming, outgoing, abandoned, founder }
+  if (owners.length === 0 && incoming.every(p => abandoned.includes(p))) return { ...a, owners: [], incoming: [], outgoing: [], abandoned: [], founder: null, lastOwner }
+  return { ...a, owners, incoming, outgoing, abandoned, founder, lastOwner }
 }
 
 /** `next` with its version bumped if anything changed, else `before` itself. */
@@ -321,12 +384,17 @@ export function rebalance (table: KeyspaceTable): KeyspaceTable {
   const r = Math.min(table.replication, n)
   const isEligible = new Set(eligible)
   const P = table.partitions
+  // A partition nobody holds whose last owner is a member is refounded from its copy, by it;
+  // one whose last owner is away waits for it, and takes no replicas meanwhile.
+  const restoring = table.assignments.map(a => a.owners.length === 0 && a.incoming.length === 0 && a.lastOwner !== null && table.members.includes(a.lastOwner.peer))
+  const waiting = table.assignments.map(a => awaitsLastOwner(table, a))
   // The replica set each partition is heading for; serving owners first.
-  const sets: Participant[][] = table.assignments.map(a => unique([...a.owners.filter(o => !a.outgoing.includes(o)), ...a.incoming]).filter(p => isEligible.has(p)))
-  // A partition with no owner left can only get its state from its incoming replicas: keep them.
-  const pinned = table.assignments.map(a => a.owners.length === 0 && a.incoming.length > 0)
+  const sets: Participant[][] = table.assignments.map((a, p) => restoring[p]! ? [a.lastOwner!.peer] : waiting[p]! ? [] : unique([...a.owners.filter(o => !a.outgoing.includes(o)), ...a.incoming]).filter(m => isEligible.has(m)))
+  // A partition with no owner left can only get its state from its incoming replicas (or its
+  // last owner): keep them.
+  const pinned = table.assignments.map((a, p) => (a.owners.length === 0 && a.incoming.length > 0) || restoring[p]!)
   const load = new Map<Participant, number>(eligible.map(m => [m, 0]))
-  for (const s of sets) for (const m of s) load.set(m, load.get(m)! + 1)
+  for (const s of sets) for (const m of s) if (load.has(m)) load.set(m, load.get(m)! + 1)
 
   // Each member's target: floor(P r / n), plus one for the r' most loaded (ties: smaller id).
   const total = P * r
@@ -349,7 +417,7 @@ export function rebalance (table: KeyspaceTable): KeyspaceTable {
   for (let p = 0; p < P; p++) {
     const set = sets[p]!
     // 2. Too few replicas: add the most under-full members that lack it.
-    while (set.length < r) {
+    while (set.length < r && !waiting[p]) {
       const u = eligible.filter(c => !set.includes(c)).sort((a, b) => (excess(a) - excess(b)) || compare(a, b))[0]
       if (u === undefined) break
       set.push(u)
@@ -377,10 +445,13 @@ export function rebalance (table: KeyspaceTable): KeyspaceTable {
 /** The assignment heading for `set`, from `a`. */
 function reassign (a: PartitionAssignment, set: readonly Participant[]): PartitionAssignment {
   if (a.owners.length === 0 && a.incoming.length === 0) {
-    // No replica holds anything: a new generation, founded by the first of the set.
+    // No replica holds anything: a new generation, founded by the first of the set (the last
+    // owner, restoring its copy, when the partition has one: `rebalance` put it first).
     if (set.length === 0) return a
     const founder = set[0]!
-    return { generation: a.generation + 1, owners: [founder], incoming: set.slice(1), outgoing: [], abandoned: [], founder }
+    const restores = a.lastOwner?.peer === founder
+    const generation = a.generation + 1
+    return { generation, owners: [founder], incoming: set.slice(1), outgoing: [], abandoned: [], founder, lastOwner: restores ? a.lastOwner : null, dataSince: restores ? a.dataSince : generation }
   }
   const incoming = set.filter(p => !a.owners.includes(p))
   const outgoing = a.owners.filter(p => !set.includes(p))
@@ -409,7 +480,8 @@ function unique (list: readonly Participant[]): Participant[] {
 
 function sameAssignment (a: PartitionAssignment, b: PartitionAssignment): boolean {
   return a === b || (a.generation === b.generation && a.founder === b.founder && sameParticipants(a.owners, b.owners) &&
-    sameParticipants(a.incoming, b.incoming) && sameParticipants(a.outgoing, b.outgoing) && sameParticipants(a.abandoned, b.abandoned))
+    sameParticipants(a.incoming, b.incoming) && sameParticipants(a.outgoing, b.outgoing) && sameParticipants(a.abandoned, b.abandoned) &&
+    a.lastOwner?.peer === b.lastOwner?.peer && a.lastOwner?.generation === b.lastOwner?.generation && a.dataSince === b.dataSince)
 }
 
 function sameTable (a: KeyspaceTable, b: KeyspaceTable): boolean {

@@ -8,7 +8,7 @@
  */
 import type { Participant } from '../eventfold/types.js'
 import type { HandoffProgress } from './handoff.js'
-import type { KeyspaceTable } from './table.js'
+import { awaitsLastOwner, type KeyspaceTable } from './table.js'
 
 /** One partition this peer is a replica of. */
 export interface PartitionRow {
@@ -51,6 +51,8 @@ export interface TableHealth {
   readonly unowned: number
   /** Partitions served by fewer owners than wanted (the replication factor, capped by the members that are not draining). */
   readonly underReplicated: number
+  /** Partitions nobody holds that wait for their last owner to be admitted again (among `unowned`). */
+  readonly awaitingLastOwner: number
 }
 
 /** See {@link TableHealth}. */
@@ -59,12 +61,14 @@ export function tableHealth (table: KeyspaceTable): TableHealth {
   let movesInFlight = 0
   let unowned = 0
   let underReplicated = 0
+  let awaitingLastOwner = 0
   for (const a of table.assignments) {
     if (a.incoming.length > 0) movesInFlight++
     if (a.owners.length === 0) unowned++
     if (a.owners.length < wanted) underReplicated++
+    if (awaitsLastOwner(table, a)) awaitingLastOwner++
   }
-  return { movesInFlight, unowned, underReplicated }
+  return { movesInFlight, unowned, underReplicated, awaitingLastOwner }
 }
 
 /** `<service>/table`: the settled table in summary, and each member's share of it. */

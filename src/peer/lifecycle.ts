@@ -15,6 +15,7 @@
  *
  * @module
  */
+import type { EventFold } from '../eventfold/event-fold.js'
 import type { Participant } from '../eventfold/types.js'
 import type { GroupReplica } from './group/replica.js'
 
@@ -35,6 +36,11 @@ export interface Incarnation {
   seenJoins: Set<string>
   /** Peers known to have merged this peer's latest Join: all of them once it folded. */
   joinWitnesses: ReadonlySet<Participant> | 'all'
+  /**
+   * What this peer held in earlier admissions of the groups defined `keepAcrossRejoin`, by
+   * group id (the newest fold of each), until their service lets them go.
+   */
+  readonly former: Map<string, EventFold<unknown, unknown, unknown>>
 }
 
 /** The phases of a peer; see the module comment. */
@@ -69,7 +75,7 @@ export class Lifecycle {
 
   /** A new, empty incarnation (not yet current). */
   newIncarnation (): Incarnation {
-    return { epoch: ++this.epochs, groups: new Map(), seenJoins: new Set(), joinWitnesses: new Set() }
+    return { epoch: ++this.epochs, groups: new Map(), seenJoins: new Set(), joinWitnesses: new Set(), former: new Map() }
   }
 
   /** This peer is a participant with `incarnation` (founded, joined, recovered or rejoined). */

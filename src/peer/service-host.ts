@@ -114,14 +114,20 @@ export class ServiceHost<Sv extends ServiceMap> {
       groups: {
         clusterWide: <E, S, O>(id: string, options: GroupOptions<E, S, O>) => attach(parts.groups.define(prefix + checkGroupId(id), 'cluster', options)),
         managed: <E, S, O>(id: string, options: GroupOptions<E, S, O>) => attach(parts.groups.define(prefix + checkGroupId(id), 'managed', options)),
-        found: (id: string) => {
+        found: (id: string, initial?: { readonly state: unknown }) => {
           const incarnation = lifecycle.incarnation
           const definition = parts.groups.definition(prefix + id)
           if (incarnation === undefined || definition === undefined) throw new GroupNotReadyError(prefix + id, 'not defined, or this peer is not a participant yet')
           if (incarnation.groups.get(definition.id)?.fold !== undefined) return
-          incarnation.groups.set(definition.id, parts.groups.found(definition))
+          incarnation.groups.set(definition.id, parts.groups.found(definition, initial))
           parts.flusher.schedule()
         },
+        formerState: (id: string) => {
+          const fold = lifecycle.incarnation?.former.get(prefix + id)
+          return fold === undefined ? undefined : { state: fold.projectedValue() }
+        },
+        formers: () => [...lifecycle.incarnation?.former.keys() ?? []].flatMap(id => id.startsWith(prefix) ? [id.slice(prefix.length)] : []),
+        forgetFormer: (id: string) => { lifecycle.incarnation?.former.delete(prefix + id) },
         drop: (id: string) => { parts.forgetGroup(prefix + id) }
       },
       messaging: {

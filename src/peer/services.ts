@@ -68,6 +68,12 @@ export interface Liveness {
   readonly reportedStuck: boolean
 }
 
+/** What {@link ServiceGroups.formerState} returns. */
+export interface FormerState {
+  /** The projected state this peer held (a state of the group's type). */
+  readonly state: unknown
+}
+
 /** The groups a service defines; ids are prefixed by `<service>/`. */
 export interface ServiceGroups {
   /** A group every member of the cluster takes part in (the peer adds and removes them). */
@@ -78,8 +84,23 @@ export interface ServiceGroups {
    * (`Group.participate`) and then hold its state.
    */
   managed<E, S, O>(id: string, options: GroupOptions<E, S, O>): Group<E, S, O>
-  /** Creates the state of managed group `id` with this peer as its only participant (if it holds none). */
-  found(id: string): void
+  /**
+   * Creates the state of managed group `id` with this peer as its only participant (if it
+   * holds none), starting from `initial.state` instead of the spec's `init()` when given (a
+   * state of the group's type).
+   */
+  found(id: string, initial?: { readonly state: unknown }): void
+  /**
+   * The projected state this peer held of managed group `id` in an earlier admission (it was
+   * ejected and admitted again since, which replaced every replica it held), for a group
+   * defined `keepAcrossRejoin` whose former state the service has not let go of; `undefined`
+   * otherwise. A state of the group's type.
+   */
+  formerState(id: string): FormerState | undefined
+  /** The ids of the groups {@link ServiceGroups.formerState} has a state of. */
+  formers(): string[]
+  /** Lets go of what {@link ServiceGroups.formerState} keeps of group `id`. */
+  forgetFormer(id: string): void
   /** Forgets managed group `id` on this peer (after it left it): its state and storage. */
   drop(id: string): void
 }

@@ -34,6 +34,8 @@ export interface GroupDefinition<E, S, O> {
   readonly membership: GroupMembership
   /** Acknowledgements of its events go to every participant at once (`GroupOptions.acknowledgeAtOnce`). */
   readonly acknowledgeAtOnce?: boolean
+  /** A managed group whose fold survives a rejoin for its service (`GroupOptions.keepAcrossRejoin`). */
+  readonly keepAcrossRejoin?: boolean
 }
 
 /** The id of the cluster's own group. */

@@ -42,6 +42,15 @@ export interface GroupOptions<E, S, O> {
    * @default false
    */
   readonly acknowledgeAtOnce?: boolean
+  /**
+   * Managed groups only: when this peer is admitted again after an ejection (which replaces
+   * every replica it held), keep what it held of the group in the previous admission, readable
+   * with `ServiceGroups.formerState` until the service lets it go. For a service that may found
+   * a successor of the group from that copy: the keyspace restores a partition whose every
+   * serving replica left the cluster from the copy of the last of them.
+   * @default false
+   */
+  readonly keepAcrossRejoin?: boolean
 }
 
 /**
@@ -123,13 +132,15 @@ export class GroupRegistry {
     const spec = options.spec as Partial<EventSpec<E, S, O>> | undefined
     if (typeof spec?.init !== 'function' || typeof spec.apply !== 'function') throw new TypeError(`group ${JSON.stringify(id)}: spec must be an EventSpec { init, apply }`)
     if (options.acknowledgeAtOnce !== undefined && typeof options.acknowledgeAtOnce !== 'boolean') throw new TypeError(`group ${JSON.stringify(id)}: acknowledgeAtOnce must be a boolean`)
+    if (options.keepAcrossRejoin !== undefined && typeof options.keepAcrossRejoin !== 'boolean') throw new TypeError(`group ${JSON.stringify(id)}: keepAcrossRejoin must be a boolean`)
     const definition: GroupDefinition<E, S, O> = {
       id,
       origin: groupOrigin(this.components.cluster, id),
       spec: options.spec,
       codecs: options.codecs ?? ({ event: jsonCodec, state: jsonCodec, output: jsonCodec } as unknown as FoldCodecs<E, S, O>),
       membership,
-      acknowledgeAtOnce: options.acknowledgeAtOnce ?? false
+      acknowledgeAtOnce: options.acknowledgeAtOnce ?? false,
+      keepAcrossRejoin: membership === 'managed' && options.keepAcrossRejoin === true
     }
     this.definitions.set(id, definition as GroupDefinition<unknown, unknown, unknown>)
     const handle = new GroupHandle<E, S, O>(definition, this.components)
@@ -163,8 +174,8 @@ export class GroupRegistry {
   }
 
   /** A new replica of `definition` whose only participant is this peer. */
-  found (definition: GroupDefinition<unknown, unknown, unknown>): SomeReplica {
-    return GroupReplica.founded(definition, this.replicaComponents(definition.id), this.settings)
+  found (definition: GroupDefinition<unknown, unknown, unknown>, initial?: { readonly state: unknown }): SomeReplica {
+    return GroupReplica.founded(definition, this.replicaComponents(definition.id), this.settings, initial)
   }
 
   /** A replica waiting for its state (a managed group this peer was, or will be, added to). */

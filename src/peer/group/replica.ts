@@ -185,8 +185,11 @@ export class GroupReplica<E, S, O> {
   }
 
   /** A new fold of this group whose only participant is this peer. */
-  static founded<E, S, O> (definition: GroupDefinition<E, S, O>, components: ReplicaComponents, settings: ReplicaSettings): GroupReplica<E, S, O> {
-    const fold = EventFold.create(definition.origin, components.self, definition.spec, components.foldOptions(definition))
+  static founded<E, S, O> (definition: GroupDefinition<E, S, O>, components: ReplicaComponents, settings: ReplicaSettings, initial?: { readonly state: S }): GroupReplica<E, S, O> {
+    // A founder with a state to start from (a successor of a group this peer held) starts there
+    // instead of at `init()`: the fold calls `init` only to create.
+    const spec = initial === undefined ? definition.spec : { ...definition.spec, init: () => initial.state }
+    const fold = EventFold.create(definition.origin, components.self, spec, components.foldOptions(definition))
     return new GroupReplica(definition, components, settings, fold)
   }
 

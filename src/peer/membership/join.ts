@@ -164,6 +164,12 @@ export class Joining {
     const c = this.components
     if (!payloads.some(p => p.group === '')) throw new Error('the sponsor sent no fold of the cluster\'s group')
     const incarnation = c.lifecycle.newIncarnation()
+    // What the previous admission held of groups kept across a rejoin, and what it still
+    // kept of older ones it did not hold again.
+    for (const [id, fold] of previous?.former ?? []) incarnation.former.set(id, fold)
+    for (const [id, replica] of previous?.groups ?? []) {
+      if (replica.fold !== undefined && c.groups.definition(id)?.keepAcrossRejoin === true) incarnation.former.set(id, replica.fold)
+    }
     for (const { group, payload } of payloads) {
       const definition = c.groups.definition(group)
       if (definition === undefined) { c.log('the sponsor sent group %s, which this peer does not define: ignored', group); continue }
