@@ -536,13 +536,18 @@ class Mirror {
       if (view.kind === 'outside') { refuse('not-participant', 'not-participant', fold); continue }
       const message: LogDiff | Snapshot | undefined = attempt(() => fold ? decodeEventFold(payload, codecs, LIMITS) : decodeDiff(payload, codecs, LIMITS))
       if (view.kind === 'waiting') {
-        // A group the peer waits for takes a whole fold that names it and the sender (adopt).
-        if (!fold) { refuse('ignored', 'not-participant', false); continue }
+        // A group the peer waits for (a managed one) takes a whole fold that names it and the
+        // sender (adopt), with a Join of it pending; a diff, or a fold that counts it in through a
+        // replica it no longer holds (settled, no Join pending), is refused as a group it does
+        // not hold, for the sender to readmit it.
+        if (!fold) { refuse('ignored', 'unknown-group', false); continue }
         if (message === undefined) { refuse('undecodable', 'not-participant', true); continue }
         if (message.origin !== originOf(group)) { refuse('other-cluster', 'not-participant', true); continue }
         const snapshot = message as Snapshot
-        const admitted = snapshot.infimum.participants.includes(this.self) || snapshot.events.some(e => e.delta.kind === 'join' && e.delta.participant === this.self)
+        const joining = snapshot.events.some(e => e.delta.kind === 'join' && e.delta.participant === this.self)
+        const admitted = snapshot.infimum.participants.includes(this.self) || joining
         if (!admitted || !snapshot.infimum.participants.includes(this.participant)) { refuse('not-participant', 'not-participant', true); continue }
+        if (!joining) { refuse('ignored', 'unknown-group', true); continue }
         // a fold no replica would write (a log that does not chain to its head) is not taken
         if (!this.holdable(group, snapshot)) { refuse('undecodable', 'not-participant', true); continue }
         changesMembership = true
@@ -574,7 +579,7 @@ class Mirror {
         assert.equal(r.group, entries[i]!.group)
         if (e.rateLimitable && !r.merged && r.code === 'rate-limited') return
         if (e.orRefused !== undefined && !r.merged && r.code === e.orRefused) return
-        if (e.afterAdoption === true && (r.merged || r.code === 'bad-request')) return
+        if (e.afterAdoption === true && (r.merged || r.code === 'bad-request' || r.code === 'unknown-group')) return
         assert.deepEqual(r.merged ? { merged: true } : { merged: false, code: r.code }, e.merged ? { merged: true } : { merged: false, code: e.code },
           `push part ${i} (group ${JSON.stringify(r.group)}, judged ${verdicts[i]!})`)
       })

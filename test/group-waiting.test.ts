@@ -3,7 +3,8 @@
  * with a manual clock: every participant's batches reach it as soon as its Join is known,
  * and the one that added it pushes it the whole fold. It waits for that push before pulling
  * (WAITING_PUSH_GRACE_MS), and then pulls the whole fold from at most one participant at a
- * time, so the state is not shipped once per participant.
+ * time, so the state is not shipped once per participant. A peer that no longer holds a group
+ * the others still count it in is readmitted rather than taken for its old replica.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -21,16 +22,16 @@ function waitingService () {
   return defineService({
     name: 'w',
     needs: ['groups'],
-    create: ({ groups }) => ({ group: groups.managed('g', { spec: counter }), found: () => { groups.found('g') } })
+    create: ({ groups }) => ({ group: groups.managed('g', { spec: counter }), found: () => { groups.found('g') }, forget: () => { groups.drop('g') } })
   })
 }
 
 /** Four peers on the in-memory network; a founds group g with b and c in it and one event settled. */
-async function fourPeers (clock: ManualClock, net: FakeNetwork, peers: WaitingPeer[]): Promise<WaitingPeer[]> {
+async function fourPeers (clock: ManualClock, net: FakeNetwork, peers: WaitingPeer[], propagationMs = 60_000): Promise<WaitingPeer[]> {
   const svc = waitingService()
   let seed = 1
   async function start (startup: StartupMode): Promise<WaitingPeer> {
-    const p = await startPeer<number, number, number, { w: typeof svc }>({ cluster: 'waiting', spec: counter, startup, services: { w: svc }, propagation: { intervalMs: 60_000 } },
+    const p = await startPeer<number, number, number, { w: typeof svc }>({ cluster: 'waiting', spec: counter, startup, services: { w: svc }, propagation: { intervalMs: propagationMs } },
       { network: async key => await net.node(key), clock, random: seededRandom(seed++) })
     peers.push(p)
     return p
@@ -81,6 +82,34 @@ test('a new member of a managed group whose push is lost pulls the whole fold fr
     assert.equal(d!.services.w.group.held(), true, 'the new member holds the state')
     const pulled = d!.stats().counters.syncsRequested - before
     assert.equal(pulled, 1, `the new member pulled ${pulled} whole folds while it waited (two participants sent it batches)`)
+  } finally {
+    await Promise.all(peers.map(async p => { await p.stop({ leave: false }).catch(() => {}) }))
+  }
+})
+
+test('a participant that forgot a managed group the others still count it in refuses a state that counts it in, and is readmitted (an UnJoin and a Join): every replica settles alike', async () => {
+  const clock = new ManualClock()
+  const net = new FakeNetwork(clock)
+  const peers: WaitingPeer[] = []
+  try {
+    const [a, b, c] = await fourPeers(clock, net, peers, 1000)
+    // b adds an event that reaches c but not a, then forgets the group (as a release does
+    // after its own UnJoin, or a rejoin): a and c still count b in.
+    net.cutLink(b!.self, a!.self, true)
+    b!.services.w.group.applyFast(10)
+    await clock.advance(100)
+    await settleTurns(400)
+    assert.equal(c!.services.w.group.readState().projected, 11, 'c holds b\'s event')
+    assert.equal(a!.services.w.group.readState().projected, 1, 'a does not')
+    b!.services.w.forget()
+    assert.equal(b!.services.w.group.held(), false)
+    net.heal()
+    const added = await a!.services.w.group.participate(b!.self, { timeoutMs: 5000 })
+    assert.deepEqual(added.reached, [b!.self], 'b takes a whole fold, after its readmission (a diff, or a fold counting in its old replica, is refused)')
+    for (let i = 0; i < 10; i++) { await clock.advance(500); await settleTurns(400) }
+    const states = [a!, b!, c!].map(p => p.services.w.group.readState())
+    assert.ok(states.every(s => s.joined && s.outstanding === 0), JSON.stringify(states.map(s => [s.infimumId, s.outstanding, s.joined])))
+    assert.deepEqual(new Set(states.map(s => `${s.infimumId.counter}:${s.infimumId.participant}=${String(s.infimum)}`)).size, 1, 'one settled history')
   } finally {
     await Promise.all(peers.map(async p => { await p.stop({ leave: false }).catch(() => {}) }))
   }

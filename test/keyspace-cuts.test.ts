@@ -12,3 +12,14 @@ test('random link cuts on the keyspace, seed 21 with keys 1: a partition\'s grou
   assert.ok(r.ejections >= 3, `peers were ejected and readmitted (${r.ejections})`)
   assert.equal(r.lost, 0, 'no partition was lost')
 })
+
+test('random link cuts on the keyspace, seed 14 with keys 1: a partition whose owners were all ejected while alive is restored from its last owner\'s copy (3 partitions and their acknowledged writes lost before)', async () => {
+  const r = await keyspaceCutsRun(14, 1)
+  assert.ok(r.ejections >= 3, `peers were ejected and readmitted (${r.ejections})`)
+  assert.equal(r.lost, 0, 'no partition was lost')
+})
+
+test('random link cuts on the keyspace, seed 6 with keys 1 and R = 2: a peer given a partition it had left and forgotten is readmitted to its group, not taken for its old replica (the cluster never finished forming before)', async () => {
+  const r = await keyspaceCutsRun(6, 1, { replication: 2 })
+  assert.equal(r.lost, 0, 'no partition was lost')
+})

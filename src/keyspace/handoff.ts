@@ -44,8 +44,6 @@ import { awaitsLastOwner, type KeyspaceTable, type PartitionRef } from './table.
 import type { PartitionState } from './partition-state.js'
 import type { HandoffProgress, ReceivingPartition, ReleasingPartition, SendingPartition } from './handoff-progress.js'
 
-export type { HandoffProgress, ReceivingPartition, ReleasingPartition, SendingPartition } from './handoff-progress.js'
-
 /** Settings of handoff. */
 export interface HandoffSettings {
   /** Transfers this peer runs at once. */

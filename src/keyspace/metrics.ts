@@ -18,7 +18,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import type { Participant } from '../eventfold/types.js'
 import type { KeyspaceCounters } from './context.js'
-import type { HandoffProgress } from './handoff.js'
+import type { HandoffProgress } from './handoff-progress.js'
 import type { KeyspaceTable } from './table.js'
 import { tableHealth, type TableHealth } from './views.js'
 

@@ -7,7 +7,7 @@
  * @module
  */
 import type { Participant } from '../eventfold/types.js'
-import type { HandoffProgress } from './handoff.js'
+import type { HandoffProgress } from './handoff-progress.js'
 import { awaitsLastOwner, type KeyspaceTable } from './table.js'
 
 /** One partition this peer is a replica of. */

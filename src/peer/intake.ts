@@ -116,9 +116,18 @@ export class Intake {
   /**
    * Takes a whole fold `from` sent for a group this peer waits to hold (a managed group it was
    * just added to): only if it names this peer as a participant (or a pending Join of it) and
-   * `from` as a settled one. Trusting, like a joiner's first state. Returns whether it did.
+   * `from` as a settled one. Trusting, like a joiner's first state. Returns `merged` if it
+   * did, else how to refuse it.
+   *
+   * A managed group's fold that counts this peer in as a settled participant, with no Join of
+   * it pending, is refused as `unknown-group` (this peer does not hold the group): it counts
+   * this peer in through a replica this peer no longer holds (forgotten after it left the
+   * group, or replaced by a rejoin), whose events and acknowledgements this one cannot stand
+   * for. Acknowledging as that participant split groups: the new replica lacked an event of
+   * its own old replica that others held (docs/RELIABILITY.md). The sender readmits it instead
+   * (an UnJoin and a Join: `Group.participate`).
    */
-  adopt (replica: SomeReplica, from: Participant, bytes: Uint8Array): boolean {
+  adopt (replica: SomeReplica, from: Participant, bytes: Uint8Array): 'merged' | 'not-participant' | 'unknown-group' {
     const c = this.components
     let snapshot
     try {
@@ -126,13 +135,17 @@ export class Intake {
     } catch (err) {
       c.counters.droppedUndecodable++
       c.log('dropped an undecodable fold of group %s from %s: %s', label(replica.id), from, err)
-      return false
+      return 'not-participant'
     }
-    if (snapshot.origin !== replica.definition.origin) { c.counters.droppedWrongCluster++; return false }
+    if (snapshot.origin !== replica.definition.origin) { c.counters.droppedWrongCluster++; return 'not-participant' }
     const self = c.self
-    const admitted = snapshot.infimum.participants.includes(self) ||
-      snapshot.events.some(e => e.delta.kind === 'join' && e.delta.participant === self)
-    if (!admitted || !snapshot.infimum.participants.includes(from)) { c.counters.droppedNonParticipant++; return false }
+    const joining = snapshot.events.some(e => e.delta.kind === 'join' && e.delta.participant === self)
+    const admitted = snapshot.infimum.participants.includes(self) || joining
+    if (!admitted || !snapshot.infimum.participants.includes(from)) { c.counters.droppedNonParticipant++; return 'not-participant' }
+    if (!joining && replica.definition.membership === 'managed') {
+      c.log('refused the state of group %s from %s: it counts this peer in through a replica this peer no longer holds', label(replica.id), from)
+      return 'unknown-group'
+    }
     try {
       replica.adopt(snapshot)
     } catch (err) {
@@ -140,10 +153,10 @@ export class Intake {
       // not chain to its head.
       c.counters.droppedUndecodable++
       c.log('dropped an invalid fold of group %s from %s: %s', label(replica.id), from, err)
-      return false
+      return 'not-participant'
     }
     c.log('took the state of group %s from %s', label(replica.id), from)
-    return true
+    return 'merged'
   }
 
   private react (replica: SomeReplica, from: Participant, outcome: MergeOutcome): void {

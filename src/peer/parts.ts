@@ -18,7 +18,7 @@ import type { DecodeLimits } from '../codec/codec.js'
 import type { EventFoldOptions, Participant } from '../eventfold/types.js'
 import type { TransportStats } from '../transport/node.js'
 import type { PeerClock, Random } from './clock.js'
-import type { PeerConfig } from './config.js'
+import { DEFAULT_CALL_TIMEOUT_MS, type PeerConfig } from './config.js'
 import { Flusher } from './flush.js'
 import type { GroupDefinition } from './group/definition.js'
 import { GroupRegistry } from './group/groups.js'
@@ -253,8 +253,20 @@ export function buildParts (inputs: PartInputs): Parts {
     if (!replica.isParticipant(peer)) replica.afterUpdate(fold.participate(peer))
     if (peer === self) return { reached: [self], unreachable: [] }
     try {
-      const entries = await push.payloadsFor(peer, [replica])
-      const results = await push.push(peer, incarnation.epoch, entries, options)
+      const deadline = now() + (options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS)
+      let results = await push.push(peer, incarnation.epoch, await push.payloadsFor(peer, [replica]), options)
+      if (results.some(r => !r.merged && r.code === 'unknown-group') && replica.fold === fold && now() < deadline) {
+        // The peer holds no replica of the group: it takes the whole fold. One this fold counts
+        // in with no Join of it pending refused it: this fold counts it in through a replica it
+        // no longer holds (it left the group and forgot it, or rejoined the cluster), so it is
+        // readmitted first: an UnJoin, which stands in for that replica, and a Join.
+        if (replica.isParticipant(peer) && !fold.outstandingEvents().some(e => e.delta.kind === 'join' && e.delta.participant === peer)) {
+          log('readmitting %s to group %s: it no longer holds the replica this fold counts in', peer, replica.id)
+          replica.afterUpdate(fold.disassociate(peer))
+          replica.afterUpdate(fold.participate(peer))
+        }
+        results = await push.push(peer, incarnation.epoch, await push.payloadsFor(peer, [replica], true), { ...options, timeoutMs: Math.max(1, deadline - now()) })
+      }
       return results.some(r => r.merged) ? { reached: [peer], unreachable: [] } : { reached: [], unreachable: [peer] }
     } catch (err) {
       log('giving %s the state of group %s failed: %s (it will pull it when it asks)', peer, replica.id, err)

@@ -64,13 +64,13 @@ export class Push {
    * The payloads of `replicas` for `peer` (a diff each, or the whole fold where a diff is not
    * enough), once what they show is saved. A replica replaced before it was saved is left out.
    */
-  async payloadsFor (peer: Participant, replicas: readonly SomeReplica[]): Promise<GroupPayload[]> {
+  async payloadsFor (peer: Participant, replicas: readonly SomeReplica[], full = false): Promise<GroupPayload[]> {
     const entries: GroupPayload[] = []
     const shown: Array<{ replica: SomeReplica, version: number }> = []
     for (const replica of replicas) {
       const fold = replica.fold
       if (fold === undefined) continue
-      entries.push({ group: replica.id, payload: replica.payloadFor(fold, peer).bytes })
+      entries.push({ group: replica.id, payload: replica.payloadFor(fold, peer, full).bytes })
       shown.push({ replica, version: replica.version })
     }
     const saved = await Promise.all(shown.map(async s => await this.components.persistence.persisted(s.replica, s.version)))
@@ -130,7 +130,7 @@ export class Push {
         continue
       }
       const answer = replica.fold === undefined
-        ? (kind === MessageKind.eventFold && c.intake.adopt(replica, from, payload) ? 'merged' : 'not-participant')
+        ? (kind === MessageKind.eventFold ? c.intake.adopt(replica, from, payload) : replica.definition.membership === 'managed' ? 'unknown-group' : 'not-participant')
         : answerOf(replica, from, c.intake.full(replica, from, kind === MessageKind.diff ? 'diff' : 'fold', payload))
       results.push(answer === 'merged' ? { group, merged: true } : { group, merged: false, code: answer })
       if (answer === 'merged') touched.push(replica)
