@@ -23,3 +23,9 @@ test('random link cuts on the keyspace, seed 6 with keys 1 and R = 2: a peer giv
   const r = await keyspaceCutsRun(6, 1, { replication: 2 })
   assert.equal(r.lost, 0, 'no partition was lost')
 })
+
+test('random link cuts on the keyspace, seed 9 with keys 2, one way, 12 rounds: a replica that lacks events of a departed peer its UnJoin\'s acknowledgers held asks them, and folds (one owner held a write back for good before)', async () => {
+  const r = await keyspaceCutsRun(9, 2, { oneWay: true, rounds: 12 })
+  assert.ok(r.ejections >= 3, `peers were ejected and readmitted (${r.ejections})`)
+  assert.equal(r.lost, 0, 'no partition was lost')
+})

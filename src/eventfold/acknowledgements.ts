@@ -379,9 +379,17 @@ export function notifyList<E, S, O> (core: FoldCore<E, S, O>, waiting: bigint, e
 /**
  * The participants whose acknowledgements show events this replica does not hold (a sync
  * from one of them repairs it), the one ahead by the most first.
+ *
+ * So do the acknowledgers of a pending UnJoin whose stand-in positions name events of the
+ * leaver this replica does not hold: the UnJoin cannot stand in here until it holds them
+ * (folding.ts, `positionsHeld`), and no acknowledgement may ever show them here, since one
+ * goes to the creators of what it covers. A replica that waited on the leaver's
+ * acknowledgement of an earlier event stalled for good on this (keyspace link cuts, seed 9:
+ * docs/RELIABILITY.md).
  */
 export function aheadOfThis<E, S, O> (core: FoldCore<E, S, O>): Participant[] {
   const ahead = new Map<number, number>()
+  const note = (p: number, missing: number): void => { if (missing > (ahead.get(p) ?? 0)) ahead.set(p, missing) }
   for (const known of [core.latest, core.pending]) {
     for (const a of known.values()) {
       let missing = 0
@@ -389,8 +397,17 @@ export function aheadOfThis<E, S, O> (core: FoldCore<E, S, O>): Participant[] {
         const held = core.held(c, since)
         if (seq > held) missing += seq - held
       })
-      if (missing > (ahead.get(a.p) ?? 0)) ahead.set(a.p, missing)
+      note(a.p, missing)
     }
+  }
+  for (const u of core.unjoins) {
+    if (u.standIn === undefined) continue
+    const leaver = (u.delta as { peer: number }).peer
+    let missing = 0
+    for (const [since, seq] of u.standIn) missing += Math.max(0, seq - core.held(leaver, since))
+    if (missing === 0) continue
+    const asked = u.positioned & ~core.selfBit & ~core.table.bit(leaver)
+    for (let i = 0; i < core.table.names.length; i++) if ((asked & core.table.bit(i)) !== 0n) note(i, missing)
   }
   return [...ahead].sort((x, y) => y[1] - x[1]).map(([p]) => core.table.name(p))
 }

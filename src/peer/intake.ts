@@ -47,10 +47,20 @@ export interface IntakeComponents {
  */
 export const WAITING_PUSH_GRACE_MS = 1_000
 
+/**
+ * How long a replica waiting for a group's state pulls nothing after refusing a fold that
+ * counted it in through a replica it no longer holds (see `adopt`): the participants' batches
+ * go on reaching it until its readmission, and pulling the whole fold at each of them only to
+ * refuse it again would move the state once per batch. The readmission comes as a push.
+ */
+export const REFUSED_PULL_BACKOFF_MS = 10_000
+
 /** Merges what peers send; see the module comment. */
 export class Intake {
   /** When a batch first reached each replica still waiting for its state. */
   private readonly waitingSince = new WeakMap<SomeReplica, number>()
+  /** When each waiting replica last refused a fold that counted it in (see `adopt`). */
+  private readonly refusedAt = new WeakMap<SomeReplica, number>()
 
   constructor (private readonly components: IntakeComponents) {}
 
@@ -66,7 +76,10 @@ export class Intake {
         // whole fold only once that push is late (WAITING_PUSH_GRACE_MS after the first
         // batch; later batches retry a pull that failed), from one participant at a time.
         const since = this.waitingSince.get(replica)
-        const pull = (): void => { if (replica.fold === undefined && replica.syncing.size === 0) c.requestSync(from, group, true) }
+        const pull = (): void => {
+          const refused = this.refusedAt.get(replica)
+          if (replica.fold === undefined && replica.syncing.size === 0 && (refused === undefined || c.now() - refused >= REFUSED_PULL_BACKOFF_MS)) c.requestSync(from, group, true)
+        }
         if (since === undefined) {
           this.waitingSince.set(replica, c.now())
           c.setTimer(WAITING_PUSH_GRACE_MS, pull)
@@ -144,6 +157,7 @@ export class Intake {
     if (!admitted || !snapshot.infimum.participants.includes(from)) { c.counters.droppedNonParticipant++; return 'not-participant' }
     if (!joining && replica.definition.membership === 'managed') {
       c.log('refused the state of group %s from %s: it counts this peer in through a replica this peer no longer holds', label(replica.id), from)
+      this.refusedAt.set(replica, c.now())
       return 'unknown-group'
     }
     try {
