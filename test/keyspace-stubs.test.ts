@@ -100,27 +100,31 @@ test('a crashed owner is ejected and its partitions re-replicated: writes that w
   }
 })
 
-/** Partition 0's two owners, the partitions only they hold, and a key of partition 0. */
-function doomedPair (cs: Cache[]): { pair: readonly string[], doomed: number[], key: string } {
+/**
+ * Five peers (the three that are not partition 0's owners are a majority, which may eject the
+ * two); partition 0's two owners (`pair`), the partitions only they hold (`doomed`), a key of
+ * partition 0 set to 'precious', and the partition events a survivor reports from then on.
+ */
+async function doomedPair (sim: Sim) {
+  const peers = await sim.cluster(5)
+  const cs = peers.map(p => p.services.cache)
   const table = cs[0]!.table()!
   const pair = table.assignments[0]!.owners
   const doomed = table.assignments.flatMap((a, p) => a.owners.every(o => pair.includes(o)) ? [p] : [])
   let key = ''
   for (let i = 0; key === ''; i++) if (cs[0]!.partitionOf(`x:${i}`) === 0) key = `x:${i}`
-  return { pair, doomed, key }
+  const survivors = peers.filter(p => !pair.includes(p.self))
+  const survivor = survivors[0]!.services.cache
+  await set(sim, survivor, key, 'precious')
+  const events: PartitionEvent[] = []
+  survivor.onPartitionEvent(e => { events.push(e) })
+  return { peers, cs, pair, doomed, key, survivors, survivor, events }
 }
 
 test('a partition whose every replica was ejected while alive waits for its last owner, which restores it from its copy once admitted again: nothing is lost', async () => {
   const sim = new Sim()
   try {
-    const peers = await sim.cluster(5)
-    const cs = peers.map(p => p.services.cache)
-    const { pair, doomed, key } = doomedPair(cs)
-    const survivors = peers.filter(p => !pair.includes(p.self))
-    const survivor = survivors[0]!.services.cache
-    await set(sim, survivor, key, 'precious')
-    const events: PartitionEvent[] = []
-    survivor.onPartitionEvent(e => { events.push(e) })
+    const { peers, cs, pair, doomed, key, survivors, survivor, events } = await doomedPair(sim)
     // The pair is cut off from the three others, which eject it (a majority) and are left
     // with partitions nobody serves; the pair itself stays up, holding them.
     for (const o of pair) for (const s of survivors) sim.net.cutLink(o, s.self)
@@ -144,16 +148,8 @@ test('a partition whose every replica was ejected while alive waits for its last
 test('a partition whose every replica crashed waits for its last owner, then is declared lost, and its keys start again from the default state in a new generation', async () => {
   const sim = new Sim({ lostAfterMs: 20_000 })
   try {
-    // Five peers: the three survivors are a majority, which may eject the two that crashed.
-    const peers = await sim.cluster(5)
-    const cs = peers.map(p => p.services.cache)
-    // Two peers that together hold both replicas of some partition.
-    const { pair, doomed, key } = doomedPair(cs)
-    const survivors = peers.filter(p => !pair.includes(p.self))
-    const survivor = survivors[0]!.services.cache
-    await set(sim, survivor, key, 'precious')
-    const events: PartitionEvent[] = []
-    survivor.onPartitionEvent(e => { events.push(e) })
+    // Two peers that together hold both replicas of some partitions crash.
+    const { pair, doomed, key, survivors, survivor, events } = await doomedPair(sim)
     for (const p of pair) sim.net.crash(p)
     await sim.until(() => { const t = survivor.table(); return t !== undefined && t.members.length === 3 && awaitsLastOwner(t, t.assignments[0]!) }, 'the survivors eject the pair; partition 0 waits for its last owner')
     const waitingSince = sim.clock.now()

@@ -418,34 +418,34 @@ export class Handoff<K, I, O, S> {
   }
 
   private abandon (refs: PartitionRef[]): void {
-    try {
-      this.c.table.group.applyFast({ type: 'abandon', peer: this.c.self, partitions: refs })
-      this.completed.abandoned += refs.length
-      this.c.log('abandoned %d partition(s) this peer has no state of', refs.length)
-      for (const [p, g] of refs) this.missingSince.delete(refKey(p, g))
-    } catch (err) {
-      this.c.log('abandoning failed: %s', err)
-    }
+    if (!this.report('abandon', refs, this.missingSince)) return
+    this.completed.abandoned += refs.length
+    this.c.log('abandoned %d partition(s) this peer has no state of', refs.length)
   }
 
   private resign (refs: PartitionRef[]): void {
-    try {
-      this.c.table.group.applyFast({ type: 'resign', peer: this.c.self, partitions: refs })
-      this.c.log('resigned %d partition(s) this peer holds only a former copy of', refs.length)
-      for (const [p, g] of refs) this.missingSince.delete(refKey(p, g))
-    } catch (err) {
-      this.c.log('resigning failed: %s', err)
-    }
+    if (this.report('resign', refs, this.missingSince)) this.c.log('resigned %d partition(s) this peer holds only a former copy of', refs.length)
   }
 
   private declareLost (refs: PartitionRef[]): void {
+    if (!this.report('lost', refs, this.awaitedSince)) return
+    this.completed.declaredLost += refs.length
+    this.c.log.error('declared %d partition(s) lost: their last owner was not admitted again within %d ms', refs.length, this.settings.lostAfterMs)
+  }
+
+  /**
+   * Tells the table what this peer found about `refs` (an event of its own) and restarts the
+   * clock `since` keeps for each, so that it is said again only after another wait. Returns
+   * whether the event was applied.
+   */
+  private report (type: 'abandon' | 'resign' | 'lost', refs: PartitionRef[], since: Map<string, number>): boolean {
     try {
-      this.c.table.group.applyFast({ type: 'lost', peer: this.c.self, partitions: refs })
-      this.completed.declaredLost += refs.length
-      this.c.log.error('declared %d partition(s) lost: their last owner was not admitted again within %d ms', refs.length, this.settings.lostAfterMs)
-      for (const [p, g] of refs) this.awaitedSince.delete(refKey(p, g))
+      this.c.table.group.applyFast({ type, peer: this.c.self, partitions: refs })
+      for (const [p, g] of refs) since.delete(refKey(p, g))
+      return true
     } catch (err) {
-      this.c.log('declaring partitions lost failed: %s', err)
+      this.c.log('telling the table %s of %d partition(s) failed: %s', type, refs.length, err)
+      return false
     }
   }
 
