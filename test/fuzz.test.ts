@@ -680,7 +680,7 @@ after(async () => {
   process.stderr.write = writeStderr as typeof process.stderr.write
 })
 
-const DROPPED: ReadonlyArray<keyof LegionCounters> = ['droppedUndecodable', 'droppedWrongCluster', 'droppedNonParticipant', 'droppedUnknownGroup', 'droppedForged', 'droppedRateLimited', 'droppedFrames']
+const DROPPED: ReadonlyArray<keyof LegionCounters> = ['droppedUndecodable', 'droppedWrongCluster', 'droppedNonParticipant', 'droppedUnknownGroup', 'droppedUnknownParticipants', 'droppedForged', 'droppedRateLimited', 'droppedFrames']
 const dropped = (c: LegionCounters): number => DROPPED.reduce((n, k) => n + c[k], 0)
 
 /** Resolves once `predicate` holds, checking every few milliseconds; counters have no event. */

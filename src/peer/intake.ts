@@ -93,10 +93,17 @@ export class Intake {
       try {
         diff = replica.decodePushed(fold, payload)
       } catch (err) {
+        // Well formed, but naming someone this fold has not seen yet: a sync names everyone.
+        // Mostly a diff sent just after a membership change this peer has not merged, so it is
+        // not counted as undecodable (which the heartbeat reports as a cause of holding back).
+        if (err instanceof DecodeError && err.code === 'unknown-participant') {
+          c.counters.droppedUnknownParticipants++
+          c.log('a diff of group %s from %s names participants this fold does not know yet: pulling a sync', label(group), from)
+          c.requestSync(from, group, false)
+          continue
+        }
         c.counters.droppedUndecodable++
         c.log('dropped an undecodable diff of group %s from %s: %s', label(group), from, err)
-        // Well formed, but naming someone this fold has not seen yet: a sync names everyone.
-        if (err instanceof DecodeError && err.code === 'unknown-participant') c.requestSync(from, group, false)
         continue
       }
       this.react(replica, from, replica.mergeDiff(fold, from, diff))

@@ -142,6 +142,7 @@ export class Observer {
         denied: k.droppedDenied,
         rate_limited: k.droppedRateLimited,
         unknown_group: k.droppedUnknownGroup,
+        unknown_participant: k.droppedUnknownParticipants,
         bad_frame: t.channel.droppedFrames
       }
       for (const [reason, n] of Object.entries(reasons)) metric.inc({ reason }, n)

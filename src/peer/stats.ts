@@ -90,6 +90,12 @@ export interface LegionCounters {
   /** Group messages dropped because no group of their id is defined here. */
   droppedUnknownGroup: number
   /**
+   * Diffs dropped because they name participants (by fingerprint or participant-table hash)
+   * this fold has not seen yet; each pulls a sync, which names everyone. Mostly a race after a
+   * membership change this peer has not merged yet, so not counted as undecodable.
+   */
+  droppedUnknownParticipants: number
+  /**
    * Calls of the event spec's `apply`, `join` or `unjoin` that threw (each logged under
    * `legion:groups:error`): the event became a failure, or the membership changed without the
    * hook's state.
