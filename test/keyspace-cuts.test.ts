@@ -29,3 +29,9 @@ test('random link cuts on the keyspace, seed 9 with keys 2, one way, 12 rounds: 
   assert.ok(r.ejections >= 3, `peers were ejected and readmitted (${r.ejections})`)
   assert.equal(r.lost, 0, 'no partition was lost')
 })
+
+test('random link cuts on the keyspace, seed 120 with keys 2, one way, 12 rounds: a member whose Join in a cluster-wide group was dropped (its sponsor was ejected right after admitting it) rejoins when a participant refuses it there (partitions never served again before)', async () => {
+  const r = await keyspaceCutsRun(120, 2, { oneWay: true, rounds: 12 })
+  assert.ok(r.ejections >= 3, `peers were ejected and readmitted (${r.ejections})`)
+  assert.equal(r.lost, 0, 'no partition was lost')
+})

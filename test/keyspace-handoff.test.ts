@@ -40,6 +40,7 @@ function peerA (first: KeyspaceTable) {
   let joined = true
   let leave: () => void = () => {}
   const dropped: string[] = []
+  const removed: string[] = []
   const partitionGroup = {
     held: () => held,
     // Its infimum still lists a (its own UnJoin has not folded here), but that UnJoin is
@@ -47,7 +48,10 @@ function peerA (first: KeyspaceTable) {
     // readmission) names it again.
     readState: () => ({ participants: ['a', 'b', 'c'], projectedParticipants: projected, joined }),
     subscribe: () => () => {},
-    disassociate: async () => { await new Promise<void>(resolve => { leave = resolve }) }
+    disassociate: async (peer: string) => {
+      removed.push(peer)
+      if (peer === 'a') await new Promise<void>(resolve => { leave = resolve })
+    }
   }
   const services = {
     managed: () => partitionGroup,
@@ -68,7 +72,7 @@ function peerA (first: KeyspaceTable) {
     groups: new PartitionGroups(services, { spec: {} as never, codecs: {} as never }),
     membership: { isMember: () => true, admission: () => admission } as unknown as MembershipView,
     inFlight: () => 0
-  }, { maxParallelMoves: 2, abandonAfterMs: 60_000, lostAfterMs: 60_000, recheckMs: 250, transferTimeoutMs: 30_000 })
+  }, { maxParallelMoves: 2, abandonAfterMs: 60_000, lostAfterMs: 60_000, recheckMs: 250, transferTimeoutMs: 30_000, strayAfterMs: 60_000 })
   view.start()
   handoff.start()
   const setTable = (t: KeyspaceTable): void => { current = t; for (const l of [...tableListeners]) l({ infimum: t }) }
@@ -77,6 +81,7 @@ function peerA (first: KeyspaceTable) {
     handoff,
     applied,
     dropped,
+    removed,
     founded,
     formers,
     grant: () => { grants = true },
@@ -317,5 +322,35 @@ test('a partition that waits for a last owner who stays away is declared lost by
     assert.equal(a.handoff.progress().completed.declaredLost, 1)
   } finally {
     a.handoff.stop()
+  }
+})
+
+test('the coordinator removes a participant of the group that the table has listed neither as an owner nor as incoming for strayAfterMs; another owner does not', async () => {
+  const a = peerA(table(1, assignment({ owners: ['a', 'b'] })))
+  const b = peerA(table(1, assignment({ owners: ['b', 'a'] })))
+  try {
+    for (const p of [a, b]) p.setHeld(true, ['a', 'b', 'c', 'd'])
+    a.setTable(table(2, assignment({ owners: ['a', 'b'], incoming: ['d'] })))
+    await recheck(a)
+    await recheck(b)
+    await a.clock.advance(59_000)
+    await b.clock.advance(59_000)
+    await settleTurns(20)
+    assert.deepEqual(a.removed, [], 'not before strayAfterMs')
+    await a.clock.advance(1500)
+    await b.clock.advance(1500)
+    await settleTurns(20)
+    assert.deepEqual(a.removed, ['c'], 'c, which the table does not list, is removed; d, incoming, is not')
+    assert.deepEqual(b.removed, [], 'b is not the partition\'s coordinator')
+    await a.clock.advance(30_000)
+    await settleTurns(20)
+    assert.deepEqual(a.removed, ['c'], 'once per strayAfterMs')
+    a.setHeld(true, ['a', 'b', 'd'])
+    await a.clock.advance(60_000)
+    await settleTurns(20)
+    assert.deepEqual(a.removed, ['c'], 'gone from the group: nothing more')
+  } finally {
+    a.handoff.stop()
+    b.handoff.stop()
   }
 })

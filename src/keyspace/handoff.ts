@@ -29,7 +29,14 @@
  *   admitted again while the table kept it as an owner holds only such a copy: it `resign`s,
  *   and becomes the last owner if nobody else serves;
  * - **declare lost**: a partition whose last owner stays away `lostAfterMs` is declared lost
- *   by its coordinator among the members (`lost`), and the table refounds it empty.
+ *   by its coordinator among the members (`lost`), and the table refounds it empty;
+ * - **remove strays**: a participant of a partition's group that the table has listed neither
+ *   as an owner nor as incoming for `strayAfterMs` is removed by the coordinator (an UnJoin).
+ *   A replica the table stops listing leaves by itself (release); one that cannot say so does
+ *   not: a peer readmitted to the cluster holds none of its former replicas, and when its
+ *   cluster UnJoin and readmission fold together nobody records its UnJoin in the groups
+ *   (Ejection.inspect sees no departure). Every fold of the group then waits for its
+ *   acknowledgement for good, and no incoming replica's Join folds (docs/RELIABILITY.md).
  *
  * Progress is kept per move and shown by `stats()`, so a handoff that stalls is visible.
  *
@@ -56,6 +63,8 @@ export interface HandoffSettings {
   readonly recheckMs: number
   /** Timeout of one transfer (a Join and the push of the fold). */
   readonly transferTimeoutMs: number
+  /** How long a participant of a partition's group that the table does not list may stay before the coordinator removes it (see the module comment). */
+  readonly strayAfterMs: number
 }
 
 /** What handoff needs besides the shared parts. */
@@ -144,6 +153,8 @@ export class Handoff<K, I, O, S> {
   private readonly awaitedSince = new Map<string, number>()
   /** Generations this peer should restore as their last owner but has no copy of, by `refKey`: when it last said so. */
   private readonly copylessAt = new Map<string, number>()
+  /** Participants of a group this peer coordinates that the table does not list, by `refKey|peer`: since when. */
+  private readonly straySince = new Map<string, number>()
 
   constructor (private readonly c: HandoffComponents<K, I, O, S>, private readonly settings: HandoffSettings) {}
 
@@ -257,6 +268,8 @@ export class Handoff<K, I, O, S> {
     const copyless = new Set<string>()
     const wantedTransfers = new Set<string>()
     const incomingHere = new Set<string>()
+    const strays = new Set<string>()
+    const toRemove: Array<{ g: PartitionGroup<K, I, O, S>, peer: Participant, key: string }> = []
     for (let p = 0; p < table.partitions; p++) {
       const a = table.assignments[p]!
       if (a.generation === 0) continue
@@ -306,6 +319,12 @@ export class Handoff<K, I, O, S> {
             wantedTransfers.add(tk)
             if (!this.transfers.has(tk)) this.transfers.set(tk, { partition: p, generation: a.generation, to, phase: 'queued', attempts: 0, since: now, nextAt: now, createdAt: now })
           }
+          for (const peer of g.readState().projectedParticipants) {
+            if (a.owners.includes(peer) || a.incoming.includes(peer)) continue
+            const sk = `${key}|${peer}`
+            strays.add(sk)
+            if (elapsedSince(this.straySince, sk, now) >= this.settings.strayAfterMs) toRemove.push({ g, peer, key: sk })
+          }
         }
       } else if (a.incoming.includes(self)) {
         incomingHere.add(key)
@@ -337,6 +356,7 @@ export class Handoff<K, I, O, S> {
     }
     for (const key of [...this.awaitedSince.keys()]) if (!awaited.has(key)) this.awaitedSince.delete(key)
     for (const key of [...this.copylessAt.keys()]) if (!copyless.has(key)) this.copylessAt.delete(key)
+    for (const key of [...this.straySince.keys()]) if (!strays.has(key)) this.straySince.delete(key)
     // A former copy is kept while the table lists this peer as an owner of that generation or
     // as its last owner, and for a while after each admission whatever the table says: the
     // sponsor's table may be behind the history the cluster settles on.
@@ -361,6 +381,7 @@ export class Handoff<K, I, O, S> {
     if (toAbandon.length > 0) this.abandon(toAbandon)
     if (toDeclare.length > 0) this.declareLost(toDeclare)
     if (toResign.length > 0) this.resign(toResign)
+    for (const stray of toRemove) this.removeStray(stray.g, stray.peer, stray.key, now)
   }
 
   /** Listed again (a move called back) before leaving: keep serving. Once leaving, leaving goes on. */
@@ -447,6 +468,13 @@ export class Handoff<K, I, O, S> {
       this.c.log('telling the table %s of %d partition(s) failed: %s', type, refs.length, err)
       return false
     }
+  }
+
+  /** Removes `peer`, which the table no longer lists, from `g` (again after `strayAfterMs` if that does not take). */
+  private removeStray (g: PartitionGroup<K, I, O, S>, peer: Participant, key: string, now: number): void {
+    this.straySince.set(key, now)
+    this.c.log('removing %s from group %s: the table has not listed it for %d ms', peer, g.id, this.settings.strayAfterMs)
+    g.disassociate(peer, { timeoutMs: this.settings.transferTimeoutMs }).catch(err => { this.c.log('removing %s from group %s failed: %s', peer, g.id, err) })
   }
 
   // -- Transfers ---------------------------------------------------------------------------

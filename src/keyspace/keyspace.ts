@@ -290,6 +290,9 @@ function checkOptions<K, I, O, S> (o: KeyspaceOptions<K, I, O, S>): Settings {
 
 type Components = Parameters<ServiceDefinition<object, KeyspaceNeeds>['create']>[0]
 
+/** The least time a participant the table does not list stays in a partition's group (see handoff.ts). */
+const STRAY_AFTER_MS = 30_000
+
 /** Answers to a remote peer leave this much after the owner's own deadline. */
 const CALL_MARGIN_MS = 500
 
@@ -318,7 +321,9 @@ function createKeyspace<K, I, O, S> (app: KeyspaceOptions<K, I, O, S>, settings:
     abandonAfterMs: settings.abandonAfterMs,
     lostAfterMs: settings.lostAfterMs,
     recheckMs: 250,
-    transferTimeoutMs: 10_000
+    transferTimeoutMs: 10_000,
+    // Longer than a released replica's drain (its requests in flight end within their deadline).
+    strayAfterMs: Math.max(STRAY_AFTER_MS, 2 * settings.requestTimeoutMs)
   })
   const router = new Router({
     ...parts,

@@ -10,7 +10,7 @@ import type { Logger } from '@libp2p/interface'
 import type { Participant } from '../eventfold/types.js'
 import { DEFAULT_CALL_TIMEOUT_MS } from './config.js'
 import { Refused, type Inbound } from './inbound.js'
-import type { Intake } from './intake.js'
+import { label, type Intake } from './intake.js'
 import type { Lifecycle, SomeReplica } from './lifecycle.js'
 import type { Network } from './network.js'
 import type { LegionCounters } from './options.js'
@@ -97,7 +97,15 @@ export class Sync {
         const a = byGroup.get(result.group)
         if (a === undefined) continue
         byGroup.delete(result.group)
-        if (result.kind === 'refused') { c.log('sync of group %s refused by %s: %s', result.group, peer, result.code); continue }
+        if (result.kind === 'refused') {
+          c.log('sync of group %s refused by %s: %s', result.group, peer, result.code)
+          // A cluster-wide group follows the cluster. A participant that had merged this peer's
+          // Join and does not count it in there removed it, or dropped its Join there (a
+          // sponsor ejected right after it admitted this peer: its later events fold nowhere);
+          // only a rejoin adds it to every cluster-wide group again (docs/RELIABILITY.md).
+          if (result.code === 'not-participant' && a.replica.definition.membership === 'cluster' && witnessed) { c.refusedAsNonParticipant(peer, `a sync of group ${label(result.group)}`); return }
+          continue
+        }
         if (a.replica.fold === undefined) {
           if (result.kind === 'fold') c.intake.adopt(a.replica, peer, result.bytes)
           continue
