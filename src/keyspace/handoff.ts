@@ -31,12 +31,9 @@
  * - **declare lost**: a partition whose last owner stays away `lostAfterMs` is declared lost
  *   by its coordinator among the members (`lost`), and the table refounds it empty;
  * - **remove strays**: a participant of a partition's group that the table has listed neither
- *   as an owner nor as incoming for `strayAfterMs` is removed by the coordinator (an UnJoin).
- *   A replica the table stops listing leaves by itself (release); one that cannot say so does
- *   not: a peer readmitted to the cluster holds none of its former replicas, and when its
- *   cluster UnJoin and readmission fold together nobody records its UnJoin in the groups
- *   (Ejection.inspect sees no departure). Every fold of the group then waits for its
- *   acknowledgement for good, and no incoming replica's Join folds (docs/RELIABILITY.md).
+ *   as an owner nor as incoming for `strayAfterMs` is removed by the coordinator (an UnJoin):
+ *   a peer readmitted to the cluster no longer holds the replica, and may never have said so
+ *   (docs/ARCHITECTURE.md, "Strays").
  *
  * Progress is kept per move and shown by `stats()`, so a handoff that stalls is visible.
  *
@@ -120,6 +117,8 @@ const REANNOUNCE_AFTER_MS = 3000
  * docs/BENCHMARKS.md, "Early arrivals".
  */
 export const EARLY_ARRIVAL_GRACE_MS = RESEND_AFTER_MS
+/** How often the coordinator looks for participants the table does not list (see `strayAfterMs`). */
+const STRAY_CHECK_MS = 5000
 /** How long after an admission every former copy of a current generation is kept (see `reconcile`). */
 const FORMER_GRACE_MS = 30_000
 
@@ -155,6 +154,7 @@ export class Handoff<K, I, O, S> {
   private readonly copylessAt = new Map<string, number>()
   /** Participants of a group this peer coordinates that the table does not list, by `refKey|peer`: since when. */
   private readonly straySince = new Map<string, number>()
+  private straysCheckedAt = -Infinity
 
   constructor (private readonly c: HandoffComponents<K, I, O, S>, private readonly settings: HandoffSettings) {}
 
@@ -269,6 +269,8 @@ export class Handoff<K, I, O, S> {
     const wantedTransfers = new Set<string>()
     const incomingHere = new Set<string>()
     const strays = new Set<string>()
+    const checkStrays = now - this.straysCheckedAt >= STRAY_CHECK_MS
+    if (checkStrays) this.straysCheckedAt = now
     const toRemove: Array<{ g: PartitionGroup<K, I, O, S>, peer: Participant, key: string }> = []
     for (let p = 0; p < table.partitions; p++) {
       const a = table.assignments[p]!
@@ -319,7 +321,8 @@ export class Handoff<K, I, O, S> {
             wantedTransfers.add(tk)
             if (!this.transfers.has(tk)) this.transfers.set(tk, { partition: p, generation: a.generation, to, phase: 'queued', attempts: 0, since: now, nextAt: now, createdAt: now })
           }
-          for (const peer of g.readState().projectedParticipants) {
+          // Looked at every STRAY_CHECK_MS only: reading the participants brings the projection up to date.
+          for (const peer of checkStrays ? g.readState().projectedParticipants : []) {
             if (a.owners.includes(peer) || a.incoming.includes(peer)) continue
             const sk = `${key}|${peer}`
             strays.add(sk)
@@ -356,7 +359,7 @@ export class Handoff<K, I, O, S> {
     }
     for (const key of [...this.awaitedSince.keys()]) if (!awaited.has(key)) this.awaitedSince.delete(key)
     for (const key of [...this.copylessAt.keys()]) if (!copyless.has(key)) this.copylessAt.delete(key)
-    for (const key of [...this.straySince.keys()]) if (!strays.has(key)) this.straySince.delete(key)
+    if (checkStrays) for (const key of [...this.straySince.keys()]) if (!strays.has(key)) this.straySince.delete(key)
     // A former copy is kept while the table lists this peer as an owner of that generation or
     // as its last owner, and for a while after each admission whatever the table says: the
     // sponsor's table may be behind the history the cluster settles on.
