@@ -35,3 +35,9 @@ test('random link cuts on the keyspace, seed 120 with keys 2, one way, 12 rounds
   assert.ok(r.ejections >= 3, `peers were ejected and readmitted (${r.ejections})`)
   assert.equal(r.lost, 0, 'no partition was lost')
 })
+
+test('random link cuts on the keyspace, seed 15 with keys 2, one way, 12 rounds and R = 2: a last owner ejected before its restore was granted there restores from the copy it was to restore from (a partition and 152 acknowledged writes lost before)', async () => {
+  const r = await keyspaceCutsRun(15, 2, { oneWay: true, rounds: 12, replication: 2 })
+  assert.ok(r.ejections >= 3, `peers were ejected and readmitted (${r.ejections})`)
+  assert.equal(r.lost, 0, 'no partition was lost')
+})

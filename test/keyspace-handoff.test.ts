@@ -273,6 +273,31 @@ test('the last owner, admitted again, founds the next generation from the copy i
   }
 })
 
+test('a last owner that never carried out the restore it was granted (ejected before the grant folded there) restores from the copy it was to restore from, one of a generation that continues the data', async () => {
+  // Generation 3 was granted to a, to restore generation 2's copy; a never founded it.
+  const again = (dataSince: number): KeyspaceTable => table(7, assignment({ generation: 4, owners: ['a'], founder: 'a', lastOwner: { peer: 'a', generation: 3 }, dataSince }))
+  const a = peerA(again(1))
+  try {
+    a.setHeld(false)
+    a.formers.set('p:0.2', 'the copy of generation 2')
+    a.grant()
+    await recheck(a)
+    assert.deepEqual(a.founded, [{ id: 'p:0.4', initial: { state: 'the copy of generation 2' } }])
+  } finally {
+    a.handoff.stop()
+  }
+  const fresh = peerA(again(3))
+  try {
+    fresh.setHeld(false)
+    fresh.formers.set('p:0.2', 'a copy from before the data was lost')
+    await recheck(fresh)
+    assert.deepEqual(fresh.applied.map(e => [e.type, 'partitions' in e ? e.partitions : []]), [['abandon', [[0, 4]]]], 'a generation before dataSince is not this data')
+    assert.deepEqual([...fresh.formers.keys()], [], 'and is not kept')
+  } finally {
+    fresh.handoff.stop()
+  }
+})
+
 test('an owner that holds only a former copy resigns after abandonAfterMs, and keeps the copy while the table lists it; one with no copy abandons', async () => {
   const listed = table(5, assignment({ owners: ['a', 'b'] }))
   const a = peerA(listed)

@@ -127,6 +127,26 @@ export class PartitionGroups<K, I, O, S> {
     return this.groups.formerState(partitionGroupId(partition, generation)) as { readonly state: PartitionState<S> } | undefined
   }
 
+  /**
+   * The copy (see {@link copyOf}) of the newest generation of `partition` from `to` down to
+   * `from` that this peer holds or held: a last owner granted a restore that it never carried
+   * out (ejected before the grant folded here) holds only the copy it was to restore from,
+   * which is all the data there is (nobody else can found that generation).
+   */
+  newestCopy (partition: number, from: number, to: number): { readonly state: PartitionState<S> } | undefined {
+    const generations = new Set<number>()
+    for (const d of this.defined()) if (d.partition === partition) generations.add(d.generation)
+    for (const id of this.groups.formers()) {
+      const m = /^p:(\d+)\.(\d+)$/.exec(id)
+      if (m !== null && Number(m[1]) === partition) generations.add(Number(m[2]))
+    }
+    for (const g of [...generations].filter(g => g >= from && g <= to).sort((a, b) => b - a)) {
+      const copy = this.copyOf(partition, g)
+      if (copy !== undefined) return copy
+    }
+    return undefined
+  }
+
   /** Lets go of every former copy but those `keep` wants. */
   keepFormers (keep: (partition: number, generation: number) => boolean): void {
     for (const id of this.groups.formers()) {

@@ -296,7 +296,7 @@ export class Handoff<K, I, O, S> {
         if (!held) {
           if (a.founder === self) {
             // The last owner restores the partition from its copy; without one, nobody can.
-            const copy = a.lastOwner?.peer === self ? c.groups.copyOf(p, a.lastOwner.generation) : undefined
+            const copy = a.lastOwner?.peer === self ? c.groups.newestCopy(p, a.dataSince, a.lastOwner.generation) : undefined
             if (a.lastOwner?.peer === self && copy === undefined) {
               // Said again only after a while: the table may not fold it at once.
               copyless.add(key)
@@ -361,12 +361,13 @@ export class Handoff<K, I, O, S> {
     for (const key of [...this.copylessAt.keys()]) if (!copyless.has(key)) this.copylessAt.delete(key)
     if (checkStrays) for (const key of [...this.straySince.keys()]) if (!strays.has(key)) this.straySince.delete(key)
     // A former copy is kept while the table lists this peer as an owner of that generation or
-    // as its last owner, and for a while after each admission whatever the table says: the
+    // as the last owner of it or of a later one that continues its data (a restore granted but
+    // not carried out), and for a while after each admission whatever the table says: the
     // sponsor's table may be behind the history the cluster settles on.
     const fresh = now - this.admittedAt < FORMER_GRACE_MS
     c.groups.keepFormers((p, g) => {
       const a = table.assignments[p]
-      return a !== undefined && ((a.generation === g && (fresh || a.owners.includes(self))) || (a.lastOwner?.peer === self && a.lastOwner.generation === g))
+      return a !== undefined && ((a.generation === g && (fresh || a.owners.includes(self))) || (a.lastOwner?.peer === self && g >= a.dataSince && g <= a.lastOwner.generation))
     })
     for (const key of [...this.receivingSince.keys()]) if (!incomingHere.has(key)) this.receivingSince.delete(key)
     for (const key of [...this.announced.keys()]) if (!incomingHere.has(key)) this.announced.delete(key)
