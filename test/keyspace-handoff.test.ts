@@ -47,6 +47,7 @@ function peerA (first: KeyspaceTable) {
     // recorded: a is not among the projected participants, unless a state taken anew (or a
     // readmission) names it again.
     readState: () => ({ participants: ['a', 'b', 'c'], projectedParticipants: projected, joined }),
+    participants: () => ({ settled: ['a', 'b', 'c'], projected }),
     subscribe: () => () => {},
     disassociate: async (peer: string) => {
       removed.push(peer)

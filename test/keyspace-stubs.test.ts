@@ -15,7 +15,7 @@ import type { EventSpec } from '../src/eventfold/types.js'
 import { cacheKeyspace, type Cache } from '../demo/cache/cache.js'
 import type { PartitionEvent } from '../src/keyspace/keyspace.js'
 import { awaitsLastOwner } from '../src/keyspace/table.js'
-import { PartitionUnavailableError } from '../src/keyspace/errors.js'
+import { PartitionUnavailableError, RequestTimeoutError } from '../src/keyspace/errors.js'
 import { FakeNetwork, ManualClock, seededRandom, advanceUntil, advanceUntilSettled } from './support/fake-network.js'
 import { settledWith } from './support/keyspace-load.js'
 
@@ -67,37 +67,62 @@ async function set (sim: Sim, c: Cache, key: string, value: string): Promise<str
   return await sim.settle(c.request(key, { op: 'set', value, tags: [] }, { timeoutMs: 30_000 }), `set ${key}`)
 }
 
-test('a crashed owner is ejected and its partitions re-replicated: writes that waited for it are acknowledged, and every acknowledged write ends on both replicas', async () => {
-  const sim = new Sim()
+/**
+ * Four peers (R = 2); the last crashes while each of 16 keys is written again (first set to
+ * `a<i>`, now to `b<i>`): writes to the partitions it owned wait for its ejection. Then every
+ * key is written again (`c<i>`), and settles on both replicas once every partition has two
+ * again. Returns how each write of `b<i>` ended and which keys were in the victim's partitions.
+ */
+async function crashUnderWrites (minReplicas: number) {
+  const sim = new Sim({ minReplicas })
   try {
     const peers = await sim.cluster(4)
     const cs = peers.map(p => p.services.cache)
     for (let i = 0; i < 16; i++) await set(sim, cs[i % 4]!, `k:${i}`, `a${i}`)
     const victim = peers[3]!
-    const owned = cs[3]!.stats().owned
-    assert.ok(owned > 0)
+    assert.ok(cs[3]!.stats().owned > 0)
+    const before = cs[0]!.table()!
+    const victims = Array.from({ length: 16 }, (_, i) => before.assignments[cs[0]!.partitionOf(`k:${i}`)]!.owners.includes(victim.self))
     sim.net.crash(victim.self)
-    // Writes to every key, some in the victim's partitions: those wait for its ejection.
-    const pending = Array.from({ length: 16 }, async (_, i) => await cs[i % 3]!.request(`k:${i}`, { op: 'set', value: `b${i}`, tags: [] }, { timeoutMs: 30_000 }))
-    const outputs = await sim.settle(Promise.all(pending), 'the writes during the crash')
-    assert.deepEqual(outputs, Array.from({ length: 16 }, (_, i) => `a${i}`), 'each write saw the value before it')
+    const pending = Array.from({ length: 16 }, async (_, i) => await cs[i % 3]!.request(`k:${i}`, { op: 'set', value: `b${i}`, tags: [] }, { timeoutMs: 30_000 }).then(v => v, (err: Error) => err))
+    const outcomes = await sim.settle(Promise.all(pending), 'the writes during the crash')
+    // Written again at once: one replica holds the victim's partitions until handoff adds
+    // another, and an agreed request is not applied meanwhile (answered unavailable, retried).
+    const again = await sim.settle(Promise.all(Array.from({ length: 16 }, async (_, i) => await cs[i % 3]!.request(`k:${i}`, { op: 'set', value: `c${i}`, tags: [] }, { timeoutMs: 30_000 }))), 'the writes after the crash')
+    assert.deepEqual(again, Array.from({ length: 16 }, (_, i) => `b${i}`), 'each write after the crash is acknowledged, and saw the one before it')
     const live = peers.slice(0, 3)
     await sim.until(() => live.every(p => settledWith(p.services.cache, 3)), 'the victim is out and every partition has two replicas again')
     const table = cs[0]!.table()!
     for (let i = 0; i < 16; i++) {
-      const p = cs[0]!.partitionOf(`k:${i}`)
-      const owners = table.assignments[p]!.owners
+      const owners = table.assignments[cs[0]!.partitionOf(`k:${i}`)]!.owners
       assert.equal(owners.length, 2)
       for (const o of owners) {
         const at = live.findIndex(x => x.self === o)
-        await sim.until(() => cs[at]!.readLocal(`k:${i}`).infimum?.value === `b${i}`, `k:${i} settled on ${o}`)
+        await sim.until(() => cs[at]!.readLocal(`k:${i}`).infimum?.value === `c${i}`, `k:${i} settled on ${o}`)
       }
     }
-    const generations = table.assignments.map(a => a.generation)
-    assert.ok(generations.every(g => g === 1), 'nothing was lost: one replica of each partition survived')
+    assert.ok(table.assignments.every(a => a.generation === 1), 'nothing was lost: one replica of each partition survived')
+    return { outcomes, victims }
   } finally {
     await sim.stop()
   }
+}
+
+test('a crashed owner is ejected and its partitions re-replicated: a write that waited for it folds on one replica only, so it fails as of unknown outcome (minReplicas 2), stays applied, and ends on both replicas', async () => {
+  const { outcomes, victims } = await crashUnderWrites(2)
+  assert.ok(victims.some(v => v) && victims.some(v => !v), 'some keys in the victim\'s partitions, some not')
+  outcomes.forEach((out, i) => {
+    if (!victims[i]) assert.equal(out, `a${i}`, `k:${i} (not the victim's) is acknowledged`)
+    else {
+      assert.ok(out instanceof RequestTimeoutError, `k:${i} (the victim's): ${String(out)}`)
+      assert.match(out.message, /folded on 1 replica\(s\) of the partition, fewer than the 2/)
+    }
+  })
+})
+
+test('with minReplicas 1, the writes that waited for a crashed owner are acknowledged by the one replica left, and every acknowledged write ends on both replicas', async () => {
+  const { outcomes } = await crashUnderWrites(1)
+  assert.deepEqual(outcomes, Array.from({ length: 16 }, (_, i) => `a${i}`), 'each write saw the value before it')
 })
 
 /**

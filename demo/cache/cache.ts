@@ -30,7 +30,7 @@ export function defaultTags (key: string): string[] {
 }
 
 /** The cache as a keyspace service (see `defineKeyspace` for the options). */
-export function cacheKeyspace (options: { partitions?: number, replication?: number, name?: string, maxParallelMoves?: number, lostAfterMs?: number, partitionKey?: (key: string) => string } = {}) {
+export function cacheKeyspace (options: { partitions?: number, replication?: number, minReplicas?: number, name?: string, maxParallelMoves?: number, lostAfterMs?: number, partitionKey?: (key: string) => string } = {}) {
   return defineKeyspace<string, CacheInput, CacheOutput, CacheEntry>({
     ...options,
     init: () => null,

@@ -200,11 +200,13 @@ export interface KeyspaceCounters {
   badRequests: number
   /** Search pages served. */
   searchPages: number
+  /** `agreed` inputs that folded here on fewer replicas than `minReplicas` (answered `timeout`: applied, outcome unknown). */
+  tooFewReplicas: number
 }
 
 /** Fresh counters. */
 export function newKeyspaceCounters (): KeyspaceCounters {
-  return { served: 0, okAnswers: 0, forwarded: 0, movedAnswers: 0, unavailableAnswers: 0, timeoutAnswers: 0, rerouted: 0, failed: 0, handlerErrors: 0, timeouts: 0, badRequests: 0, searchPages: 0 }
+  return { served: 0, okAnswers: 0, forwarded: 0, movedAnswers: 0, unavailableAnswers: 0, timeoutAnswers: 0, rerouted: 0, failed: 0, handlerErrors: 0, timeouts: 0, badRequests: 0, searchPages: 0, tooFewReplicas: 0 }
 }
 
 /** What every part of the keyspace is built with. */

@@ -117,8 +117,6 @@ const REANNOUNCE_AFTER_MS = 3000
  * docs/BENCHMARKS.md, "Early arrivals".
  */
 export const EARLY_ARRIVAL_GRACE_MS = RESEND_AFTER_MS
-/** How often the coordinator looks for participants the table does not list (see `strayAfterMs`). */
-const STRAY_CHECK_MS = 5000
 /** How long after an admission every former copy of a current generation is kept (see `reconcile`). */
 const FORMER_GRACE_MS = 30_000
 
@@ -154,7 +152,6 @@ export class Handoff<K, I, O, S> {
   private readonly copylessAt = new Map<string, number>()
   /** Participants of a group this peer coordinates that the table does not list, by `refKey|peer`: since when. */
   private readonly straySince = new Map<string, number>()
-  private straysCheckedAt = -Infinity
 
   constructor (private readonly c: HandoffComponents<K, I, O, S>, private readonly settings: HandoffSettings) {}
 
@@ -269,8 +266,6 @@ export class Handoff<K, I, O, S> {
     const wantedTransfers = new Set<string>()
     const incomingHere = new Set<string>()
     const strays = new Set<string>()
-    const checkStrays = now - this.straysCheckedAt >= STRAY_CHECK_MS
-    if (checkStrays) this.straysCheckedAt = now
     const toRemove: Array<{ g: PartitionGroup<K, I, O, S>, peer: Participant, key: string }> = []
     for (let p = 0; p < table.partitions; p++) {
       const a = table.assignments[p]!
@@ -321,8 +316,7 @@ export class Handoff<K, I, O, S> {
             wantedTransfers.add(tk)
             if (!this.transfers.has(tk)) this.transfers.set(tk, { partition: p, generation: a.generation, to, phase: 'queued', attempts: 0, since: now, nextAt: now, createdAt: now })
           }
-          // Looked at every STRAY_CHECK_MS only: reading the participants brings the projection up to date.
-          for (const peer of checkStrays ? g.readState().projectedParticipants : []) {
+          for (const peer of g.participants().projected) {
             if (a.owners.includes(peer) || a.incoming.includes(peer)) continue
             const sk = `${key}|${peer}`
             strays.add(sk)
@@ -359,7 +353,7 @@ export class Handoff<K, I, O, S> {
     }
     for (const key of [...this.awaitedSince.keys()]) if (!awaited.has(key)) this.awaitedSince.delete(key)
     for (const key of [...this.copylessAt.keys()]) if (!copyless.has(key)) this.copylessAt.delete(key)
-    if (checkStrays) for (const key of [...this.straySince.keys()]) if (!strays.has(key)) this.straySince.delete(key)
+    for (const key of [...this.straySince.keys()]) if (!strays.has(key)) this.straySince.delete(key)
     // A former copy is kept while the table lists this peer as an owner of that generation or
     // as the last owner of it or of a later one that continues its data (a restore granted but
     // not carried out), and for a while after each admission whatever the table says: the

@@ -58,6 +58,16 @@ export interface KeyspaceOptions<K, I, O, S> extends KeyspaceApplication<K, I, O
    */
   readonly replication?: number
   /**
+   * The fewest replicas of a partition that must hold an `agreed` input for its request to be
+   * answered as done (capped by `replication` and by the members the table lists). An input
+   * that folds on fewer (the others left the partition's group: ejected, crashed, or cut off
+   * and taken as departed on one side of a split) stays applied there, but its request fails
+   * with `RequestTimeoutError` (its outcome is not known), since that replica alone may be on
+   * the losing side of a split. Writes wait for a new replica meanwhile, which handoff adds.
+   * @default 2
+   */
+  readonly minReplicas?: number
+  /**
    * How keys become bytes (hashed into a partition, ordering the index).
    * @default stringKeys (UTF-8)
    */
@@ -254,6 +264,7 @@ interface Settings {
   readonly name: string
   readonly partitions: number
   readonly replication: number
+  readonly minReplicas: number
   readonly requestTimeoutMs: number
   readonly maxParallelMoves: number
   readonly drainTimeoutMs: number
@@ -274,12 +285,15 @@ function checkOptions<K, I, O, S> (o: KeyspaceOptions<K, I, O, S>): Settings {
   const replication = o.replication ?? 3
   // Validated again by tableSpec; here so the error names the option.
   tableSpec(partitions, replication)
+  const minReplicas = positive('minReplicas', o.minReplicas, 2)
+  if (!Number.isInteger(minReplicas)) throw new RangeError('keyspace option minReplicas must be an integer')
   const maxParallelMoves = positive('maxParallelMoves', o.maxParallelMoves, 4)
   if (!Number.isInteger(maxParallelMoves)) throw new RangeError('keyspace option maxParallelMoves must be an integer')
   return {
     name: o.name ?? 'keyspace',
     partitions,
     replication,
+    minReplicas,
     requestTimeoutMs: positive('requestTimeoutMs', o.requestTimeoutMs, 10_000),
     maxParallelMoves,
     drainTimeoutMs: positive('drainTimeoutMs', o.drainTimeoutMs, 30_000),
@@ -315,7 +329,7 @@ function createKeyspace<K, I, O, S> (app: KeyspaceOptions<K, I, O, S>, settings:
   const searchChannel = messaging.channel('search', { request: searchCodec, reply: searchReplyCodec })
   const parts = { self, clock, log, table, counters }
   let phase: 'created' | 'running' | 'stopped' = 'created'
-  const owner: Owner<K, I, O, S> = new Owner({ ...parts, groups: partitionGroups, keys, input: codecs.input, output: codecs.output, limits: DEFAULT_DECODE_LIMITS, idle: () => { handoff.idle() } })
+  const owner: Owner<K, I, O, S> = new Owner({ ...parts, groups: partitionGroups, keys, input: codecs.input, output: codecs.output, limits: DEFAULT_DECODE_LIMITS, minReplicas: settings.minReplicas, idle: () => { handoff.idle() } })
   const handoff: Handoff<K, I, O, S> = new Handoff({ ...parts, groups: partitionGroups, membership, inFlight: (p, g) => owner.inFlight(p, g) }, {
     maxParallelMoves: settings.maxParallelMoves,
     abandonAfterMs: settings.abandonAfterMs,

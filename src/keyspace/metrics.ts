@@ -151,6 +151,7 @@ function createFamilies (registry: Registry): Families {
   })
   counter('legion_keyspace_requests_forwarded_total', 'Requests this peer sent to another owner (every attempt).', [], c => { each(r => { c.inc({ keyspace: r.name }, r.counters.forwarded) }) })
   counter('legion_keyspace_requests_rerouted_total', 'Requests this peer re-routed after a moved answer.', [], c => { each(r => { c.inc({ keyspace: r.name }, r.counters.rerouted) }) })
+  counter('legion_keyspace_requests_too_few_replicas_total', 'Agreed requests whose input folded on this owner on fewer replicas than minReplicas: applied there, answered timeout (outcome unknown), since that replica may be one side of a split.', [], c => { each(r => { c.inc({ keyspace: r.name }, r.counters.tooFewReplicas) }) })
   counter('legion_keyspace_search_pages_served_total', 'Search pages this peer served as an owner.', [], c => { each(r => { c.inc({ keyspace: r.name }, r.counters.searchPages) }) })
   const latency = new Histogram<'keyspace' | 'outcome'>({
     name: 'legion_keyspace_request_seconds',

@@ -47,6 +47,8 @@ export interface OwnerComponents<K, I, O, S> extends KeyspaceParts {
   readonly output: Codec<O>
   /** Message limits. */
   readonly limits: DecodeLimits
+  /** The fewest replicas an `agreed` input must fold on (`KeyspaceOptions.minReplicas`). */
+  readonly minReplicas: number
   /** Called when a partition group's last request in flight here is answered. */
   readonly idle: (groupKey: string) => void
 }
@@ -77,6 +79,11 @@ class NotAppliedError extends Error {
 /** A request whose own deadline passed while its event waited to settle. */
 class DeadlineError extends Error {
   override readonly name = 'DeadlineError'
+}
+
+/** An `agreed` input that folded on fewer replicas than `minReplicas`: applied, but perhaps on the losing side of a split. */
+class TooFewReplicasError extends Error {
+  override readonly name = 'TooFewReplicasError'
 }
 
 type Fenced<K, I, O, S> =
@@ -124,13 +131,17 @@ export class Owner<K, I, O, S> {
     const fenced = await this.fence(m.partition, m.generation, m.version, deadline)
     if (fenced.kind !== 'serve') return fenced
     const { group, key } = fenced
+    // Not applied while too few replicas hold the partition: the caller retries, and handoff
+    // adds a replica meanwhile.
+    const short = m.consistency === 'agreed' ? this.replicasShort(group) : undefined
+    if (short !== undefined) return { kind: 'unavailable', message: `${short.holding} replica(s) of the partition hold it here, fewer than the ${short.needed} an agreed request needs` }
     this.inflight.set(key, (this.inflight.get(key) ?? 0) + 1)
     try {
       const out = await this.enqueue(key, group, m.consistency, request, deadline)
       c.counters.served++
       if (out instanceof Error) {
         if (out instanceof NotAppliedError) return { kind: 'unavailable', message: out.message }
-        if (out instanceof ConsistencyTimeoutError || out instanceof DeadlineError) return { kind: 'timeout', message: out.message }
+        if (out instanceof ConsistencyTimeoutError || out instanceof DeadlineError || out instanceof TooFewReplicasError) return { kind: 'timeout', message: out.message }
         // Applied here, then this peer was ejected or stopped: whether it folded is unknown.
         if (out instanceof EjectedError || out instanceof StoppedError) return { kind: 'timeout', message: out.message }
         return { kind: 'unavailable', message: out instanceof GroupNotReadyError ? out.message : `${out.name}: ${out.message}` }
@@ -213,7 +224,12 @@ export class Owner<K, I, O, S> {
     let settled: Promise<unknown>
     try {
       settled = queue.group.applyConsistent(chunk.map(w => w.request), { timeoutMs: Math.max(1, latest - clock.now()) }).then(
-        outputs => { chunk.forEach((w, k) => { w.settle(outputs[k] ?? new Error('no output for the request')) }) },
+        outputs => {
+          const short = this.replicasShort(queue.group)
+          if (short !== undefined) this.c.counters.tooFewReplicas += chunk.length
+          const failure = short === undefined ? undefined : new TooFewReplicasError(`the input folded on ${short.holding} replica(s) of the partition, fewer than the ${short.needed} an agreed request needs: it stays applied there, and may be lost`)
+          chunk.forEach((w, k) => { w.settle(failure ?? outputs[k] ?? new Error('no output for the request')) })
+        },
         (err: Error) => { for (const w of chunk) w.settle(err) }
       )
     } catch (err) {
@@ -226,6 +242,22 @@ export class Owner<K, I, O, S> {
       if (queue.agreed.length > 0 || queue.one.length > 0) this.schedule(key, queue)
       else if (queue.inFlight === 0) this.queues.delete(key)
     })
+  }
+
+  /**
+   * How far the group is short of the replicas an `agreed` answer needs, if it is: its settled
+   * participants whose UnJoin is not pending, against `minReplicas` capped by the table's
+   * replication and members. A replica that took every other as departed may be one side of a
+   * split, the other side going on without it (docs/RELIABILITY.md, "Known failures"); what it
+   * alone folded would be lost when the two meet, so it is not reported as done.
+   */
+  private replicasShort (group: PartitionGroup<K, I, O, S>): { readonly holding: number, readonly needed: number } | undefined {
+    const table = this.c.table.current()
+    if (table === undefined) return undefined
+    const needed = Math.min(this.c.minReplicas, table.replication, table.members.length)
+    const { settled, projected } = group.participants()
+    const holding = settled.filter(p => projected.includes(p)).length
+    return holding >= needed ? undefined : { holding, needed }
   }
 
   /** Serves one search page: the next records of each partition asked for. */

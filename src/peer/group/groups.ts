@@ -72,6 +72,12 @@ export interface Group<E, S, O> {
   applyConsistent(event: E, options?: WaitOptions): Promise<O>
   /** The group's state as this peer sees it. */
   readState(): ClusterState<S>
+  /**
+   * Who takes part as this peer sees it, as in {@link readState} (`settled`: the infimum's
+   * participants; `projected`: after every outstanding Join and UnJoin), without the state,
+   * which `readState` first brings up to date.
+   */
+  participants(): { readonly settled: readonly Participant[], readonly projected: readonly Participant[] }
   /** Calls `listener` after every batch of changes; returns the unsubscribe function. */
   subscribe(listener: (state: ClusterState<S>) => void): () => void
   /** Every change, as an async iterator (the latest state; ends when the peer stops or `signal` fires). */
@@ -322,6 +328,11 @@ class GroupHandle<E, S, O> implements Group<E, S, O> {
   readState (): ClusterState<S> {
     const [replica, fold] = this.readable()
     return replica.readState(fold)
+  }
+
+  participants (): { readonly settled: readonly Participant[], readonly projected: readonly Participant[] } {
+    const [, fold] = this.readable()
+    return { settled: fold.infimumParticipants(), projected: fold.projectedParticipants() }
   }
 
   subscribe (listener: (state: ClusterState<S>) => void): () => void {
