@@ -41,3 +41,15 @@ test('random link cuts on the keyspace, seed 15 with keys 2, one way, 12 rounds 
   assert.ok(r.ejections >= 3, `peers were ejected and readmitted (${r.ejections})`)
   assert.equal(r.lost, 0, 'no partition was lost')
 })
+
+test('random link cuts on the keyspace, seed 67 with keys 2, one way, 12 rounds: a replica left alone in its partition\'s group does not acknowledge writes (minReplicas; 6 acknowledged writes lost from every owner before)', async () => {
+  const r = await keyspaceCutsRun(67, 2, { oneWay: true, rounds: 12 })
+  assert.ok(r.ejections >= 3, `peers were ejected and readmitted (${r.ejections})`)
+  assert.equal(r.lost, 0, 'no partition was lost')
+})
+
+test('random link cuts on the keyspace, seed 14 with keys 2, one way, 12 rounds and R = 2: a replica whose partner was taken as departed does not acknowledge writes alone (8 acknowledged writes lost from both owners before)', async () => {
+  const r = await keyspaceCutsRun(14, 2, { oneWay: true, rounds: 12, replication: 2 })
+  assert.ok(r.ejections >= 3, `peers were ejected and readmitted (${r.ejections})`)
+  assert.equal(r.lost, 0, 'no partition was lost')
+})
