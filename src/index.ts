@@ -148,7 +148,7 @@ export {
   type ServiceMessaging
 } from './peer/services.js'
 export type { FormerState, Liveness, PeerContact } from './peer/services.js'
-export type { Group, GroupOptions } from './peer/group/groups.js'
+export type { Group, GroupOptions, GroupParticipants } from './peer/group/groups.js'
 export type { GroupMembership } from './peer/group/definition.js'
 export type { Metrics } from './peer/metrics.js'
 export type { PeerClock, Random } from './peer/clock.js'

@@ -53,6 +53,14 @@ export interface GroupOptions<E, S, O> {
   readonly keepAcrossRejoin?: boolean
 }
 
+/** Who takes part in a group, as one peer sees it ({@link Group.participants}). */
+export interface GroupParticipants {
+  /** The infimum's participants: every event settled so far was acknowledged by (or for) them. */
+  readonly settled: readonly Participant[]
+  /** The participants after every outstanding Join and UnJoin. */
+  readonly projected: readonly Participant[]
+}
+
 /**
  * One replicated group, as a service uses it. Reads and writes go to this peer's replica; a
  * group this peer does not hold (yet) throws {@link GroupNotReadyError}.
@@ -77,7 +85,7 @@ export interface Group<E, S, O> {
    * participants; `projected`: after every outstanding Join and UnJoin), without the state,
    * which `readState` first brings up to date.
    */
-  participants(): { readonly settled: readonly Participant[], readonly projected: readonly Participant[] }
+  participants(): GroupParticipants
   /** Calls `listener` after every batch of changes; returns the unsubscribe function. */
   subscribe(listener: (state: ClusterState<S>) => void): () => void
   /** Every change, as an async iterator (the latest state; ends when the peer stops or `signal` fires). */
@@ -330,7 +338,7 @@ class GroupHandle<E, S, O> implements Group<E, S, O> {
     return replica.readState(fold)
   }
 
-  participants (): { readonly settled: readonly Participant[], readonly projected: readonly Participant[] } {
+  participants (): GroupParticipants {
     const [, fold] = this.readable()
     return { settled: fold.infimumParticipants(), projected: fold.projectedParticipants() }
   }
