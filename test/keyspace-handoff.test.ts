@@ -41,6 +41,7 @@ function peerA (first: KeyspaceTable) {
   let leave: () => void = () => {}
   const dropped: string[] = []
   const removed: string[] = []
+  const participated: string[] = []
   const partitionGroup = {
     held: () => held,
     // Its infimum still lists a (its own UnJoin has not folded here), but that UnJoin is
@@ -49,6 +50,7 @@ function peerA (first: KeyspaceTable) {
     readState: () => ({ participants: ['a', 'b', 'c'], projectedParticipants: projected, joined }),
     participants: () => ({ settled: ['a', 'b', 'c'], projected }),
     subscribe: () => () => {},
+    participate: async (peer: string) => { participated.push(peer); return { reached: [peer], unreachable: [] } },
     disassociate: async (peer: string) => {
       removed.push(peer)
       if (peer === 'a') await new Promise<void>(resolve => { leave = resolve })
@@ -83,6 +85,7 @@ function peerA (first: KeyspaceTable) {
     applied,
     dropped,
     removed,
+    participated,
     founded,
     formers,
     grant: () => { grants = true },
@@ -378,5 +381,20 @@ test('the coordinator removes a participant of the group that the table has list
   } finally {
     a.handoff.stop()
     b.handoff.stop()
+  }
+})
+
+test('a partition nobody owns is handed on by an incoming replica that holds its state to the other incoming ones; with an owner, only its coordinator sends', async () => {
+  const ownerless = peerA(table(1, assignment({ incoming: ['a', 'b', 'c'], abandoned: ['b', 'c'], lastOwner: { peer: 'z', generation: 1 } })))
+  const owned = peerA(table(1, assignment({ owners: ['z'], incoming: ['a', 'b', 'c'] })))
+  try {
+    for (const p of [ownerless, owned]) p.setHeld(true, ['a', 'b', 'c'], false)
+    await recheck(ownerless)
+    await recheck(owned)
+    assert.deepEqual([...ownerless.participated].sort(), ['b', 'c'], 'a, holding the state, sends it to b and c (which may be counted in through replicas they no longer hold)')
+    assert.deepEqual(owned.participated, [], 'z sends it')
+  } finally {
+    ownerless.handoff.stop()
+    owned.handoff.stop()
   }
 })

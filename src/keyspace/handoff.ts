@@ -7,9 +7,9 @@
  * - **found**: a founder of a new generation asks the table for its grant (`found`), and
  *   creates the group only once the grant folded;
  * - **send**: one owner of a partition with incoming replicas (its coordinator, chosen by the
- *   partition's number so that the work spreads) adds each one to the group
- *   (`participate`: a Join, then the whole fold pushed), at most `maxParallelMoves` at a time
- *   on this peer, retrying with backoff until the replica is promoted;
+ *   partition's number; with no owner, every incoming replica holding the state) adds each one
+ *   to the group (`participate`: a Join, then the whole fold pushed), at most
+ *   `maxParallelMoves` at a time on this peer, retrying with backoff until it is promoted;
  * - **announce**: an incoming replica whose own Join has folded in its replica holds every
  *   event the owners acknowledged (any later one needs its acknowledgement), so it tells the
  *   table it is `ready`, which promotes it to serving;
@@ -279,6 +279,11 @@ export class Handoff<K, I, O, S> {
       }
       const g = c.groups.get(p, a.generation)
       const held = g.held()
+      const want = (to: Participant): void => {
+        const tk = `${key}|${to}`
+        wantedTransfers.add(tk)
+        if (!this.transfers.has(tk)) this.transfers.set(tk, { partition: p, generation: a.generation, to, phase: 'queued', attempts: 0, since: now, nextAt: now, createdAt: now })
+      }
       if (a.owners.includes(self) || a.incoming.includes(self)) {
         this.listed.add(key)
         this.unlistedSince.delete(key)
@@ -311,11 +316,7 @@ export class Handoff<K, I, O, S> {
         }
         this.missingSince.delete(key)
         if (coordinatorOf(a.owners, p) === self) {
-          for (const to of a.incoming) {
-            const tk = `${key}|${to}`
-            wantedTransfers.add(tk)
-            if (!this.transfers.has(tk)) this.transfers.set(tk, { partition: p, generation: a.generation, to, phase: 'queued', attempts: 0, since: now, nextAt: now, createdAt: now })
-          }
+          for (const to of a.incoming) want(to)
           for (const peer of g.participants().projected) {
             if (a.owners.includes(peer) || a.incoming.includes(peer)) continue
             const sk = `${key}|${peer}`
@@ -335,6 +336,10 @@ export class Handoff<K, I, O, S> {
         if (held) {
           this.missingSince.delete(key)
           this.watch(key, g)
+          // No owner left to send it: a replica that holds the state hands it to the other
+          // incoming ones, so that one its group counts in through a replica it no longer holds
+          // is readmitted (`participate`), and the Joins waiting for it can fold.
+          if (a.owners.length === 0) for (const to of a.incoming) if (to !== self) want(to)
           if (isReady(g, self)) {
             const at = this.announced.get(key)
             if (at === undefined || now - at >= REANNOUNCE_AFTER_MS) { toAnnounce.push([p, a.generation]); this.announced.set(key, now) }
