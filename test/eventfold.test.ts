@@ -233,6 +233,26 @@ describe('acknowledge and reduce', () => {
     assert.ok(compareEventIds(d.infimumId(), eb.id) > 0)
   })
 
+  test('a joiner that takes every participant as departed does not fold past an event one of them held', () => {
+    // The keyspace's link cuts, R = 2, seed 34 (docs/RELIABILITY.md): w, joining, was cut off
+    // from both participants and disassociated them; it stood in for both and folded past b's
+    // write, which a held and b had folded, and its longer history later replaced theirs.
+    const { a, b } = twoPeers()
+    a.participate('w')
+    const w = EventFold.fromSnapshot(a.snapshot(), 'w', logSpec, options)
+    w.acknowledge()
+    const k = b.event('k')
+    sync(b, a) // a holds k and acknowledges it
+    ok(w.mergeDiff(a.diffFor('b')!)) // a's word reaches w (in the diff a has for b), k does not
+    w.disassociate('a')
+    w.disassociate('b')
+    assert.ok(compareEventIds(w.infimumId(), k.id) < 0, 'w must not fold past k, which a said it held')
+    assert.deepEqual(w.infimumParticipants(), ['a', 'b'])
+    sync(a, w) // k arrives
+    assert.deepEqual(w.infimumParticipants(), ['w'])
+    assert.deepEqual(w.infimumValue().applied, ['k'])
+  })
+
   test('a Join folds only once the joining peer has acknowledged it', () => {
     const a = EventFold.create('c', 'a', logSpec, options)
     a.participate('b')

@@ -98,9 +98,34 @@ function holdsEnough<E, S, O> (core: FoldCore<E, S, O>, peer: number, positions:
  * Whether this replica holds `peer`'s logs as far as UnJoin `u` of it needs before it stands
  * in or folds: as far as its stand-in positions say, or, failing that, as far as every
  * remaining participant held them ({@link heldAsFarAsRemaining}).
+ *
+ * When no participant of the infimum remains (each one's UnJoin is pending: this replica
+ * is a joiner, or readmitted, and every participant it knows of is taken as gone), nobody
+ * vouches for what the departing ones held, and this replica has no word of its own in the
+ * infimum: it must hold the positions and as much of `peer`'s logs as any acknowledgement
+ * here says its sender held ({@link heldAsFarAsAnyone}). Otherwise a joiner cut off from
+ * every owner stood in for all of them and folded past a write that two of them had
+ * acknowledged to each other; its longer history then replaced theirs when they met, and the
+ * write was lost on both (docs/RELIABILITY.md, the keyspace's link cuts with R = 2, seed 34).
+ * It waits instead, until a participant's events reach it or the group is given up.
  */
 function positionsHeld<E, S, O> (core: FoldCore<E, S, O>, u: Entry<E, O>, peer: number): boolean {
+  if ((core.infMask & ~core.unjoinMask) === 0n) return holdsEnough(core, peer, u.standIn) && heldAsFarAsAnyone(core, u, peer)
   return holdsEnough(core, peer, u.standIn) || heldAsFarAsRemaining(core, u, peer)
+}
+
+/**
+ * Whether this replica holds as much of each of `peer`'s logs begun before UnJoin `u` as the
+ * newest acknowledgement here of any participant (departing ones too) says its sender held.
+ */
+function heldAsFarAsAnyone<E, S, O> (core: FoldCore<E, S, O>, u: Entry<E, O>, peer: number): boolean {
+  let enough = true
+  const check = (a: Ack<O>): void => {
+    a.holds.forEach((i, since, seq) => { if (i === peer && since <= u.counter && core.held(peer, since) < seq) enough = false })
+  }
+  for (const a of core.latest.values()) check(a)
+  for (const a of core.pending.values()) check(a)
+  return enough
 }
 
 /**
