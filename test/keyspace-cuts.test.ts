@@ -53,3 +53,9 @@ test('random link cuts on the keyspace, seed 14 with keys 2, one way, 12 rounds 
   assert.ok(r.ejections >= 3, `peers were ejected and readmitted (${r.ejections})`)
   assert.equal(r.lost, 0, 'no partition was lost')
 })
+
+test('random link cuts on the keyspace, seed 34 with keys 2, one way, 12 rounds and R = 2: a joiner that took both owners as departed does not stand in for them past a write they held (1 acknowledged write lost from both owners before)', async () => {
+  const r = await keyspaceCutsRun(34, 2, { oneWay: true, rounds: 12, replication: 2 })
+  assert.ok(r.ejections >= 3, `peers were ejected and readmitted (${r.ejections})`)
+  assert.equal(r.lost, 0, 'no partition was lost')
+})
