@@ -59,3 +59,9 @@ test('random link cuts on the keyspace, seed 34 with keys 2, one way, 12 rounds 
   assert.ok(r.ejections >= 3, `peers were ejected and readmitted (${r.ejections})`)
   assert.equal(r.lost, 0, 'no partition was lost')
 })
+
+test('random link cuts on the keyspace, seed 103 with keys 2, one way, 12 rounds: an acknowledgement left waiting is dropped once a newer one of its sender is taken (an owner held 15 writes back for good before)', async () => {
+  const r = await keyspaceCutsRun(103, 2, { oneWay: true, rounds: 12 })
+  assert.ok(r.ejections >= 3, `peers were ejected and readmitted (${r.ejections})`)
+  assert.equal(r.lost, 0, 'no partition was lost')
+})

@@ -168,19 +168,30 @@ export function takeAck<E, S, O> (core: FoldCore<E, S, O>, a: Ack<O>, trusting: 
   if (a.p === core.selfIndex) return false
   if (mustWait(core, a)) {
     const waiting = core.pending.get(a.p)
-    if (waiting === undefined || waiting.total <= a.total) core.pending.set(a.p, a)
+    if (waiting === undefined || supersedes(a, waiting)) core.pending.set(a.p, a)
     // Its infimum says what it folded, and is checked against this replica's own history:
     // that part holds whatever its sender's log.
     return takeInfimum(core, a)
   }
-  // Newer by what it holds, or by its infimum: once its sender folds a log, the log no longer
-  // matters there and leaves its vector, so a newer acknowledgement may hold less in total
-  // (keeping the older one starved the stand-in rule of the sender's infimum past an UnJoin).
   const known = core.latest.get(a.p)
-  if (known === undefined || known.total <= a.total || compareEventIds(a.infId, known.infId) > 0) core.latest.set(a.p, a)
+  if (known === undefined || supersedes(a, known)) core.latest.set(a.p, a)
+  // A waiting one it supersedes is never taken: it would only hold back what it names (an
+  // older one waited for a renegade event of a departing peer, its stand-in positions naming
+  // it, long after the sender's newer acknowledgements had folded past it: keyspace link
+  // cuts, seed 103, docs/RELIABILITY.md).
   const waiting = core.pending.get(a.p)
-  if (waiting !== undefined && waiting.total <= a.total) core.pending.delete(a.p)
+  if (waiting !== undefined && supersedes(a, waiting)) core.pending.delete(a.p)
   return applyAck(core, a, trusting)
+}
+
+/**
+ * Whether acknowledgement `a` is at least as new as `b` of the same sender: by what it holds,
+ * or by its infimum. Once its sender folds a log, the log no longer matters there and leaves
+ * its vector, so a newer acknowledgement may hold less in total (keeping the older one starved
+ * the stand-in rule of the sender's infimum past an UnJoin).
+ */
+function supersedes<O> (a: Ack<O>, b: Ack<O>): boolean {
+  return b.total <= a.total || compareEventIds(a.infId, b.infId) > 0
 }
 
 /** Takes the waiting acknowledgements that the logs this replica now holds make takeable. */
