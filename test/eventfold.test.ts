@@ -253,6 +253,24 @@ describe('acknowledge and reduce', () => {
     assert.deepEqual(w.infimumValue().applied, ['k'])
   })
 
+  test('an acknowledgement kept waiting is dropped once a newer one of its sender is taken, even holding less', () => {
+    // The keyspace's link cuts, seed 103 (docs/RELIABILITY.md): a waiting acknowledgement of a
+    // participant, older by infimum but larger in total than its taken ones, stayed for good
+    // and was read as the participant's newest word.
+    const { a, b } = twoPeers()
+    const own = b.diffFor('a')!.acknowledgements[0]!
+    // Waits at a: its sender says its Join has not folded there, while a counts it in with no
+    // readmission known. It claims more of a's log than a holds, which a reads as a's lag.
+    const waiting = { ...own, joined: false, holds: [...own.holds.filter(h => h.participant !== 'a'), { participant: 'a', since: 1, seq: 50 }].sort((x, y) => x.participant < y.participant ? -1 : 1) }
+    ok(a.mergeDiff({ origin: 'c', acknowledgements: [waiting], runs: [] }))
+    assert.deepEqual(a.aheadOfThis(), ['b'])
+    a.event('x')
+    for (let round = 0; round < 3; round++) { sync(a, b); sync(b, a) }
+    assert.deepEqual(a.infimumValue().applied, ['x'])
+    assert.ok(compareEventIds(a.acknowledgedInfimumOf('b')!, own.infimumId) > 0, 'b acknowledged a newer infimum')
+    assert.deepEqual(a.aheadOfThis(), [], 'the waiting acknowledgement is gone')
+  })
+
   test('a Join folds only once the joining peer has acknowledged it', () => {
     const a = EventFold.create('c', 'a', logSpec, options)
     a.participate('b')
