@@ -65,3 +65,9 @@ test('random link cuts on the keyspace, seed 103 with keys 2, one way, 12 rounds
   assert.ok(r.ejections >= 3, `peers were ejected and readmitted (${r.ejections})`)
   assert.equal(r.lost, 0, 'no partition was lost')
 })
+
+test('random link cuts on the keyspace, seed 92 with keys 2, one way, 12 rounds and R = 2: a last owner readmitted by a sponsor whose table is a generation behind keeps its copy and restores from it (3 partitions and their acknowledged writes lost before)', async () => {
+  const r = await keyspaceCutsRun(92, 2, { oneWay: true, rounds: 12, replication: 2 })
+  assert.ok(r.ejections >= 3, `peers were ejected and readmitted (${r.ejections})`)
+  assert.equal(r.lost, 0, 'no partition was lost')
+})

@@ -334,6 +334,26 @@ test('an owner that holds only a former copy resigns after abandonAfterMs, and k
   }
 })
 
+test('a former copy is kept while the table lists this peer as incoming to that generation, or does not know the generation yet, and let go after', async () => {
+  // Keyspace link cuts with R = 2, seeds 72 and 92 (docs/RELIABILITY.md): a replica dropped
+  // while a move was called back, and a copy of a generation the sponsor's table did not know
+  // yet, were the only copies of their partitions.
+  const a = peerA(table(5, assignment({ generation: 1, owners: ['b'], incoming: ['a'] })))
+  try {
+    a.setHeld(false)
+    await a.clock.advance(31_000) // past the grace after an admission
+    a.formers.set('p:0.1', 'a dropped replica of generation 1')
+    a.formers.set('p:0.2', 'a copy of generation 2, which this table does not know')
+    await recheck(a)
+    assert.deepEqual([...a.formers.keys()].sort(), ['p:0.1', 'p:0.2'])
+    a.setTable(table(6, assignment({ generation: 2, owners: ['b', 'c'] })))
+    await recheck(a)
+    assert.deepEqual([...a.formers.keys()], [], 'let go once the table lists neither')
+  } finally {
+    a.handoff.stop()
+  }
+})
+
 test('a partition that waits for a last owner who stays away is declared lost by its coordinator after lostAfterMs, once', async () => {
   const a = peerA(table(5, assignment({ lastOwner: { peer: 'z', generation: 1 } })))
   try {

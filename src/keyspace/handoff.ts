@@ -44,7 +44,7 @@ import type { Timer } from '../peer/clock.js'
 import { TimeoutError } from '../transport/errors.js'
 import type { MembershipView } from '../peer/services.js'
 import type { KeyspaceParts, PartitionGroup, PartitionGroups } from './context.js'
-import { awaitsLastOwner, type KeyspaceTable, type PartitionRef } from './table.js'
+import { awaitsLastOwner, restoresFrom, type KeyspaceTable, type PartitionRef } from './table.js'
 import type { PartitionState } from './partition-state.js'
 import type { HandoffProgress, ReceivingPartition, ReleasingPartition, SendingPartition } from './handoff-progress.js'
 
@@ -359,14 +359,15 @@ export class Handoff<K, I, O, S> {
     for (const key of [...this.awaitedSince.keys()]) if (!awaited.has(key)) this.awaitedSince.delete(key)
     for (const key of [...this.copylessAt.keys()]) if (!copyless.has(key)) this.copylessAt.delete(key)
     for (const key of [...this.straySince.keys()]) if (!strays.has(key)) this.straySince.delete(key)
-    // A former copy is kept while the table lists this peer as an owner of that generation or
-    // as the last owner of it or of a later one that continues its data (a restore granted but
-    // not carried out), and for a while after each admission whatever the table says: the
-    // sponsor's table may be behind the history the cluster settles on.
+    // A former copy (kept across a rejoin, or of a dropped replica) is kept while the table lists
+    // this peer as an owner or incoming replica of that generation (dropped on a table that moved
+    // it away and back), or as a last owner that may restore from it (`restoresFrom`), while the
+    // table does not know the generation yet (a sponsor's table a generation behind dropped a last
+    // owner's copy), and for a while after each admission whatever the table says of the peer.
     const fresh = now - this.admittedAt < FORMER_GRACE_MS
     c.groups.keepFormers((p, g) => {
       const a = table.assignments[p]
-      return a !== undefined && ((a.generation === g && (fresh || a.owners.includes(self))) || (a.lastOwner?.peer === self && g >= a.dataSince && g <= a.lastOwner.generation))
+      return a !== undefined && (g > a.generation || (a.generation === g && (fresh || a.owners.includes(self) || a.incoming.includes(self))) || restoresFrom(a, self, g))
     })
     for (const key of [...this.receivingSince.keys()]) if (!incomingHere.has(key)) this.receivingSince.delete(key)
     for (const key of [...this.announced.keys()]) if (!incomingHere.has(key)) this.announced.delete(key)

@@ -241,6 +241,15 @@ export function wasLost (before: PartitionAssignment, after: PartitionAssignment
   return before.generation > 0 && after.dataSince > before.generation
 }
 
+/**
+ * Whether `peer`'s copy of generation `generation` is one a restore of the partition may take:
+ * `peer` is its last owner, and the generation lies between the partition's `dataSince` and
+ * the last owner's generation. Such a copy is all the data there is, so it is kept.
+ */
+export function restoresFrom (a: PartitionAssignment, peer: Participant, generation: number): boolean {
+  return a.lastOwner?.peer === peer && generation >= a.dataSince && generation <= a.lastOwner.generation
+}
+
 /** Whether the partition waits for its last owner, which is not a member (see the module comment). */
 export function awaitsLastOwner (table: KeyspaceTable, a: PartitionAssignment): boolean {
   return a.lastOwner !== null && a.owners.length === 0 && a.incoming.length === 0 && !table.members.includes(a.lastOwner.peer)

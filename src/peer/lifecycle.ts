@@ -37,8 +37,9 @@ export interface Incarnation {
   /** Peers known to have merged this peer's latest Join: all of them once it folded. */
   joinWitnesses: ReadonlySet<Participant> | 'all'
   /**
-   * What this peer held in earlier admissions of the groups defined `keepAcrossRejoin`, by
-   * group id (the newest fold of each), until their service lets them go.
+   * What this peer held in earlier admissions of the groups defined `keepAcrossRejoin`, or
+   * held before it forgot its replica, by group id (the newest fold of each), until their
+   * service lets them go.
    */
   readonly former: Map<string, EventFold<unknown, unknown, unknown>>
 }

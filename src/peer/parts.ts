@@ -80,7 +80,7 @@ export interface Parts {
   /**
    * Forgets this peer's state of managed group `id` (after it left the group, or learnt that
    * the group settled without it): the group waits to be given a state again, and its
-   * storage is deleted.
+   * storage is deleted. A group defined `keepAcrossRejoin` keeps the fold as a former one.
    */
   readonly forgetGroup: (id: string) => void
 }
@@ -278,6 +278,9 @@ export function buildParts (inputs: PartInputs): Parts {
     const incarnation = lifecycle.incarnation
     const replica = incarnation?.groups.get(id)
     if (incarnation === undefined || replica === undefined) return
+    // The only copy of a partition may be the one a replica drops on leaving, a move being
+    // called back in the meantime (keyspace link cuts, R = 2, seed 72): the service decides.
+    if (replica.fold !== undefined && replica.definition.keepAcrossRejoin) incarnation.former.set(id, replica.fold)
     incarnation.groups.set(id, groups.waiting(replica.definition))
     persistence.drop(id)
   }

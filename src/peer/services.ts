@@ -92,8 +92,9 @@ export interface ServiceGroups {
   found(id: string, initial?: { readonly state: unknown }): void
   /**
    * The projected state this peer held of managed group `id` in an earlier admission (it was
-   * ejected and admitted again since, which replaced every replica it held), for a group
-   * defined `keepAcrossRejoin` whose former state the service has not let go of; `undefined`
+   * ejected and admitted again since, which replaced every replica it held) or before it forgot
+   * its replica ({@link drop}, or the group settled without it), for a group defined
+   * `keepAcrossRejoin` whose former state the service has not let go of; `undefined`
    * otherwise. A state of the group's type.
    */
   formerState(id: string): FormerState | undefined
@@ -101,7 +102,10 @@ export interface ServiceGroups {
   formers(): string[]
   /** Lets go of what {@link ServiceGroups.formerState} keeps of group `id`. */
   forgetFormer(id: string): void
-  /** Forgets managed group `id` on this peer (after it left it): its state and storage. */
+  /**
+   * Forgets managed group `id` on this peer (after it left it): its replica and storage; a
+   * group defined `keepAcrossRejoin` keeps the state as a former one ({@link formerState}).
+   */
   drop(id: string): void
 }
 

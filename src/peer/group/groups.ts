@@ -44,9 +44,10 @@ export interface GroupOptions<E, S, O> {
   readonly acknowledgeAtOnce?: boolean
   /**
    * Managed groups only: when this peer is admitted again after an ejection (which replaces
-   * every replica it held), keep what it held of the group in the previous admission, readable
-   * with `ServiceGroups.formerState` until the service lets it go. For a service that may found
-   * a successor of the group from that copy: the keyspace restores a partition whose every
+   * every replica it held), or forgets its replica (it left the group, or learnt that the group
+   * settled without it), keep what it held of the group, readable with
+   * `ServiceGroups.formerState` until the service lets it go. For a service that may found a
+   * successor of the group from that copy: the keyspace restores a partition whose every
    * serving replica left the cluster from the copy of the last of them.
    * @default false
    */
