@@ -278,8 +278,9 @@ export function buildParts (inputs: PartInputs): Parts {
     const incarnation = lifecycle.incarnation
     const replica = incarnation?.groups.get(id)
     if (incarnation === undefined || replica === undefined) return
-    // The only copy of a partition may be the one a replica drops on leaving, a move being
-    // called back in the meantime (keyspace link cuts, R = 2, seed 72): the service decides.
+    // A replica dropped on leaving may be the only copy left (its move called back meanwhile,
+    // the table then naming it a partition's last owner: keyspace link cuts, R = 2, seed 72):
+    // the service decides what to keep (`ServiceGroups.forgetFormer`).
     if (replica.fold !== undefined && replica.definition.keepAcrossRejoin) incarnation.former.set(id, replica.fold)
     incarnation.groups.set(id, groups.waiting(replica.definition))
     persistence.drop(id)
