@@ -114,3 +114,34 @@ test('a participant that forgot a managed group the others still count it in ref
     await Promise.all(peers.map(async p => { await p.stop({ leave: false }).catch(() => {}) }))
   }
 })
+
+test('a managed group defined keepAcrossRejoin keeps the state of a replica it drops as a former one until the service lets it go; one not defined so keeps nothing', async () => {
+  // A replica dropped on leaving may be a partition's only copy (docs/RELIABILITY.md, keyspace
+  // link cuts with R = 2, seed 72).
+  const clock = new ManualClock()
+  const net = new FakeNetwork(clock)
+  const svc = defineService({
+    name: 'k',
+    needs: ['groups'],
+    create: ({ groups }) => ({ kept: groups.managed('kept', { spec: counter, keepAcrossRejoin: true }), plain: groups.managed('plain', { spec: counter }), groups })
+  })
+  const p = await startPeer<number, number, number, { k: typeof svc }>({ cluster: 'formers', spec: counter, startup: { mode: 'new' }, services: { k: svc } },
+    { network: async key => await net.node(key), clock, random: seededRandom(1) })
+  try {
+    const { kept, plain, groups } = p.services.k
+    groups.found('kept')
+    groups.found('plain')
+    await kept.applyConsistent(5, { timeoutMs: 1000 })
+    await plain.applyConsistent(7, { timeoutMs: 1000 })
+    groups.drop('kept')
+    groups.drop('plain')
+    assert.equal(kept.held(), false)
+    assert.deepEqual(groups.formerState('kept'), { state: 5 })
+    assert.equal(groups.formerState('plain'), undefined)
+    assert.deepEqual(groups.formers(), ['kept'])
+    groups.forgetFormer('kept')
+    assert.equal(groups.formerState('kept'), undefined)
+  } finally {
+    await p.stop({ leave: false }).catch(() => {})
+  }
+})
