@@ -141,6 +141,8 @@ test('a replica listed again as incoming while it still leaves the group is not 
     a.leave()
     await settleTurns(20)
     assert.deepEqual(a.dropped, ['p:0.1'], 'the old replica is forgotten once a left')
+    // A `ready` sent before it left (seed 72 with R = 2, docs/RELIABILITY.md) must not leave it an owner.
+    assert.deepEqual(a.applied.filter(e => e.type === 'abandon').map(e => e.partitions), [[[0, 1]]], 'it tells the table it holds nothing')
     assert.deepEqual(a.handoff.progress().receiving.map(r => r.phase), ['waiting-for-state'])
   })
 })
@@ -196,6 +198,7 @@ test('a leave that ends with the old state still held drops it', async () => {
     await settleTurns(20)
     assert.deepEqual(a.dropped, ['p:0.1'])
     assert.deepEqual(a.handoff.progress().releasing, [])
+    assert.deepEqual(a.applied.filter(e => e.type === 'abandon'), [], 'not listed: nothing to tell the table')
   }, false)
 })
 

@@ -16,9 +16,10 @@
  * - **release**: a replica the table no longer lists (a move completed, or was cancelled)
  *   stops being served at once (the owner's fence answers `moved`), waits until no request it
  *   accepted is in flight, then leaves the group (an UnJoin it records itself, after every
- *   event of its own) and forgets it. A replica the table has never listed here arrived early
- *   (the coordinator's table listed this peer as incoming before this peer's did): it is kept
- *   for `EARLY_ARRIVAL_GRACE_MS` before it counts as unlisted;
+ *   event of its own) and forgets it (listed again by then, it says `abandon`: a `ready` it
+ *   sent before must not leave it an owner). A replica the table has never listed here arrived
+ *   early (the coordinator's table listed this peer as incoming before this peer's did): it is
+ *   kept for `EARLY_ARRIVAL_GRACE_MS` before it counts as unlisted;
  * - **abandon**: an owner that finds it does not hold its partition (its copy was lost), or
  *   an incoming replica that cannot get the state because no owner is left, says so; the
  *   table refounds a partition only when nobody holds it;
@@ -44,7 +45,7 @@ import type { Timer } from '../peer/clock.js'
 import { TimeoutError } from '../transport/errors.js'
 import type { MembershipView } from '../peer/services.js'
 import type { KeyspaceParts, PartitionGroup, PartitionGroups } from './context.js'
-import { awaitsLastOwner, restoresFrom, type KeyspaceTable, type PartitionRef } from './table.js'
+import { awaitsLastOwner, coordinatorOf, restoresFrom, type KeyspaceTable, type PartitionRef } from './table.js'
 import type { PartitionState } from './partition-state.js'
 import type { HandoffProgress, ReceivingPartition, ReleasingPartition, SendingPartition } from './handoff-progress.js'
 
@@ -360,10 +361,9 @@ export class Handoff<K, I, O, S> {
     for (const key of [...this.copylessAt.keys()]) if (!copyless.has(key)) this.copylessAt.delete(key)
     for (const key of [...this.straySince.keys()]) if (!strays.has(key)) this.straySince.delete(key)
     // A former copy (kept across a rejoin, or of a dropped replica) is kept while the table lists
-    // this peer as an owner or incoming replica of that generation (dropped on a table that moved
-    // it away and back), or as a last owner that may restore from it (`restoresFrom`), while the
-    // table does not know the generation yet (a sponsor's table a generation behind dropped a last
-    // owner's copy), and for a while after each admission whatever the table says of the peer.
+    // this peer as an owner or incoming replica of that generation, or as a last owner that may
+    // restore from it, while the table does not know the generation yet (a sponsor's table a
+    // generation behind dropped a last owner's copy), and for a while after each admission.
     const fresh = now - this.admittedAt < FORMER_GRACE_MS
     c.groups.keepFormers((p, g) => {
       const a = table.assignments[p]
@@ -560,6 +560,10 @@ export class Handoff<K, I, O, S> {
           // forgotten (within one re-check, before leftAlready saw it gone), or the old one
           // readmitting it. Either serves only once isReady says so.
           if (g.held() && !g.readState().projectedParticipants.includes(c.self)) c.groups.drop(r.partition, r.generation)
+          // Listed again meanwhile, it may have said `ready` before leaving: it tells the table it
+          // holds nothing (a stale `ready` made one the last owner of a copy too old: seed 72, R = 2).
+          const a = c.table.current()?.assignments[r.partition]
+          if (a?.generation === r.generation && (a.owners.includes(c.self) || a.incoming.includes(c.self))) this.abandon([[r.partition, r.generation]])
           this.completed.released++
           for (const w of [...this.releaseWaiters]) w()
           this.schedule()
@@ -577,14 +581,6 @@ export class Handoff<K, I, O, S> {
 function isReady<K, I, O, S> (g: PartitionGroup<K, I, O, S>, self: Participant): boolean {
   const state = g.readState()
   return state.joined && state.projectedParticipants.includes(self)
-}
-
-/**
- * The owner that sends a partition to its incoming replicas: one of its owners, picked by the
- * partition's number, so that the transfers of a rebalance spread over every owner.
- */
-export function coordinatorOf (owners: readonly Participant[], partition: number): Participant | undefined {
-  return owners[partition % Math.max(1, owners.length)]
 }
 
 /** How long `key` has been in the state `since` tracks, counting from now if it was not yet. */

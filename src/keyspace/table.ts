@@ -250,6 +250,14 @@ export function restoresFrom (a: PartitionAssignment, peer: Participant, generat
   return a.lastOwner?.peer === peer && generation >= a.dataSince && generation <= a.lastOwner.generation
 }
 
+/**
+ * The owner that sends a partition to its incoming replicas: one of its owners, picked by the
+ * partition's number, so that the transfers of a rebalance spread over every owner.
+ */
+export function coordinatorOf (owners: readonly Participant[], partition: number): Participant | undefined {
+  return owners[partition % Math.max(1, owners.length)]
+}
+
 /** Whether the partition waits for its last owner, which is not a member (see the module comment). */
 export function awaitsLastOwner (table: KeyspaceTable, a: PartitionAssignment): boolean {
   return a.lastOwner !== null && a.owners.length === 0 && a.incoming.length === 0 && !table.members.includes(a.lastOwner.peer)
