@@ -421,3 +421,23 @@ test('a partition nobody owns is handed on by an incoming replica that holds its
     owned.handoff.stop()
   }
 })
+
+test('with no owner, an incoming replica that holds the state removes a participant the table does not list after strayAfterMs; with an owner, it leaves that to the coordinator', async () => {
+  // Fresh-keys link cuts, seed 106 (docs/ARCHITECTURE.md, "Strays"): the group's one settled
+  // participant no longer held a replica, and no owner was left to remove it.
+  const ownerless = peerA(table(1, assignment({ incoming: ['a', 'b'], lastOwner: { peer: 'z', generation: 1 } })))
+  const owned = peerA(table(1, assignment({ owners: ['b'], incoming: ['a'] })))
+  try {
+    for (const p of [ownerless, owned]) p.setHeld(true, ['a', 'b', 'y'], false)
+    await recheck(ownerless)
+    await recheck(owned)
+    await ownerless.clock.advance(61_000)
+    await owned.clock.advance(61_000)
+    await settleTurns(20)
+    assert.deepEqual(ownerless.removed, ['y'], 'y, which the table lists neither as owner nor as incoming, is removed')
+    assert.deepEqual(owned.removed, [], 'b, the owner, removes it')
+  } finally {
+    ownerless.handoff.stop()
+    owned.handoff.stop()
+  }
+})

@@ -32,9 +32,9 @@
  * - **declare lost**: a partition whose last owner stays away `lostAfterMs` is declared lost
  *   by its coordinator among the members (`lost`), and the table refounds it empty;
  * - **remove strays**: a participant of a partition's group that the table has listed neither
- *   as an owner nor as incoming for `strayAfterMs` is removed by the coordinator (an UnJoin):
- *   a peer readmitted to the cluster no longer holds the replica, and may never have said so
- *   (docs/ARCHITECTURE.md, "Strays").
+ *   as an owner nor as incoming for `strayAfterMs` is removed (an UnJoin) by the coordinator,
+ *   or with no owner by each incoming replica holding the state: a peer readmitted to the
+ *   cluster may no longer hold the replica, and never say so (docs/ARCHITECTURE.md, "Strays").
  *
  * Progress is kept per move and shown by `stats()`, so a handoff that stalls is visible.
  *
@@ -280,6 +280,15 @@ export class Handoff<K, I, O, S> {
       }
       const g = c.groups.get(p, a.generation)
       const held = g.held()
+      // Participants the table lists neither as owners nor as incoming: removed after `strayAfterMs`.
+      const findStrays = (): void => {
+        for (const peer of g.participants().projected) {
+          if (a.owners.includes(peer) || a.incoming.includes(peer)) continue
+          const sk = `${key}|${peer}`
+          strays.add(sk)
+          if (elapsedSince(this.straySince, sk, now) >= this.settings.strayAfterMs) toRemove.push({ g, peer, key: sk })
+        }
+      }
       const want = (to: Participant): void => {
         const tk = `${key}|${to}`
         wantedTransfers.add(tk)
@@ -318,12 +327,7 @@ export class Handoff<K, I, O, S> {
         this.missingSince.delete(key)
         if (coordinatorOf(a.owners, p) === self) {
           for (const to of a.incoming) want(to)
-          for (const peer of g.participants().projected) {
-            if (a.owners.includes(peer) || a.incoming.includes(peer)) continue
-            const sk = `${key}|${peer}`
-            strays.add(sk)
-            if (elapsedSince(this.straySince, sk, now) >= this.settings.strayAfterMs) toRemove.push({ g, peer, key: sk })
-          }
+          findStrays()
         }
       } else if (a.incoming.includes(self)) {
         incomingHere.add(key)
@@ -339,8 +343,9 @@ export class Handoff<K, I, O, S> {
           this.watch(key, g)
           // No owner left to send it: a replica that holds the state hands it to the other
           // incoming ones, so that one its group counts in through a replica it no longer holds
-          // is readmitted (`participate`), and the Joins waiting for it can fold.
-          if (a.owners.length === 0) for (const to of a.incoming) if (to !== self) want(to)
+          // is readmitted (`participate`), and the Joins waiting for it can fold; and it removes
+          // strays, whose acknowledgements those Joins wait for too (fresh keys, seed 106).
+          if (a.owners.length === 0) { for (const to of a.incoming) if (to !== self) want(to); findStrays() }
           if (isReady(g, self)) {
             const at = this.announced.get(key)
             if (at === undefined || now - at >= REANNOUNCE_AFTER_MS) { toAnnounce.push([p, a.generation]); this.announced.set(key, now) }
