@@ -26,7 +26,8 @@ const replays: readonly Replay[] = [
   { seed: 34, keys: 2, options: { ...harsh, replication: 2 }, shows: 'a joiner that took both owners as departed does not stand in for them past a write they held (1 acknowledged write lost from both owners before)' },
   { seed: 103, keys: 2, options: harsh, shows: 'an acknowledgement left waiting is dropped once a newer one of its sender is taken (an owner held 15 writes back for good before)' },
   { seed: 92, keys: 2, options: { ...harsh, replication: 2 }, shows: 'a last owner readmitted by a sponsor whose table is a generation behind keeps its copy and restores from it (3 partitions and their acknowledged writes lost before)' },
-  { seed: 72, keys: 2, options: { ...harsh, replication: 2 }, shows: 'a replica that drops its state while listed again tells the table, so a ready it sent before leaving does not make it the last owner of a stale copy (3 acknowledged writes lost from both owners before; earlier still, the partition)' }
+  { seed: 72, keys: 2, options: { ...harsh, replication: 2 }, shows: 'a replica that drops its state while listed again tells the table, so a ready it sent before leaving does not make it the last owner of a stale copy (3 acknowledged writes lost from both owners before; earlier still, the partition)' },
+  { seed: 144, keys: 2, options: { ...harsh, replication: 2 }, shows: 'with no owner, an incoming replica that holds the state removes a participant the table does not list, whose acknowledgement the incoming replicas\' Joins wait for (partitions never served again before)' }
 ]
 
 for (const { seed, keys, options = {}, shows, ejects } of replays) {
