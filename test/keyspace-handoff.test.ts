@@ -172,6 +172,7 @@ test('a state taken anew within one re-check of forgetting the old one is kept w
     a.leave()
     await settleTurns(20)
     assert.deepEqual(a.dropped, [], 'the new state names a: it is not the replica a left')
+    assert.deepEqual(a.applied.filter(e => e.type === 'abandon'), [], 'it holds the state: nothing to tell the table')
     assert.deepEqual(a.handoff.progress().releasing, [])
     await recheck(a)
     assert.deepEqual(announced(a), [[[0, 1]]], 'ready on the new state')

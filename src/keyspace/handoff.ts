@@ -561,14 +561,14 @@ export class Handoff<K, I, O, S> {
         .finally(() => {
           if (this.releases.get(key) !== r) return // listed again meanwhile: keep it
           this.releases.delete(key)
-          // Dropped unless it names this peer again: a state taken anew after the old one was
-          // forgotten (within one re-check, before leftAlready saw it gone), or the old one
-          // readmitting it. Either serves only once isReady says so.
-          if (g.held() && !g.readState().projectedParticipants.includes(c.self)) c.groups.drop(r.partition, r.generation)
-          // Listed again meanwhile, it may have said `ready` before leaving: it tells the table it
-          // holds nothing (a stale `ready` made one the last owner of a copy too old: seed 72, R = 2).
-          const a = c.table.current()?.assignments[r.partition]
-          if (a?.generation === r.generation && (a.owners.includes(c.self) || a.incoming.includes(c.self))) this.abandon([[r.partition, r.generation]])
+          // Dropped unless it names this peer again (a state taken anew after the old one was
+          // forgotten, or the old one readmitting it): either serves only once isReady says so.
+          if (g.held() && !g.readState().projectedParticipants.includes(c.self)) {
+            c.groups.drop(r.partition, r.generation)
+            // Listed again, it may have sent `ready` before leaving: it says it holds nothing (seed 72).
+            const a = c.table.current()?.assignments[r.partition]
+            if (a?.generation === r.generation && (a.owners.includes(c.self) || a.incoming.includes(c.self))) this.abandon([[r.partition, r.generation]])
+          }
           this.completed.released++
           for (const w of [...this.releaseWaiters]) w()
           this.schedule()
