@@ -37,6 +37,7 @@ function peerA (first: KeyspaceTable) {
   const formers = new Map<string, unknown>()
   const founded: Array<{ id: string, initial: unknown }> = []
   let projected = ['b', 'c']
+  let settled = ['a', 'b', 'c']
   let joined = true
   let leave: () => void = () => {}
   const dropped: string[] = []
@@ -48,7 +49,7 @@ function peerA (first: KeyspaceTable) {
     // recorded: a is not among the projected participants, unless a state taken anew (or a
     // readmission) names it again.
     readState: () => ({ participants: ['a', 'b', 'c'], projectedParticipants: projected, joined }),
-    participants: () => ({ settled: ['a', 'b', 'c'], projected }),
+    participants: () => ({ settled, projected }),
     subscribe: () => () => {},
     participate: async (peer: string) => { participated.push(peer); return { reached: [peer], unreachable: [] } },
     disassociate: async (peer: string) => {
@@ -94,7 +95,9 @@ function peerA (first: KeyspaceTable) {
     /** a was ejected and admitted again: every replica it held was replaced. */
     readmit: () => { admission++ },
     /** What a's replica holds now: whether any, who it names, whether a's own Join folded there. */
-    setHeld: (h: boolean, participants: string[] = projected, hasJoined = joined) => { held = h; projected = participants; joined = hasJoined }
+    setHeld: (h: boolean, participants: string[] = projected, hasJoined = joined) => { held = h; projected = participants; joined = hasJoined },
+    /** The participants a's replica's infimum lists. */
+    setSettled: (participants: string[]) => { settled = participants }
   }
 }
 
@@ -440,5 +443,28 @@ test('with no owner, an incoming replica that holds the state removes a particip
   } finally {
     ownerless.handoff.stop()
     owned.handoff.stop()
+  }
+})
+
+test('with no owner, an incoming replica whose Join has not folded in the state it holds abandons after abandonAfterMs; joined, or with an owner, it waits', async () => {
+  // Harsh link cuts with R = 2, seed 34 (after the owner check of 2026-12-07): every
+  // participant of the group had let its replica go, so a's Join could never fold, and a,
+  // holding the state, neither became ready nor abandoned: the partition stalled for good.
+  const pending = peerA(table(1, assignment({ incoming: ['a', 'b'], lastOwner: { peer: 'b', generation: 1 } })))
+  const joined = peerA(table(1, assignment({ incoming: ['a', 'b'], lastOwner: { peer: 'b', generation: 1 } })))
+  const owned = peerA(table(1, assignment({ owners: ['b'], incoming: ['a'] })))
+  try {
+    for (const p of [pending, joined, owned]) p.setHeld(true, ['b', 'c'], false)
+    pending.setSettled(['b', 'c'])
+    owned.setSettled(['b', 'c'])
+    joined.setSettled(['a', 'b', 'c'])
+    for (const p of [pending, joined, owned]) await recheck(p)
+    for (const p of [pending, joined, owned]) await p.clock.advance(61_000)
+    await settleTurns(20)
+    assert.deepEqual(pending.applied.map(e => [e.type, 'partitions' in e ? e.partitions : []]), [['abandon', [[0, 1]]]])
+    assert.deepEqual(joined.applied.filter(e => e.type === 'abandon'), [], 'a participant there waits for the others\' acknowledgements')
+    assert.deepEqual(owned.applied.filter(e => e.type === 'abandon'), [], 'b, the owner, can still add a')
+  } finally {
+    for (const p of [pending, joined, owned]) p.handoff.stop()
   }
 })

@@ -3,7 +3,9 @@
  * of its partition (capped by the table's replication and members). Held by fewer, nothing is
  * applied and the answer is `unavailable` (the caller retries elsewhere or later); folded on
  * fewer (the others left meanwhile), the input stays applied but the answer is `timeout`: its
- * outcome is not known, since a replica alone may be one side of a split.
+ * outcome is not known, since a replica alone may be one side of a split. Only replicas the
+ * table lists as owners count: a partition whose owners all left is restored from the last
+ * one's copy, which holds nothing folded without it.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -21,7 +23,7 @@ const assignment: PartitionAssignment = { generation: 1, owners: ['a', 'b', 'c']
 
 /** Owner `a` of partition 0 (R = 3 of members a - d); its group's participants are `settled` and `projected`. */
 function ownerA (participants: { settled: string[], projected: string[] }, minReplicas = 2) {
-  const table: KeyspaceTable = { partitions: 1, replication: 3, version: 1, members: ['a', 'b', 'c', 'd'], draining: [], assignments: [assignment] }
+  let table: KeyspaceTable = { partitions: 1, replication: 3, version: 1, members: ['a', 'b', 'c', 'd'], draining: [], assignments: [assignment] }
   const applied: unknown[] = []
   let fold: (() => void) | undefined
   const group = {
@@ -52,7 +54,15 @@ function ownerA (participants: { settled: string[], projected: string[] }, minRe
     idle: () => {}
   })
   const message = (input: string): RequestMessage => ({ version: 1, partition: 0, generation: 1, budgetMs: 10_000, consistency: 'agreed', key: new TextEncoder().encode('k'), input: encodeWith(jsonCodec, input) })
-  return { owner, applied, counters, message, fold: () => { fold?.() }, setParticipants: (p: { settled: string[], projected: string[] }) => { participants = p } }
+  return {
+    owner,
+    applied,
+    counters,
+    message,
+    fold: () => { fold?.() },
+    setParticipants: (p: { settled: string[], projected: string[] }) => { participants = p },
+    setAssignment: (a: Partial<PartitionAssignment>) => { table = { ...table, version: table.version + 1, assignments: [{ ...table.assignments[0]!, ...a }] } }
+  }
 }
 
 test('an agreed request to a partition held by fewer replicas than minReplicas is not applied: answered unavailable', async () => {
@@ -93,4 +103,30 @@ test('two replicas of three are enough by default; with minReplicas 1 one is, an
   await settleTurns(20)
   capped.fold()
   assert.equal((await r9).kind, 'ok', 'capped by the replication (3)')
+})
+
+test('only replicas the table lists as owners count: an incoming replica holding the group does not', async () => {
+  const a = ownerA({ settled: ['a', 'd'], projected: ['a', 'd'] })
+  a.setAssignment({ owners: ['a'], incoming: ['d'] })
+  const reply = await a.owner.request(a.message('x'))
+  assert.equal(reply.kind, 'unavailable')
+  assert.match((reply as { message: string }).message, /1 replica\(s\) of the partition hold it here, fewer than the 2/)
+  assert.deepEqual(a.applied, [], 'nothing applied')
+})
+
+test('an agreed request whose input folded only on replicas the table no longer lists as owners is answered timeout: the partition restores from its last owner, which stood aside', async () => {
+  // Harsh seed 214 with R = 2: both owners were ejected while the input waited; the table made
+  // one of them the last owner (its copy restores the partition), and the input folded among a
+  // releasing and an incoming replica, standing in for both owners: the restore lacked it.
+  const a = ownerA({ settled: ['a', 'b', 'c', 'd'], projected: ['a', 'b', 'c', 'd'] })
+  const reply = a.owner.request(a.message('x'))
+  await settleTurns(20)
+  assert.deepEqual(a.applied, ['x'])
+  a.setAssignment({ owners: [], incoming: ['a', 'd'], lastOwner: { peer: 'b', generation: 1 } })
+  a.setParticipants({ settled: ['a', 'b', 'c', 'd'], projected: ['a', 'd'] })
+  a.fold()
+  const r = await reply
+  assert.equal(r.kind, 'timeout')
+  assert.match((r as { message: string }).message, /folded on 0 replica\(s\) of the partition, fewer than the 2/)
+  assert.equal(a.counters.tooFewReplicas, 1)
 })

@@ -21,8 +21,8 @@
  *   early (the coordinator's table listed this peer as incoming before this peer's did): it is
  *   kept for `EARLY_ARRIVAL_GRACE_MS` before it counts as unlisted;
  * - **abandon**: an owner that finds it does not hold its partition (its copy was lost), or
- *   an incoming replica that cannot get the state because no owner is left, says so; the
- *   table refounds a partition only when nobody holds it;
+ *   an incoming replica that cannot get the state, or join it, because no owner is left,
+ *   says so; the table refounds a partition only when nobody holds it;
  * - **restore**: the last owner of a partition nobody serves any more (the table's
  *   `lastOwner`), admitted again, founds the next generation from its copy: the replica it
  *   held before its rejoin (kept across it: `ServiceGroups.formerState`), or still holds. With
@@ -129,10 +129,7 @@ export class Handoff<K, I, O, S> {
   private readonly receivingSince = new Map<string, number>()
   /** Since when each partition this peer should hold has been seen without its state. */
   private readonly missingSince = new Map<string, number>()
-  /**
-   * Partition groups (by key) some table seen here listed this peer for, as owner or incoming,
-   * in the current admission (`admission`): a rejoin replaces every replica.
-   */
+  /** Partition groups some table listed this peer for in this admission (a rejoin replaces every replica). */
   private readonly listed = new Set<string>()
   private admission = 0
   /** When `admission` last changed. */
@@ -338,7 +335,9 @@ export class Handoff<K, I, O, S> {
         // they acknowledged since. The release drops it (or the peer forgets it first, on
         // learning the group settled without it); the state comes anew after that.
         if (held && this.releases.get(key)?.phase === 'leaving') continue
-        if (held) {
+        // Held but not joined (its Join pending) with no owner left: if every participant let its
+        // replica go, the Join never folds, so it abandons as one without the state (seed 34, R 2).
+        if (held && (a.owners.length > 0 || g.participants().settled.includes(self))) {
           this.missingSince.delete(key)
           this.watch(key, g)
           // No owner left to send it: a replica that holds the state hands it to the other
@@ -579,9 +578,8 @@ export class Handoff<K, I, O, S> {
 
 /**
  * Whether this peer's replica of `g` holds everything acknowledged: its own Join has folded
- * there (and no readmission of it is pending, whose infimum would list it only through its
- * earlier membership), and it is not leaving (an UnJoin of it recorded: the others may have
- * gone on without it).
+ * there (no readmission of it pending, whose infimum lists it only through its earlier
+ * membership), and it is not leaving (an UnJoin of it recorded: the others may have gone on).
  */
 function isReady<K, I, O, S> (g: PartitionGroup<K, I, O, S>, self: Participant): boolean {
   const state = g.readState()

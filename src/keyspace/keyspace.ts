@@ -63,7 +63,9 @@ export interface KeyspaceOptions<K, I, O, S> extends KeyspaceApplication<K, I, O
    * that folds on fewer (the others left the partition's group: ejected, crashed, or cut off
    * and taken as departed on one side of a split) stays applied there, but its request fails
    * with `RequestTimeoutError` (its outcome is not known), since that replica alone may be on
-   * the losing side of a split. Writes wait for a new replica meanwhile, which handoff adds.
+   * the losing side of a split. Only replicas the table lists as owners count (an incoming one
+   * is not restored from if every owner goes). Writes wait for a new replica meanwhile, which
+   * handoff adds.
    * @default 2
    */
   readonly minReplicas?: number

@@ -27,7 +27,7 @@ import { ConsistencyTimeoutError, EjectedError, GroupNotReadyError, StoppedError
 import { TimeoutError } from '../transport/errors.js'
 import type { KeyspaceParts, PartitionGroup, PartitionGroups } from './context.js'
 import { MAX_BATCH, decodeKey, indexOf, keyIdOf, recordsAfter, keyBytes, type KeyCodec, type PartitionOutput, type PartitionRequest } from './partition-state.js'
-import type { KeyspaceTable } from './table.js'
+import type { KeyspaceTable, PartitionRef } from './table.js'
 import type { MovedAnswer, RequestMessage, RequestReply, SearchMessage, SearchPartReply } from './wire.js'
 
 /** How long an owner waits for its table to catch up with a caller's, or for a state to arrive. */
@@ -64,6 +64,8 @@ interface Waiting<K, I, O> {
 /** One partition group's requests on this owner: those waiting for an event, and the events in flight. */
 interface Queue<K, I, O, S> {
   readonly group: PartitionGroup<K, I, O, S>
+  readonly partition: number
+  readonly generation: number
   readonly agreed: Array<Waiting<K, I, O>>
   readonly one: Array<Waiting<K, I, O>>
   scheduled: boolean
@@ -133,11 +135,11 @@ export class Owner<K, I, O, S> {
     const { group, key } = fenced
     // Not applied while too few replicas hold the partition: the caller retries, and handoff
     // adds a replica meanwhile.
-    const short = m.consistency === 'agreed' ? this.replicasShort(group) : undefined
+    const short = m.consistency === 'agreed' ? this.replicasShort(group, m.partition, m.generation) : undefined
     if (short !== undefined) return { kind: 'unavailable', message: `${short.holding} replica(s) of the partition hold it here, fewer than the ${short.needed} an agreed request needs` }
     this.inflight.set(key, (this.inflight.get(key) ?? 0) + 1)
     try {
-      const out = await this.enqueue(key, group, m.consistency, request, deadline)
+      const out = await this.enqueue(key, group, [m.partition, m.generation], m.consistency, request, deadline)
       c.counters.served++
       if (out instanceof Error) {
         if (out instanceof NotAppliedError) return { kind: 'unavailable', message: out.message }
@@ -162,10 +164,10 @@ export class Owner<K, I, O, S> {
   }
 
   /** Queues `request` for its group's next event; resolves with its output (or the error that ended it). */
-  private async enqueue (key: string, group: PartitionGroup<K, I, O, S>, consistency: 'agreed' | 'one', request: PartitionRequest<K, I>, deadline: number): Promise<PartitionOutput<O> | Error> {
+  private async enqueue (key: string, group: PartitionGroup<K, I, O, S>, [partition, generation]: PartitionRef, consistency: 'agreed' | 'one', request: PartitionRequest<K, I>, deadline: number): Promise<PartitionOutput<O> | Error> {
     let queue = this.queues.get(key)
     if (queue === undefined) {
-      queue = { group, agreed: [], one: [], scheduled: false, inFlight: 0 }
+      queue = { group, partition, generation, agreed: [], one: [], scheduled: false, inFlight: 0 }
       this.queues.set(key, queue)
     }
     const q = queue
@@ -225,7 +227,7 @@ export class Owner<K, I, O, S> {
     try {
       settled = queue.group.applyConsistent(chunk.map(w => w.request), { timeoutMs: Math.max(1, latest - clock.now()) }).then(
         outputs => {
-          const short = this.replicasShort(queue.group)
+          const short = this.replicasShort(queue.group, queue.partition, queue.generation)
           if (short !== undefined) this.c.counters.tooFewReplicas += chunk.length
           const failure = short === undefined ? undefined : new TooFewReplicasError(`the input folded on ${short.holding} replica(s) of the partition, fewer than the ${short.needed} an agreed request needs: it stays applied there, and may be lost`)
           chunk.forEach((w, k) => { w.settle(failure ?? outputs[k] ?? new Error('no output for the request')) })
@@ -246,17 +248,24 @@ export class Owner<K, I, O, S> {
 
   /**
    * How far the group is short of the replicas an `agreed` answer needs, if it is: its settled
-   * participants whose UnJoin is not pending, against `minReplicas` capped by the table's
-   * replication and members. A replica that took every other as departed may be one side of a
-   * split, the other side going on without it (docs/RELIABILITY.md, "Known failures"); what it
-   * alone folded would be lost when the two meet, so it is not reported as done.
+   * participants whose UnJoin is not pending and that the table lists as serving owners of the
+   * partition's generation, against `minReplicas` capped by the table's replication and
+   * members. A replica that took every other as departed may be one side of a split, the other
+   * side going on without it (docs/RELIABILITY.md, "Known failures"); what it alone folded
+   * would be lost when the two meet, so it is not reported as done. Only owners count: when the
+   * last of them leaves, the partition is restored from that one's copy (the table's
+   * `lastOwner`), and an input folded among replicas that stood in for it is not in that copy
+   * (harsh seed 214: an incoming and a releasing replica folded a write after both owners'
+   * ejection, and the restore from the last owner lacked it).
    */
-  private replicasShort (group: PartitionGroup<K, I, O, S>): { readonly holding: number, readonly needed: number } | undefined {
+  private replicasShort (group: PartitionGroup<K, I, O, S>, partition: number, generation: number): { readonly holding: number, readonly needed: number } | undefined {
     const table = this.c.table.current()
     if (table === undefined) return undefined
     const needed = Math.min(this.c.minReplicas, table.replication, table.members.length)
+    const a = table.assignments[partition]
+    const owners = a?.generation === generation ? a.owners : []
     const { settled, projected } = group.participants()
-    const holding = settled.filter(p => projected.includes(p)).length
+    const holding = settled.filter(p => projected.includes(p) && owners.includes(p)).length
     return holding >= needed ? undefined : { holding, needed }
   }
 
