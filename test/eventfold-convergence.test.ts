@@ -35,6 +35,16 @@ test('a replica rebuilt from a checkpoint, the events that moved its infimum sin
   assert.ok(refolded > 0, 'some records held events to fold again')
 })
 
+test('with ejections by quorum (the failure detector\'s), replicas converge the same way once the peers that are gone are removed without it', () => {
+  fc.assert(
+    fc.property(
+      fc.record({ seed: fc.integer(), peers: fc.integer({ min: 2, max: 7 }), steps: fc.integer({ min: 10, max: 300 }), firstHand: fc.boolean(), liveEjections: fc.boolean() }),
+      plan => { runSimulation({ ...plan, quorumEjections: true }) }
+    ),
+    propertyParameters('eventfold convergence, ejections by quorum', 200)
+  )
+})
+
 test('first-hand merges converge the same way: believing each replica only about itself loses nothing', () => {
   fc.assert(
     fc.property(

@@ -59,6 +59,21 @@ function sync<S> (from: EventFold<string, S, string>, to: EventFold<string, S, s
   if (!r.ok) ok(to.mergeFull(from.snapshot()))
 }
 
+/** A cluster of `names`, the first creating it and adding the others one by one, all settled. */
+function peers<N extends readonly string[]> (names: N): { [K in keyof N]: EventFold<string, Log, string> } {
+  const all = [EventFold.create('c', names[0]!, logSpec, options)]
+  for (const name of names.slice(1)) {
+    all[0]!.participate(name)
+    for (const f of all.slice(1)) sync(all[0]!, f)
+    const joiner = EventFold.fromSnapshot(all[0]!.snapshot(), name, logSpec, options)
+    joiner.acknowledge()
+    all.push(joiner)
+    for (let round = 0; round < 3; round++) for (const f of all) for (const t of all) if (f !== t) sync(f, t)
+  }
+  for (const f of all) assert.deepEqual(f.infimumParticipants(), [...names].sort())
+  return all as { [K in keyof N]: EventFold<string, Log, string> }
+}
+
 describe('creating a fold', () => {
   test('a new fold has one participant, a bottom infimum and the join hook applied to it', () => {
     const f = EventFold.create('cluster', 'a', logSpec, options)
@@ -231,6 +246,61 @@ describe('acknowledge and reduce', () => {
     assert.deepEqual(d.infimumValue(), a.infimumValue())
     assert.ok(a.infimumValue().applied.includes('e_b'))
     assert.ok(compareEventIds(d.infimumId(), eb.id) > 0)
+  })
+
+  test('an ejection with quorum stands in only while a strict majority remains: two sides of a split each ejecting the other fold nothing new', () => {
+    // The keyspace's link cuts, seed 293 (docs/RELIABILITY.md): of four peers, each side of two
+    // had the failure detector eject the other two; both folded on, and became two clusters.
+    const [a, b, c, d] = peers(['a', 'b', 'c', 'd'] as const)
+    a.disassociate('c', { quorum: true })
+    b.disassociate('d', { quorum: true })
+    c.disassociate('a', { quorum: true })
+    d.disassociate('b', { quorum: true })
+    const x = a.event('x')
+    const y = c.event('y')
+    for (let round = 0; round < 3; round++) { sync(a, b); sync(b, a); sync(c, d); sync(d, c) }
+    for (const f of [a, b, c, d]) {
+      assert.deepEqual(f.infimumParticipants(), ['a', 'b', 'c', 'd'], `${f.self} keeps every participant`)
+      assert.deepEqual(f.infimumValue().applied, [], `${f.self} folds nothing new`)
+    }
+    assert.deepEqual(a.projectedParticipants(), ['a', 'b'])
+    // The split heals: the four UnJoins fold in their order, and every replica agrees.
+    const all = [a, b, c, d]
+    for (let round = 0; round < 4; round++) for (const from of all) for (const to of all) if (from !== to) sync(from, to)
+    const settled = a.infimumParticipants()
+    assert.deepEqual(settled, ['a', 'b'], 'the first ejection ordered, of c, folded; the ones c and d made are dropped with them')
+    assert.deepEqual(b.infimumDigest(), a.infimumDigest())
+    assert.deepEqual(a.infimumValue().applied, ['x'], 'x folded; y, made by c after the UnJoin that removed it, never does')
+    assert.ok(compareEventIds(a.infimumId(), x.id) >= 0)
+    void y
+  })
+
+  test('with a strict majority left an ejection with quorum stands in; without one only an UnJoin without quorum does (an operator\'s, or a leaver\'s)', () => {
+    const [a, b, c] = peers(['a', 'b', 'c'] as const)
+    a.disassociate('c', { quorum: true })
+    a.event('x')
+    sync(a, b)
+    sync(b, a)
+    assert.deepEqual(a.infimumParticipants(), ['a', 'b'], '2 of 3 remain: c is removed')
+    assert.deepEqual(a.infimumValue().applied, ['x'])
+    void c
+    const pair = twoPeers()
+    pair.a.disassociate('b', { quorum: true })
+    pair.a.event('y')
+    assert.deepEqual(pair.a.infimumParticipants(), ['a', 'b'], '1 of 2 is no majority')
+    pair.a.disassociate('b')
+    assert.deepEqual(pair.a.infimumParticipants(), ['a'], 'an operator\'s ejection needs none')
+    assert.deepEqual(pair.a.infimumValue().applied, ['y'])
+    // A participant leaving of its own accord is not counted: of a, b and c (d left), a and b
+    // are a majority.
+    const [e, f, g, h] = peers(['a', 'b', 'c', 'd'] as const)
+    h.disassociate('d')
+    sync(h, e)
+    sync(h, f)
+    e.disassociate('c', { quorum: true })
+    for (let round = 0; round < 3; round++) { sync(e, f); sync(f, e) }
+    assert.deepEqual(e.infimumParticipants(), ['a', 'b'])
+    void g
   })
 
   test('a joiner that takes every participant as departed does not fold past an event one of them held', () => {

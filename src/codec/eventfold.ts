@@ -66,6 +66,7 @@ import {
   TAG_JOIN,
   TAG_THREW,
   TAG_UNJOIN,
+  TAG_UNJOIN_QUORUM,
   checkBytes,
   collectBody,
   readBase,
@@ -436,7 +437,7 @@ function writeLogLink<E, S, O> (w: Writer, previous: Uint8Array, id: EventId, de
   switch (delta.kind) {
     case 'event': w.writeUint8(TAG_EVENT); codecs.event.encode(delta.event, w); break
     case 'join': w.writeUint8(TAG_JOIN); w.writeString(delta.participant); break
-    case 'unjoin': w.writeUint8(TAG_UNJOIN); w.writeString(delta.participant); break
+    case 'unjoin': w.writeUint8(delta.quorum === true ? TAG_UNJOIN_QUORUM : TAG_UNJOIN); w.writeString(delta.participant); break
   }
 }
 

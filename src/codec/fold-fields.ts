@@ -30,6 +30,8 @@ export const TAG_UNJOIN = 3
 export const TAG_FAILED = 4
 /** A user event that failed here: its `apply` threw. */
 export const TAG_THREW = 5
+/** An UnJoin that stands in only for a majority (the failure detector's ejections: `quorum`). */
+export const TAG_UNJOIN_QUORUM = 6
 
 /**
  * Most heads one signature covers when a creator signs the heads of several groups together
@@ -76,7 +78,7 @@ export function writeBody<E, S, O> (w: Writer, table: ParticipantTableWriter, co
   switch (delta.kind) {
     case 'event': w.writeUint8(TAG_EVENT); codecs.event.encode(delta.event, w); break
     case 'join': w.writeUint8(TAG_JOIN); table.writeParticipant(w, delta.participant); break
-    case 'unjoin': w.writeUint8(TAG_UNJOIN); table.writeParticipant(w, delta.participant); break
+    case 'unjoin': w.writeUint8(delta.quorum === true ? TAG_UNJOIN_QUORUM : TAG_UNJOIN); table.writeParticipant(w, delta.participant); break
     default: throw new EncodeError(`a log holds no delta of kind ${String((delta as { kind: unknown }).kind)}`)
   }
 }
@@ -86,6 +88,7 @@ export function readBody<E, S, O> (r: Reader, table: ParticipantTableReader, cod
     case TAG_EVENT: return { kind: 'event', event: codecs.event.decode(r, limits) }
     case TAG_JOIN: return { kind: 'join', participant: table.readParticipant(r) }
     case TAG_UNJOIN: return { kind: 'unjoin', participant: table.readParticipant(r) }
+    case TAG_UNJOIN_QUORUM: return { kind: 'unjoin', participant: table.readParticipant(r), quorum: true }
     default: throw new DecodeError('bad-tag', `unknown body tag ${tag} at offset ${r.offset - 1}`)
   }
 }

@@ -43,7 +43,7 @@ export type Failure<O> =
 export type InternalDelta<E, O> =
   | { readonly kind: 'event', readonly event: E }
   | { readonly kind: 'join', readonly peer: number }
-  | { readonly kind: 'unjoin', readonly peer: number }
+  | { readonly kind: 'unjoin', readonly peer: number, readonly quorum?: true }
   | {
     readonly kind: 'error'
     failure: Failure<O>
@@ -523,7 +523,7 @@ export class FoldCore<E, S, O> {
     switch (d.kind) {
       case 'event': return d
       case 'join': return { kind: 'join', participant: this.table.name(d.peer) }
-      case 'unjoin': return { kind: 'unjoin', participant: this.table.name(d.peer) }
+      case 'unjoin': return d.quorum === true ? { kind: 'unjoin', participant: this.table.name(d.peer), quorum: true } : { kind: 'unjoin', participant: this.table.name(d.peer) }
       case 'error': {
         const errorAcks = this.table.cachedList(d.errorAcks, cache)
         const event = d.source.event
@@ -537,7 +537,7 @@ export class FoldCore<E, S, O> {
     switch (d.kind) {
       case 'event': return d
       case 'join': return { kind: 'join', participant: this.table.name(d.peer) }
-      case 'unjoin': return { kind: 'unjoin', participant: this.table.name(d.peer) }
+      case 'unjoin': return d.quorum === true ? { kind: 'unjoin', participant: this.table.name(d.peer), quorum: true } : { kind: 'unjoin', participant: this.table.name(d.peer) }
       case 'error': return { kind: 'event', event: d.source.event }
     }
   }
@@ -546,10 +546,19 @@ export class FoldCore<E, S, O> {
     switch (d.kind) {
       case 'event': return d
       case 'join': return { kind: 'join', peer: this.table.intern(d.participant) }
-      case 'unjoin': return { kind: 'unjoin', peer: this.table.intern(d.participant) }
+      case 'unjoin': return d.quorum === true ? { kind: 'unjoin', peer: this.table.intern(d.participant), quorum: true } : { kind: 'unjoin', peer: this.table.intern(d.participant) }
       case 'error': return { kind: 'error', failure: failureOfReport(d), errorAcks: this.table.mask(d.errorAcks), source: { event: d.event } }
     }
   }
+}
+
+/**
+ * The acknowledgement an UnJoin counts from the start, on its departing participant's behalf:
+ * none for one with `quorum`, which without a majority must wait for that participant's own
+ * (else a side of a split folded its ejection of the other side on its own word).
+ */
+export function onBehalf<E, S, O> (core: FoldCore<E, S, O>, d: { readonly peer: number, readonly quorum?: true }): bigint {
+  return d.quorum === true ? 0n : core.table.bit(d.peer)
 }
 
 /** Whether `holds` (an acknowledgement's vector) covers event `e`. */

@@ -17,7 +17,7 @@
  * @module
  */
 import { aheadOfThis, externalAck, heldBefore, ownPositions } from './acknowledgements.js'
-import { NO_HASH, FoldCore, type Entry, type InternalDelta, type LogState } from './core.js'
+import { NO_HASH, FoldCore, onBehalf, type Entry, type InternalDelta, type LogState } from './core.js'
 import { EMPTY_DIGEST } from './digest.js'
 import { acknowledgeAll, holdingBack, joinedHere, readmissionOf, reduce } from './folding.js'
 import { GuardedSpec } from './hooks.js'
@@ -486,10 +486,13 @@ export class EventFold<E, S, O> {
   /**
    * Adds an UnJoin for `peer`, acknowledged by this replica and on `peer`'s behalf: this is
    * how an unreachable peer is ejected. Until it folds, the pending UnJoin stands in for the
-   * peer's acknowledgements, so the peer cannot block the fold.
+   * peer's acknowledgements, so the peer cannot block the fold. With `quorum` (the failure
+   * detector's ejections) it is not acknowledged on `peer`'s behalf, and stands in only while
+   * a strict majority of the participants remains (see the `quorum` of an UnJoin's {@link Delta}).
    */
-  disassociate (peer: Participant): MembershipResult<O> {
-    return this.membership({ kind: 'unjoin', peer: this.core.table.intern(peer) })
+  disassociate (peer: Participant, options: { readonly quorum?: boolean } = {}): MembershipResult<O> {
+    const index = this.core.table.intern(peer)
+    return this.membership(options.quorum === true ? { kind: 'unjoin', peer: index, quorum: true } : { kind: 'unjoin', peer: index })
   }
 
   /**
@@ -527,7 +530,7 @@ export class EventFold<E, S, O> {
     ensureProjection(core)
     core.entries.push(entry)
     if (delta.kind === 'unjoin') {
-      entry.acks |= core.table.bit(delta.peer)
+      entry.acks |= onBehalf(core, delta)
       const standIn = heldBefore(core, delta.peer, core.entries.length - 1)
       if (standIn.size > 0) entry.standIn = standIn
     }

@@ -10,6 +10,7 @@ import { ERROR_MARK, HOOK_THREW_MARK, extendDigest, relateHistories, type Histor
 import type { ApplyOutcome } from './hooks.js'
 import { covers, type Ack, type Entry, type FoldCore } from './core.js'
 import { ensureProjection, failureOf, foldedFailure } from './projection.js'
+import { sizeOf } from './participants.js'
 import { compareEventIds, type ConsistentOutput, type EventId, type InfimumDigest, type Participant } from './types.js'
 
 /**
@@ -29,17 +30,43 @@ import { compareEventIds, type ConsistentOutput, type EventId, type InfimumDiges
  * ejected peer that reaches a participant only after that participant acknowledged the
  * UnJoin: the runtime fences ejected peers so that their late messages are dropped (see
  * "Ejection" in docs/ARCHITECTURE.md).
+ *
+ * An UnJoin with `quorum` (an ejection the failure detector decided) stands in only while
+ * {@link quorate}: two sides of a split, each ejecting the other, otherwise each folded on
+ * without the other (harsh link cuts on the keyspace, seed 293: four peers became two
+ * clusters of two).
  */
 export function standInMask<E, S, O> (core: FoldCore<E, S, O>): bigint {
   if (core.unjoins.size === 0) return 0n
   const remaining = core.infMask & ~core.unjoinMask
+  let quorum: boolean | undefined
   let mask = 0n
   for (const u of core.unjoins) {
-    const peer = (u.delta as { peer: number }).peer
+    const d = u.delta as { peer: number, quorum?: true }
+    const peer = d.peer
+    if (d.quorum === true && !(quorum ??= quorate(core, remaining))) continue
     const positioned = u.positioned | core.selfBit
     if ((core.acksOf(u) & remaining) === remaining && (positioned & remaining) === remaining && positionsHeld(core, u, peer)) mask |= core.table.bit(peer)
   }
   return mask
+}
+
+/**
+ * Whether `remaining` (the infimum's participants no pending UnJoin removes) is a strict
+ * majority of the infimum's participants, those an UnJoin without `quorum` removes aside: a
+ * participant leaving of its own accord, readmitted, or ejected by an operator is gone for
+ * everyone, while an ejection by the failure detector is one side's view. Two disjoint sets
+ * cannot both be a strict majority of the same participants, so at most one side of a split
+ * lets its ejections of the other stand in; the other waits, and folds nothing new until the
+ * split heals (docs/ARCHITECTURE.md, "Why a partition cannot produce two clusters").
+ */
+function quorate<E, S, O> (core: FoldCore<E, S, O>, remaining: bigint): boolean {
+  let others = 0n
+  for (const u of core.unjoins) {
+    const d = u.delta as { peer: number, quorum?: true }
+    if (d.quorum !== true) others |= core.table.bit(d.peer)
+  }
+  return sizeOf(remaining) * 2 > sizeOf(core.infMask & ~others)
 }
 
 /** A pending UnJoin of a participant and a pending Join of it after it: see {@link readmissionOf}. */
@@ -169,9 +196,9 @@ function heldAsFarAs<E, S, O> (core: FoldCore<E, S, O>, u: Entry<E, O>, key: str
 
 /**
  * Whether UnJoin `u` of `peer` may fold here as far as `peer`'s own events go. The UnJoin
- * counts as acknowledged on `peer`'s behalf from the start, the one acknowledgement no version
- * vector backs (acknowledgements.ts takes a participant's word only where as much of its log
- * is held as it held). While `peer` is an infimum participant, an event of it ordered before
+ * (without `quorum`) counts as acknowledged on `peer`'s behalf from the start, the one
+ * acknowledgement no version vector backs (acknowledgements.ts takes a participant's word
+ * only where as much of its log is held as it held). While `peer` is an infimum participant, an event of it ordered before
  * the UnJoin (and after this replica's own Join) that this replica lacks can fold nowhere
  * without this replica's acknowledgement; folding the UnJoin past it would put it below this
  * infimum for good, and the replicas holding it would wait for it for ever while this one

@@ -11,7 +11,7 @@
  * @module
  */
 import { initialAcks } from './acknowledgements.js'
-import type { Entry, FoldCore, LogState } from './core.js'
+import { onBehalf, type Entry, type FoldCore, type LogState } from './core.js'
 import { projectEntry } from './projection.js'
 import { compareEventIds, type EventId, type LogRun, type Participant, type RunEvent, type SignedDelta, type UnsignedHead } from './types.js'
 
@@ -142,7 +142,7 @@ export function takeRun<E, S, O> (core: FoldCore<E, S, O>, run: CheckedRun<E, O>
       log.baseCounter = entry.counter
       continue
     }
-    if (delta.kind === 'unjoin') entry.acks |= core.table.bit(delta.peer)
+    if (delta.kind === 'unjoin') entry.acks |= onBehalf(core, delta)
     fresh.push(entry)
   }
   initialAcks(core, fresh)

@@ -98,6 +98,13 @@ export class ParticipantTable {
   }
 }
 
+/** How many participants `mask` names. */
+export function sizeOf (mask: bigint): number {
+  let n = 0
+  for (let rest = mask; rest !== 0n; rest &= rest - 1n) n++
+  return n
+}
+
 /**
  * Collects participant indexes into 32-bit words and makes one mask of them at the end:
  * each `|=` on a `bigint` allocates, and a mask built bit by bit over n participants

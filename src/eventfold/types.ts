@@ -222,6 +222,15 @@ export type Delta<E, O> =
     readonly kind: 'unjoin'
     /** The departing participant. */
     readonly participant: Participant
+    /**
+     * Set on an ejection the failure detector decided (`EventFold.disassociate` with
+     * `quorum`): until it folds, it stands in for the departing participant's
+     * acknowledgements only while the participants no UnJoin removes are a strict majority of
+     * the infimum's (those leaving of their own accord, or readmitted, aside), so two sides
+     * of a split cannot each remove the other (docs/ARCHITECTURE.md, "Why a partition cannot
+     * produce two clusters").
+     */
+    readonly quorum?: true
   }
   | {
     /** A user event whose `apply` returned a failure. */

@@ -196,8 +196,10 @@ export interface FailureDetectionOptions {
   /**
    * Eject a participant once a strict majority of the infimum participants (this peer
    * included) suspects it; `false`: never eject automatically (call {@link Legion.eject}).
-   * A minority never ejects anyone, so a partition cannot split the cluster in two; with
-   * two participants a majority is both, so the survivor of a pair never ejects the other.
+   * A minority never ejects anyone, and an automatic ejection stands in for the ejected peer
+   * only while a strict majority of the participants remains, so a partition cannot split
+   * the cluster in two; with two participants a majority is both, so the survivor of a pair
+   * never ejects the other.
    * @default {} (on)
    */
   autoEject?: false | AutoEjectOptions
@@ -442,6 +444,9 @@ export interface Legion<E, S, O, Sv extends ServiceMap = Record<never, never>> {
    * participant. `timeoutMs` (default 10 s) bounds the whole: saving the UnJoin here, then
    * pushing it; participants that had not merged it by then are listed as unreachable (they
    * still learn of it through anti-entropy). An abort of `signal` resolves the same way.
+   * Unlike an automatic ejection, it needs no majority: the survivor of a pair, or the side
+   * of an even split the operator picks, goes on (it also removes a peer whose automatic
+   * ejection waits for a majority).
    */
   eject(peer: Participant, options?: WaitOptions): Promise<Dissemination>
   /** Counters, divergence, suspicion and health. */

@@ -111,6 +111,13 @@ export interface SimulationPlan {
    * @default false (crash-stop: an ejected peer's messages in flight are lost with it)
    */
   readonly liveEjections?: boolean
+  /**
+   * Ejections are the failure detector's (`disassociate` with `quorum`): each stands in only
+   * while a strict majority of the participants remains. At the end the survivors remove the
+   * peers that are gone without it, as an operator's `eject()` does.
+   * @default false
+   */
+  readonly quorumEjections?: boolean
 }
 
 /** What a run observed, for reporting. */
@@ -478,7 +485,7 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
       const candidates = peers.filter(p => p !== ejector && p !== founder && visible.has(p.id) && drained(p))
       if (candidates.length === 0) continue
       const victim = pick(candidates)
-      const u = ejector.fold.disassociate(victim.id)
+      const u = ejector.fold.disassociate(victim.id, { quorum: plan.quorumEjections === true })
       record(ejector, u)
       trace(`eject ${victim.id} by ${ejector.id} id=${eventIdKey(u.id)}`)
       // A live victim goes on until it finds out (see SimulationPlan.liveEjections).
@@ -531,6 +538,9 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
     return changed
   }
   let rounds = 0
+  // With quorumEjections, each survivor removes a gone peer once (its UnJoin may be pending
+  // for good otherwise, and an UnJoin of a non-participant changes nothing).
+  const repairedGone = new Set<string>()
   for (let repairs = 0; repairs < 10; repairs++) {
     for (; rounds < 60 && exchange(); rounds++);
     // What the runtime's failure detector and rejoin do: survivors eject participants that
@@ -540,8 +550,10 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
     let repaired = outcast.size > 0
     for (const r of outcast) rejoinOutcast(r, founder)
     for (const r of survivors) {
-      for (const p of r.fold.projectedParticipants()) {
-        if (replicas.get(p)?.status !== 'live') { record(r, r.fold.disassociate(p)); repaired = true }
+      // An ejection with quorum waiting for a majority leaves its peer among the infimum's.
+      const listed = plan.quorumEjections === true ? r.fold.allParticipants() : r.fold.projectedParticipants()
+      for (const p of listed) {
+        if (replicas.get(p)?.status !== 'live' && !repairedGone.has(`${r.id}>${p}`)) { record(r, r.fold.disassociate(p)); repaired = true; if (plan.quorumEjections === true) repairedGone.add(`${r.id}>${p}`) }
       }
     }
     const projected = new Set(founder.fold.projectedParticipants())

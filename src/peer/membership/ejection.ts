@@ -57,13 +57,21 @@ export class Ejection {
    * Removes `peer` from the cluster: its UnJoin in the cluster's group, pushed to every other
    * participant. Resolves once they merged it (or could not be reached in time). The other
    * groups it takes part in follow once that UnJoin folds ({@link inspect}).
+   *
+   * An operator's ejection needs no majority (the UnJoin has no `quorum`): the survivor of a
+   * pair, or the side of an even split the operator chooses, goes on. It may also remove a
+   * peer whose automatic ejection waits for a majority.
    */
   async eject (peer: Participant, options: WaitOptions = {}): Promise<Dissemination> {
+    return await this.remove(peer, options, false)
+  }
+
+  private async remove (peer: Participant, options: WaitOptions, quorum: boolean): Promise<Dissemination> {
     const incarnation = this.memberIncarnation()
     const cluster = incarnation.groups.get('')!
     if (peer === this.components.self) throw new NotParticipantError(peer, 'is this peer: use stop() to leave')
-    if (!cluster.isParticipant(peer)) throw new NotParticipantError(peer)
-    cluster.afterUpdate(cluster.fold!.disassociate(peer))
+    if (!cluster.isParticipant(peer) && (quorum || cluster.fold?.infimumParticipants().includes(peer) !== true)) throw new NotParticipantError(peer)
+    cluster.afterUpdate(cluster.fold!.disassociate(peer, { quorum }))
     const touched = [cluster]
     // No hang-up once disseminated: the ejected peer learns of its ejection from the refusals
     // of its next messages, and by then it may be rejoining, through this peer or another.
@@ -72,7 +80,12 @@ export class Ejection {
     return await this.disseminate(incarnation, touched, options)
   }
 
-  /** Ejects a participant a majority suspects (at most one ejection of a peer at a time). */
+  /**
+   * Ejects a participant a majority suspects (at most one ejection of a peer at a time). The
+   * UnJoin has `quorum`: it stands in only while a strict majority of the participants
+   * remains, since the suspicion is this side's view (two sides of a split each ejected the
+   * other: harsh keyspace link cuts, seed 293).
+   */
   async ejectSuspect (peer: Participant, grounds: () => string, timeoutMs: number): Promise<void> {
     if (this.ejecting.has(peer)) return
     this.ejecting.add(peer)
@@ -80,7 +93,7 @@ export class Ejection {
       this.components.log('ejecting %s: %s', peer, grounds())
       const incarnation = this.components.lifecycle.incarnation
       if (incarnation?.groups.get('')?.isParticipant(peer) !== true) return
-      const done = this.eject(peer, { timeoutMs })
+      const done = this.remove(peer, { timeoutMs }, true)
       this.components.counters.autoEjections++
       await done
     } catch (err) {

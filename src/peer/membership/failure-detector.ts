@@ -51,6 +51,11 @@
  *    voters instead, it kept a cluster stalled for good: with one UnJoin pending among four, a
  *    divergent replica could no longer be ejected.)
  *
+ * These rules are each peer's own. Ejections decided by different voters, each fitting them,
+ * can still remove half of the participants together (rule 5 needs no majority): the fold's
+ * quorum rule is what keeps both sides of a split from going on (automatic ejections carry
+ * `quorum`; docs/ARCHITECTURE.md, "Why a partition cannot produce two clusters").
+ *
  * @module
  */
 import type { Participant } from '../../eventfold/types.js'
