@@ -227,6 +227,16 @@ test('regression (ejection): a peer ejected and admitted again under the same na
   assert.ok(crashed.finalInfimumCount > 40, 'the fold went on')
 })
 
+test('regression (ejection): a readmission is ordered past every event of the old incarnation, so one a third replica holds is never taken for the new incarnation\'s', () => {
+  // Found by the first random search of live ejections (docs/RELIABILITY.md, "Known
+  // failures"): p1, ejected while cut off, went on writing its old log up to counter 22; its
+  // sponsor readmitted it at counter 18; p0, p2 and p3 folded its old events 19:p1 and 20:p1
+  // as the new incarnation's, while its new fold, which never held them, folded 19:p2
+  // without them: one event, two outputs. The sponsor now observes the asker's counter first.
+  const report = runSimulation({ seed: -2147483631, peers: 4, steps: 237, liveEjections: true })
+  assert.ok(report.ejectionRejoins >= 1, 'a peer was readmitted')
+})
+
 test('regression (ejection): a replica readmitted under its name merges as a joiner until its readmission folds, so it does not wait for its old incarnation\'s events', () => {
   // Found with the live-ejection mode (docs/RELIABILITY.md, "Live ejections stalled"). The
   // rejoined peer's fold starts from its sponsor's, whose infimum may still list it (as its

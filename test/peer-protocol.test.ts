@@ -144,7 +144,7 @@ const messages: readonly MessageSpec[] = [
   answer('syncAnswer', PeerMessageKind.syncAnswer, listOf(syncResultArb), encodeSyncAnswer, decodeSyncAnswer, goldenSyncAnswers),
   message('foldPush', PeerMessageKind.foldPush, listOf(groupPayloadArb), encodeFoldPush, decodeFoldPush, goldenFoldPushes),
   answer('pushAnswer', PeerMessageKind.pushAnswer, listOf(pushResultArb), encodePushAnswer, decodePushAnswer, goldenPushAnswers),
-  message('joinRequest', PeerMessageKind.joinRequest, record<JoinRequest>({ addresses: addressesArb, unreachable: fc.array(peerArb, { maxLength: 3 }) }), encodeJoinRequest, decodeJoinRequest, goldenJoinRequests),
+  message('joinRequest', PeerMessageKind.joinRequest, record<JoinRequest>({ addresses: addressesArb, unreachable: fc.array(peerArb, { maxLength: 3 }), counter: fc.integer({ min: 0, max: 2 ** 52 }) }), encodeJoinRequest, decodeJoinRequest, goldenJoinRequests),
   answer<JoinAccepted>('joinAccepted', PeerMessageKind.joinAccepted,
     record({ kind: fc.constant('joinAccepted' as const), groups: listOf(groupPayloadArb), peers: listOf(peerAddressesArb) }),
     v => encodeJoinAccepted(v.groups, v.peers), decodeJoinAnswer, goldenJoinAnswers),
@@ -296,8 +296,8 @@ describe('bounded decoding', () => {
       ['group id bytes', n => encodeSyncRequest([{ group: 'g'.repeat(n), full: false }]), b => decodeSyncRequest(b, LIMITS), MAX_GROUP_ID_BYTES],
       ['suspect id bytes', n => encodeHeartbeat({ suspects: [{ peer: 'p'.repeat(n), reason: 'silent' }], stuck: undefined }), b => decodeHeartbeat(b, LIMITS), MAX_PEER_ID_BYTES],
       // (written by hand: the encoder cuts address lists to what the decoder takes)
-      ['addresses', n => handMade(PeerMessageKind.joinRequest, w => { w.writeVarUint(n); for (let i = 0; i < n; i++) w.writeString('/a'); w.writeVarUint(0) }), b => decodeJoinRequest(b, LIMITS), MAX_ADDRESSES],
-      ['address bytes', n => handMade(PeerMessageKind.joinRequest, w => { w.writeVarUint(1); w.writeString('a'.repeat(n)); w.writeVarUint(0) }), b => decodeJoinRequest(b, LIMITS), MAX_ADDRESS_BYTES],
+      ['addresses', n => handMade(PeerMessageKind.joinRequest, w => { w.writeVarUint(n); for (let i = 0; i < n; i++) w.writeString('/a'); w.writeVarUint(0); w.writeVarUint(0) }), b => decodeJoinRequest(b, LIMITS), MAX_ADDRESSES],
+      ['address bytes', n => handMade(PeerMessageKind.joinRequest, w => { w.writeVarUint(1); w.writeString('a'.repeat(n)); w.writeVarUint(0); w.writeVarUint(0) }), b => decodeJoinRequest(b, LIMITS), MAX_ADDRESS_BYTES],
       ['stuck reason bytes', n => handMade(PeerMessageKind.heartbeat, w => { w.writeVarUint(0); w.writeUint8(1); w.writeString('d'.repeat(n)) }), b => decodeHeartbeat(b, LIMITS), MAX_STUCK_DETAIL_BYTES],
       ['refusal message bytes', n => handMade(PeerMessageKind.refusal, w => { w.writeString('stopping'); w.writeString('m'.repeat(n)) }), b => decodeSyncAnswer(b, LIMITS), MAX_MESSAGE_TEXT],
       ['channel name bytes', n => encodeFrame('c'.repeat(n), new Uint8Array(0)), b => decodeFrame(b, LIMITS), 256]
@@ -330,10 +330,16 @@ describe('what a peer sends, it can decode', () => {
     assert.equal(lone.message, 'half \ufffd of a planet')
   })
 
+  test('a join request\'s counter past 2^52 is refused both ways', () => {
+    expectDecodeError('invalid', () => decodeJoinRequest(handMade(PeerMessageKind.joinRequest, w => { w.writeVarUint(0); w.writeVarUint(0); w.writeVarUint(2 ** 52 + 1) }), LIMITS))
+    assert.throws(() => encodeJoinRequest({ addresses: [], unreachable: [], counter: 2 ** 52 + 1 }), /from 0 to 2\^52/)
+    assert.throws(() => encodeJoinRequest({ addresses: [], unreachable: [], counter: -1 }), /from 0 to 2\^52/)
+  })
+
   test('address lists are cut to what the decoder takes: the first 64 addresses of at most 1024 bytes', () => {
     const addresses = ['x'.repeat(MAX_ADDRESS_BYTES + 1), ...Array.from({ length: 100 }, (_, i) => `/ip4/10.0.0.${i}/tcp/1`)]
     const fit = addresses.slice(1, 1 + MAX_ADDRESSES)
-    assert.deepEqual(decodeJoinRequest(encodeJoinRequest({ addresses, unreachable: [] }), LIMITS), { addresses: fit, unreachable: [] })
+    assert.deepEqual(decodeJoinRequest(encodeJoinRequest({ addresses, unreachable: [], counter: 7 }), LIMITS), { addresses: fit, unreachable: [], counter: 7 })
     assert.deepEqual(decodeJoinAnswer(encodeJoinAccepted([], [{ id: 'p', addresses }]), LIMITS), { kind: 'joinAccepted', groups: [], peers: [{ id: 'p', addresses: fit }] })
     assert.deepEqual(decodeHeartbeatAnswer(encodeHeartbeatAnswer([{ id: 'p', addresses }]), LIMITS), [{ id: 'p', addresses: fit }])
   })

@@ -375,6 +375,9 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
     ejectionRejoins++
     outcast.delete(r)
     rejoined.add(r.id)
+    // As the runtime's sponsor does with a JoinRequest's counter: the readmission is ordered
+    // past every event the old incarnation made, which a third replica may hold.
+    sponsor.fold.observeCounter(r.fold.maxKnownCounter)
     record(sponsor, sponsor.fold.disassociate(r.id))
     record(sponsor, sponsor.fold.participate(r.id))
     const previousCounter = r.fold.maxKnownCounter

@@ -14,7 +14,8 @@
  *   (a heartbeat out of turn): after a partition heals they are silent only because nothing
  *   was sent to them yet.
  * - **Sponsoring**: an earlier incarnation of the asker leaves every group first (UnJoin), so
- *   a restarted peer rejoins cleanly; then the asker joins the cluster's group and every
+ *   a restarted peer rejoins cleanly, past the largest counter that incarnation saw (the
+ *   request says it), so none of its events is ordered after the readmission; then the asker joins the cluster's group and every
  *   cluster-wide group (Join); the answer is sent once all of that is saved. It refuses an
  *   asker that cannot reach a participant this peer hears (see above).
  *
@@ -91,6 +92,13 @@ export interface JoinSettings {
 }
 
 const MAX_REJOIN_BACKOFF_MS = 60_000
+/**
+ * How far past its own largest counter a sponsor moves a group's counter for an asker's
+ * earlier incarnation (a JoinRequest's `counter`): 2^24 events made while ejected is far more
+ * than a peer writes, and an asker claiming more would need 2^28 admissions to use up the 2^52
+ * counters a group has.
+ */
+const MAX_COUNTER_LEAP = 2 ** 24
 
 /** Joining, rejoining and sponsoring; see the module comment. */
 export class Joining {
@@ -142,7 +150,9 @@ export class Joining {
    */
   private async askToJoin (sponsor: Participant, timeoutMs: number, previous: Incarnation | undefined, unreachable: readonly Participant[]): Promise<Incarnation | undefined> {
     const c = this.components
-    const request = encodeJoinRequest({ addresses: c.network.multiaddrs(), unreachable })
+    let counter = 0
+    for (const r of previous?.groups.values() ?? []) counter = Math.max(counter, r.fold?.maxKnownCounter ?? 0)
+    const request = encodeJoinRequest({ addresses: c.network.multiaddrs(), unreachable, counter })
     c.inbound.countOut(request)
     const bytes = await c.network.request(sponsor, c.inbound.protocol(JOIN_PROTOCOL), request, { timeoutMs })
     c.inbound.countIn(bytes)
@@ -255,7 +265,7 @@ export class Joining {
   }
 
   /** The join handler: see the module comment. */
-  private async sponsor (from: Participant, { addresses, unreachable }: JoinRequest): Promise<Uint8Array> {
+  private async sponsor (from: Participant, { addresses, unreachable, counter }: JoinRequest): Promise<Uint8Array> {
     const c = this.components
     const phase = c.lifecycle.phase
     // An ejected peer's fold is stale: admitting someone into it would only strand them there.
@@ -271,6 +281,12 @@ export class Joining {
       const fold = replica.fold
       if (fold === undefined) continue
       const follows = replica.id === '' || replica.definition.membership === 'cluster'
+      // Past every event the asker's earlier incarnation made (an ejected peer goes on writing
+      // until it finds out, with its own counters, and a third peer may hold those events): an
+      // event of it ordered after the Join below would count as the new incarnation's, which
+      // never held it (the EventFold simulation with live ejections forked so). Bounded, so an
+      // asker cannot use up the group's counters.
+      fold.observeCounter(Math.min(counter, fold.maxKnownCounter + MAX_COUNTER_LEAP))
       // An earlier incarnation with the same id leaves first, so a restarted peer rejoins cleanly.
       if (follows || replica.isParticipant(from)) replica.afterUpdate(fold.disassociate(from))
       if (!follows) continue

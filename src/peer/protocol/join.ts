@@ -3,7 +3,8 @@
  *
  * JoinRequest (kind 17): `list<str> addresses` (where the asker listens), then `list<str>
  * unreachable` (peer ids: participants of its last membership that a rejoining asker hears
- * no longer; empty on a first join).
+ * no longer; empty on a first join), then `varuint counter` (the largest event counter of
+ * its last membership, at most 2^52; 0 on a first join).
  * JoinAccepted (kind 18): `list<group>`, `group` = `str id`, `bytes fold` (an EventFold, kind
  * 1: the sponsor's whole fold of each group the asker was admitted to, the cluster's own
  * group `""` first); then `list<peer>`, `peer` = `str id`, `list<str> addresses` (every
@@ -12,7 +13,10 @@
  *
  * @module
  */
+import type { Reader } from '../../codec/buffer.js'
 import type { DecodeLimits } from '../../codec/codec.js'
+import { EncodeError } from '../../codec/errors.js'
+import { MAX_EVENT_COUNTER, checkDecodedCounter } from '../../codec/header.js'
 import { readGroupPayloads, writeGroupPayloads, type GroupPayload } from './fold-batch.js'
 import { PeerMessageKind, decodeMessage, encodeMessage, readAddresses, readList, readPeerId, writeAddresses, writeList, type Refusal } from './message.js'
 
@@ -47,6 +51,12 @@ export interface JoinRequest {
    * refuses with `cannot-reach`, since admitting the asker would stall their folds.
    */
   readonly unreachable: readonly string[]
+  /**
+   * The largest event counter the asker's last membership saw, in any group (0 on a first
+   * join): the sponsor makes the readmission's UnJoin and Join past it, so every event the
+   * asker's earlier incarnation created is ordered before that Join.
+   */
+  readonly counter: number
 }
 
 /** Encodes a join request. */
@@ -54,6 +64,9 @@ export function encodeJoinRequest (request: JoinRequest): Uint8Array {
   return encodeMessage(PeerMessageKind.joinRequest, w => {
     writeAddresses(w, request.addresses)
     writeList(w, request.unreachable, (w, id) => { w.writeString(id) })
+    const counter = request.counter
+    if (!Number.isSafeInteger(counter) || counter < 0 || counter > MAX_EVENT_COUNTER) throw new EncodeError(`a join request's counter must be an integer from 0 to 2^52, got ${String(counter)}`)
+    w.writeVarUint(counter)
   })
 }
 
@@ -61,8 +74,15 @@ export function encodeJoinRequest (request: JoinRequest): Uint8Array {
 export function decodeJoinRequest (bytes: Uint8Array, limits: DecodeLimits): JoinRequest {
   return decodeMessage(bytes, limits, PeerMessageKind.joinRequest, (r): JoinRequest => ({
     addresses: readAddresses(r),
-    unreachable: readList(r, limits, 2, 'unreachable', readPeerId)
+    unreachable: readList(r, limits, 2, 'unreachable', readPeerId),
+    counter: readCounter(r)
   }))
+}
+
+function readCounter (r: Reader): number {
+  const counter = r.readVarUint()
+  checkDecodedCounter(counter)
+  return counter
 }
 
 /** Encodes an admission. */
