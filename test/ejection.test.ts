@@ -141,6 +141,31 @@ test('a peer leaves the managed groups once its UnJoin folded in the cluster\'s 
   assert.deepEqual(unjoined, ['b'], 'once')
 })
 
+test('an automatic ejection\'s UnJoin carries quorum and an operator\'s does not; an operator may remove a peer whose automatic ejection is pending', async () => {
+  // Harsh keyspace link cuts, seed 293 (docs/RELIABILITY.md): the failure detector's ejections
+  // stand in only for a majority; eject() is the operator's way past that.
+  const lifecycle = new Lifecycle()
+  const incarnation = lifecycle.newIncarnation()
+  const cluster = { settled: ['a', 'b', 'c', 'd'], projected: ['a', 'c', 'd'] } // b's automatic ejection pending
+  const unjoins: Array<[string, boolean | undefined]> = []
+  incarnation.groups.set('', {
+    id: '',
+    fold: { projectedParticipants: () => cluster.projected, infimumParticipants: () => cluster.settled, disassociate: (p: string, o?: { quorum?: boolean }) => { unjoins.push([p, o?.quorum]); return {} } },
+    isParticipant: (p: string) => cluster.projected.includes(p),
+    others: () => [],
+    afterUpdate: () => {}
+  } as unknown as SomeReplica)
+  lifecycle.becomeMember(incarnation)
+  const logger = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false })
+  const ejection = new Ejection({ self: 'a', lifecycle, push: { payloadsFor: async () => [] } as unknown as Push, allows: () => true, rejoin: () => {}, forget: () => {}, counters: { autoEjections: 0 } as unknown as LegionCounters, clock: new ManualClock(), log: logger as never })
+  await ejection.ejectSuspect('b', () => 'silent', 1000)
+  assert.deepEqual(unjoins, [], 'b\'s automatic ejection is already pending')
+  await ejection.ejectSuspect('c', () => 'silent', 1000)
+  await ejection.eject('b')
+  assert.deepEqual(unjoins, [['c', true], ['b', false]])
+  await assert.rejects(ejection.eject('z'), { name: 'NotParticipantError' })
+})
+
 test('a dissemination whose changes are never saved here ends at its deadline, every peer unreachable', async () => {
   const d = disseminating()
   const done = d.ejection.disseminate(d.incarnation, [], { timeoutMs: 1000 })

@@ -70,7 +70,10 @@ export class Ejection {
     const incarnation = this.memberIncarnation()
     const cluster = incarnation.groups.get('')!
     if (peer === this.components.self) throw new NotParticipantError(peer, 'is this peer: use stop() to leave')
-    if (!cluster.isParticipant(peer) && (quorum || cluster.fold?.infimumParticipants().includes(peer) !== true)) throw new NotParticipantError(peer)
+    // An operator may remove a peer whose automatic ejection waits for a majority: no longer
+    // a projected participant, but still one of the infimum's.
+    const removable = cluster.isParticipant(peer) || (!quorum && cluster.fold?.infimumParticipants().includes(peer) === true)
+    if (!removable) throw new NotParticipantError(peer)
     cluster.afterUpdate(cluster.fold!.disassociate(peer, { quorum }))
     const touched = [cluster]
     // No hang-up once disseminated: the ejected peer learns of its ejection from the refusals

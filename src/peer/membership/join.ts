@@ -15,9 +15,10 @@
  *   was sent to them yet.
  * - **Sponsoring**: an earlier incarnation of the asker leaves every group first (UnJoin), so
  *   a restarted peer rejoins cleanly, past the largest counter that incarnation saw (the
- *   request says it), so none of its events is ordered after the readmission; then the asker joins the cluster's group and every
- *   cluster-wide group (Join); the answer is sent once all of that is saved. It refuses an
- *   asker that cannot reach a participant this peer hears (see above).
+ *   request says it), so none of its events is ordered after the readmission; then the asker
+ *   joins the cluster's group and every cluster-wide group (Join); the answer is sent once all
+ *   of that is saved. It refuses an asker that cannot reach a participant this peer hears (see
+ *   above).
  *
  * @module
  */
