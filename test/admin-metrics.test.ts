@@ -45,6 +45,7 @@ test('/metrics is Prometheus text that a real parser reads, named by Prometheus\
   assert.equal(value(metrics, 'legion_participants'), 3)
   assert.equal(value(metrics, 'legion_suspected_peers'), 0)
   assert.equal(value(metrics, 'legion_broken_links'), 0)
+  assert.equal(value(metrics, 'legion_ejections_awaiting_majority'), 0)
   assert.equal(value(metrics, 'legion_cannot_reach'), 0)
   assert.equal(value(metrics, 'legion_partitions_owned'), a!.readState().projected.owners.filter(o => o === a!.self).length)
   assert.ok((value(metrics, 'legion_events_folded_total') ?? 0) >= 5)

@@ -263,6 +263,8 @@ describe('acknowledge and reduce', () => {
       assert.deepEqual(f.infimumParticipants(), ['a', 'b', 'c', 'd'], `${f.self} keeps every participant`)
       assert.deepEqual(f.infimumValue().applied, [], `${f.self} folds nothing new`)
     }
+    assert.deepEqual(a.awaitingMajority(), ['c', 'd'], 'what an operator is told')
+    assert.deepEqual(c.awaitingMajority(), ['a', 'b'])
     assert.deepEqual(a.projectedParticipants(), ['a', 'b'])
     // The split heals: the four UnJoins fold in their order, and every replica agrees.
     const all = [a, b, c, d]
@@ -282,12 +284,14 @@ describe('acknowledge and reduce', () => {
     sync(a, b)
     sync(b, a)
     assert.deepEqual(a.infimumParticipants(), ['a', 'b'], '2 of 3 remain: c is removed')
+    assert.deepEqual(a.awaitingMajority(), [])
     assert.deepEqual(a.infimumValue().applied, ['x'])
     void c
     const pair = twoPeers()
     pair.a.disassociate('b', { quorum: true })
     pair.a.event('y')
     assert.deepEqual(pair.a.infimumParticipants(), ['a', 'b'], '1 of 2 is no majority')
+    assert.deepEqual(pair.a.awaitingMajority(), ['b'])
     pair.a.disassociate('b')
     assert.deepEqual(pair.a.infimumParticipants(), ['a'], 'an operator\'s ejection needs none')
     assert.deepEqual(pair.a.infimumValue().applied, ['y'])

@@ -19,7 +19,7 @@
 import { aheadOfThis, externalAck, heldBefore, ownPositions } from './acknowledgements.js'
 import { NO_HASH, FoldCore, onBehalf, type Entry, type InternalDelta, type LogState } from './core.js'
 import { EMPTY_DIGEST } from './digest.js'
-import { acknowledgeAll, holdingBack, joinedHere, readmissionOf, reduce } from './folding.js'
+import { acknowledgeAll, awaitingMajority, holdingBack, joinedHere, readmissionOf, reduce } from './folding.js'
 import { GuardedSpec } from './hooks.js'
 import { headSignature, insertEntry, runsFrom, unsignedOwnHead } from './logs.js'
 import { acknowledgementOf, allParticipantsMask, diffFor, mergeDiff, mergeFull } from './merge.js'
@@ -174,8 +174,7 @@ export class EventFold<E, S, O> {
 
   /**
    * Every participant this replica has seen (creators, acknowledgers, joined and departed
-   * members), in the order it first saw them. The array only grows, and is shared: do not
-   * modify it.
+   * members), in the order it first saw them. The array only grows, and is shared: read only.
    */
   knownParticipants (): readonly Participant[] {
     return this.core.table.names
@@ -204,12 +203,14 @@ export class EventFold<E, S, O> {
     return this.core.table.list(projectedMask(this.core))
   }
 
-  /**
-   * Everyone who is, was during an outstanding event, or is about to become a participant:
-   * the infimum participants plus every outstanding Join, sorted.
-   */
+  /** Who is, was during an outstanding event, or is joining: the infimum's plus every outstanding Join, sorted. */
   allParticipants (): Participant[] {
     return this.core.table.list(allParticipantsMask(this.core))
+  }
+
+  /** Participants whose UnJoin with `quorum` waits here for a strict majority (see {@link Delta}), sorted. */
+  awaitingMajority (): Participant[] {
+    return this.core.table.list(awaitingMajority(this.core))
   }
 
   /**

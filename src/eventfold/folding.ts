@@ -69,6 +69,23 @@ function quorate<E, S, O> (core: FoldCore<E, S, O>, remaining: bigint): boolean 
   return sizeOf(remaining) * 2 > sizeOf(core.infMask & ~others)
 }
 
+/**
+ * The infimum participants whose UnJoin with `quorum` cannot stand in here for want of a
+ * majority (and that no UnJoin without it removes): what an operator sees of a split that
+ * stalls, and may end with `eject()`.
+ */
+export function awaitingMajority<E, S, O> (core: FoldCore<E, S, O>): bigint {
+  let waiting = 0n
+  let others = 0n
+  for (const u of core.unjoins) {
+    const d = u.delta as { peer: number, quorum?: true }
+    if (d.quorum === true) waiting |= core.table.bit(d.peer)
+    else others |= core.table.bit(d.peer)
+  }
+  waiting &= core.infMask & ~others
+  return waiting === 0n || quorate(core, core.infMask & ~core.unjoinMask) ? 0n : waiting
+}
+
 /** A pending UnJoin of a participant and a pending Join of it after it: see {@link readmissionOf}. */
 export interface Readmission<E, O> { readonly unjoin: Entry<E, O>, readonly join: Entry<E, O> }
 

@@ -71,6 +71,7 @@ export class Observer {
       silence: c.heartbeats.silences(),
       stuck: c.heartbeats.stuckPeers(),
       brokenLinks: c.heartbeats.brokenLinks(),
+      awaitingMajority: cluster.awaitingMajority(),
       health: c.heartbeats.selfHealth(),
       membership: c.lifecycle.phase.kind === 'ejected' ? 'ejected' : 'participant',
       cannotReach: c.lifecycle.phase.kind === 'ejected' ? [...c.cannotReach()] : [],
@@ -162,6 +163,7 @@ export class Observer {
     gauge('suspected_peers', 'Participants this peer suspects of silence.', () => c.heartbeats.suspected().length)
     gauge('broken_links', 'Links between two other participants that this peer finds broken (both heard here, one reporting the other silent).', () => c.heartbeats.brokenLinks().length)
     gauge('stuck_peers', 'Participants this peer finds stuck.', () => c.heartbeats.stuckPeers().length)
+    gauge('ejections_awaiting_majority', 'Participants whose automatic ejection waits here for a strict majority (this side of a split folds nothing new meanwhile; eject() ends it).', () => cluster()?.fold?.awaitingMajority().length ?? 0)
     gauge('outstanding_events', 'Events not yet folded, over every group held here.', () => {
       let n = 0
       for (const r of c.lifecycle.incarnation?.groups.values() ?? []) n += r.fold?.outstandingCount ?? 0

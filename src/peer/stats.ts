@@ -159,6 +159,13 @@ export interface LegionStats {
    * rejoins end the same way.
    */
   readonly brokenLinks: readonly BrokenLink[]
+  /**
+   * Participants whose automatic ejection waits here for a strict majority of the cluster's
+   * participants (docs/ARCHITECTURE.md, "Why a partition cannot produce two clusters"),
+   * sorted. While any does, this side of a split folds nothing new; `eject()` of each (on the
+   * side an operator wants to go on) removes them without one.
+   */
+  readonly awaitingMajority: readonly Participant[]
   /** Whether others report this peer as holding the fold back, and why it thinks so. */
   readonly health: SelfHealth
   /**
