@@ -44,7 +44,7 @@ export function standInMask<E, S, O> (core: FoldCore<E, S, O>): bigint {
   for (const u of core.unjoins) {
     const d = u.delta as { peer: number, quorum?: true }
     const peer = d.peer
-    if (d.quorum === true && !(quorum ??= quorate(core, remaining))) continue
+    if (d.quorum === true && !(quorum ??= quorate(core, remaining, departures(core).others))) continue
     const positioned = u.positioned | core.selfBit
     if ((core.acksOf(u) & remaining) === remaining && (positioned & remaining) === remaining && positionsHeld(core, u, peer)) mask |= core.table.bit(peer)
   }
@@ -60,13 +60,20 @@ export function standInMask<E, S, O> (core: FoldCore<E, S, O>): bigint {
  * lets its ejections of the other stand in; the other waits, and folds nothing new until the
  * split heals (docs/ARCHITECTURE.md, "Why a partition cannot produce two clusters").
  */
-function quorate<E, S, O> (core: FoldCore<E, S, O>, remaining: bigint): boolean {
+function quorate<E, S, O> (core: FoldCore<E, S, O>, remaining: bigint, others: bigint): boolean {
+  return sizeOf(remaining) * 2 > sizeOf(core.infMask & ~others)
+}
+
+/** The participants pending UnJoins remove: by UnJoins with `quorum`, and by the others. */
+function departures<E, S, O> (core: FoldCore<E, S, O>): { readonly byQuorum: bigint, readonly others: bigint } {
+  let byQuorum = 0n
   let others = 0n
   for (const u of core.unjoins) {
     const d = u.delta as { peer: number, quorum?: true }
-    if (d.quorum !== true) others |= core.table.bit(d.peer)
+    if (d.quorum === true) byQuorum |= core.table.bit(d.peer)
+    else others |= core.table.bit(d.peer)
   }
-  return sizeOf(remaining) * 2 > sizeOf(core.infMask & ~others)
+  return { byQuorum, others }
 }
 
 /**
@@ -75,15 +82,9 @@ function quorate<E, S, O> (core: FoldCore<E, S, O>, remaining: bigint): boolean 
  * stalls, and may end with `eject()`.
  */
 export function awaitingMajority<E, S, O> (core: FoldCore<E, S, O>): bigint {
-  let waiting = 0n
-  let others = 0n
-  for (const u of core.unjoins) {
-    const d = u.delta as { peer: number, quorum?: true }
-    if (d.quorum === true) waiting |= core.table.bit(d.peer)
-    else others |= core.table.bit(d.peer)
-  }
-  waiting &= core.infMask & ~others
-  return waiting === 0n || quorate(core, core.infMask & ~core.unjoinMask) ? 0n : waiting
+  const { byQuorum, others } = departures(core)
+  const waiting = byQuorum & core.infMask & ~others
+  return waiting === 0n || quorate(core, core.infMask & ~core.unjoinMask, others) ? 0n : waiting
 }
 
 /** A pending UnJoin of a participant and a pending Join of it after it: see {@link readmissionOf}. */
@@ -215,11 +216,11 @@ function heldAsFarAs<E, S, O> (core: FoldCore<E, S, O>, u: Entry<E, O>, key: str
  * Whether UnJoin `u` of `peer` may fold here as far as `peer`'s own events go. The UnJoin
  * (without `quorum`) counts as acknowledged on `peer`'s behalf from the start, the one
  * acknowledgement no version vector backs (acknowledgements.ts takes a participant's word
- * only where as much of its log is held as it held). While `peer` is an infimum participant, an event of it ordered before
- * the UnJoin (and after this replica's own Join) that this replica lacks can fold nowhere
- * without this replica's acknowledgement; folding the UnJoin past it would put it below this
- * infimum for good, and the replicas holding it would wait for it for ever while this one
- * settled a history they never will. So the UnJoin waits until this replica holds `peer`'s
+ * only where as much of its log is held as it held). While `peer` is an infimum
+ * participant, an event of it ordered before the UnJoin (and after this replica's own Join)
+ * that this replica lacks can fold nowhere without this replica's acknowledgement; folding
+ * the UnJoin past it would put it below this infimum for good, and the replicas holding it
+ * would wait for it for ever while this one settled a history they never will. So the UnJoin waits until this replica holds `peer`'s
  * logs as far as its acknowledgers held them before it ({@link positionsHeld}: the remaining
  * ones, when departing ones held more). When `peer` is not a participant there, its events
  * before the UnJoin are renegades that fold nowhere (and are dropped wherever they are held,
