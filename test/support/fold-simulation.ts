@@ -556,7 +556,11 @@ export function runSimulation (plan: SimulationPlan): SimulationReport {
       // An ejection with quorum waiting for a majority leaves its peer among the infimum's.
       const listed = plan.quorumEjections === true ? r.fold.allParticipants() : r.fold.projectedParticipants()
       for (const p of listed) {
-        if (replicas.get(p)?.status !== 'live' && !repairedGone.has(`${r.id}>${p}`)) { record(r, r.fold.disassociate(p)); repaired = true; if (plan.quorumEjections === true) repairedGone.add(`${r.id}>${p}`) }
+        const key = `${r.id}>${p}`
+        if (replicas.get(p)?.status === 'live' || repairedGone.has(key)) continue
+        record(r, r.fold.disassociate(p))
+        repaired = true
+        if (plan.quorumEjections === true) repairedGone.add(key)
       }
     }
     const projected = new Set(founder.fold.projectedParticipants())
