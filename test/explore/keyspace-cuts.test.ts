@@ -8,6 +8,12 @@
  * `LEGION_KEYSPACE_CUT_ONE_WAY=1` cuts half of the links one way only, `LEGION_KEYSPACE_CUT_ROUNDS=12`
  * runs more rounds, `LEGION_KEYSPACE_CUT_REPLICATION=2` keeps two replicas of each partition instead of three.
  * On a failure the error names the plan, the writes missing and each peer's view.
+ *
+ * To see how a partition went, `LEGION_KEYSPACE_CUT_TRACE=<partition>[:<key>]` prints, on the
+ * simulated clock, each peer's table entry, replicas and former copies of that partition
+ * (infimum, participants, outstanding events) whenever they change, its partition events, and
+ * when the key's write was acknowledged (test/support/keyspace-trace.ts). The partition of a
+ * missing key is `partitionOfBytes(utf8(key), 16)` (src/keyspace/router.ts).
  */
 import { test } from 'node:test'
 import { keyspaceCutsRun } from '../support/keyspace-cuts.js'

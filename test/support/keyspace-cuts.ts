@@ -20,6 +20,7 @@ import { cacheKeyspace } from '../../demo/cache/cache.js'
 import { FakeNetwork, ManualClock, seededRandom, advanceUntil } from './fake-network.js'
 import { missingOnReplicas, settledWith, type Write } from './keyspace-load.js'
 import { cutRandomLinks } from './link-cuts.js'
+import { traceKeyspacePartition } from './keyspace-trace.js'
 
 const noState: EventSpec<null, number, number> = { init: () => 0, apply: (_e, s) => ({ ok: true, output: s, state: s }) }
 type Peer = Legion<null, number, number, { cache: ReturnType<typeof cacheKeyspace> }>
@@ -71,17 +72,22 @@ export async function keyspaceCutsRun (seed: number, keys?: number, options: Key
       propagation: { intervalMs: 1000 },
       failureDetection: { heartbeatIntervalMs: 1000, suspectAfterMs: 3000, stuckAfterMs: 5000 }
     }, { network: async key => await net.node(key), clock, random: seededRandom(started) })
-    peer.services.cache.onPartitionEvent(e => { if (e.type === 'lost') lost.add(`${e.partition}.${e.generation}`) })
+    peer.services.cache.onPartitionEvent(e => { trace?.event(peer.self, e); if (e.type === 'lost') lost.add(`${e.partition}.${e.generation}`) })
     peers.push(peer)
     return peer
   }
+  // LEGION_KEYSPACE_CUT_TRACE=<partition>[:<key>] (test/explore/keyspace-cuts.test.ts)
+  const [tracePartition, traceKey] = (process.env.LEGION_KEYSPACE_CUT_TRACE ?? '').split(':')
+  const writes: Write[] = []
+  const trace = tracePartition === undefined || tracePartition === ''
+    ? undefined
+    : traceKeyspacePartition(clock, () => peers.map(p => ({ peer: p, table: () => p.services.cache.table() })), Number(tracePartition), traceKey === undefined ? undefined : { name: traceKey, acknowledged: () => writes.some(w => w.key === traceKey && w.acknowledged === true) })
   const until = async (predicate: () => boolean, what: string, maxMs: number): Promise<void> => { await advanceUntil(clock, predicate, what, maxMs, 250) }
   const pass = async (ms: number): Promise<void> => { await advanceUntil(clock, () => false, `${ms} ms`, ms, 250).catch(() => {}) }
   try {
     const first = await start({ mode: 'new' })
     for (let i = 1; i < n; i++) await start({ mode: 'join', peers: first.multiaddrs() })
     await until(() => peers.every(p => settledWith(p.services.cache, n)), `${n} members, every move done`, 60_000)
-    const writes: Write[] = []
     let count = 0
     const load = clock.every(400, () => {
       for (const p of peers) {
@@ -119,6 +125,7 @@ export async function keyspaceCutsRun (seed: number, keys?: number, options: Key
     const ejections = peers.reduce((sum, p) => sum + p.stats().counters.timesEjected, 0)
     return { peers: n, acknowledged: acknowledged.length, failed, ejections, lost: lost.size, plan }
   } finally {
+    trace?.stop()
     await Promise.all(peers.map(async p => { await p.stop({ leave: false }).catch(() => {}) }))
   }
 }
