@@ -227,6 +227,18 @@ test('regression (ejection): a peer ejected and admitted again under the same na
   assert.ok(crashed.finalInfimumCount > 40, 'the fold went on')
 })
 
+test('regression (first-hand): a log moves on past an event a sender\'s infimum passed without it, on this replica\'s history', () => {
+  // The one failure of a 10,000-run search (docs/RELIABILITY.md, "Bugs found"): p3, ejected,
+  // had written events that reached only the peers it admitted; p0 - p2 folded past them while
+  // p3's UnJoin stood in (nobody remaining held any). The others then took p3's log from those
+  // peers, so their acknowledgements of the UnJoin named it up to position 8; p2, one event
+  // behind, held none of it and waited for it for good: the events between its infimum and
+  // theirs had been dropped everywhere, and a run chained from one of them was refused as a
+  // gap above p2's infimum. The sender's own infimum, on p2's history, now vouches for the gap.
+  const report = runSimulation({ seed: -1197661314, peers: 7, steps: 120, firstHand: true, throwing: true })
+  assert.ok(report.finalInfimumCount > 40, 'the fold went on')
+})
+
 test('regression (ejection): a readmission is ordered past every event of the old incarnation, so one a third replica holds is never taken for the new incarnation\'s', () => {
   // Found by the first random search of live ejections (docs/RELIABILITY.md, "Known
   // failures"): p1, ejected while cut off, went on writing its old log up to counter 22; its

@@ -39,15 +39,20 @@ export type RunRefusal =
  * Returns `undefined` when the run holds nothing new.
  *
  * A run that starts after a gap is refused, unless it says which event it follows (its base)
- * and that event is at or below `infimum` (the infimum this replica has, or the one a trusting
- * full merge is about to adopt): every event in the gap is earlier in the same log, so has a
- * lower id still, and can never fold here; the run is taken from there (into a log none of
- * whose events are outstanding here: they stay its last ones). Likewise when none of the
- * events in the gap can fold anywhere ({@link renegadeGap}). That
- * is how a log moves on past events that were dropped everywhere they reached (a renegade's,
- * or ones an adopted infimum passed) and that nobody can send any more.
+ * and that event is at or below `passed`: the infimum this replica has, the one a trusting
+ * full merge is about to adopt, or the sender's own infimum ahead of this one on this
+ * replica's history (its digest is what folding here up to it would give: `relationTo`).
+ * Every event in the gap is earlier in the same log, so has a lower id still: below this
+ * infimum it can never fold here; below the sender's, it is one the sender's history passed
+ * without it (the digest would differ had it folded there), so folding it here would part
+ * from that history. The run is taken from there (into a log none of whose events are
+ * outstanding here: they stay its last ones). Likewise when none of the events in the gap can
+ * fold anywhere ({@link renegadeGap}; not while adopting). That is how a log moves on past
+ * events that were dropped everywhere they reached (a renegade's, ones an adopted infimum
+ * passed, an ejected peer's that reached others only after they had folded past them) and
+ * that nobody can send any more.
  */
-export function checkRun<E, S, O> (core: FoldCore<E, S, O>, run: LogRun<E, O>, infimum: EventId = core.infId, sender?: Participant): CheckedRun<E, O> | RunRefusal | undefined {
+export function checkRun<E, S, O> (core: FoldCore<E, S, O>, run: LogRun<E, O>, sender?: Participant, passed: EventId = core.infId, adopting = false): CheckedRun<E, O> | RunRefusal | undefined {
   const creator = core.table.intern(run.creator)
   const held = core.log(creator, run.since)
   let from: CheckedRun<E, O>['from'] = { seq: held.seq, hash: held.hash }
@@ -58,7 +63,7 @@ export function checkRun<E, S, O> (core: FoldCore<E, S, O>, run: LogRun<E, O>, i
     const base = run.base
     const baseId = base === undefined ? undefined : { counter: base.counter, participant: run.creator }
     const jumpable = baseId !== undefined && held.baseSeq === held.seq &&
-      (compareEventIds(baseId, infimum) <= 0 || (infimum === core.infId && renegadeGap(core, creator, baseId)))
+      (compareEventIds(baseId, passed) <= 0 || (!adopting && renegadeGap(core, creator, baseId)))
     if (!jumpable) return { kind: 'gap', id: idOf(run.events[0]!) }
     from = { seq: run.first - 1, hash: base!.hash, counter: base!.counter }
   }

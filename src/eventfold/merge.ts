@@ -91,11 +91,11 @@ function refused<O> (error: MergeError): MergeResult<O> {
  * it). A gap in another log is skipped: whoever holds those events can send them (the
  * replica's acknowledgements show who), and if nobody does they never mattered.
  */
-function checkRuns<E, S, O> (core: FoldCore<E, S, O>, diff: Diff<E, O>, from: Participant | undefined): Array<CheckedRun<E, O>> | ForgedEventError | DiffTooSparseError {
+function checkRuns<E, S, O> (core: FoldCore<E, S, O>, diff: Diff<E, O>, from: Participant | undefined, passed: EventId): Array<CheckedRun<E, O>> | ForgedEventError | DiffTooSparseError {
   const checked: Array<CheckedRun<E, O>> = []
   const sender = diff.acknowledgements[0]
   for (const run of diff.runs) {
-    const r = checkRun(core, run, core.infId, from)
+    const r = checkRun(core, run, from, passed)
     if (r === undefined) continue
     if ('kind' in r) {
       if (r.kind === 'forged') return new ForgedEventError(r.id)
@@ -117,21 +117,26 @@ export function mergeDiff<E, S, O> (core: FoldCore<E, S, O>, diff: Diff<E, O>, o
   if (diff.origin !== core.origin) return refused(new DifferentOriginsError(core.origin, diff.origin))
   const from = options.from
   const trusting = from === undefined
-  const checked = checkRuns(core, diff, from)
-  if (!Array.isArray(checked)) return refused(checked)
   const sender = diff.acknowledgements[0]
-  let universal: EventId | undefined
-  if (sender !== undefined && (trusting || sender.participant === from)) {
+  const vouching = sender !== undefined && (trusting || sender.participant === from)
+  let passed = core.infId
+  if (vouching) {
     const remoteInf = sender.infimumId
     const relation = relationTo(core, remoteInf, sender.infimumDigest)
     if (relation === 'missing') return refused(new DiffTooNewError(remoteInf, core.infId))
     // The sender's infimum is as good as a matching one when it differs only by the sender's
     // own hooks that threw: it still folded exactly these events, so everyone acknowledged them.
     if (relation === 'different' || relation === 'threw-here') return refused(new DiffTooSparseError('digest', remoteInf))
-    core.observe(remoteInf.counter)
+    if (compareEventIds(remoteInf, passed) > 0) passed = remoteInf
+  }
+  const checked = checkRuns(core, diff, from, passed)
+  if (!Array.isArray(checked)) return refused(checked)
+  let universal: EventId | undefined
+  if (vouching) {
+    core.observe(passed.counter)
     // Trusting, a remote infimum ahead on this history proves everyone acknowledged up to it;
     // first-hand, it is the sender's acknowledgement only (its vector says as much).
-    if (trusting && compareEventIds(remoteInf, core.infId) > 0) universal = remoteInf
+    if (trusting && passed !== core.infId) universal = passed
   }
   const { first, taken } = takeRuns(core, checked)
   let changed = checked.length > 0
@@ -161,6 +166,9 @@ export function mergeFull<E, S, O> (core: FoldCore<E, S, O>, other: EventFoldSna
   // Validate before the first change. A log this replica cannot continue (first-hand, the
   // sender folded events of it that are not held here) is skipped rather than refused: the
   // rest of the fold is still news.
+  // The infimum a gap in a log may be passed up to (logs.ts, `checkRun`): the adopted one, or
+  // the sender's ahead on this replica's history.
+  const passed = adopt || (ahead && (relation === 'same' || relation === 'threw-there')) ? inf.id : core.infId
   const byLog = new Map<string, Array<OutstandingEvent<E, O>>>()
   for (const e of other.events) {
     const key = `${e.since}:${e.id.participant}`
@@ -180,7 +188,7 @@ export function mergeFull<E, S, O> (core: FoldCore<E, S, O>, other: EventFoldSna
     }
     const first = log.seq - events.length + 1
     const run = { creator: log.participant, since: log.since, first, events: events.map(e => ({ counter: e.id.counter, delta: logged(e) })), signature: log.signature, base: first > 1 ? log.base : undefined }
-    const r = checkRun(core, run, adopt ? inf.id : core.infId, from)
+    const r = checkRun(core, run, from, passed, adopt)
     if (r === undefined) continue
     if ('kind' in r) {
       if (r.kind === 'forged') return refused(new ForgedEventError(r.id))
