@@ -415,7 +415,7 @@ test('a partition nobody owns is handed on by an incoming replica that holds its
   const ownerless = peerA(table(1, assignment({ incoming: ['a', 'b', 'c'], abandoned: ['b', 'c'], lastOwner: { peer: 'z', generation: 1 } })))
   const owned = peerA(table(1, assignment({ owners: ['z'], incoming: ['a', 'b', 'c'] })))
   try {
-    for (const p of [ownerless, owned]) p.setHeld(true, ['a', 'b', 'c'], false)
+    for (const p of [ownerless, owned]) p.setHeld(true, ['a', 'b', 'c'], true)
     await recheck(ownerless)
     await recheck(owned)
     assert.deepEqual([...ownerless.participated].sort(), ['b', 'c'], 'a, holding the state, sends it to b and c (which may be counted in through replicas they no longer hold)')
@@ -432,7 +432,7 @@ test('with no owner, an incoming replica that holds the state removes a particip
   const ownerless = peerA(table(1, assignment({ incoming: ['a', 'b'], lastOwner: { peer: 'z', generation: 1 } })))
   const owned = peerA(table(1, assignment({ owners: ['b'], incoming: ['a'] })))
   try {
-    for (const p of [ownerless, owned]) p.setHeld(true, ['a', 'b', 'y'], false)
+    for (const p of [ownerless, owned]) p.setHeld(true, ['a', 'b', 'y'], true)
     await recheck(ownerless)
     await recheck(owned)
     await ownerless.clock.advance(61_000)
@@ -446,25 +446,37 @@ test('with no owner, an incoming replica that holds the state removes a particip
   }
 })
 
-test('with no owner, an incoming replica whose Join has not folded in the state it holds abandons after abandonAfterMs; joined, or with an owner, it waits', async () => {
+test('with no owner, an incoming replica whose Join has not folded in the state it holds, or whose readmission has not, abandons after abandonAfterMs and removes no one; joined, or with an owner, it waits', async () => {
   // Harsh link cuts with R = 2, seed 34 (after the owner check of 2026-12-07): every
   // participant of the group had let its replica go, so a's Join could never fold, and a,
   // holding the state, neither became ready nor abandoned: the partition stalled for good.
+  // Harsh link cuts with R = 3, seed 435: a, readmitted to the group and cut off before its
+  // readmission folded there (its infimum still listing its old membership), lacked writes the
+  // owners had acknowledged since; once both owners were ejected it removed them as strays and
+  // handed its replica on, which became the partition's history: 2 writes lost.
   const pending = peerA(table(1, assignment({ incoming: ['a', 'b'], lastOwner: { peer: 'b', generation: 1 } })))
+  const readmitted = peerA(table(1, assignment({ incoming: ['a', 'b'], lastOwner: { peer: 'b', generation: 1 } })))
   const joined = peerA(table(1, assignment({ incoming: ['a', 'b'], lastOwner: { peer: 'b', generation: 1 } })))
   const owned = peerA(table(1, assignment({ owners: ['b'], incoming: ['a'] })))
+  const all = [pending, readmitted, joined, owned]
   try {
-    for (const p of [pending, joined, owned]) p.setHeld(true, ['b', 'c'], false)
+    for (const p of [pending, readmitted, owned]) p.setHeld(true, ['b', 'c'], false)
+    joined.setHeld(true, ['a', 'b', 'c'], true)
     pending.setSettled(['b', 'c'])
     owned.setSettled(['b', 'c'])
+    readmitted.setSettled(['a', 'b', 'c'])
     joined.setSettled(['a', 'b', 'c'])
-    for (const p of [pending, joined, owned]) await recheck(p)
-    for (const p of [pending, joined, owned]) await p.clock.advance(61_000)
+    for (const p of all) await recheck(p)
+    for (const p of all) await p.clock.advance(61_000)
     await settleTurns(20)
-    assert.deepEqual(pending.applied.map(e => [e.type, 'partitions' in e ? e.partitions : []]), [['abandon', [[0, 1]]]])
+    for (const [name, p] of [['pending', pending], ['readmitted', readmitted]] as const) {
+      assert.deepEqual(p.applied.map(e => [e.type, 'partitions' in e ? e.partitions : []]), [['abandon', [[0, 1]]]], name)
+      assert.deepEqual(p.removed, [], `${name}: c, not listed, is not removed on the word of a replica that may lack what the owners acknowledged`)
+      assert.deepEqual(p.handoff.progress().sending, [], `${name}: nothing handed on`)
+    }
     assert.deepEqual(joined.applied.filter(e => e.type === 'abandon'), [], 'a participant there waits for the others\' acknowledgements')
     assert.deepEqual(owned.applied.filter(e => e.type === 'abandon'), [], 'b, the owner, can still add a')
   } finally {
-    for (const p of [pending, joined, owned]) p.handoff.stop()
+    for (const p of all) p.handoff.stop()
   }
 })

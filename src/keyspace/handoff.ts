@@ -335,9 +335,12 @@ export class Handoff<K, I, O, S> {
         // they acknowledged since. The release drops it (or the peer forgets it first, on
         // learning the group settled without it); the state comes anew after that.
         if (held && this.releases.get(key)?.phase === 'leaving') continue
-        // Held but not joined (its Join pending) with no owner left: if every participant let its
-        // replica go, the Join never folds, so it abandons as one without the state (seed 34, R 2).
-        if (held && (a.owners.length > 0 || g.participants().settled.includes(self))) {
+        // Held but not joined with no owner left: it abandons as one without the state. With its
+        // Join pending, if every participant let its replica go, the Join never folds (seed 34,
+        // R 2). Readmitted, with its readmission not folded here, its replica may lack writes the
+        // owners acknowledged since its old membership: handing that on and removing the owners
+        // as strays made it the partition's history, and the writes were lost (seed 435, R 3).
+        if (held && (a.owners.length > 0 || g.readState().joined)) {
           this.missingSince.delete(key)
           this.watch(key, g)
           // No owner left to send it: a replica that holds the state hands it to the other
