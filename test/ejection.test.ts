@@ -125,7 +125,8 @@ test('a peer leaves the managed groups once its UnJoin folded in the cluster\'s 
   } as unknown as SomeReplica)
   incarnation.groups.set('g', {
     id: 'g',
-    fold: { disassociate: (p: string) => { unjoined.push(p); return {} } },
+    definition: { membership: 'managed' },
+    fold: { disassociate: (p: string) => { unjoined.push(p); return {} }, hasJoined: () => true },
     others: () => ['b', 'c'].filter(p => !unjoined.includes(p)),
     afterUpdate: () => {}
   } as unknown as SomeReplica)
@@ -139,6 +140,37 @@ test('a peer leaves the managed groups once its UnJoin folded in the cluster\'s 
   assert.deepEqual(unjoined, ['b'])
   ejection.inspect(incarnation)
   assert.deepEqual(unjoined, ['b'], 'once')
+})
+
+test('a replica of a managed group whose own Join has not folded there records no departures; a cluster-wide group\'s does', () => {
+  // Harsh keyspace link cuts with R = 2, seed 325 (docs/RELIABILITY.md): two incoming replicas,
+  // their Joins pending, recorded the UnJoins of both owners as those left the cluster, stood in
+  // for both with no participant remaining to say what they held, and folded past a write the
+  // owners had acknowledged; that history became the partition's.
+  const lifecycle = new Lifecycle()
+  const incarnation = lifecycle.newIncarnation()
+  const cluster = { settled: ['a', 'c'], projected: ['a', 'c'] } // b left the cluster
+  const unjoined: string[] = []
+  incarnation.groups.set('', {
+    id: '',
+    fold: { projectedParticipants: () => cluster.projected, infimumParticipants: () => cluster.settled },
+    isParticipant: (p: string) => cluster.projected.includes(p)
+  } as unknown as SomeReplica)
+  const replica = (id: string, membership: 'managed' | 'cluster', joined: boolean): SomeReplica => ({
+    id,
+    definition: { membership },
+    fold: { disassociate: (p: string) => { unjoined.push(`${id}:${p}`); return {} }, hasJoined: () => joined },
+    others: () => ['b', 'c'],
+    afterUpdate: () => {}
+  }) as unknown as SomeReplica
+  incarnation.groups.set('joining', replica('joining', 'managed', false))
+  incarnation.groups.set('joined', replica('joined', 'managed', true))
+  incarnation.groups.set('wide', replica('wide', 'cluster', false))
+  lifecycle.becomeMember(incarnation)
+  const logger = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false })
+  const ejection = new Ejection({ self: 'a', lifecycle, push: {} as Push, allows: () => true, rejoin: () => {}, forget: () => {}, counters: { timesEjected: 0 } as unknown as LegionCounters, clock: new ManualClock(), log: logger as never })
+  ejection.inspect(incarnation)
+  assert.deepEqual(unjoined.sort(), ['joined:b', 'wide:b'])
 })
 
 test('an automatic ejection\'s UnJoin carries quorum and an operator\'s does not; an operator may remove a peer whose automatic ejection is pending', async () => {

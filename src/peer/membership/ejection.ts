@@ -205,6 +205,13 @@ export class Ejection {
     for (const replica of incarnation.groups.values()) {
       const fold = replica.fold
       if (fold === undefined || replica === cluster) continue
+      // In a managed group, only a replica whose own Join folded there records departures: a
+      // joiner's UnJoins of every participant it knows let it stand in for all of them on a
+      // guess (none remains to say what they held), and its history, lacking what they
+      // acknowledged since it last heard from them, became the partition's (keyspace link
+      // cuts, R = 2, seed 325). With none of them joined left, the service decides (the
+      // keyspace's incoming replicas abandon, and the last owner restores).
+      if (replica.definition.membership === 'managed' && !fold.hasJoined()) continue
       for (const peer of replica.others()) {
         if (left(peer)) replica.afterUpdate(fold.disassociate(peer))
       }
