@@ -341,6 +341,30 @@ test('an owner that holds only a former copy resigns after abandonAfterMs, and k
   }
 })
 
+test('a founder ejected before its grant folded here resigns with the copy it was to found from, kept meanwhile; it does not abandon', async () => {
+  // Harsh link cuts with R = 2, seed 18: the last owner, granted generation 2 to restore from its
+  // copy of generation 1, was ejected before its grant folded there and never founded it. Admitted
+  // again as generation 2's owner, it let the copy go (the grant had cleared the last owner) and
+  // abandoned; the partition was declared lost and refounded empty (85 acknowledged writes).
+  const a = peerA(table(8, assignment({ generation: 2, owners: ['a'], incoming: ['b'], dataSince: 1 })))
+  try {
+    a.setHeld(false)
+    a.readmit()
+    a.formers.set('p:0.1', 'the copy of generation 1')
+    await recheck(a)
+    assert.ok(a.formers.has('p:0.1'), 'kept: the owner does not hold generation 2')
+    await a.clock.advance(60_000)
+    await settleTurns(20)
+    assert.deepEqual(a.applied.map(e => [e.type, 'partitions' in e ? e.partitions : []]), [['resign', [[0, 2]]]])
+    assert.ok(a.formers.has('p:0.1'), 'still kept while it owns generation 2')
+    a.setTable(table(9, assignment({ generation: 2, owners: ['b', 'c'], dataSince: 1 })))
+    await recheck(a)
+    assert.equal(a.formers.size, 0, 'let go once the table no longer lists it')
+  } finally {
+    a.handoff.stop()
+  }
+})
+
 test('a former copy is kept while the table lists this peer as incoming to that generation, or does not know the generation yet, and let go after', async () => {
   // Keyspace link cuts with R = 2, seeds 72 and 92 (docs/RELIABILITY.md): a replica dropped
   // while a move was called back, and a copy of a generation the sponsor's table did not know

@@ -7,7 +7,7 @@
  * - **found**: a founder of a new generation asks the table for its grant (`found`), and
  *   creates the group only once the grant folded;
  * - **send**: one owner of a partition with incoming replicas (its coordinator, chosen by the
- *   partition's number; with no owner, every incoming replica holding the state) adds each one
+ *   partition's number; with no owner, every incoming replica joined in the state) adds each one
  *   to the group (`participate`: a Join, then the whole fold pushed), at most
  *   `maxParallelMoves` at a time on this peer, retrying with backoff until it is promoted;
  * - **announce**: an incoming replica whose own Join has folded in its replica holds every
@@ -33,7 +33,7 @@
  *   by its coordinator among the members (`lost`), and the table refounds it empty;
  * - **remove strays**: a participant of a partition's group that the table has listed neither
  *   as an owner nor as incoming for `strayAfterMs` is removed (an UnJoin) by the coordinator,
- *   or with no owner by each incoming replica holding the state: a peer readmitted to the
+ *   or with no owner by each incoming replica joined in it: a peer readmitted to the
  *   cluster may no longer hold the replica, and never say so (docs/ARCHITECTURE.md, "Strays").
  *
  * Progress is kept per move and shown by `stats()`, so a handoff that stalls is visible.
@@ -291,12 +291,9 @@ export class Handoff<K, I, O, S> {
         wantedTransfers.add(tk)
         if (!this.transfers.has(tk)) this.transfers.set(tk, { partition: p, generation: a.generation, to, phase: 'queued', attempts: 0, since: now, nextAt: now, createdAt: now })
       }
-      if (a.owners.includes(self) || a.incoming.includes(self)) {
-        this.listed.add(key)
-        this.unlistedSince.delete(key)
-      } else if (!held) {
-        this.unlistedSince.delete(key)
-      }
+      const listed = a.owners.includes(self) || a.incoming.includes(self)
+      if (listed) this.listed.add(key)
+      if (listed || !held) this.unlistedSince.delete(key)
       if (a.owners.includes(self)) {
         this.finishReceiving(key)
         this.keep(key)
@@ -314,9 +311,10 @@ export class Handoff<K, I, O, S> {
             // An owner with no copy abandons. One admitted again while the table kept it as an
             // owner (its ejection lost to a concurrent one, or has not folded there yet) kept
             // the replica it held before: it resigns, and restores the partition from that
-            // copy if it was the last to serve it.
+            // copy if it was the last to serve it; a founder ejected before its grant folded here,
+            // the copy it was to found from (it abandoned, and the partition was lost: seed 18).
             const ref: PartitionRef = [p, a.generation]
-            if (c.groups.copyOf(p, a.generation) === undefined) toAbandon.push(ref)
+            if (c.groups.newestCopy(p, a.dataSince, a.generation) === undefined) toAbandon.push(ref)
             else toResign.push(ref)
           }
           continue
@@ -335,11 +333,9 @@ export class Handoff<K, I, O, S> {
         // they acknowledged since. The release drops it (or the peer forgets it first, on
         // learning the group settled without it); the state comes anew after that.
         if (held && this.releases.get(key)?.phase === 'leaving') continue
-        // Held but not joined with no owner left: it abandons as one without the state. With its
-        // Join pending, if every participant let its replica go, the Join never folds (seed 34,
-        // R 2). Readmitted, with its readmission not folded here, its replica may lack writes the
-        // owners acknowledged since its old membership: handing that on and removing the owners
-        // as strays made it the partition's history, and the writes were lost (seed 435, R 3).
+        // Held but not joined, with no owner left, it abandons: its Join may never fold if every
+        // participant let its replica go (seed 34, R 2), and readmitted, it may lack what the
+        // owners acknowledged since; handed on, that became the partition's history (seed 435).
         if (held && (a.owners.length > 0 || g.readState().joined)) {
           this.missingSince.delete(key)
           this.watch(key, g)
@@ -374,7 +370,9 @@ export class Handoff<K, I, O, S> {
     const fresh = now - this.admittedAt < FORMER_GRACE_MS
     c.groups.keepFormers((p, g) => {
       const a = table.assignments[p]
-      return a !== undefined && (g > a.generation || (a.generation === g && (fresh || a.owners.includes(self) || a.incoming.includes(self))) || restoresFrom(a, self, g))
+      // (An owner that does not hold its generation may resign with an older copy: above.)
+      return a !== undefined && (g > a.generation || (a.generation === g && (fresh || a.owners.includes(self) || a.incoming.includes(self))) || restoresFrom(a, self, g) ||
+        (g >= a.dataSince && g < a.generation && a.owners.includes(self) && !c.groups.get(p, a.generation).held()))
     })
     for (const key of [...this.receivingSince.keys()]) if (!incomingHere.has(key)) this.receivingSince.delete(key)
     for (const key of [...this.announced.keys()]) if (!incomingHere.has(key)) this.announced.delete(key)
