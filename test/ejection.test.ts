@@ -109,20 +109,34 @@ function disseminating (): { ejection: Ejection, incarnation: ReturnType<Lifecyc
   return { ejection, incarnation, clock, save: () => { const w = waiting; waiting = []; for (const f of w) f() }, pushes }
 }
 
-test('a peer leaves the managed groups once its UnJoin folded in the cluster\'s group, not while it is pending (it may never fold)', () => {
-  // Link cuts on the keyspace, seed 21: two peers ejected each other; the loser's UnJoin of the
-  // winner never folded in the cluster, but its copy in a partition's group, recorded by a third
-  // peer while it was pending, folded among that group's fewer participants and split the group
-  // from a peer that was still in the cluster.
+/**
+ * A peer `a` whose cluster group has `cluster`'s participants (read each time); `start` makes
+ * it a member and gives its Ejection, once the test has added its other groups.
+ */
+function withCluster (cluster: { settled: string[], projected: string[] }): { incarnation: ReturnType<Lifecycle['newIncarnation']>, start: () => Ejection } {
   const lifecycle = new Lifecycle()
   const incarnation = lifecycle.newIncarnation()
-  const cluster = { settled: ['a', 'b', 'c'], projected: ['a', 'c'] } // b's UnJoin pending
-  const unjoined: string[] = []
   incarnation.groups.set('', {
     id: '',
     fold: { projectedParticipants: () => cluster.projected, infimumParticipants: () => cluster.settled },
     isParticipant: (p: string) => cluster.projected.includes(p)
   } as unknown as SomeReplica)
+  const start = (): Ejection => {
+    lifecycle.becomeMember(incarnation)
+    const logger = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false })
+    return new Ejection({ self: 'a', lifecycle, push: {} as Push, allows: () => true, rejoin: () => {}, forget: () => {}, counters: { timesEjected: 0 } as unknown as LegionCounters, clock: new ManualClock(), log: logger as never })
+  }
+  return { incarnation, start }
+}
+
+test('a peer leaves the managed groups once its UnJoin folded in the cluster\'s group, not while it is pending (it may never fold)', () => {
+  // Link cuts on the keyspace, seed 21: two peers ejected each other; the loser's UnJoin of the
+  // winner never folded in the cluster, but its copy in a partition's group, recorded by a third
+  // peer while it was pending, folded among that group's fewer participants and split the group
+  // from a peer that was still in the cluster.
+  const cluster = { settled: ['a', 'b', 'c'], projected: ['a', 'c'] } // b's UnJoin pending
+  const { incarnation, start } = withCluster(cluster)
+  const unjoined: string[] = []
   incarnation.groups.set('g', {
     id: 'g',
     definition: { membership: 'managed' },
@@ -130,9 +144,7 @@ test('a peer leaves the managed groups once its UnJoin folded in the cluster\'s 
     others: () => ['b', 'c'].filter(p => !unjoined.includes(p)),
     afterUpdate: () => {}
   } as unknown as SomeReplica)
-  lifecycle.becomeMember(incarnation)
-  const logger = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false })
-  const ejection = new Ejection({ self: 'a', lifecycle, push: {} as Push, allows: () => true, rejoin: () => {}, forget: () => {}, counters: { timesEjected: 0 } as unknown as LegionCounters, clock: new ManualClock(), log: logger as never })
+  const ejection = start()
   ejection.inspect(incarnation)
   assert.deepEqual(unjoined, [], 'no UnJoin of b in g while its UnJoin in the cluster is pending')
   cluster.settled = ['a', 'c'] // it folded
@@ -147,15 +159,9 @@ test('a replica of a managed group whose own Join has not folded there records n
   // their Joins pending, recorded the UnJoins of both owners as those left the cluster, stood in
   // for both with no participant remaining to say what they held, and folded past a write the
   // owners had acknowledged; that history became the partition's.
-  const lifecycle = new Lifecycle()
-  const incarnation = lifecycle.newIncarnation()
   const cluster = { settled: ['a', 'c'], projected: ['a', 'c'] } // b left the cluster
+  const { incarnation, start } = withCluster(cluster)
   const unjoined: string[] = []
-  incarnation.groups.set('', {
-    id: '',
-    fold: { projectedParticipants: () => cluster.projected, infimumParticipants: () => cluster.settled },
-    isParticipant: (p: string) => cluster.projected.includes(p)
-  } as unknown as SomeReplica)
   const replica = (id: string, membership: 'managed' | 'cluster', joined: boolean): SomeReplica => ({
     id,
     definition: { membership },
@@ -166,9 +172,7 @@ test('a replica of a managed group whose own Join has not folded there records n
   incarnation.groups.set('joining', replica('joining', 'managed', false))
   incarnation.groups.set('joined', replica('joined', 'managed', true))
   incarnation.groups.set('wide', replica('wide', 'cluster', false))
-  lifecycle.becomeMember(incarnation)
-  const logger = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false })
-  const ejection = new Ejection({ self: 'a', lifecycle, push: {} as Push, allows: () => true, rejoin: () => {}, forget: () => {}, counters: { timesEjected: 0 } as unknown as LegionCounters, clock: new ManualClock(), log: logger as never })
+  const ejection = start()
   ejection.inspect(incarnation)
   assert.deepEqual(unjoined.sort(), ['joined:b', 'wide:b'])
 })
