@@ -24,15 +24,19 @@ function peerA (first: KeyspaceTable) {
     readState: () => ({ infimum: current }),
     subscribe: (l: (state: { infimum: KeyspaceTable }) => void) => { tableListeners.add(l); return () => tableListeners.delete(l) },
     applyFast: (e: TableEvent) => { applied.push(e) },
-    // A founder's request is granted when `grants` is on; otherwise it never settles.
+    // A founder's request is granted when `grants` is on; otherwise it never settles. A `ready`
+    // folds at once, or, while `holdReadies` is on, when `foldReadies` is called.
     applyConsistent: async (e: TableEvent) => {
       applied.push(e)
       if (grants && e.type === 'found') return { partitions: e.partitions.map(r => r[0]) }
+      if (e.type === 'ready') return await new Promise(resolve => { if (holdReadies) heldReadies.push(resolve); else resolve({ partitions: [] }) })
       return await new Promise(() => {})
     }
   } as unknown as TableGroup
   let held = true
   let grants = false
+  let holdReadies = false
+  const heldReadies: Array<(output: { partitions: number[] }) => void> = []
   let admission = 1
   const formers = new Map<string, unknown>()
   const founded: Array<{ id: string, initial: unknown }> = []
@@ -90,6 +94,10 @@ function peerA (first: KeyspaceTable) {
     founded,
     formers,
     grant: () => { grants = true },
+    /** From now on a's `ready` events stay on their way until `foldReadies`. */
+    holdReadies: () => { holdReadies = true },
+    /** The `ready` events on their way fold. */
+    foldReadies: () => { for (const r of heldReadies.splice(0)) r({ partitions: [] }) },
     setTable,
     leave: () => { leave() },
     /** a was ejected and admitted again: every replica it held was replaced. */
@@ -502,5 +510,36 @@ test('with no owner, an incoming replica whose Join has not folded in the state 
     assert.deepEqual(owned.applied.filter(e => e.type === 'abandon'), [], 'b, the owner, can still add a')
   } finally {
     for (const p of all) p.handoff.stop()
+  }
+})
+
+test('a replica whose ready is still on its way when the table stops listing it does not leave the group until the ready folded: promoted by it, it stays', async () => {
+  for (const promoted of [true, false]) {
+    const a = peerA(table(1, assignment({ owners: ['b'], incoming: ['a'] })))
+    try {
+      a.setHeld(true, ['a', 'b', 'c'], true)
+      a.holdReadies()
+      await recheck(a)
+      assert.deepEqual(announced(a), [[[0, 1]]])
+      // The table moved the partition to c (a was ejected and admitted again, say) before a's
+      // ready folded; listed again later, a would be promoted by it.
+      a.setTable(table(2, assignment({ owners: ['b'], incoming: ['c'] })))
+      await recheck(a)
+      assert.deepEqual(a.handoff.progress().releasing.map(r => r.phase), ['draining'], 'not leaving while its ready is on its way')
+      assert.deepEqual(a.removed, [])
+      if (promoted) a.setTable(table(3, assignment({ owners: ['b', 'a'], incoming: ['c'] })))
+      a.foldReadies()
+      await recheck(a)
+      if (promoted) {
+        assert.deepEqual(a.handoff.progress().releasing, [], 'promoted: the release is called off')
+        assert.deepEqual(a.removed, [])
+        assert.deepEqual(a.applied.filter(e => e.type === 'abandon'), [])
+      } else {
+        assert.deepEqual(a.handoff.progress().releasing.map(r => r.phase), ['leaving'], 'the ready folded without listing a: it leaves')
+        assert.deepEqual(a.removed, ['a'])
+      }
+    } finally {
+      a.handoff.stop()
+    }
   }
 })

@@ -15,9 +15,10 @@
  *   table it is `ready`, which promotes it to serving;
  * - **release**: a replica the table no longer lists (a move completed, or was cancelled)
  *   stops being served at once (the owner's fence answers `moved`), waits until no request it
- *   accepted is in flight, then leaves the group (an UnJoin it records itself, after every
- *   event of its own) and forgets it (listed again by then, it says `abandon`: a `ready` it
- *   sent before must not leave it an owner). A replica the table has never listed here arrived
+ *   accepted is in flight and no `ready` it announced is on its way (folded later, that could
+ *   promote it once listed again), then leaves the group (an UnJoin it records itself, after
+ *   every event of its own) and forgets it (listed again by then, it says `abandon`);
+ *   releases.ts. A replica the table has never listed here arrived
  *   early (the coordinator's table listed this peer as incoming before this peer's did): it is
  *   kept for `EARLY_ARRIVAL_GRACE_MS` before it counts as unlisted;
  * - **abandon**: an owner that finds it does not hold its partition (its copy was lost), or
@@ -47,7 +48,8 @@ import type { MembershipView } from '../peer/services.js'
 import type { KeyspaceParts, PartitionGroup, PartitionGroups } from './context.js'
 import { awaitsLastOwner, coordinatorOf, restoresFrom, type KeyspaceTable, type PartitionRef } from './table.js'
 import type { PartitionState } from './partition-state.js'
-import type { HandoffProgress, ReceivingPartition, ReleasingPartition, SendingPartition } from './handoff-progress.js'
+import type { HandoffProgress, ReceivingPartition, SendingPartition } from './handoff-progress.js'
+import { Releases } from './releases.js'
 
 /** Settings of handoff. */
 export interface HandoffSettings {
@@ -95,14 +97,6 @@ interface Transfer {
   readonly createdAt: number
 }
 
-/** One partition this peer releases. */
-interface Release {
-  readonly partition: number
-  readonly generation: number
-  phase: ReleasingPartition['phase']
-  readonly since: number
-}
-
 const FIRST_RETRY_MS = 200
 const MAX_RETRY_MS = 5000
 /** A sent transfer whose receiver is not promoted after this long is sent again. */
@@ -124,8 +118,10 @@ const FORMER_GRACE_MS = 30_000
 /** The handoff of one peer; see the module comment. */
 export class Handoff<K, I, O, S> {
   private readonly transfers = new Map<string, Transfer>()
-  private readonly releases = new Map<string, Release>()
+  private readonly releases: Releases<K, I, O, S>
   private readonly announced = new Map<string, number>()
+  /** `ready` events of each partition generation announced here and not folded (or failed) yet. */
+  private readonly readying = new Map<string, number>()
   private readonly receivingSince = new Map<string, number>()
   /** Since when each partition this peer should hold has been seen without its state. */
   private readonly missingSince = new Map<string, number>()
@@ -138,12 +134,11 @@ export class Handoff<K, I, O, S> {
   private readonly unlistedSince = new Map<string, number>()
   private readonly watched = new Map<string, () => void>()
   private founding = false
-  private readonly releaseWaiters = new Set<() => void>()
   private timer: Timer | undefined
   private unsubscribe: (() => void) | undefined
   private scheduled = false
   private running = false
-  private readonly completed = { received: 0, sent: 0, released: 0, founded: 0, abandoned: 0, restored: 0, declaredLost: 0 }
+  private readonly completed = { received: 0, sent: 0, founded: 0, abandoned: 0, restored: 0, declaredLost: 0 }
   /** Partitions waiting for their last owner, by `refKey`: since when, as seen by their coordinator here. */
   private readonly awaitedSince = new Map<string, number>()
   /** Generations this peer should restore as their last owner but has no copy of, by `refKey`: when it last said so. */
@@ -151,7 +146,15 @@ export class Handoff<K, I, O, S> {
   /** Participants of a group this peer coordinates that the table does not list, by `refKey|peer`: since when. */
   private readonly straySince = new Map<string, number>()
 
-  constructor (private readonly c: HandoffComponents<K, I, O, S>, private readonly settings: HandoffSettings) {}
+  constructor (private readonly c: HandoffComponents<K, I, O, S>, private readonly settings: HandoffSettings) {
+    this.releases = new Releases({
+      ...c,
+      readying: key => this.readying.has(key),
+      abandon: refs => { this.abandon(refs) },
+      schedule: () => { this.schedule() },
+      leaveTimeoutMs: settings.transferTimeoutMs
+    })
+  }
 
   /** Starts following the table. */
   start (): void {
@@ -201,9 +204,8 @@ export class Handoff<K, I, O, S> {
     this.pass()
     if (this.releases.size === 0) return
     await new Promise<void>((resolve, reject) => {
-      const timer = this.c.clock.setTimer(timeoutMs, () => { this.releaseWaiters.delete(check); reject(new TimeoutError(`partitions still being released after ${timeoutMs} ms`, timeoutMs)) })
-      const check = (): void => { if (this.releases.size === 0) { timer.cancel(); this.releaseWaiters.delete(check); resolve() } }
-      this.releaseWaiters.add(check)
+      const timer = this.c.clock.setTimer(timeoutMs, () => { remove(); reject(new TimeoutError(`partitions still being released after ${timeoutMs} ms`, timeoutMs)) })
+      const remove = this.releases.onEnd(() => { if (this.releases.size === 0) { timer.cancel(); remove(); resolve() } })
       this.schedule()
     })
   }
@@ -225,8 +227,8 @@ export class Handoff<K, I, O, S> {
     return {
       receiving,
       sending: [...this.transfers.values()].map(t => ({ partition: t.partition, to: t.to, phase: t.phase, attempts: t.attempts, sinceMs: now - t.createdAt })),
-      releasing: [...this.releases.values()].map(r => ({ partition: r.partition, generation: r.generation, phase: r.phase, inFlight: this.c.inFlight(r.partition, r.generation), sinceMs: now - r.since })),
-      completed: { ...this.completed }
+      releasing: this.releases.list(now),
+      completed: { ...this.completed, released: this.releases.completed }
     }
   }
 
@@ -253,7 +255,7 @@ export class Handoff<K, I, O, S> {
     const now = c.clock.now()
     const admission = c.membership.admission()
     if (admission !== this.admission) { this.admission = admission; this.admittedAt = now; this.listed.clear() }
-    this.leftAlready()
+    this.releases.endForgotten()
     const toFound: Founding<S>[] = []
     const toAnnounce: PartitionRef[] = []
     const toAbandon: PartitionRef[] = []
@@ -296,7 +298,7 @@ export class Handoff<K, I, O, S> {
       if (listed || !held) this.unlistedSince.delete(key)
       if (a.owners.includes(self)) {
         this.finishReceiving(key)
-        this.keep(key)
+        this.releases.keep(key)
         if (!held) {
           if (a.founder === self) {
             // The last owner restores the partition from its copy; without one, nobody can.
@@ -326,13 +328,13 @@ export class Handoff<K, I, O, S> {
         }
       } else if (a.incoming.includes(self)) {
         incomingHere.add(key)
-        this.keep(key)
+        this.releases.keep(key)
         if (!this.receivingSince.has(key)) this.receivingSince.set(key, now)
         // Listed again while still leaving the group (its UnJoin recorded): that replica is the
         // old one, which the others went on without, so it proves nothing about holding what
         // they acknowledged since. The release drops it (or the peer forgets it first, on
         // learning the group settled without it); the state comes anew after that.
-        if (held && this.releases.get(key)?.phase === 'leaving') continue
+        if (held && this.releases.phase(key) === 'leaving') continue
         // Held but not joined, with no owner left, it abandons: its Join may never fold if every
         // participant let its replica go (seed 34, R 2), and readmitted, it may lack what the
         // owners acknowledged since; handed on, that became the partition's history (seed 435).
@@ -384,18 +386,13 @@ export class Handoff<K, I, O, S> {
       if (table.assignments[t.partition]?.owners.includes(t.to) === true) this.completed.sent++
     }
     this.pump(now)
-    this.progressReleases()
+    this.releases.progress()
     if (toFound.length > 0) this.found(toFound)
     if (toAnnounce.length > 0) this.announce(toAnnounce)
     if (toAbandon.length > 0) this.abandon(toAbandon)
     if (toDeclare.length > 0) this.declareLost(toDeclare)
     if (toResign.length > 0) this.resign(toResign)
     for (const stray of toRemove) this.removeStray(stray.g, stray.peer, stray.key, now)
-  }
-
-  /** Listed again (a move called back) before leaving: keep serving. Once leaving, leaving goes on. */
-  private keep (key: string): void {
-    if (this.releases.get(key)?.phase === 'draining') this.releases.delete(key)
   }
 
   private unlistedFor (key: string, now: number): number {
@@ -437,14 +434,25 @@ export class Handoff<K, I, O, S> {
       .finally(() => { this.founding = false; this.schedule() })
   }
 
+  /** Says `refs` are ready, counting each in `readying` until the event folded or failed. */
   private announce (refs: PartitionRef[]): void {
-    this.c.log('ready to serve partitions %s', refs.map(r => r[0]).join(','))
-    try {
-      this.c.table.group.applyFast({ type: 'ready', peer: this.c.self, partitions: refs })
-    } catch (err) {
-      this.c.log('announcing %d ready partition(s) failed: %s', refs.length, err)
-      for (const [p, g] of refs) this.announced.delete(refKey(p, g))
-    }
+    const c = this.c
+    c.log('ready to serve partitions %s', refs.map(r => r[0]).join(','))
+    const keys = refs.map(([p, g]) => refKey(p, g))
+    for (const key of keys) this.readying.set(key, (this.readying.get(key) ?? 0) + 1)
+    c.table.group.applyConsistent({ type: 'ready', peer: c.self, partitions: refs })
+      .catch(err => {
+        c.log('announcing %d ready partition(s) failed: %s', refs.length, err)
+        for (const key of keys) this.announced.delete(key)
+      })
+      .finally(() => {
+        for (const key of keys) {
+          const left = (this.readying.get(key) ?? 1) - 1
+          if (left > 0) this.readying.set(key, left)
+          else this.readying.delete(key)
+        }
+        this.schedule()
+      })
   }
 
   private abandon (refs: PartitionRef[]): void {
@@ -528,52 +536,9 @@ export class Handoff<K, I, O, S> {
   // -- Releasing ---------------------------------------------------------------------------
 
   private release (partition: number, generation: number, key: string, now: number): void {
-    if (this.releases.has(key)) return
-    this.releases.set(key, { partition, generation, phase: 'draining', since: now })
+    this.releases.start(partition, generation, key, now)
     // Given to this peer again later, the state may again arrive before the table says so.
     this.listed.delete(key)
-  }
-
-  /**
-   * A group being left that is no longer held here was forgotten by the peer, which learnt
-   * that the others settled it without this peer: the leave is done. The release is ended now,
-   * so that its end (when the UnJoin's push returns) does not drop a state taken anew meanwhile.
-   */
-  private leftAlready (): void {
-    for (const [key, r] of [...this.releases]) {
-      if (r.phase !== 'leaving' || this.c.groups.get(r.partition, r.generation).held()) continue
-      this.releases.delete(key)
-      this.completed.released++
-      for (const w of [...this.releaseWaiters]) w()
-    }
-  }
-
-  /** Leaves every released group with no request in flight. */
-  private progressReleases (): void {
-    const c = this.c
-    for (const [key, r] of this.releases) {
-      if (r.phase !== 'draining' || c.inFlight(r.partition, r.generation) > 0) continue
-      r.phase = 'leaving'
-      const g = c.groups.get(r.partition, r.generation)
-      const leave = g.held() ? g.disassociate(c.self, { timeoutMs: this.settings.transferTimeoutMs }) : Promise.resolve(undefined)
-      leave
-        .catch(err => { c.log('leaving partition %d failed: %s', r.partition, err) })
-        .finally(() => {
-          if (this.releases.get(key) !== r) return // listed again meanwhile: keep it
-          this.releases.delete(key)
-          // Dropped unless it names this peer again (a state taken anew after the old one was
-          // forgotten, or the old one readmitting it): either serves only once isReady says so.
-          if (g.held() && !g.readState().projectedParticipants.includes(c.self)) {
-            c.groups.drop(r.partition, r.generation)
-            // Listed again, it may have sent `ready` before leaving: it says it holds nothing (seed 72).
-            const a = c.table.current()?.assignments[r.partition]
-            if (a?.generation === r.generation && (a.owners.includes(c.self) || a.incoming.includes(c.self))) this.abandon([[r.partition, r.generation]])
-          }
-          this.completed.released++
-          for (const w of [...this.releaseWaiters]) w()
-          this.schedule()
-        })
-    }
   }
 }
 
