@@ -543,3 +543,19 @@ test('a replica whose ready is still on its way when the table stops listing it 
     }
   }
 })
+
+test('an incoming replica that counts none of the owners in is not announced ready (the owners went on without it); once a transfer brings it into their history, it is', async () => {
+  const a = peerA(table(1, assignment({ owners: ['b'], incoming: ['a'] })))
+  try {
+    // Its own Join folded long ago; since then it recorded the UnJoins of b and c, which left
+    // the cluster and came back, and folded alone.
+    a.setHeld(true, ['a'], true)
+    await recheck(a)
+    assert.deepEqual(announced(a), [], 'b, the owner, is not among its participants')
+    a.setHeld(true, ['a', 'b'], true) // the coordinator's Join and fold
+    await recheck(a)
+    assert.deepEqual(announced(a), [[[0, 1]]])
+  } finally {
+    a.handoff.stop()
+  }
+})

@@ -346,7 +346,7 @@ export class Handoff<K, I, O, S> {
           // is readmitted (`participate`), and the Joins waiting for it can fold; and it removes
           // strays, whose acknowledgements those Joins wait for too (fresh keys, seed 106).
           if (a.owners.length === 0) { for (const to of a.incoming) if (to !== self) want(to); findStrays() }
-          if (isReady(g, self)) {
+          if (isReady(g, self, a.owners)) {
             const at = this.announced.get(key)
             if (at === undefined || now - at >= REANNOUNCE_AFTER_MS) { toAnnounce.push([p, a.generation]); this.announced.set(key, now) }
           }
@@ -545,11 +545,16 @@ export class Handoff<K, I, O, S> {
 /**
  * Whether this peer's replica of `g` holds everything acknowledged: its own Join has folded
  * there (no readmission of it pending, whose infimum lists it only through its earlier
- * membership), and it is not leaving (an UnJoin of it recorded: the others may have gone on).
+ * membership), it is not leaving (an UnJoin of it recorded: the others may have gone on), and,
+ * while the partition has `owners`, it still counts one of them in. A replica the owners went
+ * on without never heard of that: it may have stood in for every other participant as they
+ * left the cluster and folded alone (R 3 seed 628, 2 writes lost); a coordinator's transfer
+ * (its Join, in the owners' history) brings it back first.
  */
-function isReady<K, I, O, S> (g: PartitionGroup<K, I, O, S>, self: Participant): boolean {
+function isReady<K, I, O, S> (g: PartitionGroup<K, I, O, S>, self: Participant, owners: readonly Participant[]): boolean {
   const state = g.readState()
-  return state.joined && state.projectedParticipants.includes(self)
+  const participants = state.projectedParticipants
+  return state.joined && participants.includes(self) && (owners.length === 0 || owners.some(o => participants.includes(o)))
 }
 
 /** How long `key` has been in the state `since` tracks, counting from now if it was not yet. */
