@@ -108,7 +108,9 @@ export class Releases<K, I, O, S> {
           // forgotten, or the old one readmitting it): either serves only once isReady says so.
           if (g.held() && !g.readState().projectedParticipants.includes(c.self)) {
             c.groups.drop(r.partition, r.generation)
-            // Listed again, it may have sent `ready` before leaving: it says it holds nothing (seed 72).
+            // Listed again, it says it holds nothing: with no owner left the table does not wait
+            // for it. (This came first as the guard against a `ready` sent before leaving that
+            // folded later, seed 72; `progress` now leaves only once none is on its way.)
             const a = c.table.current()?.assignments[r.partition]
             if (a?.generation === r.generation && (a.owners.includes(c.self) || a.incoming.includes(c.self))) c.abandon([[r.partition, r.generation]])
           }
