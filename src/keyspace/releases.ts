@@ -39,10 +39,14 @@ interface Release {
 export class Releases<K, I, O, S> {
   private readonly releases = new Map<string, Release>()
   private readonly waiters = new Set<() => void>()
-  /** Releases completed since start. */
-  completed = 0
+  private endedCount = 0
 
   constructor (private readonly c: ReleaseComponents<K, I, O, S>) {}
+
+  /** Releases completed since start. */
+  get completed (): number {
+    return this.endedCount
+  }
 
   /** Releases being carried out. */
   get size (): number {
@@ -121,7 +125,7 @@ export class Releases<K, I, O, S> {
   }
 
   private ended (): void {
-    this.completed++
+    this.endedCount++
     for (const w of [...this.waiters]) w()
   }
 }
