@@ -38,7 +38,7 @@ export interface ReleasingPartition {
   readonly partition: number
   /** Its generation. */
   readonly generation: number
-  /** Draining (answering the requests it took) or leaving the group. */
+  /** Draining (answering the requests it took, and waiting for a `ready` it announced to fold) or leaving the group. */
   readonly phase: 'draining' | 'leaving'
   /** Requests it took that are not answered yet. */
   readonly inFlight: number
