@@ -362,6 +362,7 @@ export {
   type Delta,
   type InfimumDigest,
   type InfimumSnapshot,
+  type Admission,
   type SettledInfimum,
   type OutstandingEvent,
   type EventFoldSnapshot,

@@ -137,8 +137,11 @@ test('regression (logs): a renegade is kept aside until the infimum passes it, s
   // A Join put back puts back its own peer's renegades (seed 123 at 2,000 runs): p2's Join of p4
   // was itself set aside (p2 was rejoining); when p2's new Join arrived and put it back, p4's
   // events stayed aside on every replica but p3, and p3 stalled on positions nobody could send.
+  // Since admissions (seed 1279 of the keyspace's link cuts), p2's, p3's and p4's events of the
+  // side p0's history dropped the Joins of no longer fold after p0 admits them again (71 events
+  // folded before, 34 now); the run still has to settle with nothing outstanding anywhere.
   const cascade = runSimulation({ seed: 1173614540, peers: 7, steps: 178, firstHand: true })
-  assert.ok(cascade.finalInfimumCount > 60, 'the fold went on')
+  assert.ok(cascade.finalInfimumCount > 30, 'the fold went on')
 })
 
 test('regression (logs): an UnJoin stands in for the leaver only on a replica that holds the leaver\'s events its acknowledgers folded before it', () => {

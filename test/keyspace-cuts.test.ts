@@ -33,7 +33,8 @@ const replays: readonly Replay[] = [
   { seed: 435, keys: 2, options: harsh, shows: 'with no owner, an incoming replica readmitted to its group and not yet joined there does not hand its replica on or remove the owners as strays: the last owner restores (2 acknowledged writes lost from every owner before)' },
   { seed: 325, keys: 2, options: { ...harsh, replication: 2 }, shows: 'incoming replicas whose Joins are pending record no UnJoins of owners that left the cluster, so they cannot stand in for both on a guess and fold past a write the owners acknowledged: the last owner restores (2 acknowledged writes lost from both owners before)' },
   { seed: 18, keys: 2, options: { ...harsh, replication: 2 }, shows: 'a founder ejected before its grant folded there resigns with the copy it was to found from and restores from it, rather than abandoning (4 partitions declared lost and 85 acknowledged writes with them before, once incoming replicas no longer stood in for departed owners)' },
-  { seed: 628, keys: 2, options: harsh, shows: 'an incoming replica the owners went on without, which stood in for every other participant as they left the cluster and folded alone, is not ready until a transfer brings it into the owners\' history (2 acknowledged writes lost from every owner before)' }
+  { seed: 628, keys: 2, options: harsh, shows: 'an incoming replica the owners went on without, which stood in for every other participant as they left the cluster and folded alone, is not ready until a transfer brings it into the owners\' history (2 acknowledged writes lost from every owner before)' },
+  { seed: 1279, keys: 2, options: harsh, shows: 'an UnJoin an owner recorded for itself as it left does not fold after another Join of its name, which admitted a new replica of it that never held the UnJoin (12 acknowledged writes lost from every owner before)' }
 ]
 
 for (const { seed, keys, options = {}, shows, ejects } of replays) {

@@ -146,6 +146,7 @@ function readAck<E, S, O> (r: Reader, table: ParticipantTableReader, codecs: Fol
 function collectRun<E, O> (table: ParticipantTableWriter, run: LogRun<E, O>): void {
   table.add(run.creator)
   for (const e of run.events) collectBody(table, e.delta)
+  if (run.admittedBy !== undefined) table.addEventId(run.admittedBy)
 }
 
 function writeRun<E, S, O> (w: Writer, table: ParticipantTableWriter, codecs: FoldCodecs<E, S, O>, run: LogRun<E, O>): void {
@@ -230,6 +231,17 @@ export function encodeDiff<E, S, O> (diff: Diff<E, O>, codecs: FoldCodecs<E, S, 
     previous = index
     previousSince = run.since
   }
+  // The runs' admissions, after them (and only when one is known), so that a diff without any
+  // reads as it did before there were any.
+  const admitted = diff.runs.flatMap((run, i) => run.admittedBy === undefined ? [] : [{ i, join: run.admittedBy }])
+  if (admitted.length > 0) {
+    w.writeVarUint(admitted.length)
+    for (const { i, join } of admitted) {
+      checkEventIdForEncoding(join)
+      w.writeVarUint(i)
+      table.writeEventId(w, join)
+    }
+  }
   return finishPooled(w)
 }
 
@@ -261,6 +273,17 @@ export function decodeDiff<E, S, O> (bytes: Uint8Array, codecs: FoldCodecs<E, S,
       const before = runs[i - 1]
       if (before !== undefined && !(before.creator < run.creator || (before.creator === run.creator && before.since < run.since))) throw new DecodeError('invalid', 'runs are not ascending by creator and log')
       runs.push(run)
+    }
+    if (r.remaining > 0) {
+      const a = r.readCount(n, 2, 'run admissions')
+      if (a === 0) throw new DecodeError('invalid', 'an empty list of run admissions')
+      let last = -1
+      for (let i = 0; i < a; i++) {
+        const at = r.readVarUint()
+        if (at <= last || at >= n) throw new DecodeError('invalid', 'run admissions are not ascending by run')
+        runs[at] = { ...runs[at]!, admittedBy: table.readEventId(r) }
+        last = at
+      }
     }
     table.expectAllUsed()
     return { origin, acknowledgements, runs }

@@ -31,14 +31,19 @@
  *                 bytes signature (empty: none) · base (none when first = 1)
  * base            varuint counter of the event before (0: none) · bytes hash after it (if any)
  * Diff (2)        header · string origin · table · varuint k, k × acknowledgement (the
- *                 sender's, then others ascending) · varuint r, r × run (creators ascending)
+ *                 sender's, then others ascending) · varuint r, r × run (creators ascending) ·
+ *                 [varuint a >= 1, a × (varuint run position ascending · indexed id)]: the
+ *                 Joins that admitted the runs' creators, only when one is known
  * event record    varuint counter step · pidx creator · varuint since · u8 tag ·
  *                   1: E | 2: pidx | 3: pidx · varuint k, k × (varuint since · varuint seq) |
  *                   4: E · O · set errorAcks | 5: E · string · set errorAcks
  *                 · set acks
  * EventFold (1)   header · string origin · table · indexed id infimum · digest ·
  *                 set participants · S state · varuint n, n × event record (ids ascending,
- *                 above the infimum, steps from the previous id) · varuint m, m × log
+ *                 above the infimum, steps from the previous id) · varuint m, m × log ·
+ *                 admissions (only when one is known)
+ * admissions      varuint a, a × (pidx participant ascending · indexed id of its Join) ·
+ *                 varuint b, b × (varuint log position ascending · indexed id), a + b >= 1
  * log             pidx participant · varuint since (ascending by both) · varuint seq >= 1 ·
  *                 bytes hash · bytes signature · base (the last event before its outstanding
  *                 ones, or its last one; required when it has outstanding events that are not
@@ -46,7 +51,9 @@
  * EventId (3)     header · varuint counter · string participant (unless 0)
  * stored reach (8) header · varuint counter >= 1 · string participant · digest (count >= 1)
  * ```
- * Storage also keeps events (kind 5) and logs (kind 6) on their own; docs/PROTOCOL.md 4.5.
+ * Storage also keeps events (kind 5) and logs (kind 6, its admission last when known) on
+ * their own; docs/PROTOCOL.md 4.5. The admissions came with protocol 11.0.0, after what
+ * format 6 had, so that what was written before reads as it was.
  * A log's outstanding events are its last ones: their positions run up to its `seq` without a
  * gap, so they are not written. An empty origin in a Diff stands for the
  * one the {@link DiffContext} implies.
@@ -79,6 +86,7 @@ import {
 } from './fold-fields.js'
 import {
   compareEventIds,
+  type Admission,
   type CreatorLog,
   type Delta,
   type EventFoldSnapshot,
@@ -183,6 +191,8 @@ export function encodeEventFold<E, S, O> (snapshot: EventFoldSnapshot<E, S, O>, 
   table.addAll(infimum.participants)
   for (const e of events) collectEvent(table, e)
   for (const l of logs) table.add(l.participant)
+  for (const a of infimum.admissions ?? []) { table.add(a.participant); table.addEventId(a.join) }
+  for (const l of logs) if (l.admittedBy !== undefined) table.addEventId(l.admittedBy)
   const counts = new Map<string, number>()
   for (const e of events) counts.set(logKey(e.id.participant, e.since), (counts.get(logKey(e.id.participant, e.since)) ?? 0) + 1)
   const w = takeWriter()
@@ -220,7 +230,59 @@ export function encodeEventFold<E, S, O> (snapshot: EventFoldSnapshot<E, S, O>, 
     last = index
     lastSince = l.since
   }
+  writeAdmissions(w, table, infimum.participants, infimum.admissions ?? [], logs)
   return finishPooled(w)
+}
+
+/**
+ * The admissions trailer of a fold (protocol 11): the infimum participants' Joins, then the
+ * logs' (by position in the log list). Written only when one of them is known, so a fold
+ * without any has the layout it had before.
+ */
+function writeAdmissions (w: Writer, table: ParticipantTableWriter, participants: readonly Participant[], admissions: readonly Admission[], logs: readonly CreatorLog[]): void {
+  const admittedLogs = logs.flatMap((l, i) => l.admittedBy === undefined ? [] : [{ i, join: l.admittedBy }])
+  if (admissions.length === 0 && admittedLogs.length === 0) return
+  w.writeVarUint(admissions.length)
+  let last = -1
+  for (const a of admissions) {
+    const index = table.indexOf(a.participant)
+    if (index <= last || !participants.includes(a.participant)) throw new EncodeError('admissions are not of infimum participants, ascending and one each')
+    checkEventIdForEncoding(a.join)
+    table.writeParticipant(w, a.participant)
+    table.writeEventId(w, a.join)
+    last = index
+  }
+  w.writeVarUint(admittedLogs.length)
+  for (const { i, join } of admittedLogs) {
+    checkEventIdForEncoding(join)
+    w.writeVarUint(i)
+    table.writeEventId(w, join)
+  }
+}
+
+/** Reads what {@link writeAdmissions} wrote, if anything is left to read. */
+function readAdmissions (r: Reader, table: ParticipantTableReader, participants: readonly Participant[], logs: CreatorLog[], limits: DecodeLimits): Admission[] {
+  if (r.remaining === 0) return []
+  const a = r.readCount(Math.min(limits.maxItems, participants.length), 2, 'admissions')
+  const admissions: Admission[] = []
+  let last = -1
+  for (let i = 0; i < a; i++) {
+    const index = table.readIndex(r)
+    const participant = table.participants[index]!
+    if (index <= last || !participants.includes(participant)) throw new DecodeError('invalid', 'admissions are not of infimum participants, ascending and one each')
+    admissions.push({ participant, join: table.readEventId(r) })
+    last = index
+  }
+  const b = r.readCount(Math.min(limits.maxItems, logs.length), 2, 'log admissions')
+  if (a === 0 && b === 0) throw new DecodeError('invalid', 'an empty admissions trailer')
+  last = -1
+  for (let i = 0; i < b; i++) {
+    const at = r.readVarUint()
+    if (at <= last || at >= logs.length) throw new DecodeError('invalid', 'log admissions are not ascending by log')
+    logs[at] = { ...logs[at]!, admittedBy: table.readEventId(r) }
+    last = at
+  }
+  return admissions
 }
 
 function logKey (participant: Participant, since: number): string {
@@ -307,6 +369,7 @@ export function decodeEventFold<E, S, O> (bytes: Uint8Array, codecs: FoldCodecs<
       last = index
       lastSince = since
     }
+    const admissions = readAdmissions(r, table, participants, logs, resolved)
     table.expectAllUsed()
     const seqOf = new Map(logs.map(l => [logKey(l.participant, l.since), l.seq - (counts.get(logKey(l.participant, l.since)) ?? 0)]))
     const events: Array<OutstandingEvent<E, O>> = read.map(e => {
@@ -316,7 +379,7 @@ export function decodeEventFold<E, S, O> (bytes: Uint8Array, codecs: FoldCodecs<
       seqOf.set(key, before + 1)
       return withStandIn({ id: e.id, since: e.since, seq: before + 1, delta: e.delta, acks: e.acks }, e.standIn)
     })
-    return { origin, infimum: { id, digest, participants, state }, logs, events }
+    return { origin, infimum: { id, digest, participants, ...(admissions.length > 0 ? { admissions } : {}), state }, logs, events }
   })
 }
 
@@ -361,6 +424,8 @@ export function encodeStoredLog (log: CreatorLog): Uint8Array {
   w.writeString(log.participant)
   writeLogFields(w, log)
   writeBase(w, log.base)
+  // Its admission last, when known (protocol 11), so a log stored before reads as it did.
+  if (log.admittedBy !== undefined) writeEventId(w, log.admittedBy)
   return finishPooled(w)
 }
 
@@ -376,7 +441,8 @@ export function decodeStoredLog (bytes: Uint8Array, limits?: Partial<DecodeLimit
     const hash = r.readBytes(MAX_HASH_BYTES)
     const signature = r.readBytes(MAX_SIGNATURE_BYTES)
     const base = readBase(r)
-    return { participant, since, seq, hash, ...(signature.length > 0 ? { signature } : {}), ...(base !== undefined ? { base } : {}) }
+    const admittedBy = r.remaining > 0 ? readEventId(r, resolved) : undefined
+    return { participant, since, seq, hash, ...(signature.length > 0 ? { signature } : {}), ...(admittedBy !== undefined ? { admittedBy } : {}), ...(base !== undefined ? { base } : {}) }
   })
 }
 

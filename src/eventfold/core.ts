@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { admissionsOf } from './admissions.js'
 import type { GuardedSpec } from './hooks.js'
 import { LogPositions } from './log-positions.js'
 import type { LogVector } from './log-vector.js'
@@ -24,6 +25,7 @@ import { MaskBuilder, ParticipantTable } from './participants.js'
 import {
   BOTTOM,
   compareEventIds,
+  type Admission,
   type Delta,
   type EventId,
   type EventSignatures,
@@ -114,6 +116,8 @@ export interface LogState {
   signature: Uint8Array | undefined
   /** Whether `signature` was checked (one taken from a snapshot is checked before it is relayed). */
   verified: boolean
+  /** The Join that admitted its creator where it writes the log (`CreatorLog.admittedBy`); `undefined`: not known. */
+  admittedBy: EventId | undefined
   /** Events up to here have left the outstanding array (folded or dropped)... */
   baseSeq: number
   /** ...and this is the chain hash after the last of them... */
@@ -184,6 +188,8 @@ export class FoldCore<E, S, O> {
   infId: EventId
   infDigest: InfimumDigest
   infMask: bigint
+  /** The Join that admitted each infimum participant, by index (see admissions.ts); absent: not known. */
+  admitted: Map<number, EventId>
   infState: S
 
   // Outstanding events, sorted by id, live in entries[head..].
@@ -243,6 +249,8 @@ export class FoldCore<E, S, O> {
   projValid = true
   projState: S
   projMask: bigint
+  /** `admitted` as the projection has it. */
+  projAdmitted: Map<number, EventId>
   /**
    * The last outstanding entry, if it is a user event the projection applied last, and its
    * output when that succeeded (its failure is the entry's `projectedFailure`).
@@ -258,7 +266,8 @@ export class FoldCore<E, S, O> {
     infId: EventId,
     infDigest: InfimumDigest,
     participants: Iterable<Participant>,
-    infState: S
+    infState: S,
+    admissions: Iterable<Admission> = []
   ) {
     this.selfIndex = this.table.intern(self)
     this.self = this.table.name(this.selfIndex)
@@ -267,11 +276,14 @@ export class FoldCore<E, S, O> {
     let mask = 0n
     for (const p of participants) mask |= this.table.bit(this.table.intern(p))
     this.infMask = mask
+    this.admitted = admissionsOf(this.table, admissions)
     this.infState = hooks.frozen(infState)
     this.maxCounter = infId.counter
     this.projState = this.infState
     this.projMask = mask
+    this.projAdmitted = new Map(this.admitted)
   }
+
 
   get selfBit (): bigint {
     return this.table.bit(this.selfIndex)
@@ -287,7 +299,7 @@ export class FoldCore<E, S, O> {
     if (logs === undefined) { logs = new Map(); this.logs.set(i, logs) }
     let log = logs.get(since)
     if (log === undefined) {
-      log = { since, seq: 0, hash: EMPTY_HASH, signature: undefined, verified: true, baseSeq: 0, baseHash: EMPTY_HASH, baseCounter: 0, foldedSeq: 0, outstanding: new LogPositions(), ackedBy: new Map(), together: { version: -1, mask: 0n, upTo: 0, conditional: false } }
+      log = { since, seq: 0, hash: EMPTY_HASH, signature: undefined, verified: true, admittedBy: undefined, baseSeq: 0, baseHash: EMPTY_HASH, baseCounter: 0, foldedSeq: 0, outstanding: new LogPositions(), ackedBy: new Map(), together: { version: -1, mask: 0n, upTo: 0, conditional: false } }
       logs.set(since, log)
     }
     return log

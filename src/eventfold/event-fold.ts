@@ -12,16 +12,18 @@
  * failure, a digest mark, a {@link ThrownHook} report) and never escapes a method.
  *
  * This class is the public face; the state and its concerns live in core.ts (state),
- * projection.ts, folding.ts, acknowledgements.ts, logs.ts, merge.ts and settled.ts.
+ * projection.ts, folding.ts, admissions.ts, acknowledgements.ts, logs.ts, merge.ts, settled.ts
+ * and snapshots.ts.
  *
  * @module
  */
 import { aheadOfThis, externalAck, heldBefore, ownPositions } from './acknowledgements.js'
-import { NO_HASH, FoldCore, onBehalf, type Entry, type InternalDelta, type LogState } from './core.js'
+import { FoldCore, onBehalf, type Entry, type InternalDelta, type LogState } from './core.js'
 import { EMPTY_DIGEST } from './digest.js'
 import { acknowledgeAll, awaitingMajority, holdingBack, joinedHere, readmissionOf, reduce } from './folding.js'
 import { GuardedSpec } from './hooks.js'
-import { headSignature, insertEntry, runsFrom, unsignedOwnHead } from './logs.js'
+import { runsFrom, unsignedOwnHead } from './logs.js'
+import { coreFromSnapshot, snapshotOf } from './snapshots.js'
 import { acknowledgementOf, allParticipantsMask, diffFor, mergeDiff, mergeFull } from './merge.js'
 import { ensureProjection, projectApplied, projectedMask, projectEntry } from './projection.js'
 import { refoldSettled, takeSettled } from './settled.js'
@@ -88,7 +90,7 @@ export class EventFold<E, S, O> {
   static create<E, S, O> (origin: string, self: Participant, spec: EventSpec<E, S, O>, options: EventFoldOptions<E, O> = {}): EventFold<E, S, O> {
     const hooks = new GuardedSpec(spec, options.freezeStates === true)
     const joined = hooks.membership('join', self, spec.init(), BOTTOM)
-    const core = new FoldCore(origin, self, hooks, options.signatures, BOTTOM, EMPTY_DIGEST, [self], joined.state)
+    const core = new FoldCore(origin, self, hooks, options.signatures, BOTTOM, EMPTY_DIGEST, [self], joined.state, [{ participant: self, join: BOTTOM }])
     if (joined.kind === 'threw') core.thrownSince.push({ id: BOTTOM, hook: 'join', error: joined.error, message: joined.message })
     return new EventFold(core)
   }
@@ -101,51 +103,7 @@ export class EventFold<E, S, O> {
    * snapshot no fold would write)
    */
   static fromSnapshot<E, S, O> (snapshot: EventFoldSnapshot<E, S, O>, self: Participant, spec: EventSpec<E, S, O>, options: EventFoldOptions<E, O> = {}): EventFold<E, S, O> {
-    const inf = snapshot.infimum
-    const core = new FoldCore(snapshot.origin, self, new GuardedSpec(spec, options.freezeStates === true), options.signatures, inf.id, inf.digest, inf.participants, inf.state)
-    const counts = new Map<string, number>()
-    for (const e of snapshot.events) counts.set(`${e.since}:${e.id.participant}`, (counts.get(`${e.since}:${e.id.participant}`) ?? 0) + 1)
-    for (const l of snapshot.logs) {
-      const log = core.log(core.table.intern(l.participant), l.since)
-      const outstanding = counts.get(`${l.since}:${l.participant}`) ?? 0
-      log.seq = l.seq
-      log.hash = l.hash
-      log.signature = l.signature
-      log.verified = false
-      log.baseSeq = l.seq - outstanding
-      log.baseHash = outstanding === 0 ? l.hash : l.base?.hash ?? NO_HASH
-      log.baseCounter = l.base?.counter ?? 0
-    }
-    const chained = new Map<LogState, Uint8Array>()
-    for (const e of snapshot.events) {
-      const creator = core.table.intern(e.id.participant)
-      const log = core.logs.get(creator)?.get(e.since)
-      if (log === undefined || e.seq <= log.baseSeq || e.seq > log.seq) throw new TypeError(`event ${e.id.counter}:${e.id.participant} is outside its creator's log`)
-      const delta = core.internalDelta(e.delta)
-      const hash = core.chain(chained.get(log) ?? log.baseHash, e.id, core.loggedDelta(delta))
-      chained.set(log, hash)
-      core.observe(e.id.counter)
-      const standIn = e.standIn !== undefined && e.standIn.length > 0 ? new Map(e.standIn.map(p => [p.since, p.seq])) : undefined
-      const entry: Entry<E, O> = {
-        counter: e.id.counter, participant: core.table.name(creator), creator, since: e.since, seq: e.seq, hash, delta,
-        acks: core.table.mask(e.acks), standIn, positioned: e.delta.kind === 'unjoin' ? core.table.mask(e.acks) : 0n, projectedFailure: undefined, reported: false, ackSeen: -1
-      }
-      if (compareEventIds(e.id, core.infId) <= 0) {
-        log.baseSeq = e.seq
-        log.baseHash = hash
-        log.baseCounter = e.id.counter
-        continue
-      }
-      insertEntry(core, entry)
-    }
-    for (const [log, hash] of chained) {
-      if (core.signatures !== undefined && !equalBytes(hash, log.hash)) throw new TypeError(`the events of a log (since ${log.since}) do not chain to its head`)
-    }
-    // A new fold writes a new log (see `CreatorLog`): its events before may have gone where
-    // this one will never know.
-    core.ownLog = undefined
-    core.projValid = false
-    return new EventFold(core)
+    return new EventFold(coreFromSnapshot(snapshot, self, new GuardedSpec(spec, options.freezeStates === true), options.signatures))
   }
 
   // ---------------------------------------------------------------------------------------
@@ -425,33 +383,7 @@ export class EventFold<E, S, O> {
 
   /** The whole fold as plain data, for a full merge or for storage. Shares state objects. */
   snapshot (options: SnapshotOptions = {}): EventFoldSnapshot<E, S, O> {
-    const check = options.checkSignatures ?? true
-    const core = this.core
-    const logs: CreatorLog[] = []
-    const unsigned = new Set<string>()
-    for (const [i, byLog] of core.logs) {
-      for (const log of byLog.values()) {
-        if (log.seq === 0) continue
-        const signature = headSignature(core, i, log, check)
-        // Outstanding events whose head has no good signature: a receiver checking them would
-        // refuse the whole fold, so they are left out, as runsFrom leaves them out of diffs.
-        if (check && signature === undefined && core.signatures !== undefined && log.baseSeq < log.seq) {
-          unsigned.add(`${log.since}:${core.table.name(i)}`)
-          continue
-        }
-        // The last event before the outstanding ones (or the last one), when known: a receiver
-        // chains outstanding events from it, and relays runs over a gap from it.
-        const base = log.baseSeq > 0 && log.baseCounter > 0 ? { base: { counter: log.baseCounter, hash: log.baseHash } } : {}
-        logs.push({ participant: core.table.name(i), since: log.since, seq: log.seq, hash: log.hash, ...(signature !== undefined ? { signature } : {}), ...base })
-      }
-    }
-    logs.sort((a, b) => a.participant < b.participant ? -1 : a.participant > b.participant ? 1 : a.since - b.since)
-    return {
-      origin: this.origin,
-      infimum: { id: core.infId, digest: core.infDigest, participants: this.infimumParticipants(), state: core.infState },
-      logs,
-      events: unsigned.size === 0 ? this.outstandingEvents() : this.outstandingEvents().filter(e => !unsigned.has(`${e.since}:${e.id.participant}`))
-    }
+    return snapshotOf(this.core, this.outstandingEvents(), options.checkSignatures ?? true)
   }
 
   // ---------------------------------------------------------------------------------------
@@ -515,7 +447,16 @@ export class EventFold<E, S, O> {
     const core = this.core
     core.maxCounter += 1
     const counter = core.maxCounter
-    core.ownLog ??= core.log(core.selfIndex, counter)
+    // A log is one incarnation's: the one the Join that admits this replica here made. Admitted
+    // again by another Join (its first one was dropped, or it was readmitted), it writes a new
+    // log; the old one's events after that Join can no longer fold (admissions.ts, `takesPart`).
+    ensureProjection(core)
+    const admittedBy = core.projAdmitted.get(core.selfIndex)
+    const current = core.ownLog?.admittedBy
+    if (core.ownLog === undefined || (current !== undefined && admittedBy !== undefined && compareEventIds(current, admittedBy) !== 0)) {
+      core.ownLog = core.log(core.selfIndex, counter)
+      core.ownLog.admittedBy = admittedBy
+    }
     const log = core.ownLog
     const seq = log.seq + 1
     const hash = core.chain(log.hash, { counter, participant: core.self }, core.loggedDelta(delta))
@@ -591,10 +532,4 @@ export class EventFold<E, S, O> {
   mergeFull (other: EventFoldSnapshot<E, S, O>, options: MergeOptions = {}): MergeResult<O> {
     return mergeFull(this.core, other, options)
   }
-}
-
-function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
 }

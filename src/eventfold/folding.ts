@@ -6,12 +6,13 @@
  *
  * @module
  */
+import { admissionsOf, admit, takesPart } from './admissions.js'
 import { ERROR_MARK, HOOK_THREW_MARK, extendDigest, relateHistories, type HistoryRelation } from './digest.js'
 import type { ApplyOutcome } from './hooks.js'
 import { covers, type Ack, type Entry, type FoldCore } from './core.js'
 import { ensureProjection, failureOf, foldedFailure } from './projection.js'
 import { sizeOf } from './participants.js'
-import { compareEventIds, type ConsistentOutput, type EventId, type InfimumDigest, type Participant } from './types.js'
+import { compareEventIds, type Admission, type ConsistentOutput, type EventId, type InfimumDigest, type Participant } from './types.js'
 
 /**
  * The participants whose pending UnJoin may stand in for their acknowledgements: those
@@ -277,7 +278,7 @@ export function reduce<E, S, O> (core: FoldCore<E, S, O>, universal: EventId | u
       changed = true
       continue
     }
-    if ((core.infMask & table.bit(e.creator)) === 0n) {
+    if (!takesPart(core, core.infMask, core.admitted, e)) {
       core.parkHead()
       changed = true
       continue
@@ -294,7 +295,7 @@ export function reduce<E, S, O> (core: FoldCore<E, S, O>, universal: EventId | u
 
     let hookThrew = false
     if (d.kind === 'join' || d.kind === 'unjoin') {
-      core.infMask = core.membershipMask(d, core.infMask)
+      core.infMask = admit(core, d, e, core.infMask, core.admitted)
       const m = core.hooks.membership(d.kind, table.name(d.peer), core.infState, e)
       core.infState = m.state
       if (m.kind === 'threw') { hookThrew = true; core.reportThrow(e, d.kind, m) }
@@ -396,12 +397,13 @@ function applyForFold<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>, event: 
 function simulateDigest<E, S, O> (core: FoldCore<E, S, O>, at: number): InfimumDigest {
   ensureProjection(core)
   let mask = core.infMask
+  const admitted = new Map(core.admitted)
   let digest = core.infDigest
   for (let i = core.head; i <= at; i++) {
     const e = core.entries[i]!
-    if ((mask & core.table.bit(e.creator)) === 0n) continue
+    if (!takesPart(core, mask, admitted, e)) continue
     const d = e.delta
-    if (d.kind === 'join' || d.kind === 'unjoin') mask = core.membershipMask(d, mask)
+    if (d.kind === 'join' || d.kind === 'unjoin') mask = admit(core, d, e, mask, admitted)
     // A failure that threw here and has not folded is this replica's own until it does (if
     // every participant fails it, it folds as everyone's): a peer that applied the event
     // shows this one the odd one out (see `relateHistories`).
@@ -433,10 +435,11 @@ export function remoteDigestWins<E, S, O> (core: FoldCore<E, S, O>, digest: Infi
 }
 
 /** Takes a remote infimum as this replica's own (a trusting full merge), dropping the events it covers. */
-export function adoptInfimum<E, S, O> (core: FoldCore<E, S, O>, id: EventId, digest: InfimumDigest, participants: readonly Participant[], state: S): void {
+export function adoptInfimum<E, S, O> (core: FoldCore<E, S, O>, id: EventId, digest: InfimumDigest, participants: readonly Participant[], state: S, admissions: readonly Admission[]): void {
   core.infId = { counter: id.counter, participant: core.table.name(core.table.intern(id.participant)) }
   core.infDigest = digest
   core.infMask = core.table.mask(participants)
+  core.admitted = admissionsOf(core.table, admissions)
   core.infState = core.hooks.frozen(state)
   core.observe(id.counter)
   while (core.head < core.entries.length && compareEventIds(core.entries[core.head]!, core.infId) <= 0) core.popHead(false)

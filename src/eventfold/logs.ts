@@ -27,6 +27,8 @@ export interface CheckedRun<E, O> {
   readonly signature: Uint8Array | undefined
   /** Whether `signature` was checked (a run of the first-hand sender's own log is not yet). */
   readonly verified: boolean
+  /** The Join that admitted the creator where it writes the log, as the run says. */
+  readonly admittedBy: EventId | undefined
 }
 
 /** Why a run cannot be taken. */
@@ -36,7 +38,8 @@ export type RunRefusal =
 
 /**
  * Checks a run against what this replica holds of its creator's log, changing nothing.
- * Returns `undefined` when the run holds nothing new.
+ * Returns `undefined` when the run holds nothing new (or names another Join than the log held
+ * under its name: another incarnation's, see {@link CreatorLog.admittedBy}).
  *
  * A run that starts after a gap is refused, unless it says which event it follows (its base)
  * and that event is at or below `passed`: the infimum this replica has, the one a trusting
@@ -59,6 +62,11 @@ export function checkRun<E, S, O> (core: FoldCore<E, S, O>, run: LogRun<E, O>, s
   const end = run.first + run.events.length - 1
   if (run.events.length === 0 || end <= from.seq) return undefined
   const idOf = (e: RunEvent<E, O>): EventId => ({ counter: e.counter, participant: run.creator })
+  // A log is written by one incarnation: a run that names another Join than the one held is
+  // another incarnation's log under the same name (their first events had the same counter),
+  // which can never continue this one. Nothing to take.
+  const admittedBy = run.admittedBy
+  if (admittedBy !== undefined && held.admittedBy !== undefined && compareEventIds(admittedBy, held.admittedBy) !== 0) return undefined
   if (run.first > from.seq + 1) {
     const base = run.base
     const baseId = base === undefined ? undefined : { counter: base.counter, participant: run.creator }
@@ -86,7 +94,7 @@ export function checkRun<E, S, O> (core: FoldCore<E, S, O>, run: LogRun<E, O>, s
   // (headSignature), which is when anyone else needs it.
   const firstHand = sender !== undefined && sender === run.creator
   if (signatures !== undefined && (run.signature === undefined || (!firstHand && !signatures.verify(run.creator, run.since, end, hash, run.signature)))) return { kind: 'forged', id: last }
-  return { creator, since: run.since, from, events, seq: end, hash, signature: run.signature, verified: signatures === undefined || !firstHand }
+  return { creator, since: run.since, from, events, seq: end, hash, signature: run.signature, verified: signatures === undefined || !firstHand, admittedBy }
 }
 
 /**
@@ -124,6 +132,8 @@ function renegadeGap<E, S, O> (core: FoldCore<E, S, O>, creator: number, base: E
 /** Inserts a checked run's events and moves its creator's log to its head. */
 export function takeRun<E, S, O> (core: FoldCore<E, S, O>, run: CheckedRun<E, O>): void {
   const log = core.log(run.creator, run.since)
+  // Before its events are projected: whether they take part depends on it.
+  log.admittedBy ??= run.admittedBy
   const participant = core.table.name(run.creator)
   const fresh: Array<Entry<E, O>> = []
   if (run.from.seq > log.seq) {
@@ -171,7 +181,8 @@ function unpark<E, S, O> (core: FoldCore<E, S, O>, join: Entry<E, O>, peer: numb
     const list = core.parked.get(next.peer)
     if (list === undefined) continue
     const after = next.join
-    const back = list.filter(p => compareEventIds(p.entry, after) > 0 && compareEventIds(p.entry, core.infId) > 0)
+    // Only the incarnation this Join admits: another's events stay renegades after it.
+    const back = list.filter(p => compareEventIds(p.entry, after) > 0 && compareEventIds(p.entry, core.infId) > 0 && admittedBy(core, p.entry, after))
     if (back.length === 0) continue
     core.parked.set(next.peer, list.filter(p => !back.includes(p)))
     // Entries come back below the acknowledgers' marks, which cover them: they were held
@@ -190,6 +201,12 @@ function unpark<E, S, O> (core: FoldCore<E, S, O>, join: Entry<E, O>, peer: numb
       if (d.kind === 'join') joins.push({ join: p.entry, peer: d.peer })
     }
   }
+}
+
+/** Whether `e`'s log is written by the incarnation `join` admits, or by one not known. */
+function admittedBy<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>, join: Entry<E, O>): boolean {
+  const by = core.logs.get(e.creator)?.get(e.since)?.admittedBy
+  return by === undefined || (by.counter === join.counter && by.participant === join.participant)
 }
 
 /** Inserts a new entry at its place in id order; keeps the projection cache when it is last. */
@@ -269,7 +286,8 @@ export function runsFrom<E, S, O> (core: FoldCore<E, S, O>, from: (creator: numb
       since: log.since,
       first,
       events: events.map(e => ({ counter: e.counter, delta: core.loggedDelta(e.delta) })),
-      signature
+      signature,
+      ...(log.admittedBy !== undefined ? { admittedBy: log.admittedBy } : {})
     }
     // The receiver may hold less of the log than this replica still has: where to chain from.
     // (Not known of a log taken from a snapshot that did not say: the receiver then syncs.)

@@ -177,17 +177,17 @@ export function mergeFull<E, S, O> (core: FoldCore<E, S, O>, other: EventFoldSna
     list.push(e)
   }
   const checked: Array<CheckedRun<E, O>> = []
-  const heads: Array<{ creator: number, since: number, seq: number, hash: Uint8Array, signature: Uint8Array | undefined, counter: number }> = []
+  const heads: Array<{ creator: number, since: number, seq: number, hash: Uint8Array, signature: Uint8Array | undefined, counter: number, admittedBy: EventId | undefined }> = []
   for (const log of other.logs) {
     const events = byLog.get(`${log.since}:${log.participant}`) ?? []
     const creator = core.table.intern(log.participant)
     if (events.length === 0) {
       // All its events folded there: adopting that infimum, the head is this replica's too.
-      if (adopt && log.seq > core.held(creator, log.since)) heads.push({ creator, since: log.since, seq: log.seq, hash: log.hash, signature: log.signature, counter: log.base?.counter ?? 0 })
+      if (adopt && log.seq > core.held(creator, log.since)) heads.push({ creator, since: log.since, seq: log.seq, hash: log.hash, signature: log.signature, counter: log.base?.counter ?? 0, admittedBy: log.admittedBy })
       continue
     }
     const first = log.seq - events.length + 1
-    const run = { creator: log.participant, since: log.since, first, events: events.map(e => ({ counter: e.id.counter, delta: logged(e) })), signature: log.signature, base: first > 1 ? log.base : undefined }
+    const run = { creator: log.participant, since: log.since, first, events: events.map(e => ({ counter: e.id.counter, delta: logged(e) })), signature: log.signature, admittedBy: log.admittedBy, base: first > 1 ? log.base : undefined }
     const r = checkRun(core, run, from, passed, adopt)
     if (r === undefined) continue
     if ('kind' in r) {
@@ -201,7 +201,7 @@ export function mergeFull<E, S, O> (core: FoldCore<E, S, O>, other: EventFoldSna
   if (adopt) {
     // What moved the infimum did not fold here: a store must save it whole.
     endSettledRecord(core)
-    adoptInfimum(core, inf.id, inf.digest, inf.participants, inf.state)
+    adoptInfimum(core, inf.id, inf.digest, inf.participants, inf.state, inf.admissions ?? [])
     changed = true
   } else if (trusting && ahead && relation === 'threw-there') {
     // Ahead, on this replica's history but for the sender's hooks that threw: everyone acknowledged.
@@ -221,6 +221,7 @@ export function mergeFull<E, S, O> (core: FoldCore<E, S, O>, other: EventFoldSna
     log.baseCounter = h.counter
     log.signature = h.signature
     log.verified = false
+    log.admittedBy ??= h.admittedBy
     changed = true
   }
   const { first, taken } = takeRuns(core, checked)

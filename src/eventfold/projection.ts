@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { admit, takesPart } from './admissions.js'
 import type { ApplyOutcome } from './hooks.js'
 import type { Entry, Failure, FoldCore, InternalDelta } from './core.js'
 import { compareEventIds } from './types.js'
@@ -22,6 +23,7 @@ export function ensureProjection<E, S, O> (core: FoldCore<E, S, O>): void {
   if (core.projValid) return
   core.projState = core.infState
   core.projMask = core.infMask
+  core.projAdmitted = new Map(core.admitted)
   core.tailEntry = undefined
   core.tailApplied = undefined
   core.projValid = true
@@ -40,9 +42,10 @@ export function projectedMask<E, S, O> (core: FoldCore<E, S, O>): bigint {
   if (core.projValid) return core.projMask
   if (core.memberships.size === 0) return core.infMask
   let mask = core.infMask
+  const admitted = new Map(core.admitted)
   for (const e of [...core.memberships].sort(compareEventIds)) {
     const d = e.delta
-    if ((mask & core.table.bit(e.creator)) !== 0n && (d.kind === 'join' || d.kind === 'unjoin')) mask = core.membershipMask(d, mask)
+    if ((d.kind === 'join' || d.kind === 'unjoin') && takesPart(core, mask, admitted, e)) mask = admit(core, d, e, mask, admitted)
   }
   return mask
 }
@@ -52,10 +55,10 @@ export function projectEntry<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>):
   if (!core.projValid) return
   core.tailEntry = undefined
   core.tailApplied = undefined
-  if ((core.projMask & core.table.bit(e.creator)) === 0n) return // a renegade: reduce will drop it
+  if (!takesPart(core, core.projMask, core.projAdmitted, e)) return // a renegade: reduce will drop it
   const d = e.delta
   if (d.kind === 'join' || d.kind === 'unjoin') {
-    core.projMask = core.membershipMask(d, core.projMask)
+    core.projMask = admit(core, d, e, core.projMask, core.projAdmitted)
     const m = core.hooks.membership(d.kind, core.table.name(d.peer), core.projState, e)
     core.projState = m.state
     if (m.kind === 'threw') {

@@ -7,9 +7,11 @@
  */
 
 import type { EventId, Participant } from './event-id.js'
+import type { CreatorLog, LogBase } from './snapshot-types.js'
 
 // Event ids live in their own module; every importer of the core's types still finds them here.
 export { BOTTOM, compareEventIds, eventIdKey, isBottom, sameParticipants } from './event-id.js'
+export type { Admission, CreatorLog, EventFoldSnapshot, InfimumSnapshot, LogBase } from './snapshot-types.js'
 export type { EventId, Participant } from './event-id.js'
 
 /**
@@ -289,18 +291,6 @@ export interface SettledInfimum {
   readonly digest: InfimumDigest
 }
 
-/** The settled part of a fold: everything at or below `id` is identical on every replica. */
-export interface InfimumSnapshot<S> {
-  /** The id of the last event folded into the infimum. */
-  readonly id: EventId
-  /** Digest of every event folded so far. */
-  readonly digest: InfimumDigest
-  /** The participants after the last folded event, sorted. */
-  readonly participants: readonly Participant[]
-  /** The state after the last folded event. */
-  readonly state: S
-}
-
 /** An outstanding event with the participants that have acknowledged it (sorted). */
 export interface OutstandingEvent<E, O> {
   /** The event's id. */
@@ -329,60 +319,6 @@ export interface LogPosition {
   readonly since: number
   /** How many of its events, from the first (`>= 1`). */
   readonly seq: number
-}
-
-/**
- * One of a participant's logs as a replica holds it: how many of its events (`seq`, a count),
- * the hash chain after the last one, and the participant's signature of that head, which lets
- * the replica relay the events to others.
- *
- * A participant writes one log at a time. It starts a new one at its first event in each new
- * fold it takes (it founds, joins or rejoins: a fold from another replica may hold less of
- * its earlier log than it sent), and goes on writing the one it wrote when it recovers its
- * fold from its own storage. Events of a log that can no longer fold anywhere are passed over
- * with the run's base (see {@link LogRun.base}). A log is named by `since`, the Lamport
- * counter of its first event.
- */
-export interface CreatorLog {
-  /** The participant whose events these are. */
-  readonly participant: Participant
-  /** Which of its logs: the counter of the log's first event. */
-  readonly since: number
-  /** How many of its events the replica holds (all of them, from the first). */
-  readonly seq: number
-  /** The chain hash after the last one; empty when the fold does not hash. */
-  readonly hash: Uint8Array
-  /** The participant's signature of this head, if the replica has it. */
-  readonly signature?: Uint8Array | undefined
-  /**
-   * The last event of the log before its outstanding ones, when it has outstanding ones that
-   * are not its first (the events before them folded or were dropped): a receiver chains the
-   * outstanding ones from there.
-   */
-  readonly base?: LogBase | undefined
-}
-
-/** The last event before a run of a log: its counter and the chain hash after it. */
-export interface LogBase {
-  /** Its Lamport counter (the creator is the log's). */
-  readonly counter: number
-  /** The chain hash after it. */
-  readonly hash: Uint8Array
-}
-
-/** A whole EventFold as plain data: what a full merge sends and what storage persists. */
-export interface EventFoldSnapshot<E, S, O> {
-  /** The cluster's name; folds of different origins never merge. */
-  readonly origin: string
-  /** The settled value. */
-  readonly infimum: InfimumSnapshot<S>
-  /** Every log the replica holds events of, sorted by participant, then log. */
-  readonly logs: readonly CreatorLog[]
-  /**
-   * Outstanding events in ascending id order. Each log's are the last ones of the log: their
-   * `seq`s run without a gap up to its {@link CreatorLog.seq}.
-   */
-  readonly events: ReadonlyArray<OutstandingEvent<E, O>>
 }
 
 /** A participant's position in another participant's log: it holds that log's first `seq` events. */
@@ -495,6 +431,8 @@ export interface LogRun<E, O> {
   readonly events: ReadonlyArray<RunEvent<E, O>>
   /** The creator's signature of its log's head after the last event, if the fold signs. */
   readonly signature?: Uint8Array | undefined
+  /** The Join that admitted the creator where it writes this log (see {@link CreatorLog.admittedBy}). */
+  readonly admittedBy?: EventId | undefined
   /**
    * The last event before the run, when the sender holds none of the events before the run
    * any more (they folded or were dropped there) and the receiver may hold less. A receiver
