@@ -30,9 +30,13 @@ export function admissionsOf (table: ParticipantTable, admissions: Iterable<Admi
 export function takesPart<E, S, O> (core: FoldCore<E, S, O>, mask: bigint, admitted: ReadonlyMap<number, EventId>, e: Entry<E, O>): boolean {
   if ((mask & core.table.bit(e.creator)) === 0n) return false
   const by = admitted.get(e.creator)
-  if (by === undefined) return true
+  return by === undefined || writtenAs(core, e, by)
+}
+
+/** Whether `e`'s log was written by the incarnation Join `join` admitted, or by one not known. */
+export function writtenAs<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>, join: EventId): boolean {
   const writes = core.logs.get(e.creator)?.get(e.since)?.admittedBy
-  return writes === undefined || (writes.counter === by.counter && writes.participant === by.participant)
+  return writes === undefined || (writes.counter === join.counter && writes.participant === join.participant)
 }
 
 /**

@@ -11,6 +11,7 @@
  * @module
  */
 import { initialAcks } from './acknowledgements.js'
+import { writtenAs } from './admissions.js'
 import { onBehalf, type Entry, type FoldCore, type LogState } from './core.js'
 import { projectEntry } from './projection.js'
 import { compareEventIds, type EventId, type LogRun, type Participant, type RunEvent, type SignedDelta, type UnsignedHead } from './types.js'
@@ -182,7 +183,7 @@ function unpark<E, S, O> (core: FoldCore<E, S, O>, join: Entry<E, O>, peer: numb
     if (list === undefined) continue
     const after = next.join
     // Only the incarnation this Join admits: another's events stay renegades after it.
-    const back = list.filter(p => compareEventIds(p.entry, after) > 0 && compareEventIds(p.entry, core.infId) > 0 && admittedBy(core, p.entry, after))
+    const back = list.filter(p => compareEventIds(p.entry, after) > 0 && compareEventIds(p.entry, core.infId) > 0 && writtenAs(core, p.entry, after))
     if (back.length === 0) continue
     core.parked.set(next.peer, list.filter(p => !back.includes(p)))
     // Entries come back below the acknowledgers' marks, which cover them: they were held
@@ -201,12 +202,6 @@ function unpark<E, S, O> (core: FoldCore<E, S, O>, join: Entry<E, O>, peer: numb
       if (d.kind === 'join') joins.push({ join: p.entry, peer: d.peer })
     }
   }
-}
-
-/** Whether `e`'s log is written by the incarnation `join` admits, or by one not known. */
-function admittedBy<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>, join: Entry<E, O>): boolean {
-  const by = core.logs.get(e.creator)?.get(e.since)?.admittedBy
-  return by === undefined || (by.counter === join.counter && by.participant === join.participant)
 }
 
 /** Inserts a new entry at its place in id order; keeps the projection cache when it is last. */
