@@ -18,7 +18,7 @@ export interface InfimumSnapshot<S> {
    * For each participant, the Join that admitted it ({@link BOTTOM} for the founder), sorted
    * by participant: only the events of the logs it writes as that incarnation fold (see
    * {@link CreatorLog.admittedBy}). A participant left out is one whose admission is not known
-   * (a fold stored before format 7), whose logs all count as its own.
+   * (a fold stored before protocol 11.0.0), whose logs all count as its own.
    * @default []
    */
   readonly admissions?: readonly Admission[]
@@ -61,8 +61,8 @@ export interface CreatorLog {
    * The Join that admitted the participant in the fold it writes this log in ({@link BOTTOM}
    * for the founder): the log's events fold only where that Join admitted it, so the events
    * of an incarnation whose Join was dropped never fold after another Join of the same name
-   * (docs/ARCHITECTURE.md, "Admissions"). Left out when not known (a log stored before format
-   * 7, or written before its creator took part): it then counts as any incarnation's.
+   * (docs/ARCHITECTURE.md, "Admissions"). Left out when not known (a log stored before protocol
+   * 11.0.0, or written before its creator took part): it then counts as any incarnation's.
    */
   readonly admittedBy?: EventId | undefined
   /**
