@@ -35,7 +35,7 @@ export function takesPart<E, S, O> (core: FoldCore<E, S, O>, mask: bigint, admit
 
 /** Whether `e`'s log was written by the incarnation Join `join` admitted, or by one not known. */
 export function writtenAs<E, S, O> (core: FoldCore<E, S, O>, e: Entry<E, O>, join: EventId): boolean {
-  const writes = core.logs.get(e.creator)?.get(e.since)?.admittedBy
+  const writes = e.log.admittedBy
   return writes === undefined || (writes.counter === join.counter && writes.participant === join.participant)
 }
 

@@ -402,7 +402,7 @@ export class EventFold<E, S, O> {
     const r = core.hooks.apply(event, core.projState, entry)
     projectApplied(core, entry, r)
     core.entries.push(entry)
-    core.track(entry, 1, core.ownLog)
+    core.track(entry, 1)
     const outputs: Array<ConsistentOutput<O>> = []
     reduce(core, undefined, outputs)
     const outcome: ProjectedOutcome<O> = r.kind === 'threw'
@@ -463,7 +463,7 @@ export class EventFold<E, S, O> {
     log.seq = seq
     log.hash = hash
     log.signature = undefined // signed once per batch, when it is sent (logs.ts, `headSignature`)
-    return { counter, participant: core.self, creator: core.selfIndex, since: log.since, seq, hash, delta, acks: core.selfBit, ackSeen: core.ackVersion, standIn: undefined, positioned: 0n, projectedFailure: undefined, reported: false }
+    return { counter, participant: core.self, creator: core.selfIndex, since: log.since, log, seq, hash, delta, acks: core.selfBit, ackSeen: core.ackVersion, standIn: undefined, positioned: 0n, projectedFailure: undefined, reported: false }
   }
 
   private membership (delta: InternalDelta<E, O>): MembershipResult<O> {

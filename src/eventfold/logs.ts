@@ -148,7 +148,7 @@ export function takeRun<E, S, O> (core: FoldCore<E, S, O>, run: CheckedRun<E, O>
     core.observe(r.counter)
     const delta = core.internalDelta(r.delta)
     const entry: Entry<E, O> = {
-      counter: r.counter, participant, creator: run.creator, since: run.since, seq: r.seq, hash: r.hash, delta,
+      counter: r.counter, participant, creator: run.creator, since: run.since, log, seq: r.seq, hash: r.hash, delta,
       acks: creatorBit, ackSeen: -1, standIn: undefined, positioned: 0n, projectedFailure: undefined, reported: false
     }
     if (compareEventIds(entry, core.infId) <= 0) {
@@ -190,7 +190,7 @@ function unpark<E, S, O> (core: FoldCore<E, S, O>, join: Entry<E, O>, peer: numb
     // where the marks come from (core.ts, `ackBefore`).
     const restored = new Set<LogState>()
     for (const p of back) {
-      const log = core.log(p.entry.creator, p.entry.since)
+      const log = p.entry.log
       if (!restored.has(log)) {
         restored.add(log)
         log.baseSeq = p.baseSeq
@@ -261,7 +261,7 @@ export function runsFrom<E, S, O> (core: FoldCore<E, S, O>, from: (creator: numb
   const byLog = new Map<LogState, Array<Entry<E, O>>>()
   for (let i = core.head; i < core.entries.length; i++) {
     const e = core.entries[i]!
-    const log = core.log(e.creator, e.since)
+    const log = e.log
     let list = byLog.get(log)
     if (list === undefined) { list = []; byLog.set(log, list) }
     list.push(e)

@@ -66,7 +66,7 @@ export function refoldSettled<E, S, O> (core: FoldCore<E, S, O>, events: Readonl
     if (log === undefined || e.seq < 1 || e.seq > log.baseSeq) throw new TypeError(`settled event ${e.id.counter}:${e.id.participant} is outside the part of its creator's log that left the fold`)
     core.observe(e.id.counter)
     entries.push({
-      counter: e.id.counter, participant: core.table.name(creator), creator, since: e.since, seq: e.seq, hash: NO_HASH,
+      counter: e.id.counter, participant: core.table.name(creator), creator, since: e.since, log, seq: e.seq, hash: NO_HASH,
       delta: core.internalDelta(e.delta), acks: 0n, ackSeen: -1, standIn: undefined, positioned: 0n, projectedFailure: undefined, reported: false
     })
   }

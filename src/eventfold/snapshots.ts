@@ -42,7 +42,7 @@ export function coreFromSnapshot<E, S, O> (snapshot: EventFoldSnapshot<E, S, O>,
     core.observe(e.id.counter)
     const standIn = e.standIn !== undefined && e.standIn.length > 0 ? new Map(e.standIn.map(p => [p.since, p.seq])) : undefined
     const entry: Entry<E, O> = {
-      counter: e.id.counter, participant: core.table.name(creator), creator, since: e.since, seq: e.seq, hash, delta,
+      counter: e.id.counter, participant: core.table.name(creator), creator, since: e.since, log, seq: e.seq, hash, delta,
       acks: core.table.mask(e.acks), standIn, positioned: e.delta.kind === 'unjoin' ? core.table.mask(e.acks) : 0n, projectedFailure: undefined, reported: false, ackSeen: -1
     }
     if (compareEventIds(e.id, core.infId) <= 0) {
