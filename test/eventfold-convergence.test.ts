@@ -230,6 +230,18 @@ test('regression (ejection): a peer ejected and admitted again under the same na
   assert.ok(crashed.finalInfimumCount > 40, 'the fold went on')
 })
 
+test('regression (admissions): a whole fold adopted with the head of a log whose events its sender set aside leaves the ones outstanding here where they are', () => {
+  // Found by the quorum-ejection property (LEGION_SEED=2065152279, 123rd run) after admissions
+  // (ae46ff2). p1's Join 9:p1 admitted p2, which wrote its log 10 (10:p2 - 13:p2); p0's history
+  // dropped that Join and admitted p2 again with 9:p0. p2 adopted it, and set its earlier
+  // incarnation's events aside there (renegades), so its fold named that log's head at 4 with
+  // none of its events outstanding. p3, holding 11:p2 and 12:p2 above the infimum it adopted
+  // from p2, moved the log's head to 4 past them: a log's outstanding events were no longer
+  // its last ones, and p3's fold could not be encoded (EncodeError at the next send).
+  const report = runSimulation({ seed: 1386440732, peers: 7, steps: 30, firstHand: true, quorumEjections: true })
+  assert.ok(report.finalInfimumCount > 10, 'the fold went on')
+})
+
 test('regression (first-hand): a log moves on past an event a sender\'s infimum passed without it, on this replica\'s history', () => {
   // The one failure of a 10,000-run search (docs/RELIABILITY.md, "Bugs found"): p3, ejected,
   // had written events that reached only the peers it admitted; p0 - p2 folded past them while

@@ -215,7 +215,10 @@ export function mergeFull<E, S, O> (core: FoldCore<E, S, O>, other: EventFoldSna
   const believed = trusting ? undefined : diverged ? 0n : core.table.bit(core.table.intern(from))
   for (const h of heads) {
     const log = core.log(h.creator, h.since)
-    if (h.seq <= log.seq) continue
+    // Events of the log still outstanding here (above the adopted infimum) were set aside
+    // there, not folded: the sender's head is past them only in its own history, and a log's
+    // outstanding events must stay its last ones. They fold or are set aside here in turn.
+    if (h.seq <= log.seq || log.outstanding.size > 0) continue
     log.seq = log.baseSeq = h.seq
     log.hash = log.baseHash = h.hash
     log.baseCounter = h.counter
