@@ -785,7 +785,7 @@ describe('Signatures and hash chains', () => {
     assert.equal(decoded.runs[0]!.signature, undefined)
   })
 
-  test('what a creator signs names the cluster, the creator, its log, the position and the head, and nothing else', () => {
+  test('what a creator signs names the cluster, the creator, its log, the position, the head and the Join that admitted it, and nothing else', () => {
     const head = Uint8Array.of(1, 2, 3)
     const base = hex(encodeLogHead('demo', 'bob', 2, 3, head))
     assert.equal(hex(encodeLogHead('demo', 'bob', 2, 3, Uint8Array.of(1, 2, 3))), base) // deterministic
@@ -794,6 +794,12 @@ describe('Signatures and hash chains', () => {
     assert.notEqual(hex(encodeLogHead('demo', 'bob', 3, 3, head)), base)
     assert.notEqual(hex(encodeLogHead('demo', 'bob', 2, 4, head)), base)
     assert.notEqual(hex(encodeLogHead('demo', 'bob', 2, 3, Uint8Array.of(1, 2, 4))), base)
+    // The admission (protocol 12), when known, follows the head: absent, the bytes are as before.
+    const admitted = hex(encodeLogHead('demo', 'bob', 2, 3, head, { counter: 1, participant: 'alice' }))
+    assert.equal(admitted, base + '01' + '05' + hex(new TextEncoder().encode('alice')))
+    assert.equal(hex(encodeLogHead('demo', 'bob', 2, 3, head, BOTTOM)), base + '00', 'the founder\'s admission is not its absence')
+    assert.notEqual(hex(encodeLogHead('demo', 'bob', 2, 3, head, { counter: 2, participant: 'alice' })), admitted)
+    assert.notEqual(hex(encodeLogHead('demo', 'bob', 2, 3, head, { counter: 1, participant: 'alicf' })), admitted)
     // Version byte 0: the layout is not tied to the format version of folds and diffs.
     assert.equal(base.slice(0, 10), '4c474e0007')
   })

@@ -859,16 +859,16 @@ describe('first-hand merges and signatures', () => {
   // A toy signature: a keyed hash with a secret per participant. Real folds use SHA-256 chains
   // and Ed25519 (peer/event-signatures.ts); what is tested here is that the fold obeys the verdict.
   const secrets = new Map([['a', 'sa'], ['b', 'sb'], ['c', 'sc'], ['d', 'sd']])
-  const keyed = (p: string, since: number, seq: number, head: Uint8Array): Uint8Array =>
-    createHash('sha256').update(`${secrets.get(p) ?? 'none'}|${since}|${seq}|`).update(head).digest()
+  const keyed = (p: string, since: number, seq: number, head: Uint8Array, admittedBy: EventId | undefined): Uint8Array =>
+    createHash('sha256').update(`${secrets.get(p) ?? 'none'}|${since}|${seq}|${admittedBy === undefined ? '-' : `${admittedBy.counter}:${admittedBy.participant}`}|`).update(head).digest()
   /** Signature checks made by each participant's fold. */
   const checks = new Map<Participant, number>()
   const signaturesOf = (self: Participant): EventSignatures<string, string> => ({
     chain: (previous, id, delta) => createHash('sha256').update(previous).update(`|${id.counter}|${id.participant}|${JSON.stringify(delta)}`).digest(),
-    sign: (since, seq, head) => keyed(self, since, seq, head),
-    verify: (creator, since, seq, head, signature) => {
+    sign: (since, seq, head, admittedBy) => keyed(self, since, seq, head, admittedBy),
+    verify: (creator, since, seq, head, admittedBy, signature) => {
       checks.set(self, (checks.get(self) ?? 0) + 1)
-      return Buffer.from(keyed(creator, since, seq, head)).equals(signature)
+      return Buffer.from(keyed(creator, since, seq, head, admittedBy)).equals(signature)
     }
   })
   const signed = (self: Participant): typeof options & { signatures: EventSignatures<string, string> } => ({ ...options, signatures: signaturesOf(self) })
@@ -937,16 +937,21 @@ describe('first-hand merges and signatures', () => {
     assert.deepEqual(a.projectedValue().applied, [])
   })
 
-  test('a run that does not chain to its creator\'s signed head is refused with nothing changed; a relayed signed run is taken', () => {
+  test('a run that does not chain to its creator\'s signed head, or names another admission than it signed, is refused with nothing changed; a relayed signed run is taken', () => {
     const { a, c } = threePeers()
     c.event('y')
     const relayed = c.diffFor('a')!
     const run = relayed.runs[0]!
     assert.ok(run.signature !== undefined, 'one signature for the run, however many events it carries')
+    assert.ok(run.admittedBy !== undefined, 'c\'s new log names the Join that admitted c')
+    const { admittedBy: _, ...unadmitted } = run
     const attempts: Array<Diff<string, string>> = [
       { ...relayed, runs: [{ ...run, signature: undefined }] },
       { ...relayed, runs: [{ ...run, events: [{ ...run.events[0]!, delta: { kind: 'event', event: 'z' } }] }] },
-      { ...relayed, runs: [{ ...run, signature: keyed('b', run.since, run.first, new Uint8Array(32)) }] }
+      { ...relayed, runs: [{ ...run, signature: keyed('b', run.since, run.first, new Uint8Array(32), run.admittedBy) }] },
+      // The same body and signature as another incarnation's log, or as one of no known incarnation.
+      { ...relayed, runs: [{ ...run, admittedBy: { counter: run.admittedBy.counter + 1, participant: run.admittedBy.participant } }] },
+      { ...relayed, runs: [unadmitted] }
     ]
     const before = JSON.stringify(a.snapshot())
     for (const diff of attempts) {
@@ -957,7 +962,7 @@ describe('first-hand merges and signatures', () => {
     }
     const snapshot = c.snapshot()
     const log = snapshot.logs.find(l => l.participant === 'c')!
-    const tampered = { ...snapshot, logs: snapshot.logs.map(l => l === log ? { ...l, signature: keyed('b', l.since, l.seq, l.hash) } : l) }
+    const tampered = { ...snapshot, logs: snapshot.logs.map(l => l === log ? { ...l, signature: keyed('b', l.since, l.seq, l.hash, l.admittedBy) } : l) }
     const full = a.mergeFull(tampered, { from: 'b' })
     assert.ok(!full.ok && full.error instanceof ForgedEventError, 'a whole fold\'s runs are checked the same way')
     ok(a.mergeDiff(relayed, { from: 'b' })) // c's run relayed by b, as a sync answer would
@@ -986,7 +991,7 @@ describe('first-hand merges and signatures', () => {
     // neither in a diff nor in a whole fold, where b would refuse them as forged.
     c.event('z')
     const bad = c.diffFor('a')!
-    ok(a.mergeDiff({ ...bad, runs: bad.runs.map(r => ({ ...r, signature: keyed('b', r.since, r.first, new Uint8Array(32)) })) }, { from: 'c' }))
+    ok(a.mergeDiff({ ...bad, runs: bad.runs.map(r => ({ ...r, signature: keyed('b', r.since, r.first, new Uint8Array(32), r.admittedBy) })) }, { from: 'c' }))
     assert.deepEqual(a.projectedValue().applied, ['y', 'z'])
     const stored = a.snapshot({ checkSignatures: false })
     assert.ok(stored.events.some(e => e.id.participant === 'c'), 'a snapshot kept here keeps the unchecked run')
@@ -1239,8 +1244,8 @@ describe('the settled record (a store that saves the events that moved the infim
     ...options,
     signatures: {
       chain: (previous, id, delta) => createHash('sha256').update(previous).update(`|${id.counter}|${id.participant}|${JSON.stringify(delta)}`).digest(),
-      sign: (since, seq, head) => createHash('sha256').update(`${self}|${since}|${seq}|`).update(head).digest(),
-      verify: (creator, since, seq, head, signature) => createHash('sha256').update(`${creator}|${since}|${seq}|`).update(head).digest().equals(signature)
+      sign: (since, seq, head, admittedBy) => createHash('sha256').update(`${self}|${since}|${seq}|${admittedBy?.counter}|`).update(head).digest(),
+      verify: (creator, since, seq, head, admittedBy, signature) => createHash('sha256').update(`${creator}|${since}|${seq}|${admittedBy?.counter}|`).update(head).digest().equals(signature)
     }
   })
   function signedPair (): { a: EventFold<string, Log, string>, b: EventFold<string, Log, string> } {

@@ -1,5 +1,5 @@
 /**
- * Specification of the peer protocols' messages (protocol 11.0.0): exact round trips, canonical
+ * Specification of the peer protocols' messages (protocol 12.0.0): exact round trips, canonical
  * bytes, bounded decoding that throws nothing but DecodeError (limits, truncation, kinds,
  * flags, refusal codes, a Refusal only where an answer may be one), and golden vectors that
  * pin each message's layout and every protocol id. The payloads these messages carry (Diffs,
@@ -175,10 +175,10 @@ describe('kinds and protocol ids', () => {
     assert.deepEqual(messages.map(m => m.kind).sort((x, y) => x - y), kinds.filter(k => k !== PeerMessageKind.refusal).sort((x, y) => x - y), 'every kind is specified here')
   })
 
-  test('a protocol id names the cluster (percent-encoded, one path segment), the protocol and version 11.0.0', () => {
-    assert.equal(PROTOCOL_VERSION, '11.0.0')
-    assert.equal(protocolId('c', SYNC_PROTOCOL), '/legion/c/sync/11.0.0')
-    assert.equal(protocolId('a b/c', 'x'), '/legion/a%20b%2Fc/x/11.0.0')
+  test('a protocol id names the cluster (percent-encoded, one path segment), the protocol and version 12.0.0', () => {
+    assert.equal(PROTOCOL_VERSION, '12.0.0')
+    assert.equal(protocolId('c', SYNC_PROTOCOL), '/legion/c/sync/12.0.0')
+    assert.equal(protocolId('a b/c', 'x'), '/legion/a%20b%2Fc/x/12.0.0')
     assert.equal(protocolId('c', 'x', '7.0.0'), '/legion/c/x/7.0.0')
   })
 })
@@ -349,7 +349,7 @@ describe('what a peer sends, it can decode', () => {
   })
 })
 
-describe('golden vectors (protocol 11.0.0)', () => {
+describe('golden vectors (protocol 12.0.0)', () => {
   const fixture = JSON.parse(readFileSync(new URL('./fixtures/peer-protocol-golden.json', import.meta.url), 'utf8')) as {
     protocolVersion: string
     formatVersion: number

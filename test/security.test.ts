@@ -13,7 +13,7 @@ import type { Legion, LegionOptions } from '../src/peer/options.js'
 import type { EventSpec } from '../src/eventfold/types.js'
 import { stopAll } from './support/cluster.js'
 import { EventFold } from '../src/eventfold/event-fold.js'
-import type { Acknowledgement, Diff, EventFoldSnapshot, EventSignatures } from '../src/eventfold/types.js'
+import type { Acknowledgement, Diff, EventFoldSnapshot, EventId, EventSignatures } from '../src/eventfold/types.js'
 import { eventSignatures, peerSigner } from '../src/peer/event-signatures.js'
 import { batchOf, protocolIds, pushOf, syncPayload, syncRequest } from './support/wire.js'
 import { createTransportNode } from '../src/transport/index.js'
@@ -165,34 +165,40 @@ describe('forgery', () => {
     assert.equal(a.readState().projected, 1, 'E became an error on the insider\'s word')
 
     // 5. Events in n's name, in a new log of n's: unsigned, its head signed by the insider, or
-    // signed by n for another body.
+    // signed by n for another body, or for the same body written as another incarnation of n
+    // (the Join that admitted it is signed with the head; a relayer naming another Join, or
+    // none, would decide whether and as whom the events fold).
     const counter = replica.maxKnownCounter + 1
     const forged = { counter, delta: { kind: 'event' as const, event: 100 } }
+    const nJoin = snapshot.infimum.admissions?.find(x => x.participant === nId)?.join
+    assert.ok(nJoin !== undefined && nJoin.counter > 0, 'n\'s admission is not in a\'s fold')
     const headOf = (event: number): Uint8Array => signedBy(nKey).chain(new Uint8Array(0), { counter, participant: nId }, { kind: 'event', event })
-    const run = (signature?: Uint8Array): Diff<number, number> => ({ origin: 'security-test', acknowledgements: [own], runs: [{ creator: nId, since: counter, first: 1, events: [forged], ...(signature !== undefined ? { signature } : {}) }] })
+    const run = (signature?: Uint8Array, admittedBy: EventId | null = nJoin): Diff<number, number> => ({ origin: 'security-test', acknowledgements: [own], runs: [{ creator: nId, since: counter, first: 1, events: [forged], ...(signature !== undefined ? { signature } : {}), ...(admittedBy !== null ? { admittedBy } : {}) }] })
     const dropped = a.stats().counters.droppedForged
     await deliver(run())
-    await deliver(run(signedBy(insiderKey).sign(counter, 1, headOf(100))))
-    await deliver(run(signedBy(nKey).sign(counter, 1, headOf(99))))
-    assert.equal(a.stats().counters.droppedForged, dropped + 3)
+    await deliver(run(signedBy(insiderKey).sign(counter, 1, headOf(100), nJoin)))
+    await deliver(run(signedBy(nKey).sign(counter, 1, headOf(99), nJoin)))
+    await deliver(run(signedBy(nKey).sign(counter, 1, headOf(100), nJoin), { counter: nJoin.counter + 1, participant: nJoin.participant }))
+    await deliver(run(signedBy(nKey).sign(counter, 1, headOf(100), nJoin), null))
+    assert.equal(a.stats().counters.droppedForged, dropped + 5)
     assert.equal(a.readState().projected, 1, 'a took an event forged in n\'s name')
 
     // Control: n's own signed run, relayed by the insider (as repairs do), is taken.
-    await deliver(run(signedBy(nKey).sign(counter, 1, headOf(100))))
+    await deliver(run(signedBy(nKey).sign(counter, 1, headOf(100), nJoin)))
     assert.equal(a.readState().projected, 101, 'a refused a correctly signed relayed event')
-    assert.equal(a.stats().counters.droppedForged, dropped + 3)
+    assert.equal(a.stats().counters.droppedForged, dropped + 5)
     assert.equal(a.readState().outstanding, 2)
 
     // 6. The insider's own run under a signature of another head: its own word, so a takes it
     // (the transport proved the sender), but hands it on to nobody, and counts the forgery then.
     const mine = replica.maxKnownCounter + 10
-    const wrongHead = signedBy(insiderKey).sign(mine, 1, signedBy(insiderKey).chain(new Uint8Array(0), { counter: mine, participant: self }, { kind: 'event', event: 7 }))
+    const wrongHead = signedBy(insiderKey).sign(mine, 1, signedBy(insiderKey).chain(new Uint8Array(0), { counter: mine, participant: self }, { kind: 'event', event: 7 }), undefined)
     await deliver({ origin: 'security-test', acknowledgements: [own], runs: [{ creator: self, since: mine, first: 1, events: [{ counter: mine, delta: { kind: 'event', event: 1000 } }], signature: wrongHead }] })
     assert.equal(a.readState().projected, 1101, 'a refused the insider\'s own event')
-    assert.equal(a.stats().counters.droppedForged, dropped + 3)
+    assert.equal(a.stats().counters.droppedForged, dropped + 5)
     const handedOn = await fetch()
     assert.ok(handedOn.events.every(x => x.id.counter !== mine), 'a handed on a run its creator signed wrongly')
-    assert.equal(a.stats().counters.droppedForged, dropped + 4)
+    assert.equal(a.stats().counters.droppedForged, dropped + 6)
   })
 })
 

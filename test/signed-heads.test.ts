@@ -16,7 +16,7 @@ import { MAX_HEADS_PER_SIGNATURE, MAX_SIGNATURE_BYTES, encodeHeadsRoot, type Fol
 import { jsonCodec } from '../src/codec/json.js'
 import { EventFold } from '../src/eventfold/event-fold.js'
 import { ForgedEventError } from '../src/eventfold/errors.js'
-import type { EventSpec, UnsignedHead } from '../src/eventfold/types.js'
+import { BOTTOM, type EventSpec, type UnsignedHead } from '../src/eventfold/types.js'
 
 const codecs = { event: jsonCodec, state: jsonCodec, output: jsonCodec } as unknown as FoldCodecs<number, number, number>
 const spec: EventSpec<number, number, number> = { init: () => 0, apply: (e, s) => ({ ok: true, output: s + e, state: s + e }) }
@@ -33,7 +33,7 @@ function heads (count: number): Array<HeadOfGroup & { signature?: Uint8Array }> 
   return Array.from({ length: count }, (_, i) => {
     const entry: HeadOfGroup & { signature?: Uint8Array } = {
       origin: `c\u0000g${i}`,
-      head: { since: i + 1, seq: i + 2, head: hashOf(`head ${i}`), sign: (signature) => { entry.signature = signature } }
+      head: { since: i + 1, seq: i + 2, head: hashOf(`head ${i}`), admittedBy: i % 2 === 0 ? undefined : { counter: i, participant: 'founder' }, sign: (signature) => { entry.signature = signature } }
     }
     return entry
   })
@@ -45,7 +45,7 @@ describe('heads signed together', async () => {
   const signer = peerSigner(key)
   const verifierOf = (origin: string): ReturnType<typeof eventSignatures<number, number, number>> => eventSignatures(origin, self, signer, codecs)
   const checks = (origin: string, head: UnsignedHead, signature: Uint8Array, creator = self): boolean =>
-    verifierOf(origin).verify(creator, head.since, head.seq, head.head, signature)
+    verifierOf(origin).verify(creator, head.since, head.seq, head.head, head.admittedBy, signature)
 
   test('every head of 2 to 64 signed together checks with its own group\'s verifier, with a proof of 1 to 6 hashes', () => {
     for (const count of [2, 3, 4, 5, 7, 8, 9, 17, 33, MAX_HEADS_PER_SIGNATURE]) {
@@ -88,6 +88,11 @@ describe('heads signed together', async () => {
     assert.equal(checks(second.origin, first.head, proof), false)
     assert.equal(checks(first.origin, { ...first.head, seq: first.head.seq + 1 }, proof), false)
     assert.equal(checks(first.origin, { ...first.head, head: hashOf('other') }, proof), false)
+    // The same head written as an incarnation it does not name, or without the one it names.
+    assert.equal(checks(first.origin, { ...first.head, admittedBy: { counter: 1, participant: 'founder' } }, proof), false)
+    assert.ok(second.head.admittedBy !== undefined && checks(second.origin, second.head, second.signature!))
+    assert.equal(checks(second.origin, { ...second.head, admittedBy: undefined }, second.signature!), false)
+    assert.equal(checks(second.origin, { ...second.head, admittedBy: { ...second.head.admittedBy, counter: second.head.admittedBy.counter + 1 } }, second.signature!), false)
     // Another creator.
     const other = peerIdFromPrivateKey(await keyFromSeed(2)).toString()
     assert.equal(checks(first.origin, first.head, proof, other), false)
@@ -114,16 +119,29 @@ describe('heads signed together', async () => {
 
   test('a head signed on its own still checks (64 bytes, as stored by earlier builds)', () => {
     const [only] = heads(1) as [HeadOfGroup]
-    const plain = verifierOf(only.origin).sign(only.head.since, only.head.seq, only.head.head)
+    const plain = verifierOf(only.origin).sign(only.head.since, only.head.seq, only.head.head, only.head.admittedBy)
     assert.equal(plain.length, 64)
     assert.ok(checks(only.origin, only.head, plain))
+    const admitted = { ...only.head, admittedBy: { counter: 4, participant: 'founder' } }
+    const signed = verifierOf(only.origin).sign(admitted.since, admitted.seq, admitted.head, admitted.admittedBy)
+    assert.ok(checks(only.origin, admitted, signed))
+    assert.equal(checks(only.origin, only.head, signed), false, 'a head signed with its admission checks only with it')
+    assert.equal(checks(only.origin, { ...admitted, admittedBy: { counter: 4, participant: 'other' } }, signed), false)
+  })
+
+  test('test vector (PROTOCOL.md 8.4): A signs the head of its log 1 written as the founder\'s incarnation', () => {
+    const head = { since: 1, seq: 2, head: Buffer.from('aa5ed7daf45fbb61ddf959a8255f6f9e60e7bb64b26d6fe81e5f43128732b9a3', 'hex'), admittedBy: BOTTOM, sign: () => {} }
+    const signature = verifierOf('demo').sign(head.since, head.seq, head.head, head.admittedBy)
+    assert.equal(hex(signature), '6ef31ef16ac863dc732eae1fd1622be0184eac5ff65ed50934fe702b2c278aa95b585d7ecb92ec6706f1a690609e719c5a2fff9fa041a7915664b75aed1c300b')
+    assert.ok(checks('demo', head, signature))
+    assert.equal(checks('demo', { ...head, admittedBy: undefined }, signature), false)
   })
 
   test('test vector (PROTOCOL.md 8.4): A signs the heads of two groups together', () => {
     const SIGNATURE = '186c514da91e83b6a20fd6be16f6e955f975b0cfa58d4dcb082cbe604161829a8d2736a2aaa85ed68fe5d499de431c81d1c44e8fd0417a4da3f0f7efe969480e'
     const a = [
-      { origin: 'demo', head: { since: 1, seq: 2, head: Buffer.from('aa5ed7daf45fbb61ddf959a8255f6f9e60e7bb64b26d6fe81e5f43128732b9a3', 'hex'), sign: () => {} } },
-      { origin: 'demo\u0000svc/g', head: { since: 3, seq: 1, head: Buffer.from('bde47e67ef0e31a4cae0807a647ff5704f86c3e7be5545556524494e1d56bb08', 'hex'), sign: () => {} } }
+      { origin: 'demo', head: { since: 1, seq: 2, head: Buffer.from('aa5ed7daf45fbb61ddf959a8255f6f9e60e7bb64b26d6fe81e5f43128732b9a3', 'hex'), admittedBy: undefined, sign: () => {} } },
+      { origin: 'demo\u0000svc/g', head: { since: 3, seq: 1, head: Buffer.from('bde47e67ef0e31a4cae0807a647ff5704f86c3e7be5545556524494e1d56bb08', 'hex'), admittedBy: undefined, sign: () => {} } }
     ]
     const proofs: string[] = []
     signHeadsTogether(signer, self, a.map(({ origin, head }) => ({ origin, head: { ...head, sign: (s: Uint8Array) => { proofs.push(hex(s)) } } })))

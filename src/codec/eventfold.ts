@@ -511,11 +511,14 @@ function writeLogLink<E, S, O> (w: Writer, previous: Uint8Array, id: EventId, de
  * The bytes a creator signs for the head of its log:
  * ```
  * MAGIC · u8 0 · u8 7 · string origin · string creator · varuint since · varuint seq · bytes head
+ *   [· id admittedBy]
  * ```
  * Version byte 0 keeps signatures valid across format versions as long as this layout stays.
- * The origin binds the signature to one group of one cluster.
+ * The origin binds the signature to one group of one cluster; `admittedBy`, the Join that
+ * admitted the creator where it writes the log (when known: protocol 12), binds it to one
+ * incarnation, so that no relayer can pass the log off as another's.
  */
-export function encodeLogHead (origin: string, creator: Participant, since: number, seq: number, head: Uint8Array): Uint8Array {
+export function encodeLogHead (origin: string, creator: Participant, since: number, seq: number, head: Uint8Array, admittedBy?: EventId): Uint8Array {
   const w = takeWriter()
   w.writeRaw(MAGIC)
   w.writeUint8(0)
@@ -525,6 +528,7 @@ export function encodeLogHead (origin: string, creator: Participant, since: numb
   w.writeVarUint(since)
   w.writeVarUint(seq)
   w.writeBytes(head)
+  if (admittedBy !== undefined) writeEventId(w, admittedBy)
   return finishPooled(w)
 }
 

@@ -94,7 +94,8 @@ export function checkRun<E, S, O> (core: FoldCore<E, S, O>, run: LogRun<E, O>, s
   // acknowledgements are: its signature is kept and checked once, before it is handed on
   // (headSignature), which is when anyone else needs it.
   const firstHand = sender !== undefined && sender === run.creator
-  if (signatures !== undefined && (run.signature === undefined || (!firstHand && !signatures.verify(run.creator, run.since, end, hash, run.signature)))) return { kind: 'forged', id: last }
+  // The admission is signed with the head: a relayer that names another (or leaves it out) forged the run.
+  if (signatures !== undefined && (run.signature === undefined || (!firstHand && !signatures.verify(run.creator, run.since, end, hash, held.admittedBy ?? admittedBy, run.signature)))) return { kind: 'forged', id: last }
   return { creator, since: run.since, from, events, seq: end, hash, signature: run.signature, verified: signatures === undefined || !firstHand, admittedBy }
 }
 
@@ -296,11 +297,12 @@ export function runsFrom<E, S, O> (core: FoldCore<E, S, O>, from: (creator: numb
 export function unsignedOwnHead<E, S, O> (core: FoldCore<E, S, O>): UnsignedHead | undefined {
   const log = core.ownLog
   if (core.signatures === undefined || log === undefined || log.seq === 0 || log.signature !== undefined) return undefined
-  const { since, seq, hash } = log
+  const { since, seq, hash, admittedBy } = log
   return {
     since,
     seq,
     head: hash,
+    admittedBy,
     sign: (signature) => {
       if (log.seq !== seq || log.signature !== undefined) return
       log.signature = signature
@@ -320,11 +322,11 @@ export function headSignature<E, S, O> (core: FoldCore<E, S, O>, i: number, log:
   const signatures = core.signatures
   if (signatures === undefined || log.seq === 0) return undefined
   if (i === core.selfIndex) {
-    if (log.signature === undefined) { log.signature = signatures.sign(log.since, log.seq, log.hash); log.verified = true }
+    if (log.signature === undefined) { log.signature = signatures.sign(log.since, log.seq, log.hash, log.admittedBy); log.verified = true }
     return log.signature
   }
   if (check && !log.verified && log.signature !== undefined) {
-    if (!signatures.verify(core.table.name(i), log.since, log.seq, log.hash, log.signature)) { log.signature = undefined; core.lateForged++ }
+    if (!signatures.verify(core.table.name(i), log.since, log.seq, log.hash, log.admittedBy, log.signature)) { log.signature = undefined; core.lateForged++ }
     log.verified = true
   }
   return log.signature

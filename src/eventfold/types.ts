@@ -106,10 +106,14 @@ export interface EventSpec<E, S, O> {
 export interface EventSignatures<E, O> {
   /** The chain hash after `previous` (empty before a log's first event) extended by one event. */
   chain: (previous: Uint8Array, id: EventId, delta: SignedDelta<E, O>) => Uint8Array
-  /** This replica's signature of the head of its own log `since`: `seq` events, the last ending at `head`. */
-  sign: (since: number, seq: number, head: Uint8Array) => Uint8Array
-  /** Whether `signature` is `creator`'s signature of the head of its log `since`. */
-  verify: (creator: Participant, since: number, seq: number, head: Uint8Array, signature: Uint8Array) => boolean
+  /**
+   * This replica's signature of the head of its own log `since`: `seq` events, the last ending
+   * at `head`, written as the incarnation Join `admittedBy` admitted (`undefined`: not known).
+   * The admission must be signed too: it decides which incarnation the log's events fold as.
+   */
+  sign: (since: number, seq: number, head: Uint8Array, admittedBy: EventId | undefined) => Uint8Array
+  /** Whether `signature` is `creator`'s signature of the head of its log `since` written as `admittedBy`'s incarnation. */
+  verify: (creator: Participant, since: number, seq: number, head: Uint8Array, admittedBy: EventId | undefined, signature: Uint8Array) => boolean
 }
 
 /**
@@ -123,6 +127,8 @@ export interface UnsignedHead {
   readonly seq: number
   /** The chain hash after the last of them. */
   readonly head: Uint8Array
+  /** The Join that admitted this replica where it writes the log (`undefined`: not known), signed with the head. */
+  readonly admittedBy: EventId | undefined
   /**
    * Keeps `signature` as the head's, as if {@link EventSignatures.sign} had made it; ignored
    * once the log has grown past this head. `verify` must accept it.

@@ -99,9 +99,9 @@ export function peerSigner (privateKey: PrivateKey, signed?: () => void): PeerSi
 export function eventSignatures<E, S, O> (origin: string, self: Participant, signer: PeerSigner, codecs: FoldCodecs<E, S, O>): EventSignatures<E, O> {
   return {
     chain: (previous, id, delta) => digestLogLink(previous, id, delta, codecs, sha256),
-    sign: (since, seq, head) => signer.sign(encodeLogHead(origin, self, since, seq, head)),
-    verify: (creator, since, seq, head, signature) => {
-      const bytes = encodeLogHead(origin, creator, since, seq, head)
+    sign: (since, seq, head, admittedBy) => signer.sign(encodeLogHead(origin, self, since, seq, head, admittedBy)),
+    verify: (creator, since, seq, head, admittedBy, signature) => {
+      const bytes = encodeLogHead(origin, creator, since, seq, head, admittedBy)
       return signature.length === SIGNATURE_BYTES ? signer.verify(creator, bytes, signature) : verifyTogether(signer, creator, bytes, signature)
     }
   }
@@ -133,7 +133,7 @@ export interface HeadOfGroup {
 export function signHeadsTogether (signer: PeerSigner, self: Participant, heads: readonly HeadOfGroup[]): void {
   for (let start = 0; heads.length - start >= 2; start += MAX_HEADS_PER_SIGNATURE) {
     const chunk = heads.slice(start, start + MAX_HEADS_PER_SIGNATURE)
-    const levels: Uint8Array[][] = [chunk.map(({ origin, head }) => sha256(Buffer.concat([LEAF, encodeLogHead(origin, self, head.since, head.seq, head.head)])))]
+    const levels: Uint8Array[][] = [chunk.map(({ origin, head }) => sha256(Buffer.concat([LEAF, encodeLogHead(origin, self, head.since, head.seq, head.head, head.admittedBy)])))]
     for (let below = levels[0]!; below.length > 1; below = levels[levels.length - 1]!) {
       const up: Uint8Array[] = []
       for (let i = 0; i < below.length; i += 2) up.push(i + 1 < below.length ? innerNode(below[i]!, below[i + 1]!) : below[i]!)
