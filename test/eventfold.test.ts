@@ -970,6 +970,23 @@ describe('first-hand merges and signatures', () => {
     assert.deepEqual(a.outstandingEvents()[0]!.acks, ['a', 'c'], 'its creator holds it; nobody else\'s word was taken')
   })
 
+  test('a replica restored from a snapshot signs its own heads again: a stored signature that no longer checks (11.0.0 did not sign the admission) is not handed on', () => {
+    const { a, b, c } = threePeers()
+    c.event('y')
+    const stored = c.snapshot()
+    const own = stored.logs.find(l => l.participant === 'c' && l.signature !== undefined)!
+    assert.ok(own.admittedBy !== undefined)
+    const stale = keyed('c', own.since, own.seq, own.hash, undefined) // c's own key, without the admission
+    const restored = EventFold.fromSnapshot({ ...stored, logs: stored.logs.map(l => l === own ? { ...l, signature: stale } : l) }, 'c', logSpec, signed('c'))
+    // Relayed by a to b, so checked there: b takes it, as it would not take the stale head.
+    ok(a.mergeDiff(restored.diffFor('a')!, { from: 'c' }))
+    const relayed = a.diffFor('b')!
+    assert.ok(relayed.runs.some(r => r.creator === 'c'), 'a hands c\'s run on')
+    ok(b.mergeDiff(relayed, { from: 'a' }))
+    assert.deepEqual(b.projectedValue().applied, ['y'])
+    assert.equal(a.lateForgedHeads, 0)
+  })
+
   test('a run of the sender\'s own log is taken first-hand unchecked; its signature is checked once, before it is handed on, and a bad one keeps it from travelling', () => {
     const { a, b, c } = threePeers()
     const checked = (): number => checks.get('a') ?? 0
