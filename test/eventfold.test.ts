@@ -813,6 +813,30 @@ describe('participants and divergence', () => {
     assert.deepEqual(d.get('b'), x.id)
   })
 
+  test('a renegade waits for nobody: a participant that has not acknowledged it does not hold the fold back', () => {
+    const { a, b } = twoPeers()
+    a.participate('d')
+    const d = EventFold.fromSnapshot(a.snapshot(), 'd', logSpec, options)
+    d.acknowledge()
+    for (let round = 0; round < 3; round++) { sync(d, a); sync(a, b); sync(b, a); sync(a, d) }
+    assert.deepEqual(a.infimumParticipants(), ['a', 'b', 'd'])
+    const x = a.event('x')
+    sync(a, b)
+    sync(b, a) // b acknowledged x; x waits for d
+    const c = EventFold.fromSnapshot(a.snapshot(), 'c', logSpec, options) // c never joined
+    c.event('forged')
+    ok(a.mergeFull(c.snapshot()))
+    assert.equal(a.outstandingCount, 2, 'x, and the renegade behind it')
+    const held = a.divergent()
+    assert.deepEqual([...held.keys()], ['d'], 'b has not acknowledged the renegade, which reduce sets aside without anyone\'s word')
+    assert.deepEqual(held.get('d'), a.infimumId())
+    sync(a, d)
+    sync(d, a)
+    assert.equal(a.outstandingCount, 0, 'x folded and the renegade was set aside')
+    assert.equal(a.divergent().size, 0)
+    assert.ok(compareEventIds(a.infimumId(), x.id) >= 0)
+  })
+
   test('a participant that acknowledged a newer event of its own but not an older one still holds the fold back, at the infimum', () => {
     const { a, b } = twoPeers()
     const x = a.event('x')

@@ -515,12 +515,6 @@ export class FoldCore<E, S, O> {
     }
   }
 
-  /** The participant mask after a Join or UnJoin. */
-  membershipMask (d: { readonly kind: 'join' | 'unjoin', readonly peer: number }, mask: bigint): bigint {
-    const bit = this.table.bit(d.peer)
-    return d.kind === 'join' ? mask | bit : mask & ~bit
-  }
-
   /** Reports, once per entry, that one of its hooks threw. */
   reportThrow (e: Entry<E, O>, hook: ThrownHook['hook'], r: { readonly error: unknown, readonly message: string }): void {
     if (e.reported) return

@@ -332,7 +332,8 @@ export function reduce<E, S, O> (core: FoldCore<E, S, O>, universal: EventId | u
  * outstanding event waits for, with the newest event it acknowledged before the first such one
  * (the infimum id if none). Whom an event waits for follows {@link reduce}: the participants
  * after the outstanding Joins and UnJoins before it, a Join's joiner too, and never one whose
- * pending UnJoin stands in for it.
+ * pending UnJoin stands in for it; a renegade (its creator does not take part there, or not as
+ * the incarnation that wrote its log) waits for nobody, since `reduce` sets it aside.
  */
 export function holdingBack<E, S, O> (core: FoldCore<E, S, O>, candidates: readonly Participant[]): Map<Participant, EventId> {
   const result = new Map<Participant, EventId>()
@@ -342,9 +343,11 @@ export function holdingBack<E, S, O> (core: FoldCore<E, S, O>, candidates: reado
     const index = core.table.indexOf(p)!
     const bit = core.table.bit(index)
     let participants = core.infMask
+    const admitted = new Map(core.admitted)
     let latest = core.infId
     for (let i = core.head; i < core.entries.length; i++) {
       const e = core.entries[i]!
+      if (!takesPart(core, participants, admitted, e)) continue
       const d = e.delta
       if (core.acknowledgedBy(e, index)) {
         latest = { counter: e.counter, participant: e.participant }
@@ -352,7 +355,7 @@ export function holdingBack<E, S, O> (core: FoldCore<E, S, O>, candidates: reado
         result.set(p, latest)
         break
       }
-      if (d.kind === 'join' || d.kind === 'unjoin') participants = core.membershipMask(d, participants)
+      if (d.kind === 'join' || d.kind === 'unjoin') participants = admit(core, d, e, participants, admitted)
     }
   }
   return result
