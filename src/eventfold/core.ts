@@ -290,7 +290,6 @@ export class FoldCore<E, S, O> {
     this.projAdmitted = new Map(this.admitted)
   }
 
-
   get selfBit (): bigint {
     return this.table.bit(this.selfIndex)
   }
