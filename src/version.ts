@@ -14,4 +14,4 @@ export const LEGION_VERSION = '0.1.0'
  * Peers of different protocol versions never exchange a message, so every peer of a cluster
  * must run the same one.
  */
-export const PROTOCOL_VERSION = '12.0.0'
+export const PROTOCOL_VERSION = '13.0.0'

@@ -65,7 +65,7 @@ test('against a running cluster: tables for people, --json for scripts, and exit
   assert.equal(status.code, 0, status.stderr)
   assert.equal(JSON.parse(status.stdout).members, 3)
   const human = await legion(['status', '--url', url])
-  assert.match(human.stdout, /^cluster +\S+ \(legion \d+\.\d+\.\d+, protocol 12\.0\.0\)$/m, human.stdout)
+  assert.match(human.stdout, /^cluster +\S+ \(legion \d+\.\d+\.\d+, protocol 13\.0\.0\)$/m, human.stdout)
   const members = await legion(['members', '--url', url])
   assert.equal(members.code, 0, members.stderr)
   const lines = members.stdout.trim().split('\n')
@@ -114,7 +114,7 @@ test('legion status of an ejected peer whose rejoin waits for a broken link says
   // An endpoint answering what an ejected peer's /status holds then (docs/ADMIN.md): cutting a
   // link between processes for this is test/broken-link.test.ts's job; here, the rendering.
   const status = {
-    self: 'peer-x', cluster: 'c', version: LEGION_VERSION, protocol: '12.0.0', phase: 'ejected', ready: false, uptimeSeconds: 9,
+    self: 'peer-x', cluster: 'c', version: LEGION_VERSION, protocol: '13.0.0', phase: 'ejected', ready: false, uptimeSeconds: 9,
     mutations: false, addresses: [], partitionTable: false, supervision: [], views: [],
     membership: 'ejected', cannotReach: ['peer-y', 'peer-z'], members: 5, settledMembers: 5, suspected: 2, stuck: 0, divergent: 0,
     outstanding: 3, infimumId: null, health: { kind: 'ok' }, groups: { defined: 1, held: 1, outstanding: 3 }

@@ -846,7 +846,7 @@ test(`garbage and mutated frames on every protocol never crash a peer, never cha
         topic: batches,
         push: [[f('')], [lastFold('')], [f(LOG), f('', 2)], [lastFold(WAITING)], [f(PRIVATE), f(UNKNOWN)], [f(''), lastFold(LOG), f(WAITING)], []].map(encodeFoldPush),
         sync: [[{ group: '', full: false }], [{ group: '', full: true }], [{ group: LOG, full: false }, { group: '', full: false }], [{ group: UNKNOWN, full: false }, { group: PRIVATE, full: true }, { group: WAITING, full: false }], [], [{ group: LOG, full: false }, { group: '', full: true }, { group: LOG, full: true }, { group: '', full: false }]].map(encodeSyncRequest),
-        join: [encodeJoinRequest({ addresses: [address], unreachable: [], counter: 0 }), encodeJoinRequest({ addresses: [address], unreachable: [a.self, stranger.peerId], counter: 2 ** 52 })],
+        join: [encodeJoinRequest({ addresses: [address], unreachable: [], counter: 0, handed: [] }), encodeJoinRequest({ addresses: [address], unreachable: [a.self, stranger.peerId], counter: 2 ** 52, handed: [{ group: '', payload: Uint8Array.of(1, 2, 3) }] })],
         heartbeat: [
           encodeHeartbeat({ suspects: [], stuck: undefined }),
           encodeHeartbeat({ suspects: [{ peer: a.self, reason: 'stuck' }, { peer: stranger.peerId, reason: 'silent' }], stuck: 'blocked at an event' })
@@ -904,7 +904,7 @@ test(`garbage and mutated frames on every protocol never crash a peer, never cha
     const deadline = Date.now() + 10_000
     while (!admitted()) {
       assert.ok(Date.now() < deadline, 'the participant could not join again')
-      const answer = decodeJoinAnswer(await forger.request(a.self, ids.join, encodeJoinRequest({ addresses: forger.multiaddrs(), unreachable: [], counter: 0 })), LIMITS)
+      const answer = decodeJoinAnswer(await forger.request(a.self, ids.join, encodeJoinRequest({ addresses: forger.multiaddrs(), unreachable: [], counter: 0, handed: [] })), LIMITS)
       if (answer.kind === 'joinAccepted') rejoins++
       else { expectRefusal(answer, 'rate-limited', 'the participant\'s join'); await new Promise(resolve => setTimeout(resolve, 100)) } // 5 joins per second
     }

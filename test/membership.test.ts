@@ -15,7 +15,8 @@ import type { OperatorControl } from '../src/peer/operator.js'
 import { membersView } from '../src/admin/views.js'
 import { PeerUnreachableError } from '../src/transport/errors.js'
 import { settleTurns } from './support/fake-network.js'
-import { Sim, type Log, type Peer } from './support/membership-sim.js'
+import type { EventSpec } from '../src/eventfold/types.js'
+import { Sim, spec, type Log, type Peer } from './support/membership-sim.js'
 
 test('a participant that goes silent is suspected after suspectAfterMs and ejected by the majority', async () => {
   const sim = new Sim()
@@ -306,6 +307,36 @@ test('a peer restarted under the same id answers nothing it cannot judge: nobody
   assert.equal(restarted.self, c.self)
   await sim.until(() => [a, b, restarted].every(p => p.readState().outstanding === 0 && p.readState().infimum.log.length === 1), 'the cluster converges with the restarted peer')
   assert.ok([a, b].every(p => p.stats().counters.timesEjected === 0), 'nobody believed itself ejected')
+  await sim.stop()
+})
+
+test('a participant that rejoins after its own hooks threw hands its sponsor the events only it holds, so they fold everywhere instead of being lost', async () => {
+  const sim = new Sim()
+  // x runs an older apply that throws on 'boom' where the others' runs (a rolling upgrade).
+  const older: EventSpec<string, Log, number> = { init: spec.init, apply: (e, s) => { if (e === 'boom') throw new Error('unknown event'); return spec.apply(e, s) } }
+  const [a, b, x] = await sim.cluster(3, i => i === 2 ? { spec: older } : {}) as [Peer, Peer, Peer]
+  // Until the others answer syncs again, x cannot see their settled state, only that they
+  // saw no failure where it did: it goes on as a participant.
+  sim.net.dropProtocols(a.self, ['sync'])
+  sim.net.dropProtocols(b.self, ['sync'])
+  await sim.settle(a.applyConsistent('boom'), 'boom folds at a')
+  await sim.until(() => b.readState().infimum.log.includes('boom'), 'boom folds at b')
+  assert.equal(x.stats().membership, 'participant')
+  // Then x's batches are lost, while its syncs, joins and heartbeats go through: its event
+  // reaches nobody before x rejoins.
+  sim.net.dropProtocols(x.self, ['fold'])
+  x.applyFast('mine')
+  await sim.pass(2000)
+  assert.ok([a, b].every(p => !p.readState().projected.log.includes('mine')), 'x\'s event reached nobody in two anti-entropy rounds')
+  sim.net.dropProtocols(a.self, [])
+  sim.net.dropProtocols(b.self, [])
+  await sim.until(() => x.stats().counters.rejoins === 1 && x.stats().membership === 'participant', 'x finds its hooks threw where the others ran, and rejoins')
+  assert.ok(x.stats().counters.divergences >= 1)
+  sim.net.dropProtocols(x.self, [])
+  await sim.until(() => [a, b, x].every(p => p.readState().outstanding === 0 && p.readState().infimum.log.includes('mine')), 'x\'s event folds everywhere')
+  assert.equal(a.stats().counters.handedOver + b.stats().counters.handedOver, 1, 'x handed its sponsor the fold holding its own event')
+  assert.equal(a.readState().infimum.log.filter(e => e === 'mine').length, 1, 'x\'s event folded once')
+  for (const p of [b, x]) assert.deepEqual(p.readState().infimum.log, a.readState().infimum.log, 'the same history everywhere')
   await sim.stop()
 })
 

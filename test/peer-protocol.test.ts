@@ -1,5 +1,5 @@
 /**
- * Specification of the peer protocols' messages (protocol 12.0.0): exact round trips, canonical
+ * Specification of the peer protocols' messages (protocol 13.0.0): exact round trips, canonical
  * bytes, bounded decoding that throws nothing but DecodeError (limits, truncation, kinds,
  * flags, refusal codes, a Refusal only where an answer may be one), and golden vectors that
  * pin each message's layout and every protocol id. The payloads these messages carry (Diffs,
@@ -144,7 +144,7 @@ const messages: readonly MessageSpec[] = [
   answer('syncAnswer', PeerMessageKind.syncAnswer, listOf(syncResultArb), encodeSyncAnswer, decodeSyncAnswer, goldenSyncAnswers),
   message('foldPush', PeerMessageKind.foldPush, listOf(groupPayloadArb), encodeFoldPush, decodeFoldPush, goldenFoldPushes),
   answer('pushAnswer', PeerMessageKind.pushAnswer, listOf(pushResultArb), encodePushAnswer, decodePushAnswer, goldenPushAnswers),
-  message('joinRequest', PeerMessageKind.joinRequest, record<JoinRequest>({ addresses: addressesArb, unreachable: fc.array(peerArb, { maxLength: 3 }), counter: fc.integer({ min: 0, max: 2 ** 52 }) }), encodeJoinRequest, decodeJoinRequest, goldenJoinRequests),
+  message('joinRequest', PeerMessageKind.joinRequest, record<JoinRequest>({ addresses: addressesArb, unreachable: fc.array(peerArb, { maxLength: 3 }), counter: fc.integer({ min: 0, max: 2 ** 52 }), handed: listOf(groupPayloadArb) }), encodeJoinRequest, decodeJoinRequest, goldenJoinRequests),
   answer<JoinAccepted>('joinAccepted', PeerMessageKind.joinAccepted,
     record({ kind: fc.constant('joinAccepted' as const), groups: listOf(groupPayloadArb), peers: listOf(peerAddressesArb) }),
     v => encodeJoinAccepted(v.groups, v.peers), decodeJoinAnswer, goldenJoinAnswers),
@@ -175,10 +175,10 @@ describe('kinds and protocol ids', () => {
     assert.deepEqual(messages.map(m => m.kind).sort((x, y) => x - y), kinds.filter(k => k !== PeerMessageKind.refusal).sort((x, y) => x - y), 'every kind is specified here')
   })
 
-  test('a protocol id names the cluster (percent-encoded, one path segment), the protocol and version 12.0.0', () => {
-    assert.equal(PROTOCOL_VERSION, '12.0.0')
-    assert.equal(protocolId('c', SYNC_PROTOCOL), '/legion/c/sync/12.0.0')
-    assert.equal(protocolId('a b/c', 'x'), '/legion/a%20b%2Fc/x/12.0.0')
+  test('a protocol id names the cluster (percent-encoded, one path segment), the protocol and version 13.0.0', () => {
+    assert.equal(PROTOCOL_VERSION, '13.0.0')
+    assert.equal(protocolId('c', SYNC_PROTOCOL), '/legion/c/sync/13.0.0')
+    assert.equal(protocolId('a b/c', 'x'), '/legion/a%20b%2Fc/x/13.0.0')
     assert.equal(protocolId('c', 'x', '7.0.0'), '/legion/c/x/7.0.0')
   })
 })
@@ -296,8 +296,8 @@ describe('bounded decoding', () => {
       ['group id bytes', n => encodeSyncRequest([{ group: 'g'.repeat(n), full: false }]), b => decodeSyncRequest(b, LIMITS), MAX_GROUP_ID_BYTES],
       ['suspect id bytes', n => encodeHeartbeat({ suspects: [{ peer: 'p'.repeat(n), reason: 'silent' }], stuck: undefined }), b => decodeHeartbeat(b, LIMITS), MAX_PEER_ID_BYTES],
       // (written by hand: the encoder cuts address lists to what the decoder takes)
-      ['addresses', n => handMade(PeerMessageKind.joinRequest, w => { w.writeVarUint(n); for (let i = 0; i < n; i++) w.writeString('/a'); w.writeVarUint(0); w.writeVarUint(0) }), b => decodeJoinRequest(b, LIMITS), MAX_ADDRESSES],
-      ['address bytes', n => handMade(PeerMessageKind.joinRequest, w => { w.writeVarUint(1); w.writeString('a'.repeat(n)); w.writeVarUint(0); w.writeVarUint(0) }), b => decodeJoinRequest(b, LIMITS), MAX_ADDRESS_BYTES],
+      ['addresses', n => handMade(PeerMessageKind.joinRequest, w => { w.writeVarUint(n); for (let i = 0; i < n; i++) w.writeString('/a'); w.writeVarUint(0); w.writeVarUint(0); w.writeVarUint(0) }), b => decodeJoinRequest(b, LIMITS), MAX_ADDRESSES],
+      ['address bytes', n => handMade(PeerMessageKind.joinRequest, w => { w.writeVarUint(1); w.writeString('a'.repeat(n)); w.writeVarUint(0); w.writeVarUint(0); w.writeVarUint(0) }), b => decodeJoinRequest(b, LIMITS), MAX_ADDRESS_BYTES],
       ['stuck reason bytes', n => handMade(PeerMessageKind.heartbeat, w => { w.writeVarUint(0); w.writeUint8(1); w.writeString('d'.repeat(n)) }), b => decodeHeartbeat(b, LIMITS), MAX_STUCK_DETAIL_BYTES],
       ['refusal message bytes', n => handMade(PeerMessageKind.refusal, w => { w.writeString('stopping'); w.writeString('m'.repeat(n)) }), b => decodeSyncAnswer(b, LIMITS), MAX_MESSAGE_TEXT],
       ['channel name bytes', n => encodeFrame('c'.repeat(n), new Uint8Array(0)), b => decodeFrame(b, LIMITS), 256]
@@ -332,14 +332,14 @@ describe('what a peer sends, it can decode', () => {
 
   test('a join request\'s counter past 2^52 is refused both ways', () => {
     expectDecodeError('invalid', () => decodeJoinRequest(handMade(PeerMessageKind.joinRequest, w => { w.writeVarUint(0); w.writeVarUint(0); w.writeVarUint(2 ** 52 + 1) }), LIMITS))
-    assert.throws(() => encodeJoinRequest({ addresses: [], unreachable: [], counter: 2 ** 52 + 1 }), /from 0 to 2\^52/)
-    assert.throws(() => encodeJoinRequest({ addresses: [], unreachable: [], counter: -1 }), /from 0 to 2\^52/)
+    assert.throws(() => encodeJoinRequest({ addresses: [], unreachable: [], counter: 2 ** 52 + 1, handed: [] }), /from 0 to 2\^52/)
+    assert.throws(() => encodeJoinRequest({ addresses: [], unreachable: [], counter: -1, handed: [] }), /from 0 to 2\^52/)
   })
 
   test('address lists are cut to what the decoder takes: the first 64 addresses of at most 1024 bytes', () => {
     const addresses = ['x'.repeat(MAX_ADDRESS_BYTES + 1), ...Array.from({ length: 100 }, (_, i) => `/ip4/10.0.0.${i}/tcp/1`)]
     const fit = addresses.slice(1, 1 + MAX_ADDRESSES)
-    assert.deepEqual(decodeJoinRequest(encodeJoinRequest({ addresses, unreachable: [], counter: 7 }), LIMITS), { addresses: fit, unreachable: [], counter: 7 })
+    assert.deepEqual(decodeJoinRequest(encodeJoinRequest({ addresses, unreachable: [], counter: 7, handed: [] }), LIMITS), { addresses: fit, unreachable: [], counter: 7, handed: [] })
     assert.deepEqual(decodeJoinAnswer(encodeJoinAccepted([], [{ id: 'p', addresses }]), LIMITS), { kind: 'joinAccepted', groups: [], peers: [{ id: 'p', addresses: fit }] })
     assert.deepEqual(decodeHeartbeatAnswer(encodeHeartbeatAnswer([{ id: 'p', addresses }]), LIMITS), [{ id: 'p', addresses: fit }])
   })
@@ -349,7 +349,7 @@ describe('what a peer sends, it can decode', () => {
   })
 })
 
-describe('golden vectors (protocol 12.0.0)', () => {
+describe('golden vectors (protocol 13.0.0)', () => {
   const fixture = JSON.parse(readFileSync(new URL('./fixtures/peer-protocol-golden.json', import.meta.url), 'utf8')) as {
     protocolVersion: string
     formatVersion: number

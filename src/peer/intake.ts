@@ -134,6 +134,30 @@ export class Intake {
   }
 
   /**
+   * Takes the events of a whole fold that a rejoining participant `from` handed this peer, its
+   * sponsor, before this peer's UnJoin stands in for `from`'s earlier incarnation (join.ts):
+   * first-hand, and only while `from` is a projected participant here and this replica's own
+   * Join has folded. The fold may well be settled on a history this peer does not share (that
+   * is why `from` rejoins): its runs are taken, its acknowledgements are not, and the
+   * divergence says nothing about this peer. Returns whether it merged.
+   */
+  handedOver (replica: SomeReplica, from: Participant, bytes: Uint8Array): boolean {
+    const c = this.components
+    const fold = replica.fold
+    if (fold === undefined || !fold.hasJoined() || !replica.isParticipant(from)) return false
+    let outcome: MergeOutcome
+    try {
+      outcome = replica.mergeFull(fold, from, decodeEventFold(bytes, replica.definition.codecs, c.limits), true)
+    } catch (err) {
+      c.counters.droppedUndecodable++
+      c.log('dropped an undecodable fold of group %s handed over by %s: %s', label(replica.id), from, err)
+      return false
+    }
+    if (outcome.kind === 'forged' || outcome.kind === 'wrong-origin') c.log('dropped the fold of group %s handed over by %s (%s)', label(replica.id), from, outcome.kind)
+    return outcome.kind === 'merged' || outcome.kind === 'diverged'
+  }
+
+  /**
    * Takes a whole fold `from` sent for a group this peer waits to hold (a managed group it was
    * just added to): only if it names this peer as a participant (or a pending Join of it) and
    * `from` as a settled one. Trusting, like a joiner's first state. Returns `merged` if it

@@ -127,6 +127,7 @@ export class Observer {
     counter('auto_ejections', 'Participants this peer ejected because a majority suspected them.', () => k.autoEjections)
     counter('times_ejected', 'Times this peer found it had been ejected.', () => k.timesEjected)
     counter('rejoins', 'Times this peer was admitted again after an ejection.', () => k.rejoins)
+    counter('handed_over', 'Groups in which this peer, sponsoring a rejoin, took the events the asker handed over.', () => k.handedOver)
     m.counter('deferred_acknowledgements', 'Acknowledgements owed without hurry, per group and receiving peer: rode in a message sent anyway, or sent by the timer of the delay.', ['how'], metric => {
       metric.reset()
       metric.inc({ how: 'rode' }, k.acknowledgementsRode)

@@ -190,8 +190,9 @@ export function buildParts (inputs: PartInputs): Parts {
     random,
     counters,
     limits,
+    takeHandedOver: (replica, from, fold) => intake.handedOver(replica, from, fold),
     log: loggers('membership')
-  }, { joinTimeoutMs: config.joinTimeoutMs, rejoin: config.rejoin, rejoinBackoffMs: config.heartbeatIntervalMs, probeTimeoutMs: config.heartbeatIntervalMs })
+  }, { joinTimeoutMs: config.joinTimeoutMs, rejoin: config.rejoin, rejoinBackoffMs: config.heartbeatIntervalMs, probeTimeoutMs: config.heartbeatIntervalMs, handOverBytes: Math.floor(config.maxMessageBytes / 2) })
   const autoEject = config.autoEject
   const heartbeats: Heartbeats = new Heartbeats({
     self,

@@ -380,7 +380,7 @@ function newCounters (): LegionCounters {
   return {
     eventsApplied: 0, eventsFolded: 0, diffMerges: 0, fullMerges: 0, mergeRefusals: 0, syncsRequested: 0, syncsServed: 0, outputsForwarded: 0,
     droppedUndecodable: 0, droppedWrongCluster: 0, droppedNonParticipant: 0, droppedForged: 0, divergences: 0, droppedDenied: 0, heartbeatsSent: 0,
-    autoEjections: 0, timesEjected: 0, rejoins: 0, droppedRateLimited: 0, droppedFrames: 0, refusedConnections: 0, bytesIn: 0, bytesOut: 0,
+    autoEjections: 0, timesEjected: 0, rejoins: 0, handedOver: 0, droppedRateLimited: 0, droppedFrames: 0, refusedConnections: 0, bytesIn: 0, bytesOut: 0,
     messagesIn: 0, messagesOut: 0, droppedUnknownGroup: 0, droppedUnknownParticipants: 0, hookErrors: 0, acknowledgementsRode: 0, acknowledgementsDelayed: 0, headsSigned: 0, saveFailures: 0, flushFailures: 0
   }
 }

@@ -69,6 +69,11 @@ export interface LegionCounters {
   timesEjected: number
   /** Times this peer was admitted again after an ejection. */
   rejoins: number
+  /**
+   * Groups in which this peer, sponsoring a rejoin, took the events the asker handed over
+   * before standing in for its earlier incarnation (docs/PROTOCOL.md 5.4).
+   */
+  handedOver: number
   /** Requests refused by the per-peer rate limit. */
   droppedRateLimited: number
   /** Frames dropped by the transport (oversized or malformed). */

@@ -182,7 +182,7 @@ export interface ChannelComponents {
  */
 export interface Channel {
   /**
-   * Registers the handler of `protocol` (e.g. `/legion/<cluster>/<name>/12.0.0`)
+   * Registers the handler of `protocol` (e.g. `/legion/<cluster>/<name>/13.0.0`)
    * with libp2p. Replaces a handler registered earlier by this channel.
    */
   handle(protocol: string, handler: ChannelHandler, options?: HandleOptions): Promise<void>

@@ -16,7 +16,7 @@
  *                             message of the remote error (<= 1024 bytes)
  * ```
  *
- * The protocol version lives in the protocol id (`/legion/<cluster>/<name>/12.0.0`),
+ * The protocol version lives in the protocol id (`/legion/<cluster>/<name>/13.0.0`),
  * so the frame itself carries none. Golden vectors in the tests pin the layout.
  *
  * @module

@@ -533,11 +533,12 @@ export class GroupReplica<E, S, O> {
   /**
    * Merges a whole fold `from` sent. A first-hand divergence is counted here; deciding what
    * it means (two participants, or the only other one, must show it) is membership's.
+   * `firstHand`: merge first-hand whatever the settings (a fold handed over by its own writer).
    */
-  mergeFull (fold: EventFold<E, S, O>, from: Participant, snapshot: EventFoldSnapshot<E, S, O>): MergeOutcome {
+  mergeFull (fold: EventFold<E, S, O>, from: Participant, snapshot: EventFoldSnapshot<E, S, O>, firstHand = false): MergeOutcome {
     const counters = this.components.counters
     if (snapshot.origin !== this.definition.origin) { counters.droppedWrongCluster++; return { kind: 'wrong-origin' } }
-    const r = fold.mergeFull(snapshot, this.mergeOptions(fold, from))
+    const r = fold.mergeFull(snapshot, firstHand ? { from } : this.mergeOptions(fold, from))
     if (!r.ok) {
       if (r.error instanceof ForgedEventError) { counters.droppedForged++; return { kind: 'forged', reason: r.error.message } }
       return { kind: 'wrong-origin' }

@@ -15,7 +15,9 @@
  *   was sent to them yet.
  * - **Sponsoring**: an earlier incarnation of the asker leaves every group first (UnJoin), so
  *   a restarted peer rejoins cleanly, past the largest counter that incarnation saw (the
- *   request says it), so none of its events is ordered after the readmission; then the asker
+ *   request says it), so none of its events is ordered after the readmission, and once the
+ *   sponsor took the events a live asker handed over (the UnJoin stands in for that
+ *   incarnation, which is sound only if the sponsor holds everything it created); then the asker
  *   joins the cluster's group and every cluster-wide group (Join); the answer is sent once all
  *   of that is saved. It refuses an asker that cannot reach a participant this peer hears (see
  *   above).
@@ -76,6 +78,11 @@ export interface JoinComponents {
   readonly counters: LegionCounters
   /** Message limits. */
   readonly limits: DecodeLimits
+  /**
+   * Takes the events of a whole fold of `replica`'s group that a rejoining participant handed
+   * over (`Intake.handedOver`); whether it merged.
+   */
+  readonly takeHandedOver: (replica: SomeReplica, from: Participant, fold: Uint8Array) => boolean
   /** The part's logger. */
   readonly log: Logger
 }
@@ -90,6 +97,8 @@ export interface JoinSettings {
   readonly rejoinBackoffMs: number
   /** How long a rejoin waits for the answer of a participant it has not heard from lately. */
   readonly probeTimeoutMs: number
+  /** The most bytes of folds a rejoin request hands its sponsor (within the largest message). */
+  readonly handOverBytes: number
 }
 
 const MAX_REJOIN_BACKOFF_MS = 60_000
@@ -153,7 +162,8 @@ export class Joining {
     const c = this.components
     let counter = 0
     for (const r of previous?.groups.values() ?? []) counter = Math.max(counter, r.fold?.maxKnownCounter ?? 0)
-    const request = encodeJoinRequest({ addresses: c.network.multiaddrs(), unreachable, counter })
+    const handed = previous === undefined ? [] : await this.handOver(previous)
+    const request = encodeJoinRequest({ addresses: c.network.multiaddrs(), unreachable, counter, handed })
     c.inbound.countOut(request)
     const bytes = await c.network.request(sponsor, c.inbound.protocol(JOIN_PROTOCOL), request, { timeoutMs })
     c.inbound.countIn(bytes)
@@ -165,6 +175,35 @@ export class Joining {
     this.components.incarnationChanged()
     for (const p of answer.peers) if (p.id !== c.self && p.addresses.length > 0) void this.reachAt(p.id, p.addresses)
     return incarnation
+  }
+
+  /**
+   * What a rejoin hands its sponsor: the whole fold of every group of the earlier incarnation
+   * where this peer still takes part and holds events of its own that have not folded, once
+   * saved (a fold restored from storage goes on writing its newest log, which must hold every
+   * event that left). The sponsor's UnJoin of that incarnation stands in for it, which is
+   * sound only if the sponsor holds every event it created (docs/ARCHITECTURE.md, "Ejection:
+   * assumptions and known limits"); an event still on its way to a third peer could otherwise
+   * fold there and not where the UnJoin stood in without it. Groups past `handOverBytes` are
+   * left out (logged): their events are left to that assumption, as every rejoin's were before.
+   */
+  private async handOver (previous: Incarnation): Promise<GroupPayload[]> {
+    const c = this.components
+    const shown: Array<{ replica: SomeReplica, version: number, payload: Uint8Array }> = []
+    let bytes = 0
+    for (const replica of previous.groups.values()) {
+      const fold = replica.fold
+      if (fold === undefined || !replica.isParticipant(c.self) || !fold.outstandingEvents().some(e => e.id.participant === c.self)) continue
+      const payload = replica.encodedFold(fold)
+      if (bytes + payload.length > this.settings.handOverBytes) {
+        c.log('rejoining: the fold of group %s (%d bytes) does not fit in the request; its own events there are not handed over', replica.id === '' ? '(cluster)' : replica.id, payload.length)
+        continue
+      }
+      bytes += payload.length
+      shown.push({ replica, version: replica.version, payload })
+    }
+    const saved = await Promise.all(shown.map(async s => await c.persistence.persisted(s.replica, s.version)))
+    return shown.filter((_, i) => saved[i]).map(s => ({ group: s.replica.id, payload: s.payload }))
   }
 
   /**
@@ -266,7 +305,7 @@ export class Joining {
   }
 
   /** The join handler: see the module comment. */
-  private async sponsor (from: Participant, { addresses, unreachable, counter }: JoinRequest): Promise<Uint8Array> {
+  private async sponsor (from: Participant, { addresses, unreachable, counter, handed }: JoinRequest): Promise<Uint8Array> {
     const c = this.components
     const phase = c.lifecycle.phase
     // An ejected peer's fold is stale: admitting someone into it would only strand them there.
@@ -278,10 +317,17 @@ export class Joining {
     const cut = unreachable.filter(p => p !== from && p !== c.self && incarnation.groups.get('')!.isParticipant(p) && c.hears(p))
     if (cut.length > 0) throw new Refused('cannot-reach', `${from} cannot reach ${cut.join(', ')}, which ${c.self} hears: admitted, it would stall their folds`)
     const admitted: SomeReplica[] = []
+    // Events handed over are taken only from an asker the cluster still counts in here, in
+    // groups that count it in (`Intake.handedOver`): an ejected peer's are fenced as its
+    // messages are, and the UnJoin that ejected it stood in for it on what its acknowledgers held.
+    const folds = new Map(incarnation.groups.get('')!.isParticipant(from) ? handed.map(h => [h.group, h.payload]) : [])
     for (const replica of incarnation.groups.values()) {
       const fold = replica.fold
       if (fold === undefined) continue
       const follows = replica.id === '' || replica.definition.membership === 'cluster'
+      // The asker's own events first, so the UnJoin below stands in only for what this peer holds.
+      const theirs = folds.get(replica.id)
+      if (theirs !== undefined && c.takeHandedOver(replica, from, theirs)) c.counters.handedOver++
       // Past every event the asker's earlier incarnation made (an ejected peer goes on writing
       // until it finds out, with its own counters, and a third peer may hold those events): an
       // event of it ordered after the Join below would count as the new incarnation's, which

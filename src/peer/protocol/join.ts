@@ -4,7 +4,9 @@
  * JoinRequest (kind 17): `list<str> addresses` (where the asker listens), then `list<str>
  * unreachable` (peer ids: participants of its last membership that a rejoining asker hears
  * no longer; empty on a first join), then `varuint counter` (the largest event counter of
- * its last membership, at most 2^52; 0 on a first join).
+ * its last membership, at most 2^52; 0 on a first join), then `list<group> handed` (`group`
+ * as below: a rejoining asker's whole fold of each group where it still takes part and has
+ * events of its own outstanding; empty on a first join).
  * JoinAccepted (kind 18): `list<group>`, `group` = `str id`, `bytes fold` (an EventFold, kind
  * 1: the sponsor's whole fold of each group the asker was admitted to, the cluster's own
  * group `""` first); then `list<peer>`, `peer` = `str id`, `list<str> addresses` (every
@@ -57,6 +59,13 @@ export interface JoinRequest {
    * asker's earlier incarnation created is ordered before that Join.
    */
   readonly counter: number
+  /**
+   * A rejoining asker's whole fold (kind 1) of each group of its last membership where it
+   * still takes part and holds events of its own that have not folded (empty on a first
+   * join): the sponsor takes those events before its UnJoin stands in for the asker's earlier
+   * incarnation, so none of them can fold at some replicas and not at others.
+   */
+  readonly handed: readonly GroupPayload[]
 }
 
 /** Encodes a join request. */
@@ -67,6 +76,7 @@ export function encodeJoinRequest (request: JoinRequest): Uint8Array {
     const counter = request.counter
     if (!Number.isSafeInteger(counter) || counter < 0 || counter > MAX_EVENT_COUNTER) throw new EncodeError(`a join request's counter must be an integer from 0 to 2^52, got ${String(counter)}`)
     w.writeVarUint(counter)
+    writeGroupPayloads(w, request.handed)
   })
 }
 
@@ -75,7 +85,8 @@ export function decodeJoinRequest (bytes: Uint8Array, limits: DecodeLimits): Joi
   return decodeMessage(bytes, limits, PeerMessageKind.joinRequest, (r): JoinRequest => ({
     addresses: readAddresses(r),
     unreachable: readList(r, limits, 2, 'unreachable', readPeerId),
-    counter: readCounter(r)
+    counter: readCounter(r),
+    handed: readGroupPayloads(r, limits)
   }))
 }
 
