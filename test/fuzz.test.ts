@@ -846,7 +846,7 @@ test(`garbage and mutated frames on every protocol never crash a peer, never cha
         topic: batches,
         push: [[f('')], [lastFold('')], [f(LOG), f('', 2)], [lastFold(WAITING)], [f(PRIVATE), f(UNKNOWN)], [f(''), lastFold(LOG), f(WAITING)], []].map(encodeFoldPush),
         sync: [[{ group: '', full: false }], [{ group: '', full: true }], [{ group: LOG, full: false }, { group: '', full: false }], [{ group: UNKNOWN, full: false }, { group: PRIVATE, full: true }, { group: WAITING, full: false }], [], [{ group: LOG, full: false }, { group: '', full: true }, { group: LOG, full: true }, { group: '', full: false }]].map(encodeSyncRequest),
-        join: [encodeJoinRequest({ addresses: [address], unreachable: [], counter: 0, handed: [] }), encodeJoinRequest({ addresses: [address], unreachable: [a.self, stranger.peerId], counter: 2 ** 52, handed: [{ group: '', payload: Uint8Array.of(1, 2, 3) }] })],
+        join: [encodeJoinRequest({ addresses: [address], unreachable: [], counter: 0, handed: [] }), encodeJoinRequest({ addresses: [address], unreachable: [a.self, stranger.peerId], counter: 2 ** 52, handed: [lastFold(''), { group: LOG, payload: Uint8Array.of(1, 2, 3) }, lastFold(UNKNOWN)] })],
         heartbeat: [
           encodeHeartbeat({ suspects: [], stuck: undefined }),
           encodeHeartbeat({ suspects: [{ peer: a.self, reason: 'stuck' }, { peer: stranger.peerId, reason: 'silent' }], stuck: 'blocked at an event' })

@@ -162,7 +162,7 @@ export class Joining {
     const c = this.components
     let counter = 0
     for (const r of previous?.groups.values() ?? []) counter = Math.max(counter, r.fold?.maxKnownCounter ?? 0)
-    const handed = previous === undefined ? [] : await this.handOver(previous)
+    const handed = previous === undefined ? [] : await this.handOver(previous, timeoutMs)
     const request = encodeJoinRequest({ addresses: c.network.multiaddrs(), unreachable, counter, handed })
     c.inbound.countOut(request)
     const bytes = await c.network.request(sponsor, c.inbound.protocol(JOIN_PROTOCOL), request, { timeoutMs })
@@ -185,9 +185,11 @@ export class Joining {
    * sound only if the sponsor holds every event it created (docs/ARCHITECTURE.md, "Ejection:
    * assumptions and known limits"); an event still on its way to a third peer could otherwise
    * fold there and not where the UnJoin stood in without it. Groups past `handOverBytes` are
-   * left out (logged): their events are left to that assumption, as every rejoin's were before.
+   * left out (logged): their events are left to that assumption, as every rejoin's were before;
+   * so are those of a fold not saved within `timeoutMs` (a failing disk must not hold the
+   * rejoin up for good).
    */
-  private async handOver (previous: Incarnation): Promise<GroupPayload[]> {
+  private async handOver (previous: Incarnation, timeoutMs: number): Promise<GroupPayload[]> {
     const c = this.components
     const shown: Array<{ replica: SomeReplica, version: number, payload: Uint8Array }> = []
     let bytes = 0
@@ -202,7 +204,10 @@ export class Joining {
       bytes += payload.length
       shown.push({ replica, version: replica.version, payload })
     }
-    const saved = await Promise.all(shown.map(async s => await c.persistence.persisted(s.replica, s.version)))
+    const saved = await Promise.all(shown.map(async s => await new Promise<boolean>(resolve => {
+      const timer = c.clock.setTimer(timeoutMs, () => { resolve(false) })
+      void c.persistence.persisted(s.replica, s.version).then(ok => { timer.cancel(); resolve(ok) })
+    })))
     return shown.filter((_, i) => saved[i]).map(s => ({ group: s.replica.id, payload: s.payload }))
   }
 
