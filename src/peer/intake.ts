@@ -138,8 +138,8 @@ export class Intake {
    * sponsor, before this peer's UnJoin stands in for `from`'s earlier incarnation (join.ts):
    * first-hand, and only while `from` is a projected participant here and this replica's own
    * Join has folded. The fold may well be settled on a history this peer does not share (that
-   * is why `from` rejoins): its runs are taken, its acknowledgements are not, and the
-   * divergence says nothing about this peer. Returns whether it merged.
+   * is why `from` rejoins): its runs are taken, its acknowledgements only if it does share it,
+   * and the divergence says nothing about this peer. Returns whether it merged.
    */
   handedOver (replica: SomeReplica, from: Participant, bytes: Uint8Array): boolean {
     const c = this.components

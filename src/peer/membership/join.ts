@@ -39,6 +39,7 @@ import { JOIN_PROTOCOL, decodeJoinAnswer, decodeJoinRequest, encodeJoinAccepted,
 import { RateLimiter } from '../rate-limiter.js'
 import { describeJoinFailure, isNegotiationFailure } from './join-failure.js'
 import type { GroupRegistry } from '../group/groups.js'
+import { label } from '../intake.js'
 
 /** What joining and sponsoring need. */
 export interface JoinComponents {
@@ -198,7 +199,7 @@ export class Joining {
       if (fold === undefined || !replica.isParticipant(c.self) || !fold.outstandingEvents().some(e => e.id.participant === c.self)) continue
       const payload = replica.encodedFold(fold)
       if (bytes + payload.length > this.settings.handOverBytes) {
-        c.log('rejoining: the fold of group %s (%d bytes) does not fit in the request; its own events there are not handed over', replica.id === '' ? '(cluster)' : replica.id, payload.length)
+        c.log('rejoining: the fold of group %s (%d bytes) does not fit in the request; its own events there are not handed over', label(replica.id), payload.length)
         continue
       }
       bytes += payload.length
